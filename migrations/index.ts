@@ -1,0 +1,7 @@
+import { Init1795708725000 } from './1795708725000-Init';
+
+/**
+ * Every migration in order, listed explicitly so tests (TypeScript) and the server (compiled)
+ * load the same set. `bastion migrate generate <Name>` appends to this list.
+ */
+export const MIGRATIONS: Function[] = [Init1795708725000];

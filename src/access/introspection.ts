@@ -1,0 +1,40 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { BREAK, DocumentNode, visit } from 'graphql';
+import type { IntrospectionMode } from '../config';
+import type { Context } from '../context';
+import { AppError } from '../errors';
+
+function selectsIntrospection(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    Field(node) {
+      if (node.name.value === '__schema' || node.name.value === '__type') {
+        found = true;
+        return BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+/**
+ * Introspection for admins only (SECURITY.md GQ-1, ASVS 4.3.2). Apollo's own switch is all or
+ * nothing per server, and shield skips introspection fields (SH-7), so the check runs here, once
+ * the viewer is known. `__typename` stays allowed: clients need it for unions.
+ */
+export function introspectionGate(mode: IntrospectionMode): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, contextValue }) {
+          if (mode === 'everyone' || contextValue.viewer.roles.includes('admin')) return;
+          if (selectsIntrospection(document)) {
+            contextValue.logger.info({ userId: contextValue.viewer.userId }, 'introspection refused');
+            throw new AppError('FORBIDDEN', 'Introspection is available to admins only. Build your client from schema/schema.graphql.', { stopsRequest: true });
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,170 @@
+import 'reflect-metadata';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { systemClock } from './clock';
+import { Config, ConfigError, loadConfig, readEnvironment } from './config';
+import { openDatabase, runMigrations } from './db/database';
+import { generateMigration } from './db/migration-generator';
+import { FEATURES } from './features';
+import { Logger, createLogger } from './logging';
+import { startBastion } from './main';
+import { BASTION_VERSION, PROJECT_ROOT } from './project';
+import { buildGraphQLSchema, printSDL } from './schema';
+
+/** An expected failure: printed as one line, exit code 1. */
+class CliFailure extends Error {}
+
+function bootConfig(): Config {
+  return loadConfig(readEnvironment(process.env, process.cwd()));
+}
+
+function bootLogger(config: Config): Logger {
+  return createLogger({ level: config.logLevel, pretty: config.logPretty });
+}
+
+async function serve(): Promise<void> {
+  const config = bootConfig();
+  const logger = bootLogger(config);
+  const started = Date.now();
+  const bastion = await startBastion(config, { logger, clock: systemClock });
+  logger.info({ url: bastion.url, startupMs: Date.now() - started }, `Bastion is serving ${bastion.url}`);
+
+  let firstSignalAt: number | undefined;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (firstSignalAt !== undefined) {
+      // npm and the terminal both deliver one Ctrl-C; only a later, deliberate second one forces.
+      if (Date.now() - firstSignalAt < 2_000) return;
+      logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(1);
+    }
+    firstSignalAt = Date.now();
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    bastion.stop().then(
+      () => {
+        logger.info('stopped');
+        logger.flush();
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+async function withDatabase<T>(work: (database: Awaited<ReturnType<typeof openDatabase>>, logger: Logger) => Promise<T>): Promise<T> {
+  const config = bootConfig();
+  const logger = bootLogger(config);
+  const database = await openDatabase(config, logger, { migrate: false });
+  try {
+    return await work(database, logger);
+  } finally {
+    await database.close();
+  }
+}
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function emitSchema(check: boolean): Promise<void> {
+  const target = path.join(PROJECT_ROOT, 'schema', 'schema.graphql');
+  const sdl = printSDL(await buildGraphQLSchema(FEATURES));
+  if (check) {
+    const committed = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '';
+    if (committed !== sdl) throw new CliFailure('schema/schema.graphql is stale: run `npx bastion schema emit` and commit it');
+    say('schema/schema.graphql is up to date');
+    return;
+  }
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.writeFileSync(target, sdl);
+  say(`wrote ${path.relative(process.cwd(), target) || target}`);
+}
+
+export function buildCli(): Command {
+  const program = new Command('bastion')
+    .description('Bastion: a self-hosted GraphQL backend for mobile apps, with its security measures built in.')
+    .version(BASTION_VERSION)
+    .showHelpAfterError('(run with --help for usage)');
+
+  program
+    .command('serve')
+    .description('Start the GraphQL server (embedded PostgreSQL unless DATABASE_URL is set); migrations run first unless BASTION_MIGRATE_ON_START=false')
+    .action(serve);
+
+  const migrate = program.command('migrate').description('Database migrations (with no subcommand: apply pending ones)');
+  migrate.action(() =>
+    withDatabase(async ({ dataSource }, logger) => {
+      const pending = await dataSource.showMigrations();
+      if (!pending) return say('database is up to date');
+      const applied = await runMigrations(dataSource, logger);
+      say(`applied ${applied} migration${applied === 1 ? '' : 's'}`);
+    }),
+  );
+  migrate
+    .command('revert')
+    .description('Undo the most recent migration')
+    .action(() =>
+      withDatabase(async ({ dataSource }) => {
+        await dataSource.undoLastMigration({ transaction: 'each' });
+        say('reverted the most recent migration');
+      }),
+    );
+  migrate
+    .command('status')
+    .description('Say whether migrations are pending (exit 1 when they are)')
+    .action(() =>
+      withDatabase(async ({ dataSource }) => {
+        if (await dataSource.showMigrations()) throw new CliFailure('migrations are pending: run `bastion migrate`');
+        say('database is up to date');
+      }),
+    );
+  migrate
+    .command('generate')
+    .argument('<Name>', 'PascalCase name, e.g. AddPosts')
+    .description('Write a migration that brings the database to the shape of the entities, and register it')
+    .action((name: string) =>
+      withDatabase(async ({ dataSource }, logger) => {
+        // Diff against a database with every existing migration applied.
+        await runMigrations(dataSource, logger);
+        const generated = await generateMigration(dataSource, name, path.join(PROJECT_ROOT, 'migrations'), systemClock);
+        if (!generated) return say('no changes: the database already matches the entities');
+        say(`wrote ${path.relative(process.cwd(), generated.file)} (${generated.statements} statements); run \`npm run migration:run\` or restart to apply it`);
+      }),
+    );
+
+  const schema = program.command('schema').description('The GraphQL SDL that mobile clients build from');
+  schema.command('emit').description('Write schema/schema.graphql from the code').action(() => emitSchema(false));
+  schema.command('check').description('Fail when schema/schema.graphql differs from the code').action(() => emitSchema(true));
+
+  return program;
+}
+
+/** One line and a non-zero exit for every expected failure; the stack only for a bug. */
+export function describeFailure(error: unknown): { message: string; exitCode: number } {
+  if (error instanceof ConfigError) return { message: error.message, exitCode: 2 };
+  if (error instanceof CommanderError) return { message: '', exitCode: error.exitCode };
+  if (error instanceof Error) return { message: `bastion: ${error.message.split('\n')[0]}`, exitCode: 1 };
+  return { message: `bastion: ${String(error)}`, exitCode: 1 };
+}
+
+export function runCli(argv: readonly string[]): Promise<void> {
+  return buildCli()
+    .exitOverride()
+    .parseAsync([...argv])
+    .then(
+      () => undefined,
+      (error: unknown) => {
+        const { message, exitCode } = describeFailure(error);
+        if (message) process.stderr.write(`${message}\n`);
+        process.exitCode = exitCode;
+      },
+    );
+}
+
+if (require.main === module) void runCli(process.argv);

@@ -1,0 +1,24 @@
+import type { Clock } from './clock';
+import type { Logger } from './logging';
+
+/** Who is asking. Anonymous until the accounts feature verifies an access token. */
+export interface Viewer {
+  readonly userId: string | null;
+  readonly sessionId: string | null;
+  readonly roles: readonly string[];
+  /** Authentication assurance level of the session: 0 anonymous, 1 password, 2 second factor. */
+  readonly aal: 0 | 1 | 2;
+}
+
+export const ANONYMOUS: Viewer = Object.freeze({ userId: null, sessionId: null, roles: Object.freeze(['anonymous']), aal: 0 });
+
+/** What every resolver and rule receives for one request. */
+export interface Context {
+  readonly requestId: string;
+  /** A child logger that stamps every line with the request id. */
+  readonly logger: Logger;
+  readonly viewer: Viewer;
+  readonly clock: Clock;
+  readonly ipAddress: string | null;
+  readonly userAgent: string | null;
+}

@@ -1,0 +1,84 @@
+import type { DataSource } from 'typeorm';
+import type { Config } from '../config';
+import type { Logger } from '../logging';
+import { createDataSource } from './data-source';
+import { EmbeddedPostgres } from './embedded-postgres';
+
+/** The database name Bastion uses on its embedded server. */
+export const EMBEDDED_DATABASE = 'bastion';
+
+/** The database could not be reached: one line a person can act on, no password, no stack. */
+export class DatabaseUnavailableError extends Error {
+  constructor(url: string, cause: unknown) {
+    super(`Cannot connect to PostgreSQL at ${describeUrl(url)}: ${describeCause(cause)}`, { cause });
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+/** host:port/database of a connection URL, without the credentials. */
+export function describeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`;
+  } catch {
+    return '(unparsable DATABASE_URL)';
+  }
+}
+
+function describeCause(cause: unknown): string {
+  const { code, message } = cause as { code?: string; message?: string };
+  const known: Record<string, string> = {
+    ECONNREFUSED: 'connection refused (is the server running?)',
+    ENOTFOUND: 'host not found',
+    ETIMEDOUT: 'connection timed out',
+    '28P01': 'password authentication failed',
+    '28000': 'this user may not connect',
+    '3D000': 'the database does not exist',
+  };
+  return (code && known[code]) || message?.split('\n')[0] || 'unknown error';
+}
+
+export interface Database {
+  readonly dataSource: DataSource;
+  /** The embedded server, when DATABASE_URL is unset. */
+  readonly embedded?: EmbeddedPostgres;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to DATABASE_URL, or starts the embedded PostgreSQL in the data folder when it is unset,
+ * and optionally applies pending migrations.
+ */
+export async function openDatabase(config: Config, logger: Logger, options: { migrate: boolean }): Promise<Database> {
+  let embedded: EmbeddedPostgres | undefined;
+  let url = config.databaseUrl;
+  if (url === undefined) {
+    embedded = await EmbeddedPostgres.start({ dataDir: config.dataDir, logger });
+    await embedded.ensureDatabase(EMBEDDED_DATABASE);
+    url = embedded.urlFor(EMBEDDED_DATABASE);
+  }
+  const dataSource = createDataSource({ url, poolSize: config.databasePoolSize });
+  try {
+    await dataSource.initialize();
+  } catch (error) {
+    await embedded?.stop().catch(() => undefined);
+    throw new DatabaseUnavailableError(url, error);
+  }
+  const close = async () => {
+    if (dataSource.isInitialized) await dataSource.destroy();
+    await embedded?.stop();
+  };
+  try {
+    if (options.migrate) await runMigrations(dataSource, logger);
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+  return { dataSource, embedded, close };
+}
+
+export async function runMigrations(dataSource: DataSource, logger: Logger): Promise<number> {
+  const applied = await dataSource.runMigrations({ transaction: 'each' });
+  for (const migration of applied) logger.info({ migration: migration.name }, 'migration applied');
+  return applied.length;
+}

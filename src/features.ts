@@ -1,0 +1,38 @@
+import type { DataSource } from 'typeorm';
+import type { RuleTree } from './access/shield';
+import type { Clock } from './clock';
+import type { Config } from './config';
+import type { Logger } from './logging';
+import { SystemResolver } from './system/system.resolver';
+import { systemRules } from './system/system.rules';
+import { SystemService } from './system/system.service';
+
+/** What the composition root hands every feature. */
+export interface FeatureDeps {
+  readonly config: Config;
+  readonly dataSource: DataSource;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+/**
+ * A slice of the API: its resolver classes, their wired instances, and the shield rules for every
+ * field it adds. Each feature folder contributes one; nothing else needs to change.
+ */
+export interface Feature {
+  readonly name: string;
+  readonly resolvers: readonly (new (...args: never[]) => object)[];
+  readonly rules: RuleTree;
+  /** Builds the resolver instances with their services. Absent when only the schema is needed. */
+  readonly wire: (deps: FeatureDeps) => readonly object[];
+}
+
+export const systemFeature: Feature = {
+  name: 'system',
+  resolvers: [SystemResolver],
+  rules: systemRules,
+  wire: ({ clock }) => [new SystemResolver(new SystemService(clock))],
+};
+
+/** Every feature of the public API, in schema order. */
+export const FEATURES: readonly Feature[] = [systemFeature];

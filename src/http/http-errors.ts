@@ -1,0 +1,38 @@
+import type { NextFunction, Request, Response } from 'express';
+import { ERROR_CODES, ErrorCode } from '../errors';
+
+/** A GraphQL-shaped error body, so clients parse every failure the same way. */
+export function sendError(res: Response, code: ErrorCode, message: string, status: number = ERROR_CODES[code].httpStatus): void {
+  res.status(status).type('application/json; charset=utf-8').send(JSON.stringify({ errors: [{ message, extensions: { code } }] }));
+}
+
+export function notFound(req: Request, res: Response): void {
+  sendError(res, 'NOT_FOUND', `No route for ${req.method} ${req.path}. The API is at /graphql.`);
+}
+
+/** What body-parser and express raise for a bad request, told in words a mobile developer can act on. */
+const CLIENT_FAILURES: Record<string, string> = {
+  'entity.parse.failed': 'The request body is not valid JSON.',
+  'entity.too.large': 'The request body is too large.',
+  'encoding.unsupported': 'The request body encoding is not supported; send UTF-8.',
+  'charset.unsupported': 'The request charset is not supported; send UTF-8.',
+  'request.aborted': 'The request was aborted before its body arrived.',
+};
+
+/**
+ * The last express handler: client mistakes become 4xx GraphQL-shaped errors, anything else a
+ * masked 500, logged in full with the request id. Never express's HTML page with a stack.
+ */
+export function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction): void {
+  const { type, status } = error as { type?: string; status?: number };
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    sendError(res, 'BAD_REQUEST', (type && CLIENT_FAILURES[type]) || 'The request is malformed.', status);
+    return;
+  }
+  req.log.error({ err: error }, 'unexpected error outside GraphQL');
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  sendError(res, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+}

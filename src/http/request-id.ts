@@ -1,0 +1,32 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from '../logging';
+
+/** A client-sent id is kept only when it is short and plain, so it cannot forge log lines. */
+const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The request id: the client's X-Request-Id when acceptable, else a fresh UUID. */
+    requestId: string;
+    /** A logger that stamps every line with `requestId`. */
+    log: Logger;
+  }
+}
+
+/** Accepts or generates `X-Request-Id`, echoes it, and logs one line per finished request. */
+export function requestIds(logger: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const offered = req.get('x-request-id');
+    req.requestId = offered && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();
+    req.log = logger.child({ requestId: req.requestId });
+    res.setHeader('X-Request-Id', req.requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      // The path only: a query string may carry a GraphQL GET query and its variables.
+      req.log.info({ method: req.method, path: req.path, status: res.statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request');
+    });
+    next();
+  };
+}

@@ -1,0 +1,2 @@
+export { Logger, LoggerOptions, createLogger } from './logger';
+export { REDACTED, redactSecrets } from './redact';

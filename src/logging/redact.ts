@@ -1,0 +1,32 @@
+export const REDACTED = '[redacted]';
+
+/**
+ * Key names whose values never reach a log, at any depth: credentials, tokens, one-time codes,
+ * secrets and keys. Matching by name (not by path) keeps a new field from leaking just because
+ * nobody listed its path.
+ */
+const SENSITIVE_KEY =
+  /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$|pass(word|wd|phrase)|token|secret|otp|recovery.?codes?|private.?key|^keys?$|.key$|credential|^codes?$/i;
+
+/** Error codes (UPPER_SNAKE) are safe to log under a key named `code`; OTPs and recovery codes never look like that. */
+const ERROR_CODE = /^[A-Z][A-Z0-9_]*$/;
+
+function isSensitive(key: string, value: unknown): boolean {
+  if (!SENSITIVE_KEY.test(key)) return false;
+  if (/^codes?$/i.test(key) && typeof value === 'string' && ERROR_CODE.test(value)) return false;
+  return true;
+}
+
+/** A copy of `value` with every sensitive key's value replaced; cycles and depth are bounded. */
+export function redactSecrets(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 8 || seen.has(value)) return '[…]';
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((item) => redactSecrets(item, depth + 1, seen));
+  if (value instanceof Error) return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    copy[key] = isSensitive(key, item) ? REDACTED : redactSecrets(item, depth + 1, seen);
+  }
+  return copy;
+}

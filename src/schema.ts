@@ -1,0 +1,35 @@
+import 'reflect-metadata';
+import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
+import { ContainerType, NonEmptyArray, buildSchema } from 'type-graphql';
+import type { Feature } from './features';
+
+/** Resolves resolver classes to the instances the composition root built. */
+class InstanceContainer implements ContainerType {
+  constructor(private readonly instances: ReadonlyMap<Function, object>) {}
+
+  get(resolverClass: Function): object {
+    const instance = this.instances.get(resolverClass);
+    if (!instance) throw new Error(`No instance wired for resolver ${resolverClass.name}`);
+    return instance;
+  }
+}
+
+/** Builds the (unprotected) type-graphql schema; `instances` may be empty when only the SDL is wanted. */
+export async function buildGraphQLSchema(features: readonly Feature[], instances: readonly object[] = []): Promise<GraphQLSchema> {
+  const resolvers = features.flatMap((feature) => feature.resolvers) as unknown as NonEmptyArray<Function>;
+  return buildSchema({
+    resolvers,
+    container: new InstanceContainer(new Map(instances.map((instance) => [instance.constructor, instance]))),
+    validate: { forbidUnknownValues: true },
+  });
+}
+
+const SDL_HEADER = `# Bastion GraphQL API. Generated from the code by \`npx bastion schema emit\`; do not edit.
+# Mobile clients build their types from this file. CI fails when it is stale.
+
+`;
+
+/** The committed SDL text: sorted, so a reordering in code does not churn the file. */
+export function printSDL(schema: GraphQLSchema): string {
+  return `${SDL_HEADER}${printSchema(lexicographicSortSchema(schema))}\n`;
+}

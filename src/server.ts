@@ -1,0 +1,129 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { expressMiddleware } from '@as-integrations/express5';
+import express from 'express';
+import type { DataSource } from 'typeorm';
+import { introspectionGate } from './access/introspection';
+import { mergeRuleTrees, protectSchema } from './access/shield';
+import type { Clock } from './clock';
+import type { Config } from './config';
+import { ANONYMOUS, Context } from './context';
+import { formatClientError } from './errors';
+import { errorLoggingPlugin } from './errors/error-logging.plugin';
+import { FEATURES, Feature, FeatureDeps } from './features';
+import { corsAllowlist } from './http/cors';
+import { healthz, readyz } from './http/health';
+import { errorHandler, notFound } from './http/http-errors';
+import { requestIds } from './http/request-id';
+import type { Logger } from './logging';
+import { buildGraphQLSchema } from './schema';
+
+export interface ServerDeps {
+  readonly config: Config;
+  readonly dataSource: DataSource;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Features beyond the public ones; tests add throwaway resolvers this way. */
+  readonly extraFeatures?: readonly Feature[];
+}
+
+export interface BastionServer {
+  readonly app: express.Express;
+  readonly httpServer: http.Server;
+  /** Starts listening on config.host:config.port; resolves to the GraphQL URL. */
+  listen(): Promise<string>;
+  /** Stops accepting, lets in-flight requests finish (up to the shutdown timeout), then closes. */
+  close(): Promise<void>;
+}
+
+const MAX_USER_AGENT = 512;
+
+/** Builds express + Apollo Server from the features. Used by `bastion serve` and by tests. */
+export async function createServer(deps: ServerDeps): Promise<BastionServer> {
+  const { config, dataSource, logger, clock } = deps;
+  const features = [...FEATURES, ...(deps.extraFeatures ?? [])];
+  const featureDeps: FeatureDeps = { config, dataSource, logger, clock };
+  const schema = protectSchema(
+    await buildGraphQLSchema(features, features.flatMap((feature) => feature.wire(featureDeps))),
+    mergeRuleTrees(features.map((feature) => feature.rules)),
+  );
+
+  const app = express();
+  const httpServer = http.createServer(app);
+  const apollo = new ApolloServer<Context>({
+    schema,
+    logger,
+    formatError: formatClientError,
+    includeStacktraceInErrorResponses: false,
+    hideSchemaDetailsFromClientErrors: true,
+    // The gate plugin decides per viewer; Apollo's own switch would be all or nothing.
+    introspection: true,
+    allowBatchedHttpRequests: false,
+    csrfPrevention: true,
+    // The CLI owns SIGTERM/SIGINT: Apollo's own handlers would race ours and re-raise the signal.
+    stopOnTerminationSignals: false,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      config.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
+      introspectionGate(config.introspection),
+      errorLoggingPlugin(),
+    ],
+  });
+  await apollo.start();
+
+  app.disable('x-powered-by');
+  app.use(requestIds(logger));
+  app.get('/healthz', healthz);
+  app.get('/readyz', readyz(dataSource));
+  app.use(
+    '/graphql',
+    corsAllowlist(config.corsOrigins),
+    express.json({ limit: config.bodyLimitBytes }),
+    expressMiddleware(apollo, {
+      context: async ({ req }): Promise<Context> => ({
+        requestId: req.requestId,
+        logger: req.log,
+        viewer: ANONYMOUS,
+        clock,
+        ipAddress: req.socket.remoteAddress ?? null,
+        userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,
+      }),
+    }),
+  );
+  app.use(notFound);
+  app.use(errorHandler);
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    httpServer,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(config.port, config.host, () => {
+          httpServer.off('error', reject);
+          const { port } = httpServer.address() as AddressInfo;
+          const host = config.host === '0.0.0.0' || config.host === '127.0.0.1' ? 'localhost' : config.host;
+          resolve(`http://${host}:${port}/graphql`);
+        });
+      }),
+    close: () => {
+      closing ??= (async () => {
+        // The drain plugin closes idle keep-alive sockets and waits for in-flight requests;
+        // past the timeout the remaining connections are cut.
+        const deadline = setTimeout(() => httpServer.closeAllConnections(), config.shutdownTimeoutMs);
+        deadline.unref();
+        try {
+          await apollo.stop();
+        } finally {
+          clearTimeout(deadline);
+        }
+      })();
+      return closing;
+    },
+  };
+}

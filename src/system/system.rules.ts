@@ -1,0 +1,7 @@
+import { isPublic } from '../access/rules';
+import type { RuleTree } from '../access/shield';
+
+export const systemRules: RuleTree = {
+  Query: { serverInfo: isPublic },
+  ServerInfo: { name: isPublic, version: isPublic, serverTime: isPublic },
+};
