@@ -1,0 +1,17 @@
+import { makeClient } from '../support/factories';
+import { TestServer, startTestServer } from '../support/test-server';
+
+describe('serverInfo, end to end over HTTP', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  it('answers name, version and the (frozen) server time', async () => {
+    server.clock.set('2026-05-04T03:02:01.000Z');
+    const { status, body } = await makeClient(server).request('{ serverInfo { name version serverTime } }');
+    expect(status).toBe(200);
+    expect(body).toEqual({ data: { serverInfo: { name: 'Bastion', version: expect.stringMatching(/^\d+\.\d+\.\d+/), serverTime: '2026-05-04T03:02:01.000Z' } } });
+  });
+});

@@ -1,0 +1,58 @@
+import { FrozenClock } from '../../src/clock';
+import { Config, configWith } from '../../src/config';
+import type { Feature } from '../../src/features';
+import { createLogger } from '../../src/logging';
+import { RunningBastion, startBastion } from '../../src/main';
+import { LogCollector } from './log-collector';
+import { TestDatabase, createTestDatabase } from './test-database';
+
+export interface TestServer {
+  /** The GraphQL endpoint, e.g. http://localhost:54321/graphql */
+  readonly url: string;
+  /** The server root, for /healthz and friends. */
+  readonly origin: string;
+  readonly clock: FrozenClock;
+  readonly logs: LogCollector;
+  readonly database: TestDatabase;
+  readonly bastion: RunningBastion;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  readonly config?: Partial<Config>;
+  readonly extraFeatures?: readonly Feature[];
+  /** Use an empty (unmigrated) database. */
+  readonly migrated?: boolean;
+}
+
+/**
+ * Boots the real server in-process on a random port, on a fresh database of its own, with a
+ * frozen clock and a log collector. Call `close()` in afterAll.
+ */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const database = await createTestDatabase({ migrated: options.migrated });
+  const clock = new FrozenClock('2026-03-01T12:00:00.000Z');
+  const logs = new LogCollector();
+  const logger = createLogger({ level: 'debug', pretty: false, destination: logs });
+  const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, ...options.config });
+  let bastion: RunningBastion;
+  try {
+    bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures });
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  const origin = new URL(bastion.url).origin;
+  return {
+    url: bastion.url,
+    origin,
+    clock,
+    logs,
+    database,
+    bastion,
+    close: async () => {
+      await bastion.stop();
+      await database.drop();
+    },
+  };
+}
