@@ -8,14 +8,19 @@ export const MASKED_MESSAGE = 'Internal server error';
 /**
  * True when an error may reach the client as it is: an AppError, or a request-level error that
  * Apollo or graphql-js raised itself (parse, validation, variable coercion), which carries a
- * catalogued code and wraps nothing. A driver error, a bug or a raw SQL message is not.
+ * catalogued code and wraps only other GraphQLErrors (Apollo wraps graphql-js's). A driver
+ * error, a bug or a raw SQL message is not.
  */
 export function isPublicError(error: unknown): boolean {
   const original = unwrapResolverError(error);
   if (isAppError(original)) return true;
-  if (!(original instanceof GraphQLError) || original.originalError != null) return false;
+  if (!(original instanceof GraphQLError)) return false;
   const code = original.extensions?.code;
-  return isErrorCode(code) && code !== 'INTERNAL_SERVER_ERROR';
+  if (!isErrorCode(code) || code === 'INTERNAL_SERVER_ERROR') return false;
+  for (let inner = original.originalError; inner != null; inner = (inner as GraphQLError).originalError) {
+    if (!(inner instanceof GraphQLError)) return false;
+  }
+  return true;
 }
 
 /**

@@ -1,0 +1,102 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { GraphQLSchema, buildSchema, execute, isObjectType, parse } from 'graphql';
+import { chain, rule } from 'graphql-shield';
+import { isPublic } from '../../../src/access/rules';
+import { RuleTree, mergeRuleTrees, protectSchema } from '../../../src/access/shield';
+import { FrozenClock } from '../../../src/clock';
+import { ANONYMOUS, Context, Viewer } from '../../../src/context';
+import { FEATURES } from '../../../src/features';
+import { createLogger } from '../../../src/logging';
+import { buildGraphQLSchema } from '../../../src/schema';
+import { LogCollector } from '../../support/log-collector';
+
+function contextFor(viewer: Viewer, logs = new LogCollector()): Context {
+  return { requestId: 'r', logger: createLogger({ level: 'debug', pretty: false, destination: logs }), viewer, clock: new FrozenClock(), ipAddress: null, userAgent: null };
+}
+
+const SIGNED_IN: Viewer = { userId: 'u1', sessionId: 's1', roles: ['user'], aal: 1 };
+
+const toySchema = (): GraphQLSchema => {
+  const schema = buildSchema('type Query { open: String, unruled: String, guarded: String, broken: String }');
+  const fields = (schema.getQueryType()!).getFields();
+  fields.open.resolve = () => 'open';
+  fields.unruled.resolve = () => 'secret';
+  fields.guarded.resolve = () => 'guarded';
+  fields.broken.resolve = () => 'broken';
+  return schema;
+};
+
+const run = (schema: GraphQLSchema, query: string, context: Context) => execute({ schema, document: parse(query), contextValue: context });
+
+describe('graphql-shield 7.6.5 with the Node ≥ 23 patch', () => {
+  it('no longer imports util.isUndefined in either build', () => {
+    const root = path.dirname(require.resolve('graphql-shield/package.json'));
+    for (const build of ['cjs', 'esm']) {
+      expect(fs.readFileSync(path.join(root, build, 'rules.js'), 'utf8')).not.toMatch(/require\("util"\)|from 'util'|util_1\.isUndefined/);
+    }
+  });
+
+  it('evaluates chain() (the patched code path) to the end', async () => {
+    const isTrue = rule('isTrueForTest')(() => true);
+    const isFalse = rule('isFalseForTest')(() => false);
+    const schema = protectSchema(toySchema(), { Query: { open: chain(isTrue, isTrue), guarded: chain(isTrue, isFalse) } });
+    const result = await run(schema, '{ open guarded }', contextFor(SIGNED_IN));
+    expect(result.data).toEqual({ open: 'open', guarded: null });
+    expect(result.errors?.map((error) => error.extensions.code)).toEqual(['FORBIDDEN']);
+  });
+});
+
+describe('deny by default', () => {
+  const rules: RuleTree = { Query: { open: isPublic, broken: rule('throwsForTest')(() => { throw new Error('redis down'); }) } };
+
+  it('refuses a field without a rule: UNAUTHENTICATED for anonymous viewers', async () => {
+    const result = await run(protectSchema(toySchema(), rules), '{ open unruled }', contextFor(ANONYMOUS));
+    expect(result.data).toEqual({ open: 'open', unruled: null });
+    expect(result.errors?.[0].extensions.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses a field without a rule: FORBIDDEN for signed-in viewers, and logs the denial', async () => {
+    const logs = new LogCollector();
+    const result = await run(protectSchema(toySchema(), rules), '{ unruled }', contextFor(SIGNED_IN, logs));
+    expect(result.errors?.[0].extensions.code).toBe('FORBIDDEN');
+    expect(logs.find((line) => line.msg === 'access denied')).toMatchObject({ field: 'Query.unruled', userId: 'u1' });
+  });
+
+  it('fails closed when a rule throws', async () => {
+    const result = await run(protectSchema(toySchema(), rules), '{ broken }', contextFor(SIGNED_IN));
+    expect(result.data).toEqual({ broken: null });
+    expect(result.errors).toHaveLength(1);
+  });
+
+  it('refuses two features ruling the same field', () => {
+    expect(() => mergeRuleTrees([{ Query: { open: isPublic } }, { Query: { open: isPublic } }])).toThrow('Two features rule Query.open');
+  });
+});
+
+describe('schema coverage (SECURITY.md SH-2)', () => {
+  it('has an explicit rule for every field of every object type', async () => {
+    const schema = await buildGraphQLSchema(FEATURES);
+    const rules = mergeRuleTrees(FEATURES.map((feature) => feature.rules));
+    const unruled: string[] = [];
+    for (const type of Object.values(schema.getTypeMap())) {
+      if (!isObjectType(type) || type.name.startsWith('__')) continue;
+      for (const field of Object.keys(type.getFields())) {
+        if (!rules[type.name]?.[field] && !rules[type.name]?.['*']) unruled.push(`${type.name}.${field}`);
+      }
+    }
+    expect(unruled).toEqual([]);
+  });
+
+  it('rules no field that the schema lacks', async () => {
+    const schema = await buildGraphQLSchema(FEATURES);
+    const rules = mergeRuleTrees(FEATURES.map((feature) => feature.rules));
+    const stale = Object.entries(rules).flatMap(([typeName, fields]) =>
+      Object.keys(fields).filter((field) => {
+        const type = schema.getType(typeName);
+        return field !== '*' && !(isObjectType(type) && type.getFields()[field]);
+      }).map((field) => `${typeName}.${field}`),
+    );
+    expect(stale).toEqual([]);
+  });
+});

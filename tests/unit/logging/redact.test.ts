@@ -1,0 +1,45 @@
+import { REDACTED, createLogger, redactSecrets } from '../../../src/logging';
+import { LogCollector } from '../../support/log-collector';
+
+describe('redactSecrets', () => {
+  it('redacts credentials, tokens, codes and secrets by key name at any depth', () => {
+    const input = {
+      headers: { authorization: 'Bearer eyJ.x.y', cookie: 'sid=1', 'user-agent': 'app/1.0' },
+      input: { email: 'a@example.com', password: 'hunter2hunter2', newPassword: 'x', code: '123456' },
+      tokens: [{ refreshToken: 'r1', accessToken: 'a1' }],
+      totpSecret: 'JBSWY3DPEHPK3PXP',
+      recoveryCodes: ['abcd-efgh'],
+      privateKey: '-----BEGIN',
+    };
+    expect(redactSecrets(input)).toEqual({
+      headers: { authorization: REDACTED, cookie: REDACTED, 'user-agent': 'app/1.0' },
+      input: { email: 'a@example.com', password: REDACTED, newPassword: REDACTED, code: REDACTED },
+      tokens: REDACTED,
+      totpSecret: REDACTED,
+      recoveryCodes: REDACTED,
+      privateKey: REDACTED,
+    });
+  });
+
+  it('keeps error codes, which are UPPER_SNAKE and never secrets', () => {
+    expect(redactSecrets({ code: 'INTERNAL_SERVER_ERROR', extensions: { code: 'FORBIDDEN' } })).toEqual({ code: 'INTERNAL_SERVER_ERROR', extensions: { code: 'FORBIDDEN' } });
+  });
+
+  it('survives cycles', () => {
+    const node: Record<string, unknown> = { name: 'a' };
+    node.self = node;
+    expect(redactSecrets(node)).toEqual({ name: 'a', self: '[…]' });
+  });
+});
+
+describe('createLogger', () => {
+  it('writes JSON lines with UTC time and no secret values', () => {
+    const sink = new LogCollector();
+    const logger = createLogger({ level: 'info', pretty: false, destination: sink });
+    logger.child({ requestId: 'req-1' }).info({ password: 'correct horse battery staple', operationName: 'SignIn' }, 'sign-in attempt');
+    expect(sink.lines).toHaveLength(1);
+    expect(sink.lines[0]).toMatchObject({ requestId: 'req-1', operationName: 'SignIn', password: REDACTED, msg: 'sign-in attempt' });
+    expect(sink.lines[0].time).toMatch(/Z$/);
+    expect(sink.text()).not.toContain('correct horse');
+  });
+});
