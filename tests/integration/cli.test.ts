@@ -1,0 +1,146 @@
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { PROJECT_ROOT } from '../../src/project';
+import { eventually } from '../support/eventually';
+
+/**
+ * The `bastion` command as a user runs it: the compiled CLI (npm test builds it first) in a child
+ * process, on an embedded PostgreSQL in a data folder of its own.
+ */
+const CLI = path.join(PROJECT_ROOT, 'dist', 'src', 'cli.js');
+
+function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  // Not the test process's environment: a DATABASE_URL there must not leak into these runs.
+  return { PATH: process.env.PATH, HOME: os.tmpdir(), NODE_ENV: 'development', BASTION_LOG_PRETTY: 'false', ...extra };
+}
+
+function runCli(args: string[], env: Record<string, string>) {
+  return spawnSync(process.execPath, [CLI, ...args], { env: cliEnv(env), encoding: 'utf8', timeout: 60_000 });
+}
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  startupMs: number;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function serve(env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, 'serve'], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      const match = /"url":"([^"]+)","startupMs":(\d+)/.exec(output);
+      if (match) resolve({ child, url: match[1], startupMs: Number(match[2]), output: () => output, exited });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    exited.then((code) => reject(new Error(`serve exited (${code}) before serving:\n${output}`)));
+  });
+}
+
+function postmasterPid(dataDir: string): number | undefined {
+  const state = JSON.parse(fs.readFileSync(path.join(dataDir, 'embedded-postgres.json'), 'utf8')) as { clusterDir: string };
+  try {
+    return Number(fs.readFileSync(path.join(state.clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+function embeddedUrl(dataDir: string): string {
+  const state = JSON.parse(fs.readFileSync(path.join(dataDir, 'embedded-postgres.json'), 'utf8')) as { port: number; password: string };
+  return `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/bastion`;
+}
+
+const isRunning = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+beforeAll(() => {
+  if (!fs.existsSync(CLI)) throw new Error('dist/ is missing: run the suite with `npm test`, which builds first');
+});
+
+describe('bastion --help', () => {
+  it('lists the commands', () => {
+    const result = runCli(['--help'], {});
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/serve\s/);
+    expect(result.stdout).toMatch(/migrate\s/);
+  });
+});
+
+describe('bastion serve, failing to start', () => {
+  it('lists every bad setting in one message, exits non-zero, starts nothing', () => {
+    const dataDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-cli-')), 'data');
+    const result = runCli(['serve'], { PORT: 'eighty', LOG_LEVEL: 'loud', BASTION_DATA_DIR: dataDir });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('Invalid configuration (2 problems)');
+    expect(result.stderr).toContain('PORT: must be a whole number');
+    expect(result.stderr).toContain('LOG_LEVEL: must be one of');
+    expect(fs.existsSync(dataDir)).toBe(false);
+  });
+
+  it('says in one line that the database is down, and exits non-zero', () => {
+    const result = runCli(['serve'], { DATABASE_URL: 'postgres://app:pw-never-shown@127.0.0.1:1/app', LOG_LEVEL: 'silent' });
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim()).toBe('bastion: Cannot connect to PostgreSQL at 127.0.0.1:1/app: connection refused (is the server running?)');
+    expect(result.stdout + result.stderr).not.toContain('pw-never-shown');
+  });
+});
+
+describe('bastion serve on the embedded PostgreSQL', () => {
+  const dataDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-cli-')), 'data');
+  const env = { PORT: '0', BASTION_DATA_DIR: dataDir };
+  afterAll(() => fs.rmSync(path.dirname(dataDir), { recursive: true, force: true }));
+
+  it('starts, keeps data across a crash and a restart, takes over the orphaned server, and stops cleanly', async () => {
+    const first = await serve(env);
+    expect((await fetch(first.url.replace('/graphql', '/healthz'))).status).toBe(200);
+    const landing = await fetch(first.url, { headers: { accept: 'text/html' } });
+    expect(await landing.text()).toMatch(/<!DOCTYPE html>/i);
+
+    const client = new Client({ connectionString: embeddedUrl(dataDir) });
+    await client.connect();
+    await client.query("CREATE TABLE survivor (note text); INSERT INTO survivor VALUES ('still here')");
+    await client.end();
+
+    // A killed parent leaves its PostgreSQL running.
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const orphan = postmasterPid(dataDir)!;
+    expect(isRunning(orphan)).toBe(true);
+
+    const second = await serve(env);
+    expect(second.output()).toContain('stopping an embedded PostgreSQL left running by a previous Bastion process');
+    const response = await fetch(second.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ serverInfo { name } }' }) });
+    expect(await response.json()).toEqual({ data: { serverInfo: { name: 'Bastion' } } });
+    const again = new Client({ connectionString: embeddedUrl(dataDir) });
+    await again.connect();
+    expect((await again.query('SELECT note FROM survivor')).rows).toEqual([{ note: 'still here' }]);
+    await again.end();
+
+    const running = postmasterPid(dataDir)!;
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    expect(second.output()).toContain('"msg":"stopped"');
+    await eventually(() => !isRunning(running));
+    expect(postmasterPid(dataDir)).toBeUndefined();
+
+    const status = runCli(['migrate', 'status'], { ...env, LOG_LEVEL: 'silent' });
+    expect(status.stdout.trim()).toBe('database is up to date');
+    expect(status.status).toBe(0);
+    process.stdout.write(`embedded start times: first run ${first.startupMs} ms, after a crash ${second.startupMs} ms\n`);
+  });
+});

@@ -1,0 +1,87 @@
+import { configWith } from '../../src/config';
+import { DatabaseUnavailableError, openDatabase } from '../../src/db/database';
+import { createLogger } from '../../src/logging';
+import { eventually } from '../support/eventually';
+import { makeClient } from '../support/factories';
+import { databaseProbeFeature } from '../support/test-features';
+import { testDatabaseServer, withAdminClient } from '../support/test-database';
+import { TestServer, startTestServer } from '../support/test-server';
+
+const silent = createLogger({ level: 'silent', pretty: false });
+
+describe('a database error inside a resolver', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ extraFeatures: [databaseProbeFeature] });
+  });
+  afterAll(() => server.close());
+
+  it('reaches the client only as the mask', async () => {
+    const { status, body, headers } = await makeClient(server).request('{ brokenQuery }');
+    expect(status).toBe(200);
+    expect(body).toEqual({ data: null, errors: [{ message: 'Internal server error', path: ['brokenQuery'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+
+    const requestId = headers.get('x-request-id');
+    const logged = server.logs.find((line) => line.msg === 'unexpected error (masked for the client)');
+    expect(logged).toMatchObject({ requestId, path: ['brokenQuery'] });
+    expect(JSON.stringify(logged)).toContain('table_that_does_not_exist');
+  });
+});
+
+describe('a database outage while serving', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ extraFeatures: [databaseProbeFeature] });
+  });
+  afterAll(() => server.close());
+
+  const setAvailable = (available: boolean) =>
+    withAdminClient(testDatabaseServer().adminUrl, async (client) => {
+      const name = client.escapeIdentifier(server.database.name);
+      await client.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS ${available}`);
+      if (!available) await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [server.database.name]);
+    });
+  const readiness = () => fetch(`${server.origin}/readyz`);
+
+  it('shows in /readyz, masks request errors, and heals by itself when the database returns', async () => {
+    expect((await makeClient(server).request('{ databaseProbe }')).body).toEqual({ data: { databaseProbe: 42 } });
+
+    await setAvailable(false);
+    const down = await readiness();
+    expect(down.status).toBe(503);
+    expect(await down.json()).toEqual({ status: 'unavailable', reason: 'database unreachable' });
+    const failed = await makeClient(server).request('{ databaseProbe }');
+    expect(failed.body.errors?.[0]).toEqual({ message: 'Internal server error', path: ['databaseProbe'], extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    expect(JSON.stringify(failed.body)).not.toMatch(/accepting connections|terminat/i);
+    expect((await fetch(`${server.origin}/healthz`)).status).toBe(200);
+
+    await setAvailable(true);
+    const healedAfterMs = await eventually(async () => (await readiness()).status === 200);
+    expect(healedAfterMs).toBeLessThan(10_000);
+    expect((await makeClient(server).request('{ databaseProbe }')).body).toEqual({ data: { databaseProbe: 42 } });
+  });
+});
+
+describe('migrations', () => {
+  it('/readyz says 503 while migrations are pending', async () => {
+    const server = await startTestServer({ migrated: false });
+    try {
+      const response = await fetch(`${server.origin}/readyz`);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({ status: 'unavailable', reason: 'migrations pending: run `bastion migrate`' });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('openDatabase', () => {
+  it('fails with one line, naming the server but not the password, when the database is down', async () => {
+    const config = configWith({ databaseUrl: 'postgres://bastion:s3cret-pass@127.0.0.1:1/app' });
+    const attempt = openDatabase(config, silent, { migrate: true });
+    await expect(attempt).rejects.toBeInstanceOf(DatabaseUnavailableError);
+    const error = await attempt.catch((caught: Error) => caught);
+    expect(error.message).toBe('Cannot connect to PostgreSQL at 127.0.0.1:1/app: connection refused (is the server running?)');
+    expect(error.message).not.toContain('s3cret');
+  });
+});

@@ -1,0 +1,29 @@
+import { Int, Query, Resolver } from 'type-graphql';
+import type { DataSource } from 'typeorm';
+import { isPublic } from '../../src/access/rules';
+import type { Feature } from '../../src/features';
+
+/** Test-only fields that touch the database, for error-masking and outage tests. */
+@Resolver()
+export class DatabaseProbeResolver {
+  constructor(private readonly dataSource: DataSource) {}
+
+  @Query(() => Int, { description: 'Test only: 42, computed by PostgreSQL.' })
+  async databaseProbe(): Promise<number> {
+    const [row] = await this.dataSource.query('SELECT 41 + 1 AS answer');
+    return Number(row.answer);
+  }
+
+  @Query(() => Int, { description: 'Test only: fails inside PostgreSQL with an SQL error.' })
+  async brokenQuery(): Promise<number> {
+    await this.dataSource.query('SELECT secret_column FROM table_that_does_not_exist');
+    return 0;
+  }
+}
+
+export const databaseProbeFeature: Feature = {
+  name: 'database-probe',
+  resolvers: [DatabaseProbeResolver],
+  rules: { Query: { databaseProbe: isPublic, brokenQuery: isPublic } },
+  wire: ({ dataSource }) => [new DatabaseProbeResolver(dataSource)],
+};
