@@ -17,11 +17,25 @@ class InstanceContainer implements ContainerType {
 /** Builds the (unprotected) type-graphql schema; `instances` may be empty when only the SDL is wanted. */
 export async function buildGraphQLSchema(features: readonly Feature[], instances: readonly object[] = []): Promise<GraphQLSchema> {
   const resolvers = features.flatMap((feature) => feature.resolvers) as unknown as NonEmptyArray<Function>;
-  return buildSchema({
+  const schema = await buildSchema({
     resolvers,
     container: new InstanceContainer(new Map(instances.map((instance) => [instance.constructor, instance]))),
     validate: { forbidUnknownValues: true },
   });
+  describeRootTypes(schema);
+  return schema;
+}
+
+/** type-graphql has no decorator for the root types' descriptions; the SDL should still explain them. */
+function describeRootTypes(schema: GraphQLSchema): void {
+  const descriptions = {
+    Query: 'Reads. Every field is checked by the permission layer; fields a viewer may not use fail with UNAUTHENTICATED or FORBIDDEN.',
+    Mutation: 'Changes. Each runs in one transaction: it happens completely or not at all.',
+  };
+  const query = schema.getQueryType();
+  const mutation = schema.getMutationType();
+  if (query) query.description ??= descriptions.Query;
+  if (mutation) mutation.description ??= descriptions.Mutation;
 }
 
 const SDL_HEADER = `# Bastion GraphQL API. Generated from the code by \`npx bastion schema emit\`; do not edit.

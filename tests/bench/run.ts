@@ -1,0 +1,159 @@
+// Decorator metadata must exist before any type-graphql class is loaded.
+import 'reflect-metadata';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { systemClock } from '../../src/clock';
+import { configWith } from '../../src/config';
+import { EmbeddedPostgres } from '../../src/db/embedded-postgres';
+import { Logger, createLogger } from '../../src/logging';
+import { startBastion } from '../../src/main';
+import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
+import { startFloorServer } from './floor-server';
+import { measure, probe } from './measure';
+import { ReportRow, formatTable } from './report';
+import { BenchRequest, BenchTarget, SCENARIOS, Scenario } from './scenarios';
+
+const WARM_UP_SECONDS = 2;
+const BENCH_DATABASE = 'bastion_bench';
+
+interface BenchSettings {
+  readonly durationSeconds: number;
+  readonly connections: number;
+}
+
+function positiveInteger(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number above 0 (got ${JSON.stringify(raw)})`);
+  return value;
+}
+
+function say(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Cleanup steps, undone last-in first-out, so a failure halfway still stops what did start. */
+class Teardown {
+  private readonly steps: (() => Promise<void>)[] = [];
+
+  add(step: () => Promise<void>): void {
+    this.steps.push(step);
+  }
+
+  /** Runs every step even when one fails; resolves to false if any did. */
+  async run(): Promise<boolean> {
+    let clean = true;
+    for (const step of this.steps.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        clean = false;
+        process.stderr.write(`bench: cleanup failed: ${error instanceof Error ? error.message : String(error)}\n`);
+      }
+    }
+    return clean;
+  }
+}
+
+async function benchDatabaseUrl(logger: Logger, teardown: Teardown): Promise<string> {
+  const external = process.env.DATABASE_URL;
+  if (external) return external;
+  const embedded = await EmbeddedPostgres.start({ dataDir: path.join(PROJECT_ROOT, '.bastion', 'bench'), logger, disposable: true });
+  teardown.add(() => embedded.stop());
+  await embedded.ensureDatabase(BENCH_DATABASE);
+  return embedded.urlFor(BENCH_DATABASE);
+}
+
+/** Floor first: every other row is a ratio of it. */
+function orderedScenarios(scenarios: readonly Scenario[]): Scenario[] {
+  const floors = scenarios.filter((scenario) => scenario.target === 'floor');
+  if (floors.length !== 1) throw new Error(`the scenario list needs exactly one floor scenario (found ${floors.length})`);
+  return [...floors, ...scenarios.filter((scenario) => scenario.target !== 'floor')];
+}
+
+async function main(signal: AbortSignal): Promise<number> {
+  const settings: BenchSettings = {
+    durationSeconds: positiveInteger('BENCH_DURATION', 10),
+    connections: positiveInteger('BENCH_CONNECTIONS', 10),
+  };
+  const scenarios = orderedScenarios(SCENARIOS);
+  const logger = createLogger({ level: 'silent', pretty: false });
+  const teardown = new Teardown();
+  let exitCode = 0;
+  try {
+    const databaseUrl = await benchDatabaseUrl(logger, teardown);
+    const bastion = await startBastion(
+      configWith({ databaseUrl, port: 0, host: '127.0.0.1', logLevel: 'silent', migrateOnStart: true, sandbox: false }),
+      { logger, clock: systemClock },
+    );
+    teardown.add(() => bastion.stop());
+    const floor = await startFloorServer({ databaseUrl, version: BASTION_VERSION });
+    teardown.add(() => floor.close());
+
+    // bastion.url says "localhost", which may resolve to ::1 while the server listens on 127.0.0.1 only.
+    const bastionPort = (bastion.server.httpServer.address() as AddressInfo).port;
+    const origins: Record<BenchTarget, string> = { floor: floor.origin, bastion: `http://127.0.0.1:${bastionPort}` };
+    const requestFor = (scenario: Scenario): BenchRequest =>
+      scenario.target === 'floor'
+        ? { ...scenario.request, headers: { ...scenario.request.headers, authorization: `Bearer ${floor.token}` } }
+        : scenario.request;
+
+    for (const scenario of scenarios) {
+      const problem = await probe(origins[scenario.target], requestFor(scenario));
+      if (problem) throw new Error(`scenario ${scenario.name}: ${problem}`);
+    }
+
+    say(`Bastion ${BASTION_VERSION} bench: ${os.cpus().length} cores, Node ${process.version}`);
+    say(`${settings.durationSeconds} s per scenario after a ${WARM_UP_SECONDS} s warm-up, ${settings.connections} connections`);
+    const rows: ReportRow[] = [];
+    let floorRequestsPerSecond = 0;
+    for (const scenario of scenarios) {
+      const origin = origins[scenario.target];
+      const request = requestFor(scenario);
+      process.stderr.write(`running ${scenario.name}…\n`);
+      // JIT, connection pools and prepared caches fill up during the warm-up; its numbers are thrown away.
+      await measure(origin, request, { durationSeconds: WARM_UP_SECONDS, connections: settings.connections, signal });
+      const measurement = await measure(origin, request, { ...settings, signal });
+      if (!measurement) break;
+      if (scenario.target === 'floor') floorRequestsPerSecond = measurement.requestsPerSecond;
+      rows.push({ scenario: scenario.name, measurement, floorRequestsPerSecond });
+      if (measurement.failures > 0) exitCode = 1;
+    }
+    say();
+    say(formatTable(rows));
+    if (signal.aborted) {
+      say('\ninterrupted: the table shows only the scenarios that finished');
+      exitCode = 130;
+    } else if (exitCode !== 0) {
+      say('\nsome requests failed: a run with errors measures failures, not Bastion');
+    }
+  } catch (error) {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    exitCode = 1;
+  } finally {
+    if (!(await teardown.run()) && exitCode === 0) exitCode = 1;
+  }
+  return exitCode;
+}
+
+const interrupt = new AbortController();
+for (const name of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(name, () => {
+    // A second Ctrl-C means "now": the embedded PostgreSQL is then stopped by the next run.
+    if (interrupt.signal.aborted) process.exit(130);
+    process.stderr.write('stopping: finishing cleanup (Ctrl-C again to quit at once)\n');
+    interrupt.abort();
+  });
+}
+
+main(interrupt.signal).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

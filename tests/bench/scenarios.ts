@@ -1,0 +1,39 @@
+/** Which in-process server a scenario is aimed at. */
+export type BenchTarget = 'floor' | 'bastion';
+
+export interface BenchRequest {
+  readonly method: 'GET' | 'POST';
+  /** Path on the target's origin, e.g. /graphql */
+  readonly path: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly target: BenchTarget;
+  /** The floor's requests get its bearer token added by the harness, since the key exists only at run time. */
+  readonly request: BenchRequest;
+}
+
+function graphqlRequest(query: string): BenchRequest {
+  return {
+    method: 'POST',
+    path: '/graphql',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query }),
+  };
+}
+
+const SERVER_INFO = graphqlRequest('{ serverInfo { name version serverTime } }');
+
+/**
+ * Every row of the bench table. Exactly one entry targets the floor; it always runs first and
+ * every other row is reported as a ratio of it. An issue that adds a query or mutation worth
+ * watching adds its scenario here.
+ */
+export const SCENARIOS: readonly Scenario[] = [
+  // Same request as serverInfo, so the ratio is what Bastion's stack costs over the bare minimum.
+  { name: 'floor', target: 'floor', request: SERVER_INFO },
+  { name: 'serverInfo', target: 'bastion', request: SERVER_INFO },
+];
