@@ -146,7 +146,7 @@ export const SETTINGS = {
   }),
   dataDir: spec<string>({
     env: 'BASTION_DATA_DIR',
-    description: 'Folder for local state: the embedded PostgreSQL cluster, generated development keys, backups.',
+    description: 'Folder for local state, such as the embedded PostgreSQL cluster (see "Where the data lives").',
     fallback: () => './.bastion',
     defaultText: './.bastion',
     parse: nonEmpty,
