@@ -80,7 +80,7 @@ describe('openDatabase', () => {
     const config = configWith({ databaseUrl: 'postgres://bastion:s3cret-pass@127.0.0.1:1/app' });
     const attempt = openDatabase(config, silent, { migrate: true });
     await expect(attempt).rejects.toBeInstanceOf(DatabaseUnavailableError);
-    const error = await attempt.catch((caught: Error) => caught);
+    const error = (await attempt.catch((caught: unknown) => caught)) as Error;
     expect(error.message).toBe('Cannot connect to PostgreSQL at 127.0.0.1:1/app: connection refused (is the server running?)');
     expect(error.message).not.toContain('s3cret');
   });
