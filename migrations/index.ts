@@ -1,7 +1,8 @@
 import { Init1795708725000 } from './1795708725000-Init';
+import { EncryptionKeys1795709547291 } from './1795709547291-EncryptionKeys';
 
 /**
  * Every migration in order, listed explicitly so tests (TypeScript) and the server (compiled)
  * load the same set. `bastion migrate generate <Name>` appends to this list.
  */
-export const MIGRATIONS: Function[] = [Init1795708725000];
+export const MIGRATIONS: Function[] = [Init1795708725000, EncryptionKeys1795709547291];

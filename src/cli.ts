@@ -4,11 +4,16 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { systemClock } from './clock';
 import { Config, ConfigError, loadConfig, readEnvironment } from './config';
+import { installKeyring } from './crypto/active-keyring';
+import { KeyService } from './crypto/key.service';
+import { generateKey } from './crypto/keyring';
+import { loadKeyring } from './crypto/load-keyring';
 import { openDatabase, runMigrations } from './db/database';
 import { generateMigration } from './db/migration-generator';
 import { FEATURES } from './features';
 import { Logger, createLogger } from './logging';
 import { startBastion } from './main';
+import { ProgressBar } from './progress-bar';
 import { BASTION_VERSION, PROJECT_ROOT } from './project';
 import { buildGraphQLSchema, printSDL } from './schema';
 
@@ -57,15 +62,41 @@ async function serve(): Promise<void> {
   process.on('SIGINT', shutdown);
 }
 
-async function withDatabase<T>(work: (database: Awaited<ReturnType<typeof openDatabase>>, logger: Logger) => Promise<T>): Promise<T> {
+async function withDatabase<T>(work: (database: Awaited<ReturnType<typeof openDatabase>>, logger: Logger, config: Config) => Promise<T>): Promise<T> {
   const config = bootConfig();
   const logger = bootLogger(config);
   const database = await openDatabase(config, logger, { migrate: false });
   try {
-    return await work(database, logger);
+    return await work(database, logger, config);
   } finally {
     await database.close();
   }
+}
+
+function withKeys<T>(work: (keys: KeyService) => Promise<T>): Promise<T> {
+  return withDatabase(async ({ dataSource }, logger, config) => {
+    const keyring = loadKeyring(config, logger);
+    installKeyring(keyring);
+    return work(new KeyService(dataSource, keyring, systemClock));
+  });
+}
+
+async function keyStatus(): Promise<void> {
+  await withKeys(async (keys) => {
+    const status = await keys.status();
+    say(`current key: ${status.currentKid}`);
+    say('keys:');
+    for (const key of status.keys) {
+      const state = key.retiredAt ? `retired ${key.retiredAt.toISOString()}` : 'in use';
+      say(`  ${key.kid.padEnd(20)} ${key.inKeyring ? 'in keyring' : 'NOT IN KEYRING'}  ${state}`);
+    }
+    say('encrypted columns (rows per key id):');
+    if (status.columns.length === 0) say('  (none yet)');
+    for (const column of status.columns) {
+      const counts = Object.entries(column.rowsByKid).map(([kid, rows]) => `${kid}=${rows}`).join(' ') || 'no rows';
+      say(`  ${`${column.table}.${column.column}`.padEnd(32)} ${counts}`);
+    }
+  });
 }
 
 function say(line: string): void {
@@ -137,6 +168,44 @@ export function buildCli(): Command {
         say(`wrote ${path.relative(process.cwd(), generated.file)} (${generated.statements} statements); run \`npm run migration:run\` or restart to apply it`);
       }),
     );
+
+  const keys = program.command('keys').description('Encryption keys: generate, status, reencrypt, forget');
+  keys
+    .command('generate')
+    .description('Print a fresh random key line, kid:base64key, for BASTION_ENCRYPTION_KEYS (the part after ":" also serves as BASTION_BLIND_INDEX_KEY)')
+    .option('--kid <kid>', 'key id to print', `k${systemClock.now().toISOString().slice(0, 10).replace(/-/g, '')}`)
+    .action((options: { kid: string }) => say(`${options.kid}:${generateKey()}`));
+  keys.command('status').description('Key ids in the keyring and in use, and rows per key id in every encrypted column').action(keyStatus);
+  keys
+    .command('reencrypt')
+    .description('Rewrite every value not on the current key, in batches (resumable; safe while the server runs)')
+    .option('--batch-size <rows>', 'rows per transaction', (raw) => Number.parseInt(raw, 10), 500)
+    .action((options: { batchSize: number }) =>
+      withKeys(async (keyService) => {
+        const bars = new Map<string, ProgressBar>();
+        const rewritten = await keyService.reencrypt({
+          batchSize: options.batchSize,
+          onProgress: ({ table, column, done, total }) => {
+            const label = `${table}.${column}`;
+            if (!bars.has(label)) bars.set(label, new ProgressBar(label));
+            bars.get(label)!.update(done, total);
+          },
+        });
+        say(`re-encrypted ${rewritten} value${rewritten === 1 ? '' : 's'}; run \`bastion keys status\` to check`);
+      }),
+    );
+  keys
+    .command('forget')
+    .argument('<kid>', 'the key id to forget')
+    .option('--force', 'confirm that values still under this key become unreadable')
+    .description('Let the keyring drop a key that rows may still use (those values are lost)')
+    .action((kid: string, options: { force?: boolean }) => {
+      if (!options.force) throw new CliFailure(`refusing to forget key "${kid}" without --force: values still encrypted under it become unreadable`);
+      return withKeys(async (keyService) => {
+        await keyService.forget(kid);
+        say(`forgot key ${kid}`);
+      });
+    });
 
   const schema = program.command('schema').description('The GraphQL SDL that mobile clients build from');
   schema.command('emit').description('Write schema/schema.graphql from the code').action(() => emitSchema(false));

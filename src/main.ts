@@ -1,6 +1,10 @@
 import type { Clock } from './clock';
 import type { Config } from './config';
-import { openDatabase } from './db/database';
+import { installKeyring } from './crypto/active-keyring';
+import { KeyService } from './crypto/key.service';
+import { loadKeyring } from './crypto/load-keyring';
+import { Database, MigrationsPendingError, openDatabase } from './db/database';
+import { transportWarning } from './http/tls';
 import type { Feature } from './features';
 import type { Logger } from './logging';
 import { BastionServer, createServer } from './server';
@@ -8,20 +12,28 @@ import { BastionServer, createServer } from './server';
 export interface RunningBastion {
   readonly url: string;
   readonly server: BastionServer;
+  readonly database: Database;
   /** Graceful: stop accepting, finish in-flight requests, close the pool, stop the embedded server. */
   stop(): Promise<void>;
 }
 
-/** config → database (embedded when DATABASE_URL is unset) → migrations → listen. */
+/** config → keyring → database (embedded when DATABASE_URL is unset) → migrations → key check → listen. */
 export async function startBastion(
   config: Config,
   deps: { logger: Logger; clock: Clock; extraFeatures?: readonly Feature[] },
 ): Promise<RunningBastion> {
   const { logger, clock } = deps;
+  const keyring = loadKeyring(config, logger);
+  installKeyring(keyring);
+  const warning = transportWarning(config);
+  if (warning) logger.warn(warning);
+
   const database = await openDatabase(config, logger, { migrate: config.migrateOnStart });
   let server: BastionServer;
   let url: string;
   try {
+    if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
+    await new KeyService(database.dataSource, keyring, clock).assertKeyringCoversData();
     server = await createServer({ config, dataSource: database.dataSource, logger, clock, extraFeatures: deps.extraFeatures });
     url = await server.listen();
   } catch (error) {
@@ -32,6 +44,7 @@ export async function startBastion(
   return {
     url,
     server,
+    database,
     stop: () => {
       stopping ??= (async () => {
         try {

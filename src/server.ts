@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
@@ -15,10 +15,12 @@ import { ANONYMOUS, Context } from './context';
 import { formatClientError } from './errors';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
 import { FEATURES, Feature, FeatureDeps } from './features';
+import { proxyTrust, resolveClientIp } from './http/client-ip';
 import { corsAllowlist } from './http/cors';
 import { healthz, readyz } from './http/health';
 import { errorHandler, notFound } from './http/http-errors';
 import { requestIds } from './http/request-id';
+import { createHttpServer, strictTransportSecurity } from './http/tls';
 import type { Logger } from './logging';
 import { buildGraphQLSchema } from './schema';
 
@@ -53,7 +55,8 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   );
 
   const app = express();
-  const httpServer = http.createServer(app);
+  const httpServer = createHttpServer(config, app);
+  const trust = proxyTrust(config.trustProxy, config.tlsCertFile !== undefined);
   const apollo = new ApolloServer<Context>({
     schema,
     logger,
@@ -76,7 +79,9 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   await apollo.start();
 
   app.disable('x-powered-by');
+  app.use(resolveClientIp(trust));
   app.use(requestIds(logger));
+  app.use(strictTransportSecurity(trust));
   app.get('/healthz', healthz);
   app.get('/readyz', readyz(dataSource));
   app.use(
@@ -89,7 +94,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
         logger: req.log,
         viewer: ANONYMOUS,
         clock,
-        ipAddress: req.socket.remoteAddress ?? null,
+        ipAddress: req.clientIp || null,
         userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,
       }),
     }),
@@ -108,7 +113,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
           httpServer.off('error', reject);
           const { port } = httpServer.address() as AddressInfo;
           const host = config.host === '0.0.0.0' || config.host === '127.0.0.1' ? 'localhost' : config.host;
-          resolve(`http://${host}:${port}/graphql`);
+          resolve(`${config.tlsCertFile ? 'https' : 'http'}://${host}:${port}/graphql`);
         });
       }),
     close: () => {

@@ -41,6 +41,7 @@ export function loadConfig(env: Environment, cwd: string = process.cwd()): Confi
   values.dataDir = path.resolve(cwd, values.dataDir as string);
 
   const config = values as Config;
+  if (problems.length === 0) problems.push(...inconsistent(config));
   problems.push(...unsafeInProduction(config));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
@@ -58,13 +59,35 @@ function parseSetting<T>(setting: SettingSpec<T>, env: Environment, nodeEnv: Nod
   }
 }
 
+/** Settings that only make sense together. */
+function inconsistent(config: Config): string[] {
+  const problems: string[] = [];
+  if ((config.encryptionKeys === undefined) !== (config.blindIndexKey === undefined)) {
+    problems.push('BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY: set both or neither');
+  }
+  if (config.encryptionKeys && config.encryptionKeyId && !config.encryptionKeys.some((entry) => entry.kid === config.encryptionKeyId)) {
+    problems.push(`BASTION_ENCRYPTION_KEY_ID: "${config.encryptionKeyId}" is not a key id in BASTION_ENCRYPTION_KEYS`);
+  }
+  if (config.encryptionKeys && config.encryptionKeys.length > 1 && !config.encryptionKeyId) {
+    problems.push('BASTION_ENCRYPTION_KEY_ID: must name the current key when BASTION_ENCRYPTION_KEYS holds several');
+  }
+  if (config.encryptionKeyId && !config.encryptionKeys) problems.push('BASTION_ENCRYPTION_KEY_ID: set without BASTION_ENCRYPTION_KEYS');
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
+  return problems;
+}
+
 /** Settings that are fine on a laptop and dangerous on a server. */
 function unsafeInProduction(config: Config): string[] {
   if (config.nodeEnv !== 'production') return [];
   const problems: string[] = [];
+
   if (config.databaseUrl === undefined) {
     problems.push('DATABASE_URL: must be set in production (the embedded PostgreSQL is for development and tests)');
   }
+  if (config.encryptionKeys === undefined) {
+    problems.push('BASTION_ENCRYPTION_KEYS: must be set in production (generate keys with `npx bastion keys generate`)');
+  }
+  if (config.blindIndexKey === undefined) problems.push('BASTION_BLIND_INDEX_KEY: must be set in production');
   if (config.logPretty) problems.push('BASTION_LOG_PRETTY: must be false in production (logs are shipped as JSON lines)');
   if (config.introspection === 'everyone') {
     problems.push('BASTION_INTROSPECTION: must be admins in production (the schema is an attacker\'s map)');

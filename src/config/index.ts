@@ -1,2 +1,2 @@
 export { Config, ConfigError, Environment, configWith, loadConfig, readEnvironment } from './config';
-export { IntrospectionMode, LogLevel, NodeEnv, SETTINGS } from './settings';
+export { EncryptionKeySetting, IntrospectionMode, LogLevel, NodeEnv, SETTINGS } from './settings';

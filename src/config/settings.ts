@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 /** The three environments Bastion knows; `production` switches every default to the safe one. */
@@ -106,6 +108,65 @@ function originList(raw: string): readonly string[] {
   return Object.freeze(origins);
 }
 
+/** One data key of the keyring. */
+export interface EncryptionKeySetting {
+  readonly kid: string;
+  readonly key: Buffer;
+}
+
+const KID = /^[A-Za-z0-9_-]{1,32}$/;
+
+function base64Key(raw: string, what: string): Buffer {
+  const key = Buffer.from(raw.trim(), 'base64');
+  if (key.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(raw.trim())) {
+    throw new SettingProblem(`${what} must be exactly 32 bytes, base64-encoded (generate one with \`npx bastion keys generate\`)`);
+  }
+  return key;
+}
+
+function encryptionKeyList(raw: string): readonly EncryptionKeySetting[] {
+  const keys: EncryptionKeySetting[] = [];
+  for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const separator = entry.indexOf(':');
+    const kid = separator > 0 ? entry.slice(0, separator) : '';
+    if (!KID.test(kid)) throw new SettingProblem('must be a comma-separated list of kid:base64key, with key ids of letters, digits, _ and - (at most 32)');
+    if (keys.some((known) => known.kid === kid)) throw new SettingProblem(`names key id "${kid}" twice`);
+    keys.push({ kid, key: base64Key(entry.slice(separator + 1), `key "${kid}"`) });
+  }
+  if (keys.length === 0) throw new SettingProblem('must name at least one kid:base64key');
+  return Object.freeze(keys);
+}
+
+function keyId(raw: string): string {
+  if (!KID.test(raw.trim())) throw new SettingProblem(`must be a key id of letters, digits, _ and - (got ${quote(raw)})`);
+  return raw.trim();
+}
+
+function readableFile(raw: string): string {
+  const file = path.resolve(raw.trim());
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch {
+    throw new SettingProblem(`cannot read ${quote(file)}`);
+  }
+  return file;
+}
+
+/** CIDRs such as 10.0.0.0/8 or fd00::/8; a bare address means that one host. */
+function cidrList(raw: string): readonly string[] {
+  const cidrs = raw.split(',').map((part) => part.trim()).filter(Boolean);
+  for (const cidr of cidrs) {
+    const [address, prefix, extra] = cidr.split('/');
+    const family = net.isIP(address);
+    const maxPrefix = family === 6 ? 128 : 32;
+    const validPrefix = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
+    if (family === 0 || !validPrefix || extra !== undefined) {
+      throw new SettingProblem(`must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (got ${quote(cidr)})`);
+    }
+  }
+  return Object.freeze(cidrs);
+}
+
 const APOLLO_SANDBOX_ORIGINS = ['https://sandbox.embed.apollographql.com', 'https://studio.apollographql.com'];
 
 const isProduction = (nodeEnv: NodeEnv) => nodeEnv === 'production';
@@ -206,6 +267,50 @@ export const SETTINGS = {
     fallback: () => 100 * 1024,
     defaultText: '100kb',
     parse: byteSize(1024, 10 * 1024 * 1024),
+  }),
+  encryptionKeys: spec<readonly EncryptionKeySetting[] | undefined>({
+    env: 'BASTION_ENCRYPTION_KEYS',
+    description: 'Data keys for encrypted columns, as kid:base64key,kid:base64key (each 32 bytes). Unset in development: generated once into BASTION_DATA_DIR/keys.json. Required in production.',
+    fallback: () => undefined,
+    defaultText: 'development: generated; production: required',
+    parse: encryptionKeyList,
+    secret: true,
+  }),
+  encryptionKeyId: spec<string | undefined>({
+    env: 'BASTION_ENCRYPTION_KEY_ID',
+    description: 'The key id new values are encrypted with. May be omitted when BASTION_ENCRYPTION_KEYS holds one key.',
+    fallback: () => undefined,
+    defaultText: 'the only key',
+    parse: keyId,
+  }),
+  blindIndexKey: spec<Buffer | undefined>({
+    env: 'BASTION_BLIND_INDEX_KEY',
+    description: 'Root key (32 bytes, base64) of the blind indexes that make encrypted columns searchable by equality. Never rotate it casually: every index must then be rebuilt.',
+    fallback: () => undefined,
+    defaultText: 'development: generated; production: required',
+    parse: (raw) => base64Key(raw, 'the key'),
+    secret: true,
+  }),
+  tlsCertFile: spec<string | undefined>({
+    env: 'TLS_CERT_FILE',
+    description: 'PEM certificate (chain) file. With TLS_KEY_FILE, Bastion serves HTTPS only (TLS 1.2 or later) and sends HSTS.',
+    fallback: () => undefined,
+    defaultText: 'unset (HTTP)',
+    parse: readableFile,
+  }),
+  tlsKeyFile: spec<string | undefined>({
+    env: 'TLS_KEY_FILE',
+    description: 'PEM private key file for TLS_CERT_FILE.',
+    fallback: () => undefined,
+    defaultText: 'unset',
+    parse: readableFile,
+  }),
+  trustProxy: spec<readonly string[]>({
+    env: 'TRUST_PROXY',
+    description: 'IPs or CIDRs of TLS-terminating proxies (load balancers) whose X-Forwarded-For and X-Forwarded-Proto are believed. Nobody else\'s are.',
+    fallback: () => [],
+    defaultText: 'none',
+    parse: cidrList,
   }),
   shutdownTimeoutMs: spec<number>({
     env: 'BASTION_SHUTDOWN_TIMEOUT_MS',

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { DataSource, MixedList } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
+import { BlindIndexSubscriber } from '../crypto/blind-index.subscriber';
 import { ENTITIES } from './entities';
 import { SnakeNamingStrategy } from './naming-strategy';
 
@@ -22,6 +23,7 @@ export function createDataSource(options: DataSourceOptions): DataSource {
     applicationName: 'bastion',
     entities: [...ENTITIES, ...((options.extraEntities as Function[] | undefined) ?? [])],
     migrations: MIGRATIONS,
+    subscribers: [BlindIndexSubscriber],
     migrationsTableName: 'migrations',
     migrationsTransactionMode: 'each',
     namingStrategy: new SnakeNamingStrategy(),

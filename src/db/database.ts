@@ -38,6 +38,14 @@ function describeCause(cause: unknown): string {
   return (code && known[code]) || message?.split('\n')[0] || 'unknown error';
 }
 
+/** The schema is behind the code: the server must not run on it. */
+export class MigrationsPendingError extends Error {
+  constructor() {
+    super('Migrations are pending: run `bastion migrate` (or start with BASTION_MIGRATE_ON_START=true)');
+    this.name = 'MigrationsPendingError';
+  }
+}
+
 export interface Database {
   readonly dataSource: DataSource;
   /** The embedded server, when DATABASE_URL is unset. */

@@ -80,6 +80,11 @@ export class EmbeddedPostgres {
     return new EmbeddedPostgres(state, account, bin, logger, true);
   }
 
+  /** False when another live Bastion process started this server and will stop it. */
+  get ownedByUs(): boolean {
+    return this.owned;
+  }
+
   get port(): number {
     return this.state.port;
   }

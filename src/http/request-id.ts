@@ -25,7 +25,7 @@ export function requestIds(logger: Logger) {
     res.on('finish', () => {
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       // The path only: a query string may carry a GraphQL GET query and its variables.
-      req.log.info({ method: req.method, path: req.originalUrl.split('?')[0], status: res.statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request');
+      req.log.info({ method: req.method, path: req.originalUrl.split('?')[0], ip: req.clientIp, status: res.statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request');
     });
     next();
   };

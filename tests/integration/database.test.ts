@@ -63,12 +63,20 @@ describe('a database outage while serving', () => {
 });
 
 describe('migrations', () => {
-  it('/readyz says 503 while migrations are pending', async () => {
-    const server = await startTestServer({ migrated: false });
+  it('a server does not start on a database with pending migrations', async () => {
+    await expect(startTestServer({ migrated: false })).rejects.toThrow('Migrations are pending: run `bastion migrate`');
+  });
+
+  it('/readyz says 503 when a migration is reverted under a running server, and 200 once it is back', async () => {
+    const server = await startTestServer();
     try {
+      const { dataSource } = server.bastion.database;
+      await dataSource.undoLastMigration();
       const response = await fetch(`${server.origin}/readyz`);
       expect(response.status).toBe(503);
       expect(await response.json()).toEqual({ status: 'unavailable', reason: 'migrations pending: run `bastion migrate`' });
+      await dataSource.runMigrations();
+      expect((await fetch(`${server.origin}/readyz`)).status).toBe(200);
     } finally {
       await server.close();
     }

@@ -47,7 +47,7 @@ describe('bastion migrate generate', () => {
 
       const index = fs.readFileSync(path.join(migrationsDir, 'index.ts'), 'utf8');
       expect(index).toContain("import { AddGadgets1795651200000 } from './1795651200000-AddGadgets';");
-      expect(index).toMatch(/MIGRATIONS: Function\[\] = \[Init\d+, AddGadgets1795651200000\]/);
+      expect(index).toMatch(/MIGRATIONS: Function\[\] = \[Init\d+, (\w+, )*AddGadgets1795651200000\]/);
 
       const { upQueries } = await dataSource.driver.createSchemaBuilder().log();
       for (const { query } of upQueries) await dataSource.query(query);

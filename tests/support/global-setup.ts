@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createDataSource } from '../../src/db/data-source';
 import { runMigrations } from '../../src/db/database';
@@ -8,7 +10,7 @@ import { databaseUrl, withAdminClient } from './test-database';
 
 declare global {
   // Shared between global setup and teardown, which run in the same jest process.
-  var bastionTestServer: { embedded?: EmbeddedPostgres; adminUrl: string; template: string } | undefined;
+  var bastionTestServer: { embedded?: EmbeddedPostgres; adminUrl: string; template: string; scratchDir?: string } | undefined;
 }
 
 /**
@@ -19,11 +21,17 @@ export default async function globalSetup(): Promise<void> {
   const logger = createLogger({ level: 'warn', pretty: false });
   const externalUrl = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
   let embedded: EmbeddedPostgres | undefined;
+  let scratchDir: string | undefined;
   let adminUrl: string;
   if (externalUrl) {
     adminUrl = externalUrl;
   } else {
     embedded = await EmbeddedPostgres.start({ dataDir: path.join(PROJECT_ROOT, '.bastion', 'test'), logger, disposable: true });
+    if (!embedded.ownedByUs) {
+      // Another jest run owns that cluster and would stop it under us: use a throwaway one.
+      scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-test-'));
+      embedded = await EmbeddedPostgres.start({ dataDir: scratchDir, logger, disposable: true });
+    }
     adminUrl = embedded.urlFor('postgres');
   }
 
@@ -46,5 +54,5 @@ export default async function globalSetup(): Promise<void> {
 
   process.env.BASTION_TEST_ADMIN_URL = adminUrl;
   process.env.BASTION_TEST_TEMPLATE = template;
-  globalThis.bastionTestServer = { embedded, adminUrl, template };
+  globalThis.bastionTestServer = { embedded, adminUrl, template, scratchDir };
 }

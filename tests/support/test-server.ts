@@ -5,6 +5,7 @@ import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { LogCollector } from './log-collector';
 import { TestDatabase, createTestDatabase } from './test-database';
+import { TEST_KEY_SETTINGS } from './test-keys';
 
 export interface TestServer {
   /** The GraphQL endpoint, e.g. http://localhost:54321/graphql */
@@ -34,7 +35,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const clock = new FrozenClock('2026-03-01T12:00:00.000Z');
   const logs = new LogCollector();
   const logger = createLogger({ level: 'debug', pretty: false, destination: logs });
-  const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, ...options.config });
+  const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, ...TEST_KEY_SETTINGS, ...options.config });
   let bastion: RunningBastion;
   try {
     bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures });

@@ -3,6 +3,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, readEnvironment } from '../../../src/config';
 
+const KEY_A = Buffer.alloc(32, 1).toString('base64');
+const KEY_B = Buffer.alloc(32, 2).toString('base64');
+const PRODUCTION = { NODE_ENV: 'production', DATABASE_URL: 'postgres://u:p@db:5432/app', BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`, BASTION_BLIND_INDEX_KEY: KEY_B };
+
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env, '/srv/app');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
 describe('loadConfig', () => {
   it('gives development defaults with nothing set', () => {
     const config = loadConfig({}, '/srv/app');
@@ -16,8 +30,8 @@ describe('loadConfig', () => {
   });
 
   it('switches to safe defaults in production', () => {
-    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u:p@db:5432/app' }, '/srv/app');
-    expect(config).toMatchObject({ host: '0.0.0.0', sandbox: false, introspection: 'admins', logPretty: false, corsOrigins: [] });
+    const config = loadConfig(PRODUCTION, '/srv/app');
+    expect(config).toMatchObject({ host: '0.0.0.0', sandbox: false, introspection: 'admins', logPretty: false, corsOrigins: [], trustProxy: [] });
   });
 
   it('lists every problem at once', () => {
@@ -42,6 +56,8 @@ describe('loadConfig', () => {
     } catch (error) {
       expect((error as ConfigError).problems).toEqual([
         expect.stringMatching(/^DATABASE_URL: must be set in production/),
+        expect.stringMatching(/^BASTION_ENCRYPTION_KEYS: must be set in production/),
+        expect.stringMatching(/^BASTION_BLIND_INDEX_KEY: must be set in production/),
         expect.stringMatching(/^BASTION_LOG_PRETTY: must be false in production/),
         expect.stringMatching(/^BASTION_INTROSPECTION: must be admins in production/),
       ]);
@@ -63,6 +79,50 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: '70000' }, '/')).toThrow('PORT: must be between 0 and 65535 (got 70000)');
     expect(() => loadConfig({ BASTION_BODY_LIMIT: '1gb' }, '/')).toThrow(/BASTION_BODY_LIMIT/);
     expect(() => loadConfig({ BASTION_CORS_ORIGINS: 'https://admin.example.com/path' }, '/')).toThrow(/BASTION_CORS_ORIGINS/);
+  });
+});
+
+describe('encryption key settings', () => {
+  it('parses a keyring and its current key id', () => {
+    const config = loadConfig({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}, k2:${KEY_B}`, BASTION_ENCRYPTION_KEY_ID: 'k2', BASTION_BLIND_INDEX_KEY: KEY_B }, '/');
+    expect(config.encryptionKeys?.map((entry) => entry.kid)).toEqual(['k1', 'k2']);
+    expect(config.encryptionKeys?.[1].key).toEqual(Buffer.alloc(32, 2));
+    expect(config.encryptionKeyId).toBe('k2');
+  });
+
+  it('refuses short keys and bad lists without echoing key material', () => {
+    const short = Buffer.alloc(16, 7).toString('base64');
+    const problems = problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${short}`, BASTION_BLIND_INDEX_KEY: short });
+    expect(problems).toEqual([
+      expect.stringMatching(/^BASTION_ENCRYPTION_KEYS: key "k1" must be exactly 32 bytes/),
+      expect.stringMatching(/^BASTION_BLIND_INDEX_KEY: the key must be exactly 32 bytes/),
+    ]);
+    expect(problems.join()).not.toContain(short);
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A},k1:${KEY_B}`, BASTION_BLIND_INDEX_KEY: KEY_A })).toEqual(['BASTION_ENCRYPTION_KEYS: names key id "k1" twice']);
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: KEY_A, BASTION_BLIND_INDEX_KEY: KEY_A })[0]).toMatch(/kid:base64key/);
+  });
+
+  it('needs the current key id among the keys, and one when there are several', () => {
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`, BASTION_ENCRYPTION_KEY_ID: 'k9', BASTION_BLIND_INDEX_KEY: KEY_B })).toEqual([
+      'BASTION_ENCRYPTION_KEY_ID: "k9" is not a key id in BASTION_ENCRYPTION_KEYS',
+    ]);
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A},k2:${KEY_B}`, BASTION_BLIND_INDEX_KEY: KEY_B })[0]).toMatch(/must name the current key/);
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}` })).toEqual(['BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY: set both or neither']);
+  });
+});
+
+describe('TLS and proxy settings', () => {
+  it('accepts IPv4 and IPv6 CIDRs and single addresses', () => {
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7, fd00::/8' }, '/').trustProxy).toEqual(['10.0.0.0/8', '192.168.1.7', 'fd00::/8']);
+    expect(problemsOf({ TRUST_PROXY: '10.0.0.0/33' })[0]).toMatch(/^TRUST_PROXY: must be a comma-separated list/);
+    expect(problemsOf({ TRUST_PROXY: 'proxy.internal' })[0]).toMatch(/^TRUST_PROXY/);
+  });
+
+  it('needs a readable certificate and key, both or neither', () => {
+    expect(problemsOf({ TLS_CERT_FILE: '/no/such/cert.pem' })).toEqual(['TLS_CERT_FILE: cannot read "/no/such/cert.pem"']);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-tls-')), 'cert.pem');
+    fs.writeFileSync(file, 'x');
+    expect(problemsOf({ TLS_CERT_FILE: file })).toEqual(['TLS_CERT_FILE and TLS_KEY_FILE: set both or neither']);
   });
 });
 

@@ -1,0 +1,20 @@
+import { createHmac } from 'node:crypto';
+import type { Keyring } from './keyring';
+
+/** How a value is made canonical before indexing, so equal meanings give equal indexes. */
+export type Normalizer = (value: string) => string;
+
+export const NORMALIZERS = {
+  /** Email addresses: trimmed, NFKC, lower-cased (the local part too: mobile users mistype case). */
+  email: (value: string) => value.trim().normalize('NFKC').toLowerCase(),
+  /** Exact text, only Unicode-normalised. */
+  exact: (value: string) => value.normalize('NFKC'),
+} satisfies Record<string, Normalizer>;
+
+/**
+ * HMAC-SHA-256 of the normalised value under the column's own blind-index key (SECURITY.md CE-6),
+ * base64url. It reveals which rows hold equal values, and nothing else.
+ */
+export function computeBlindIndex(keyring: Keyring, domain: string, value: string, normalize: Normalizer = NORMALIZERS.exact): string {
+  return createHmac('sha256', keyring.blindIndexKey(domain)).update(normalize(value), 'utf8').digest('base64url');
+}

@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { IV_BYTES, TAG_BYTES, gcmDecrypt, gcmEncrypt } from './aes-gcm';
+import type { Keyring } from './keyring';
+
+export const ENVELOPE_VERSION = 'v1';
+
+/**
+ * The one decryption error. Bland on purpose (as jose's): it never says whether the key id, the
+ * tag, the column binding or the format was wrong. Not an AppError, so clients see it masked.
+ */
+export class DecryptionFailedError extends Error {
+  readonly code = 'DECRYPTION_FAILED';
+
+  constructor(readonly domain: string) {
+    super('decryption failed');
+    this.name = 'DecryptionFailedError';
+  }
+}
+
+/** The additional data: binds a ciphertext to its format version, key id and column. */
+function additionalData(kid: string, domain: string): Buffer {
+  return Buffer.from(`${ENVELOPE_VERSION}.${kid}.${domain}`, 'utf8');
+}
+
+/**
+ * Encrypts under the current key: `v1.<kid>.<iv>.<ciphertext+tag>`, base64url parts, a fresh
+ * random 96-bit IV per call. `domain` is the column ("table.column") the value belongs to.
+ */
+export function seal(keyring: Keyring, plaintext: Buffer, domain: string): string {
+  const kid = keyring.currentKid;
+  const iv = randomBytes(IV_BYTES);
+  const { ciphertext, tag } = gcmEncrypt(keyring.columnKey(kid, domain)!, iv, plaintext, additionalData(kid, domain));
+  return `${ENVELOPE_VERSION}.${kid}.${iv.toString('base64url')}.${Buffer.concat([ciphertext, tag]).toString('base64url')}`;
+}
+
+/** Decrypts an envelope written by `seal` for the same domain, under any key of the keyring. */
+export function open(keyring: Keyring, envelope: string, domain: string): Buffer {
+  const parts = envelope.split('.');
+  if (parts.length !== 4 || parts[0] !== ENVELOPE_VERSION) throw new DecryptionFailedError(domain);
+  const [, kid, ivText, body] = parts;
+  const key = keyring.columnKey(kid, domain);
+  const iv = Buffer.from(ivText, 'base64url');
+  const sealed = Buffer.from(body, 'base64url');
+  if (!key || sealed.length < TAG_BYTES || iv.toString('base64url') !== ivText || sealed.toString('base64url') !== body) {
+    throw new DecryptionFailedError(domain);
+  }
+  try {
+    return gcmDecrypt(key, iv, sealed.subarray(0, sealed.length - TAG_BYTES), sealed.subarray(sealed.length - TAG_BYTES), additionalData(kid, domain));
+  } catch {
+    throw new DecryptionFailedError(domain);
+  }
+}
+
+/** The key id an envelope was written with, without decrypting it. */
+export function envelopeKid(envelope: string): string | undefined {
+  const parts = envelope.split('.');
+  return parts.length === 4 && parts[0] === ENVELOPE_VERSION ? parts[1] : undefined;
+}

@@ -1,0 +1,165 @@
+import { DataSource, IsNull } from 'typeorm';
+import type { Clock } from '../clock';
+import { EncryptedColumnTransformer } from './encrypted-column';
+import { EncryptionKeyRecord } from './encryption-key.entity';
+import { open, seal } from './envelope';
+import type { Keyring } from './keyring';
+
+export interface EncryptedColumnInfo {
+  readonly entity: string;
+  readonly table: string;
+  readonly column: string;
+  /** The AAD domain, "table.column". */
+  readonly domain: string;
+  readonly primaryKey: string;
+}
+
+export interface ColumnKeyCounts {
+  readonly table: string;
+  readonly column: string;
+  /** Rows per key id (NULLs are not encrypted and not counted). */
+  readonly rowsByKid: Readonly<Record<string, number>>;
+}
+
+export interface KeyStatus {
+  readonly currentKid: string;
+  readonly keys: readonly { kid: string; inKeyring: boolean; retiredAt: Date | null }[];
+  readonly columns: readonly ColumnKeyCounts[];
+}
+
+export type ReencryptProgress = (progress: { table: string; column: string; done: number; total: number }) => void;
+
+/** The keyring lacks a key that rows may still use. */
+export class MissingKeyError extends Error {
+  constructor(readonly kids: readonly string[]) {
+    super(
+      `Encryption key${kids.length > 1 ? 's' : ''} ${kids.map((kid) => `"${kid}"`).join(', ')} missing from BASTION_ENCRYPTION_KEYS, but rows may still use ${kids.length > 1 ? 'them' : 'it'}. ` +
+        'Put it back and run `bastion keys reencrypt` before removing a key, or run `bastion keys forget <kid> --force` to accept that those values are lost.',
+    );
+    this.name = 'MissingKeyError';
+  }
+}
+
+/** Every @Encrypted column the DataSource knows, with its table, column and AAD domain. */
+export function encryptedColumns(dataSource: DataSource): EncryptedColumnInfo[] {
+  const columns: EncryptedColumnInfo[] = [];
+  for (const metadata of dataSource.entityMetadatas) {
+    for (const column of metadata.columns) {
+      if (!(column.transformer instanceof EncryptedColumnTransformer)) continue;
+      const domain = `${metadata.tableName}.${column.databaseName}`;
+      if (column.transformer.domain !== domain) {
+        throw new Error(`Encrypted column ${metadata.name}.${column.propertyName}: AAD domain "${column.transformer.domain}" does not match ${domain}`);
+      }
+      if (metadata.primaryColumns.length !== 1) throw new Error(`Encrypted column ${domain}: its table needs a single-column primary key`);
+      columns.push({ entity: metadata.name, table: metadata.tableName, column: column.databaseName, domain, primaryKey: metadata.primaryColumns[0].databaseName });
+    }
+  }
+  return columns;
+}
+
+/**
+ * Key lifecycle over the data: which keys are in use, re-encryption under the current key, and
+ * the startup check that no key still in use has left the keyring.
+ */
+export class KeyService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly keyring: Keyring,
+    private readonly clock: Clock,
+  ) {}
+
+  /** At boot: records the current key as used, and refuses a keyring missing a key still in use. */
+  async assertKeyringCoversData(): Promise<void> {
+    const records = this.dataSource.getRepository(EncryptionKeyRecord);
+    await records
+      .createQueryBuilder()
+      .insert()
+      .values({ kid: this.keyring.currentKid, firstUsedAt: this.clock.now(), retiredAt: null })
+      .orUpdate(['retired_at'], ['kid'])
+      .execute();
+    const inUse = await records.findBy({ retiredAt: IsNull() });
+    const missing = inUse.map((record) => record.kid).filter((kid) => !this.keyring.has(kid));
+    if (missing.length > 0) throw new MissingKeyError(missing);
+  }
+
+  async status(): Promise<KeyStatus> {
+    const records = await this.dataSource.getRepository(EncryptionKeyRecord).find({ order: { firstUsedAt: 'ASC' } });
+    const columns: ColumnKeyCounts[] = [];
+    for (const info of encryptedColumns(this.dataSource)) {
+      const rows: { kid: string; rows: string }[] = await this.dataSource.query(
+        `SELECT split_part(${quote(info.column)}, '.', 2) AS kid, count(*) AS rows FROM ${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL GROUP BY 1 ORDER BY 1`,
+      );
+      columns.push({ table: info.table, column: info.column, rowsByKid: Object.fromEntries(rows.map((row) => [row.kid, Number(row.rows)])) });
+    }
+    const known = new Set(records.map((record) => record.kid));
+    const keys = [
+      ...records.map((record) => ({ kid: record.kid, inKeyring: this.keyring.has(record.kid), retiredAt: record.retiredAt })),
+      ...this.keyring.kids().filter((kid) => !known.has(kid)).map((kid) => ({ kid, inKeyring: true, retiredAt: null })),
+    ];
+    return { currentKid: this.keyring.currentKid, keys, columns };
+  }
+
+  /**
+   * Rewrites every value not on the current key, walking each table by primary key in batches,
+   * one transaction per batch. Idempotent and resumable: a value already on the current key is
+   * skipped, so a rerun after a crash finishes the job. Safe beside a running server: rows are
+   * locked while rewritten. Keys left with no rows are then marked retired.
+   */
+  async reencrypt(options: { batchSize?: number; onProgress?: ReencryptProgress } = {}): Promise<number> {
+    const batchSize = options.batchSize ?? 500;
+    const current = this.keyring.currentKid;
+    let rewritten = 0;
+    for (const info of encryptedColumns(this.dataSource)) {
+      const [{ total }]: { total: string }[] = await this.dataSource.query(
+        `SELECT count(*) AS total FROM ${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL AND split_part(${quote(info.column)}, '.', 2) <> $1`,
+        [current],
+      );
+      let done = 0;
+      options.onProgress?.({ table: info.table, column: info.column, done, total: Number(total) });
+      let after: string | null = null;
+      for (;;) {
+        const batch = await this.dataSource.transaction(async (manager) => {
+          const rows: { id: string; value: string | null }[] = await manager.query(
+            `SELECT ${quote(info.primaryKey)}::text AS id, ${quote(info.column)} AS value FROM ${quote(info.table)}
+             WHERE ($1::text IS NULL OR ${quote(info.primaryKey)}::text > $1) ORDER BY ${quote(info.primaryKey)}::text LIMIT $2 FOR UPDATE`,
+            [after, batchSize],
+          );
+          let changed = 0;
+          for (const row of rows) {
+            if (row.value === null || row.value.startsWith(`v1.${current}.`)) continue;
+            const reencrypted = seal(this.keyring, open(this.keyring, row.value, info.domain), info.domain);
+            await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.column)} = $1 WHERE ${quote(info.primaryKey)}::text = $2`, [reencrypted, row.id]);
+            changed += 1;
+          }
+          return { rows, changed };
+        });
+        if (batch.rows.length === 0) break;
+        after = batch.rows[batch.rows.length - 1].id;
+        done += batch.changed;
+        rewritten += batch.changed;
+        options.onProgress?.({ table: info.table, column: info.column, done, total: Number(total) });
+      }
+    }
+    await this.retireUnusedKeys();
+    return rewritten;
+  }
+
+  /** Accepts the loss of every value under `kid`: the keyring may drop it. */
+  async forget(kid: string): Promise<void> {
+    await this.dataSource.getRepository(EncryptionKeyRecord).update({ kid }, { retiredAt: this.clock.now() });
+  }
+
+  private async retireUnusedKeys(): Promise<void> {
+    const { columns } = await this.status();
+    const used = new Set(columns.flatMap((column) => Object.keys(column.rowsByKid)));
+    const records = this.dataSource.getRepository(EncryptionKeyRecord);
+    for (const record of await records.findBy({ retiredAt: IsNull() })) {
+      if (record.kid !== this.keyring.currentKid && !used.has(record.kid)) await records.update({ kid: record.kid }, { retiredAt: this.clock.now() });
+    }
+  }
+}
+
+/** Identifiers come from entity metadata, never from input; quoting still keeps them exact. */
+function quote(identifier: string): string {
+  return `"${identifier.replace(/"/g, '""')}"`;
+}

@@ -1,0 +1,78 @@
+import { hkdfSync, randomBytes } from 'node:crypto';
+import { KEY_BYTES } from './aes-gcm';
+
+/** A key id: short, plain, safe inside the envelope's dot-separated header. */
+export const KID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+
+export interface KeyringMaterial {
+  /** Data keys by key id; each exactly 32 bytes. */
+  readonly keys: ReadonlyMap<string, Buffer>;
+  /** The key new values are written with. */
+  readonly currentKid: string;
+  /** Root of the blind-index keys; never used to encrypt. */
+  readonly blindIndexKey: Buffer;
+}
+
+/** Domain-separation labels: an encryption key and a blind-index key never coincide. */
+const ENCRYPTION_DOMAIN = 'bastion/v1/column-encryption/';
+const BLIND_INDEX_DOMAIN = 'bastion/v1/blind-index/';
+
+/**
+ * The data keys. Column keys are derived per table.column with HKDF-SHA-256 (SECURITY.md CE-5),
+ * so no two columns share an AES key and each stays far below GCM's 2^32 random-IV budget.
+ */
+export class Keyring {
+  private readonly derived = new Map<string, Buffer>();
+
+  constructor(private readonly material: KeyringMaterial) {
+    if (!material.keys.has(material.currentKid)) throw new Error(`current key id "${material.currentKid}" is not in the keyring`);
+    for (const [kid, key] of material.keys) {
+      if (!KID_PATTERN.test(kid)) throw new Error(`invalid key id "${kid}"`);
+      if (key.length !== KEY_BYTES) throw new Error(`key "${kid}" must be ${KEY_BYTES} bytes`);
+    }
+    if (material.blindIndexKey.length !== KEY_BYTES) throw new Error(`the blind-index key must be ${KEY_BYTES} bytes`);
+  }
+
+  get currentKid(): string {
+    return this.material.currentKid;
+  }
+
+  kids(): string[] {
+    return [...this.material.keys.keys()];
+  }
+
+  has(kid: string): boolean {
+    return this.material.keys.has(kid);
+  }
+
+  /** The AES key for one column under one key id; undefined for an unknown kid. */
+  columnKey(kid: string, domain: string): Buffer | undefined {
+    const dataKey = this.material.keys.get(kid);
+    if (!dataKey) return undefined;
+    return this.derive(`e:${kid}:${domain}`, dataKey, ENCRYPTION_DOMAIN + domain);
+  }
+
+  /** The HMAC key of one column's blind index. */
+  blindIndexKey(domain: string): Buffer {
+    return this.derive(`b:${domain}`, this.material.blindIndexKey, BLIND_INDEX_DOMAIN + domain);
+  }
+
+  private derive(cacheKey: string, root: Buffer, info: string): Buffer {
+    let key = this.derived.get(cacheKey);
+    if (!key) {
+      key = Buffer.from(hkdfSync('sha256', root, Buffer.alloc(0), info, KEY_BYTES));
+      this.derived.set(cacheKey, key);
+    }
+    return key;
+  }
+
+  /** A safe description for logs: key ids only, never key bytes. */
+  toJSON(): { currentKid: string; kids: string[] } {
+    return { currentKid: this.currentKid, kids: this.kids() };
+  }
+}
+
+/** A fresh random 32-byte key, base64 (what `bastion keys generate` prints). */
+export function generateKey(): string {
+  return randomBytes(KEY_BYTES).toString('base64');
+}

@@ -1,0 +1,33 @@
+/**
+ * Progress for long CLI tasks on stderr: a redrawn bar on a terminal, one line per tenth of the
+ * work otherwise (CI logs), and always a final line.
+ */
+export class ProgressBar {
+  private lastTenth = -1;
+
+  constructor(
+    private readonly label: string,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {}
+
+  update(done: number, total: number): void {
+    const fraction = total === 0 ? 1 : Math.min(done / total, 1);
+    const text = `${this.label} ${this.bar(fraction)} ${Math.round(fraction * 100)}% (${done}/${total})`;
+    if (this.stream.isTTY) {
+      this.stream.write(`\r${text}`);
+      if (fraction === 1) this.stream.write('\n');
+      return;
+    }
+    const tenth = Math.floor(fraction * 10);
+    if (tenth > this.lastTenth) {
+      this.lastTenth = tenth;
+      this.stream.write(`${text}\n`);
+    }
+  }
+
+  private bar(fraction: number): string {
+    const width = 24;
+    const filled = Math.round(fraction * width);
+    return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+  }
+}
