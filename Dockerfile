@@ -42,8 +42,9 @@ COPY schema/ schema/
 # The files stay owned by root: the server account can read its code but not rewrite it.
 USER node
 EXPOSE 4000
-# slim has no curl; node's own fetch does the check. PORT may be overridden at run time.
+# slim has no curl; node's own fetch does the check, over HTTPS when Bastion terminates TLS
+# (its certificate is for the public name, not 127.0.0.1, so this one local probe skips verification).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1)).catch(() => process.exit(1))"]
+    CMD ["node", "-e", "const tls = Boolean(process.env.TLS_CERT_FILE); if (tls) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; fetch((tls ? 'https' : 'http') + '://127.0.0.1:' + (process.env.PORT || 4000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1)).catch(() => process.exit(1))"]
 # node directly, not npm: SIGTERM from `docker stop` must reach Bastion's graceful shutdown.
 CMD ["node", "dist/src/cli.js", "serve"]

@@ -116,19 +116,21 @@ export class KeyService {
       );
       let done = 0;
       options.onProgress?.({ table: info.table, column: info.column, done, total: Number(total) });
-      let after: string | null = null;
+      let after: unknown = null;
       for (;;) {
         const batch = await this.dataSource.transaction(async (manager) => {
+          // Keyset pagination on the primary key (its own type, so its index serves every batch).
+          const pk = quote(info.primaryKey);
           const rows: { id: string; value: string | null }[] = await manager.query(
-            `SELECT ${quote(info.primaryKey)}::text AS id, ${quote(info.column)} AS value FROM ${quote(info.table)}
-             WHERE ($1::text IS NULL OR ${quote(info.primaryKey)}::text > $1) ORDER BY ${quote(info.primaryKey)}::text LIMIT $2 FOR UPDATE`,
-            [after, batchSize],
+            `SELECT ${pk} AS id, ${quote(info.column)} AS value FROM ${quote(info.table)}
+             ${after === null ? '' : `WHERE ${pk} > $2`} ORDER BY ${pk} LIMIT $1 FOR UPDATE`,
+            after === null ? [batchSize] : [batchSize, after],
           );
           let changed = 0;
           for (const row of rows) {
             if (row.value === null || row.value.startsWith(`v1.${current}.`)) continue;
             const reencrypted = seal(this.keyring, open(this.keyring, row.value, info.domain), info.domain);
-            await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.column)} = $1 WHERE ${quote(info.primaryKey)}::text = $2`, [reencrypted, row.id]);
+            await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.column)} = $1 WHERE ${quote(info.primaryKey)} = $2`, [reencrypted, row.id]);
             changed += 1;
           }
           return { rows, changed };

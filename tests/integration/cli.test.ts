@@ -81,6 +81,23 @@ describe('bastion --help', () => {
   });
 });
 
+describe('bastion keys', () => {
+  it('generate prints one fresh kid:key line', () => {
+    const first = runCli(['keys', 'generate', '--kid', 'k2'], {});
+    const second = runCli(['keys', 'generate', '--kid', 'k2'], {});
+    expect(first.status).toBe(0);
+    expect(first.stdout).toMatch(/^k2:[A-Za-z0-9+/]{43}=\n$/);
+    expect(Buffer.from(first.stdout.trim().slice(3), 'base64')).toHaveLength(32);
+    expect(second.stdout).not.toBe(first.stdout);
+  });
+
+  it('forget refuses without --force', () => {
+    const result = runCli(['keys', 'forget', 'k1'], {});
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim()).toBe('bastion: refusing to forget key "k1" without --force: values still encrypted under it become unreadable');
+  });
+});
+
 describe('bastion serve, failing to start', () => {
   it('lists every bad setting in one message, exits non-zero, starts nothing', () => {
     const dataDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-cli-')), 'data');
@@ -108,6 +125,9 @@ describe('bastion serve on the embedded PostgreSQL', () => {
   it('starts, keeps data across a crash and a restart, takes over the orphaned server, and stops cleanly', async () => {
     const first = await serve(env);
     expect((await fetch(first.url.replace('/graphql', '/healthz'))).status).toBe(200);
+    const keyFile = path.join(dataDir, 'keys.json');
+    expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(first.output()).toContain(`encryption keys come from the development key file ${keyFile}`);
     const landing = await fetch(first.url, { headers: { accept: 'text/html' } });
     expect(await landing.text()).toMatch(/<!DOCTYPE html>/i);
 
@@ -141,6 +161,10 @@ describe('bastion serve on the embedded PostgreSQL', () => {
     const status = runCli(['migrate', 'status'], { ...env, LOG_LEVEL: 'silent' });
     expect(status.stdout.trim()).toBe('database is up to date');
     expect(status.status).toBe(0);
+    const keys = runCli(['keys', 'status'], { ...env, LOG_LEVEL: 'silent' });
+    expect(keys.status).toBe(0);
+    expect(keys.stdout).toMatch(/^current key: dev1$/m);
+    expect(keys.stdout).toMatch(/^ {2}dev1 +in keyring +in use$/m);
     process.stdout.write(`embedded start times: first run ${first.startupMs} ms, after a crash ${second.startupMs} ms\n`);
   });
 });

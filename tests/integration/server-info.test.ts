@@ -1,4 +1,5 @@
 import { makeClient } from '../support/factories';
+import { TEST_KEYS } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
 describe('serverInfo, end to end over HTTP', () => {
@@ -13,5 +14,15 @@ describe('serverInfo, end to end over HTTP', () => {
     const { status, body } = await makeClient(server).request('{ serverInfo { name version serverTime } }');
     expect(status).toBe(200);
     expect(body).toEqual({ data: { serverInfo: { name: 'Bastion', version: expect.stringMatching(/^\d+\.\d+\.\d+/), serverTime: '2026-05-04T03:02:01.000Z' } } });
+  });
+
+  it('never logs key material', async () => {
+    await makeClient(server).request('{ serverInfo { name } }');
+    const logs = server.logs.text();
+    expect(logs.length).toBeGreaterThan(0);
+    for (const key of Object.values(TEST_KEYS)) {
+      expect(logs).not.toContain(key.toString('base64'));
+      expect(logs).not.toContain(key.toString('hex'));
+    }
   });
 });

@@ -22,19 +22,3 @@ export class SecretNote {
   @Column({ type: 'text' })
   label!: string;
 }
-
-/** The same shape without encryption, for benchmarks. */
-@Entity('plain_notes')
-export class PlainNote {
-  @PrimaryGeneratedColumn('uuid')
-  id!: string;
-
-  @Column({ type: 'text' })
-  email!: string;
-
-  @Column({ type: 'text', nullable: true })
-  phone!: string | null;
-
-  @Column({ type: 'text' })
-  label!: string;
-}

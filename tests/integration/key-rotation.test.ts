@@ -1,0 +1,109 @@
+import { DataSource } from 'typeorm';
+import { FrozenClock } from '../../src/clock';
+import { installKeyring } from '../../src/crypto/active-keyring';
+import { KeyService, MissingKeyError } from '../../src/crypto/key.service';
+import { Keyring } from '../../src/crypto/keyring';
+import { createDataSource } from '../../src/db/data-source';
+import { SecretNote } from '../support/test-models';
+import { TestDatabase, createTestDatabase } from '../support/test-database';
+import { TEST_KEYS, testKeyring } from '../support/test-keys';
+
+describe('key rotation on real PostgreSQL', () => {
+  let database: TestDatabase;
+  let dataSource: DataSource;
+  const clock = new FrozenClock('2026-06-01T00:00:00.000Z');
+  const notes = () => dataSource.getRepository(SecretNote);
+  const service = (keyring: Keyring) => {
+    installKeyring(keyring);
+    return new KeyService(dataSource, keyring, clock);
+  };
+  const expected = new Map<string, { email: string; phone: string | null; profile: SecretNote['profile'] }>();
+
+  async function write(count: number, keyring: Keyring, prefix: string) {
+    installKeyring(keyring);
+    for (let index = 0; index < count; index += 1) {
+      const note = await notes().save(Object.assign(new SecretNote(), { email: `${prefix}${index}@example.com`, phone: index % 2 ? null : `+1 555 01${index}`, profile: { city: `City ${index}`, tags: [prefix] }, label: prefix }));
+      expected.set(note.id, { email: note.email, phone: note.phone, profile: note.profile });
+    }
+  }
+
+  beforeAll(async () => {
+    installKeyring(testKeyring('k1', ['k1']));
+    database = await createTestDatabase();
+    dataSource = createDataSource({ url: database.url, poolSize: 2, extraEntities: [SecretNote] });
+    await dataSource.initialize();
+    await dataSource.synchronize();
+
+    await service(testKeyring('k1', ['k1'])).assertKeyringCoversData();
+    await write(5, testKeyring('k1', ['k1']), 'old');
+    // Rotation step 1: add k2 and make it current; old rows stay readable under k1.
+    await service(testKeyring('k2')).assertKeyringCoversData();
+    await write(3, testKeyring('k2'), 'new');
+  });
+  afterAll(async () => {
+    await dataSource.destroy();
+    await database.drop();
+  });
+
+  it('reports rows per key id for every encrypted column', async () => {
+    const status = await service(testKeyring('k2')).status();
+    expect(status.currentKid).toBe('k2');
+    expect(status.columns).toEqual([
+      { table: 'secret_notes', column: 'email', rowsByKid: { k1: 5, k2: 3 } },
+      { table: 'secret_notes', column: 'phone', rowsByKid: { k1: 3, k2: 2 } },
+      { table: 'secret_notes', column: 'profile', rowsByKid: { k1: 5, k2: 3 } },
+    ]);
+    expect(status.keys).toEqual([
+      { kid: 'k1', inKeyring: true, retiredAt: null },
+      { kid: 'k2', inKeyring: true, retiredAt: null },
+    ]);
+  });
+
+  it('refuses to start with a keyring that dropped a key rows still use', async () => {
+    await expect(service(new Keyring({ keys: new Map([['k2', TEST_KEYS.k2]]), currentKid: 'k2', blindIndexKey: TEST_KEYS.blindIndex })).assertKeyringCoversData()).rejects.toThrow(MissingKeyError);
+  });
+
+  it('finishes after being killed halfway, leaves nothing on the old key, and reads back every value', async () => {
+    const keys = service(testKeyring('k2'));
+    let batches = 0;
+    const interrupted = keys.reencrypt({
+      batchSize: 2,
+      onProgress: ({ done }) => {
+        if (done > 0 && ++batches === 2) throw new Error('killed halfway');
+      },
+    });
+    await expect(interrupted).rejects.toThrow('killed halfway');
+    const midway = await keys.status();
+    expect(midway.columns[0].rowsByKid.k1).toBeGreaterThan(0);
+    expect(midway.columns[0].rowsByKid.k1).toBeLessThan(5);
+
+    const progress: number[] = [];
+    const rewritten = await keys.reencrypt({ batchSize: 2, onProgress: ({ done, total }) => progress.push(total - done) });
+    expect(rewritten).toBeGreaterThan(0);
+    expect(progress[progress.length - 1]).toBe(0);
+
+    const after = await keys.status();
+    for (const column of after.columns) expect(Object.keys(column.rowsByKid)).toEqual(['k2']);
+    expect(after.keys.find((key) => key.kid === 'k1')?.retiredAt).toEqual(clock.now());
+
+    installKeyring(testKeyring('k2', ['k2']));
+    const loaded = await notes().find();
+    expect(loaded).toHaveLength(8);
+    for (const note of loaded) expect({ email: note.email, phone: note.phone, profile: note.profile }).toEqual(expected.get(note.id));
+  });
+
+  it('changes nothing on a second run, and the old key may now leave the keyring', async () => {
+    const before: { id: string; email: string }[] = await dataSource.query('SELECT id, email FROM secret_notes ORDER BY id');
+    expect(await service(testKeyring('k2')).reencrypt({ batchSize: 2 })).toBe(0);
+    expect(await dataSource.query('SELECT id, email FROM secret_notes ORDER BY id')).toEqual(before);
+    await expect(service(testKeyring('k2', ['k2'])).assertKeyringCoversData()).resolves.toBeUndefined();
+  });
+
+  it('lets an operator forget a key deliberately', async () => {
+    await service(testKeyring('k1')).assertKeyringCoversData(); // k1 current again: in use
+    const withoutK1 = new Keyring({ keys: new Map([['k2', TEST_KEYS.k2]]), currentKid: 'k2', blindIndexKey: TEST_KEYS.blindIndex });
+    await expect(service(withoutK1).assertKeyringCoversData()).rejects.toThrow(/"k1" missing/);
+    await service(withoutK1).forget('k1');
+    await expect(service(withoutK1).assertKeyringCoversData()).resolves.toBeUndefined();
+  });
+});
