@@ -3,10 +3,10 @@
  * It needs DATABASE_URL; `bastion migrate` does the same work and also starts the embedded
  * PostgreSQL when DATABASE_URL is unset.
  */
-import { loadConfig, readEnvironment } from './src/config';
+import { loadProcessConfig } from './src/config';
 import { createDataSource } from './src/db/data-source';
 
-const config = loadConfig(readEnvironment(process.env, process.cwd()));
+const config = loadProcessConfig();
 if (!config.databaseUrl) {
   throw new Error('ormconfig.ts needs DATABASE_URL; or use `npx bastion migrate`, which starts the embedded PostgreSQL');
 }

@@ -1,12 +1,12 @@
 import 'reflect-metadata';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { systemClock } from './clock';
-import { Config, ConfigError, loadConfig, readEnvironment } from './config';
+import { Config, ConfigError, loadProcessConfig } from './config';
 import { installKeyring } from './crypto/active-keyring';
 import { KeyService } from './crypto/key.service';
-import { generateKey } from './crypto/keyring';
+import { KID_PATTERN, generateKey } from './crypto/keyring';
 import { loadKeyring } from './crypto/load-keyring';
 import { openDatabase, runMigrations } from './db/database';
 import { generateMigration } from './db/migration-generator';
@@ -21,7 +21,7 @@ import { buildGraphQLSchema, printSDL } from './schema';
 class CliFailure extends Error {}
 
 function bootConfig(): Config {
-  return loadConfig(readEnvironment(process.env, process.cwd()));
+  return loadProcessConfig();
 }
 
 function bootLogger(config: Config): Logger {
@@ -117,6 +117,16 @@ async function emitSchema(check: boolean): Promise<void> {
   say(`wrote ${path.relative(process.cwd(), target) || target}`);
 }
 
+function positiveInteger(raw: string): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new InvalidArgumentError('must be a whole number above 0');
+  return Number(raw);
+}
+
+function keyIdOption(raw: string): string {
+  if (!KID_PATTERN.test(raw)) throw new InvalidArgumentError('must be letters, digits, _ and - (at most 32)');
+  return raw;
+}
+
 export function buildCli(): Command {
   const program = new Command('bastion')
     .description('Bastion: a self-hosted GraphQL backend for mobile apps, with its security measures built in.')
@@ -173,17 +183,17 @@ export function buildCli(): Command {
   keys
     .command('generate')
     .description('Print a fresh random key line, kid:base64key, for BASTION_ENCRYPTION_KEYS (the part after ":" also serves as BASTION_BLIND_INDEX_KEY)')
-    .option('--kid <kid>', 'key id to print', `k${systemClock.now().toISOString().slice(0, 10).replace(/-/g, '')}`)
+    .option('--kid <kid>', 'key id to print (letters, digits, _ and -, at most 32)', keyIdOption, `k${systemClock.now().toISOString().slice(0, 10).replace(/-/g, '')}`)
     .action((options: { kid: string }) => say(`${options.kid}:${generateKey()}`));
   keys.command('status').description('Key ids in the keyring and in use, and rows per key id in every encrypted column').action(keyStatus);
   keys
     .command('reencrypt')
     .description('Rewrite every value not on the current key, in batches (resumable; safe while the server runs)')
-    .option('--batch-size <rows>', 'rows per transaction', (raw) => Number.parseInt(raw, 10), 500)
+    .option('--batch-size <rows>', 'rows per transaction', positiveInteger, 500)
     .action((options: { batchSize: number }) =>
       withKeys(async (keyService) => {
         const bars = new Map<string, ProgressBar>();
-        const rewritten = await keyService.reencrypt({
+        const { rewritten, unreadable } = await keyService.reencrypt({
           batchSize: options.batchSize,
           onProgress: ({ table, column, done, total }) => {
             const label = `${table}.${column}`;
@@ -192,6 +202,10 @@ export function buildCli(): Command {
           },
         });
         say(`re-encrypted ${rewritten} value${rewritten === 1 ? '' : 's'}; run \`bastion keys status\` to check`);
+        if (unreadable.length > 0) {
+          for (const value of unreadable.slice(0, 20)) say(`  unreadable: ${value.table}.${value.column} row ${value.id}`);
+          throw new CliFailure(`${unreadable.length} value(s) could not be decrypted with any key of the keyring and were left as they are`);
+        }
       }),
     );
   keys

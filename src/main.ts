@@ -1,7 +1,7 @@
 import type { Clock } from './clock';
 import type { Config } from './config';
 import { installKeyring } from './crypto/active-keyring';
-import { KeyService } from './crypto/key.service';
+import { KeyService, encryptedColumns } from './crypto/key.service';
 import { loadKeyring } from './crypto/load-keyring';
 import { Database, MigrationsPendingError, openDatabase } from './db/database';
 import { transportWarning } from './http/tls';
@@ -33,6 +33,7 @@ export async function startBastion(
   let url: string;
   try {
     if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
+    encryptedColumns(database.dataSource); // fails fast on an encrypted column whose AAD domain is not its table.column
     await new KeyService(database.dataSource, keyring, clock).assertKeyringCoversData();
     server = await createServer({ config, dataSource: database.dataSource, logger, clock, extraFeatures: deps.extraFeatures });
     url = await server.listen();

@@ -70,7 +70,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     // The CLI owns SIGTERM/SIGINT: Apollo's own handlers would race ours and re-raise the signal.
     stopOnTerminationSignals: false,
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       config.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
       introspectionGate(config.introspection),
       errorLoggingPlugin(),
@@ -83,7 +83,8 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   app.use(requestIds(logger));
   app.use(strictTransportSecurity(trust));
   app.get('/healthz', healthz);
-  app.get('/readyz', readyz(dataSource));
+  let closing: Promise<void> | undefined;
+  app.get('/readyz', readyz(dataSource, () => closing !== undefined));
   app.use(
     '/graphql',
     corsAllowlist(config.corsOrigins),
@@ -102,7 +103,6 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   app.use(notFound);
   app.use(errorHandler);
 
-  let closing: Promise<void> | undefined;
   return {
     app,
     httpServer,
@@ -116,18 +116,10 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
           resolve(`${config.tlsCertFile ? 'https' : 'http'}://${host}:${port}/graphql`);
         });
       }),
+    // The drain plugin stops accepting, closes idle keep-alive sockets, waits for in-flight
+    // requests up to the shutdown timeout, then cuts what remains.
     close: () => {
-      closing ??= (async () => {
-        // The drain plugin closes idle keep-alive sockets and waits for in-flight requests;
-        // past the timeout the remaining connections are cut.
-        const deadline = setTimeout(() => httpServer.closeAllConnections(), config.shutdownTimeoutMs);
-        deadline.unref();
-        try {
-          await apollo.stop();
-        } finally {
-          clearTimeout(deadline);
-        }
-      })();
+      closing ??= apollo.stop();
       return closing;
     },
   };

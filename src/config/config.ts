@@ -88,11 +88,17 @@ function unsafeInProduction(config: Config): string[] {
     problems.push('BASTION_ENCRYPTION_KEYS: must be set in production (generate keys with `npx bastion keys generate`)');
   }
   if (config.blindIndexKey === undefined) problems.push('BASTION_BLIND_INDEX_KEY: must be set in production');
+  if (config.smtpUrl === undefined) problems.push('SMTP_URL: must be set in production (the log transport would write reset links to the log)');
   if (config.logPretty) problems.push('BASTION_LOG_PRETTY: must be false in production (logs are shipped as JSON lines)');
   if (config.introspection === 'everyone') {
     problems.push('BASTION_INTROSPECTION: must be admins in production (the schema is an attacker\'s map)');
   }
   return problems;
+}
+
+/** The process's own configuration: its environment and the `.env` of its working directory. */
+export function loadProcessConfig(): Config {
+  return loadConfig(readEnvironment(process.env, process.cwd()), process.cwd());
 }
 
 /** A config for tests and tools: the defaults of `nodeEnv` with some values replaced. */

@@ -1,2 +1,2 @@
-export { Config, ConfigError, Environment, configWith, loadConfig, readEnvironment } from './config';
+export { Config, ConfigError, Environment, configWith, loadConfig, loadProcessConfig, readEnvironment } from './config';
 export { EncryptionKeySetting, IntrospectionMode, LogLevel, NodeEnv, SETTINGS } from './settings';

@@ -163,8 +163,29 @@ function cidrList(raw: string): readonly string[] {
     if (family === 0 || !validPrefix || extra !== undefined) {
       throw new SettingProblem(`must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (got ${quote(cidr)})`);
     }
+    if (prefix === '0') throw new SettingProblem(`${quote(cidr)} would trust every address, so anyone could forge X-Forwarded-For`);
   }
   return Object.freeze(cidrs);
+}
+
+function absoluteUrl(raw: string): string {
+  try {
+    const url = new URL(raw.trim());
+    return url.toString().replace(/\/$/, '');
+  } catch {
+    throw new SettingProblem(`must be an absolute URL such as https://api.example.com or myapp://auth (got ${quote(raw)})`);
+  }
+}
+
+function smtpUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new SettingProblem('must be a URL such as smtps://user:password@mail.example.com:465');
+  }
+  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new SettingProblem('must start with smtp:// or smtps://');
+  return raw.trim();
 }
 
 const APOLLO_SANDBOX_ORIGINS = ['https://sandbox.embed.apollographql.com', 'https://studio.apollographql.com'];
@@ -285,7 +306,7 @@ export const SETTINGS = {
   }),
   blindIndexKey: spec<Buffer | undefined>({
     env: 'BASTION_BLIND_INDEX_KEY',
-    description: 'Root key (32 bytes, base64) of the blind indexes that make encrypted columns searchable by equality. Never rotate it casually: every index must then be rebuilt.',
+    description: 'Root key (32 bytes, base64) of the blind indexes that make encrypted columns searchable by equality. Changing it invalidates every index, and there is no rebuild command yet: treat it as fixed.',
     fallback: () => undefined,
     defaultText: 'development: generated; production: required',
     parse: (raw) => base64Key(raw, 'the key'),
@@ -311,6 +332,98 @@ export const SETTINGS = {
     fallback: () => [],
     defaultText: 'none',
     parse: cidrList,
+  }),
+  publicUrl: spec<string>({
+    env: 'BASTION_PUBLIC_URL',
+    description: 'Base of the links in emails (password reset, email verification); may be an app deep link such as myapp://auth. Also the access tokens\' issuer (iss).',
+    fallback: () => 'http://localhost:4000',
+    defaultText: 'http://localhost:4000',
+    parse: absoluteUrl,
+  }),
+  tokenAudience: spec<string>({
+    env: 'BASTION_TOKEN_AUDIENCE',
+    description: 'The aud claim of access tokens; tokens for another audience are refused.',
+    fallback: () => 'bastion-api',
+    defaultText: 'bastion-api',
+    parse: nonEmpty,
+  }),
+  accessTokenTtlSeconds: spec<number>({
+    env: 'BASTION_ACCESS_TOKEN_TTL',
+    description: 'Access token lifetime in seconds.',
+    fallback: () => 900,
+    defaultText: '900 (15 min)',
+    parse: integer(60, 3600),
+  }),
+  refreshIdleDays: spec<number>({
+    env: 'BASTION_REFRESH_IDLE_DAYS',
+    description: 'A session unused this many days ends.',
+    fallback: () => 30,
+    defaultText: '30',
+    parse: integer(1, 365),
+  }),
+  refreshAbsoluteDays: spec<number>({
+    env: 'BASTION_REFRESH_ABSOLUTE_DAYS',
+    description: 'A session ends this many days after sign-in, however active (refreshing never extends it).',
+    fallback: () => 90,
+    defaultText: '90',
+    parse: integer(1, 730),
+  }),
+  refreshGraceSeconds: spec<number>({
+    env: 'BASTION_REFRESH_GRACE_SECONDS',
+    description: 'Window in which the just-rotated refresh token may be presented again (parallel requests of a mobile app) without ending the session. 0 turns it off.',
+    fallback: () => 10,
+    defaultText: '10',
+    parse: integer(0, 10),
+  }),
+  maxSessionsPerUser: spec<number>({
+    env: 'BASTION_MAX_SESSIONS_PER_USER',
+    description: 'Live sessions per user; signing in beyond it ends the least recently used one.',
+    fallback: () => 20,
+    defaultText: '20',
+    parse: integer(1, 1000),
+  }),
+  passwordMinLength: spec<number>({
+    env: 'BASTION_PASSWORD_MIN_LENGTH',
+    description: 'Minimum password length in characters (NIST SP 800-63B-4: 15 where the password is the only factor). The self-audit warns below 15.',
+    fallback: () => 15,
+    defaultText: '15',
+    parse: integer(8, 64),
+  }),
+  appName: spec<string>({
+    env: 'BASTION_APP_NAME',
+    description: 'The app\'s name: shown in emails and TOTP apps, and refused inside passwords.',
+    fallback: () => 'Bastion',
+    defaultText: 'Bastion',
+    parse: nonEmpty,
+  }),
+  requireVerifiedEmail: spec<boolean>({
+    env: 'BASTION_REQUIRE_VERIFIED_EMAIL',
+    description: 'Refuse sign-in until the email address is verified.',
+    fallback: () => false,
+    defaultText: 'false',
+    parse: boolean,
+  }),
+  smtpUrl: spec<string | undefined>({
+    env: 'SMTP_URL',
+    description: 'SMTP server for emails, e.g. smtps://user:password@mail.example.com:465. Unset: emails are written to the log (development only; refused in production).',
+    fallback: () => undefined,
+    defaultText: 'unset (log transport)',
+    parse: smtpUrl,
+    secret: true,
+  }),
+  mailFrom: spec<string>({
+    env: 'BASTION_MAIL_FROM',
+    description: 'Sender address of emails.',
+    fallback: () => 'Bastion <no-reply@localhost>',
+    defaultText: 'Bastion <no-reply@localhost>',
+    parse: nonEmpty,
+  }),
+  hashConcurrency: spec<number>({
+    env: 'BASTION_HASH_CONCURRENCY',
+    description: 'Password hashes computed at once per process (each takes ~19 MiB and a core for ~50 ms); more wait in a short queue, beyond it sign-ins get RATE_LIMITED.',
+    fallback: () => 2,
+    defaultText: '2',
+    parse: integer(1, 64),
   }),
   shutdownTimeoutMs: spec<number>({
     env: 'BASTION_SHUTDOWN_TIMEOUT_MS',

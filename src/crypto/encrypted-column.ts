@@ -74,15 +74,17 @@ function tableNameOf(entity: Function): string {
 
 /**
  * TypeORM passes where-clause values through the same `to()` as values being saved; only the
- * call stack tells them apart. Pinned to typeorm 1.1.1's names, and a test fails if they change.
+ * call stack tells them apart: find options go through `buildWhere`, operators through
+ * `FindOperator.transformValue`, update/delete/query-builder criteria through `getPredicates`.
+ * Pinned to typeorm 1.1.1's names; tests cover each path, so an upgrade that renames them fails.
  */
 function calledFromWhereClause(): boolean {
   const holder: { stack?: string } = {};
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 10;
+  Error.stackTraceLimit = 12;
   Error.captureStackTrace(holder, calledFromWhereClause);
   Error.stackTraceLimit = limit;
-  return /\.buildWhere |FindOperator\.transformValue /.test(holder.stack ?? '');
+  return /\.(buildWhere|getPredicates|getWhereCondition) |FindOperator\.transformValue /.test(holder.stack ?? '');
 }
 
 interface BlindIndexedProperty {
@@ -120,6 +122,9 @@ export function Encrypted(options: EncryptedOptions = {}): PropertyDecorator {
   return (target, propertyKey) => {
     const property = String(propertyKey);
     const entity = target.constructor;
+    if (options.blindIndex && options.kind === 'json') {
+      throw new EncryptedColumnMisuseError(`${entity.name}.${property}: a blind index needs a string column, not kind 'json'`);
+    }
     const transformer = new EncryptedColumnTransformer(entity, property, options);
     Column({ type: 'text', nullable: options.nullable ?? false, name: options.name, transformer })(target, propertyKey);
     if (!options.blindIndex) return;

@@ -2,7 +2,7 @@ import { DataSource, IsNull } from 'typeorm';
 import type { Clock } from '../clock';
 import { EncryptedColumnTransformer } from './encrypted-column';
 import { EncryptionKeyRecord } from './encryption-key.entity';
-import { open, seal } from './envelope';
+import { DecryptionFailedError, open, seal } from './envelope';
 import type { Keyring } from './keyring';
 
 export interface EncryptedColumnInfo {
@@ -25,6 +25,18 @@ export interface KeyStatus {
   readonly currentKid: string;
   readonly keys: readonly { kid: string; inKeyring: boolean; retiredAt: Date | null }[];
   readonly columns: readonly ColumnKeyCounts[];
+}
+
+/** A value that no key of the keyring opens (a forgotten key, or tampering): skipped, reported. */
+export interface UnreadableValue {
+  readonly table: string;
+  readonly column: string;
+  readonly id: string;
+}
+
+export interface ReencryptResult {
+  readonly rewritten: number;
+  readonly unreadable: readonly UnreadableValue[];
 }
 
 export type ReencryptProgress = (progress: { table: string; column: string; done: number; total: number }) => void;
@@ -68,18 +80,23 @@ export class KeyService {
     private readonly clock: Clock,
   ) {}
 
-  /** At boot: records the current key as used, and refuses a keyring missing a key still in use. */
+  /**
+   * At boot (and before re-encrypting): refuses a keyring missing a key still in use, then records
+   * the current key as in use. One transaction: a refused keyring leaves no trace.
+   */
   async assertKeyringCoversData(): Promise<void> {
-    const records = this.dataSource.getRepository(EncryptionKeyRecord);
-    await records
-      .createQueryBuilder()
-      .insert()
-      .values({ kid: this.keyring.currentKid, firstUsedAt: this.clock.now(), retiredAt: null })
-      .orUpdate(['retired_at'], ['kid'])
-      .execute();
-    const inUse = await records.findBy({ retiredAt: IsNull() });
-    const missing = inUse.map((record) => record.kid).filter((kid) => !this.keyring.has(kid));
-    if (missing.length > 0) throw new MissingKeyError(missing);
+    await this.dataSource.transaction(async (manager) => {
+      const records = manager.getRepository(EncryptionKeyRecord);
+      const inUse = await records.findBy({ retiredAt: IsNull() });
+      const missing = inUse.map((record) => record.kid).filter((kid) => !this.keyring.has(kid));
+      if (missing.length > 0) throw new MissingKeyError(missing);
+      await records
+        .createQueryBuilder()
+        .insert()
+        .values({ kid: this.keyring.currentKid, firstUsedAt: this.clock.now(), retiredAt: null })
+        .orUpdate(['retired_at'], ['kid'])
+        .execute();
+    });
   }
 
   async status(): Promise<KeyStatus> {
@@ -105,10 +122,14 @@ export class KeyService {
    * skipped, so a rerun after a crash finishes the job. Safe beside a running server: rows are
    * locked while rewritten. Keys left with no rows are then marked retired.
    */
-  async reencrypt(options: { batchSize?: number; onProgress?: ReencryptProgress } = {}): Promise<number> {
+  async reencrypt(options: { batchSize?: number; onProgress?: ReencryptProgress } = {}): Promise<ReencryptResult> {
     const batchSize = options.batchSize ?? 500;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('batch size must be a whole number above 0');
+    // The key about to be written with must be on record before the first value uses it.
+    await this.assertKeyringCoversData();
     const current = this.keyring.currentKid;
     let rewritten = 0;
+    const unreadable: UnreadableValue[] = [];
     for (const info of encryptedColumns(this.dataSource)) {
       const [{ total }]: { total: string }[] = await this.dataSource.query(
         `SELECT count(*) AS total FROM ${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL AND split_part(${quote(info.column)}, '.', 2) <> $1`,
@@ -129,7 +150,15 @@ export class KeyService {
           let changed = 0;
           for (const row of rows) {
             if (row.value === null || row.value.startsWith(`v1.${current}.`)) continue;
-            const reencrypted = seal(this.keyring, open(this.keyring, row.value, info.domain), info.domain);
+            let plaintext: Buffer;
+            try {
+              plaintext = open(this.keyring, row.value, info.domain);
+            } catch (error) {
+              if (!(error instanceof DecryptionFailedError)) throw error;
+              unreadable.push({ table: info.table, column: info.column, id: String(row.id) });
+              continue;
+            }
+            const reencrypted = seal(this.keyring, plaintext, info.domain);
             await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.column)} = $1 WHERE ${quote(info.primaryKey)} = $2`, [reencrypted, row.id]);
             changed += 1;
           }
@@ -143,12 +172,14 @@ export class KeyService {
       }
     }
     await this.retireUnusedKeys();
-    return rewritten;
+    return { rewritten, unreadable };
   }
 
   /** Accepts the loss of every value under `kid`: the keyring may drop it. */
   async forget(kid: string): Promise<void> {
-    await this.dataSource.getRepository(EncryptionKeyRecord).update({ kid }, { retiredAt: this.clock.now() });
+    if (kid === this.keyring.currentKid) throw new Error(`"${kid}" is the current key; make another key current first`);
+    const { affected } = await this.dataSource.getRepository(EncryptionKeyRecord).update({ kid }, { retiredAt: this.clock.now() });
+    if (!affected) throw new Error(`no key "${kid}" has ever encrypted data here`);
   }
 
   private async retireUnusedKeys(): Promise<void> {

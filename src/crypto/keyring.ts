@@ -1,4 +1,5 @@
 import { hkdfSync, randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
 import { KEY_BYTES } from './aes-gcm';
 
 /** A key id: short, plain, safe inside the envelope's dot-separated header. */
@@ -69,6 +70,11 @@ export class Keyring {
   /** A safe description for logs: key ids only, never key bytes. */
   toJSON(): { currentKid: string; kids: string[] } {
     return { currentKid: this.currentKid, kids: this.kids() };
+  }
+
+  /** console.log and util.inspect show the same safe description. */
+  [inspect.custom](): string {
+    return `Keyring ${JSON.stringify(this.toJSON())}`;
   }
 }
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config';
+import { ensureDataDir } from '../data-dir';
 import type { Logger } from '../logging';
 import { Keyring, generateKey } from './keyring';
 
@@ -37,7 +38,7 @@ export function loadKeyring(config: Config, logger: Logger): Keyring {
       keys: { dev1: generateKey() },
       blindIndexKey: generateKey(),
     };
-    fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    ensureDataDir(config.dataDir);
     fs.writeFileSync(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   }
   logger.warn({ file }, `encryption keys come from the development key file ${file}; set BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY for production`);

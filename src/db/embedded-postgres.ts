@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
+import { ensureDataDir } from '../data-dir';
 import type { Logger } from '../logging';
 import { RunAs, binariesFor, canTraverse, resolveRunAs, tempHome } from './postgres-binaries';
 
@@ -26,6 +27,8 @@ interface ClusterState {
   password: string;
   /** The Bastion process that started the running server; a dead owner means a stale server. */
   ownerPid?: number;
+  /** Other live Bastion processes using the server; one of them takes over when the owner stops. */
+  attachedPids?: number[];
 }
 
 const SUPERUSER = 'postgres';
@@ -38,46 +41,51 @@ const SUPERUSER = 'postgres';
 export class EmbeddedPostgres {
   private constructor(
     private readonly state: ClusterState,
+    private readonly stateFile: string,
     private readonly account: RunAs,
     private readonly bin: string,
     private readonly logger: Logger,
-    /** False when we attached to a server another live Bastion process owns: it stops it, not us. */
+    /** False when we attached to a server another live Bastion process owns. */
     private readonly owned: boolean,
   ) {}
 
   static async start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
     const { dataDir, logger } = options;
     const account = resolveRunAs();
-    // Others may pass through (not list) so that, when we are root, `postgres` reaches its cluster.
-    fs.mkdirSync(dataDir, { recursive: true, mode: account.uid === undefined ? 0o700 : 0o711 });
+    ensureDataDir(dataDir);
     const bin = binariesFor(account);
     const stateFile = path.join(dataDir, 'embedded-postgres.json');
-    const state = readState(stateFile) ?? newState(dataDir, account, logger);
+    // Detect, start and record under one lock: two processes starting at once must agree on one owner.
+    return withStateLock(dataDir, async () => {
+      const state = readState(stateFile) ?? newState(dataDir, account, logger);
+      if (!fs.existsSync(path.join(state.clusterDir, 'PG_VERSION'))) {
+        await initialise(bin, account, state, options.disposable ?? false, logger);
+      }
 
-    if (!fs.existsSync(path.join(state.clusterDir, 'PG_VERSION'))) {
-      await initialise(bin, account, state, options.disposable ?? false, logger);
-    }
+      const running = runningServerPid(state.clusterDir);
+      if (running !== undefined && state.ownerPid !== undefined && state.ownerPid !== process.pid && isAlive(state.ownerPid)) {
+        logger.info({ port: state.port, ownerPid: state.ownerPid }, 'using the embedded PostgreSQL started by another Bastion process');
+        state.attachedPids = [...(state.attachedPids ?? []).filter(isAlive), process.pid];
+        writeState(stateFile, state);
+        return new EmbeddedPostgres(state, stateFile, account, bin, logger, false);
+      }
+      if (running !== undefined) {
+        logger.warn({ pid: running }, 'stopping an embedded PostgreSQL left running by a previous Bastion process');
+        await pgCtl(bin, account, ['stop', '-D', state.clusterDir, '-m', 'fast', '-w', '-t', '30']).catch(() => undefined);
+      }
 
-    const running = runningServerPid(state.clusterDir);
-    if (running !== undefined && state.ownerPid !== undefined && state.ownerPid !== process.pid && isAlive(state.ownerPid)) {
-      logger.info({ port: state.port, ownerPid: state.ownerPid }, 'using the embedded PostgreSQL started by another Bastion process');
-      return new EmbeddedPostgres(state, account, bin, logger, false);
-    }
-    if (running !== undefined) {
-      logger.warn({ pid: running }, 'stopping an embedded PostgreSQL left running by a previous Bastion process');
-      await pgCtl(bin, account, ['stop', '-D', state.clusterDir, '-m', 'fast', '-w', '-t', '30']).catch(() => undefined);
-    }
-
-    if (!(await isPortFree(state.port))) state.port = await freePort();
-    state.ownerPid = process.pid;
-    writeState(stateFile, state);
-    logger.info({ port: state.port, clusterDir: state.clusterDir }, 'starting embedded PostgreSQL');
-    try {
-      await pgCtl(bin, account, ['start', '-D', state.clusterDir, '-w', '-t', '60', '-l', path.join(state.clusterDir, 'server.log'), '-o', `-p ${state.port}`]);
-    } catch (error) {
-      throw new Error(`The embedded PostgreSQL did not start; see ${path.join(state.clusterDir, 'server.log')}`, { cause: error });
-    }
-    return new EmbeddedPostgres(state, account, bin, logger, true);
+      if (!(await isPortFree(state.port))) state.port = await freePort();
+      state.ownerPid = process.pid;
+      state.attachedPids = [];
+      writeState(stateFile, state);
+      logger.info({ port: state.port, clusterDir: state.clusterDir }, 'starting embedded PostgreSQL');
+      try {
+        await pgCtl(bin, account, ['start', '-D', state.clusterDir, '-w', '-t', '60', '-l', path.join(state.clusterDir, 'server.log'), '-o', `-p ${state.port}`]);
+      } catch (error) {
+        throw new Error(`The embedded PostgreSQL did not start; see ${path.join(state.clusterDir, 'server.log')}`, { cause: error });
+      }
+      return new EmbeddedPostgres(state, stateFile, account, bin, logger, true);
+    });
   }
 
   /** False when another live Bastion process started this server and will stop it. */
@@ -105,10 +113,58 @@ export class EmbeddedPostgres {
     }
   }
 
+  /**
+   * Stops the server when no other live Bastion process uses it. Otherwise ownership passes to one
+   * of them (and it stops the server when it is done), so a short CLI command never pulls the
+   * database from under a running server.
+   */
   async stop(): Promise<void> {
-    if (!this.owned) return;
-    this.logger.info('stopping embedded PostgreSQL');
-    await pgCtl(this.bin, this.account, ['stop', '-D', this.state.clusterDir, '-m', 'fast', '-w', '-t', '30']);
+    const dataDir = path.dirname(this.stateFile);
+    await withStateLock(dataDir, async () => {
+      const state = readState(this.stateFile) ?? this.state;
+      const others = (state.attachedPids ?? []).filter((pid) => pid !== process.pid && isAlive(pid));
+      if (state.ownerPid !== process.pid) {
+        writeState(this.stateFile, { ...state, attachedPids: others });
+        return;
+      }
+      if (others.length > 0) {
+        this.logger.info({ newOwnerPid: others[0] }, 'leaving the embedded PostgreSQL running for another Bastion process');
+        writeState(this.stateFile, { ...state, ownerPid: others[0], attachedPids: others.slice(1) });
+        return;
+      }
+      this.logger.info('stopping embedded PostgreSQL');
+      await pgCtl(this.bin, this.account, ['stop', '-D', this.state.clusterDir, '-m', 'fast', '-w', '-t', '30']);
+      writeState(this.stateFile, { ...state, ownerPid: undefined, attachedPids: [] });
+    });
+  }
+}
+
+/**
+ * A lock file beside the state file (created with O_EXCL, holding our pid). A lock whose holder
+ * died is taken over; a live holder is waited for, up to two minutes (an initdb can take a while).
+ */
+async function withStateLock<T>(dataDir: string, work: () => Promise<T>): Promise<T> {
+  const lockFile = path.join(dataDir, 'embedded-postgres.lock');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(fs.readFileSync(lockFile, 'utf8').trim());
+      if (!Number.isInteger(holder) || holder <= 0 || !isAlive(holder)) {
+        fs.rmSync(lockFile, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`Another Bastion process (pid ${holder}) holds ${lockFile}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    fs.rmSync(lockFile, { force: true });
   }
 }
 

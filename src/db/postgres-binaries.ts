@@ -115,10 +115,31 @@ export function canTraverse(account: RunAs, dir: string): boolean {
   }
 }
 
+/**
+ * Whether a folder in the shared temp dir is really ours: a plain directory (not a symlink)
+ * owned by us, writable by nobody else. Anything else may have been planted by another local
+ * user to get code run as `postgres` or to read the cluster.
+ */
+export function isOwnedPrivateDir(dir: string): boolean {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(dir);
+  } catch {
+    return false;
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : stat.uid;
+  return stat.isDirectory() && !stat.isSymbolicLink() && stat.uid === uid && (stat.mode & 0o022) === 0;
+}
+
 /** A per-project folder under the OS temp dir, for when the project folder is closed to `postgres`. */
 export function tempHome(projectDir: string): string {
   const digest = createHash('sha256').update(path.resolve(projectDir)).digest('hex').slice(0, 12);
-  return path.join(os.tmpdir(), `bastion-${digest}`);
+  const home = path.join(os.tmpdir(), `bastion-${digest}`);
+  if (!fs.existsSync(home)) fs.mkdirSync(home, { mode: 0o755 });
+  if (!isOwnedPrivateDir(home)) {
+    throw new Error(`${home} exists but is not a private folder of this account; remove it, or set BASTION_DATA_DIR to a folder the postgres account can reach`);
+  }
+  return home;
 }
 
 /**
@@ -130,6 +151,9 @@ export function binariesFor(account: RunAs): string {
   const nativeDir = packagedNativeDir();
   if (canTraverse(account, path.join(nativeDir, 'bin'))) return path.join(nativeDir, 'bin');
   const copy = path.join(os.tmpdir(), `bastion-postgres-${packagedVersion()}-${os.platform()}-${os.arch()}`);
+  if (fs.existsSync(copy) && !isOwnedPrivateDir(copy)) {
+    throw new Error(`${copy} exists but is not a private folder of this account; remove it and start again`);
+  }
   if (!fs.existsSync(path.join(copy, 'bin', 'postgres'))) {
     const staging = `${copy}.${process.pid}.tmp`;
     fs.rmSync(staging, { recursive: true, force: true });

@@ -8,9 +8,10 @@ export function corsAllowlist(origins: readonly string[]) {
   const allowed = new Set(origins);
   return (req: Request, res: Response, next: NextFunction): void => {
     const origin = req.get('origin');
+    // Always: a shared cache must not serve one origin's answer to another.
+    res.setHeader('Vary', 'Origin');
     if (origin && allowed.has(origin)) {
       res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Vary', 'Origin');
       res.setHeader('Access-Control-Allow-Headers', 'authorization, content-type, apollo-require-preflight, x-apollo-operation-name, x-request-id');
       res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
       res.setHeader('Access-Control-Max-Age', '600');

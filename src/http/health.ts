@@ -10,8 +10,13 @@ export function healthz(_req: Request, res: Response): void {
  * Readiness: the database answers and every migration is applied. A load balancer stops sending
  * traffic while this says 503, and resumes once the database is back.
  */
-export function readyz(dataSource: DataSource) {
+export function readyz(dataSource: DataSource, isShuttingDown: () => boolean) {
   return async (req: Request, res: Response): Promise<void> => {
+    if (isShuttingDown()) {
+      // Tell the load balancer first, while in-flight requests finish.
+      res.status(503).json({ status: 'unavailable', reason: 'shutting down' });
+      return;
+    }
     try {
       await dataSource.query('SELECT 1');
       if (await dataSource.showMigrations()) {

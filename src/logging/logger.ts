@@ -22,13 +22,24 @@ export function createLogger(options: LoggerOptions): Logger {
     base: { service: 'bastion' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { log: (object) => redactSecrets(object) as Record<string, unknown> },
-    serializers: { err: pino.stdSerializers.errWithCause, error: pino.stdSerializers.errWithCause },
+    serializers: { err: serializeError, error: serializeError },
   };
   if (options.destination) return pino(base, options.destination);
   if (options.pretty && canLoad('pino-pretty')) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
   return pino(base);
+}
+
+/**
+ * Errors with their cause chain, redacted like everything else, minus the bound parameters that
+ * driver errors carry (TypeORM's QueryFailedError.parameters may hold user input in clear).
+ */
+function serializeError(error: Error): unknown {
+  const serialized = pino.stdSerializers.errWithCause(error) as unknown as Record<string, unknown>;
+  const { parameters, ...rest } = serialized;
+  const redacted = redactSecrets(rest) as Record<string, unknown>;
+  return Array.isArray(parameters) ? { ...redacted, parameterCount: parameters.length } : redacted;
 }
 
 function canLoad(moduleName: string): boolean {

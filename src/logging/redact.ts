@@ -6,7 +6,7 @@ export const REDACTED = '[redacted]';
  * nobody listed its path.
  */
 const SENSITIVE_KEY =
-  /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$|pass(word|wd|phrase)|token|secret|otp|recovery.?codes?|private.?key|^keys?$|.key$|credential|^codes?$/i;
+  /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$|pass(word|wd|phrase)|token|secret|otp|recovery.?codes?|private.?key|^keys?$|.keys?$|credential|^codes?$/i;
 
 /** Error codes (UPPER_SNAKE) are safe to log under a key named `code`; OTPs and recovery codes never look like that. */
 const ERROR_CODE = /^[A-Z][A-Z0-9_]*$/;
@@ -23,6 +23,7 @@ export function redactSecrets(value: unknown, depth = 0, seen = new WeakSet<obje
   if (depth > 8 || seen.has(value)) return '[…]';
   seen.add(value);
   if (Array.isArray(value)) return value.map((item) => redactSecrets(item, depth + 1, seen));
+  // Errors are left whole here: the logger's error serializer redacts them after flattening.
   if (value instanceof Error) return value;
   const copy: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {

@@ -118,13 +118,17 @@ describe('bastion serve, failing to start', () => {
 });
 
 describe('bastion serve on the embedded PostgreSQL', () => {
-  const dataDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-cli-')), 'data');
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-cli-'));
+  fs.chmodSync(parent, 0o755); // like a project folder: as root, postgres may pass through
+  const dataDir = path.join(parent, 'data');
   const env = { PORT: '0', BASTION_DATA_DIR: dataDir };
   afterAll(() => fs.rmSync(path.dirname(dataDir), { recursive: true, force: true }));
 
   it('starts, keeps data across a crash and a restart, takes over the orphaned server, and stops cleanly', async () => {
     const first = await serve(env);
     expect((await fetch(first.url.replace('/graphql', '/healthz'))).status).toBe(200);
+    const state = JSON.parse(fs.readFileSync(path.join(dataDir, 'embedded-postgres.json'), 'utf8')) as { clusterDir: string };
+    expect(state.clusterDir).toBe(path.join(dataDir, 'postgres'));
     const keyFile = path.join(dataDir, 'keys.json');
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
     expect(first.output()).toContain(`encryption keys come from the development key file ${keyFile}`);
@@ -150,6 +154,12 @@ describe('bastion serve on the embedded PostgreSQL', () => {
     await again.connect();
     expect((await again.query('SELECT note FROM survivor')).rows).toEqual([{ note: 'still here' }]);
     await again.end();
+
+    // A short CLI command attaches to the running server and, leaving, does not stop it.
+    const attached = runCli(['migrate', 'status'], { ...env, LOG_LEVEL: 'info' });
+    expect(attached.stdout).toContain('using the embedded PostgreSQL started by another Bastion process');
+    const stillServing = await fetch(second.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ serverInfo { name } }' }) });
+    expect(stillServing.status).toBe(200);
 
     const running = postmasterPid(dataDir)!;
     second.child.kill('SIGTERM');

@@ -76,6 +76,11 @@ describe('encrypted columns on real PostgreSQL', () => {
     await expect(notes().findOneBy({ email: 'ada.lovelace@example.com' })).rejects.toThrow(EncryptedColumnMisuseError);
     await expect(notes().findOneBy({ email: 'ada.lovelace@example.com' })).rejects.toThrow(/blindIndexOf\(SecretNote, 'email', value\)/);
     await expect(notes().findBy({ phone: In(['+44 20 7946 0000']) })).rejects.toThrow(/cannot be compared in a where clause/);
+    await expect(notes().update({ email: 'ada.lovelace@example.com' }, { label: 'x' })).rejects.toThrow(EncryptedColumnMisuseError);
+    await expect(notes().delete({ email: 'ada.lovelace@example.com' })).rejects.toThrow(EncryptedColumnMisuseError);
+    // The query builder throws as the criteria are added, before any query runs.
+    expect(() => notes().createQueryBuilder().where({ email: 'ada.lovelace@example.com' })).toThrow(EncryptedColumnMisuseError);
+    expect(() => notes().createQueryBuilder().update().set({ label: 'y' }).where({ phone: '+44 20 7946 0000' })).toThrow(EncryptedColumnMisuseError);
   });
 
   it('fails the whole read when a ciphertext was moved to another column or altered', async () => {

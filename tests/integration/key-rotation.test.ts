@@ -78,8 +78,9 @@ describe('key rotation on real PostgreSQL', () => {
     expect(midway.columns[0].rowsByKid.k1).toBeLessThan(5);
 
     const progress: number[] = [];
-    const rewritten = await keys.reencrypt({ batchSize: 2, onProgress: ({ done, total }) => progress.push(total - done) });
+    const { rewritten, unreadable } = await keys.reencrypt({ batchSize: 2, onProgress: ({ done, total }) => progress.push(total - done) });
     expect(rewritten).toBeGreaterThan(0);
+    expect(unreadable).toEqual([]);
     expect(progress[progress.length - 1]).toBe(0);
 
     const after = await keys.status();
@@ -94,16 +95,37 @@ describe('key rotation on real PostgreSQL', () => {
 
   it('changes nothing on a second run, and the old key may now leave the keyring', async () => {
     const before: { id: string; email: string }[] = await dataSource.query('SELECT id, email FROM secret_notes ORDER BY id');
-    expect(await service(testKeyring('k2')).reencrypt({ batchSize: 2 })).toBe(0);
+    expect(await service(testKeyring('k2')).reencrypt({ batchSize: 2 })).toEqual({ rewritten: 0, unreadable: [] });
     expect(await dataSource.query('SELECT id, email FROM secret_notes ORDER BY id')).toEqual(before);
     await expect(service(testKeyring('k2', ['k2'])).assertKeyringCoversData()).resolves.toBeUndefined();
   });
 
-  it('lets an operator forget a key deliberately', async () => {
+  it('a refused keyring leaves no trace: its current key is not recorded', async () => {
+    const k3 = Buffer.alloc(32, 3);
+    const missingK2 = new Keyring({ keys: new Map([['k3', k3]]), currentKid: 'k3', blindIndexKey: TEST_KEYS.blindIndex });
+    await expect(service(missingK2).assertKeyringCoversData()).rejects.toThrow(MissingKeyError);
+    expect(await dataSource.query("SELECT kid FROM encryption_keys WHERE kid = 'k3'")).toEqual([]);
+  });
+
+  it('lets an operator forget a key deliberately; re-encryption then skips and reports what no key opens', async () => {
     await service(testKeyring('k1')).assertKeyringCoversData(); // k1 current again: in use
+    await write(2, testKeyring('k1'), 'late');
     const withoutK1 = new Keyring({ keys: new Map([['k2', TEST_KEYS.k2]]), currentKid: 'k2', blindIndexKey: TEST_KEYS.blindIndex });
     await expect(service(withoutK1).assertKeyringCoversData()).rejects.toThrow(/"k1" missing/);
+    await expect(service(withoutK1).forget('k2')).rejects.toThrow(/current key/);
+    await expect(service(withoutK1).forget('k9')).rejects.toThrow(/no key "k9"/);
     await service(withoutK1).forget('k1');
     await expect(service(withoutK1).assertKeyringCoversData()).resolves.toBeUndefined();
+
+    const { unreadable } = await service(withoutK1).reencrypt({ batchSize: 3 });
+    expect(unreadable.filter((value) => value.column === 'email')).toHaveLength(2);
+    expect(unreadable.every((value) => value.table === 'secret_notes')).toBe(true);
+  });
+
+  it('records the key it re-encrypts with, even before any server booted with it', async () => {
+    const k4 = Buffer.alloc(32, 4);
+    const withK4 = new Keyring({ keys: new Map([['k2', TEST_KEYS.k2], ['k4', k4]]), currentKid: 'k4', blindIndexKey: TEST_KEYS.blindIndex });
+    await service(withK4).reencrypt({ batchSize: 50 });
+    expect(await dataSource.query("SELECT kid, retired_at FROM encryption_keys WHERE kid = 'k4'")).toEqual([{ kid: 'k4', retired_at: null }]);
   });
 });

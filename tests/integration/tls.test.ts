@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
 import { TestServer, startTestServer } from '../support/test-server';
@@ -27,13 +28,17 @@ function httpsPost(url: string, ca: string, body: string): Promise<HttpsResult> 
 describe('HTTPS with a certificate configured', () => {
   let server: TestServer;
   let cert: string;
+  let certFile: string;
+  let keyFile: string;
   beforeAll(async () => {
     const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec', curve: 'P-256', extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }] });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-tls-'));
-    fs.writeFileSync(path.join(dir, 'cert.pem'), pems.cert);
-    fs.writeFileSync(path.join(dir, 'key.pem'), pems.private, { mode: 0o600 });
+    certFile = path.join(dir, 'cert.pem');
+    keyFile = path.join(dir, 'key.pem');
+    fs.writeFileSync(certFile, pems.cert);
+    fs.writeFileSync(keyFile, pems.private, { mode: 0o600 });
     cert = pems.cert;
-    server = await startTestServer({ config: { tlsCertFile: path.join(dir, 'cert.pem'), tlsKeyFile: path.join(dir, 'key.pem') } });
+    server = await startTestServer({ config: { tlsCertFile: certFile, tlsKeyFile: keyFile } });
   });
   afterAll(() => server.close());
 
@@ -49,17 +54,26 @@ describe('HTTPS with a certificate configured', () => {
     await expect(fetch(server.url.replace('https:', 'http:'))).rejects.toThrow();
   });
 
-  it('refuses TLS 1.1', async () => {
-    const { port } = new URL(server.url);
-    const outcome = await new Promise<string>((resolve) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: Number(port), ca: cert, servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1' });
-      socket.on('secureConnect', () => {
-        socket.destroy();
-        resolve('connected');
+  it('refuses TLS 1.1, which the same client negotiates with a server that allows it', async () => {
+    const legacyClient = (port: number) =>
+      new Promise<string>((resolve) => {
+        // SECLEVEL=0: without it OpenSSL 3 clients refuse TLS 1.1 themselves, and the test would prove nothing.
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
+        socket.on('secureConnect', () => {
+          resolve(`connected ${socket.getProtocol()}`);
+          socket.destroy();
+        });
+        socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
       });
-      socket.on('error', (error) => resolve(error.message));
-    });
-    expect(outcome).not.toBe('connected');
+
+    const permissive = tls.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile), minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }, (socket) => socket.end());
+    await new Promise<void>((resolve) => permissive.listen(0, '127.0.0.1', resolve));
+    try {
+      expect(await legacyClient((permissive.address() as AddressInfo).port)).toBe('connected TLSv1.1');
+    } finally {
+      permissive.close();
+    }
+    expect(await legacyClient(Number(new URL(server.url).port))).toBe('ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION');
   });
 });
 

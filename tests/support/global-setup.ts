@@ -28,8 +28,10 @@ export default async function globalSetup(): Promise<void> {
   } else {
     embedded = await EmbeddedPostgres.start({ dataDir: path.join(PROJECT_ROOT, '.bastion', 'test'), logger, disposable: true });
     if (!embedded.ownedByUs) {
-      // Another jest run owns that cluster and would stop it under us: use a throwaway one.
+      // Another jest run owns that cluster and stops it when it ends: detach, use a throwaway one.
+      await embedded.stop();
       scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-test-'));
+      fs.chmodSync(scratchDir, 0o711); // as root, the postgres account must reach the cluster inside
       embedded = await EmbeddedPostgres.start({ dataDir: scratchDir, logger, disposable: true });
     }
     adminUrl = embedded.urlFor('postgres');

@@ -1,7 +1,7 @@
 import { FrozenClock } from '../../src/clock';
 import { Config, configWith } from '../../src/config';
 import type { Feature } from '../../src/features';
-import { createLogger } from '../../src/logging';
+import { Logger, createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { LogCollector } from './log-collector';
 import { TestDatabase, createTestDatabase } from './test-database';
@@ -14,6 +14,9 @@ export interface TestServer {
   readonly origin: string;
   readonly clock: FrozenClock;
   readonly logs: LogCollector;
+  /** The server's logger (writes into `logs`). */
+  readonly logger: Logger;
+  readonly config: Config;
   readonly database: TestDatabase;
   readonly bastion: RunningBastion;
   close(): Promise<void>;
@@ -49,6 +52,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     origin,
     clock,
     logs,
+    logger,
+    config,
     database,
     bastion,
     close: async () => {

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, readEnvironment } from '../../../src/config';
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64');
 const KEY_B = Buffer.alloc(32, 2).toString('base64');
-const PRODUCTION = { NODE_ENV: 'production', DATABASE_URL: 'postgres://u:p@db:5432/app', BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`, BASTION_BLIND_INDEX_KEY: KEY_B };
+const PRODUCTION = { NODE_ENV: 'production', DATABASE_URL: 'postgres://u:p@db:5432/app', BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`, BASTION_BLIND_INDEX_KEY: KEY_B, SMTP_URL: 'smtps://bastion:pw@mail.example.com:465' };
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {
@@ -58,6 +58,7 @@ describe('loadConfig', () => {
         expect.stringMatching(/^DATABASE_URL: must be set in production/),
         expect.stringMatching(/^BASTION_ENCRYPTION_KEYS: must be set in production/),
         expect.stringMatching(/^BASTION_BLIND_INDEX_KEY: must be set in production/),
+        expect.stringMatching(/^SMTP_URL: must be set in production/),
         expect.stringMatching(/^BASTION_LOG_PRETTY: must be false in production/),
         expect.stringMatching(/^BASTION_INTROSPECTION: must be admins in production/),
       ]);
@@ -116,6 +117,8 @@ describe('TLS and proxy settings', () => {
     expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7, fd00::/8' }, '/').trustProxy).toEqual(['10.0.0.0/8', '192.168.1.7', 'fd00::/8']);
     expect(problemsOf({ TRUST_PROXY: '10.0.0.0/33' })[0]).toMatch(/^TRUST_PROXY: must be a comma-separated list/);
     expect(problemsOf({ TRUST_PROXY: 'proxy.internal' })[0]).toMatch(/^TRUST_PROXY/);
+    expect(problemsOf({ TRUST_PROXY: '0.0.0.0/0' })).toEqual(['TRUST_PROXY: "0.0.0.0/0" would trust every address, so anyone could forge X-Forwarded-For']);
+    expect(problemsOf({ TRUST_PROXY: '::/0' })[0]).toMatch(/would trust every address/);
   });
 
   it('needs a readable certificate and key, both or neither', () => {

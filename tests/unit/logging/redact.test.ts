@@ -43,3 +43,16 @@ describe('createLogger', () => {
     expect(sink.text()).not.toContain('correct horse');
   });
 });
+
+describe('logged errors', () => {
+  it('are redacted too, and lose the bound parameters that driver errors carry', () => {
+    const sink = new LogCollector();
+    const logger = createLogger({ level: 'info', pretty: false, destination: sink });
+    const driverError = Object.assign(new Error('duplicate key value'), { query: 'INSERT INTO users …', parameters: ['ada@example.com', 'hunter2hunter2'], token: 'tok-123' });
+    logger.error({ err: driverError }, 'write failed');
+    const text = sink.text();
+    expect(text).toContain('duplicate key value');
+    expect(text).toContain('"parameterCount":2');
+    for (const secret of ['ada@example.com', 'hunter2hunter2', 'tok-123']) expect(text).not.toContain(secret);
+  });
+});
