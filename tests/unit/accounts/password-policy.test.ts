@@ -1,0 +1,95 @@
+import { PasswordPolicy } from '../../../src/accounts/password-policy';
+
+const TOO_SHORT_15 = 'Use at least 15 characters.';
+const TOO_LONG = 'Use at most 1024 bytes.';
+const TOO_COMMON = 'This password is too common; choose another.';
+const CONTEXT_WORD = "Don't use your email address or the app's name in your password.";
+const PATTERN = 'This password follows a pattern that is easy to guess (repeats, sequences, keyboard rows or dates); choose another.';
+
+/** 15 characters zxcvbn scores 4 ("random"), so only the length rule can reject its prefix. */
+const STRONG_15 = 'Tq8#vLm2pZ!rW4k';
+
+describe('PasswordPolicy', () => {
+  // Each instance builds zxcvbn's ranked dictionaries (a few hundred ms): share them.
+  const policy = new PasswordPolicy({ minLength: 15, contextWords: ['Bastion'] });
+  const shortPolicy = new PasswordPolicy({ minLength: 8, contextWords: ['Bastion'] });
+
+  describe('length (ASVS 6.2.1, 6.2.9; NIST SP 800-63B-4)', () => {
+    it('rejects 14 characters and accepts 15', () => {
+      expect(policy.check(STRONG_15.slice(0, 14))).toBe(TOO_SHORT_15);
+      expect(policy.check(STRONG_15)).toBeNull();
+    });
+
+    it('counts code points, not UTF-16 units: 14 emoji are too short, 15 are enough', () => {
+      const emoji = [...'🦊🐙🦉🐝🦋🐢🦔🐳🦜🐌🦀🐞🦩🐠🦈'];
+      expect(emoji.slice(0, 14).join('')).toHaveLength(28);
+      expect(policy.check(emoji.slice(0, 14).join(''))).toBe(TOO_SHORT_15);
+      expect(policy.check(emoji.join(''))).toBeNull();
+    });
+
+    it('treats empty and whitespace-only passwords as too short', () => {
+      expect(policy.check('')).toBe(TOO_SHORT_15);
+      expect(policy.check(' '.repeat(20))).toBe(TOO_SHORT_15);
+      expect(policy.check('\t\u3000 \n'.repeat(5))).toBe(TOO_SHORT_15);
+    });
+
+    it('accepts passwords of 64 characters and more', () => {
+      const passphrase = 'the quiet lighthouse keeper painted seventeen violet boats at dawn';
+      expect([...passphrase].length).toBeGreaterThanOrEqual(64);
+      expect(policy.check(passphrase)).toBeNull();
+    });
+
+    it('accepts 1024 bytes and rejects 1025, counting UTF-8 bytes rather than characters', () => {
+      const kilobyte = 'Tq8#vLm2pZ!rW4kXe9$yNb3uC&hJ6sDa'.repeat(32);
+      expect(Buffer.byteLength(kilobyte)).toBe(1024);
+      expect(policy.check(kilobyte)).toBeNull();
+      expect(policy.check(`${kilobyte}x`)).toBe(TOO_LONG);
+      // 513 characters, but 1026 bytes: é is two bytes in UTF-8.
+      expect(policy.check('é'.repeat(513))).toBe(TOO_LONG);
+    });
+
+    it('refuses a minimum below NIST\'s 8 characters', () => {
+      expect(() => new PasswordPolicy({ minLength: 7, contextWords: [] })).toThrow(RangeError);
+    });
+  });
+
+  describe('no composition rules (ASVS 6.2.5)', () => {
+    it('accepts a 20-character all-lowercase password', () => {
+      expect(policy.check('xqvkmzpwtrjdnbhflcsg')).toBeNull();
+    });
+  });
+
+  describe('blocklists (ASVS 6.2.4, 6.2.11)', () => {
+    it('rejects password123456 for being common, not for its length', () => {
+      expect(shortPolicy.check('password123456')).toBe(TOO_COMMON);
+    });
+
+    it('applies NFKC before the dictionary, so full-width letters do not slip through', () => {
+      expect(shortPolicy.check('ｐａｓｓｗｏｒｄ１２３４５６')).toBe(TOO_COMMON);
+    });
+
+    it('rejects easily guessed patterns with a reason that names them', () => {
+      expect(policy.check('aaaaaaaaaaaaaaaa')).toBe(PATTERN);
+    });
+
+    it('rejects the app name as a context word: Bastion2025!', () => {
+      expect(shortPolicy.check('Bastion2025!')).toBe(CONTEXT_WORD);
+      expect(shortPolicy.check('my-BASTION-vault-Q7#')).toBe(CONTEXT_WORD);
+      // Without the context word, zxcvbn alone scores the same password 3 and lets it through.
+      expect(new PasswordPolicy({ minLength: 8, contextWords: [] }).check('Bastion2025!')).toBeNull();
+    });
+
+    it('rejects the email local part when it is passed as a user word', () => {
+      const password = 'zanzibarfox#Q7vLm2';
+      expect(shortPolicy.check(password)).toBeNull();
+      expect(shortPolicy.check(password, ['zanzibarfox@example.com', 'zanzibarfox'])).toBe(CONTEXT_WORD);
+      // The address alone is enough: its local part is derived from it.
+      expect(shortPolicy.check(password, ['Zanzibarfox@Example.com'])).toBe(CONTEXT_WORD);
+    });
+
+    it('ignores context words shorter than 4 characters for the substring rule', () => {
+      const tiny = new PasswordPolicy({ minLength: 15, contextWords: ['kx'] });
+      expect(tiny.check(`kx${STRONG_15}`)).toBeNull();
+    });
+  });
+});
