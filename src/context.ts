@@ -8,9 +8,11 @@ export interface Viewer {
   readonly roles: readonly string[];
   /** Authentication assurance level of the session: 0 anonymous, 1 password, 2 second factor. */
   readonly aal: 0 | 1 | 2;
+  /** How the session was proven: pwd, totp, recovery_code. */
+  readonly amr: readonly string[];
 }
 
-export const ANONYMOUS: Viewer = Object.freeze({ userId: null, sessionId: null, roles: Object.freeze(['anonymous']), aal: 0 });
+export const ANONYMOUS: Viewer = Object.freeze({ userId: null, sessionId: null, roles: Object.freeze(['anonymous']), aal: 0, amr: Object.freeze([]) });
 
 /** What every resolver and rule receives for one request. */
 export interface Context {
@@ -21,4 +23,9 @@ export interface Context {
   readonly clock: Clock;
   readonly ipAddress: string | null;
   readonly userAgent: string | null;
+  /**
+   * Accounts that proved themselves during this very request (signUp, signIn, refreshSession):
+   * the returned AuthPayload may show their own User, though the request came in anonymous.
+   */
+  readonly signedInDuringRequest: Set<string>;
 }

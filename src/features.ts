@@ -1,19 +1,13 @@
-import type { DataSource } from 'typeorm';
+import { AccountsResolver, SessionResolver, UserResolver } from './accounts/accounts.resolver';
+import { accountsRules } from './accounts/accounts.rules';
 import type { RuleTree } from './access/shield';
-import type { Clock } from './clock';
-import type { Config } from './config';
-import type { Logger } from './logging';
+import type { Services } from './services';
 import { SystemResolver } from './system/system.resolver';
 import { systemRules } from './system/system.rules';
 import { SystemService } from './system/system.service';
 
 /** What the composition root hands every feature. */
-export interface FeatureDeps {
-  readonly config: Config;
-  readonly dataSource: DataSource;
-  readonly logger: Logger;
-  readonly clock: Clock;
-}
+export type FeatureDeps = Services;
 
 /**
  * A slice of the API: its resolver classes, their wired instances, and the shield rules for every
@@ -34,5 +28,12 @@ export const systemFeature: Feature = {
   wire: ({ clock }) => [new SystemResolver(new SystemService(clock))],
 };
 
+export const accountsFeature: Feature = {
+  name: 'accounts',
+  resolvers: [AccountsResolver, UserResolver, SessionResolver],
+  rules: accountsRules,
+  wire: ({ accounts, sessions }) => [new AccountsResolver(accounts, sessions), new UserResolver(sessions), new SessionResolver()],
+};
+
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature];
+export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature];

@@ -8,11 +8,13 @@ import { transportWarning } from './http/tls';
 import type { Feature } from './features';
 import type { Logger } from './logging';
 import { BastionServer, createServer } from './server';
+import { Services, createServices } from './services';
 
 export interface RunningBastion {
   readonly url: string;
   readonly server: BastionServer;
   readonly database: Database;
+  readonly services: Services;
   /** Graceful: stop accepting, finish in-flight requests, close the pool, stop the embedded server. */
   stop(): Promise<void>;
 }
@@ -30,28 +32,34 @@ export async function startBastion(
 
   const database = await openDatabase(config, logger, { migrate: config.migrateOnStart });
   let server: BastionServer;
+  let services: Services | undefined;
   let url: string;
   try {
     if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
     encryptedColumns(database.dataSource); // fails fast on an encrypted column whose AAD domain is not its table.column
     await new KeyService(database.dataSource, keyring, clock).assertKeyringCoversData();
-    server = await createServer({ config, dataSource: database.dataSource, logger, clock, extraFeatures: deps.extraFeatures });
+    services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock, keyring });
+    server = await createServer({ services, extraFeatures: deps.extraFeatures });
     url = await server.listen();
   } catch (error) {
+    await services?.stop().catch(() => undefined);
     await database.close().catch(() => undefined);
     throw error;
   }
+  const running = services;
   let stopping: Promise<void> | undefined;
   return {
     url,
     server,
     database,
+    services: running,
     stop: () => {
       stopping ??= (async () => {
         try {
           await server.close();
           logger.debug('http server closed');
         } finally {
+          await running.stop();
           await database.close();
           logger.debug('database closed');
         }

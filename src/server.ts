@@ -6,29 +6,23 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
-import type { DataSource } from 'typeorm';
 import { introspectionGate } from './access/introspection';
 import { mergeRuleTrees, protectSchema } from './access/shield';
-import type { Clock } from './clock';
-import type { Config } from './config';
-import { ANONYMOUS, Context } from './context';
+import type { Context } from './context';
 import { formatClientError } from './errors';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
-import { FEATURES, Feature, FeatureDeps } from './features';
+import { FEATURES, Feature } from './features';
 import { proxyTrust, resolveClientIp } from './http/client-ip';
 import { corsAllowlist } from './http/cors';
 import { healthz, readyz } from './http/health';
 import { errorHandler, notFound } from './http/http-errors';
 import { requestIds } from './http/request-id';
 import { createHttpServer, strictTransportSecurity } from './http/tls';
-import type { Logger } from './logging';
 import { buildGraphQLSchema } from './schema';
+import type { Services } from './services';
 
 export interface ServerDeps {
-  readonly config: Config;
-  readonly dataSource: DataSource;
-  readonly logger: Logger;
-  readonly clock: Clock;
+  readonly services: Services;
   /** Features beyond the public ones; tests add throwaway resolvers this way. */
   readonly extraFeatures?: readonly Feature[];
 }
@@ -44,13 +38,19 @@ export interface BastionServer {
 
 const MAX_USER_AGENT = 512;
 
+/** Responses carry tokens and personal data: no cache may keep them (ASVS 14.3.2). */
+function noStore(_req: express.Request, res: express.Response, next: express.NextFunction): void {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+}
+
 /** Builds express + Apollo Server from the features. Used by `bastion serve` and by tests. */
 export async function createServer(deps: ServerDeps): Promise<BastionServer> {
-  const { config, dataSource, logger, clock } = deps;
+  const { services } = deps;
+  const { config, dataSource, logger, clock } = services;
   const features = [...FEATURES, ...(deps.extraFeatures ?? [])];
-  const featureDeps: FeatureDeps = { config, dataSource, logger, clock };
   const schema = protectSchema(
-    await buildGraphQLSchema(features, features.flatMap((feature) => feature.wire(featureDeps))),
+    await buildGraphQLSchema(features, features.flatMap((feature) => feature.wire(services))),
     mergeRuleTrees(features.map((feature) => feature.rules)),
   );
 
@@ -85,18 +85,29 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   app.get('/healthz', healthz);
   let closing: Promise<void> | undefined;
   app.get('/readyz', readyz(dataSource, () => closing !== undefined));
+  app.get('/.well-known/jwks.json', async (_req, res, next) => {
+    try {
+      // Verifiers may cache it briefly; rotation keeps old keys published longer than this.
+      res.setHeader('Cache-Control', 'public, max-age=300');
+      res.json(await services.signingKeys.publicJwks());
+    } catch (error) {
+      next(error);
+    }
+  });
   app.use(
     '/graphql',
     corsAllowlist(config.corsOrigins),
+    noStore,
     express.json({ limit: config.bodyLimitBytes }),
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<Context> => ({
         requestId: req.requestId,
         logger: req.log,
-        viewer: ANONYMOUS,
+        viewer: await services.authenticator.viewerFor(req.get('authorization')),
         clock,
         ipAddress: req.clientIp || null,
         userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,
+        signedInDuringRequest: new Set(),
       }),
     }),
   );

@@ -349,10 +349,10 @@ export const SETTINGS = {
   }),
   accessTokenTtlSeconds: spec<number>({
     env: 'BASTION_ACCESS_TOKEN_TTL',
-    description: 'Access token lifetime in seconds.',
+    description: 'Access token lifetime in seconds (60 to 900).',
     fallback: () => 900,
     defaultText: '900 (15 min)',
-    parse: integer(60, 3600),
+    parse: integer(60, 900),
   }),
   refreshIdleDays: spec<number>({
     env: 'BASTION_REFRESH_IDLE_DAYS',

@@ -48,6 +48,8 @@ export class MigrationsPendingError extends Error {
 
 export interface Database {
   readonly dataSource: DataSource;
+  /** The connection URL (with credentials): for connections outside the pool, never for logs. */
+  readonly url: string;
   /** The embedded server, when DATABASE_URL is unset. */
   readonly embedded?: EmbeddedPostgres;
   close(): Promise<void>;
@@ -82,7 +84,7 @@ export async function openDatabase(config: Config, logger: Logger, options: { mi
     await close().catch(() => undefined);
     throw error;
   }
-  return { dataSource, embedded, close };
+  return { dataSource, url, embedded, close };
 }
 
 export async function runMigrations(dataSource: DataSource, logger: Logger): Promise<number> {

@@ -1,7 +1,17 @@
+import { AccountToken } from '../accounts/account-token.entity';
+import { LoginThrottle } from '../accounts/login-throttle.entity';
+import { RefreshToken } from '../accounts/refresh-token.entity';
+import { Role } from '../accounts/role.entity';
+import { Session } from '../accounts/session.entity';
+import { SigningKey } from '../accounts/signing-key.entity';
+import { UserRole } from '../accounts/user-role.entity';
+import { User } from '../accounts/user.entity';
+import { AuditEvent } from '../audit/audit-event.entity';
 import { EncryptionKeyRecord } from '../crypto/encryption-key.entity';
+import { OutboxMessage } from '../mail/outbox-message.entity';
 
 /**
  * Every TypeORM entity, listed explicitly (a glob would differ between ts sources in tests
  * and compiled js). Each feature adds its entities here.
  */
-export const ENTITIES: Function[] = [EncryptionKeyRecord];
+export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage];

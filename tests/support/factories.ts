@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { eventually } from './eventually';
 import type { TestServer } from './test-server';
 
 export interface GraphQLResponse<TData = Record<string, unknown>> {
@@ -28,4 +30,58 @@ export function makeClient(server: Pick<TestServer, 'url'>, defaultHeaders: Reco
       return { status: response.status, headers: response.headers, body: (await response.json()) as GraphQLResponse<TData>['body'] };
     },
   };
+}
+
+export interface TestAccount {
+  readonly id: string;
+  readonly email: string;
+  readonly password: string;
+  readonly accessToken: string;
+  readonly refreshToken: string;
+  /** A client that sends this account's access token. */
+  readonly client: GraphQLClient;
+}
+
+const AUTH_PAYLOAD = 'accessToken refreshToken accessTokenExpiresAt user { id email emailVerified roles mfaEnabled createdAt }';
+
+export const SIGN_UP = `mutation SignUp($input: SignUpInput!) { signUp(input: $input) { ${AUTH_PAYLOAD} } }`;
+export const SIGN_IN = `mutation SignIn($input: SignInInput!) { signIn(input: $input) { __typename ... on AuthPayload { ${AUTH_PAYLOAD} } ... on MfaChallenge { mfaToken expiresAt methods } } }`;
+export const REFRESH = `mutation Refresh($input: RefreshSessionInput!) { refreshSession(input: $input) { ${AUTH_PAYLOAD} } }`;
+
+let accounts = 0;
+
+/** A password that passes the policy and is unique per call. */
+export function strongPassword(): string {
+  return `violet-harbor-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * A real account made the way an app makes one (signUp over HTTP), with a signed-in client.
+ * `roles` are granted directly in the database (there is no admin API yet); they apply at the
+ * next request, as role changes do.
+ */
+export async function makeUser(server: TestServer, options: { email?: string; password?: string; roles?: string[] } = {}): Promise<TestAccount> {
+  accounts += 1;
+  const email = options.email ?? `user${accounts}.${randomBytes(3).toString('hex')}@example.com`;
+  const password = options.password ?? strongPassword();
+  const { body } = await makeClient(server).request<{ signUp: { accessToken: string; refreshToken: string; user: { id: string } } }>(SIGN_UP, { input: { email, password } });
+  if (!body.data?.signUp) throw new Error(`signUp failed: ${JSON.stringify(body.errors)}`);
+  const { accessToken, refreshToken, user } = body.data.signUp;
+  for (const role of options.roles ?? []) {
+    await server.bastion.database.dataSource.query('INSERT INTO user_roles (user_id, role_name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [user.id, role]);
+  }
+  if (options.roles?.length) server.bastion.services.sessionCache.forget({ userIds: [user.id] });
+  return { id: user.id, email, password, accessToken, refreshToken, client: makeClient(server, { authorization: `Bearer ${accessToken}` }) };
+}
+
+/** The token in the last email sent to `to` with a link for `action` (the log transport writes them). */
+export async function emailedToken(server: TestServer, to: string, action: 'reset-password' | 'verify-email'): Promise<string> {
+  let token: string | undefined;
+  await eventually(() => {
+    const mails = server.logs.lines.filter((line) => line.mailTo === to && typeof line.mailText === 'string' && (line.mailText as string).includes(`/${action}?token=`));
+    const last = mails[mails.length - 1];
+    token = last ? /token=([A-Za-z0-9_-]+)/.exec(last.mailText as string)?.[1] : undefined;
+    return token !== undefined;
+  });
+  return token!;
 }

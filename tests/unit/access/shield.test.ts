@@ -12,10 +12,10 @@ import { buildGraphQLSchema } from '../../../src/schema';
 import { LogCollector } from '../../support/log-collector';
 
 function contextFor(viewer: Viewer, logs = new LogCollector()): Context {
-  return { requestId: 'r', logger: createLogger({ level: 'debug', pretty: false, destination: logs }), viewer, clock: new FrozenClock(), ipAddress: null, userAgent: null };
+  return { requestId: 'r', logger: createLogger({ level: 'debug', pretty: false, destination: logs }), viewer, clock: new FrozenClock(), ipAddress: null, userAgent: null, signedInDuringRequest: new Set() };
 }
 
-const SIGNED_IN: Viewer = { userId: 'u1', sessionId: 's1', roles: ['user'], aal: 1 };
+const SIGNED_IN: Viewer = { userId: 'u1', sessionId: 's1', roles: ['user'], aal: 1, amr: ['pwd'] };
 
 const toySchema = (): GraphQLSchema => {
   const schema = buildSchema('type Query { open: String, unruled: String, guarded: String, broken: String }');

@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT, errors, jwtVerify, type JWTPayload } from 'jose';
+import type { Clock } from '../clock';
+import { SigningKeysService, SigningKeysUnavailableError } from './signing-keys.service';
+
+/** RFC 9068 §2.1: access tokens say what they are, so no other JWT can be replayed as one. */
+const ACCESS_TOKEN_TYPE = 'at+jwt';
+
+/** Seconds of clock skew accepted on `exp` (SECURITY.md JW-2). */
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+/** SECURITY.md JW-1: access tokens live at most 15 minutes. */
+const MAX_TTL_SECONDS = 15 * 60;
+
+export type AuthenticationAssuranceLevel = 1 | 2;
+
+export interface AccessTokenClaims {
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly roles: readonly string[];
+  readonly aal: AuthenticationAssuranceLevel;
+  /** How the user authenticated (RFC 8176 values: "pwd", "otp", …). */
+  readonly amr: readonly string[];
+}
+
+export interface VerifiedAccessToken extends AccessTokenClaims {
+  /** Revocation lists key on this (with the issuer), never on a hash of the token (JW-5). */
+  readonly jti: string;
+  readonly expiresAt: Date;
+}
+
+export interface SignedAccessToken {
+  readonly token: string;
+  readonly expiresAt: Date;
+  readonly jti: string;
+}
+
+export interface AccessTokensOptions {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly ttlSeconds: number;
+}
+
+export type AccessTokenFailure = 'expired' | 'invalid';
+
+/**
+ * The one error for a token that is not accepted. Bland on purpose (as jose's): 'expired' tells a
+ * client to refresh; 'invalid' covers every other cause, which stays in `cause` for the log.
+ */
+export class AccessTokenError extends Error {
+  constructor(
+    readonly reason: AccessTokenFailure,
+    options: { cause?: unknown } = {},
+  ) {
+    super(reason === 'expired' ? 'access token expired' : 'access token invalid', options);
+    this.name = 'AccessTokenError';
+  }
+}
+
+/** Issues and verifies access tokens: EdDSA JWTs, `typ: at+jwt` (DESIGN.md "Tokens", SECURITY.md §5). */
+export class AccessTokens {
+  constructor(
+    private readonly keys: SigningKeysService,
+    private readonly clock: Clock,
+    private readonly options: AccessTokensOptions,
+  ) {
+    if (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds <= 0 || options.ttlSeconds > MAX_TTL_SECONDS) {
+      throw new RangeError(`ttlSeconds must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}, got ${options.ttlSeconds}`);
+    }
+    // Keys are retired once tokens of this lifetime have expired; a longer lifetime would see its
+    // tokens rejected early, after a rotation.
+    if (options.ttlSeconds > keys.accessTokenTtlSeconds) {
+      throw new RangeError(`ttlSeconds (${options.ttlSeconds}) exceeds the signing keys' accessTokenTtlSeconds (${keys.accessTokenTtlSeconds})`);
+    }
+  }
+
+  async sign(claims: AccessTokenClaims): Promise<SignedAccessToken> {
+    const { kid, privateKey } = await this.keys.signingKey();
+    // Explicit times from the injected clock: jose's defaults would read Date.now().
+    const issuedAt = Math.floor(this.clock.now().getTime() / 1000);
+    const expiresAt = issuedAt + this.options.ttlSeconds;
+    const jti = randomUUID();
+    const token = await new SignJWT({ sid: claims.sessionId, roles: [...claims.roles], aal: claims.aal, amr: [...claims.amr] })
+      .setProtectedHeader({ alg: 'EdDSA', kid, typ: ACCESS_TOKEN_TYPE })
+      .setIssuer(this.options.issuer)
+      .setAudience(this.options.audience)
+      .setSubject(claims.userId)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(expiresAt)
+      .setJti(jti)
+      .sign(privateKey);
+    return { token, expiresAt: new Date(expiresAt * 1000), jti };
+  }
+
+  /**
+   * Verifies the signature before any claim is read (ASVS 9.1.1), with the algorithm, issuer,
+   * audience and type pinned. Throws AccessTokenError for any token that is not accepted.
+   */
+  async verify(token: string): Promise<VerifiedAccessToken> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.keys.verificationKeys(), {
+        algorithms: ['EdDSA'],
+        issuer: this.options.issuer,
+        audience: this.options.audience,
+        typ: ACCESS_TOKEN_TYPE,
+        // jose checks exp only when present (JW-2): without this a token lacking exp never expires.
+        requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid'],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        currentDate: this.clock.now(),
+      }));
+    } catch (error) {
+      // The database being down says nothing about the token; let it surface as an outage.
+      if (error instanceof SigningKeysUnavailableError) throw error;
+      // jose raises JWTExpired only after the signature, issuer, audience and type have passed.
+      throw new AccessTokenError(error instanceof errors.JWTExpired ? 'expired' : 'invalid', { cause: error });
+    }
+    return verifiedClaims(payload);
+  }
+}
+
+/** jose checks presence and the registered claims' dates; the types of our own claims are ours to check. */
+function verifiedClaims(payload: JWTPayload): VerifiedAccessToken {
+  const { sub, sid, roles, aal, amr, jti, exp } = payload;
+  if (
+    typeof sub !== 'string' ||
+    sub === '' ||
+    typeof sid !== 'string' ||
+    sid === '' ||
+    typeof jti !== 'string' ||
+    jti === '' ||
+    typeof exp !== 'number' ||
+    !isStringArray(roles) ||
+    !isStringArray(amr) ||
+    (aal !== 1 && aal !== 2)
+  ) {
+    throw new AccessTokenError('invalid', { cause: new TypeError('access token claims have the wrong types') });
+  }
+  return { userId: sub, sessionId: sid, roles, aal, amr, jti, expiresAt: new Date(exp * 1000) };
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}

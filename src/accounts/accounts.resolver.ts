@@ -1,0 +1,149 @@
+import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { Context } from '../context';
+import { AppError } from '../errors';
+import type { AccountsService, SignedIn } from './accounts.service';
+import {
+  AuthPayload,
+  ChangePasswordInput,
+  DeleteAccountInput,
+  RefreshSessionInput,
+  RequestPasswordResetInput,
+  ResetPasswordInput,
+  SignInInput,
+  SignInResult,
+  SignUpInput,
+  VerifyEmailInput,
+} from './accounts.types';
+import type { RequestOrigin, SessionsService } from './sessions.service';
+import { Session } from './session.entity';
+import { User } from './user.entity';
+
+function originOf(context: Context): RequestOrigin {
+  return { ipAddress: context.ipAddress, userAgent: context.userAgent, requestId: context.requestId };
+}
+
+function payload(context: Context, signedIn: Pick<SignedIn, 'accessToken' | 'refreshToken' | 'accessTokenExpiresAt' | 'user'>): AuthPayload {
+  context.signedInDuringRequest.add(signedIn.user.id);
+  return Object.assign(new AuthPayload(), { accessToken: signedIn.accessToken, refreshToken: signedIn.refreshToken, accessTokenExpiresAt: signedIn.accessTokenExpiresAt, user: signedIn.user });
+}
+
+function requireUser(context: Context): string {
+  if (!context.viewer.userId) throw new AppError('UNAUTHENTICATED', 'Sign in to do this.');
+  return context.viewer.userId;
+}
+
+@Resolver()
+export class AccountsResolver {
+  constructor(
+    private readonly accounts: AccountsService,
+    private readonly sessions: SessionsService,
+  ) {}
+
+  @Query(() => User, { nullable: true, description: 'The signed-in account; null when not signed in.' })
+  me(@Ctx() context: Context): Promise<User | null> {
+    return this.accounts.me(context.viewer);
+  }
+
+  @Query(() => [Session], { description: 'The signed-in account\'s live sessions (devices), most recently used first.' })
+  mySessions(@Ctx() context: Context): Promise<Session[]> {
+    return this.sessions.list(requireUser(context));
+  }
+
+  @Mutation(() => AuthPayload, { description: 'Creates an account and signs it in. A verification email is sent.' })
+  async signUp(@Arg('input') input: SignUpInput, @Ctx() context: Context): Promise<AuthPayload> {
+    return payload(context, await this.accounts.signUp(input.email, input.password, originOf(context)));
+  }
+
+  @Mutation(() => SignInResult, { description: 'Signs in with email and password. Wrong email and wrong password give the same INVALID_CREDENTIALS.' })
+  async signIn(@Arg('input') input: SignInInput, @Ctx() context: Context): Promise<typeof SignInResult> {
+    return payload(context, await this.accounts.signIn(input.email, input.password, originOf(context)));
+  }
+
+  @Mutation(() => AuthPayload, { description: 'Exchanges the refresh token for a new pair. A used token presented again ends the session (TOKEN_REUSED), except a retry within a few seconds.' })
+  async refreshSession(@Arg('input') input: RefreshSessionInput, @Ctx() context: Context): Promise<AuthPayload> {
+    const issued = await this.sessions.refresh(input.refreshToken, originOf(context));
+    const user = await this.accounts.me({ ...context.viewer, userId: issued.userId });
+    if (!user) throw new AppError('UNAUTHENTICATED', 'This account no longer exists.');
+    return payload(context, { ...issued, user });
+  }
+
+  @Mutation(() => Boolean, { description: 'Ends this session at once; its tokens stop working.' })
+  async signOut(@Ctx() context: Context): Promise<boolean> {
+    requireUser(context);
+    await this.sessions.endOwn(context.viewer, [context.viewer.sessionId!], 'sign_out', originOf(context));
+    return true;
+  }
+
+  @Mutation(() => Boolean, { description: 'Ends every session of this account, on every device.' })
+  async signOutEverywhere(@Ctx() context: Context): Promise<boolean> {
+    requireUser(context);
+    await this.sessions.endOwn(context.viewer, 'all', 'sign_out_everywhere', originOf(context));
+    return true;
+  }
+
+  @Mutation(() => Boolean, { description: 'Ends one of this account\'s sessions (see mySessions). NOT_FOUND for any other id.' })
+  async revokeSession(@Arg('id', () => ID) id: string, @Ctx() context: Context): Promise<boolean> {
+    requireUser(context);
+    await this.sessions.endOwn(context.viewer, [id], 'revoked', originOf(context));
+    return true;
+  }
+
+  @Mutation(() => Boolean, { description: 'Changes the password; this session stays, every other one ends.' })
+  async changePassword(@Arg('input') input: ChangePasswordInput, @Ctx() context: Context): Promise<boolean> {
+    await this.accounts.changePassword(context.viewer, input.currentPassword, input.newPassword, originOf(context));
+    return true;
+  }
+
+  @Mutation(() => Boolean, { description: 'Emails a reset link if the account exists. Always true, so it never tells whether it does.' })
+  requestPasswordReset(@Arg('input') input: RequestPasswordResetInput, @Ctx() context: Context): boolean {
+    this.accounts.requestPasswordReset(input.email, originOf(context));
+    return true;
+  }
+
+  @Mutation(() => Boolean, { description: 'Sets a new password from a reset link\'s token and ends every session.' })
+  async resetPassword(@Arg('input') input: ResetPasswordInput, @Ctx() context: Context): Promise<boolean> {
+    await this.accounts.resetPassword(input.token, input.newPassword, originOf(context));
+    return true;
+  }
+
+  @Mutation(() => Boolean, { description: 'Emails a new verification link (at most one a minute).' })
+  async requestEmailVerification(@Ctx() context: Context): Promise<boolean> {
+    await this.accounts.requestEmailVerification(requireUser(context));
+    return true;
+  }
+
+  @Mutation(() => Boolean, { description: 'Confirms the email address with a verification link\'s token.' })
+  async verifyEmail(@Arg('input') input: VerifyEmailInput, @Ctx() context: Context): Promise<boolean> {
+    await this.accounts.verifyEmail(input.token, originOf(context));
+    return true;
+  }
+
+  @Mutation(() => Boolean, { description: 'Deletes the account and its data after checking the password. Cannot be undone.' })
+  async deleteAccount(@Arg('input') input: DeleteAccountInput, @Ctx() context: Context): Promise<boolean> {
+    await this.accounts.deleteAccount(context.viewer, input.password, originOf(context));
+    return true;
+  }
+}
+
+@Resolver(() => User)
+export class UserResolver {
+  constructor(private readonly sessions: SessionsService) {}
+
+  @FieldResolver(() => [String], { description: 'Role names; every account has "user".' })
+  roles(@Root() user: User): Promise<string[]> {
+    return this.sessions.rolesOf(user.id);
+  }
+
+  @FieldResolver(() => Boolean, { description: 'Whether the account has a verified second factor (TOTP). Always false until two-factor authentication is set up.' })
+  mfaEnabled(): boolean {
+    return false;
+  }
+}
+
+@Resolver(() => Session)
+export class SessionResolver {
+  @FieldResolver(() => Boolean, { description: 'True for the session making this request.' })
+  current(@Root() session: Session, @Ctx() context: Context): boolean {
+    return session.id === context.viewer.sessionId;
+  }
+}

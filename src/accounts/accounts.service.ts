@@ -1,0 +1,262 @@
+import { DataSource, EntityManager } from 'typeorm';
+import type { AuditLog } from '../audit/audit-log';
+import type { Clock } from '../clock';
+import type { Viewer } from '../context';
+import { blindIndexOf } from '../crypto/encrypted-column';
+import { conflictOnDuplicate } from '../db/unique-violation';
+import { AppError } from '../errors';
+import type { Logger } from '../logging';
+import type { OutboxService } from '../mail/outbox.service';
+import { AccountTokens } from './account-tokens';
+import type { LoginThrottler } from './login-throttle';
+import type { PasswordHasher } from './password-hasher';
+import type { PasswordPolicy } from './password-policy';
+import type { IssuedTokens, RequestOrigin, SessionsService } from './sessions.service';
+import { UserRole } from './user-role.entity';
+import { User } from './user.entity';
+
+export interface AccountsOptions {
+  /** Base of emailed links (BASTION_PUBLIC_URL); may be an app deep link. */
+  readonly publicUrl: string;
+  readonly appName: string;
+  readonly requireVerifiedEmail: boolean;
+}
+
+/** Result of a sign-in or sign-up: the tokens and the account they belong to. */
+export interface SignedIn extends IssuedTokens {
+  readonly user: User;
+}
+
+const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const WRONG_CREDENTIALS = 'The email or the password is wrong.';
+const RESEND_AFTER_MS = 60_000;
+
+/**
+ * Accounts: sign-up, sign-in, passwords, email verification, deletion. Every change runs in one
+ * transaction together with its audit row; emails go through the outbox of that same transaction.
+ */
+export class AccountsService {
+  private readonly accountTokens: AccountTokens;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly hasher: PasswordHasher,
+    private readonly policy: PasswordPolicy,
+    private readonly throttle: LoginThrottler,
+    private readonly sessions: SessionsService,
+    private readonly audit: AuditLog,
+    private readonly outbox: OutboxService,
+    private readonly options: AccountsOptions,
+  ) {
+    this.accountTokens = new AccountTokens(clock);
+  }
+
+  async signUp(email: string, password: string, origin: RequestOrigin): Promise<SignedIn> {
+    const address = this.checkEmail(email);
+    this.checkPassword(password, address);
+    const passwordHash = await this.hasher.hash(password);
+    const signedIn = await conflictOnDuplicate(
+      () =>
+        this.dataSource.transaction(async (manager) => {
+          const user = await this.createUser(manager, address, passwordHash, ['user']);
+          await this.audit.append(manager, { action: 'user_signed_up', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
+          await this.queueVerification(manager, user);
+          const tokens = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
+          await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: tokens.sessionId, ...origin });
+          return { ...tokens, user };
+        }),
+      // Uniqueness forces an answer here; it says no more than that (rate limits keep it from being an oracle).
+      'This email address cannot be used to sign up. If it is yours, sign in or reset your password.',
+    );
+    this.deliverMail();
+    return signedIn;
+  }
+
+  /**
+   * Password sign-in. Unknown email and wrong password give the same error after the same work
+   * (a verify against a dummy hash); each attempt is counted before the password is checked.
+   */
+  async signIn(email: string, password: string, origin: RequestOrigin): Promise<SignedIn> {
+    const emailIndex = blindIndexOf(User, 'email', email);
+    const attempt = await this.throttle.reserve(emailIndex, origin.ipAddress);
+    const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex });
+    const verification = user ? await this.hasher.verify(user.passwordHash, password) : { valid: await this.hasher.verifyAgainstDummy(password), needsRehash: false };
+    if (!user || !verification.valid) {
+      await this.dataSource.transaction((manager) =>
+        this.audit.append(manager, { action: 'sign_in_failed', outcome: 'failure', actorId: user?.id ?? null, targetType: 'user', targetId: user?.id ?? null, metadata: { reason: user ? 'wrong_password' : 'unknown_account' }, ...origin }),
+      );
+      throw new AppError('INVALID_CREDENTIALS', WRONG_CREDENTIALS);
+    }
+    await attempt.succeeded();
+    if (user.status !== 'active') throw new AppError('FORBIDDEN', 'This account is suspended. Contact the app\'s support.');
+    if (this.options.requireVerifiedEmail && !user.emailVerified) {
+      await this.requestEmailVerification(user.id);
+      throw new AppError('FORBIDDEN', 'Verify your email address first: we sent you a new link.');
+    }
+    const rehash = verification.needsRehash ? await this.hasher.hash(password) : null;
+    return this.dataSource.transaction(async (manager) => {
+      if (rehash) await manager.update(User, { id: user.id }, { passwordHash: rehash });
+      const tokens = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
+      await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: tokens.sessionId, ...origin });
+      return { ...tokens, user };
+    });
+  }
+
+  async me(viewer: Viewer): Promise<User | null> {
+    return viewer.userId ? this.dataSource.getRepository(User).findOneBy({ id: viewer.userId }) : null;
+  }
+
+  /** Keeps the current session and ends every other one (CONVENTIONS). */
+  async changePassword(viewer: Viewer, currentPassword: string, newPassword: string, origin: RequestOrigin): Promise<void> {
+    const user = await this.provePassword(viewer, currentPassword, origin);
+    this.checkPassword(newPassword, user.email);
+    const passwordHash = await this.hasher.hash(newPassword);
+    await this.dataSource.transaction(async (manager) => {
+      await manager.update(User, { id: user.id }, { passwordHash });
+      const ended = await this.sessions.endAllFor(manager, user.id, 'password_changed', viewer.sessionId ?? undefined);
+      await this.audit.append(manager, { action: 'password_changed', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, metadata: { endedSessions: ended }, ...origin });
+    });
+  }
+
+  /**
+   * Always succeeds from the caller's view. The work for an existing account happens after the
+   * answer, so neither the result nor the response time tells whether the email is registered.
+   */
+  requestPasswordReset(email: string, origin: RequestOrigin): void {
+    void this.issuePasswordReset(email, origin).catch((error: unknown) => this.logger.error({ err: error }, 'password reset request failed'));
+  }
+
+  private async issuePasswordReset(email: string, origin: RequestOrigin): Promise<void> {
+    const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex: blindIndexOf(User, 'email', email) });
+    if (!user) return;
+    await this.dataSource.transaction(async (manager) => {
+      if (await this.accountTokens.issuedSince(manager, user.id, 'password_reset', new Date(this.clock.now().getTime() - RESEND_AFTER_MS))) return;
+      const token = await this.accountTokens.issue(manager, user.id, 'password_reset');
+      await this.outbox.enqueue(manager, {
+        to: user.email,
+        subject: `Reset your ${this.options.appName} password`,
+        text: `Someone asked to reset the password of your ${this.options.appName} account. If it was you, open this link within 30 minutes:\n\n${this.link('reset-password', token)}\n\nIf it was not you, ignore this email: your password stays as it is.`,
+      });
+      await this.audit.append(manager, { action: 'password_reset_requested', outcome: 'success', actorId: null, targetType: 'user', targetId: user.id, ...origin });
+    });
+    this.deliverMail();
+  }
+
+  /** Spends the token, sets the password, ends every session. */
+  async resetPassword(token: string, newPassword: string, origin: RequestOrigin): Promise<void> {
+    const invalid = () => new AppError('BAD_USER_INPUT', 'This reset link is invalid or has expired: request a new one.');
+    const userId = await this.accountTokens.peek(this.dataSource.manager, token, 'password_reset');
+    const user = userId ? await this.dataSource.getRepository(User).findOneBy({ id: userId }) : null;
+    if (!user) throw invalid();
+    this.checkPassword(newPassword, user.email);
+    const passwordHash = await this.hasher.hash(newPassword);
+    await this.dataSource.transaction(async (manager) => {
+      if ((await this.accountTokens.consume(manager, token, 'password_reset')) !== user.id) throw invalid();
+      // Proving control of the mailbox also verifies it.
+      await manager.update(User, { id: user.id }, { passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? this.clock.now() });
+      const ended = await this.sessions.endAllFor(manager, user.id, 'password_reset');
+      await this.audit.append(manager, { action: 'password_reset', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, metadata: { endedSessions: ended }, ...origin });
+    });
+  }
+
+  async requestEmailVerification(userId: string): Promise<void> {
+    const user = await this.dataSource.getRepository(User).findOneByOrFail({ id: userId });
+    if (user.emailVerified) return;
+    await this.dataSource.transaction(async (manager) => {
+      if (await this.accountTokens.issuedSince(manager, user.id, 'email_verification', new Date(this.clock.now().getTime() - RESEND_AFTER_MS))) return;
+      await this.queueVerification(manager, user);
+    });
+    this.deliverMail();
+  }
+
+  async verifyEmail(token: string, origin: RequestOrigin): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      const userId = await this.accountTokens.consume(manager, token, 'email_verification');
+      if (!userId) throw new AppError('BAD_USER_INPUT', 'This verification link is invalid or has expired: request a new one.');
+      await manager.update(User, { id: userId }, { emailVerifiedAt: this.clock.now() });
+      await this.audit.append(manager, { action: 'email_verified', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
+    });
+  }
+
+  /**
+   * Deletes the account and everything that cascades from it (sessions, tokens, roles). The audit
+   * trail keeps the event under the user's id, which no longer leads to any personal data.
+   */
+  async deleteAccount(viewer: Viewer, password: string, origin: RequestOrigin): Promise<void> {
+    const user = await this.provePassword(viewer, password, origin);
+    await this.dataSource.transaction(async (manager) => {
+      await this.sessions.endAllFor(manager, user.id, 'account_deleted');
+      await this.audit.append(manager, { action: 'account_deleted', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
+      await manager.delete(User, { id: user.id });
+    });
+  }
+
+  /** Creates an account without a session (the `bastion admin create` path). */
+  async createAccount(email: string, password: string, roles: readonly string[], origin: RequestOrigin): Promise<User> {
+    const address = this.checkEmail(email);
+    this.checkPassword(password, address);
+    const passwordHash = await this.hasher.hash(password);
+    return conflictOnDuplicate(
+      () =>
+        this.dataSource.transaction(async (manager) => {
+          const user = await this.createUser(manager, address, passwordHash, ['user', ...roles]);
+          await this.audit.append(manager, { action: 'user_created', outcome: 'success', actorId: null, targetType: 'user', targetId: user.id, metadata: { roles: [...roles] }, ...origin });
+          return user;
+        }),
+      'An account with this email address already exists.',
+    );
+  }
+
+  /** Re-proves the signed-in user with their password, throttled like a sign-in. */
+  private async provePassword(viewer: Viewer, password: string, origin: RequestOrigin): Promise<User> {
+    if (!viewer.userId) throw new AppError('UNAUTHENTICATED', 'Sign in to do this.');
+    const user = await this.dataSource.getRepository(User).findOneByOrFail({ id: viewer.userId });
+    const attempt = await this.throttle.reserve(user.emailIndex, origin.ipAddress);
+    if (!(await this.hasher.verify(user.passwordHash, password)).valid) {
+      await this.dataSource.transaction((manager) =>
+        this.audit.append(manager, { action: 'password_check_failed', outcome: 'failure', actorId: user.id, targetType: 'user', targetId: user.id, ...origin }),
+      );
+      throw new AppError('INVALID_CREDENTIALS', 'The password is wrong.');
+    }
+    await attempt.succeeded();
+    return user;
+  }
+
+  private async createUser(manager: EntityManager, email: string, passwordHash: string, roles: readonly string[]): Promise<User> {
+    const user = await manager.save(Object.assign(new User(), { email, passwordHash, status: 'active', emailVerifiedAt: null }));
+    await manager.insert(UserRole, [...new Set(roles)].map((roleName) => ({ userId: user.id, roleName })));
+    return user;
+  }
+
+  private async queueVerification(manager: EntityManager, user: User): Promise<void> {
+    const token = await this.accountTokens.issue(manager, user.id, 'email_verification');
+    await this.outbox.enqueue(manager, {
+      to: user.email,
+      subject: `Confirm your email address for ${this.options.appName}`,
+      text: `Open this link within 24 hours to confirm your email address:\n\n${this.link('verify-email', token)}`,
+    });
+  }
+
+  private link(action: string, token: string): string {
+    const url = new URL(`${this.options.publicUrl}/${action}`);
+    url.searchParams.set('token', token);
+    return url.toString();
+  }
+
+  private checkEmail(email: string): string {
+    const address = email.trim().normalize('NFKC');
+    if (address.length > 254 || !EMAIL_SHAPE.test(address)) throw new AppError('BAD_USER_INPUT', 'Enter a valid email address.', { details: { field: 'email' } });
+    return address;
+  }
+
+  private checkPassword(password: string, email: string): void {
+    const problem = this.policy.check(password, [email]);
+    if (problem) throw new AppError('BAD_USER_INPUT', problem, { details: { field: 'password' } });
+  }
+
+  private deliverMail(): void {
+    void this.outbox.deliverPending().catch((error: unknown) => this.logger.error({ err: error }, 'email delivery failed'));
+  }
+}

@@ -1,0 +1,44 @@
+import { ANONYMOUS, Viewer } from '../context';
+import { AppError } from '../errors';
+import { AccessTokenError, AccessTokens } from './access-tokens';
+import type { SessionCache } from './session-cache';
+
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+
+/**
+ * Authorization header → Viewer (CONVENTIONS "Auth on every request"). No header: anonymous.
+ * A header that does not hold a live session's valid token fails the whole request with 401:
+ * the app must learn at once that it is signed out, rather than get public data silently.
+ */
+export class Authenticator {
+  constructor(
+    private readonly tokens: AccessTokens,
+    private readonly sessions: SessionCache,
+  ) {}
+
+  async viewerFor(authorization: string | undefined): Promise<Viewer> {
+    if (authorization === undefined || authorization === '') return ANONYMOUS;
+    const match = BEARER.exec(authorization.trim());
+    if (!match) throw unauthenticated('The Authorization header must be "Bearer <accessToken>".');
+
+    let claims;
+    try {
+      claims = await this.tokens.verify(match[1]);
+    } catch (error) {
+      // Anything else (signing keys unreachable: the database is down) is a server fault, not a bad token.
+      if (!(error instanceof AccessTokenError)) throw error;
+      if (error.reason === 'expired') {
+        throw new AppError('TOKEN_EXPIRED', 'The access token expired: refresh it with refreshSession.', { stopsRequest: true });
+      }
+      throw unauthenticated('The access token is not valid: sign in again.');
+    }
+    const session = await this.sessions.get(claims.sessionId);
+    if (!session || session.userId !== claims.userId) throw unauthenticated('This session has ended: sign in again.');
+    // Roles and assurance come from the session, never from the token's informational claims.
+    return { userId: session.userId, sessionId: session.sessionId, roles: ['user', ...session.roles.filter((role) => role !== 'user')], aal: session.aal, amr: session.amr };
+  }
+}
+
+function unauthenticated(message: string): AppError {
+  return new AppError('UNAUTHENTICATED', message, { stopsRequest: true });
+}

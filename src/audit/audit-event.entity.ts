@@ -1,0 +1,62 @@
+import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+
+export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['success', 'failure', 'denied'];
+
+/** What jsonb stores and gives back unchanged; anything else would not survive the round trip the hash relies on. */
+export type AuditJson = string | number | boolean | null | AuditJson[] | { [key: string]: AuditJson };
+
+export type AuditMetadata = { [key: string]: AuditJson };
+
+/**
+ * One security event. Append-only and hash-chained: each row holds the hash of the row before it,
+ * so an edit or a deletion anywhere breaks the chain at that point (see audit-log.ts).
+ */
+@Entity('audit_events')
+@Index(['at'])
+@Index(['action'])
+export class AuditEvent {
+  /** bigint, so a string: event counts outgrow a JavaScript number's exact integers long before bigint. */
+  @PrimaryGeneratedColumn('identity', { type: 'bigint' })
+  id!: string;
+
+  @Column({ type: 'timestamptz' })
+  at!: Date;
+
+  /** snake_case, past tense: `sign_in_succeeded`, `recovery_code_used`. */
+  @Column({ type: 'text' })
+  action!: string;
+
+  @Column({ type: 'text' })
+  outcome!: AuditOutcome;
+
+  @Column({ type: 'uuid', nullable: true })
+  actorId!: string | null;
+
+  @Column({ type: 'text', nullable: true })
+  targetType!: string | null;
+
+  @Column({ type: 'text', nullable: true })
+  targetId!: string | null;
+
+  @Column({ type: 'text', nullable: true })
+  ipAddress!: string | null;
+
+  @Column({ type: 'text', nullable: true })
+  userAgent!: string | null;
+
+  @Column({ type: 'text', nullable: true })
+  requestId!: string | null;
+
+  @Column({ type: 'jsonb' })
+  metadata!: AuditMetadata;
+
+  /** The `hash` of the row before this one; 64 zeros for the first row. */
+  @Column({ type: 'text' })
+  previousHash!: string;
+
+  /** SHA-256 (hex) of `canonicalAuditPayload(this)`, which covers `previousHash`. */
+  @Column({ type: 'text' })
+  hash!: string;
+}

@@ -1,0 +1,180 @@
+import { createHash } from 'node:crypto';
+import { EntityManager, MoreThan } from 'typeorm';
+import type { Clock } from '../clock';
+import { AUDIT_OUTCOMES, AuditEvent, AuditJson, AuditMetadata, AuditOutcome } from './audit-event.entity';
+
+export interface AuditEventInput {
+  /** snake_case, past tense: `sign_in_succeeded`, `grant_added`. */
+  readonly action: string;
+  readonly outcome: AuditOutcome;
+  readonly actorId?: string | null;
+  readonly targetType?: string | null;
+  readonly targetId?: string | null;
+  readonly ipAddress?: string | null;
+  readonly userAgent?: string | null;
+  readonly requestId?: string | null;
+  readonly metadata?: AuditMetadata;
+}
+
+/** Every column the hash covers: all but `id` (assigned by the database) and `hash` itself. */
+export type AuditChainFields = Omit<AuditEvent, 'id' | 'hash'>;
+
+export interface AuditChainReport {
+  readonly ok: boolean;
+  /** Rows examined, including the first broken one. */
+  readonly checked: number;
+  readonly firstBrokenId: string | null;
+}
+
+/** The `previousHash` of the first row. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/**
+ * The advisory lock that serialises appends across every instance: "bstaudit" in ASCII, so it is
+ * recognisable in pg_locks and cannot collide with a small lock number chosen elsewhere.
+ */
+export const AUDIT_CHAIN_LOCK_KEY = '7094141799968827764';
+
+const SNAKE_CASE_ACTION = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/;
+const SECRET_LOOKING_KEY = /password|token|secret|code|otp|key/i;
+/** PostgreSQL accepts other spellings of a uuid but always returns this one, lower-cased; the hash must see what comes back. */
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The append-only, hash-chained security event log. Every state change's audit row is written
+ * through `append` in the transaction that makes the change, so both commit or neither does.
+ */
+export class AuditLog {
+  constructor(private readonly clock: Clock) {}
+
+  /**
+   * Writes one event in the caller's transaction (`manager` from `dataSource.transaction`). Call it
+   * last before commit: the chain lock it takes is held until the transaction ends, so every other
+   * append on every instance waits for the rest of this transaction. Given a manager outside a
+   * transaction (an event with no state change, such as a failed sign-in), it opens its own.
+   */
+  async append(manager: EntityManager, input: AuditEventInput): Promise<AuditEvent> {
+    const fields = this.chainFieldsOf(input);
+    if (manager.queryRunner?.isTransactionActive) return appendLocked(manager, fields);
+    return manager.transaction((transactionManager) => appendLocked(transactionManager, fields));
+  }
+
+  private chainFieldsOf(input: AuditEventInput): Omit<AuditChainFields, 'previousHash'> {
+    if (!SNAKE_CASE_ACTION.test(input.action)) throw new Error(`Audit action "${input.action}" is not snake_case (e.g. "sign_in_succeeded")`);
+    if (!AUDIT_OUTCOMES.includes(input.outcome)) throw new Error(`Audit outcome "${String(input.outcome)}" is not one of ${AUDIT_OUTCOMES.join(', ')}`);
+    if (input.actorId != null && !CANONICAL_UUID.test(input.actorId)) throw new Error(`Audit actorId "${input.actorId}" is not a uuid`);
+    const metadata = input.metadata ?? {};
+    rejectSecretLookingKeys(metadata, 'metadata');
+    return {
+      at: this.clock.now(),
+      action: input.action,
+      outcome: input.outcome,
+      actorId: input.actorId?.toLowerCase() ?? null,
+      targetType: input.targetType ?? null,
+      targetId: input.targetId ?? null,
+      ipAddress: input.ipAddress ?? null,
+      userAgent: input.userAgent ?? null,
+      requestId: input.requestId ?? null,
+      // Hash exactly what jsonb will give back: undefined members dropped, Dates as strings.
+      metadata: JSON.parse(JSON.stringify(metadata)) as AuditMetadata,
+    };
+  }
+}
+
+async function appendLocked(manager: EntityManager, fields: Omit<AuditChainFields, 'previousHash'>): Promise<AuditEvent> {
+  const [{ isolation }] = (await manager.query(
+    "SELECT pg_advisory_xact_lock($1::bigint) AS locked, current_setting('transaction_isolation') AS isolation",
+    [AUDIT_CHAIN_LOCK_KEY],
+  )) as { isolation: string }[];
+  // A repeatable-read snapshot predates the lock, so it could miss the last append and fork the chain.
+  if (isolation !== 'read committed') throw new Error(`AuditLog.append needs a READ COMMITTED transaction, not ${isolation.toUpperCase()}`);
+
+  // Plain SQL rather than repository.save: the lock is held from here to commit, so every append on
+  // every instance waits for this, and save's bookkeeping cost more than the queries themselves.
+  const [last] = (await manager.query('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1')) as { hash: string }[];
+  const event = Object.assign(new AuditEvent(), fields, { previousHash: last?.hash ?? GENESIS_HASH });
+  event.hash = auditEventHash(event);
+  const [{ id }] = (await manager.query(
+    `INSERT INTO audit_events (at, action, outcome, actor_id, target_type, target_id, ip_address, user_agent, request_id, metadata, previous_hash, hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12) RETURNING id::text AS id`,
+    [event.at, event.action, event.outcome, event.actorId, event.targetType, event.targetId, event.ipAddress, event.userAgent, event.requestId, JSON.stringify(event.metadata), event.previousHash, event.hash],
+  )) as { id: string }[];
+  event.id = id;
+  return event;
+}
+
+/**
+ * The one serialisation the hash is taken over: JSON of every chained column under sorted keys
+ * (nested metadata keys too, since jsonb reorders them), `at` as an ISO-8601 UTC string.
+ */
+export function canonicalAuditPayload(event: AuditChainFields): string {
+  const payload: { [column in keyof AuditChainFields]: AuditJson } = {
+    at: event.at.toISOString(),
+    action: event.action,
+    outcome: event.outcome,
+    actorId: event.actorId,
+    targetType: event.targetType,
+    targetId: event.targetId,
+    ipAddress: event.ipAddress,
+    userAgent: event.userAgent,
+    requestId: event.requestId,
+    metadata: event.metadata,
+    previousHash: event.previousHash,
+  };
+  return canonicalJson(payload);
+}
+
+export function auditEventHash(event: AuditChainFields): string {
+  return createHash('sha256').update(canonicalAuditPayload(event), 'utf8').digest('hex');
+}
+
+function canonicalJson(value: AuditJson): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const members = Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`);
+    return `{${members.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The log is append-only and kept for years: a secret written there could never be taken back. */
+function rejectSecretLookingKeys(value: unknown, path: string): void {
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => rejectSecretLookingKeys(item, `${path}[${index}]`));
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  for (const [key, item] of Object.entries(value)) {
+    if (SECRET_LOOKING_KEY.test(key)) {
+      throw new Error(`Audit ${path} key "${key}" looks like a secret (password, token, secret, code, otp, key): secrets must never enter the audit log`);
+    }
+    rejectSecretLookingKeys(item, `${path}.${key}`);
+  }
+}
+
+/**
+ * Recomputes every row's hash and checks each links to the row before it, in id order and in
+ * batches (the table only grows, so rows appended meanwhile are simply checked too). Stops at the
+ * first broken row: after an edit that is the edited row; after a deletion, the row that followed.
+ * Removing rows from the end cannot be seen from the chain alone.
+ */
+export async function verifyAuditChain(manager: EntityManager, options: { batchSize?: number } = {}): Promise<AuditChainReport> {
+  const batchSize = options.batchSize ?? 1000;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`verifyAuditChain batchSize must be a positive integer, not ${batchSize}`);
+  const repository = manager.getRepository(AuditEvent);
+  let expectedPreviousHash = GENESIS_HASH;
+  let checked = 0;
+  let afterId: string | undefined;
+  for (;;) {
+    const batch = await repository.find({ where: afterId === undefined ? {} : { id: MoreThan(afterId) }, order: { id: 'ASC' }, take: batchSize });
+    for (const row of batch) {
+      checked += 1;
+      if (row.previousHash !== expectedPreviousHash || auditEventHash(row) !== row.hash) return { ok: false, checked, firstBrokenId: row.id };
+      expectedPreviousHash = row.hash;
+    }
+    if (batch.length < batchSize) return { ok: true, checked, firstBrokenId: null };
+    afterId = batch[batch.length - 1].id;
+  }
+}

@@ -1,0 +1,89 @@
+import os from 'node:os';
+import type { DataSource } from 'typeorm';
+import { AccessTokens } from './accounts/access-tokens';
+import { AccountsService } from './accounts/accounts.service';
+import { Authenticator } from './accounts/authenticator';
+import { LoginThrottler } from './accounts/login-throttle';
+import { PasswordHasher } from './accounts/password-hasher';
+import { PasswordPolicy } from './accounts/password-policy';
+import { SessionCache } from './accounts/session-cache';
+import { SessionsService } from './accounts/sessions.service';
+import { SigningKeysService } from './accounts/signing-keys.service';
+import { AuditLog } from './audit/audit-log';
+import type { Clock } from './clock';
+import type { Config } from './config';
+import type { Keyring } from './crypto/keyring';
+import { Notifications } from './db/notifications';
+import type { Logger } from './logging';
+import { LogMailTransport, MailTransport, SmtpMailTransport } from './mail/mail-transport';
+import { OutboxService } from './mail/outbox.service';
+
+export interface ServiceDeps {
+  readonly config: Config;
+  readonly dataSource: DataSource;
+  /** The database URL, for the LISTEN connection (it cannot come from the pool). */
+  readonly databaseUrl: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly keyring: Keyring;
+}
+
+/** Every service, wired once (the composition root). Resolvers get theirs from here. */
+export interface Services extends ServiceDeps {
+  readonly notifications: Notifications;
+  readonly audit: AuditLog;
+  readonly signingKeys: SigningKeysService;
+  readonly accessTokens: AccessTokens;
+  readonly sessionCache: SessionCache;
+  readonly authenticator: Authenticator;
+  readonly sessions: SessionsService;
+  readonly accounts: AccountsService;
+  readonly outbox: OutboxService;
+  stop(): Promise<void>;
+}
+
+export async function createServices(deps: ServiceDeps): Promise<Services> {
+  const { config, dataSource, logger, clock } = deps;
+  const notifications = new Notifications({ url: deps.databaseUrl, logger, applicationName: `bastion-listen-${os.hostname()}`.slice(0, 63) });
+  const audit = new AuditLog(clock);
+  const signingKeys = new SigningKeysService(dataSource, clock, { accessTokenTtlSeconds: config.accessTokenTtlSeconds });
+  const accessTokens = new AccessTokens(signingKeys, clock, { issuer: config.publicUrl, audience: config.tokenAudience, ttlSeconds: config.accessTokenTtlSeconds });
+  const sessionCache = new SessionCache(dataSource, clock, config.refreshIdleDays * 24 * 60 * 60 * 1000, notifications);
+  const sessions = new SessionsService(dataSource, clock, accessTokens, sessionCache, audit, {
+    idleDays: config.refreshIdleDays,
+    absoluteDays: config.refreshAbsoluteDays,
+    graceSeconds: config.refreshGraceSeconds,
+    maxPerUser: config.maxSessionsPerUser,
+  });
+  const transport: MailTransport = config.smtpUrl ? new SmtpMailTransport(config.smtpUrl, config.mailFrom) : new LogMailTransport(logger);
+  const outbox = new OutboxService(dataSource, transport, clock, logger);
+  const accounts = new AccountsService(
+    dataSource,
+    clock,
+    logger,
+    new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 }),
+    new PasswordPolicy({ minLength: config.passwordMinLength, contextWords: ['bastion', config.appName] }),
+    new LoginThrottler(dataSource, clock),
+    sessions,
+    audit,
+    outbox,
+    { publicUrl: config.publicUrl, appName: config.appName, requireVerifiedEmail: config.requireVerifiedEmail },
+  );
+
+  // Subscriptions exist before the listener starts, so no invalidation is missed.
+  await notifications.start();
+  await signingKeys.ensureCurrentKey();
+  return {
+    ...deps,
+    notifications,
+    audit,
+    signingKeys,
+    accessTokens,
+    sessionCache,
+    authenticator: new Authenticator(accessTokens, sessionCache),
+    sessions,
+    accounts,
+    outbox,
+    stop: () => notifications.stop(),
+  };
+}

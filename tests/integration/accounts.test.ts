@@ -1,0 +1,312 @@
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { verifyAuditChain } from '../../src/audit/audit-log';
+import { REFRESH, SIGN_IN, SIGN_UP, emailedToken, makeClient, makeUser, strongPassword } from '../support/factories';
+import { TestServer, startTestServer } from '../support/test-server';
+
+type Payload = { accessToken: string; refreshToken: string; accessTokenExpiresAt: string; user: { id: string; email: string; emailVerified: boolean; roles: string[]; mfaEnabled: boolean } };
+
+describe('accounts over GraphQL', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { publicUrl: 'myapp://auth' } });
+  });
+  afterAll(() => server.close());
+
+  const anonymous = () => makeClient(server);
+  const withToken = (token: string) => makeClient(server, { authorization: `Bearer ${token}` });
+  const codeOf = (body: { errors?: { extensions?: Record<string, unknown> }[] }) => body.errors?.[0]?.extensions?.code;
+  const countUsers = async () => Number((await server.bastion.database.dataSource.query('SELECT count(*) FROM users'))[0].count);
+
+  describe('signUp', () => {
+    it('creates the account, signs it in, and the token works for me', async () => {
+      const email = 'Grace.Hopper@Example.com';
+      const { body } = await anonymous().request<{ signUp: Payload }>(SIGN_UP, { input: { email, password: strongPassword() } });
+      const payload = body.data!.signUp;
+      expect(payload.user).toMatchObject({ email, emailVerified: false, roles: ['user'], mfaEnabled: false });
+      expect(new Date(payload.accessTokenExpiresAt).getTime()).toBe(server.clock.now().getTime() + 900_000);
+      const me = await withToken(payload.accessToken).request<{ me: { id: string; email: string } }>('{ me { id email } }');
+      expect(me.body.data?.me).toEqual({ id: payload.user.id, email });
+    });
+
+    it('refuses a weak password with the reason, and creates nothing', async () => {
+      const before = await countUsers();
+      const short = await anonymous().request(SIGN_UP, { input: { email: 'short@example.com', password: 'fourteen-chars' } });
+      expect(codeOf(short.body)).toBe('BAD_USER_INPUT');
+      expect(short.body.errors?.[0].message).toBe('Use at least 15 characters.');
+      const common = await anonymous().request(SIGN_UP, { input: { email: 'common@example.com', password: 'bastionbastion2025' } });
+      expect(codeOf(common.body)).toBe('BAD_USER_INPUT');
+      const bad = await anonymous().request(SIGN_UP, { input: { email: 'not-an-email', password: strongPassword() } });
+      expect(bad.body.errors?.[0]).toMatchObject({ message: 'Enter a valid email address.', extensions: { code: 'BAD_USER_INPUT', field: 'email' } });
+      expect(await countUsers()).toBe(before);
+    });
+
+    it('answers CONFLICT for an existing email in any case, without saying more', async () => {
+      const { email } = await makeUser(server);
+      const { body } = await anonymous().request(SIGN_UP, { input: { email: `  ${email.toUpperCase()} `, password: strongPassword() } });
+      expect(codeOf(body)).toBe('CONFLICT');
+      expect(body.errors?.[0].message).not.toContain(email);
+    });
+  });
+
+  describe('signIn', () => {
+    it('signs in with the right password, with a normalised email', async () => {
+      const account = await makeUser(server);
+      const { body } = await anonymous().request<{ signIn: Payload & { __typename: string } }>(SIGN_IN, { input: { email: account.email.toUpperCase(), password: account.password } });
+      expect(body.data?.signIn.__typename).toBe('AuthPayload');
+      expect(body.data?.signIn.user.id).toBe(account.id);
+    });
+
+    it('gives the same INVALID_CREDENTIALS for a wrong password and an unknown email', async () => {
+      const account = await makeUser(server);
+      const wrong = await anonymous().request(SIGN_IN, { input: { email: account.email, password: 'not-the-password-at-all' } });
+      const unknown = await anonymous().request(SIGN_IN, { input: { email: 'nobody-here@example.com', password: 'not-the-password-at-all' } });
+      expect(wrong.body.errors).toEqual(unknown.body.errors);
+      expect(codeOf(wrong.body)).toBe('INVALID_CREDENTIALS');
+      expect(wrong.body.data).toBeNull();
+    });
+
+    it('counts every attempt, however they arrive: parallel guesses hit RATE_LIMITED with retryAfterSeconds', async () => {
+      const account = await makeUser(server);
+      const guesses = await Promise.all(
+        Array.from({ length: 9 }, (_unused, index) => anonymous().request(SIGN_IN, { input: { email: account.email, password: `wrong-password-number-${index}` } })),
+      );
+      const codes = guesses.map((guess) => codeOf(guess.body));
+      expect(codes.filter((code) => code === 'INVALID_CREDENTIALS').length).toBeLessThanOrEqual(5);
+      expect(codes).toContain('RATE_LIMITED');
+      const limited = guesses.find((guess) => codeOf(guess.body) === 'RATE_LIMITED')!.body.errors![0];
+      expect(limited.extensions?.retryAfterSeconds).toBeGreaterThan(0);
+      // Even the right password waits now: the brake is per account and address, not per guess.
+      const right = await anonymous().request(SIGN_IN, { input: { email: account.email, password: account.password } });
+      expect(codeOf(right.body)).toBe('RATE_LIMITED');
+      server.clock.advance(20 * 60 * 1000);
+      const later = await anonymous().request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+      expect(later.body.data?.signIn.__typename).toBe('AuthPayload');
+    });
+
+    it('aliased sign-ins in one request stop at the first failure, so one request is one guess', async () => {
+      const account = await makeUser(server);
+      const aliases = Array.from({ length: 50 }, (_unused, index) => `a${index}: signIn(input: { email: "${account.email}", password: "wrong-password-number-${index}" }) { __typename }`).join('\n');
+      const { body } = await anonymous().request(`mutation { ${aliases} }`);
+      expect(body.data).toBeNull();
+      expect(body.errors?.map((error) => error.extensions?.code)).toEqual(['INVALID_CREDENTIALS']);
+      const [{ failures }] = await server.bastion.database.dataSource.query("SELECT max(failures) AS failures FROM login_throttles WHERE key LIKE 'account-ip:%'");
+      expect(failures).toBeGreaterThanOrEqual(1);
+    });
+  });
+
+  describe('access tokens on every request', () => {
+    it('me is null without a token', async () => {
+      expect((await anonymous().request('{ me { id } }')).body).toEqual({ data: { me: null } });
+    });
+
+    it('a malformed or forged token fails the whole request with 401 UNAUTHENTICATED', async () => {
+      const account = await makeUser(server);
+      for (const header of ['Bearer not-a-jwt', 'Basic abc', `Bearer ${account.accessToken.slice(0, -4)}AAAA`]) {
+        const { status, body } = await makeClient(server, { authorization: header }).request('{ serverInfo { name } }');
+        expect(status).toBe(401);
+        expect(codeOf(body)).toBe('UNAUTHENTICATED');
+        expect(body.data).toBeUndefined();
+      }
+    });
+
+    it('an expired token gets 401 TOKEN_EXPIRED', async () => {
+      const account = await makeUser(server);
+      server.clock.advance(16 * 60 * 1000);
+      const { status, body } = await account.client.request('{ me { id } }');
+      expect(status).toBe(401);
+      expect(codeOf(body)).toBe('TOKEN_EXPIRED');
+    });
+
+    it('verifies with a plain jose client against /.well-known/jwks.json', async () => {
+      const account = await makeUser(server);
+      const response = await fetch(`${server.origin}/.well-known/jwks.json`);
+      const jwks = (await response.json()) as { keys: Record<string, unknown>[] };
+      expect(jwks.keys.length).toBeGreaterThan(0);
+      expect(JSON.stringify(jwks)).not.toContain('"d"');
+      const { payload, protectedHeader } = await jwtVerify(account.accessToken, createLocalJWKSet(jwks as never), {
+        algorithms: ['EdDSA'],
+        issuer: 'myapp://auth',
+        audience: 'bastion-api',
+        typ: 'at+jwt',
+        currentDate: server.clock.now(),
+      });
+      expect(protectedHeader.alg).toBe('EdDSA');
+      expect(payload).toMatchObject({ sub: account.id, roles: ['user'], aal: 1, amr: ['pwd'] });
+      expect(typeof payload.sid).toBe('string');
+    });
+  });
+
+  describe('refresh tokens', () => {
+    it('rotates: each refresh gives a new pair, and the old token presented after the grace window ends the session', async () => {
+      const account = await makeUser(server);
+      const first = await anonymous().request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken: account.refreshToken } });
+      const rotated = first.body.data!.refreshSession;
+      expect(rotated.refreshToken).not.toBe(account.refreshToken);
+      expect(rotated.user.id).toBe(account.id);
+
+      server.clock.advance(11_000);
+      const reuse = await anonymous().request(REFRESH, { input: { refreshToken: account.refreshToken } });
+      expect(codeOf(reuse.body)).toBe('TOKEN_REUSED');
+      // The whole family is dead: the newest refresh token and the access token too.
+      expect(codeOf((await anonymous().request(REFRESH, { input: { refreshToken: rotated.refreshToken } })).body)).toBe('UNAUTHENTICATED');
+      expect((await withToken(rotated.accessToken).request('{ me { id } }')).status).toBe(401);
+      const [audit] = await server.bastion.database.dataSource.query("SELECT actor_id, outcome FROM audit_events WHERE action = 'refresh_token_reused' ORDER BY id DESC LIMIT 1");
+      expect(audit).toEqual({ actor_id: account.id, outcome: 'denied' });
+    });
+
+    it('two refreshes with one token at the same instant: both answer, exactly one new token works, the session lives', async () => {
+      const account = await makeUser(server);
+      const [a, b] = await Promise.all([
+        anonymous().request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken: account.refreshToken } }),
+        anonymous().request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken: account.refreshToken } }),
+      ]);
+      const tokens = [a, b].map((response) => response.body.data?.refreshSession.refreshToken);
+      expect(tokens.every(Boolean)).toBe(true);
+      const outcomes = [];
+      for (const token of tokens) outcomes.push(await anonymous().request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken: token } }));
+      const worked = outcomes.filter((outcome) => outcome.body.data?.refreshSession);
+      expect(worked).toHaveLength(1);
+      expect((await withToken(worked[0].body.data!.refreshSession.accessToken).request('{ me { id } }')).body.data).toEqual({ me: { id: account.id } });
+    });
+
+    it('refuses an unknown refresh token', async () => {
+      expect(codeOf((await anonymous().request(REFRESH, { input: { refreshToken: 'made-up' } })).body)).toBe('UNAUTHENTICATED');
+    });
+  });
+
+  describe('sessions', () => {
+    it('lists this account\'s sessions, marks the current one, and ends one or all at once', async () => {
+      const account = await makeUser(server);
+      const second = await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } }, { 'user-agent': 'PhoneApp/2.0' });
+      const other = second.body.data!.signIn;
+      const { body } = await account.client.request<{ mySessions: { id: string; current: boolean; userAgent: string | null; aal: number }[] }>('{ mySessions { id current userAgent aal } }');
+      expect(body.data!.mySessions).toHaveLength(2);
+      expect(body.data!.mySessions.filter((session) => session.current)).toHaveLength(1);
+      const otherSession = body.data!.mySessions.find((session) => !session.current)!;
+      expect(otherSession).toMatchObject({ userAgent: 'PhoneApp/2.0', aal: 1 });
+
+      expect((await account.client.request(`mutation { revokeSession(id: "${otherSession.id}") }`)).body).toEqual({ data: { revokeSession: true } });
+      expect((await withToken(other.accessToken).request('{ me { id } }')).status).toBe(401);
+      expect((await account.client.request('{ me { id } }')).status).toBe(200);
+
+      expect((await account.client.request('mutation { signOut }')).body).toEqual({ data: { signOut: true } });
+      expect((await account.client.request('{ me { id } }')).status).toBe(401);
+    });
+
+    it('cannot end another account\'s session: NOT_FOUND, as for a session that does not exist', async () => {
+      const alice = await makeUser(server);
+      const bob = await makeUser(server);
+      const aliceSessions = await alice.client.request<{ mySessions: { id: string }[] }>('{ mySessions { id } }');
+      const attempt = await bob.client.request(`mutation { revokeSession(id: "${aliceSessions.body.data!.mySessions[0].id}") }`);
+      expect(codeOf(attempt.body)).toBe('NOT_FOUND');
+      expect((await alice.client.request('{ me { id } }')).status).toBe(200);
+    });
+
+    it('signOutEverywhere ends every device', async () => {
+      const account = await makeUser(server);
+      const other = await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+      await account.client.request('mutation { signOutEverywhere }');
+      expect((await account.client.request('{ me { id } }')).status).toBe(401);
+      expect((await withToken(other.body.data!.signIn.accessToken).request('{ me { id } }')).status).toBe(401);
+    });
+
+    it('needs a signed-in viewer: anonymous callers get UNAUTHENTICATED', async () => {
+      expect(codeOf((await anonymous().request('{ mySessions { id } }')).body)).toBe('UNAUTHENTICATED');
+      expect(codeOf((await anonymous().request('mutation { signOut }')).body)).toBe('UNAUTHENTICATED');
+    });
+  });
+
+  describe('passwords', () => {
+    it('changePassword needs the current password, keeps this session and ends the others', async () => {
+      const account = await makeUser(server);
+      const other = await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+      const newPassword = strongPassword();
+      const wrong = await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', { input: { currentPassword: 'wrong-wrong-wrong-wrong', newPassword } });
+      expect(codeOf(wrong.body)).toBe('INVALID_CREDENTIALS');
+      const changed = await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', { input: { currentPassword: account.password, newPassword } });
+      expect(changed.body).toEqual({ data: { changePassword: true } });
+      expect((await account.client.request('{ me { id } }')).status).toBe(200);
+      expect((await withToken(other.body.data!.signIn.accessToken).request('{ me { id } }')).status).toBe(401);
+      expect(codeOf((await anonymous().request(SIGN_IN, { input: { email: account.email, password: account.password } })).body)).toBe('INVALID_CREDENTIALS');
+      expect((await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: newPassword } })).body.data?.signIn.user.id).toBe(account.id);
+    });
+
+    it('password reset: always true, a single-use emailed link, every session ended', async () => {
+      const account = await makeUser(server);
+      const unknown = await anonymous().request('mutation { requestPasswordReset(input: { email: "nobody-at-all@example.com" }) }');
+      expect(unknown.body).toEqual({ data: { requestPasswordReset: true } });
+      const known = await anonymous().request(`mutation { requestPasswordReset(input: { email: "${account.email}" }) }`);
+      expect(known.body).toEqual(unknown.body);
+
+      const token = await emailedToken(server, account.email, 'reset-password');
+      const mail = server.logs.lines.find((line) => line.mailTo === account.email && String(line.mailText).includes('reset-password'));
+      expect(String(mail?.mailText)).toContain('myapp://auth/reset-password?token=');
+      const newPassword = strongPassword();
+      const reset = 'mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }';
+      expect((await anonymous().request(reset, { input: { token, newPassword } })).body).toEqual({ data: { resetPassword: true } });
+      expect(codeOf((await anonymous().request(reset, { input: { token, newPassword: strongPassword() } })).body)).toBe('BAD_USER_INPUT');
+      expect((await account.client.request('{ me { id } }')).status).toBe(401);
+      expect((await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: newPassword } })).body.data?.signIn.user.emailVerified).toBe(true);
+    });
+
+    it('a reset link expires after 30 minutes', async () => {
+      const account = await makeUser(server);
+      await anonymous().request(`mutation { requestPasswordReset(input: { email: "${account.email}" }) }`);
+      const token = await emailedToken(server, account.email, 'reset-password');
+      server.clock.advance(31 * 60 * 1000);
+      const { body } = await anonymous().request('mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }', { input: { token, newPassword: strongPassword() } });
+      expect(body.errors?.[0]).toMatchObject({ message: 'This reset link is invalid or has expired: request a new one.', extensions: { code: 'BAD_USER_INPUT' } });
+    });
+  });
+
+  describe('email verification', () => {
+    it('verifies with the link sent at sign-up, once', async () => {
+      const account = await makeUser(server);
+      const token = await emailedToken(server, account.email, 'verify-email');
+      const verify = 'mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }';
+      expect((await anonymous().request(verify, { input: { token } })).body).toEqual({ data: { verifyEmail: true } });
+      expect(codeOf((await anonymous().request(verify, { input: { token } })).body)).toBe('BAD_USER_INPUT');
+      expect((await account.client.request<{ me: { emailVerified: boolean } }>('{ me { emailVerified } }')).body.data?.me.emailVerified).toBe(true);
+    });
+  });
+
+  describe('deleteAccount', () => {
+    it('needs the password, then removes the account, its sessions and its personal data', async () => {
+      const account = await makeUser(server);
+      const del = 'mutation($input: DeleteAccountInput!) { deleteAccount(input: $input) }';
+      expect(codeOf((await account.client.request(del, { input: { password: 'not-my-password-at-all' } })).body)).toBe('INVALID_CREDENTIALS');
+      expect((await account.client.request(del, { input: { password: account.password } })).body).toEqual({ data: { deleteAccount: true } });
+      expect((await account.client.request('{ me { id } }')).status).toBe(401);
+      expect(codeOf((await anonymous().request(SIGN_IN, { input: { email: account.email, password: account.password } })).body)).toBe('INVALID_CREDENTIALS');
+      const db = server.bastion.database.dataSource;
+      expect(await db.query('SELECT id FROM users WHERE id = $1', [account.id])).toEqual([]);
+      expect(await db.query('SELECT id FROM sessions WHERE user_id = $1', [account.id])).toEqual([]);
+      expect((await db.query("SELECT count(*) FROM audit_events WHERE action = 'account_deleted' AND actor_id = $1", [account.id]))[0].count).toBe('1');
+    });
+  });
+
+  describe('field-level access', () => {
+    it('the secret parts of an account never appear in the schema', async () => {
+      const { body } = await anonymous().request('{ me { passwordHash } }');
+      expect(codeOf(body)).toBe('GRAPHQL_VALIDATION_FAILED');
+    });
+  });
+
+  describe('the audit log', () => {
+    it('recorded the flows above in an intact hash chain, without secrets', async () => {
+      const db = server.bastion.database.dataSource;
+      const actions: { action: string }[] = await db.query('SELECT DISTINCT action FROM audit_events');
+      expect(actions.map((row) => row.action)).toEqual(expect.arrayContaining(['user_signed_up', 'sign_in_succeeded', 'sign_in_failed', 'session_refreshed', 'refresh_token_reused', 'signed_out', 'password_changed', 'password_reset', 'email_verified', 'account_deleted']));
+      const report = await verifyAuditChain(db.manager);
+      expect(report).toMatchObject({ ok: true, firstBrokenId: null });
+      expect(JSON.stringify(await db.query('SELECT metadata FROM audit_events'))).not.toMatch(/violet-harbor|@example\.com/i);
+    });
+
+    it('logs no password, token or email body outside the development mail transport', () => {
+      const lines = server.logs.lines.filter((line) => line.mailText === undefined);
+      const text = JSON.stringify(lines);
+      expect(text).not.toMatch(/violet-harbor-[0-9a-f]{12}/);
+      expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\./);
+    });
+  });
+});

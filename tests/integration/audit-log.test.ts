@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource, EntityManager } from 'typeorm';
+import { AuditEvent } from '../../src/audit/audit-event.entity';
+import { AuditEventInput, AuditLog, GENESIS_HASH, auditEventHash, canonicalAuditPayload, verifyAuditChain } from '../../src/audit/audit-log';
+import { FrozenClock } from '../../src/clock';
+import { createDataSource } from '../../src/db/data-source';
+import { TestDatabase, createTestDatabase } from '../support/test-database';
+
+describe('the audit log on real PostgreSQL', () => {
+  let database: TestDatabase;
+  let dataSource: DataSource;
+  const clock = new FrozenClock('2026-03-01T09:00:00.000Z');
+  const audit = new AuditLog(clock);
+  const events = () => dataSource.getRepository(AuditEvent);
+  const signIn = (overrides: Partial<AuditEventInput> = {}): AuditEventInput => ({
+    action: 'sign_in_succeeded',
+    outcome: 'success',
+    actorId: randomUUID(),
+    ipAddress: '203.0.113.7',
+    userAgent: 'BastionTestApp/1.0',
+    requestId: randomUUID(),
+    metadata: { method: 'password' },
+    ...overrides,
+  });
+  const appendInTransaction = (input: AuditEventInput) => dataSource.transaction((manager) => audit.append(manager, input));
+  const appendThree = async () => [await appendInTransaction(signIn()), await appendInTransaction(signIn({ action: 'mfa_challenge_failed', outcome: 'failure' })), await appendInTransaction(signIn({ action: 'grant_added', targetType: 'Role', targetId: 'editor' }))];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    dataSource = createDataSource({ url: database.url, poolSize: 10, extraEntities: [AuditEvent] });
+    await dataSource.initialize();
+    await dataSource.synchronize(); // audit_events is not in a migration yet
+  });
+  afterAll(async () => {
+    await dataSource.destroy();
+    await database.drop();
+  });
+  beforeEach(async () => {
+    await dataSource.query('TRUNCATE audit_events RESTART IDENTITY');
+  });
+
+  it('writes nothing when the caller’s transaction rolls back', async () => {
+    let seenInside = 0;
+    const attempt = dataSource.transaction(async (manager) => {
+      await audit.append(manager, signIn({ action: 'password_changed' }));
+      seenInside = await manager.count(AuditEvent);
+      throw new Error('the state change failed');
+    });
+    await expect(attempt).rejects.toThrow('the state change failed');
+    expect(seenInside).toBe(1);
+    expect(await events().count()).toBe(0);
+  });
+
+  it('chains three events from the genesis hash, and they verify', async () => {
+    const [first, second, third] = await appendThree();
+    expect(first.previousHash).toBe(GENESIS_HASH);
+    expect(second.previousHash).toBe(first.hash);
+    expect(third.previousHash).toBe(second.hash);
+
+    const stored = await events().find({ order: { id: 'ASC' } });
+    expect(stored.map((row) => row.id)).toEqual([first.id, second.id, third.id]);
+    for (const row of stored) expect(auditEventHash(row)).toBe(row.hash);
+    expect(stored[1]).toMatchObject({ action: 'mfa_challenge_failed', outcome: 'failure', metadata: { method: 'password' } });
+
+    for (const batchSize of [1, 2, 3, 1000]) expect(await verifyAuditChain(dataSource.manager, { batchSize })).toEqual({ ok: true, checked: 3, firstBrokenId: null });
+  });
+
+  it('verifies an empty log', async () => {
+    expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: true, checked: 0, firstBrokenId: null });
+  });
+
+  it.each([
+    ['metadata', `metadata = '{"method": "recovery_code"}'`],
+    ['action', `action = 'sign_in_failed'`],
+    ['outcome', `outcome = 'denied'`],
+    ['at', `at = at + interval '1 second'`],
+    ['actor_id', `actor_id = '${randomUUID()}'`],
+    ['target_type', `target_type = 'User'`],
+    ['target_id', `target_id = 'someone-else'`],
+    ['ip_address', `ip_address = '198.51.100.1'`],
+    ['user_agent', `user_agent = 'curl/8.0'`],
+    ['request_id', `request_id = NULL`],
+    ['previous_hash', `previous_hash = repeat('f', 64)`],
+    ['hash', `hash = repeat('e', 64)`],
+  ])('names the edited row when %s is changed with raw SQL', async (_column, assignment) => {
+    const [, middle] = await appendThree();
+    await dataSource.query(`UPDATE audit_events SET ${assignment} WHERE id = $1`, [middle.id]);
+    expect(await verifyAuditChain(dataSource.manager, { batchSize: 2 })).toEqual({ ok: false, checked: 2, firstBrokenId: middle.id });
+  });
+
+  it('names the row after a deleted one', async () => {
+    const [, middle, last] = await appendThree();
+    await dataSource.query('DELETE FROM audit_events WHERE id = $1', [middle.id]);
+    expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: false, checked: 2, firstBrokenId: last.id });
+  });
+
+  it('names the first row when it is deleted', async () => {
+    const [first, second] = await appendThree();
+    await dataSource.query('DELETE FROM audit_events WHERE id = $1', [first.id]);
+    expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: false, checked: 1, firstBrokenId: second.id });
+  });
+
+  it('never forks the chain under 20 concurrent appends, each in its own transaction', async () => {
+    await Promise.all(Array.from({ length: 20 }, (_, index) => appendInTransaction(signIn({ metadata: { writer: index } }))));
+    expect(await events().count()).toBe(20);
+    const [{ distinct }] = await dataSource.query('SELECT count(DISTINCT previous_hash)::int AS distinct FROM audit_events');
+    expect(distinct).toBe(20);
+    expect(await verifyAuditChain(dataSource.manager, { batchSize: 7 })).toEqual({ ok: true, checked: 20, firstBrokenId: null });
+  });
+
+  it.each(['password', 'newPassword', 'accessToken', 'clientSecret', 'recoveryCode', 'OTP', 'apiKey'])('refuses a metadata key that looks like a secret: %s', async (key) => {
+    await expect(appendInTransaction(signIn({ metadata: { [key]: 'hunter2' } }))).rejects.toThrow(`"${key}"`);
+    expect(await events().count()).toBe(0);
+  });
+
+  it('refuses a secret-looking key nested inside metadata', async () => {
+    await expect(appendInTransaction(signIn({ metadata: { request: { headers: [{ refresh_token: 'x' }] } } }))).rejects.toThrow(/metadata\.request\.headers\[0\] key "refresh_token" looks like a secret/);
+  });
+
+  it('refuses an action that is not snake_case, and an actor that is not a uuid', async () => {
+    await expect(appendInTransaction(signIn({ action: 'SignInSucceeded' }))).rejects.toThrow(/not snake_case/);
+    await expect(appendInTransaction(signIn({ actorId: 'user-1' }))).rejects.toThrow(/not a uuid/);
+    expect(await events().count()).toBe(0);
+  });
+
+  it('takes its timestamps from the injected clock', async () => {
+    clock.set('2026-03-01T09:00:00.000Z');
+    const first = await appendInTransaction(signIn());
+    clock.advance(1_500);
+    const second = await appendInTransaction(signIn());
+    const stored = await events().find({ order: { id: 'ASC' } });
+    expect(stored.map((row) => row.at.toISOString())).toEqual(['2026-03-01T09:00:00.000Z', '2026-03-01T09:00:01.500Z']);
+    expect([first.at, second.at].map((at) => at.toISOString())).toEqual(['2026-03-01T09:00:00.000Z', '2026-03-01T09:00:01.500Z']);
+  });
+
+  it('hashes what PostgreSQL gives back: jsonb key order, dropped undefined members, an upper-case uuid', async () => {
+    const actorId = randomUUID().toUpperCase();
+    await appendInTransaction(signIn({ actorId, metadata: { zeta: 1, alpha: { b: 0.1, a: [3, 'x', null, { y: true, x: false }] }, a_much_longer_name: 'é', skipped: undefined as unknown as null } }));
+    const [row] = await events().find();
+    expect(row.actorId).toBe(actorId.toLowerCase());
+    expect(row.metadata).toEqual({ zeta: 1, alpha: { b: 0.1, a: [3, 'x', null, { y: true, x: false }] }, a_much_longer_name: 'é' });
+    expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: true, checked: 1, firstBrokenId: null });
+  });
+
+  it('serialises one canonical payload: sorted keys, every chained column, no id or hash', () => {
+    const payload = canonicalAuditPayload({
+      at: new Date('2026-03-01T09:00:00Z'),
+      action: 'grant_added',
+      outcome: 'success',
+      actorId: null,
+      targetType: 'Role',
+      targetId: 'editor',
+      ipAddress: null,
+      userAgent: null,
+      requestId: 'r1',
+      metadata: { b: 1, a: { d: 2, c: 3 } },
+      previousHash: GENESIS_HASH,
+    });
+    expect(payload).toBe(
+      `{"action":"grant_added","actorId":null,"at":"2026-03-01T09:00:00.000Z","ipAddress":null,"metadata":{"a":{"c":3,"d":2},"b":1},"outcome":"success","previousHash":"${GENESIS_HASH}","requestId":"r1","targetId":"editor","targetType":"Role","userAgent":null}`,
+    );
+  });
+
+  it('opens its own transaction when given a manager outside one', async () => {
+    await audit.append(dataSource.manager, signIn({ action: 'sign_in_failed', outcome: 'failure', actorId: null }));
+    await appendInTransaction(signIn());
+    expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: true, checked: 2, firstBrokenId: null });
+  });
+
+  it('refuses a REPEATABLE READ transaction, whose snapshot could miss the last append', async () => {
+    const attempt = dataSource.transaction('REPEATABLE READ', (manager: EntityManager) => audit.append(manager, signIn()));
+    await expect(attempt).rejects.toThrow(/READ COMMITTED/);
+    expect(await events().count()).toBe(0);
+  });
+});
