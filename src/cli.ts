@@ -8,7 +8,7 @@ import { installKeyring } from './crypto/active-keyring';
 import { KeyService } from './crypto/key.service';
 import { KID_PATTERN, generateKey } from './crypto/keyring';
 import { loadKeyring } from './crypto/load-keyring';
-import { openDatabase, runMigrations } from './db/database';
+import { MigrationsPendingError, openDatabase, runMigrations } from './db/database';
 import { generateMigration } from './db/migration-generator';
 import { FEATURES } from './features';
 import { Logger, createLogger } from './logging';
@@ -16,6 +16,7 @@ import { startBastion } from './main';
 import { ProgressBar } from './progress-bar';
 import { BASTION_VERSION, PROJECT_ROOT } from './project';
 import { buildGraphQLSchema, printSDL } from './schema';
+import { Services, createServices } from './services';
 
 /** An expected failure: printed as one line, exit code 1. */
 class CliFailure extends Error {}
@@ -78,6 +79,60 @@ function withKeys<T>(work: (keys: KeyService) => Promise<T>): Promise<T> {
     const keyring = loadKeyring(config, logger);
     installKeyring(keyring);
     return work(new KeyService(dataSource, keyring, systemClock));
+  });
+}
+
+/** The full service graph, as the server has it (for commands that act like the API). */
+function withServices<T>(work: (services: Services) => Promise<T>): Promise<T> {
+  return withDatabase(async (database, logger, config) => {
+    if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
+    const keyring = loadKeyring(config, logger);
+    installKeyring(keyring);
+    await new KeyService(database.dataSource, keyring, systemClock).assertKeyringCoversData();
+    const services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, keyring });
+    try {
+      return await work(services);
+    } finally {
+      await services.stop();
+    }
+  });
+}
+
+/**
+ * The new admin's password: piped on stdin (scripts), or typed at a hidden prompt. Never an
+ * argument: arguments end up in shell history and process listings.
+ */
+async function readPassword(prompt: string): Promise<string> {
+  const input = process.stdin;
+  if (!input.isTTY) {
+    let text = '';
+    for await (const chunk of input) text += chunk.toString();
+    return text.replace(/\r?\n$/, '');
+  }
+  process.stderr.write(prompt);
+  input.setRawMode(true);
+  input.resume();
+  return new Promise((resolve, reject) => {
+    let typed = '';
+    const onData = (chunk: Buffer) => {
+      for (const char of chunk.toString('utf8')) {
+        if (char === '\r' || char === '\n') {
+          input.setRawMode(false);
+          input.pause();
+          input.off('data', onData);
+          process.stderr.write('\n');
+          resolve(typed);
+          return;
+        }
+        if (char === '\u0003') {
+          input.setRawMode(false);
+          reject(new CliFailure('cancelled'));
+          return;
+        }
+        typed = char === '\u007f' ? typed.slice(0, -1) : typed + char;
+      }
+    };
+    input.on('data', onData);
   });
 }
 
@@ -220,6 +275,30 @@ export function buildCli(): Command {
         say(`forgot key ${kid}`);
       });
     });
+
+  keys
+    .command('rotate-signing')
+    .description('Make a new access-token signing key current; the old one stays published until its tokens expire, then is retired')
+    .action(() =>
+      withServices(async ({ signingKeys }) => {
+        const retired = await signingKeys.retireExpired();
+        const key = await signingKeys.rotate();
+        say(`new signing key ${key.kid} is current${retired ? `; retired ${retired} expired key(s)` : ''}`);
+      }),
+    );
+
+  const admin = program.command('admin').description('Administrator accounts');
+  admin
+    .command('create')
+    .requiredOption('--email <email>', 'the administrator\'s email address')
+    .description('Create an administrator account (password from a hidden prompt, or piped on stdin; never an argument)')
+    .action((options: { email: string }) =>
+      withServices(async ({ accounts }) => {
+        const password = await readPassword(`Password for ${options.email}: `);
+        const user = await accounts.createAccount(options.email, password, ['admin'], { ipAddress: null, userAgent: 'bastion-cli', requestId: null });
+        say(`created administrator ${user.id} (${options.email})`);
+      }),
+    );
 
   const schema = program.command('schema').description('The GraphQL SDL that mobile clients build from');
   schema.command('emit').description('Write schema/schema.graphql from the code').action(() => emitSchema(false));

@@ -73,7 +73,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       config.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
       introspectionGate(config.introspection),
-      errorLoggingPlugin(),
+      errorLoggingPlugin(logger),
     ],
   });
   await apollo.start();

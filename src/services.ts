@@ -73,6 +73,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   // Subscriptions exist before the listener starts, so no invalidation is missed.
   await notifications.start();
   await signingKeys.ensureCurrentKey();
+  await signingKeys.retireExpired();
   return {
     ...deps,
     notifications,

@@ -1,14 +1,19 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Context } from '../context';
+import type { Logger } from '../logging';
 import { isPublicError } from './format-error';
 
 /**
  * Logs, with the request id, the original of every error that formatError masks, so the masked
  * INTERNAL_SERVER_ERROR a client reports can be found.
  */
-export function errorLoggingPlugin(): ApolloServerPlugin<Context> {
+export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> {
   return {
+    // No request context exists yet here (building it failed, e.g. the database is down).
+    async contextCreationDidFail({ error }) {
+      if (!isPublicError(error)) logger.error({ err: error }, 'unexpected error while authenticating the request (masked for the client)');
+    },
     async requestDidStart() {
       return {
         async didEncounterErrors({ errors, contextValue, operationName }) {

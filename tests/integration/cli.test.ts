@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { PROJECT_ROOT } from '../../src/project';
+import { TestDatabase, createTestDatabase, withAdminClient } from '../support/test-database';
+import { TEST_KEYS } from '../support/test-keys';
 import { eventually } from '../support/eventually';
 
 /**
@@ -17,8 +19,8 @@ function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: os.tmpdir(), NODE_ENV: 'development', BASTION_LOG_PRETTY: 'false', ...extra };
 }
 
-function runCli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, [CLI, ...args], { env: cliEnv(env), encoding: 'utf8', timeout: 60_000 });
+function runCli(args: string[], env: Record<string, string>, input?: string) {
+  return spawnSync(process.execPath, [CLI, ...args], { env: cliEnv(env), encoding: 'utf8', timeout: 60_000, input });
 }
 
 interface Served {
@@ -95,6 +97,37 @@ describe('bastion keys', () => {
     const result = runCli(['keys', 'forget', 'k1'], {});
     expect(result.status).toBe(1);
     expect(result.stderr.trim()).toBe('bastion: refusing to forget key "k1" without --force: values still encrypted under it become unreadable');
+  });
+});
+
+describe('bastion admin create', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  const keys = {
+    BASTION_ENCRYPTION_KEYS: `k1:${TEST_KEYS.k1.toString('base64')}`,
+    BASTION_BLIND_INDEX_KEY: TEST_KEYS.blindIndex.toString('base64'),
+    LOG_LEVEL: 'silent',
+  };
+
+  it('creates an administrator with the password piped on stdin, never as an argument', async () => {
+    const env = { ...keys, DATABASE_URL: database.url };
+    const created = runCli(['admin', 'create', '--email', 'root@example.com'], env, 'a-long-admin-passphrase-2026\n');
+    expect(created.stderr).toBe('');
+    expect(created.status).toBe(0);
+    expect(created.stdout).toMatch(/^created administrator [0-9a-f-]{36} \(root@example\.com\)$/m);
+    const rows = await withAdminClient(database.url, (client) => client.query("SELECT ur.role_name FROM user_roles ur JOIN users u ON u.id = ur.user_id ORDER BY 1"));
+    expect(rows.rows.map((row: { role_name: string }) => row.role_name)).toEqual(['admin', 'user']);
+
+    const weak = runCli(['admin', 'create', '--email', 'root2@example.com'], env, 'short\n');
+    expect(weak.status).toBe(1);
+    expect(weak.stderr.trim()).toBe('bastion: Use at least 15 characters.');
+    const asArgument = runCli(['admin', 'create', '--email', 'root3@example.com', '--password', 'x'], env);
+    expect(asArgument.status).not.toBe(0);
+    expect(asArgument.stderr).toContain("unknown option '--password'");
   });
 });
 
