@@ -1,6 +1,7 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { verifyAuditChain } from '../../src/audit/audit-log';
 import { REFRESH, SIGN_IN, SIGN_UP, emailedToken, makeClient, makeUser, strongPassword } from '../support/factories';
+import { eventually } from '../support/eventually';
 import { TestServer, startTestServer } from '../support/test-server';
 
 type Payload = { accessToken: string; refreshToken: string; accessTokenExpiresAt: string; user: { id: string; email: string; emailVerified: boolean; roles: string[]; mfaEnabled: boolean } };
@@ -308,5 +309,38 @@ describe('accounts over GraphQL', () => {
       expect(text).not.toMatch(/violet-harbor-[0-9a-f]{12}/);
       expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\./);
     });
+  });
+});
+
+describe('account status and verified-email policy', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { requireVerifiedEmail: true } });
+  });
+  afterAll(() => server.close());
+
+  const codeOf = (body: { errors?: { extensions?: Record<string, unknown> }[] }) => body.errors?.[0]?.extensions?.code;
+
+  it('refuses sign-in until the email is verified (FORBIDDEN), and sends a new link', async () => {
+    const account = await makeUser(server);
+    const first = await emailedToken(server, account.email, 'verify-email');
+    server.clock.advance(61_000); // past the one-a-minute resend brake
+    const refused = await makeClient(server).request(SIGN_IN, { input: { email: account.email, password: account.password } });
+    expect(refused.body.errors?.[0]).toMatchObject({ message: 'Verify your email address first: we sent you a new link.', extensions: { code: 'FORBIDDEN' } });
+    const verificationMails = () => server.logs.lines.filter((line) => line.mailTo === account.email && String(line.mailText).includes('/verify-email?token='));
+    await eventually(() => verificationMails().length === 2);
+    expect(await emailedToken(server, account.email, 'verify-email')).not.toBe(first);
+    await makeClient(server).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token: first } });
+    const allowed = await makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+    expect(allowed.body.data?.signIn.__typename).toBe('AuthPayload');
+  });
+
+  it('a suspended account cannot sign in, and its live sessions stop at the next request', async () => {
+    const account = await makeUser(server);
+    await server.bastion.database.dataSource.query("UPDATE users SET status = 'suspended' WHERE id = $1", [account.id]);
+    server.bastion.services.sessionCache.forget({ userIds: [account.id] });
+    expect((await account.client.request('{ me { id } }')).status).toBe(401);
+    const { body } = await makeClient(server).request(SIGN_IN, { input: { email: account.email, password: account.password } });
+    expect(codeOf(body)).toBe('FORBIDDEN');
   });
 });
