@@ -45,10 +45,15 @@ export class LoginThrottler {
     const now = this.clock.now();
     let retryAfterSeconds = 0;
     // Row locks make concurrent attempts on one key take turns: each sees the lock the previous set.
+    // The upsert both creates and locks the row, so a concurrent success cannot delete it between.
     await this.dataSource.transaction(async (manager) => {
       for (const [key, ladder] of keys) {
-        await manager.query('INSERT INTO login_throttles (key, failures, locked_until, updated_at) VALUES ($1, 0, NULL, $2) ON CONFLICT (key) DO NOTHING', [key, now]);
-        const [row]: { failures: number; locked_until: Date | null }[] = await manager.query('SELECT failures, locked_until FROM login_throttles WHERE key = $1 FOR UPDATE', [key]);
+        const [row]: { failures: number; locked_until: Date | null }[] = await manager.query(
+          `INSERT INTO login_throttles (key, failures, locked_until, updated_at) VALUES ($1, 0, NULL, $2)
+           ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key
+           RETURNING failures, locked_until`,
+          [key, now],
+        );
         if (row.locked_until && new Date(row.locked_until).getTime() > now.getTime()) {
           retryAfterSeconds = Math.max(retryAfterSeconds, Math.ceil((new Date(row.locked_until).getTime() - now.getTime()) / 1000));
           continue;
@@ -62,8 +67,9 @@ export class LoginThrottler {
       throw new AppError('RATE_LIMITED', `Too many sign-in attempts. Try again in ${retryAfterSeconds} seconds.`, { details: { retryAfterSeconds } });
     }
     return {
+      // One row per statement, in the same order as above: two sign-ins of one account never deadlock.
       succeeded: async () => {
-        await this.dataSource.query('DELETE FROM login_throttles WHERE key = ANY($1)', [keys.map(([key]) => key)]);
+        for (const [key] of keys) await this.dataSource.query('DELETE FROM login_throttles WHERE key = $1', [key]);
       },
     };
   }

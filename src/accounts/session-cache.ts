@@ -16,6 +16,8 @@ export interface LiveSession {
 
 export const SESSION_CHANNEL = 'bastion_sessions';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Entries live at most this long even if an invalidation message was lost. */
 const MAX_AGE_MS = 60_000;
 const MAX_ENTRIES = 50_000;
@@ -59,6 +61,8 @@ export class SessionCache {
 
   /** The live session, or null when it ended, expired, or its user is no longer active. */
   async get(sessionId: string): Promise<LiveSession | null> {
+    // Session ids are UUIDs; anything else cannot name a session (and would be an SQL type error).
+    if (!UUID.test(sessionId)) return null;
     const cached = this.entries.get(sessionId);
     const now = this.clock.now().getTime();
     let session: LiveSession | null;

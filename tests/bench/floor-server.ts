@@ -24,7 +24,7 @@ interface ServerTimeRow {
   server_time: Date;
 }
 
-export async function startFloorServer(options: { databaseUrl: string; version: string }): Promise<FloorServer> {
+export async function startFloorServer(options: { databaseUrl: string; version: string; poolSize: number }): Promise<FloorServer> {
   // Not extractable: the keys never leave this process.
   const { privateKey, publicKey } = await generateKeyPair('EdDSA');
   const token = await new SignJWT({})
@@ -38,7 +38,7 @@ export async function startFloorServer(options: { databaseUrl: string; version: 
     .setExpirationTime('6h')
     .sign(privateKey);
 
-  const pool = new Pool({ connectionString: options.databaseUrl, max: 10 });
+  const pool = new Pool({ connectionString: options.databaseUrl, max: options.poolSize });
   // An idle client's error would otherwise be an unhandled 'error' event and kill the run.
   pool.on('error', () => undefined);
 

@@ -25,3 +25,12 @@ export function formatTable(rows: readonly ReportRow[]): string {
   const rule = widths.map((width) => '-'.repeat(width)).join('-|-');
   return [line(HEADERS), rule, ...cells.map(line)].join('\n');
 }
+
+/** "me vs serverInfo: 0.85× the throughput", or undefined when either row did not run. */
+export function formatRelative(rows: readonly ReportRow[], scenario: string, baseline: string): string | undefined {
+  const requestsPerSecond = (name: string) => rows.find((row) => row.scenario === name)?.measurement.requestsPerSecond;
+  const numerator = requestsPerSecond(scenario);
+  const denominator = requestsPerSecond(baseline);
+  if (numerator === undefined || !denominator) return undefined;
+  return `${scenario} vs ${baseline}: ${(numerator / denominator).toFixed(2)}× the throughput`;
+}

@@ -12,11 +12,14 @@ import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
 import { runCryptoBench } from './crypto-bench';
 import { startFloorServer } from './floor-server';
 import { measure, probe } from './measure';
-import { ReportRow, formatTable } from './report';
+import { ReportRow, formatRelative, formatTable } from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario } from './scenarios';
+import { createBenchUser, runSignInBench } from './sign-in-bench';
 
 const WARM_UP_SECONDS = 2;
 const BENCH_DATABASE = 'bastion_bench';
+const SIGN_IN_CONCURRENCY = 4;
+const SIGN_IN_MAX_SECONDS = 5;
 
 interface BenchSettings {
   readonly durationSeconds: number;
@@ -67,6 +70,15 @@ async function benchDatabaseUrl(logger: Logger, teardown: Teardown): Promise<str
   return embedded.urlFor(BENCH_DATABASE);
 }
 
+/**
+ * PostgreSQL connections for Bastion and for the floor alike: one per load connection (plus the
+ * sign-in loop's), so neither side's numbers are queueing for the pool. Both pools together stay
+ * well under the embedded server's max_connections (200).
+ */
+function benchPoolSize(connections: number): number {
+  return Math.min(Math.max(10, connections + SIGN_IN_CONCURRENCY), 90);
+}
+
 /** Floor first: every other row is a ratio of it. */
 function orderedScenarios(scenarios: readonly Scenario[]): Scenario[] {
   const floors = scenarios.filter((scenario) => scenario.target === 'floor');
@@ -85,21 +97,34 @@ async function main(signal: AbortSignal): Promise<number> {
   let exitCode = 0;
   try {
     const databaseUrl = await benchDatabaseUrl(logger, teardown);
+    const poolSize = benchPoolSize(settings.connections);
     const bastion = await startBastion(
       // The bench's own data folder: development keys are generated there, not in the project's.
-      configWith({ databaseUrl, dataDir: path.join(PROJECT_ROOT, '.bastion', 'bench'), port: 0, host: '127.0.0.1', logLevel: 'silent', migrateOnStart: true, sandbox: false }),
+      configWith({
+        databaseUrl,
+        databasePoolSize: poolSize,
+        dataDir: path.join(PROJECT_ROOT, '.bastion', 'bench'),
+        port: 0,
+        host: '127.0.0.1',
+        logLevel: 'silent',
+        migrateOnStart: true,
+        sandbox: false,
+      }),
       { logger, clock: systemClock },
     );
     teardown.add(() => bastion.stop());
-    const floor = await startFloorServer({ databaseUrl, version: BASTION_VERSION });
+    const floor = await startFloorServer({ databaseUrl, version: BASTION_VERSION, poolSize });
     teardown.add(() => floor.close());
 
     // bastion.url says "localhost", which may resolve to ::1 while the server listens on 127.0.0.1 only.
     const bastionPort = (bastion.server.httpServer.address() as AddressInfo).port;
     const origins: Record<BenchTarget, string> = { floor: floor.origin, bastion: `http://127.0.0.1:${bastionPort}` };
+    const bastionEndpoint = new URL('/graphql', origins.bastion).toString();
+    const benchUser = await createBenchUser(bastionEndpoint);
+    const tokens: Record<BenchTarget, string> = { floor: floor.token, bastion: benchUser.accessToken };
     const requestFor = (scenario: Scenario): BenchRequest =>
-      scenario.target === 'floor'
-        ? { ...scenario.request, headers: { ...scenario.request.headers, authorization: `Bearer ${floor.token}` } }
+      scenario.signedIn
+        ? { ...scenario.request, headers: { ...scenario.request.headers, authorization: `Bearer ${tokens[scenario.target]}` } }
         : scenario.request;
 
     for (const scenario of scenarios) {
@@ -125,6 +150,23 @@ async function main(signal: AbortSignal): Promise<number> {
     }
     say();
     say(formatTable(rows));
+    const meVsServerInfo = formatRelative(rows, 'me', 'serverInfo');
+    if (meVsServerInfo) say(meVsServerInfo);
+    if (!signal.aborted) {
+      process.stderr.write('running sign-ins…\n');
+      const signIns = await runSignInBench(bastionEndpoint, benchUser, {
+        seconds: Math.min(settings.durationSeconds, SIGN_IN_MAX_SECONDS),
+        concurrency: SIGN_IN_CONCURRENCY,
+        signal,
+      });
+      say();
+      say(`sign-ins: ${signIns.signInsPerSecond.toFixed(1)}/s (argon2id m=19456 t=2 p=1)`);
+      if (signIns.failures.size > 0) {
+        const failures = [...signIns.failures].map(([outcome, count]) => `${outcome} ×${count}`).join(', ');
+        // Reported, not fatal: the rate counts only the sign-ins that succeeded.
+        say(`  failed sign-ins: ${failures} (besides ${signIns.succeeded} that succeeded)`);
+      }
+    }
     if (!signal.aborted) {
       process.stderr.write('running encryption…\n');
       const crypto = await runCryptoBench(databaseUrl, settings.durationSeconds);

@@ -12,8 +12,12 @@ export interface BenchRequest {
 export interface Scenario {
   readonly name: string;
   readonly target: BenchTarget;
-  /** The floor's requests get its bearer token added by the harness, since the key exists only at run time. */
   readonly request: BenchRequest;
+  /**
+   * Sent with the target's access token as a bearer: the floor's own, or on Bastion the bench
+   * user's. The harness adds it, since tokens exist only at run time.
+   */
+  readonly signedIn?: boolean;
 }
 
 function graphqlRequest(query: string): BenchRequest {
@@ -26,6 +30,7 @@ function graphqlRequest(query: string): BenchRequest {
 }
 
 const SERVER_INFO = graphqlRequest('{ serverInfo { name version serverTime } }');
+const ME = graphqlRequest('{ me { id email roles } }');
 
 /**
  * Every row of the bench table. Exactly one entry targets the floor; it always runs first and
@@ -34,6 +39,8 @@ const SERVER_INFO = graphqlRequest('{ serverInfo { name version serverTime } }')
  */
 export const SCENARIOS: readonly Scenario[] = [
   // Same request as serverInfo, so the ratio is what Bastion's stack costs over the bare minimum.
-  { name: 'floor', target: 'floor', request: SERVER_INFO },
+  { name: 'floor', target: 'floor', request: SERVER_INFO, signedIn: true },
   { name: 'serverInfo', target: 'bastion', request: SERVER_INFO },
+  // Token verification and the session check on top of one row read (and an email decrypted).
+  { name: 'me', target: 'bastion', request: ME, signedIn: true },
 ];

@@ -344,3 +344,21 @@ describe('account status and verified-email policy', () => {
     expect(codeOf(body)).toBe('FORBIDDEN');
   });
 });
+
+describe('one account signing in from several devices at once', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  // Attempts count before their password is checked, so more than 5 at once from one address
+  // would meet the throttle like guesses do; 5 devices signing in together must all get in.
+  it('every correct sign-in succeeds: the throttle bookkeeping neither crashes nor deadlocks', async () => {
+    const account = await makeUser(server);
+    const attempts = await Promise.all(
+      Array.from({ length: 5 }, () => makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } })),
+    );
+    expect(attempts.map((attempt) => attempt.body.errors?.[0]?.extensions?.code ?? attempt.body.data?.signIn.__typename)).toEqual(Array(5).fill('AuthPayload'));
+  });
+});

@@ -1,0 +1,137 @@
+import { configWith } from '../../src/config';
+import { createLogger } from '../../src/logging';
+import { RunningBastion, startBastion } from '../../src/main';
+import { eventually } from '../support/eventually';
+import { GraphQLClient, GraphQLResponse, SIGN_IN, makeClient, makeUser } from '../support/factories';
+import { LogCollector } from '../support/log-collector';
+import { TestServer, startTestServer } from '../support/test-server';
+import { TEST_KEY_SETTINGS } from '../support/test-keys';
+
+/**
+ * Two Bastion instances on one database (the scale-out of CONVENTIONS "Auth on every request"):
+ * each caches sessions per process, and a change made through one is in force on the other once
+ * the NOTIFY arrives. The clock is frozen, so the 60 s cache expiry never does the work: only the
+ * invalidation message can. Delays are polled (bounded) and reported, never slept.
+ */
+describe('session invalidation across two instances on one database', () => {
+  const ME = '{ me { id } }';
+  const BOUND_MS = 5_000;
+  const RECONNECTED = 'notifications: reconnected and listening again';
+
+  let a: TestServer;
+  let b: RunningBastion;
+  const bLogs = new LogCollector();
+
+  beforeAll(async () => {
+    a = await startTestServer();
+    const logger = createLogger({ level: 'debug', pretty: false, destination: bLogs });
+    const config = configWith({ databaseUrl: a.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, ...TEST_KEY_SETTINGS });
+    b = await startBastion(config, { logger, clock: a.clock });
+  });
+  afterAll(async () => {
+    await b?.stop();
+    await a?.close();
+  });
+
+  const onA = (token: string): GraphQLClient => makeClient(a, { authorization: `Bearer ${token}` });
+  const onB = (token: string): GraphQLClient => makeClient({ url: b.url }, { authorization: `Bearer ${token}` });
+  const codesOf = (response: GraphQLResponse) => response.body.errors?.map((error) => error.extensions?.code);
+
+  async function expectServed(client: GraphQLClient, userId: string): Promise<void> {
+    const response = await client.request(ME);
+    expect({ status: response.status, body: response.body }).toEqual({ status: 200, body: { data: { me: { id: userId } } } });
+  }
+
+  /** Polls until `client` is refused with 401 UNAUTHENTICATED, reports the delay, and bounds it. */
+  async function refusedWithin(label: string, client: GraphQLClient): Promise<number> {
+    let last: GraphQLResponse | undefined;
+    const delay = await eventually(async () => {
+      last = await client.request(ME);
+      return last.status === 401;
+    }, BOUND_MS);
+    process.stdout.write(`cross-instance: ${label} in force after ${delay} ms\n`);
+    expect(codesOf(last!)).toEqual(['UNAUTHENTICATED']);
+    expect(last!.body).not.toHaveProperty('data');
+    expect(delay).toBeLessThan(BOUND_MS);
+    return delay;
+  }
+
+  async function signInOn(server: { url: string }, email: string, password: string): Promise<string> {
+    const { body } = await makeClient(server).request<{ signIn: { accessToken: string } }>(SIGN_IN, { input: { email, password } });
+    if (!body.data?.signIn.accessToken) throw new Error(`signIn failed: ${JSON.stringify(body.errors)}`);
+    return body.data.signIn.accessToken;
+  }
+
+  const listenerPids = async (): Promise<number[]> =>
+    (await a.bastion.database.dataSource.query("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database() ORDER BY pid")).map((row: { pid: number }) => Number(row.pid));
+  const reconnects = (logs: LogCollector) => logs.lines.filter((line) => line.msg === RECONNECTED).length;
+
+  it('runs two instances on one database, each with its own LISTEN connection', async () => {
+    expect(new URL(b.url).port).not.toBe(new URL(a.url).port);
+    expect(await listenerPids()).toHaveLength(2);
+  });
+
+  it('a token issued on A works on B, and a sign-out on A is in force on B', async () => {
+    const account = await makeUser(a);
+    await expectServed(onB(account.accessToken), account.id); // B now holds the session in its cache
+
+    expect((await account.client.request('mutation { signOut }')).body).toEqual({ data: { signOut: true } });
+    expect((await account.client.request(ME)).status).toBe(401); // A itself: at once
+    await refusedWithin('signOut on A → B refuses', onB(account.accessToken));
+  });
+
+  it('signOutEverywhere on B is in force on A, for every session of the user', async () => {
+    const account = await makeUser(a);
+    const fromB = await signInOn({ url: b.url }, account.email, account.password);
+    await expectServed(onA(account.accessToken), account.id);
+    await expectServed(onA(fromB), account.id); // A caches both sessions
+
+    expect((await onB(fromB).request('mutation { signOutEverywhere }')).body).toEqual({ data: { signOutEverywhere: true } });
+    expect((await onB(fromB).request(ME)).status).toBe(401); // B itself: at once
+    await refusedWithin('signOutEverywhere on B → A refuses the B session', onA(fromB));
+    await refusedWithin('signOutEverywhere on B → A refuses the A session', onA(account.accessToken));
+  });
+
+  it('the invalidation message is what does it: B keeps serving a session revoked behind its back until the NOTIFY arrives', async () => {
+    const account = await makeUser(a);
+    const { body } = await account.client.request<{ mySessions: { id: string; current: boolean }[] }>('{ mySessions { id current } }');
+    const sessionId = body.data!.mySessions.find((session) => session.current)!.id;
+    await expectServed(onB(account.accessToken), account.id);
+
+    await a.bastion.database.dataSource.query('UPDATE sessions SET revoked_at = now() WHERE id = $1', [sessionId]);
+    await expectServed(onB(account.accessToken), account.id); // still cached: no message was sent
+
+    await a.bastion.database.dataSource.query("SELECT pg_notify('bastion_sessions', $1)", [`session:${sessionId}`]);
+    await refusedWithin('a bare NOTIFY → B refuses', onB(account.accessToken));
+  });
+
+  it('after the LISTEN connections are killed, both instances reconnect and invalidation works again', async () => {
+    const killed = await listenerPids();
+    // Both instances share a hostname, hence one application_name: they cannot be told apart, so kill both.
+    expect(killed).toHaveLength(2);
+    const before = { a: reconnects(a.logs), b: reconnects(bLogs) };
+    const [{ terminated }] = await a.bastion.database.dataSource.query(
+      "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS terminated FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database()",
+    );
+    expect(Number(terminated)).toBe(2);
+
+    const recovered = await eventually(() => reconnects(a.logs) > before.a && reconnects(bLogs) > before.b, BOUND_MS);
+    process.stdout.write(`cross-instance: both LISTEN connections back after ${recovered} ms\n`);
+    const now = await listenerPids();
+    expect(now).toHaveLength(2);
+    expect(now.filter((pid) => killed.includes(pid))).toEqual([]);
+
+    // A → B, with B's cache warmed after its reconnect (which cleared it).
+    const first = await makeUser(a);
+    await expectServed(onB(first.accessToken), first.id);
+    expect((await first.client.request('mutation { signOut }')).body).toEqual({ data: { signOut: true } });
+    await refusedWithin('after reconnect: signOut on A → B refuses', onB(first.accessToken));
+
+    // B → A.
+    const second = await makeUser(a);
+    const fromB = await signInOn({ url: b.url }, second.email, second.password);
+    await expectServed(onA(fromB), second.id);
+    expect((await onB(fromB).request('mutation { signOut }')).body).toEqual({ data: { signOut: true } });
+    await refusedWithin('after reconnect: signOut on B → A refuses', onA(fromB));
+  });
+});
