@@ -57,7 +57,11 @@ export class EmbeddedPostgres {
     const stateFile = path.join(dataDir, 'embedded-postgres.json');
     // Detect, start and record under one lock: two processes starting at once must agree on one owner.
     return withStateLock(dataDir, async () => {
-      const state = readState(stateFile) ?? newState(dataDir, account, logger);
+      let state = readState(stateFile);
+      if (!state) {
+        state = newState(dataDir, account, logger);
+        await adoptOrRefuseUnknownCluster(bin, account, state, dataDir, logger);
+      }
       if (!fs.existsSync(path.join(state.clusterDir, 'PG_VERSION'))) {
         await initialise(bin, account, state, options.disposable ?? false, logger);
       }
@@ -188,6 +192,24 @@ function newState(dataDir: string, account: RunAs, logger: Logger): ClusterState
     logger.warn({ clusterDir }, `the ${account.name} account cannot reach ${dataDir}; keeping the PostgreSQL cluster in the OS temp folder instead`);
   }
   return { clusterDir, port: 0, password: randomBytes(24).toString('base64url') };
+}
+
+/**
+ * A cluster where a new state file points, whose password we therefore do not know. In the temp
+ * fallback it is the leftover of an earlier checkout at the same path (its data folder, with the
+ * state file, is gone): it is stopped and replaced. Inside the data folder it may hold data
+ * someone cares about: refuse, and say how to start over.
+ */
+async function adoptOrRefuseUnknownCluster(bin: string, account: RunAs, state: ClusterState, dataDir: string, logger: Logger): Promise<void> {
+  if (!fs.existsSync(path.join(state.clusterDir, 'PG_VERSION'))) return;
+  if (state.clusterDir === path.join(dataDir, 'postgres')) {
+    throw new Error(`${state.clusterDir} holds a PostgreSQL cluster but ${path.join(dataDir, 'embedded-postgres.json')} (its password) is missing; restore that file, or remove the folder to start over`);
+  }
+  logger.warn({ clusterDir: state.clusterDir }, 'replacing an orphaned embedded PostgreSQL cluster left by an earlier checkout at this path');
+  if (runningServerPid(state.clusterDir) !== undefined) {
+    await pgCtl(bin, account, ['stop', '-D', state.clusterDir, '-m', 'immediate', '-w', '-t', '30']).catch(() => undefined);
+  }
+  fs.rmSync(state.clusterDir, { recursive: true, force: true });
 }
 
 async function initialise(bin: string, account: RunAs, state: ClusterState, disposable: boolean, logger: Logger): Promise<void> {
