@@ -18,6 +18,9 @@ import type { Logger } from './logging';
 import { LogMailTransport, MailTransport, SmtpMailTransport } from './mail/mail-transport';
 import { OutboxService } from './mail/outbox.service';
 
+/** How often pending (failed) emails are retried. */
+const MAIL_RETRY_INTERVAL_MS = 60_000;
+
 export interface ServiceDeps {
   readonly config: Config;
   readonly dataSource: DataSource;
@@ -74,6 +77,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   await notifications.start();
   await signingKeys.ensureCurrentKey();
   await signingKeys.retireExpired();
+  const stopMailPolling = outbox.startPolling(MAIL_RETRY_INTERVAL_MS);
   return {
     ...deps,
     notifications,
@@ -85,6 +89,9 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     sessions,
     accounts,
     outbox,
-    stop: () => notifications.stop(),
+    stop: async () => {
+      stopMailPolling();
+      await notifications.stop();
+    },
   };
 }

@@ -41,6 +41,11 @@ export class AccountTokens {
     return row?.userId ?? null;
   }
 
+  /** Spends every live token of a purpose (a new password makes older reset links worthless). */
+  async revokeAll(manager: EntityManager, userId: string, purpose: AccountTokenPurpose): Promise<void> {
+    await manager.query('UPDATE account_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL', [this.clock.now(), userId, purpose]);
+  }
+
   /** Whether one was issued recently: a cheap brake on mail bombing. */
   async issuedSince(manager: EntityManager, userId: string, purpose: AccountTokenPurpose, since: Date): Promise<boolean> {
     const count = await manager.createQueryBuilder(AccountToken, 'token').where('token.user_id = :userId AND token.purpose = :purpose AND token.created_at > :since', { userId, purpose, since }).getCount();

@@ -61,16 +61,19 @@ export class AccountsService {
       () =>
         this.dataSource.transaction(async (manager) => {
           const user = await this.createUser(manager, address, passwordHash, ['user']);
-          await this.audit.append(manager, { action: 'user_signed_up', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
           await this.queueVerification(manager, user);
-          const tokens = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
-          await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: tokens.sessionId, ...origin });
-          return { ...tokens, user };
+          // With verification required, the account waits for its link: no session yet.
+          const tokens = this.options.requireVerifiedEmail ? null : await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
+          // Audit rows last: the chain lock they take is held until commit.
+          await this.audit.append(manager, { action: 'user_signed_up', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
+          if (tokens) await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: tokens.sessionId, ...origin });
+          return tokens ? { ...tokens, user } : null;
         }),
       // Uniqueness forces an answer here; it says no more than that (rate limits keep it from being an oracle).
       'This email address cannot be used to sign up. If it is yours, sign in or reset your password.',
     );
     this.deliverMail();
+    if (!signedIn) throw new AppError('FORBIDDEN', 'Account created. Verify your email address with the link we sent, then sign in.');
     return signedIn;
   }
 
@@ -115,6 +118,7 @@ export class AccountsService {
     const passwordHash = await this.hasher.hash(newPassword);
     await this.dataSource.transaction(async (manager) => {
       await manager.update(User, { id: user.id }, { passwordHash });
+      await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_changed', viewer.sessionId ?? undefined);
       await this.audit.append(manager, { action: 'password_changed', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, metadata: { endedSessions: ended }, ...origin });
     });
@@ -135,6 +139,7 @@ export class AccountsService {
       if (await this.accountTokens.issuedSince(manager, user.id, 'password_reset', new Date(this.clock.now().getTime() - RESEND_AFTER_MS))) return;
       const token = await this.accountTokens.issue(manager, user.id, 'password_reset');
       await this.outbox.enqueue(manager, {
+        userId: user.id,
         to: user.email,
         subject: `Reset your ${this.options.appName} password`,
         text: `Someone asked to reset the password of your ${this.options.appName} account. If it was you, open this link within 30 minutes:\n\n${this.link('reset-password', token)}\n\nIf it was not you, ignore this email: your password stays as it is.`,
@@ -156,9 +161,12 @@ export class AccountsService {
       if ((await this.accountTokens.consume(manager, token, 'password_reset')) !== user.id) throw invalid();
       // Proving control of the mailbox also verifies it.
       await manager.update(User, { id: user.id }, { passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? this.clock.now() });
+      await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_reset');
       await this.audit.append(manager, { action: 'password_reset', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, metadata: { endedSessions: ended }, ...origin });
     });
+    // The mailbox owner proved themselves: earlier failed guesses no longer hold them back.
+    await this.throttle.clear(user.emailIndex);
   }
 
   async requestEmailVerification(userId: string): Promise<void> {
@@ -188,8 +196,9 @@ export class AccountsService {
     const user = await this.provePassword(viewer, password, origin);
     await this.dataSource.transaction(async (manager) => {
       await this.sessions.endAllFor(manager, user.id, 'account_deleted');
-      await this.audit.append(manager, { action: 'account_deleted', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
       await manager.delete(User, { id: user.id });
+      // No IP or user agent: the row outlives the account and must not describe its person.
+      await this.audit.append(manager, { action: 'account_deleted', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, requestId: origin.requestId });
     });
   }
 
@@ -233,6 +242,7 @@ export class AccountsService {
   private async queueVerification(manager: EntityManager, user: User): Promise<void> {
     const token = await this.accountTokens.issue(manager, user.id, 'email_verification');
     await this.outbox.enqueue(manager, {
+      userId: user.id,
       to: user.email,
       subject: `Confirm your email address for ${this.options.appName}`,
       text: `Open this link within 24 hours to confirm your email address:\n\n${this.link('verify-email', token)}`,

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { DataSource } from 'typeorm';
 import type { Clock } from '../clock';
 import { AppError } from '../errors';
@@ -20,6 +21,20 @@ function delaySeconds(failures: number, ladder: Ladder): number {
   return Math.min(2 ** Math.min(failures - ladder.freeAttempts, 20), ladder.maxDelaySeconds);
 }
 
+/**
+ * The address a per-IP budget belongs to: an IPv4 address, or an IPv6 /64 (one customer's
+ * network: anyone can rotate through the addresses inside it).
+ */
+export function addressBucket(ipAddress: string | null): string {
+  if (!ipAddress) return 'unknown';
+  if (!net.isIPv6(ipAddress)) return ipAddress;
+  const [head, tail = ''] = ipAddress.split('::');
+  const headGroups = head ? head.split(':') : [];
+  const tailGroups = tail ? tail.split(':') : [];
+  const groups = [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
+  return `${groups.slice(0, 4).map((group) => parseInt(group || '0', 16).toString(16)).join(':')}::/64`;
+}
+
 export interface AttemptReservation {
   /** Call after a correct password: clears both counters. */
   succeeded(): Promise<void>;
@@ -36,17 +51,25 @@ export class LoginThrottler {
     private readonly clock: Clock,
   ) {}
 
+  /** Forgets every counter of an account (after it proved itself another way, e.g. a reset link). */
+  async clear(accountKey: string): Promise<void> {
+    await this.dataSource.query("DELETE FROM login_throttles WHERE key = $1 OR key LIKE $2", [`account:${accountKey}`, `account-ip:${accountKey.replace(/[%_\\]/g, '\\$&')}:%`]);
+  }
+
   /** Throws RATE_LIMITED (with retryAfterSeconds) while either counter is locked. */
   async reserve(accountKey: string, ipAddress: string | null): Promise<AttemptReservation> {
     const keys: [string, Ladder][] = [
       [`account:${accountKey}`, ACCOUNT],
-      [`account-ip:${accountKey}:${ipAddress ?? 'unknown'}`, ACCOUNT_AND_IP],
+      [`account-ip:${accountKey}:${addressBucket(ipAddress)}`, ACCOUNT_AND_IP],
     ];
     const now = this.clock.now();
     let retryAfterSeconds = 0;
     // Row locks make concurrent attempts on one key take turns: each sees the lock the previous set.
     // The upsert both creates and locks the row, so a concurrent success cannot delete it between.
+    // Both rows are read before either is counted: an attempt refused by the per-address brake
+    // must not also count against the account, or one address could lock the account for everyone.
     await this.dataSource.transaction(async (manager) => {
+      const rows: { key: string; ladder: Ladder; failures: number }[] = [];
       for (const [key, ladder] of keys) {
         const [row]: { failures: number; locked_until: Date | null }[] = await manager.query(
           `INSERT INTO login_throttles (key, failures, locked_until, updated_at) VALUES ($1, 0, NULL, $2)
@@ -56,9 +79,12 @@ export class LoginThrottler {
         );
         if (row.locked_until && new Date(row.locked_until).getTime() > now.getTime()) {
           retryAfterSeconds = Math.max(retryAfterSeconds, Math.ceil((new Date(row.locked_until).getTime() - now.getTime()) / 1000));
-          continue;
         }
-        const failures = row.failures + 1;
+        rows.push({ key, ladder, failures: row.failures });
+      }
+      if (retryAfterSeconds > 0) return;
+      for (const { key, ladder, failures: before } of rows) {
+        const failures = before + 1;
         const delay = delaySeconds(failures, ladder);
         await manager.query('UPDATE login_throttles SET failures = $2, locked_until = $3, updated_at = $4 WHERE key = $1', [key, failures, delay > 0 ? new Date(now.getTime() + delay * 1000) : null, now]);
       }

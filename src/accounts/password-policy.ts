@@ -11,10 +11,11 @@ const MIN_CONTEXT_WORD_LENGTH = 4;
 /**
  * zxcvbn runs on the event loop and its cost climbs steeply with length: with its defaults
  * (256 characters, 100 l33t substitutions) one 1 KB random password took ~2–5 s here; with
- * these, a 64-character one takes ~0.1–0.3 s. Past 64 characters length is strength enough, and
- * the context-word rule still reads the whole password.
+ * 64 characters it still took ~0.1–0.3 s, too long on the event loop for an anonymous sign-up.
+ * Past 32 characters length is strength enough, and the context-word rule still reads the whole
+ * password.
  */
-const ZXCVBN_MAX_LENGTH = 64;
+const ZXCVBN_MAX_LENGTH = 32;
 const ZXCVBN_MAX_L33T_SUBSTITUTIONS = 20;
 /** NIST SP 800-63B-4 §3.1.1.2: verifiers SHALL require at least 8 characters. */
 const LOWEST_MIN_LENGTH = 8;

@@ -48,6 +48,8 @@ interface SessionRow {
 export class SessionCache {
   private readonly entries = new Map<string, Entry>();
   private readonly sessionsByUser = new Map<string, Set<string>>();
+  /** Bumped by every invalidation: a load that started before one must not be cached after it. */
+  private generation = 0;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -69,8 +71,10 @@ export class SessionCache {
     if (cached && now - cached.loadedAt < MAX_AGE_MS) {
       session = cached.session;
     } else {
+      const generation = this.generation;
       session = await this.load(sessionId);
-      this.remember(sessionId, session, now);
+      // A NOTIFY may have arrived while the row was in flight: use the row, but do not keep it.
+      if (generation === this.generation) this.remember(sessionId, session, now);
     }
     return session && session.expiresAt.getTime() > now ? session : null;
   }
@@ -83,6 +87,7 @@ export class SessionCache {
 
   /** Drops entries at once in this process (the NOTIFY round trip follows for the others). */
   forget(change: { sessionIds?: readonly string[]; userIds?: readonly string[] }): void {
+    this.generation += 1;
     for (const id of change.sessionIds ?? []) this.entries.delete(id);
     for (const userId of change.userIds ?? []) {
       for (const sessionId of this.sessionsByUser.get(userId) ?? []) this.entries.delete(sessionId);
@@ -91,6 +96,7 @@ export class SessionCache {
   }
 
   clear(): void {
+    this.generation += 1;
     this.entries.clear();
     this.sessionsByUser.clear();
   }

@@ -10,6 +10,7 @@ import { AuthenticationMethod, Session } from './session.entity';
 import { UserRole } from './user-role.entity';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface SessionPolicy {
   readonly idleDays: number;
@@ -99,6 +100,8 @@ export class SessionsService {
     const session = await manager.findOne(Session, { where: { id: token.sessionId }, lock: { mode: 'pessimistic_write' } });
     if (!session || session.revokedAt !== null) throw invalid();
     if (this.isExpired(session, now)) throw new AppError('UNAUTHENTICATED', 'This session expired: sign in again.');
+    const [account]: { status: string }[] = await manager.query('SELECT status FROM users WHERE id = $1', [session.userId]);
+    if (!account || account.status !== 'active') throw invalid();
     const fresh = await manager.findOneOrFail(RefreshToken, { where: { id: token.id } });
 
     if (fresh.revokedAt !== null) {
@@ -122,8 +125,10 @@ export class SessionsService {
     await manager.update(Session, { id: session.id }, { lastUsedAt: now });
     session.lastUsedAt = now;
     const next = await this.issueRefreshToken(manager, session.id, fresh.id);
+    const issued = await this.pair(manager, session, next);
+    // Audit row last: the chain lock it takes is held until commit.
     await this.audit.append(manager, { action: 'session_refreshed', outcome: 'success', actorId: session.userId, targetType: 'session', targetId: session.id, ...origin });
-    return this.pair(manager, session, next);
+    return issued;
   }
 
   /** RT-3: a rotated token came back, so someone else may hold the family: end the whole session. */
@@ -145,6 +150,7 @@ export class SessionsService {
       if (which === 'all') {
         ended = await this.endAllFor(manager, userId, reason);
       } else {
+        if (!which.every((id) => UUID.test(id))) throw new AppError('NOT_FOUND', 'No such session.');
         const owned = await manager.find(Session, { where: { id: In([...which]), userId, revokedAt: IsNull() }, select: { id: true } });
         if (owned.length !== which.length) throw new AppError('NOT_FOUND', 'No such session.');
         ended = await this.endSessions(manager, which, reason);

@@ -11,7 +11,7 @@ import {
   type KeyObject,
   type LocalJWKSet,
 } from 'jose';
-import { DataSource, EntityManager, In, LessThan } from 'typeorm';
+import { DataSource, EntityManager, LessThan, MoreThanOrEqual } from 'typeorm';
 import type { Clock } from '../clock';
 import { PublicSigningJwk, SigningAlgorithm, SigningKey } from './signing-key.entity';
 
@@ -133,12 +133,17 @@ export class SigningKeysService {
     return result.affected ?? 0;
   }
 
-  /** The JWKS to publish: current and retiring public keys, read fresh so a rotation shows at once. */
+  /**
+   * The JWKS to publish: the current key and the retiring keys whose tokens may still be live, read
+   * fresh so a rotation shows at once. A retiring key drops out by itself once its tokens have all
+   * expired, even before retireExpired() marks it: verification never trusts it longer than that.
+   */
   async publicJwks(): Promise<{ keys: JWK[] }> {
+    const cutoff = new Date(this.clock.now().getTime() - (this.accessTokenTtlSeconds + RETIREMENT_MARGIN_SECONDS) * 1000);
     const rows = await this.dataSource.getRepository(SigningKey).find({
       // Never select privateJwk here: it would be decrypted for nothing.
       select: { kid: true, publicJwk: true },
-      where: { status: In(['current', 'retiring']) },
+      where: [{ status: 'current' }, { status: 'retiring', retiringSince: MoreThanOrEqual(cutoff) }],
       order: { createdAt: 'DESC', kid: 'ASC' },
     });
     return { keys: rows.map((row) => publishableJwk(row.kid, row.publicJwk)) };

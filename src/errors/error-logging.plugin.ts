@@ -13,6 +13,7 @@ export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> 
     // No request context exists yet here (building it failed, e.g. the database is down).
     async contextCreationDidFail({ error }) {
       if (!isPublicError(error)) logger.error({ err: error }, 'unexpected error while authenticating the request (masked for the client)');
+      else if (error.cause !== undefined) logger.warn({ err: error.cause }, 'request refused: a dependency is unavailable');
     },
     async requestDidStart() {
       return {

@@ -2,6 +2,8 @@ import nodemailer, { Transporter } from 'nodemailer';
 import type { Logger } from '../logging';
 
 export interface MailMessage {
+  /** The account the message concerns, if any. */
+  readonly userId?: string;
   readonly to: string;
   readonly subject: string;
   readonly text: string;

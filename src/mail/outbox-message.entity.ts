@@ -1,4 +1,5 @@
-import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
+import { User } from '../accounts/user.entity';
 import { Encrypted } from '../crypto/encrypted-column';
 
 export type OutboxStatus = 'pending' | 'sent' | 'failed';
@@ -12,6 +13,14 @@ export type OutboxStatus = 'pending' | 'sent' | 'failed';
 export class OutboxMessage {
   @PrimaryGeneratedColumn('uuid')
   id!: string;
+
+  /** The account it concerns: deleting the account deletes its unsent mail. */
+  @Column({ type: 'uuid', nullable: true })
+  userId!: string | null;
+
+  @ManyToOne(() => User, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'user_id' })
+  user?: User;
 
   @Encrypted()
   recipient!: string;

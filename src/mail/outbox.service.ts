@@ -20,14 +20,28 @@ export class OutboxService {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * Retries what is pending every `intervalMs` (and once now), until stopped. Rows are claimed
+   * with SKIP LOCKED, so every instance may run this.
+   */
+  startPolling(intervalMs: number): () => void {
+    const run = () => {
+      void this.deliverPending().catch((error: unknown) => this.logger.warn({ err: error }, 'email delivery pass failed'));
+    };
+    run();
+    const timer = setInterval(run, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   /** Queues a message inside the caller's transaction. */
   async enqueue(manager: EntityManager, message: MailMessage): Promise<void> {
-    await manager.save(Object.assign(new OutboxMessage(), { recipient: message.to, subject: message.subject, body: message.text, status: 'pending', attempts: 0, lastError: null, sentAt: null }));
+    await manager.save(Object.assign(new OutboxMessage(), { userId: message.userId ?? null, recipient: message.to, subject: message.subject, body: message.text, status: 'pending', attempts: 0, lastError: null, sentAt: null }));
   }
 
   /**
-   * Sends what is pending. Called after each commit that queued mail; a failed send stays pending
-   * and is retried by the next call, up to MAX_ATTEMPTS. Rows are claimed with SKIP LOCKED, so
+   * Sends what is pending. Called after each commit that queued mail and by the poller; a failed
+   * send stays pending and is retried by a later pass, up to MAX_ATTEMPTS. Rows are claimed with SKIP LOCKED, so
    * several instances never send one message twice.
    */
   deliverPending(): Promise<void> {
@@ -44,18 +58,24 @@ export class OutboxService {
           .getRepository(OutboxMessage)
           .createQueryBuilder('message')
           .where('message.status = :status', { status: 'pending' })
-          .orderBy('message.created_at', 'ASC')
+          // Fewest attempts first, so one failing message cannot hold back the ones behind it.
+          .orderBy('message.attempts', 'ASC')
+          .addOrderBy('message.created_at', 'ASC')
           .setLock('pessimistic_write')
           .setOnLocked('skip_locked')
           .getOne();
         if (!message) return false;
         try {
           await this.transport.send({ to: message.recipient, subject: message.subject, text: message.body });
-          await manager.update(OutboxMessage, { id: message.id }, { status: 'sent', sentAt: this.clock.now(), attempts: message.attempts + 1 });
+          // A sent message (an address and a live link) is deleted, not kept.
+          await manager.delete(OutboxMessage, { id: message.id });
         } catch (error) {
           const attempts = message.attempts + 1;
-          this.logger.warn({ err: error, messageId: message.id, attempts }, 'email delivery failed');
-          await manager.update(OutboxMessage, { id: message.id }, { attempts, status: attempts >= MAX_ATTEMPTS ? 'failed' : 'pending', lastError: error instanceof Error ? error.message.slice(0, 500) : 'unknown' });
+          // SMTP errors often quote the recipient: only the error's class and code are kept and logged.
+          const { code, responseCode } = error as { code?: string; responseCode?: number };
+          const summary = [error instanceof Error ? error.name : 'Error', code, responseCode].filter(Boolean).join(' ');
+          this.logger.warn({ messageId: message.id, attempts, failure: summary }, 'email delivery failed');
+          await manager.update(OutboxMessage, { id: message.id }, { attempts, status: attempts >= MAX_ATTEMPTS ? 'failed' : 'pending', lastError: summary });
           return false;
         }
         return true;

@@ -1,5 +1,7 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { User } from '../../src/accounts/user.entity';
 import { verifyAuditChain } from '../../src/audit/audit-log';
+import { blindIndexOf } from '../../src/crypto/encrypted-column';
 import { REFRESH, SIGN_IN, SIGN_UP, emailedToken, makeClient, makeUser, strongPassword } from '../support/factories';
 import { eventually } from '../support/eventually';
 import { TestServer, startTestServer } from '../support/test-server';
@@ -90,8 +92,9 @@ describe('accounts over GraphQL', () => {
       const { body } = await anonymous().request(`mutation { ${aliases} }`);
       expect(body.data).toBeNull();
       expect(body.errors?.map((error) => error.extensions?.code)).toEqual(['INVALID_CREDENTIALS']);
-      const [{ failures }] = await server.bastion.database.dataSource.query("SELECT max(failures) AS failures FROM login_throttles WHERE key LIKE 'account-ip:%'");
-      expect(failures).toBeGreaterThanOrEqual(1);
+      const key = `account-ip:${blindIndexOf(User, 'email', account.email)}:127.0.0.1`;
+      const [{ failures }] = await server.bastion.database.dataSource.query('SELECT failures FROM login_throttles WHERE key = $1', [key]);
+      expect(failures).toBe(1);
     });
   });
 
@@ -200,6 +203,7 @@ describe('accounts over GraphQL', () => {
       const aliceSessions = await alice.client.request<{ mySessions: { id: string }[] }>('{ mySessions { id } }');
       const attempt = await bob.client.request(`mutation { revokeSession(id: "${aliceSessions.body.data!.mySessions[0].id}") }`);
       expect(codeOf(attempt.body)).toBe('NOT_FOUND');
+      expect(codeOf((await bob.client.request('mutation { revokeSession(id: "not-a-uuid") }')).body)).toBe('NOT_FOUND');
       expect((await alice.client.request('{ me { id } }')).status).toBe(200);
     });
 
@@ -250,6 +254,15 @@ describe('accounts over GraphQL', () => {
       expect((await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: newPassword } })).body.data?.signIn.user.emailVerified).toBe(true);
     });
 
+    it('a password change makes earlier reset links worthless', async () => {
+      const account = await makeUser(server);
+      await anonymous().request(`mutation { requestPasswordReset(input: { email: "${account.email}" }) }`);
+      const token = await emailedToken(server, account.email, 'reset-password');
+      await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', { input: { currentPassword: account.password, newPassword: strongPassword() } });
+      const { body } = await anonymous().request('mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }', { input: { token, newPassword: strongPassword() } });
+      expect(codeOf(body)).toBe('BAD_USER_INPUT');
+    });
+
     it('a reset link expires after 30 minutes', async () => {
       const account = await makeUser(server);
       await anonymous().request(`mutation { requestPasswordReset(input: { email: "${account.email}" }) }`);
@@ -282,7 +295,10 @@ describe('accounts over GraphQL', () => {
       const db = server.bastion.database.dataSource;
       expect(await db.query('SELECT id FROM users WHERE id = $1', [account.id])).toEqual([]);
       expect(await db.query('SELECT id FROM sessions WHERE user_id = $1', [account.id])).toEqual([]);
-      expect((await db.query("SELECT count(*) FROM audit_events WHERE action = 'account_deleted' AND actor_id = $1", [account.id]))[0].count).toBe('1');
+      expect(await db.query("SELECT ip_address, user_agent FROM audit_events WHERE action = 'account_deleted' AND actor_id = $1", [account.id])).toEqual([{ ip_address: null, user_agent: null }]);
+      expect(await db.query('SELECT id FROM account_tokens WHERE user_id = $1', [account.id])).toEqual([]);
+      expect(await db.query('SELECT role_name FROM user_roles WHERE user_id = $1', [account.id])).toEqual([]);
+      expect(await db.query('SELECT id FROM outbox WHERE user_id = $1', [account.id])).toEqual([]);
     });
   });
 
@@ -321,26 +337,36 @@ describe('account status and verified-email policy', () => {
 
   const codeOf = (body: { errors?: { extensions?: Record<string, unknown> }[] }) => body.errors?.[0]?.extensions?.code;
 
-  it('refuses sign-in until the email is verified (FORBIDDEN), and sends a new link', async () => {
-    const account = await makeUser(server);
-    const first = await emailedToken(server, account.email, 'verify-email');
+  it('sign-up creates the account but no session until the email is verified; sign-in waits too and sends a new link', async () => {
+    const email = 'unverified@example.com';
+    const password = strongPassword();
+    const signUp = await makeClient(server).request(SIGN_UP, { input: { email, password } });
+    expect(signUp.body.errors?.[0]).toMatchObject({ message: 'Account created. Verify your email address with the link we sent, then sign in.', extensions: { code: 'FORBIDDEN' } });
+    expect(await server.bastion.database.dataSource.query('SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email_index IS NOT NULL')).toEqual([]);
+    const first = await emailedToken(server, email, 'verify-email');
     server.clock.advance(61_000); // past the one-a-minute resend brake
-    const refused = await makeClient(server).request(SIGN_IN, { input: { email: account.email, password: account.password } });
+    const refused = await makeClient(server).request(SIGN_IN, { input: { email, password } });
     expect(refused.body.errors?.[0]).toMatchObject({ message: 'Verify your email address first: we sent you a new link.', extensions: { code: 'FORBIDDEN' } });
-    const verificationMails = () => server.logs.lines.filter((line) => line.mailTo === account.email && String(line.mailText).includes('/verify-email?token='));
+    const verificationMails = () => server.logs.lines.filter((line) => line.mailTo === email && String(line.mailText).includes('/verify-email?token='));
     await eventually(() => verificationMails().length === 2);
-    expect(await emailedToken(server, account.email, 'verify-email')).not.toBe(first);
+    expect(await emailedToken(server, email, 'verify-email')).not.toBe(first);
     await makeClient(server).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token: first } });
-    const allowed = await makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+    const allowed = await makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email, password } });
     expect(allowed.body.data?.signIn.__typename).toBe('AuthPayload');
   });
 
-  it('a suspended account cannot sign in, and its live sessions stop at the next request', async () => {
-    const account = await makeUser(server);
-    await server.bastion.database.dataSource.query("UPDATE users SET status = 'suspended' WHERE id = $1", [account.id]);
-    server.bastion.services.sessionCache.forget({ userIds: [account.id] });
-    expect((await account.client.request('{ me { id } }')).status).toBe(401);
-    const { body } = await makeClient(server).request(SIGN_IN, { input: { email: account.email, password: account.password } });
+  it('a suspended account cannot sign in, refresh, or use its live sessions', async () => {
+    const email = 'to-suspend@example.com';
+    const password = strongPassword();
+    await makeClient(server).request(SIGN_UP, { input: { email, password } });
+    await makeClient(server).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token: await emailedToken(server, email, 'verify-email') } });
+    const signedIn = await makeClient(server).request<{ signIn: Payload }>(SIGN_IN, { input: { email, password } });
+    const { accessToken, refreshToken, user } = signedIn.body.data!.signIn;
+    await server.bastion.database.dataSource.query("UPDATE users SET status = 'suspended' WHERE id = $1", [user.id]);
+    server.bastion.services.sessionCache.forget({ userIds: [user.id] });
+    expect((await makeClient(server, { authorization: `Bearer ${accessToken}` }).request('{ me { id } }')).status).toBe(401);
+    expect(codeOf((await makeClient(server).request(REFRESH, { input: { refreshToken } })).body)).toBe('UNAUTHENTICATED');
+    const { body } = await makeClient(server).request(SIGN_IN, { input: { email, password } });
     expect(codeOf(body)).toBe('FORBIDDEN');
   });
 });
@@ -360,5 +386,26 @@ describe('one account signing in from several devices at once', () => {
       Array.from({ length: 5 }, () => makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } })),
     );
     expect(attempts.map((attempt) => attempt.body.errors?.[0]?.extensions?.code ?? attempt.body.data?.signIn.__typename)).toEqual(Array(5).fill('AuthPayload'));
+  });
+});
+
+describe('throttling across addresses (behind a trusted proxy)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { trustProxy: ['127.0.0.1', '::1'] } });
+  });
+  afterAll(() => server.close());
+
+  const from = (ip: string) => ({ 'x-forwarded-for': ip });
+
+  it('one address hammering an account locks only itself: the owner still signs in from elsewhere', async () => {
+    const account = await makeUser(server);
+    for (let attempt = 0; attempt < 60; attempt += 1) {
+      await makeClient(server).request(SIGN_IN, { input: { email: account.email, password: `guess-number-${attempt}-xxxx` } }, from('198.51.100.66'));
+    }
+    const attacker = await makeClient(server).request(SIGN_IN, { input: { email: account.email, password: account.password } }, from('198.51.100.66'));
+    expect(attacker.body.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+    const owner = await makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } }, from('203.0.113.5'));
+    expect(owner.body.data?.signIn.__typename).toBe('AuthPayload');
   });
 });
