@@ -28,4 +28,10 @@ export interface Context {
    * the returned AuthPayload may show their own User, though the request came in anonymous.
    */
   readonly signedInDuringRequest: Set<string>;
+  /**
+   * The request carried an expired (otherwise valid) access token. It runs as anonymous only for
+   * the operations that exchange credentials (refreshSession, signIn…); anything else gets 401
+   * TOKEN_EXPIRED. Apps that attach the header to every call can still refresh.
+   */
+  readonly accessTokenExpired: boolean;
 }

@@ -6,6 +6,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
+import { expiredTokenGate } from './accounts/expired-token.gate';
 import { introspectionGate } from './access/introspection';
 import { mergeRuleTrees, protectSchema } from './access/shield';
 import type { Context } from './context';
@@ -73,6 +74,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       config.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
       introspectionGate(config.introspection),
+      expiredTokenGate(),
       errorLoggingPlugin(logger),
     ],
   });
@@ -103,7 +105,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
       context: async ({ req }): Promise<Context> => ({
         requestId: req.requestId,
         logger: req.log,
-        viewer: await services.authenticator.viewerFor(req.get('authorization')),
+        ...(await services.authenticator.viewerFor(req.get('authorization'))),
         clock,
         ipAddress: req.clientIp || null,
         userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,

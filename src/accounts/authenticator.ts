@@ -16,7 +16,16 @@ export class Authenticator {
     private readonly sessions: SessionCache,
   ) {}
 
-  async viewerFor(authorization: string | undefined): Promise<Viewer> {
+  async viewerFor(authorization: string | undefined): Promise<{ viewer: Viewer; accessTokenExpired: boolean }> {
+    try {
+      return { viewer: await this.verify(authorization), accessTokenExpired: false };
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'TOKEN_EXPIRED') return { viewer: ANONYMOUS, accessTokenExpired: true };
+      throw error;
+    }
+  }
+
+  private async verify(authorization: string | undefined): Promise<Viewer> {
     if (authorization === undefined || authorization === '') return ANONYMOUS;
     const match = BEARER.exec(authorization.trim());
     if (!match) throw unauthenticated('The Authorization header must be "Bearer <accessToken>".');

@@ -113,12 +113,20 @@ describe('accounts over GraphQL', () => {
       }
     });
 
-    it('an expired token gets 401 TOKEN_EXPIRED', async () => {
+    it('an expired token gets 401 TOKEN_EXPIRED, but can still be sent along with refreshSession', async () => {
       const account = await makeUser(server);
       server.clock.advance(16 * 60 * 1000);
       const { status, body } = await account.client.request('{ me { id } }');
       expect(status).toBe(401);
       expect(codeOf(body)).toBe('TOKEN_EXPIRED');
+      expect((await account.client.request('{ serverInfo { name } }')).status).toBe(401);
+      // Apps often attach the header to every call: the refresh the error asks for must go through.
+      const refreshed = await account.client.request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken: account.refreshToken } });
+      expect(refreshed.status).toBe(200);
+      expect(refreshed.body.data?.refreshSession.user.id).toBe(account.id);
+      const mixed = await account.client.request(`mutation { refreshSession(input: { refreshToken: "${refreshed.body.data!.refreshSession.refreshToken}" }) { accessToken } signOut }`);
+      expect(mixed.status).toBe(401);
+      expect(codeOf(mixed.body)).toBe('TOKEN_EXPIRED');
     });
 
     it('verifies with a plain jose client against /.well-known/jwks.json', async () => {

@@ -12,7 +12,7 @@ import { buildGraphQLSchema } from '../../../src/schema';
 import { LogCollector } from '../../support/log-collector';
 
 function contextFor(viewer: Viewer, logs = new LogCollector()): Context {
-  return { requestId: 'r', logger: createLogger({ level: 'debug', pretty: false, destination: logs }), viewer, clock: new FrozenClock(), ipAddress: null, userAgent: null, signedInDuringRequest: new Set() };
+  return { requestId: 'r', logger: createLogger({ level: 'debug', pretty: false, destination: logs }), viewer, clock: new FrozenClock(), ipAddress: null, userAgent: null, signedInDuringRequest: new Set(), accessTokenExpired: false };
 }
 
 const SIGNED_IN: Viewer = { userId: 'u1', sessionId: 's1', roles: ['user'], aal: 1, amr: ['pwd'] };
