@@ -263,7 +263,7 @@ export const SETTINGS = {
   }),
   introspection: spec<IntrospectionMode>({
     env: 'BASTION_INTROSPECTION',
-    description: 'Who may run introspection queries: everyone, or admins (until roles exist, nobody).',
+    description: 'Who may run introspection queries: everyone, or only signed-in admins.',
     fallback: (nodeEnv) => (nodeEnv === 'development' ? 'everyone' : 'admins'),
     defaultText: 'everyone in development, else admins',
     parse: oneOf(INTROSPECTION_MODES),
@@ -384,7 +384,7 @@ export const SETTINGS = {
   }),
   passwordMinLength: spec<number>({
     env: 'BASTION_PASSWORD_MIN_LENGTH',
-    description: 'Minimum password length in characters (NIST SP 800-63B-4: 15 where the password is the only factor). The self-audit warns below 15.',
+    description: 'Minimum password length in characters (NIST SP 800-63B-4: 15 where the password is the only factor; 8 is the floor).',
     fallback: () => 15,
     defaultText: '15',
     parse: integer(8, 64),

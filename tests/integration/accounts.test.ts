@@ -417,3 +417,64 @@ describe('throttling across addresses (behind a trusted proxy)', () => {
     expect(owner.body.data?.signIn.__typename).toBe('AuthPayload');
   });
 });
+
+describe('session lifetimes and limits', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { maxSessionsPerUser: 3, refreshIdleDays: 2, refreshAbsoluteDays: 5 } });
+  });
+  afterAll(() => server.close());
+
+  const DAY = 24 * 60 * 60 * 1000;
+  const codeOf = (body: { errors?: { extensions?: Record<string, unknown> }[] }) => body.errors?.[0]?.extensions?.code;
+  const refresh = (refreshToken: string) => makeClient(server).request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken } });
+
+  it('a session unused for the idle period ends', async () => {
+    const account = await makeUser(server);
+    server.clock.advance(2 * DAY + 1000);
+    expect(codeOf((await refresh(account.refreshToken)).body)).toBe('UNAUTHENTICATED');
+  });
+
+  it('refreshing keeps a session alive, but never past its absolute end', async () => {
+    const account = await makeUser(server);
+    let token = account.refreshToken;
+    for (let day = 0; day < 4; day += 1) {
+      server.clock.advance(1 * DAY + 1000);
+      const { body } = await refresh(token);
+      expect(body.data?.refreshSession).toBeDefined();
+      token = body.data!.refreshSession.refreshToken;
+    }
+    server.clock.advance(1 * DAY + 1000); // day 5: past the absolute end, though used yesterday
+    expect((await refresh(token)).body.errors?.[0]).toMatchObject({ message: 'This session expired: sign in again.', extensions: { code: 'UNAUTHENTICATED' } });
+  });
+
+  it('signing in beyond the session limit ends the least recently used session', async () => {
+    const account = await makeUser(server);
+    const signIns = [];
+    for (let device = 0; device < 3; device += 1) {
+      server.clock.advance(1000);
+      signIns.push((await makeClient(server).request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } })).body.data!.signIn);
+    }
+    // The sign-up's own session was the least recently used of four.
+    expect((await account.client.request('{ me { id } }')).status).toBe(401);
+    for (const signIn of signIns) expect((await makeClient(server, { authorization: `Bearer ${signIn.accessToken}` }).request('{ me { id } }')).status).toBe(200);
+  });
+
+  it('a grace-window retry whose successor was already used counts as reuse', async () => {
+    const account = await makeUser(server);
+    const successor = (await refresh(account.refreshToken)).body.data!.refreshSession;
+    expect((await refresh(successor.refreshToken)).body.data).toBeDefined();
+    server.clock.advance(1000);
+    expect(codeOf((await refresh(account.refreshToken)).body)).toBe('TOKEN_REUSED');
+  });
+
+  it('the losing token of a parallel refresh, presented after the grace window, ends the session', async () => {
+    const account = await makeUser(server);
+    const first = (await refresh(account.refreshToken)).body.data!.refreshSession;
+    const retry = (await refresh(account.refreshToken)).body.data!.refreshSession; // within grace: supersedes `first`
+    expect(codeOf((await refresh(first.refreshToken)).body)).toBe('UNAUTHENTICATED'); // within grace: refused, session lives
+    server.clock.advance(11_000);
+    expect(codeOf((await refresh(first.refreshToken)).body)).toBe('TOKEN_REUSED');
+    expect(codeOf((await refresh(retry.refreshToken)).body)).toBe('UNAUTHENTICATED');
+  });
+});
