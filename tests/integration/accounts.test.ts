@@ -310,6 +310,18 @@ describe('accounts over GraphQL', () => {
     });
   });
 
+  describe('introspection by role', () => {
+    it('admins may introspect; signed-in users may not', async () => {
+      const admin = await makeUser(server, { roles: ['admin'] });
+      const user = await makeUser(server);
+      const query = '{ __schema { queryType { name } } }';
+      expect((await admin.client.request(query)).body).toEqual({ data: { __schema: { queryType: { name: 'Query' } } } });
+      const refused = await user.client.request(query);
+      expect(refused.status).toBe(403);
+      expect(codeOf(refused.body)).toBe('FORBIDDEN');
+    });
+  });
+
   describe('field-level access', () => {
     it('the secret parts of an account never appear in the schema', async () => {
       const { body } = await anonymous().request('{ me { passwordHash } }');
