@@ -2,6 +2,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../clock';
 import { Notifications, notify } from '../db/notifications';
 import type { AuthenticationMethod } from './session.entity';
+import { isUuid } from '../db/uuid';
 
 /** What a request needs to know about its session, read from the database, never from the token. */
 export interface LiveSession {
@@ -15,8 +16,6 @@ export interface LiveSession {
 }
 
 export const SESSION_CHANNEL = 'bastion_sessions';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Entries live at most this long even if an invalidation message was lost. */
 const MAX_AGE_MS = 60_000;
@@ -63,8 +62,7 @@ export class SessionCache {
 
   /** The live session, or null when it ended, expired, or its user is no longer active. */
   async get(sessionId: string): Promise<LiveSession | null> {
-    // Session ids are UUIDs; anything else cannot name a session (and would be an SQL type error).
-    if (!UUID.test(sessionId)) return null;
+    if (!isUuid(sessionId)) return null;
     const cached = this.entries.get(sessionId);
     const now = this.clock.now().getTime();
     let session: LiveSession | null;

@@ -8,9 +8,9 @@ import { RefreshToken } from './refresh-token.entity';
 import { SessionCache } from './session-cache';
 import { AuthenticationMethod, Session } from './session.entity';
 import { UserRole } from './user-role.entity';
+import { isUuid } from '../db/uuid';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface SessionPolicy {
   readonly idleDays: number;
@@ -150,7 +150,7 @@ export class SessionsService {
       if (which === 'all') {
         ended = await this.endAllFor(manager, userId, reason);
       } else {
-        if (!which.every((id) => UUID.test(id))) throw new AppError('NOT_FOUND', 'No such session.');
+        if (!which.every(isUuid)) throw new AppError('NOT_FOUND', 'No such session.');
         const owned = await manager.find(Session, { where: { id: In([...which]), userId, revokedAt: IsNull() }, select: { id: true } });
         if (owned.length !== which.length) throw new AppError('NOT_FOUND', 'No such session.');
         ended = await this.endSessions(manager, which, reason);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { EntityManager, MoreThan } from 'typeorm';
 import type { Clock } from '../clock';
 import { AUDIT_OUTCOMES, AuditEvent, AuditJson, AuditMetadata, AuditOutcome } from './audit-event.entity';
+import { isUuid } from '../db/uuid';
 
 export interface AuditEventInput {
   /** snake_case, past tense: `sign_in_succeeded`, `grant_added`. */
@@ -37,9 +38,6 @@ export const AUDIT_CHAIN_LOCK_KEY = '7094141799968827764';
 
 const SNAKE_CASE_ACTION = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/;
 const SECRET_LOOKING_KEY = /password|token|secret|code|otp|key/i;
-/** PostgreSQL accepts other spellings of a uuid but always returns this one, lower-cased; the hash must see what comes back. */
-const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * The append-only, hash-chained security event log. Every state change's audit row is written
  * through `append` in the transaction that makes the change, so both commit or neither does.
@@ -62,7 +60,8 @@ export class AuditLog {
   private chainFieldsOf(input: AuditEventInput): Omit<AuditChainFields, 'previousHash'> {
     if (!SNAKE_CASE_ACTION.test(input.action)) throw new Error(`Audit action "${input.action}" is not snake_case (e.g. "sign_in_succeeded")`);
     if (!AUDIT_OUTCOMES.includes(input.outcome)) throw new Error(`Audit outcome "${String(input.outcome)}" is not one of ${AUDIT_OUTCOMES.join(', ')}`);
-    if (input.actorId != null && !CANONICAL_UUID.test(input.actorId)) throw new Error(`Audit actorId "${input.actorId}" is not a uuid`);
+    // PostgreSQL accepts other spellings of a uuid but returns the canonical lower-case one; the hash must see what comes back.
+    if (input.actorId != null && !isUuid(input.actorId)) throw new Error(`Audit actorId "${input.actorId}" is not a uuid`);
     const metadata = input.metadata ?? {};
     rejectSecretLookingKeys(metadata, 'metadata');
     return {
