@@ -1,6 +1,8 @@
 import { AccountsResolver, SessionResolver, UserResolver } from './accounts/accounts.resolver';
 import { accountsRules } from './accounts/accounts.rules';
 import type { RuleTree } from './access/shield';
+import { MfaResolver } from './mfa/mfa.resolver';
+import { mfaRules } from './mfa/mfa.rules';
 import type { Services } from './services';
 import { SystemResolver } from './system/system.resolver';
 import { systemRules } from './system/system.rules';
@@ -32,8 +34,15 @@ export const accountsFeature: Feature = {
   name: 'accounts',
   resolvers: [AccountsResolver, UserResolver, SessionResolver],
   rules: accountsRules,
-  wire: ({ accounts, sessions }) => [new AccountsResolver(accounts, sessions), new UserResolver(sessions), new SessionResolver()],
+  wire: ({ accounts, sessions, mfa }) => [new AccountsResolver(accounts, sessions), new UserResolver(sessions, mfa), new SessionResolver()],
+};
+
+export const mfaFeature: Feature = {
+  name: 'mfa',
+  resolvers: [MfaResolver],
+  rules: mfaRules,
+  wire: ({ mfa, accounts }) => [new MfaResolver(mfa, accounts)],
 };
 
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature];
+export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature];

@@ -17,6 +17,7 @@ import { Notifications } from './db/notifications';
 import type { Logger } from './logging';
 import { LogMailTransport, MailTransport, SmtpMailTransport } from './mail/mail-transport';
 import { OutboxService } from './mail/outbox.service';
+import { MfaService } from './mfa/mfa.service';
 
 /** How often pending (failed) emails are retried. */
 const MAIL_RETRY_INTERVAL_MS = 60_000;
@@ -41,6 +42,7 @@ export interface Services extends ServiceDeps {
   readonly authenticator: Authenticator;
   readonly sessions: SessionsService;
   readonly accounts: AccountsService;
+  readonly mfa: MfaService;
   readonly outbox: OutboxService;
   stop(): Promise<void>;
 }
@@ -60,16 +62,20 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   });
   const transport: MailTransport = config.smtpUrl ? new SmtpMailTransport(config.smtpUrl, config.mailFrom) : new LogMailTransport(logger);
   const outbox = new OutboxService(dataSource, transport, clock, logger);
+  const hasher = new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 });
+  const throttle = new LoginThrottler(dataSource, clock);
+  const mfa = new MfaService(dataSource, clock, hasher, throttle, sessions, audit, { appName: config.appName });
   const accounts = new AccountsService(
     dataSource,
     clock,
     logger,
-    new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 }),
+    hasher,
     new PasswordPolicy({ minLength: config.passwordMinLength, contextWords: ['bastion', config.appName] }),
-    new LoginThrottler(dataSource, clock),
+    throttle,
     sessions,
     audit,
     outbox,
+    mfa,
     { publicUrl: config.publicUrl, appName: config.appName, requireVerifiedEmail: config.requireVerifiedEmail },
   );
 
@@ -88,6 +94,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     authenticator: new Authenticator(accessTokens, sessionCache),
     sessions,
     accounts,
+    mfa,
     outbox,
     stop: async () => {
       stopMailPolling();

@@ -5,6 +5,7 @@ import type { AccountsService, SignedIn } from './accounts.service';
 import {
   AuthPayload,
   ChangePasswordInput,
+  MfaChallenge,
   DeleteAccountInput,
   RefreshSessionInput,
   RequestPasswordResetInput,
@@ -14,6 +15,7 @@ import {
   SignUpInput,
   VerifyEmailInput,
 } from './accounts.types';
+import type { MfaService } from '../mfa/mfa.service';
 import type { RequestOrigin, SessionsService } from './sessions.service';
 import { Session } from './session.entity';
 import { User } from './user.entity';
@@ -54,9 +56,11 @@ export class AccountsResolver {
     return payload(context, await this.accounts.signUp(input.email, input.password, originOf(context)));
   }
 
-  @Mutation(() => SignInResult, { description: 'Signs in with email and password. Wrong email and wrong password give the same INVALID_CREDENTIALS.' })
+  @Mutation(() => SignInResult, { description: 'Signs in with email and password: AuthPayload, or an MfaChallenge (complete it with verifyMfa) when the account has two-factor authentication. Wrong email and wrong password give the same INVALID_CREDENTIALS.' })
   async signIn(@Arg('input') input: SignInInput, @Ctx() context: Context): Promise<typeof SignInResult> {
-    return payload(context, await this.accounts.signIn(input.email, input.password, originOf(context)));
+    const result = await this.accounts.signIn(input.email, input.password, originOf(context));
+    if ('mfaToken' in result) return Object.assign(new MfaChallenge(), result);
+    return payload(context, result);
   }
 
   @Mutation(() => AuthPayload, { description: 'Exchanges the refresh token for a new pair. A used token presented again ends the session (TOKEN_REUSED), except a retry within a few seconds.' })
@@ -127,7 +131,10 @@ export class AccountsResolver {
 
 @Resolver(() => User)
 export class UserResolver {
-  constructor(private readonly sessions: SessionsService) {}
+  constructor(
+    private readonly sessions: SessionsService,
+    private readonly mfa: MfaService,
+  ) {}
 
   @FieldResolver(() => [String], { description: 'Role names; every account has "user".' })
   async roles(@Root() user: User, @Ctx() context: Context): Promise<string[]> {
@@ -136,9 +143,9 @@ export class UserResolver {
     return this.sessions.rolesOf(user.id);
   }
 
-  @FieldResolver(() => Boolean, { description: 'Whether the account has a verified second factor (TOTP). Always false until two-factor authentication is set up.' })
-  mfaEnabled(): boolean {
-    return false;
+  @FieldResolver(() => Boolean, { description: 'Whether the account has a confirmed second factor (TOTP): sign-in then returns an MfaChallenge.' })
+  mfaEnabled(@Root() user: User): Promise<boolean> {
+    return this.mfa.hasVerifiedFactor(user.id);
   }
 }
 

@@ -7,6 +7,7 @@ import { conflictOnDuplicate } from '../db/unique-violation';
 import { AppError } from '../errors';
 import type { Logger } from '../logging';
 import type { OutboxService } from '../mail/outbox.service';
+import type { Challenge, MfaService } from '../mfa/mfa.service';
 import { AccountTokens } from './account-tokens';
 import type { LoginThrottler } from './login-throttle';
 import type { PasswordHasher } from './password-hasher';
@@ -48,6 +49,7 @@ export class AccountsService {
     private readonly sessions: SessionsService,
     private readonly audit: AuditLog,
     private readonly outbox: OutboxService,
+    private readonly mfa: MfaService,
     private readonly options: AccountsOptions,
   ) {
     this.accountTokens = new AccountTokens(clock);
@@ -81,7 +83,7 @@ export class AccountsService {
    * Password sign-in. Unknown email and wrong password give the same error after the same work
    * (a verify against a dummy hash); each attempt is counted before the password is checked.
    */
-  async signIn(email: string, password: string, origin: RequestOrigin): Promise<SignedIn> {
+  async signIn(email: string, password: string, origin: RequestOrigin): Promise<SignedIn | Challenge> {
     const emailIndex = blindIndexOf(User, 'email', email);
     const attempt = await this.throttle.reserve(emailIndex, origin.ipAddress);
     const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex });
@@ -101,6 +103,12 @@ export class AccountsService {
     const rehash = verification.needsRehash ? await this.hasher.hash(password) : null;
     return this.dataSource.transaction(async (manager) => {
       if (rehash) await manager.update(User, { id: user.id }, { passwordHash: rehash });
+      // With a second factor the password only opens a challenge; no session, no token.
+      if (await this.mfa.hasVerifiedFactor(user.id, manager)) {
+        const challenge = await this.mfa.createChallenge(manager, user.id);
+        await this.audit.append(manager, { action: 'sign_in_mfa_challenged', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
+        return challenge;
+      }
       const tokens = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
       await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: tokens.sessionId, ...origin });
       return { ...tokens, user };
@@ -113,6 +121,7 @@ export class AccountsService {
 
   /** Keeps the current session and ends every other one (CONVENTIONS). */
   async changePassword(viewer: Viewer, currentPassword: string, newPassword: string, origin: RequestOrigin): Promise<void> {
+    await this.mfa.requireStepUp(viewer);
     const user = await this.provePassword(viewer, currentPassword, origin);
     this.checkPassword(newPassword, user.email);
     const passwordHash = await this.hasher.hash(newPassword);
@@ -193,6 +202,7 @@ export class AccountsService {
    * trail keeps the event under the user's id, which no longer leads to any personal data.
    */
   async deleteAccount(viewer: Viewer, password: string, origin: RequestOrigin): Promise<void> {
+    await this.mfa.requireStepUp(viewer);
     const user = await this.provePassword(viewer, password, origin);
     await this.dataSource.transaction(async (manager) => {
       await this.sessions.endAllFor(manager, user.id, 'account_deleted');

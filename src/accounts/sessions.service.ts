@@ -173,6 +173,13 @@ export class SessionsService {
     return sessions.filter((session) => !this.isExpired(session, now));
   }
 
+  /** Raises or lowers a session's assurance (second factor confirmed or removed), in force at its next request. */
+  async setAssurance(manager: EntityManager, sessionId: string, aal: 1 | 2, amr: AuthenticationMethod[]): Promise<void> {
+    await manager.update(Session, { id: sessionId }, { aal, amr });
+    await SessionCache.announce(manager, { sessionIds: [sessionId] });
+    this.cache.forget({ sessionIds: [sessionId] });
+  }
+
   /** Ends sessions at once on every instance (in the caller's transaction). */
   async endSessions(manager: EntityManager, sessionIds: readonly string[], reason: string): Promise<number> {
     if (sessionIds.length === 0) return 0;

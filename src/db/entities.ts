@@ -9,9 +9,12 @@ import { User } from '../accounts/user.entity';
 import { AuditEvent } from '../audit/audit-event.entity';
 import { EncryptionKeyRecord } from '../crypto/encryption-key.entity';
 import { OutboxMessage } from '../mail/outbox-message.entity';
+import { MfaChallengeRecord } from '../mfa/mfa-challenge.entity';
+import { MfaFactor } from '../mfa/mfa-factor.entity';
+import { RecoveryCode } from '../mfa/recovery-code.entity';
 
 /**
  * Every TypeORM entity, listed explicitly (a glob would differ between ts sources in tests
  * and compiled js). Each feature adds its entities here.
  */
-export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage];
+export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode];

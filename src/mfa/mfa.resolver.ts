@@ -1,0 +1,58 @@
+import { Arg, Ctx, Mutation, Resolver } from 'type-graphql';
+import { AuthPayload } from '../accounts/accounts.types';
+import type { AccountsService } from '../accounts/accounts.service';
+import type { RequestOrigin } from '../accounts/sessions.service';
+import type { Context } from '../context';
+import { AppError } from '../errors';
+import type { MfaService } from './mfa.service';
+import { ConfirmTotpInput, DisableTotpInput, RecoveryCodes, RegenerateRecoveryCodesInput, TotpEnrollment, VerifyMfaInput } from './mfa.types';
+
+function originOf(context: Context): RequestOrigin {
+  return { ipAddress: context.ipAddress, userAgent: context.userAgent, requestId: context.requestId };
+}
+
+function signedIn(context: Context): Context['viewer'] {
+  if (!context.viewer.userId || !context.viewer.sessionId) throw new AppError('UNAUTHENTICATED', 'Sign in to do this.');
+  return context.viewer;
+}
+
+@Resolver()
+export class MfaResolver {
+  constructor(
+    private readonly mfa: MfaService,
+    private readonly accounts: AccountsService,
+  ) {}
+
+  @Mutation(() => TotpEnrollment, { description: 'Starts adding an authenticator app. If one is already on, needs an aal2 session (MFA_REQUIRED otherwise).' })
+  async enrollTotp(@Ctx() context: Context): Promise<TotpEnrollment> {
+    const viewer = signedIn(context);
+    const user = await this.accounts.me(viewer);
+    if (!user) throw new AppError('UNAUTHENTICATED', 'Sign in to do this.');
+    return Object.assign(new TotpEnrollment(), await this.mfa.enroll(viewer, user.email));
+  }
+
+  @Mutation(() => RecoveryCodes, { description: 'Confirms the new authenticator with its first code: two-factor authentication is on, this session becomes aal2, other sessions end. Returns 10 recovery codes, shown once.' })
+  async confirmTotp(@Arg('input') input: ConfirmTotpInput, @Ctx() context: Context): Promise<RecoveryCodes> {
+    return Object.assign(new RecoveryCodes(), { codes: await this.mfa.confirm(signedIn(context), input.code, originOf(context)) });
+  }
+
+  @Mutation(() => AuthPayload, { description: 'Completes a sign-in that returned an MfaChallenge, with a TOTP code or a recovery code. Wrong code: INVALID_MFA_CODE; five wrong codes or an expired challenge: UNAUTHENTICATED.' })
+  async verifyMfa(@Arg('input') input: VerifyMfaInput, @Ctx() context: Context): Promise<AuthPayload> {
+    const tokens = await this.mfa.verify(input.mfaToken, input.code, originOf(context));
+    const user = await this.accounts.me({ ...context.viewer, userId: tokens.userId });
+    if (!user) throw new AppError('UNAUTHENTICATED', 'This account no longer exists.');
+    context.signedInDuringRequest.add(user.id);
+    return Object.assign(new AuthPayload(), { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, accessTokenExpiresAt: tokens.accessTokenExpiresAt, user });
+  }
+
+  @Mutation(() => Boolean, { description: 'Turns two-factor authentication off. Needs an aal2 session and a valid code; other sessions end.' })
+  async disableTotp(@Arg('input') input: DisableTotpInput, @Ctx() context: Context): Promise<boolean> {
+    await this.mfa.disable(signedIn(context), input.code, originOf(context));
+    return true;
+  }
+
+  @Mutation(() => RecoveryCodes, { description: 'Replaces the recovery codes (the old ones stop working). Needs an aal2 session and a TOTP code.' })
+  async regenerateRecoveryCodes(@Arg('input') input: RegenerateRecoveryCodesInput, @Ctx() context: Context): Promise<RecoveryCodes> {
+    return Object.assign(new RecoveryCodes(), { codes: await this.mfa.regenerateRecoveryCodes(signedIn(context), input.code, originOf(context)) });
+  }
+}
