@@ -64,7 +64,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   const outbox = new OutboxService(dataSource, transport, clock, logger);
   const hasher = new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 });
   const throttle = new LoginThrottler(dataSource, clock);
-  const mfa = new MfaService(dataSource, clock, hasher, throttle, sessions, audit, { appName: config.appName });
+  const mfa = new MfaService(dataSource, clock, hasher, throttle, sessions, audit, outbox, { appName: config.appName });
   const accounts = new AccountsService(
     dataSource,
     clock,

@@ -20,7 +20,8 @@ import type { RequestOrigin, SessionsService } from './sessions.service';
 import { Session } from './session.entity';
 import { User } from './user.entity';
 
-function originOf(context: Context): RequestOrigin {
+/** Where the request came from, for session rows and the audit log. */
+export function originOf(context: Context): RequestOrigin {
   return { ipAddress: context.ipAddress, userAgent: context.userAgent, requestId: context.requestId };
 }
 

@@ -1,15 +1,11 @@
 import { Arg, Ctx, Mutation, Resolver } from 'type-graphql';
+import { originOf } from '../accounts/accounts.resolver';
 import { AuthPayload } from '../accounts/accounts.types';
 import type { AccountsService } from '../accounts/accounts.service';
-import type { RequestOrigin } from '../accounts/sessions.service';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 import type { MfaService } from './mfa.service';
 import { ConfirmTotpInput, DisableTotpInput, RecoveryCodes, RegenerateRecoveryCodesInput, TotpEnrollment, VerifyMfaInput } from './mfa.types';
-
-function originOf(context: Context): RequestOrigin {
-  return { ipAddress: context.ipAddress, userAgent: context.userAgent, requestId: context.requestId };
-}
 
 function signedIn(context: Context): Context['viewer'] {
   if (!context.viewer.userId || !context.viewer.sessionId) throw new AppError('UNAUTHENTICATED', 'Sign in to do this.');

@@ -2,7 +2,9 @@ import { DataSource, EntityManager, IsNull } from 'typeorm';
 import type { LoginThrottler } from '../accounts/login-throttle';
 import type { PasswordHasher } from '../accounts/password-hasher';
 import { IssuedTokens, RequestOrigin, SessionsService, hashToken, newOpaqueToken } from '../accounts/sessions.service';
+import { User } from '../accounts/user.entity';
 import type { AuditLog } from '../audit/audit-log';
+import type { OutboxService } from '../mail/outbox.service';
 import type { Clock } from '../clock';
 import type { Viewer } from '../context';
 import { AppError } from '../errors';
@@ -51,8 +53,15 @@ export class MfaService {
     private readonly throttle: LoginThrottler,
     private readonly sessions: SessionsService,
     private readonly audit: AuditLog,
+    private readonly outbox: OutboxService,
     private readonly options: { readonly appName: string },
   ) {}
+
+  /** Tells the account owner about a change to their second factor (MFA-CS: notify on use). */
+  private async notifyOwner(manager: EntityManager, userId: string, subject: string, text: string): Promise<void> {
+    const user = await manager.findOneBy(User, { id: userId });
+    if (user) await this.outbox.enqueue(manager, { userId, to: user.email, subject: `${this.options.appName}: ${subject}`, text: `${text}\n\nIf this was not you, reset your password and contact the app's support.` });
+  }
 
   async hasVerifiedFactor(userId: string, manager: EntityManager = this.dataSource.manager): Promise<boolean> {
     return (await manager.countBy(MfaFactor, { userId, status: 'verified' })) > 0;
@@ -94,12 +103,16 @@ export class MfaService {
       }
       await manager.update(MfaChallengeRecord, { id: locked.id }, { endedAt: now });
       const tokens = await this.sessions.open(manager, locked.userId, { aal: 2, amr: ['pwd', accepted.method] }, origin);
+      if (accepted.method === 'recovery_code') {
+        await this.notifyOwner(manager, locked.userId, 'a recovery code was used', 'A recovery code was just used to sign in to your account. Each code works once; create new ones in the app when you run low.');
+      }
       await this.audit.append(manager, { action: accepted.method === 'totp' ? 'mfa_verified' : 'recovery_code_used', outcome: 'success', actorId: locked.userId, targetType: 'session', targetId: tokens.sessionId, ...origin });
       return tokens;
     });
     if (outcome === 'ended') throw ended();
     if (outcome === 'invalid') throw invalidCode();
     await attempt.succeeded();
+    this.deliverMail();
     return outcome;
   }
 
@@ -155,11 +168,13 @@ export class MfaService {
       await manager.delete(RecoveryCode, { userId });
       await this.sessions.setAssurance(manager, viewer.sessionId!, 1, ['pwd']);
       await this.sessions.endAllFor(manager, userId, 'mfa_disabled', viewer.sessionId!);
+      await this.notifyOwner(manager, userId, 'two-factor authentication was turned off', 'Two-factor authentication was just turned off for your account.');
       await this.audit.append(manager, { action: 'mfa_disabled', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
       return true;
     });
     if (!done) throw invalidCode();
     await attempt.succeeded();
+    this.deliverMail();
   }
 
   /** A new set of ten recovery codes; the old set stops working at once. */
@@ -222,6 +237,10 @@ export class MfaService {
         return affected === 1;
       },
     };
+  }
+
+  private deliverMail(): void {
+    void this.outbox.deliverPending().catch(() => undefined); // failures stay queued for the poller
   }
 
   private async replaceRecoveryCodes(manager: EntityManager, userId: string, stored: readonly { lookup: string; codeHash: string }[]): Promise<void> {

@@ -3,6 +3,7 @@ import { totpCode } from '../../src/mfa/totp';
 import { FEATURES } from '../../src/features';
 import { buildGraphQLSchema } from '../../src/schema';
 import { GraphQLClient, SIGN_IN, TestAccount, emailedToken, makeClient, makeUser } from '../support/factories';
+import { eventually } from '../support/eventually';
 import { TestServer, startTestServer } from '../support/test-server';
 
 type Payload = { accessToken: string; refreshToken: string; user: { id: string; mfaEnabled: boolean } };
@@ -101,6 +102,8 @@ describe('two-factor authentication (TOTP)', () => {
     expect(results.filter((result) => codeOf(result.body) === 'INVALID_MFA_CODE').length + results.filter((result) => codeOf(result.body) === 'RATE_LIMITED').length).toBe(19);
     const [{ count }] = await server.bastion.database.dataSource.query("SELECT count(*) FROM audit_events WHERE action = 'recovery_code_used' AND actor_id = $1", [account.id]);
     expect(count).toBe('1');
+    // The owner hears about it (MFA cheat sheet: notify on use).
+    await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: a recovery code was used'));
   });
 
   it('five wrong codes end the challenge', async () => {
@@ -173,6 +176,7 @@ describe('two-factor authentication (TOTP)', () => {
 
       expect(codeOf((await account.client.request(DISABLE, { input: { code: '123456' } })).body)).toBe('INVALID_MFA_CODE');
       expect((await account.client.request(DISABLE, { input: { code: fresh[0] } })).body).toEqual({ data: { disableTotp: true } });
+      await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: two-factor authentication was turned off'));
       expect((await account.client.request<{ me: { mfaEnabled: boolean } }>('{ me { mfaEnabled } }')).body.data?.me.mfaEnabled).toBe(false);
       const { body } = await makeClient(server).request<{ signIn: SignInResult }>(SIGN_IN, { input: { email: account.email, password: account.password } });
       expect(body.data?.signIn.__typename).toBe('AuthPayload');
