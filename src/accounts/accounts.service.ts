@@ -65,18 +65,18 @@ export class AccountsService {
           const user = await this.createUser(manager, address, passwordHash, ['user']);
           await this.queueVerification(manager, user);
           // With verification required, the account waits for its link: no session yet.
-          const tokens = this.options.requireVerifiedEmail ? null : await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
+          const opened = this.options.requireVerifiedEmail ? null : await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
           // Audit rows last: the chain lock they take is held until commit.
           await this.audit.append(manager, { action: 'user_signed_up', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
-          if (tokens) await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: tokens.sessionId, ...origin });
-          return tokens ? { ...tokens, user } : null;
+          if (opened) await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: opened.sessionId, ...origin });
+          return opened ? { opened, user } : null;
         }),
       // Uniqueness forces an answer here; it says no more than that (rate limits keep it from being an oracle).
       'This email address cannot be used to sign up. If it is yours, sign in or reset your password.',
     );
     this.deliverMail();
     if (!signedIn) throw new AppError('FORBIDDEN', 'Account created. Verify your email address with the link we sent, then sign in.');
-    return signedIn;
+    return { ...(await this.sessions.issue(signedIn.opened)), user: signedIn.user };
   }
 
   /**
@@ -101,18 +101,20 @@ export class AccountsService {
       throw new AppError('FORBIDDEN', 'Verify your email address first: we sent you a new link.');
     }
     const rehash = verification.needsRehash ? await this.hasher.hash(password) : null;
-    return this.dataSource.transaction(async (manager) => {
+    const outcome = await this.dataSource.transaction(async (manager) => {
       if (rehash) await manager.update(User, { id: user.id }, { passwordHash: rehash });
       // With a second factor the password only opens a challenge; no session, no token.
       if (await this.mfa.hasVerifiedFactor(user.id, manager)) {
         const challenge = await this.mfa.createChallenge(manager, user.id);
         await this.audit.append(manager, { action: 'sign_in_mfa_challenged', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
-        return challenge;
+        return { challenge, opened: null };
       }
-      const tokens = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
-      await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: tokens.sessionId, ...origin });
-      return { ...tokens, user };
+      const opened = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
+      await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: opened.sessionId, ...origin });
+      return { challenge: null, opened };
     });
+    if (outcome.challenge) return outcome.challenge;
+    return { ...(await this.sessions.issue(outcome.opened!)), user };
   }
 
   async me(viewer: Viewer): Promise<User | null> {

@@ -3,7 +3,7 @@ import { DataSource, EntityManager, In, IsNull } from 'typeorm';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import { AppError } from '../errors';
-import type { AccessTokens } from './access-tokens';
+import type { AccessTokenClaims, AccessTokens } from './access-tokens';
 import { RefreshToken } from './refresh-token.entity';
 import { SessionCache } from './session-cache';
 import { AuthenticationMethod, Session } from './session.entity';
@@ -24,6 +24,18 @@ export interface RequestOrigin {
   readonly ipAddress: string | null;
   readonly userAgent: string | null;
   readonly requestId: string | null;
+}
+
+/**
+ * A session opened (or refreshed) inside a transaction, before its access token is signed. The
+ * token is signed after commit (`issue`): signing may read the key table, and a second pooled
+ * connection taken while a transaction holds one can starve the pool under load.
+ */
+export interface OpenedSession {
+  readonly sessionId: string;
+  readonly userId: string;
+  readonly refreshToken: string;
+  readonly claims: AccessTokenClaims;
 }
 
 /** A token pair for the client. */
@@ -59,8 +71,8 @@ export class SessionsService {
     private readonly policy: SessionPolicy,
   ) {}
 
-  /** Opens a session for a proven user, inside the caller's transaction, and issues its first tokens. */
-  async open(manager: EntityManager, userId: string, proof: { aal: 1 | 2; amr: AuthenticationMethod[] }, origin: RequestOrigin): Promise<IssuedTokens> {
+  /** Opens a session for a proven user, inside the caller's transaction; `issue` it after commit. */
+  async open(manager: EntityManager, userId: string, proof: { aal: 1 | 2; amr: AuthenticationMethod[] }, origin: RequestOrigin): Promise<OpenedSession> {
     const now = this.clock.now();
     const session = await manager.save(
       Object.assign(new Session(), {
@@ -78,7 +90,13 @@ export class SessionsService {
     );
     await this.endOldestBeyondLimit(manager, userId);
     const refreshToken = await this.issueRefreshToken(manager, session.id, null);
-    return this.pair(manager, session, refreshToken);
+    return this.opened(manager, session, refreshToken);
+  }
+
+  /** Signs the access token of a committed session. */
+  async issue(opened: OpenedSession): Promise<IssuedTokens> {
+    const access = await this.tokens.sign(opened.claims);
+    return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt, refreshToken: opened.refreshToken, sessionId: opened.sessionId, userId: opened.userId };
   }
 
   /** Exchanges a refresh token for a new pair (rotation, grace window, reuse detection). */
@@ -88,10 +106,10 @@ export class SessionsService {
     if (outcome === 'reused') {
       throw new AppError('TOKEN_REUSED', 'This refresh token was already used, so the session was ended for safety. Sign in again.');
     }
-    return outcome;
+    return this.issue(outcome);
   }
 
-  private async rotate(manager: EntityManager, presented: string, origin: RequestOrigin): Promise<IssuedTokens | 'reused'> {
+  private async rotate(manager: EntityManager, presented: string, origin: RequestOrigin): Promise<OpenedSession | 'reused'> {
     const now = this.clock.now();
     const token = await manager.findOne(RefreshToken, { where: { tokenHash: hashToken(presented) } });
     const invalid = () => new AppError('UNAUTHENTICATED', 'This refresh token is not valid: sign in again.');
@@ -125,10 +143,10 @@ export class SessionsService {
     await manager.update(Session, { id: session.id }, { lastUsedAt: now });
     session.lastUsedAt = now;
     const next = await this.issueRefreshToken(manager, session.id, fresh.id);
-    const issued = await this.pair(manager, session, next);
+    const opened = await this.opened(manager, session, next);
     // Audit row last: the chain lock it takes is held until commit.
     await this.audit.append(manager, { action: 'session_refreshed', outcome: 'success', actorId: session.userId, targetType: 'session', targetId: session.id, ...origin });
-    return issued;
+    return opened;
   }
 
   /** RT-3: a rotated token came back, so someone else may hold the family: end the whole session. */
@@ -211,9 +229,8 @@ export class SessionsService {
     return token;
   }
 
-  private async pair(manager: EntityManager, session: Session, refreshToken: string): Promise<IssuedTokens> {
+  private async opened(manager: EntityManager, session: Session, refreshToken: string): Promise<OpenedSession> {
     const roles = (await manager.find(UserRole, { where: { userId: session.userId }, select: { roleName: true } })).map((role) => role.roleName);
-    const access = await this.tokens.sign({ userId: session.userId, sessionId: session.id, roles, aal: session.aal, amr: session.amr });
-    return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt, refreshToken, sessionId: session.id, userId: session.userId };
+    return { sessionId: session.id, userId: session.userId, refreshToken, claims: { userId: session.userId, sessionId: session.id, roles, aal: session.aal, amr: session.amr } };
   }
 }

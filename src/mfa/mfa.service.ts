@@ -102,18 +102,18 @@ export class MfaService {
         return 'invalid' as const;
       }
       await manager.update(MfaChallengeRecord, { id: locked.id }, { endedAt: now });
-      const tokens = await this.sessions.open(manager, locked.userId, { aal: 2, amr: ['pwd', accepted.method] }, origin);
+      const opened = await this.sessions.open(manager, locked.userId, { aal: 2, amr: ['pwd', accepted.method] }, origin);
       if (accepted.method === 'recovery_code') {
         await this.notifyOwner(manager, locked.userId, 'a recovery code was used', 'A recovery code was just used to sign in to your account. Each code works once; create new ones in the app when you run low.');
       }
-      await this.audit.append(manager, { action: accepted.method === 'totp' ? 'mfa_verified' : 'recovery_code_used', outcome: 'success', actorId: locked.userId, targetType: 'session', targetId: tokens.sessionId, ...origin });
-      return tokens;
+      await this.audit.append(manager, { action: accepted.method === 'totp' ? 'mfa_verified' : 'recovery_code_used', outcome: 'success', actorId: locked.userId, targetType: 'session', targetId: opened.sessionId, ...origin });
+      return opened;
     });
     if (outcome === 'ended') throw ended();
     if (outcome === 'invalid') throw invalidCode();
     await attempt.succeeded();
     this.deliverMail();
-    return outcome;
+    return this.sessions.issue(outcome);
   }
 
   /** A new, unverified TOTP factor: the secret is shown now and never again. */

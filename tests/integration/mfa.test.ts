@@ -98,8 +98,10 @@ describe('two-factor authentication (TOTP)', () => {
     const tokens: string[] = [];
     for (let attempt = 0; attempt < 20; attempt += 1) tokens.push(await challenge(account));
     const results = await Promise.all(tokens.map((mfaToken) => verify(makeClient(server), mfaToken, account.recoveryCodes[0].toUpperCase())));
-    expect(results.filter((result) => result.body.data?.verifyMfa)).toHaveLength(1);
-    expect(results.filter((result) => codeOf(result.body) === 'INVALID_MFA_CODE').length + results.filter((result) => codeOf(result.body) === 'RATE_LIMITED').length).toBe(19);
+    const outcomes = results.map((result) => (result.body.data?.verifyMfa ? 'ok' : codeOf(result.body)));
+    expect(outcomes.filter((outcome) => outcome === 'ok')).toHaveLength(1);
+    const unexpected = outcomes.filter((outcome) => outcome !== 'ok' && outcome !== 'INVALID_MFA_CODE' && outcome !== 'RATE_LIMITED');
+    expect(unexpected).toEqual([]);
     const [{ count }] = await server.bastion.database.dataSource.query("SELECT count(*) FROM audit_events WHERE action = 'recovery_code_used' AND actor_id = $1", [account.id]);
     expect(count).toBe('1');
     // The owner hears about it (MFA cheat sheet: notify on use).
@@ -152,7 +154,8 @@ describe('two-factor authentication (TOTP)', () => {
       const account = await userWithTotp();
       // An aal1 session of a 2FA account: one signed in before the factor was added elsewhere is ended,
       // so make one directly (as a session from before 2FA would be).
-      const aal1 = await server.bastion.database.dataSource.transaction((manager) => server.bastion.services.sessions.open(manager, account.id, { aal: 1, amr: ['pwd'] }, { ipAddress: null, userAgent: null, requestId: null }));
+      const { sessions } = server.bastion.services;
+      const aal1 = await sessions.issue(await server.bastion.database.dataSource.transaction((manager) => sessions.open(manager, account.id, { aal: 1, amr: ['pwd'] }, { ipAddress: null, userAgent: null, requestId: null })));
       const client = withToken(aal1.accessToken);
       const code = await totpCode({ secret: account.secret, now: now() });
       for (const [query, variables] of [
