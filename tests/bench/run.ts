@@ -3,6 +3,7 @@ import 'reflect-metadata';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { Client } from 'pg';
 import { systemClock } from '../../src/clock';
 import { configWith } from '../../src/config';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres';
@@ -66,6 +67,14 @@ async function benchDatabaseUrl(logger: Logger, teardown: Teardown): Promise<str
   if (external) return external;
   const embedded = await EmbeddedPostgres.start({ dataDir: path.join(PROJECT_ROOT, '.bastion', 'bench'), logger, disposable: true });
   teardown.add(() => embedded.stop());
+  // A fresh database each run: numbers from a table grown by earlier runs would not compare.
+  const admin = new Client({ connectionString: embedded.urlFor('postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(BENCH_DATABASE)} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
   await embedded.ensureDatabase(BENCH_DATABASE);
   return embedded.urlFor(BENCH_DATABASE);
 }
