@@ -3,7 +3,7 @@ import type { DataSource } from 'typeorm';
 import { AccessTokens } from './accounts/access-tokens';
 import { AccountsService } from './accounts/accounts.service';
 import { Authenticator } from './accounts/authenticator';
-import { LoginThrottler } from './accounts/login-throttle';
+import { LoginThrottler, MFA_LADDERS } from './accounts/login-throttle';
 import { PasswordHasher } from './accounts/password-hasher';
 import { PasswordPolicy } from './accounts/password-policy';
 import { SessionCache } from './accounts/session-cache';
@@ -64,7 +64,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   const outbox = new OutboxService(dataSource, transport, clock, logger);
   const hasher = new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 });
   const throttle = new LoginThrottler(dataSource, clock);
-  const mfa = new MfaService(dataSource, clock, hasher, throttle, sessions, audit, outbox, { appName: config.appName });
+  const mfa = new MfaService(dataSource, clock, hasher, new LoginThrottler(dataSource, clock, MFA_LADDERS), sessions, audit, outbox, { appName: config.appName });
   const accounts = new AccountsService(
     dataSource,
     clock,

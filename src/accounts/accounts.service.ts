@@ -102,6 +102,7 @@ export class AccountsService {
     }
     const rehash = verification.needsRehash ? await this.hasher.hash(password) : null;
     const outcome = await this.dataSource.transaction(async (manager) => {
+      await this.mfa.lockAccount(manager, user.id);
       if (rehash) await manager.update(User, { id: user.id }, { passwordHash: rehash });
       // With a second factor the password only opens a challenge; no session, no token.
       if (await this.mfa.hasVerifiedFactor(user.id, manager)) {
@@ -130,6 +131,7 @@ export class AccountsService {
     await this.dataSource.transaction(async (manager) => {
       await manager.update(User, { id: user.id }, { passwordHash });
       await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
+      await this.mfa.endChallenges(manager, user.id);
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_changed', viewer.sessionId ?? undefined);
       await this.audit.append(manager, { action: 'password_changed', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, metadata: { endedSessions: ended }, ...origin });
     });
@@ -173,6 +175,7 @@ export class AccountsService {
       // Proving control of the mailbox also verifies it.
       await manager.update(User, { id: user.id }, { passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? this.clock.now() });
       await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
+      await this.mfa.endChallenges(manager, user.id);
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_reset');
       await this.audit.append(manager, { action: 'password_reset', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, metadata: { endedSessions: ended }, ...origin });
     });
@@ -231,7 +234,7 @@ export class AccountsService {
   }
 
   /** Re-proves the signed-in user with their password, throttled like a sign-in. */
-  private async provePassword(viewer: Viewer, password: string, origin: RequestOrigin): Promise<User> {
+  async provePassword(viewer: Viewer, password: string, origin: RequestOrigin): Promise<User> {
     if (!viewer.userId) throw new AppError('UNAUTHENTICATED', 'Sign in to do this.');
     const user = await this.dataSource.getRepository(User).findOneByOrFail({ id: viewer.userId });
     const attempt = await this.throttle.reserve(user.emailIndex, origin.ipAddress);

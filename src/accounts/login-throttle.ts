@@ -5,13 +5,19 @@ import { AppError } from '../errors';
 import { LoginThrottle } from './login-throttle.entity';
 
 /** Free attempts, then delays doubling from 1 s, capped (CONVENTIONS: never "account locked"). */
-interface Ladder {
+export interface Ladder {
   readonly freeAttempts: number;
   readonly maxDelaySeconds: number;
 }
 
 /** Per (account, IP): the real brake on guessing. */
 const ACCOUNT_AND_IP: Ladder = { freeAttempts: 5, maxDelaySeconds: 15 * 60 };
+
+/**
+ * Second-factor codes are 6 digits, so guessing is far cheaper than for passwords: a tight
+ * per-account ladder with a long cap (SECURITY.md TO-5: 5–10 failures, then backoff).
+ */
+export const MFA_LADDERS = { account: { freeAttempts: 10, maxDelaySeconds: 60 * 60 }, accountAndAddress: { freeAttempts: 5, maxDelaySeconds: 60 * 60 } } as const;
 /** Per account from anywhere: a softer ceiling, so an attacker cannot lock a user out everywhere cheaply. */
 const ACCOUNT: Ladder = { freeAttempts: 50, maxDelaySeconds: 5 * 60 };
 
@@ -49,6 +55,7 @@ export class LoginThrottler {
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
+    private readonly ladders: { readonly account: Ladder; readonly accountAndAddress: Ladder } = { account: ACCOUNT, accountAndAddress: ACCOUNT_AND_IP },
   ) {}
 
   /** Forgets every counter of an account (after it proved itself another way, e.g. a reset link). */
@@ -59,8 +66,8 @@ export class LoginThrottler {
   /** Throws RATE_LIMITED (with retryAfterSeconds) while either counter is locked. */
   async reserve(accountKey: string, ipAddress: string | null): Promise<AttemptReservation> {
     const keys: [string, Ladder][] = [
-      [`account:${accountKey}`, ACCOUNT],
-      [`account-ip:${accountKey}:${addressBucket(ipAddress)}`, ACCOUNT_AND_IP],
+      [`account:${accountKey}`, this.ladders.account],
+      [`account-ip:${accountKey}:${addressBucket(ipAddress)}`, this.ladders.accountAndAddress],
     ];
     const now = this.clock.now();
     let retryAfterSeconds = 0;

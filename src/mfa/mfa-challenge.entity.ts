@@ -10,6 +10,7 @@ export class MfaChallengeRecord {
   @PrimaryGeneratedColumn('uuid')
   id!: string;
 
+  @Index()
   @Column({ type: 'uuid' })
   userId!: string;
 

@@ -7,6 +7,8 @@ export type MfaFactorStatus = 'unverified' | 'verified';
 /** A TOTP authenticator of one user. The seed is encrypted; it leaves the server only at enrolment. */
 @Entity('mfa_factors')
 @Index(['userId', 'status'])
+// One working factor per account, whatever races two confirmations run.
+@Index('mfa_factors_one_verified_per_user', ['userId'], { unique: true, where: "status = 'verified'" })
 export class MfaFactor {
   @PrimaryGeneratedColumn('uuid')
   id!: string;

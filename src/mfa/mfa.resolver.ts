@@ -27,9 +27,15 @@ export class MfaResolver {
     return Object.assign(new TotpEnrollment(), await this.mfa.enroll(viewer, user.email));
   }
 
-  @Mutation(() => RecoveryCodes, { description: 'Confirms the new authenticator with its first code: two-factor authentication is on, this session becomes aal2, other sessions end. Returns 10 recovery codes, shown once.' })
+  @Mutation(() => RecoveryCodes, { description: 'Confirms the new authenticator with its first code (plus the password the first time, or a code of the authenticator being replaced): two-factor authentication is on, this session becomes aal2, other sessions end, the owner is emailed. Returns 10 recovery codes, shown once.' })
   async confirmTotp(@Arg('input') input: ConfirmTotpInput, @Ctx() context: Context): Promise<RecoveryCodes> {
-    return Object.assign(new RecoveryCodes(), { codes: await this.mfa.confirm(signedIn(context), input.code, originOf(context)) });
+    const viewer = signedIn(context);
+    // Turning 2FA on for the first time: the session alone is not proof enough (a stolen token could lock the owner out).
+    if (!(await this.mfa.hasVerifiedFactor(viewer.userId!))) {
+      if (!input.currentPassword) throw new AppError('BAD_USER_INPUT', 'Enter your password (currentPassword) to turn on two-factor authentication.', { details: { field: 'currentPassword' } });
+      await this.accounts.provePassword(viewer, input.currentPassword, originOf(context));
+    }
+    return Object.assign(new RecoveryCodes(), { codes: await this.mfa.confirm(viewer, input.code, input.currentCode ?? undefined, originOf(context)) });
   }
 
   @Mutation(() => AuthPayload, { description: 'Completes a sign-in that returned an MfaChallenge, with a TOTP code or a recovery code. Wrong code: INVALID_MFA_CODE; five wrong codes or an expired challenge: UNAUTHENTICATED.' })

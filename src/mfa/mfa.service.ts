@@ -94,7 +94,7 @@ export class MfaService {
 
     const outcome = await this.dataSource.transaction(async (manager) => {
       const locked = await manager.findOne(MfaChallengeRecord, { where: { id: challenge.id }, lock: { mode: 'pessimistic_write' } });
-      if (!locked || locked.endedAt !== null) return 'ended' as const;
+      if (!locked || locked.endedAt !== null || locked.expiresAt.getTime() <= now.getTime()) return 'ended' as const;
       if (!accepted || !(await accepted.spend(manager))) {
         const failedAttempts = locked.failedAttempts + 1;
         await manager.update(MfaChallengeRecord, { id: locked.id }, { failedAttempts, endedAt: failedAttempts >= CHALLENGE_MAX_FAILURES ? now : null });
@@ -133,27 +133,44 @@ export class MfaService {
   /**
    * Proves the new factor with a code: it becomes the account's factor, this session becomes
    * aal2, every other session ends, and ten fresh recovery codes are returned (shown once).
+   * Replacing a working factor also needs a code of the current one (MB-1.3); the caller proves
+   * the password when the account has none yet. The owner is emailed either way.
    */
-  async confirm(viewer: Viewer, code: string, origin: RequestOrigin): Promise<string[]> {
+  async confirm(viewer: Viewer, code: string, currentCode: string | undefined, origin: RequestOrigin): Promise<string[]> {
     const userId = viewer.userId!;
     const pending = await this.dataSource.getRepository(MfaFactor).findOne({ where: { userId, status: 'unverified' }, order: { createdAt: 'DESC' } });
     if (!pending) throw new AppError('BAD_USER_INPUT', 'Start with enrollTotp: there is no authenticator waiting for confirmation.');
+    const replacing = await this.hasVerifiedFactor(userId);
+    if (replacing && !currentCode) {
+      throw new AppError('BAD_USER_INPUT', 'Enter a code from the authenticator you are replacing (currentCode), or one of your recovery codes.', { details: { field: 'currentCode' } });
+    }
     const attempt = await this.throttle.reserve(`mfa-${userId}`, origin.ipAddress);
     const accepted = await this.checkTotp(pending, code);
+    const current = replacing ? await this.check(userId, currentCode!) : null;
+    if (!accepted || (replacing && !current)) throw await this.failed(userId, 'confirm_totp', origin);
     const recovery = await generateRecoveryCodes(this.hasher);
     const confirmed = await this.dataSource.transaction(async (manager) => {
-      if (!accepted || !(await accepted.spend(manager))) return false;
+      await this.lockAccount(manager, userId);
+      if (!(await accepted.spend(manager)) || (current && !(await current.spend(manager)))) return false;
       await manager.delete(MfaFactor, { userId, status: 'verified' });
       await manager.update(MfaFactor, { id: pending.id }, { status: 'verified', verifiedAt: this.clock.now() });
       await this.replaceRecoveryCodes(manager, userId, recovery.stored);
       await this.sessions.setAssurance(manager, viewer.sessionId!, 2, ['pwd', 'totp']);
-      await this.sessions.endAllFor(manager, userId, 'mfa_enabled', viewer.sessionId!);
-      await this.audit.append(manager, { action: 'mfa_enabled', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
+      await this.sessions.endAllFor(manager, userId, replacing ? 'mfa_replaced' : 'mfa_enabled', viewer.sessionId!);
+      await this.endChallenges(manager, userId);
+      await this.notifyOwner(manager, userId, replacing ? 'your authenticator app was changed' : 'two-factor authentication was turned on', replacing ? 'The authenticator app of your account was just replaced by a new one.' : 'Two-factor authentication was just turned on for your account.');
+      await this.audit.append(manager, { action: replacing ? 'mfa_factor_replaced' : 'mfa_enabled', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
       return true;
     });
-    if (!confirmed) throw invalidCode();
+    if (!confirmed) throw await this.failed(userId, 'confirm_totp', origin);
     await attempt.succeeded();
+    this.deliverMail();
     return recovery.codes;
+  }
+
+  /** Ends a user's open sign-in challenges (a new password or factor makes them stale). */
+  async endChallenges(manager: EntityManager, userId: string): Promise<void> {
+    await manager.update(MfaChallengeRecord, { userId, endedAt: IsNull() }, { endedAt: this.clock.now() });
   }
 
   /** Removes the factor and its recovery codes (aal2 and a valid code needed); other sessions end. */
@@ -162,8 +179,12 @@ export class MfaService {
     await this.requireStepUp(viewer);
     const attempt = await this.throttle.reserve(`mfa-${userId}`, origin.ipAddress);
     const accepted = await this.check(userId, code);
+    if (!accepted) throw await this.failed(userId, 'disable_totp', origin);
     const done = await this.dataSource.transaction(async (manager) => {
-      if (!accepted || !(await accepted.spend(manager))) return false;
+      await this.lockAccount(manager, userId);
+      if (!(await accepted.spend(manager))) return false;
+      if (accepted.method === 'recovery_code') await this.audit.append(manager, { action: 'recovery_code_used', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, metadata: { operation: 'disable_totp' }, ...origin });
+      await this.endChallenges(manager, userId);
       await manager.delete(MfaFactor, { userId });
       await manager.delete(RecoveryCode, { userId });
       await this.sessions.setAssurance(manager, viewer.sessionId!, 1, ['pwd']);
@@ -172,7 +193,7 @@ export class MfaService {
       await this.audit.append(manager, { action: 'mfa_disabled', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
       return true;
     });
-    if (!done) throw invalidCode();
+    if (!done) throw await this.failed(userId, 'disable_totp', origin);
     await attempt.succeeded();
     this.deliverMail();
   }
@@ -185,14 +206,16 @@ export class MfaService {
     if (!factor) throw new AppError('BAD_USER_INPUT', 'Two-factor authentication is not on for this account.');
     const attempt = await this.throttle.reserve(`mfa-${userId}`, origin.ipAddress);
     const accepted = await this.checkTotp(factor, code);
+    // A wrong code must not cost ten argon2 hashes.
+    if (!accepted) throw await this.failed(userId, 'regenerate_recovery_codes', origin);
     const recovery = await generateRecoveryCodes(this.hasher);
     const done = await this.dataSource.transaction(async (manager) => {
-      if (!accepted || !(await accepted.spend(manager))) return false;
+      if (!(await accepted.spend(manager))) return false;
       await this.replaceRecoveryCodes(manager, userId, recovery.stored);
       await this.audit.append(manager, { action: 'recovery_codes_regenerated', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
       return true;
     });
-    if (!done) throw invalidCode();
+    if (!done) throw await this.failed(userId, 'regenerate_recovery_codes', origin);
     await attempt.succeeded();
     return recovery.codes;
   }
@@ -237,6 +260,17 @@ export class MfaService {
         return affected === 1;
       },
     };
+  }
+
+  /** Records a wrong code for a signed-in operation, and returns the error to throw. */
+  private async failed(userId: string, operation: string, origin: RequestOrigin): Promise<AppError> {
+    await this.dataSource.transaction((manager) => this.audit.append(manager, { action: 'mfa_code_failed', outcome: 'failure', actorId: userId, targetType: 'user', targetId: userId, metadata: { operation }, ...origin }));
+    return invalidCode();
+  }
+
+  /** Serialises factor changes and sign-ins of one account (a sign-in must see a factor that was just turned on). */
+  async lockAccount(manager: EntityManager, userId: string): Promise<void> {
+    await manager.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]);
   }
 
   private deliverMail(): void {

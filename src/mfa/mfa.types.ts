@@ -1,4 +1,4 @@
-import { IsString, MaxLength } from 'class-validator';
+import { IsOptional, IsString, MaxLength } from 'class-validator';
 import { Field, ID, InputType, ObjectType } from 'type-graphql';
 
 @ObjectType({ description: 'A new authenticator to add: show the QR code (or the secret), then confirm with a code.' })
@@ -25,12 +25,24 @@ export class RecoveryCodes {
 const MAX_CODE = 64;
 const MAX_TOKEN = 512;
 
-@InputType({ description: 'The first code from the new authenticator.' })
+@InputType({ description: 'The first code from the new authenticator, and proof that the account owner is asking.' })
 export class ConfirmTotpInput {
-  @Field({ description: 'The 6-digit code the authenticator shows now.' })
+  @Field({ description: 'The 6-digit code the new authenticator shows now.' })
   @IsString()
   @MaxLength(MAX_CODE)
   code!: string;
+
+  @Field(() => String, { nullable: true, description: 'The account password. Required when turning two-factor authentication on for the first time.' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(4096)
+  currentPassword?: string;
+
+  @Field(() => String, { nullable: true, description: 'A code from the authenticator being replaced (or a recovery code). Required when replacing one.' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(MAX_CODE)
+  currentCode?: string;
 }
 
 @InputType({ description: 'The second step of a sign-in.' })

@@ -19,20 +19,24 @@ const STEP = 30_000;
 describe('two-factor authentication (TOTP)', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ config: { appName: 'Acme Notes' } });
+    // Behind a "trusted proxy" so tests can speak from many addresses (per-address throttles).
+    server = await startTestServer({ config: { appName: 'Acme Notes', trustProxy: ['127.0.0.1', '::1'] } });
   });
   afterAll(() => server.close());
 
   const codeOf = (body: { errors?: { extensions?: Record<string, unknown> }[] }) => body.errors?.[0]?.extensions?.code;
   const now = () => server.clock.now();
   const withToken = (token: string) => makeClient(server, { authorization: `Bearer ${token}` });
+  let addresses = 0;
+  /** A client speaking from an address of its own. */
+  const fromNewAddress = () => makeClient(server, { 'x-forwarded-for': `198.51.100.${(addresses += 1) % 250}` });
 
   /** Signs up, enrolls and confirms a factor; returns the secret, recovery codes and the aal2 client. */
   async function userWithTotp(): Promise<TestAccount & { secret: string; recoveryCodes: string[] }> {
     const account = await makeUser(server);
     const enrollment = await account.client.request<{ enrollTotp: { secret: string } }>(ENROLL);
     const secret = enrollment.body.data!.enrollTotp.secret;
-    const confirmed = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, { input: { code: await totpCode({ secret, now: now() }) } });
+    const confirmed = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, { input: { code: await totpCode({ secret, now: now() }), currentPassword: account.password } });
     server.clock.advance(STEP); // the confirming code's step is spent
     return { ...account, secret, recoveryCodes: confirmed.body.data!.confirmTotp.codes };
   }
@@ -54,8 +58,11 @@ describe('two-factor authentication (TOTP)', () => {
     expect(qrCodeSvg.startsWith('<svg')).toBe(true);
     expect((await account.client.request<{ me: { mfaEnabled: boolean } }>('{ me { mfaEnabled } }')).body.data?.me.mfaEnabled).toBe(false);
 
-    expect(codeOf((await account.client.request(CONFIRM, { input: { code: '000000' } })).body)).toBe('INVALID_MFA_CODE');
-    const confirmed = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, { input: { code: await totpCode({ secret, now: now() }) } });
+    const noPassword = await account.client.request(CONFIRM, { input: { code: await totpCode({ secret, now: now() }) } });
+    expect(noPassword.body.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'currentPassword' } });
+    expect(codeOf((await account.client.request(CONFIRM, { input: { code: await totpCode({ secret, now: now() }), currentPassword: 'not-the-password-at-all' } })).body)).toBe('INVALID_CREDENTIALS');
+    expect(codeOf((await account.client.request(CONFIRM, { input: { code: '000000', currentPassword: account.password } })).body)).toBe('INVALID_MFA_CODE');
+    const confirmed = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, { input: { code: await totpCode({ secret, now: now() }), currentPassword: account.password } });
     const codes = confirmed.body.data!.confirmTotp.codes;
     expect(codes).toHaveLength(10);
     expect(new Set(codes).size).toBe(10);
@@ -63,6 +70,7 @@ describe('two-factor authentication (TOTP)', () => {
     // The enrolling session continues, now at aal2.
     expect((await account.client.request<{ me: { mfaEnabled: boolean } }>('{ me { mfaEnabled } }')).body.data?.me.mfaEnabled).toBe(true);
     expect((await account.client.request<{ mySessions: { aal: number }[] }>('{ mySessions { aal } }')).body.data?.mySessions).toEqual([{ aal: 2 }]);
+    await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: two-factor authentication was turned on'));
 
     server.clock.advance(STEP);
     await account.client.request('mutation { signOut }');
@@ -97,7 +105,7 @@ describe('two-factor authentication (TOTP)', () => {
     const account = await userWithTotp();
     const tokens: string[] = [];
     for (let attempt = 0; attempt < 20; attempt += 1) tokens.push(await challenge(account));
-    const results = await Promise.all(tokens.map((mfaToken) => verify(makeClient(server), mfaToken, account.recoveryCodes[0].toUpperCase())));
+    const results = await Promise.all(tokens.map((mfaToken) => verify(fromNewAddress(), mfaToken, account.recoveryCodes[0].toUpperCase())));
     const outcomes = results.map((result) => (result.body.data?.verifyMfa ? 'ok' : codeOf(result.body)));
     expect(outcomes.filter((outcome) => outcome === 'ok')).toHaveLength(1);
     const unexpected = outcomes.filter((outcome) => outcome !== 'ok' && outcome !== 'INVALID_MFA_CODE' && outcome !== 'RATE_LIMITED');
@@ -108,17 +116,23 @@ describe('two-factor authentication (TOTP)', () => {
     await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: a recovery code was used'));
   });
 
-  it('five wrong codes end the challenge', async () => {
+  it('five wrong codes end the challenge; four do not; a redeemed or expired challenge is dead', async () => {
     const account = await userWithTotp();
-    const mfaToken = await challenge(account);
-    for (let attempt = 0; attempt < 5; attempt += 1) {
-      const code = codeOf((await verify(makeClient(server), mfaToken, `00000${attempt}`)).body);
-      expect(['INVALID_MFA_CODE', 'RATE_LIMITED']).toContain(code);
-      if (code === 'RATE_LIMITED') server.clock.advance(60_000);
-    }
-    server.clock.advance(20 * 60 * 1000); // past every throttle, and past the challenge's 5 minutes too
-    const again = await verify(makeClient(server), mfaToken, await totpCode({ secret: account.secret, now: now() }));
-    expect(codeOf(again.body)).toBe('UNAUTHENTICATED');
+    const fourWrong = await challenge(account);
+    for (let attempt = 0; attempt < 4; attempt += 1) expect(codeOf((await verify(fromNewAddress(), fourWrong, `00000${attempt}`)).body)).toBe('INVALID_MFA_CODE');
+    const redeemed = await verify(fromNewAddress(), fourWrong, await totpCode({ secret: account.secret, now: now() }));
+    expect(redeemed.body.data?.verifyMfa).toBeDefined();
+    server.clock.advance(STEP);
+    // Redeemed once: a fresh valid code does not reopen it.
+    expect(codeOf((await verify(fromNewAddress(), fourWrong, await totpCode({ secret: account.secret, now: now() }))).body)).toBe('UNAUTHENTICATED');
+
+    const fiveWrong = await challenge(account);
+    for (let attempt = 0; attempt < 5; attempt += 1) expect(codeOf((await verify(fromNewAddress(), fiveWrong, `00000${attempt}`)).body)).toBe('INVALID_MFA_CODE');
+    expect(codeOf((await verify(fromNewAddress(), fiveWrong, await totpCode({ secret: account.secret, now: now() }))).body)).toBe('UNAUTHENTICATED');
+
+    const expiring = await challenge(account);
+    server.clock.advance(5 * 60 * 1000 + 1000);
+    expect(codeOf((await verify(fromNewAddress(), expiring, await totpCode({ secret: account.secret, now: now() }))).body)).toBe('UNAUTHENTICATED');
   });
 
   it('the mfaToken is not an access token: every operation refuses it', async () => {
@@ -185,11 +199,41 @@ describe('two-factor authentication (TOTP)', () => {
       expect(body.data?.signIn.__typename).toBe('AuthPayload');
     });
 
+    it('replacing the authenticator needs a code of the current one, and the owner is told', async () => {
+      const account = await userWithTotp();
+      const enrollment = await account.client.request<{ enrollTotp: { secret: string } }>(ENROLL);
+      const newSecret = enrollment.body.data!.enrollTotp.secret;
+      const without = await account.client.request(CONFIRM, { input: { code: await totpCode({ secret: newSecret, now: now() }) } });
+      expect(without.body.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'currentCode' } });
+      const wrongCurrent = await account.client.request(CONFIRM, { input: { code: await totpCode({ secret: newSecret, now: now() }), currentCode: '000000' } });
+      expect(codeOf(wrongCurrent.body)).toBe('INVALID_MFA_CODE');
+      const replaced = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, {
+        input: { code: await totpCode({ secret: newSecret, now: now() }), currentCode: await totpCode({ secret: account.secret, now: now() }) },
+      });
+      expect(replaced.body.data?.confirmTotp.codes).toHaveLength(10);
+      await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: your authenticator app was changed'));
+      server.clock.advance(STEP);
+      // The old authenticator no longer signs in; the new one does.
+      expect(codeOf((await verify(fromNewAddress(), await challenge(account), await totpCode({ secret: account.secret, now: now() }))).body)).toBe('INVALID_MFA_CODE');
+      expect((await verify(fromNewAddress(), await challenge(account), await totpCode({ secret: newSecret, now: now() }))).body.data?.verifyMfa).toBeDefined();
+    });
+
+    it('verifyMfa goes through with an expired access token attached (apps send the header on every call)', async () => {
+      const account = await userWithTotp();
+      const mfaToken = await challenge(account);
+      const stale = makeClient(server, { authorization: `Bearer ${account.accessToken}` });
+      server.clock.advance(16 * 60 * 1000);
+      expect((await stale.request('{ me { id } }')).status).toBe(401);
+      expect(codeOf((await verify(stale, mfaToken, await totpCode({ secret: account.secret, now: now() }))).body)).toBe('UNAUTHENTICATED'); // the challenge expired too
+      const fresh = await challenge(account);
+      expect((await verify(stale, fresh, await totpCode({ secret: account.secret, now: now() }))).body.data?.verifyMfa).toBeDefined();
+    });
+
     it('confirming a factor ends the account\'s other sessions', async () => {
       const account = await makeUser(server);
       const other = await makeClient(server).request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } });
       const enrollment = await account.client.request<{ enrollTotp: { secret: string } }>(ENROLL);
-      await account.client.request(CONFIRM, { input: { code: await totpCode({ secret: enrollment.body.data!.enrollTotp.secret, now: now() }) } });
+      await account.client.request(CONFIRM, { input: { code: await totpCode({ secret: enrollment.body.data!.enrollTotp.secret, now: now() }), currentPassword: account.password } });
       expect((await withToken((other.body.data!.signIn as Payload).accessToken).request('{ me { id } }')).status).toBe(401);
       expect((await account.client.request('{ me { id } }')).status).toBe(200);
     });
@@ -202,9 +246,12 @@ describe('two-factor authentication (TOTP)', () => {
     expect(factor.secret).toMatch(/^v1\./);
     expect(factor.secret).not.toContain(account.secret);
     const stored = JSON.stringify(await db.query('SELECT lookup, code_hash FROM recovery_codes WHERE user_id = $1', [account.id]));
-    for (const code of account.recoveryCodes) expect(stored).not.toContain(code.slice(6));
+    for (const code of account.recoveryCodes) expect(stored).not.toContain(code.replace(/-/g, '').slice(5));
+    const mfaToken = await challenge(account);
+    expect(JSON.stringify(await db.query('SELECT token_hash FROM mfa_challenges WHERE user_id = $1', [account.id]))).not.toContain(mfaToken);
     const logs = server.logs.text();
-    expect(logs).not.toContain(account.secret);
-    for (const code of account.recoveryCodes) expect(logs).not.toContain(code);
+    for (const secret of [account.secret, mfaToken, ...account.recoveryCodes, ...account.recoveryCodes.map((code) => code.replace(/-/g, '')), ...account.recoveryCodes.map((code) => code.toUpperCase())]) {
+      expect(logs).not.toContain(secret);
+    }
   });
 });
