@@ -1,6 +1,6 @@
 import { ZxcvbnFactory, type ZxcvbnResult } from '@zxcvbn-ts/core';
-import * as zxcvbnCommon from '@zxcvbn-ts/language-common';
-import * as zxcvbnEnglish from '@zxcvbn-ts/language-en';
+import type * as ZxcvbnCommon from '@zxcvbn-ts/language-common';
+import type * as ZxcvbnEnglish from '@zxcvbn-ts/language-en';
 
 /** Caps the argon2 input (ASVS 6.2.9: long passwords allowed, but not a hashing DoS). */
 const MAX_BYTES = 1024;
@@ -39,6 +39,10 @@ export class PasswordPolicy {
     this.minLength = options.minLength;
     this.contextWords = options.contextWords.map(normalizeWord).filter((word) => word !== '');
     // Building the ranked dictionaries takes a few hundred milliseconds: once per process.
+    // Loaded here, not at import: the dictionaries take ~0.4 s, which CLI commands that never
+    // check a password should not pay.
+    const zxcvbnCommon = require('@zxcvbn-ts/language-common') as typeof ZxcvbnCommon;
+    const zxcvbnEnglish = require('@zxcvbn-ts/language-en') as typeof ZxcvbnEnglish;
     this.zxcvbn = new ZxcvbnFactory({
       dictionary: { ...zxcvbnCommon.dictionary, ...zxcvbnEnglish.dictionary },
       graphs: zxcvbnCommon.adjacencyGraphs,
