@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { DataSource } from 'typeorm';
 import { AccessTokens } from './accounts/access-tokens';
+import { AccountTokens } from './accounts/account-tokens';
 import { AccountsService } from './accounts/accounts.service';
 import { Authenticator } from './accounts/authenticator';
 import { LoginThrottler, MFA_LADDERS } from './accounts/login-throttle';
@@ -15,12 +16,15 @@ import type { Config } from './config';
 import type { Keyring } from './crypto/keyring';
 import { Notifications } from './db/notifications';
 import type { Logger } from './logging';
+import { PruneTask, scheduleMaintenance } from './maintenance';
 import { LogMailTransport, MailTransport, SmtpMailTransport } from './mail/mail-transport';
 import { OutboxService } from './mail/outbox.service';
 import { MfaService } from './mfa/mfa.service';
 
 /** How often pending (failed) emails are retried. */
 const MAIL_RETRY_INTERVAL_MS = 60_000;
+/** How often expired throttle rows, challenges and emailed tokens are pruned. */
+const MAINTENANCE_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface ServiceDeps {
   readonly config: Config;
@@ -43,6 +47,8 @@ export interface Services extends ServiceDeps {
   readonly sessions: SessionsService;
   readonly accounts: AccountsService;
   readonly mfa: MfaService;
+  /** The housekeeping the maintenance job runs (exposed for tests and a future CLI command). */
+  readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
   readonly outbox: OutboxService;
   stop(): Promise<void>;
 }
@@ -63,8 +69,8 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   const transport: MailTransport = config.smtpUrl ? new SmtpMailTransport(config.smtpUrl, config.mailFrom) : new LogMailTransport(logger);
   const outbox = new OutboxService(dataSource, transport, clock, logger);
   const hasher = new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 });
-  const throttle = new LoginThrottler(dataSource, clock);
-  const mfa = new MfaService(dataSource, clock, hasher, new LoginThrottler(dataSource, clock, MFA_LADDERS), sessions, audit, outbox, { appName: config.appName });
+  const throttle = new LoginThrottler(dataSource, clock, undefined, logger);
+  const mfa = new MfaService(dataSource, clock, hasher, new LoginThrottler(dataSource, clock, MFA_LADDERS, logger), sessions, audit, outbox, { appName: config.appName });
   const accounts = new AccountsService(
     dataSource,
     clock,
@@ -84,6 +90,13 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   await signingKeys.ensureCurrentKey();
   await signingKeys.retireExpired();
   const stopMailPolling = outbox.startPolling(MAIL_RETRY_INTERVAL_MS);
+  const accountTokens = new AccountTokens(clock);
+  const maintenanceTasks: Record<string, PruneTask> = {
+    loginThrottles: (manager) => throttle.prune(manager),
+    accountTokens: (manager) => accountTokens.prune(manager),
+    mfaChallenges: (manager) => mfa.pruneChallenges(manager),
+  };
+  const stopMaintenance = scheduleMaintenance(dataSource, maintenanceTasks, logger, MAINTENANCE_INTERVAL_MS);
   return {
     ...deps,
     notifications,
@@ -96,8 +109,10 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     accounts,
     mfa,
     outbox,
+    maintenanceTasks,
     stop: async () => {
       stopMailPolling();
+      stopMaintenance();
       await notifications.stop();
     },
   };

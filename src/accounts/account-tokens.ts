@@ -46,6 +46,12 @@ export class AccountTokens {
     await manager.query('UPDATE account_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL', [this.clock.now(), userId, purpose]);
   }
 
+  /** Deletes tokens spent or expired more than a week ago (run by the maintenance job). */
+  async prune(manager: EntityManager): Promise<number> {
+    const [, affected]: [unknown, number] = await manager.query("DELETE FROM account_tokens WHERE expires_at < $1::timestamptz - interval '7 days'", [this.clock.now()]);
+    return affected;
+  }
+
   /** Whether one was issued recently: a cheap brake on mail bombing. */
   async issuedSince(manager: EntityManager, userId: string, purpose: AccountTokenPurpose, since: Date): Promise<boolean> {
     const count = await manager.createQueryBuilder(AccountToken, 'token').where('token.user_id = :userId AND token.purpose = :purpose AND token.created_at > :since', { userId, purpose, since }).getCount();

@@ -1,7 +1,8 @@
 import net from 'node:net';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../clock';
 import { AppError } from '../errors';
+import type { Logger } from '../logging';
 import { LoginThrottle } from './login-throttle.entity';
 
 /** Free attempts, then delays doubling from 1 s, capped (CONVENTIONS: never "account locked"). */
@@ -56,7 +57,17 @@ export class LoginThrottler {
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
     private readonly ladders: { readonly account: Ladder; readonly accountAndAddress: Ladder } = { account: ACCOUNT, accountAndAddress: ACCOUNT_AND_IP },
+    private readonly logger?: Logger,
   ) {}
+
+  /** Forgets counters nobody has touched for a day and that hold no lock (run by the maintenance job). */
+  async prune(manager: EntityManager): Promise<number> {
+    const [, affected]: [unknown, number] = await manager.query(
+      "DELETE FROM login_throttles WHERE updated_at < $1::timestamptz - interval '1 day' AND (locked_until IS NULL OR locked_until < $1)",
+      [this.clock.now()],
+    );
+    return affected;
+  }
 
   /** Forgets every counter of an account (after it proved itself another way, e.g. a reset link). */
   async clear(accountKey: string): Promise<void> {
@@ -97,6 +108,8 @@ export class LoginThrottler {
       }
     });
     if (retryAfterSeconds > 0) {
+      // ASVS 16.3.3: limit rejections are logged (the key names no email: it holds a blind index).
+      this.logger?.warn({ throttle: keys[0][0].split(':')[1]?.startsWith('mfa-') ? 'mfa' : 'password', ip: ipAddress, retryAfterSeconds }, 'attempt refused by the brute-force throttle');
       throw new AppError('RATE_LIMITED', `Too many sign-in attempts. Try again in ${retryAfterSeconds} seconds.`, { details: { retryAfterSeconds } });
     }
     return {

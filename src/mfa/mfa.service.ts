@@ -168,6 +168,12 @@ export class MfaService {
     return recovery.codes;
   }
 
+  /** Deletes challenges that ended or expired more than a day ago (run by the maintenance job). */
+  async pruneChallenges(manager: EntityManager): Promise<number> {
+    const [, affected]: [unknown, number] = await manager.query("DELETE FROM mfa_challenges WHERE expires_at < $1::timestamptz - interval '1 day'", [this.clock.now()]);
+    return affected;
+  }
+
   /** Ends a user's open sign-in challenges (a new password or factor makes them stale). */
   async endChallenges(manager: EntityManager, userId: string): Promise<void> {
     await manager.update(MfaChallengeRecord, { userId, endedAt: IsNull() }, { endedAt: this.clock.now() });
