@@ -278,12 +278,18 @@ export function buildCli(): Command {
 
   keys
     .command('rotate-signing')
-    .description('Make a new access-token signing key current; the old one stays published until its tokens expire, then is retired')
-    .action(() =>
+    .description('Publish a new access-token signing key; it starts signing once verifiers have had time to fetch it (~6 min). The old key stays published until its tokens expire')
+    .option('--now', 'make the new key sign at once (suspected compromise; external verifiers may refuse new tokens until they refetch the JWKS)')
+    .action((options: { now?: boolean }) =>
       withServices(async ({ signingKeys }) => {
         const retired = await signingKeys.retireExpired();
-        const key = await signingKeys.rotate();
-        say(`new signing key ${key.kid} is current${retired ? `; retired ${retired} expired key(s)` : ''}`);
+        const retiredText = retired ? `; retired ${retired} expired key(s)` : '';
+        if (options.now) {
+          const key = await signingKeys.rotate();
+          return say(`signing key ${key.kid} is current now${retiredText}`);
+        }
+        const next = await signingKeys.publishNext();
+        say(`signing key ${next.kid} is published and signs from ${next.signsFrom.toISOString()}${retiredText}`);
       }),
     );
 

@@ -7,6 +7,7 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import { expiredTokenGate } from './accounts/expired-token.gate';
+import { JWKS_MAX_AGE_SECONDS } from './accounts/signing-keys.service';
 import { introspectionGate } from './access/introspection';
 import { mergeRuleTrees, protectSchema } from './access/shield';
 import type { Context } from './context';
@@ -90,7 +91,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   app.get('/.well-known/jwks.json', async (_req, res, next) => {
     try {
       // Verifiers may cache it briefly; rotation keeps old keys published longer than this.
-      res.setHeader('Cache-Control', 'public, max-age=300');
+      res.setHeader('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
       res.json(await services.signingKeys.publicJwks());
     } catch (error) {
       next(error);

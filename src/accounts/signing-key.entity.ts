@@ -1,7 +1,8 @@
 import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { Encrypted } from '../crypto/encrypted-column';
 
-export type SigningKeyStatus = 'current' | 'retiring' | 'retired';
+/** next: published, not yet signing; current: signing; retiring: published until its tokens expire. */
+export type SigningKeyStatus = 'next' | 'current' | 'retiring' | 'retired';
 
 /** The only signing algorithm: Ed25519 (SECURITY.md JW-1; RS256 is disallowed by ASVS-C). */
 export type SigningAlgorithm = 'EdDSA';
@@ -31,7 +32,8 @@ export interface PrivateSigningJwk {
 // The advisory lock in SigningKeysService serialises writers; this index makes two current keys
 // impossible even for a writer that forgets the lock.
 @Index('signing_keys_one_current', ['status'], { unique: true, where: "status = 'current'" })
-@Check('signing_keys_status_valid', "status IN ('current', 'retiring', 'retired')")
+@Index('signing_keys_one_next', ['status'], { unique: true, where: "status = 'next'" })
+@Check('signing_keys_status_valid', "status IN ('next', 'current', 'retiring', 'retired')")
 export class SigningKey {
   /** Random, and only ever used to select from our own key set (never in SQL text or a path: JW-3). */
   @PrimaryColumn({ type: 'text' })

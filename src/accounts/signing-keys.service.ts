@@ -11,7 +11,7 @@ import {
   type KeyObject,
   type LocalJWKSet,
 } from 'jose';
-import { DataSource, EntityManager, LessThan, MoreThanOrEqual } from 'typeorm';
+import { DataSource, EntityManager, LessThan, LessThanOrEqual, MoreThanOrEqual } from 'typeorm';
 import type { Clock } from '../clock';
 import { PublicSigningJwk, SigningAlgorithm, SigningKey } from './signing-key.entity';
 
@@ -35,6 +35,15 @@ const UNKNOWN_KID_RELOAD_COOLDOWN_MS = 5_000;
 
 /** Tokens may arrive this late after `exp` (verification's clock tolerance plus client skew). */
 const RETIREMENT_MARGIN_SECONDS = 60;
+
+/** How long verifiers may cache /.well-known/jwks.json (its Cache-Control max-age). */
+export const JWKS_MAX_AGE_SECONDS = 300;
+
+/**
+ * A published next key starts signing only after every verifier's cached JWKS has expired and been
+ * refetched (SECURITY.md JW-4: publish before signing), plus a margin.
+ */
+const NEXT_KEY_PUBLISH_DELAY_MS = (JWKS_MAX_AGE_SECONDS + 60) * 1000;
 
 export interface SigningKeysOptions {
   /** The longest access-token lifetime: a retiring key stays published this long (plus a margin). */
@@ -105,21 +114,64 @@ export class SigningKeysService {
   }
 
   /**
-   * Makes a new key current and the old one 'retiring'. The old key stays in the JWKS, so tokens
-   * it signed keep verifying until `retireExpired()` removes it after they have all expired.
+   * Makes a new key current now and the old one 'retiring' (for a suspected compromise: verifiers
+   * caching the JWKS may refuse new tokens until they refetch it). The old key stays in the JWKS,
+   * so tokens it signed keep verifying until they have all expired. A published next key, if any,
+   * is the one promoted.
    */
   async rotate(): Promise<SigningKey> {
-    const created = await this.dataSource.transaction(async (manager) => {
+    const promoted = await this.dataSource.transaction(async (manager) => {
       await lockSigningKeys(manager);
+      const keys = manager.getRepository(SigningKey);
       const now = this.clock.now();
       // Demote first: the partial unique index admits one current key at any instant.
-      await manager.getRepository(SigningKey).update({ status: 'current' }, { status: 'retiring', retiringSince: now });
+      await keys.update({ status: 'current' }, { status: 'retiring', retiringSince: now });
+      const next = await keys.findOneBy({ status: 'next' });
+      if (next) {
+        await keys.update({ kid: next.kid }, { status: 'current' });
+        return { ...next, status: 'current' as const };
+      }
       const key = await newSigningKey(now);
-      await manager.getRepository(SigningKey).insert(key);
+      await keys.insert(key);
       return key;
     });
     this.invalidateCaches();
-    return created;
+    return promoted;
+  }
+
+  /**
+   * The planned rotation: publishes a new key in the JWKS now; it becomes current by itself once
+   * verifiers have had time to fetch it (the JWKS cache age plus a minute), on whichever instance
+   * next reloads its signing key. Idempotent: an already published next key is returned.
+   */
+  async publishNext(): Promise<{ kid: string; signsFrom: Date }> {
+    const next = await this.dataSource.transaction(async (manager) => {
+      await lockSigningKeys(manager);
+      const keys = manager.getRepository(SigningKey);
+      const existing = await keys.findOneBy({ status: 'next' });
+      if (existing) return existing;
+      const key = await newSigningKey(this.clock.now());
+      await keys.insert({ ...key, status: 'next' });
+      return { ...key, status: 'next' as const };
+    });
+    this.invalidateCaches();
+    return { kid: next.kid, signsFrom: new Date(next.createdAt.getTime() + NEXT_KEY_PUBLISH_DELAY_MS) };
+  }
+
+  /** Promotes a published next key whose delay has passed; true when it did. */
+  private async promoteDueNextKey(): Promise<boolean> {
+    const due = new Date(this.clock.now().getTime() - NEXT_KEY_PUBLISH_DELAY_MS);
+    const keys = this.dataSource.getRepository(SigningKey);
+    if (!(await keys.existsBy({ status: 'next', createdAt: LessThanOrEqual(due) }))) return false;
+    return this.dataSource.transaction(async (manager) => {
+      await lockSigningKeys(manager);
+      // Re-checked under the lock: another instance may have promoted it a moment ago.
+      const next = await manager.getRepository(SigningKey).findOneBy({ status: 'next', createdAt: LessThanOrEqual(due) });
+      if (!next) return false;
+      await manager.getRepository(SigningKey).update({ status: 'current' }, { status: 'retiring', retiringSince: this.clock.now() });
+      await manager.getRepository(SigningKey).update({ kid: next.kid }, { status: 'current' });
+      return true;
+    });
   }
 
   /** Retires the retiring keys whose tokens have all expired; returns how many. */
@@ -134,7 +186,8 @@ export class SigningKeysService {
   }
 
   /**
-   * The JWKS to publish: the current key and the retiring keys whose tokens may still be live, read
+   * The JWKS to publish: the next key (published before it signs), the current key, and the
+   * retiring keys whose tokens may still be live, read
    * fresh so a rotation shows at once. A retiring key drops out by itself once its tokens have all
    * expired, even before retireExpired() marks it: verification never trusts it longer than that.
    */
@@ -143,7 +196,7 @@ export class SigningKeysService {
     const rows = await this.dataSource.getRepository(SigningKey).find({
       // Never select privateJwk here: it would be decrypted for nothing.
       select: { kid: true, publicJwk: true },
-      where: [{ status: 'current' }, { status: 'retiring', retiringSince: MoreThanOrEqual(cutoff) }],
+      where: [{ status: 'next' }, { status: 'current' }, { status: 'retiring', retiringSince: MoreThanOrEqual(cutoff) }],
       order: { createdAt: 'DESC', kid: 'ASC' },
     });
     return { keys: rows.map((row) => publishableJwk(row.kid, row.publicJwk)) };
@@ -206,6 +259,8 @@ export class SigningKeysService {
   }
 
   private async loadSigningKey(previous: CachedSigningKey | undefined): Promise<CachedSigningKey> {
+    // Every reload (at most every 30 s) is also the moment a due next key takes over.
+    if (await this.promoteDueNextKey()) this.verificationKeysCache.invalidate();
     const keys = this.dataSource.getRepository(SigningKey);
     const loadedAtMs = this.clock.now().getTime();
     const current = await keys.findOne({ select: { kid: true }, where: { status: 'current' } });

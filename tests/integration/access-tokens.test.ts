@@ -243,6 +243,30 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
     await expect(tokens.verify(fresh.token)).resolves.toMatchObject({ jti: fresh.jti });
   });
 
+  it('publishes a next key before it signs, then lets it take over by itself (SECURITY.md JW-4)', async () => {
+    const oldKid = (await keys.signingKey()).kid;
+    const published = await keys.publishNext();
+    expect(published.kid).not.toBe(oldKid);
+    expect(published.signsFrom).toEqual(new Date(clock.now().getTime() + 360_000));
+    expect(await keys.publishNext()).toEqual(published); // idempotent
+    // Published and trusted at once, but not yet signing: verifiers have time to fetch it.
+    expect((await keys.publicJwks()).keys.map((jwk) => jwk.kid).sort()).toEqual([oldKid, published.kid].sort());
+    const beforeTakeover = await tokens.sign(CLAIMS);
+    clock.advance(seconds(359));
+    expect((await keys.signingKey()).kid).toBe(oldKid);
+
+    // Due at 360 s; taken over at this instance's next key reload (its cache lives 30 s).
+    clock.advance(seconds(31));
+    expect((await keys.signingKey()).kid).toBe(published.kid);
+    const afterTakeover = await tokens.sign(CLAIMS);
+    await expect(tokens.verify(afterTakeover.token)).resolves.toMatchObject({ jti: afterTakeover.jti });
+    // The old key's tokens still verify: it is retiring, published until they have all expired.
+    await expect(tokens.verify(beforeTakeover.token)).resolves.toMatchObject({ jti: beforeTakeover.jti });
+    const statuses = Object.fromEntries((await rawRows()).map((row) => [row.kid, row.status]));
+    expect(statuses).toEqual({ [oldKid]: 'retiring', [published.kid]: 'current' });
+    expect(await currentKeyCount()).toBe(1);
+  });
+
   it('lets another instance keep signing with its cached key for up to 30 s after a rotation, which still verifies', async () => {
     const otherInstance = new SigningKeysService(dataSource, clock, { accessTokenTtlSeconds: TTL_SECONDS });
     const otherTokens = new AccessTokens(otherInstance, clock, OPTIONS);
