@@ -25,7 +25,8 @@ export function originOf(context: Context): RequestOrigin {
   return { ipAddress: context.ipAddress, userAgent: context.userAgent, requestId: context.requestId };
 }
 
-function payload(context: Context, signedIn: Pick<SignedIn, 'accessToken' | 'refreshToken' | 'accessTokenExpiresAt' | 'user'>): AuthPayload {
+/** The AuthPayload of a sign-in; its User may be read in this same response (see isOwnAccount). */
+export function payload(context: Context, signedIn: SignedIn): AuthPayload {
   context.signedInDuringRequest.add(signedIn.user.id);
   return Object.assign(new AuthPayload(), { accessToken: signedIn.accessToken, refreshToken: signedIn.refreshToken, accessTokenExpiresAt: signedIn.accessTokenExpiresAt, user: signedIn.user });
 }
@@ -67,9 +68,7 @@ export class AccountsResolver {
   @Mutation(() => AuthPayload, { description: 'Exchanges the refresh token for a new pair. A used token presented again ends the session (TOKEN_REUSED), except a retry within a few seconds.' })
   async refreshSession(@Arg('input') input: RefreshSessionInput, @Ctx() context: Context): Promise<AuthPayload> {
     const issued = await this.sessions.refresh(input.refreshToken, originOf(context));
-    const user = await this.accounts.me({ ...context.viewer, userId: issued.userId });
-    if (!user) throw new AppError('UNAUTHENTICATED', 'This account no longer exists.');
-    return payload(context, { ...issued, user });
+    return payload(context, await this.accounts.signedInAs(issued));
   }
 
   @Mutation(() => Boolean, { description: 'Ends this session at once; its tokens stop working.' })

@@ -74,7 +74,7 @@ export class AccountsService {
       // Uniqueness forces an answer here; it says no more than that (rate limits keep it from being an oracle).
       'This email address cannot be used to sign up. If it is yours, sign in or reset your password.',
     );
-    this.deliverMail();
+    this.outbox.deliverSoon();
     if (!signedIn) throw new AppError('FORBIDDEN', 'Account created. Verify your email address with the link we sent, then sign in.');
     return { ...(await this.sessions.issue(signedIn.opened)), user: signedIn.user };
   }
@@ -118,6 +118,13 @@ export class AccountsService {
     return { ...(await this.sessions.issue(outcome.opened!)), user };
   }
 
+  /** The account behind freshly issued tokens (refresh, second factor), for the AuthPayload. */
+  async signedInAs(issued: IssuedTokens): Promise<SignedIn> {
+    const user = await this.dataSource.getRepository(User).findOneBy({ id: issued.userId });
+    if (!user) throw new AppError('UNAUTHENTICATED', 'This account no longer exists.');
+    return { ...issued, user };
+  }
+
   async me(viewer: Viewer): Promise<User | null> {
     return viewer.userId ? this.dataSource.getRepository(User).findOneBy({ id: viewer.userId }) : null;
   }
@@ -159,7 +166,7 @@ export class AccountsService {
       });
       await this.audit.append(manager, { action: 'password_reset_requested', outcome: 'success', actorId: null, targetType: 'user', targetId: user.id, ...origin });
     });
-    this.deliverMail();
+    this.outbox.deliverSoon();
   }
 
   /** Spends the token, sets the password, ends every session. */
@@ -190,7 +197,7 @@ export class AccountsService {
       if (await this.accountTokens.issuedSince(manager, user.id, 'email_verification', new Date(this.clock.now().getTime() - RESEND_AFTER_MS))) return;
       await this.queueVerification(manager, user);
     });
-    this.deliverMail();
+    this.outbox.deliverSoon();
   }
 
   async verifyEmail(token: string, origin: RequestOrigin): Promise<void> {
@@ -281,7 +288,4 @@ export class AccountsService {
     if (problem) throw new AppError('BAD_USER_INPUT', problem, { details: { field: 'password' } });
   }
 
-  private deliverMail(): void {
-    void this.outbox.deliverPending().catch((error: unknown) => this.logger.error({ err: error }, 'email delivery failed'));
-  }
 }

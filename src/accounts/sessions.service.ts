@@ -194,16 +194,14 @@ export class SessionsService {
   /** Raises or lowers a session's assurance (second factor confirmed or removed), in force at its next request. */
   async setAssurance(manager: EntityManager, sessionId: string, aal: 1 | 2, amr: AuthenticationMethod[]): Promise<void> {
     await manager.update(Session, { id: sessionId }, { aal, amr });
-    await SessionCache.announce(manager, { sessionIds: [sessionId] });
-    this.cache.forget({ sessionIds: [sessionId] });
+    await this.invalidate(manager, [sessionId]);
   }
 
   /** Ends sessions at once on every instance (in the caller's transaction). */
   async endSessions(manager: EntityManager, sessionIds: readonly string[], reason: string): Promise<number> {
     if (sessionIds.length === 0) return 0;
     const { affected } = await manager.update(Session, { id: In([...sessionIds]), revokedAt: IsNull() }, { revokedAt: this.clock.now(), revokedReason: reason });
-    await SessionCache.announce(manager, { sessionIds });
-    this.cache.forget({ sessionIds });
+    await this.invalidate(manager, sessionIds);
     return affected ?? 0;
   }
 
@@ -211,6 +209,12 @@ export class SessionsService {
   async endAllFor(manager: EntityManager, userId: string, reason: string, keepSessionId?: string): Promise<number> {
     const live = await manager.find(Session, { where: { userId, revokedAt: IsNull() }, select: { id: true } });
     return this.endSessions(manager, live.map((session) => session.id).filter((id) => id !== keepSessionId), reason);
+  }
+
+  /** Every instance drops these sessions from its cache: this one at once, the others on commit. */
+  private async invalidate(manager: EntityManager, sessionIds: readonly string[]): Promise<void> {
+    await SessionCache.announce(manager, { sessionIds });
+    this.cache.forget({ sessionIds });
   }
 
   private isExpired(session: Session, now: Date): boolean {

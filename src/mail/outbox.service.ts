@@ -25,13 +25,16 @@ export class OutboxService {
    * with SKIP LOCKED, so every instance may run this.
    */
   startPolling(intervalMs: number): () => void {
-    const run = () => {
-      void this.deliverPending().catch((error: unknown) => this.logger.warn({ err: error }, 'email delivery pass failed'));
-    };
+    const run = () => this.deliverSoon();
     run();
     const timer = setInterval(run, intervalMs);
     timer.unref();
     return () => clearInterval(timer);
+  }
+
+  /** Starts a delivery pass without waiting for it (after a commit that queued mail); a failure stays queued for the poller. */
+  deliverSoon(): void {
+    void this.deliverPending().catch((error: unknown) => this.logger.warn({ err: error }, 'email delivery pass failed'));
   }
 
   /** Queues a message inside the caller's transaction. */

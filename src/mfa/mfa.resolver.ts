@@ -1,5 +1,5 @@
 import { Arg, Ctx, Mutation, Resolver } from 'type-graphql';
-import { originOf } from '../accounts/accounts.resolver';
+import { originOf, payload } from '../accounts/accounts.resolver';
 import { AuthPayload } from '../accounts/accounts.types';
 import type { AccountsService } from '../accounts/accounts.service';
 import type { Context } from '../context';
@@ -41,10 +41,7 @@ export class MfaResolver {
   @Mutation(() => AuthPayload, { description: 'Completes a sign-in that returned an MfaChallenge, with a TOTP code or a recovery code. Wrong code: INVALID_MFA_CODE; five wrong codes or an expired challenge: UNAUTHENTICATED.' })
   async verifyMfa(@Arg('input') input: VerifyMfaInput, @Ctx() context: Context): Promise<AuthPayload> {
     const tokens = await this.mfa.verify(input.mfaToken, input.code, originOf(context));
-    const user = await this.accounts.me({ ...context.viewer, userId: tokens.userId });
-    if (!user) throw new AppError('UNAUTHENTICATED', 'This account no longer exists.');
-    context.signedInDuringRequest.add(user.id);
-    return Object.assign(new AuthPayload(), { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, accessTokenExpiresAt: tokens.accessTokenExpiresAt, user });
+    return payload(context, await this.accounts.signedInAs(tokens));
   }
 
   @Mutation(() => Boolean, { description: 'Turns two-factor authentication off. Needs an aal2 session and a valid code; other sessions end.' })

@@ -112,7 +112,7 @@ export class MfaService {
     if (outcome === 'ended') throw ended();
     if (outcome === 'invalid') throw invalidCode();
     await attempt.succeeded();
-    this.deliverMail();
+    this.outbox.deliverSoon();
     return this.sessions.issue(outcome);
   }
 
@@ -164,7 +164,7 @@ export class MfaService {
     });
     if (!confirmed) throw await this.failed(userId, 'confirm_totp', origin);
     await attempt.succeeded();
-    this.deliverMail();
+    this.outbox.deliverSoon();
     return recovery.codes;
   }
 
@@ -201,7 +201,7 @@ export class MfaService {
     });
     if (!done) throw await this.failed(userId, 'disable_totp', origin);
     await attempt.succeeded();
-    this.deliverMail();
+    this.outbox.deliverSoon();
   }
 
   /** A new set of ten recovery codes; the old set stops working at once. */
@@ -279,9 +279,6 @@ export class MfaService {
     await manager.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]);
   }
 
-  private deliverMail(): void {
-    void this.outbox.deliverPending().catch(() => undefined); // failures stay queued for the poller
-  }
 
   private async replaceRecoveryCodes(manager: EntityManager, userId: string, stored: readonly { lookup: string; codeHash: string }[]): Promise<void> {
     await manager.delete(RecoveryCode, { userId });
