@@ -12,6 +12,7 @@ const MAX_ATTEMPTS = 5;
  */
 export class OutboxService {
   private delivering: Promise<void> | undefined;
+  private passRequested = false;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -48,7 +49,17 @@ export class OutboxService {
    * several instances never send one message twice.
    */
   deliverPending(): Promise<void> {
-    this.delivering ??= this.deliverBatch().finally(() => {
+    if (this.delivering) {
+      // A pass is running and may already have looked past this new message: run one more after it.
+      this.passRequested = true;
+      return this.delivering;
+    }
+    this.delivering = (async () => {
+      do {
+        this.passRequested = false;
+        await this.deliverBatch();
+      } while (this.passRequested);
+    })().finally(() => {
       this.delivering = undefined;
     });
     return this.delivering;

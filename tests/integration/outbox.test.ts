@@ -64,3 +64,41 @@ describe('the mail outbox', () => {
     expect(transport.sent.map((message) => message.subject)).toEqual(['second']);
   });
 });
+
+describe('delivery passes', () => {
+  let database: TestDatabase;
+  let dataSource: DataSource;
+  beforeAll(async () => {
+    installKeyring(testKeyring());
+    database = await createTestDatabase();
+    dataSource = createDataSource({ url: database.url, poolSize: 2 });
+    await dataSource.initialize();
+  });
+  afterAll(async () => {
+    await dataSource.destroy();
+    await database.drop();
+  });
+
+  it('a message queued while a pass is running is sent by a follow-up pass, not left for the poller', async () => {
+    const sent: string[] = [];
+    let outbox: OutboxService;
+    let queuedSecond = false;
+    const transport: MailTransport = {
+      async send(message) {
+        if (message.subject === 'first' && !queuedSecond) {
+          queuedSecond = true;
+          // Another request queues mail and asks for delivery while this pass is busy; this pass then fails and ends.
+          await dataSource.transaction((manager) => outbox.enqueue(manager, { to: 'b@example.com', subject: 'second', text: '2' }));
+          void outbox.deliverPending();
+          throw new Error('421 try again later');
+        }
+        if (message.subject === 'first') throw new Error('421 try again later');
+        sent.push(message.subject);
+      },
+    };
+    outbox = new OutboxService(dataSource, transport, new FrozenClock(), createLogger({ level: 'silent', pretty: false }));
+    await dataSource.transaction((manager) => outbox.enqueue(manager, { to: 'a@example.com', subject: 'first', text: '1' }));
+    await outbox.deliverPending();
+    expect(sent).toEqual(['second']);
+  });
+});
