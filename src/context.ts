@@ -1,4 +1,6 @@
+import type { AccessView } from './access/policy';
 import type { Clock } from './clock';
+import type { RequestLoaders } from './data/request-loaders';
 import type { Logger } from './logging';
 
 /** Who is asking. Anonymous until the accounts feature verifies an access token. */
@@ -20,7 +22,11 @@ export interface Context {
   /** A child logger that stamps every line with the request id. */
   readonly logger: Logger;
   readonly viewer: Viewer;
+  /** The permission policy as this request sees it: the viewer's roles in force and per-model decisions. */
+  readonly access: AccessView;
   readonly clock: Clock;
+  /** Per-request batching of the queries a page of objects needs. */
+  readonly loaders: RequestLoaders;
   readonly ipAddress: string | null;
   readonly userAgent: string | null;
   /**

@@ -1,6 +1,10 @@
 import { AccountsResolver, SessionResolver, UserResolver } from './accounts/accounts.resolver';
 import { accountsRules } from './accounts/accounts.rules';
+import { AccessResolver } from './access/access.resolver';
+import { accessRules } from './access/access.rules';
+import type { ModelAccessSpec } from './access/model-access';
 import type { RuleTree } from './access/shield';
+import { UserAdminResolver } from './accounts/user-admin.resolver';
 import { MfaResolver } from './mfa/mfa.resolver';
 import { mfaRules } from './mfa/mfa.rules';
 import type { Services } from './services';
@@ -21,6 +25,10 @@ export interface Feature {
   readonly rules: RuleTree;
   /** Builds the resolver instances with their services. Absent when only the schema is needed. */
   readonly wire: (deps: FeatureDeps) => readonly object[];
+  /** Models the permission layer governs (grants name them); their entities go in `entities`. */
+  readonly models?: readonly ModelAccessSpec[];
+  /** TypeORM entities beyond src/db/entities.ts (test models). */
+  readonly entities?: readonly Function[];
 }
 
 export const systemFeature: Feature = {
@@ -44,5 +52,12 @@ export const mfaFeature: Feature = {
   wire: ({ mfa, accounts }) => [new MfaResolver(mfa, accounts)],
 };
 
+export const accessFeature: Feature = {
+  name: 'access',
+  resolvers: [AccessResolver, UserAdminResolver],
+  rules: accessRules,
+  wire: ({ policy, userDirectory }) => [new AccessResolver(policy, userDirectory), new UserAdminResolver(userDirectory)],
+};
+
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature];
+export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature];

@@ -5,7 +5,7 @@ import { KeyService, encryptedColumns } from './crypto/key.service';
 import { loadKeyring } from './crypto/load-keyring';
 import { Database, MigrationsPendingError, openDatabase } from './db/database';
 import { transportWarning } from './http/tls';
-import type { Feature } from './features';
+import { FEATURES, Feature } from './features';
 import type { Logger } from './logging';
 import { BastionServer, createServer } from './server';
 import { Services, createServices } from './services';
@@ -30,7 +30,8 @@ export async function startBastion(
   const warning = transportWarning(config);
   if (warning) logger.warn(warning);
 
-  const database = await openDatabase(config, logger, { migrate: config.migrateOnStart });
+  const features = [...FEATURES, ...(deps.extraFeatures ?? [])];
+  const database = await openDatabase(config, logger, { migrate: config.migrateOnStart, extraEntities: features.flatMap((feature) => feature.entities ?? []) });
   let server: BastionServer;
   let services: Services | undefined;
   let url: string;
@@ -38,7 +39,7 @@ export async function startBastion(
     if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
     encryptedColumns(database.dataSource); // fails fast on an encrypted column whose AAD domain is not its table.column
     await new KeyService(database.dataSource, keyring, clock).assertKeyringCoversData();
-    services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock, keyring });
+    services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock, keyring, models: features.flatMap((feature) => feature.models ?? []) });
     server = await createServer({ services, extraFeatures: deps.extraFeatures });
     url = await server.listen();
   } catch (error) {

@@ -9,9 +9,10 @@ import express from 'express';
 import { expiredTokenGate } from './accounts/expired-token.gate';
 import { JWKS_MAX_AGE_SECONDS } from './accounts/signing-keys.service';
 import { introspectionGate } from './access/introspection';
+import { AccessView, Policy } from './access/policy';
 import { mergeRuleTrees, protectSchema } from './access/shield';
 import type { Context } from './context';
-import { formatClientError } from './errors';
+import { formatClientError, serviceUnavailable } from './errors';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
 import { FEATURES, Feature } from './features';
 import { proxyTrust, resolveClientIp } from './http/client-ip';
@@ -20,6 +21,7 @@ import { healthz, readyz } from './http/health';
 import { errorHandler, notFound } from './http/http-errors';
 import { requestIds } from './http/request-id';
 import { createHttpServer, strictTransportSecurity } from './http/tls';
+import { RequestLoaders } from './data/request-loaders';
 import { buildGraphQLSchema } from './schema';
 import type { Services } from './services';
 
@@ -44,6 +46,15 @@ const MAX_USER_AGENT = 512;
 function noStore(_req: express.Request, res: express.Response, next: express.NextFunction): void {
   res.setHeader('Cache-Control', 'no-store');
   next();
+}
+
+/** The policy in force; when it cannot be loaded (database down) the app should retry, not sign out. */
+async function currentPolicy(services: Services): Promise<Policy> {
+  try {
+    return await services.policy.current();
+  } catch (error) {
+    throw serviceUnavailable(error);
+  }
 }
 
 /** Builds express + Apollo Server from the features. Used by `bastion serve` and by tests. */
@@ -103,15 +114,21 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     noStore,
     express.json({ limit: config.bodyLimitBytes }),
     expressMiddleware(apollo, {
-      context: async ({ req }): Promise<Context> => ({
-        requestId: req.requestId,
-        logger: req.log,
-        ...(await services.authenticator.viewerFor(req.get('authorization'))),
-        clock,
-        ipAddress: req.clientIp || null,
-        userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,
-        signedInDuringRequest: new Set(),
-      }),
+      context: async ({ req }): Promise<Context> => {
+        const { viewer, accessTokenExpired } = await services.authenticator.viewerFor(req.get('authorization'));
+        return {
+          requestId: req.requestId,
+          logger: req.log,
+          viewer,
+          accessTokenExpired,
+          access: new AccessView(await currentPolicy(services), viewer),
+          clock,
+          loaders: new RequestLoaders(),
+          ipAddress: req.clientIp || null,
+          userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,
+          signedInDuringRequest: new Set(),
+        };
+      },
     }),
   );
   app.use(notFound);

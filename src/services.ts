@@ -10,6 +10,9 @@ import { PasswordPolicy } from './accounts/password-policy';
 import { SessionCache } from './accounts/session-cache';
 import { SessionsService } from './accounts/sessions.service';
 import { SigningKeysService } from './accounts/signing-keys.service';
+import { UserDirectory } from './accounts/user-directory.service';
+import type { ModelAccessSpec } from './access/model-access';
+import { PolicyService } from './access/policy.service';
 import { AuditLog } from './audit/audit-log';
 import type { Clock } from './clock';
 import type { Config } from './config';
@@ -34,6 +37,8 @@ export interface ServiceDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly keyring: Keyring;
+  /** The models the permission layer knows (their default grants are seeded on first sight). */
+  readonly models?: readonly ModelAccessSpec[];
 }
 
 /** Every service, wired once (the composition root). Resolvers get theirs from here. */
@@ -47,6 +52,8 @@ export interface Services extends ServiceDeps {
   readonly sessions: SessionsService;
   readonly accounts: AccountsService;
   readonly mfa: MfaService;
+  readonly policy: PolicyService;
+  readonly userDirectory: UserDirectory;
   /** The housekeeping the maintenance job runs (exposed for tests and a future CLI command). */
   readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
   readonly outbox: OutboxService;
@@ -85,8 +92,11 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     { publicUrl: config.publicUrl, appName: config.appName, requireVerifiedEmail: config.requireVerifiedEmail },
   );
 
+  const policy = new PolicyService(dataSource, clock, audit, sessionCache, config.mfaRequiredFor, notifications);
+
   // Subscriptions exist before the listener starts, so no invalidation is missed.
   await notifications.start();
+  await policy.registerModels(deps.models ?? []);
   await signingKeys.ensureCurrentKey();
   await signingKeys.retireExpired();
   const stopMailPolling = outbox.startPolling(MAIL_RETRY_INTERVAL_MS);
@@ -108,6 +118,8 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     sessions,
     accounts,
     mfa,
+    policy,
+    userDirectory: new UserDirectory(dataSource, sessions, audit),
     outbox,
     maintenanceTasks,
     stop: async () => {

@@ -3,6 +3,7 @@ import { BREAK, DocumentNode, visit } from 'graphql';
 import type { IntrospectionMode } from '../config';
 import type { Context } from '../context';
 import { AppError } from '../errors';
+import { ADMIN_ROLE } from './policy';
 
 function selectsIntrospection(document: DocumentNode): boolean {
   let found = false;
@@ -28,7 +29,7 @@ export function introspectionGate(mode: IntrospectionMode): ApolloServerPlugin<C
     async requestDidStart() {
       return {
         async didResolveOperation({ document, contextValue }) {
-          if (mode === 'everyone' || contextValue.viewer.roles.includes('admin')) return;
+          if (mode === 'everyone' || contextValue.access.actsAs(ADMIN_ROLE)) return;
           if (selectsIntrospection(document)) {
             contextValue.logger.info({ userId: contextValue.viewer.userId }, 'introspection refused');
             throw new AppError('FORBIDDEN', 'Introspection is available to admins only. Build your client from schema/schema.graphql.', { stopsRequest: true });

@@ -1,14 +1,34 @@
-import { allow, rule } from 'graphql-shield';
+import type { GraphQLResolveInfo } from 'graphql';
+import { rule } from 'graphql-shield';
 import type { Context } from '../context';
+import type { AppError } from '../errors';
+import { ADMIN_ROLE } from './policy';
+
+/** A rule's answer: true allows; an AppError is the field's error (e.g. MFA_REQUIRED); false denies (FORBIDDEN / UNAUTHENTICATED). */
+export type Decision = boolean | AppError;
+export type Decide<TParent = unknown> = (parent: TParent, args: Record<string, unknown>, context: Context, info: GraphQLResolveInfo) => Decision;
+
+/**
+ * A graphql-shield rule that decides synchronously, from the request's AccessView and the parent
+ * object. Bastion's patched shield runs it without turning the field into a promise (see README
+ * "Decisions"); unpatched, shield runs the same function on its async path. Never cached
+ * (`no_cache`), so a rule reading `parent` or `args` is always safe (SECURITY.md SH-5).
+ */
+export function syncRule<TParent = unknown>(name: string, decide: Decide<TParent>) {
+  return Object.assign(rule(name, { cache: 'no_cache' })(decide as never), { decideSync: decide });
+}
 
 /**
  * Anyone, signed in or not, may read this. Every use is a deliberate decision visible in review
  * (SECURITY.md SH-1: a type-level allow reopens field leaks).
  */
-export const isPublic = allow;
+export const isPublic = syncRule('isPublic', () => true);
 
-/** A signed-in viewer. Reads only the context, so caching per request is safe (SH-5). */
-export const isAuthenticated = rule('isAuthenticated', { cache: 'contextual' })((_parent: unknown, _args: unknown, context: Context) => context.viewer.userId !== null);
+/** A signed-in viewer. */
+export const isAuthenticated = syncRule('isAuthenticated', (_parent, _args, context) => context.viewer.userId !== null);
 
-/** The viewer holds the admin role (read from the session, never the token). */
-export const isAdmin = rule('isAdmin', { cache: 'contextual' })((_parent: unknown, _args: unknown, context: Context) => context.viewer.roles.includes('admin'));
+/**
+ * The viewer acts as admin: holds the role (read from the session, never the token) and, when
+ * the role requires MFA, on an aal2 session (MFA_REQUIRED otherwise).
+ */
+export const isAdmin = syncRule('isAdmin', (_parent, _args, context) => context.access.checkRole(ADMIN_ROLE));

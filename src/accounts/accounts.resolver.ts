@@ -25,6 +25,11 @@ export function originOf(context: Context): RequestOrigin {
   return { ipAddress: context.ipAddress, userAgent: context.userAgent, requestId: context.requestId };
 }
 
+/** Who is changing something, and from where, for the audit row. */
+export function actorOf(context: Context): RequestOrigin & { actorId: string | null } {
+  return { actorId: context.viewer.userId, ...originOf(context) };
+}
+
 /** The AuthPayload of a sign-in; its User may be read in this same response (see isOwnAccount). */
 export function payload(context: Context, signedIn: SignedIn): AuthPayload {
   context.signedInDuringRequest.add(signedIn.user.id);
@@ -140,12 +145,17 @@ export class UserResolver {
   async roles(@Root() user: User, @Ctx() context: Context): Promise<string[]> {
     // The viewer's own roles were just read with the session check: no second query.
     if (user.id === context.viewer.userId) return [...context.viewer.roles].sort();
-    return this.sessions.rolesOf(user.id);
+    return context.loaders.get('User.roles', (ids: readonly string[]) => this.sessions.rolesOfUsers(ids)).load(user.id);
   }
 
   @FieldResolver(() => Boolean, { description: 'Whether the account has a confirmed second factor (TOTP): sign-in then returns an MfaChallenge.' })
-  mfaEnabled(@Root() user: User): Promise<boolean> {
-    return this.mfa.hasVerifiedFactor(user.id);
+  mfaEnabled(@Root() user: User, @Ctx() context: Context): Promise<boolean> {
+    return context.loaders
+      .get('User.mfaEnabled', async (ids: readonly string[]) => {
+        const enabled = await this.mfa.usersWithVerifiedFactor(ids);
+        return ids.map((id) => enabled.has(id));
+      })
+      .load(user.id);
   }
 }
 

@@ -1,17 +1,20 @@
-import { or, rule } from 'graphql-shield';
-import { isAdmin, isAuthenticated, isPublic } from '../access/rules';
+import { ADMIN_ROLE } from '../access/policy';
+import { isAuthenticated, isPublic, syncRule } from '../access/rules';
 import type { RuleTree } from '../access/shield';
-import type { Context } from '../context';
 import type { Session } from './session.entity';
 import type { User } from './user.entity';
 
-/** The User object is the viewer's own account, or one that signed in during this request. Reads `parent`: no cache (SH-5). */
-const isOwnAccount = rule('isOwnAccount', { cache: 'no_cache' })((user: User, _args: unknown, context: Context) => user.id === context.viewer.userId || context.signedInDuringRequest.has(user.id));
+/**
+ * The User object is the viewer's own account (or one that signed in during this request), or
+ * the viewer acts as admin (MFA_REQUIRED when admin needs aal2). One rule, not or(): it stays
+ * synchronous, and an owner never gets an admin's MFA_REQUIRED.
+ */
+const isOwnAccountOrAdmin = syncRule<User>('isOwnAccountOrAdmin', (user, _args, context) =>
+  user.id === context.viewer.userId || context.signedInDuringRequest.has(user.id) || context.access.checkRole(ADMIN_ROLE),
+);
 
 /** The Session object belongs to the viewer. */
-const isOwnSession = rule('isOwnSession', { cache: 'no_cache' })((session: Session, _args: unknown, context: Context) => context.viewer.userId !== null && session.userId === context.viewer.userId);
-
-const isOwnAccountOrAdmin = or(isOwnAccount, isAdmin);
+const isOwnSession = syncRule<Session>('isOwnSession', (session, _args, context) => context.viewer.userId !== null && session.userId === context.viewer.userId);
 
 export const accountsRules: RuleTree = {
   Query: { me: isPublic, mySessions: isAuthenticated },
@@ -32,6 +35,6 @@ export const accountsRules: RuleTree = {
   // AuthPayload and MfaChallenge only ever reach the client that just proved itself.
   AuthPayload: { accessToken: isPublic, refreshToken: isPublic, accessTokenExpiresAt: isPublic, user: isPublic },
   MfaChallenge: { mfaToken: isPublic, expiresAt: isPublic, methods: isPublic },
-  User: { id: isOwnAccountOrAdmin, email: isOwnAccountOrAdmin, emailVerified: isOwnAccountOrAdmin, roles: isOwnAccountOrAdmin, mfaEnabled: isOwnAccountOrAdmin, createdAt: isOwnAccountOrAdmin },
+  User: { id: isOwnAccountOrAdmin, email: isOwnAccountOrAdmin, emailVerified: isOwnAccountOrAdmin, roles: isOwnAccountOrAdmin, mfaEnabled: isOwnAccountOrAdmin, status: isOwnAccountOrAdmin, createdAt: isOwnAccountOrAdmin },
   Session: { id: isOwnSession, current: isOwnSession, createdAt: isOwnSession, lastUsedAt: isOwnSession, ipAddress: isOwnSession, userAgent: isOwnSession, aal: isOwnSession },
 };

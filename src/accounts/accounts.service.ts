@@ -13,7 +13,7 @@ import type { LoginThrottler } from './login-throttle';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordPolicy } from './password-policy';
 import type { IssuedTokens, RequestOrigin, SessionsService } from './sessions.service';
-import { UserRole } from './user-role.entity';
+import { UserRole } from '../access/user-role.entity';
 import { User } from './user.entity';
 
 export interface AccountsOptions {

@@ -1,5 +1,5 @@
 import { ANONYMOUS, Viewer } from '../context';
-import { AppError } from '../errors';
+import { AppError, serviceUnavailable } from '../errors';
 import { AccessTokenError, AccessTokens } from './access-tokens';
 import type { SessionCache } from './session-cache';
 
@@ -35,24 +35,19 @@ export class Authenticator {
       claims = await this.tokens.verify(match[1]);
     } catch (error) {
       // Anything else (signing keys unreachable: the database is down) is not the token's fault.
-      if (!(error instanceof AccessTokenError)) throw unavailable(error);
+      if (!(error instanceof AccessTokenError)) throw serviceUnavailable(error);
       if (error.reason === 'expired') {
         throw new AppError('TOKEN_EXPIRED', 'The access token expired: refresh it with refreshSession.', { stopsRequest: true });
       }
       throw unauthenticated('The access token is not valid: sign in again.');
     }
     const session = await this.sessions.get(claims.sessionId).catch((error: unknown) => {
-      throw unavailable(error);
+      throw serviceUnavailable(error);
     });
     if (!session || session.userId !== claims.userId) throw unauthenticated('This session has ended: sign in again.');
     // Roles and assurance come from the session, never from the token's informational claims.
     return { userId: session.userId, sessionId: session.sessionId, roles: ['user', ...session.roles.filter((role) => role !== 'user')], aal: session.aal, amr: session.amr };
   }
-}
-
-/** The app should retry with backoff, not sign the user out. The cause goes to the log. */
-function unavailable(cause: unknown): AppError {
-  return new AppError('SERVICE_UNAVAILABLE', 'The service is temporarily unavailable; retry shortly.', { stopsRequest: true, cause });
 }
 
 function unauthenticated(message: string): AppError {

@@ -7,7 +7,8 @@ import type { AccessTokenClaims, AccessTokens } from './access-tokens';
 import { RefreshToken } from './refresh-token.entity';
 import { SessionCache } from './session-cache';
 import { AuthenticationMethod, Session } from './session.entity';
-import { UserRole } from './user-role.entity';
+import { USER_ROLE } from '../access/policy';
+import { UserRole } from '../access/user-role.entity';
 import { isUuid } from '../db/uuid';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -178,10 +179,12 @@ export class SessionsService {
     });
   }
 
-  /** Role names of a user, sorted. */
-  async rolesOf(userId: string): Promise<string[]> {
-    const roles = await this.dataSource.getRepository(UserRole).find({ where: { userId }, select: { roleName: true }, order: { roleName: 'ASC' } });
-    return roles.map((role) => role.roleName);
+  /** Role names of each user (one query for a page of users), sorted; "user" is implicit and included. */
+  async rolesOfUsers(userIds: readonly string[]): Promise<string[][]> {
+    const rows = await this.dataSource.getRepository(UserRole).find({ where: { userId: In([...userIds]) }, select: { userId: true, roleName: true } });
+    const rolesByUser = new Map<string, string[]>(userIds.map((userId) => [userId, [USER_ROLE]]));
+    for (const row of rows) if (row.roleName !== USER_ROLE) rolesByUser.get(row.userId)?.push(row.roleName);
+    return userIds.map((userId) => rolesByUser.get(userId)!.sort());
   }
 
   /** Live sessions of a user, most recently used first. */

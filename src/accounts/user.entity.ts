@@ -1,8 +1,20 @@
-import { Field, ID, ObjectType } from 'type-graphql';
+import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { Encrypted } from '../crypto/encrypted-column';
 
-export type UserStatus = 'active' | 'suspended';
+export enum UserStatus {
+  ACTIVE = 'active',
+  SUSPENDED = 'suspended',
+}
+
+registerEnumType(UserStatus, {
+  name: 'UserStatus',
+  description: 'Whether the account may sign in.',
+  valuesConfig: {
+    ACTIVE: { description: 'Normal: the account can sign in and use its sessions.' },
+    SUSPENDED: { description: 'Suspended by an admin: every session ended, sign-in and refresh are refused until reactivated.' },
+  },
+});
 
 @ObjectType({ description: 'An account. Only its owner (and admins) can read it.' })
 @Entity('users')
@@ -25,7 +37,8 @@ export class User {
   @Column({ type: 'text' })
   passwordHash!: string;
 
-  @Column({ type: 'text', default: 'active' })
+  @Field(() => UserStatus, { description: 'ACTIVE, or SUSPENDED by an admin (setUserStatus).' })
+  @Column({ type: 'text', default: UserStatus.ACTIVE })
   status!: UserStatus;
 
   @Field({ description: 'When the account was created.' })

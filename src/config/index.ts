@@ -1,2 +1,2 @@
 export { Config, ConfigError, Environment, configWith, loadConfig, loadProcessConfig, readEnvironment } from './config';
-export { EncryptionKeySetting, IntrospectionMode, LogLevel, NodeEnv, SETTINGS } from './settings';
+export { EncryptionKeySetting, IntrospectionMode, LogLevel, MfaRequirement, NodeEnv, SETTINGS } from './settings';

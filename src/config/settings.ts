@@ -8,6 +8,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const INTROSPECTION_MODES = ['everyone', 'admins'] as const;
 export type IntrospectionMode = (typeof INTROSPECTION_MODES)[number];
+export const MFA_REQUIREMENTS = ['none', 'admin', 'all'] as const;
+export type MfaRequirement = (typeof MFA_REQUIREMENTS)[number];
 
 /** Thrown by a parser; the message completes "NAME: …" and never repeats a secret value. */
 export class SettingProblem extends Error {}
@@ -267,6 +269,13 @@ export const SETTINGS = {
     fallback: (nodeEnv) => (nodeEnv === 'development' ? 'everyone' : 'admins'),
     defaultText: 'everyone in development, else admins',
     parse: oneOf(INTROSPECTION_MODES),
+  }),
+  mfaRequiredFor: spec<MfaRequirement>({
+    env: 'BASTION_MFA_REQUIRED_FOR',
+    description: 'Whose roles need a session confirmed with the second factor (aal2): none (only custom roles marked requireMfa), admin (also the admin role), or all (every role of a signed-in account; account basics such as enrolling a factor stay open).',
+    fallback: (nodeEnv) => (isProduction(nodeEnv) ? 'admin' : 'none'),
+    defaultText: 'admin in production, else none',
+    parse: oneOf(MFA_REQUIREMENTS),
   }),
   migrateOnStart: spec<boolean>({
     env: 'BASTION_MIGRATE_ON_START',

@@ -59,7 +59,7 @@ export interface Database {
  * Connects to DATABASE_URL, or starts the embedded PostgreSQL in the data folder when it is unset,
  * and optionally applies pending migrations.
  */
-export async function openDatabase(config: Config, logger: Logger, options: { migrate: boolean }): Promise<Database> {
+export async function openDatabase(config: Config, logger: Logger, options: { migrate: boolean; extraEntities?: readonly Function[] }): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   if (url === undefined) {
@@ -67,7 +67,7 @@ export async function openDatabase(config: Config, logger: Logger, options: { mi
     await embedded.ensureDatabase(EMBEDDED_DATABASE);
     url = embedded.urlFor(EMBEDDED_DATABASE);
   }
-  const dataSource = createDataSource({ url, poolSize: config.databasePoolSize });
+  const dataSource = createDataSource({ url, poolSize: config.databasePoolSize, extraEntities: [...(options.extraEntities ?? [])] });
   try {
     await dataSource.initialize();
   } catch (error) {

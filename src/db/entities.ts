@@ -1,10 +1,11 @@
+import { PermissionGrantRow, PolicySeed } from '../access/permission-grant.entity';
+import { Role } from '../access/role.entity';
+import { UserRole } from '../access/user-role.entity';
 import { AccountToken } from '../accounts/account-token.entity';
 import { LoginThrottle } from '../accounts/login-throttle.entity';
 import { RefreshToken } from '../accounts/refresh-token.entity';
-import { Role } from '../accounts/role.entity';
 import { Session } from '../accounts/session.entity';
 import { SigningKey } from '../accounts/signing-key.entity';
-import { UserRole } from '../accounts/user-role.entity';
 import { User } from '../accounts/user.entity';
 import { AuditEvent } from '../audit/audit-event.entity';
 import { EncryptionKeyRecord } from '../crypto/encryption-key.entity';
@@ -17,4 +18,4 @@ import { RecoveryCode } from '../mfa/recovery-code.entity';
  * Every TypeORM entity, listed explicitly (a glob would differ between ts sources in tests
  * and compiled js). Each feature adds its entities here.
  */
-export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode];
+export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode, PermissionGrantRow, PolicySeed];

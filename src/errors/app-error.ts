@@ -27,3 +27,8 @@ export class AppError extends GraphQLError {
 export function isAppError(error: unknown): error is AppError {
   return error instanceof AppError;
 }
+
+/** A dependency (the database) failed: the app should retry with backoff, not sign the user out. The cause goes to the log. */
+export function serviceUnavailable(cause: unknown): AppError {
+  return new AppError('SERVICE_UNAVAILABLE', 'The service is temporarily unavailable; retry shortly.', { stopsRequest: true, cause });
+}

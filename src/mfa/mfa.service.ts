@@ -1,4 +1,4 @@
-import { DataSource, EntityManager, IsNull } from 'typeorm';
+import { DataSource, EntityManager, In, IsNull } from 'typeorm';
 import type { LoginThrottler } from '../accounts/login-throttle';
 import type { PasswordHasher } from '../accounts/password-hasher';
 import { IssuedTokens, RequestOrigin, SessionsService, hashToken, newOpaqueToken } from '../accounts/sessions.service';
@@ -65,6 +65,12 @@ export class MfaService {
 
   async hasVerifiedFactor(userId: string, manager: EntityManager = this.dataSource.manager): Promise<boolean> {
     return (await manager.countBy(MfaFactor, { userId, status: 'verified' })) > 0;
+  }
+
+  /** For a page of users: which of them have a verified factor (one query). */
+  async usersWithVerifiedFactor(userIds: readonly string[]): Promise<Set<string>> {
+    const rows = await this.dataSource.getRepository(MfaFactor).find({ where: { userId: In([...userIds]), status: 'verified' }, select: { userId: true } });
+    return new Set(rows.map((row) => row.userId));
   }
 
   /** MFA_REQUIRED unless the viewer's session is aal2, for accounts that have a factor. */

@@ -4,4 +4,6 @@ import type { RuleTree } from '../access/shield';
 export const systemRules: RuleTree = {
   Query: { serverInfo: isPublic },
   ServerInfo: { name: isPublic, version: isPublic, serverTime: isPublic },
+  // Only cursors and a flag; every list that returns it guards its own items.
+  PageInfo: { hasNextPage: isPublic, endCursor: isPublic },
 };

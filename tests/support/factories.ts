@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { totpCode } from '../../src/mfa/totp';
 import { eventually } from './eventually';
 import type { TestServer } from './test-server';
 
@@ -34,6 +35,8 @@ export function makeClient(server: Pick<TestServer, 'url'>, defaultHeaders: Reco
 
 export interface TestAccount {
   readonly id: string;
+  /** The TOTP secret, for accounts made with `mfa: true`. */
+  readonly totpSecret?: string;
   readonly email: string;
   readonly password: string;
   readonly accessToken: string;
@@ -60,7 +63,7 @@ export function strongPassword(): string {
  * `roles` are granted directly in the database (there is no admin API yet); they apply at the
  * next request, as role changes do.
  */
-export async function makeUser(server: TestServer, options: { email?: string; password?: string; roles?: string[] } = {}): Promise<TestAccount> {
+export async function makeUser(server: TestServer, options: { email?: string; password?: string; roles?: string[]; mfa?: boolean } = {}): Promise<TestAccount> {
   accounts += 1;
   const email = options.email ?? `user${accounts}.${randomBytes(3).toString('hex')}@example.com`;
   const password = options.password ?? strongPassword();
@@ -71,7 +74,23 @@ export async function makeUser(server: TestServer, options: { email?: string; pa
     await server.bastion.database.dataSource.query('INSERT INTO user_roles (user_id, role_name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [user.id, role]);
   }
   if (options.roles?.length) server.bastion.services.sessionCache.forget({ userIds: [user.id] });
-  return { id: user.id, email, password, accessToken, refreshToken, client: makeClient(server, { authorization: `Bearer ${accessToken}` }) };
+  const client = makeClient(server, { authorization: `Bearer ${accessToken}` });
+  const account = { id: user.id, email, password, accessToken, refreshToken, client };
+  return options.mfa ? { ...account, totpSecret: await confirmTotp(server, account) } : account;
+}
+
+/**
+ * Enrolls and confirms a TOTP factor: the account's session becomes aal2. Advances the frozen
+ * clock one step afterwards, since the confirming code's step is spent.
+ */
+export async function confirmTotp(server: TestServer, account: Pick<TestAccount, 'client' | 'password'>): Promise<string> {
+  const enrollment = await account.client.request<{ enrollTotp: { secret: string } }>('mutation { enrollTotp { secret } }');
+  const secret = enrollment.body.data?.enrollTotp.secret;
+  if (!secret) throw new Error(`enrollTotp failed: ${JSON.stringify(enrollment.body.errors)}`);
+  const confirmed = await account.client.request('mutation($input: ConfirmTotpInput!) { confirmTotp(input: $input) { codes } }', { input: { code: await totpCode({ secret, now: server.clock.now() }), currentPassword: account.password } });
+  if (confirmed.body.errors) throw new Error(`confirmTotp failed: ${JSON.stringify(confirmed.body.errors)}`);
+  server.clock.advance(30_000);
+  return secret;
 }
 
 /** The token in the last email sent to `to` with a link for `action` (the log transport writes them). */

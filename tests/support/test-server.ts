@@ -4,7 +4,7 @@ import type { Feature } from '../../src/features';
 import { Logger, createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { LogCollector } from './log-collector';
-import { TestDatabase, createTestDatabase } from './test-database';
+import { TestDatabase, createTestDatabase, withAdminClient } from './test-database';
 import { TEST_KEY_SETTINGS } from './test-keys';
 
 export interface TestServer {
@@ -27,6 +27,8 @@ export interface TestServerOptions {
   readonly extraFeatures?: readonly Feature[];
   /** Use an empty (unmigrated) database. */
   readonly migrated?: boolean;
+  /** Statements run on the fresh database before the server starts (tables of test-only models). */
+  readonly setupSql?: readonly string[];
 }
 
 /**
@@ -35,6 +37,9 @@ export interface TestServerOptions {
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const database = await createTestDatabase({ migrated: options.migrated });
+  if (options.setupSql?.length) await withAdminClient(database.url, async (client) => {
+    for (const statement of options.setupSql!) await client.query(statement);
+  });
   const clock = new FrozenClock('2026-03-01T12:00:00.000Z');
   const logs = new LogCollector();
   const logger = createLogger({ level: 'debug', pretty: false, destination: logs });

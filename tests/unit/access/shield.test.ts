@@ -2,17 +2,32 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { GraphQLSchema, buildSchema, execute, isObjectType, parse } from 'graphql';
 import { chain, rule } from 'graphql-shield';
+import { AccessView, Policy } from '../../../src/access/policy';
 import { isPublic } from '../../../src/access/rules';
 import { RuleTree, mergeRuleTrees, protectSchema } from '../../../src/access/shield';
 import { FrozenClock } from '../../../src/clock';
 import { ANONYMOUS, Context, Viewer } from '../../../src/context';
 import { FEATURES } from '../../../src/features';
+import { RequestLoaders } from '../../../src/data/request-loaders';
 import { createLogger } from '../../../src/logging';
 import { buildGraphQLSchema } from '../../../src/schema';
 import { LogCollector } from '../../support/log-collector';
 
+const BUILT_INS = ['anonymous', 'user', 'admin'].map((name) => ({ name, description: null, builtIn: true, requireMfa: false }));
+
 function contextFor(viewer: Viewer, logs = new LogCollector()): Context {
-  return { requestId: 'r', logger: createLogger({ level: 'debug', pretty: false, destination: logs }), viewer, clock: new FrozenClock(), ipAddress: null, userAgent: null, signedInDuringRequest: new Set(), accessTokenExpired: false };
+  return {
+    requestId: 'r',
+    logger: createLogger({ level: 'debug', pretty: false, destination: logs }),
+    viewer,
+    access: new AccessView(new Policy(BUILT_INS, []), viewer),
+    clock: new FrozenClock(),
+    loaders: new RequestLoaders(),
+    ipAddress: null,
+    userAgent: null,
+    signedInDuringRequest: new Set(),
+    accessTokenExpired: false,
+  };
 }
 
 const SIGNED_IN: Viewer = { userId: 'u1', sessionId: 's1', roles: ['user'], aal: 1, amr: ['pwd'] };

@@ -1,8 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
 
-/** Built-in roles; every account holds `user`. The access-control issue adds custom roles. */
-export const BUILT_IN_ROLES = ['anonymous', 'user', 'admin'] as const;
-
+/** A role: the built-ins (see policy.ts BUILT_IN_ROLES) or one an admin created. */
 @Entity('roles')
 export class Role {
   @PrimaryColumn({ type: 'text' })
