@@ -48,6 +48,25 @@ function noStore(_req: express.Request, res: express.Response, next: express.Nex
   next();
 }
 
+/** Builds each GraphQL request's Context: the viewer from its token, the policy in force, fresh loaders. */
+export function graphqlContext(services: Services): (integration: { req: express.Request }) => Promise<Context> {
+  return async ({ req }) => {
+    const { viewer, accessTokenExpired } = await services.authenticator.viewerFor(req.get('authorization'));
+    return {
+      requestId: req.requestId,
+      logger: req.log,
+      viewer,
+      accessTokenExpired,
+      access: new AccessView(await currentPolicy(services), viewer),
+      clock: services.clock,
+      loaders: new RequestLoaders(),
+      ipAddress: req.clientIp || null,
+      userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,
+      signedInDuringRequest: new Set(),
+    };
+  };
+}
+
 /** The policy in force; when it cannot be loaded (database down) the app should retry, not sign out. */
 async function currentPolicy(services: Services): Promise<Policy> {
   try {
@@ -60,7 +79,7 @@ async function currentPolicy(services: Services): Promise<Policy> {
 /** Builds express + Apollo Server from the features. Used by `bastion serve` and by tests. */
 export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const { services } = deps;
-  const { config, dataSource, logger, clock } = services;
+  const { config, dataSource, logger } = services;
   const features = [...FEATURES, ...(deps.extraFeatures ?? [])];
   const schema = protectSchema(
     await buildGraphQLSchema(features, features.flatMap((feature) => feature.wire(services))),
@@ -114,21 +133,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     noStore,
     express.json({ limit: config.bodyLimitBytes }),
     expressMiddleware(apollo, {
-      context: async ({ req }): Promise<Context> => {
-        const { viewer, accessTokenExpired } = await services.authenticator.viewerFor(req.get('authorization'));
-        return {
-          requestId: req.requestId,
-          logger: req.log,
-          viewer,
-          accessTokenExpired,
-          access: new AccessView(await currentPolicy(services), viewer),
-          clock,
-          loaders: new RequestLoaders(),
-          ipAddress: req.clientIp || null,
-          userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,
-          signedInDuringRequest: new Set(),
-        };
-      },
+      context: graphqlContext(services),
     }),
   );
   app.use(notFound);
