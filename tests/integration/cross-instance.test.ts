@@ -6,6 +6,7 @@ import { GraphQLClient, GraphQLResponse, SIGN_IN, makeClient, makeUser } from '.
 import { LogCollector } from '../support/log-collector';
 import { TestServer, startTestServer } from '../support/test-server';
 import { TEST_KEY_SETTINGS } from '../support/test-keys';
+import { MEMOS_TABLE_SQL, memoFeature } from '../support/memo-model';
 
 /**
  * Two Bastion instances on one database (the scale-out of CONVENTIONS "Auth on every request"):
@@ -23,10 +24,10 @@ describe('session invalidation across two instances on one database', () => {
   const bLogs = new LogCollector();
 
   beforeAll(async () => {
-    a = await startTestServer();
+    a = await startTestServer({ extraFeatures: [memoFeature], setupSql: [MEMOS_TABLE_SQL] });
     const logger = createLogger({ level: 'debug', pretty: false, destination: bLogs });
     const config = configWith({ databaseUrl: a.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, ...TEST_KEY_SETTINGS });
-    b = await startBastion(config, { logger, clock: a.clock });
+    b = await startBastion(config, { logger, clock: a.clock, extraFeatures: [memoFeature] });
   });
   afterAll(async () => {
     await b?.stop();
@@ -103,6 +104,31 @@ describe('session invalidation across two instances on one database', () => {
 
     await a.bastion.database.dataSource.query("SELECT pg_notify('bastion_sessions', $1)", [`session:${sessionId}`]);
     await refusedWithin('a bare NOTIFY → B refuses', onB(account.accessToken));
+  });
+
+  /** Polls `query` on `client` until `done` holds for the response; reports and bounds the delay. */
+  async function inForceWithin(label: string, client: GraphQLClient, query: string, done: (response: GraphQLResponse) => boolean): Promise<void> {
+    const delay = await eventually(async () => done(await client.request(query)), BOUND_MS);
+    process.stdout.write(`cross-instance: ${label} in force after ${delay} ms\n`);
+    expect(delay).toBeLessThan(BOUND_MS);
+  }
+
+  it('a grant, a role assignment and a revocation made on A are in force on B at its next requests', async () => {
+    const admin = await makeUser(a, { roles: ['admin'] });
+    const author = await makeUser(a);
+    const reader = await makeUser(a);
+    const created = await author.client.request<{ createMemo: { id: string } }>('mutation { createMemo(input: { title: "shared" }) { id } }');
+    const memo = `{ memo(id: "${created.body.data!.createMemo.id}") { title } }`;
+    const readerOnB = onB(reader.accessToken);
+    expect(codesOf(await readerOnB.request(memo))).toEqual(['NOT_FOUND']); // B has loaded the policy and the reader's session
+
+    await admin.client.request('mutation { createRole(input: { name: "reader" }) { name } }');
+    const granted = await admin.client.request<{ grantPermission: { id: string } }>('mutation { grantPermission(input: { role: "reader", model: "Memo", action: READ, scope: ALL }) { id } }');
+    await admin.client.request(`mutation { assignRole(input: { userId: "${reader.id}", role: "reader" }) { id } }`);
+    await inForceWithin('grant + assignRole on A → B serves', readerOnB, memo, (response) => (response.body.data as { memo?: { title: string } } | null)?.memo?.title === 'shared');
+
+    await admin.client.request(`mutation { revokePermission(id: "${granted.body.data!.grantPermission.id}") }`);
+    await inForceWithin('revokePermission on A → B refuses', readerOnB, memo, (response) => codesOf(response)?.[0] === 'NOT_FOUND');
   });
 
   it('after the LISTEN connections are killed, both instances reconnect and invalidation works again', async () => {
