@@ -234,6 +234,8 @@ export class PolicyService {
 
   private async insertGrant(manager: EntityManager, input: NewGrant, createdBy: string | null): Promise<PermissionGrantRow> {
     const grant = this.validGrant(input);
+    // Two identical grants sent at once must not both pass the duplicate check: serialise per (role, model, action).
+    await manager.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`grant:${grant.role}:${grant.model}:${grant.action}`]);
     const existing = await manager
       .createQueryBuilder(PermissionGrantRow, 'grant')
       .where('grant.role_name = :role AND grant.model = :model AND grant.action = :action AND grant.scope = :scope', grant)

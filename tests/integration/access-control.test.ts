@@ -212,6 +212,15 @@ describe('access control', () => {
       expect(codesOf(await admin.client.request(GRANT, { input: { role: 'user', model: 'Memo', action: 'READ', scope: 'OWN' } }))).toEqual(['CONFLICT']);
       expect(codesOf(await admin.client.request(REVOKE, { id: 'not-a-grant' }))).toEqual(['NOT_FOUND']);
     });
+
+    it('grants one of two identical grants sent at the same time; the other is a CONFLICT', async () => {
+      const input = { role: 'user', model: 'Memo', action: 'READ', scope: 'ALL', fields: ['title'], filter: 'published' };
+      const results = await Promise.all([admin.client.request(GRANT, { input }), admin.client.request(GRANT, { input })]);
+      expect(results.map(codesOf).sort()).toEqual([['CONFLICT'], undefined]);
+      const same = (await matrix()).filter((grant) => grant.role === 'user' && grant.action === 'READ' && grant.filter === 'published');
+      expect(same).toHaveLength(1);
+      await admin.client.request(REVOKE, { id: same[0].id });
+    });
   });
 
   it('done when: an admin creates a role, grants it fields of a model, assigns it, and it takes effect at once; revoking takes it away', async () => {
