@@ -156,6 +156,7 @@ export class PolicyService {
     this.assignable(roleName);
     await this.change(async (manager) => {
       await this.lockUser(manager, userId);
+      if (!(await manager.existsBy(Role, { name: roleName }))) throw new AppError('NOT_FOUND', `No role named "${roleName}".`);
       if (roleName === ADMIN_ROLE) await this.keepAnAdmin(manager, userId);
       const { affected } = await manager.delete(UserRole, { userId, roleName });
       if (!affected) return;

@@ -88,6 +88,7 @@ describe('access control', () => {
       expect(codesOf(await member.client.request('{ roles { name } }'))).toEqual(['FORBIDDEN']);
       expect(codesOf(await admin.client.request(ASSIGN, { input: { userId: member.id, role: 'user' } }))).toEqual(['BAD_USER_INPUT']);
       expect(codesOf(await admin.client.request(ASSIGN, { input: { userId: member.id, role: 'no-such-role' } }))).toEqual(['NOT_FOUND']);
+      expect(codesOf(await admin.client.request(UNASSIGN, { input: { userId: member.id, role: 'no-such-role' } }))).toEqual(['NOT_FOUND']);
       expect(codesOf(await admin.client.request(ASSIGN, { input: { userId: '00000000-0000-4000-8000-000000000000', role: 'admin' } }))).toEqual(['NOT_FOUND']);
       expect(await auditActions()).toEqual(expect.arrayContaining(['role_assigned', 'role_unassigned']));
     });
@@ -339,5 +340,23 @@ describe('roles that require MFA (BASTION_MFA_REQUIRED_FOR=admin)', () => {
     expect(codesOf(await plain.client.request(CREATE_MEMO, { input: { title: 'x' } }))).toEqual(['FORBIDDEN']);
     await confirmTotp(server, member);
     expect(codesOf(await member.client.request(CREATE_MEMO, { input: { title: 'x' } }))).toBeUndefined();
+  });
+});
+
+describe('BASTION_MFA_REQUIRED_FOR=all', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { mfaRequiredFor: 'all' }, extraFeatures: [memoFeature], setupSql: [MEMOS_TABLE_SQL] });
+  });
+  afterAll(() => server?.close());
+
+  it('an aal1 account keeps its account basics but acts with no role until it confirms a second factor', async () => {
+    const user = await makeUser(server);
+    expect((await user.client.request<{ me: { id: string } }>('{ me { id } }')).body.data?.me.id).toBe(user.id);
+    expect(codesOf(await user.client.request(CREATE_MEMO, { input: { title: 'x' } }))).toEqual(['MFA_REQUIRED']);
+    await confirmTotp(server, user);
+    expect(codesOf(await user.client.request(CREATE_MEMO, { input: { title: 'x' } }))).toBeUndefined();
+    // Signed-out viewers are not asked for a factor: anonymous grants stay in force.
+    expect(codesOf(await makeClient(server).request('{ memos { id } }'))).toBeUndefined();
   });
 });
