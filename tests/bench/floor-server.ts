@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SignJWT, generateKeyPair, jwtVerify } from 'jose';
 import { Pool } from 'pg';
+import { closeAtOnce, listenOnLoopback } from './loopback';
 
 /**
  * The least a real authenticated endpoint can do: check an access token, ask PostgreSQL once and
@@ -73,27 +73,19 @@ export async function startFloorServer(options: { databaseUrl: string; version: 
       else res.destroy();
     });
   });
+  let origin: string;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    origin = await listenOnLoopback(server);
   } catch (error) {
     await pool.end();
     throw error;
   }
-  const { port } = server.address() as AddressInfo;
 
   return {
-    origin: `http://127.0.0.1:${port}`,
+    origin,
     token,
     close: async () => {
-      // Load-generator keep-alive sockets would hold close() open until they time out.
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeAtOnce(server);
       await pool.end();
     },
   };

@@ -59,8 +59,9 @@ export function measure(origin: string, request: BenchRequest, options: LoadOpti
 /**
  * One request before loading a target: a wrong URL, a missing token or a GraphQL error (which
  * arrives with status 200 and so would pass as a success under load) fails loudly up front.
+ * `check` looks further into an answer without errors, e.g. that a list is as long as asked.
  */
-export async function probe(origin: string, request: BenchRequest): Promise<string | undefined> {
+export async function probe(origin: string, request: BenchRequest, check?: (body: unknown) => string | undefined): Promise<string | undefined> {
   let response: Response;
   try {
     response = await fetch(new URL(request.path, origin), { method: request.method, headers: request.headers, body: request.body });
@@ -76,5 +77,5 @@ export async function probe(origin: string, request: BenchRequest): Promise<stri
     return `response is not JSON: ${text.slice(0, 300)}`;
   }
   if (typeof body === 'object' && body !== null && 'errors' in body) return `GraphQL errors: ${text.slice(0, 300)}`;
-  return undefined;
+  return check?.(body);
 }

@@ -9,21 +9,52 @@ export interface ReportRow {
 
 const HEADERS = ['scenario', 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'ratio'] as const;
 
+/** The cells every table shows for one measurement: req/s, p50, p99, errors. */
+function measurementCells(m: Measurement): string[] {
+  return [m.requestsPerSecond.toFixed(1), m.p50Ms.toFixed(1), m.p99Ms.toFixed(1), String(m.failures)];
+}
+
+/** `textColumns`: how many leading columns are names rather than numbers. */
+function formatColumns(headers: readonly string[], cells: readonly (readonly string[])[], textColumns = 1): string {
+  const widths = headers.map((header, column) => Math.max(header.length, ...cells.map((row) => row[column].length)));
+  // Names read best left-aligned, numbers right-aligned so their digits line up.
+  const line = (row: readonly string[]) =>
+    row.map((cell, column) => (column < textColumns ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join(' | ');
+  const rule = widths.map((width) => '-'.repeat(width)).join('-|-');
+  return [line(headers), rule, ...cells.map(line)].join('\n');
+}
+
 export function formatTable(rows: readonly ReportRow[]): string {
   const cells = rows.map(({ scenario, measurement: m, floorRequestsPerSecond }) => [
     scenario,
-    m.requestsPerSecond.toFixed(1),
-    m.p50Ms.toFixed(1),
-    m.p99Ms.toFixed(1),
-    String(m.failures),
+    ...measurementCells(m),
     floorRequestsPerSecond > 0 ? `${(m.requestsPerSecond / floorRequestsPerSecond).toFixed(2)}×` : 'n/a',
   ]);
-  const widths = HEADERS.map((header, column) => Math.max(header.length, ...cells.map((row) => row[column].length)));
-  // The scenario name reads best left-aligned, numbers right-aligned so their digits line up.
-  const line = (row: readonly string[]) =>
-    row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join(' | ');
-  const rule = widths.map((width) => '-'.repeat(width)).join('-|-');
-  return [line(HEADERS), rule, ...cells.map(line)].join('\n');
+  return formatColumns(HEADERS, cells);
+}
+
+/** One request measured on two servers that differ only by the permission layer. */
+export interface ShieldCostRow {
+  /** What was asked, e.g. "100 rows". */
+  readonly label: string;
+  readonly withoutShield: Measurement;
+  readonly withShield: Measurement;
+  /** The cost the issue aims for (a goal, not a gate). */
+  readonly goal: number;
+}
+
+const SHIELD_HEADERS = ['list', 'shield', 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'cost with / without'] as const;
+
+/** Each request as a row without and a row with the shield; the cost (req/s without ÷ with) on the second, by its goal. */
+export function formatShieldCost(rows: readonly ShieldCostRow[]): string {
+  const cells = rows.flatMap(({ label, withoutShield, withShield, goal }) => {
+    const cost = withShield.requestsPerSecond > 0 ? `${(withoutShield.requestsPerSecond / withShield.requestsPerSecond).toFixed(2)}×` : 'n/a';
+    return [
+      [label, 'without', ...measurementCells(withoutShield), ''],
+      [label, 'with', ...measurementCells(withShield), `${cost} (goal ≤ ${goal}×)`],
+    ];
+  });
+  return formatColumns(SHIELD_HEADERS, cells, 2);
 }
 
 /** "me vs serverInfo: 0.85× the throughput", or undefined when either row did not run. */

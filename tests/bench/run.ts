@@ -12,9 +12,10 @@ import { startBastion } from '../../src/main';
 import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
 import { runCryptoBench } from './crypto-bench';
 import { startFloorServer } from './floor-server';
-import { measure, probe } from './measure';
-import { ReportRow, formatRelative, formatTable } from './report';
-import { BenchRequest, BenchTarget, SCENARIOS, Scenario } from './scenarios';
+import { Measurement, measure, probe } from './measure';
+import { benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
+import { ReportRow, formatRelative, formatShieldCost, formatTable } from './report';
+import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
 import { createBenchUser, runSignInBench } from './sign-in-bench';
 
 const WARM_UP_SECONDS = 2;
@@ -119,7 +120,8 @@ async function main(signal: AbortSignal): Promise<number> {
         migrateOnStart: true,
         sandbox: false,
       }),
-      { logger, clock: systemClock },
+      // The permission bench's model: its grant is seeded and its entity known from the start.
+      { logger, clock: systemClock, extraFeatures: [benchItemsFeature] },
     );
     teardown.add(() => bastion.stop());
     const floor = await startFloorServer({ databaseUrl, version: BASTION_VERSION, poolSize });
@@ -131,15 +133,23 @@ async function main(signal: AbortSignal): Promise<number> {
     const bastionEndpoint = new URL('/graphql', origins.bastion).toString();
     const benchUser = await createBenchUser(bastionEndpoint);
     const tokens: Record<BenchTarget, string> = { floor: floor.token, bastion: benchUser.accessToken };
-    const requestFor = (scenario: Scenario): BenchRequest =>
-      scenario.signedIn
-        ? { ...scenario.request, headers: { ...scenario.request.headers, authorization: `Bearer ${tokens[scenario.target]}` } }
-        : scenario.request;
+    const requestFor = (scenario: Scenario): BenchRequest => (scenario.signedIn ? withBearer(scenario.request, tokens[scenario.target]) : scenario.request);
+    await seedBenchItems(bastion.database.dataSource, benchUser.id);
+    const shieldTwins = await startShieldTwins(bastion.services);
+    teardown.add(() => shieldTwins.close());
 
     for (const scenario of scenarios) {
       const problem = await probe(origins[scenario.target], requestFor(scenario));
       if (problem) throw new Error(`scenario ${scenario.name}: ${problem}`);
     }
+    await probeShieldTwins(shieldTwins, benchUser.accessToken);
+    const warmedUpMeasure = async (origin: string, request: BenchRequest): Promise<Measurement | undefined> => {
+      // JIT, connection pools and prepared caches fill up during the warm-up; its numbers are thrown away.
+      await measure(origin, request, { durationSeconds: WARM_UP_SECONDS, connections: settings.connections, signal });
+      const measurement = await measure(origin, request, { ...settings, signal });
+      if (measurement && measurement.failures > 0) exitCode = 1;
+      return measurement;
+    };
 
     say(`Bastion ${BASTION_VERSION} bench: ${os.cpus().length} cores, Node ${process.version}`);
     say(`${settings.durationSeconds} s per scenario after a ${WARM_UP_SECONDS} s warm-up, ${settings.connections} connections`);
@@ -149,18 +159,22 @@ async function main(signal: AbortSignal): Promise<number> {
       const origin = origins[scenario.target];
       const request = requestFor(scenario);
       process.stderr.write(`running ${scenario.name}…\n`);
-      // JIT, connection pools and prepared caches fill up during the warm-up; its numbers are thrown away.
-      await measure(origin, request, { durationSeconds: WARM_UP_SECONDS, connections: settings.connections, signal });
-      const measurement = await measure(origin, request, { ...settings, signal });
+      const measurement = await warmedUpMeasure(origin, request);
       if (!measurement) break;
       if (scenario.target === 'floor') floorRequestsPerSecond = measurement.requestsPerSecond;
       rows.push({ scenario: scenario.name, measurement, floorRequestsPerSecond });
-      if (measurement.failures > 0) exitCode = 1;
     }
     say();
     say(formatTable(rows));
     const meVsServerInfo = formatRelative(rows, 'me', 'serverInfo');
     if (meVsServerInfo) say(meVsServerInfo);
+    // Before the sign-ins and the encryption: the lists need the bench user's access token still valid.
+    const shieldCosts = await runShieldBench(shieldTwins, benchUser.accessToken, warmedUpMeasure);
+    if (shieldCosts.length > 0) {
+      say();
+      say('permission layer: benchItems, a user listing own rows (8 fields each), same schema with and without the shield');
+      say(formatShieldCost(shieldCosts));
+    }
     if (!signal.aborted) {
       process.stderr.write('running sign-ins…\n');
       const signIns = await runSignInBench(bastionEndpoint, benchUser, {

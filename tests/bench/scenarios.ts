@@ -20,13 +20,18 @@ export interface Scenario {
   readonly signedIn?: boolean;
 }
 
-function graphqlRequest(query: string): BenchRequest {
+export function graphqlRequest(query: string): BenchRequest {
   return {
     method: 'POST',
     path: '/graphql',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ query }),
   };
+}
+
+/** The request as a signed-in app sends it: with its access token as a bearer. */
+export function withBearer(request: BenchRequest, token: string): BenchRequest {
+  return { ...request, headers: { ...request.headers, authorization: `Bearer ${token}` } };
 }
 
 const SERVER_INFO = graphqlRequest('{ serverInfo { name version serverTime } }');

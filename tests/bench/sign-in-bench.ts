@@ -8,6 +8,8 @@ const SIGN_IN = `mutation SignIn($input: SignInInput!) { signIn(input: $input) {
 
 /** The account the signed-in scenarios and the sign-in loop use, made at bench start. */
 export interface BenchUser {
+  /** The account's user id, as signUp returned it: the owner of the permission bench's rows. */
+  readonly id: string;
   readonly email: string;
   readonly password: string;
   /** Valid for Bastion's access-token lifetime (15 min by default). */
@@ -27,7 +29,7 @@ interface GraphQLBody<TData> {
   readonly errors?: readonly { readonly message: string; readonly extensions?: { readonly code?: unknown } }[];
 }
 
-type AuthPayload = { readonly __typename?: string; readonly accessToken: string };
+type AuthPayload = { readonly __typename?: string; readonly accessToken: string; readonly user: { readonly id: string } };
 
 async function graphql<TData>(endpoint: string, query: string, variables: Record<string, unknown>): Promise<GraphQLBody<TData>> {
   const response = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
@@ -45,7 +47,7 @@ export async function createBenchUser(endpoint: string): Promise<BenchUser> {
   const password = randomBytes(18).toString('base64url'); // 24 characters
   const body = await graphql<{ signUp: AuthPayload }>(endpoint, SIGN_UP, { input: { email, password } });
   if (!body.data?.signUp) throw new Error(`signUp of the bench user failed: ${JSON.stringify(body.errors)}`);
-  return { email, password, accessToken: body.data.signUp.accessToken };
+  return { id: body.data.signUp.user.id, email, password, accessToken: body.data.signUp.accessToken };
 }
 
 function outcomeOf(body: GraphQLBody<{ signIn: AuthPayload }>): string {
