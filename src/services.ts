@@ -119,7 +119,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     accounts,
     mfa,
     policy,
-    userDirectory: new UserDirectory(dataSource, sessions, audit),
+    userDirectory: new UserDirectory(dataSource, sessions, sessionCache, audit),
     outbox,
     maintenanceTasks,
     stop: async () => {

@@ -29,11 +29,13 @@ export function introspectionGate(mode: IntrospectionMode): ApolloServerPlugin<C
     async requestDidStart() {
       return {
         async didResolveOperation({ document, contextValue }) {
-          if (mode === 'everyone' || contextValue.access.actsAs(ADMIN_ROLE)) return;
-          if (selectsIntrospection(document)) {
-            contextValue.logger.info({ userId: contextValue.viewer.userId }, 'introspection refused');
-            throw new AppError('FORBIDDEN', 'Introspection is available to admins only. Build your client from schema/schema.graphql.', { stopsRequest: true });
-          }
+          if (mode === 'everyone' || !selectsIntrospection(document)) return;
+          const asAdmin = contextValue.access.checkRole(ADMIN_ROLE);
+          if (asAdmin === true) return;
+          contextValue.logger.info({ userId: contextValue.viewer.userId }, 'introspection refused');
+          // An admin whose role needs aal2 is told so; anyone else learns only that it is for admins.
+          if (asAdmin instanceof AppError) throw new AppError(asAdmin.code, asAdmin.message, { stopsRequest: true });
+          throw new AppError('FORBIDDEN', 'Introspection is available to admins only. Build your client from schema/schema.graphql.', { stopsRequest: true });
         },
       };
     },

@@ -61,16 +61,18 @@ export class ModelScope {
 
   /**
    * TypeORM `where` for the rows the viewer may act on: one object per clause (TypeORM ORs an
-   * array), each combined with `base`. An empty array when nothing is allowed: callers answer
-   * NOT_FOUND or an empty page, as for rows that do not exist.
+   * array), each combined with `base`. null when no row can match: callers answer NOT_FOUND or an
+   * empty page, as for rows that do not exist. Never an empty array, which TypeORM reads as no
+   * condition at all (every row).
    */
-  where<T extends object>(base: T = {} as T, clauses: readonly AccessClause[] = this.decision.clauses): T[] {
-    if (!this.decision.allowed) return [];
+  where<T extends object>(base: T = {} as T, clauses: readonly AccessClause[] = this.decision.clauses): T[] | null {
+    if (!this.decision.allowed) return null;
     if (clauses.some((clause) => !clause.own && clause.filter === null)) return [{ ...base }];
-    return clauses.flatMap((clause) => {
+    const conditions = clauses.flatMap((clause) => {
       const condition = this.conditionOf(clause);
       return condition ? [{ ...base, ...condition }] : [];
     });
+    return conditions.length > 0 ? conditions : null;
   }
 
   /** Attaches the readable fields to the row (once per row; constant when the decision covers every row and field). */
@@ -116,15 +118,20 @@ export class ModelScope {
     const values = row as Record<string, unknown>;
     if (clause.own && (this.spec.ownerField === null || values[this.spec.ownerField] !== this.viewerId)) return false;
     if (clause.filter === null) return true;
-    const filter = this.spec.filters[clause.filter];
+    const filter = this.filterNamed(clause.filter);
     return filter !== undefined && Object.entries(filter).every(([field, value]) => values[field] === value);
+  }
+
+  /** The model's own filter of that name; never an inherited property such as "constructor". */
+  private filterNamed(name: string): RowFilter | undefined {
+    return Object.hasOwn(this.spec.filters, name) ? this.spec.filters[name] : undefined;
   }
 
   /** The SQL side of `matches`; null for a clause that can match nothing (a filter or owner the model lacks: fail closed). */
   private conditionOf(clause: AccessClause): Record<string, unknown> | null {
     const condition: Record<string, unknown> = {};
     if (clause.filter !== null) {
-      const filter = this.spec.filters[clause.filter];
+      const filter = this.filterNamed(clause.filter);
       if (!filter) return null;
       Object.assign(condition, filter);
     }

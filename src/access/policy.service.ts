@@ -1,6 +1,7 @@
 import { DataSource, EntityManager } from 'typeorm';
-import { SessionCache } from '../accounts/session-cache';
-import type { RequestOrigin } from '../accounts/sessions.service';
+import type { SessionCache } from '../accounts/session-cache';
+import type { Actor } from '../accounts/sessions.service';
+import { lockUserRow } from '../accounts/user-lock';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { MfaRequirement } from '../config';
@@ -10,6 +11,7 @@ import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
 import type { ModelAccessSpec } from './model-access';
 import { PermissionGrantRow, PolicySeed } from './permission-grant.entity';
+import { keepAnActiveAdmin } from './admins';
 import { ADMIN_ROLE, ANONYMOUS_ROLE, Action, Grant, Policy, RoleDefinition, Scope, USER_ROLE, requiresMfa } from './policy';
 import { Role } from './role.entity';
 import { UserRole } from './user-role.entity';
@@ -19,7 +21,6 @@ export const POLICY_CHANNEL = 'bastion_policy';
 /** A loaded policy is used at most this long even if an invalidation message was lost. */
 const MAX_AGE_MS = 60_000;
 const ROLE_NAME = /^[a-z][a-z0-9_-]{1,39}$/;
-const MAX_DESCRIPTION = 200;
 
 export interface NewRole {
   readonly name: string;
@@ -34,11 +35,6 @@ export interface NewGrant {
   readonly scope: Scope;
   readonly fields?: readonly string[] | null;
   readonly filter?: string | null;
-}
-
-/** Who made a change, for the audit row. */
-export interface Actor extends RequestOrigin {
-  readonly actorId: string | null;
 }
 
 /**
@@ -83,11 +79,6 @@ export class PolicyService {
     this.loading = null;
   }
 
-  /** The models grants may name. */
-  get registeredModels(): readonly ModelAccessSpec[] {
-    return [...this.models.values()];
-  }
-
   /**
    * Registers the models and writes each one's code defaults the first time it is seen (one
    * transaction per model; a concurrent instance waits on the seed row and then skips it).
@@ -116,12 +107,12 @@ export class PolicyService {
     const name = input.name.trim();
     if (!ROLE_NAME.test(name)) throw new AppError('BAD_USER_INPUT', 'A role name is 2–40 characters: lower-case letters, digits, "-" and "_", starting with a letter.', { details: { field: 'name' } });
     const description = input.description?.trim() || null;
-    if (description && description.length > MAX_DESCRIPTION) throw new AppError('BAD_USER_INPUT', `A role description has at most ${MAX_DESCRIPTION} characters.`, { details: { field: 'description' } });
+    const requireMfa = input.requireMfa ?? false;
     await this.change(async (manager) => {
-      await conflictOnDuplicate(() => manager.insert(Role, { name, description, builtIn: false, requireMfa: input.requireMfa ?? false }), `A role named "${name}" already exists.`);
-      await this.audit.append(manager, { action: 'role_created', outcome: 'success', targetType: 'role', targetId: name, metadata: { requireMfa: input.requireMfa ?? false }, ...actor });
+      await conflictOnDuplicate(() => manager.insert(Role, { name, description, builtIn: false, requireMfa }), `A role named "${name}" already exists.`);
+      await this.audit.append(manager, { action: 'role_created', outcome: 'success', targetType: 'role', targetId: name, metadata: { requireMfa }, ...actor });
     });
-    return (await this.current()).role(name)!;
+    return { name, description, builtIn: false, requireMfa: requiresMfa({ name, requireMfa }, this.mfaRequiredFor) };
   }
 
   /** Deletes a custom role with its grants and memberships; its members lose it at their next request. */
@@ -143,7 +134,7 @@ export class PolicyService {
     this.assignable(roleName);
     await this.change(async (manager) => {
       await this.lockUser(manager, userId);
-      if (!(await manager.existsBy(Role, { name: roleName }))) throw new AppError('NOT_FOUND', `No role named "${roleName}".`);
+      await this.lockRole(manager, roleName);
       const result = await manager.createQueryBuilder().insert().into(UserRole).values({ userId, roleName }).orIgnore().returning('user_id').execute();
       if ((result.raw as unknown[]).length === 0) return;
       await this.announceMembers(manager, [userId]);
@@ -156,8 +147,8 @@ export class PolicyService {
     this.assignable(roleName);
     await this.change(async (manager) => {
       await this.lockUser(manager, userId);
-      if (!(await manager.existsBy(Role, { name: roleName }))) throw new AppError('NOT_FOUND', `No role named "${roleName}".`);
-      if (roleName === ADMIN_ROLE) await this.keepAnAdmin(manager, userId);
+      await this.lockRole(manager, roleName);
+      if (roleName === ADMIN_ROLE) await keepAnActiveAdmin(manager, userId);
       const { affected } = await manager.delete(UserRole, { userId, roleName });
       if (!affected) return;
       await this.announceMembers(manager, [userId]);
@@ -168,7 +159,7 @@ export class PolicyService {
   async grantPermission(input: NewGrant, actor: Actor): Promise<Grant> {
     let row: PermissionGrantRow | undefined;
     await this.change(async (manager) => {
-      if (!(await manager.existsBy(Role, { name: input.role }))) throw new AppError('NOT_FOUND', `No role named "${input.role}".`);
+      await this.lockRole(manager, input.role);
       row = await this.insertGrant(manager, input, actor.actorId);
       await this.auditGrant(manager, 'grant_added', row, actor, { source: 'admin' });
     });
@@ -184,11 +175,12 @@ export class PolicyService {
     });
   }
 
+  /** Roles and grants from one snapshot, so a grant is never paired with a role it did not belong to. */
   private async load(): Promise<Policy> {
-    const [roles, grants] = await Promise.all([
-      this.dataSource.getRepository(Role).find({ order: { name: 'ASC' } }),
-      this.dataSource.getRepository(PermissionGrantRow).find({ order: { model: 'ASC', action: 'ASC', roleName: 'ASC', createdAt: 'ASC' } }),
-    ]);
+    const [roles, grants] = await this.dataSource.transaction('REPEATABLE READ', async (manager) => [
+      await manager.find(Role, { order: { name: 'ASC' } }),
+      await manager.find(PermissionGrantRow, { order: { model: 'ASC', action: 'ASC', roleName: 'ASC', createdAt: 'ASC' } }),
+    ] as const);
     return new Policy(
       roles.map((role) => ({ name: role.name, description: role.description, builtIn: role.builtIn, requireMfa: requiresMfa(role, this.mfaRequiredFor) })),
       grants.map(grantOf),
@@ -211,26 +203,16 @@ export class PolicyService {
   }
 
   private async lockUser(manager: EntityManager, userId: string): Promise<void> {
-    const rows: unknown[] = isUuid(userId) ? await manager.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]) : [];
-    if (rows.length === 0) throw new AppError('NOT_FOUND', 'No user with this id.');
+    if (!(await lockUserRow(manager, userId))) throw new AppError('NOT_FOUND', 'No user with this id.');
   }
 
-  /** Refuses to remove the admin role from its last active holder (no one could manage Bastion from the API). */
-  private async keepAnAdmin(manager: EntityManager, userId: string): Promise<void> {
-    // Serialises concurrent removals: two admins removing each other cannot both succeed.
-    await manager.query("SELECT role_name FROM user_roles WHERE role_name = 'admin' FOR UPDATE");
-    const [{ others }] = await manager.query(
-      `SELECT count(*)::int AS others FROM user_roles ur JOIN users u ON u.id = ur.user_id
-        WHERE ur.role_name = 'admin' AND ur.user_id <> $1 AND u.status = 'active'`,
-      [userId],
-    );
-    if (others === 0) throw new AppError('CONFLICT', 'This is the last active admin: assign admin to someone else first (or use `bastion admin create`).');
+  /** Holds the role until commit (a concurrent deleteRole waits), or NOT_FOUND. */
+  private async lockRole(manager: EntityManager, name: string): Promise<void> {
+    if (!(await manager.findOne(Role, { where: { name }, lock: { mode: 'pessimistic_read' } }))) throw new AppError('NOT_FOUND', `No role named "${name}".`);
   }
 
   private async announceMembers(manager: EntityManager, userIds: readonly string[]): Promise<void> {
-    if (userIds.length === 0) return;
-    await SessionCache.announce(manager, { userIds });
-    this.sessionCache.forget({ userIds });
+    if (userIds.length > 0) await this.sessionCache.announce(manager, { userIds });
   }
 
   private async insertGrant(manager: EntityManager, input: NewGrant, createdBy: string | null): Promise<PermissionGrantRow> {
@@ -255,6 +237,7 @@ export class PolicyService {
     }
     if (input.scope === 'own' && spec.ownerField === null) throw new AppError('BAD_USER_INPUT', `${spec.name} rows have no owner: use scope ALL.`, { details: { field: 'scope' } });
     if (input.scope === 'own' && input.role === ANONYMOUS_ROLE) throw new AppError('BAD_USER_INPUT', 'Signed-out viewers own nothing: use scope ALL for anonymous.', { details: { field: 'scope' } });
+    if (input.action === 'create' && input.role === ANONYMOUS_ROLE && spec.ownerField !== null) throw new AppError('BAD_USER_INPUT', `${spec.name} rows have an owner, and signed-out viewers cannot be one: grant CREATE to signed-in roles.`, { details: { field: 'action' } });
     const filter = input.filter ?? null;
     if (filter !== null && !Object.hasOwn(spec.filters, filter)) {
       const known = Object.keys(spec.filters).sort().join(', ') || 'none';
@@ -286,6 +269,6 @@ export class PolicyService {
   }
 }
 
-export function grantOf(row: PermissionGrantRow): Grant {
+function grantOf(row: PermissionGrantRow): Grant {
   return { id: row.id, role: row.roleName, model: row.model, action: row.action, scope: row.scope, fields: row.fields, filter: row.filter };
 }

@@ -15,7 +15,13 @@ export type Decide<TParent = unknown> = (parent: TParent, args: Record<string, u
  * (`no_cache`), so a rule reading `parent` or `args` is always safe (SECURITY.md SH-5).
  */
 export function syncRule<TParent = unknown>(name: string, decide: Decide<TParent>) {
-  return Object.assign(rule(name, { cache: 'no_cache' })(decide as never), { decideSync: decide });
+  const decideAndLog: Decide<TParent> = (parent, args, context, info) => {
+    const decision = decide(parent, args, context, info);
+    // A denial carrying its own error (MFA_REQUIRED) skips shield's fallbackError, which logs the others.
+    if (decision instanceof Error) context.logger.info({ field: `${info.parentType.name}.${info.fieldName}`, userId: context.viewer.userId, code: decision.code }, 'access denied');
+    return decision;
+  };
+  return Object.assign(rule(name, { cache: 'no_cache' })(decideAndLog as never), { decideSync: decideAndLog });
 }
 
 /**

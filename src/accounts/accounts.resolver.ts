@@ -16,7 +16,7 @@ import {
   VerifyEmailInput,
 } from './accounts.types';
 import type { MfaService } from '../mfa/mfa.service';
-import type { RequestOrigin, SessionsService } from './sessions.service';
+import type { Actor, RequestOrigin, SessionsService } from './sessions.service';
 import { Session } from './session.entity';
 import { User } from './user.entity';
 
@@ -26,7 +26,7 @@ export function originOf(context: Context): RequestOrigin {
 }
 
 /** Who is changing something, and from where, for the audit row. */
-export function actorOf(context: Context): RequestOrigin & { actorId: string | null } {
+export function actorOf(context: Context): Actor {
   return { actorId: context.viewer.userId, ...originOf(context) };
 }
 

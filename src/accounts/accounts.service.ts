@@ -13,6 +13,7 @@ import type { LoginThrottler } from './login-throttle';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordPolicy } from './password-policy';
 import type { IssuedTokens, RequestOrigin, SessionsService } from './sessions.service';
+import { keepAnActiveAdmin } from '../access/admins';
 import { UserRole } from '../access/user-role.entity';
 import { User } from './user.entity';
 
@@ -217,6 +218,7 @@ export class AccountsService {
     await this.mfa.requireStepUp(viewer);
     const user = await this.provePassword(viewer, password, origin);
     await this.dataSource.transaction(async (manager) => {
+      await keepAnActiveAdmin(manager, user.id);
       await this.sessions.endAllFor(manager, user.id, 'account_deleted');
       await manager.delete(User, { id: user.id });
       // No IP or user agent: the row outlives the account and must not describe its person.

@@ -1,5 +1,6 @@
 import { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../clock';
+import { afterCommit } from '../db/after-commit';
 import { Notifications, notify } from '../db/notifications';
 import type { AuthenticationMethod } from './session.entity';
 import { isUuid } from '../db/uuid';
@@ -77,13 +78,19 @@ export class SessionCache {
     return session && session.expiresAt.getTime() > now ? session : null;
   }
 
-  /** Tells every instance (this one included) that these sessions or users changed; call inside the changing transaction. */
-  static async announce(manager: EntityManager, change: { sessionIds?: readonly string[]; userIds?: readonly string[] }): Promise<void> {
+  /**
+   * Tells every instance that these sessions or users changed; call inside the changing
+   * transaction. The others hear it through NOTIFY (delivered on commit); this one drops its
+   * entries once the transaction has committed, so a request racing the commit cannot keep the
+   * old row.
+   */
+  async announce(manager: EntityManager, change: { sessionIds?: readonly string[]; userIds?: readonly string[] }): Promise<void> {
     for (const id of change.sessionIds ?? []) await notify(manager, SESSION_CHANNEL, `session:${id}`);
     for (const id of change.userIds ?? []) await notify(manager, SESSION_CHANNEL, `user:${id}`);
+    afterCommit(manager, () => this.forget(change));
   }
 
-  /** Drops entries at once in this process (the NOTIFY round trip follows for the others). */
+  /** Drops entries at once in this process. */
   forget(change: { sessionIds?: readonly string[]; userIds?: readonly string[] }): void {
     this.generation += 1;
     for (const id of change.sessionIds ?? []) this.entries.delete(id);

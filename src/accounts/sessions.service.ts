@@ -5,7 +5,7 @@ import type { Clock } from '../clock';
 import { AppError } from '../errors';
 import type { AccessTokenClaims, AccessTokens } from './access-tokens';
 import { RefreshToken } from './refresh-token.entity';
-import { SessionCache } from './session-cache';
+import type { SessionCache } from './session-cache';
 import { AuthenticationMethod, Session } from './session.entity';
 import { USER_ROLE } from '../access/policy';
 import { UserRole } from '../access/user-role.entity';
@@ -37,6 +37,11 @@ export interface OpenedSession {
   readonly userId: string;
   readonly refreshToken: string;
   readonly claims: AccessTokenClaims;
+}
+
+/** Who makes a change, and from where: the audit row's actor. */
+export interface Actor extends RequestOrigin {
+  readonly actorId: string | null;
 }
 
 /** A token pair for the client. */
@@ -214,10 +219,9 @@ export class SessionsService {
     return this.endSessions(manager, live.map((session) => session.id).filter((id) => id !== keepSessionId), reason);
   }
 
-  /** Every instance drops these sessions from its cache: this one at once, the others on commit. */
+  /** Every instance drops these sessions from its cache once the change commits. */
   private async invalidate(manager: EntityManager, sessionIds: readonly string[]): Promise<void> {
-    await SessionCache.announce(manager, { sessionIds });
-    this.cache.forget({ sessionIds });
+    await this.cache.announce(manager, { sessionIds });
   }
 
   private isExpired(session: Session, now: Date): boolean {

@@ -1,4 +1,4 @@
-import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsOptional, IsString, MaxLength, ValidateNested } from 'class-validator';
 import { ArgsType, Field, ID, InputType, Int, ObjectType } from 'type-graphql';
 import { PageArgs, PageInfo } from '../data/pagination';
 import { User, UserStatus } from './user.entity';
@@ -24,6 +24,8 @@ export class UserFilter {
 @ArgsType()
 export class UsersArgs extends PageArgs {
   @Field(() => UserFilter, { nullable: true, description: 'Conditions; leave out for every user.' })
+  @IsOptional()
+  @ValidateNested()
   filter?: UserFilter | null;
 }
 

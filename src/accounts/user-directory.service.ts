@@ -1,12 +1,13 @@
 import { DataSource } from 'typeorm';
-import type { Actor } from '../access/policy.service';
 import { USER_ROLE } from '../access/policy';
 import type { AuditLog } from '../audit/audit-log';
 import { blindIndexOf } from '../crypto/encrypted-column';
 import { DEFAULT_PAGE_SIZE, decodeCursor, encodeCursor, invalidCursor } from '../data/pagination';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
-import type { SessionsService } from './sessions.service';
+import { keepAnActiveAdmin } from '../access/admins';
+import type { SessionCache } from './session-cache';
+import type { Actor, SessionsService } from './sessions.service';
 import { User, UserStatus } from './user.entity';
 
 export interface UserQuery {
@@ -24,11 +25,17 @@ export interface UserPage {
   readonly totalCount: number;
 }
 
+function isIsoInstant(text: string): boolean {
+  const time = Date.parse(text);
+  return !Number.isNaN(time) && new Date(time).toISOString() === text;
+}
+
 /** The admin side of accounts: finding users and suspending them. */
 export class UserDirectory {
   constructor(
     private readonly dataSource: DataSource,
     private readonly sessions: SessionsService,
+    private readonly sessionCache: SessionCache,
     private readonly audit: AuditLog,
   ) {}
 
@@ -42,11 +49,14 @@ export class UserDirectory {
     if (query.role != null && query.role !== USER_ROLE) {
       filtered.andWhere('EXISTS (SELECT 1 FROM user_roles ur WHERE ur.user_id = u.id AND ur.role_name = :role)', { role: query.role });
     }
-    const page = filtered.clone().orderBy('u.created_at', 'DESC').addOrderBy('u.id', 'DESC').limit(first + 1);
+    // The cursor holds milliseconds (a JavaScript Date); PostgreSQL keeps microseconds. Sorting and
+    // comparing on the same truncation keeps users created within one millisecond from being skipped.
+    const createdAtMs = "date_trunc('milliseconds', u.created_at)";
+    const page = filtered.clone().orderBy(createdAtMs, 'DESC').addOrderBy('u.id', 'DESC').limit(first + 1);
     if (query.after != null) {
       const [createdAt, id] = decodeCursor(query.after, ['string', 'string']) as [string, string];
-      if (Number.isNaN(Date.parse(createdAt)) || !isUuid(id)) throw invalidCursor();
-      page.andWhere('(u.created_at, u.id) < (:createdAt, :id)', { createdAt, id });
+      if (!isIsoInstant(createdAt) || !isUuid(id)) throw invalidCursor();
+      page.andWhere(`(${createdAtMs}, u.id) < (:createdAt, :id)`, { createdAt, id });
     }
     const [rows, totalCount] = await Promise.all([page.getMany(), filtered.getCount()]);
     return {
@@ -67,15 +77,18 @@ export class UserDirectory {
    * reactivates an account. An admin cannot suspend themselves.
    */
   async setStatus(userId: string, status: UserStatus, actor: Actor): Promise<User> {
-    if (userId === actor.actorId && status === 'suspended') throw new AppError('BAD_USER_INPUT', 'You cannot suspend your own account.', { details: { field: 'userId' } });
+    if (userId === actor.actorId && status === UserStatus.SUSPENDED) throw new AppError('BAD_USER_INPUT', 'You cannot suspend your own account.', { details: { field: 'userId' } });
     return this.dataSource.transaction(async (manager) => {
       const user = isUuid(userId) ? await manager.findOne(User, { where: { id: userId }, lock: { mode: 'pessimistic_write' } }) : null;
       if (!user) throw new AppError('NOT_FOUND', 'No user with this id.');
       if (user.status === status) return user;
+      if (status === UserStatus.SUSPENDED) await keepAnActiveAdmin(manager, userId);
       user.status = status;
       await manager.update(User, { id: userId }, { status });
-      const endedSessions = status === 'suspended' ? await this.sessions.endAllFor(manager, userId, 'suspended') : 0;
-      await this.audit.append(manager, { action: status === 'suspended' ? 'account_suspended' : 'account_reactivated', outcome: 'success', targetType: 'user', targetId: userId, metadata: { endedSessions }, ...actor });
+      const endedSessions = status === UserStatus.SUSPENDED ? await this.sessions.endAllFor(manager, userId, 'suspended') : 0;
+      // Also by user: a session a concurrent sign-in opens as this commits is dropped too (its load sees the status).
+      await this.sessionCache.announce(manager, { userIds: [userId] });
+      await this.audit.append(manager, { action: status === UserStatus.SUSPENDED ? 'account_suspended' : 'account_reactivated', outcome: 'success', targetType: 'user', targetId: userId, metadata: { endedSessions }, ...actor });
       return user;
     });
   }

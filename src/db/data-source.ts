@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { DataSource, MixedList } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
 import { BlindIndexSubscriber } from '../crypto/blind-index.subscriber';
+import { AfterCommitSubscriber } from './after-commit';
 import { ENTITIES } from './entities';
 import { SnakeNamingStrategy } from './naming-strategy';
 
@@ -23,7 +24,7 @@ export function createDataSource(options: DataSourceOptions): DataSource {
     applicationName: 'bastion',
     entities: [...ENTITIES, ...((options.extraEntities as Function[] | undefined) ?? [])],
     migrations: MIGRATIONS,
-    subscribers: [BlindIndexSubscriber],
+    subscribers: [BlindIndexSubscriber, AfterCommitSubscriber],
     migrationsTableName: 'migrations',
     migrationsTransactionMode: 'each',
     namingStrategy: new SnakeNamingStrategy(),

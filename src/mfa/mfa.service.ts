@@ -1,4 +1,5 @@
 import { DataSource, EntityManager, In, IsNull } from 'typeorm';
+import { lockUserRow } from '../accounts/user-lock';
 import type { LoginThrottler } from '../accounts/login-throttle';
 import type { PasswordHasher } from '../accounts/password-hasher';
 import { IssuedTokens, RequestOrigin, SessionsService, hashToken, newOpaqueToken } from '../accounts/sessions.service';
@@ -282,7 +283,7 @@ export class MfaService {
 
   /** Serialises factor changes and sign-ins of one account (a sign-in must see a factor that was just turned on). */
   async lockAccount(manager: EntityManager, userId: string): Promise<void> {
-    await manager.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]);
+    await lockUserRow(manager, userId);
   }
 
 

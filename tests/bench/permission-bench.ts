@@ -108,7 +108,7 @@ class BenchItemResolver {
     if (first < 1 || first > BENCH_MAX_ROWS) throw new AppError('BAD_USER_INPUT', `first is 1 to ${BENCH_MAX_ROWS}.`, { details: { field: 'first' } });
     const scope = context.access.scope(BENCH_ITEM_MODEL, 'read');
     const where = scope.where();
-    if (where.length === 0) return [];
+    if (!where) return [];
     const rows = await this.dataSource.getRepository(BenchItem).find({ where, order: { createdAt: 'ASC', id: 'ASC' }, take: first });
     return rows.map((row) => scope.expose(row));
   }

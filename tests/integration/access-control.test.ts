@@ -1,6 +1,9 @@
 import { GraphQLResponse, SIGN_IN, TestAccount, confirmTotp, makeClient, makeUser } from '../support/factories';
 import { MEMOS_TABLE_SQL, memoFeature } from '../support/memo-model';
+import { configWith } from '../../src/config';
+import { startBastion } from '../../src/main';
 import { TestServer, startTestServer } from '../support/test-server';
+import { TEST_KEY_SETTINGS } from '../support/test-keys';
 
 const codesOf = (response: GraphQLResponse) => response.body.errors?.map((error) => error.extensions?.code);
 
@@ -106,6 +109,19 @@ describe('access control', () => {
         expect(results.map(codesOf).sort()).toEqual([['CONFLICT'], undefined]);
         const [{ count }] = await solo.bastion.database.dataSource.query("SELECT count(*)::int AS count FROM user_roles WHERE role_name = 'admin'");
         expect(count).toBe(1);
+        const [survivor] = results[0].body.errors ? [second, first] : [first, second];
+        // The last admin cannot delete their own account either.
+        expect(codesOf(await survivor.client.request('mutation($input: DeleteAccountInput!) { deleteAccount(input: $input) }', { input: { password: survivor.password } }))).toEqual(['CONFLICT']);
+
+        // Two admins suspending each other at once: one of them stays.
+        const third = await makeUser(solo, { roles: ['admin'] });
+        const suspensions = await Promise.all([
+          survivor.client.request(SET_STATUS, { input: { userId: third.id, status: 'SUSPENDED' } }),
+          third.client.request(SET_STATUS, { input: { userId: survivor.id, status: 'SUSPENDED' } }),
+        ]);
+        expect(suspensions.map(codesOf).sort()).toEqual([['CONFLICT'], undefined]);
+        const [{ active }] = await solo.bastion.database.dataSource.query("SELECT count(*)::int AS active FROM user_roles ur JOIN users u ON u.id = ur.user_id WHERE ur.role_name = 'admin' AND u.status = 'active'");
+        expect(active).toBe(1);
       } finally {
         await solo.close();
       }
@@ -124,9 +140,19 @@ describe('access control', () => {
         { role: 'user', action: 'READ', scope: 'OWN', fields: null, filter: null },
         { role: 'user', action: 'UPDATE', scope: 'OWN', fields: null, filter: null },
       ]);
-      // A restart does not bring back a revoked default: the table is the policy once seeded.
-      const [{ count }] = await server.bastion.database.dataSource.query("SELECT count(*)::int AS count FROM policy_seeds WHERE model = 'Memo'");
-      expect(count).toBe(1);
+    });
+
+    it('does not bring back a revoked default when another instance starts: once seeded, the table is the policy', async () => {
+      const deleteAll = (await matrix()).find((grant) => grant.model === 'Memo' && grant.role === 'admin' && grant.action === 'DELETE')!;
+      await admin.client.request(REVOKE, { id: deleteAll.id });
+      const config = configWith({ databaseUrl: server.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 2, ...TEST_KEY_SETTINGS });
+      const second = await startBastion(config, { logger: server.logger, clock: server.clock, extraFeatures: [memoFeature] });
+      try {
+        expect((await matrix()).some((grant) => grant.model === 'Memo' && grant.role === 'admin' && grant.action === 'DELETE')).toBe(false);
+      } finally {
+        await second.stop();
+        await admin.client.request(GRANT, { input: { role: 'admin', model: 'Memo', action: 'DELETE', scope: 'ALL' } });
+      }
     });
 
     it('scopes OWN reads in SQL: another user\'s memo is NOT_FOUND, exactly like one that does not exist', async () => {
@@ -165,6 +191,20 @@ describe('access control', () => {
       const asStranger = await stranger.client.request('query($id: ID!) { memo(id: $id) { title body } }', { id: published });
       expect(asStranger.body.data).toEqual({ memo: { title: 'public', body: null } });
       expect(codesOf(asStranger)).toEqual(['FORBIDDEN']);
+    });
+
+    it('masks each row of one list by its own grants: the viewer\'s drafts in full, others\' published memos by title', async () => {
+      const reader = await makeUser(server);
+      const other = await makeUser(server);
+      const mine = await memoOf(reader, { title: 'my draft', body: 'my body' });
+      const theirs = await memoOf(other, { title: 'their post', body: 'their body', published: true });
+      const list = await reader.client.request<{ memos: { id: string; title: string; body: string | null }[] }>('{ memos(first: 100) { id title body } }');
+      const byId = new Map(list.body.data!.memos.map((memo, index) => [memo.id, { memo, index }]));
+      expect(byId.get(mine)?.memo).toEqual({ id: mine, title: 'my draft', body: 'my body' });
+      expect(byId.get(theirs)?.memo).toEqual({ id: theirs, title: 'their post', body: null });
+      const denied = list.body.errors!.filter((error) => error.path?.[1] === byId.get(theirs)!.index);
+      expect(denied.map((error) => [error.path, error.extensions?.code])).toEqual([[['memos', byId.get(theirs)!.index, 'body'], 'FORBIDDEN']]);
+      expect(list.body.errors!.some((error) => error.path?.[1] === byId.get(mine)!.index)).toBe(false);
     });
 
     it('never lets a client set the owner, id or timestamps (schema), nor fields its grants do not name', async () => {
@@ -281,8 +321,32 @@ describe('access control', () => {
 
       expect(codesOf(await admin.client.request(USERS, { first: 101 }))).toEqual(['BAD_USER_INPUT']);
       expect(codesOf(await admin.client.request(USERS, { after: 'not-a-cursor' }))).toEqual(['BAD_USER_INPUT']);
+      const forged = Buffer.from(JSON.stringify(['1', admin.id])).toString('base64url');
+      expect(codesOf(await admin.client.request(USERS, { after: forged }))).toEqual(['BAD_USER_INPUT']);
+      const longFilter = await admin.client.request(USERS, { filter: { role: 'r'.repeat(41) } });
+      expect(codesOf(longFilter)).toEqual(['BAD_USER_INPUT']);
       const user = await makeUser(server);
       expect(codesOf(await user.client.request(USERS))).toEqual(['FORBIDDEN']);
+    });
+
+    it('does not skip users created within one millisecond at a page boundary', async () => {
+      await admin.client.request(CREATE_ROLE, { input: { name: 'same-millisecond' } });
+      const ids: string[] = [];
+      for (let n = 0; n < 3; n += 1) {
+        const user = await makeUser(server);
+        ids.push(user.id);
+        await admin.client.request(ASSIGN, { input: { userId: user.id, role: 'same-millisecond' } });
+      }
+      // PostgreSQL keeps microseconds; a JavaScript Date (and so a naive cursor) only milliseconds.
+      await server.bastion.database.dataSource.query("UPDATE users SET created_at = '2026-03-01T12:00:00.123456Z'::timestamptz - (interval '1 microsecond' * array_position($1::uuid[], id)) WHERE id = ANY($1::uuid[])", [ids]);
+      const seen: string[] = [];
+      let after: string | null = null;
+      do {
+        const page: GraphQLResponse<Page> = await admin.client.request<Page>(USERS, { filter: { role: 'same-millisecond' }, first: 1, after });
+        seen.push(...page.body.data!.users.edges.map((edge) => edge.node.id));
+        after = page.body.data!.users.pageInfo.hasNextPage ? page.body.data!.users.pageInfo.endCursor : null;
+      } while (after && seen.length < 10);
+      expect(seen.sort()).toEqual([...ids].sort());
     });
 
     it('suspending ends every session at once and refuses sign-in; reactivating lets the user back', async () => {
@@ -318,7 +382,7 @@ describe('roles that require MFA (BASTION_MFA_REQUIRED_FOR=admin)', () => {
     const admin = await makeUser(server, { roles: ['admin'] });
     const aal1 = await admin.client.request('{ roles { name requireMfa } }');
     expect(codesOf(aal1)).toEqual(['MFA_REQUIRED']);
-    expect(codesOf(await admin.client.request('{ __schema { queryType { name } } }'))).toEqual(['FORBIDDEN']);
+    expect(codesOf(await admin.client.request('{ __schema { queryType { name } } }'))).toEqual(['MFA_REQUIRED']);
     await confirmTotp(server, admin);
     const aal2 = await admin.client.request<{ roles: { name: string; requireMfa: boolean }[] }>('{ roles { name requireMfa } }');
     expect(aal2.body.data!.roles.find((role) => role.name === 'admin')?.requireMfa).toBe(true);

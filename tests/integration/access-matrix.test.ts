@@ -226,11 +226,12 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
         const label = `${kind} ${key}`;
         if (expected.allowed) {
           if (deniedByRule || codes.some((code) => code === 'FORBIDDEN' || (code === 'MFA_REQUIRED' && rule?.name !== 'isAuthenticated'))) mismatches.push(`${label}: expected allowed, got ${JSON.stringify(codes)}`);
+          if (codes.includes('INTERNAL_SERVER_ERROR')) mismatches.push(`${label}: allowed, but failed inside: ${JSON.stringify(response.body.errors)}`);
           if (expected.rowInScope === false && !codes.includes('NOT_FOUND')) mismatches.push(`${label}: another user's row must be NOT_FOUND, got ${JSON.stringify(response.body)}`);
           if (expected.rowInScope === true && codes.includes('NOT_FOUND')) mismatches.push(`${label}: the row is in scope, got NOT_FOUND`);
         } else {
           if (codes.length !== 1 || codes[0] !== expected.denial) mismatches.push(`${label}: expected ${expected.denial}, got ${JSON.stringify(codes)}`);
-          if (expected.denial !== 'MFA_REQUIRED' && !deniedByRule) mismatches.push(`${label}: the denial was not logged by the permission layer`);
+          if (!deniedByRule) mismatches.push(`${label}: the denial was not logged by the permission layer`);
           if (DENIALS.has(String(codes[0])) && response.body.data && (response.body.data as Record<string, unknown>)[field.name] != null) mismatches.push(`${label}: denied, yet data came back`);
         }
       }

@@ -131,6 +131,24 @@ describe('session invalidation across two instances on one database', () => {
     await inForceWithin('revokePermission on A → B refuses', readerOnB, memo, (response) => codesOf(response)?.[0] === 'NOT_FOUND');
   });
 
+  it('a suspension and a role deletion made on A are in force on B', async () => {
+    const admin = await makeUser(a, { roles: ['admin'] });
+    const member = await makeUser(a);
+    await admin.client.request('mutation { createRole(input: { name: "temp" }) { name } }');
+    await admin.client.request('mutation { grantPermission(input: { role: "temp", model: "Memo", action: READ, scope: ALL }) { id } }');
+    await admin.client.request(`mutation { assignRole(input: { userId: "${member.id}", role: "temp" }) { id } }`);
+    const memos = '{ memos(first: 1) { id } }';
+    const someone = await makeUser(a);
+    await someone.client.request('mutation { createMemo(input: { title: "x" }) { id } }');
+    await inForceWithin('assignRole on A → B lists others\' memos', onB(member.accessToken), memos, (response) => ((response.body.data as { memos?: unknown[] } | null)?.memos?.length ?? 0) > 0);
+
+    await admin.client.request('mutation { deleteRole(name: "temp") }');
+    await inForceWithin('deleteRole on A → B lists none', onB(member.accessToken), memos, (response) => (response.body.data as { memos?: unknown[] } | null)?.memos?.length === 0);
+
+    await admin.client.request(`mutation { setUserStatus(input: { userId: "${member.id}", status: SUSPENDED }) { id } }`);
+    await refusedWithin('setUserStatus SUSPENDED on A → B refuses', onB(member.accessToken));
+  });
+
   it('after the LISTEN connections are killed, both instances reconnect and invalidation works again', async () => {
     const killed = await listenerPids();
     // Both instances share a hostname, hence one application_name: they cannot be told apart, so kill both.

@@ -95,7 +95,7 @@ export class MemoResolver {
   async memos(@Arg('first', () => Int, { defaultValue: 20, description: 'Page size.' }) first: number, @Ctx() context: Context): Promise<Memo[]> {
     const scope = context.access.scope(MEMO_MODEL, 'read');
     const where = scope.where();
-    if (where.length === 0) return [];
+    if (!where) return [];
     const rows = await this.dataSource.getRepository(Memo).find({ where, order: { createdAt: 'ASC', id: 'ASC' }, take: first });
     return rows.map((row) => scope.expose(row));
   }
@@ -122,8 +122,8 @@ export class MemoResolver {
     const scope = context.access.scope(MEMO_MODEL, 'update');
     const clauses = scope.writableClauses(inputFields(input));
     const saved = await this.dataSource.transaction(async (manager) => {
-      const where = isUuid(id) ? scope.where({ id }, clauses) : [];
-      const row = where.length === 0 ? null : await manager.findOne(Memo, { where, lock: { mode: 'pessimistic_write' } });
+      const where = isUuid(id) ? scope.where({ id }, clauses) : null;
+      const row = where ? await manager.findOne(Memo, { where, lock: { mode: 'pessimistic_write' } }) : null;
       if (!row) throw notFound();
       Object.assign(row, input);
       if (!scope.admits(row, clauses)) throw new AppError('FORBIDDEN', 'You may not make this change.');
@@ -134,15 +134,19 @@ export class MemoResolver {
 
   @Mutation(() => Boolean, { description: 'Test only.' })
   async deleteMemo(@Arg('id', () => ID) id: string, @Ctx() context: Context): Promise<boolean> {
-    const where = context.access.scope(MEMO_MODEL, 'delete').where({ id });
-    const row = await this.findIn(where);
-    await this.dataSource.getRepository(Memo).delete({ id: row.id });
+    const where = isUuid(id) ? context.access.scope(MEMO_MODEL, 'delete').where({ id }) : null;
+    // Check and delete in one transaction, the row locked between them.
+    const deleted = where && (await this.dataSource.transaction(async (manager) => {
+      const row = await manager.findOne(Memo, { where, lock: { mode: 'pessimistic_write' } });
+      if (row) await manager.delete(Memo, { id: row.id });
+      return row !== null;
+    }));
+    if (!deleted) throw notFound();
     return true;
   }
 
-  private async findIn(where: Record<string, unknown>[]): Promise<Memo> {
-    if (where.some((condition) => !isUuid(String(condition.id)))) throw notFound();
-    const row = where.length === 0 ? null : await this.dataSource.getRepository(Memo).findOne({ where });
+  private async findIn(where: Record<string, unknown>[] | null): Promise<Memo> {
+    const row = where && where.every((condition) => isUuid(String(condition.id))) ? await this.dataSource.getRepository(Memo).findOne({ where }) : null;
     if (!row) throw notFound();
     return row;
   }

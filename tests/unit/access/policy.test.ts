@@ -85,14 +85,18 @@ describe('ModelScope', () => {
   it('scopes rows in SQL terms: one where object per clause, owner and filter combined with the base', () => {
     expect(scopeFor(viewer('u1'), 'read').where({ id: 'n1' })).toEqual([{ id: 'n1', published: true }, { id: 'n1', ownerId: 'u1' }]);
     expect(scopeFor(ANONYMOUS, 'read').where()).toEqual([{ published: true }]);
-    expect(new AccessView(new Policy(ROLES, []), viewer('u1')).scope(NOTE, 'read').where()).toEqual([]);
+    expect(new AccessView(new Policy(ROLES, []), viewer('u1')).scope(NOTE, 'read').where()).toBeNull();
   });
 
   it('matches nothing for a clause naming a filter the model lacks (fail closed)', () => {
     const stale = new Policy(ROLES, [grant({ role: 'user', model: 'Note', action: 'read', scope: 'all', filter: 'removed-filter' })]);
     const scope = new AccessView(stale, viewer('u1')).scope(NOTE, 'read');
-    expect(scope.where()).toEqual([]);
+    expect(scope.where()).toBeNull();
     expect(fieldMaskOf(scope.expose({ id: 'n1', ownerId: 'u1', published: true }))).toEqual(new Set());
+    const inherited = new Policy(ROLES, [grant({ role: 'user', model: 'Note', action: 'read', scope: 'all', filter: 'constructor' })]);
+    const inheritedScope = new AccessView(inherited, viewer('u1')).scope(NOTE, 'read');
+    expect(inheritedScope.where()).toBeNull();
+    expect(fieldMaskOf(inheritedScope.expose({ id: 'n1', ownerId: 'u2' }))).toEqual(new Set());
   });
 
   it('masks each row by the clauses it falls in: id always, the union of their fields', () => {

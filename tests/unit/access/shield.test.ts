@@ -3,7 +3,8 @@ import path from 'node:path';
 import { GraphQLSchema, buildSchema, execute, isObjectType, parse } from 'graphql';
 import { chain, rule } from 'graphql-shield';
 import { AccessView, Policy } from '../../../src/access/policy';
-import { isPublic } from '../../../src/access/rules';
+import { isAuthenticated, isPublic, syncRule } from '../../../src/access/rules';
+import { AppError } from '../../../src/errors';
 import { RuleTree, mergeRuleTrees, protectSchema } from '../../../src/access/shield';
 import { FrozenClock } from '../../../src/clock';
 import { ANONYMOUS, Context, Viewer } from '../../../src/context';
@@ -60,6 +61,38 @@ describe('graphql-shield 7.6.5 with the Node ≥ 23 patch', () => {
     const result = await run(schema, '{ open guarded }', contextFor(SIGNED_IN));
     expect(result.data).toEqual({ open: 'open', guarded: null });
     expect(result.errors?.map((error) => error.extensions.code)).toEqual(['FORBIDDEN']);
+  });
+});
+
+describe('synchronous rules (the generator patch)', () => {
+  const sync = (name: string, decide: () => unknown) => syncRule(name, decide as never);
+
+  it('runs a syncRule without a promise: a schema whose resolvers are synchronous stays synchronous', () => {
+    const schema = protectSchema(toySchema(), { Query: { open: isPublic, guarded: isAuthenticated, unruled: isPublic, broken: isPublic } });
+    const result = run(schema, '{ open guarded }', contextFor(SIGNED_IN));
+    expect(result).not.toBeInstanceOf(Promise);
+    expect(result).toEqual({ data: { open: 'open', guarded: 'guarded' } });
+  });
+
+  it('denies when a syncRule throws or answers anything but true; an AppError it returns is the field\'s error and is logged', async () => {
+    const logs = new LogCollector();
+    const schema = protectSchema(toySchema(), {
+      Query: {
+        open: sync('throwsSync', () => { throw new Error('boom'); }),
+        unruled: sync('answersOne', () => 1),
+        guarded: sync('answersPromise', () => Promise.resolve(true)),
+        broken: sync('answersMfa', () => new AppError('MFA_REQUIRED', 'confirm first')),
+      },
+    });
+    const result = await run(schema, '{ open unruled guarded broken }', contextFor(SIGNED_IN, logs));
+    expect(result.data).toEqual({ open: null, unruled: null, guarded: null, broken: null });
+    expect(result.errors?.map((error) => [error.path?.[0], error.extensions.code])).toEqual([
+      ['open', 'FORBIDDEN'],
+      ['unruled', 'FORBIDDEN'],
+      ['guarded', 'FORBIDDEN'],
+      ['broken', 'MFA_REQUIRED'],
+    ]);
+    expect(logs.lines.filter((line) => line.msg === 'access denied').map((line) => line.field).sort()).toEqual(['Query.broken', 'Query.guarded', 'Query.open', 'Query.unruled']);
   });
 });
 
