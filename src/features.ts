@@ -5,6 +5,8 @@ import { accessRules } from './access/access.rules';
 import type { ModelAccessSpec } from './access/model-access';
 import type { RuleTree } from './access/shield';
 import { UserAdminResolver } from './accounts/user-admin.resolver';
+import { dataFeature } from './data/data.feature';
+import { MODELS } from './models';
 import { MfaResolver } from './mfa/mfa.resolver';
 import { mfaRules } from './mfa/mfa.rules';
 import type { Services } from './services';
@@ -59,5 +61,8 @@ export const accessFeature: Feature = {
   wire: ({ policy, userDirectory }) => [new AccessResolver(policy, userDirectory), new UserAdminResolver(userDirectory)],
 };
 
+/** The app's models (src/models), as a generated data API. Built once: type-graphql's metadata is global. */
+export const modelsFeature: Feature = dataFeature(MODELS);
+
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature];
+export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, modelsFeature];

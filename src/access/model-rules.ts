@@ -10,12 +10,12 @@ export interface ModelOperations {
 }
 
 /**
- * The shield rules for one model, compiled from its spec: each root field needs a grant for its
+ * The shield rules for one model, compiled from its spec (`relations`: relation field → target model): each root field needs a grant for its
  * action (decided once per request), and each field of the type is readable when the row's mask,
  * decided once per row by the loader that scoped it, includes it. A row that reached the client
  * by any other path has no mask and shows nothing (fail closed).
  */
-export function modelRules(spec: ModelAccessSpec, operations: ModelOperations): RuleTree {
+export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, relations: Readonly<Record<string, string>> = {}): RuleTree {
   // One rule per action (shield refuses two different rules under one name).
   const actionRules = new Map<Action, ShieldRule>();
   const canAct = (action: Action): ShieldRule => {
@@ -31,10 +31,15 @@ export function modelRules(spec: ModelAccessSpec, operations: ModelOperations): 
     for (const [field, action] of Object.entries(fields ?? {})) (tree[section] ??= {})[field] = canAct(action);
   }
   for (const field of spec.readableFields) {
-    tree[spec.name][field] = syncRule(`canReadField:${spec.name}.${field}`, (row) => {
+    const readable = (row: unknown) => {
       const mask = fieldMaskOf(row);
       return mask === ALL_FIELDS || (mask !== undefined && mask.has(field));
-    });
+    };
+    const target = relations[field];
+    // A relation field shows rows of another model: the viewer also needs a READ grant on it (rows are then scoped by the loader).
+    tree[spec.name][field] = target
+      ? syncRule(`canReadRelation:${spec.name}.${field}`, (row, _args, context) => readable(row) && context.access.check(target, 'read'))
+      : syncRule(`canReadField:${spec.name}.${field}`, readable);
   }
   return tree;
 }

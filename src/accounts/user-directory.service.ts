@@ -2,6 +2,7 @@ import { DataSource } from 'typeorm';
 import { USER_ROLE } from '../access/policy';
 import type { AuditLog } from '../audit/audit-log';
 import { blindIndexOf } from '../crypto/encrypted-column';
+import { isIsoInstant } from '../data/keyset';
 import { DEFAULT_PAGE_SIZE, decodeCursor, encodeCursor, invalidCursor } from '../data/pagination';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
@@ -23,11 +24,6 @@ export interface UserPage {
   readonly users: readonly { user: User; cursor: string }[];
   readonly hasNextPage: boolean;
   readonly totalCount: number;
-}
-
-function isIsoInstant(text: string): boolean {
-  const time = Date.parse(text);
-  return !Number.isNaN(time) && new Date(time).toISOString() === text;
 }
 
 /** The admin side of accounts: finding users and suspending them. */

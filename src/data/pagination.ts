@@ -27,12 +27,12 @@ export class PageArgs {
 }
 
 /** An opaque cursor: the sort key of one item. Clients pass it back unchanged. */
-export function encodeCursor(key: readonly (string | number)[]): string {
+export function encodeCursor(key: readonly (string | number | boolean)[]): string {
   return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
 }
 
 /** The sort key inside a cursor; BAD_USER_INPUT for anything this server did not hand out in that shape. */
-export function decodeCursor(cursor: string, shape: readonly ('string' | 'number')[]): (string | number)[] {
+export function decodeCursor(cursor: string, shape: readonly ('string' | 'number' | 'boolean')[]): (string | number | boolean)[] {
   let key: unknown;
   try {
     key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
@@ -40,7 +40,7 @@ export function decodeCursor(cursor: string, shape: readonly ('string' | 'number
     key = undefined;
   }
   if (!Array.isArray(key) || key.length !== shape.length || key.some((part, index) => typeof part !== shape[index])) throw invalidCursor();
-  return key as (string | number)[];
+  return key as (string | number | boolean)[];
 }
 
 export function invalidCursor(): AppError {

@@ -32,6 +32,8 @@ type ViewerKind = 'anonymous' | 'user' | 'curator' | 'adminAal1' | 'adminAal2';
 const VIEWERS: readonly ViewerKind[] = ['anonymous', 'user', 'curator', 'adminAal1', 'adminAal2'];
 /** Operations that end the caller's own session: each gets a fresh one, and they run last. */
 const ENDS_OWN_SESSION = new Set(['Mutation.signOut', 'Mutation.signOutEverywhere']);
+/** Deletes run after the rest, children before parents (deleting a post cascades to its comments). */
+const DELETES = ['Mutation.deleteComment', 'Mutation.deletePost', 'Mutation.deleteProfile', 'Mutation.deleteMemo'];
 const DENIALS = new Set(['UNAUTHENTICATED', 'FORBIDDEN', 'MFA_REQUIRED']);
 
 interface PolicyGrant {
@@ -39,6 +41,7 @@ interface PolicyGrant {
   model: string;
   action: string;
   scope: string;
+  fields: string[] | null;
   filter: string | null;
 }
 
@@ -46,6 +49,9 @@ interface Victim {
   account: TestAccount;
   memoId: string;
   sessionId: string;
+  profileId: string;
+  postId: string;
+  commentId: string;
 }
 
 interface Expectation {
@@ -54,6 +60,8 @@ interface Expectation {
   readonly denial?: 'UNAUTHENTICATED' | 'FORBIDDEN' | 'MFA_REQUIRED';
   /** For id-taking model operations: whether the victim's row is in the viewer's scope. */
   readonly rowInScope?: boolean;
+  /** Allowed by the operation's rule, but the input sets a field no grant in force names: FORBIDDEN from the write check. */
+  readonly fieldDenied?: boolean;
 }
 
 describe('permission matrix: every operation × every kind of viewer, with another user\'s ids (IDOR)', () => {
@@ -74,7 +82,19 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     const victimAccount = await makeUser(server);
     const created = await victimAccount.client.request<{ createMemo: { id: string } }>('mutation { createMemo(input: { title: "victim", body: "victim body" }) { id } }');
     const [session] = await server.bastion.database.dataSource.query('SELECT id FROM sessions WHERE user_id = $1', [victimAccount.id]);
-    victim = { account: victimAccount, memoId: created.body.data!.createMemo.id, sessionId: session.id };
+    // The sample models: the victim's profile (phone private), a draft post, and a comment on it.
+    const owned = await victimAccount.client.request<{ createProfile: { id: string }; createPost: { id: string } }>(
+      'mutation { createProfile(input: { displayName: "Victim", phone: "+447700900123" }) { id } createPost(input: { title: "draft", body: "secret draft" }) { id } }',
+    );
+    const comment = await victimAccount.client.request<{ createComment: { id: string } }>('mutation($postId: ID!) { createComment(input: { postId: $postId, body: "victim comment" }) { id } }', { postId: owned.body.data!.createPost.id });
+    victim = {
+      account: victimAccount,
+      memoId: created.body.data!.createMemo.id,
+      sessionId: session.id,
+      profileId: owned.body.data!.createProfile.id,
+      postId: owned.body.data!.createPost.id,
+      commentId: comment.body.data!.createComment.id,
+    };
 
     viewers.set('anonymous', null);
     viewers.set('user', await makeUser(server));
@@ -82,7 +102,7 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     viewers.set('adminAal1', await makeUser(server, { roles: ['admin'] }));
     viewers.set('adminAal2', admin);
 
-    const policy = await admin.client.request<{ permissionMatrix: PolicyGrant[]; roles: { name: string; requireMfa: boolean }[] }>('{ permissionMatrix { role model action scope filter } roles { name requireMfa } }');
+    const policy = await admin.client.request<{ permissionMatrix: PolicyGrant[]; roles: { name: string; requireMfa: boolean }[] }>('{ permissionMatrix { role model action scope fields filter } roles { name requireMfa } }');
     grants = policy.body.data!.permissionMatrix;
     requireMfa = new Map(policy.body.data!.roles.map((role) => [role.name, role.requireMfa]));
   });
@@ -101,7 +121,7 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
   }
 
   /** What the policy says about one root field for one viewer. */
-  function expectationFor(kind: ViewerKind, ruleName: string, field: GraphQLField<unknown, unknown>): Expectation {
+  function expectationFor(kind: ViewerKind, ruleName: string, field: GraphQLField<unknown, unknown>, variables: Record<string, unknown>): Expectation {
     const { held, inForce } = rolesOf(kind);
     if (ruleName === 'isPublic') return { allowed: true };
     if (ruleName === 'isAuthenticated') return kind === 'anonymous' ? denialFor(kind, false) : { allowed: true };
@@ -110,8 +130,13 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     if (!modelRule) throw new Error(`the matrix does not know rule ${ruleName}: teach it what the policy says for it`);
     const [action, model] = [modelRule[1].toUpperCase(), modelRule[2]];
     const applicable = (roles: string[]) => grants.filter((grant) => grant.model === model && grant.action === action && roles.includes(grant.role) && (grant.scope === 'ALL' || kind !== 'anonymous'));
-    const inForceGrants = applicable(inForce);
+    let inForceGrants = applicable(inForce);
     if (inForceGrants.length === 0) return denialFor(kind, applicable(held).length > 0);
+    const input = variables.input as Record<string, unknown> | undefined;
+    if (input && (action === 'CREATE' || action === 'UPDATE')) {
+      inForceGrants = inForceGrants.filter((grant) => grant.fields === null || Object.keys(input).every((name) => grant.fields!.includes(name)));
+      if (inForceGrants.length === 0) return { allowed: true, fieldDenied: true };
+    }
     // The victim's memo is unpublished and not the viewer's: only an unfiltered ALL grant reaches it.
     const takesId = field.args.some((arg) => getNamedType(arg.type).name === 'ID');
     return takesId ? { allowed: true, rowInScope: inForceGrants.some((grant) => grant.scope === 'ALL' && grant.filter === null) } : { allowed: true };
@@ -128,6 +153,18 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
       'Mutation.assignRole.input.userId': victim.account.id,
       'Mutation.unassignRole.input.userId': victim.account.id,
       'Mutation.setUserStatus.input.userId': victim.account.id,
+      'Query.profile.id': victim.profileId,
+      'Mutation.updateProfile.id': victim.profileId,
+      'Mutation.deleteProfile.id': victim.profileId,
+      'Query.post.id': victim.postId,
+      'Mutation.updatePost.id': victim.postId,
+      'Mutation.deletePost.id': victim.postId,
+      // A reference to a row the viewer cannot read: refused like a missing one.
+      'Mutation.createComment.input.postId': victim.postId,
+      'Mutation.updateComment.input.postId': victim.postId,
+      'Query.comment.id': victim.commentId,
+      'Mutation.updateComment.id': victim.commentId,
+      'Mutation.deleteComment.id': victim.commentId,
     };
     if (!ids[path]) throw new Error(`${path} takes an id: add the victim's id for it to the IDOR map`);
     return ids[path];
@@ -143,7 +180,10 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
         if (isNonNullType(field.type) || getNamedType(field.type).name === 'ID') input[field.name] = valueFor(field.type, `${path}.${field.name}`);
       }
       // A write must name a field to reach the permission checks behind the schema.
-      if (type.name === 'MemoInput') input.title = 'changed by the matrix';
+      if (Object.keys(input).length === 0) {
+        const text = Object.values(type.getFields()).find((field) => getNamedType(field.type).name === 'String');
+        if (text) input[text.name] = 'changed by the matrix';
+      }
       return input;
     }
     if (isScalarType(type)) {
@@ -197,7 +237,11 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     const [user] = await dataSource.query('SELECT status FROM users WHERE id = $1', [victim.account.id]);
     const roles = await dataSource.query('SELECT role_name FROM user_roles WHERE user_id = $1 ORDER BY role_name', [victim.account.id]);
     const [session] = await dataSource.query('SELECT revoked_at FROM sessions WHERE id = $1', [victim.sessionId]);
-    return { memo, user, roles, session };
+    const [profile] = await dataSource.query('SELECT display_name, phone FROM profiles WHERE id = $1', [victim.profileId]);
+    const [post] = await dataSource.query('SELECT title, body, published FROM posts WHERE id = $1', [victim.postId]);
+    const [comment] = await dataSource.query('SELECT body FROM comments WHERE id = $1', [victim.commentId]);
+    const [{ comments }] = await dataSource.query('SELECT count(*)::int AS comments FROM comments WHERE post_id = $1', [victim.postId]);
+    return { memo, user, roles, session, profile, post, comment, comments };
   }
 
   it('allows and denies exactly as the policy says, and no other user\'s data changes', async () => {
@@ -207,7 +251,8 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
       Object.values((schema.getType(section) as GraphQLObjectType).getFields()).map((field) => ({ section, field, key: `${section}.${field.name}` })),
     );
     // Session-ending operations last, so the rest run on a live session.
-    operations.sort((a, b) => Number(ENDS_OWN_SESSION.has(a.key)) - Number(ENDS_OWN_SESSION.has(b.key)));
+    const rank = (key: string) => (ENDS_OWN_SESSION.has(key) ? 100 : DELETES.includes(key) ? 1 + DELETES.indexOf(key) : 0);
+    operations.sort((a, b) => rank(a.key) - rank(b.key));
     const before = await victimState();
     const mismatches: string[] = [];
     let calls = 0;
@@ -215,8 +260,8 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     for (const kind of VIEWERS) {
       for (const { section, field, key } of operations) {
         const rule = rules[section][field.name] as { name?: string } | undefined;
-        const expected = expectationFor(kind, rule?.name ?? '(none)', field);
         const { query, variables } = operationFor(section, field);
+        const expected = expectationFor(kind, rule?.name ?? '(none)', field, variables);
         const denialsBefore = server.logs.lines.filter((line) => line.msg === 'access denied' && line.field === key).length;
         const response: GraphQLResponse = await (await clientFor(kind, ENDS_OWN_SESSION.has(key))).request(query, variables);
         calls += 1;
@@ -224,7 +269,9 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
         const rootErrors = (response.body.errors ?? []).filter((error) => error.path?.length === 1 && error.path[0] === field.name);
         const codes = rootErrors.map((error) => error.extensions?.code);
         const label = `${kind} ${key}`;
-        if (expected.allowed) {
+        if (expected.fieldDenied) {
+          if (deniedByRule || codes.length !== 1 || codes[0] !== 'FORBIDDEN') mismatches.push(`${label}: expected FORBIDDEN from the write's field check, got ${JSON.stringify(codes)}`);
+        } else if (expected.allowed) {
           if (deniedByRule || codes.some((code) => code === 'FORBIDDEN' || (code === 'MFA_REQUIRED' && rule?.name !== 'isAuthenticated'))) mismatches.push(`${label}: expected allowed, got ${JSON.stringify(codes)}`);
           if (codes.includes('INTERNAL_SERVER_ERROR')) mismatches.push(`${label}: allowed, but failed inside: ${JSON.stringify(response.body.errors)}`);
           if (expected.rowInScope === false && !codes.includes('NOT_FOUND')) mismatches.push(`${label}: another user's row must be NOT_FOUND, got ${JSON.stringify(response.body)}`);

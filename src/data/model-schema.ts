@@ -1,0 +1,201 @@
+import { Allow, ValidateNested } from 'class-validator';
+import { GraphQLBoolean, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLScalarType, GraphQLString } from 'graphql';
+import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
+import type { Context } from '../context';
+import type { ModelDefinition, ModelField, ModelRelation } from './define-model';
+import { filterTypeOf } from './filters';
+import type { SortDirection } from './keyset';
+import type { ModelStore } from './model-store';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs, PageInfo } from './pagination';
+
+export enum SortDirectionValue {
+  ASC = 'ASC',
+  DESC = 'DESC',
+}
+
+registerEnumType(SortDirectionValue, {
+  name: 'SortDirection',
+  description: 'Ascending or descending.',
+  valuesConfig: { ASC: { description: 'Smallest, earliest or A first.' }, DESC: { description: 'Largest, latest or Z first.' } },
+});
+
+/** The GraphQL types and the resolver class generated for one model. */
+export interface GeneratedModel {
+  readonly resolver: new (store: ModelStore) => object;
+  readonly connectionType: string;
+  readonly edgeType: string;
+  readonly operations: {
+    readonly query: Record<string, 'read'>;
+    readonly mutation: Record<string, 'create' | 'update' | 'delete'>;
+  };
+}
+
+/** A class with a given name, so type-graphql and stack traces show it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function namedClass(name: string, base?: new (...args: any[]) => object): new () => object {
+  const holder = { [name]: base ? class extends base {} : class {} };
+  return holder[name];
+}
+
+function scalarOf(field: ModelField): GraphQLScalarType | DateConstructor {
+  if (field.encrypted) return GraphQLString;
+  return { id: GraphQLID, string: GraphQLString, int: GraphQLInt, float: GraphQLFloat, boolean: GraphQLBoolean, datetime: Date }[field.kind];
+}
+
+const upperSnake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+
+/**
+ * Generates, for one model: `<plural>(where, orderBy, first, after)`, `<singular>(id)`,
+ * `create<Model>`, `update<Model>`, `delete<Model>`, the inputs, the connection types and the
+ * relation fields, as type-graphql classes built at run time (decorators are plain functions).
+ */
+export function generateModelSchema(model: ModelDefinition): GeneratedModel {
+  const { name } = model;
+
+  const whereType = generateWhere(model);
+  const orderByType = generateOrderBy(model);
+
+  const edgeType = namedClass(`${name}Edge`);
+  Field(() => String, { description: `Pass it as \`after\` to continue after this ${name}.` })(edgeType.prototype, 'cursor');
+  Field(() => model.entity, { description: `The ${name}.` })(edgeType.prototype, 'node');
+  ObjectType(`${name}Edge`, { description: `One ${name} in a page.` })(edgeType);
+
+  const connectionType = namedClass(`${name}Connection`);
+  Field(() => [edgeType], { description: `The ${model.plural} of this page.` })(connectionType.prototype, 'edges');
+  Field(() => PageInfo, { description: 'Whether more follow, and where to continue.' })(connectionType.prototype, 'pageInfo');
+  Field(() => Int, { description: `How many ${model.plural} match, in all pages (counted only when asked for).` })(connectionType.prototype, 'totalCount');
+  ObjectType(`${name}Connection`, { description: `A page of ${model.plural} (Relay cursor connection).` })(connectionType);
+
+  const listArgs = namedClass(`${name}ListArgs`, PageArgs);
+  if (whereType) {
+    Field(() => whereType, { nullable: true, description: `Conditions on ${model.plural}; leave out for all you may read.` })(listArgs.prototype, 'where');
+    ValidateNested()(listArgs.prototype, 'where');
+  }
+  if (orderByType) Field(() => [orderByType], { nullable: true, description: 'Sort order, up to 3 fields; the id always breaks ties.' })(listArgs.prototype, 'orderBy');
+  ArgsType()(listArgs);
+
+  const writable = model.fields.filter((field) => field.writable);
+  const createInput = generateInput(`Create${name}Input`, `A new ${name}. The owner, id and timestamps are set by the server.`, writable, true);
+  const updateInput = generateInput(`Update${name}Input`, `Changes to a ${name}: only the fields given change.`, writable, false);
+
+  const operations = {
+    query: { [model.plural]: 'read' as const, [model.singular]: 'read' as const },
+    mutation: { [`create${name}`]: 'create' as const, [`update${name}`]: 'update' as const, [`delete${name}`]: 'delete' as const },
+  };
+
+  const methods: Record<string, (this: { store: ModelStore }, ...args: never[]) => unknown> = {
+    [model.plural](this: { store: ModelStore }, args: { where?: unknown; orderBy?: { field: string; direction: SortDirection }[]; first: number; after?: string }, context: Context) {
+      return this.store.list(model, context, args as never);
+    },
+    [model.singular](this: { store: ModelStore }, id: string, context: Context) {
+      return this.store.get(model, context, id);
+    },
+    [`create${name}`](this: { store: ModelStore }, input: object, context: Context) {
+      return this.store.create(model, context, { ...input });
+    },
+    [`update${name}`](this: { store: ModelStore }, id: string, input: object, context: Context) {
+      return this.store.update(model, context, id, { ...input });
+    },
+    async [`delete${name}`](this: { store: ModelStore }, id: string, context: Context) {
+      await this.store.delete(model, context, id);
+      return true;
+    },
+  };
+  const generated = class {
+    constructor(readonly store: ModelStore) {}
+  };
+  Object.defineProperty(generated, 'name', { value: `${name}Resolver` });
+  for (const [method, implementation] of Object.entries(methods)) Object.defineProperty(generated.prototype, method, { value: implementation, writable: true, configurable: true });
+  type Decorator = (target: object, key: string, descriptor: PropertyDescriptor) => void;
+  const decorate = (method: string, decorators: (MethodDecorator | Decorator)[]) => {
+    for (const decorator of decorators) (decorator as Decorator)(generated.prototype, method, Object.getOwnPropertyDescriptor(generated.prototype, method)!);
+  };
+  const param = (decorator: (target: object, key: string, index: number) => void, index: number): Decorator => (target, key) => decorator(target, key, index);
+
+  decorate(model.plural, [Query(() => connectionType, { description: `${model.plural[0].toUpperCase()}${model.plural.slice(1)} you may read, filtered, sorted and paginated (first ≤ ${MAX_PAGE_SIZE}).` }), param(Args(() => listArgs), 0), param(Ctx(), 1)]);
+  decorate(model.singular, [Query(() => model.entity, { nullable: true, description: `One ${name} by id: null with NOT_FOUND when it does not exist or you may not read it.` }), param(Arg('id', () => ID, { description: `The ${name}'s id.` }), 0), param(Ctx(), 1)]);
+  decorate(`create${name}`, [Mutation(() => model.entity, { description: `Creates a ${name}${model.ownerField ? ' owned by you' : ''}.` }), param(Arg('input', () => createInput, { description: 'Its fields.' }), 0), param(Ctx(), 1)]);
+  decorate(`update${name}`, [Mutation(() => model.entity, { description: `Changes a ${name} you may update. NOT_FOUND otherwise.` }), param(Arg('id', () => ID, { description: `The ${name}'s id.` }), 0), param(Arg('input', () => updateInput, { description: 'The fields to change.' }), 1), param(Ctx(), 2)]);
+  decorate(`delete${name}`, [Mutation(() => Boolean, { description: `Deletes a ${name} you may delete. NOT_FOUND otherwise.` }), param(Arg('id', () => ID, { description: `The ${name}'s id.` }), 0), param(Ctx(), 1)]);
+  for (const relation of model.relations) addRelation(generated, model, relation);
+  Resolver(() => model.entity)(generated);
+
+  return { resolver: generated as unknown as new (store: ModelStore) => object, connectionType: `${name}Connection`, edgeType: `${name}Edge`, operations };
+}
+
+function addRelation(generated: { prototype: object }, model: ModelDefinition, relation: ModelRelation): void {
+  const define = (method: string, implementation: (this: { store: ModelStore }, ...args: never[]) => unknown) => Object.defineProperty(generated.prototype, method, { value: implementation, writable: true, configurable: true });
+  const descriptor = (method: string) => Object.getOwnPropertyDescriptor(generated.prototype, method);
+  const target = () => relation.target().entity;
+  if (relation.kind === 'one') {
+    define(relation.name, function (this: { store: ModelStore }, row: object, context: Context) {
+      return this.store.one(model, relation, context, row);
+    });
+    FieldResolver(() => target(), { nullable: true, description: relation.description })(generated.prototype, relation.name, descriptor(relation.name)!);
+    Root()(generated.prototype, relation.name, 0);
+    Ctx()(generated.prototype, relation.name, 1);
+    return;
+  }
+  define(relation.name, function (this: { store: ModelStore }, row: object, first: number, context: Context) {
+    return this.store.many(model, relation, context, row, first);
+  });
+  FieldResolver(() => [target()], { nullable: true, description: relation.description })(generated.prototype, relation.name, descriptor(relation.name)!);
+  Root()(generated.prototype, relation.name, 0);
+  Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many, 1 to ${MAX_PAGE_SIZE}, in their default order.` })(generated.prototype, relation.name, 1);
+  Ctx()(generated.prototype, relation.name, 2);
+  if (relation.count) {
+    const method = relation.count.name;
+    define(method, function (this: { store: ModelStore }, row: object, context: Context) {
+      return this.store.count(model, relation, context, row);
+    });
+    FieldResolver(() => Int, { nullable: true, description: relation.count.description })(generated.prototype, method, descriptor(method)!);
+    Root()(generated.prototype, method, 0);
+    Ctx()(generated.prototype, method, 1);
+  }
+}
+
+function generateWhere(model: ModelDefinition): Function | null {
+  const filterable = model.fields.filter((field) => field.filterable);
+  if (filterable.length === 0) return null;
+  const type = namedClass(`${model.name}Where`);
+  for (const field of filterable) {
+    Field(() => filterTypeOf(field), { nullable: true, description: field.encrypted ? `${field.description} (encrypted: eq only)` : field.description })(type.prototype, field.name);
+    ValidateNested()(type.prototype, field.name);
+  }
+  Field(() => [type], { nullable: true, description: 'All of these conditions.' })(type.prototype, 'AND');
+  Field(() => [type], { nullable: true, description: 'Any of these conditions.' })(type.prototype, 'OR');
+  ValidateNested({ each: true })(type.prototype, 'AND');
+  ValidateNested({ each: true })(type.prototype, 'OR');
+  InputType(`${model.name}Where`, { description: `Conditions on ${model.plural}: every field given must match, plus all of AND and any of OR.` })(type);
+  return type;
+}
+
+function generateOrderBy(model: ModelDefinition): Function | null {
+  const sortable = model.fields.filter((field) => field.sortable);
+  if (sortable.length === 0) return null;
+  const values = Object.fromEntries(sortable.map((field) => [upperSnake(field.name), field.name]));
+  registerEnumType(values, {
+    name: `${model.name}SortField`,
+    description: `Fields ${model.plural} can be sorted by.`,
+    valuesConfig: Object.fromEntries(sortable.map((field) => [upperSnake(field.name), { description: field.description }])),
+  });
+  const type = namedClass(`${model.name}OrderBy`);
+  Field(() => values, { description: 'The field.' })(type.prototype, 'field');
+  Field(() => SortDirectionValue, { defaultValue: SortDirectionValue.ASC, description: 'ASC (default) or DESC.' })(type.prototype, 'direction');
+  // The schema already checks both (enums); class-validator must know the properties exist.
+  Allow()(type.prototype, 'field');
+  Allow()(type.prototype, 'direction');
+  InputType(`${model.name}OrderBy`, { description: `One key of the ${model.plural}' order.` })(type);
+  return type;
+}
+
+function generateInput(name: string, description: string, fields: readonly ModelField[], creating: boolean): Function {
+  const type = namedClass(name);
+  for (const field of fields) {
+    Field(() => scalarOf(field), { nullable: !(creating && field.requiredOnCreate), description: field.description })(type.prototype, field.name);
+    // The model's own constraints are checked on the row the input makes (ModelStore), with its field names.
+    Allow()(type.prototype, field.name);
+  }
+  InputType(name, { description })(type);
+  return type;
+}
