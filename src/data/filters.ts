@@ -1,4 +1,4 @@
-import { ArrayMaxSize, IsOptional, MaxLength } from 'class-validator';
+import { Allow, ArrayMaxSize, IsOptional, MaxLength } from 'class-validator';
 import { Field, Float, ID, InputType, Int } from 'type-graphql';
 import { blindIndexOf } from '../crypto/encrypted-column';
 import { isUuid } from '../db/uuid';
@@ -52,9 +52,10 @@ export class FloatFilter {
 
 @InputType({ description: 'Conditions on a true/false field.' })
 export class BooleanFilter {
-  @Field(() => Boolean, { nullable: true, description: 'Equal to.' }) eq?: boolean | null;
-  @Field(() => Boolean, { nullable: true, description: 'Not equal to (null counts as different).' }) ne?: boolean | null;
-  @Field(() => Boolean, { nullable: true, description: 'true: has no value; false: has one.' }) isNull?: boolean | null;
+  // The schema checks the types; class-validator only needs to know the properties exist.
+  @Field(() => Boolean, { nullable: true, description: 'Equal to.' }) @Allow() eq?: boolean | null;
+  @Field(() => Boolean, { nullable: true, description: 'Not equal to (null counts as different).' }) @Allow() ne?: boolean | null;
+  @Field(() => Boolean, { nullable: true, description: 'true: has no value; false: has one.' }) @Allow() isNull?: boolean | null;
 }
 
 @InputType({ description: 'Conditions on a date-time field (millisecond precision); all given ones must hold.' })
@@ -120,9 +121,11 @@ export function fieldExpression(alias: string, field: Pick<ModelField, 'column' 
 /**
  * Translates a client's `where` into parameterised SQL: only fields the model marks filterable
  * exist in the input type, every value is a parameter, column names come from metadata. Returns
- * null for an empty where.
+ * null for an empty where. `readableWhere(field)` is the SQL of the rows where the viewer may
+ * read that field (null: every row in scope): a condition on a field holds only there, so
+ * filtering can never test a value the viewer could not read (no equality oracle on a phone).
  */
-export function whereSql(model: ModelDefinition, alias: string, where: WhereInput | null | undefined, parameters: SqlParameters): string | null {
+export function whereSql(model: ModelDefinition, alias: string, where: WhereInput | null | undefined, parameters: SqlParameters, readableWhere: (field: string) => string | null = () => null): string | null {
   let conditions = 0;
   const visit = (node: WhereInput, depth: number): string | null => {
     if (depth > MAX_DEPTH) throw new AppError('BAD_USER_INPUT', `where nests AND/OR more than ${MAX_DEPTH} levels deep.`, { details: { field: 'where' } });
@@ -134,7 +137,9 @@ export function whereSql(model: ModelDefinition, alias: string, where: WhereInpu
         if (value === null || value === undefined) continue;
         conditions += 1;
         if (conditions > MAX_CONDITIONS) throw new AppError('BAD_USER_INPUT', `where holds more than ${MAX_CONDITIONS} conditions.`, { details: { field: 'where' } });
-        parts.push(conditionSql(model, alias, field, operator, value, parameters));
+        const condition = conditionSql(model, alias, field, operator, value, parameters);
+        const readable = readableWhere(field.name);
+        parts.push(readable === null ? condition : `(${condition} AND ${readable})`);
       }
     }
     for (const [key, joiner] of [['AND', ' AND '], ['OR', ' OR ']] as const) {

@@ -1,6 +1,6 @@
 import { validate } from 'class-validator';
 import type { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
-import type { ModelScope } from '../access/model-access';
+import { ID_FIELD, ModelScope } from '../access/model-access';
 import type { Context } from '../context';
 import { conflictOnDuplicate } from '../db/unique-violation';
 import { isUuid } from '../db/uuid';
@@ -43,12 +43,18 @@ export class ModelStore {
     const scoped = scopeSql(model, scope, parameters);
     if (scoped === null) return { edges: [], pageInfo: { hasNextPage: false, endCursor: null }, totalCount: Promise.resolve(0) };
     const query = this.dataSource.getRepository(model.entity).createQueryBuilder(ROW).where(scoped);
-    const filtered = whereSql(model, ROW, args.where, parameters);
+    const filtered = whereSql(model, ROW, args.where, parameters, (field) => readableRowsSql(model, scope, field, parameters));
     if (filtered) query.andWhere(filtered);
     query.setParameters(parameters.values);
     const counting = query.clone();
 
     const keyset = new Keyset(ROW, sortKeysOf(model, args.orderBy ?? []));
+    for (const key of keyset.keys) {
+      if (readableRowsSql(model, scope, key.field.name, parameters) !== null) {
+        // The order (and the cursor) would reveal a field some rows in scope do not show.
+        throw new AppError('FORBIDDEN', `You may not sort ${model.plural} by ${key.field.name}.`, { details: { field: 'orderBy' } });
+      }
+    }
     if (args.after != null) query.andWhere(keyset.after(args.after, parameters)).setParameters(parameters.values);
     keyset.orderBy().forEach(([expression, direction], index) => (index === 0 ? query.orderBy(expression, direction) : query.addOrderBy(expression, direction)));
     const rows = await query.limit(args.first + 1).getMany();
@@ -218,6 +224,15 @@ function scopeSql(model: ModelDefinition, scope: ModelScope, parameters: SqlPara
     return parts.length > 0 ? `(${parts.join(' AND ')})` : 'TRUE';
   });
   return `(${sql.join(' OR ')})`;
+}
+
+/** The rows in scope whose `field` the viewer may read, as SQL; null when that is every row in scope. */
+function readableRowsSql(model: ModelDefinition, scope: ModelScope, field: string, parameters: SqlParameters): string | null {
+  const { clauses, unrestricted } = scope.decision;
+  if (unrestricted || field === ID_FIELD) return null;
+  const showing = clauses.filter((clause) => clause.fields === null || clause.fields.has(field));
+  if (showing.length === clauses.length) return null;
+  return scopeSql(model, scope, parameters, showing) ?? 'FALSE';
 }
 
 /** The client's orderBy (field names already checked by the schema's enum), then the id as the tie-break. */

@@ -33,10 +33,13 @@ export class Profile {
   @Column({ type: 'text', nullable: true })
   avatarUrl!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'Phone number in E.164 form (+447700900123). Encrypted at rest.' })
+  @Field(() => String, { nullable: true, description: 'Phone number in E.164 form (+447700900123). Encrypted at rest; filterable by exact value, only where you may read it.' })
   @Matches(/^\+[1-9]\d{6,14}$/, { message: 'must be in E.164 form, e.g. +447700900123' })
-  @Encrypted({ nullable: true })
+  @Encrypted({ nullable: true, blindIndex: {} })
   phone!: string | null;
+
+  /** Blind index of `phone`, kept in step automatically. */
+  phoneIndex!: string | null;
 
   @Field(() => String, { nullable: true, description: 'Birth date, YYYY-MM-DD. Encrypted at rest.' })
   @IsISO8601({ strict: true, strictSeparator: true })
@@ -58,7 +61,7 @@ const PUBLIC_FIELDS = ['id', 'userId', 'displayName', 'bio', 'avatarUrl', 'creat
 export const profileModel = defineModel(Profile, {
   owner: 'userId',
   writable: ['displayName', 'bio', 'avatarUrl', 'phone', 'birthDate'],
-  filterable: ['userId', 'displayName'],
+  filterable: ['userId', 'displayName', 'phone'],
   sortable: ['createdAt', 'displayName'],
   defaults: [
     { role: 'anonymous', action: 'read', scope: 'all', fields: PUBLIC_FIELDS },
