@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isUuid } from '../db/uuid';
 import type { ModelField } from './define-model';
 import { SqlParameters, fieldExpression } from './filters';
 import { decodeCursor, encodeCursor, invalidCursor } from './pagination';
@@ -56,12 +57,16 @@ export class Keyset {
     const shape = ['string' as const, ...this.keys.map((key) => (key.field.kind === 'int' || key.field.kind === 'float' ? 'number' : key.field.kind === 'boolean' ? 'boolean' : 'string') as 'string' | 'number' | 'boolean')];
     const [signature, ...values] = decodeCursor(cursor, shape);
     if (signature !== this.signature) throw invalidCursor();
+    // The signature is readable, so a forged cursor can be well-formed: each value must also fit its column.
     return values.map((value, index) => {
       const kind = this.keys[index].field.kind;
       if (kind === 'datetime') {
         if (!isIsoInstant(String(value))) throw invalidCursor();
         return new Date(String(value));
       }
+      if (kind === 'id' && !isUuid(String(value))) throw invalidCursor();
+      if (kind === 'int' && !(Number.isInteger(value) && Math.abs(value as number) <= 2 ** 31 - 1)) throw invalidCursor();
+      if (kind === 'float' && !Number.isFinite(value)) throw invalidCursor();
       return value;
     });
   }

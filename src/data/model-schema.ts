@@ -1,4 +1,4 @@
-import { Allow, ValidateNested } from 'class-validator';
+import { Allow, ArrayMaxSize, ValidateNested } from 'class-validator';
 import { GraphQLBoolean, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLScalarType, GraphQLString } from 'graphql';
 import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
 import type { Context } from '../context';
@@ -41,6 +41,9 @@ function scalarOf(field: ModelField): GraphQLScalarType | DateConstructor {
   if (field.encrypted) return GraphQLString;
   return { id: GraphQLID, string: GraphQLString, int: GraphQLInt, float: GraphQLFloat, boolean: GraphQLBoolean, datetime: Date }[field.kind];
 }
+
+/** How many conditions one AND or OR list may hold. */
+const MAX_BRANCHES = 20;
 
 const upperSnake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
@@ -166,6 +169,9 @@ function generateWhere(model: ModelDefinition): Function | null {
   Field(() => [type], { nullable: true, description: 'Any of these conditions.' })(type.prototype, 'OR');
   ValidateNested({ each: true })(type.prototype, 'AND');
   ValidateNested({ each: true })(type.prototype, 'OR');
+  // Empty children add no condition, so the condition limit alone would not bound a list's length.
+  ArrayMaxSize(MAX_BRANCHES)(type.prototype, 'AND');
+  ArrayMaxSize(MAX_BRANCHES)(type.prototype, 'OR');
   InputType(`${model.name}Where`, { description: `Conditions on ${model.plural}: every field given must match, plus all of AND and any of OR.` })(type);
   return type;
 }

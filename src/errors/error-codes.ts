@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   IP_BLOCKED: { httpStatus: 403, meaning: 'Requests from this network are not allowed.' },
   NOT_FOUND: { httpStatus: 404, meaning: 'No such object, or not yours (the two look the same).' },
   CONFLICT: { httpStatus: 200, meaning: 'The change collides with existing data.' },
-  INTERNAL_SERVER_ERROR: { httpStatus: 500, meaning: 'Something failed on the server; quote extensions.requestId.' },
+  INTERNAL_SERVER_ERROR: { httpStatus: 500, meaning: 'Something failed on the server; quote the X-Request-Id response header.' },
   SERVICE_UNAVAILABLE: { httpStatus: 503, meaning: 'A dependency (the database) is down; retry with backoff.' },
   // Apollo Server's request-level codes, kept as they are because every Apollo client knows them.
   BAD_REQUEST: { httpStatus: 400, meaning: 'The HTTP request is not a GraphQL request (body, JSON or headers).' },
