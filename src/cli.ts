@@ -11,6 +11,7 @@ import { loadKeyring } from './crypto/load-keyring';
 import { MigrationsPendingError, openDatabase, runMigrations } from './db/database';
 import { generateMigration } from './db/migration-generator';
 import { FEATURES } from './features';
+import { FirewallAction } from './firewall/firewall-rule.entity';
 import { Logger, createLogger } from './logging';
 import { startBastion } from './main';
 import { ProgressBar } from './progress-bar';
@@ -28,6 +29,9 @@ function bootConfig(): Config {
 function bootLogger(config: Config): Logger {
   return createLogger({ level: config.logLevel, pretty: config.logPretty });
 }
+
+/** Changes made from the CLI: no account, no address (so no lockout check: the CLI is the way back in). */
+const CLI_ACTOR = { actorId: null, ipAddress: null, userAgent: 'bastion-cli', requestId: null };
 
 async function serve(): Promise<void> {
   const config = bootConfig();
@@ -301,8 +305,46 @@ export function buildCli(): Command {
     .action((options: { email: string }) =>
       withServices(async ({ accounts }) => {
         const password = await readPassword(`Password for ${options.email}: `);
-        const user = await accounts.createAccount(options.email, password, ['admin'], { ipAddress: null, userAgent: 'bastion-cli', requestId: null });
+        const user = await accounts.createAccount(options.email, password, ['admin'], CLI_ACTOR);
         say(`created administrator ${user.id} (${options.email})`);
+      }),
+    );
+
+  const firewall = program.command('firewall').description('IP rules (straight to the database: works even when the API is locked out)');
+  firewall
+    .command('list')
+    .description('Every IP rule, newest first')
+    .action(() =>
+      withServices(async ({ firewall: rules, clock }) => {
+        const now = clock.now().getTime();
+        for (const rule of await rules.list()) {
+          const expiry = rule.expiresAt ? (rule.expiresAt.getTime() <= now ? `expired ${rule.expiresAt.toISOString()}` : `until ${rule.expiresAt.toISOString()}`) : 'permanent';
+          say(`${rule.id}  ${rule.action.toUpperCase().padEnd(5)}  ${rule.cidr.padEnd(43)}  ${expiry}${rule.note ? `  ${rule.note}` : ''}`);
+        }
+      }),
+    );
+  for (const action of [FirewallAction.ALLOW, FirewallAction.DENY]) {
+    firewall
+      .command(`${action} <cidr>`)
+      .description(`${action === FirewallAction.ALLOW ? 'Allow' : 'Deny'} an IP address or network (e.g. 203.0.113.0/24)`)
+      .option('--note <text>', 'why')
+      .option('--expires <when>', 'an ISO date-time after which the rule stops applying')
+      .action((cidr: string, options: { note?: string; expires?: string }) =>
+        withServices(async ({ firewall: rules }) => {
+          const expiresAt = options.expires === undefined ? null : new Date(options.expires);
+          if (expiresAt && Number.isNaN(expiresAt.getTime())) throw new Error(`--expires must be an ISO date-time such as 2027-01-31T00:00:00Z (got ${options.expires})`);
+          const rule = await rules.add({ cidr, action, note: options.note, expiresAt }, CLI_ACTOR);
+          say(`added ${rule.id}: ${rule.action.toUpperCase()} ${rule.cidr}`);
+        }),
+      );
+  }
+  firewall
+    .command('remove <id>')
+    .description('Remove an IP rule by id (see firewall list)')
+    .action((id: string) =>
+      withServices(async ({ firewall: rules }) => {
+        await rules.remove(id, CLI_ACTOR);
+        say(`removed ${id}`);
       }),
     );
 

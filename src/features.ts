@@ -6,6 +6,8 @@ import type { ModelAccessSpec } from './access/model-access';
 import type { RuleTree } from './access/shield';
 import { UserAdminResolver } from './accounts/user-admin.resolver';
 import { dataFeature } from './data/data.feature';
+import { FirewallResolver } from './firewall/firewall.resolver';
+import { firewallRules } from './firewall/firewall.rules';
 import { MODELS } from './models';
 import { MfaResolver } from './mfa/mfa.resolver';
 import { mfaRules } from './mfa/mfa.rules';
@@ -61,8 +63,15 @@ export const accessFeature: Feature = {
   wire: ({ policy, userDirectory }) => [new AccessResolver(policy, userDirectory), new UserAdminResolver(userDirectory)],
 };
 
+export const firewallFeature: Feature = {
+  name: 'firewall',
+  resolvers: [FirewallResolver],
+  rules: firewallRules,
+  wire: ({ firewall }) => [new FirewallResolver(firewall)],
+};
+
 /** The app's models (src/models), as a generated data API. Built once: type-graphql's metadata is global. */
 export const modelsFeature: Feature = dataFeature(MODELS);
 
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, modelsFeature];
+export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, firewallFeature, modelsFeature];

@@ -13,6 +13,7 @@ import { AccessView, Policy } from './access/policy';
 import { mergeRuleTrees, protectSchema } from './access/shield';
 import type { Context } from './context';
 import { formatClientError, serviceUnavailable } from './errors';
+import { firewallGate } from './firewall/firewall.gate';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
 import { FEATURES, Feature } from './features';
 import { proxyTrust, resolveClientIp } from './http/client-ip';
@@ -57,7 +58,7 @@ export function graphqlContext(services: Services): (integration: { req: express
       logger: req.log,
       viewer,
       accessTokenExpired,
-      access: new AccessView(await currentPolicy(services), viewer),
+      access: new AccessView(await currentPolicy(services), viewer, { adminNetwork: services.firewall.adminAllowedFrom(req.clientIp || null) }),
       clock: services.clock,
       loaders: new RequestLoaders(),
       ipAddress: req.clientIp || null,
@@ -114,10 +115,12 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   app.disable('x-powered-by');
   app.use(resolveClientIp(trust));
   app.use(requestIds(logger));
-  app.use(strictTransportSecurity(trust));
   app.get('/healthz', healthz);
   let closing: Promise<void> | undefined;
+  // Health probes come from the load balancer, whatever the IP rules say.
   app.get('/readyz', readyz(dataSource, () => closing !== undefined));
+  app.use(firewallGate(services.firewall, services.hits));
+  app.use(strictTransportSecurity(trust));
   app.get('/.well-known/jwks.json', async (_req, res, next) => {
     try {
       // Verifiers may cache it briefly; rotation keeps old keys published longer than this.

@@ -14,6 +14,8 @@ import { UserDirectory } from './accounts/user-directory.service';
 import type { ModelAccessSpec } from './access/model-access';
 import { PolicyService } from './access/policy.service';
 import { AuditLog } from './audit/audit-log';
+import { FirewallService } from './firewall/firewall.service';
+import { HitLog } from './firewall/hit-log';
 import type { Clock } from './clock';
 import type { Config } from './config';
 import type { Keyring } from './crypto/keyring';
@@ -54,6 +56,9 @@ export interface Services extends ServiceDeps {
   readonly mfa: MfaService;
   readonly policy: PolicyService;
   readonly userDirectory: UserDirectory;
+  readonly firewall: FirewallService;
+  /** Firewall blocks and rate-limit hits: counted, and logged without flooding. */
+  readonly hits: HitLog;
   /** The housekeeping the maintenance job runs (exposed for tests and a future CLI command). */
   readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
   readonly outbox: OutboxService;
@@ -92,6 +97,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     { publicUrl: config.publicUrl, appName: config.appName, requireVerifiedEmail: config.requireVerifiedEmail },
   );
 
+  const firewall = new FirewallService(dataSource, clock, audit, { defaultAction: config.firewallDefault, adminAllowedCidrs: config.adminAllowedCidrs }, notifications);
   const policy = new PolicyService(dataSource, clock, audit, sessionCache, config.mfaRequiredFor, notifications);
 
   // Subscriptions exist before the listener starts, so no invalidation is missed.
@@ -120,6 +126,8 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     mfa,
     policy,
     userDirectory: new UserDirectory(dataSource, sessions, sessionCache, audit),
+    firewall,
+    hits: new HitLog(logger, clock),
     outbox,
     maintenanceTasks,
     stop: async () => {

@@ -5,7 +5,8 @@ import { lockUserRow } from '../accounts/user-lock';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { MfaRequirement } from '../config';
-import { Notifications, notify } from '../db/notifications';
+import type { Notifications } from '../db/notifications';
+import { NotifiedCache } from '../db/notified-cache';
 import { conflictOnDuplicate } from '../db/unique-violation';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
@@ -44,39 +45,26 @@ export interface NewGrant {
  */
 export class PolicyService {
   private readonly models = new Map<string, ModelAccessSpec>();
-  private loading: Promise<Policy> | null = null;
-  private loadedAt = 0;
+  private readonly cache: NotifiedCache<Policy>;
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly clock: Clock,
+    clock: Clock,
     private readonly audit: AuditLog,
     private readonly sessionCache: SessionCache,
     private readonly mfaRequiredFor: MfaRequirement,
     notifications: Notifications,
   ) {
-    notifications.subscribe(POLICY_CHANNEL, () => this.invalidate());
-    notifications.onReconnect(() => this.invalidate());
+    this.cache = new NotifiedCache(POLICY_CHANNEL, () => this.load(), clock, notifications, { maxAgeMs: MAX_AGE_MS });
   }
 
   /** The policy in force: cached, reloaded after any change on any instance. */
   current(): Promise<Policy> {
-    const now = this.clock.now().getTime();
-    if (this.loading && now - this.loadedAt >= MAX_AGE_MS) this.loading = null;
-    if (!this.loading) {
-      const loading = this.load();
-      this.loading = loading;
-      this.loadedAt = now;
-      // A failed load is not remembered: the next request tries again.
-      loading.catch(() => {
-        if (this.loading === loading) this.loading = null;
-      });
-    }
-    return this.loading;
+    return this.cache.current();
   }
 
   invalidate(): void {
-    this.loading = null;
+    this.cache.invalidate();
   }
 
   /**
@@ -96,7 +84,7 @@ export class PolicyService {
           const row = await this.insertGrant(manager, { ...grant, model: spec.name }, null);
           await this.auditGrant(manager, 'grant_added', row, { actorId: null, ipAddress: null, userAgent: null, requestId: null }, { source: 'model_defaults' });
         }
-        await notify(manager, POLICY_CHANNEL, 'changed');
+        await this.cache.announce(manager);
         return true;
       });
       if (seeded) this.invalidate();
@@ -191,7 +179,7 @@ export class PolicyService {
   private async change(work: (manager: EntityManager) => Promise<void>): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
       await work(manager);
-      await notify(manager, POLICY_CHANNEL, 'changed');
+      await this.cache.announce(manager);
     });
     this.invalidate();
   }

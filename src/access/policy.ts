@@ -108,11 +108,16 @@ export class AccessView {
   readonly rolesHeldBack: ReadonlySet<string>;
   private readonly decisions = new Map<string, ModelDecision>();
 
+  /**
+   * `adminNetwork`: the request comes from a network where the admin role may be used
+   * (ADMIN_ALLOWED_CIDRS); from anywhere else an admin acts as a plain user.
+   */
   constructor(
     readonly policy: Policy,
     readonly viewer: Viewer,
+    options: { adminNetwork?: boolean } = {},
   ) {
-    const held = viewer.userId === null ? [ANONYMOUS_ROLE] : [ANONYMOUS_ROLE, USER_ROLE, ...viewer.roles];
+    const held = (viewer.userId === null ? [ANONYMOUS_ROLE] : [ANONYMOUS_ROLE, USER_ROLE, ...viewer.roles]).filter((role) => role !== ADMIN_ROLE || options.adminNetwork !== false);
     const inForce = new Set<string>();
     const heldBack = new Set<string>();
     for (const name of held) {

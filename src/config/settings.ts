@@ -9,6 +9,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const INTROSPECTION_MODES = ['everyone', 'admins'] as const;
 export type IntrospectionMode = (typeof INTROSPECTION_MODES)[number];
 export const MFA_REQUIREMENTS = ['none', 'admin', 'all'] as const;
+export const FIREWALL_ACTIONS = ['allow', 'deny'] as const;
+export type FirewallDefault = (typeof FIREWALL_ACTIONS)[number];
 export type MfaRequirement = (typeof MFA_REQUIREMENTS)[number];
 
 /** Thrown by a parser; the message completes "NAME: …" and never repeats a secret value. */
@@ -156,6 +158,14 @@ function readableFile(raw: string): string {
 
 /** CIDRs such as 10.0.0.0/8 or fd00::/8; a bare address means that one host. */
 function cidrList(raw: string): readonly string[] {
+  const cidrs = networkList(raw);
+  for (const cidr of cidrs) {
+    if (cidr.split('/')[1] === '0') throw new SettingProblem(`${quote(cidr)} would trust every address, so anyone could forge X-Forwarded-For`);
+  }
+  return cidrs;
+}
+
+function networkList(raw: string): readonly string[] {
   const cidrs = raw.split(',').map((part) => part.trim()).filter(Boolean);
   for (const cidr of cidrs) {
     const [address, prefix, extra] = cidr.split('/');
@@ -165,7 +175,6 @@ function cidrList(raw: string): readonly string[] {
     if (family === 0 || !validPrefix || extra !== undefined) {
       throw new SettingProblem(`must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (got ${quote(cidr)})`);
     }
-    if (prefix === '0') throw new SettingProblem(`${quote(cidr)} would trust every address, so anyone could forge X-Forwarded-For`);
   }
   return Object.freeze(cidrs);
 }
@@ -341,6 +350,20 @@ export const SETTINGS = {
     fallback: () => [],
     defaultText: 'none',
     parse: cidrList,
+  }),
+  firewallDefault: spec<FirewallDefault>({
+    env: 'FIREWALL_DEFAULT',
+    description: 'What happens to a client address no IP rule matches: allow, or deny (then only ALLOW rules let anyone in; keep one for your own network before switching).',
+    fallback: () => 'allow',
+    defaultText: 'allow',
+    parse: oneOf(FIREWALL_ACTIONS),
+  }),
+  adminAllowedCidrs: spec<readonly string[]>({
+    env: 'ADMIN_ALLOWED_CIDRS',
+    description: 'Networks from which the admin role may be used (IPs or CIDRs). An admin token from anywhere else acts as a plain user. Empty: anywhere.',
+    fallback: () => [],
+    defaultText: 'anywhere',
+    parse: networkList,
   }),
   publicUrl: spec<string>({
     env: 'BASTION_PUBLIC_URL',

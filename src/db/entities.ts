@@ -13,10 +13,11 @@ import { OutboxMessage } from '../mail/outbox-message.entity';
 import { MfaChallengeRecord } from '../mfa/mfa-challenge.entity';
 import { MfaFactor } from '../mfa/mfa-factor.entity';
 import { RecoveryCode } from '../mfa/recovery-code.entity';
+import { FirewallRule } from '../firewall/firewall-rule.entity';
 import { MODEL_ENTITIES } from '../models';
 
 /**
  * Every TypeORM entity, listed explicitly (a glob would differ between ts sources in tests
  * and compiled js). Each feature adds its entities here; the app's models come from src/models.
  */
-export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode, PermissionGrantRow, PolicySeed, ...MODEL_ENTITIES];
+export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode, PermissionGrantRow, PolicySeed, FirewallRule, ...MODEL_ENTITIES];

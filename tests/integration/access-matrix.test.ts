@@ -150,6 +150,7 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
       'Mutation.deleteMemo.id': victim.memoId,
       'Mutation.revokeSession.id': victim.sessionId,
       'Mutation.revokePermission.id': randomUUID(),
+      'Mutation.removeFirewallRule.id': randomUUID(),
       'Mutation.assignRole.input.userId': victim.account.id,
       'Mutation.unassignRole.input.userId': victim.account.id,
       'Mutation.setUserStatus.input.userId': victim.account.id,

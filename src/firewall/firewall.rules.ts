@@ -1,0 +1,8 @@
+import { isAdmin } from '../access/rules';
+import type { RuleTree } from '../access/shield';
+
+export const firewallRules: RuleTree = {
+  Query: { firewallRules: isAdmin },
+  Mutation: { addFirewallRule: isAdmin, removeFirewallRule: isAdmin },
+  FirewallRule: { id: isAdmin, cidr: isAdmin, action: isAdmin, note: isAdmin, expiresAt: isAdmin, createdAt: isAdmin, createdBy: isAdmin },
+};
