@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
@@ -108,11 +108,15 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
       introspectionGate(config.introspection),
       expiredTokenGate(),
       errorLoggingPlugin(logger),
+      // Bastion sends no cache hints (every response is no-store); the plugin would wrap every field resolver for nothing.
+      ApolloServerPluginCacheControlDisabled(),
     ],
   });
   await apollo.start();
 
   app.disable('x-powered-by');
+  // Responses are no-store; hashing every body for an ETag would be work for nothing.
+  app.set('etag', false);
   app.use(resolveClientIp(trust));
   app.use(requestIds(logger));
   app.get('/healthz', healthz);

@@ -15,7 +15,14 @@ export interface ModelOperations {
  * decided once per row by the loader that scoped it, includes it. A row that reached the client
  * by any other path has no mask and shows nothing (fail closed).
  */
-export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, relations: Readonly<Record<string, string>> = {}): RuleTree {
+export interface RelationRule {
+  /** The related model: the viewer needs a READ grant on it. */
+  readonly target: string;
+  /** A field of this row the relation follows (a many-to-one's key): it must be readable too, or the relation would reveal it. */
+  readonly via?: string;
+}
+
+export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, relations: Readonly<Record<string, RelationRule>> = {}): RuleTree {
   // One rule per action (shield refuses two different rules under one name).
   const actionRules = new Map<Action, ShieldRule>();
   const canAct = (action: Action): ShieldRule => {
@@ -30,16 +37,16 @@ export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, r
   for (const [section, fields] of [['Query', operations.query], ['Mutation', operations.mutation]] as const) {
     for (const [field, action] of Object.entries(fields ?? {})) (tree[section] ??= {})[field] = canAct(action);
   }
+  const readable = (row: unknown, field: string) => {
+    const mask = fieldMaskOf(row);
+    return mask === ALL_FIELDS || (mask !== undefined && mask.has(field));
+  };
   for (const field of spec.readableFields) {
-    const readable = (row: unknown) => {
-      const mask = fieldMaskOf(row);
-      return mask === ALL_FIELDS || (mask !== undefined && mask.has(field));
-    };
-    const target = relations[field];
+    const relation = relations[field];
     // A relation field shows rows of another model: the viewer also needs a READ grant on it (rows are then scoped by the loader).
-    tree[spec.name][field] = target
-      ? syncRule(`canReadRelation:${spec.name}.${field}`, (row, _args, context) => readable(row) && context.access.check(target, 'read'))
-      : syncRule(`canReadField:${spec.name}.${field}`, readable);
+    tree[spec.name][field] = relation
+      ? syncRule(`canReadRelation:${spec.name}.${field}`, (row, _args, context) => readable(row, field) && (relation.via === undefined || readable(row, relation.via)) && context.access.check(relation.target, 'read'))
+      : syncRule(`canReadField:${spec.name}.${field}`, (row) => readable(row, field));
   }
   return tree;
 }

@@ -15,6 +15,8 @@ export interface ModelField {
   readonly kind: FieldKind;
   /** The column allows NULL. */
   readonly nullable: boolean;
+  /** A date-time column stored at millisecond precision (timestamptz(3)): compared and sorted as stored, so indexes apply. */
+  readonly millisecondPrecision: boolean;
   readonly encrypted: boolean;
   /** Encrypted with a blind index: equality lookups only, through the index column. */
   readonly blindIndexColumn: string | null;
@@ -138,6 +140,7 @@ export class ModelDefinitionError extends Error {
 }
 
 const SYSTEM_FIELDS = new Set(['id', 'createdAt', 'updatedAt']);
+const INTEGER_COLUMNS = new Set(['int', 'integer', 'int4', 'smallint', 'int2']);
 
 /** Reads a model's type-graphql and TypeORM metadata and checks the options against it. */
 export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) => ModelDefinition): ModelDefinition {
@@ -163,12 +166,18 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     const nullableColumn = column.options.nullable === true;
     const hasDefault = column.options.default !== undefined || generated;
     if (field.name !== 'id' && !field.typeOptions.nullable) fail(`${field.name} must be @Field({ nullable: true }): a field a role may not read comes back null with an error at its path`);
+    const kind = kindOf(field.getType(), name, field.name);
+    const columnType = String(column.options.type ?? '').toLowerCase();
+    if (kind === 'id' && columnType !== 'uuid') fail(`${field.name} is typed ID, so its column must be a uuid (@PrimaryGeneratedColumn('uuid') or @Column({ type: 'uuid' }))`);
+    if (kind === 'float' && INTEGER_COLUMNS.has(columnType)) fail(`${field.name} is an integer column: declare it @Field(() => Int)`);
+    if (columnType === 'bigint' || columnType === 'int8') fail(`${field.name}: bigint columns are not supported (JavaScript numbers lose precision); use integer or numeric text`);
     return [
       {
         name: field.name,
         column: column.options.name ?? snakeCase(field.name),
-        kind: kindOf(field.getType(), name, field.name),
+        kind,
         nullable: nullableColumn,
+        millisecondPrecision: column.options.precision !== undefined && column.options.precision !== null && column.options.precision <= 3,
         encrypted,
         blindIndexColumn: index ? columns.find((candidate) => candidate.propertyName === index.indexProperty)?.options.name ?? snakeCase(index.indexProperty) : null,
         description: field.description ?? fail(`${field.name} needs a description`),
@@ -197,6 +206,7 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
   for (const property of options.sortable ?? []) {
     const target = field(property) ?? fail(`sortable "${property}" is not a @Field and @Column of the class`);
     if (target.encrypted || target.nullable) fail(`"${property}" cannot be sortable: sort fields must be NOT NULL and not encrypted`);
+    if (target.kind === 'datetime' && !target.millisecondPrecision) fail(`"${property}" is a sortable date-time: declare its column with precision: 3 (clients see milliseconds; sorting on the stored value keeps its index usable)`);
   }
   const filters: Record<string, RowFilter> = {};
   for (const [filterName, condition] of Object.entries(options.filters ?? {})) {
@@ -209,7 +219,7 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
 
   const relations = Object.entries(options.relations ?? {}).map(([relationName, relation]): ModelRelation => {
     if (field(relationName)) fail(`relation "${relationName}" has the name of a field`);
-    if (relation.kind === 'one' && !field(relation.by)) fail(`relation "${relationName}": "${relation.by}" is not a field`);
+    if (relation.kind === 'one' && (!field(relation.by) || field(relation.by)!.encrypted)) fail(`relation "${relationName}": "${relation.by}" must be a plain (not encrypted) field of the class`);
     return {
       name: relationName,
       kind: relation.kind,

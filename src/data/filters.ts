@@ -112,10 +112,13 @@ export class SqlParameters {
   }
 }
 
-/** The SQL expression a stored field is compared and sorted by (date-times at millisecond precision, as clients see them). */
-export function fieldExpression(alias: string, field: Pick<ModelField, 'column' | 'kind'>): string {
+/**
+ * The SQL expression a stored field is compared and sorted by: date-times at millisecond precision,
+ * as clients see them (a column stored at that precision as it is, so its index applies).
+ */
+export function fieldExpression(alias: string, field: Pick<ModelField, 'column' | 'kind'> & { millisecondPrecision?: boolean }): string {
   const column = `"${alias}"."${field.column}"`;
-  return field.kind === 'datetime' ? `date_trunc('milliseconds', ${column})` : column;
+  return field.kind === 'datetime' && !field.millisecondPrecision ? `date_trunc('milliseconds', ${column})` : column;
 }
 
 /**
@@ -154,6 +157,10 @@ export function whereSql(model: ModelDefinition, alias: string, where: WhereInpu
 }
 
 function conditionSql(model: ModelDefinition, alias: string, field: ModelField, operator: string, value: unknown, parameters: SqlParameters): string {
+  // PostgreSQL text cannot hold NUL: say so, rather than fail inside the database.
+  if ((Array.isArray(value) ? value : [value]).some((item) => typeof item === 'string' && item.includes('\u0000'))) {
+    throw new AppError('BAD_USER_INPUT', `where.${field.name}.${operator} must not contain a NUL character.`, { details: { field: 'where' } });
+  }
   if (field.encrypted) {
     // Only `eq` exists in EncryptedFilter: the value's blind index is compared, never ciphertext.
     return `"${alias}"."${field.blindIndexColumn}" = ${parameters.add(blindIndexOf(model.entity, field.name, String(value)))}`;

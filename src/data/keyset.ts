@@ -8,7 +8,7 @@ export type SortDirection = 'ASC' | 'DESC';
 
 /** One key of a list's order: a NOT NULL stored field and a direction. The id is always the last key. */
 export interface SortKey {
-  readonly field: Pick<ModelField, 'name' | 'column' | 'kind'>;
+  readonly field: Pick<ModelField, 'name' | 'column' | 'kind'> & { readonly millisecondPrecision?: boolean };
   readonly direction: SortDirection;
 }
 
@@ -67,6 +67,7 @@ export class Keyset {
       if (kind === 'id' && !isUuid(String(value))) throw invalidCursor();
       if (kind === 'int' && !(Number.isInteger(value) && Math.abs(value as number) <= 2 ** 31 - 1)) throw invalidCursor();
       if (kind === 'float' && !Number.isFinite(value)) throw invalidCursor();
+      if (typeof value === 'string' && value.includes('\u0000')) throw invalidCursor();
       return value;
     });
   }

@@ -37,7 +37,6 @@ export class ModelStore {
   constructor(private readonly dataSource: DataSource) {}
 
   async list(model: ModelDefinition, context: Context, args: ListArgs): Promise<Connection> {
-    if (args.first < 1 || args.first > MAX_PAGE_SIZE) throw new AppError('BAD_USER_INPUT', `first must be between 1 and ${MAX_PAGE_SIZE}.`, { details: { field: 'first' } });
     const scope = context.access.scope(model.access, 'read');
     const parameters = new SqlParameters();
     const scoped = scopeSql(model, scope, parameters);
@@ -48,20 +47,15 @@ export class ModelStore {
     query.setParameters(parameters.values);
     const counting = query.clone();
 
-    const keyset = new Keyset(ROW, sortKeysOf(model, args.orderBy ?? []));
-    for (const key of keyset.keys) {
-      if (readableRowsSql(model, scope, key.field.name, parameters) !== null) {
-        // The order (and the cursor) would reveal a field some rows in scope do not show.
-        throw new AppError('FORBIDDEN', `You may not sort ${model.plural} by ${key.field.name}.`, { details: { field: 'orderBy' } });
-      }
-    }
+    const keyset = new Keyset(ROW, sortKeysOf(model, scope, args.orderBy ?? [], context));
     if (args.after != null) query.andWhere(keyset.after(args.after, parameters)).setParameters(parameters.values);
     keyset.orderBy().forEach(([expression, direction], index) => (index === 0 ? query.orderBy(expression, direction) : query.addOrderBy(expression, direction)));
     const rows = await query.limit(args.first + 1).getMany();
-    const page = rows.slice(0, args.first).map((row) => ({ cursor: keyset.cursorOf(row), node: scope.expose(row) }));
+    const page = rows.slice(0, args.first);
     return {
-      edges: page,
-      pageInfo: { hasNextPage: rows.length > args.first, endCursor: page.at(-1)?.cursor ?? null },
+      // A cursor is encoded only when the client selects it.
+      edges: page.map((row) => ({ get cursor() { return keyset.cursorOf(row); }, node: scope.expose(row) })),
+      pageInfo: { hasNextPage: rows.length > args.first, endCursor: page.length > 0 ? keyset.cursorOf(page[page.length - 1]) : null },
       get totalCount() {
         return counting.getCount();
       },
@@ -80,8 +74,8 @@ export class ModelStore {
     const clauses = scope.writableClauses(fields);
     const row = Object.assign(new model.entity(), input) as Record<string, unknown>;
     if (model.ownerField) row[model.ownerField.name] = context.viewer.userId;
-    await validateRow(model, row);
-    if (!scope.admits(row, clauses)) throw new AppError('FORBIDDEN', `You may not create this ${model.name}.`);
+    await validateRow(model, row, fields);
+    if (!scope.admits(row, clauses)) throw denied(context, `You may not create this ${model.name}.`);
     const saved = await conflictOnDuplicate(
       () =>
         this.dataSource.transaction(async (manager) => {
@@ -103,8 +97,8 @@ export class ModelStore {
         this.dataSource.transaction(async (manager) => {
           const row = (await this.findScoped(manager, model, scope, id, clauses, true)) as Record<string, unknown>;
           Object.assign(row, input);
-          await validateRow(model, row);
-          if (!scope.admits(row, clauses)) throw new AppError('FORBIDDEN', `You may not make this change to the ${model.name}.`);
+          await validateRow(model, row, fields);
+          if (!scope.admits(row, clauses)) throw denied(context, `You may not make this change to the ${model.name}.`);
           await this.checkReferences(manager, model, context, row, fields);
           return manager.save(row);
         }),
@@ -143,10 +137,10 @@ export class ModelStore {
       const scope = context.access.scope(target.access, 'read');
       const by = fieldOf(target, relation.by);
       const query = this.related(target, scope, by, parentIds);
-      const order = new Keyset(ROW, sortKeysOf(target, [])).orderBy();
+      const order = new Keyset(ROW, sortKeysOf(target, scope, [], context)).orderBy();
       // The first `first` rows of each parent, ranked inside the same scoped query.
       const ranked = query.clone().select(`"${ROW}"."id"`).addSelect(`row_number() OVER (PARTITION BY "${ROW}"."${by.column}" ORDER BY ${order.map(([expression, direction]) => `${expression} ${direction}`).join(', ')})`, 'rank');
-      query.andWhere(`"${ROW}"."id" IN (SELECT ranked.id FROM (${ranked.getQuery()}) ranked WHERE ranked.rank <= ${first})`);
+      query.andWhere(`"${ROW}"."id" IN (SELECT ranked.id FROM (${ranked.getQuery()}) ranked WHERE ranked.rank <= :perParent)`).setParameter('perParent', first);
       order.forEach(([expression, direction], index) => (index === 0 ? query.orderBy(expression, direction) : query.addOrderBy(expression, direction)));
       const rows = await query.getMany();
       const byParent = new Map<unknown, object[]>(parentIds.map((id) => [id, []]));
@@ -194,13 +188,19 @@ export class ModelStore {
     }
   }
 
-  /** Target rows whose `field` is one of `keys`, inside the viewer's read scope (no rows when there is none). */
+  /**
+   * Target rows whose `field` is one of `keys`, inside the viewer's read scope, and only where the
+   * viewer may read `field` itself: joining on a hidden field would reveal it (a comment's postId).
+   */
   private related(target: ModelDefinition, scope: ModelScope, field: ModelField, keys: readonly unknown[]): SelectQueryBuilder<object> {
     const parameters = new SqlParameters();
     const scoped = scopeSql(target, scope, parameters) ?? 'FALSE';
+    const readable = readableRowsSql(target, scope, field.name, parameters);
     const usable = field.kind === 'id' ? keys.filter((key) => isUuid(String(key))) : [...keys];
     const matching = usable.length > 0 ? `"${ROW}"."${field.column}" IN ${parameters.addList(usable)}` : 'FALSE';
-    return this.dataSource.getRepository(target.entity).createQueryBuilder(ROW).where(scoped).andWhere(matching).setParameters(parameters.values);
+    const query = this.dataSource.getRepository(target.entity).createQueryBuilder(ROW).where(scoped).andWhere(matching);
+    if (readable !== null) query.andWhere(readable);
+    return query.setParameters(parameters.values);
   }
 
   private async findScoped(manager: EntityManager, model: ModelDefinition, scope: ModelScope, id: string, clauses = scope.decision.clauses, forUpdate = false): Promise<object> {
@@ -235,13 +235,27 @@ function readableRowsSql(model: ModelDefinition, scope: ModelScope, field: strin
   return scopeSql(model, scope, parameters, showing) ?? 'FALSE';
 }
 
-/** The client's orderBy (field names already checked by the schema's enum), then the id as the tie-break. */
-function sortKeysOf(model: ModelDefinition, orderBy: readonly { field: string; direction: SortDirection }[]): SortKey[] {
+/**
+ * The client's orderBy (field names already checked by the schema's enum), then the id as the
+ * tie-break; without one, oldest first when createdAt is readable in every row. A sort key must
+ * be readable in every row in scope: the order (and the cursor) would reveal it otherwise.
+ */
+function sortKeysOf(model: ModelDefinition, scope: ModelScope, orderBy: readonly { field: string; direction: SortDirection }[], context: Context): SortKey[] {
   if (orderBy.length > 3) throw new AppError('BAD_USER_INPUT', 'orderBy takes at most 3 fields.', { details: { field: 'orderBy' } });
-  const keys: SortKey[] = orderBy.map((entry) => ({ field: fieldOf(model, entry.field), direction: entry.direction }));
-  if (keys.length === 0 && model.fields.some((field) => field.name === 'createdAt' && !field.nullable)) keys.push({ field: fieldOf(model, 'createdAt'), direction: 'ASC' });
-  if (!keys.some((key) => key.field.name === 'id')) keys.push({ field: fieldOf(model, 'id'), direction: keys.at(-1)?.direction ?? 'ASC' });
+  const readableEverywhere = (field: string) => readableRowsSql(model, scope, field, new SqlParameters()) === null;
+  const keys: SortKey[] = orderBy.map((entry) => {
+    if (!readableEverywhere(entry.field)) throw denied(context, `You may not sort ${model.plural} by ${entry.field}.`, 'orderBy');
+    return { field: fieldOf(model, entry.field), direction: entry.direction };
+  });
+  const createdAt = model.fields.find((field) => field.name === 'createdAt' && !field.nullable);
+  if (keys.length === 0 && createdAt && readableEverywhere(createdAt.name)) keys.push({ field: createdAt, direction: 'ASC' });
+  if (!keys.some((key) => key.field.name === ID_FIELD)) keys.push({ field: fieldOf(model, ID_FIELD), direction: keys.at(-1)?.direction ?? 'ASC' });
   return keys;
+}
+
+/** FORBIDDEN for a signed-in viewer, UNAUTHENTICATED for an anonymous one (CONVENTIONS "Auth on every request"). */
+function denied(context: Context, message: string, field?: string): AppError {
+  return new AppError(context.viewer.userId === null ? 'UNAUTHENTICATED' : 'FORBIDDEN', message, field ? { details: { field } } : {});
 }
 
 function fieldOf(model: ModelDefinition, property: string): ModelField {
@@ -254,12 +268,26 @@ function givenFields(input: Record<string, unknown>): string[] {
   return Object.keys(input).filter((key) => input[key] !== undefined);
 }
 
-/** The model's class-validator constraints; the first violation is BAD_USER_INPUT naming its field. */
-async function validateRow(model: ModelDefinition, row: object): Promise<void> {
-  const [problem] = await validate(row, { skipMissingProperties: true, forbidUnknownValues: false });
-  if (!problem) return;
-  const detail = Object.values(problem.constraints ?? {})[0] ?? 'is not valid';
-  throw new AppError('BAD_USER_INPUT', `${model.name}.${problem.property}: ${detail}.`, { details: { field: problem.property } });
+/**
+ * The written fields against the model: no null in a NOT NULL column, no NUL character (PostgreSQL
+ * text cannot hold one), then the model's class-validator constraints. The first problem is
+ * BAD_USER_INPUT naming its field. Only the fields written are judged: a stored value that breaks
+ * a constraint added later does not block changing another field.
+ */
+async function validateRow(model: ModelDefinition, row: Record<string, unknown>, written: readonly string[]): Promise<void> {
+  for (const name of written) {
+    const field = fieldOf(model, name);
+    const value = row[name];
+    if (value === null && !field.nullable) throw invalidField(model, name, 'must not be null');
+    if (typeof value === 'string' && value.includes('\u0000')) throw invalidField(model, name, 'must not contain a NUL character');
+  }
+  const problems = await validate(row, { skipMissingProperties: true, forbidUnknownValues: false });
+  const problem = problems.find((candidate) => written.includes(candidate.property));
+  if (problem) throw invalidField(model, problem.property, Object.values(problem.constraints ?? {})[0] ?? 'is not valid');
+}
+
+function invalidField(model: ModelDefinition, field: string, detail: string): AppError {
+  return new AppError('BAD_USER_INPUT', `${model.name}.${field}: ${detail}.`, { details: { field } });
 }
 
 function notFound(model: ModelDefinition): AppError {

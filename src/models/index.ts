@@ -1,7 +1,7 @@
 import type { ModelHandle } from '../data/define-model';
-import { Comment, commentModel } from './comment.model';
-import { Post, postModel } from './post.model';
-import { Profile, profileModel } from './profile.model';
+import { commentModel } from './comment.model';
+import { postModel } from './post.model';
+import { profileModel } from './profile.model';
 
 /**
  * The app's models: one file each in this folder, listed here (explicitly, like the entities,
@@ -10,4 +10,5 @@ import { Profile, profileModel } from './profile.model';
  */
 export const MODELS: readonly ModelHandle[] = [profileModel, postModel, commentModel];
 
-export const MODEL_ENTITIES: Function[] = [Profile, Post, Comment];
+/** Their entities, for the data source and migrations. */
+export const MODEL_ENTITIES: Function[] = MODELS.map((model) => model.entity);

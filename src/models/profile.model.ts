@@ -48,11 +48,11 @@ export class Profile {
   birthDate!: string | null;
 
   @Field({ nullable: true, description: 'When it was created.' })
-  @CreateDateColumn({ type: 'timestamptz' })
+  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
   createdAt!: Date;
 
   @Field({ nullable: true, description: 'When it last changed.' })
-  @UpdateDateColumn({ type: 'timestamptz' })
+  @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
 }
 

@@ -5,6 +5,8 @@ export interface ReportRow {
   readonly measurement: Measurement;
   /** Requests per second of the floor, which every row is compared with. */
   readonly floorRequestsPerSecond: number;
+  /** The scenario's design goal for the ratio, if it has one (a goal, not a gate). */
+  readonly floorGoal?: number;
 }
 
 const HEADERS = ['scenario', 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'ratio'] as const;
@@ -25,10 +27,10 @@ function formatColumns(headers: readonly string[], cells: readonly (readonly str
 }
 
 export function formatTable(rows: readonly ReportRow[]): string {
-  const cells = rows.map(({ scenario, measurement: m, floorRequestsPerSecond }) => [
+  const cells = rows.map(({ scenario, measurement: m, floorRequestsPerSecond, floorGoal }) => [
     scenario,
     ...measurementCells(m),
-    floorRequestsPerSecond > 0 ? `${(m.requestsPerSecond / floorRequestsPerSecond).toFixed(2)}×` : 'n/a',
+    (floorRequestsPerSecond > 0 ? `${(m.requestsPerSecond / floorRequestsPerSecond).toFixed(2)}×` : 'n/a') + (floorGoal === undefined ? '' : ` (goal ≥ ${floorGoal.toFixed(2)}×)`),
   ]);
   return formatColumns(HEADERS, cells);
 }

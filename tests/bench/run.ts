@@ -12,8 +12,9 @@ import { startBastion } from '../../src/main';
 import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
 import { runCryptoBench } from './crypto-bench';
 import { startFloorServer } from './floor-server';
-import { Measurement, measure, probe } from './measure';
+import { Measurement, countStatements, measure, probe } from './measure';
 import { benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
+import { seedPublishedPosts } from './posts-bench';
 import { ReportRow, formatRelative, formatShieldCost, formatTable } from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
 import { createBenchUser, runSignInBench } from './sign-in-bench';
@@ -135,12 +136,19 @@ async function main(signal: AbortSignal): Promise<number> {
     const tokens: Record<BenchTarget, string> = { floor: floor.token, bastion: benchUser.accessToken };
     const requestFor = (scenario: Scenario): BenchRequest => (scenario.signedIn ? withBearer(scenario.request, tokens[scenario.target]) : scenario.request);
     await seedBenchItems(bastion.database.dataSource, benchUser.id);
+    await seedPublishedPosts(bastionEndpoint, bastion.database.dataSource);
     const shieldTwins = await startShieldTwins(bastion.services);
     teardown.add(() => shieldTwins.close());
 
     for (const scenario of scenarios) {
-      const problem = await probe(origins[scenario.target], requestFor(scenario));
+      const problem = await probe(origins[scenario.target], requestFor(scenario), scenario.check);
       if (problem) throw new Error(`scenario ${scenario.name}: ${problem}`);
+    }
+    // Counted on the warm server the probes left (session and policy cached), before any load.
+    const statementCounts: string[] = [];
+    for (const scenario of scenarios.filter((candidate) => candidate.countStatements)) {
+      const statements = await countStatements(origins[scenario.target], requestFor(scenario));
+      statementCounts.push(`${scenario.name}: ${statements} SQL statement${statements === 1 ? '' : 's'} per request`);
     }
     await probeShieldTwins(shieldTwins, benchUser.accessToken);
     const warmedUpMeasure = async (origin: string, request: BenchRequest): Promise<Measurement | undefined> => {
@@ -162,12 +170,13 @@ async function main(signal: AbortSignal): Promise<number> {
       const measurement = await warmedUpMeasure(origin, request);
       if (!measurement) break;
       if (scenario.target === 'floor') floorRequestsPerSecond = measurement.requestsPerSecond;
-      rows.push({ scenario: scenario.name, measurement, floorRequestsPerSecond });
+      rows.push({ scenario: scenario.name, measurement, floorRequestsPerSecond, floorGoal: scenario.floorGoal });
     }
     say();
     say(formatTable(rows));
     const meVsServerInfo = formatRelative(rows, 'me', 'serverInfo');
     if (meVsServerInfo) say(meVsServerInfo);
+    for (const line of statementCounts) say(line);
     // Before the sign-ins and the encryption: the lists need the bench user's access token still valid.
     const shieldCosts = await runShieldBench(shieldTwins, benchUser.accessToken, warmedUpMeasure);
     if (shieldCosts.length > 0) {

@@ -18,6 +18,12 @@ export interface Scenario {
    * user's. The harness adds it, since tokens exist only at run time.
    */
   readonly signedIn?: boolean;
+  /** Looks further into the probe's answer (see probe); the load itself only sees status codes. */
+  readonly check?: (body: unknown) => string | undefined;
+  /** The design goal for the ratio to the floor, shown beside it (reported, not a gate). */
+  readonly floorGoal?: number;
+  /** Also report how many SQL statements one request sends, counted once before the load. */
+  readonly countStatements?: boolean;
 }
 
 export function graphqlRequest(query: string): BenchRequest {
@@ -34,8 +40,36 @@ export function withBearer(request: BenchRequest, token: string): BenchRequest {
   return { ...request, headers: { ...request.headers, authorization: `Bearer ${token}` } };
 }
 
+/** The path of the first null (or missing) value inside `value`, '' for `value` itself; undefined when there is none. */
+function nullPath(value: unknown, path = ''): string | undefined {
+  if (value === null || value === undefined) return path;
+  if (typeof value !== 'object') return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = nullPath(inner, path === '' ? key : `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * A connection `list` of exactly `size` edges with every selected field non-null: a short page,
+ * or a field the policy withheld (null, or a missing author), would flatter the numbers.
+ */
+function fullConnection(list: string, size: number): (body: unknown) => string | undefined {
+  return (body) => {
+    const edges = (body as { data?: Record<string, { edges?: { node: unknown }[] } | null> }).data?.[list]?.edges ?? [];
+    if (edges.length !== size) return `expected ${size} edges, got ${edges.length}`;
+    for (const [index, edge] of edges.entries()) {
+      const gap = nullPath(edge.node);
+      if (gap !== undefined) return `edge ${index}: ${gap === '' ? 'node' : gap} is null`;
+    }
+    return undefined;
+  };
+}
+
 const SERVER_INFO = graphqlRequest('{ serverInfo { name version serverTime } }');
 const ME = graphqlRequest('{ me { id email roles } }');
+const POSTS_100 = graphqlRequest('{ posts(first: 100, where: { published: { eq: true } }) { edges { node { id title body published createdAt author { displayName } } } } }');
 
 /**
  * Every row of the bench table. Exactly one entry targets the floor; it always runs first and
@@ -48,4 +82,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'serverInfo', target: 'bastion', request: SERVER_INFO },
   // Token verification and the session check on top of one row read (and an email decrypted).
   { name: 'me', target: 'bastion', request: ME, signedIn: true },
+  // A feed page at the public maximum (seeded by posts-bench.ts): the data API's list in the
+  // viewer's scope, a field mask per row and the authors' profiles through one DataLoader.
+  { name: 'posts-100', target: 'bastion', request: POSTS_100, signedIn: true, check: fullConnection('posts', 100), floorGoal: 0.4, countStatements: true },
 ];

@@ -6,7 +6,7 @@ const AUTH_PAYLOAD = 'accessToken refreshToken accessTokenExpiresAt user { id em
 const SIGN_UP = `mutation SignUp($input: SignUpInput!) { signUp(input: $input) { ${AUTH_PAYLOAD} } }`;
 const SIGN_IN = `mutation SignIn($input: SignInInput!) { signIn(input: $input) { __typename ... on AuthPayload { ${AUTH_PAYLOAD} } } }`;
 
-/** The account the signed-in scenarios and the sign-in loop use, made at bench start. */
+/** An account made at bench start: the one the signed-in scenarios and the sign-in loop use, or a seeded author. */
 export interface BenchUser {
   /** The account's user id, as signUp returned it: the owner of the permission bench's rows. */
   readonly id: string;
@@ -31,8 +31,11 @@ interface GraphQLBody<TData> {
 
 type AuthPayload = { readonly __typename?: string; readonly accessToken: string; readonly user: { readonly id: string } };
 
-async function graphql<TData>(endpoint: string, query: string, variables: Record<string, unknown>): Promise<GraphQLBody<TData>> {
-  const response = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+/** One GraphQL request over HTTP, as an app sends it: signed in when given an access token. */
+export async function graphql<TData>(endpoint: string, query: string, variables: Record<string, unknown>, accessToken?: string): Promise<GraphQLBody<TData>> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (accessToken) headers.authorization = `Bearer ${accessToken}`;
+  const response = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
   const text = await response.text();
   try {
     return JSON.parse(text) as GraphQLBody<TData>;

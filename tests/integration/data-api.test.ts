@@ -173,6 +173,74 @@ describe('data API: the sample models', () => {
     });
   });
 
+  describe('edge cases the review found', () => {
+    it('refuses null in a NOT NULL field and NUL characters anywhere, naming the field (never a 500)', async () => {
+      const id = await postOf(author, { title: 'edge', published: true });
+      const nullTitle = await author.client.request('mutation($id: ID!) { updatePost(id: $id, input: { title: null }) { title } }', { id });
+      expect({ codes: codesOf(nullTitle), field: nullTitle.body.errors?.[0].extensions?.field }).toEqual({ codes: ['BAD_USER_INPUT'], field: 'title' });
+      const nullBody = await author.client.request(CREATE_POST, { input: { title: 'x', body: null } });
+      expect({ codes: codesOf(nullBody), field: nullBody.body.errors?.[0].extensions?.field }).toEqual({ codes: ['BAD_USER_INPUT'], field: 'body' });
+      const nul = await author.client.request(CREATE_POST, { input: { title: 'a\u0000b' } });
+      expect({ codes: codesOf(nul), field: nul.body.errors?.[0].extensions?.field }).toEqual({ codes: ['BAD_USER_INPUT'], field: 'title' });
+      for (const where of [{ title: { eq: '\u0000' } }, { title: { contains: 'a\u0000' } }, { title: { in: ['ok', '\u0000'] } }]) {
+        expect(codesOf(await author.client.request(POSTS, { where }))).toEqual(['BAD_USER_INPUT']);
+      }
+      const forged = Buffer.from(JSON.stringify(['x', 'a\u0000', 'y'])).toString('base64url');
+      expect(codesOf(await author.client.request(POSTS, { after: forged, orderBy: [{ field: 'TITLE' }] }))).toEqual(['BAD_USER_INPUT']);
+      const [{ title }] = await server.bastion.database.dataSource.query('SELECT title FROM posts WHERE id = $1', [id]);
+      expect(title).toBe('edge');
+    });
+
+    it('pages correctly with mixed directions and ties, and ranks comments(first) per post', async () => {
+      const tied = await makeUser(server);
+      for (const [index, title] of ['same', 'same', 'same', 'other', 'other'].entries()) {
+        await postOf(tied, { title, body: String(index), published: true });
+        // Two of them in one millisecond, as a busy server writes them.
+        if (index === 1) await server.bastion.database.dataSource.query("UPDATE posts SET created_at = date_trunc('milliseconds', created_at) WHERE author_id = $1", [tied.id]);
+      }
+      const rows: { id: string; title: string; created_at: Date }[] = await server.bastion.database.dataSource.query("SELECT id, title, date_trunc('milliseconds', created_at) AS created_at FROM posts WHERE author_id = $1", [tied.id]);
+      const expected = [...rows].sort((a, b) => b.title.localeCompare(a.title) || a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1)).map((row) => row.id);
+      const ids: string[] = [];
+      let after: string | null = null;
+      do {
+        const page: GraphQLResponse<PostsPage> = await tied.client.request<PostsPage>(POSTS, { where: { authorId: { eq: tied.id } }, orderBy: [{ field: 'TITLE', direction: 'DESC' }, { field: 'CREATED_AT', direction: 'ASC' }], first: 2, after });
+        ids.push(...page.body.data!.posts.edges.map((edge) => edge.node.id));
+        after = page.body.data!.posts.pageInfo.hasNextPage ? page.body.data!.posts.pageInfo.endCursor : null;
+      } while (after);
+      expect(ids).toEqual(expected);
+
+      for (const post of rows) {
+        for (const body of ['first', 'second', 'third']) await tied.client.request('mutation($postId: ID!, $body: String!) { createComment(input: { postId: $postId, body: $body }) { id } }', { postId: post.id, body });
+      }
+      const tree = await tied.client.request<{ posts: { edges: { node: { commentCount: number; comments: { body: string }[] } }[] } }>('query($author: ID!) { posts(where: { authorId: { eq: $author } }) { edges { node { commentCount comments(first: 2) { body } } } } }', { author: tied.id });
+      expect(tree.body.data!.posts.edges.map((edge) => edge.node)).toEqual(rows.map(() => ({ commentCount: 3, comments: [{ body: 'first' }, { body: 'second' }] })));
+    });
+
+    it('lists under a field-restricted grant (ordered by id), refuses sorting by a hidden field, and never joins on one', async () => {
+      const admin2 = admin;
+      await admin2.client.request('mutation { createRole(input: { name: "headlines" }) { name } }');
+      await admin2.client.request('mutation { grantPermission(input: { role: "headlines", model: "Post", action: READ, scope: ALL, fields: ["title"] }) { id } }');
+      const reader = await makeUser(server, { roles: ['headlines'] });
+      const list = await reader.client.request<PostsPage>(POSTS, { first: 5 });
+      expect(list.body.errors).toBeUndefined();
+      expect(list.body.data!.posts.edges).toHaveLength(5);
+      expect(codesOf(await reader.client.request(POSTS, { orderBy: [{ field: 'TITLE' }] }))).toBeUndefined();
+      // Drafts of others are in this role's scope with their title only: their creation time must not order them.
+      expect(codesOf(await reader.client.request(POSTS, { orderBy: [{ field: 'CREATED_AT' }] }))).toEqual(['FORBIDDEN']);
+
+      // Anonymous viewers may now read comments' bodies, but not which post they are on.
+      const granted = await admin2.client.request<{ grantPermission: { id: string } }>('mutation { grantPermission(input: { role: "anonymous", model: "Comment", action: READ, scope: ALL, fields: ["body"] }) { id } }');
+      try {
+        const post = await postOf(author, { title: 'with comments', published: true });
+        await author.client.request('mutation($postId: ID!) { createComment(input: { postId: $postId, body: "hidden link" }) { id } }', { postId: post });
+        const anonymous = await makeClient(server).request<{ post: { commentCount: number; comments: unknown[] } }>('query($id: ID!) { post(id: $id) { commentCount comments { body } } }', { id: post });
+        expect(anonymous.body.data).toEqual({ post: { commentCount: 0, comments: [] } });
+      } finally {
+        await admin2.client.request('mutation($id: ID!) { revokePermission(id: $id) }', { id: granted.body.data!.grantPermission.id });
+      }
+    });
+  });
+
   describe('ownership', () => {
     it('lets only the owner (and admins, by the defaults) change or delete a post; others get NOT_FOUND', async () => {
       const other = await makeUser(server);

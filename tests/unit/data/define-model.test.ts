@@ -101,11 +101,11 @@ describe('resolveModel', () => {
       secretIndex!: string;
 
       @Field({ nullable: true, description: 'Created.' })
-      @CreateDateColumn({ type: 'timestamptz' })
+      @CreateDateColumn({ type: 'timestamptz', precision: 3 })
       createdAt!: Date;
 
       @Field({ nullable: true, description: 'Changed.' })
-      @UpdateDateColumn({ type: 'timestamptz' })
+      @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
       updatedAt!: Date;
 
       @Field(() => String, { nullable: true, description: 'Computed, not stored.' })
@@ -235,11 +235,11 @@ describe('resolveModel', () => {
       diary!: string;
 
       @Field({ nullable: true, description: 'Created.' })
-      @CreateDateColumn({ type: 'timestamptz' })
+      @CreateDateColumn({ type: 'timestamptz', precision: 3 })
       createdAt!: Date;
 
       @Field({ nullable: true, description: 'Changed.' })
-      @UpdateDateColumn({ type: 'timestamptz' })
+      @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
       updatedAt!: Date;
 
       @Field(() => ID, { nullable: true, description: 'Computed.' })
@@ -316,7 +316,7 @@ describe('resolveModel', () => {
 
     it('a relation named like a field, or a one-relation by a field that does not exist', () => {
       expect(problemOf(ledger({ relations: { label: { kind: 'many', model: () => DmLedger, by: 'ownerId', description: 'x' } } })).message).toBe('Model DmLedger: relation "label" has the name of a field');
-      expect(problemOf(ledger({ relations: { parent: { kind: 'one', model: () => DmLedger, by: 'parentId', description: 'x' } } })).message).toBe('Model DmLedger: relation "parent": "parentId" is not a field');
+      expect(problemOf(ledger({ relations: { parent: { kind: 'one', model: () => DmLedger, by: 'parentId', description: 'x' } } })).message).toBe('Model DmLedger: relation "parent": "parentId" must be a plain (not encrypted) field of the class');
     });
 
     it('a class without @ObjectType, or without @Entity', () => {

@@ -29,6 +29,7 @@ const field = (name: string, kind: FieldKind, overrides: Partial<ModelField> = {
   column: name,
   kind,
   nullable: true,
+  millisecondPrecision: false,
   encrypted: false,
   blindIndexColumn: null,
   description: name,
