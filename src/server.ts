@@ -14,6 +14,10 @@ import { mergeRuleTrees, protectSchema } from './access/shield';
 import type { Context } from './context';
 import { formatClientError, serviceUnavailable } from './errors';
 import { firewallGate } from './firewall/firewall.gate';
+import { armorValidationRules, costLimitPlugin, tokenLimitPlugin } from './firewall/graphql-limits';
+import { loadOperationAllowlist, operationAllowlistPlugin } from './firewall/operation-allowlist';
+import { rateLimitGate, rateLimitPlugin } from './firewall/rate-limits';
+import helmet from 'helmet';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
 import { FEATURES, Feature } from './features';
 import { proxyTrust, resolveClientIp } from './http/client-ip';
@@ -90,8 +94,10 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const app = express();
   const httpServer = createHttpServer(config, app);
   const trust = proxyTrust(config.trustProxy, config.tlsCertFile !== undefined);
+  const allowlist = config.operationAllowlistFile ? loadOperationAllowlist(config.operationAllowlistFile) : null;
   const apollo = new ApolloServer<Context>({
     schema,
+    validationRules: armorValidationRules(config),
     logger,
     formatError: formatClientError,
     includeStacktraceInErrorResponses: false,
@@ -105,7 +111,11 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       config.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
+      tokenLimitPlugin(config.graphqlMaxTokens),
       introspectionGate(config.introspection),
+      costLimitPlugin(() => schema, config.graphqlMaxCost),
+      ...(services.rateLimits ? [rateLimitPlugin(services.rateLimits)] : []),
+      ...(allowlist ? [operationAllowlistPlugin(allowlist)] : []),
       expiredTokenGate(),
       errorLoggingPlugin(logger),
       // Bastion sends no cache hints (every response is no-store); the plugin would wrap every field resolver for nothing.
@@ -125,6 +135,8 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   app.get('/readyz', readyz(dataSource, () => closing !== undefined));
   app.use(firewallGate(services.firewall, services.hits));
   app.use(strictTransportSecurity(trust));
+  // Security headers for an API (HSTS is ours above, no CSP: responses are JSON, and the Sandbox page loads Apollo's scripts).
+  app.use(helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false, strictTransportSecurity: false }));
   app.get('/.well-known/jwks.json', async (_req, res, next) => {
     try {
       // Verifiers may cache it briefly; rotation keeps old keys published longer than this.
@@ -138,6 +150,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     '/graphql',
     corsAllowlist(config.corsOrigins),
     noStore,
+    ...(services.rateLimits ? [rateLimitGate(services.rateLimits)] : []),
     express.json({ limit: config.bodyLimitBytes }),
     expressMiddleware(apollo, {
       context: graphqlContext(services),

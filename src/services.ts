@@ -16,6 +16,11 @@ import { PolicyService } from './access/policy.service';
 import { AuditLog } from './audit/audit-log';
 import { FirewallService } from './firewall/firewall.service';
 import { HitLog } from './firewall/hit-log';
+import { RateLimitCounter } from './firewall/rate-limit.entity';
+import { RateLimits } from './firewall/rate-limits';
+import Redis from 'ioredis';
+import type { Pool } from 'pg';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import type { Clock } from './clock';
 import type { Config } from './config';
 import type { Keyring } from './crypto/keyring';
@@ -59,6 +64,8 @@ export interface Services extends ServiceDeps {
   readonly firewall: FirewallService;
   /** Firewall blocks and rate-limit hits: counted, and logged without flooding. */
   readonly hits: HitLog;
+  /** Null when BASTION_RATE_LIMITS is off. */
+  readonly rateLimits: RateLimits | null;
   /** The housekeeping the maintenance job runs (exposed for tests and a future CLI command). */
   readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
   readonly outbox: OutboxService;
@@ -112,6 +119,21 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     accountTokens: (manager) => accountTokens.prune(manager),
     mfaChallenges: (manager) => mfa.pruneChallenges(manager),
   };
+  const hits = new HitLog(logger, clock);
+  const redis = config.rateLimitsEnabled && config.redisUrl ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false }) : null;
+  // An 'error' event without a listener would crash the process; the limiters fall back to memory meanwhile.
+  redis?.on('error', (error) => logger.warn({ err: error }, 'redis: connection problem; rate limits fall back to this instance\'s memory'));
+  const rateLimits = config.rateLimitsEnabled
+    ? new RateLimits(redis ? { kind: 'redis', client: redis } : { kind: 'postgres', pool: (dataSource.driver as PostgresDriver).master as Pool }, {
+        perIp: config.rateLimitPerIp,
+        perUser: config.rateLimitPerUser,
+        operations: { signIn: config.rateLimitSignIn, signUp: config.rateLimitSignUp, verifyMfa: config.rateLimitVerifyMfa, requestPasswordReset: config.rateLimitPasswordReset },
+      }, hits)
+    : null;
+  maintenanceTasks.rateLimits = async (manager) => {
+    const { affected } = await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute();
+    return affected ?? 0;
+  };
   const stopMaintenance = scheduleMaintenance(dataSource, maintenanceTasks, logger, MAINTENANCE_INTERVAL_MS);
   return {
     ...deps,
@@ -127,13 +149,15 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     policy,
     userDirectory: new UserDirectory(dataSource, sessions, sessionCache, audit),
     firewall,
-    hits: new HitLog(logger, clock),
+    hits,
+    rateLimits,
     outbox,
     maintenanceTasks,
     stop: async () => {
       stopMailPolling();
       stopMaintenance();
       await notifications.stop();
+      await redis?.quit().catch(() => undefined);
     },
   };
 }

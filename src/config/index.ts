@@ -1,2 +1,2 @@
 export { Config, ConfigError, Environment, configWith, loadConfig, loadProcessConfig, readEnvironment } from './config';
-export { EncryptionKeySetting, FirewallDefault, IntrospectionMode, LogLevel, MfaRequirement, NodeEnv, SETTINGS } from './settings';
+export { EncryptionKeySetting, FirewallDefault, IntrospectionMode, LogLevel, MfaRequirement, NodeEnv, RateLimit, SETTINGS } from './settings';

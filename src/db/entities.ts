@@ -14,10 +14,11 @@ import { MfaChallengeRecord } from '../mfa/mfa-challenge.entity';
 import { MfaFactor } from '../mfa/mfa-factor.entity';
 import { RecoveryCode } from '../mfa/recovery-code.entity';
 import { FirewallRule } from '../firewall/firewall-rule.entity';
+import { RateLimitCounter } from '../firewall/rate-limit.entity';
 import { MODEL_ENTITIES } from '../models';
 
 /**
  * Every TypeORM entity, listed explicitly (a glob would differ between ts sources in tests
  * and compiled js). Each feature adds its entities here; the app's models come from src/models.
  */
-export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode, PermissionGrantRow, PolicySeed, FirewallRule, ...MODEL_ENTITIES];
+export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode, PermissionGrantRow, PolicySeed, FirewallRule, RateLimitCounter, ...MODEL_ENTITIES];

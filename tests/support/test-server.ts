@@ -43,7 +43,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const clock = new FrozenClock('2026-03-01T12:00:00.000Z');
   const logs = new LogCollector();
   const logger = createLogger({ level: 'debug', pretty: false, destination: logs });
-  const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, ...TEST_KEY_SETTINGS, ...options.config });
+  // Rate limits off unless a test turns them on: the suite signs up hundreds of accounts from one address.
+  const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, rateLimitsEnabled: false, ...TEST_KEY_SETTINGS, ...options.config });
   let bastion: RunningBastion;
   try {
     bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures });

@@ -1,0 +1,19 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+
+/**
+ * The counters of rate-limiter-flexible's PostgreSQL store (its own table layout), shared by
+ * every instance. Created by a migration, not by the library; expired rows are pruned by the
+ * maintenance job.
+ */
+@Entity('rate_limits')
+export class RateLimitCounter {
+  @PrimaryColumn({ type: 'varchar', length: 255 })
+  key!: string;
+
+  @Column({ type: 'integer', default: 0 })
+  points!: number;
+
+  /** Milliseconds since the epoch when the window ends. */
+  @Column({ type: 'bigint', nullable: true })
+  expire!: string | null;
+}

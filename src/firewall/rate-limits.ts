@@ -1,0 +1,156 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { NextFunction, Request, Response } from 'express';
+import { DocumentNode, FragmentDefinitionNode, Kind, OperationDefinitionNode, SelectionSetNode } from 'graphql';
+import type Redis from 'ioredis';
+import type { Pool } from 'pg';
+import { RateLimiterAbstract, RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimit } from '../config';
+import type { Context } from '../context';
+import { AppError, ERROR_CODES } from '../errors';
+import type { HitLog } from './hit-log';
+
+/** Where the counters live: PostgreSQL (the default, nothing else to run) or Redis. */
+export type RateLimitStore = { readonly kind: 'postgres'; readonly pool: Pool } | { readonly kind: 'redis'; readonly client: Redis };
+
+export interface RateLimitSettings {
+  readonly perIp: RateLimit;
+  readonly perUser: RateLimit;
+  /** Stricter buckets per client address for the operations attackers repeat. */
+  readonly operations: Readonly<Record<LimitedOperation, RateLimit>>;
+}
+
+export const LIMITED_OPERATIONS = ['signIn', 'signUp', 'verifyMfa', 'requestPasswordReset'] as const;
+export type LimitedOperation = (typeof LIMITED_OPERATIONS)[number];
+
+/** A refusal: how long until the client may try again. */
+export interface Refusal {
+  readonly bucket: string;
+  readonly retryAfterSeconds: number;
+}
+
+export const RATE_LIMIT_TABLE = 'rate_limits';
+
+/**
+ * Rate limits by client address, by account, and by operation (rate-limiter-flexible), counted
+ * in a store every instance shares, so N instances do not multiply the limits. If the store fails,
+ * each limiter falls back to a per-process memory limiter with the same numbers (rate-limiter-
+ * flexible's insurance): requests go on, limited per instance, rather than failing.
+ */
+export class RateLimits {
+  private readonly perIp: RateLimiterAbstract;
+  private readonly perUser: RateLimiterAbstract;
+  private readonly perOperation: ReadonlyMap<string, RateLimiterAbstract>;
+
+  constructor(
+    store: RateLimitStore,
+    settings: RateLimitSettings,
+    private readonly hits: HitLog,
+  ) {
+    const limiter = (name: string, limit: RateLimit): RateLimiterAbstract => {
+      const options = { keyPrefix: name, points: limit.points, duration: limit.seconds, insuranceLimiter: new RateLimiterMemory({ keyPrefix: name, points: limit.points, duration: limit.seconds }) };
+      if (store.kind === 'redis') return new RateLimiterRedis({ ...options, storeClient: store.client, rejectIfRedisNotReady: true });
+      // The table comes from a migration; expired rows are pruned by the maintenance job, not a timer per limiter.
+      return new RateLimiterPostgres({ ...options, storeClient: store.pool, tableName: RATE_LIMIT_TABLE, tableCreated: true, clearExpiredByTimeout: false });
+    };
+    this.perIp = limiter('ip', settings.perIp);
+    this.perUser = limiter('user', settings.perUser);
+    this.perOperation = new Map(LIMITED_OPERATIONS.map((operation) => [operation, limiter(`op-${operation}`, settings.operations[operation])]));
+  }
+
+  /** One request from this address. */
+  request(address: string): Promise<Refusal | null> {
+    return this.consume(this.perIp, 'ip', address, 1);
+  }
+
+  /**
+   * The operations of one GraphQL request: one point per request for the account, and for each
+   * limited operation one point per call, aliases included (50 aliased signIn calls are 50 tries).
+   */
+  async operations(address: string, userId: string | null, calls: ReadonlyMap<string, number>): Promise<Refusal | null> {
+    if (userId) {
+      const refused = await this.consume(this.perUser, 'user', userId, 1);
+      if (refused) return refused;
+    }
+    for (const [operation, count] of calls) {
+      const limiter = this.perOperation.get(operation);
+      if (!limiter) continue;
+      const refused = await this.consume(limiter, operation, address, count);
+      if (refused) return refused;
+    }
+    return null;
+  }
+
+  private async consume(limiter: RateLimiterAbstract, bucket: string, key: string, points: number): Promise<Refusal | null> {
+    try {
+      await limiter.consume(key, points);
+      return null;
+    } catch (rejection) {
+      // Not a RateLimiterRes: the store and its insurance both failed; do not block the request for it.
+      if (!(rejection instanceof RateLimiterRes)) return null;
+      const retryAfterSeconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+      this.hits.record('rate_limited', `${bucket} ${key}`, { bucket, retryAfterSeconds });
+      return { bucket, retryAfterSeconds };
+    }
+  }
+}
+
+function rateLimited(refusal: Refusal): AppError {
+  return new AppError('RATE_LIMITED', `Too many requests: try again in ${refusal.retryAfterSeconds} s.`, { stopsRequest: true, details: { retryAfterSeconds: refusal.retryAfterSeconds } });
+}
+
+/** Per-address limit, before any GraphQL work: HTTP 429 with Retry-After. */
+export function rateLimitGate(limits: RateLimits) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      const refusal = await limits.request(req.clientIp);
+      if (!refusal) {
+        next();
+        return;
+      }
+      const error = rateLimited(refusal);
+      res.status(ERROR_CODES.RATE_LIMITED.httpStatus).setHeader('Retry-After', String(refusal.retryAfterSeconds));
+      res.json({ errors: [{ message: error.message, extensions: { code: 'RATE_LIMITED', retryAfterSeconds: refusal.retryAfterSeconds } }] });
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+/** Per-account and per-operation limits, once the operation is known (its root fields counted, aliases included). */
+export function rateLimitPlugin(limits: RateLimits): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, operation, contextValue, response }) {
+          const calls = operation ? rootFieldCalls(document, operation) : new Map<string, number>();
+          const refusal = await limits.operations(contextValue.ipAddress ?? 'unknown', contextValue.viewer.userId, calls);
+          if (!refusal) return;
+          response.http.headers.set('retry-after', String(refusal.retryAfterSeconds));
+          throw rateLimited(refusal);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * How many times each root field is called by the operation, through aliases and fragments
+ * (validation has already refused fragment cycles). Identical aliased calls that GraphQL merges
+ * still count each: erring towards the stricter count.
+ */
+export function rootFieldCalls(document: DocumentNode, operation: OperationDefinitionNode): Map<string, number> {
+  const fragments = new Map(document.definitions.filter((definition): definition is FragmentDefinitionNode => definition.kind === Kind.FRAGMENT_DEFINITION).map((fragment) => [fragment.name.value, fragment]));
+  const calls = new Map<string, number>();
+  const walk = (selections: SelectionSetNode): void => {
+    for (const selection of selections.selections) {
+      if (selection.kind === Kind.FIELD) calls.set(selection.name.value, (calls.get(selection.name.value) ?? 0) + 1);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet);
+      else {
+        const fragment = fragments.get(selection.name.value);
+        if (fragment) walk(fragment.selectionSet);
+      }
+    }
+  };
+  walk(operation.selectionSet);
+  return calls;
+}
