@@ -14,7 +14,7 @@ import { mergeRuleTrees, protectSchema } from './access/shield';
 import type { Context } from './context';
 import { formatClientError, serviceUnavailable } from './errors';
 import { firewallGate } from './firewall/firewall.gate';
-import { armorValidationRules, costLimitPlugin, tokenLimitPlugin } from './firewall/graphql-limits';
+import { armorValidationRules, costLimitPlugin, tokenLimitGate } from './firewall/graphql-limits';
 import { loadOperationAllowlist, operationAllowlistPlugin } from './firewall/operation-allowlist';
 import { rateLimitGate, rateLimitPlugin } from './firewall/rate-limits';
 import helmet from 'helmet';
@@ -111,7 +111,6 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       config.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
-      tokenLimitPlugin(config.graphqlMaxTokens),
       introspectionGate(config.introspection),
       costLimitPlugin(() => schema, config.graphqlMaxCost),
       ...(services.rateLimits ? [rateLimitPlugin(services.rateLimits)] : []),
@@ -152,6 +151,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     noStore,
     ...(services.rateLimits ? [rateLimitGate(services.rateLimits)] : []),
     express.json({ limit: config.bodyLimitBytes }),
+    tokenLimitGate(config.graphqlMaxTokens),
     expressMiddleware(apollo, {
       context: graphqlContext(services),
     }),

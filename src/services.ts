@@ -120,9 +120,11 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     mfaChallenges: (manager) => mfa.pruneChallenges(manager),
   };
   const hits = new HitLog(logger, clock);
-  const redis = config.rateLimitsEnabled && config.redisUrl ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false }) : null;
+  const redis = config.rateLimitsEnabled && config.redisUrl ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) : null;
   // An 'error' event without a listener would crash the process; the limiters fall back to memory meanwhile.
   redis?.on('error', (error) => logger.warn({ err: error }, 'redis: connection problem; rate limits fall back to this instance\'s memory'));
+  // Connected before the first request, so early requests are counted in Redis, not in memory.
+  await redis?.connect().catch((error: unknown) => logger.warn({ err: error }, 'redis: not reachable at start; rate limits use this instance\'s memory until it is'));
   const rateLimits = config.rateLimitsEnabled
     ? new RateLimits(redis ? { kind: 'redis', client: redis } : { kind: 'postgres', pool: (dataSource.driver as PostgresDriver).master as Pool }, {
         perIp: config.rateLimitPerIp,

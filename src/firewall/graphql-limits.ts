@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { MaxTokensParserWLexer } from '@escape.tech/graphql-armor-max-tokens';
-import { GraphQLSchema, ValidationRule, isListType, isNonNullType } from 'graphql';
+import type { NextFunction, Request, Response } from 'express';
+import { GraphQLSchema, Lexer, Source, TokenKind, ValidationRule, isListType, isNonNullType } from 'graphql';
 import { ComplexityEstimatorArgs, getComplexity } from 'graphql-query-complexity';
 import type { Config } from '../config';
 import type { Context } from '../context';
@@ -34,23 +34,32 @@ export function armorValidationRules(config: Config): ValidationRule[] {
   return armor.protect().validationRules as ValidationRule[];
 }
 
-/** The token limit, before the document is parsed for real; a rejection is a 400. */
-export function tokenLimitPlugin(maxTokens: number): ApolloServerPlugin<Context> {
-  return {
-    async requestDidStart() {
-      return {
-        async parsingDidStart({ source }) {
-          let exceeded = false;
-          try {
-            new MaxTokensParserWLexer(source, { n: maxTokens, exposeLimits: false, onReject: [() => (exceeded = true)], propagateOnRejection: true } as never).parseDocument();
-          } catch {
-            // A syntax error is Apollo's own parser's to report; only the limit is ours.
-          }
-          if (exceeded) throw tooMuch('long');
-        },
-      };
-    },
+/**
+ * The token limit, counted by graphql's own lexer before Apollo parses anything: a refusal is a
+ * 400 like every other validation failure (armor's Apollo plugin throws from parsingDidStart,
+ * which Apollo turns into a 500). A document that does not lex is left for Apollo to report.
+ */
+export function tokenLimitGate(maxTokens: number) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const query = (req.body as { query?: unknown } | undefined)?.query ?? req.query.query;
+    if (typeof query === 'string' && exceedsTokens(query, maxTokens)) {
+      res.status(400).json({ errors: [{ message: 'The query is too long: ask for less.', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }] });
+      return;
+    }
+    next();
   };
+}
+
+function exceedsTokens(query: string, maxTokens: number): boolean {
+  const lexer = new Lexer(new Source(query));
+  try {
+    for (let count = 0; lexer.advance().kind !== TokenKind.EOF; count += 1) {
+      if (count >= maxTokens) return true;
+    }
+  } catch {
+    // A syntax error: Apollo's parser reports it.
+  }
+  return false;
 }
 
 /**

@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { configWith } from '../../src/config';
+import { operationId } from '../../src/firewall/operation-allowlist';
+import { createLogger } from '../../src/logging';
+import { RunningBastion, startBastion } from '../../src/main';
+import { GraphQLResponse, SIGN_IN, SIGN_UP, makeClient, makeUser } from '../support/factories';
+import { LogCollector } from '../support/log-collector';
+import { TEST_KEY_SETTINGS } from '../support/test-keys';
+import { TestServer, startTestServer } from '../support/test-server';
+
+const codesOf = (response: GraphQLResponse) => response.body.errors?.map((error) => error.extensions?.code);
+const SERVER_INFO = '{ serverInfo { name } }';
+const TRUSTED_LOOPBACK = { trustProxy: ['127.0.0.1', '::1'] };
+let addresses = 0;
+/** A fresh client address for each test, so buckets do not carry over. */
+const freshAddress = () => `198.18.${Math.floor((addresses += 1) / 250)}.${addresses % 250}`;
+
+describe('rate limits (PostgreSQL store)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({
+      config: {
+        ...TRUSTED_LOOPBACK,
+        rateLimitsEnabled: true,
+        rateLimitPerIp: { points: 5, seconds: 60 },
+        rateLimitPerUser: { points: 4, seconds: 60 },
+        rateLimitSignIn: { points: 3, seconds: 60 },
+        rateLimitSignUp: { points: 100, seconds: 60 },
+      },
+    });
+  });
+  afterAll(() => server?.close());
+
+  it('refuses the request over the per-address limit with 429, Retry-After and RATE_LIMITED, before any GraphQL work', async () => {
+    const client = makeClient(server, { 'x-forwarded-for': freshAddress() });
+    for (let request = 0; request < 5; request += 1) expect((await client.request(SERVER_INFO)).status).toBe(200);
+    const refused = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.18.200.1' }, body: '{}' });
+    expect(refused.status).not.toBe(429); // another address has its own bucket
+    const over = await client.request(SERVER_INFO);
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(over.body.errors?.[0].extensions).toEqual({ code: 'RATE_LIMITED', retryAfterSeconds: Number(over.headers.get('retry-after')) });
+    expect(server.logs.find((line) => line.msg === 'firewall: rate limit hit')).toMatchObject({ kind: 'rate_limited', bucket: 'ip' });
+  });
+
+  it('counts every aliased signIn: 5 in one request are 5 attempts against a limit of 3', async () => {
+    const address = freshAddress();
+    const account = await makeUser(server);
+    const aliased = (count: number) => `mutation { ${Array.from({ length: count }, (_unused, index) => `a${index}: signIn(input: { email: "${account.email}", password: "wrong-${index}-password-here" }) { __typename }`).join(' ')} }`;
+    const client = makeClient(server, { 'x-forwarded-for': address });
+    const five = await client.request(aliased(5));
+    expect(five.status).toBe(429);
+    expect(codesOf(five)).toEqual(['RATE_LIMITED']);
+    expect(five.headers.get('retry-after')).toEqual(expect.stringMatching(/^\d+$/));
+    // Refused before running: not one of the five reached the password check.
+    expect(server.logs.lines.filter((line) => line.msg === 'sign-in failed' && line.ipAddress === address)).toHaveLength(0);
+
+    const other = makeClient(server, { 'x-forwarded-for': freshAddress() });
+    expect(codesOf(await other.request(aliased(3)))).toEqual(['INVALID_CREDENTIALS']);
+    expect(codesOf(await other.request(SIGN_IN, { input: { email: account.email, password: account.password } }))).toEqual(['RATE_LIMITED']);
+  });
+
+  it('limits one account across addresses', async () => {
+    const account = await makeUser(server);
+    const results: number[] = [];
+    for (let request = 0; request < 5; request += 1) results.push((await makeClient(server, { authorization: `Bearer ${account.accessToken}`, 'x-forwarded-for': freshAddress() }).request('{ me { id } }')).status);
+    expect(results).toEqual([200, 200, 200, 200, 429]);
+  });
+});
+
+describe('rate limits shared by two instances on one database', () => {
+  it('counts requests to either instance against one limit', async () => {
+    const config = { ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, rateLimitPerIp: { points: 4, seconds: 60 } };
+    const a = await startTestServer({ config });
+    let b: RunningBastion | undefined;
+    try {
+      b = await startBastion(configWith({ databaseUrl: a.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 2, ...TEST_KEY_SETTINGS, ...config }), { logger: createLogger({ level: 'silent', pretty: false, destination: new LogCollector() }), clock: a.clock });
+      const address = freshAddress();
+      const onA = makeClient(a, { 'x-forwarded-for': address });
+      const onB = makeClient({ url: b.url }, { 'x-forwarded-for': address });
+      const statuses = [];
+      for (const client of [onA, onB, onA, onB, onA, onB]) statuses.push((await client.request(SERVER_INFO)).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+    } finally {
+      await b?.stop();
+      await a.close();
+    }
+  });
+});
+
+describe('rate limits (Redis store)', () => {
+  const redisUrl = process.env.REDIS_URL;
+  if (!redisUrl) {
+    it('are not run: REDIS_URL is not set (CI sets it)', () => {
+      process.stdout.write('rate limits with Redis: not run, REDIS_URL is not set\n');
+    });
+    return;
+  }
+  it('refuse the request over the limit, counted in Redis', async () => {
+    const server = await startTestServer({ config: { ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, redisUrl, rateLimitPerIp: { points: 3, seconds: 60 } } });
+    try {
+      // A prefix of its own in Redis, so runs do not share counters: a fresh address.
+      const client = makeClient(server, { 'x-forwarded-for': `2001:db8:${randomBytes(2).toString('hex')}::${randomBytes(2).toString('hex')}` });
+      const statuses = [];
+      for (let request = 0; request < 4; request += 1) statuses.push((await client.request(SERVER_INFO)).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const [{ count }] = await server.bastion.database.dataSource.query('SELECT count(*)::int AS count FROM rate_limits');
+      expect(count).toBe(0); // not in PostgreSQL
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server?.close());
+
+  const expectRefused = async (query: string, label: string) => {
+    const response = await makeClient(server).request(query);
+    expect({ label, status: response.status, codes: [...new Set(codesOf(response))] }).toEqual({ label, status: 400, codes: ['GRAPHQL_VALIDATION_FAILED'] });
+    // Limits are not named: the attacker learns nothing about the numbers.
+    expect(JSON.stringify(response.body)).not.toMatch(/\d+ exceeded|limit of \d+|found \d+/i);
+    return response;
+  };
+
+  it('refuses deep queries, too many aliases (even of __typename), too many directives, too many tokens, too costly lists', async () => {
+    await expectRefused('{ posts { edges { node { comments { post { comments { post { comments { id } } } } } } } } }', 'depth 9');
+    await expectRefused(`{ ${Array.from({ length: 16 }, (_unused, index) => `a${index}: serverInfo { name }`).join(' ')} }`, '16 aliases');
+    await expectRefused(`{ ${Array.from({ length: 101 }, (_unused, index) => `t${index}: __typename`).join(' ')} }`, '101 __typename aliases');
+    await expectRefused(`{ __typename ${'@skip(if: false) '.repeat(6)} }`, '6 directives');
+    await expectRefused(`{ serverInfo { ${'name '.repeat(1200)} } }`, '1200 tokens');
+    await expectRefused('{ posts(first: 100) { edges { node { comments(first: 100) { body } } } } }', 'cost 100 × 100');
+    // Within every limit: served.
+    const fine = await makeClient(server).request('{ posts(first: 100) { edges { node { title author { displayName } commentCount } } } }');
+    expect(fine.status).toBe(200);
+  });
+
+  it('sends security headers and no field suggestions', async () => {
+    const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ serverInf { name } }' }) });
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(response.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(await response.text()).not.toContain('Did you mean');
+  });
+});
+
+describe('operation allowlist (OPERATION_ALLOWLIST_FILE)', () => {
+  it('serves only the operations of the manifest to non-admins; admins are exempt', async () => {
+    const listed = 'query ServerName { serverInfo { name } }';
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-allowlist-')), 'manifest.json');
+    // The app's build ships its sign-up too (the factories use it).
+    const operations = [listed, SIGN_UP].map((body, index) => ({ id: operationId(body), name: `Operation${index}`, type: 'query', body }));
+    fs.writeFileSync(file, JSON.stringify({ format: 'apollo-persisted-query-manifest', version: 1, operations }));
+    const server = await startTestServer({ config: { operationAllowlistFile: file } });
+    try {
+      expect((await makeClient(server).request(listed)).body).toEqual({ data: { serverInfo: { name: 'Bastion' } } });
+      const other = await makeClient(server).request('{ serverInfo { name version } }');
+      expect({ status: other.status, codes: codesOf(other) }).toEqual({ status: 403, codes: ['FORBIDDEN'] });
+      const admin = await makeUser(server, { roles: ['admin'] });
+      expect(codesOf(await admin.client.request('{ serverInfo { name version } roles { name } }'))).toBeUndefined();
+    } finally {
+      await server.close();
+    }
+  });
+});
