@@ -26,7 +26,8 @@ describe('session invalidation across two instances on one database', () => {
   beforeAll(async () => {
     a = await startTestServer({ extraFeatures: [memoFeature], setupSql: [MEMOS_TABLE_SQL] });
     const logger = createLogger({ level: 'debug', pretty: false, destination: bLogs });
-    const config = configWith({ databaseUrl: a.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, ...TEST_KEY_SETTINGS });
+    // B trusts loopback as a proxy, so a test can speak to it from any address.
+    const config = configWith({ databaseUrl: a.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, trustProxy: ['127.0.0.1', '::1'], ...TEST_KEY_SETTINGS });
     b = await startBastion(config, { logger, clock: a.clock, extraFeatures: [memoFeature] });
   });
   afterAll(async () => {
@@ -147,6 +148,17 @@ describe('session invalidation across two instances on one database', () => {
 
     await admin.client.request(`mutation { setUserStatus(input: { userId: "${member.id}", status: SUSPENDED }) { id } }`);
     await refusedWithin('setUserStatus SUSPENDED on A → B refuses', onB(member.accessToken));
+  });
+
+  it('an IP rule added on A is in force on B at its next requests, and its removal too', async () => {
+    const admin = await makeUser(a, { roles: ['admin'] });
+    const fromBlockedNetwork = makeClient({ url: b.url }, { 'x-forwarded-for': '198.51.100.23' });
+    const status = async () => (await fromBlockedNetwork.request('{ serverInfo { name } }')).status;
+    expect(await status()).toBe(200); // B has loaded its rules
+    const added = await admin.client.request<{ addFirewallRule: { id: string } }>('mutation { addFirewallRule(input: { cidr: "198.51.100.0/24", action: DENY }) { id } }');
+    await inForceWithin('addFirewallRule on A → B blocks', fromBlockedNetwork, '{ serverInfo { name } }', (response) => response.status === 403);
+    await admin.client.request(`mutation { removeFirewallRule(id: "${added.body.data!.addFirewallRule.id}") }`);
+    await inForceWithin('removeFirewallRule on A → B serves', fromBlockedNetwork, '{ serverInfo { name } }', (response) => response.status === 200);
   });
 
   it('after the LISTEN connections are killed, both instances reconnect and invalidation works again', async () => {
