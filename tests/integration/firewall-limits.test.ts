@@ -27,8 +27,12 @@ describe('rate limits (PostgreSQL store)', () => {
         rateLimitsEnabled: true,
         rateLimitPerIp: { points: 5, seconds: 60 },
         rateLimitPerUser: { points: 4, seconds: 60 },
-        rateLimitSignIn: { points: 3, seconds: 60 },
+        rateLimitSignIn: { points: 49, seconds: 60 },
         rateLimitSignUp: { points: 100, seconds: 60 },
+        rateLimitVerifyMfa: { points: 1, seconds: 60 },
+        rateLimitPasswordReset: { points: 1, seconds: 60 },
+        // Room for 50 aliases, so the rate limit (not the alias limit) is what refuses them.
+        graphqlMaxAliases: 60,
       },
     });
   });
@@ -46,12 +50,12 @@ describe('rate limits (PostgreSQL store)', () => {
     expect(server.logs.find((line) => line.msg === 'firewall: rate limit hit')).toMatchObject({ kind: 'rate_limited', bucket: 'ip' });
   });
 
-  it('counts every aliased signIn: 5 in one request are 5 attempts against a limit of 3', async () => {
+  it('counts every aliased signIn: 50 in one request are 50 attempts against a limit of 49', async () => {
     const address = freshAddress();
     const account = await makeUser(server);
     const aliased = (count: number) => `mutation { ${Array.from({ length: count }, (_unused, index) => `a${index}: signIn(input: { email: "${account.email}", password: "wrong-${index}-password-here" }) { __typename }`).join(' ')} }`;
     const client = makeClient(server, { 'x-forwarded-for': address });
-    const five = await client.request(aliased(5));
+    const five = await client.request(aliased(50));
     expect(five.status).toBe(429);
     expect(codesOf(five)).toEqual(['RATE_LIMITED']);
     expect(five.headers.get('retry-after')).toEqual(expect.stringMatching(/^\d+$/));
@@ -59,8 +63,21 @@ describe('rate limits (PostgreSQL store)', () => {
     expect(server.logs.lines.filter((line) => line.msg === 'sign-in failed' && line.ipAddress === address)).toHaveLength(0);
 
     const other = makeClient(server, { 'x-forwarded-for': freshAddress() });
-    expect(codesOf(await other.request(aliased(3)))).toEqual(['INVALID_CREDENTIALS']);
+    expect(codesOf(await other.request(aliased(49)))).toEqual(['INVALID_CREDENTIALS']);
     expect(codesOf(await other.request(SIGN_IN, { input: { email: account.email, password: account.password } }))).toEqual(['RATE_LIMITED']);
+  });
+
+  it('has a bucket of its own for verifyMfa and requestPasswordReset, each refused with 429 and Retry-After', async () => {
+    const calls: Record<string, string> = {
+      verifyMfa: 'mutation { verifyMfa(input: { mfaToken: "not-a-challenge-token-at-all", code: "123456" }) { accessToken } }',
+      requestPasswordReset: 'mutation { requestPasswordReset(input: { email: "nobody@example.com" }) }',
+    };
+    for (const [operation, query] of Object.entries(calls)) {
+      const client = makeClient(server, { 'x-forwarded-for': freshAddress() });
+      expect({ operation, status: (await client.request(query)).status }).not.toEqual({ operation, status: 429 });
+      const second = await client.request(query);
+      expect({ operation, status: second.status, codes: codesOf(second), retryAfter: Number(second.headers.get('retry-after')) > 0 }).toEqual({ operation, status: 429, codes: ['RATE_LIMITED'], retryAfter: true });
+    }
   });
 
   it('limits one account across addresses', async () => {
