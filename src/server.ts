@@ -105,6 +105,8 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     // The gate plugin decides per viewer; Apollo's own switch would be all or nothing.
     introspection: true,
     allowBatchedHttpRequests: false,
+    // Fragment fan-out is refused before it can cost anything (SECURITY.md GQ-17).
+    maxRecursiveSelections: true,
     csrfPrevention: true,
     // The CLI owns SIGTERM/SIGINT: Apollo's own handlers would race ours and re-raise the signal.
     stopOnTerminationSignals: false,
@@ -112,7 +114,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       config.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
       introspectionGate(config.introspection),
-      costLimitPlugin(() => schema, config.graphqlMaxCost),
+      costLimitPlugin(schema, config.graphqlMaxCost),
       ...(services.rateLimits ? [rateLimitPlugin(services.rateLimits)] : []),
       ...(allowlist ? [operationAllowlistPlugin(allowlist)] : []),
       expiredTokenGate(),

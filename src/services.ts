@@ -159,7 +159,8 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
       stopMailPolling();
       stopMaintenance();
       await notifications.stop();
-      await redis?.quit().catch(() => undefined);
+      // disconnect, not quit: quit waits on a server that may be gone, and the process would never exit.
+      redis?.disconnect();
     },
   };
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { parseCidr } from '../firewall/cidr';
 
 /** The three environments Bastion knows; `production` switches every default to the safe one. */
 export type NodeEnv = 'development' | 'production' | 'test';
@@ -173,13 +174,8 @@ function cidrList(raw: string): readonly string[] {
 function networkList(raw: string): readonly string[] {
   const cidrs = raw.split(',').map((part) => part.trim()).filter(Boolean);
   for (const cidr of cidrs) {
-    const [address, prefix, extra] = cidr.split('/');
-    const family = net.isIP(address);
-    const maxPrefix = family === 6 ? 128 : 32;
-    const validPrefix = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
-    if (family === 0 || !validPrefix || extra !== undefined) {
-      throw new SettingProblem(`must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (got ${quote(cidr)})`);
-    }
+    // The firewall's own parser: what is accepted here is exactly what the firewall can match.
+    if (!parseCidr(cidr)) throw new SettingProblem(`must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (got ${quote(cidr)})`);
   }
   return Object.freeze(cidrs);
 }

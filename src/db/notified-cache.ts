@@ -2,6 +2,9 @@ import type { EntityManager } from 'typeorm';
 import type { Clock } from '../clock';
 import { Notifications, notify } from './notifications';
 
+/** After a failed reload, how long the last good value serves before the next try. */
+const RETRY_MS = 1_000;
+
 /**
  * One value loaded from the database and kept in this process (the policy, the IP rules): every
  * instance reloads it at its next use after a change anywhere, because the changing transaction
@@ -12,6 +15,8 @@ export class NotifiedCache<T> {
   private loading: Promise<T> | null = null;
   private lastGood: T | undefined;
   private loadedAt = 0;
+  /** When the loaded value goes stale by itself (a rule expiring), fixed when it loads. */
+  private staleAt = Infinity;
 
   constructor(
     private readonly channel: string,
@@ -26,23 +31,30 @@ export class NotifiedCache<T> {
 
   current(): Promise<T> {
     const now = this.clock.now().getTime();
-    const staleAt = this.lastGood !== undefined && this.options.staleAt ? this.options.staleAt(this.lastGood) : Infinity;
-    if (this.loading && (now - this.loadedAt >= this.options.maxAgeMs || now >= staleAt)) this.loading = null;
+    if (this.loading && (now - this.loadedAt >= this.options.maxAgeMs || now >= this.staleAt)) this.loading = null;
     if (!this.loading) {
       const loading = this.load().then(
         (value) => {
-          this.lastGood = value;
+          if (this.loading === loading) {
+            this.lastGood = value;
+            this.staleAt = this.options.staleAt ? this.options.staleAt(value) : Infinity;
+          }
           return value;
         },
         (error: unknown) => {
-          // Not remembered: the next use tries again. Until then, the last good value if there is one.
-          if (this.loading === loading) this.loading = null;
-          if (this.lastGood !== undefined) return this.lastGood;
-          throw error;
+          if (this.lastGood === undefined) {
+            // Nothing to fall back on: not remembered, the next use tries again.
+            if (this.loading === loading) this.loading = null;
+            throw error;
+          }
+          // The last good value keeps serving; the next load is tried after RETRY_MS, not on every request.
+          if (this.loading === loading) this.loadedAt = this.clock.now().getTime() - this.options.maxAgeMs + RETRY_MS;
+          return this.lastGood;
         },
       );
       this.loading = loading;
       this.loadedAt = now;
+      this.staleAt = Infinity;
     }
     return this.loading;
   }

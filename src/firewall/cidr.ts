@@ -27,7 +27,10 @@ export function addressValue(address: string): { family: 4 | 6; value: bigint } 
   const headGroups = head ? head.split(':') : [];
   const tailGroups = tail ? tail.split(':') : [];
   const groups = tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
-  return { family: 6, value: groups.reduce((value, group) => (value << 16n) | BigInt(parseInt(group || '0', 16)), 0n) };
+  const value = groups.reduce((value, group) => (value << 16n) | BigInt(parseInt(group || '0', 16)), 0n);
+  // An IPv4-mapped address however it is written (::ffff:102:304, 0:0:0:0:0:ffff:1.2.3.4) is the IPv4 address.
+  if (value >> 32n === 0xffffn) return { family: 4, value: value & 0xffffffffn };
+  return { family: 6, value };
 }
 
 function mask(family: 4 | 6, prefix: number): bigint {

@@ -40,7 +40,7 @@ export class FirewallService {
     notifications: Notifications,
   ) {
     this.cache = new NotifiedCache(FIREWALL_CHANNEL, () => this.load(), clock, notifications, { maxAgeMs: MAX_AGE_MS, staleAt: (rules) => rules.validUntil });
-    const networks = options.adminAllowedCidrs.map((cidr) => parseCidr(cidr)!);
+    const networks = options.adminAllowedCidrs.flatMap((cidr) => parseCidr(cidr) ?? []);
     this.adminNetworks = networks.length > 0 ? new PrefixTable(networks.map((cidr) => [cidr, true] as const)) : null;
   }
 

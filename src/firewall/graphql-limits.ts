@@ -2,6 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { NextFunction, Request, Response } from 'express';
 import { GraphQLSchema, Lexer, Source, TokenKind, ValidationRule, isListType, isNonNullType } from 'graphql';
+import { getVariableValues } from 'graphql/execution/values';
 import { ComplexityEstimatorArgs, getComplexity } from 'graphql-query-complexity';
 import type { Config } from '../config';
 import type { Context } from '../context';
@@ -19,7 +20,8 @@ function tooMuch(what: string): AppError {
  * Hardened graphql-armor (SECURITY.md §3 AR-1): depth with fragments flattened, aliases with an
  * empty allowlist, directives ≤ 5, limits not exposed. Its cost and token plugins are replaced:
  * armor's cost does not multiply lists by `first`, and its token plugin's rejection is a 500.
- * Introspection is left to the depth rule's exemption: only admins may run it at all (the gate).
+ * Introspection is exempt from depth (and from cost, below): only admins may run it at all (the
+ * gate refuses everyone else before execution), and Sandbox's introspection query is 13 deep.
  */
 export function armorValidationRules(config: Config): ValidationRule[] {
   const armor = new ApolloArmor({
@@ -42,7 +44,8 @@ export function armorValidationRules(config: Config): ValidationRule[] {
 export function tokenLimitGate(maxTokens: number) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const query = (req.body as { query?: unknown } | undefined)?.query ?? req.query.query;
-    if (typeof query === 'string' && exceedsTokens(query, maxTokens)) {
+    // Every token is at least one character: a shorter document cannot exceed the limit.
+    if (typeof query === 'string' && query.length > maxTokens && exceedsTokens(query, maxTokens)) {
       res.status(400).json({ errors: [{ message: 'The query is too long: ask for less.', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }] });
       return;
     }
@@ -67,9 +70,12 @@ function exceedsTokens(query: string, maxTokens: number): boolean {
  * `first` multiplies its children by it (a connection's edges, a relation list), any other list
  * by UNBOUNDED_LIST_ITEMS. So `posts(first: 100) { … comments(first: 100) }` costs what it reads.
  */
-export function costLimitPlugin(schema: () => GraphQLSchema, maxCost: number): ApolloServerPlugin<Context> {
+export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloServerPlugin<Context> {
   const estimator = ({ type: parent, field, args, childComplexity }: ComplexityEstimatorArgs): number => {
-    const first = typeof args.first === 'number' ? args.first : undefined;
+    // Introspection is for admins only (the gate refuses everyone else before execution); the standard query would cost ~50,000.
+    if (field.name.startsWith('__')) return 1;
+    // A negative `first` must not cancel its siblings' cost (the resolver refuses it, but only later).
+    const first = typeof args.first === 'number' ? Math.max(1, args.first) : undefined;
     const type = isNonNullType(field.type) ? field.type.ofType : field.type;
     // A connection's edges are the `first` its field already counted.
     const bounded = parent.name.endsWith('Connection');
@@ -79,13 +85,15 @@ export function costLimitPlugin(schema: () => GraphQLSchema, maxCost: number): A
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ document, request, operationName }) {
+        async didResolveOperation({ document, request, operation, operationName }) {
+          // Variables that do not fit the operation: execution refuses them next, with the usual 400.
+          if (operation && getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}).errors) return;
           let cost: number;
           try {
-            cost = getComplexity({ schema: schema(), query: document, variables: request.variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });
+            cost = getComplexity({ schema, query: document, variables: request.variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });
           } catch {
-            // Variables that do not fit the operation: execution refuses them next, with the usual 400.
-            return;
+            // Anything else (the library's own node limit, for one) means: too much to even count.
+            throw tooMuch('expensive');
           }
           if (cost > maxCost) throw tooMuch('expensive');
         },

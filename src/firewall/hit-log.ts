@@ -12,11 +12,15 @@ export class HitLog {
   private readonly totals: Record<HitKind, number> = { ip_blocked: 0, rate_limited: 0 };
   private window = new Map<string, number>();
   private windowStart = 0;
+  /** Hits from subjects beyond maxSubjects in this window. */
+  private overflow = 0;
 
   constructor(
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly windowMs = 60_000,
+    /** Distinct subjects kept per window: beyond, hits are only counted (an attacker rotating addresses cannot flood the log or memory). */
+    private readonly maxSubjects = 1_000,
   ) {}
 
   record(kind: HitKind, key: string, detail: Record<string, unknown> = {}): void {
@@ -25,6 +29,10 @@ export class HitLog {
     this.totals[kind] += 1;
     const id = `${kind} ${key}`;
     const seen = this.window.get(id) ?? 0;
+    if (seen === 0 && this.window.size >= this.maxSubjects) {
+      this.overflow += 1;
+      return;
+    }
     this.window.set(id, seen + 1);
     // "subject", not "key": the log redacts fields named like secrets.
     if (seen === 0) this.logger.warn({ kind, subject: key, ...detail }, kind === 'ip_blocked' ? 'firewall: request blocked' : 'firewall: rate limit hit');
@@ -37,11 +45,12 @@ export class HitLog {
 
   private turnOver(now: number): void {
     const repeated = [...this.window.entries()].filter(([, count]) => count > 1);
-    if (repeated.length > 0) {
+    if (repeated.length > 0 || this.overflow > 0) {
       const top = repeated.sort((a, b) => b[1] - a[1]).slice(0, 10).map(([subject, count]) => ({ subject, count }));
-      this.logger.warn({ windowSeconds: this.windowMs / 1000, keys: repeated.length, hits: repeated.reduce((sum, [, count]) => sum + count, 0), top }, 'firewall: repeated hits in the last window');
+      this.logger.warn({ windowSeconds: this.windowMs / 1000, subjects: repeated.length, hits: repeated.reduce((sum, [, count]) => sum + count, 0), unlistedHits: this.overflow, top }, 'firewall: repeated hits in the last window');
     }
     this.window = new Map();
+    this.overflow = 0;
     this.windowStart = now;
   }
 }

@@ -1,9 +1,9 @@
-import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 /**
  * The counters of rate-limiter-flexible's PostgreSQL store (its own table layout), shared by
- * every instance. Created by a migration, not by the library; expired rows are pruned by the
- * maintenance job.
+ * every instance. Created by a migration (UNLOGGED), not by the library; expired rows are pruned
+ * by the maintenance job.
  */
 @Entity('rate_limits')
 export class RateLimitCounter {
@@ -13,7 +13,8 @@ export class RateLimitCounter {
   @Column({ type: 'integer', default: 0 })
   points!: number;
 
-  /** Milliseconds since the epoch when the window ends. */
+  /** Milliseconds since the epoch when the window ends (indexed for the maintenance job's pruning). */
+  @Index('IDX_rate_limits_expire')
   @Column({ type: 'bigint', nullable: true })
   expire!: string | null;
 }

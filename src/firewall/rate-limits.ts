@@ -1,9 +1,10 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { NextFunction, Request, Response } from 'express';
-import { DocumentNode, FragmentDefinitionNode, Kind, OperationDefinitionNode, SelectionSetNode } from 'graphql';
+import { DocumentNode, FragmentDefinitionNode, Kind, OperationDefinitionNode, OperationTypeNode, SelectionSetNode } from 'graphql';
 import type Redis from 'ioredis';
 import type { Pool } from 'pg';
 import { RateLimiterAbstract, RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { addressBucket } from '../accounts/login-throttle';
 import type { RateLimit } from '../config';
 import type { Context } from '../context';
 import { AppError, ERROR_CODES } from '../errors';
@@ -57,9 +58,9 @@ export class RateLimits {
     this.perOperation = new Map(LIMITED_OPERATIONS.map((operation) => [operation, limiter(`op-${operation}`, settings.operations[operation])]));
   }
 
-  /** One request from this address. */
+  /** One request from this address (IPv6 by /64: one subscriber's whole network, not one of its 2^64 addresses). */
   request(address: string): Promise<Refusal | null> {
-    return this.consume(this.perIp, 'ip', address, 1);
+    return this.consume(this.perIp, 'ip', addressBucket(address), 1);
   }
 
   /**
@@ -67,17 +68,13 @@ export class RateLimits {
    * limited operation one point per call, aliases included (50 aliased signIn calls are 50 tries).
    */
   async operations(address: string, userId: string | null, calls: ReadonlyMap<string, number>): Promise<Refusal | null> {
-    if (userId) {
-      const refused = await this.consume(this.perUser, 'user', userId, 1);
-      if (refused) return refused;
-    }
+    const checks: Promise<Refusal | null>[] = userId ? [this.consume(this.perUser, 'user', userId, 1)] : [];
     for (const [operation, count] of calls) {
       const limiter = this.perOperation.get(operation);
-      if (!limiter) continue;
-      const refused = await this.consume(limiter, operation, address, count);
-      if (refused) return refused;
+      if (limiter) checks.push(this.consume(limiter, operation, addressBucket(address), count));
     }
-    return null;
+    const refusals = (await Promise.all(checks)).filter((refusal): refusal is Refusal => refusal !== null);
+    return refusals.sort((a, b) => b.retryAfterSeconds - a.retryAfterSeconds)[0] ?? null;
   }
 
   private async consume(limiter: RateLimiterAbstract, bucket: string, key: string, points: number): Promise<Refusal | null> {
@@ -122,7 +119,8 @@ export function rateLimitPlugin(limits: RateLimits): ApolloServerPlugin<Context>
     async requestDidStart() {
       return {
         async didResolveOperation({ document, operation, contextValue, response }) {
-          const calls = operation ? rootFieldCalls(document, operation) : new Map<string, number>();
+          // The limited operations are all mutations; a query only costs its account point.
+          const calls = operation?.operation === OperationTypeNode.MUTATION ? rootFieldCalls(document, operation) : new Map<string, number>();
           const refusal = await limits.operations(contextValue.ipAddress ?? 'unknown', contextValue.viewer.userId, calls);
           if (!refusal) return;
           response.http.headers.set('retry-after', String(refusal.retryAfterSeconds));
@@ -135,22 +133,30 @@ export function rateLimitPlugin(limits: RateLimits): ApolloServerPlugin<Context>
 
 /**
  * How many times each root field is called by the operation, through aliases and fragments
- * (validation has already refused fragment cycles). Identical aliased calls that GraphQL merges
- * still count each: erring towards the stricter count.
+ * (validation has already refused fragment cycles). Each fragment is counted once and its count
+ * reused, so a fan-out of fragments costs linear time; identical aliased calls that GraphQL
+ * merges still count each: erring towards the stricter count.
  */
 export function rootFieldCalls(document: DocumentNode, operation: OperationDefinitionNode): Map<string, number> {
   const fragments = new Map(document.definitions.filter((definition): definition is FragmentDefinitionNode => definition.kind === Kind.FRAGMENT_DEFINITION).map((fragment) => [fragment.name.value, fragment]));
-  const calls = new Map<string, number>();
-  const walk = (selections: SelectionSetNode): void => {
+  const counted = new Map<string, Map<string, number>>();
+  const count = (selections: SelectionSetNode): Map<string, number> => {
+    const calls = new Map<string, number>();
+    const add = (more: ReadonlyMap<string, number>) => {
+      for (const [name, times] of more) calls.set(name, (calls.get(name) ?? 0) + times);
+    };
     for (const selection of selections.selections) {
-      if (selection.kind === Kind.FIELD) calls.set(selection.name.value, (calls.get(selection.name.value) ?? 0) + 1);
-      else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet);
+      if (selection.kind === Kind.FIELD) add(new Map([[selection.name.value, 1]]));
+      else if (selection.kind === Kind.INLINE_FRAGMENT) add(count(selection.selectionSet));
       else {
-        const fragment = fragments.get(selection.name.value);
-        if (fragment) walk(fragment.selectionSet);
+        const name = selection.name.value;
+        const fragment = fragments.get(name);
+        if (!fragment) continue;
+        if (!counted.has(name)) counted.set(name, count(fragment.selectionSet));
+        add(counted.get(name)!);
       }
     }
+    return calls;
   };
-  walk(operation.selectionSet);
-  return calls;
+  return count(operation.selectionSet);
 }

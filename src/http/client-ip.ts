@@ -8,10 +8,16 @@ declare module 'express-serve-static-core' {
   }
 }
 
-/** `::ffff:10.1.2.3` → `10.1.2.3`, so IPv4 rules match IPv4 clients on a dual-stack socket. */
+/**
+ * `::ffff:10.1.2.3` → `10.1.2.3`, so IPv4 rules match IPv4 clients on a dual-stack socket; a
+ * proxy's `1.2.3.4:5678` or `[2001:db8::1]:443` → the address alone.
+ */
 export function normalizeIp(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return mapped ? mapped[1] : address;
+  const bracketed = /^\[([0-9a-f:.]+)\](?::\d+)?$/i.exec(address);
+  const withPort = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(address);
+  const bare = bracketed?.[1] ?? withPort?.[1] ?? address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  return mapped ? mapped[1] : bare;
 }
 
 function blockListOf(cidrs: readonly string[]): net.BlockList {

@@ -1,11 +1,10 @@
-import { GraphQLResponse, SIGN_IN, TestAccount, confirmTotp, makeClient, makeUser } from '../support/factories';
+import { GraphQLResponse, SIGN_IN, TestAccount, codesOf, confirmTotp, makeClient, makeUser } from '../support/factories';
 import { MEMOS_TABLE_SQL, memoFeature } from '../support/memo-model';
 import { configWith } from '../../src/config';
 import { startBastion } from '../../src/main';
 import { TestServer, startTestServer } from '../support/test-server';
 import { TEST_KEY_SETTINGS } from '../support/test-keys';
 
-const codesOf = (response: GraphQLResponse) => response.body.errors?.map((error) => error.extensions?.code);
 
 const GRANT = 'mutation($input: GrantPermissionInput!) { grantPermission(input: $input) { id role model action scope fields filter } }';
 const REVOKE = 'mutation($id: ID!) { revokePermission(id: $id) }';

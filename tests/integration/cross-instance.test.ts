@@ -2,7 +2,7 @@ import { configWith } from '../../src/config';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { eventually } from '../support/eventually';
-import { GraphQLClient, GraphQLResponse, SIGN_IN, makeClient, makeUser } from '../support/factories';
+import { GraphQLClient, GraphQLResponse, SIGN_IN, codesOf, makeClient, makeUser } from '../support/factories';
 import { LogCollector } from '../support/log-collector';
 import { TestServer, startTestServer } from '../support/test-server';
 import { TEST_KEY_SETTINGS } from '../support/test-keys';
@@ -37,8 +37,7 @@ describe('session invalidation across two instances on one database', () => {
 
   const onA = (token: string): GraphQLClient => makeClient(a, { authorization: `Bearer ${token}` });
   const onB = (token: string): GraphQLClient => makeClient({ url: b.url }, { authorization: `Bearer ${token}` });
-  const codesOf = (response: GraphQLResponse) => response.body.errors?.map((error) => error.extensions?.code);
-
+  
   async function expectServed(client: GraphQLClient, userId: string): Promise<void> {
     const response = await client.request(ME);
     expect({ status: response.status, body: response.body }).toEqual({ status: 200, body: { data: { me: { id: userId } } } });

@@ -1,8 +1,7 @@
 import { PostgresQueryRunner } from 'typeorm/driver/postgres/PostgresQueryRunner';
-import { GraphQLClient, GraphQLResponse, TestAccount, makeClient, makeUser } from '../support/factories';
+import { GraphQLClient, GraphQLResponse, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
 import { TestServer, startTestServer } from '../support/test-server';
 
-const codesOf = (response: GraphQLResponse) => response.body.errors?.map((error) => error.extensions?.code);
 
 const CREATE_PROFILE = 'mutation($input: CreateProfileInput!) { createProfile(input: $input) { id userId displayName phone } }';
 const CREATE_POST = 'mutation($input: CreatePostInput!) { createPost(input: $input) { id title published authorId } }';

@@ -2,16 +2,16 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { getIntrospectionQuery } from 'graphql';
 import { configWith } from '../../src/config';
 import { operationId } from '../../src/firewall/operation-allowlist';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
-import { GraphQLResponse, SIGN_IN, SIGN_UP, makeClient, makeUser } from '../support/factories';
+import { GraphQLResponse, SIGN_IN, SIGN_UP, codesOf, makeClient, makeUser } from '../support/factories';
 import { LogCollector } from '../support/log-collector';
 import { TEST_KEY_SETTINGS } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
-const codesOf = (response: GraphQLResponse) => response.body.errors?.map((error) => error.extensions?.code);
 const SERVER_INFO = '{ serverInfo { name } }';
 const TRUSTED_LOOPBACK = { trustProxy: ['127.0.0.1', '::1'] };
 let addresses = 0;
@@ -157,6 +157,20 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
     // Within every limit: served.
     const fine = await makeClient(server).request('{ posts(first: 100) { edges { node { title author { displayName } commentCount } } } }');
     expect(fine.status).toBe(200);
+  });
+
+  it('cannot be fooled: fragment fan-out, a negative first, the library\'s node limit', async () => {
+    // Each fragment spreads the next twice: 2^20 selections if expanded (the rate limiter and the cost walk must not expand them).
+    const fragments = Array.from({ length: 20 }, (_unused, index) => `fragment F${index} on Query { ...F${index + 1} ...F${index + 1} }`).join(' ');
+    const fanOut = await makeClient(server).request(`query { ...F0 } ${fragments} fragment F20 on Query { serverInfo { name } }`);
+    expect(fanOut.status).toBe(400);
+    await expectRefused('{ a: posts(first: -2000000000) { totalCount } b: posts(first: 100) { edges { node { comments(first: 100) { body } } } } }', 'negative first');
+  });
+
+  it('lets an admin run the full introspection query (Sandbox, codegen)', async () => {
+    const admin = await makeUser(server, { roles: ['admin'] });
+    const introspection = await admin.client.request(getIntrospectionQuery());
+    expect({ status: introspection.status, errors: introspection.body.errors }).toEqual({ status: 200, errors: undefined });
   });
 
   it('sends security headers and no field suggestions', async () => {

@@ -1,13 +1,13 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../src/project';
-import { GraphQLClient, GraphQLResponse, TestAccount, makeClient, makeUser } from '../support/factories';
+import { GraphQLClient, GraphQLResponse, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
 import { eventually } from '../support/eventually';
 import { TEST_KEYS } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
-const codesOf = (response: GraphQLResponse) => response.body.errors?.map((error) => error.extensions?.code);
 const ADD = 'mutation($input: AddFirewallRuleInput!) { addFirewallRule(input: $input) { id cidr action note expiresAt createdBy } }';
 const REMOVE = 'mutation($id: ID!, $confirm: Boolean) { removeFirewallRule(id: $id, confirmLockout: $confirm) }';
 const SERVER_INFO = '{ serverInfo { name } }';
@@ -80,8 +80,9 @@ describe('firewall: IP rules', () => {
     expect(confirmed.body.data?.addFirewallRule.id).toEqual(expect.any(String));
     expect((await adminClient.request('{ firewallRules { id } }')).status).toBe(403);
 
+    // Asynchronous: the server under test runs in this process and must keep answering meanwhile.
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'src', 'cli.js'), 'firewall', ...args], {
+      promisify(execFile)(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'src', 'cli.js'), 'firewall', ...args], {
         encoding: 'utf8',
         timeout: 60_000,
         env: {
@@ -94,17 +95,15 @@ describe('firewall: IP rules', () => {
           BASTION_BLIND_INDEX_KEY: TEST_KEYS.blindIndex.toString('base64'),
           BASTION_LOG_LEVEL: 'warn',
         },
-      });
-    const listed = cli('list');
-    expect(listed.status).toBe(0);
+      }).then(({ stdout, stderr }) => ({ status: 0, stdout, stderr }));
+    const listed = await cli('list');
     expect(listed.stdout).toContain('DENY   192.0.2.0/24');
-    const removed = cli('remove', confirmed.body.data!.addFirewallRule.id);
-    expect({ status: removed.status, stderr: removed.stderr }).toEqual({ status: 0, stderr: '' });
+    const removed = await cli('remove', confirmed.body.data!.addFirewallRule.id);
+    expect(removed.stderr).toBe('');
     // The CLI's NOTIFY reaches this server (asynchronously: polled, bounded, reported).
     const delay = await eventually(async () => (await adminClient.request('{ firewallRules { id } }')).status === 200, 5_000);
     process.stdout.write(`firewall: CLI removal in force on the server after ${delay} ms\n`);
-    const allowed = cli('allow', '2001:db8:1::/48', '--note', 'office');
-    expect(allowed.status).toBe(0);
+    await cli('allow', '2001:db8:1::/48', '--note', 'office');
     const rules = await adminClient.request<{ firewallRules: { cidr: string; action: string; note: string; createdBy: string | null }[] }>('{ firewallRules { cidr action note createdBy } }');
     expect(rules.body.data!.firewallRules).toContainEqual({ cidr: '2001:db8:1::/48', action: 'ALLOW', note: 'office', createdBy: null });
   });

@@ -12,6 +12,11 @@ export interface GraphQLResponse<TData = Record<string, unknown>> {
   };
 }
 
+/** The `extensions.code` of each error of a response, in order (undefined when there are none). */
+export function codesOf(response: GraphQLResponse): unknown[] | undefined {
+  return response.body.errors?.map((error) => error.extensions?.code);
+}
+
 export interface GraphQLClient {
   request<TData = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<TData>>;
 }

@@ -1,3 +1,9 @@
+import { Kind, parse } from 'graphql';
+import { FrozenClock } from '../../../src/clock';
+import { HitLog } from '../../../src/firewall/hit-log';
+import { rootFieldCalls } from '../../../src/firewall/rate-limits';
+import { createLogger } from '../../../src/logging';
+import { LogCollector } from '../../support/log-collector';
 import { PrefixTable, addressValue, containsAddress, formatCidr, parseCidr } from '../../../src/firewall/cidr';
 import { FirewallAction, FirewallRule } from '../../../src/firewall/firewall-rule.entity';
 import { IpRules } from '../../../src/firewall/ip-rules';
@@ -21,6 +27,12 @@ describe('CIDR parsing', () => {
 
   it.each(['', 'localhost', '300.1.1.1', '10.0.0.0/33', '2001:db8::/129', '10.0.0.0/8/8', '10.0.0.0/-1', '10.0.0.0/ 8', '1.2.3'])('refuses %p', (input) => {
     expect(parseCidr(input)).toBeNull();
+  });
+
+  it('reads an IPv4-mapped address however it is written as the IPv4 address', () => {
+    for (const written of ['::ffff:1.2.3.4', '0:0:0:0:0:ffff:1.2.3.4', '::ffff:102:304', '0000:0000:0000:0000:0000:ffff:0102:0304']) {
+      expect({ written, parsed: addressValue(written) }).toEqual({ written, parsed: addressValue('1.2.3.4') });
+    }
   });
 
   it('reads an IPv6 address with an IPv4 tail', () => {
@@ -72,5 +84,38 @@ describe('IpRules', () => {
     const after = new IpRules(rules.rules, 'allow', 1_000);
     expect(after.verdict('198.51.100.1').action).toBe('allow');
     expect(after.validUntil).toBe(5_000);
+  });
+});
+
+describe('rootFieldCalls (rate limits count calls, not requests)', () => {
+  const calls = (query: string) => {
+    const document = parse(query);
+    return Object.fromEntries(rootFieldCalls(document, document.definitions.find((definition) => definition.kind === Kind.OPERATION_DEFINITION)!));
+  };
+
+  it('counts aliases, inline fragments and fragment spreads', () => {
+    expect(calls('mutation { a: signIn { x } b: signIn { x } ... on Mutation { signIn { x } } ...More } fragment More on Mutation { signUp { x } signIn { x } }')).toEqual({ signIn: 4, signUp: 1 });
+  });
+
+  it('counts a fan-out of fragments in linear time (and as many calls as it spells)', () => {
+    const fragments = Array.from({ length: 60 }, (_unused, index) => `fragment F${index} on Mutation { ...F${index + 1} ...F${index + 1} }`).join(' ');
+    const started = process.hrtime.bigint();
+    const counted = calls(`mutation { ...F0 } ${fragments} fragment F60 on Mutation { signIn { x } }`);
+    expect(counted.signIn).toBe(2 ** 60);
+    expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(1000);
+  });
+});
+
+describe('HitLog', () => {
+  it('logs the first hit of each subject per window, caps the subjects it keeps, and sums the rest up when the window turns', () => {
+    const logs = new LogCollector();
+    const clock = new FrozenClock('2026-01-01T00:00:00Z');
+    const hits = new HitLog(createLogger({ level: 'debug', pretty: false, destination: logs }), clock, 60_000, 3);
+    for (const subject of ['a', 'a', 'b', 'c', 'd', 'e', 'a']) hits.record('ip_blocked', subject);
+    expect(logs.lines.filter((line) => line.msg === 'firewall: request blocked').map((line) => line.subject)).toEqual(['a', 'b', 'c']);
+    clock.advance(60_000);
+    hits.record('rate_limited', 'f');
+    expect(logs.find((line) => line.msg === 'firewall: repeated hits in the last window')).toMatchObject({ subjects: 1, hits: 3, unlistedHits: 2 });
+    expect(hits.counts()).toEqual({ ip_blocked: 7, rate_limited: 1 });
   });
 });
