@@ -284,7 +284,7 @@ export const SETTINGS = {
     parse: boolean,
   }),
   corsOrigins: spec<readonly string[]>({
-    env: 'BASTION_CORS_ORIGINS',
+    env: 'CORS_ORIGINS',
     description: 'Browser origins allowed to call the API (native mobile apps send none and need none).',
     fallback: (nodeEnv) => (isProduction(nodeEnv) ? [] : APOLLO_SANDBOX_ORIGINS),
     defaultText: 'Apollo Sandbox origins; none in production',

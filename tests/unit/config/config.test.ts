@@ -76,10 +76,10 @@ describe('loadConfig', () => {
   });
 
   it('checks ranges, sizes and origins', () => {
-    expect(loadConfig({ PORT: '0', BASTION_BODY_LIMIT: '1mb', BASTION_CORS_ORIGINS: 'https://admin.example.com' }, '/')).toMatchObject({ port: 0, bodyLimitBytes: 1024 * 1024, corsOrigins: ['https://admin.example.com'] });
+    expect(loadConfig({ PORT: '0', BASTION_BODY_LIMIT: '1mb', CORS_ORIGINS: 'https://admin.example.com' }, '/')).toMatchObject({ port: 0, bodyLimitBytes: 1024 * 1024, corsOrigins: ['https://admin.example.com'] });
     expect(() => loadConfig({ PORT: '70000' }, '/')).toThrow('PORT: must be between 0 and 65535 (got 70000)');
     expect(() => loadConfig({ BASTION_BODY_LIMIT: '1gb' }, '/')).toThrow(/BASTION_BODY_LIMIT/);
-    expect(() => loadConfig({ BASTION_CORS_ORIGINS: 'https://admin.example.com/path' }, '/')).toThrow(/BASTION_CORS_ORIGINS/);
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://admin.example.com/path' }, '/')).toThrow(/CORS_ORIGINS/);
   });
 });
 
