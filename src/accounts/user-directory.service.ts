@@ -2,8 +2,9 @@ import { DataSource } from 'typeorm';
 import { USER_ROLE } from '../access/policy';
 import type { AuditLog } from '../audit/audit-log';
 import { blindIndexOf } from '../crypto/encrypted-column';
-import { isIsoInstant } from '../data/keyset';
-import { DEFAULT_PAGE_SIZE, decodeCursor, encodeCursor, invalidCursor } from '../data/pagination';
+import { SqlParameters } from '../data/filters';
+import { Keyset } from '../data/keyset';
+import { DEFAULT_PAGE_SIZE } from '../data/pagination';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
 import { keepAnActiveAdmin } from '../access/admins';
@@ -26,6 +27,15 @@ export interface UserPage {
   readonly totalCount: number;
 }
 
+/**
+ * Newest first, the id breaking ties. users.created_at keeps microseconds, so the keyset compares
+ * it at the milliseconds a cursor holds: users created within one millisecond are never skipped.
+ */
+const USERS_NEWEST_FIRST = new Keyset('u', [
+  { field: { name: 'createdAt', column: 'created_at', kind: 'datetime' }, direction: 'DESC' },
+  { field: { name: 'id', column: 'id', kind: 'id' }, direction: 'DESC' },
+]);
+
 /** The admin side of accounts: finding users and suspending them. */
 export class UserDirectory {
   constructor(
@@ -45,18 +55,15 @@ export class UserDirectory {
     if (query.role != null && query.role !== USER_ROLE) {
       filtered.andWhere('EXISTS (SELECT 1 FROM user_roles ur WHERE ur.user_id = u.id AND ur.role_name = :role)', { role: query.role });
     }
-    // The cursor holds milliseconds (a JavaScript Date); PostgreSQL keeps microseconds. Sorting and
-    // comparing on the same truncation keeps users created within one millisecond from being skipped.
-    const createdAtMs = "date_trunc('milliseconds', u.created_at)";
-    const page = filtered.clone().orderBy(createdAtMs, 'DESC').addOrderBy('u.id', 'DESC').limit(first + 1);
+    const page = filtered.clone().limit(first + 1);
     if (query.after != null) {
-      const [createdAt, id] = decodeCursor(query.after, ['string', 'string']) as [string, string];
-      if (!isIsoInstant(createdAt) || !isUuid(id)) throw invalidCursor();
-      page.andWhere(`(${createdAtMs}, u.id) < (:createdAt, :id)`, { createdAt, id });
+      const parameters = new SqlParameters();
+      page.andWhere(USERS_NEWEST_FIRST.after(query.after, parameters)).setParameters(parameters.values);
     }
+    USERS_NEWEST_FIRST.orderBy().forEach(([expression, direction], index) => (index === 0 ? page.orderBy(expression, direction) : page.addOrderBy(expression, direction)));
     const [rows, totalCount] = await Promise.all([page.getMany(), filtered.getCount()]);
     return {
-      users: rows.slice(0, first).map((user) => ({ user, cursor: encodeCursor([user.createdAt.toISOString(), user.id]) })),
+      users: rows.slice(0, first).map((user) => ({ user, cursor: USERS_NEWEST_FIRST.cursorOf(user) })),
       hasNextPage: rows.length > first,
       totalCount,
     };
