@@ -67,3 +67,40 @@ export function formatRelative(rows: readonly ReportRow[], scenario: string, bas
   if (numerator === undefined || !denominator) return undefined;
   return `${scenario} vs ${baseline}: ${(numerator / denominator).toFixed(2)}× the throughput`;
 }
+
+/** One configuration of the firewall, measured on the same request as the others. */
+export interface FirewallCostRow {
+  /** Short name, e.g. "off". */
+  readonly label: string;
+  /** What it has, e.g. "1,000 IP rules + rate limits". */
+  readonly detail: string;
+  readonly measurement: Measurement;
+  /** Part of the baseline: the cost of every other row is against the mean req/s of these. */
+  readonly baseline?: boolean;
+  /** The cost the issue aims for, if this row is the one it is about (a goal, not a gate). */
+  readonly goal?: number;
+}
+
+/** The mean req/s of the baseline rows (0 when there is none). */
+function firewallBaseline(rows: readonly FirewallCostRow[]): number {
+  const baseline = rows.filter((row) => row.baseline);
+  return baseline.length === 0 ? 0 : baseline.reduce((sum, row) => sum + row.measurement.requestsPerSecond, 0) / baseline.length;
+}
+
+/** What `row` costs: baseline req/s ÷ its own (2.00× = half the throughput); undefined when either is 0. */
+export function firewallCost(rows: readonly FirewallCostRow[], row: FirewallCostRow): number | undefined {
+  const baseline = firewallBaseline(rows);
+  return baseline > 0 && row.measurement.requestsPerSecond > 0 ? baseline / row.measurement.requestsPerSecond : undefined;
+}
+
+const FIREWALL_HEADERS = ['firewall', 'with', 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'cost / off'] as const;
+
+/** Each configuration as a row; the baseline rows without a cost, the others with theirs, by the goal if they have one. */
+export function formatFirewallCost(rows: readonly FirewallCostRow[]): string {
+  const cells = rows.map((row) => {
+    const cost = firewallCost(rows, row);
+    const text = row.baseline ? '' : (cost === undefined ? 'n/a' : `${cost.toFixed(2)}×`) + (row.goal === undefined ? '' : ` (goal ≤ ${row.goal}×)`);
+    return [row.label, row.detail, ...measurementCells(row.measurement), text];
+  });
+  return formatColumns(FIREWALL_HEADERS, cells, 2);
+}

@@ -5,17 +5,18 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { systemClock } from '../../src/clock';
-import { configWith } from '../../src/config';
+import { Config, configWith } from '../../src/config';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres';
 import { Logger, createLogger } from '../../src/logging';
-import { startBastion } from '../../src/main';
+import { RunningBastion, startBastion } from '../../src/main';
 import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
 import { runCryptoBench } from './crypto-bench';
+import { FIREWALL_GOAL, FIREWALL_RULE_COUNT, RATE_LIMITS_OFF, RATE_LIMITS_ON, probeFirewallTwins, runFirewallBench } from './firewall-bench';
 import { startFloorServer } from './floor-server';
 import { Measurement, countStatements, measure, probe } from './measure';
 import { benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
 import { seedPublishedPosts } from './posts-bench';
-import { ReportRow, formatRelative, formatShieldCost, formatTable } from './report';
+import { ReportRow, firewallCost, formatFirewallCost, formatRelative, formatShieldCost, formatTable } from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
 import { createBenchUser, runSignInBench } from './sign-in-bench';
 
@@ -90,6 +91,11 @@ function benchPoolSize(connections: number): number {
   return Math.min(Math.max(10, connections + SIGN_IN_CONCURRENCY), 90);
 }
 
+/** bastion.url says "localhost", which may resolve to ::1 while the server listens on 127.0.0.1 only. */
+function loopbackOrigin(bastion: RunningBastion): string {
+  return `http://127.0.0.1:${(bastion.server.httpServer.address() as AddressInfo).port}`;
+}
+
 /** Floor first: every other row is a ratio of it. */
 function orderedScenarios(scenarios: readonly Scenario[]): Scenario[] {
   const floors = scenarios.filter((scenario) => scenario.target === 'floor');
@@ -109,28 +115,33 @@ async function main(signal: AbortSignal): Promise<number> {
   try {
     const databaseUrl = await benchDatabaseUrl(logger, teardown);
     const poolSize = benchPoolSize(settings.connections);
-    const bastion = await startBastion(
-      // The bench's own data folder: development keys are generated there, not in the project's.
+    const benchConfig = (overrides: Partial<Config>) =>
       configWith({
         databaseUrl,
         databasePoolSize: poolSize,
+        // The bench's own data folder: development keys are generated there, not in the project's.
         dataDir: path.join(PROJECT_ROOT, '.bastion', 'bench'),
         port: 0,
         host: '127.0.0.1',
         logLevel: 'silent',
         migrateOnStart: true,
         sandbox: false,
-      }),
-      // The permission bench's model: its grant is seeded and its entity known from the start.
-      { logger, clock: systemClock, extraFeatures: [benchItemsFeature] },
-    );
+        ...overrides,
+      });
+    // The permission bench's model: its grant is seeded and its entity known from the start.
+    const bastionDeps = { logger, clock: systemClock, extraFeatures: [benchItemsFeature] };
+    // Without rate limits: at the default 600/60 per address the load would measure 429s, and
+    // sign-ins stop at 20 a minute. What they cost is the firewall section's "on" instance.
+    const bastion = await startBastion(benchConfig(RATE_LIMITS_OFF), bastionDeps);
     teardown.add(() => bastion.stop());
+    // The firewall section's "on": the same Bastion on the same database, rate limits on.
+    const rateLimited = await startBastion(benchConfig(RATE_LIMITS_ON), bastionDeps);
+    teardown.add(() => rateLimited.stop());
     const floor = await startFloorServer({ databaseUrl, version: BASTION_VERSION, poolSize });
     teardown.add(() => floor.close());
 
-    // bastion.url says "localhost", which may resolve to ::1 while the server listens on 127.0.0.1 only.
-    const bastionPort = (bastion.server.httpServer.address() as AddressInfo).port;
-    const origins: Record<BenchTarget, string> = { floor: floor.origin, bastion: `http://127.0.0.1:${bastionPort}` };
+    const origins: Record<BenchTarget, string> = { floor: floor.origin, bastion: loopbackOrigin(bastion) };
+    const firewallTwins = { off: origins.bastion, on: loopbackOrigin(rateLimited), dataSource: bastion.database.dataSource };
     const bastionEndpoint = new URL('/graphql', origins.bastion).toString();
     const benchUser = await createBenchUser(bastionEndpoint);
     const tokens: Record<BenchTarget, string> = { floor: floor.token, bastion: benchUser.accessToken };
@@ -151,6 +162,7 @@ async function main(signal: AbortSignal): Promise<number> {
       statementCounts.push(`${scenario.name}: ${statements} SQL statement${statements === 1 ? '' : 's'} per request`);
     }
     await probeShieldTwins(shieldTwins, benchUser.accessToken);
+    await probeFirewallTwins(firewallTwins);
     const warmedUpMeasure = async (origin: string, request: BenchRequest): Promise<Measurement | undefined> => {
       // JIT, connection pools and prepared caches fill up during the warm-up; its numbers are thrown away.
       await measure(origin, request, { durationSeconds: WARM_UP_SECONDS, connections: settings.connections, signal });
@@ -183,6 +195,17 @@ async function main(signal: AbortSignal): Promise<number> {
       say();
       say('permission layer: benchItems, a user listing own rows (8 fields each), same schema with and without the shield');
       say(formatShieldCost(shieldCosts));
+    }
+    // Before the sign-ins, which then run on a rule table as empty as before (the section removes its rules).
+    const firewall = await runFirewallBench(firewallTwins, warmedUpMeasure);
+    if (firewall) {
+      const cost = firewallCost(firewall.rows, firewall.rows.find((row) => row.goal !== undefined)!);
+      say();
+      say(`firewall on the hot path: serverInfo, ${FIREWALL_RULE_COUNT.toLocaleString('en-US')} IP rules + rate limits (PostgreSQL store) vs none`);
+      say(formatFirewallCost(firewall.rows));
+      say(`cost on / off: ${cost === undefined ? 'n/a' : `${cost.toFixed(2)}×`} (goal ≤ ${FIREWALL_GOAL}×, off = the mean of its two runs): ${cost !== undefined && cost <= FIREWALL_GOAL ? 'met' : 'not met'}`);
+      say(`  checked: ${firewall.probedRules} ruled networks get 403 IP_BLOCKED through X-Forwarded-For; rate_limits counted ${firewall.countedRequests.toLocaleString('en-US')} requests for the bench client`);
+      if (firewall.otherRules > 0) say(`  note: ${firewall.otherRules} rules besides the bench's are in the database, so "off" had them too`);
     }
     if (!signal.aborted) {
       process.stderr.write('running sign-ins…\n');
