@@ -130,7 +130,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
         perIp: config.rateLimitPerIp,
         perUser: config.rateLimitPerUser,
         operations: { signIn: config.rateLimitSignIn, signUp: config.rateLimitSignUp, verifyMfa: config.rateLimitVerifyMfa, requestPasswordReset: config.rateLimitPasswordReset },
-      }, hits)
+      }, hits, clock, logger)
     : null;
   maintenanceTasks.rateLimits = async (manager) => {
     const { affected } = await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute();
@@ -158,6 +158,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     stop: async () => {
       stopMailPolling();
       stopMaintenance();
+      await rateLimits?.stop();
       await notifications.stop();
       // disconnect, not quit: quit waits on a server that may be gone, and the process would never exit.
       redis?.disconnect();

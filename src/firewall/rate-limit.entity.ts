@@ -1,11 +1,13 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
+export const RATE_LIMIT_TABLE = 'rate_limits';
+
 /**
  * The counters of rate-limiter-flexible's PostgreSQL store (its own table layout), shared by
  * every instance. Created by a migration (UNLOGGED), not by the library; expired rows are pruned
  * by the maintenance job.
  */
-@Entity('rate_limits')
+@Entity(RATE_LIMIT_TABLE)
 export class RateLimitCounter {
   @PrimaryColumn({ type: 'varchar', length: 255 })
   key!: string;

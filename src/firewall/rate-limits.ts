@@ -5,10 +5,14 @@ import type Redis from 'ioredis';
 import type { Pool } from 'pg';
 import { RateLimiterAbstract, RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { addressBucket } from '../accounts/login-throttle';
+import type { Clock } from '../clock';
 import type { RateLimit } from '../config';
 import type { Context } from '../context';
 import { AppError, ERROR_CODES } from '../errors';
+import type { Logger } from '../logging';
 import type { HitLog } from './hit-log';
+import { RATE_LIMIT_TABLE } from './rate-limit.entity';
+import { PostgresCounterStore, RedisCounterStore, SharedWindowCounter } from './shared-counter';
 
 /** Where the counters live: PostgreSQL (the default, nothing else to run) or Redis. */
 export type RateLimitStore = { readonly kind: 'postgres'; readonly pool: Pool } | { readonly kind: 'redis'; readonly client: Redis };
@@ -29,7 +33,6 @@ export interface Refusal {
   readonly retryAfterSeconds: number;
 }
 
-export const RATE_LIMIT_TABLE = 'rate_limits';
 
 /**
  * Rate limits by client address, by account, and by operation (rate-limiter-flexible), counted
@@ -38,7 +41,8 @@ export const RATE_LIMIT_TABLE = 'rate_limits';
  * flexible's insurance): requests go on, limited per instance, rather than failing.
  */
 export class RateLimits {
-  private readonly perIp: RateLimiterAbstract;
+  /** Every request: counted in memory and shared in batches, so the hot path writes nothing per request. */
+  private readonly perIp: SharedWindowCounter;
   private readonly perUser: RateLimiterAbstract;
   private readonly perOperation: ReadonlyMap<string, RateLimiterAbstract>;
 
@@ -46,6 +50,8 @@ export class RateLimits {
     store: RateLimitStore,
     settings: RateLimitSettings,
     private readonly hits: HitLog,
+    clock: Clock,
+    logger: Logger,
   ) {
     const limiter = (name: string, limit: RateLimit): RateLimiterAbstract => {
       const options = { keyPrefix: name, points: limit.points, duration: limit.seconds, insuranceLimiter: new RateLimiterMemory({ keyPrefix: name, points: limit.points, duration: limit.seconds }) };
@@ -53,14 +59,26 @@ export class RateLimits {
       // The table comes from a migration; expired rows are pruned by the maintenance job, not a timer per limiter.
       return new RateLimiterPostgres({ ...options, storeClient: store.pool, tableName: RATE_LIMIT_TABLE, tableCreated: true, clearExpiredByTimeout: false });
     };
-    this.perIp = limiter('ip', settings.perIp);
+    this.perIp = new SharedWindowCounter('ipw', store.kind === 'redis' ? new RedisCounterStore(store.client) : new PostgresCounterStore(store.pool), settings.perIp, clock, logger);
+    this.perIp.start();
     this.perUser = limiter('user', settings.perUser);
     this.perOperation = new Map(LIMITED_OPERATIONS.map((operation) => [operation, limiter(`op-${operation}`, settings.operations[operation])]));
   }
 
   /** One request from this address (IPv6 by /64: one subscriber's whole network, not one of its 2^64 addresses). */
-  request(address: string): Promise<Refusal | null> {
-    return this.consume(this.perIp, 'ip', addressBucket(address), 1);
+  request(address: string): Refusal | null {
+    const bucket = addressBucket(address);
+    const retryAfterMs = this.perIp.consume(bucket);
+    return retryAfterMs === null ? null : this.refused('ip', bucket, retryAfterMs);
+  }
+
+  /** Shares the per-address counts now (tests; the timer does it every 100 ms). */
+  flush(): Promise<void> {
+    return this.perIp.flush();
+  }
+
+  stop(): Promise<void> {
+    return this.perIp.stop();
   }
 
   /**
@@ -84,10 +102,14 @@ export class RateLimits {
     } catch (rejection) {
       // Not a RateLimiterRes: the store and its insurance both failed; do not block the request for it.
       if (!(rejection instanceof RateLimiterRes)) return null;
-      const retryAfterSeconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
-      this.hits.record('rate_limited', `${bucket} ${key}`, { bucket, retryAfterSeconds });
-      return { bucket, retryAfterSeconds };
+      return this.refused(bucket, key, rejection.msBeforeNext);
     }
+  }
+
+  private refused(bucket: string, key: string, retryAfterMs: number): Refusal {
+    const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+    this.hits.record('rate_limited', `${bucket} ${key}`, { bucket, retryAfterSeconds });
+    return { bucket, retryAfterSeconds };
   }
 }
 
@@ -97,19 +119,15 @@ function rateLimited(refusal: Refusal): AppError {
 
 /** Per-address limit, before any GraphQL work: HTTP 429 with Retry-After. */
 export function rateLimitGate(limits: RateLimits) {
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    try {
-      const refusal = await limits.request(req.clientIp);
-      if (!refusal) {
-        next();
-        return;
-      }
-      const error = rateLimited(refusal);
-      res.status(ERROR_CODES.RATE_LIMITED.httpStatus).setHeader('Retry-After', String(refusal.retryAfterSeconds));
-      res.json({ errors: [{ message: error.message, extensions: { code: 'RATE_LIMITED', retryAfterSeconds: refusal.retryAfterSeconds } }] });
-    } catch (error) {
-      next(error);
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const refusal = limits.request(req.clientIp);
+    if (!refusal) {
+      next();
+      return;
     }
+    const error = rateLimited(refusal);
+    res.status(ERROR_CODES.RATE_LIMITED.httpStatus).setHeader('Retry-After', String(refusal.retryAfterSeconds));
+    res.json({ errors: [{ message: error.message, extensions: { code: 'RATE_LIMITED', retryAfterSeconds: refusal.retryAfterSeconds } }] });
   };
 }
 
