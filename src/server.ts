@@ -6,18 +6,19 @@ import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDi
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
+import helmet from 'helmet';
 import { expiredTokenGate } from './accounts/expired-token.gate';
 import { JWKS_MAX_AGE_SECONDS } from './accounts/signing-keys.service';
 import { introspectionGate } from './access/introspection';
 import { AccessView, Policy } from './access/policy';
 import { mergeRuleTrees, protectSchema } from './access/shield';
 import type { Context } from './context';
+import { RequestLoaders } from './data/request-loaders';
 import { formatClientError, serviceUnavailable } from './errors';
 import { firewallGate } from './firewall/firewall.gate';
 import { armorValidationRules, costLimitPlugin, tokenLimitGate } from './firewall/graphql-limits';
 import { loadOperationAllowlist, operationAllowlistPlugin } from './firewall/operation-allowlist';
 import { rateLimitGate, rateLimitPlugin } from './firewall/rate-limits';
-import helmet from 'helmet';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
 import { FEATURES, Feature } from './features';
 import { proxyTrust, resolveClientIp } from './http/client-ip';
@@ -26,7 +27,6 @@ import { healthz, readyz } from './http/health';
 import { errorHandler, notFound } from './http/http-errors';
 import { requestIds } from './http/request-id';
 import { createHttpServer, strictTransportSecurity } from './http/tls';
-import { RequestLoaders } from './data/request-loaders';
 import { buildGraphQLSchema } from './schema';
 import type { Services } from './services';
 

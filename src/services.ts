@@ -1,5 +1,8 @@
 import os from 'node:os';
+import Redis from 'ioredis';
+import type { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { AccessTokens } from './accounts/access-tokens';
 import { AccountTokens } from './accounts/account-tokens';
 import { AccountsService } from './accounts/accounts.service';
@@ -18,9 +21,6 @@ import { FirewallService } from './firewall/firewall.service';
 import { HitLog } from './firewall/hit-log';
 import { RateLimitCounter } from './firewall/rate-limit.entity';
 import { RateLimits } from './firewall/rate-limits';
-import Redis from 'ioredis';
-import type { Pool } from 'pg';
-import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import type { Clock } from './clock';
 import type { Config } from './config';
 import type { Keyring } from './crypto/keyring';
