@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { AuditReader } from './audit/audit-reader';
 import { systemClock } from './clock';
 import { Config, ConfigError, loadProcessConfig } from './config';
 import { installKeyring } from './crypto/active-keyring';
@@ -345,6 +346,34 @@ export function buildCli(): Command {
       withServices(async ({ firewall: rules }) => {
         await rules.remove(id, CLI_ACTOR);
         say(`removed ${id}`);
+      }),
+    );
+
+  const audit = program.command('audit').description('The security audit log');
+  const log = audit.command('log').description('The hash-chained audit log: verify it, export it');
+  log
+    .command('verify')
+    .description('Re-check the whole hash chain; exit 1 and name the first broken event when it is broken')
+    .action(() =>
+      withDatabase(async ({ dataSource }) => {
+        const report = await new AuditReader(dataSource).verify();
+        if (report.ok) {
+          say(`audit log intact: ${report.checked} events checked`);
+          return;
+        }
+        say(`audit log BROKEN at event ${report.firstBrokenId} (${report.checked} events checked): it was edited, inserted, or follows a deleted event`);
+        process.exitCode = 1;
+      }),
+    );
+  log
+    .command('export')
+    .description('Print events as JSON lines, oldest first')
+    .option('--since <when>', 'only events at or after this ISO date-time')
+    .action((options: { since?: string }) =>
+      withDatabase(async ({ dataSource }) => {
+        const since = options.since === undefined ? null : new Date(options.since);
+        if (since && Number.isNaN(since.getTime())) throw new Error(`--since must be an ISO date-time such as 2027-01-31T00:00:00Z (got ${options.since})`);
+        for await (const event of new AuditReader(dataSource).export(since)) process.stdout.write(`${JSON.stringify(event)}\n`);
       }),
     );
 

@@ -5,6 +5,9 @@ import { accessRules } from './access/access.rules';
 import type { ModelAccessSpec } from './access/model-access';
 import type { RuleTree } from './access/shield';
 import { UserAdminResolver } from './accounts/user-admin.resolver';
+import { AuditReader } from './audit/audit-reader';
+import { AuditResolver } from './audit/audit.resolver';
+import { auditRules } from './audit/audit.rules';
 import { dataFeature } from './data/data.feature';
 import { FirewallResolver } from './firewall/firewall.resolver';
 import { firewallRules } from './firewall/firewall.rules';
@@ -70,8 +73,15 @@ export const firewallFeature: Feature = {
   wire: ({ firewall }) => [new FirewallResolver(firewall)],
 };
 
+export const auditFeature: Feature = {
+  name: 'audit',
+  resolvers: [AuditResolver],
+  rules: auditRules,
+  wire: ({ dataSource }) => [new AuditResolver(new AuditReader(dataSource))],
+};
+
 /** The app's models (src/models), as a generated data API. Built once: type-graphql's metadata is global. */
 export const modelsFeature: Feature = dataFeature(MODELS);
 
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, firewallFeature, modelsFeature];
+export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, firewallFeature, auditFeature, modelsFeature];

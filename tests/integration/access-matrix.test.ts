@@ -151,6 +151,7 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
       'Mutation.revokeSession.id': victim.sessionId,
       'Mutation.revokePermission.id': randomUUID(),
       'Mutation.removeFirewallRule.id': randomUUID(),
+      'Query.auditEvents.filter.actorId': victim.account.id,
       'Mutation.assignRole.input.userId': victim.account.id,
       'Mutation.unassignRole.input.userId': victim.account.id,
       'Mutation.setUserStatus.input.userId': victim.account.id,
