@@ -33,6 +33,8 @@ import { MfaService } from './mfa/mfa.service';
 
 /** How often pending (failed) emails are retried. */
 const MAIL_RETRY_INTERVAL_MS = 60_000;
+/** Firewall blocks and rate-limit hits are summed up, logged and audited per window of this length. */
+const HIT_WINDOW_MS = 60_000;
 /** How often expired throttle rows, challenges and emailed tokens are pruned. */
 const MAINTENANCE_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -119,7 +121,16 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     accountTokens: (manager) => accountTokens.prune(manager),
     mfaChallenges: (manager) => mfa.pruneChallenges(manager),
   };
-  const hits = new HitLog(logger, clock);
+  // Each minute's blocks and limit hits become one audit row per kind (aggregated: an attack cannot flood the chain).
+  const hits = new HitLog(logger, clock, HIT_WINDOW_MS, 1_000, async (window) => {
+    await audit.append(dataSource.manager, {
+      action: window.kind,
+      outcome: 'denied',
+      targetType: 'network',
+      metadata: { from: window.from.toISOString(), to: window.to.toISOString(), hits: window.hits, subjects: window.subjects, top: window.top.map((entry) => ({ subject: entry.subject, hits: entry.hits })) },
+    });
+  });
+  const hitTimer = setInterval(() => void hits.flush(), HIT_WINDOW_MS).unref();
   const redis = config.rateLimitsEnabled && config.redisUrl ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) : null;
   // An 'error' event without a listener would crash the process; the limiters fall back to memory meanwhile.
   redis?.on('error', (error) => logger.warn({ err: error }, 'redis: connection problem; rate limits fall back to this instance\'s memory'));
@@ -158,6 +169,8 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     stop: async () => {
       stopMailPolling();
       stopMaintenance();
+      clearInterval(hitTimer);
+      await hits.flush();
       await rateLimits?.stop();
       await notifications.stop();
       // disconnect, not quit: quit waits on a server that may be gone, and the process would never exit.

@@ -46,6 +46,11 @@ describe('firewall: IP rules', () => {
     const health = await fetch(`${server.origin}/healthz`, { headers: { 'x-forwarded-for': '198.51.100.5' } });
     expect(health.status).toBe(200);
     expect(server.logs.find((line) => line.msg === 'firewall: request blocked')).toMatchObject({ kind: 'ip_blocked', subject: '198.51.100.5' });
+    // The window's blocks become one aggregated audit row (the timer does this every minute).
+    await from('198.51.100.5').request(SERVER_INFO);
+    await server.bastion.services.hits.flush();
+    const [audited] = await server.bastion.database.dataSource.query("SELECT outcome, metadata FROM audit_events WHERE action = 'ip_blocked' ORDER BY id DESC LIMIT 1");
+    expect(audited).toMatchObject({ outcome: 'denied', metadata: { hits: 2, subjects: 1, top: [{ subject: '198.51.100.5', hits: 2 }] } });
     await adminClient.request(REMOVE, { id: rule.id });
     expect((await from('198.51.100.5').request(SERVER_INFO)).status).toBe(200);
   });

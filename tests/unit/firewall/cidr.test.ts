@@ -1,6 +1,6 @@
 import { Kind, parse } from 'graphql';
 import { FrozenClock } from '../../../src/clock';
-import { HitLog } from '../../../src/firewall/hit-log';
+import { HitLog, HitWindow } from '../../../src/firewall/hit-log';
 import { rootFieldCalls } from '../../../src/firewall/rate-limits';
 import { createLogger } from '../../../src/logging';
 import { LogCollector } from '../../support/log-collector';
@@ -110,12 +110,16 @@ describe('HitLog', () => {
   it('logs the first hit of each subject per window, caps the subjects it keeps, and sums the rest up when the window turns', () => {
     const logs = new LogCollector();
     const clock = new FrozenClock('2026-01-01T00:00:00Z');
-    const hits = new HitLog(createLogger({ level: 'debug', pretty: false, destination: logs }), clock, 60_000, 3);
+    const windows: HitWindow[] = [];
+    const hits = new HitLog(createLogger({ level: 'debug', pretty: false, destination: logs }), clock, 60_000, 3, async (window) => {
+      windows.push(window);
+    });
     for (const subject of ['a', 'a', 'b', 'c', 'd', 'e', 'a']) hits.record('ip_blocked', subject);
     expect(logs.lines.filter((line) => line.msg === 'firewall: request blocked').map((line) => line.subject)).toEqual(['a', 'b', 'c']);
     clock.advance(60_000);
     hits.record('rate_limited', 'f');
     expect(logs.find((line) => line.msg === 'firewall: repeated hits in the last window')).toMatchObject({ subjects: 1, hits: 3, unlistedHits: 2 });
     expect(hits.counts()).toEqual({ ip_blocked: 7, rate_limited: 1 });
+    expect(windows).toEqual([{ kind: 'ip_blocked', from: new Date('2026-01-01T00:00:00Z'), to: new Date('2026-01-01T00:01:00Z'), hits: 7, subjects: 3, top: [{ subject: 'a', hits: 3 }, { subject: 'b', hits: 1 }, { subject: 'c', hits: 1 }] }]);
   });
 });
