@@ -120,6 +120,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     loginThrottles: (manager) => throttle.prune(manager),
     accountTokens: (manager) => accountTokens.prune(manager),
     mfaChallenges: (manager) => mfa.pruneChallenges(manager),
+    auditRetention: async (manager) => (config.auditRetentionDays > 0 ? audit.prune(manager, new Date(clock.now().getTime() - config.auditRetentionDays * 24 * 60 * 60 * 1000)) : 0),
   };
   // Each minute's blocks and limit hits become one audit row per kind (aggregated: an attack cannot flood the chain).
   const hits = new HitLog(logger, clock, HIT_WINDOW_MS, 1_000, async (window) => {

@@ -57,6 +57,22 @@ export class AuditLog {
     return manager.transaction((transactionManager) => appendLocked(transactionManager, fields));
   }
 
+  /**
+   * Retention: deletes the events older than `cutoff` and appends a checkpoint event
+   * (`audit_log_pruned`) recording the hash the remaining chain continues from, so verification
+   * still covers every row that is left. Call inside a transaction (the maintenance job's).
+   */
+  async prune(manager: EntityManager, cutoff: Date): Promise<number> {
+    // The chain lock first: no append may slip in between choosing the rows and the checkpoint.
+    await manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [AUDIT_CHAIN_LOCK_KEY]);
+    const [last] = (await manager.query('SELECT id::text AS id, hash FROM audit_events WHERE at < $1 ORDER BY id DESC LIMIT 1', [cutoff])) as { id: string; hash: string }[];
+    if (!last) return 0;
+    // Everything up to the newest old event, so the chain left is one unbroken run.
+    const [{ rows }] = (await manager.query('WITH deleted AS (DELETE FROM audit_events WHERE id <= $1 RETURNING 1) SELECT count(*)::int AS rows FROM deleted', [last.id])) as { rows: number }[];
+    await this.append(manager, { action: 'audit_log_pruned', outcome: 'success', metadata: { prunedThroughId: last.id, continuesFromHash: last.hash, rows, cutoff: cutoff.toISOString() } });
+    return rows;
+  }
+
   private chainFieldsOf(input: AuditEventInput): Omit<AuditChainFields, 'previousHash'> {
     if (!SNAKE_CASE_ACTION.test(input.action)) throw new Error(`Audit action "${input.action}" is not snake_case (e.g. "sign_in_succeeded")`);
     if (!AUDIT_OUTCOMES.includes(input.outcome)) throw new Error(`Audit outcome "${String(input.outcome)}" is not one of ${AUDIT_OUTCOMES.join(', ')}`);
@@ -157,13 +173,26 @@ function rejectSecretLookingKeys(value: unknown, path: string): void {
  * Recomputes every row's hash and checks each links to the row before it, in id order and in
  * batches (the table only grows, so rows appended meanwhile are simply checked too). Stops at the
  * first broken row: after an edit that is the edited row; after a deletion, the row that followed.
- * Removing rows from the end cannot be seen from the chain alone.
+ * Removing rows from the end cannot be seen from the chain alone. After retention pruned the
+ * oldest rows, the first row left must continue from the hash an `audit_log_pruned` checkpoint
+ * recorded (that checkpoint is itself a chained row, checked in its turn).
  */
+/** The hash the first remaining row must link to: the genesis, or what a pruning checkpoint recorded. */
+async function startOfChain(manager: EntityManager): Promise<string> {
+  const [first] = (await manager.query('SELECT id::text AS id, previous_hash FROM audit_events ORDER BY id ASC LIMIT 1')) as { id: string; previous_hash: string }[];
+  if (!first || first.previous_hash === GENESIS_HASH) return GENESIS_HASH;
+  const [checkpoint] = (await manager.query(
+    `SELECT 1 FROM audit_events WHERE action = 'audit_log_pruned' AND metadata->>'continuesFromHash' = $1 AND (metadata->>'prunedThroughId')::bigint < $2::bigint LIMIT 1`,
+    [first.previous_hash, first.id],
+  )) as unknown[];
+  return checkpoint ? first.previous_hash : GENESIS_HASH;
+}
+
 export async function verifyAuditChain(manager: EntityManager, options: { batchSize?: number } = {}): Promise<AuditChainReport> {
   const batchSize = options.batchSize ?? 1000;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`verifyAuditChain batchSize must be a positive integer, not ${batchSize}`);
   const repository = manager.getRepository(AuditEvent);
-  let expectedPreviousHash = GENESIS_HASH;
+  let expectedPreviousHash = await startOfChain(manager);
   let checked = 0;
   let afterId: string | undefined;
   for (;;) {

@@ -383,6 +383,13 @@ export const SETTINGS = {
     defaultText: 'anywhere',
     parse: networkList,
   }),
+  auditRetentionDays: spec<number>({
+    env: 'BASTION_AUDIT_RETENTION_DAYS',
+    description: 'Audit events older than this are pruned by the hourly maintenance job, leaving a checkpoint so the rest still verifies; 0 keeps them forever.',
+    fallback: () => 365,
+    defaultText: '365',
+    parse: integer(0, 36_500),
+  }),
   graphqlMaxDepth: spec<number>({
     env: 'BASTION_GRAPHQL_MAX_DEPTH',
     description: 'Deepest field nesting a query may have (fragments flattened).',

@@ -172,4 +172,42 @@ describe('the audit log on real PostgreSQL', () => {
     await expect(attempt).rejects.toThrow(/READ COMMITTED/);
     expect(await events().count()).toBe(0);
   });
+
+  describe('retention', () => {
+    const prune = (cutoff: Date) => dataSource.transaction((manager) => audit.prune(manager, cutoff));
+
+    it('deletes the old events, appends a checkpoint, and what is left still verifies', async () => {
+      const [old1, old2] = await appendThree();
+      clock.advance(24 * 60 * 60 * 1000);
+      const recent = await appendInTransaction(signIn());
+      const cutoff = new Date(clock.now().getTime() - 60_000);
+      expect(await prune(cutoff)).toBe(3);
+      const left = await events().find({ order: { id: 'ASC' } });
+      expect(left.map((row) => row.action)).toEqual(['sign_in_succeeded', 'audit_log_pruned']);
+      expect(left[0].id).toBe(recent.id);
+      expect(left[1].metadata).toMatchObject({ prunedThroughId: String(Number(old1.id) + 2), rows: 3 });
+      expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: true, checked: 2, firstBrokenId: null });
+      expect(old2.id).not.toBe(recent.id);
+      expect(await prune(cutoff)).toBe(0); // nothing older any more
+    });
+
+    it('still detects a deletion at the start without a matching checkpoint, and an edit after pruning', async () => {
+      await appendThree();
+      clock.advance(24 * 60 * 60 * 1000);
+      await appendThree();
+      // Rows deleted by hand (no checkpoint): the first row left does not continue from the genesis.
+      const [first] = await events().find({ order: { id: 'ASC' }, take: 1 });
+      await dataSource.query('DELETE FROM audit_events WHERE id = $1', [first.id]);
+      const report = await verifyAuditChain(dataSource.manager);
+      expect(report.ok).toBe(false);
+
+      await dataSource.query('TRUNCATE audit_events RESTART IDENTITY');
+      await appendThree();
+      clock.advance(24 * 60 * 60 * 1000);
+      const kept = await appendThree();
+      await prune(new Date(clock.now().getTime() - 60_000));
+      await dataSource.query(`UPDATE audit_events SET metadata = '{"method":"forged"}' WHERE id = $1`, [kept[1].id]);
+      expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: false, checked: 2, firstBrokenId: kept[1].id });
+    });
+  });
 });
