@@ -14,10 +14,11 @@ import { generateMigration } from './db/migration-generator';
 import { FEATURES } from './features';
 import { FirewallAction } from './firewall/firewall-rule.entity';
 import { Logger, createLogger } from './logging';
-import { startBastion } from './main';
+import { startBastion, unruledFieldsOf } from './main';
 import { ProgressBar } from './progress-bar';
 import { BASTION_VERSION, PROJECT_ROOT } from './project';
 import { buildGraphQLSchema, printSDL } from './schema';
+import { formatReport, renderReportHtml } from './self-audit/report';
 import { Services, createServices } from './services';
 
 /** An expected failure: printed as one line, exit code 1. */
@@ -94,7 +95,7 @@ function withServices<T>(work: (services: Services) => Promise<T>): Promise<T> {
     const keyring = loadKeyring(config, logger);
     installKeyring(keyring);
     await new KeyService(database.dataSource, keyring, systemClock).assertKeyringCoversData();
-    const services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, keyring });
+    const services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, keyring, unruledFields: () => unruledFieldsOf(FEATURES) });
     try {
       return await work(services);
     } finally {
@@ -349,7 +350,22 @@ export function buildCli(): Command {
       }),
     );
 
-  const audit = program.command('audit').description('The security audit log');
+  const audit = program
+    .command('audit')
+    .description('Run the self-audit of the five measures (exit 1 on any FAIL); `audit log …` for the audit log')
+    .option('--json', 'print the report as JSON')
+    .option('--html <file>', 'also write a one-page HTML report to this file')
+    .action((options: { json?: boolean; html?: string }) =>
+      withServices(async ({ selfAudit }) => {
+        const report = await selfAudit.run(CLI_ACTOR);
+        process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+        if (options.html) {
+          fs.writeFileSync(options.html, renderReportHtml(report));
+          if (!options.json) say(`wrote ${options.html}`);
+        }
+        if (report.failures > 0) process.exitCode = 1;
+      }),
+    );
   const log = audit.command('log').description('The hash-chained audit log: verify it, export it');
   log
     .command('verify')

@@ -12,6 +12,8 @@ import { dataFeature } from './data/data.feature';
 import { FirewallResolver } from './firewall/firewall.resolver';
 import { firewallRules } from './firewall/firewall.rules';
 import { MODELS } from './models';
+import { SelfAuditResolver } from './self-audit/self-audit.resolver';
+import { selfAuditRules } from './self-audit/self-audit.rules';
 import { MfaResolver } from './mfa/mfa.resolver';
 import { mfaRules } from './mfa/mfa.rules';
 import type { Services } from './services';
@@ -80,8 +82,15 @@ export const auditFeature: Feature = {
   wire: ({ dataSource }) => [new AuditResolver(new AuditReader(dataSource))],
 };
 
+export const selfAuditFeature: Feature = {
+  name: 'self-audit',
+  resolvers: [SelfAuditResolver],
+  rules: selfAuditRules,
+  wire: ({ selfAudit }) => [new SelfAuditResolver(selfAudit)],
+};
+
 /** The app's models (src/models), as a generated data API. Built once: type-graphql's metadata is global. */
 export const modelsFeature: Feature = dataFeature(MODELS);
 
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, firewallFeature, auditFeature, modelsFeature];
+export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, firewallFeature, auditFeature, selfAuditFeature, modelsFeature];

@@ -5,10 +5,18 @@ import { KeyService, encryptedColumns } from './crypto/key.service';
 import { loadKeyring } from './crypto/load-keyring';
 import { Database, MigrationsPendingError, openDatabase } from './db/database';
 import { transportWarning } from './http/tls';
+import { unruledFields } from './access/coverage';
+import { mergeRuleTrees } from './access/shield';
 import { FEATURES, Feature } from './features';
+import { buildGraphQLSchema } from './schema';
 import type { Logger } from './logging';
 import { BastionServer, createServer } from './server';
 import { Services, createServices } from './services';
+
+/** The coverage walk over these features' schema and rules (the self-audit's access_control.schema_coverage). */
+export async function unruledFieldsOf(features: readonly Feature[]): Promise<string[]> {
+  return unruledFields(await buildGraphQLSchema(features), mergeRuleTrees(features.map((feature) => feature.rules)));
+}
 
 export interface RunningBastion {
   readonly url: string;
@@ -39,7 +47,16 @@ export async function startBastion(
     if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
     encryptedColumns(database.dataSource); // fails fast on an encrypted column whose AAD domain is not its table.column
     await new KeyService(database.dataSource, keyring, clock).assertKeyringCoversData();
-    services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock, keyring, models: features.flatMap((feature) => feature.models ?? []) });
+    services = await createServices({
+      config,
+      dataSource: database.dataSource,
+      databaseUrl: database.url,
+      logger,
+      clock,
+      keyring,
+      models: features.flatMap((feature) => feature.models ?? []),
+      unruledFields: () => unruledFieldsOf(features),
+    });
     server = await createServer({ services, extraFeatures: deps.extraFeatures });
     url = await server.listen();
   } catch (error) {
@@ -48,6 +65,8 @@ export async function startBastion(
     throw error;
   }
   const running = services;
+  // The scheduled self-audit belongs to servers (not to CLI commands that share the services).
+  const stopSelfAudit = config.auditSchedule ? running.selfAudit.schedule(config.auditSchedule) : () => undefined;
   let stopping: Promise<void> | undefined;
   return {
     url,
@@ -60,6 +79,7 @@ export async function startBastion(
           await server.close();
           logger.debug('http server closed');
         } finally {
+          stopSelfAudit();
           await running.stop();
           await database.close();
           logger.debug('database closed');

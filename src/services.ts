@@ -27,6 +27,7 @@ import type { Keyring } from './crypto/keyring';
 import { Notifications } from './db/notifications';
 import type { Logger } from './logging';
 import { PruneTask, scheduleMaintenance } from './maintenance';
+import { SelfAudit } from './self-audit/self-audit.service';
 import { LogMailTransport, MailTransport, SmtpMailTransport } from './mail/mail-transport';
 import { OutboxService } from './mail/outbox.service';
 import { MfaService } from './mfa/mfa.service';
@@ -48,6 +49,8 @@ export interface ServiceDeps {
   readonly keyring: Keyring;
   /** The models the permission layer knows (their default grants are seeded on first sight). */
   readonly models?: readonly ModelAccessSpec[];
+  /** The schema's fields without a permission rule, for the self-audit (the caller knows the features). */
+  readonly unruledFields?: () => Promise<string[]>;
 }
 
 /** Every service, wired once (the composition root). Resolvers get theirs from here. */
@@ -68,6 +71,7 @@ export interface Services extends ServiceDeps {
   readonly hits: HitLog;
   /** Null when BASTION_RATE_LIMITS is off. */
   readonly rateLimits: RateLimits | null;
+  readonly selfAudit: SelfAudit;
   /** The housekeeping the maintenance job runs (exposed for tests and a future CLI command). */
   readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
   readonly outbox: OutboxService;
@@ -165,6 +169,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     firewall,
     hits,
     rateLimits,
+    selfAudit: new SelfAudit(dataSource, clock, audit, logger, config, deps.keyring, deps.unruledFields ?? (async () => [])),
     outbox,
     maintenanceTasks,
     stop: async () => {

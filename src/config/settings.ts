@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { Cron } from 'croner';
 import { parseCidr } from '../firewall/cidr';
 
 /** The three environments Bastion knows; `production` switches every default to the safe one. */
@@ -178,6 +179,17 @@ function networkList(raw: string): readonly string[] {
     if (!parseCidr(cidr)) throw new SettingProblem(`must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (got ${quote(cidr)})`);
   }
   return Object.freeze(cidrs);
+}
+
+function cronOrOff(raw: string): string | undefined {
+  const value = raw.trim();
+  if (value.toLowerCase() === 'off') return undefined;
+  try {
+    new Cron(value, { paused: true }).stop();
+  } catch (error) {
+    throw new SettingProblem(`must be a cron expression such as "17 3 * * *", or off (${(error as Error).message})`);
+  }
+  return value;
 }
 
 function rateLimit(raw: string): RateLimit {
@@ -382,6 +394,13 @@ export const SETTINGS = {
     fallback: () => [],
     defaultText: 'anywhere',
     parse: networkList,
+  }),
+  auditSchedule: spec<string | undefined>({
+    env: 'AUDIT_SCHEDULE',
+    description: 'When the self-audit runs by itself (cron, e.g. "17 3 * * *" daily at 03:17 UTC), on one instance; "off" to only run it on demand.',
+    fallback: () => '17 3 * * *',
+    defaultText: '17 3 * * * (daily)',
+    parse: cronOrOff,
   }),
   auditRetentionDays: spec<number>({
     env: 'BASTION_AUDIT_RETENTION_DAYS',

@@ -1,0 +1,213 @@
+import type { DataSource } from 'typeorm';
+import { fallbackDenies } from '../access/coverage';
+import { verifyAuditChain } from '../audit/audit-log';
+import type { Clock } from '../clock';
+import type { Config } from '../config';
+import type { KeyService } from '../crypto/key.service';
+
+export const MEASURES = ['encryption', 'access_control', 'firewall', 'backups', 'audits'] as const;
+export type Measure = (typeof MEASURES)[number];
+export type CheckStatus = 'PASS' | 'WARN' | 'FAIL';
+
+/** One finding: `<measure>.<check>` (CONVENTIONS), what was found, and what to do about it. */
+export interface SecurityCheck {
+  readonly id: string;
+  readonly measure: Measure;
+  readonly status: CheckStatus;
+  readonly detail: string;
+  /** What to change; null when it passes. */
+  readonly remedy: string | null;
+}
+
+/** What the checks read: the running configuration and the database, never a feature's tables directly but through its service or its own query. */
+export interface CheckContext {
+  readonly config: Config;
+  readonly dataSource: DataSource;
+  readonly clock: Clock;
+  readonly keys: KeyService;
+  /** Where the keyring came from: settings, or the development key file. */
+  readonly developmentKeys: boolean;
+  /** The schema's fields without an explicit rule (the coverage walk). */
+  readonly unruledFields: () => Promise<string[]>;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** A current signing key older than this should be rotated. */
+const SIGNING_KEY_MAX_AGE_DAYS = 180;
+/** A self-audit older than this is stale. */
+const SELF_AUDIT_MAX_AGE_DAYS = 7;
+
+type Check = (context: CheckContext) => Promise<Omit<SecurityCheck, 'id' | 'measure'>>;
+
+const pass = (detail: string) => ({ status: 'PASS' as const, detail, remedy: null });
+const warn = (detail: string, remedy: string) => ({ status: 'WARN' as const, detail, remedy });
+const fail = (detail: string, remedy: string) => ({ status: 'FAIL' as const, detail, remedy });
+/** In production a problem fails; elsewhere it warns (a development machine is allowed its shortcuts). */
+const failInProduction = (context: CheckContext, detail: string, remedy: string) => (context.config.nodeEnv === 'production' ? fail(detail, remedy) : warn(detail, remedy));
+
+/** Every check, by measure, in report order. */
+export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
+  {
+    id: 'encryption.keys_configured',
+    measure: 'encryption',
+    run: async (context) =>
+      context.developmentKeys
+        ? failInProduction(context, 'Column keys come from the development key file generated in the data folder.', 'Set BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY from your secret store (bastion keys generate), then bastion keys reencrypt.')
+        : pass('Column keys come from BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY.'),
+  },
+  {
+    id: 'encryption.retired_keys_unused',
+    measure: 'encryption',
+    run: async (context) => {
+      const status = await context.keys.status();
+      const stale = status.columns.flatMap((column) => Object.entries(column.rowsByKid).filter(([kid, rows]) => kid !== status.currentKid && rows > 0).map(([kid, rows]) => `${column.table}.${column.column}: ${rows} on ${kid}`));
+      return stale.length === 0 ? pass(`Every encrypted value is on the current key ${status.currentKid}.`) : warn(`Values still on older keys: ${stale.join('; ')}.`, 'Run bastion keys reencrypt, then drop the old key from the keyring once bastion keys status shows it retired.');
+    },
+  },
+  {
+    id: 'encryption.transport',
+    measure: 'encryption',
+    run: async (context) => {
+      if (context.config.tlsCertFile) return pass('HTTPS with TLS_CERT_FILE (TLS 1.2 or later).');
+      if (context.config.trustProxy.length > 0) return pass(`TLS terminated by a trusted proxy (TRUST_PROXY ${context.config.trustProxy.join(', ')}).`);
+      return failInProduction(context, 'Plain HTTP: no certificate and no trusted TLS proxy.', 'Set TLS_CERT_FILE and TLS_KEY_FILE, or put a TLS-terminating load balancer in front and list it in TRUST_PROXY.');
+    },
+  },
+  {
+    id: 'encryption.hsts',
+    measure: 'encryption',
+    run: async (context) =>
+      context.config.tlsCertFile || context.config.trustProxy.length > 0
+        ? pass('Strict-Transport-Security is sent on every HTTPS response.')
+        : failInProduction(context, 'No HTTPS, so no Strict-Transport-Security.', 'Serve HTTPS (see encryption.transport); HSTS follows by itself.'),
+  },
+  {
+    id: 'access_control.schema_coverage',
+    measure: 'access_control',
+    run: async (context) => {
+      const unruled = await context.unruledFields();
+      return unruled.length === 0 ? pass('Every field of every object type has an explicit permission rule.') : fail(`Fields without a rule: ${unruled.slice(0, 10).join(', ')}${unruled.length > 10 ? ' …' : ''}.`, 'Give each field a rule in its feature\'s *.rules.ts (models: defineModel does it).');
+    },
+  },
+  {
+    id: 'access_control.fallback_deny',
+    measure: 'access_control',
+    run: async () => ((await fallbackDenies()) ? pass('A field without a rule is refused (fallbackRule: deny), probed just now.') : fail('A field without a rule was served.', 'Restore fallbackRule: deny in src/access/shield.ts.')),
+  },
+  {
+    id: 'access_control.admins_mfa',
+    measure: 'access_control',
+    run: async (context) => {
+      const rows: { count: number }[] = await context.dataSource.query(
+        `SELECT count(*)::int AS count FROM user_roles ur JOIN users u ON u.id = ur.user_id
+          WHERE ur.role_name = 'admin' AND u.status = 'active'
+            AND NOT EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id AND f.status = 'verified')`,
+      );
+      const count = rows[0].count;
+      return count === 0 ? pass('Every active admin has a verified second factor.') : failInProduction(context, `${count} active admin${count === 1 ? '' : 's'} without a verified second factor.`, 'Each admin enrolls TOTP (enrollTotp, confirmTotp); keep BASTION_MFA_REQUIRED_FOR at admin or all.');
+    },
+  },
+  {
+    id: 'access_control.mfa_required',
+    measure: 'access_control',
+    run: async (context) =>
+      context.config.mfaRequiredFor === 'all'
+        ? pass('Every signed-in role needs a session confirmed with the second factor.')
+        : warn(`Second factor required for: ${context.config.mfaRequiredFor === 'admin' ? 'the admin role (and roles marked requireMfa)' : 'roles marked requireMfa only'}.`, 'Set BASTION_MFA_REQUIRED_FOR=all when every user can be asked to enroll TOTP (SECURITY.md 6.3.3).'),
+  },
+  {
+    id: 'access_control.password_length',
+    measure: 'access_control',
+    run: async (context) =>
+      context.config.passwordMinLength >= 15
+        ? pass(`Passwords need at least ${context.config.passwordMinLength} characters.`)
+        : warn(`Passwords need only ${context.config.passwordMinLength} characters.`, 'Raise BASTION_PASSWORD_MIN_LENGTH to 15 (NIST SP 800-63B-4 for single-factor accounts).'),
+  },
+  {
+    id: 'access_control.token_lifetimes',
+    measure: 'access_control',
+    run: async (context) => {
+      const problems = [
+        context.config.accessTokenTtlSeconds > 15 * 60 ? `access tokens live ${context.config.accessTokenTtlSeconds} s (> 900)` : null,
+        context.config.refreshAbsoluteDays > 90 ? `sessions live up to ${context.config.refreshAbsoluteDays} days (> 90)` : null,
+        context.config.refreshIdleDays > 30 ? `idle sessions live ${context.config.refreshIdleDays} days (> 30)` : null,
+      ].filter((problem): problem is string => problem !== null);
+      return problems.length === 0 ? pass(`Access tokens ${context.config.accessTokenTtlSeconds} s, sessions ${context.config.refreshIdleDays} days idle / ${context.config.refreshAbsoluteDays} days at most.`) : fail(`Too long: ${problems.join('; ')}.`, 'Lower BASTION_ACCESS_TOKEN_TTL, BASTION_REFRESH_IDLE_DAYS or BASTION_REFRESH_ABSOLUTE_DAYS.');
+    },
+  },
+  {
+    id: 'access_control.signing_key_age',
+    measure: 'access_control',
+    run: async (context) => {
+      const rows: { created_at: Date }[] = await context.dataSource.query("SELECT created_at FROM signing_keys WHERE status = 'current' LIMIT 1");
+      if (!rows[0]) return fail('No current signing key.', 'Restart the server (it creates one) or run bastion keys rotate-signing.');
+      const days = Math.floor((context.clock.now().getTime() - new Date(rows[0].created_at).getTime()) / DAY_MS);
+      return days <= SIGNING_KEY_MAX_AGE_DAYS ? pass(`The access-token signing key is ${days} days old.`) : warn(`The access-token signing key is ${days} days old.`, 'Run bastion keys rotate-signing (no one is signed out).');
+    },
+  },
+  {
+    id: 'access_control.introspection',
+    measure: 'access_control',
+    run: async (context) =>
+      context.config.introspection === 'admins' ? pass('Introspection is answered for admins only.') : failInProduction(context, 'Introspection is open to everyone.', 'Set BASTION_INTROSPECTION=admins (the default outside development).'),
+  },
+  {
+    id: 'firewall.rate_limits',
+    measure: 'firewall',
+    run: async (context) =>
+      context.config.rateLimitsEnabled
+        ? pass(`Rate limits on: ${context.config.rateLimitPerIp.points}/${context.config.rateLimitPerIp.seconds} s per address, sign-in ${context.config.rateLimitSignIn.points}/${context.config.rateLimitSignIn.seconds} s, stored in ${context.config.redisUrl ? 'Redis' : 'PostgreSQL'}.`)
+        : fail('Rate limits are off (BASTION_RATE_LIMITS=false).', 'Set BASTION_RATE_LIMITS=true, unless an equivalent limiter stands in front.'),
+  },
+  {
+    id: 'firewall.graphql_limits',
+    measure: 'firewall',
+    run: async (context) => {
+      const { graphqlMaxDepth: depth, graphqlMaxCost: cost, graphqlMaxAliases: aliases, graphqlMaxDirectives: directives, graphqlMaxTokens: tokens } = context.config;
+      const loose = [depth > 15 ? `depth ${depth}` : null, cost > 100_000 ? `cost ${cost}` : null, aliases > 50 ? `aliases ${aliases}` : null, directives > 10 ? `directives ${directives}` : null, tokens > 10_000 ? `tokens ${tokens}` : null].filter(Boolean);
+      return loose.length === 0 ? pass(`Depth ≤ ${depth}, cost ≤ ${cost}, aliases ≤ ${aliases}, directives ≤ ${directives}, tokens ≤ ${tokens}.`) : warn(`Loose GraphQL limits: ${loose.join(', ')}.`, 'Lower the BASTION_GRAPHQL_MAX_* settings towards their defaults (SECURITY.md AR-1).');
+    },
+  },
+  {
+    id: 'firewall.cors',
+    measure: 'firewall',
+    run: async (context) => {
+      const wide = context.config.corsOrigins.filter((origin) => origin === '*' || origin === 'null' || origin.startsWith('http://'));
+      return wide.length === 0 ? pass(`CORS allows ${context.config.corsOrigins.length === 0 ? 'no browser origin' : context.config.corsOrigins.join(', ')}.`) : failInProduction(context, `CORS allows ${wide.join(', ')}.`, 'List only the https origins of your admin tools in CORS_ORIGINS.');
+    },
+  },
+  {
+    id: 'firewall.admin_network',
+    measure: 'firewall',
+    run: async (context) =>
+      context.config.adminAllowedCidrs.length > 0 ? pass(`The admin role works only from ${context.config.adminAllowedCidrs.join(', ')}.`) : warn('The admin role works from any network.', 'Set ADMIN_ALLOWED_CIDRS to your office or VPN networks.'),
+  },
+  {
+    id: 'backups.last_backup',
+    measure: 'backups',
+    run: async () => fail('No backup has been made: this Bastion does not make backups yet.', 'Until it does: back PostgreSQL up with your platform\'s tooling (pgBackRest, managed PITR), and keep the column keys apart.'),
+  },
+  {
+    id: 'backups.last_verified_restore',
+    measure: 'backups',
+    run: async () => fail('No backup has been proven restorable.', 'Restore your latest backup into a scratch database and compare, until Bastion does it for you.'),
+  },
+  {
+    id: 'audits.chain_intact',
+    measure: 'audits',
+    run: async (context) => {
+      const report = await verifyAuditChain(context.dataSource.manager);
+      return report.ok ? pass(`The audit log's hash chain is intact (${report.checked} events).`) : fail(`The audit log's hash chain breaks at event ${report.firstBrokenId}: it was edited, inserted, or follows a deleted event.`, 'Investigate (bastion audit log export), restore the table from a backup; the break stays visible until then.');
+    },
+  },
+  {
+    id: 'audits.last_self_audit',
+    measure: 'audits',
+    run: async (context) => {
+      const rows: { at: Date }[] = await context.dataSource.query("SELECT at FROM audit_events WHERE action = 'security_audit_run' ORDER BY id DESC LIMIT 1");
+      if (!rows[0]) return warn('This is the first self-audit on record.', 'Schedule it: AUDIT_SCHEDULE (cron), or run bastion audit from CI.');
+      const days = Math.floor((context.clock.now().getTime() - new Date(rows[0].at).getTime()) / DAY_MS);
+      return days <= SELF_AUDIT_MAX_AGE_DAYS ? pass(`The previous self-audit ran ${days} days ago.`) : warn(`The previous self-audit ran ${days} days ago.`, 'Schedule it: AUDIT_SCHEDULE (cron), or run bastion audit from CI.');
+    },
+  },
+];

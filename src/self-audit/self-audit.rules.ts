@@ -1,0 +1,8 @@
+import { isAdmin } from '../access/rules';
+import type { RuleTree } from '../access/shield';
+
+export const selfAuditRules: RuleTree = {
+  Query: { securityAudit: isAdmin },
+  SecurityAuditReport: { ranAt: isAdmin, passed: isAdmin, warnings: isAdmin, failures: isAdmin, checks: isAdmin },
+  SecurityCheck: { id: isAdmin, measure: isAdmin, status: isAdmin, detail: isAdmin, remedy: isAdmin },
+};
