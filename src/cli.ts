@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { AuditLog } from './audit/audit-log';
 import { AuditReader } from './audit/audit-reader';
 import { systemClock } from './clock';
 import { Config, ConfigError, loadProcessConfig } from './config';
@@ -84,7 +85,7 @@ function withKeys<T>(work: (keys: KeyService) => Promise<T>): Promise<T> {
   return withDatabase(async ({ dataSource }, logger, config) => {
     const keyring = loadKeyring(config, logger);
     installKeyring(keyring);
-    return work(new KeyService(dataSource, keyring, systemClock));
+    return work(new KeyService(dataSource, keyring, systemClock, new AuditLog(systemClock)));
   });
 }
 

@@ -82,7 +82,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   const { config, dataSource, logger, clock } = deps;
   const notifications = new Notifications({ url: deps.databaseUrl, logger, applicationName: `bastion-listen-${os.hostname()}`.slice(0, 63) });
   const audit = new AuditLog(clock);
-  const signingKeys = new SigningKeysService(dataSource, clock, { accessTokenTtlSeconds: config.accessTokenTtlSeconds });
+  const signingKeys = new SigningKeysService(dataSource, clock, { accessTokenTtlSeconds: config.accessTokenTtlSeconds }, audit);
   const accessTokens = new AccessTokens(signingKeys, clock, { issuer: config.publicUrl, audience: config.tokenAudience, ttlSeconds: config.accessTokenTtlSeconds });
   const sessionCache = new SessionCache(dataSource, clock, config.refreshIdleDays * 24 * 60 * 60 * 1000, notifications);
   const sessions = new SessionsService(dataSource, clock, accessTokens, sessionCache, audit, {

@@ -12,6 +12,7 @@ import {
   type LocalJWKSet,
 } from 'jose';
 import { DataSource, EntityManager, LessThan, LessThanOrEqual, MoreThanOrEqual } from 'typeorm';
+import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import { PublicSigningJwk, SigningAlgorithm, SigningKey } from './signing-key.entity';
 
@@ -96,6 +97,8 @@ export class SigningKeysService {
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
     options: SigningKeysOptions,
+    /** Rotations are security events; absent only in tests of the key logic itself. */
+    private readonly audit?: AuditLog,
   ) {
     if (!Number.isInteger(options.accessTokenTtlSeconds) || options.accessTokenTtlSeconds <= 0) {
       throw new RangeError(`accessTokenTtlSeconds must be a positive integer, got ${options.accessTokenTtlSeconds}`);
@@ -127,13 +130,16 @@ export class SigningKeysService {
       // Demote first: the partial unique index admits one current key at any instant.
       await keys.update({ status: 'current' }, { status: 'retiring', retiringSince: now });
       const next = await keys.findOneBy({ status: 'next' });
+      let promoted: SigningKey;
       if (next) {
         await keys.update({ kid: next.kid }, { status: 'current' });
-        return { ...next, status: 'current' as const };
+        promoted = { ...next, status: 'current' as const };
+      } else {
+        promoted = await newSigningKey(now);
+        await keys.insert(promoted);
       }
-      const key = await newSigningKey(now);
-      await keys.insert(key);
-      return key;
+      await this.audit?.append(manager, { action: 'signing_key_rotated', outcome: 'success', targetType: 'signing_key', targetId: promoted.kid, metadata: { immediate: true } });
+      return promoted;
     });
     this.invalidateCaches();
     return promoted;
@@ -152,6 +158,7 @@ export class SigningKeysService {
       if (existing) return existing;
       const key = await newSigningKey(this.clock.now());
       await keys.insert({ ...key, status: 'next' });
+      await this.audit?.append(manager, { action: 'signing_key_published', outcome: 'success', targetType: 'signing_key', targetId: key.kid, metadata: {} });
       return { ...key, status: 'next' as const };
     });
     this.invalidateCaches();

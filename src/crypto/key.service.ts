@@ -1,4 +1,5 @@
 import { DataSource, IsNull } from 'typeorm';
+import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import { EncryptedColumnTransformer } from './encrypted-column';
 import { EncryptionKeyRecord } from './encryption-key.entity';
@@ -78,6 +79,8 @@ export class KeyService {
     private readonly dataSource: DataSource,
     private readonly keyring: Keyring,
     private readonly clock: Clock,
+    /** Re-encryptions and forgotten keys are security events (the CLI passes the log). */
+    private readonly audit?: AuditLog,
   ) {}
 
   /**
@@ -172,14 +175,18 @@ export class KeyService {
       }
     }
     await this.retireUnusedKeys();
+    await this.audit?.append(this.dataSource.manager, { action: 'keys_reencrypted', outcome: unreadable.length === 0 ? 'success' : 'failure', targetType: 'encryption_key', targetId: this.keyring.currentKid, metadata: { rewritten, unreadable: unreadable.length } });
     return { rewritten, unreadable };
   }
 
   /** Accepts the loss of every value under `kid`: the keyring may drop it. */
   async forget(kid: string): Promise<void> {
     if (kid === this.keyring.currentKid) throw new Error(`"${kid}" is the current key; make another key current first`);
-    const { affected } = await this.dataSource.getRepository(EncryptionKeyRecord).update({ kid }, { retiredAt: this.clock.now() });
-    if (!affected) throw new Error(`no key "${kid}" has ever encrypted data here`);
+    await this.dataSource.transaction(async (manager) => {
+      const { affected } = await manager.getRepository(EncryptionKeyRecord).update({ kid }, { retiredAt: this.clock.now() });
+      if (!affected) throw new Error(`no key "${kid}" has ever encrypted data here`);
+      await this.audit?.append(manager, { action: 'key_forgotten', outcome: 'success', targetType: 'encryption_key', targetId: kid, metadata: {} });
+    });
   }
 
   private async retireUnusedKeys(): Promise<void> {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../src/project';
 import { GraphQLResponse, SIGN_IN, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
-import { TEST_KEYS } from '../support/test-keys';
+import { KeyService } from '../../src/crypto/key.service';
+import { TEST_KEYS, testKeyring } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
 const EVENTS = `query($filter: AuditEventFilter, $first: Int, $after: String) {
@@ -76,6 +77,17 @@ describe('the audit log API and CLI', () => {
     const rows: { row: string }[] = await server.bastion.database.dataSource.query('SELECT audit_events::text AS row FROM audit_events');
     const text = rows.map((row) => row.row).join('\n');
     for (const secret of [admin.password, user.password, 'not-the-password-at-all', admin.accessToken, user.refreshToken]) expect(text).not.toContain(secret);
+  });
+
+  it('records key rotations and re-encryptions', async () => {
+    await server.bastion.services.signingKeys.publishNext();
+    await server.bastion.services.signingKeys.rotate();
+    const keys = new KeyService(server.bastion.database.dataSource, testKeyring('k2'), server.clock, server.bastion.services.audit);
+    await keys.reencrypt();
+    const actions: { action: string; metadata: Record<string, unknown> }[] = await server.bastion.database.dataSource.query("SELECT action, metadata FROM audit_events WHERE action IN ('signing_key_published', 'signing_key_rotated', 'keys_reencrypted') ORDER BY id");
+    expect(actions.map((row) => row.action)).toEqual(['signing_key_published', 'signing_key_rotated', 'keys_reencrypted']);
+    expect(actions[2].metadata).toEqual({ rewritten: expect.any(Number), unreadable: 0 });
+    expect(actions[2].metadata.rewritten).toBeGreaterThan(0); // the accounts' emails moved to k2
   });
 
   it('verifies the chain (API and CLI), and names the first event an edit broke', async () => {

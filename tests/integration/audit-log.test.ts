@@ -6,6 +6,8 @@ import { FrozenClock } from '../../src/clock';
 import { createDataSource } from '../../src/db/data-source';
 import { TestDatabase, createTestDatabase } from '../support/test-database';
 
+const repeat64 = (character: string) => character.repeat(64);
+
 describe('the audit log on real PostgreSQL', () => {
   let database: TestDatabase;
   let dataSource: DataSource;
@@ -92,6 +94,27 @@ describe('the audit log on real PostgreSQL', () => {
     const [, middle, last] = await appendThree();
     await dataSource.query('DELETE FROM audit_events WHERE id = $1', [middle.id]);
     expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: false, checked: 2, firstBrokenId: last.id });
+  });
+
+  it('names an inserted row, even one that links to its predecessor', async () => {
+    const [, , last] = await appendThree();
+    const forged = { ...last, metadata: { method: 'forged' }, previousHash: last.hash, hash: repeat64('a') };
+    const [{ id }] = await dataSource.query(
+      `INSERT INTO audit_events (at, action, outcome, actor_id, target_type, target_id, ip_address, user_agent, request_id, metadata, previous_hash, hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12) RETURNING id::text AS id`,
+      [forged.at, forged.action, forged.outcome, forged.actorId, forged.targetType, forged.targetId, forged.ipAddress, forged.userAgent, forged.requestId, JSON.stringify(forged.metadata), forged.previousHash, forged.hash],
+    );
+    expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: false, checked: 4, firstBrokenId: id });
+  });
+
+  it('names the first of two rows whose contents were swapped (a reordering)', async () => {
+    const [first, second] = await appendThree();
+    await dataSource.query(
+      `UPDATE audit_events AS target SET action = source.action, outcome = source.outcome, metadata = source.metadata
+         FROM audit_events AS source WHERE (target.id, source.id) IN (($1::bigint, $2::bigint), ($2::bigint, $1::bigint))`,
+      [first.id, second.id],
+    );
+    expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: false, checked: 1, firstBrokenId: first.id });
   });
 
   it('names the first row when it is deleted', async () => {

@@ -1,3 +1,4 @@
+import { verifyAuditChain } from '../../src/audit/audit-log';
 import { configWith } from '../../src/config';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
@@ -158,6 +159,15 @@ describe('session invalidation across two instances on one database', () => {
     await inForceWithin('addFirewallRule on A → B blocks', fromBlockedNetwork, '{ serverInfo { name } }', (response) => response.status === 403);
     await admin.client.request(`mutation { removeFirewallRule(id: "${added.body.data!.addFirewallRule.id}") }`);
     await inForceWithin('removeFirewallRule on A → B serves', fromBlockedNetwork, '{ serverInfo { name } }', (response) => response.status === 200);
+  });
+
+  it('keeps one linear audit chain while both instances append at the same time', async () => {
+    const accounts = await Promise.all([makeUser(a), makeUser(a)]);
+    const attempts = accounts.flatMap((account) => [a, { url: b.url }].flatMap((server) => Array.from({ length: 5 }, () => makeClient(server).request(SIGN_IN, { input: { email: account.email, password: 'wrong-password-for-the-chain' } }))));
+    await Promise.all(attempts);
+    const report = await verifyAuditChain(a.bastion.database.dataSource.manager);
+    expect(report).toMatchObject({ ok: true, firstBrokenId: null });
+    expect(report.checked).toBeGreaterThan(20);
   });
 
   it('after the LISTEN connections are killed, both instances reconnect and invalidation works again', async () => {

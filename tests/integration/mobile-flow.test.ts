@@ -12,6 +12,8 @@ describe('examples/mobile-flow.ts, end to end', () => {
   const password = strongPassword();
   const purposes: string[] = [];
   const logged: string[] = [];
+  /** Every TOTP code the "authenticator app" produced. */
+  const codes: string[] = [];
 
   beforeAll(async () => {
     server = await startTestServer();
@@ -24,7 +26,9 @@ describe('examples/mobile-flow.ts, end to end', () => {
       totpCodeAt: async (secret, purpose) => {
         if (purposes.length > 0) server.clock.advance(STEP);
         purposes.push(purpose);
-        return totpCode({ secret, now: server.clock.now() });
+        const code = await totpCode({ secret, now: server.clock.now() });
+        codes.push(code);
+        return code;
       },
       log: (message) => logged.push(message),
     });
@@ -103,5 +107,15 @@ describe('examples/mobile-flow.ts, end to end', () => {
     const failing = runMobileFlow({ url: server.url, email, password: strongPassword(), totpCodeAt: () => Promise.reject(new Error('not reached')) });
     await expect(failing).rejects.toBeInstanceOf(BastionApiError);
     await expect(failing).rejects.toMatchObject({ operation: 'signUp', code: 'CONFLICT', message: expect.stringMatching(/^signUp failed with CONFLICT: /) });
+  });
+
+  it('leaves no password, token, TOTP secret or code in the audit log after the whole flow', async () => {
+    const rows: { row: string }[] = await server.bastion.database.dataSource.query('SELECT audit_events::text AS row FROM audit_events');
+    const text = rows.map((row) => row.row).join('\n');
+    expect(rows.length).toBeGreaterThan(5);
+    const totpSecret = new URL(result.enrollment.otpauthUri).searchParams.get('secret')!;
+    // Six-digit codes as whole values: bare digits could turn up inside a hash by chance.
+    const secrets = [password, totpSecret, ...codes.map((code) => `"${code}"`), ...result.recoveryCodes, result.signUp.accessToken, result.signUp.refreshToken, result.signedIn.accessToken, result.signedIn.refreshToken, result.refreshed.refreshToken];
+    for (const secret of secrets) expect({ secret, found: text.includes(secret) }).toEqual({ secret, found: false });
   });
 });
