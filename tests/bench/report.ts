@@ -104,3 +104,38 @@ export function formatFirewallCost(rows: readonly FirewallCostRow[]): string {
   });
   return formatColumns(FIREWALL_HEADERS, cells, 2);
 }
+
+/** One run of audit appends: so many writers, each appending in a transaction of its own. */
+export interface AuditRunRow {
+  readonly writers: number;
+  readonly eventsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  /** Mean ms per append in each step, in order. */
+  readonly phases: { readonly beginMs: number; readonly lockMs: number; readonly selectMs: number; readonly hashMs: number; readonly insertMs: number; readonly commitMs: number };
+  /** The events/s the issue aims for, if this row is the one it is about (a goal, not a gate). */
+  readonly goal?: number;
+}
+
+const AUDIT_HEADERS = ['writers', 'events/s', 'p50 ms', 'p99 ms', 'errors', 'goal'] as const;
+const AUDIT_PHASE_HEADERS = ['writers', 'BEGIN', 'lock (wait)', 'SELECT last hash', 'checks + hash', 'INSERT', 'COMMIT'] as const;
+
+/** The rate and latency per append of each run, the goal's row marked met or not. */
+export function formatAuditRuns(rows: readonly AuditRunRow[]): string {
+  const cells = rows.map((row) => [
+    String(row.writers),
+    row.eventsPerSecond.toFixed(1),
+    row.p50Ms.toFixed(2),
+    row.p99Ms.toFixed(2),
+    String(row.errors),
+    row.goal === undefined ? '' : `≥ ${row.goal.toLocaleString('en-US')}/s: ${row.eventsPerSecond >= row.goal ? 'met' : 'not met'}`,
+  ]);
+  return formatColumns(AUDIT_HEADERS, cells);
+}
+
+/** Where an append's time goes, mean ms per append in each step (they add up to the mean latency). */
+export function formatAuditPhases(rows: readonly AuditRunRow[]): string {
+  const cells = rows.map(({ writers, phases: p }) => [String(writers), ...[p.beginMs, p.lockMs, p.selectMs, p.hashMs, p.insertMs, p.commitMs].map((ms) => ms.toFixed(3))]);
+  return formatColumns(AUDIT_PHASE_HEADERS, cells);
+}

@@ -10,15 +10,16 @@ import { EmbeddedPostgres } from '../../src/db/embedded-postgres';
 import { Logger, createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
+import { AUDIT_CONCURRENT_WRITERS, AUDIT_GOAL_EVENTS_PER_SECOND, auditSignInShare, lockHeldMs, runAuditBench } from './audit-bench';
 import { runCryptoBench } from './crypto-bench';
 import { FIREWALL_GOAL, FIREWALL_RULE_COUNT, RATE_LIMITS_OFF, RATE_LIMITS_ON, probeFirewallTwins, runFirewallBench } from './firewall-bench';
 import { startFloorServer } from './floor-server';
 import { Measurement, countStatements, measure, probe } from './measure';
 import { benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
 import { seedPublishedPosts } from './posts-bench';
-import { ReportRow, firewallCost, formatFirewallCost, formatRelative, formatShieldCost, formatTable } from './report';
+import { AuditRunRow, ReportRow, firewallCost, formatAuditPhases, formatAuditRuns, formatFirewallCost, formatRelative, formatShieldCost, formatTable } from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
-import { createBenchUser, runSignInBench } from './sign-in-bench';
+import { SignInBenchResult, createBenchUser, runSignInBench } from './sign-in-bench';
 
 const WARM_UP_SECONDS = 2;
 const BENCH_DATABASE = 'bastion_bench';
@@ -207,9 +208,10 @@ async function main(signal: AbortSignal): Promise<number> {
       say(`  checked: ${firewall.probedRules} ruled networks get 403 IP_BLOCKED through X-Forwarded-For; rate_limits counted ${firewall.countedRequests.toLocaleString('en-US')} requests for the bench client`);
       if (firewall.otherRules > 0) say(`  note: ${firewall.otherRules} rules besides the bench's are in the database, so "off" had them too`);
     }
+    let signIns: SignInBenchResult | undefined;
     if (!signal.aborted) {
       process.stderr.write('running sign-ins…\n');
-      const signIns = await runSignInBench(bastionEndpoint, benchUser, {
+      signIns = await runSignInBench(bastionEndpoint, benchUser, {
         seconds: Math.min(settings.durationSeconds, SIGN_IN_MAX_SECONDS),
         concurrency: SIGN_IN_CONCURRENCY,
         signal,
@@ -220,6 +222,45 @@ async function main(signal: AbortSignal): Promise<number> {
         const failures = [...signIns.failures].map(([outcome, count]) => `${outcome} ×${count}`).join(', ');
         // Reported, not fatal: the rate counts only the sign-ins that succeeded.
         say(`  failed sign-ins: ${failures} (besides ${signIns.succeeded} that succeeded)`);
+      }
+    }
+    // After the sign-ins, whose rate the audit write is set against.
+    if (!signal.aborted) {
+      process.stderr.write('running audit log appends…\n');
+      const audit = await runAuditBench(bastion.database.dataSource, bastion.services.audit, { seconds: settings.durationSeconds, warmUpSeconds: WARM_UP_SECONDS, signal });
+      if (audit) {
+        const { concurrent, single, chain } = audit;
+        const errors = (run: typeof single) => [...run.failures.values()].reduce((sum, count) => sum + count, 0);
+        const rows: AuditRunRow[] = [
+          { ...concurrent, errors: errors(concurrent), goal: AUDIT_GOAL_EVENTS_PER_SECOND },
+          { ...single, errors: errors(single) },
+        ];
+        say();
+        say(`audit log: appends through the server's AuditLog, each in its own transaction, ${AUDIT_CONCURRENT_WRITERS} writers and 1, ${settings.durationSeconds} s each after a ${WARM_UP_SECONDS} s warm-up`);
+        say(formatAuditRuns(rows));
+        say('  where an append\'s time goes, mean ms per append (the chain lock is held from its grant to the end of COMMIT):');
+        say(formatAuditPhases(rows).replace(/^/gm, '  '));
+        // Appends on one chain follow one another: no rate above 1 ÷ (time the lock is held), however many writers.
+        const held = [concurrent, single].map((run) => {
+          const ms = lockHeldMs(run.phases);
+          return `${run.writers} writer${run.writers === 1 ? '' : 's'} ${ms.toFixed(3)} ms (≤ ${Math.round(1000 / ms).toLocaleString('en-US')}/s)`;
+        });
+        say(`  lock held per append (SELECT + checks + hash + INSERT + COMMIT) and the ceiling it sets: ${held.join(', ')}`);
+        for (const run of [concurrent, single]) {
+          for (const [reason, count] of run.failures) say(`  failed appends, ${run.writers} writer${run.writers === 1 ? '' : 's'}: ${reason} ×${count}`);
+        }
+        if (errors(concurrent) + errors(single) > 0) exitCode = 1;
+        const share = signIns ? auditSignInShare(single, signIns.signInsPerSecond, SIGN_IN_CONCURRENCY) : undefined;
+        if (share) {
+          const percent = (ms: number) => `${((ms / share.signInMs) * 100).toFixed(2)} %`;
+          say(`  derived, not measured: a sign-in takes ${share.signInMs.toFixed(1)} ms (${SIGN_IN_CONCURRENCY} ÷ ${signIns!.signInsPerSecond.toFixed(1)} sign-ins/s above)`);
+          say(`    its audit write inside its transaction (lock + SELECT + hash + INSERT, 1 writer, mean) ${share.appendInTransactionMs.toFixed(3)} ms = ${percent(share.appendInTransactionMs)} of it: with vs without ≈ ${(share.signInMs / (share.signInMs - share.appendInTransactionMs)).toFixed(4)}×`);
+          say(`    an append in a transaction of its own (as sign_in_failed, 1 writer, p50) ${share.appendTransactionMs.toFixed(3)} ms = ${percent(share.appendTransactionMs)}`);
+        } else {
+          say('  sign-in share: n/a (no sign-in rate measured)');
+        }
+        say(`  chain: ${chain.ok ? 'intact' : `BROKEN at id ${chain.firstBrokenId}`}, ${chain.checked.toLocaleString('en-US')} rows verified in ${(audit.verifyMs / 1000).toFixed(2)} s; ${audit.rowsAdded.toLocaleString('en-US')} bench rows added for ${audit.appendsReturned.toLocaleString('en-US')} appends that returned (warm-up included)${audit.rowsAdded === audit.appendsReturned ? '' : ': MISMATCH'}`);
+        if (!chain.ok || audit.rowsAdded !== audit.appendsReturned) exitCode = 1;
       }
     }
     if (!signal.aborted) {
