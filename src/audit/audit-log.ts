@@ -63,9 +63,16 @@ export class AuditLog {
    * still covers every row that is left. Call inside a transaction (the maintenance job's).
    */
   async prune(manager: EntityManager, cutoff: Date): Promise<number> {
+    if (!manager.queryRunner?.isTransactionActive) throw new Error('AuditLog.prune needs a transaction: the deletion and its checkpoint commit together');
     // The chain lock first: no append may slip in between choosing the rows and the checkpoint.
     await manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [AUDIT_CHAIN_LOCK_KEY]);
-    const [last] = (await manager.query('SELECT id::text AS id, hash FROM audit_events WHERE at < $1 ORDER BY id DESC LIMIT 1', [cutoff])) as { id: string; hash: string }[];
+    // Up to the first event that is not old, by position: an instance with a wrong clock cannot make a recent event look old.
+    const [last] = (await manager.query(
+      `SELECT id::text AS id, hash FROM audit_events
+        WHERE id < coalesce((SELECT min(id) FROM audit_events WHERE at >= $1), 9223372036854775807)
+        ORDER BY id DESC LIMIT 1`,
+      [cutoff],
+    )) as { id: string; hash: string }[];
     if (!last) return 0;
     // Everything up to the newest old event, so the chain left is one unbroken run.
     const [{ rows }] = (await manager.query('WITH deleted AS (DELETE FROM audit_events WHERE id <= $1 RETURNING 1) SELECT count(*)::int AS rows FROM deleted', [last.id])) as { rows: number }[];
@@ -170,6 +177,24 @@ function rejectSecretLookingKeys(value: unknown, path: string): void {
 }
 
 /**
+ * The hash the first remaining row must link to: the genesis, or what the newest pruning
+ * checkpoint recorded, if the first row is exactly where that pruning left off (after its
+ * boundary, and not older than its cutoff).
+ */
+async function startOfChain(manager: EntityManager): Promise<string> {
+  const [first] = (await manager.query('SELECT id::text AS id, at, previous_hash FROM audit_events ORDER BY id ASC LIMIT 1')) as { id: string; at: Date; previous_hash: string }[];
+  if (!first || first.previous_hash === GENESIS_HASH) return GENESIS_HASH;
+  const [checkpoint] = (await manager.query("SELECT metadata FROM audit_events WHERE action = 'audit_log_pruned' ORDER BY id DESC LIMIT 1")) as { metadata: { continuesFromHash?: string; prunedThroughId?: string; cutoff?: string } }[];
+  const recorded = checkpoint?.metadata;
+  const fits =
+    recorded !== undefined &&
+    recorded.continuesFromHash === first.previous_hash &&
+    BigInt(recorded.prunedThroughId ?? '0') < BigInt(first.id) &&
+    new Date(first.at).getTime() >= Date.parse(recorded.cutoff ?? '');
+  return fits ? first.previous_hash : GENESIS_HASH;
+}
+
+/**
  * Recomputes every row's hash and checks each links to the row before it, in id order and in
  * batches (the table only grows, so rows appended meanwhile are simply checked too). Stops at the
  * first broken row: after an edit that is the edited row; after a deletion, the row that followed.
@@ -177,17 +202,6 @@ function rejectSecretLookingKeys(value: unknown, path: string): void {
  * oldest rows, the first row left must continue from the hash an `audit_log_pruned` checkpoint
  * recorded (that checkpoint is itself a chained row, checked in its turn).
  */
-/** The hash the first remaining row must link to: the genesis, or what a pruning checkpoint recorded. */
-async function startOfChain(manager: EntityManager): Promise<string> {
-  const [first] = (await manager.query('SELECT id::text AS id, previous_hash FROM audit_events ORDER BY id ASC LIMIT 1')) as { id: string; previous_hash: string }[];
-  if (!first || first.previous_hash === GENESIS_HASH) return GENESIS_HASH;
-  const [checkpoint] = (await manager.query(
-    `SELECT 1 FROM audit_events WHERE action = 'audit_log_pruned' AND metadata->>'continuesFromHash' = $1 AND (metadata->>'prunedThroughId')::bigint < $2::bigint LIMIT 1`,
-    [first.previous_hash, first.id],
-  )) as unknown[];
-  return checkpoint ? first.previous_hash : GENESIS_HASH;
-}
-
 export async function verifyAuditChain(manager: EntityManager, options: { batchSize?: number } = {}): Promise<AuditChainReport> {
   const batchSize = options.batchSize ?? 1000;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`verifyAuditChain batchSize must be a positive integer, not ${batchSize}`);

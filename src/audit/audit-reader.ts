@@ -35,7 +35,7 @@ export class AuditReader {
     if (query.to != null) select.andWhere('e.at < :to', { to: query.to });
     if (query.after != null) {
       const [id] = decodeCursor(query.after, ['string']) as [string];
-      if (!/^\d{1,19}$/.test(id)) throw invalidCursor();
+      if (!/^\d{1,19}$/.test(id) || BigInt(id) > 2n ** 63n - 1n) throw invalidCursor();
       select.andWhere('e.id < :afterId', { afterId: id });
     }
     const rows = await select.orderBy('e.id', 'DESC').limit(first + 1).getMany();
@@ -43,8 +43,9 @@ export class AuditReader {
     return { events, cursors: events.map((event) => encodeCursor([event.id])), hasNextPage: rows.length > first };
   }
 
+  /** One snapshot for the whole walk: a pruning that commits meanwhile cannot look like a break. */
   verify(): Promise<AuditChainReport> {
-    return verifyAuditChain(this.dataSource.manager);
+    return this.dataSource.transaction('REPEATABLE READ', (manager) => verifyAuditChain(manager));
   }
 
   /** Every event at or after `since`, oldest first, in batches (memory stays flat however long the log is). */

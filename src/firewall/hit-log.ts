@@ -78,7 +78,7 @@ export class HitLog {
     }
     for (const kind of ['ip_blocked', 'rate_limited'] as const) {
       const entries = [...window.entries()].filter(([id]) => id.startsWith(`${kind} `)).map(([id, hits]) => ({ subject: id.slice(kind.length + 1), hits }));
-      if (entries.length === 0) continue;
+      if (entries.length === 0 && overflow[kind] === 0) continue;
       const hits = entries.reduce((sum, entry) => sum + entry.hits, 0) + overflow[kind];
       try {
         await this.onWindow({ kind, from, to: new Date(now), hits, subjects: entries.length, top: entries.sort((a, b) => b.hits - a.hits).slice(0, 10) });

@@ -196,7 +196,11 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     id: 'audits.chain_intact',
     measure: 'audits',
     run: async (context) => {
-      const report = await verifyAuditChain(context.dataSource.manager);
+      const report = await context.dataSource.transaction('REPEATABLE READ', (manager) => verifyAuditChain(manager));
+      if (report.ok && report.checked === 0) {
+        const [{ users }] = (await context.dataSource.query('SELECT count(*)::int AS users FROM users')) as { users: number }[];
+        if (users > 0) return fail('The audit log is empty although accounts exist: it was emptied.', 'Investigate; restore the table from a backup.');
+      }
       return report.ok ? pass(`The audit log's hash chain is intact (${report.checked} events).`) : fail(`The audit log's hash chain breaks at event ${report.firstBrokenId}: it was edited, inserted, or follows a deleted event.`, 'Investigate (bastion audit log export), restore the table from a backup; the break stays visible until then.');
     },
   },

@@ -17,6 +17,9 @@ export interface SecurityAuditReport {
   readonly checks: readonly SecurityCheck[];
 }
 
+/** A scheduled run this recent (on any instance) makes this one unnecessary. */
+const RECENT_RUN_MS = 10 * 60 * 1000;
+
 /** "bstaudit" is the chain's; this is "bstselfa" in ASCII: one scheduled self-audit across instances. */
 const SCHEDULE_LOCK_KEY = '7094141877010327137';
 
@@ -77,11 +80,14 @@ export class SelfAudit {
 
   /** Runs on `cron` on one instance at a time (an advisory lock); returns the stopper. */
   schedule(cron: string): () => void {
-    const job = new Cron(cron, { protect: true }, async () => {
+    const job = new Cron(cron, { protect: true, timezone: 'Etc/UTC' }, async () => {
       try {
         await this.dataSource.transaction(async (manager) => {
           const [{ locked }]: { locked: boolean }[] = await manager.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [SCHEDULE_LOCK_KEY]);
           if (!locked) return;
+          // Another instance whose timer fired a little earlier may have run it already.
+          const [recent] = (await manager.query("SELECT 1 FROM audit_events WHERE action = 'security_audit_run' AND user_agent = 'bastion-schedule' AND at > $1 LIMIT 1", [new Date(this.clock.now().getTime() - RECENT_RUN_MS)])) as unknown[];
+          if (recent) return;
           const report = await this.run({ actorId: null, ipAddress: null, userAgent: 'bastion-schedule', requestId: null });
           this.logger.info({ passed: report.passed, warnings: report.warnings, failures: report.failures }, 'self-audit done');
         });

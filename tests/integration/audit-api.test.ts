@@ -69,6 +69,7 @@ describe('the audit log API and CLI', () => {
     } while (after);
     expect(seen).toEqual(ids.map(String));
     expect(codesOf(await admin.client.request(EVENTS, { after: 'garbage' }))).toEqual(['BAD_USER_INPUT']);
+    expect(codesOf(await admin.client.request(EVENTS, { after: Buffer.from(JSON.stringify(['9999999999999999999'])).toString('base64url') }))).toEqual(['BAD_USER_INPUT']);
     expect(codesOf(await user.client.request(EVENTS))).toEqual(['FORBIDDEN']);
     expect(codesOf(await user.client.request('{ verifyAuditLog { ok } }'))).toEqual(['FORBIDDEN']);
   });

@@ -214,6 +214,10 @@ describe('the audit log on real PostgreSQL', () => {
       expect(await prune(cutoff)).toBe(0); // nothing older any more
     });
 
+    it('refuses to prune outside a transaction (the deletion and its checkpoint commit together)', async () => {
+      await expect(audit.prune(dataSource.manager, new Date())).rejects.toThrow(/transaction/);
+    });
+
     it('still detects a deletion at the start without a matching checkpoint, and an edit after pruning', async () => {
       await appendThree();
       clock.advance(24 * 60 * 60 * 1000);

@@ -107,6 +107,19 @@ describe('rootFieldCalls (rate limits count calls, not requests)', () => {
 });
 
 describe('HitLog', () => {
+  it('reports a kind whose hits all fell beyond the subject cap (an attacker rotating sources cannot hide them)', async () => {
+    const clock = new FrozenClock('2026-01-01T00:00:00Z');
+    const windows: HitWindow[] = [];
+    const hits = new HitLog(createLogger({ level: 'silent', pretty: false }), clock, 60_000, 2, async (window) => {
+      windows.push(window);
+    });
+    hits.record('rate_limited', 'x');
+    hits.record('rate_limited', 'y');
+    for (let index = 0; index < 50; index += 1) hits.record('ip_blocked', `198.51.100.${index}`);
+    await hits.flush();
+    expect(windows.map((window) => [window.kind, window.hits])).toEqual([['ip_blocked', 50], ['rate_limited', 2]]);
+  });
+
   it('logs the first hit of each subject per window, caps the subjects it keeps, and sums the rest up when the window turns', () => {
     const logs = new LogCollector();
     const clock = new FrozenClock('2026-01-01T00:00:00Z');
