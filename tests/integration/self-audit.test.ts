@@ -102,10 +102,14 @@ describe('the self-audit', () => {
     expect((await check('encryption.retired_keys_unused')).status).toBe('PASS');
     expect((await check('encryption.retired_keys_unused', {}, { keys: new KeyService(dataSource, testKeyring('k2'), server.clock) })).status).toBe('WARN');
 
-    // An old signing key.
+    // An old signing key, then none at all.
     expect((await check('access_control.signing_key_age')).status).toBe('PASS');
     await dataSource.query("UPDATE signing_keys SET created_at = created_at - interval '400 days' WHERE status = 'current'");
     expect((await check('access_control.signing_key_age')).status).toBe('WARN');
+    await dataSource.query("UPDATE signing_keys SET status = 'retiring', retiring_since = now() WHERE status = 'current'");
+    expect((await check('access_control.signing_key_age')).status).toBe('FAIL');
+    await dataSource.query("UPDATE signing_keys SET status = 'current', retiring_since = NULL WHERE kid = (SELECT kid FROM signing_keys ORDER BY created_at LIMIT 1)");
+
 
     // A tampered audit log.
     expect((await check('audits.chain_intact')).status).toBe('PASS');
@@ -115,6 +119,11 @@ describe('the self-audit', () => {
     // An emptied log verifies trivially, but accounts exist: that is a finding too.
     await dataSource.query('TRUNCATE audit_events');
     expect((await check('audits.chain_intact')).status).toBe('FAIL');
+   // A self-audit that ran long ago (last: moving its time breaks the chain).
+    await admin.client.request('{ securityAudit { passed } }');
+    expect((await check('audits.last_self_audit')).status).toBe('PASS');
+    await dataSource.query("UPDATE audit_events SET at = at - interval '30 days' WHERE action = 'security_audit_run'");
+    expect((await check('audits.last_self_audit')).status).toBe('WARN');
   });
 
   it('runs from the CLI: a table, --json, --html, and exit 1 on any FAIL (backups, until they exist)', async () => {
