@@ -1,11 +1,7 @@
-import { execFile } from 'node:child_process';
-import os from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
-import { PROJECT_ROOT } from '../../src/project';
 import { GraphQLResponse, SIGN_IN, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
 import { KeyService } from '../../src/crypto/key.service';
-import { TEST_KEYS, testKeyring } from '../support/test-keys';
+import { runCliAgainst } from '../support/cli';
+import { testKeyring } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
 const EVENTS = `query($filter: AuditEventFilter, $first: Int, $after: String) {
@@ -26,24 +22,7 @@ describe('the audit log API and CLI', () => {
   });
   afterAll(() => server?.close());
 
-  const cli = (...args: string[]) =>
-    promisify(execFile)(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'src', 'cli.js'), 'audit', 'log', ...args], {
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: {
-        PATH: process.env.PATH,
-        HOME: os.tmpdir(),
-        NODE_ENV: 'test',
-        DATABASE_URL: server.database.url,
-        BASTION_ENCRYPTION_KEYS: `k1:${TEST_KEYS.k1.toString('base64')},k2:${TEST_KEYS.k2.toString('base64')}`,
-        BASTION_ENCRYPTION_KEY_ID: 'k1',
-        BASTION_BLIND_INDEX_KEY: TEST_KEYS.blindIndex.toString('base64'),
-        BASTION_LOG_LEVEL: 'warn',
-      },
-    }).then(
-      ({ stdout }) => ({ code: 0, stdout }),
-      (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
-    );
+  const cli = (...args: string[]) => runCliAgainst(server, ['audit', 'log', ...args]);
 
   it('lists events newest first, filtered and paginated, for admins only', async () => {
     const all = await admin.client.request<Events>(EVENTS, { first: 100 });
@@ -94,7 +73,7 @@ describe('the audit log API and CLI', () => {
   it('verifies the chain (API and CLI), and names the first event an edit broke', async () => {
     expect((await admin.client.request('{ verifyAuditLog { ok checked firstBrokenId } }')).body.data).toEqual({ verifyAuditLog: { ok: true, checked: expect.any(Number), firstBrokenId: null } });
     const intact = await cli('verify');
-    expect(intact).toEqual({ code: 0, stdout: expect.stringMatching(/^audit log intact: \d+ events checked/) });
+    expect(intact).toEqual({ code: 0, stdout: expect.stringMatching(/^audit log intact: \d+ events checked/), stderr: '' });
 
     const exported = await cli('export', '--since', '2000-01-01T00:00:00Z');
     const lines = exported.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; action: string });

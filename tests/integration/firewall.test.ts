@@ -1,11 +1,6 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import os from 'node:os';
-import path from 'node:path';
-import { PROJECT_ROOT } from '../../src/project';
 import { GraphQLClient, GraphQLResponse, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
 import { eventually } from '../support/eventually';
-import { TEST_KEYS } from '../support/test-keys';
+import { runCliAgainst } from '../support/cli';
 import { TestServer, startTestServer } from '../support/test-server';
 
 const ADD = 'mutation($input: AddFirewallRuleInput!) { addFirewallRule(input: $input) { id cidr action note expiresAt createdBy } }';
@@ -85,22 +80,7 @@ describe('firewall: IP rules', () => {
     expect(confirmed.body.data?.addFirewallRule.id).toEqual(expect.any(String));
     expect((await adminClient.request('{ firewallRules { id } }')).status).toBe(403);
 
-    // Asynchronous: the server under test runs in this process and must keep answering meanwhile.
-    const cli = (...args: string[]) =>
-      promisify(execFile)(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'src', 'cli.js'), 'firewall', ...args], {
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: {
-          PATH: process.env.PATH,
-          HOME: os.tmpdir(),
-          NODE_ENV: 'test',
-          DATABASE_URL: server.database.url,
-          BASTION_ENCRYPTION_KEYS: `k1:${TEST_KEYS.k1.toString('base64')},k2:${TEST_KEYS.k2.toString('base64')}`,
-          BASTION_ENCRYPTION_KEY_ID: 'k1',
-          BASTION_BLIND_INDEX_KEY: TEST_KEYS.blindIndex.toString('base64'),
-          BASTION_LOG_LEVEL: 'warn',
-        },
-      }).then(({ stdout, stderr }) => ({ status: 0, stdout, stderr }));
+    const cli = (...args: string[]) => runCliAgainst(server, ['firewall', ...args]);
     const listed = await cli('list');
     expect(listed.stdout).toContain('DENY   192.0.2.0/24');
     const removed = await cli('remove', confirmed.body.data!.addFirewallRule.id);

@@ -1,14 +1,12 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Config, configWith } from '../../src/config';
 import { KeyService } from '../../src/crypto/key.service';
-import { PROJECT_ROOT } from '../../src/project';
 import { CHECKS, CheckContext, CheckStatus } from '../../src/self-audit/checks';
 import { TestAccount, codesOf, confirmTotp, makeUser } from '../support/factories';
-import { TEST_KEYS, TEST_KEY_SETTINGS, testKeyring } from '../support/test-keys';
+import { runCliAgainst } from '../support/cli';
+import { TEST_KEY_SETTINGS, testKeyring } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
 const REPORT = '{ securityAudit { ranAt passed warnings failures checks { id measure status detail remedy } } }';
@@ -128,24 +126,7 @@ describe('the self-audit', () => {
 
   it('runs from the CLI: a table, --json, --html, and exit 1 on any FAIL (backups, until they exist)', async () => {
     const html = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-audit-')), 'report.html');
-    const run = (...args: string[]) =>
-      promisify(execFile)(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'src', 'cli.js'), 'audit', ...args], {
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: {
-          PATH: process.env.PATH,
-          HOME: os.tmpdir(),
-          NODE_ENV: 'test',
-          DATABASE_URL: server.database.url,
-          BASTION_ENCRYPTION_KEYS: `k1:${TEST_KEYS.k1.toString('base64')},k2:${TEST_KEYS.k2.toString('base64')}`,
-          BASTION_ENCRYPTION_KEY_ID: 'k1',
-          BASTION_BLIND_INDEX_KEY: TEST_KEYS.blindIndex.toString('base64'),
-          BASTION_LOG_LEVEL: 'warn',
-        },
-      }).then(
-        ({ stdout }) => ({ code: 0, stdout }),
-        (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
-      );
+    const run = (...args: string[]) => runCliAgainst(server, ['audit', ...args]);
     const table = await run('--html', html);
     expect(table.code).toBe(1);
     expect(table.stdout).toMatch(/Bastion self-audit, .*: \d+ passed, \d+ warnings, \d+ failures/);
