@@ -124,6 +124,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     loginThrottles: (manager) => throttle.prune(manager),
     accountTokens: (manager) => accountTokens.prune(manager),
     mfaChallenges: (manager) => mfa.pruneChallenges(manager),
+    rateLimits: async (manager) => (await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute()).affected ?? 0,
     auditRetention: async (manager) => (config.auditRetentionDays > 0 ? audit.prune(manager, new Date(clock.now().getTime() - config.auditRetentionDays * 24 * 60 * 60 * 1000)) : 0),
   };
   // Each minute's blocks and limit hits become one audit row per kind (aggregated: an attack cannot flood the chain).
@@ -148,10 +149,6 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
         operations: { signIn: config.rateLimitSignIn, signUp: config.rateLimitSignUp, verifyMfa: config.rateLimitVerifyMfa, requestPasswordReset: config.rateLimitPasswordReset },
       }, hits, clock, logger)
     : null;
-  maintenanceTasks.rateLimits = async (manager) => {
-    const { affected } = await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute();
-    return affected ?? 0;
-  };
   const stopMaintenance = scheduleMaintenance(dataSource, maintenanceTasks, logger, MAINTENANCE_INTERVAL_MS);
   return {
     ...deps,

@@ -4,8 +4,7 @@ import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, InputType, Int, Mut
 import type { Context } from '../context';
 import type { ModelDefinition, ModelField, ModelRelation } from './define-model';
 import { filterTypeOf } from './filters';
-import type { SortDirection } from './keyset';
-import type { ModelStore } from './model-store';
+import type { ListArgs, ModelStore } from './model-store';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs, PageInfo } from './pagination';
 
 export enum SortDirectionValue {
@@ -44,6 +43,21 @@ function scalarOf(field: ModelField): GraphQLScalarType | DateConstructor {
 
 /** How many conditions one AND or OR list may hold. */
 const MAX_BRANCHES = 20;
+
+/** The base of every generated resolver: the store its methods call. */
+class StoreResolver {
+  constructor(readonly store: ModelStore) {}
+}
+
+type MethodDecoratorFunction = (target: object, key: string, descriptor: PropertyDescriptor) => void;
+type ParameterDecoratorFunction = (target: object, key: string, index: number) => void;
+
+/** Adds a method to a generated class and decorates it as `@method name(@params[0] a, @params[1] b)` would. */
+function defineMethod(target: { prototype: object }, name: string, implementation: Function, method: MethodDecorator, params: ParameterDecoratorFunction[]): void {
+  Object.defineProperty(target.prototype, name, { value: implementation, writable: true, configurable: true });
+  (method as MethodDecoratorFunction)(target.prototype, name, Object.getOwnPropertyDescriptor(target.prototype, name)!);
+  params.forEach((param, index) => param(target.prototype, name, index));
+}
 
 const upperSnake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
@@ -86,40 +100,53 @@ export function generateModelSchema(model: ModelDefinition): GeneratedModel {
     mutation: { [`create${name}`]: 'create' as const, [`update${name}`]: 'update' as const, [`delete${name}`]: 'delete' as const },
   };
 
-  const methods: Record<string, (this: { store: ModelStore }, ...args: never[]) => unknown> = {
-    [model.plural](this: { store: ModelStore }, args: { where?: unknown; orderBy?: { field: string; direction: SortDirection }[]; first: number; after?: string }, context: Context) {
-      return this.store.list(model, context, args as never);
+  const generated = namedClass(`${name}Resolver`, StoreResolver);
+  defineMethod(
+    generated,
+    model.plural,
+    function (this: StoreResolver, args: ListArgs, context: Context) {
+      return this.store.list(model, context, args);
     },
-    [model.singular](this: { store: ModelStore }, id: string, context: Context) {
+    Query(() => connectionType, { description: `${model.plural[0].toUpperCase()}${model.plural.slice(1)} you may read, filtered, sorted and paginated (first ≤ ${MAX_PAGE_SIZE}).` }),
+    [Args(() => listArgs), Ctx()],
+  );
+  defineMethod(
+    generated,
+    model.singular,
+    function (this: StoreResolver, id: string, context: Context) {
       return this.store.get(model, context, id);
     },
-    [`create${name}`](this: { store: ModelStore }, input: object, context: Context) {
+    Query(() => model.entity, { nullable: true, description: `One ${name} by id: null with NOT_FOUND when it does not exist or you may not read it.` }),
+    [Arg('id', () => ID, { description: `The ${name}'s id.` }), Ctx()],
+  );
+  defineMethod(
+    generated,
+    `create${name}`,
+    function (this: StoreResolver, input: object, context: Context) {
       return this.store.create(model, context, { ...input });
     },
-    [`update${name}`](this: { store: ModelStore }, id: string, input: object, context: Context) {
+    Mutation(() => model.entity, { description: `Creates a ${name}${model.ownerField ? ' owned by you' : ''}.` }),
+    [Arg('input', () => createInput, { description: 'Its fields.' }), Ctx()],
+  );
+  defineMethod(
+    generated,
+    `update${name}`,
+    function (this: StoreResolver, id: string, input: object, context: Context) {
       return this.store.update(model, context, id, { ...input });
     },
-    async [`delete${name}`](this: { store: ModelStore }, id: string, context: Context) {
+    Mutation(() => model.entity, { description: `Changes a ${name} you may update. NOT_FOUND otherwise.` }),
+    [Arg('id', () => ID, { description: `The ${name}'s id.` }), Arg('input', () => updateInput, { description: 'The fields to change.' }), Ctx()],
+  );
+  defineMethod(
+    generated,
+    `delete${name}`,
+    async function (this: StoreResolver, id: string, context: Context) {
       await this.store.delete(model, context, id);
       return true;
     },
-  };
-  const generated = class {
-    constructor(readonly store: ModelStore) {}
-  };
-  Object.defineProperty(generated, 'name', { value: `${name}Resolver` });
-  for (const [method, implementation] of Object.entries(methods)) Object.defineProperty(generated.prototype, method, { value: implementation, writable: true, configurable: true });
-  type Decorator = (target: object, key: string, descriptor: PropertyDescriptor) => void;
-  const decorate = (method: string, decorators: (MethodDecorator | Decorator)[]) => {
-    for (const decorator of decorators) (decorator as Decorator)(generated.prototype, method, Object.getOwnPropertyDescriptor(generated.prototype, method)!);
-  };
-  const param = (decorator: (target: object, key: string, index: number) => void, index: number): Decorator => (target, key) => decorator(target, key, index);
-
-  decorate(model.plural, [Query(() => connectionType, { description: `${model.plural[0].toUpperCase()}${model.plural.slice(1)} you may read, filtered, sorted and paginated (first ≤ ${MAX_PAGE_SIZE}).` }), param(Args(() => listArgs), 0), param(Ctx(), 1)]);
-  decorate(model.singular, [Query(() => model.entity, { nullable: true, description: `One ${name} by id: null with NOT_FOUND when it does not exist or you may not read it.` }), param(Arg('id', () => ID, { description: `The ${name}'s id.` }), 0), param(Ctx(), 1)]);
-  decorate(`create${name}`, [Mutation(() => model.entity, { description: `Creates a ${name}${model.ownerField ? ' owned by you' : ''}.` }), param(Arg('input', () => createInput, { description: 'Its fields.' }), 0), param(Ctx(), 1)]);
-  decorate(`update${name}`, [Mutation(() => model.entity, { description: `Changes a ${name} you may update. NOT_FOUND otherwise.` }), param(Arg('id', () => ID, { description: `The ${name}'s id.` }), 0), param(Arg('input', () => updateInput, { description: 'The fields to change.' }), 1), param(Ctx(), 2)]);
-  decorate(`delete${name}`, [Mutation(() => Boolean, { description: `Deletes a ${name} you may delete. NOT_FOUND otherwise.` }), param(Arg('id', () => ID, { description: `The ${name}'s id.` }), 0), param(Ctx(), 1)]);
+    Mutation(() => Boolean, { description: `Deletes a ${name} you may delete. NOT_FOUND otherwise.` }),
+    [Arg('id', () => ID, { description: `The ${name}'s id.` }), Ctx()],
+  );
   for (const relation of model.relations) addRelation(generated, model, relation);
   Resolver(() => model.entity)(generated);
 
@@ -127,33 +154,20 @@ export function generateModelSchema(model: ModelDefinition): GeneratedModel {
 }
 
 function addRelation(generated: { prototype: object }, model: ModelDefinition, relation: ModelRelation): void {
-  const define = (method: string, implementation: (this: { store: ModelStore }, ...args: never[]) => unknown) => Object.defineProperty(generated.prototype, method, { value: implementation, writable: true, configurable: true });
-  const descriptor = (method: string) => Object.getOwnPropertyDescriptor(generated.prototype, method);
   const target = () => relation.target().entity;
   if (relation.kind === 'one') {
-    define(relation.name, function (this: { store: ModelStore }, row: object, context: Context) {
+    defineMethod(generated, relation.name, function (this: StoreResolver, row: object, context: Context) {
       return this.store.one(model, relation, context, row);
-    });
-    FieldResolver(() => target(), { nullable: true, description: relation.description })(generated.prototype, relation.name, descriptor(relation.name)!);
-    Root()(generated.prototype, relation.name, 0);
-    Ctx()(generated.prototype, relation.name, 1);
+    }, FieldResolver(() => target(), { nullable: true, description: relation.description }), [Root(), Ctx()]);
     return;
   }
-  define(relation.name, function (this: { store: ModelStore }, row: object, first: number, context: Context) {
+  defineMethod(generated, relation.name, function (this: StoreResolver, row: object, first: number, context: Context) {
     return this.store.many(model, relation, context, row, first);
-  });
-  FieldResolver(() => [target()], { nullable: true, description: relation.description })(generated.prototype, relation.name, descriptor(relation.name)!);
-  Root()(generated.prototype, relation.name, 0);
-  Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many, 1 to ${MAX_PAGE_SIZE}, in their default order.` })(generated.prototype, relation.name, 1);
-  Ctx()(generated.prototype, relation.name, 2);
+  }, FieldResolver(() => [target()], { nullable: true, description: relation.description }), [Root(), Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many, 1 to ${MAX_PAGE_SIZE}, in their default order.` }), Ctx()]);
   if (relation.count) {
-    const method = relation.count.name;
-    define(method, function (this: { store: ModelStore }, row: object, context: Context) {
+    defineMethod(generated, relation.count.name, function (this: StoreResolver, row: object, context: Context) {
       return this.store.count(model, relation, context, row);
-    });
-    FieldResolver(() => Int, { nullable: true, description: relation.count.description })(generated.prototype, method, descriptor(method)!);
-    Root()(generated.prototype, method, 0);
-    Ctx()(generated.prototype, method, 1);
+    }, FieldResolver(() => Int, { nullable: true, description: relation.count.description }), [Root(), Ctx()]);
   }
 }
 

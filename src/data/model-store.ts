@@ -176,14 +176,8 @@ export class ModelStore {
     for (const relation of model.relations) {
       if (relation.kind !== 'one' || !fields.includes(relation.by) || row[relation.by] == null) continue;
       const target = relation.target();
-      const parameters = new SqlParameters();
       const scope = context.access.scope(target.access, 'read');
-      const scoped = scopeSql(target, scope, parameters);
-      const key = row[relation.by];
-      const found =
-        scoped !== null &&
-        (fieldOf(target, relation.to).kind !== 'id' || isUuid(String(key))) &&
-        (await manager.createQueryBuilder(target.entity, ROW).where(scoped).andWhere(`"${ROW}"."${fieldOf(target, relation.to).column}" = ${parameters.add(key)}`).select(`"${ROW}"."id"`, 'id').setParameters(parameters.values).setLock('pessimistic_read').getRawOne()) !== undefined;
+      const found = await this.related(target, scope, fieldOf(target, relation.to), [row[relation.by]], manager).select(`"${ROW}"."id"`, 'id').setLock('pessimistic_read').getRawOne();
       if (!found) throw new AppError('NOT_FOUND', `No ${target.name} with this ${relation.by}.`, { details: { field: relation.by } });
     }
   }
@@ -192,13 +186,13 @@ export class ModelStore {
    * Target rows whose `field` is one of `keys`, inside the viewer's read scope, and only where the
    * viewer may read `field` itself: joining on a hidden field would reveal it (a comment's postId).
    */
-  private related(target: ModelDefinition, scope: ModelScope, field: ModelField, keys: readonly unknown[]): SelectQueryBuilder<object> {
+  private related(target: ModelDefinition, scope: ModelScope, field: ModelField, keys: readonly unknown[], manager: EntityManager = this.dataSource.manager): SelectQueryBuilder<object> {
     const parameters = new SqlParameters();
     const scoped = scopeSql(target, scope, parameters) ?? 'FALSE';
     const readable = readableRowsSql(target, scope, field.name, parameters);
     const usable = field.kind === 'id' ? keys.filter((key) => isUuid(String(key))) : [...keys];
     const matching = usable.length > 0 ? `"${ROW}"."${field.column}" IN ${parameters.addList(usable)}` : 'FALSE';
-    const query = this.dataSource.getRepository(target.entity).createQueryBuilder(ROW).where(scoped).andWhere(matching);
+    const query = manager.createQueryBuilder(target.entity, ROW).where(scoped).andWhere(matching);
     if (readable !== null) query.andWhere(readable);
     return query.setParameters(parameters.values);
   }

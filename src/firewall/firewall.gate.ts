@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { ERROR_CODES } from '../errors';
+import { sendError } from '../http/http-errors';
 import { FirewallAction } from './firewall-rule.entity';
 import type { FirewallService } from './firewall.service';
 import type { HitLog } from './hit-log';
@@ -17,7 +17,7 @@ export function firewallGate(firewall: FirewallService, hits: HitLog) {
         return;
       }
       hits.record('ip_blocked', req.clientIp, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: req.path });
-      res.status(ERROR_CODES.IP_BLOCKED.httpStatus).json({ errors: [{ message: 'Requests from your network are not allowed.', extensions: { code: 'IP_BLOCKED' } }] });
+      sendError(res, 'IP_BLOCKED', 'Requests from your network are not allowed.');
     } catch (error) {
       next(error);
     }

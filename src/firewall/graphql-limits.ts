@@ -7,6 +7,7 @@ import { ComplexityEstimatorArgs, getComplexity } from 'graphql-query-complexity
 import type { Config } from '../config';
 import type { Context } from '../context';
 import { AppError } from '../errors';
+import { sendError } from '../http/http-errors';
 
 /** A list field without `first` is counted as this many items. */
 const UNBOUNDED_LIST_ITEMS = 10;
@@ -46,7 +47,7 @@ export function tokenLimitGate(maxTokens: number) {
     const query = (req.body as { query?: unknown } | undefined)?.query ?? req.query.query;
     // Every token is at least one character: a shorter document cannot exceed the limit.
     if (typeof query === 'string' && query.length > maxTokens && exceedsTokens(query, maxTokens)) {
-      res.status(400).json({ errors: [{ message: 'The query is too long: ask for less.', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }] });
+      sendError(res, 'GRAPHQL_VALIDATION_FAILED', 'The query is too long: ask for less.');
       return;
     }
     next();

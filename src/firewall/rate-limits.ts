@@ -8,7 +8,8 @@ import { addressBucket } from '../accounts/login-throttle';
 import type { Clock } from '../clock';
 import type { RateLimit } from '../config';
 import type { Context } from '../context';
-import { AppError, ERROR_CODES } from '../errors';
+import { AppError } from '../errors';
+import { sendError } from '../http/http-errors';
 import type { Logger } from '../logging';
 import type { HitLog } from './hit-log';
 import { RATE_LIMIT_TABLE } from './rate-limit.entity';
@@ -125,9 +126,8 @@ export function rateLimitGate(limits: RateLimits) {
       next();
       return;
     }
-    const error = rateLimited(refusal);
-    res.status(ERROR_CODES.RATE_LIMITED.httpStatus).setHeader('Retry-After', String(refusal.retryAfterSeconds));
-    res.json({ errors: [{ message: error.message, extensions: { code: 'RATE_LIMITED', retryAfterSeconds: refusal.retryAfterSeconds } }] });
+    res.setHeader('Retry-After', String(refusal.retryAfterSeconds));
+    sendError(res, 'RATE_LIMITED', rateLimited(refusal).message, undefined, { retryAfterSeconds: refusal.retryAfterSeconds });
   };
 }
 
