@@ -3,7 +3,6 @@ import { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../clock';
 import { AppError } from '../errors';
 import type { Logger } from '../logging';
-import { LoginThrottle } from './login-throttle.entity';
 
 /** Free attempts, then delays doubling from 1 s, capped (CONVENTIONS: never "account locked"). */
 export interface Ladder {

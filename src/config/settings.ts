@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Cron } from 'croner';
 import { parseCidr } from '../firewall/cidr';
