@@ -10,7 +10,8 @@ import { installKeyring } from './crypto/active-keyring';
 import { KeyService } from './crypto/key.service';
 import { KID_PATTERN, generateKey } from './crypto/keyring';
 import { loadKeyring } from './crypto/load-keyring';
-import { MigrationsPendingError, openDatabase, runMigrations } from './db/database';
+import { Database, MigrationsPendingError, openDatabase, runMigrations } from './db/database';
+import { registerBackupCommands } from './backup/backup.cli';
 import { generateMigration } from './db/migration-generator';
 import { FEATURES } from './features';
 import { FirewallAction } from './firewall/firewall-rule.entity';
@@ -70,7 +71,7 @@ async function serve(): Promise<void> {
   process.on('SIGINT', shutdown);
 }
 
-async function withDatabase<T>(work: (database: Awaited<ReturnType<typeof openDatabase>>, logger: Logger, config: Config) => Promise<T>): Promise<T> {
+async function withDatabase<T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>): Promise<T> {
   const config = bootConfig();
   const logger = bootLogger(config);
   const database = await openDatabase(config, logger, { migrate: false });
@@ -90,7 +91,7 @@ function withKeys<T>(work: (keys: KeyService) => Promise<T>): Promise<T> {
 }
 
 /** The full service graph, as the server has it (for commands that act like the API). */
-function withServices<T>(work: (services: Services) => Promise<T>): Promise<T> {
+function withServices<T>(work: (services: Services, database: Database) => Promise<T>): Promise<T> {
   return withDatabase(async (database, logger, config) => {
     if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
     const keyring = loadKeyring(config, logger);
@@ -98,7 +99,7 @@ function withServices<T>(work: (services: Services) => Promise<T>): Promise<T> {
     await new KeyService(database.dataSource, keyring, systemClock).assertKeyringCoversData();
     const services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, keyring, unruledFields: () => unruledFieldsOf(FEATURES) });
     try {
-      return await work(services);
+      return await work(services, database);
     } finally {
       await services.stop();
     }
@@ -393,6 +394,18 @@ export function buildCli(): Command {
         for await (const event of new AuditReader(dataSource).export(since)) process.stdout.write(`${JSON.stringify(event)}\n`);
       }),
     );
+
+  registerBackupCommands(program, {
+    actor: CLI_ACTOR,
+    withServices,
+    withKeyring: (work) =>
+      withDatabase((database, logger, config) => {
+        const keyring = loadKeyring(config, logger);
+        installKeyring(keyring);
+        return work(database, keyring, config, logger);
+      }),
+    say,
+  });
 
   const schema = program.command('schema').description('The GraphQL SDL that mobile clients build from');
   schema.command('emit').description('Write schema/schema.graphql from the code').action(() => emitSchema(false));

@@ -8,6 +8,8 @@ import { UserAdminResolver } from './accounts/user-admin.resolver';
 import { AuditReader } from './audit/audit-reader';
 import { AuditResolver } from './audit/audit.resolver';
 import { auditRules } from './audit/audit.rules';
+import { BackupResolver } from './backup/backup.resolver';
+import { backupRules } from './backup/backup.rules';
 import { dataFeature } from './data/data.feature';
 import { FirewallResolver } from './firewall/firewall.resolver';
 import { firewallRules } from './firewall/firewall.rules';
@@ -89,8 +91,15 @@ export const selfAuditFeature: Feature = {
   wire: ({ selfAudit }) => [new SelfAuditResolver(selfAudit)],
 };
 
+export const backupFeature: Feature = {
+  name: 'backup',
+  resolvers: [BackupResolver],
+  rules: backupRules,
+  wire: ({ backups }) => [new BackupResolver(backups)],
+};
+
 /** The app's models (src/models), as a generated data API. Built once: type-graphql's metadata is global. */
 export const modelsFeature: Feature = dataFeature(MODELS);
 
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, firewallFeature, auditFeature, selfAuditFeature, modelsFeature];
+export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, firewallFeature, auditFeature, selfAuditFeature, backupFeature, modelsFeature];

@@ -1,5 +1,6 @@
 import type { Clock } from './clock';
 import type { Config } from './config';
+import { BackupSchedule } from './backup/backup-schedule';
 import { installKeyring } from './crypto/active-keyring';
 import { KeyService, encryptedColumns } from './crypto/key.service';
 import { loadKeyring } from './crypto/load-keyring';
@@ -67,6 +68,7 @@ export async function startBastion(
   const running = services;
   // The scheduled self-audit belongs to servers (not to CLI commands that share the services).
   const stopSelfAudit = config.auditSchedule ? running.selfAudit.schedule(config.auditSchedule) : () => undefined;
+  const stopBackups = new BackupSchedule(running.backups, clock, logger).start(config.backupSchedule, config.backupVerifySchedule);
   let stopping: Promise<void> | undefined;
   return {
     url,
@@ -80,6 +82,7 @@ export async function startBastion(
           logger.debug('http server closed');
         } finally {
           stopSelfAudit();
+          stopBackups();
           await running.stop();
           await database.close();
           logger.debug('database closed');

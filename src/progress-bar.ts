@@ -8,11 +8,13 @@ export class ProgressBar {
   constructor(
     private readonly label: string,
     private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly formatCount: (count: number) => string = String,
   ) {}
 
-  update(done: number, total: number): void {
+  /** `detail` follows the counts, e.g. "12.0 MB, 48.2 MB/s". */
+  update(done: number, total: number, detail?: string): void {
     const fraction = total === 0 ? 1 : Math.min(done / total, 1);
-    const text = `${this.label} ${this.bar(fraction)} ${Math.round(fraction * 100)}% (${done}/${total})`;
+    const text = `${this.label} ${this.bar(fraction)} ${Math.round(fraction * 100)}% (${this.formatCount(done)}/${this.formatCount(total)})${detail ? ` ${detail}` : ''}`;
     if (this.stream.isTTY) {
       this.stream.write(`\r${text}`);
       if (fraction === 1) this.stream.write('\n');

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import Redis from 'ioredis';
 import type { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
@@ -17,6 +18,7 @@ import { UserDirectory } from './accounts/user-directory.service';
 import type { ModelAccessSpec } from './access/model-access';
 import { PolicyService } from './access/policy.service';
 import { AuditLog } from './audit/audit-log';
+import { BackupService } from './backup/backup.service';
 import { FirewallService } from './firewall/firewall.service';
 import { HitLog } from './firewall/hit-log';
 import { RateLimitCounter } from './firewall/rate-limit.entity';
@@ -72,6 +74,7 @@ export interface Services extends ServiceDeps {
   /** Null when BASTION_RATE_LIMITS is off. */
   readonly rateLimits: RateLimits | null;
   readonly selfAudit: SelfAudit;
+  readonly backups: BackupService;
   /** The housekeeping the maintenance job runs (exposed for tests and a future CLI command). */
   readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
   readonly outbox: OutboxService;
@@ -149,6 +152,13 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
         operations: { signIn: config.rateLimitSignIn, signUp: config.rateLimitSignUp, verifyMfa: config.rateLimitVerifyMfa, requestPasswordReset: config.rateLimitPasswordReset },
       }, hits, clock, logger)
     : null;
+  const backups = new BackupService(dataSource, deps.databaseUrl, deps.keyring, clock, audit, logger, {
+    dir: config.backupDir ?? path.join(config.dataDir, 'backups'),
+    copyDir: config.backupCopyDir,
+    keyId: config.backupKeyId ?? deps.keyring.currentKid,
+    keep: config.backupKeep,
+    maxAgeDays: config.backupMaxAgeDays,
+  });
   const stopMaintenance = scheduleMaintenance(dataSource, maintenanceTasks, logger, MAINTENANCE_INTERVAL_MS);
   return {
     ...deps,
@@ -167,10 +177,12 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     hits,
     rateLimits,
     // Unwired, the coverage check cannot run, and says so (FAIL), rather than pass unseen.
-    selfAudit: new SelfAudit(dataSource, clock, audit, logger, config, deps.keyring, deps.unruledFields ?? (async () => { throw new Error('the schema coverage walk is not wired into these services'); })),
+    backups,
+    selfAudit: new SelfAudit(dataSource, clock, audit, logger, config, deps.keyring, backups.options, deps.unruledFields ?? (async () => { throw new Error('the schema coverage walk is not wired into these services'); })),
     outbox,
     maintenanceTasks,
     stop: async () => {
+      await backups.stop();
       stopMailPolling();
       stopMaintenance();
       clearInterval(hitTimer);

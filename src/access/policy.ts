@@ -186,6 +186,6 @@ export class AccessView {
   }
 }
 
-function mfaRequired(): AppError {
+export function mfaRequired(): AppError {
   return new AppError('MFA_REQUIRED', 'This needs a session confirmed with your second factor: sign in again and complete verifyMfa (enroll one with enrollTotp first if you have none).');
 }

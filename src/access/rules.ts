@@ -2,7 +2,7 @@ import type { GraphQLResolveInfo } from 'graphql';
 import { rule } from 'graphql-shield';
 import type { Context } from '../context';
 import type { AppError } from '../errors';
-import { ADMIN_ROLE } from './policy';
+import { ADMIN_ROLE, mfaRequired } from './policy';
 
 /** A rule's answer: true allows; an AppError is the field's error (e.g. MFA_REQUIRED); false denies (FORBIDDEN / UNAUTHENTICATED). */
 export type Decision = boolean | AppError;
@@ -38,3 +38,13 @@ export const isAuthenticated = syncRule('isAuthenticated', (_parent, _args, cont
  * the role requires MFA, on an aal2 session (MFA_REQUIRED otherwise).
  */
 export const isAdmin = syncRule('isAdmin', (_parent, _args, context) => context.access.checkRole(ADMIN_ROLE));
+
+/**
+ * Admin work that must not ride on a stolen password alone, whatever BASTION_MFA_REQUIRED_FOR
+ * says (backups): the admin role, on a session confirmed with the second factor.
+ */
+export const isAdminOnAal2 = syncRule('isAdminOnAal2', (_parent, _args, context) => {
+  const admin = context.access.checkRole(ADMIN_ROLE);
+  if (admin !== true) return admin;
+  return context.viewer.aal >= 2 ? true : mfaRequired();
+});

@@ -39,6 +39,8 @@ export function loadConfig(env: Environment, cwd: string = process.cwd()): Confi
     values[key] = parseSetting(setting, env, nodeEnv, problems);
   }
   values.dataDir = path.resolve(cwd, values.dataDir as string);
+  values.backupDir = values.backupDir ? path.resolve(cwd, values.backupDir as string) : path.join(values.dataDir as string, 'backups');
+  if (values.backupCopyDir) values.backupCopyDir = path.resolve(cwd, values.backupCopyDir as string);
 
   const config = values as Config;
   if (problems.length === 0) problems.push(...inconsistent(config));
@@ -72,6 +74,11 @@ function inconsistent(config: Config): string[] {
     problems.push('BASTION_ENCRYPTION_KEY_ID: must name the current key when BASTION_ENCRYPTION_KEYS holds several');
   }
   if (config.encryptionKeyId && !config.encryptionKeys) problems.push('BASTION_ENCRYPTION_KEY_ID: set without BASTION_ENCRYPTION_KEYS');
+  if (config.backupKeyId && !config.encryptionKeys) problems.push('BACKUP_KEY_ID: set without BASTION_ENCRYPTION_KEYS (the development key file has one key)');
+  if (config.backupKeyId && config.encryptionKeys && !config.encryptionKeys.some((entry) => entry.kid === config.backupKeyId)) {
+    problems.push(`BACKUP_KEY_ID: "${config.backupKeyId}" is not a key id in BASTION_ENCRYPTION_KEYS`);
+  }
+  if (config.backupCopyDir && config.backupCopyDir === config.backupDir) problems.push('BACKUP_COPY_DIR: must be another folder than BACKUP_DIR (a copy on the same disk is no copy)');
   if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
   return problems;
 }

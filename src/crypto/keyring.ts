@@ -17,6 +17,7 @@ export interface KeyringMaterial {
 /** Domain-separation labels: an encryption key and a blind-index key never coincide. */
 const ENCRYPTION_DOMAIN = 'bastion/v1/column-encryption/';
 const BLIND_INDEX_DOMAIN = 'bastion/v1/blind-index/';
+const BACKUP_ARCHIVE_DOMAIN = 'bastion/v1/backup-archive/';
 
 /**
  * The data keys. Column keys are derived per table.column with HKDF-SHA-256 (SECURITY.md CE-5),
@@ -56,6 +57,20 @@ export class Keyring {
   /** The HMAC key of one column's blind index. */
   blindIndexKey(domain: string): Buffer {
     return this.derive(`b:${domain}`, this.material.blindIndexKey, BLIND_INDEX_DOMAIN + domain);
+  }
+
+  /**
+   * The keys of one backup archive: derived from data key `kid` with the archive's random salt,
+   * so every archive has keys of its own (and GCM nonces can never repeat across archives).
+   * `check` is published in the archive header: it tells a wrong key from a damaged archive.
+   */
+  archiveKeys(kid: string, salt: Buffer): { encryption: Buffer; check: Buffer } | undefined {
+    const dataKey = this.material.keys.get(kid);
+    if (!dataKey) return undefined;
+    return {
+      encryption: Buffer.from(hkdfSync('sha256', dataKey, salt, `${BACKUP_ARCHIVE_DOMAIN}encryption`, KEY_BYTES)),
+      check: Buffer.from(hkdfSync('sha256', dataKey, salt, `${BACKUP_ARCHIVE_DOMAIN}key-check`, 16)),
+    };
   }
 
   private derive(cacheKey: string, root: Buffer, info: string): Buffer {

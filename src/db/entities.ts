@@ -8,6 +8,7 @@ import { Session } from '../accounts/session.entity';
 import { SigningKey } from '../accounts/signing-key.entity';
 import { User } from '../accounts/user.entity';
 import { AuditEvent } from '../audit/audit-event.entity';
+import { Backup } from '../backup/backup.entity';
 import { EncryptionKeyRecord } from '../crypto/encryption-key.entity';
 import { OutboxMessage } from '../mail/outbox-message.entity';
 import { MfaChallengeRecord } from '../mfa/mfa-challenge.entity';
@@ -21,4 +22,4 @@ import { MODEL_ENTITIES } from '../models';
  * Every TypeORM entity, listed explicitly (a glob would differ between ts sources in tests
  * and compiled js). Each feature adds its entities here; the app's models come from src/models.
  */
-export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode, PermissionGrantRow, PolicySeed, FirewallRule, RateLimitCounter, ...MODEL_ENTITIES];
+export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode, PermissionGrantRow, PolicySeed, FirewallRule, RateLimitCounter, Backup, ...MODEL_ENTITIES];

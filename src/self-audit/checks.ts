@@ -3,7 +3,9 @@ import { fallbackDenies } from '../access/coverage';
 import { verifyAuditChain } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
+import type { BackupOptions } from '../backup/backup.service';
 import type { KeyService } from '../crypto/key.service';
+import type { Keyring } from '../crypto/keyring';
 
 export const MEASURES = ['encryption', 'access_control', 'firewall', 'backups', 'audits'] as const;
 export type Measure = (typeof MEASURES)[number];
@@ -25,6 +27,8 @@ export interface CheckContext {
   readonly dataSource: DataSource;
   readonly clock: Clock;
   readonly keys: KeyService;
+  readonly keyring: Keyring;
+  readonly backups: BackupOptions;
   /** Where the keyring came from: settings, or the development key file. */
   readonly developmentKeys: boolean;
   /** The schema's fields without an explicit rule (the coverage walk). */
@@ -34,6 +38,10 @@ export interface CheckContext {
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** A current signing key older than this should be rotated. */
 const SIGNING_KEY_MAX_AGE_DAYS = 180;
+/** A newest backup older than this misses a daily schedule (with an hour's slack). */
+const BACKUP_MAX_AGE_HOURS = 25;
+/** A newest proven restore older than this misses a weekly verification (with a day's slack). */
+const VERIFIED_RESTORE_MAX_AGE_DAYS = 8;
 /** A self-audit older than this is stale. */
 const SELF_AUDIT_MAX_AGE_DAYS = 7;
 
@@ -183,14 +191,64 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
       context.config.adminAllowedCidrs.length > 0 ? pass(`The admin role works only from ${context.config.adminAllowedCidrs.join(', ')}.`) : warn('The admin role works from any network.', 'Set ADMIN_ALLOWED_CIDRS to your office or VPN networks.'),
   },
   {
+    id: 'backups.schedule_configured',
+    measure: 'backups',
+    run: async ({ config, backups }) => {
+      if (!config.backupSchedule) return fail('Backups are not scheduled (BACKUP_SCHEDULE=off).', 'Set BACKUP_SCHEDULE to a cron such as "7 2 * * *" (daily); one instance takes each backup.');
+      const retention = `keeping ${backups.keep === 0 ? 'every archive' : `the newest ${backups.keep}`}${backups.maxAgeDays ? `, none older than ${backups.maxAgeDays} days` : ''}`;
+      if (!config.backupVerifySchedule) return warn(`Backups run at "${config.backupSchedule}" UTC, ${retention}; nothing verifies them by itself.`, 'Set BACKUP_VERIFY_SCHEDULE (e.g. "47 2 * * *") so every archive is proven restorable.');
+      return pass(`Backups run at "${config.backupSchedule}" UTC and are verified at "${config.backupVerifySchedule}" UTC, ${retention}.`);
+    },
+  },
+  {
     id: 'backups.last_backup',
     measure: 'backups',
-    run: async () => fail('No backup has been made: this Bastion does not make backups yet.', 'Until it does: back PostgreSQL up with your platform\'s tooling (pgBackRest, managed PITR), and keep the column keys apart.'),
+    run: async ({ dataSource, clock }) => {
+      const [good] = (await dataSource.query("SELECT created_at, rows, size_bytes FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1")) as { created_at: Date; rows: string; size_bytes: string }[];
+      const [latest] = (await dataSource.query("SELECT created_at, error FROM backups WHERE status = 'failed' ORDER BY created_at DESC LIMIT 1")) as { created_at: Date; error: string | null }[];
+      const failedSince = latest && (!good || latest.created_at > good.created_at) ? ` The latest attempt failed: ${latest.error ?? 'no reason recorded'}.` : '';
+      if (!good) return fail(`No backup has been made.${failedSince}`, 'Run bastion backup create, and keep BACKUP_SCHEDULE on.');
+      const hours = Math.floor((clock.now().getTime() - new Date(good.created_at).getTime()) / (60 * 60 * 1000));
+      if (hours >= BACKUP_MAX_AGE_HOURS) return fail(`The newest backup is ${hours} hours old.${failedSince}`, 'Check that BACKUP_SCHEDULE is set and the backups succeed (bastion backup list; audit events backup_failed).');
+      if (failedSince) return warn(`The newest backup is ${hours} hours old (${Number(good.rows)} rows).${failedSince}`, 'Fix what the error names (bastion backup list shows it), then bastion backup create.');
+      return pass(`The newest backup is ${hours} hours old (${Number(good.rows)} rows, ${Number(good.size_bytes)} bytes).`);
+    },
   },
   {
     id: 'backups.last_verified_restore',
     measure: 'backups',
-    run: async () => fail('No backup has been proven restorable.', 'Restore your latest backup into a scratch database and compare, until Bastion does it for you.'),
+    run: async ({ dataSource, clock }) => {
+      const [verified] = (await dataSource.query('SELECT verified_at FROM backups WHERE verified_at IS NOT NULL ORDER BY verified_at DESC LIMIT 1')) as { verified_at: Date }[];
+      const [broken] = (await dataSource.query("SELECT id, verification FROM backups WHERE status = 'verify_failed' AND created_at > COALESCE($1, '-infinity'::timestamptz) ORDER BY created_at DESC LIMIT 1", [verified?.verified_at ?? null])) as { id: string; verification: string }[];
+      if (broken) return fail(`Backup ${broken.id} failed verification: ${broken.verification}`, 'Investigate what differed; take a new backup and verify it (bastion backup create, bastion backup verify <id>).');
+      if (!verified) return fail('No backup has been proven restorable.', 'Run bastion backup verify <id>, and keep BACKUP_VERIFY_SCHEDULE on.');
+      const days = Math.floor((clock.now().getTime() - new Date(verified.verified_at).getTime()) / DAY_MS);
+      if (days >= VERIFIED_RESTORE_MAX_AGE_DAYS) return fail(`The newest verified restore was ${days} days ago.`, 'Keep BACKUP_VERIFY_SCHEDULE on (at least weekly), or run bastion backup verify <id>.');
+      return pass(`A backup was restored into a scratch database and matched its manifest ${days} days ago.`);
+    },
+  },
+  {
+    id: 'backups.key',
+    measure: 'backups',
+    run: async (context) => {
+      const { keyId } = context.backups;
+      if (context.developmentKeys) return failInProduction(context, `Archives are encrypted with the development key "${keyId}" from the data folder, the same folder the archives sit beside.`, 'Set BASTION_ENCRYPTION_KEYS with a key of its own for backups, name it in BACKUP_KEY_ID, and escrow it apart from the archives.');
+      const rows = (await context.dataSource.query("SELECT DISTINCT key_id FROM backups WHERE status IN ('complete', 'verified', 'verify_failed')")) as { key_id: string }[];
+      const lost = rows.map((row) => row.key_id).filter((kid) => !context.keyring.has(kid));
+      if (lost.length > 0) return fail(`Kept archives are encrypted with key(s) ${lost.join(', ')}, which the keyring no longer holds: they cannot be restored.`, 'Put the key back into BASTION_ENCRYPTION_KEYS (from escrow), or prune those archives.');
+      if (keyId === context.keyring.currentKid) return warn(`Archives are encrypted with "${keyId}", the current column key: one leaked key opens both layers.`, 'Add a key of its own for backups to BASTION_ENCRYPTION_KEYS and name it in BACKUP_KEY_ID; escrow it apart from the archives.');
+      return pass(`Archives are encrypted with key "${keyId}", apart from the column key "${context.keyring.currentKid}"; every kept archive's key is in the keyring.`);
+    },
+  },
+  {
+    id: 'backups.copy_location',
+    measure: 'backups',
+    run: async ({ dataSource, backups }) => {
+      if (!backups.copyDir) return warn(`Archives are kept in one place only (${backups.dir}).`, 'Set BACKUP_COPY_DIR to another disk or a mounted remote (3-2-1: three copies, two media, one off-site).');
+      const [latest] = (await dataSource.query("SELECT copy_error FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1")) as { copy_error: string | null }[];
+      if (latest?.copy_error) return fail(`Copying the newest archive to ${backups.copyDir} failed: ${latest.copy_error}`, 'Make BACKUP_COPY_DIR writable and mounted; the next backup copies again.');
+      return pass(`Every new archive is copied to ${backups.copyDir}.`);
+    },
   },
   {
     id: 'audits.chain_intact',

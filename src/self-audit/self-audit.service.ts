@@ -6,6 +6,7 @@ import type { Clock } from '../clock';
 import type { Config } from '../config';
 import { KeyService } from '../crypto/key.service';
 import type { Keyring } from '../crypto/keyring';
+import type { BackupOptions } from '../backup/backup.service';
 import type { Logger } from '../logging';
 import { CHECKS, CheckContext, SecurityCheck } from './checks';
 
@@ -38,6 +39,7 @@ export class SelfAudit {
     private readonly logger: Logger,
     config: Config,
     keyring: Keyring,
+    backups: BackupOptions,
     unruledFields: () => Promise<string[]>,
   ) {
     this.context = {
@@ -45,6 +47,8 @@ export class SelfAudit {
       dataSource,
       clock,
       keys: new KeyService(dataSource, keyring, clock),
+      keyring,
+      backups,
       developmentKeys: !(config.encryptionKeys && config.blindIndexKey),
       unruledFields,
     };

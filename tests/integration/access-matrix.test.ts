@@ -126,6 +126,8 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     if (ruleName === 'isPublic') return { allowed: true };
     if (ruleName === 'isAuthenticated') return kind === 'anonymous' ? denialFor(kind, false) : { allowed: true };
     if (ruleName === 'isAdmin') return inForce.includes('admin') ? { allowed: true } : denialFor(kind, held.includes('admin'));
+    // Whatever BASTION_MFA_REQUIRED_FOR says: the admin role in force, on an aal2 session.
+    if (ruleName === 'isAdminOnAal2') return inForce.includes('admin') && kind === 'adminAal2' ? { allowed: true } : denialFor(kind, held.includes('admin'));
     const modelRule = /^can(Read|Create|Update|Delete):(\w+)$/.exec(ruleName);
     if (!modelRule) throw new Error(`the matrix does not know rule ${ruleName}: teach it what the policy says for it`);
     const [action, model] = [modelRule[1].toUpperCase(), modelRule[2]];
@@ -151,6 +153,7 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
       'Mutation.revokeSession.id': victim.sessionId,
       'Mutation.revokePermission.id': randomUUID(),
       'Mutation.removeFirewallRule.id': randomUUID(),
+      'Mutation.verifyBackup.id': randomUUID(),
       'Query.auditEvents.filter.actorId': victim.account.id,
       'Mutation.assignRole.input.userId': victim.account.id,
       'Mutation.unassignRole.input.userId': victim.account.id,

@@ -31,6 +31,8 @@ describe('the self-audit', () => {
       dataSource,
       clock: server.clock,
       keys: new KeyService(dataSource, testKeyring(), server.clock),
+      keyring: testKeyring(),
+      backups: server.bastion.services.backups.options,
       developmentKeys: false,
       unruledFields: async () => [],
       ...context,
@@ -87,7 +89,7 @@ describe('the self-audit', () => {
     try {
       const bare = await makeUser(lone, { roles: ['admin'] });
       const run = (config: Partial<Config> = {}) =>
-        CHECKS.find((candidate) => candidate.id === 'access_control.admins_mfa')!.run({ config: configWith({ ...TEST_KEY_SETTINGS, ...config }), dataSource: lone.bastion.database.dataSource, clock: lone.clock, keys: new KeyService(lone.bastion.database.dataSource, testKeyring(), lone.clock), developmentKeys: false, unruledFields: async () => [] });
+        CHECKS.find((candidate) => candidate.id === 'access_control.admins_mfa')!.run({ config: configWith({ ...TEST_KEY_SETTINGS, ...config }), dataSource: lone.bastion.database.dataSource, clock: lone.clock, keys: new KeyService(lone.bastion.database.dataSource, testKeyring(), lone.clock), keyring: testKeyring(), backups: lone.bastion.services.backups.options, developmentKeys: false, unruledFields: async () => [] });
       expect((await run({ nodeEnv: 'production' })).status).toBe('FAIL');
       await confirmTotp(lone, bare);
       expect((await run({ nodeEnv: 'production' })).status).toBe('PASS');

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { FrozenClock } from '../../src/clock';
 import { Config, configWith } from '../../src/config';
 import type { Feature } from '../../src/features';
@@ -44,12 +47,15 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const logs = new LogCollector();
   const logger = createLogger({ level: 'debug', pretty: false, destination: logs });
   // Rate limits off unless a test turns them on: the suite signs up hundreds of accounts from one address.
-  const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, rateLimitsEnabled: false, ...TEST_KEY_SETTINGS, ...options.config });
+  // Archives go to a folder of this server's own; schedules are off (tests call the jobs directly).
+  const backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-backups-'));
+  const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, rateLimitsEnabled: false, backupDir, backupSchedule: undefined, backupVerifySchedule: undefined, ...TEST_KEY_SETTINGS, ...options.config });
   let bastion: RunningBastion;
   try {
     bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures });
   } catch (error) {
     await database.drop();
+    fs.rmSync(backupDir, { recursive: true, force: true });
     throw error;
   }
   const origin = new URL(bastion.url).origin;
@@ -65,6 +71,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     close: async () => {
       await bastion.stop();
       await database.drop();
+      fs.rmSync(backupDir, { recursive: true, force: true });
     },
   };
 }

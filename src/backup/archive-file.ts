@@ -1,0 +1,282 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PassThrough, Readable, pipeline as pipelineCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import type { Keyring } from '../crypto/keyring';
+import { ArchiveDecryptor, ArchiveEncryptor, ArchiveHeader, MAX_HEADER_BYTES, archiveKey, newArchiveHeader, parseArchiveHeader } from './archive-crypto';
+import {
+  ArchiveManifest,
+  ArchivePreamble,
+  ArchiveTable,
+  RecordType,
+  TableSummary,
+  encodeJsonRecord,
+  encodeRecord,
+  parseJsonRecord,
+  readRecords,
+} from './archive-records';
+import { BackupError, archiveDamaged } from './backup-errors';
+
+/**
+ * zlib level 1: COPY text compresses ~4× even so, and deflate stays well above the 50 MB/s a
+ * backup must sustain on one core (level 6 does not; see README "Decisions").
+ */
+const COMPRESSION_LEVEL = 1;
+/** COPY data is cut into records of at most this size. */
+const DATA_RECORD_BYTES = 256 * 1024;
+
+/** What a finished archive file is. */
+export interface WrittenArchive {
+  readonly sizeBytes: number;
+  /** SHA-256 (hex) of the whole file: the catalogue's fingerprint, checked before each verification. */
+  readonly sha256: string;
+}
+
+/** The temporary name of an archive being written: hidden, and never ends in the archive extension. */
+export function partialNameOf(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.partial`);
+}
+
+/**
+ * Writes one archive: records in, compressed, encrypted in chunks, into a hidden temporary file
+ * that becomes `file` only once it is complete and on disk (fsync, rename, fsync of the folder).
+ * A crash at any point leaves no file that looks complete.
+ */
+export class ArchiveWriter {
+  private readonly deflate = zlib.createDeflate({ level: COMPRESSION_LEVEL });
+  private readonly done: Promise<void>;
+  private failure: Error | undefined;
+  private sizeBytes = 0;
+  private readonly hash = createHash('sha256');
+  private table: { name: string; rows: number; bytes: number; hash: ReturnType<typeof createHash> } | undefined;
+  private readonly summaries: TableSummary[] = [];
+
+  private constructor(
+    readonly file: string,
+    private readonly temporary: string,
+    header: ArchiveHeader,
+    key: Buffer,
+    output: fs.WriteStream,
+  ) {
+    const tap = new PassThrough();
+    tap.on('data', (chunk: Buffer) => {
+      this.hash.update(chunk);
+      this.sizeBytes += chunk.length;
+    });
+    this.hash.update(header.bytes);
+    this.sizeBytes = header.bytes.length;
+    output.write(header.bytes);
+    this.done = pipeline(this.deflate, new ArchiveEncryptor(key, header), tap, output);
+    this.done.catch((error: Error) => {
+      this.failure = error;
+    });
+  }
+
+  static async create(file: string, keyring: Keyring, kid: string): Promise<ArchiveWriter> {
+    const { header, key } = newArchiveHeader(keyring, kid);
+    const temporary = partialNameOf(file);
+    await fs.promises.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const output = fs.createWriteStream(temporary, { flags: 'wx', mode: 0o600 });
+    await once(output, 'open');
+    return new ArchiveWriter(file, temporary, header, key, output);
+  }
+
+  async preamble(preamble: ArchivePreamble): Promise<void> {
+    await this.write(encodeJsonRecord(RecordType.PREAMBLE, preamble));
+  }
+
+  async startTable(table: ArchiveTable): Promise<void> {
+    this.endTable();
+    this.table = { name: table.name, rows: 0, bytes: 0, hash: createHash('sha256') };
+    await this.write(encodeJsonRecord(RecordType.TABLE, table));
+  }
+
+  /** COPY text of the current table, as it comes. Returns once the pipeline has room for more. */
+  async data(chunk: Buffer): Promise<void> {
+    const table = this.table;
+    if (!table) throw new Error('data before a table');
+    table.hash.update(chunk);
+    table.bytes += chunk.length;
+    table.rows += countRows(chunk);
+    for (let offset = 0; offset < chunk.length; offset += DATA_RECORD_BYTES) {
+      await this.write(encodeRecord(RecordType.DATA, chunk.subarray(offset, offset + DATA_RECORD_BYTES)));
+    }
+  }
+
+  /** Closes the stream with the manifest, and makes the file durable under its final name. */
+  async finish(): Promise<WrittenArchive & { manifest: ArchiveManifest }> {
+    this.endTable();
+    const manifest: ArchiveManifest = { tables: this.summaries };
+    await this.write(encodeJsonRecord(RecordType.MANIFEST, manifest));
+    this.deflate.end();
+    await this.done;
+    const handle = await fs.promises.open(this.temporary, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.promises.rename(this.temporary, this.file);
+    await syncFolder(path.dirname(this.file));
+    return { sizeBytes: this.sizeBytes, sha256: this.hash.digest('hex'), manifest };
+  }
+
+  /** Stops writing and removes the temporary file. */
+  async abort(): Promise<void> {
+    this.deflate.destroy(new Error('aborted'));
+    await this.done.catch(() => undefined);
+    await fs.promises.rm(this.temporary, { force: true });
+  }
+
+  private endTable(): void {
+    if (!this.table) return;
+    this.summaries.push({ name: this.table.name, rows: this.table.rows, bytes: this.table.bytes, sha256: this.table.hash.digest('hex') });
+    this.table = undefined;
+  }
+
+  private async write(bytes: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.deflate.write(bytes)) return;
+    await Promise.race([once(this.deflate, 'drain'), this.done.then(() => Promise.reject(new Error('the archive stream ended early')))]);
+    if (this.failure) throw this.failure;
+  }
+}
+
+/** COPY text format ends every row with a newline and escapes the ones inside values. */
+export function countRows(chunk: Buffer): number {
+  let rows = 0;
+  for (let index = chunk.indexOf(10); index !== -1; index = chunk.indexOf(10, index + 1)) rows += 1;
+  return rows;
+}
+
+/** A rename is durable only once the folder holding it is synced (POSIX). */
+export async function syncFolder(folder: string): Promise<void> {
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(folder, 'r');
+    await handle.sync();
+  } catch {
+    // Some platforms (Windows) cannot open or sync a folder; the rename is as durable as they allow.
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Reads an archive's header and checks the key, without reading further. */
+export async function readArchiveHeader(file: string, keyring: Keyring): Promise<{ header: ArchiveHeader; key: Buffer; sizeBytes: number }> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new BackupError('FILE_MISSING', `the archive file ${file} does not exist`);
+    throw error;
+  }
+  try {
+    const start = Buffer.alloc(MAX_HEADER_BYTES);
+    const { bytesRead } = await handle.read(start, 0, start.length, 0);
+    const header = parseArchiveHeader(start.subarray(0, bytesRead));
+    const { size } = await handle.stat();
+    return { header, key: archiveKey(keyring, header), sizeBytes: size };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** What a reader of an archive is told, in stream order; each may return a promise to slow the reading down. */
+export interface ArchiveVisitor {
+  preamble?(preamble: ArchivePreamble): Promise<void> | void;
+  startTable?(table: ArchiveTable): Promise<void> | void;
+  data?(chunk: Buffer, table: ArchiveTable): Promise<void> | void;
+  /** The table's rows have all been seen; they are checked against the manifest at the end. */
+  endTable?(table: ArchiveTable, summary: TableSummary): Promise<void> | void;
+  /** Archive bytes read so far (for progress). */
+  progress?(bytesRead: number, sizeBytes: number): void;
+}
+
+/**
+ * Reads a whole archive, streaming: decrypts and authenticates every chunk, inflates, and checks
+ * the structure, each table's row count and SHA-256 against the manifest. Throws BackupError
+ * (ARCHIVE_DAMAGED, WRONG_KEY, …) on anything amiss; until it returns, nothing read is known to
+ * be complete.
+ */
+export async function readArchive(file: string, keyring: Keyring, visitor: ArchiveVisitor = {}): Promise<{ preamble: ArchivePreamble; manifest: ArchiveManifest; sizeBytes: number }> {
+  const { header, key, sizeBytes } = await readArchiveHeader(file, keyring);
+  const source = fs.createReadStream(file, { start: header.bytes.length, highWaterMark: 256 * 1024 });
+  let bytesRead = header.bytes.length;
+  source.on('data', (chunk) => {
+    bytesRead += chunk.length;
+    visitor.progress?.(bytesRead, sizeBytes);
+  });
+  const plaintext = pipelineCallback(source, new ArchiveDecryptor(key, header), zlib.createInflate(), () => undefined) as Readable;
+
+  let preamble: ArchivePreamble | undefined;
+  let manifest: ArchiveManifest | undefined;
+  const seen: TableSummary[] = [];
+  let current: { table: ArchiveTable; rows: number; bytes: number; hash: ReturnType<typeof createHash> } | undefined;
+  const endTable = async () => {
+    if (!current) return;
+    const summary = { name: current.table.name, rows: current.rows, bytes: current.bytes, sha256: current.hash.digest('hex') };
+    seen.push(summary);
+    const table = current.table;
+    current = undefined;
+    await visitor.endTable?.(table, summary);
+  };
+  try {
+    for await (const record of readRecords(plaintext)) {
+      if (manifest) throw archiveDamaged('records follow the manifest');
+      switch (record.type) {
+        case RecordType.PREAMBLE:
+          if (preamble) throw archiveDamaged('it has two preambles');
+          preamble = parseJsonRecord<ArchivePreamble>(record, 'preamble');
+          if (!Array.isArray(preamble.tables) || !Array.isArray(preamble.migrations) || typeof preamble.schemaVersion !== 'string') throw archiveDamaged('its preamble is incomplete');
+          await visitor.preamble?.(preamble);
+          break;
+        case RecordType.TABLE: {
+          if (!preamble) throw archiveDamaged('a table comes before the preamble');
+          await endTable();
+          const announced = parseJsonRecord<ArchiveTable>(record, 'table record');
+          const table = preamble.tables[seen.length];
+          if (!table || table.name !== announced.name) throw archiveDamaged(`table "${announced.name}" is not the one the preamble lists next`);
+          current = { table, rows: 0, bytes: 0, hash: createHash('sha256') };
+          await visitor.startTable?.(table);
+          break;
+        }
+        case RecordType.DATA:
+          if (!current) throw archiveDamaged('rows come before their table');
+          current.hash.update(record.payload);
+          current.bytes += record.payload.length;
+          current.rows += countRows(record.payload);
+          await visitor.data?.(record.payload, current.table);
+          break;
+        case RecordType.MANIFEST:
+          if (!preamble) throw archiveDamaged('the manifest comes before the preamble');
+          await endTable();
+          manifest = parseJsonRecord<ArchiveManifest>(record, 'manifest');
+          break;
+      }
+    }
+  } catch (error) {
+    source.destroy();
+    if (error instanceof BackupError) throw error;
+    if ((error as { code?: string }).code?.startsWith('Z_')) throw archiveDamaged('its compressed stream is corrupt');
+    throw error;
+  }
+  if (!preamble || !manifest) throw archiveDamaged('it ends before its manifest');
+  compareWithManifest(preamble, manifest, seen);
+  return { preamble, manifest, sizeBytes };
+}
+
+function compareWithManifest(preamble: ArchivePreamble, manifest: ArchiveManifest, seen: readonly TableSummary[]): void {
+  if (!Array.isArray(manifest.tables) || manifest.tables.length !== preamble.tables.length || seen.length !== preamble.tables.length) {
+    throw archiveDamaged(`the manifest lists ${manifest.tables?.length ?? 0} tables, the archive holds ${seen.length}`);
+  }
+  manifest.tables.forEach((expected, index) => {
+    const actual = seen[index];
+    if (expected.name !== actual.name || expected.rows !== actual.rows || expected.sha256 !== actual.sha256) {
+      throw archiveDamaged(`table "${actual.name}" holds ${actual.rows} rows (SHA-256 ${actual.sha256.slice(0, 12)}…), the manifest says ${expected.rows} (${expected.sha256?.slice(0, 12)}…)`);
+    }
+  });
+}

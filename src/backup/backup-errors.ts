@@ -1,0 +1,32 @@
+/** Why a backup operation stopped: each with one line an operator can act on. */
+export type BackupFailure =
+  | 'NOT_AN_ARCHIVE'
+  | 'UNSUPPORTED_FORMAT'
+  | 'UNKNOWN_KEY'
+  | 'WRONG_KEY'
+  | 'ARCHIVE_DAMAGED'
+  | 'NEWER_SCHEMA'
+  | 'SCHEMA_MISMATCH'
+  | 'IN_PROGRESS'
+  | 'TARGET_NOT_EMPTY'
+  | 'NOT_FOUND'
+  | 'FILE_MISSING';
+
+/**
+ * An expected failure of a backup, verification or restore (a bad archive, a wrong key, a busy
+ * lock). Its message is safe to print and to store in the catalogue: it never holds key bytes,
+ * passwords or row data.
+ */
+export class BackupError extends Error {
+  constructor(
+    readonly failure: BackupFailure,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BackupError';
+  }
+}
+
+export function archiveDamaged(what: string): BackupError {
+  return new BackupError('ARCHIVE_DAMAGED', `the archive is damaged or was modified: ${what}`);
+}

@@ -1,0 +1,193 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client } from 'pg';
+import type { Command } from 'commander';
+import type { Actor } from '../accounts/sessions.service';
+import { AuditLog } from '../audit/audit-log';
+import { systemClock } from '../clock';
+import type { Config } from '../config';
+import type { Keyring } from '../crypto/keyring';
+import { Database, describeUrl } from '../db/database';
+import type { Logger } from '../logging';
+import { ProgressBar } from '../progress-bar';
+import type { Services } from '../services';
+import { BackupError } from './backup-errors';
+import type { Backup } from './backup.entity';
+import { ARCHIVE_EXTENSION } from './backup.service';
+import { restoreArchive } from './restore';
+import { databaseUrlFor } from './verify';
+
+/** What cli.ts lends the backup commands. */
+export interface BackupCliContext {
+  readonly actor: Actor;
+  withServices<T>(work: (services: Services, database: Database) => Promise<T>): Promise<T>;
+  withKeyring<T>(work: (database: Database, keyring: Keyring, config: Config, logger: Logger) => Promise<T>): Promise<T>;
+  say(line: string): void;
+}
+
+const MB = 1024 * 1024;
+const megabytes = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
+
+function age(from: Date, now: Date): string {
+  const minutes = Math.max(0, Math.floor((now.getTime() - from.getTime()) / 60_000));
+  if (minutes < 120) return `${minutes}m`;
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)}h`;
+  return `${Math.floor(minutes / 1440)}d`;
+}
+
+/** A rate from a start moment; wall-clock time, for the operator's eyes only. */
+function rateSince(startedAt: number, bytes: number): string {
+  const seconds = Math.max((Date.now() - startedAt) / 1000, 0.001);
+  return `${(bytes / MB / seconds).toFixed(1)} MB/s`;
+}
+
+/**
+ * The archive a reference names: a path to an archive file, or a backup id (or its first 8+
+ * characters) looked up in the catalogue, else among the file names in BACKUP_DIR, so a restore
+ * works when the database that held the catalogue is gone.
+ */
+async function resolveArchive(reference: string, database: Database, folder: string): Promise<{ file: string; id: string | null }> {
+  if (reference.endsWith(ARCHIVE_EXTENSION) && fs.existsSync(reference)) return { file: path.resolve(reference), id: null };
+  if (!/^[0-9a-f-]{8,36}$/i.test(reference)) throw new BackupError('NOT_FOUND', `"${reference}" is neither an archive file nor a backup id`);
+  const prefix = reference.toLowerCase();
+  const catalogued = (await database.dataSource.query("SELECT to_regclass('public.backups') IS NOT NULL AS present"))[0].present
+    ? ((await database.dataSource.query('SELECT id::text AS id, file_name FROM backups WHERE id::text LIKE $1', [`${prefix}%`])) as { id: string; file_name: string }[])
+    : [];
+  const candidates = catalogued.length > 0
+    ? catalogued.map((row) => ({ id: row.id, file: path.join(folder, row.file_name) }))
+    : (fs.existsSync(folder) ? fs.readdirSync(folder) : [])
+        .map((name) => ({ name, id: /-([0-9a-f-]{36})\.bbak$/.exec(name)?.[1] }))
+        .filter((entry): entry is { name: string; id: string } => entry.id?.startsWith(prefix) === true)
+        .map((entry) => ({ id: entry.id, file: path.join(folder, entry.name) }));
+  if (candidates.length === 0) throw new BackupError('NOT_FOUND', `no backup ${reference} in the catalogue or in ${folder}`);
+  if (candidates.length > 1) throw new BackupError('NOT_FOUND', `${reference} matches ${candidates.length} backups: give more of the id`);
+  return candidates[0];
+}
+
+async function withAdminClient<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: databaseUrlFor(url, 'postgres') });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates the database `url` names when it does not exist; says whether it did. */
+async function ensureDatabase(url: string): Promise<boolean> {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  return withAdminClient(url, async (client) => {
+    const exists = (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount! > 0;
+    if (!exists) await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+    return !exists;
+  });
+}
+
+function printBackup(say: (line: string) => void, backup: Backup): void {
+  say(`backup ${backup.id}: ${backup.status.toUpperCase()}`);
+  if (backup.error) say(`  error: ${backup.error}`);
+  if (backup.sizeBytes) say(`  ${backup.tables} tables, ${backup.rows} rows, ${megabytes(backup.sizeBytes)} at schema ${backup.schemaVersion}, key ${backup.keyId}`);
+  if (backup.verification) say(`  verification: ${backup.verification}`);
+}
+
+export function registerBackupCommands(program: Command, cli: BackupCliContext): void {
+  const backup = program.command('backup').description('Encrypted, verified backups: create, list, verify, restore, prune');
+
+  backup
+    .command('create')
+    .description('Take a backup now (one consistent snapshot of every table, compressed and encrypted with BACKUP_KEY_ID)')
+    .action(() =>
+      cli.withServices(async ({ backups }) => {
+        const startedAt = Date.now();
+        const bar = new ProgressBar('backup');
+        const created = await backups.create(cli.actor, 'cli', {
+          onProgress: ({ rows, bytes, expectedRows }) => bar.update(rows, Math.max(expectedRows, rows), `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`),
+        });
+        bar.update(created.rows, created.rows, `${megabytes(created.manifest?.tables.reduce((sum, table) => sum + table.bytes, 0) ?? 0)} of table data`);
+        printBackup(cli.say, created);
+        cli.say(`  file: ${backups.fileOf(created)}`);
+        if (created.copyError) throw new BackupError('FILE_MISSING', `the archive is complete, but copying it to BACKUP_COPY_DIR failed: ${created.copyError}`);
+      }),
+    );
+
+  backup
+    .command('list')
+    .description('Every backup in the catalogue, newest first: age, size, status')
+    .action(() =>
+      cli.withServices(async ({ backups, clock }) => {
+        const entries = await backups.list();
+        if (entries.length === 0) return cli.say(`no backups yet (archives go to ${backups.options.dir}); run \`bastion backup create\``);
+        cli.say(`${'ID'.padEnd(36)}  ${'CREATED (UTC)'.padEnd(16)}  ${'AGE'.padStart(4)}  ${'SIZE'.padStart(10)}  ${'ROWS'.padStart(10)}  ${'STATUS'.padEnd(13)}  VERIFIED`);
+        for (const entry of entries) {
+          const verified = entry.verifiedAt ? `${age(entry.verifiedAt, clock.now())} ago` : '-';
+          cli.say(`${entry.id}  ${entry.createdAt.toISOString().slice(0, 16).replace('T', ' ')}  ${age(entry.createdAt, clock.now()).padStart(4)}  ${megabytes(entry.sizeBytes).padStart(10)}  ${String(entry.rows).padStart(10)}  ${entry.status.toUpperCase().padEnd(13)}  ${verified}${entry.error ? `  (${entry.error})` : ''}`);
+        }
+      }),
+    );
+
+  backup
+    .command('verify <id>')
+    .description('Restore a backup into a scratch database, compare every table with its manifest, drop the scratch database; exit 1 when it differs')
+    .action((reference: string) =>
+      cli.withServices(async ({ backups }, database) => {
+        const { id } = await resolveArchive(reference, database, backups.options.dir);
+        if (!id) throw new BackupError('NOT_FOUND', 'verify takes a backup id from `bastion backup list`, not a file');
+        const verified = await backups.verify(id, cli.actor);
+        printBackup(cli.say, verified);
+        if (verified.verification && verified.status !== 'verified') process.exitCode = 1;
+      }),
+    );
+
+  backup
+    .command('restore <id>')
+    .description('Restore a backup (an id, or an archive file) into a new database (default), into --to, or over the current database with --yes. Refuses a damaged, wrong-key or newer-schema archive before the target changes')
+    .option('--to <url>', 'the database to restore into (postgres://…); created when it does not exist')
+    .option('--yes', 'replace the data of a database that has tables: the current database when --to is not given')
+    .action((reference: string, options: { to?: string; yes?: boolean }) =>
+      cli.withKeyring(async (database, keyring, config) => {
+        const folder = config.backupDir ?? path.join(config.dataDir, 'backups');
+        const { file, id } = await resolveArchive(reference, database, folder);
+        let targetUrl: string;
+        let created = false;
+        if (options.to) {
+          targetUrl = options.to;
+          created = await ensureDatabase(targetUrl);
+        } else if (options.yes) {
+          targetUrl = database.url;
+        } else {
+          targetUrl = databaseUrlFor(database.url, `bastion_restore_${systemClock.now().toISOString().replace(/\D/g, '').slice(0, 14)}`);
+          created = await ensureDatabase(targetUrl);
+        }
+        const startedAt = Date.now();
+        const bars = { checking: new ProgressBar('checking', process.stderr, megabytes), loading: new ProgressBar('restoring', process.stderr, megabytes) };
+        try {
+          const result = await restoreArchive({
+            file,
+            keyring,
+            targetUrl,
+            replace: Boolean(options.yes),
+            onProgress: ({ phase, bytesRead, sizeBytes, rows }) => bars[phase].update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
+            beforeCommit: (manager, restored) =>
+              new AuditLog(systemClock).append(manager, { action: 'backup_restored', outcome: 'success', targetType: 'backup', targetId: id, metadata: { file: path.basename(file), schemaVersion: restored.schemaVersion, tables: restored.tables, rows: restored.rows, migrated: [...restored.migrated] }, ...cli.actor }).then(() => undefined),
+          });
+          cli.say(`restored ${result.tables} tables and ${result.rows} rows at schema ${result.schemaVersion} into ${describeUrl(targetUrl)}${result.migrated.length ? ` (migrations: ${result.migrated.join(', ')})` : ''}`);
+          if (targetUrl !== database.url) cli.say(`point DATABASE_URL at that database to serve it; \`bastion migrate\` brings it to this release's schema`);
+        } catch (error) {
+          if (created) await withAdminClient(targetUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(decodeURIComponent(new URL(targetUrl).pathname.slice(1)))} WITH (FORCE)`)).catch(() => undefined);
+          throw error;
+        }
+      }),
+    );
+
+  backup
+    .command('prune')
+    .description('Apply retention now (BACKUP_KEEP, BACKUP_MAX_AGE_DAYS): delete the archives it no longer keeps, and their copies')
+    .action(() =>
+      cli.withServices(async ({ backups }) => {
+        const removed = await backups.prune(cli.actor);
+        cli.say(removed.length === 0 ? 'nothing to prune' : `pruned ${removed.length} backup(s): ${removed.map((entry) => entry.id).join(', ')}`);
+      }),
+    );
+}
+

@@ -1,0 +1,339 @@
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Client } from 'pg';
+import type { DataSource } from 'typeorm';
+import type { Actor } from '../accounts/sessions.service';
+import type { AuditLog } from '../audit/audit-log';
+import type { Clock } from '../clock';
+import type { Keyring } from '../crypto/keyring';
+import { BASTION_VERSION } from '../project';
+import type { Logger } from '../logging';
+import { ArchiveWriter, countRows, partialNameOf, syncFolder } from './archive-file';
+import { ArchivePreamble, describeContents } from './archive-records';
+import { BackupError } from './backup-errors';
+import { Backup, BackupStatus, RESTORABLE } from './backup.entity';
+import { RetentionPolicy, prunable } from './retention';
+import { EXCLUDED_TABLES, copyTableOut, listTables, prepareCopySession } from './table-copy';
+import { verifyArchive } from './verify';
+
+export const ARCHIVE_EXTENSION = '.bbak';
+/** Session-level advisory locks ("bstbckup", "bstbkver" in ASCII): one backup, one verification at a time across instances. */
+export const BACKUP_LOCK_KEY = '7094141849601717616';
+export const VERIFY_LOCK_KEY = '7094141849466799474';
+
+export type BackupTrigger = 'schedule' | 'cli' | 'api';
+
+export interface BackupOptions extends RetentionPolicy {
+  readonly dir: string;
+  readonly copyDir: string | undefined;
+  /** The keyring key archives are encrypted with. */
+  readonly keyId: string;
+}
+
+export interface BackupProgress {
+  readonly table: string;
+  readonly rows: number;
+  /** COPY text bytes read so far, all tables. */
+  readonly bytes: number;
+  /** Rows the planner expects in all tables (an estimate, for a progress bar). */
+  readonly expectedRows: number;
+}
+
+/** Watches a backup being written: progress, and a pause before each table (tests write rows there). */
+export interface CreateObserver {
+  readonly onProgress?: (progress: BackupProgress) => void;
+  readonly beforeTable?: (table: string) => Promise<void>;
+}
+
+/** A job that has started: its catalogue row now, and its outcome later. */
+export interface StartedJob {
+  readonly backup: Backup;
+  readonly done: Promise<Backup>;
+}
+
+/** A failure's text for the catalogue and the audit log: never SQL, key bytes or a stack. */
+export function failureText(error: unknown): string {
+  if (error instanceof BackupError) return error.message;
+  const { code, syscall, path: file } = error as NodeJS.ErrnoException;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `${code}${syscall ? ` on ${syscall}` : ''}${file ? ` ${file}` : ''}`;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `database error ${code}: ${(error as Error).message.split('\n')[0]}`;
+  return 'unexpected error (see the server log)';
+}
+
+function archiveName(createdAt: Date, id: string): string {
+  return `bastion-${createdAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${id}${ARCHIVE_EXTENSION}`;
+}
+
+/**
+ * Backups: create (a consistent snapshot, streamed into an encrypted archive), list, verify (by
+ * restoring into a scratch database), retention, and the catalogue that records all of it.
+ * Restoring is `restoreArchive` (restore.ts), reachable from the CLI only.
+ */
+export class BackupService {
+  private readonly running = new Map<AbortController, Promise<unknown>>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly databaseUrl: string,
+    private readonly keyring: Keyring,
+    private readonly clock: Clock,
+    private readonly audit: AuditLog,
+    private readonly logger: Logger,
+    readonly options: BackupOptions,
+  ) {}
+
+  fileOf(backup: Pick<Backup, 'fileName'>): string {
+    return path.join(this.options.dir, backup.fileName);
+  }
+
+  /** The catalogue, newest first (entries whose writer died are marked FAILED first). */
+  async list(): Promise<Backup[]> {
+    await this.withLock(BACKUP_LOCK_KEY, (locked) => (locked ? this.abandonInterrupted() : Promise.resolve()));
+    return this.dataSource.getRepository(Backup).find({ order: { createdAt: 'DESC' } });
+  }
+
+  async get(id: string): Promise<Backup | null> {
+    return this.dataSource.getRepository(Backup).findOneBy({ id });
+  }
+
+  async create(actor: Actor, trigger: BackupTrigger, observe: CreateObserver = {}): Promise<Backup> {
+    return (await this.startCreate(actor, trigger, observe)).done;
+  }
+
+  /**
+   * Takes the backup lock (IN_PROGRESS when another backup runs anywhere), records a CREATING
+   * entry, and returns; the archive is written by `done`.
+   */
+  async startCreate(actor: Actor, trigger: BackupTrigger, observe: CreateObserver = {}): Promise<StartedJob> {
+    const started = await this.startCreateUnless(actor, trigger, observe, null);
+    return started!;
+  }
+
+  /**
+   * As startCreate; but with `recentSince`, returns null (and does nothing) when a backup of the
+   * same trigger was taken since then: checked under the lock, so instances whose timers fire
+   * together take one backup between them.
+   */
+  async startCreateUnless(actor: Actor, trigger: BackupTrigger, observe: CreateObserver, recentSince: Date | null): Promise<StartedJob | null> {
+    const client = new Client({ connectionString: this.databaseUrl, application_name: 'bastion-backup' });
+    await client.connect();
+    // The lock lives as long as this connection: a killed process releases it, and its CREATING entry is then known to be dead.
+    const [{ locked }] = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [BACKUP_LOCK_KEY])).rows;
+    if (!locked) {
+      await client.end();
+      throw new BackupError('IN_PROGRESS', 'another backup is being created (on this or another instance): wait for it to finish');
+    }
+    let backup: Backup;
+    try {
+      if (recentSince && (await this.dataSource.query("SELECT 1 FROM backups WHERE trigger = $1 AND created_at > $2 AND status <> 'failed' LIMIT 1", [trigger, recentSince])).length > 0) {
+        await client.end();
+        return null;
+      }
+      await this.abandonInterrupted();
+      const createdAt = this.clock.now();
+      const id = randomUUID();
+      backup = await this.dataSource.getRepository(Backup).save(
+        Object.assign(new Backup(), { id, createdAt, status: BackupStatus.CREATING, schemaVersion: '', keyId: this.options.keyId, fileName: archiveName(createdAt, id), host: os.hostname(), trigger }),
+      );
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    const abort = new AbortController();
+    const done = this.writeArchive(client, backup, actor, abort.signal, observe).finally(() => {
+      this.running.delete(abort);
+      return client.end().catch(() => undefined);
+    });
+    this.running.set(abort, done.catch(() => undefined));
+    return { backup, done };
+  }
+
+  private async writeArchive(client: Client, backup: Backup, actor: Actor, signal: AbortSignal, observe: CreateObserver): Promise<Backup> {
+    const file = this.fileOf(backup);
+    let writer: ArchiveWriter | undefined;
+    try {
+      writer = await ArchiveWriter.create(file, this.keyring, this.options.keyId);
+      // One snapshot for every table: rows committed during the backup are in none of them or all of them.
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await prepareCopySession(client);
+      const tables = await listTables(client);
+      const migrations = (await client.query<{ name: string }>('SELECT name FROM migrations ORDER BY id')).rows.map((row) => row.name);
+      const [{ expected }] = (await client.query<{ expected: string }>("SELECT COALESCE(sum(GREATEST(reltuples, 0)), 0)::bigint AS expected FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> ALL($1)", [Object.keys(EXCLUDED_TABLES)])).rows;
+      const preamble: ArchivePreamble = { format: 1, createdAt: backup.createdAt.toISOString(), bastionVersion: BASTION_VERSION, schemaVersion: migrations[migrations.length - 1] ?? '', migrations, tables, excluded: EXCLUDED_TABLES };
+      await writer.preamble(preamble);
+      let rows = 0;
+      let bytes = 0;
+      for (const table of tables) {
+        await observe.beforeTable?.(table.name);
+        await writer.startTable(table);
+        for await (const chunk of copyTableOut(client, table) as AsyncIterable<Buffer>) {
+          if (signal.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the server is shutting down');
+          await writer.data(chunk);
+          bytes += chunk.length;
+          rows += countRows(chunk);
+          observe.onProgress?.({ table: table.name, rows, bytes, expectedRows: Number(expected) });
+        }
+      }
+      await client.query('COMMIT');
+      const written = await writer.finish();
+      writer = undefined;
+      const totalRows = written.manifest.tables.reduce((sum, table) => sum + table.rows, 0);
+      const completed = await this.dataSource.transaction(async (manager) => {
+        await manager.update(Backup, { id: backup.id }, {
+          status: BackupStatus.COMPLETE,
+          completedAt: this.clock.now(),
+          sizeBytes: written.sizeBytes,
+          sha256: written.sha256,
+          tables: tables.length,
+          rows: totalRows,
+          schemaVersion: preamble.schemaVersion,
+          manifest: describeContents(preamble, written.manifest),
+        });
+        await this.audit.append(manager, { action: 'backup_created', outcome: 'success', targetType: 'backup', targetId: backup.id, metadata: { trigger: backup.trigger, sizeBytes: written.sizeBytes, tables: tables.length, rows: totalRows, kid: this.options.keyId }, ...actor });
+        return manager.findOneByOrFail(Backup, { id: backup.id });
+      });
+      return await this.copyToSecondLocation(completed, actor);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      await writer?.abort().catch(() => undefined);
+      await this.recordFailure(backup, actor, error);
+      throw error;
+    }
+  }
+
+  private async recordFailure(backup: Backup, actor: Actor, error: unknown): Promise<void> {
+    this.logger.error({ err: error, backupId: backup.id }, 'backup failed');
+    const text = failureText(error);
+    await this.dataSource
+      .transaction(async (manager) => {
+        await manager.update(Backup, { id: backup.id }, { status: BackupStatus.FAILED, error: text, completedAt: this.clock.now() });
+        await this.audit.append(manager, { action: 'backup_failed', outcome: 'failure', targetType: 'backup', targetId: backup.id, metadata: { trigger: backup.trigger, error: text }, ...actor });
+      })
+      .catch((recordError: unknown) => this.logger.error({ err: recordError, backupId: backup.id }, 'backup failure could not be recorded'));
+  }
+
+  /** BACKUP_COPY_DIR: the archive copied (temporary name, fsync, rename) and compared with the original's SHA-256. */
+  private async copyToSecondLocation(backup: Backup, actor: Actor): Promise<Backup> {
+    const copyDir = this.options.copyDir;
+    if (!copyDir) return backup;
+    const target = path.join(copyDir, backup.fileName);
+    const temporary = partialNameOf(target);
+    try {
+      await fs.promises.mkdir(copyDir, { recursive: true, mode: 0o700 });
+      const hash = createHash('sha256');
+      const source = fs.createReadStream(this.fileOf(backup));
+      source.on('data', (chunk) => hash.update(chunk));
+      await pipeline(source, fs.createWriteStream(temporary, { flags: 'wx', mode: 0o600 }));
+      const handle = await fs.promises.open(temporary, 'r+');
+      await handle.sync().finally(() => handle.close());
+      if (hash.digest('hex') !== backup.sha256) throw new BackupError('ARCHIVE_DAMAGED', 'the copy differs from the archive it was made from');
+      await fs.promises.rename(temporary, target);
+      await syncFolder(copyDir);
+      await this.dataSource.getRepository(Backup).update({ id: backup.id }, { copyPath: target, copyError: null });
+      return { ...backup, copyPath: target, copyError: null };
+    } catch (error) {
+      await fs.promises.rm(temporary, { force: true }).catch(() => undefined);
+      const text = failureText(error);
+      this.logger.error({ err: error, backupId: backup.id }, 'backup: copying the archive to BACKUP_COPY_DIR failed');
+      await this.dataSource.transaction(async (manager) => {
+        await manager.update(Backup, { id: backup.id }, { copyError: text });
+        await this.audit.append(manager, { action: 'backup_copy_failed', outcome: 'failure', targetType: 'backup', targetId: backup.id, metadata: { error: text }, ...actor });
+      });
+      return { ...backup, copyError: text };
+    }
+  }
+
+  /** Call holding the backup lock: a CREATING entry is then one whose writer died. */
+  private async abandonInterrupted(): Promise<void> {
+    await this.dataSource.getRepository(Backup).update({ status: BackupStatus.CREATING }, { status: BackupStatus.FAILED, error: 'interrupted: the process writing it stopped before it finished', completedAt: this.clock.now() });
+    const names = await fs.promises.readdir(this.options.dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (/^\.bastion-.*\.bbak\.partial$/.test(name)) await fs.promises.rm(path.join(this.options.dir, name), { force: true });
+    }
+  }
+
+  /** Restores an archive into a scratch database and compares it with its manifest; records the result. */
+  async verify(id: string, actor: Actor): Promise<Backup> {
+    return (await this.startVerify(id, actor)).done;
+  }
+
+  async startVerify(id: string, actor: Actor): Promise<StartedJob> {
+    return (await this.startVerifyUnless(id, actor, null))!;
+  }
+
+  /** As startVerify; with `recentSince`, null when the archive was verified since then (checked under the lock). */
+  async startVerifyUnless(id: string, actor: Actor, recentSince: Date | null): Promise<StartedJob | null> {
+    const backup = await this.get(id);
+    if (!backup) throw new BackupError('NOT_FOUND', `no backup has id ${id}`);
+    if (!RESTORABLE.includes(backup.status) && backup.status !== BackupStatus.VERIFY_FAILED) {
+      throw new BackupError('NOT_FOUND', `backup ${id} is ${backup.status.toUpperCase()}: there is no archive to verify`);
+    }
+    const client = new Client({ connectionString: this.databaseUrl, application_name: 'bastion-backup-verify' });
+    await client.connect();
+    const [{ locked }] = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [VERIFY_LOCK_KEY])).rows;
+    if (!locked) {
+      await client.end();
+      throw new BackupError('IN_PROGRESS', 'another backup is being verified (on this or another instance): wait for it to finish');
+    }
+    const current = await this.get(id);
+    if (recentSince && current?.verifiedAt && current.verifiedAt > recentSince) {
+      await client.end();
+      return null;
+    }
+    const done = this.runVerification(client, backup, actor).finally(() => client.end().catch(() => undefined));
+    return { backup, done };
+  }
+
+  private async runVerification(client: Client, backup: Backup, actor: Actor): Promise<Backup> {
+    const outcome = await verifyArchive({ client, databaseUrl: this.databaseUrl, keyring: this.keyring, file: this.fileOf(backup), backup, logger: this.logger });
+    const verifiedAt = this.clock.now();
+    return this.dataSource.transaction(async (manager) => {
+      await manager.update(
+        Backup,
+        { id: backup.id },
+        outcome.ok ? { status: BackupStatus.VERIFIED, verifiedAt, verification: outcome.text } : { status: BackupStatus.VERIFY_FAILED, verification: outcome.text },
+      );
+      await this.audit.append(manager, { action: outcome.ok ? 'backup_verified' : 'backup_verify_failed', outcome: outcome.ok ? 'success' : 'failure', targetType: 'backup', targetId: backup.id, metadata: { result: outcome.text }, ...actor });
+      return manager.findOneByOrFail(Backup, { id: backup.id });
+    });
+  }
+
+  /** Retention: deletes the archives (and their copies) the policy no longer keeps, and their entries. */
+  async prune(actor: Actor): Promise<Backup[]> {
+    const entries = await this.list();
+    const doomed = prunable(entries, this.options, this.clock.now()) as Backup[];
+    if (doomed.length === 0) return [];
+    for (const backup of doomed) {
+      await fs.promises.rm(this.fileOf(backup), { force: true });
+      if (backup.copyPath) await fs.promises.rm(backup.copyPath, { force: true });
+    }
+    await this.dataSource.transaction(async (manager) => {
+      await manager.delete(Backup, doomed.map((backup) => backup.id));
+      await this.audit.append(manager, { action: 'backups_pruned', outcome: 'success', targetType: 'backup', metadata: { removed: doomed.length, ids: doomed.map((backup) => backup.id), keep: this.options.keep, maxAgeDays: this.options.maxAgeDays ?? null }, ...actor });
+    });
+    return doomed;
+  }
+
+  /** Shutdown: archives being written in this process stop, become FAILED, and lose their temporary file. */
+  async stop(): Promise<void> {
+    for (const abort of this.running.keys()) abort.abort();
+    await Promise.all(this.running.values());
+  }
+
+  private async withLock<T>(key: string, work: (locked: boolean) => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const [{ locked }] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [key])) as { locked: boolean }[];
+      try {
+        return await work(locked);
+      } finally {
+        if (locked) await runner.query('SELECT pg_advisory_unlock($1)', [key]);
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+}

@@ -1,0 +1,195 @@
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
+import type { PoolClient } from 'pg';
+import { DataSource, EntityManager, MigrationExecutor, MigrationInterface, QueryRunner } from 'typeorm';
+import { SESSION_CHANNEL } from '../accounts/session-cache';
+import { POLICY_CHANNEL } from '../access/policy.service';
+import type { Keyring } from '../crypto/keyring';
+import { createDataSource } from '../db/data-source';
+import { notify } from '../db/notifications';
+import { FIREWALL_CHANNEL } from '../firewall/firewall.service';
+import { ArchiveVisitor, readArchive } from './archive-file';
+import type { ArchiveManifest, ArchivePreamble } from './archive-records';
+import { BackupError } from './backup-errors';
+import { copyTableIn, listTables, prepareCopySession, resetSequences, truncateTables } from './table-copy';
+
+export interface RestoreProgress {
+  /** checking: the whole archive is authenticated first; loading: rows go into the target. */
+  readonly phase: 'checking' | 'loading';
+  readonly bytesRead: number;
+  readonly sizeBytes: number;
+  readonly rows: number;
+}
+
+export interface RestoreOptions {
+  readonly file: string;
+  readonly keyring: Keyring;
+  /** The database to restore into. */
+  readonly targetUrl: string;
+  /** The target may hold tables: its data is replaced (the CLI's --yes). Otherwise it must be empty. */
+  readonly replace: boolean;
+  /** Run inside the restoring transaction, after the rows are in (the audit event of the restore). */
+  readonly beforeCommit?: (manager: EntityManager, result: RestoreResult) => Promise<void>;
+  readonly onProgress?: (progress: RestoreProgress) => void;
+  /** Skip the authentication pass (the target is a scratch database that is dropped on failure). */
+  readonly trustArchive?: boolean;
+}
+
+export interface RestoreResult {
+  readonly schemaVersion: string;
+  readonly tables: number;
+  readonly rows: number;
+  /** Migrations run (up) or undone (down) to bring the target to the archive's schema. */
+  readonly migrated: readonly string[];
+  /** The archive's tables, row counts and checksums, as authenticated while loading. */
+  readonly preamble: ArchivePreamble;
+  readonly manifest: ArchiveManifest;
+}
+
+/** TypeORM creates its migrations table in a protected method; a restore needs it inside its own transaction. */
+class MigrationsTable extends MigrationExecutor {
+  ensure(queryRunner: QueryRunner): Promise<void> {
+    return this.createMigrationsTableIfNotExist(queryRunner);
+  }
+}
+
+function migrationName(migration: MigrationInterface): string {
+  return migration.name ?? migration.constructor.name;
+}
+
+/**
+ * Refuses an archive whose schema this Bastion cannot produce: it must be a point on this
+ * Bastion's own migration history.
+ */
+export function checkArchiveSchema(preamble: ArchivePreamble, known: readonly string[]): void {
+  const archived = preamble.migrations;
+  const firstDifference = archived.findIndex((name, index) => known[index] !== name);
+  if (firstDifference === -1) return;
+  if (firstDifference >= known.length) {
+    throw new BackupError('NEWER_SCHEMA', `the archive is from a newer schema (${preamble.schemaVersion}; this Bastion knows up to ${known[known.length - 1] ?? 'nothing'}): upgrade Bastion, then restore`);
+  }
+  throw new BackupError('SCHEMA_MISMATCH', `the archive's schema history differs from this Bastion's at migration ${archived[firstDifference]}: restore it with the Bastion release that wrote it (${preamble.bastionVersion})`);
+}
+
+/**
+ * Restores an archive into a database in one transaction: the target is brought to the archive's
+ * schema version (migrations up or down), every table is emptied and loaded, sequences continue
+ * after the restored rows, and every running instance drops its caches on commit. Unless
+ * `trustArchive`, the whole archive is authenticated first, so a damaged, truncated or wrong-key
+ * archive is refused before the target is touched; any later failure rolls everything back.
+ */
+export async function restoreArchive(options: RestoreOptions): Promise<RestoreResult> {
+  const { file, keyring } = options;
+  const progress = (phase: RestoreProgress['phase'], rows: number) => (bytesRead: number, sizeBytes: number) => options.onProgress?.({ phase, bytesRead, sizeBytes, rows });
+  let preamble: ArchivePreamble;
+  if (options.trustArchive) {
+    preamble = await readPreamble(file, keyring);
+  } else {
+    ({ preamble } = await readArchive(file, keyring, { progress: progress('checking', 0) }));
+  }
+  const target = createDataSource({ url: options.targetUrl, poolSize: 1 });
+  await target.initialize();
+  const known = target.migrations.map(migrationName);
+  const queryRunner = target.createQueryRunner();
+  try {
+    checkArchiveSchema(preamble, known);
+    const client = (await queryRunner.connect()) as PoolClient;
+    const [{ tables }] = (await queryRunner.query("SELECT count(*)::int AS tables FROM pg_tables WHERE schemaname = 'public'")) as { tables: number }[];
+    if (tables > 0 && !options.replace) {
+      throw new BackupError('TARGET_NOT_EMPTY', 'the target database already holds tables: pass --yes to replace its data, or restore into a new database');
+    }
+    await queryRunner.startTransaction();
+    const migrated = await migrateTo(target, queryRunner, preamble, known);
+    await prepareCopySession(client);
+    await matchTables(client, preamble);
+    await truncateTables(client, preamble.tables.map((table) => table.name));
+
+    let rows = 0;
+    let input: Writable | undefined;
+    const loader: ArchiveVisitor = {
+      startTable: (table) => {
+        input = copyTableIn(client, table);
+      },
+      data: async (chunk) => {
+        if (!input!.write(chunk)) await once(input!, 'drain');
+      },
+      endTable: async (_table, summary) => {
+        input!.end();
+        await finished(input!);
+        input = undefined;
+        rows += summary.rows;
+      },
+      progress: (bytesRead, sizeBytes) => options.onProgress?.({ phase: 'loading', bytesRead, sizeBytes, rows }),
+    };
+    let manifest: ArchiveManifest;
+    try {
+      ({ manifest } = await readArchive(file, keyring, loader));
+    } finally {
+      input?.destroy();
+    }
+    await resetSequences(client, preamble.tables.map((table) => table.name));
+    const result: RestoreResult = { schemaVersion: preamble.schemaVersion, tables: preamble.tables.length, rows, migrated, preamble, manifest };
+    await options.beforeCommit?.(queryRunner.manager, result);
+    // Caches of sessions, roles and IP rules on every running instance describe the data just replaced.
+    await notify(queryRunner.manager, SESSION_CHANNEL, 'all');
+    await notify(queryRunner.manager, POLICY_CHANNEL, 'restored');
+    await notify(queryRunner.manager, FIREWALL_CHANNEL, 'restored');
+    await queryRunner.commitTransaction();
+    return result;
+  } catch (error) {
+    if (queryRunner.isTransactionActive) await queryRunner.rollbackTransaction().catch(() => undefined);
+    throw error;
+  } finally {
+    await queryRunner.release();
+    await target.destroy();
+  }
+}
+
+/** Only the preamble (the first record): enough to check the schema of an archive about to be read in full. */
+async function readPreamble(file: string, keyring: Keyring): Promise<ArchivePreamble> {
+  const stop = new Error('preamble read');
+  let found: ArchivePreamble | undefined;
+  await readArchive(file, keyring, {
+    preamble: (preamble) => {
+      found = preamble;
+      throw stop;
+    },
+  }).catch((error: unknown) => {
+    if (error !== stop) throw error;
+  });
+  return found!;
+}
+
+/** Runs `down` or `up` of migrations, inside the caller's transaction, until the target's schema is the archive's. */
+async function migrateTo(target: DataSource, queryRunner: QueryRunner, preamble: ArchivePreamble, known: readonly string[]): Promise<string[]> {
+  await new MigrationsTable(target, queryRunner).ensure(queryRunner);
+  const applied = ((await queryRunner.query('SELECT name FROM migrations ORDER BY id')) as { name: string }[]).map((row) => row.name);
+  const unknown = applied.find((name, index) => known[index] !== name);
+  if (unknown) throw new BackupError('SCHEMA_MISMATCH', `the target database has migration ${unknown}, which this Bastion does not know: restore with the Bastion release that manages it`);
+  const migrations = target.migrations;
+  const done: string[] = [];
+  for (let index = applied.length - 1; index >= preamble.migrations.length; index -= 1) {
+    await migrations[index].down(queryRunner);
+    done.push(`down ${known[index]}`);
+  }
+  for (let index = applied.length; index < preamble.migrations.length; index += 1) {
+    await migrations[index].up(queryRunner);
+    done.push(`up ${known[index]}`);
+  }
+  // The archive's own migrations rows replace these when the tables are loaded.
+  return done;
+}
+
+/** The target, at the archive's schema version, must have exactly the archive's tables and columns. */
+async function matchTables(client: PoolClient, preamble: ArchivePreamble): Promise<void> {
+  const present = new Map((await listTables(client)).map((table) => [table.name, new Set(table.columns)]));
+  for (const table of preamble.tables) {
+    const columns = present.get(table.name);
+    if (!columns) throw new BackupError('SCHEMA_MISMATCH', `the archive holds table "${table.name}", which the target's schema (${preamble.schemaVersion}) lacks`);
+    const missing = table.columns.filter((column) => !columns.has(column));
+    if (missing.length > 0) throw new BackupError('SCHEMA_MISMATCH', `table "${table.name}" in the target lacks column(s) ${missing.join(', ')} that the archive holds`);
+    present.delete(table.name);
+  }
+  if (present.size > 0) throw new BackupError('SCHEMA_MISMATCH', `the target has table(s) ${[...present.keys()].join(', ')} that the archive does not: they are not Bastion's (created outside its migrations)`);
+}
