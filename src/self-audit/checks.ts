@@ -218,8 +218,9 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     id: 'backups.last_verified_restore',
     measure: 'backups',
     run: async ({ dataSource, clock }) => {
-      const [verified] = (await dataSource.query('SELECT verified_at FROM backups WHERE verified_at IS NOT NULL ORDER BY verified_at DESC LIMIT 1')) as { verified_at: Date }[];
-      const [broken] = (await dataSource.query("SELECT id, verification FROM backups WHERE status = 'verify_failed' AND created_at > COALESCE($1, '-infinity'::timestamptz) ORDER BY created_at DESC LIMIT 1", [verified?.verified_at ?? null])) as { id: string; verification: string }[];
+      const [verified] = (await dataSource.query("SELECT created_at, verified_at FROM backups WHERE status = 'verified' ORDER BY verified_at DESC LIMIT 1")) as { created_at: Date; verified_at: Date }[];
+      // An archive as new as the newest proven one (or newer) that failed its verification.
+      const [broken] = (await dataSource.query("SELECT id, verification FROM backups WHERE status = 'verify_failed' AND created_at >= COALESCE($1, '-infinity'::timestamptz) ORDER BY created_at DESC LIMIT 1", [verified?.created_at ?? null])) as { id: string; verification: string }[];
       if (broken) return fail(`Backup ${broken.id} failed verification: ${broken.verification}`, 'Investigate what differed; take a new backup and verify it (bastion backup create, bastion backup verify <id>).');
       if (!verified) return fail('No backup has been proven restorable.', 'Run bastion backup verify <id>, and keep BACKUP_VERIFY_SCHEDULE on.');
       const days = Math.floor((clock.now().getTime() - new Date(verified.verified_at).getTime()) / DAY_MS);
