@@ -5,6 +5,7 @@ import { Client } from 'pg';
 import { BackupError } from '../../src/backup/backup-errors';
 import { Backup, BackupStatus } from '../../src/backup/backup.entity';
 import { restoreArchive } from '../../src/backup/restore';
+import { createDataSource } from '../../src/db/data-source';
 import { BackupService } from '../../src/backup/backup.service';
 import { Keyring } from '../../src/crypto/keyring';
 import { ARCHIVE_MAGIC, DEFAULT_CHUNK_BYTES } from '../../src/backup/archive-crypto';
@@ -181,6 +182,41 @@ describe('backup archives', () => {
         }
       } finally {
         await source.drop();
+      }
+    });
+  });
+
+  describe('an archive of an older schema', () => {
+    it('restores at its own version: migrations up into an empty database, down over a newer one', async () => {
+      const old = await createTestDatabase();
+      const fresh = await createTestDatabase({ migrated: false });
+      const current = await createTestDatabase();
+      try {
+        // A database two migrations behind this release (before rate limits and backups).
+        const source = createDataSource({ url: old.url, poolSize: 1 });
+        await source.initialize();
+        await source.undoLastMigration();
+        await source.undoLastMigration();
+        const [{ name: version }] = await source.query('SELECT name FROM migrations ORDER BY id DESC LIMIT 1');
+        await source.query("INSERT INTO firewall_rules (cidr, action, note) VALUES ('192.0.2.0/24', 'deny', 'from the old schema')");
+        await source.destroy();
+        const service = new BackupService(server.bastion.database.dataSource, old.url, testKeyring(), server.clock, server.bastion.services.audit, server.logger, { ...backups().options, dir: scratch });
+        const backup = await service.create(ACTOR, 'cli');
+        expect(backup.schemaVersion).toBe(version);
+
+        const up = await restoreArchive({ file: service.fileOf(backup), keyring: testKeyring(), targetUrl: fresh.url, replace: false });
+        expect(up.migrated).toHaveLength(up.migrated.filter((step) => step.startsWith('up ')).length);
+        expect(up.migrated[up.migrated.length - 1]).toBe(`up ${version}`);
+        const down = await restoreArchive({ file: service.fileOf(backup), keyring: testKeyring(), targetUrl: current.url, replace: true });
+        expect(down.migrated).toEqual([expect.stringMatching(/^down Backups\d+$/), expect.stringMatching(/^down RateLimits\d+$/)]);
+        for (const url of [fresh.url, current.url]) {
+          const state = await withAdminClient(url, (client) =>
+            client.query("SELECT (SELECT name FROM migrations ORDER BY id DESC LIMIT 1) AS version, (SELECT note FROM firewall_rules WHERE cidr = '192.0.2.0/24') AS note, to_regclass('public.backups') IS NULL AS catalogue_gone"),
+          );
+          expect(state.rows[0]).toEqual({ version, note: 'from the old schema', catalogue_gone: true });
+        }
+      } finally {
+        await Promise.all([old.drop(), fresh.drop(), current.drop()]);
       }
     });
   });
