@@ -52,6 +52,7 @@ export function parseArchiveHeader(start: Buffer): ArchiveHeader {
   if (start.length < ARCHIVE_MAGIC.length || !start.subarray(0, ARCHIVE_MAGIC.length).equals(ARCHIVE_MAGIC)) {
     throw new BackupError('NOT_AN_ARCHIVE', 'this file is not a Bastion backup archive');
   }
+  if (start.length <= ARCHIVE_MAGIC.length + 1) throw archiveDamaged('its header is cut short');
   let offset = ARCHIVE_MAGIC.length;
   const version = start[offset];
   if (version !== ARCHIVE_FORMAT_VERSION) {
@@ -61,7 +62,8 @@ export function parseArchiveHeader(start: Buffer): ArchiveHeader {
   offset += 2;
   const length = offset + kidLength + SALT_BYTES + NONCE_PREFIX_BYTES + 4 + KEY_CHECK_BYTES;
   if (start.length < length) throw archiveDamaged('its header is cut short');
-  const kid = start.subarray(offset, offset + kidLength).toString('ascii');
+  // latin1, not ascii: ascii decoding drops the high bit, so a damaged byte could pass as a valid kid.
+  const kid = start.subarray(offset, offset + kidLength).toString('latin1');
   if (!KID_PATTERN.test(kid)) throw archiveDamaged('its header names no valid key id');
   offset += kidLength;
   const salt = Buffer.from(start.subarray(offset, offset + SALT_BYTES));

@@ -249,9 +249,11 @@ export class BackupService {
   /** Call holding the backup lock: a CREATING entry is then one whose writer died. */
   private async abandonInterrupted(): Promise<void> {
     await this.dataSource.getRepository(Backup).update({ status: BackupStatus.CREATING }, { status: BackupStatus.FAILED, error: 'interrupted: the process writing it stopped before it finished', completedAt: this.clock.now() });
-    const names = await fs.promises.readdir(this.options.dir).catch(() => [] as string[]);
-    for (const name of names) {
-      if (/^\.bastion-.*\.bbak\.partial$/.test(name)) await fs.promises.rm(path.join(this.options.dir, name), { force: true });
+    for (const folder of [this.options.dir, this.options.copyDir].filter((folder): folder is string => Boolean(folder))) {
+      const names = await fs.promises.readdir(folder).catch(() => [] as string[]);
+      for (const name of names) {
+        if (/^\.bastion-.*\.bbak\.partial$/.test(name)) await fs.promises.rm(path.join(folder, name), { force: true });
+      }
     }
   }
 

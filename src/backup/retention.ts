@@ -25,7 +25,7 @@ export function prunable(entries: readonly CatalogueEntry[], policy: RetentionPo
   const newestFirst = [...entries].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
   const restorable = newestFirst.filter((entry) => RESTORABLE.includes(entry.status));
   const protectedIds = new Set([restorable[0]?.id, newestFirst.find((entry) => entry.status === BackupStatus.VERIFIED)?.id].filter(Boolean));
-  const newestRestorableAt = restorable[0]?.createdAt.getTime() ?? Number.POSITIVE_INFINITY;
+  const newestRestorableAt = restorable[0]?.createdAt.getTime() ?? Number.NEGATIVE_INFINITY;
   const tooOld = (entry: CatalogueEntry) => policy.maxAgeDays !== undefined && now.getTime() - entry.createdAt.getTime() > policy.maxAgeDays * DAY_MS;
 
   return newestFirst.filter((entry) => {

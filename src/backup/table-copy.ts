@@ -34,14 +34,18 @@ export async function prepareCopySession(client: ClientBase): Promise<void> {
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
-/** The public tables (minus the excluded ones), each after the tables it references, with their stored columns. */
+/**
+ * The public tables (minus the excluded ones), each after the tables it references, with their
+ * stored columns. Plain tables only: a partitioned table's rows are in its partitions, which are
+ * plain tables themselves (COPY cannot read the parent).
+ */
 export async function listTables(client: ClientBase): Promise<ArchiveTable[]> {
   const { rows: columns } = await client.query<{ table: string; column: string }>(
     `SELECT c.relname AS "table", a.attname AS "column"
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+      WHERE n.nspname = 'public' AND c.relkind = 'r'
       ORDER BY c.relname, a.attnum`,
   );
   const { rows: references } = await client.query<{ child: string; parent: string }>(
