@@ -4,6 +4,8 @@
  */
 export class ProgressBar {
   private lastTenth = -1;
+  /** A terminal line is drawn and not yet ended. */
+  private lineOpen = false;
 
   constructor(
     private readonly label: string,
@@ -17,6 +19,7 @@ export class ProgressBar {
     const text = `${this.label} ${this.bar(fraction)} ${Math.round(fraction * 100)}% (${this.formatCount(done)}/${this.formatCount(total)})${detail ? ` ${detail}` : ''}`;
     if (this.stream.isTTY) {
       this.stream.write(`\r${text}`);
+      this.lineOpen = fraction < 1;
       if (fraction === 1) this.stream.write('\n');
       return;
     }
@@ -25,6 +28,18 @@ export class ProgressBar {
       this.lastTenth = tenth;
       this.stream.write(`${text}\n`);
     }
+  }
+
+  /** The final line, whatever was printed before (an estimated total may have been passed early). */
+  finish(done: number, detail?: string): void {
+    this.lastTenth = -1;
+    this.update(done, done, detail);
+  }
+
+  /** Ends a half-drawn terminal line, so an error that follows starts on a line of its own. */
+  abandon(): void {
+    if (this.lineOpen) this.stream.write('\n');
+    this.lineOpen = false;
   }
 
   private bar(fraction: number): string {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
@@ -101,10 +102,12 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
       cli.withServices(async ({ backups }) => {
         const startedAt = Date.now();
         const bar = new ProgressBar('backup');
-        const created = await backups.create(cli.actor, 'cli', {
-          onProgress: ({ rows, bytes, expectedRows }) => bar.update(rows, Math.max(expectedRows, rows), `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`),
-        });
-        bar.update(created.rows, created.rows, `${megabytes(created.manifest?.tables.reduce((sum, table) => sum + table.bytes, 0) ?? 0)} of table data`);
+        // The total is the planner's estimate: held above the rows seen, so only finish() says 100 %.
+        const created = await backups
+          .create(cli.actor, 'cli', { onProgress: ({ rows, bytes, expectedRows }) => bar.update(rows, Math.max(expectedRows, rows + 1), `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`) })
+          .finally(() => bar.abandon());
+        const tableBytes = created.manifest?.tables.reduce((sum, table) => sum + table.bytes, 0) ?? 0;
+        bar.finish(created.rows, `${megabytes(tableBytes)} of table data, ${rateSince(startedAt, tableBytes)}`);
         printBackup(cli.say, created);
         cli.say(`  file: ${backups.fileOf(created)}`);
         if (created.copyError) throw new BackupError('FILE_MISSING', `the archive is complete, but copying it to BACKUP_COPY_DIR failed: ${created.copyError}`);
@@ -156,7 +159,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
         } else if (options.yes) {
           targetUrl = database.url;
         } else {
-          targetUrl = databaseUrlFor(database.url, `bastion_restore_${systemClock.now().toISOString().replace(/\D/g, '').slice(0, 14)}`);
+          targetUrl = databaseUrlFor(database.url, `bastion_restore_${systemClock.now().toISOString().replace(/\D/g, '').slice(0, 14)}_${randomBytes(3).toString('hex')}`);
           created = await ensureDatabase(targetUrl);
         }
         const startedAt = Date.now();
@@ -171,9 +174,14 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
             beforeCommit: (manager, restored) =>
               new AuditLog(systemClock).append(manager, { action: 'backup_restored', outcome: 'success', targetType: 'backup', targetId: id, metadata: { file: path.basename(file), schemaVersion: restored.schemaVersion, tables: restored.tables, rows: restored.rows, migrated: [...restored.migrated] }, ...cli.actor }).then(() => undefined),
           });
-          cli.say(`restored ${result.tables} tables and ${result.rows} rows at schema ${result.schemaVersion} into ${describeUrl(targetUrl)}${result.migrated.length ? ` (migrations: ${result.migrated.join(', ')})` : ''}`);
+          const down = result.migrated.filter((step) => step.startsWith('down ')).map((step) => step.slice(5));
+          const up = result.migrated.length - down.length;
+          const migrated = [up > 0 ? `${up} migration(s) applied` : '', down.length > 0 ? `undone: ${down.join(', ')}` : ''].filter(Boolean).join('; ');
+          cli.say(`restored ${result.tables} tables and ${result.rows} rows at schema ${result.schemaVersion} into ${describeUrl(targetUrl)}${migrated ? ` (${migrated})` : ''}`);
           if (targetUrl !== database.url) cli.say(`point DATABASE_URL at that database to serve it; \`bastion migrate\` brings it to this release's schema`);
         } catch (error) {
+          bars.checking.abandon();
+          bars.loading.abandon();
           if (created) await withAdminClient(targetUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(decodeURIComponent(new URL(targetUrl).pathname.slice(1)))} WITH (FORCE)`)).catch(() => undefined);
           throw error;
         }

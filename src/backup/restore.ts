@@ -82,23 +82,20 @@ export function checkArchiveSchema(preamble: ArchivePreamble, known: readonly st
 export async function restoreArchive(options: RestoreOptions): Promise<RestoreResult> {
   const { file, keyring } = options;
   const progress = (phase: RestoreProgress['phase'], rows: number) => (bytesRead: number, sizeBytes: number) => options.onProgress?.({ phase, bytesRead, sizeBytes, rows });
-  let preamble: ArchivePreamble;
-  if (options.trustArchive) {
-    preamble = await readPreamble(file, keyring);
-  } else {
-    ({ preamble } = await readArchive(file, keyring, { progress: progress('checking', 0) }));
-  }
   const target = createDataSource({ url: options.targetUrl, poolSize: 1 });
   await target.initialize();
   const known = target.migrations.map(migrationName);
   const queryRunner = target.createQueryRunner();
   try {
-    checkArchiveSchema(preamble, known);
     const client = (await queryRunner.connect()) as PoolClient;
+    // Cheap refusals first: one query, before the archive is read end to end.
     const [{ tables }] = (await queryRunner.query("SELECT count(*)::int AS tables FROM pg_tables WHERE schemaname = 'public'")) as { tables: number }[];
     if (tables > 0 && !options.replace) {
       throw new BackupError('TARGET_NOT_EMPTY', 'the target database already holds tables: pass --yes to replace its data, or restore into a new database');
     }
+    const opening = await readPreamble(file, keyring);
+    checkArchiveSchema(opening, known);
+    const preamble = options.trustArchive ? opening : (await readArchive(file, keyring, { progress: progress('checking', 0) })).preamble;
     await queryRunner.startTransaction();
     const migrated = await migrateTo(target, queryRunner, preamble, known);
     await prepareCopySession(client);

@@ -139,3 +139,35 @@ export function formatAuditPhases(rows: readonly AuditRunRow[]): string {
   const cells = rows.map(({ writers, phases: p }) => [String(writers), ...[p.beginMs, p.lockMs, p.selectMs, p.hashMs, p.insertMs, p.commitMs].map((ms) => ms.toFixed(3))]);
   return formatColumns(AUDIT_PHASE_HEADERS, cells);
 }
+
+/** One backup operation: the seconds of each of its runs and the rates of the best one. */
+export interface BackupRunRow {
+  readonly operation: string;
+  /** What the operation does, in a few words. */
+  readonly detail: string;
+  readonly runSeconds: readonly number[];
+  /** MB (10⁶ bytes) of table data per second. */
+  readonly megabytesPerSecond: number;
+  readonly rowsPerSecond: number;
+  /** The floor's MB/s, which the row is compared with; absent on the floor's own row. */
+  readonly floorMegabytesPerSecond?: number;
+  /** The MB/s the design aims for, if this row is the one it is about (a goal, not a gate). */
+  readonly goalMegabytesPerSecond?: number;
+}
+
+const BACKUP_HEADERS = ['operation', 'what it does', 'best s', 'MB/s', 'rows/s', 'vs floor', 'runs s', 'goal'] as const;
+
+/** Each operation at its best run, its MB/s as a ratio to the floor's, the goal's row marked met or not. */
+export function formatBackupRuns(rows: readonly BackupRunRow[]): string {
+  const cells = rows.map((row) => [
+    row.operation,
+    row.detail,
+    Math.min(...row.runSeconds).toFixed(2),
+    row.megabytesPerSecond.toFixed(1),
+    Math.round(row.rowsPerSecond).toLocaleString('en-US'),
+    row.floorMegabytesPerSecond ? `${(row.megabytesPerSecond / row.floorMegabytesPerSecond).toFixed(2)}×` : '',
+    row.runSeconds.map((seconds) => seconds.toFixed(2)).join(', '),
+    row.goalMegabytesPerSecond === undefined ? '' : `≥ ${row.goalMegabytesPerSecond} MB/s: ${row.megabytesPerSecond >= row.goalMegabytesPerSecond ? 'met' : 'not met'}`,
+  ]);
+  return formatColumns(BACKUP_HEADERS, cells, 2);
+}

@@ -11,13 +11,14 @@ import { Logger, createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
 import { AUDIT_CONCURRENT_WRITERS, AUDIT_GOAL_EVENTS_PER_SECOND, auditSignInShare, lockHeldMs, runAuditBench } from './audit-bench';
+import { BACKUP_BENCH_POSTS, BACKUP_GOAL_MB_PER_SECOND, BACKUP_RUNS, megabytesPerSecond, rowsPerSecond, runBackupBench } from './backup-bench';
 import { runCryptoBench } from './crypto-bench';
 import { FIREWALL_GOAL, FIREWALL_RULE_COUNT, RATE_LIMITS_OFF, RATE_LIMITS_ON, probeFirewallTwins, runFirewallBench } from './firewall-bench';
 import { startFloorServer } from './floor-server';
 import { Measurement, countStatements, measure, probe } from './measure';
 import { benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
 import { seedPublishedPosts } from './posts-bench';
-import { AuditRunRow, ReportRow, firewallCost, formatAuditPhases, formatAuditRuns, formatFirewallCost, formatRelative, formatShieldCost, formatTable } from './report';
+import { AuditRunRow, BackupRunRow, ReportRow, firewallCost, formatAuditPhases, formatAuditRuns, formatBackupRuns, formatFirewallCost, formatRelative, formatShieldCost, formatTable } from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
 import { SignInBenchResult, createBenchUser, runSignInBench } from './sign-in-bench';
 
@@ -271,6 +272,38 @@ async function main(signal: AbortSignal): Promise<number> {
       say(`  seal + open, 64-byte field        ${Math.round(crypto.sealOpenPerSecond).toLocaleString('en-US')} ops/s`);
       say(`  read 100 rows, plain              ${crypto.plainReadMs.toFixed(2)} ms`);
       say(`  read 100 rows, 2 encrypted cols   ${crypto.encryptedReadMs.toFixed(2)} ms   ${(crypto.encryptedReadMs / crypto.plainReadMs).toFixed(2)}× plain (goal ≤ 1.15×)`);
+    }
+    // Last: its own database and Bastion, and the longest single operations of the run.
+    if (!signal.aborted) {
+      process.stderr.write(`running backups (${BACKUP_BENCH_POSTS.toLocaleString('en-US')} posts)…\n`);
+      const backup = await runBackupBench({ adminUrl: databaseUrl, startBastion: (overrides) => startBastion(benchConfig(overrides), { logger, clock: systemClock }), teardown, signal });
+      if (backup) {
+        const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+        const floorMegabytesPerSecond = megabytesPerSecond(backup.floor);
+        const row = (operation: string, detail: string, measured: typeof backup.create, goalMegabytesPerSecond?: number): BackupRunRow => ({
+          operation,
+          detail,
+          runSeconds: measured.runSeconds,
+          megabytesPerSecond: megabytesPerSecond(measured),
+          rowsPerSecond: rowsPerSecond(measured),
+          floorMegabytesPerSecond,
+          goalMegabytesPerSecond,
+        });
+        const rows: BackupRunRow[] = [
+          { ...row('floor', 'COPY posts TO STDOUT, read and dropped', backup.floor), floorMegabytesPerSecond: undefined },
+          row('create', 'services.backups.create: snapshot → deflate → AES-GCM → fsync', backup.create, BACKUP_GOAL_MB_PER_SECOND),
+          row('verify', 'services.backups.verify: restore into scratch, re-read, compare', backup.verify),
+          row('restore', 'restoreArchive into an empty database (authenticate, then load)', backup.restore),
+        ];
+        say();
+        say(`backups: ${backup.create.rows.toLocaleString('en-US')} rows in ${backup.tables} tables, ${megabytes(backup.create.bytes)} of table data (COPY text; posts ${BACKUP_BENCH_POSTS.toLocaleString('en-US')} rows, ${megabytes(backup.postsBytes)}), best of ${BACKUP_RUNS} runs; MB = 10⁶ bytes of table data`);
+        say(formatBackupRuns(rows));
+        say(`  archive: ${megabytes(backup.archiveBytes)} for ${megabytes(backup.create.bytes)} of table data, ${(backup.create.bytes / backup.archiveBytes).toFixed(2)}× compression`);
+        say(`  memory: this process's RSS grew at most ${megabytes(backup.createRssGrowthBytes)} during a create of ${megabytes(backup.create.bytes)}`);
+        say(`  checked: the floor read the manifest's posts bytes exactly; every verify VERIFIED; every restore loaded the archive's ${backup.create.rows.toLocaleString('en-US')} rows${backup.problems.length > 0 ? ', EXCEPT:' : ''}`);
+        for (const problem of backup.problems) say(`    ${problem}`);
+        if (backup.problems.length > 0) exitCode = 1;
+      }
     }
     if (signal.aborted) {
       say('\ninterrupted: the table shows only the scenarios that finished');
