@@ -39,7 +39,12 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts \
 COPY --from=build /app/dist/ dist/
 COPY bin/ bin/
 COPY schema/ schema/
-# The files stay owned by root: the server account can read its code but not rewrite it.
+# The files stay owned by root: the server account can read its code but not rewrite it. Its
+# one writable place is the data folder, where backup archives go (BACKUP_DIR); mount a volume
+# there (and BACKUP_COPY_DIR on another disk or a remote mount).
+ENV BASTION_DATA_DIR=/var/lib/bastion
+RUN mkdir -p /var/lib/bastion && chown node:node /var/lib/bastion && chmod 700 /var/lib/bastion
+VOLUME ["/var/lib/bastion"]
 USER node
 EXPOSE 4000
 # slim has no curl; node's own fetch does the check, over HTTPS when Bastion terminates TLS

@@ -82,19 +82,27 @@ export class SelfAudit {
     return report;
   }
 
+  /**
+   * The scheduled run: on one instance at a time (an advisory lock), and not when another
+   * instance whose timer fired a little earlier has just run it. Returns whether it ran here.
+   */
+  async runScheduled(): Promise<boolean> {
+    return this.dataSource.transaction(async (manager) => {
+      const [{ locked }]: { locked: boolean }[] = await manager.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [SCHEDULE_LOCK_KEY]);
+      if (!locked) return false;
+      const [recent] = (await manager.query("SELECT 1 FROM audit_events WHERE action = 'security_audit_run' AND user_agent = 'bastion-schedule' AND at > $1 LIMIT 1", [new Date(this.clock.now().getTime() - RECENT_RUN_MS)])) as unknown[];
+      if (recent) return false;
+      const report = await this.run({ actorId: null, ipAddress: null, userAgent: 'bastion-schedule', requestId: null });
+      this.logger.info({ passed: report.passed, warnings: report.warnings, failures: report.failures }, 'self-audit done');
+      return true;
+    });
+  }
+
   /** Runs on `cron` on one instance at a time (an advisory lock); returns the stopper. */
   schedule(cron: string): () => void {
     const job = new Cron(cron, { protect: true, timezone: 'Etc/UTC' }, async () => {
       try {
-        await this.dataSource.transaction(async (manager) => {
-          const [{ locked }]: { locked: boolean }[] = await manager.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [SCHEDULE_LOCK_KEY]);
-          if (!locked) return;
-          // Another instance whose timer fired a little earlier may have run it already.
-          const [recent] = (await manager.query("SELECT 1 FROM audit_events WHERE action = 'security_audit_run' AND user_agent = 'bastion-schedule' AND at > $1 LIMIT 1", [new Date(this.clock.now().getTime() - RECENT_RUN_MS)])) as unknown[];
-          if (recent) return;
-          const report = await this.run({ actorId: null, ipAddress: null, userAgent: 'bastion-schedule', requestId: null });
-          this.logger.info({ passed: report.passed, warnings: report.warnings, failures: report.failures }, 'self-audit done');
-        });
+        await this.runScheduled();
       } catch (error) {
         this.logger.warn({ err: error }, 'self-audit: the scheduled run failed');
       }
