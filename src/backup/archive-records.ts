@@ -25,6 +25,8 @@ export interface ArchiveTable {
 /** What opens the stream: enough to refuse an archive before any row is read. */
 export interface ArchivePreamble {
   readonly format: 1;
+  /** The catalogue id it was written under: a restore by id refuses a file renamed from another backup. */
+  readonly backupId?: string;
   readonly createdAt: string;
   readonly bastionVersion: string;
   /** The newest migration applied when the archive was made. */

@@ -30,3 +30,12 @@ export class BackupError extends Error {
 export function archiveDamaged(what: string): BackupError {
   return new BackupError('ARCHIVE_DAMAGED', `the archive is damaged or was modified: ${what}`);
 }
+
+/** A failure's text for the catalogue and the audit log: never SQL, key bytes or a stack. */
+export function failureText(error: unknown): string {
+  if (error instanceof BackupError) return error.message;
+  const { code, syscall, path: file } = error as NodeJS.ErrnoException;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `${code}${syscall ? ` on ${syscall}` : ''}${file ? ` ${file}` : ''}`;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `database error ${code}: ${(error as Error).message.split('\n')[0]}`;
+  return 'unexpected error (see the server log)';
+}

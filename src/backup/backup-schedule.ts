@@ -26,7 +26,10 @@ export class BackupSchedule {
     try {
       started = await this.backups.startCreateUnless(SCHEDULE_ACTOR, 'schedule', {}, this.recentSince());
     } catch (error) {
-      if (error instanceof BackupError && error.failure === 'IN_PROGRESS') return false;
+      if (error instanceof BackupError && error.failure === 'IN_PROGRESS') {
+        this.logger.info('scheduled backup skipped: another backup is being created');
+        return false;
+      }
       throw error;
     }
     if (!started) return false;
@@ -39,13 +42,17 @@ export class BackupSchedule {
 
   /** Verifies the newest restorable archive, unless that was just done. Returns whether it verified. */
   async verifyNow(): Promise<boolean> {
-    const newest = (await this.backups.list()).find((backup) => RESTORABLE.includes(backup.status));
+    // With an unshared BACKUP_DIR, the instance that holds the newest file verifies it.
+    const newest = (await this.backups.list()).find((backup) => RESTORABLE.includes(backup.status) && this.backups.isHere(backup));
     if (!newest) return false;
     let started;
     try {
       started = await this.backups.startVerifyUnless(newest.id, SCHEDULE_ACTOR, this.recentSince());
     } catch (error) {
-      if (error instanceof BackupError && error.failure === 'IN_PROGRESS') return false;
+      if (error instanceof BackupError && error.failure === 'IN_PROGRESS') {
+        this.logger.info('scheduled backup verification skipped: another verification is running');
+        return false;
+      }
       throw error;
     }
     if (!started) return false;

@@ -47,19 +47,19 @@ function rateSince(startedAt: number, bytes: number): string {
  * characters) looked up in the catalogue, else among the file names in BACKUP_DIR, so a restore
  * works when the database that held the catalogue is gone.
  */
-async function resolveArchive(reference: string, database: Database, folder: string): Promise<{ file: string; id: string | null }> {
-  if (reference.endsWith(ARCHIVE_EXTENSION) && fs.existsSync(reference)) return { file: path.resolve(reference), id: null };
+async function resolveArchive(reference: string, database: Database, folder: string): Promise<{ file: string; id: string | null; sha256: string | null }> {
+  if (reference.endsWith(ARCHIVE_EXTENSION) && fs.existsSync(reference)) return { file: path.resolve(reference), id: null, sha256: null };
   if (!/^[0-9a-f-]{8,36}$/i.test(reference)) throw new BackupError('NOT_FOUND', `"${reference}" is neither an archive file nor a backup id`);
   const prefix = reference.toLowerCase();
   const catalogued = (await database.dataSource.query("SELECT to_regclass('public.backups') IS NOT NULL AS present"))[0].present
-    ? ((await database.dataSource.query('SELECT id::text AS id, file_name FROM backups WHERE id::text LIKE $1', [`${prefix}%`])) as { id: string; file_name: string }[])
+    ? ((await database.dataSource.query('SELECT id::text AS id, file_name, sha256 FROM backups WHERE id::text LIKE $1', [`${prefix}%`])) as { id: string; file_name: string; sha256: string | null }[])
     : [];
   const candidates = catalogued.length > 0
-    ? catalogued.map((row) => ({ id: row.id, file: path.join(folder, row.file_name) }))
+    ? catalogued.map((row) => ({ id: row.id, file: path.join(folder, row.file_name), sha256: row.sha256 }))
     : (fs.existsSync(folder) ? fs.readdirSync(folder) : [])
         .map((name) => ({ name, id: /-([0-9a-f-]{36})\.bbak$/.exec(name)?.[1] }))
         .filter((entry): entry is { name: string; id: string } => entry.id?.startsWith(prefix) === true)
-        .map((entry) => ({ id: entry.id, file: path.join(folder, entry.name) }));
+        .map((entry) => ({ id: entry.id, file: path.join(folder, entry.name), sha256: null }));
   if (candidates.length === 0) throw new BackupError('NOT_FOUND', `no backup ${reference} in the catalogue or in ${folder}`);
   if (candidates.length > 1) throw new BackupError('NOT_FOUND', `${reference} matches ${candidates.length} backups: give more of the id`);
   return candidates[0];
@@ -82,6 +82,20 @@ async function ensureDatabase(url: string): Promise<boolean> {
     const exists = (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount! > 0;
     if (!exists) await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
     return !exists;
+  });
+}
+
+/** A restore elsewhere (a drill, an off-site copy) is recorded in the source database's audit log too, when it has one. */
+async function recordInSource(database: Database, actor: Actor, restore: { id: string | null; file: string; targetUrl: string; result: { schemaVersion: string; tables: number; rows: number } }): Promise<void> {
+  const [{ present }] = await database.dataSource.query("SELECT to_regclass('public.audit_events') IS NOT NULL AS present");
+  if (!present) return;
+  await new AuditLog(systemClock).append(database.dataSource.manager, {
+    action: 'backup_restored',
+    outcome: 'success',
+    targetType: 'backup',
+    targetId: restore.id,
+    metadata: { file: path.basename(restore.file), into: describeUrl(restore.targetUrl), schemaVersion: restore.result.schemaVersion, tables: restore.result.tables, rows: restore.result.rows },
+    ...actor,
   });
 }
 
@@ -136,7 +150,11 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
       cli.withServices(async ({ backups }, database) => {
         const { id } = await resolveArchive(reference, database, backups.options.dir);
         if (!id) throw new BackupError('NOT_FOUND', 'verify takes a backup id from `bastion backup list`, not a file');
-        const verified = await backups.verify(id, cli.actor);
+        const startedAt = Date.now();
+        const bar = new ProgressBar('verifying', process.stderr, megabytes);
+        const verified = await backups
+          .verify(id, cli.actor, ({ bytesRead, sizeBytes, rows }) => bar.update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`))
+          .finally(() => bar.abandon());
         printBackup(cli.say, verified);
         if (verified.verification && verified.status !== 'verified') process.exitCode = 1;
       }),
@@ -150,7 +168,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
     .action((reference: string, options: { to?: string; yes?: boolean }) =>
       cli.withKeyring(async (database, keyring, config) => {
         const folder = config.backupDir ?? path.join(config.dataDir, 'backups');
-        const { file, id } = await resolveArchive(reference, database, folder);
+        const { file, id, sha256 } = await resolveArchive(reference, database, folder);
         let targetUrl: string;
         let created = false;
         if (options.to) {
@@ -170,6 +188,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
             keyring,
             targetUrl,
             replace: Boolean(options.yes),
+            expect: id ? { backupId: id, sha256 } : undefined,
             onProgress: ({ phase, bytesRead, sizeBytes, rows }) => bars[phase].update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
             beforeCommit: (manager, restored) =>
               new AuditLog(systemClock).append(manager, { action: 'backup_restored', outcome: 'success', targetType: 'backup', targetId: id, metadata: { file: path.basename(file), schemaVersion: restored.schemaVersion, tables: restored.tables, rows: restored.rows, migrated: [...restored.migrated] }, ...cli.actor }).then(() => undefined),
@@ -178,7 +197,12 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
           const up = result.migrated.length - down.length;
           const migrated = [up > 0 ? `${up} migration(s) applied` : '', down.length > 0 ? `undone: ${down.join(', ')}` : ''].filter(Boolean).join('; ');
           cli.say(`restored ${result.tables} tables and ${result.rows} rows at schema ${result.schemaVersion} into ${describeUrl(targetUrl)}${migrated ? ` (${migrated})` : ''}`);
-          if (targetUrl !== database.url) cli.say(`point DATABASE_URL at that database to serve it; \`bastion migrate\` brings it to this release's schema`);
+          if (targetUrl !== database.url) {
+            cli.say(`point DATABASE_URL at that database to serve it; \`bastion migrate\` brings it to this release's schema`);
+            await recordInSource(database, cli.actor, { id, file, targetUrl, result });
+          } else if (down.length > 0) {
+            cli.say('the archive predates this release\'s schema: run `bastion migrate` before instances of this release serve again');
+          }
         } catch (error) {
           bars.checking.abandon();
           bars.loading.abandon();

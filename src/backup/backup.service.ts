@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import type { Actor } from '../accounts/sessions.service';
 import type { AuditLog } from '../audit/audit-log';
@@ -13,18 +12,18 @@ import { BASTION_VERSION } from '../project';
 import type { Logger } from '../logging';
 import { ArchiveWriter, countRows, partialNameOf, syncFolder } from './archive-file';
 import { ArchivePreamble, describeContents } from './archive-records';
-import { BackupError } from './backup-errors';
+import { BackupError, failureText } from './backup-errors';
 import { Backup, BackupStatus, RESTORABLE } from './backup.entity';
 import { RetentionPolicy, prunable } from './retention';
-import { EXCLUDED_TABLES, copyTableOut, listTables, prepareCopySession } from './table-copy';
+import { BACKUP_LOCK_KEY, LOCK_WAIT_MS, LockedConnection, VERIFY_LOCK_KEY } from './locked-connection';
+import type { RestoreProgress } from './restore';
+import { EXCLUDED_TABLES, copyTableOut, listTables, lockTables, prepareCopySession } from './table-copy';
 import { verifyArchive } from './verify';
 
 export const ARCHIVE_EXTENSION = '.bbak';
-/** Session-level advisory locks ("bstbckup", "bstbkver" in ASCII): one backup, one verification at a time across instances. */
-export const BACKUP_LOCK_KEY = '7094141849601717616';
-export const VERIFY_LOCK_KEY = '7094141849466799474';
 
 export type BackupTrigger = 'schedule' | 'cli' | 'api';
+
 
 export interface BackupOptions extends RetentionPolicy {
   readonly dir: string;
@@ -52,15 +51,6 @@ export interface CreateObserver {
 export interface StartedJob {
   readonly backup: Backup;
   readonly done: Promise<Backup>;
-}
-
-/** A failure's text for the catalogue and the audit log: never SQL, key bytes or a stack. */
-export function failureText(error: unknown): string {
-  if (error instanceof BackupError) return error.message;
-  const { code, syscall, path: file } = error as NodeJS.ErrnoException;
-  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `${code}${syscall ? ` on ${syscall}` : ''}${file ? ` ${file}` : ''}`;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `database error ${code}: ${(error as Error).message.split('\n')[0]}`;
-  return 'unexpected error (see the server log)';
 }
 
 function archiveName(createdAt: Date, id: string): string {
@@ -118,18 +108,13 @@ export class BackupService {
    * together take one backup between them.
    */
   async startCreateUnless(actor: Actor, trigger: BackupTrigger, observe: CreateObserver, recentSince: Date | null): Promise<StartedJob | null> {
-    const client = new Client({ connectionString: this.databaseUrl, application_name: 'bastion-backup' });
-    await client.connect();
     // The lock lives as long as this connection: a killed process releases it, and its CREATING entry is then known to be dead.
-    const [{ locked }] = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [BACKUP_LOCK_KEY])).rows;
-    if (!locked) {
-      await client.end();
-      throw new BackupError('IN_PROGRESS', 'another backup is being created (on this or another instance): wait for it to finish');
-    }
+    const connection = await LockedConnection.acquire(this.databaseUrl, 'bastion-backup', BACKUP_LOCK_KEY, LOCK_WAIT_MS);
+    if (!connection) throw new BackupError('IN_PROGRESS', 'another backup is being created (on this or another instance): wait for it to finish');
     let backup: Backup;
     try {
       if (recentSince && (await this.dataSource.query("SELECT 1 FROM backups WHERE trigger = $1 AND created_at > $2 AND status <> 'failed' LIMIT 1", [trigger, recentSince])).length > 0) {
-        await client.end();
+        await connection.close();
         return null;
       }
       await this.abandonInterrupted();
@@ -139,30 +124,35 @@ export class BackupService {
         Object.assign(new Backup(), { id, createdAt, status: BackupStatus.CREATING, schemaVersion: '', keyId: this.options.keyId, fileName: archiveName(createdAt, id), host: os.hostname(), trigger }),
       );
     } catch (error) {
-      await client.end().catch(() => undefined);
+      await connection.close();
       throw error;
     }
     const abort = new AbortController();
-    const done = this.writeArchive(client, backup, actor, abort.signal, observe).finally(() => {
+    const done = this.writeArchive(connection, backup, actor, abort.signal, observe).finally(() => {
       this.running.delete(abort);
-      return client.end().catch(() => undefined);
+      return connection.close();
     });
     this.running.set(abort, done.catch(() => undefined));
     return { backup, done };
   }
 
-  private async writeArchive(client: Client, backup: Backup, actor: Actor, signal: AbortSignal, observe: CreateObserver): Promise<Backup> {
+  private async writeArchive(connection: LockedConnection, backup: Backup, actor: Actor, signal: AbortSignal, observe: CreateObserver): Promise<Backup> {
+    const { client } = connection;
     const file = this.fileOf(backup);
     let writer: ArchiveWriter | undefined;
     try {
       writer = await ArchiveWriter.create(file, this.keyring, this.options.keyId);
-      // One snapshot for every table: rows committed during the backup are in none of them or all of them.
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await prepareCopySession(client);
+      // One snapshot for every table: rows committed during the backup are in none of them or all of
+      // them. The tables are locked (ACCESS SHARE, as pg_dump does) before the snapshot is taken, so a
+      // TRUNCATE or DDL cannot slip in between the snapshot and a table's COPY.
+      const lockable = await listTables(client);
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await lockTables(client, lockable.map((table) => table.name));
       const tables = await listTables(client);
       const migrations = (await client.query<{ name: string }>('SELECT name FROM migrations ORDER BY id')).rows.map((row) => row.name);
       const [{ expected }] = (await client.query<{ expected: string }>("SELECT COALESCE(sum(GREATEST(reltuples, 0)), 0)::bigint AS expected FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> ALL($1)", [Object.keys(EXCLUDED_TABLES)])).rows;
-      const preamble: ArchivePreamble = { format: 1, createdAt: backup.createdAt.toISOString(), bastionVersion: BASTION_VERSION, schemaVersion: migrations[migrations.length - 1] ?? '', migrations, tables, excluded: EXCLUDED_TABLES };
+      const preamble: ArchivePreamble = { format: 1, backupId: backup.id, createdAt: backup.createdAt.toISOString(), bastionVersion: BASTION_VERSION, schemaVersion: migrations[migrations.length - 1] ?? '', migrations, tables, excluded: EXCLUDED_TABLES };
       await writer.preamble(preamble);
       let rows = 0;
       let bytes = 0;
@@ -197,7 +187,8 @@ export class BackupService {
       });
       return await this.copyToSecondLocation(completed, actor);
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      // Not ROLLBACK: a COPY left mid-stream never answers it. Cutting the connection rolls back and frees the lock.
+      connection.sever();
       await writer?.abort().catch(() => undefined);
       await this.recordFailure(backup, actor, error);
       throw error;
@@ -258,39 +249,59 @@ export class BackupService {
   }
 
   /** Restores an archive into a scratch database and compares it with its manifest; records the result. */
-  async verify(id: string, actor: Actor): Promise<Backup> {
-    return (await this.startVerify(id, actor)).done;
+  async verify(id: string, actor: Actor, onProgress?: (progress: RestoreProgress) => void): Promise<Backup> {
+    return (await this.startVerify(id, actor, onProgress)).done;
   }
 
-  async startVerify(id: string, actor: Actor): Promise<StartedJob> {
-    return (await this.startVerifyUnless(id, actor, null))!;
+  async startVerify(id: string, actor: Actor, onProgress?: (progress: RestoreProgress) => void): Promise<StartedJob> {
+    return (await this.startVerifyUnless(id, actor, null, onProgress))!;
+  }
+
+  /** The archive file is on this machine (or BACKUP_DIR is shared with the one that wrote it). */
+  isHere(backup: Backup): boolean {
+    return backup.host === os.hostname() || fs.existsSync(this.fileOf(backup));
   }
 
   /** As startVerify; with `recentSince`, null when the archive was verified since then (checked under the lock). */
-  async startVerifyUnless(id: string, actor: Actor, recentSince: Date | null): Promise<StartedJob | null> {
+  async startVerifyUnless(id: string, actor: Actor, recentSince: Date | null, onProgress?: (progress: RestoreProgress) => void): Promise<StartedJob | null> {
     const backup = await this.get(id);
     if (!backup) throw new BackupError('NOT_FOUND', `no backup has id ${id}`);
     if (!RESTORABLE.includes(backup.status) && backup.status !== BackupStatus.VERIFY_FAILED) {
       throw new BackupError('NOT_FOUND', `backup ${id} is ${backup.status.toUpperCase()}: there is no archive to verify`);
     }
-    const client = new Client({ connectionString: this.databaseUrl, application_name: 'bastion-backup-verify' });
-    await client.connect();
-    const [{ locked }] = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [VERIFY_LOCK_KEY])).rows;
-    if (!locked) {
-      await client.end();
-      throw new BackupError('IN_PROGRESS', 'another backup is being verified (on this or another instance): wait for it to finish');
+    if (!this.isHere(backup)) {
+      throw new BackupError('FILE_MISSING', `backup ${id} was written on host ${backup.host}, and its file is not in ${this.options.dir} here: verify it there, or give every instance one shared BACKUP_DIR`);
     }
-    const current = await this.get(id);
-    if (recentSince && current?.verifiedAt && current.verifiedAt > recentSince) {
-      await client.end();
-      return null;
+    const connection = await LockedConnection.acquire(this.databaseUrl, 'bastion-backup-verify', VERIFY_LOCK_KEY, LOCK_WAIT_MS);
+    if (!connection) throw new BackupError('IN_PROGRESS', 'another backup is being verified (on this or another instance): wait for it to finish');
+    try {
+      const current = await this.get(id);
+      if (recentSince && current?.verifiedAt && current.verifiedAt > recentSince) {
+        await connection.close();
+        return null;
+      }
+    } catch (error) {
+      await connection.close();
+      throw error;
     }
-    const done = this.runVerification(client, backup, actor).finally(() => client.end().catch(() => undefined));
+    const abort = new AbortController();
+    const done = this.runVerification(connection, backup, actor, abort.signal, onProgress).finally(() => {
+      this.running.delete(abort);
+      return connection.close();
+    });
+    this.running.set(abort, done.catch(() => undefined));
     return { backup, done };
   }
 
-  private async runVerification(client: Client, backup: Backup, actor: Actor): Promise<Backup> {
-    const outcome = await verifyArchive({ client, databaseUrl: this.databaseUrl, keyring: this.keyring, file: this.fileOf(backup), backup, logger: this.logger });
+  private async runVerification(connection: LockedConnection, backup: Backup, actor: Actor, signal: AbortSignal, onProgress?: (progress: RestoreProgress) => void): Promise<Backup> {
+    let outcome: { ok: boolean; text: string };
+    try {
+      outcome = await verifyArchive({ client: connection.client, databaseUrl: this.databaseUrl, keyring: this.keyring, file: this.fileOf(backup), backup, logger: this.logger, signal, onProgress });
+    } catch (error) {
+      // Whatever stopped it, the archive was not proven restorable: that is the finding, recorded like any other.
+      this.logger.error({ err: error, backupId: backup.id }, 'backup verification failed');
+      outcome = { ok: false, text: `verification could not finish: ${failureText(error)}` };
+    }
     const verifiedAt = this.clock.now();
     return this.dataSource.transaction(async (manager) => {
       await manager.update(
@@ -306,7 +317,8 @@ export class BackupService {
   /** Retention: deletes the archives (and their copies) the policy no longer keeps, and their entries. */
   async prune(actor: Actor): Promise<Backup[]> {
     const entries = await this.list();
-    const doomed = prunable(entries, this.options, this.clock.now()) as Backup[];
+    // Another machine's archive (an unshared BACKUP_DIR) is that machine's to delete.
+    const doomed = (prunable(entries, this.options, this.clock.now()) as Backup[]).filter((backup) => backup.status === BackupStatus.FAILED || this.isHere(backup));
     if (doomed.length === 0) return [];
     for (const backup of doomed) {
       await fs.promises.rm(this.fileOf(backup), { force: true });
@@ -319,7 +331,10 @@ export class BackupService {
     return doomed;
   }
 
-  /** Shutdown: archives being written in this process stop, become FAILED, and lose their temporary file. */
+  /**
+   * Shutdown: archives being written in this process stop, become FAILED, and lose their temporary
+   * file; verifications stop and are recorded as unfinished.
+   */
   async stop(): Promise<void> {
     for (const abort of this.running.keys()) abort.abort();
     await Promise.all(this.running.values());

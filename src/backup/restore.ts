@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import type { PoolClient } from 'pg';
@@ -11,7 +13,8 @@ import { notify } from '../db/notifications';
 import { FIREWALL_CHANNEL } from '../firewall/firewall.service';
 import { ArchiveVisitor, readArchive } from './archive-file';
 import type { ArchiveManifest, ArchivePreamble } from './archive-records';
-import { BackupError } from './backup-errors';
+import { BackupError, archiveDamaged } from './backup-errors';
+import { BACKUP_LOCK_KEY, LOCK_WAIT_MS } from './locked-connection';
 import { copyTableIn, listTables, prepareCopySession, resetSequences, truncateTables } from './table-copy';
 
 export interface RestoreProgress {
@@ -32,6 +35,10 @@ export interface RestoreOptions {
   /** Run inside the restoring transaction, after the rows are in (the audit event of the restore). */
   readonly beforeCommit?: (manager: EntityManager, result: RestoreResult) => Promise<void>;
   readonly onProgress?: (progress: RestoreProgress) => void;
+  /** What the catalogue says the file is (a restore by id): a file swapped for another archive is refused. */
+  readonly expect?: { readonly backupId: string; readonly sha256: string | null };
+  /** Stops the restore (rolled back) at the next chunk. */
+  readonly signal?: AbortSignal;
   /** Skip the authentication pass (the target is a scratch database that is dropped on failure). */
   readonly trustArchive?: boolean;
 }
@@ -82,6 +89,9 @@ export function checkArchiveSchema(preamble: ArchivePreamble, known: readonly st
 export async function restoreArchive(options: RestoreOptions): Promise<RestoreResult> {
   const { file, keyring } = options;
   const progress = (phase: RestoreProgress['phase'], rows: number) => (bytesRead: number, sizeBytes: number) => options.onProgress?.({ phase, bytesRead, sizeBytes, rows });
+  if (options.expect?.sha256 && (await fileSha256(file)) !== options.expect.sha256) {
+    throw archiveDamaged(`the file is not the archive the catalogue recorded for backup ${options.expect.backupId} (its SHA-256 differs): it was replaced or modified`);
+  }
   const target = createDataSource({ url: options.targetUrl, poolSize: 1 });
   await target.initialize();
   const known = target.migrations.map(migrationName);
@@ -94,9 +104,20 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
       throw new BackupError('TARGET_NOT_EMPTY', 'the target database already holds tables: pass --yes to replace its data, or restore into a new database');
     }
     const opening = await readPreamble(file, keyring);
+    if (options.expect && opening.backupId && opening.backupId !== options.expect.backupId) {
+      throw archiveDamaged(`the file holds backup ${opening.backupId}, not ${options.expect.backupId}: it was renamed`);
+    }
     checkArchiveSchema(opening, known);
     const preamble = options.trustArchive ? opening : (await readArchive(file, keyring, { progress: progress('checking', 0) })).preamble;
     await queryRunner.startTransaction();
+    if (options.replace) {
+      // A backup of this database running now would archive tables half-emptied by the TRUNCATE below.
+      await queryRunner.query(`SET LOCAL lock_timeout = ${LOCK_WAIT_MS}`);
+      await queryRunner.query('SELECT pg_advisory_xact_lock($1)', [BACKUP_LOCK_KEY]).catch((error: { code?: string }) => {
+        throw error.code === '55P03' ? new BackupError('IN_PROGRESS', 'a backup of the target database is being created: wait for it to finish, then restore') : error;
+      });
+      await queryRunner.query('SET LOCAL lock_timeout = 0');
+    }
     const migrated = await migrateTo(target, queryRunner, preamble, known);
     await prepareCopySession(client);
     await matchTables(client, preamble);
@@ -104,11 +125,19 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
 
     let rows = 0;
     let input: Writable | undefined;
+    // Heard from the moment the COPY starts: an error emitted with nobody listening would end the process.
+    let inputError: Error | undefined;
+    const failed = () => inputError ?? (input?.destroyed ? new Error('the COPY into the target stopped') : undefined);
     const loader: ArchiveVisitor = {
       startTable: (table) => {
+        inputError = undefined;
         input = copyTableIn(client, table);
+        input.on('error', (error) => (inputError ??= error));
       },
       data: async (chunk) => {
+        if (options.signal?.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the process is shutting down');
+        const before = failed();
+        if (before) throw before;
         if (!input!.write(chunk)) await once(input!, 'drain');
       },
       endTable: async (_table, summary) => {
@@ -123,9 +152,14 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     try {
       ({ manifest } = await readArchive(file, keyring, loader));
     } finally {
-      input?.destroy();
+      try {
+        if (input && !input.destroyed) input.destroy();
+      } catch {
+        // The connection is already gone; the rollback below says the rest.
+      }
     }
     await resetSequences(client, preamble.tables.map((table) => table.name));
+    await assertKeysAvailable(queryRunner, keyring);
     const result: RestoreResult = { schemaVersion: preamble.schemaVersion, tables: preamble.tables.length, rows, migrated, preamble, manifest };
     await options.beforeCommit?.(queryRunner.manager, result);
     // Caches of sessions, roles and IP rules on every running instance describe the data just replaced.
@@ -141,6 +175,23 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     await queryRunner.release();
     await target.destroy();
   }
+}
+
+/** The column keys the restored rows need must be in this keyring, or the server would refuse to start on them. */
+async function assertKeysAvailable(queryRunner: QueryRunner, keyring: Keyring): Promise<void> {
+  const [{ present }] = (await queryRunner.query("SELECT to_regclass('public.encryption_keys') IS NOT NULL AS present")) as { present: boolean }[];
+  if (!present) return;
+  const inUse = ((await queryRunner.query('SELECT kid FROM "public"."encryption_keys" WHERE retired_at IS NULL')) as { kid: string }[]).map((row) => row.kid);
+  const missing = inUse.filter((kid) => !keyring.has(kid));
+  if (missing.length > 0) {
+    throw new BackupError('UNKNOWN_KEY', `the archive's rows are encrypted with column key(s) ${missing.join(', ')}, which this keyring (BASTION_ENCRYPTION_KEYS) lacks: add them from escrow, then restore`);
+  }
+}
+
+export async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 /** Only the preamble (the first record): enough to check the schema of an archive about to be read in full. */

@@ -33,6 +33,8 @@ export async function prepareCopySession(client: ClientBase): Promise<void> {
 }
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+/** Schema-qualified: a search_path set on the role or database cannot point a COPY elsewhere. */
+const qualified = (table: string) => `"public".${quote(table)}`;
 
 /**
  * The public tables (minus the excluded ones), each after the tables it references, with their
@@ -46,6 +48,8 @@ export async function listTables(client: ClientBase): Promise<ArchiveTable[]> {
        JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
       WHERE n.nspname = 'public' AND c.relkind = 'r'
+        -- A table an extension owns (PostGIS's spatial_ref_sys) is the extension's to create.
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
       ORDER BY c.relname, a.attnum`,
   );
   const { rows: references } = await client.query<{ child: string; parent: string }>(
@@ -87,15 +91,20 @@ function loadOrder(names: readonly string[], references: readonly { child: strin
 }
 
 export function copyTableOut(client: ClientBase, table: ArchiveTable): Readable {
-  return client.query(copyTo(`COPY ${quote(table.name)} (${table.columns.map(quote).join(', ')}) TO STDOUT`));
+  return client.query(copyTo(`COPY ${qualified(table.name)} (${table.columns.map(quote).join(', ')}) TO STDOUT`));
 }
 
 export function copyTableIn(client: ClientBase, table: ArchiveTable): Writable {
-  return client.query(copyFrom(`COPY ${quote(table.name)} (${table.columns.map(quote).join(', ')}) FROM STDIN`));
+  return client.query(copyFrom(`COPY ${qualified(table.name)} (${table.columns.map(quote).join(', ')}) FROM STDIN`));
 }
 
 export async function truncateTables(client: ClientBase, names: readonly string[]): Promise<void> {
-  if (names.length > 0) await client.query(`TRUNCATE ${names.map(quote).join(', ')}`);
+  if (names.length > 0) await client.query(`TRUNCATE ${names.map(qualified).join(', ')}`);
+}
+
+/** ACCESS SHARE on every table, as pg_dump takes: writes go on, but no TRUNCATE or DDL until the transaction ends. */
+export async function lockTables(client: ClientBase, names: readonly string[]): Promise<void> {
+  if (names.length > 0) await client.query(`LOCK TABLE ${names.map(qualified).join(', ')} IN ACCESS SHARE MODE`);
 }
 
 /** Every sequence owned by a column of these tables continues after the column's largest value. */
@@ -112,7 +121,7 @@ export async function resetSequences(client: ClientBase, names: readonly string[
     [names],
   );
   for (const { sequence, table, column } of rows) {
-    await client.query(`SELECT setval($1::regclass, COALESCE((SELECT max(${quote(column)}) FROM ${quote(table)}), 0) + 1, false)`, [sequence]);
+    await client.query(`SELECT setval($1::regclass, COALESCE((SELECT max(${quote(column)}) FROM ${qualified(table)}), 0) + 1, false)`, [sequence]);
   }
   return rows.length;
 }

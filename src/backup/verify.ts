@@ -5,9 +5,9 @@ import type { Keyring } from '../crypto/keyring';
 import type { Logger } from '../logging';
 import { countRows } from './archive-file';
 import type { TableSummary } from './archive-records';
-import { BackupError } from './backup-errors';
+import { BackupError, failureText } from './backup-errors';
 import type { Backup } from './backup.entity';
-import { restoreArchive } from './restore';
+import { RestoreProgress, fileSha256, restoreArchive } from './restore';
 import { copyTableOut, prepareCopySession } from './table-copy';
 
 export interface VerificationOutcome {
@@ -24,18 +24,23 @@ export function databaseUrlFor(url: string, database: string): string {
   return parsed.toString();
 }
 
-async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+/**
+ * Scratch databases are named after the database they verify for, so cleaning up after a killed
+ * verification never touches another deployment's on the same server (advisory locks are per
+ * database).
+ */
+export function scratchPrefix(databaseUrl: string): string {
+  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  return `${SCRATCH_PREFIX}${createHash('sha256').update(database).digest('hex').slice(0, 8)}_`;
 }
 
 /** Re-reads a restored table from the database: its rows and the SHA-256 of its COPY text. */
-async function summarize(client: Client, table: { name: string; columns: readonly string[] }): Promise<TableSummary> {
+async function summarize(client: Client, table: { name: string; columns: readonly string[] }, signal?: AbortSignal): Promise<TableSummary> {
   const hash = createHash('sha256');
   let rows = 0;
   let bytes = 0;
   for await (const chunk of copyTableOut(client, table) as AsyncIterable<Buffer>) {
+    if (signal?.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the process is shutting down');
     hash.update(chunk);
     rows += countRows(chunk);
     bytes += chunk.length;
@@ -49,37 +54,49 @@ async function summarize(client: Client, table: { name: string; columns: readonl
  * row count and checksum. The scratch database is dropped whatever happens. `client` holds the
  * verification lock, so scratch databases left by a killed verification are dropped first.
  */
-export async function verifyArchive(input: { client: Client; databaseUrl: string; keyring: Keyring; file: string; backup: Backup; logger: Logger }): Promise<VerificationOutcome> {
+export async function verifyArchive(input: {
+  client: Client;
+  databaseUrl: string;
+  keyring: Keyring;
+  file: string;
+  backup: Backup;
+  logger: Logger;
+  signal?: AbortSignal;
+  onProgress?: (progress: RestoreProgress) => void;
+}): Promise<VerificationOutcome> {
   const { client, backup } = input;
-  const leftovers = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [SCRATCH_PREFIX])).rows;
+  const prefix = scratchPrefix(input.databaseUrl);
+  const leftovers = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [prefix])).rows;
   for (const { datname } of leftovers) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(datname)} WITH (FORCE)`);
 
   if (!fs.existsSync(input.file)) return { ok: false, text: `the archive file is missing: ${input.file} (written on host ${backup.host})` };
   if ((await fileSha256(input.file)) !== backup.sha256) return { ok: false, text: 'the archive file is not the one that was written (its SHA-256 differs from the catalogue\'s): it was replaced or modified' };
 
-  const scratch = `${SCRATCH_PREFIX}${backup.id.replace(/-/g, '')}`;
+  const scratch = `${prefix}${backup.id.replace(/-/g, '')}`;
   try {
     await client.query(`CREATE DATABASE ${client.escapeIdentifier(scratch)}`);
   } catch (error) {
     input.logger.error({ err: error }, 'backup verification: cannot create the scratch database');
-    return { ok: false, text: 'cannot create a scratch database to restore into: the database role needs CREATEDB (see README "Backups")' };
+    if ((error as { code?: string }).code === '42501') return { ok: false, text: 'cannot create a scratch database to restore into: the database role needs CREATEDB (see README "Backups")' };
+    return { ok: false, text: `cannot create a scratch database to restore into: ${failureText(error)}` };
   }
   try {
     const scratchUrl = databaseUrlFor(input.databaseUrl, scratch);
     let restored;
     try {
-      restored = await restoreArchive({ file: input.file, keyring: input.keyring, targetUrl: scratchUrl, replace: false, trustArchive: true });
+      restored = await restoreArchive({ file: input.file, keyring: input.keyring, targetUrl: scratchUrl, replace: false, trustArchive: true, signal: input.signal, onProgress: input.onProgress });
     } catch (error) {
       if (error instanceof BackupError) return { ok: false, text: `restoring failed: ${error.message}` };
       throw error;
     }
     const reader = new Client({ connectionString: scratchUrl, application_name: 'bastion-backup-verify' });
+    reader.on('error', () => undefined); // surfaces through the query that meets it
     await reader.connect();
     const differences: string[] = [];
     try {
       await prepareCopySession(reader);
       for (const [index, expected] of restored.manifest.tables.entries()) {
-        const actual = await summarize(reader, restored.preamble.tables[index]);
+        const actual = await summarize(reader, restored.preamble.tables[index], input.signal);
         if (actual.rows !== expected.rows) differences.push(`${expected.name}: ${actual.rows} rows restored, the manifest says ${expected.rows}`);
         else if (actual.sha256 !== expected.sha256) differences.push(`${expected.name}: the restored rows differ from the archived ones (SHA-256)`);
       }

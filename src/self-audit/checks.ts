@@ -246,8 +246,11 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     measure: 'backups',
     run: async ({ dataSource, backups }) => {
       if (!backups.copyDir) return warn(`Archives are kept in one place only (${backups.dir}).`, 'Set BACKUP_COPY_DIR to another disk or a mounted remote (3-2-1: three copies, two media, one off-site).');
-      const [latest] = (await dataSource.query("SELECT copy_error FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1")) as { copy_error: string | null }[];
-      if (latest?.copy_error) return fail(`Copying the newest archive to ${backups.copyDir} failed: ${latest.copy_error}`, 'Make BACKUP_COPY_DIR writable and mounted; the next backup copies again.');
+      const [latest] = (await dataSource.query("SELECT copy_path, copy_error FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1")) as { copy_path: string | null; copy_error: string | null }[];
+      if (latest && !latest.copy_path) {
+        const why = latest.copy_error ?? 'it was never made (the process stopped before copying)';
+        return fail(`The newest archive has no copy in ${backups.copyDir}: ${why}`, 'Make BACKUP_COPY_DIR writable and mounted; the next backup copies again.');
+      }
       return pass(`Every new archive is copied to ${backups.copyDir}.`);
     },
   },

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { BackupSchedule } from '../../src/backup/backup-schedule';
 import { BackupStatus } from '../../src/backup/backup.entity';
 import { BackupOptions, BackupService } from '../../src/backup/backup.service';
+import { restoreArchive } from '../../src/backup/restore';
 import { Config, configWith } from '../../src/config';
 import { KeyService } from '../../src/crypto/key.service';
 import { createLogger } from '../../src/logging';
@@ -103,6 +104,58 @@ describe('backups through the admin API', () => {
     fs.rmSync(file);
     expect((await service().verify(backup.id, ACTOR)).verification).toMatch(/^the archive file is missing/);
     expect(await auditActions(backup.id)).toEqual(['backup_created', 'backup_verify_failed', 'backup_verify_failed', 'backup_verify_failed']);
+  });
+
+  it('records a verification that fails for any reason as VERIFY_FAILED: an archive whose rows break a foreign key', async () => {
+    const dataSource = server.bastion.database.dataSource;
+    // A dangling reference that only a superuser bypassing triggers could write: the archive holds it, no restore can load it.
+    await dataSource.transaction(async (manager) => {
+      await manager.query('SET LOCAL session_replication_role = replica');
+      await manager.query("INSERT INTO user_roles (user_id, role_name) VALUES (gen_random_uuid(), 'user')");
+    });
+    try {
+      const backup = await service().create(ACTOR, 'cli');
+      const verified = await service().verify(backup.id, ACTOR);
+      expect(verified).toMatchObject({ status: BackupStatus.VERIFY_FAILED, verification: expect.stringMatching(/^verification could not finish: database error 23503: insert or update on table "user_roles" violates foreign key constraint/) });
+      expect(await auditActions(backup.id)).toEqual(['backup_created', 'backup_verify_failed']);
+    } finally {
+      await dataSource.query('DELETE FROM user_roles WHERE user_id NOT IN (SELECT id FROM users)');
+    }
+  });
+
+  it('stops an archive being written when the server shuts down, even mid-COPY of a large table: FAILED, no file, lock released', async () => {
+    const dataSource = server.bastion.database.dataSource;
+    const [{ id: author }] = await dataSource.query('SELECT author_id AS id FROM posts LIMIT 1');
+    await dataSource.query("INSERT INTO posts (author_id, title, body) SELECT $1, 'bulk ' || n, repeat('x', 300) FROM generate_series(1, 100000) AS n", [author]);
+    const standalone = new BackupService(server.bastion.database.dataSource, server.database.url, testKeyring(), server.clock, server.bastion.services.audit, server.logger, service().options);
+    const copying = gate();
+    let chunks = 0;
+    const started = await standalone.startCreate(ACTOR, 'cli', {
+      onProgress: ({ table }) => {
+        if (table === 'posts' && (chunks += 1) === 3) copying.open();
+      },
+    });
+    const outcome = started.done.then(() => 'completed', (error: Error) => error.message);
+    await copying.wait; // mid-COPY: the table is far from read
+    await standalone.stop();
+    expect(await outcome).toMatch(/interrupted/);
+    expect((await standalone.get(started.backup.id))!).toMatchObject({ status: BackupStatus.FAILED, error: expect.stringContaining('shutting down') });
+    expect(fs.readdirSync(service().options.dir).filter((name) => name.includes(started.backup.id))).toEqual([]);
+    // The lock went with the connection: the next backup starts at once.
+    expect((await service().create(ACTOR, 'cli')).status).toBe(BackupStatus.COMPLETE);
+    await dataSource.query("DELETE FROM posts WHERE title LIKE 'bulk %'");
+  });
+
+  it('keeps a restore over this database from running while a backup of it is being written', async () => {
+    const archive = await service().create(ACTOR, 'cli');
+    const held = gate();
+    const running = await service().startCreate(ACTOR, 'cli', { beforeTable: (table) => (table === 'posts' ? held.wait : Promise.resolve()) });
+    try {
+      await expect(restoreArchive({ file: service().fileOf(archive), keyring: testKeyring(), targetUrl: server.database.url, replace: true })).rejects.toMatchObject({ failure: 'IN_PROGRESS' });
+    } finally {
+      held.open();
+    }
+    expect((await running.done).status).toBe(BackupStatus.COMPLETE);
   });
 
   it('stops an archive being written when the server shuts down: FAILED, and no file left', async () => {

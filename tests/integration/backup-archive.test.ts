@@ -166,6 +166,27 @@ describe('backup archives', () => {
       expect(missing).toMatchObject({ failure: 'UNKNOWN_KEY', message: expect.stringContaining('"k1"') });
     });
 
+    it('refuses, by id, a file that is another backup\'s archive renamed (catalogue SHA-256 and the archive\'s own id)', async () => {
+      const { backup: older, file } = await freshBackup();
+      const { backup: newer } = await freshBackup();
+      const swapped = await restoreArchive({ file, keyring: testKeyring(), targetUrl: target.url, replace: true, expect: { backupId: newer.id, sha256: newer.sha256 } }).catch((error: unknown) => error);
+      expect(swapped).toMatchObject({ failure: 'ARCHIVE_DAMAGED', message: expect.stringContaining('SHA-256 differs') });
+      const renamed = await restoreArchive({ file, keyring: testKeyring(), targetUrl: target.url, replace: true, expect: { backupId: newer.id, sha256: null } }).catch((error: unknown) => error);
+      expect(renamed).toMatchObject({ failure: 'ARCHIVE_DAMAGED', message: expect.stringContaining(`holds backup ${older.id}`) });
+      expect(await contentsOf(target.url)).toEqual(before);
+    });
+
+    it('refuses an archive whose rows need a column key this keyring lacks, before commit', async () => {
+      const dataSource = server.bastion.database.dataSource;
+      await dataSource.query("INSERT INTO encryption_keys (kid, first_used_at) VALUES ('k9', now())");
+      try {
+        const { file } = await freshBackup();
+        expect(await refused(fs.readFileSync(file))).toMatchObject({ failure: 'UNKNOWN_KEY', message: expect.stringContaining('k9') });
+      } finally {
+        await dataSource.query("DELETE FROM encryption_keys WHERE kid = 'k9'");
+      }
+    });
+
     it('refuses an archive from a newer schema, naming it', async () => {
       const source = await createTestDatabase();
       try {
