@@ -124,27 +124,24 @@ class ByteQueue {
 }
 
 /**
- * Authenticated chunked encryption (AES-256-GCM per chunk): every chunk but the last holds
- * exactly `chunkBytes` of plaintext; the last (possibly empty) carries the final flag in its
- * nonce. Reordering, dropping, truncating or appending chunks, or changing any byte, fails.
+ * Cuts a byte stream into fixed-size units and hands each to `process`, the last one (shorter,
+ * possibly empty) with `final` set: a unit is only known to be the last once the stream ends.
  */
-export class ArchiveEncryptor extends Transform {
+abstract class UnitTransform extends Transform {
   private readonly pending = new ByteQueue();
-  private counter = 0;
+  protected counter = 0;
 
-  constructor(
-    private readonly key: Buffer,
-    private readonly header: ArchiveHeader,
-  ) {
+  constructor(private readonly unitBytes: number) {
     super();
-    if (key.length !== KEY_BYTES) throw new Error('archive key must be 32 bytes');
   }
+
+  protected abstract process(unit: Buffer, final: boolean): Buffer;
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.pending.push(chunk);
     try {
-      // Strictly more than a chunk: the last chunk is only known at the end, and must carry the flag.
-      while (this.pending.length > this.header.chunkBytes) this.push(this.seal(this.pending.take(this.header.chunkBytes), false));
+      // Strictly more than a unit: the last unit must carry the final flag.
+      while (this.pending.length > this.unitBytes) this.push(this.process(this.pending.take(this.unitBytes), false));
       callback();
     } catch (error) {
       callback(error as Error);
@@ -153,14 +150,29 @@ export class ArchiveEncryptor extends Transform {
 
   override _flush(callback: TransformCallback): void {
     try {
-      this.push(this.seal(this.pending.take(this.pending.length), true));
+      this.push(this.process(this.pending.take(this.pending.length), true));
       callback();
     } catch (error) {
       callback(error as Error);
     }
   }
+}
 
-  private seal(plaintext: Buffer, final: boolean): Buffer {
+/**
+ * Authenticated chunked encryption (AES-256-GCM per chunk): every chunk but the last holds
+ * exactly `chunkBytes` of plaintext; the last (possibly empty) carries the final flag in its
+ * nonce. Reordering, dropping, truncating or appending chunks, or changing any byte, fails.
+ */
+export class ArchiveEncryptor extends UnitTransform {
+  constructor(
+    private readonly key: Buffer,
+    private readonly header: ArchiveHeader,
+  ) {
+    super(header.chunkBytes);
+    if (key.length !== KEY_BYTES) throw new Error('archive key must be 32 bytes');
+  }
+
+  protected process(plaintext: Buffer, final: boolean): Buffer {
     if (this.counter >= MAX_CHUNKS) throw new Error('archive too large for one key (2^32 chunks)');
     const cipher = createCipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.counter, final), { authTagLength: TAG_BYTES });
     cipher.setAAD(this.header.bytes);
@@ -170,39 +182,16 @@ export class ArchiveEncryptor extends Transform {
 }
 
 /** The inverse of ArchiveEncryptor: passes on only authenticated plaintext, and fails on any change. */
-export class ArchiveDecryptor extends Transform {
-  private readonly pending = new ByteQueue();
-  private counter = 0;
-
+export class ArchiveDecryptor extends UnitTransform {
   constructor(
     private readonly key: Buffer,
     private readonly header: ArchiveHeader,
   ) {
-    super();
+    super(header.chunkBytes + TAG_BYTES);
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.pending.push(chunk);
-    const sealedBytes = this.header.chunkBytes + TAG_BYTES;
-    try {
-      while (this.pending.length > sealedBytes) this.push(this.open(this.pending.take(sealedBytes), false));
-      callback();
-    } catch (error) {
-      callback(error as Error);
-    }
-  }
-
-  override _flush(callback: TransformCallback): void {
-    try {
-      if (this.pending.length < TAG_BYTES) throw archiveDamaged('it ends early (truncated)');
-      this.push(this.open(this.pending.take(this.pending.length), true));
-      callback();
-    } catch (error) {
-      callback(error as Error);
-    }
-  }
-
-  private open(sealed: Buffer, final: boolean): Buffer {
+  protected process(sealed: Buffer, final: boolean): Buffer {
+    if (sealed.length < TAG_BYTES) throw archiveDamaged('it ends early (truncated)');
     const decipher = createDecipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.counter, final), { authTagLength: TAG_BYTES });
     decipher.setAAD(this.header.bytes);
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
