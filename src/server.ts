@@ -16,7 +16,7 @@ import type { Context } from './context';
 import { RequestLoaders } from './data/request-loaders';
 import { formatClientError, serviceUnavailable } from './errors';
 import { firewallGate } from './firewall/firewall.gate';
-import { armorValidationRules, costLimitPlugin, tokenLimitGate } from './firewall/graphql-limits';
+import { armorValidationRules, costLimitPlugin, knownOperationTypeRule, tokenLimitGate, variableDepthGate } from './firewall/graphql-limits';
 import { loadOperationAllowlist, operationAllowlistPlugin } from './firewall/operation-allowlist';
 import { rateLimitGate, rateLimitPlugin } from './firewall/rate-limits';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
@@ -97,7 +97,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const allowlist = config.operationAllowlistFile ? loadOperationAllowlist(config.operationAllowlistFile) : null;
   const apollo = new ApolloServer<Context>({
     schema,
-    validationRules: armorValidationRules(config),
+    validationRules: [knownOperationTypeRule, ...armorValidationRules(config)],
     logger,
     formatError: formatClientError,
     includeStacktraceInErrorResponses: false,
@@ -154,6 +154,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     ...(services.rateLimits ? [rateLimitGate(services.rateLimits)] : []),
     express.json({ limit: config.bodyLimitBytes }),
     tokenLimitGate(config.graphqlMaxTokens),
+    variableDepthGate(),
     expressMiddleware(apollo, {
       context: graphqlContext(services),
     }),

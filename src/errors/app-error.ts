@@ -28,7 +28,9 @@ export function isAppError(error: unknown): error is AppError {
   return error instanceof AppError;
 }
 
+export const SERVICE_UNAVAILABLE_MESSAGE = 'The service is temporarily unavailable; retry shortly.';
+
 /** A dependency (the database) failed: the app should retry with backoff, not sign the user out. The cause goes to the log. */
 export function serviceUnavailable(cause: unknown): AppError {
-  return new AppError('SERVICE_UNAVAILABLE', 'The service is temporarily unavailable; retry shortly.', { stopsRequest: true, cause });
+  return new AppError('SERVICE_UNAVAILABLE', SERVICE_UNAVAILABLE_MESSAGE, { stopsRequest: true, cause });
 }

@@ -2,11 +2,14 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Context } from '../context';
 import type { Logger } from '../logging';
-import { isPublicError } from './format-error';
+import { ERROR_CODES } from './error-codes';
+import { isDependencyFailure, isPublicError } from './format-error';
 
 /**
  * Logs, with the request id, the original of every error that formatError masks, so the masked
- * INTERNAL_SERVER_ERROR a client reports can be found.
+ * INTERNAL_SERVER_ERROR a client reports can be found. A request that met a dependency failure
+ * (answered SERVICE_UNAVAILABLE) gets that code's HTTP status: the error reaches Apollo as a
+ * driver error, without the status an AppError would carry.
  */
 export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> {
   return {
@@ -17,9 +20,14 @@ export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> 
     },
     async requestDidStart() {
       return {
-        async didEncounterErrors({ errors, contextValue, operationName }) {
+        async didEncounterErrors({ errors, contextValue, operationName, response }) {
           for (const error of errors) {
             if (isPublicError(error)) continue;
+            if (isDependencyFailure(error)) {
+              response.http.status = ERROR_CODES.SERVICE_UNAVAILABLE.httpStatus;
+              contextValue.logger.warn({ err: unwrapResolverError(error), path: error.path, operationName }, 'request refused: a dependency is unavailable');
+              continue;
+            }
             contextValue.logger.error({ err: unwrapResolverError(error), path: error.path, operationName }, 'unexpected error (masked for the client)');
           }
         },

@@ -1,3 +1,3 @@
-export { AppError, PublicDetails, isAppError, serviceUnavailable } from './app-error';
+export { AppError, PublicDetails, SERVICE_UNAVAILABLE_MESSAGE, isAppError, serviceUnavailable } from './app-error';
 export { ERROR_CODES, ErrorCode, isErrorCode } from './error-codes';
-export { MASKED_MESSAGE, formatClientError, isPublicError } from './format-error';
+export { MASKED_MESSAGE, formatClientError, isDependencyFailure, isPublicError } from './format-error';

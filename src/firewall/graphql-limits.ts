@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { NextFunction, Request, Response } from 'express';
-import { GraphQLSchema, Lexer, Source, TokenKind, ValidationRule, isListType, isNonNullType } from 'graphql';
+import { GraphQLError, GraphQLSchema, Lexer, Source, TokenKind, ValidationRule, isListType, isNonNullType } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import { ComplexityEstimatorArgs, getComplexity } from 'graphql-query-complexity';
 import type { Config } from '../config';
@@ -38,6 +38,17 @@ export function armorValidationRules(config: Config): ValidationRule[] {
 }
 
 /**
+ * Refuses an operation type the schema has no root for (Bastion has no subscriptions). graphql-js
+ * 16 validates `subscription { … }` all the same and fails only in execute, with an uncoded error
+ * that became a masked INTERNAL_SERVER_ERROR; graphql 17 has this rule built in.
+ */
+export const knownOperationTypeRule: ValidationRule = (context) => ({
+  OperationDefinition(node) {
+    if (!context.getSchema().getRootType(node.operation)) context.reportError(new GraphQLError(`This API has no ${node.operation} operations.`, { nodes: node }));
+  },
+});
+
+/**
  * The token limit, counted by graphql's own lexer before Apollo parses anything: a refusal is a
  * 400 like every other validation failure (armor's Apollo plugin throws from parsingDidStart,
  * which Apollo turns into a 500). A document that does not lex is left for Apollo to report.
@@ -52,6 +63,45 @@ export function tokenLimitGate(maxTokens: number) {
     }
     next();
   };
+}
+
+/**
+ * The deepest JSON nesting variables may have. graphql-js coerces input values recursively, so a
+ * `where` nested thousands of AND levels deep (30,000 fit in the body limit) overflowed the stack
+ * before any resolver could refuse it. The deepest legitimate input, a where at its 5 AND/OR
+ * levels (filters.ts) around a list filter, is about 15.
+ */
+const MAX_VARIABLE_DEPTH = 32;
+
+/** Refuses variables nested deeper than MAX_VARIABLE_DEPTH, from a POST body or a GET query string, before graphql-js walks them. */
+export function variableDepthGate() {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    let variables = (req.body as { variables?: unknown } | undefined)?.variables ?? req.query.variables;
+    if (typeof variables === 'string') {
+      try {
+        variables = JSON.parse(variables);
+      } catch {
+        // Not JSON: Apollo reports it.
+      }
+    }
+    if (nestsDeeperThan(variables, MAX_VARIABLE_DEPTH)) {
+      sendError(res, 'BAD_USER_INPUT', 'The variables are nested too deeply.');
+      return;
+    }
+    next();
+  };
+}
+
+/** Walks with its own stack: a recursive walk would overflow on exactly the input it is looking for. */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 1]];
+  while (pending.length > 0) {
+    const [current, depth] = pending.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(current)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function exceedsTokens(query: string, maxTokens: number): boolean {
@@ -88,7 +138,9 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
       return {
         async didResolveOperation({ document, request, operation, operationName }) {
           // Variables that do not fit the operation: execution refuses them next, with the usual 400.
-          if (operation && getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}).errors) return;
+          // One error is enough to know: unbounded, graphql-js builds an error per bad item, and a
+          // 100 kb list of 45,000 wrong values held the event loop for 15 s.
+          if (operation && getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 1 }).errors) return;
           let cost: number;
           try {
             cost = getComplexity({ schema, query: document, variables: request.variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
-import { ERROR_CODES, ErrorCode, PublicDetails } from '../errors';
+import { isDatabaseUnavailable } from '../db/database-unavailable';
+import { ERROR_CODES, ErrorCode, PublicDetails, SERVICE_UNAVAILABLE_MESSAGE } from '../errors';
 
 /** A GraphQL-shaped error body, so clients parse every failure the same way; `details` join the code in extensions. */
 export function sendError(res: Response, code: ErrorCode, message: string, status: number = ERROR_CODES[code].httpStatus, details: PublicDetails = {}): void {
@@ -20,13 +21,19 @@ const CLIENT_FAILURES: Record<string, string> = {
 };
 
 /**
- * The last express handler: client mistakes become 4xx GraphQL-shaped errors, anything else a
- * masked 500, logged in full with the request id. Never express's HTML page with a stack.
+ * The last express handler: client mistakes become 4xx GraphQL-shaped errors, a database that is
+ * away a 503 SERVICE_UNAVAILABLE, anything else a masked 500, logged in full with the request id.
+ * Never express's HTML page with a stack.
  */
 export function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction): void {
   const { type, status } = error as { type?: string; status?: number };
   if (typeof status === 'number' && status >= 400 && status < 500) {
     sendError(res, 'BAD_REQUEST', (type && CLIENT_FAILURES[type]) || 'The request is malformed.', status);
+    return;
+  }
+  if (isDatabaseUnavailable(error) && !res.headersSent) {
+    req.log.warn({ err: error }, 'request refused: a dependency is unavailable');
+    sendError(res, 'SERVICE_UNAVAILABLE', SERVICE_UNAVAILABLE_MESSAGE);
     return;
   }
   req.log.error({ err: error }, 'unexpected error outside GraphQL');

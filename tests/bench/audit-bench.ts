@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AuditChainReport, AuditEventInput, AuditLog, verifyAuditChain } from '../../src/audit/audit-log';
+import { percentile } from './statistics';
 
 /**
  * What the audit log costs: hash-chained appends through the server's own AuditLog, each in a
@@ -108,11 +109,6 @@ function timedManager(manager: EntityManager, onQuery: (phase: Phase, ms: number
   };
   Object.defineProperty(timed, 'query', { value: query });
   return timed;
-}
-
-function percentile(sorted: readonly number[], share: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(share * sorted.length) - 1))];
 }
 
 function describe(error: unknown): string {

@@ -8,6 +8,7 @@ import { RATE_LIMIT_TABLE } from '../../src/firewall/rate-limit.entity';
 import type { Measurement } from './measure';
 import type { FirewallCostRow } from './report';
 import { BenchRequest, graphqlRequest } from './scenarios';
+import { seededRandom } from './statistics';
 
 /**
  * What the firewall costs on the hot path: anonymous `serverInfo` (no SQL of its own) with 1,000
@@ -69,18 +70,6 @@ export const RATE_LIMITS_ON: Partial<Config> = {
 /** The address the load comes from: the key of its rate-limit row is `ip:` and this. */
 const BENCH_CLIENT = '127.0.0.1';
 const SERVER_INFO = graphqlRequest('{ serverInfo { name version serverTime } }');
-
-/** mulberry32: the same rules every run, so runs compare. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * `count` distinct networks, canonical: IPv4 of every prefix length /8 to /32 in turn (first octet

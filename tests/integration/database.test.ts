@@ -43,7 +43,7 @@ describe('a database outage while serving', () => {
     });
   const readiness = () => fetch(`${server.origin}/readyz`);
 
-  it('shows in /readyz, masks request errors, and heals by itself when the database returns', async () => {
+  it('shows in /readyz, answers SERVICE_UNAVAILABLE (503, no driver text), and heals by itself when the database returns', async () => {
     expect((await makeClient(server).request('{ databaseProbe }')).body).toEqual({ data: { databaseProbe: 42 } });
 
     await setAvailable(false);
@@ -51,8 +51,10 @@ describe('a database outage while serving', () => {
     expect(down.status).toBe(503);
     expect(await down.json()).toEqual({ status: 'unavailable', reason: 'database unreachable' });
     const failed = await makeClient(server).request('{ databaseProbe }');
-    expect(failed.body.errors?.[0]).toEqual({ message: 'Internal server error', path: ['databaseProbe'], extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    expect(failed.status).toBe(503);
+    expect(failed.body.errors).toEqual([{ message: 'The service is temporarily unavailable; retry shortly.', path: ['databaseProbe'], extensions: { code: 'SERVICE_UNAVAILABLE' } }]);
     expect(JSON.stringify(failed.body)).not.toMatch(/accepting connections|terminat/i);
+    expect(server.logs.find((line) => line.msg === 'request refused: a dependency is unavailable')).toMatchObject({ level: 40, path: ['databaseProbe'] });
     expect((await fetch(`${server.origin}/healthz`)).status).toBe(200);
 
     await setAvailable(true);

@@ -63,12 +63,15 @@ export function strongPassword(): string {
   return `violet-harbor-${randomBytes(6).toString('hex')}`;
 }
 
+/** What the factories need of a server: any in-process Bastion with a frozen clock will do. */
+export type FactoryServer = Pick<TestServer, 'url' | 'bastion' | 'clock'>;
+
 /**
  * A real account made the way an app makes one (signUp over HTTP), with a signed-in client.
  * `roles` are granted directly in the database (there is no admin API yet); they apply at the
  * next request, as role changes do.
  */
-export async function makeUser(server: TestServer, options: { email?: string; password?: string; roles?: string[]; mfa?: boolean } = {}): Promise<TestAccount> {
+export async function makeUser(server: FactoryServer, options: { email?: string; password?: string; roles?: string[]; mfa?: boolean } = {}): Promise<TestAccount> {
   accounts += 1;
   const email = options.email ?? `user${accounts}.${randomBytes(3).toString('hex')}@example.com`;
   const password = options.password ?? strongPassword();
@@ -88,7 +91,7 @@ export async function makeUser(server: TestServer, options: { email?: string; pa
  * Enrolls and confirms a TOTP factor: the account's session becomes aal2. Advances the frozen
  * clock one step afterwards, since the confirming code's step is spent.
  */
-export async function confirmTotp(server: TestServer, account: Pick<TestAccount, 'client' | 'password'>): Promise<string> {
+export async function confirmTotp(server: FactoryServer, account: Pick<TestAccount, 'client' | 'password'>): Promise<string> {
   const enrollment = await account.client.request<{ enrollTotp: { secret: string } }>('mutation { enrollTotp { secret } }');
   const secret = enrollment.body.data?.enrollTotp.secret;
   if (!secret) throw new Error(`enrollTotp failed: ${JSON.stringify(enrollment.body.errors)}`);
