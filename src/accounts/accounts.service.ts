@@ -30,6 +30,11 @@ export interface SignedIn extends IssuedTokens {
 }
 
 const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/**
+ * Control characters (NUL included), bidi overrides and isolates, and lone surrogates: none can be
+ * typed into a real address, and each could disguise one address as another in an admin's list.
+ */
+const INVISIBLE_OR_BROKEN = /[\p{Cc}\u200B-\u200F\u202A-\u202E\u2066-\u2069\uFEFF]|\p{Cs}/u;
 const WRONG_CREDENTIALS = 'The email or the password is wrong.';
 const RESEND_AFTER_MS = 60_000;
 
@@ -281,7 +286,7 @@ export class AccountsService {
 
   private checkEmail(email: string): string {
     const address = email.trim().normalize('NFKC');
-    if (address.length > 254 || !EMAIL_SHAPE.test(address)) throw new AppError('BAD_USER_INPUT', 'Enter a valid email address.', { details: { field: 'email' } });
+    if (address.length > 254 || !EMAIL_SHAPE.test(address) || INVISIBLE_OR_BROKEN.test(address)) throw new AppError('BAD_USER_INPUT', 'Enter a valid email address.', { details: { field: 'email' } });
     return address;
   }
 

@@ -40,6 +40,11 @@ describe('accounts over GraphQL', () => {
       expect(codeOf(common.body)).toBe('BAD_USER_INPUT');
       const bad = await anonymous().request(SIGN_UP, { input: { email: 'not-an-email', password: strongPassword() } });
       expect(bad.body.errors?.[0]).toMatchObject({ message: 'Enter a valid email address.', extensions: { code: 'BAD_USER_INPUT', field: 'email' } });
+      // Invisible or broken characters that could make one address pass for another in an admin's list.
+      for (const email of ['nul\u0000@example.com', 'ad\u202Emin@example.com', 'zero\u200Bwidth@example.com', 'lone\uD800@example.com', 'tab\u0009x@example.com']) {
+        const hidden = await anonymous().request(SIGN_UP, { input: { email, password: strongPassword() } });
+        expect({ email, code: codeOf(hidden.body) }).toEqual({ email, code: 'BAD_USER_INPUT' });
+      }
       expect(await countUsers()).toBe(before);
     });
 
