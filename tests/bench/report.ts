@@ -146,6 +146,8 @@ export interface BackupRunRow {
   /** What the operation does, in a few words. */
   readonly detail: string;
   readonly runSeconds: readonly number[];
+  /** CPU time of the bench process during the fastest run (its main thread and zlib's threads). */
+  readonly cpuSeconds: number;
   /** MB (10⁶ bytes) of table data per second. */
   readonly megabytesPerSecond: number;
   readonly rowsPerSecond: number;
@@ -155,7 +157,7 @@ export interface BackupRunRow {
   readonly goalMegabytesPerSecond?: number;
 }
 
-const BACKUP_HEADERS = ['operation', 'what it does', 'best s', 'MB/s', 'rows/s', 'vs floor', 'runs s', 'goal'] as const;
+const BACKUP_HEADERS = ['operation', 'what it does', 'best s', 'node CPU s', 'MB/s', 'rows/s', 'vs floor', 'runs s', 'goal'] as const;
 
 /** Each operation at its best run, its MB/s as a ratio to the floor's, the goal's row marked met or not. */
 export function formatBackupRuns(rows: readonly BackupRunRow[]): string {
@@ -163,6 +165,7 @@ export function formatBackupRuns(rows: readonly BackupRunRow[]): string {
     row.operation,
     row.detail,
     Math.min(...row.runSeconds).toFixed(2),
+    row.cpuSeconds.toFixed(2),
     row.megabytesPerSecond.toFixed(1),
     Math.round(row.rowsPerSecond).toLocaleString('en-US'),
     row.floorMegabytesPerSecond ? `${(row.megabytesPerSecond / row.floorMegabytesPerSecond).toFixed(2)}×` : '',

@@ -11,7 +11,7 @@ import { Logger, createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
 import { AUDIT_CONCURRENT_WRITERS, AUDIT_GOAL_EVENTS_PER_SECOND, auditSignInShare, lockHeldMs, runAuditBench } from './audit-bench';
-import { BACKUP_BENCH_POSTS, BACKUP_GOAL_MB_PER_SECOND, BACKUP_RUNS, megabytesPerSecond, rowsPerSecond, runBackupBench } from './backup-bench';
+import { BACKUP_BENCH_POSTS, BACKUP_GOAL_MB_PER_SECOND, BACKUP_RUNS, BackupOperation, fastestRun, megabytesPerSecond, rowsPerSecond, runBackupBench } from './backup-bench';
 import { runCryptoBench } from './crypto-bench';
 import { FIREWALL_GOAL, FIREWALL_RULE_COUNT, RATE_LIMITS_OFF, RATE_LIMITS_ON, probeFirewallTwins, runFirewallBench } from './firewall-bench';
 import { startFloorServer } from './floor-server';
@@ -280,17 +280,18 @@ async function main(signal: AbortSignal): Promise<number> {
       if (backup) {
         const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
         const floorMegabytesPerSecond = megabytesPerSecond(backup.floor);
-        const row = (operation: string, detail: string, measured: typeof backup.create, goalMegabytesPerSecond?: number): BackupRunRow => ({
+        const row = (operation: string, detail: string, measured: BackupOperation, goalMegabytesPerSecond?: number): BackupRunRow => ({
           operation,
           detail,
-          runSeconds: measured.runSeconds,
+          runSeconds: measured.runs.map((run) => run.seconds),
+          cpuSeconds: fastestRun(measured).cpuSeconds,
           megabytesPerSecond: megabytesPerSecond(measured),
           rowsPerSecond: rowsPerSecond(measured),
-          floorMegabytesPerSecond,
+          floorMegabytesPerSecond: measured === backup.floor ? undefined : floorMegabytesPerSecond,
           goalMegabytesPerSecond,
         });
         const rows: BackupRunRow[] = [
-          { ...row('floor', 'COPY posts TO STDOUT, read and dropped', backup.floor), floorMegabytesPerSecond: undefined },
+          row('floor', 'COPY posts TO STDOUT, read and dropped', backup.floor),
           row('create', 'services.backups.create: snapshot → deflate → AES-GCM → fsync', backup.create, BACKUP_GOAL_MB_PER_SECOND),
           row('verify', 'services.backups.verify: restore into scratch, re-read, compare', backup.verify),
           row('restore', 'restoreArchive into an empty database (authenticate, then load)', backup.restore),
