@@ -15,7 +15,7 @@ import { ArchiveVisitor, readArchive } from './archive-file';
 import type { ArchiveManifest, ArchivePreamble } from './archive-records';
 import { BackupError, archiveDamaged } from './backup-errors';
 import { BACKUP_LOCK_KEY, LOCK_WAIT_MS } from './locked-connection';
-import { copyTableIn, listTables, prepareCopySession, resetSequences, truncateTables } from './table-copy';
+import { copyTableIn, listTables, prepareCopySession, resetSequences, restoreConstraints, setAsideConstraints, truncateTables } from './table-copy';
 
 export interface RestoreProgress {
   /** checking: the whole archive is authenticated first; loading: rows go into the target. */
@@ -121,6 +121,7 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     const migrated = await migrateTo(target, queryRunner, preamble, known);
     await prepareCopySession(client);
     await matchTables(client, preamble);
+    const setAside = await setAsideConstraints(client, preamble.tables.map((table) => table.name));
     await truncateTables(client, preamble.tables.map((table) => table.name));
 
     let rows = 0;
@@ -158,6 +159,7 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
         // The connection is already gone; the rollback below says the rest.
       }
     }
+    await restoreConstraints(client, setAside);
     await resetSequences(client, preamble.tables.map((table) => table.name));
     await assertKeysAvailable(queryRunner, keyring);
     const result: RestoreResult = { schemaVersion: preamble.schemaVersion, tables: preamble.tables.length, rows, migrated, preamble, manifest };

@@ -107,6 +107,49 @@ export async function lockTables(client: ClientBase, names: readonly string[]): 
   if (names.length > 0) await client.query(`LOCK TABLE ${names.map(qualified).join(', ')} IN ACCESS SHARE MODE`);
 }
 
+/** What `setAsideConstraints` took off, to put back. */
+export interface SetAside {
+  readonly foreignKeys: readonly { table: string; name: string; definition: string }[];
+  readonly indexes: readonly string[];
+}
+
+/**
+ * Drops the foreign keys touching these tables and their secondary indexes (not primary keys or
+ * unique constraints), as pg_restore loads before it builds them: loading into a table with its
+ * indexes and keys in place checks and updates them row by row, about twice as slow. Inside the
+ * caller's transaction, so a failure puts everything back.
+ */
+export async function setAsideConstraints(client: ClientBase, names: readonly string[]): Promise<SetAside> {
+  const { rows: foreignKeys } = await client.query<{ table: string; name: string; definition: string }>(
+    `SELECT child.relname AS "table", k.conname AS name, pg_get_constraintdef(k.oid) AS definition
+       FROM pg_constraint k
+       JOIN pg_class child ON child.oid = k.conrelid
+       JOIN pg_class parent ON parent.oid = k.confrelid
+      WHERE k.contype = 'f' AND child.relnamespace = 'public'::regnamespace AND (child.relname = ANY($1) OR parent.relname = ANY($1))
+      ORDER BY 1, 2`,
+    [names],
+  );
+  for (const key of foreignKeys) await client.query(`ALTER TABLE ${qualified(key.table)} DROP CONSTRAINT ${quote(key.name)}`);
+  const { rows: indexes } = await client.query<{ name: string; definition: string }>(
+    `SELECT i.relname AS name, pg_get_indexdef(x.indexrelid) AS definition
+       FROM pg_index x
+       JOIN pg_class t ON t.oid = x.indrelid
+       JOIN pg_class i ON i.oid = x.indexrelid
+      WHERE t.relnamespace = 'public'::regnamespace AND t.relname = ANY($1)
+        AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
+      ORDER BY 1`,
+    [names],
+  );
+  for (const index of indexes) await client.query(`DROP INDEX "public".${quote(index.name)}`);
+  return { foreignKeys, indexes: indexes.map((index) => index.definition) };
+}
+
+/** Rebuilds what setAsideConstraints dropped; re-adding a foreign key checks every restored row once. */
+export async function restoreConstraints(client: ClientBase, setAside: SetAside): Promise<void> {
+  for (const definition of setAside.indexes) await client.query(definition);
+  for (const key of setAside.foreignKeys) await client.query(`ALTER TABLE ${qualified(key.table)} ADD CONSTRAINT ${quote(key.name)} ${key.definition}`);
+}
+
 /** Every sequence owned by a column of these tables continues after the column's largest value. */
 export async function resetSequences(client: ClientBase, names: readonly string[]): Promise<number> {
   const { rows } = await client.query<{ sequence: string; table: string; column: string }>(
