@@ -183,7 +183,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     maintenanceTasks,
     stop: async () => {
       await backups.stop();
-      stopMailPolling();
+      await stopMailPolling();
       stopMaintenance();
       clearInterval(hitTimer);
       await hits.flush();

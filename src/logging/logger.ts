@@ -32,14 +32,32 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 /**
- * Errors with their cause chain, redacted like everything else, minus the bound parameters that
- * driver errors carry (TypeORM's QueryFailedError.parameters may hold user input in clear).
+ * What an error may say in the log: never the SQL it ran (`query`), the values bound to it
+ * (`parameters`: user input in clear), the row data PostgreSQL quotes back (`detail`, `where`),
+ * or a stack trace (the standard: no stack, SQL or secret in a log). Where it was raised survives
+ * as `origin`, one frame of Bastion's own code, and the request id ties it to the request.
  */
+const UNLOGGED_ERROR_FIELDS = new Set(['stack', 'query', 'parameters', 'detail', 'where']);
+
+/** Errors with their cause chain, redacted like everything else, minus the fields above at any depth. */
 function serializeError(error: Error): unknown {
   const serialized = pino.stdSerializers.errWithCause(error) as unknown as Record<string, unknown>;
-  const { parameters, ...rest } = serialized;
-  const redacted = redactSecrets(rest) as Record<string, unknown>;
-  return Array.isArray(parameters) ? { ...redacted, parameterCount: parameters.length } : redacted;
+  const parameters = serialized.parameters;
+  const origin = ownFrame(typeof serialized.stack === 'string' ? serialized.stack : '');
+  const redacted = redactSecrets(withoutUnloggedFields(serialized)) as Record<string, unknown>;
+  return { ...redacted, ...(origin ? { origin } : {}), ...(Array.isArray(parameters) ? { parameterCount: parameters.length } : {}) };
+}
+
+function withoutUnloggedFields(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutUnloggedFields);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).filter(([key]) => !UNLOGGED_ERROR_FIELDS.has(key)).map(([key, inner]) => [key, withoutUnloggedFields(inner)]));
+}
+
+/** The first frame in Bastion's own code (src/ or dist/src/), as path:line:column. */
+function ownFrame(stack: string): string | undefined {
+  const frame = /\(?((?:[^\s()]*\/)?(?:dist\/)?src\/[^\s():]+:\d+:\d+)\)?/.exec(stack.split('\n').slice(1).find((line) => /[/(]src\//.test(line) && !line.includes('node_modules')) ?? '');
+  return frame ? frame[1].replace(/^.*?((?:dist\/)?src\/)/, '$1') : undefined;
 }
 
 function canLoad(moduleName: string): boolean {

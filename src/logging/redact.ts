@@ -8,8 +8,12 @@ export const REDACTED = '[redacted]';
 const SENSITIVE_KEY =
   /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$|pass(word|wd|phrase)|token|secret|otp|recovery.?codes?|private.?key|^keys?$|.keys?$|credential|^codes?$/i;
 
-/** Error codes (UPPER_SNAKE) are safe to log under a key named `code`; OTPs and recovery codes never look like that. */
-const ERROR_CODE = /^[A-Z][A-Z0-9_]*$/;
+/**
+ * Error codes are safe to log under a key named `code`: UPPER_SNAKE (Bastion's, Node's ECONNRESET)
+ * and PostgreSQL's five-character SQLSTATE (23503). OTPs (six digits) and recovery codes never
+ * look like either.
+ */
+const ERROR_CODE = /^(?:[A-Z][A-Z0-9_]*|[0-9][0-9A-Z]{4})$/;
 
 function isSensitive(key: string, value: unknown): boolean {
   if (!SENSITIVE_KEY.test(key)) return false;

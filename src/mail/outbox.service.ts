@@ -25,12 +25,16 @@ export class OutboxService {
    * Retries what is pending every `intervalMs` (and once now), until stopped. Rows are claimed
    * with SKIP LOCKED, so every instance may run this.
    */
-  startPolling(intervalMs: number): () => void {
+  startPolling(intervalMs: number): () => Promise<void> {
     const run = () => this.deliverSoon();
     run();
     const timer = setInterval(run, intervalMs);
     timer.unref();
-    return () => clearInterval(timer);
+    // Stopping waits for a pass in flight: the pool closes next, and would fail it halfway.
+    return async () => {
+      clearInterval(timer);
+      await this.delivering?.catch(() => undefined);
+    };
   }
 
   /** Starts a delivery pass without waiting for it (after a commit that queued mail); a failure stays queued for the poller. */

@@ -1,3 +1,4 @@
+import { loadConfig } from '../../../src/config';
 import { REDACTED, createLogger, redactSecrets } from '../../../src/logging';
 import { LogCollector } from '../../support/log-collector';
 
@@ -54,5 +55,28 @@ describe('logged errors', () => {
     expect(text).toContain('duplicate key value');
     expect(text).toContain('"parameterCount":2');
     for (const secret of ['ada@example.com', 'hunter2hunter2', 'tok-123']) expect(text).not.toContain(secret);
+  });
+
+  it('carry no SQL, no quoted row data and no stack trace, at any depth, but say where in Bastion they were raised', () => {
+    const sink = new LogCollector();
+    const logger = createLogger({ level: 'info', pretty: false, destination: sink });
+    const driverError = Object.assign(new Error('insert or update on table "user_roles" violates foreign key constraint'), {
+      code: '23503',
+      detail: 'Key (user_id)=(ada@example.com) is not present in table "users".',
+      where: 'COPY user_roles, line 1: "ada@example.com\tuser"',
+    });
+    // Raised inside Bastion's own code (the config parser), so it has a frame of ours to name.
+    let raised: Error | undefined;
+    try {
+      loadConfig({ NODE_ENV: 'test', PORT: 'not a port' });
+    } catch (error) {
+      raised = error as Error;
+    }
+    const failure = Object.assign(raised!, { message: 'query failed', cause: driverError, query: 'SELECT secret_column FROM users', driverError });
+    logger.error({ err: failure }, 'write failed');
+    const [line] = sink.lines as unknown as { err: Record<string, unknown> }[];
+    const text = sink.text();
+    for (const leak of ['SELECT secret_column', 'ada@example.com', 'COPY user_roles', '"stack"', '    at ']) expect({ leak, found: text.includes(leak) }).toEqual({ leak, found: false });
+    expect(line.err).toMatchObject({ message: 'query failed', driverError: { code: '23503' }, origin: expect.stringMatching(/^src\/config\/config\.ts:\d+:\d+$/) });
   });
 });
