@@ -56,6 +56,9 @@ export class PasswordPolicy {
    * part. Returns null when the password is acceptable, else the reason it is not.
    */
   check(password: string, userWords: readonly string[] = []): string | null {
+    // A lone surrogate is not a character: UTF-8 encodes every one as U+FFFD, so two different
+    // such passwords would hash the same.
+    if (/\p{Cs}/u.test(password)) return 'The password contains an invalid character (half of a surrogate pair); type it again.';
     // The same normalisation as the hasher, so the rules judge what is actually stored.
     const normalized = password.normalize('NFKC');
     if (Buffer.byteLength(normalized, 'utf8') > MAX_BYTES) return `Use at most ${MAX_BYTES} bytes.`;

@@ -27,6 +27,12 @@ describe('PasswordPolicy', () => {
       expect(policy.check(emoji.join(''))).toBeNull();
     });
 
+    it('refuses a lone surrogate, which UTF-8 would turn into U+FFFD (two such passwords would hash alike), but not a whole emoji', () => {
+      expect(policy.check(`${STRONG_15}\uD83E`)).toMatch(/invalid character/);
+      expect(policy.check(`\uDC00${STRONG_15}`)).toMatch(/invalid character/);
+      expect(policy.check(`${STRONG_15}\uD83E\uDD8A`)).toBeNull();
+    });
+
     it('treats empty and whitespace-only passwords as too short', () => {
       expect(policy.check('')).toBe(TOO_SHORT_15);
       expect(policy.check(' '.repeat(20))).toBe(TOO_SHORT_15);
