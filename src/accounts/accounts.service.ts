@@ -31,10 +31,12 @@ export interface SignedIn extends IssuedTokens {
 
 const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 /**
- * Control characters (NUL included), bidi overrides and isolates, and lone surrogates: none can be
- * typed into a real address, and each could disguise one address as another in an admin's list.
+ * Control characters (NUL included), lone surrogates, and format characters (bidi marks,
+ * overrides and isolates, soft hyphens, word joiners, tags): none belongs in a real address, and
+ * each could disguise one address as another in an admin's list. ZWNJ and ZWJ stay: Persian and
+ * Indic scripts need them in internationalised addresses.
  */
-const INVISIBLE_OR_BROKEN = /[\p{Cc}\u200B-\u200F\u202A-\u202E\u2066-\u2069\uFEFF]|\p{Cs}/u;
+const INVISIBLE_OR_BROKEN = /[\p{Cc}\p{Cs}]|(?![\u200C\u200D])\p{Cf}/u;
 const WRONG_CREDENTIALS = 'The email or the password is wrong.';
 const RESEND_AFTER_MS = 60_000;
 

@@ -8,8 +8,10 @@ import { isDependencyFailure, isPublicError } from './format-error';
 /**
  * Logs, with the request id, the original of every error that formatError masks, so the masked
  * INTERNAL_SERVER_ERROR a client reports can be found. A request that met a dependency failure
- * (answered SERVICE_UNAVAILABLE) gets that code's HTTP status: the error reaches Apollo as a
- * driver error, without the status an AppError would carry.
+ * (answered SERVICE_UNAVAILABLE) and has no data left (every root field null) gets that code's HTTP status (the error
+ * reaches Apollo as a driver error, without the status an AppError would carry). One that still
+ * has data keeps 200: mobile Apollo clients drop data on a non-2xx and retry the whole operation,
+ * which would repeat the writes that did succeed.
  */
 export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> {
   return {
@@ -19,17 +21,24 @@ export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> 
       else if (error.cause !== undefined) logger.warn({ err: error.cause }, 'request refused: a dependency is unavailable');
     },
     async requestDidStart() {
+      let dependencyFailed = false;
       return {
-        async didEncounterErrors({ errors, contextValue, operationName, response }) {
+        async didEncounterErrors({ errors, contextValue, operationName }) {
           for (const error of errors) {
             if (isPublicError(error)) continue;
             if (isDependencyFailure(error)) {
-              response.http.status = ERROR_CODES.SERVICE_UNAVAILABLE.httpStatus;
+              dependencyFailed = true;
               contextValue.logger.warn({ err: unwrapResolverError(error), path: error.path, operationName }, 'request refused: a dependency is unavailable');
               continue;
             }
             contextValue.logger.error({ err: unwrapResolverError(error), path: error.path, operationName }, 'unexpected error (masked for the client)');
           }
+        },
+        async willSendResponse({ response }) {
+          if (!dependencyFailed || response.body.kind !== 'single') return;
+          const data = response.body.singleResult.data;
+          // Nothing came back (every root field null): the whole request failed, and may be retried as a whole.
+          if (data == null || Object.values(data).every((value) => value === null)) response.http.status = ERROR_CODES.SERVICE_UNAVAILABLE.httpStatus;
         },
       };
     },

@@ -53,9 +53,26 @@ export const knownOperationTypeRule: ValidationRule = (context) => ({
  * 400 like every other validation failure (armor's Apollo plugin throws from parsingDidStart,
  * which Apollo turns into a 500). A document that does not lex is left for Apollo to report.
  */
+/**
+ * A GET request's parameter as Apollo will read it: from the raw URL, every key. Express's parsed
+ * `req.query` keeps only the first 1000 keys, so padding the URL with empty pairs would hide the
+ * query and variables from the gates below while Apollo still runs them.
+ */
+function urlParameter(req: Request, name: string): string | undefined {
+  const search = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
+  return new URLSearchParams(search).get(name) ?? undefined;
+}
+
+/** The document and variables Apollo will execute, from a POST body or a GET URL. */
+function requestParts(req: Request): { query: unknown; variables: unknown } {
+  if (req.method === 'GET') return { query: urlParameter(req, 'query'), variables: urlParameter(req, 'variables') };
+  const body = req.body as { query?: unknown; variables?: unknown } | undefined;
+  return { query: body?.query, variables: body?.variables };
+}
+
 export function tokenLimitGate(maxTokens: number) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const query = (req.body as { query?: unknown } | undefined)?.query ?? req.query.query;
+    const { query } = requestParts(req);
     // Every token is at least one character: a shorter document cannot exceed the limit.
     if (typeof query === 'string' && query.length > maxTokens && exceedsTokens(query, maxTokens)) {
       sendError(res, 'GRAPHQL_VALIDATION_FAILED', 'The query is too long: ask for less.');
@@ -76,7 +93,7 @@ const MAX_VARIABLE_DEPTH = 32;
 /** Refuses variables nested deeper than MAX_VARIABLE_DEPTH, from a POST body or a GET query string, before graphql-js walks them. */
 export function variableDepthGate() {
   return (req: Request, res: Response, next: NextFunction): void => {
-    let variables = (req.body as { variables?: unknown } | undefined)?.variables ?? req.query.variables;
+    let { variables } = requestParts(req);
     if (typeof variables === 'string') {
       try {
         variables = JSON.parse(variables);

@@ -37,13 +37,13 @@ export function createLogger(options: LoggerOptions): Logger {
  * or a stack trace (the standard: no stack, SQL or secret in a log). Where it was raised survives
  * as `origin`, one frame of Bastion's own code, and the request id ties it to the request.
  */
-const UNLOGGED_ERROR_FIELDS = new Set(['stack', 'query', 'parameters', 'detail', 'where']);
+const UNLOGGED_ERROR_FIELDS = new Set(['stack', 'query', 'internalQuery', 'parameters', 'detail', 'where']);
 
 /** Errors with their cause chain, redacted like everything else, minus the fields above at any depth. */
 function serializeError(error: Error): unknown {
   const serialized = pino.stdSerializers.errWithCause(error) as unknown as Record<string, unknown>;
   const parameters = serialized.parameters;
-  const origin = ownFrame(typeof serialized.stack === 'string' ? serialized.stack : '');
+  const origin = ownFrame(framesOf(error));
   const redacted = redactSecrets(withoutUnloggedFields(serialized)) as Record<string, unknown>;
   return { ...redacted, ...(origin ? { origin } : {}), ...(Array.isArray(parameters) ? { parameterCount: parameters.length } : {}) };
 }
@@ -54,10 +54,28 @@ function withoutUnloggedFields(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).filter(([key]) => !UNLOGGED_ERROR_FIELDS.has(key)).map(([key, inner]) => [key, withoutUnloggedFields(inner)]));
 }
 
-/** The first frame in Bastion's own code (src/ or dist/src/), as path:line:column. */
+/** The stack's frames only: its head repeats the message, which a client may have written. */
+function framesOf(error: Error): string {
+  const stack = typeof error.stack === 'string' ? error.stack : '';
+  const message = typeof error.message === 'string' ? error.message : '';
+  const at = message ? stack.indexOf(message) : -1;
+  return at >= 0 ? stack.slice(at + message.length) : stack;
+}
+
+/**
+ * The first frame in Bastion's own code, as src/…:line:column (dist/src/… when compiled). Only
+ * real frames ("    at …") count, so a multi-line message cannot supply one, and the path is
+ * cut at its last src/, so no install folder (/usr/src/app/…) shows.
+ */
 function ownFrame(stack: string): string | undefined {
-  const frame = /\(?((?:[^\s()]*\/)?(?:dist\/)?src\/[^\s():]+:\d+:\d+)\)?/.exec(stack.split('\n').slice(1).find((line) => /[/(]src\//.test(line) && !line.includes('node_modules')) ?? '');
-  return frame ? frame[1].replace(/^.*?((?:dist\/)?src\/)/, '$1') : undefined;
+  for (const line of stack.split('\n')) {
+    if (!/^\s+at /.test(line)) continue;
+    const location = /\(?([^\s()]+:\d+:\d+)\)?$/.exec(line.trim())?.[1];
+    if (!location) continue;
+    const own = /(?:^|\/)((?:dist\/)?src\/(?:(?!\/src\/)[^:])+:\d+:\d+)$/.exec(location);
+    if (own) return own[1];
+  }
+  return undefined;
 }
 
 function canLoad(moduleName: string): boolean {

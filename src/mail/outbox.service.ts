@@ -13,6 +13,8 @@ const MAX_ATTEMPTS = 5;
 export class OutboxService {
   private delivering: Promise<void> | undefined;
   private passRequested = false;
+  /** Set when polling stops: a pass in flight ends after its current message. */
+  private stopping = false;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -30,9 +32,11 @@ export class OutboxService {
     run();
     const timer = setInterval(run, intervalMs);
     timer.unref();
-    // Stopping waits for a pass in flight: the pool closes next, and would fail it halfway.
+    // Stopping waits for the message in flight (the pool closes next, and would fail it
+    // halfway), not for the whole backlog: the rest stays queued for the next start.
     return async () => {
       clearInterval(timer);
+      this.stopping = true;
       await this.delivering?.catch(() => undefined);
     };
   }
@@ -62,7 +66,7 @@ export class OutboxService {
       do {
         this.passRequested = false;
         await this.deliverBatch();
-      } while (this.passRequested);
+      } while (this.passRequested && !this.stopping);
     })().finally(() => {
       this.delivering = undefined;
     });
@@ -98,7 +102,7 @@ export class OutboxService {
         }
         return true;
       });
-      if (!delivered) return;
+      if (!delivered || this.stopping) return;
     }
   }
 }

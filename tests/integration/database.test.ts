@@ -2,7 +2,7 @@ import { configWith } from '../../src/config';
 import { DatabaseUnavailableError, openDatabase } from '../../src/db/database';
 import { createLogger } from '../../src/logging';
 import { eventually } from '../support/eventually';
-import { makeClient } from '../support/factories';
+import { codesOf, makeClient } from '../support/factories';
 import { databaseProbeFeature } from '../support/test-features';
 import { testDatabaseServer, withAdminClient } from '../support/test-database';
 import { TestServer, startTestServer } from '../support/test-server';
@@ -56,6 +56,11 @@ describe('a database outage while serving', () => {
     expect(JSON.stringify(failed.body)).not.toMatch(/accepting connections|terminat/i);
     expect(server.logs.find((line) => line.msg === 'request refused: a dependency is unavailable')).toMatchObject({ level: 40, path: ['databaseProbe'] });
     expect((await fetch(`${server.origin}/healthz`)).status).toBe(200);
+    // A response that still carries data keeps 200: a mobile client would drop it on a 503 and retry the whole operation.
+    const partial = await makeClient(server).request('{ serverInfo { name } optionalDatabaseProbe }');
+    expect({ status: partial.status, data: partial.body.data, codes: codesOf(partial) }).toEqual({ status: 200, data: { serverInfo: { name: 'Bastion' }, optionalDatabaseProbe: null }, codes: ['SERVICE_UNAVAILABLE'] });
+    // Nothing left but nulls: the whole request failed, and says so.
+    expect((await makeClient(server).request('{ optionalDatabaseProbe }')).status).toBe(503);
 
     await setAvailable(true);
     const healedAfterMs = await eventually(async () => (await readiness()).status === 200);

@@ -186,6 +186,18 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
     await expectRefused('{ a: posts(first: -2000000000) { totalCount } b: posts(first: 100) { edges { node { comments(first: 100) { body } } } } }', 'negative first');
   });
 
+  it('refuses deeply nested variables and over-long documents on GET too, however the URL is padded', async () => {
+    const deep = JSON.stringify({ where: JSON.parse(`${'{"OR":['.repeat(40)}{}${']}'.repeat(40)}`) });
+    const query = 'query($where: PostWhere) { posts(where: $where) { totalCount } }';
+    // Express's parsed query string keeps the first 1000 keys; Apollo reads every one from the URL.
+    for (const padding of ['', '&'.repeat(1000)]) {
+      const response = await fetch(`${server.url}?${padding}query=${encodeURIComponent(query)}&variables=${encodeURIComponent(deep)}`, { headers: { 'apollo-require-preflight': 'true' } });
+      expect({ padded: padding.length > 0, status: response.status, code: ((await response.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code }).toEqual({ padded: padding.length > 0, status: 400, code: 'BAD_USER_INPUT' });
+      const long = await fetch(`${server.url}?${padding}query=${encodeURIComponent(`{ serverInfo { ${'name '.repeat(1200)} } }`)}`, { headers: { 'apollo-require-preflight': 'true' } });
+      expect({ padded: padding.length > 0, status: long.status }).toEqual({ padded: padding.length > 0, status: 400 });
+    }
+  });
+
   it('lets an admin run the full introspection query (Sandbox, codegen)', async () => {
     const admin = await makeUser(server, { roles: ['admin'] });
     const introspection = await admin.client.request(getIntrospectionQuery());

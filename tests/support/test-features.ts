@@ -14,6 +14,11 @@ export class DatabaseProbeResolver {
     return Number(row.answer);
   }
 
+  @Query(() => Int, { nullable: true, description: 'Test only: 42 from PostgreSQL, in a field that may be null (a partial response when it fails).' })
+  async optionalDatabaseProbe(): Promise<number> {
+    return this.databaseProbe();
+  }
+
   @Query(() => Int, { description: 'Test only: fails inside PostgreSQL with an SQL error.' })
   async brokenQuery(): Promise<number> {
     await this.dataSource.query('SELECT secret_column FROM table_that_does_not_exist');
@@ -24,6 +29,6 @@ export class DatabaseProbeResolver {
 export const databaseProbeFeature: Feature = {
   name: 'database-probe',
   resolvers: [DatabaseProbeResolver],
-  rules: { Query: { databaseProbe: isPublic, brokenQuery: isPublic } },
+  rules: { Query: { databaseProbe: isPublic, optionalDatabaseProbe: isPublic, brokenQuery: isPublic } },
   wire: ({ dataSource }) => [new DatabaseProbeResolver(dataSource)],
 };

@@ -78,5 +78,10 @@ describe('logged errors', () => {
     const text = sink.text();
     for (const leak of ['SELECT secret_column', 'ada@example.com', 'COPY user_roles', '"stack"', '    at ']) expect({ leak, found: text.includes(leak) }).toEqual({ leak, found: false });
     expect(line.err).toMatchObject({ message: 'query failed', driverError: { code: '23503' }, origin: expect.stringMatching(/^src\/config\/config\.ts:\d+:\d+$/) });
+
+    // A message that imitates a frame does not become the origin.
+    const forged = new Error('bad input\n    at evil (/app/src/secret-user-value:1:1)');
+    logger.error({ err: forged }, 'forged');
+    expect(JSON.stringify(sink.lines[1])).not.toContain('"origin":"src/secret-user-value');
   });
 });
