@@ -44,6 +44,9 @@ export interface Actor extends RequestOrigin {
   readonly actorId: string | null;
 }
 
+/** Work a server does by itself on a schedule (self-audit, backups): no account, no address. */
+export const SCHEDULE_ACTOR: Actor = Object.freeze({ actorId: null, ipAddress: null, userAgent: 'bastion-schedule', requestId: null });
+
 /** A token pair for the client. */
 export interface IssuedTokens {
   readonly accessToken: string;

@@ -51,8 +51,11 @@ export class ArchiveWriter {
   private failure: Error | undefined;
   private sizeBytes = 0;
   private readonly hash = createHash('sha256');
-  private table: { name: string; rows: number; bytes: number; hash: ReturnType<typeof createHash> } | undefined;
+  private table: TableDigest | undefined;
   private readonly summaries: TableSummary[] = [];
+  /** Rows and COPY bytes written so far, all tables (for progress). */
+  rows = 0;
+  bytes = 0;
 
   private constructor(
     readonly file: string,
@@ -90,7 +93,7 @@ export class ArchiveWriter {
 
   async startTable(table: ArchiveTable): Promise<void> {
     this.endTable();
-    this.table = { name: table.name, rows: 0, bytes: 0, hash: createHash('sha256') };
+    this.table = new TableDigest(table);
     await this.write(encodeJsonRecord(RecordType.TABLE, table));
   }
 
@@ -98,9 +101,10 @@ export class ArchiveWriter {
   async data(chunk: Buffer): Promise<void> {
     const table = this.table;
     if (!table) throw new Error('data before a table');
-    table.hash.update(chunk);
-    table.bytes += chunk.length;
-    table.rows += countRows(chunk);
+    const rowsBefore = table.rows;
+    table.update(chunk);
+    this.rows += table.rows - rowsBefore;
+    this.bytes += chunk.length;
     for (let offset = 0; offset < chunk.length; offset += DATA_RECORD_BYTES) {
       await this.write(encodeRecord(RecordType.DATA, chunk.subarray(offset, offset + DATA_RECORD_BYTES)));
     }
@@ -133,7 +137,7 @@ export class ArchiveWriter {
 
   private endTable(): void {
     if (!this.table) return;
-    this.summaries.push({ name: this.table.name, rows: this.table.rows, bytes: this.table.bytes, sha256: this.table.hash.digest('hex') });
+    this.summaries.push(this.table.summary());
     this.table = undefined;
   }
 
@@ -150,6 +154,28 @@ export function countRows(chunk: Buffer): number {
   let rows = 0;
   for (let index = chunk.indexOf(10); index !== -1; index = chunk.indexOf(10, index + 1)) rows += 1;
   return rows;
+}
+
+/**
+ * One table's COPY text as it streams by: its rows, bytes and SHA-256. Writing an archive, reading
+ * one, and reading a restored table back all summarise the same way, so their summaries compare.
+ */
+export class TableDigest {
+  rows = 0;
+  bytes = 0;
+  private readonly hash = createHash('sha256');
+
+  constructor(readonly table: ArchiveTable) {}
+
+  update(chunk: Buffer): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.rows += countRows(chunk);
+  }
+
+  summary(): TableSummary {
+    return { name: this.table.name, rows: this.rows, bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
 }
 
 /** A rename is durable only once the folder holding it is synced (POSIX). */
@@ -215,10 +241,10 @@ export async function readArchive(file: string, keyring: Keyring, visitor: Archi
   let preamble: ArchivePreamble | undefined;
   let manifest: ArchiveManifest | undefined;
   const seen: TableSummary[] = [];
-  let current: { table: ArchiveTable; rows: number; bytes: number; hash: ReturnType<typeof createHash> } | undefined;
+  let current: TableDigest | undefined;
   const endTable = async () => {
     if (!current) return;
-    const summary = { name: current.table.name, rows: current.rows, bytes: current.bytes, sha256: current.hash.digest('hex') };
+    const summary = current.summary();
     seen.push(summary);
     const table = current.table;
     current = undefined;
@@ -240,15 +266,13 @@ export async function readArchive(file: string, keyring: Keyring, visitor: Archi
           const announced = parseJsonRecord<ArchiveTable>(record, 'table record');
           const table = preamble.tables[seen.length];
           if (!table || table.name !== announced.name) throw archiveDamaged(`table "${announced.name}" is not the one the preamble lists next`);
-          current = { table, rows: 0, bytes: 0, hash: createHash('sha256') };
+          current = new TableDigest(table);
           await visitor.startTable?.(table);
           break;
         }
         case RecordType.DATA:
           if (!current) throw archiveDamaged('rows come before their table');
-          current.hash.update(record.payload);
-          current.bytes += record.payload.length;
-          current.rows += countRows(record.payload);
+          current.update(record.payload);
           await visitor.data?.(record.payload, current.table);
           break;
         case RecordType.MANIFEST:

@@ -1,13 +1,11 @@
 import { Cron } from 'croner';
-import type { Actor } from '../accounts/sessions.service';
+import { SCHEDULE_ACTOR } from '../accounts/sessions.service';
 import type { Clock } from '../clock';
 import type { Logger } from '../logging';
 import { BackupError } from './backup-errors';
 import { BackupStatus, RESTORABLE } from './backup.entity';
 import type { BackupService } from './backup.service';
 
-/** The actor of scheduled work in the audit log. */
-export const SCHEDULE_ACTOR: Actor = { actorId: null, ipAddress: null, userAgent: 'bastion-schedule', requestId: null };
 
 /** A scheduled run this recent (on any instance) makes this one unnecessary. */
 const RECENT_RUN_MS = 10 * 60 * 1000;

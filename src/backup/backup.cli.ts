@@ -8,7 +8,7 @@ import { AuditLog } from '../audit/audit-log';
 import { systemClock } from '../clock';
 import type { Config } from '../config';
 import type { Keyring } from '../crypto/keyring';
-import { Database, describeUrl } from '../db/database';
+import { Database, databaseNameOf, databaseUrlFor, describeUrl, dropDatabase } from '../db/database';
 import type { Logger } from '../logging';
 import { ProgressBar } from '../progress-bar';
 import type { Services } from '../services';
@@ -16,7 +16,6 @@ import { BackupError } from './backup-errors';
 import type { Backup } from './backup.entity';
 import { ARCHIVE_EXTENSION } from './backup.service';
 import { restoreArchive } from './restore';
-import { databaseUrlFor } from './verify';
 
 /** What cli.ts lends the backup commands. */
 export interface BackupCliContext {
@@ -77,7 +76,7 @@ async function withAdminClient<T>(url: string, work: (client: Client) => Promise
 
 /** Creates the database `url` names when it does not exist; says whether it did. */
 async function ensureDatabase(url: string): Promise<boolean> {
-  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  const name = databaseNameOf(url);
   return withAdminClient(url, async (client) => {
     const exists = (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount! > 0;
     if (!exists) await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
@@ -206,7 +205,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
         } catch (error) {
           bars.checking.abandon();
           bars.loading.abandon();
-          if (created) await withAdminClient(targetUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(decodeURIComponent(new URL(targetUrl).pathname.slice(1)))} WITH (FORCE)`)).catch(() => undefined);
+          if (created) await withAdminClient(targetUrl, (client) => dropDatabase(client, databaseNameOf(targetUrl))).catch(() => undefined);
           throw error;
         }
       }),

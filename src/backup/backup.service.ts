@@ -10,7 +10,7 @@ import type { Clock } from '../clock';
 import type { Keyring } from '../crypto/keyring';
 import { BASTION_VERSION } from '../project';
 import type { Logger } from '../logging';
-import { ArchiveWriter, countRows, partialNameOf, syncFolder } from './archive-file';
+import { ArchiveWriter, partialNameOf, syncFolder } from './archive-file';
 import { ArchivePreamble, describeContents } from './archive-records';
 import { BackupError, failureText } from './backup-errors';
 import { Backup, BackupStatus, RESTORABLE } from './backup.entity';
@@ -154,17 +154,13 @@ export class BackupService {
       const [{ expected }] = (await client.query<{ expected: string }>("SELECT COALESCE(sum(GREATEST(reltuples, 0)), 0)::bigint AS expected FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> ALL($1)", [Object.keys(EXCLUDED_TABLES)])).rows;
       const preamble: ArchivePreamble = { format: 1, backupId: backup.id, createdAt: backup.createdAt.toISOString(), bastionVersion: BASTION_VERSION, schemaVersion: migrations[migrations.length - 1] ?? '', migrations, tables, excluded: EXCLUDED_TABLES };
       await writer.preamble(preamble);
-      let rows = 0;
-      let bytes = 0;
       for (const table of tables) {
         await observe.beforeTable?.(table.name);
         await writer.startTable(table);
         for await (const chunk of copyTableOut(client, table) as AsyncIterable<Buffer>) {
           if (signal.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the server is shutting down');
           await writer.data(chunk);
-          bytes += chunk.length;
-          rows += countRows(chunk);
-          observe.onProgress?.({ table: table.name, rows, bytes, expectedRows: Number(expected) });
+          observe.onProgress?.({ table: table.name, rows: writer.rows, bytes: writer.bytes, expectedRows: Number(expected) });
         }
       }
       await client.query('COMMIT');

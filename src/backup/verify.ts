@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { Client } from 'pg';
 import type { Keyring } from '../crypto/keyring';
+import { databaseNameOf, databaseUrlFor, dropDatabase } from '../db/database';
 import type { Logger } from '../logging';
-import { countRows } from './archive-file';
-import type { TableSummary } from './archive-records';
+import { TableDigest } from './archive-file';
+import type { ArchiveTable, TableSummary } from './archive-records';
 import { BackupError, failureText } from './backup-errors';
 import type { Backup } from './backup.entity';
 import { RestoreProgress, fileSha256, restoreArchive } from './restore';
@@ -18,34 +19,24 @@ export interface VerificationOutcome {
 
 const SCRATCH_PREFIX = 'bastion_verify_';
 
-export function databaseUrlFor(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
-
 /**
  * Scratch databases are named after the database they verify for, so cleaning up after a killed
  * verification never touches another deployment's on the same server (advisory locks are per
  * database).
  */
 export function scratchPrefix(databaseUrl: string): string {
-  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const database = databaseNameOf(databaseUrl);
   return `${SCRATCH_PREFIX}${createHash('sha256').update(database).digest('hex').slice(0, 8)}_`;
 }
 
 /** Re-reads a restored table from the database: its rows and the SHA-256 of its COPY text. */
-async function summarize(client: Client, table: { name: string; columns: readonly string[] }, signal?: AbortSignal): Promise<TableSummary> {
-  const hash = createHash('sha256');
-  let rows = 0;
-  let bytes = 0;
+async function summarize(client: Client, table: ArchiveTable, signal?: AbortSignal): Promise<TableSummary> {
+  const digest = new TableDigest(table);
   for await (const chunk of copyTableOut(client, table) as AsyncIterable<Buffer>) {
     if (signal?.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the process is shutting down');
-    hash.update(chunk);
-    rows += countRows(chunk);
-    bytes += chunk.length;
+    digest.update(chunk);
   }
-  return { name: table.name, rows, bytes, sha256: hash.digest('hex') };
+  return digest.summary();
 }
 
 /**
@@ -67,7 +58,7 @@ export async function verifyArchive(input: {
   const { client, backup } = input;
   const prefix = scratchPrefix(input.databaseUrl);
   const leftovers = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [prefix])).rows;
-  for (const { datname } of leftovers) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(datname)} WITH (FORCE)`);
+  for (const { datname } of leftovers) await dropDatabase(client, datname);
 
   if (!fs.existsSync(input.file)) return { ok: false, text: `the archive file is missing: ${input.file} (written on host ${backup.host})` };
   if ((await fileSha256(input.file)) !== backup.sha256) return { ok: false, text: 'the archive file is not the one that was written (its SHA-256 differs from the catalogue\'s): it was replaced or modified' };
@@ -106,6 +97,6 @@ export async function verifyArchive(input: {
     if (differences.length > 0) return { ok: false, text: `${differences.length} table(s) differ after restoring: ${differences.join('; ')}` };
     return { ok: true, text: `restored ${restored.tables} tables and ${restored.rows} rows into a scratch database; every table's row count and SHA-256 match the manifest` };
   } finally {
-    await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(scratch)} WITH (FORCE)`).catch((error: unknown) => input.logger.warn({ err: error, database: scratch }, 'backup verification: the scratch database could not be dropped'));
+    await dropDatabase(client, scratch).catch((error: unknown) => input.logger.warn({ err: error, database: scratch }, 'backup verification: the scratch database could not be dropped'));
   }
 }

@@ -1,3 +1,4 @@
+import type { ClientBase } from 'pg';
 import type { DataSource } from 'typeorm';
 import type { Config } from '../config';
 import type { Logger } from '../logging';
@@ -6,6 +7,23 @@ import { EmbeddedPostgres } from './embedded-postgres';
 
 /** The database name Bastion uses on its embedded server. */
 export const EMBEDDED_DATABASE = 'bastion';
+
+/** The same server and credentials, another database. */
+export function databaseUrlFor(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/** The database a connection URL names. */
+export function databaseNameOf(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.slice(1));
+}
+
+/** Drops a database, ending the sessions still connected to it. */
+export async function dropDatabase(client: ClientBase, database: string): Promise<void> {
+  await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(database)} WITH (FORCE)`);
+}
 
 /** The database could not be reached: one line a person can act on, no password, no stack. */
 export class DatabaseUnavailableError extends Error {

@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
 import type { DataSource } from 'typeorm';
-import type { Actor } from '../accounts/sessions.service';
+import { Actor, SCHEDULE_ACTOR } from '../accounts/sessions.service';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
@@ -90,9 +90,9 @@ export class SelfAudit {
     return this.dataSource.transaction(async (manager) => {
       const [{ locked }]: { locked: boolean }[] = await manager.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [SCHEDULE_LOCK_KEY]);
       if (!locked) return false;
-      const [recent] = (await manager.query("SELECT 1 FROM audit_events WHERE action = 'security_audit_run' AND user_agent = 'bastion-schedule' AND at > $1 LIMIT 1", [new Date(this.clock.now().getTime() - RECENT_RUN_MS)])) as unknown[];
+      const [recent] = (await manager.query("SELECT 1 FROM audit_events WHERE action = 'security_audit_run' AND user_agent = $2 AND at > $1 LIMIT 1", [new Date(this.clock.now().getTime() - RECENT_RUN_MS), SCHEDULE_ACTOR.userAgent])) as unknown[];
       if (recent) return false;
-      const report = await this.run({ actorId: null, ipAddress: null, userAgent: 'bastion-schedule', requestId: null });
+      const report = await this.run(SCHEDULE_ACTOR);
       this.logger.info({ passed: report.passed, warnings: report.warnings, failures: report.failures }, 'self-audit done');
       return true;
     });

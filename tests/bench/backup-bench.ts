@@ -9,7 +9,7 @@ import type { Actor } from '../../src/accounts/sessions.service';
 import { Backup, BackupStatus } from '../../src/backup/backup.entity';
 import { restoreArchive } from '../../src/backup/restore';
 import { prepareCopySession } from '../../src/backup/table-copy';
-import { databaseUrlFor } from '../../src/backup/verify';
+import { databaseUrlFor, dropDatabase as dropDatabaseOn } from '../../src/db/database';
 import type { Config } from '../../src/config';
 import type { RunningBastion } from '../../src/main';
 
@@ -145,14 +145,14 @@ async function withClient<T>(url: string, work: (client: Client) => Promise<T>):
 /** Drops (whatever an interrupted run left) and creates `database` on the server of `adminUrl`. */
 async function freshDatabase(adminUrl: string, database: string): Promise<string> {
   await withClient(adminUrl, async (admin) => {
-    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(database)} WITH (FORCE)`);
+    await dropDatabaseOn(admin, database);
     await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
   });
   return databaseUrlFor(adminUrl, database);
 }
 
 async function dropDatabase(adminUrl: string, database: string): Promise<void> {
-  await withClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(database)} WITH (FORCE)`));
+  await withClient(adminUrl, (admin) => dropDatabaseOn(admin, database));
 }
 
 /** One author (signed up through the service, as any user is), then the posts in one INSERT. */

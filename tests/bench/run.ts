@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { systemClock } from '../../src/clock';
 import { Config, configWith } from '../../src/config';
+import { dropDatabase } from '../../src/db/database';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres';
 import { Logger, createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
@@ -76,7 +77,7 @@ async function benchDatabaseUrl(logger: Logger, teardown: Teardown): Promise<str
   const admin = new Client({ connectionString: embedded.urlFor('postgres') });
   await admin.connect();
   try {
-    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(BENCH_DATABASE)} WITH (FORCE)`);
+    await dropDatabase(admin, BENCH_DATABASE);
   } finally {
     await admin.end();
   }

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { dropDatabase as dropDatabaseOn } from '../../src/db/database';
 import { BACKUP_LOCK_KEY } from '../../src/backup/locked-connection';
 import { CLI_PATH, cliEnvAgainst, runCliAgainst } from '../support/cli';
 import { eventually } from '../support/eventually';
@@ -46,7 +47,7 @@ async function fingerprintOf(url: string): Promise<Record<string, string>> {
 const scratchDatabaseName = () => `bastion_test_restore_${randomBytes(4).toString('hex')}`;
 
 function dropDatabase(name: string): Promise<void> {
-  return withAdminClient(testDatabaseServer().adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`)).then(() => undefined);
+  return withAdminClient(testDatabaseServer().adminUrl, (client) => dropDatabaseOn(client, name));
 }
 
 async function databaseExists(name: string): Promise<boolean> {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createDataSource } from '../../src/db/data-source';
-import { runMigrations } from '../../src/db/database';
+import { dropDatabase, runMigrations } from '../../src/db/database';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres';
 import { createLogger } from '../../src/logging';
 import { PROJECT_ROOT } from '../../src/project';
@@ -42,7 +42,7 @@ export default async function globalSetup(): Promise<void> {
     if (embedded) {
       // Databases a crashed earlier run left behind on our own throwaway cluster.
       const { rows } = await client.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'bastion\\_t%'");
-      for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(datname)} WITH (FORCE)`);
+      for (const { datname } of rows) await dropDatabase(client, datname);
     }
     await client.query(`CREATE DATABASE ${client.escapeIdentifier(template)}`);
   });

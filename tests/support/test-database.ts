@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { databaseUrlFor, dropDatabase } from '../../src/db/database';
 
 /**
  * Test databases. Global setup migrates one template database; every test file clones it
@@ -19,11 +20,8 @@ export function testDatabaseServer(): TestDatabaseServer {
   return { adminUrl, template };
 }
 
-export function databaseUrl(adminUrl: string, database: string): string {
-  const url = new URL(adminUrl);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
+/** A database on the test server (the same helper the backup code uses). */
+export const databaseUrl = databaseUrlFor;
 
 export async function withAdminClient<T>(adminUrl: string, work: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: adminUrl });
@@ -52,6 +50,6 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
   return {
     name,
     url: databaseUrl(adminUrl, name),
-    drop: () => withAdminClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`)).then(() => undefined),
+    drop: () => withAdminClient(adminUrl, (client) => dropDatabase(client, name)),
   };
 }
