@@ -127,13 +127,18 @@ export class BackupService {
       await connection.close();
       throw error;
     }
+    return { backup, done: this.track(connection, (signal) => this.writeArchive(connection, backup, actor, signal, observe)) };
+  }
+
+  /** Runs a job that holds `connection`'s lock, stoppable by `stop()`; the lock goes when the job ends. */
+  private track(connection: LockedConnection, job: (signal: AbortSignal) => Promise<Backup>): Promise<Backup> {
     const abort = new AbortController();
-    const done = this.writeArchive(connection, backup, actor, abort.signal, observe).finally(() => {
+    const done = job(abort.signal).finally(() => {
       this.running.delete(abort);
       return connection.close();
     });
     this.running.set(abort, done.catch(() => undefined));
-    return { backup, done };
+    return done;
   }
 
   private async writeArchive(connection: LockedConnection, backup: Backup, actor: Actor, signal: AbortSignal, observe: CreateObserver): Promise<Backup> {
@@ -280,13 +285,7 @@ export class BackupService {
       await connection.close();
       throw error;
     }
-    const abort = new AbortController();
-    const done = this.runVerification(connection, backup, actor, abort.signal, onProgress).finally(() => {
-      this.running.delete(abort);
-      return connection.close();
-    });
-    this.running.set(abort, done.catch(() => undefined));
-    return { backup, done };
+    return { backup, done: this.track(connection, (signal) => this.runVerification(connection, backup, actor, signal, onProgress)) };
   }
 
   private async runVerification(connection: LockedConnection, backup: Backup, actor: Actor, signal: AbortSignal, onProgress?: (progress: RestoreProgress) => void): Promise<Backup> {

@@ -88,7 +88,6 @@ export function checkArchiveSchema(preamble: ArchivePreamble, known: readonly st
  */
 export async function restoreArchive(options: RestoreOptions): Promise<RestoreResult> {
   const { file, keyring } = options;
-  const progress = (phase: RestoreProgress['phase'], rows: number) => (bytesRead: number, sizeBytes: number) => options.onProgress?.({ phase, bytesRead, sizeBytes, rows });
   if (options.expect?.sha256 && (await fileSha256(file)) !== options.expect.sha256) {
     throw archiveDamaged(`the file is not the archive the catalogue recorded for backup ${options.expect.backupId} (its SHA-256 differs): it was replaced or modified`);
   }
@@ -108,7 +107,9 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
       throw archiveDamaged(`the file holds backup ${opening.backupId}, not ${options.expect.backupId}: it was renamed`);
     }
     checkArchiveSchema(opening, known);
-    const preamble = options.trustArchive ? opening : (await readArchive(file, keyring, { progress: progress('checking', 0) })).preamble;
+    const checking = { progress: (bytesRead: number, sizeBytes: number) => options.onProgress?.({ phase: 'checking', bytesRead, sizeBytes, rows: 0 }) };
+    const preamble = options.trustArchive ? opening : (await readArchive(file, keyring, checking)).preamble;
+    const names = preamble.tables.map((table) => table.name);
     await queryRunner.startTransaction();
     if (options.replace) {
       // A backup of this database running now would archive tables half-emptied by the TRUNCATE below.
@@ -121,8 +122,8 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     const migrated = await migrateTo(target, queryRunner, preamble, known);
     await prepareCopySession(client);
     await matchTables(client, preamble);
-    const setAside = await setAsideConstraints(client, preamble.tables.map((table) => table.name));
-    await truncateTables(client, preamble.tables.map((table) => table.name));
+    const setAside = await setAsideConstraints(client, names);
+    await truncateTables(client, names);
 
     let rows = 0;
     let input: Writable | undefined;
@@ -160,7 +161,7 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
       }
     }
     await restoreConstraints(client, setAside);
-    await resetSequences(client, preamble.tables.map((table) => table.name));
+    await resetSequences(client, names);
     await assertKeysAvailable(queryRunner, keyring);
     const result: RestoreResult = { schemaVersion: preamble.schemaVersion, tables: preamble.tables.length, rows, migrated, preamble, manifest };
     await options.beforeCommit?.(queryRunner.manager, result);
