@@ -53,6 +53,13 @@ function noStore(_req: express.Request, res: express.Response, next: express.Nex
   next();
 }
 
+/** Holds a request until this instance has heard every cache invalidation committed before it arrived. */
+function changesHeard(services: Services) {
+  return (_req: express.Request, _res: express.Response, next: express.NextFunction): void => {
+    services.notifications.sync().then(() => next(), next);
+  };
+}
+
 /** Builds each GraphQL request's Context: the viewer from its token, the policy in force, fresh loaders. */
 export function graphqlContext(services: Services): (integration: { req: express.Request }) => Promise<Context> {
   return async ({ req }) => {
@@ -134,6 +141,8 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   let closing: Promise<void> | undefined;
   // Health probes come from the load balancer, whatever the IP rules say.
   app.get('/readyz', readyz(dataSource, () => closing !== undefined));
+  // Whatever any instance committed before this request arrived (a sign-out, a grant, an IP rule) is in force for it.
+  app.use(changesHeard(services));
   app.use(firewallGate(services.firewall, services.hits));
   app.use(strictTransportSecurity(trust));
   // Security headers for an API (HSTS is ours above, no CSP: responses are JSON, and the Sandbox page loads Apollo's scripts).

@@ -42,8 +42,9 @@ interface SessionRow {
 /**
  * The per-request session check (ASVS 7.4.1): one cached row per session, so sign-out, a role
  * change or a suspension is in force at the next request. Every instance drops an entry when
- * PostgreSQL NOTIFY says it changed (sent in the changing transaction, so after commit), and the
- * whole cache when its listener reconnects (messages may have been missed meanwhile).
+ * PostgreSQL NOTIFY says it changed (sent in the changing transaction, so after commit; each
+ * request waits until the messages committed before it were heard: Notifications.sync), and the
+ * whole cache when messages may have been missed (the listener reconnected or did not answer).
  */
 export class SessionCache {
   private readonly entries = new Map<string, Entry>();
@@ -58,7 +59,7 @@ export class SessionCache {
     notifications: Notifications,
   ) {
     notifications.subscribe(SESSION_CHANNEL, (payload) => this.apply(payload));
-    notifications.onReconnect(() => this.clear());
+    notifications.onMissed(() => this.clear());
   }
 
   /** The live session, or null when it ended, expired, or its user is no longer active. */

@@ -3,6 +3,7 @@ import { Client, Notification } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Logger } from '../logging';
 import { DatabaseUnavailableError, describeUrl } from './database';
+import { FreshCall } from './fresh-call';
 
 export interface NotificationsOptions {
   readonly url: string;
@@ -11,10 +12,15 @@ export interface NotificationsOptions {
   readonly applicationName?: string;
   /** Milliseconds to wait before reconnect attempt `attempt` (1, 2, …); tests pass `() => 0`. */
   readonly reconnectDelayMs?: (attempt: number) => number;
+  /** How long `sync` waits for the listening connection (default SYNC_TIMEOUT_MS). */
+  readonly syncTimeoutMs?: number;
 }
 
 /** Channels are fixed names chosen in code; the pattern also keeps them safe to quote into LISTEN. */
 const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** How long `sync` waits for the listening connection to answer before it stops trusting the caches. */
+const SYNC_TIMEOUT_MS = 2_000;
 
 /** 100 ms doubling to a 10 s ceiling: quick after a blip, gentle on a database that is down for a while. */
 export function reconnectBackoffMs(attempt: number): number {
@@ -24,12 +30,13 @@ export function reconnectBackoffMs(attempt: number): number {
 /**
  * Cross-instance cache invalidation over PostgreSQL LISTEN/NOTIFY. One dedicated connection (a
  * pooled one would be handed to queries and lose its LISTENs) listens on every subscribed channel.
- * PostgreSQL keeps no notifications for a listener that is away, so after a reconnect the
- * `onReconnect` listeners run: callers clear their caches there.
+ * PostgreSQL keeps no notifications for a listener that is away, so whenever messages may have
+ * been missed (after a reconnect, or when `sync` cannot reach the listener) the `onMissed`
+ * listeners run: callers clear their caches there.
  */
 export class Notifications {
   private readonly handlers = new Map<string, Set<(payload: string) => void>>();
-  private readonly reconnectListeners = new Set<() => void>();
+  private readonly missedListeners = new Set<() => void>();
   private readonly reconnectDelayMs: (attempt: number) => number;
   /** The connected, listening client; undefined while (re)connecting or stopped. */
   private client: Client | undefined;
@@ -37,6 +44,7 @@ export class Notifications {
   private connecting = false;
   private reconnecting: Promise<void> | undefined;
   private abortWaits = new AbortController();
+  private readonly roundTrips = new FreshCall(() => this.roundTrip());
 
   constructor(private readonly options: NotificationsOptions) {
     this.reconnectDelayMs = options.reconnectDelayMs ?? reconnectBackoffMs;
@@ -92,13 +100,64 @@ export class Notifications {
     };
   }
 
-  /** Called after every reconnect, once the channels are listened to again. Returns the remover. */
-  onReconnect(listener: () => void): () => void {
+  /**
+   * Called whenever messages may have been missed: after every reconnect (once the channels are
+   * listened to again), and when `sync` could not reach the listener. Returns the remover.
+   */
+  onMissed(listener: () => void): () => void {
     const entry = () => listener();
-    this.reconnectListeners.add(entry);
+    this.missedListeners.add(entry);
     return () => {
-      this.reconnectListeners.delete(entry);
+      this.missedListeners.delete(entry);
     };
+  }
+
+  /**
+   * Resolves once every notification committed before this call has been dispatched, so a change
+   * acknowledged by any instance is in force here at the next request, not some milliseconds later.
+   * PostgreSQL hands a listening session its pending notifications before it answers that
+   * session's next query, so one round trip on the listening connection, started after this call,
+   * is the proof. Calls made while a round trip is in flight share the next one (at most one in
+   * flight and one queued, however many requests wait). When the listener cannot answer
+   * (reconnecting, or silent for `syncTimeoutMs`) the `onMissed` listeners run instead.
+   */
+  sync(): Promise<void> {
+    return this.stopped ? Promise.resolve() : this.roundTrips.run();
+  }
+
+  private async roundTrip(): Promise<void> {
+    const client = this.client;
+    if (!client) {
+      this.missed();
+      return;
+    }
+    const timeoutMs = this.options.syncTimeoutMs ?? SYNC_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([client.query('SELECT 1'), timedOut]);
+      if (outcome === 'timeout') {
+        this.options.logger.warn({ database: describeUrl(this.options.url), timeoutMs }, 'notifications: the listening connection did not answer; caches start over');
+        this.missed();
+      }
+    } catch {
+      // The connection is going away ('error'/'end' start the reconnect); meanwhile trust nothing cached.
+      this.missed();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private missed(): void {
+    for (const listener of [...this.missedListeners]) {
+      try {
+        listener();
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'notifications: an onMissed listener failed');
+      }
+    }
   }
 
   private async connect(): Promise<void> {
@@ -153,13 +212,7 @@ export class Notifications {
         // Lost again before we got here: go round once more.
         if (!this.client) continue;
         this.options.logger.info({ database: describeUrl(this.options.url), attempt }, 'notifications: reconnected and listening again');
-        for (const listener of [...this.reconnectListeners]) {
-          try {
-            listener();
-          } catch (error) {
-            this.options.logger.error({ err: error }, 'notifications: an onReconnect listener failed');
-          }
-        }
+        this.missed();
         return;
       }
     } finally {

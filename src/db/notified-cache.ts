@@ -8,7 +8,8 @@ const RETRY_MS = 1_000;
 /**
  * One value loaded from the database and kept in this process (the policy, the IP rules): every
  * instance reloads it at its next use after a change anywhere, because the changing transaction
- * sends a NOTIFY on `channel` (`announce`), and after `maxAgeMs` in case a message was lost.
+ * sends a NOTIFY on `channel` (`announce`) and each request first hears the messages committed
+ * before it (Notifications.sync); also when messages may have been missed, and after `maxAgeMs`.
  * While the database is unreachable, the last good value keeps serving.
  */
 export class NotifiedCache<T> {
@@ -26,7 +27,7 @@ export class NotifiedCache<T> {
     private readonly options: { maxAgeMs: number; staleAt?: (value: T) => number },
   ) {
     notifications.subscribe(channel, () => this.invalidate());
-    notifications.onReconnect(() => this.invalidate());
+    notifications.onMissed(() => this.invalidate());
   }
 
   current(): Promise<T> {

@@ -89,6 +89,81 @@ describe('cross-instance notifications on real PostgreSQL', () => {
     expect(received).toEqual(['outside', 'committed']);
   });
 
+  describe('sync: every notify committed before the call is heard when it resolves', () => {
+    const ROUNDS = 300;
+
+    it('holds for each of many notifies, in and out of transactions, checked the moment sync resolves', async () => {
+      const received = new Set<string>();
+      const listener = instance();
+      listener.subscribe('sessions_sync', (payload) => received.add(payload));
+      await listener.start();
+      let heardBeforeSync = 0;
+      for (let round = 0; round < ROUNDS; round += 1) {
+        if (round % 2 === 0) await notify(dataSource, 'sessions_sync', `out ${round}`);
+        else await dataSource.transaction((manager) => notify(manager, 'sessions_sync', `in ${round}`));
+        const payload = `${round % 2 === 0 ? 'out' : 'in'} ${round}`;
+        if (received.has(payload)) heardBeforeSync += 1;
+        await listener.sync();
+        expect({ round, heard: received.has(payload) }).toEqual({ round, heard: true });
+      }
+      // Plain NOTIFY is fast, but not "before the change's answer" fast: that is what sync is for.
+      process.stdout.write(`notifications: ${ROUNDS - heardBeforeSync} of ${ROUNDS} notifies were not yet heard when their commit returned; all were after sync\n`);
+    });
+
+    it('calls the missed listeners when the listener is away, and resolves at once once stopped', async () => {
+      const applicationName = uniqueApplicationName();
+      let missed = 0;
+      const listener = instance({ applicationName, reconnectDelayMs: () => 60_000 });
+      listener.subscribe('firewall_sync', () => undefined);
+      listener.onMissed(() => (missed += 1));
+      await listener.start();
+      await listener.sync();
+      expect(missed).toBe(0);
+
+      await setConnectionsAllowed(false);
+      try {
+        await terminateListener(applicationName);
+        await eventually(() => logs.lines.some((line) => line.msg === 'notifications: reconnect failed'));
+        const before = missed;
+        await listener.sync();
+        await listener.sync();
+        expect(missed).toBe(before + 2);
+      } finally {
+        await setConnectionsAllowed(true);
+      }
+      await listener.stop();
+      const after = missed;
+      await listener.sync();
+      expect(missed).toBe(after);
+    });
+
+    it('stops waiting for a listening connection that does not answer, and trusts no cache meanwhile', async () => {
+      const applicationName = uniqueApplicationName();
+      let missed = 0;
+      const listener = instance({ applicationName, syncTimeoutMs: 300 });
+      listener.subscribe('policy_sync', () => undefined);
+      listener.onMissed(() => (missed += 1));
+      await listener.start();
+      const pid = await withAdminClient(testDatabaseServer().adminUrl, async (client) => {
+        const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = $2', [applicationName, database.name]);
+        return rows[0].pid;
+      });
+      // A frozen backend is what a silent network partition looks like from here.
+      process.kill(pid, 'SIGSTOP');
+      try {
+        const started = Date.now();
+        await listener.sync();
+        expect(missed).toBe(1);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+        expect(logs.lines.some((line) => line.msg === 'notifications: the listening connection did not answer; caches start over')).toBe(true);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await listener.sync();
+      expect(missed).toBe(1);
+    });
+  });
+
   it('reconnects after its connection is killed, listens again, and tells its listeners', async () => {
     const applicationName = uniqueApplicationName();
     const received: string[] = [];
@@ -96,7 +171,7 @@ describe('cross-instance notifications on real PostgreSQL', () => {
     const listener = instance({ applicationName });
     listener.subscribe('firewall_rules_changed', (payload) => received.push(payload));
     listener.subscribe('session_revoked', (payload) => received.push(`session ${payload}`));
-    listener.onReconnect(() => (reconnects += 1));
+    listener.onMissed(() => (reconnects += 1));
     await listener.start();
     expect(await listenerBackends(applicationName)).toBe(1);
 
@@ -126,7 +201,7 @@ describe('cross-instance notifications on real PostgreSQL', () => {
       },
     });
     listener.subscribe('permissions_changed', (payload) => received.push(payload));
-    listener.onReconnect(() => (reconnects += 1));
+    listener.onMissed(() => (reconnects += 1));
     await listener.start();
 
     try {
@@ -154,7 +229,7 @@ describe('cross-instance notifications on real PostgreSQL', () => {
     let reconnects = 0;
     const listener = instance({ applicationName });
     listener.subscribe('session_revoked', () => undefined);
-    listener.onReconnect(() => (reconnects += 1));
+    listener.onMissed(() => (reconnects += 1));
     await listener.start();
     await listener.stop();
     await eventually(async () => (await listenerBackends(applicationName)) === 0);
