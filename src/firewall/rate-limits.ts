@@ -42,7 +42,7 @@ export interface Refusal {
  * flexible's insurance): requests go on, limited per instance, rather than failing.
  */
 export class RateLimits {
-  /** Every request: counted in memory and shared in batches, so the hot path writes nothing per request. */
+  /** Every request: counted in the shared store before it is decided, one statement for all the requests that arrive together. */
   private readonly perIp: SharedWindowCounter;
   private readonly perUser: RateLimiterAbstract;
   private readonly perOperation: ReadonlyMap<string, RateLimiterAbstract>;
@@ -60,20 +60,20 @@ export class RateLimits {
       // The table comes from a migration; expired rows are pruned by the maintenance job, not a timer per limiter.
       return new RateLimiterPostgres({ ...options, storeClient: store.pool, tableName: RATE_LIMIT_TABLE, tableCreated: true, clearExpiredByTimeout: false });
     };
-    this.perIp = new SharedWindowCounter('ipw', store.kind === 'redis' ? new RedisCounterStore(store.client) : new PostgresCounterStore(store.pool), settings.perIp, clock, logger);
+    this.perIp = new SharedWindowCounter('ipw', store.kind === 'redis' ? new RedisCounterStore(store.client, clock) : new PostgresCounterStore(store.pool), settings.perIp, clock, logger);
     this.perIp.start();
     this.perUser = limiter('user', settings.perUser);
     this.perOperation = new Map(LIMITED_OPERATIONS.map((operation) => [operation, limiter(`op-${operation}`, settings.operations[operation])]));
   }
 
   /** One request from this address (IPv6 by /64: one subscriber's whole network, not one of its 2^64 addresses). */
-  request(address: string): Refusal | null {
+  async request(address: string): Promise<Refusal | null> {
     const bucket = addressBucket(address);
-    const retryAfterMs = this.perIp.consume(bucket);
+    const retryAfterMs = await this.perIp.consume(bucket);
     return retryAfterMs === null ? null : this.refused('ip', bucket, retryAfterMs);
   }
 
-  /** Shares the per-address counts now (tests; the timer does it every 100 ms). */
+  /** Sends the per-address counts nobody waits for now (tests; the timer does it every 100 ms). */
   flush(): Promise<void> {
     return this.perIp.flush();
   }
@@ -120,8 +120,8 @@ function rateLimited(refusal: Refusal): AppError {
 
 /** Per-address limit, before any GraphQL work: HTTP 429 with Retry-After. */
 export function rateLimitGate(limits: RateLimits) {
-  return (req: Request, res: Response, next: NextFunction): void => {
-    const refusal = limits.request(req.clientIp);
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const refusal = await limits.request(req.clientIp);
     if (!refusal) {
       next();
       return;

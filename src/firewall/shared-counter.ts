@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import type { Clock } from '../clock';
 import type { RateLimit } from '../config';
 import type { Logger } from '../logging';
+import { FreshCall } from '../db/fresh-call';
 import { RATE_LIMIT_TABLE } from './rate-limit.entity';
 
 /** Adds counts to the shared totals of some keys and returns their new totals. */
@@ -26,13 +27,20 @@ export class PostgresCounterStore implements CounterStore {
   }
 }
 
-/** In Redis: INCRBY and PEXPIREAT per key, one round trip per flush. */
+/**
+ * In Redis: INCRBY and PEXPIRE per key, one round trip per send. The expiry is relative (time left
+ * by Bastion's clock), so a Redis server whose clock differs from ours still ends the window on time.
+ */
 export class RedisCounterStore implements CounterStore {
-  constructor(private readonly client: Redis) {}
+  constructor(
+    private readonly client: Redis,
+    private readonly clock: Clock,
+  ) {}
 
   async add(entries: readonly { key: string; count: number; expiresAt: number }[]): Promise<Map<string, number>> {
+    const now = this.clock.now().getTime();
     const pipeline = this.client.pipeline();
-    for (const entry of entries) pipeline.incrby(entry.key, entry.count).pexpireat(entry.key, entry.expiresAt);
+    for (const entry of entries) pipeline.incrby(entry.key, entry.count).pexpire(entry.key, Math.max(1, entry.expiresAt - now));
     const results = (await pipeline.exec()) ?? [];
     const totals = new Map<string, number>();
     entries.forEach((entry, index) => {
@@ -43,27 +51,49 @@ export class RedisCounterStore implements CounterStore {
   }
 }
 
+/** One request waiting for its count to reach the store; `position` is its place among the window's unsent counts. */
+interface Waiter {
+  position: number;
+  readonly resolve: (over: boolean) => void;
+}
+
 interface Window {
+  readonly key: string;
   readonly start: number;
   /** The shared total as the store last reported it (every instance's requests). */
   shared: number;
-  /** Counted here since the last flush. */
+  /** Counted here since the last send. */
   pending: number;
-  /** Sent with a flush still in flight. */
+  /** Sent with a send still in flight. */
   sending: number;
+  /** The requests among `pending` that wait for the store's answer. */
+  waiters: Waiter[];
 }
 
+export interface SharedWindowCounterOptions {
+  /** How often counts that nobody waits for (refused requests) are sent anyway. */
+  readonly flushMs: number;
+  readonly maxKeys: number;
+  /** How long a request waits for the store before it is decided on this instance's counts alone. */
+  readonly storeWaitMs: number;
+}
+
+const DEFAULT_OPTIONS: SharedWindowCounterOptions = { flushMs: 100, maxKeys: 100_000, storeWaitMs: 1_000 };
+
 /**
- * A fixed-window request counter shared by every instance, without a database write per request:
- * each instance counts in memory and decides at once from the last shared total plus its own
- * count; every `flushMs` it adds its counts to the store in one statement and reads the new
- * totals back, which include every other instance's requests. Across N instances a client can
- * overshoot by what the other instances let through in one flush interval. If the store fails, counting goes on here alone until it answers again.
+ * A fixed-window request counter shared by every instance, exact across them: a request's count
+ * goes to the store before it is decided, and the total that comes back (every instance's requests,
+ * serialised by the store) places it. Requests that arrive while a send is in flight share the next
+ * one (FreshCall): one statement per round trip, however many requests wait. A key already over the
+ * limit by the last total is refused at once, since counts only grow within a window. If the store
+ * fails or is slow, the request is decided on what this instance knows, and its count is sent later.
  */
 export class SharedWindowCounter {
   private readonly windows = new Map<string, Window>();
+  private readonly sends = new FreshCall(() => this.send());
+  private readonly options: SharedWindowCounterOptions;
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
+  private storeDown = false;
 
   constructor(
     private readonly name: string,
@@ -71,8 +101,10 @@ export class SharedWindowCounter {
     private readonly limit: RateLimit,
     private readonly clock: Clock,
     private readonly logger: Logger,
-    private readonly options: { flushMs: number; maxKeys: number } = { flushMs: 100, maxKeys: 100_000 },
-  ) {}
+    options: Partial<SharedWindowCounterOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_OPTIONS, ...options };
+  }
 
   start(): void {
     this.timer ??= setInterval(() => void this.flush(), this.options.flushMs).unref();
@@ -84,59 +116,80 @@ export class SharedWindowCounter {
     await this.flush();
   }
 
-  /** Counts one request; the milliseconds until the window ends when it is over the limit, else null. */
-  consume(key: string): number | null {
+  /** Counts one request; resolves to the milliseconds until the window ends when it is over the limit, else null. */
+  async consume(key: string): Promise<number | null> {
     const now = this.clock.now().getTime();
     const length = this.limit.seconds * 1000;
     const start = Math.floor(now / length) * length;
-    let window = this.windows.get(key);
-    if (!window || window.start !== start) {
-      if (!window && this.windows.size >= this.options.maxKeys) this.forgetEnded(start);
-      window = { start, shared: 0, pending: 0, sending: 0 };
-      this.windows.set(key, window);
+    // Keyed by window too: requests of an ended window may still be waiting for its send.
+    const id = `${start}:${key}`;
+    let window = this.windows.get(id);
+    if (!window) {
+      if (this.windows.size >= this.options.maxKeys) this.forgetEnded(start);
+      window = { key, start, shared: 0, pending: 0, sending: 0, waiters: [] };
+      this.windows.set(id, window);
     }
     window.pending += 1;
-    return window.shared + window.sending + window.pending > this.limit.points ? start + length - now : null;
+    const retryAfterMs = start + length - now;
+    if (window.shared >= this.limit.points) return retryAfterMs;
+    const localCount = window.shared + window.sending + window.pending;
+    let timer: NodeJS.Timeout | undefined;
+    const over = await new Promise<boolean>((resolve) => {
+      window.waiters.push({ position: window.pending, resolve });
+      timer = setTimeout(() => resolve(localCount > this.limit.points), this.options.storeWaitMs);
+      void this.sends.run();
+    });
+    clearTimeout(timer);
+    return over ? retryAfterMs : null;
   }
 
-  /** Sends the counts of this window to the store and reads every active key's shared total back. */
+  /** Sends every unsent count now and reads the keys' shared totals back. */
   flush(): Promise<void> {
-    this.flushing ??= this.send().finally(() => (this.flushing = undefined));
-    return this.flushing;
+    return this.sends.run();
   }
 
   private async send(): Promise<void> {
     const now = this.clock.now().getTime();
     const length = this.limit.seconds * 1000;
     this.forgetEnded(Math.floor(now / length) * length);
-    // The keys counted since the last flush: they get their counts in and their fresh totals back.
-    const batch = [...this.windows.entries()].filter(([, window]) => window.pending > 0).map(([key, window]) => ({ key, window, count: window.pending }));
+    // The keys counted since the last send: they get their counts in and their fresh totals back.
+    const batch = [...this.windows.values()].filter((window) => window.pending > 0).map((window) => ({ key: `${this.name}:${window.start}:${window.key}`, window, count: window.pending, waiters: window.waiters }));
     if (batch.length === 0) return;
     for (const entry of batch) {
       entry.window.sending += entry.count;
       entry.window.pending = 0;
+      entry.window.waiters = [];
     }
+    let totals: Map<string, number> | undefined;
     try {
-      const totals = await this.store.add(batch.map(({ key, window, count }) => ({ key: `${this.name}:${window.start}:${key}`, count, expiresAt: window.start + length })));
-      for (const { key, window, count } of batch) {
-        window.sending -= count;
-        const total = totals.get(`${this.name}:${window.start}:${key}`);
-        if (total !== undefined) window.shared = total;
-        else window.pending += count;
-      }
+      totals = await this.store.add(batch.map(({ key, window, count }) => ({ key, count, expiresAt: window.start + length })));
+      if (this.storeDown) this.logger.info({ counter: this.name }, 'rate limits: the shared store answers again');
+      this.storeDown = false;
     } catch (error) {
-      for (const { window, count } of batch) {
-        window.sending -= count;
-        window.pending += count;
+      // Once per outage: during one, every batch of requests fails the same way.
+      if (!this.storeDown) this.logger.warn({ err: error, counter: this.name }, 'rate limits: the shared store did not answer; counting on this instance meanwhile');
+      this.storeDown = true;
+    }
+    for (const { key, window, count, waiters } of batch) {
+      window.sending -= count;
+      const total = totals?.get(key);
+      if (total !== undefined) {
+        window.shared = Math.max(window.shared, total);
+        // This batch holds the places total - count + 1 … total, in the order its requests arrived.
+        for (const waiter of waiters) waiter.resolve(total - count + waiter.position > this.limit.points);
+        continue;
       }
-      this.logger.warn({ err: error, counter: this.name }, 'rate limits: the shared store did not answer; counting on this instance meanwhile');
+      // Not stored: decided on what this instance knows, and sent again with the next batch (before the counts made since).
+      for (const waiter of waiters) waiter.resolve(window.shared + window.sending + waiter.position > this.limit.points);
+      for (const waiter of window.waiters) waiter.position += count;
+      window.pending += count;
     }
   }
 
-  /** Drops windows that ended (their counts were flushed, or are moot now). */
+  /** Drops windows that ended (their counts were sent, or are moot now); a window with requests waiting stays until they are answered. */
   private forgetEnded(currentStart: number): void {
-    for (const [key, window] of this.windows) {
-      if (window.start < currentStart && window.sending === 0) this.windows.delete(key);
+    for (const [id, window] of this.windows) {
+      if (window.start < currentStart && window.sending === 0 && window.waiters.length === 0) this.windows.delete(id);
     }
   }
 }
