@@ -55,8 +55,9 @@ function noStore(_req: express.Request, res: express.Response, next: express.Nex
 
 /** Holds a request until this instance has heard every cache invalidation committed before it arrived. */
 function changesHeard(services: Services) {
-  return (_req: express.Request, _res: express.Response, next: express.NextFunction): void => {
-    services.notifications.sync().then(() => next(), next);
+  return async (_req: express.Request, _res: express.Response, next: express.NextFunction): Promise<void> => {
+    await services.notifications.sync();
+    next();
   };
 }
 

@@ -148,6 +148,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   const rateLimits = config.rateLimitsEnabled
     ? new RateLimits(redis ? { kind: 'redis', client: redis } : { kind: 'postgres', pool: (dataSource.driver as PostgresDriver).master as Pool }, {
         perIp: config.rateLimitPerIp,
+        storeWaitMs: config.rateLimitStoreWaitMs,
         perUser: config.rateLimitPerUser,
         operations: { signIn: config.rateLimitSignIn, signUp: config.rateLimitSignUp, verifyMfa: config.rateLimitVerifyMfa, requestPasswordReset: config.rateLimitPasswordReset },
       }, hits, clock, logger)

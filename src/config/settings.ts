@@ -521,6 +521,13 @@ export const SETTINGS = {
     defaultText: '600/60',
     parse: rateLimit,
   }),
+  rateLimitStoreWaitMs: spec<number>({
+    env: 'BASTION_RATE_LIMIT_STORE_WAIT_MS',
+    description: 'How long a request waits for the shared rate-limit store (PostgreSQL or Redis) before it is decided on this instance\'s own counts.',
+    fallback: () => 1_000,
+    defaultText: '1000',
+    parse: integer(50, 60_000),
+  }),
   rateLimitPerUser: spec<RateLimit>({
     env: 'BASTION_RATE_LIMIT_USER',
     description: 'GraphQL requests per signed-in account, as points/seconds.',

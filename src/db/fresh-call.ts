@@ -8,7 +8,7 @@ export class FreshCall {
   private inFlight: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
 
-  /** `call` must not reject: it settles the outcome itself (a rejection would reach every sharer). */
+  /** `call` should settle its own outcome: a rejection reaches every caller sharing that run (the next run still starts). */
   constructor(private readonly call: () => Promise<void>) {}
 
   run(): Promise<void> {
@@ -19,10 +19,11 @@ export class FreshCall {
       this.inFlight = started;
       return started;
     }
-    this.queued ??= this.inFlight.then(() => {
+    const next = () => {
       this.queued = undefined;
       return this.run();
-    });
+    };
+    this.queued ??= this.inFlight.then(next, next);
     return this.queued;
   }
 }

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Notification } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -45,6 +46,8 @@ export class Notifications {
   private reconnecting: Promise<void> | undefined;
   private abortWaits = new AbortController();
   private readonly roundTrips = new FreshCall(() => this.roundTrip());
+  /** Each client's own socket, to cut a connection that went silent. */
+  private readonly sockets = new WeakMap<Client, () => net.Socket | undefined>();
 
   constructor(private readonly options: NotificationsOptions) {
     this.reconnectDelayMs = options.reconnectDelayMs ?? reconnectBackoffMs;
@@ -139,8 +142,11 @@ export class Notifications {
     try {
       const outcome = await Promise.race([client.query('SELECT 1'), timedOut]);
       if (outcome === 'timeout') {
+        // A connection that stays silent this long is dead or partitioned: drop it and reconnect
+        // (rather than queue every later round trip behind this one until TCP gives up).
         this.options.logger.warn({ database: describeUrl(this.options.url), timeoutMs }, 'notifications: the listening connection did not answer; caches start over');
         this.missed();
+        this.lost(client, new Error(`the LISTEN connection did not answer within ${timeoutMs} ms`));
       }
     } catch {
       // The connection is going away ('error'/'end' start the reconnect); meanwhile trust nothing cached.
@@ -161,8 +167,11 @@ export class Notifications {
   }
 
   private async connect(): Promise<void> {
+    let socket: net.Socket | undefined;
     const client = new Client({
       connectionString: this.options.url,
+      // Ours, so that a connection which stopped answering can be cut at once (client.end() waits on the peer).
+      stream: () => (socket = new net.Socket()),
       application_name: this.options.applicationName ?? 'bastion-notifications',
       // This connection only ever waits; keepalive is what notices a peer that vanished silently.
       keepAlive: true,
@@ -170,6 +179,7 @@ export class Notifications {
       connectionTimeoutMillis: 5_000,
     });
     // An 'error' event without a listener would crash the process.
+    this.sockets.set(client, () => socket);
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
     client.on('notification', (message) => this.dispatch(message));
@@ -191,6 +201,7 @@ export class Notifications {
     if (client !== this.client) return;
     this.client = undefined;
     void client.end().catch(() => undefined);
+    this.sockets.get(client)?.()?.destroy();
     if (this.stopped) return;
     this.options.logger.warn({ database: describeUrl(this.options.url), err: error }, 'notifications: lost the LISTEN connection; reconnecting (messages sent meanwhile are lost)');
     if (!this.connecting) this.reconnecting = this.reconnect();

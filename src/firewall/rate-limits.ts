@@ -20,6 +20,8 @@ export type RateLimitStore = { readonly kind: 'postgres'; readonly pool: Pool } 
 
 export interface RateLimitSettings {
   readonly perIp: RateLimit;
+  /** How long the per-address limit waits for the shared store before deciding on this instance's counts. */
+  readonly storeWaitMs: number;
   readonly perUser: RateLimit;
   /** Stricter buckets per client address for the operations attackers repeat. */
   readonly operations: Readonly<Record<LimitedOperation, RateLimit>>;
@@ -60,7 +62,7 @@ export class RateLimits {
       // The table comes from a migration; expired rows are pruned by the maintenance job, not a timer per limiter.
       return new RateLimiterPostgres({ ...options, storeClient: store.pool, tableName: RATE_LIMIT_TABLE, tableCreated: true, clearExpiredByTimeout: false });
     };
-    this.perIp = new SharedWindowCounter('ipw', store.kind === 'redis' ? new RedisCounterStore(store.client, clock) : new PostgresCounterStore(store.pool), settings.perIp, clock, logger);
+    this.perIp = new SharedWindowCounter('ipw', store.kind === 'redis' ? new RedisCounterStore(store.client, clock) : new PostgresCounterStore(store.pool), settings.perIp, clock, logger, { storeWaitMs: settings.storeWaitMs });
     this.perIp.start();
     this.perUser = limiter('user', settings.perUser);
     this.perOperation = new Map(LIMITED_OPERATIONS.map((operation) => [operation, limiter(`op-${operation}`, settings.operations[operation])]));

@@ -11,17 +11,22 @@ export interface CounterStore {
   add(entries: readonly { key: string; count: number; expiresAt: number }[]): Promise<Map<string, number>>;
 }
 
-/** In the rate-limit table (rate-limiter-flexible's layout), one statement per flush for every key. */
+/**
+ * In the rate-limit table (rate-limiter-flexible's layout), one statement per send for every key.
+ * Rows are written in key order, so two instances sending overlapping keys at once lock them in
+ * the same order and cannot deadlock.
+ */
 export class PostgresCounterStore implements CounterStore {
   constructor(private readonly pool: Pool) {}
 
   async add(entries: readonly { key: string; count: number; expiresAt: number }[]): Promise<Map<string, number>> {
+    const sorted = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const { rows } = await this.pool.query<{ key: string; points: number }>(
       `INSERT INTO ${RATE_LIMIT_TABLE} (key, points, expire)
-       SELECT * FROM unnest($1::varchar[], $2::int[], $3::bigint[])
+       SELECT key, points, expire FROM unnest($1::varchar[], $2::int[], $3::bigint[]) WITH ORDINALITY AS t(key, points, expire, n) ORDER BY n
        ON CONFLICT (key) DO UPDATE SET points = ${RATE_LIMIT_TABLE}.points + EXCLUDED.points
        RETURNING key, points`,
-      [entries.map((entry) => entry.key), entries.map((entry) => entry.count), entries.map((entry) => entry.expiresAt)],
+      [sorted.map((entry) => entry.key), sorted.map((entry) => entry.count), sorted.map((entry) => entry.expiresAt)],
     );
     return new Map(rows.map((row) => [row.key, Number(row.points)]));
   }
@@ -44,8 +49,10 @@ export class RedisCounterStore implements CounterStore {
     const results = (await pipeline.exec()) ?? [];
     const totals = new Map<string, number>();
     entries.forEach((entry, index) => {
-      const [error, total] = results[index * 2] ?? [];
-      if (!error) totals.set(entry.key, Number(total));
+      const [error, total] = results[index * 2] ?? [new Error('Redis gave no reply')];
+      // exec() reports a failed command in its reply rather than rejecting: a failure is a failure.
+      if (error) throw error;
+      totals.set(entry.key, Number(total));
     });
     return totals;
   }
@@ -90,6 +97,8 @@ const DEFAULT_OPTIONS: SharedWindowCounterOptions = { flushMs: 100, maxKeys: 100
  */
 export class SharedWindowCounter {
   private readonly windows = new Map<string, Window>();
+  /** The windows with counts not yet sent: what the next send takes, without scanning every key. */
+  private unsent = new Set<Window>();
   private readonly sends = new FreshCall(() => this.send());
   private readonly options: SharedWindowCounterOptions;
   private timer: NodeJS.Timeout | undefined;
@@ -107,7 +116,10 @@ export class SharedWindowCounter {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.flush(), this.options.flushMs).unref();
+    this.timer ??= setInterval(() => {
+      this.prune();
+      void this.flush();
+    }, this.options.flushMs).unref();
   }
 
   async stop(): Promise<void> {
@@ -120,16 +132,16 @@ export class SharedWindowCounter {
   async consume(key: string): Promise<number | null> {
     const now = this.clock.now().getTime();
     const length = this.limit.seconds * 1000;
-    const start = Math.floor(now / length) * length;
+    const start = this.windowStart(now);
     // Keyed by window too: requests of an ended window may still be waiting for its send.
     const id = `${start}:${key}`;
     let window = this.windows.get(id);
     if (!window) {
-      if (this.windows.size >= this.options.maxKeys) this.forgetEnded(start);
       window = { key, start, shared: 0, pending: 0, sending: 0, waiters: [] };
       this.windows.set(id, window);
     }
     window.pending += 1;
+    this.unsent.add(window);
     const retryAfterMs = start + length - now;
     if (window.shared >= this.limit.points) return retryAfterMs;
     const localCount = window.shared + window.sending + window.pending;
@@ -149,11 +161,10 @@ export class SharedWindowCounter {
   }
 
   private async send(): Promise<void> {
-    const now = this.clock.now().getTime();
     const length = this.limit.seconds * 1000;
-    this.forgetEnded(Math.floor(now / length) * length);
     // The keys counted since the last send: they get their counts in and their fresh totals back.
-    const batch = [...this.windows.values()].filter((window) => window.pending > 0).map((window) => ({ key: `${this.name}:${window.start}:${window.key}`, window, count: window.pending, waiters: window.waiters }));
+    const batch = [...this.unsent].map((window) => ({ key: `${this.name}:${window.start}:${window.key}`, window, count: window.pending, waiters: window.waiters }));
+    this.unsent = new Set();
     if (batch.length === 0) return;
     for (const entry of batch) {
       entry.window.sending += entry.count;
@@ -161,14 +172,24 @@ export class SharedWindowCounter {
       entry.window.waiters = [];
     }
     let totals: Map<string, number> | undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      totals = await this.store.add(batch.map(({ key, window, count }) => ({ key, count, expiresAt: window.start + length })));
+      // A store that does not answer is a failed send: the counts go again with the next one (counted
+      // twice if this one lands after all, which errs on the strict side), and nothing waits on it.
+      totals = await Promise.race([
+        this.store.add(batch.map(({ key, window, count }) => ({ key, count, expiresAt: window.start + length }))),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the store did not answer within ${this.options.storeWaitMs} ms`)), this.options.storeWaitMs);
+        }),
+      ]);
       if (this.storeDown) this.logger.info({ counter: this.name }, 'rate limits: the shared store answers again');
       this.storeDown = false;
     } catch (error) {
       // Once per outage: during one, every batch of requests fails the same way.
       if (!this.storeDown) this.logger.warn({ err: error, counter: this.name }, 'rate limits: the shared store did not answer; counting on this instance meanwhile');
       this.storeDown = true;
+    } finally {
+      clearTimeout(timer);
     }
     for (const { key, window, count, waiters } of batch) {
       window.sending -= count;
@@ -183,13 +204,33 @@ export class SharedWindowCounter {
       for (const waiter of waiters) waiter.resolve(window.shared + window.sending + waiter.position > this.limit.points);
       for (const waiter of window.waiters) waiter.position += count;
       window.pending += count;
+      this.unsent.add(window);
     }
   }
 
-  /** Drops windows that ended (their counts were sent, or are moot now); a window with requests waiting stays until they are answered. */
-  private forgetEnded(currentStart: number): void {
+  private windowStart(now: number): number {
+    const length = this.limit.seconds * 1000;
+    return Math.floor(now / length) * length;
+  }
+
+  /**
+   * Run by the timer (every `flushMs`), not per request. Drops windows that ended (their counts were sent, or are moot
+   * now), and beyond `maxKeys` (an address spray) idle ones of the current window too: losing one
+   * costs only the refusal without a round trip, since every decision comes from the store's total.
+   * A window with counts unsent or requests waiting stays until they are answered.
+   */
+  prune(): void {
+    const currentStart = this.windowStart(this.clock.now().getTime());
+    const idle = (window: Window) => window.sending === 0 && window.pending === 0 && window.waiters.length === 0;
     for (const [id, window] of this.windows) {
-      if (window.start < currentStart && window.sending === 0 && window.waiters.length === 0) this.windows.delete(id);
+      if (window.start < currentStart && window.sending === 0 && window.waiters.length === 0) {
+        this.windows.delete(id);
+        this.unsent.delete(window);
+      }
+    }
+    for (const [id, window] of this.windows) {
+      if (this.windows.size <= this.options.maxKeys) break;
+      if (idle(window)) this.windows.delete(id);
     }
   }
 }

@@ -103,7 +103,7 @@ describe('scale-out: two instances on one database behind a round-robin client',
   });
 
   it('counts a client\'s requests to both instances against one rate limit', async () => {
-    const [first, second] = await startPair({ ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, rateLimitPerIp: { points: 10, seconds: 60 } });
+    const [first, second] = await startPair({ ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, rateLimitPerIp: { points: 10, seconds: 60 }, rateLimitStoreWaitMs: 30_000 });
     try {
       const client = roundRobin({ 'x-forwarded-for': '198.18.7.7' }, [first.url, second.url]);
       const statuses: number[] = [];

@@ -3,6 +3,7 @@ import { configWith } from '../../src/config';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { eventually } from '../support/eventually';
+import { withFrozenBackends } from '../support/frozen-backends';
 import { GraphQLClient, GraphQLResponse, SIGN_IN, codesOf, makeClient, makeUser } from '../support/factories';
 import { LogCollector } from '../support/log-collector';
 import { TestServer, startTestServer } from '../support/test-server';
@@ -59,8 +60,8 @@ describe('session invalidation across two instances on one database', () => {
     return body.data.signIn.accessToken;
   }
 
-  const listenerPids = async (): Promise<number[]> =>
-    (await a.bastion.database.dataSource.query("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database() ORDER BY pid")).map((row: { pid: number }) => Number(row.pid));
+  const listenerPids = async (state?: 'idle'): Promise<number[]> =>
+    (await a.bastion.database.dataSource.query("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database() AND ($1::text IS NULL OR state = $1) ORDER BY pid", [state ?? null])).map((row: { pid: number }) => Number(row.pid));
   const reconnects = (logs: LogCollector) => logs.lines.filter((line) => line.msg === RECONNECTED).length;
 
   it('runs two instances on one database, each with its own LISTEN connection', async () => {
@@ -112,17 +113,20 @@ describe('session invalidation across two instances on one database', () => {
     const account = await makeUser(a);
     await expectServed(onB(account.accessToken), account.id); // cached on B
     // Frozen listener backends deliver nothing: without the wait, B would answer from its cache.
-    const pids = await listenerPids();
-    for (const pid of pids) process.kill(pid, 'SIGSTOP');
-    try {
+    // Frozen while idle (waiting for their client), never in the middle of their work.
+    let pids: number[] = [];
+    await eventually(async () => (pids = await listenerPids('idle')).length === 2);
+    await withFrozenBackends(pids, async () => {
       expect((await account.client.request('mutation { signOut }')).body).toEqual({ data: { signOut: true } });
       await refusedAtOnce(onB(account.accessToken));
-    } finally {
-      for (const pid of pids) process.kill(pid, 'SIGCONT');
-    }
+    });
     expect(bLogs.lines.some((line) => line.msg === 'notifications: the listening connection did not answer; caches start over')).toBe(true);
+    // Both cut their silent connections and listen again; invalidation works as before.
+    await eventually(async () => (await listenerPids()).filter((pid) => !pids.includes(pid)).length === 2);
     const other = await makeUser(a);
     await expectServed(onB(other.accessToken), other.id);
+    expect((await other.client.request('mutation { signOut }')).body).toEqual({ data: { signOut: true } });
+    await refusedAtOnce(onB(other.accessToken));
   });
 
   it('a grant, a role assignment and a revocation made on A are in force on B at its next requests', async () => {

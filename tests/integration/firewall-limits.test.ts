@@ -3,8 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { getIntrospectionQuery } from 'graphql';
+import Redis from 'ioredis';
+import { FrozenClock } from '../../src/clock';
 import { configWith } from '../../src/config';
 import { operationId } from '../../src/firewall/operation-allowlist';
+import { RedisCounterStore } from '../../src/firewall/shared-counter';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { GraphQLResponse, SIGN_IN, SIGN_UP, codesOf, makeClient, makeUser } from '../support/factories';
@@ -90,7 +93,8 @@ describe('rate limits (PostgreSQL store)', () => {
 
 describe('rate limits shared by two instances on one database', () => {
   it('counts requests to either instance against one limit, exactly, at the very next request', async () => {
-    const config = { ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, rateLimitPerIp: { points: 5, seconds: 60 } };
+    // A loaded CI machine must not turn a slow store answer into a local decision here.
+    const config = { ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, rateLimitPerIp: { points: 5, seconds: 60 }, rateLimitStoreWaitMs: 30_000 };
     const a = await startTestServer({ config });
     let b: RunningBastion | undefined;
     try {
@@ -137,6 +141,20 @@ describe('rate limits (Redis store)', () => {
       expect(count).toBe(0); // not in PostgreSQL
     } finally {
       await server.close();
+    }
+  });
+
+  it('take a command Redis refuses for a failed send (Redis reports it in the reply, not as a rejection)', async () => {
+    const client = new Redis(redisUrl, { lazyConnect: true, enableOfflineQueue: false });
+    await client.connect();
+    const key = `bastion-test:${randomBytes(6).toString('hex')}`;
+    try {
+      await client.hset(key, 'not', 'a counter');
+      const store = new RedisCounterStore(client, new FrozenClock('2026-03-01T12:00:00.000Z'));
+      await expect(store.add([{ key, count: 1, expiresAt: Date.parse('2026-03-01T12:01:00.000Z') }])).rejects.toThrow(/WRONGTYPE/);
+    } finally {
+      await client.del(key);
+      client.disconnect();
     }
   });
 });

@@ -5,6 +5,7 @@ import { DatabaseUnavailableError } from '../../src/db/database';
 import { Notifications, NotificationsOptions, notify, reconnectBackoffMs } from '../../src/db/notifications';
 import { createLogger } from '../../src/logging';
 import { eventually } from '../support/eventually';
+import { withFrozenBackends } from '../support/frozen-backends';
 import { LogCollector } from '../support/log-collector';
 import { TestDatabase, createTestDatabase, testDatabaseServer, withAdminClient } from '../support/test-database';
 
@@ -137,7 +138,7 @@ describe('cross-instance notifications on real PostgreSQL', () => {
       expect(missed).toBe(after);
     });
 
-    it('stops waiting for a listening connection that does not answer, and trusts no cache meanwhile', async () => {
+    it('stops waiting for a listening connection that does not answer, trusts no cache meanwhile, and reconnects', async () => {
       const applicationName = uniqueApplicationName();
       let missed = 0;
       const listener = instance({ applicationName, syncTimeoutMs: 300 });
@@ -149,18 +150,19 @@ describe('cross-instance notifications on real PostgreSQL', () => {
         return rows[0].pid;
       });
       // A frozen backend is what a silent network partition looks like from here.
-      process.kill(pid, 'SIGSTOP');
-      try {
+      await withFrozenBackends([pid], async () => {
         const started = Date.now();
         await listener.sync();
         expect(missed).toBe(1);
         expect(Date.now() - started).toBeGreaterThanOrEqual(290);
         expect(logs.lines.some((line) => line.msg === 'notifications: the listening connection did not answer; caches start over')).toBe(true);
-      } finally {
-        process.kill(pid, 'SIGCONT');
-      }
+      });
+      // It cut the silent connection rather than queue every later round trip behind it, and listens on a new one.
+      await eventually(() => logs.lines.some((line) => line.msg === 'notifications: reconnected and listening again'));
+      expect(await listenerBackends(applicationName)).toBe(1);
+      const afterReconnect = missed;
       await listener.sync();
-      expect(missed).toBe(1);
+      expect(missed).toBe(afterReconnect);
     });
   });
 

@@ -66,4 +66,17 @@ describe('FreshCall', () => {
     runs[2].finish();
     await during.answer;
   });
+
+  it('passes a failed run\'s rejection to its callers, and still starts the queued run', async () => {
+    let runs = 0;
+    const fresh = new FreshCall(async () => {
+      runs += 1;
+      if (runs === 1) throw new Error('first run failed');
+    });
+    const first = fresh.run();
+    const queued = fresh.run();
+    await expect(first).rejects.toThrow('first run failed');
+    await expect(queued).resolves.toBeUndefined();
+    expect(runs).toBe(2);
+  });
 });
