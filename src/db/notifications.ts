@@ -178,8 +178,8 @@ export class Notifications {
       keepAliveInitialDelayMillis: 10_000,
       connectionTimeoutMillis: 5_000,
     });
-    // An 'error' event without a listener would crash the process.
     this.sockets.set(client, () => socket);
+    // An 'error' event without a listener would crash the process.
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
     client.on('notification', (message) => this.dispatch(message));

@@ -80,6 +80,7 @@ interface Window {
 export interface SharedWindowCounterOptions {
   /** How often counts that nobody waits for (refused requests) are sent anyway. */
   readonly flushMs: number;
+  /** Beyond this many keys, idle ones are forgotten (`prune`); the store keeps their totals. */
   readonly maxKeys: number;
   /** How long a request waits for the store before it is decided on this instance's counts alone. */
   readonly storeWaitMs: number;
