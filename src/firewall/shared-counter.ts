@@ -86,6 +86,9 @@ export interface SharedWindowCounterOptions {
   readonly storeWaitMs: number;
 }
 
+/** A send silent for this many times `storeWaitMs` is given up (its counts are sent again). */
+const SEND_TIMEOUT_FACTOR = 10;
+
 const DEFAULT_OPTIONS: SharedWindowCounterOptions = { flushMs: 100, maxKeys: 100_000, storeWaitMs: 1_000 };
 
 /**
@@ -175,12 +178,15 @@ export class SharedWindowCounter {
     let totals: Map<string, number> | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
-      // A store that does not answer is a failed send: the counts go again with the next one (counted
-      // twice if this one lands after all, which errs on the strict side), and nothing waits on it.
+      // A slow store: its waiters are decided locally after storeWaitMs (their own timers), while the
+      // counts stay in flight. A store silent for SEND_TIMEOUT_FACTOR times that is taken for failed:
+      // the counts go again with the next send (twice, if this one lands after all: the strict side),
+      // and later sends no longer queue behind it.
+      const sendTimeoutMs = this.options.storeWaitMs * SEND_TIMEOUT_FACTOR;
       totals = await Promise.race([
         this.store.add(batch.map(({ key, window, count }) => ({ key, count, expiresAt: window.start + length }))),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the store did not answer within ${this.options.storeWaitMs} ms`)), this.options.storeWaitMs);
+          timer = setTimeout(() => reject(new Error(`the store did not answer within ${sendTimeoutMs} ms`)), sendTimeoutMs);
         }),
       ]);
       if (this.storeDown) this.logger.info({ counter: this.name }, 'rate limits: the shared store answers again');
