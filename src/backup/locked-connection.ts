@@ -1,5 +1,5 @@
-import net from 'node:net';
-import { Client } from 'pg';
+import type { Client } from 'pg';
+import { severableClient } from '../db/severable-client';
 
 /** Session-level advisory locks ("bstbckup", "bstbkver" in ASCII): one backup, one verification at a time across instances. */
 export const BACKUP_LOCK_KEY = '7094141849601717616';
@@ -17,7 +17,7 @@ export const LOCK_WAIT_MS = 2_000;
 export class LockedConnection {
   private constructor(
     readonly client: Client,
-    private readonly socket: () => net.Socket | undefined,
+    private readonly cut: () => void,
   ) {}
 
   /**
@@ -25,8 +25,7 @@ export class LockedConnection {
    * catalogue listing holds it for a moment); null when it is still held after that.
    */
   static async acquire(url: string, applicationName: string, lockKey: string, waitMs: number): Promise<LockedConnection | null> {
-    let socket: net.Socket | undefined;
-    const client = new Client({ connectionString: url, application_name: applicationName, stream: () => (socket = new net.Socket()) });
+    const { client, sever } = severableClient({ connectionString: url, application_name: applicationName });
     // Errors on this connection surface through the query that meets them; unheard, they would crash the process.
     client.on('error', () => undefined);
     await client.connect();
@@ -34,7 +33,7 @@ export class LockedConnection {
       await client.query(`SET lock_timeout = ${Math.max(1, Math.round(waitMs))}`);
       await client.query('SELECT pg_advisory_lock($1)', [lockKey]);
       await client.query('RESET lock_timeout');
-      return new LockedConnection(client, () => socket);
+      return new LockedConnection(client, sever);
     } catch (error) {
       await client.end().catch(() => undefined);
       if ((error as { code?: string }).code === '55P03') return null; // lock_not_available
@@ -49,6 +48,6 @@ export class LockedConnection {
 
   /** Cuts the connection: the server rolls back whatever was running and releases the lock. */
   sever(): void {
-    this.socket()?.destroy();
+    this.cut();
   }
 }

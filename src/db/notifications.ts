@@ -1,10 +1,10 @@
-import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Notification } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Logger } from '../logging';
 import { DatabaseUnavailableError, describeUrl } from './database';
 import { FreshCall } from './fresh-call';
+import { severableClient } from './severable-client';
 
 export interface NotificationsOptions {
   readonly url: string;
@@ -46,8 +46,8 @@ export class Notifications {
   private reconnecting: Promise<void> | undefined;
   private abortWaits = new AbortController();
   private readonly roundTrips = new FreshCall(() => this.roundTrip());
-  /** Each client's own socket, to cut a connection that went silent. */
-  private readonly sockets = new WeakMap<Client, () => net.Socket | undefined>();
+  /** Cuts `client`'s connection (one that went silent). */
+  private severClient: () => void = () => undefined;
 
   constructor(private readonly options: NotificationsOptions) {
     this.reconnectDelayMs = options.reconnectDelayMs ?? reconnectBackoffMs;
@@ -167,18 +167,15 @@ export class Notifications {
   }
 
   private async connect(): Promise<void> {
-    let socket: net.Socket | undefined;
-    const client = new Client({
+    // Severable: a connection that stopped answering is cut at once (client.end() waits on the peer).
+    const { client, sever } = severableClient({
       connectionString: this.options.url,
-      // Ours, so that a connection which stopped answering can be cut at once (client.end() waits on the peer).
-      stream: () => (socket = new net.Socket()),
       application_name: this.options.applicationName ?? 'bastion-notifications',
       // This connection only ever waits; keepalive is what notices a peer that vanished silently.
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
       connectionTimeoutMillis: 5_000,
     });
-    this.sockets.set(client, () => socket);
     // An 'error' event without a listener would crash the process.
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
@@ -187,6 +184,7 @@ export class Notifications {
       await client.connect();
       if (this.stopped) throw new Error('stopped while connecting');
       this.client = client;
+      this.severClient = sever;
       // Read after `client` is set: a channel subscribed from here on sends its own LISTEN.
       const channels = [...this.handlers.keys()];
       if (channels.length > 0) await client.query(channels.map((channel) => `LISTEN ${quoteChannel(channel)}`).join('; '));
@@ -201,7 +199,7 @@ export class Notifications {
     if (client !== this.client) return;
     this.client = undefined;
     void client.end().catch(() => undefined);
-    this.sockets.get(client)?.()?.destroy();
+    this.severClient();
     if (this.stopped) return;
     this.options.logger.warn({ database: describeUrl(this.options.url), err: error }, 'notifications: lost the LISTEN connection; reconnecting (messages sent meanwhile are lost)');
     if (!this.connecting) this.reconnecting = this.reconnect();
