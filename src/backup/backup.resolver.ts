@@ -3,6 +3,7 @@ import { actorOf } from '../accounts/accounts.resolver';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 import { isUuid } from '../db/uuid';
+import { TIMED_OUT, settleWithin } from '../settle-within';
 import { BackupError } from './backup-errors';
 import { Backup } from './backup.entity';
 import type { BackupService, StartedJob } from './backup.service';
@@ -42,10 +43,8 @@ export class BackupResolver {
 
   private async answer(started: StartedJob): Promise<Backup> {
     // The outcome (FAILED, VERIFY_FAILED) is in the catalogue and the audit log either way.
-    const outcome = started.done.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const waited = await Promise.race([outcome, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ANSWER_WITHIN_MS)))]);
-    clearTimeout(timer);
-    return waited ?? (await this.service.get(started.backup.id)) ?? started.backup;
+    const waited = await settleWithin(started.done.catch(() => undefined), ANSWER_WITHIN_MS);
+    if (waited !== TIMED_OUT && waited) return waited;
+    return (await this.service.get(started.backup.id)) ?? started.backup;
   }
 }

@@ -4,6 +4,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { Logger } from '../logging';
 import { DatabaseUnavailableError, describeUrl } from './database';
 import { FreshCall } from './fresh-call';
+import { TIMED_OUT, settleWithin } from '../settle-within';
 import { severableClient } from './severable-client';
 
 export interface NotificationsOptions {
@@ -135,13 +136,8 @@ export class Notifications {
       return;
     }
     const timeoutMs = this.options.syncTimeoutMs ?? SYNC_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
-    });
     try {
-      const outcome = await Promise.race([client.query('SELECT 1'), timedOut]);
-      if (outcome === 'timeout') {
+      if ((await settleWithin(client.query('SELECT 1'), timeoutMs)) === TIMED_OUT) {
         // A connection that stays silent this long is dead or partitioned: drop it and reconnect
         // (rather than queue every later round trip behind this one until TCP gives up).
         this.options.logger.warn({ database: describeUrl(this.options.url), timeoutMs }, 'notifications: the listening connection did not answer; caches start over');
@@ -151,8 +147,6 @@ export class Notifications {
     } catch {
       // The connection is going away ('error'/'end' start the reconnect); meanwhile trust nothing cached.
       this.missed();
-    } finally {
-      clearTimeout(timer);
     }
   }
 

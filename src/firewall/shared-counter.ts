@@ -4,6 +4,7 @@ import type { Clock } from '../clock';
 import type { RateLimit } from '../config';
 import type { Logger } from '../logging';
 import { FreshCall } from '../db/fresh-call';
+import { TIMED_OUT, settleWithin } from '../settle-within';
 import { RATE_LIMIT_TABLE } from './rate-limit.entity';
 
 /** Adds counts to the shared totals of some keys and returns their new totals. */
@@ -176,27 +177,21 @@ export class SharedWindowCounter {
       entry.window.waiters = [];
     }
     let totals: Map<string, number> | undefined;
-    let timer: NodeJS.Timeout | undefined;
     try {
       // A slow store: its waiters are decided locally after storeWaitMs (their own timers), while the
       // counts stay in flight. A store silent for SEND_TIMEOUT_FACTOR times that is taken for failed:
       // the counts go again with the next send (twice, if this one lands after all: the strict side),
       // and later sends no longer queue behind it.
       const sendTimeoutMs = this.options.storeWaitMs * SEND_TIMEOUT_FACTOR;
-      totals = await Promise.race([
-        this.store.add(batch.map(({ key, window, count }) => ({ key, count, expiresAt: window.start + length }))),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the store did not answer within ${sendTimeoutMs} ms`)), sendTimeoutMs);
-        }),
-      ]);
+      const added = await settleWithin(this.store.add(batch.map(({ key, window, count }) => ({ key, count, expiresAt: window.start + length }))), sendTimeoutMs);
+      if (added === TIMED_OUT) throw new Error(`the store did not answer within ${sendTimeoutMs} ms`);
+      totals = added;
       if (this.storeDown) this.logger.info({ counter: this.name }, 'rate limits: the shared store answers again');
       this.storeDown = false;
     } catch (error) {
       // Once per outage: during one, every batch of requests fails the same way.
       if (!this.storeDown) this.logger.warn({ err: error, counter: this.name }, 'rate limits: the shared store did not answer; counting on this instance meanwhile');
       this.storeDown = true;
-    } finally {
-      clearTimeout(timer);
     }
     for (const { key, window, count, waiters } of batch) {
       window.sending -= count;
