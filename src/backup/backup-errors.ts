@@ -39,3 +39,8 @@ export function failureText(error: unknown): string {
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `database error ${code}: ${(error as Error).message.split('\n')[0]}`;
   return 'unexpected error (see the server log)';
 }
+
+/** Stops a long backup job (create, verify, restore) at its next chunk once shutdown fires `signal`. */
+export function throwIfInterrupted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the process is shutting down');
+}

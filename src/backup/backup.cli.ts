@@ -8,7 +8,7 @@ import { AuditLog } from '../audit/audit-log';
 import { systemClock } from '../clock';
 import type { Config } from '../config';
 import type { Keyring } from '../crypto/keyring';
-import { Database, databaseNameOf, databaseUrlFor, describeUrl, dropDatabase } from '../db/database';
+import { Database, databaseNameOf, databaseUrlFor, describeUrl, dropDatabase, tableExists } from '../db/database';
 import type { Logger } from '../logging';
 import { ProgressBar } from '../progress-bar';
 import type { Services } from '../services';
@@ -50,7 +50,7 @@ async function resolveArchive(reference: string, database: Database, folder: str
   if (reference.endsWith(ARCHIVE_EXTENSION) && fs.existsSync(reference)) return { file: path.resolve(reference), id: null, sha256: null };
   if (!/^[0-9a-f-]{8,36}$/i.test(reference)) throw new BackupError('NOT_FOUND', `"${reference}" is neither an archive file nor a backup id`);
   const prefix = reference.toLowerCase();
-  const catalogued = (await database.dataSource.query("SELECT to_regclass('public.backups') IS NOT NULL AS present"))[0].present
+  const catalogued = (await tableExists(database.dataSource, 'backups'))
     ? ((await database.dataSource.query('SELECT id::text AS id, file_name, sha256 FROM backups WHERE id::text LIKE $1', [`${prefix}%`])) as { id: string; file_name: string; sha256: string | null }[])
     : [];
   const candidates = catalogued.length > 0
@@ -86,8 +86,7 @@ async function ensureDatabase(url: string): Promise<boolean> {
 
 /** A restore elsewhere (a drill, an off-site copy) is recorded in the source database's audit log too, when it has one. */
 async function recordInSource(database: Database, actor: Actor, restore: { id: string | null; file: string; targetUrl: string; result: { schemaVersion: string; tables: number; rows: number } }): Promise<void> {
-  const [{ present }] = await database.dataSource.query("SELECT to_regclass('public.audit_events') IS NOT NULL AS present");
-  if (!present) return;
+  if (!(await tableExists(database.dataSource, 'audit_events'))) return;
   await new AuditLog(systemClock).append(database.dataSource.manager, {
     action: 'backup_restored',
     outcome: 'success',

@@ -12,7 +12,7 @@ import { BASTION_VERSION } from '../project';
 import type { Logger } from '../logging';
 import { ArchiveWriter, partialNameOf, syncFolder } from './archive-file';
 import { ArchivePreamble, describeContents } from './archive-records';
-import { BackupError, failureText } from './backup-errors';
+import { BackupError, failureText, throwIfInterrupted } from './backup-errors';
 import { Backup, BackupStatus, RESTORABLE } from './backup.entity';
 import { RetentionPolicy, prunable } from './retention';
 import { BACKUP_LOCK_KEY, LOCK_WAIT_MS, LockedConnection, VERIFY_LOCK_KEY } from './locked-connection';
@@ -163,7 +163,7 @@ export class BackupService {
         await observe.beforeTable?.(table.name);
         await writer.startTable(table);
         for await (const chunk of copyTableOut(client, table) as AsyncIterable<Buffer>) {
-          if (signal.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the server is shutting down');
+          throwIfInterrupted(signal);
           await writer.data(chunk);
           observe.onProgress?.({ table: table.name, rows: writer.rows, bytes: writer.bytes, expectedRows: Number(expected) });
         }

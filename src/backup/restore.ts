@@ -9,11 +9,12 @@ import { SESSION_CHANNEL } from '../accounts/session-cache';
 import { POLICY_CHANNEL } from '../access/policy.service';
 import type { Keyring } from '../crypto/keyring';
 import { createDataSource } from '../db/data-source';
+import { tableExists } from '../db/database';
 import { notify } from '../db/notifications';
 import { FIREWALL_CHANNEL } from '../firewall/firewall.service';
 import { ArchiveVisitor, readArchive } from './archive-file';
 import type { ArchiveManifest, ArchivePreamble } from './archive-records';
-import { BackupError, archiveDamaged } from './backup-errors';
+import { BackupError, archiveDamaged, throwIfInterrupted } from './backup-errors';
 import { BACKUP_LOCK_KEY, LOCK_WAIT_MS } from './locked-connection';
 import { copyTableIn, listTables, prepareCopySession, resetSequences, restoreConstraints, setAsideConstraints, truncateTables } from './table-copy';
 
@@ -137,7 +138,7 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
         input.on('error', (error) => (inputError ??= error));
       },
       data: async (chunk) => {
-        if (options.signal?.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the process is shutting down');
+        throwIfInterrupted(options.signal);
         const before = failed();
         if (before) throw before;
         if (!input!.write(chunk)) await once(input!, 'drain');
@@ -182,8 +183,7 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
 
 /** The column keys the restored rows need must be in this keyring, or the server would refuse to start on them. */
 async function assertKeysAvailable(queryRunner: QueryRunner, keyring: Keyring): Promise<void> {
-  const [{ present }] = (await queryRunner.query("SELECT to_regclass('public.encryption_keys') IS NOT NULL AS present")) as { present: boolean }[];
-  if (!present) return;
+  if (!(await tableExists(queryRunner, 'encryption_keys'))) return;
   const inUse = ((await queryRunner.query('SELECT kid FROM "public"."encryption_keys" WHERE retired_at IS NULL')) as { kid: string }[]).map((row) => row.kid);
   const missing = inUse.filter((kid) => !keyring.has(kid));
   if (missing.length > 0) {

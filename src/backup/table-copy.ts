@@ -140,7 +140,7 @@ export async function setAsideConstraints(client: ClientBase, names: readonly st
       ORDER BY 1`,
     [names],
   );
-  for (const index of indexes) await client.query(`DROP INDEX "public".${quote(index.name)}`);
+  for (const index of indexes) await client.query(`DROP INDEX ${qualified(index.name)}`);
   return { foreignKeys, indexes: indexes.map((index) => index.definition) };
 }
 

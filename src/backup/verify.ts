@@ -6,7 +6,7 @@ import { databaseNameOf, databaseUrlFor, dropDatabase } from '../db/database';
 import type { Logger } from '../logging';
 import { TableDigest } from './archive-file';
 import type { ArchiveTable, TableSummary } from './archive-records';
-import { BackupError, failureText } from './backup-errors';
+import { BackupError, failureText, throwIfInterrupted } from './backup-errors';
 import type { Backup } from './backup.entity';
 import { RestoreProgress, fileSha256, restoreArchive } from './restore';
 import { copyTableOut, prepareCopySession } from './table-copy';
@@ -33,7 +33,7 @@ export function scratchPrefix(databaseUrl: string): string {
 async function summarize(client: Client, table: ArchiveTable, signal?: AbortSignal): Promise<TableSummary> {
   const digest = new TableDigest(table);
   for await (const chunk of copyTableOut(client, table) as AsyncIterable<Buffer>) {
-    if (signal?.aborted) throw new BackupError('IN_PROGRESS', 'interrupted: the process is shutting down');
+    throwIfInterrupted(signal);
     digest.update(chunk);
   }
   return digest.summary();

@@ -20,6 +20,12 @@ export function databaseNameOf(url: string): string {
   return decodeURIComponent(new URL(url).pathname.slice(1));
 }
 
+/** Whether the table exists in `public` (a database not yet migrated, or restored from an older archive, may lack it). */
+export async function tableExists(database: { query(sql: string, parameters?: unknown[]): Promise<unknown> }, table: string): Promise<boolean> {
+  const [{ present }] = (await database.query('SELECT to_regclass($1) IS NOT NULL AS present', [`public.${table}`])) as { present: boolean }[];
+  return present;
+}
+
 /** Drops a database, ending the sessions still connected to it. */
 export async function dropDatabase(client: ClientBase, database: string): Promise<void> {
   await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(database)} WITH (FORCE)`);
