@@ -47,17 +47,178 @@ export function fieldMaskOf(row: unknown): FieldMask | undefined {
   return row !== null && typeof row === 'object' ? (row as Scoped)[ROW_ACCESS] : undefined;
 }
 
+/** Attaches a mask decided elsewhere (a projected row carries the mask it was decided with). */
+export function withFieldMask<T extends object>(row: T, mask: FieldMask): T {
+  (row as Scoped)[ROW_ACCESS] = mask;
+  return row;
+}
+
+/** A value SQL receives as a parameter: `bind` returns its placeholder ($1, $2 …). */
+export type Bind = (value: unknown) => string;
+
+/**
+ * Which clauses a row falls in: one bit per clause (a viewer's clauses for one model are one per
+ * grant in force, a handful), or the clause numbers joined when there are more than a number holds.
+ */
+export type ClauseSet = number | string;
+
+/** Clauses a bit set can hold (bit 31 would make the number negative). */
+const MAX_BITSET_CLAUSES = 30;
+
+interface ResolvedClause {
+  /** The owner must be the viewer. */
+  readonly own: boolean;
+  /** Equality conditions a row must meet (the named filter's, resolved); empty for none. */
+  readonly conditions: readonly (readonly [string, string | number | boolean])[];
+  readonly fields: ReadonlySet<string> | null;
+}
+
+/**
+ * The rows a viewer may act on, as one structure: a list of clauses (one per grant in force; a
+ * clause is "the owner is the viewer" and/or a named filter's equalities, with the fields it
+ * shows), ORed. It renders to SQL (`toSql`) for queries and decides a row in memory (`matches`,
+ * `matching`) for field masks and write checks, so the two can never disagree by construction:
+ * both read the same resolved clauses. A clause that can match nothing (an unknown filter, OWN for
+ * an anonymous viewer or an ownerless model) is dropped when the structure is built: fail closed.
+ */
+export class RowScope {
+  private readonly masks = new Map<ClauseSet, FieldMask>();
+
+  private constructor(
+    private readonly spec: ModelAccessSpec,
+    private readonly clauses: readonly ResolvedClause[],
+    private readonly viewerId: string | null,
+  ) {}
+
+  /** The scope of these clauses (one per grant in force) for this viewer. */
+  static of(spec: ModelAccessSpec, clauses: readonly AccessClause[], viewerId: string | null): RowScope {
+    const resolved = clauses.flatMap((clause): ResolvedClause[] => {
+      if (clause.own && (spec.ownerField === null || viewerId === null)) return [];
+      let conditions: [string, string | number | boolean][] = [];
+      if (clause.filter !== null) {
+        // The model's own filter of that name; never an inherited property such as "constructor".
+        if (!Object.hasOwn(spec.filters, clause.filter)) return [];
+        conditions = Object.entries(spec.filters[clause.filter]);
+      }
+      return [{ own: clause.own, conditions, fields: clause.fields }];
+    });
+    return new RowScope(spec, resolved, viewerId);
+  }
+
+  /** No row can match. */
+  get empty(): boolean {
+    return this.clauses.length === 0;
+  }
+
+  /** Some clause covers every row (no owner, no filter): the scope does not narrow the rows. */
+  get everyRow(): boolean {
+    return this.clauses.some((clause) => !clause.own && clause.conditions.length === 0);
+  }
+
+  /**
+   * The scope as a SQL condition on the table aliased `alias` (`columnOf` names a field's column):
+   * one parenthesised AND per clause, ORed; null when no row can match. Every value is bound.
+   */
+  toSql(alias: string, bind: Bind, columnOf: (field: string) => string): string | null {
+    if (this.clauses.length === 0) return null;
+    if (this.everyRow) return 'TRUE';
+    const column = (field: string) => `"${alias}"."${columnOf(field)}"`;
+    const parts = this.clauses.map((clause) => {
+      const terms = clause.conditions.map(([field, value]) => `${column(field)} = ${bind(value)}`);
+      if (clause.own) terms.push(`${column(this.spec.ownerField!)} = ${bind(this.viewerId)}`);
+      return `(${terms.join(' AND ')})`;
+    });
+    return parts.length === 1 ? parts[0] : `(${parts.join(' OR ')})`;
+  }
+
+  /** Does the row (property values by field name) fall in the scope? The in-memory side of `toSql`. */
+  matches(row: object): boolean {
+    return this.clauses.some((clause) => this.inClause(row, clause));
+  }
+
+  /** The clauses the row falls in (0 or '' for none). */
+  matching(row: object): ClauseSet {
+    if (this.clauses.length > MAX_BITSET_CLAUSES) return this.clauses.flatMap((clause, index) => (this.inClause(row, clause) ? [index] : [])).join(',');
+    let set = 0;
+    for (let index = 0; index < this.clauses.length; index += 1) {
+      if (this.inClause(row, this.clauses[index])) set |= 1 << index;
+    }
+    return set;
+  }
+
+  /** The fields a row in these clauses shows: the union of theirs, `id` whenever any (a readable row can be named). */
+  fieldsOf(set: ClauseSet): FieldMask {
+    let mask = this.masks.get(set);
+    if (mask === undefined) {
+      const members = typeof set === 'string' ? new Set(set === '' ? [] : set.split(',').map(Number)) : undefined;
+      const isMember = (index: number) => (members ? members.has(index) : ((set as number) & (1 << index)) !== 0);
+      let fields: Set<string> | undefined;
+      mask = NO_FIELDS;
+      for (let index = 0; index < this.clauses.length; index += 1) {
+        if (!isMember(index)) continue;
+        const clause = this.clauses[index];
+        if (clause.fields === null) {
+          mask = ALL_FIELDS;
+          break;
+        }
+        fields ??= new Set([ID_FIELD]);
+        for (const field of clause.fields) fields.add(field);
+        mask = fields;
+      }
+      this.masks.set(set, mask);
+    }
+    return mask;
+  }
+
+  private inClause(row: object, clause: ResolvedClause): boolean {
+    const values = row as Record<string, unknown>;
+    if (clause.own && values[this.spec.ownerField!] !== this.viewerId) return false;
+    for (const [field, value] of clause.conditions) if (values[field] !== value) return false;
+    return true;
+  }
+
+  /** The rows in scope whose `field` the viewer may read (the clauses that show it); null when that is every row in scope. */
+  showing(field: string): RowScope | null {
+    if (field === ID_FIELD) return null;
+    const showing = this.clauses.filter((clause) => clause.fields === null || clause.fields.has(field));
+    // Every clause shows it, or one that covers every row does: readable wherever the scope reaches.
+    if (showing.length === this.clauses.length || showing.some((clause) => !clause.own && clause.conditions.length === 0)) return null;
+    return new RowScope(this.spec, showing, this.viewerId);
+  }
+
+  /** The fields a model's policy reads from a row to place it: the owner and the named filters' fields. */
+  get policyFields(): readonly string[] {
+    const fields = new Set<string>();
+    for (const clause of this.clauses) {
+      if (clause.own) fields.add(this.spec.ownerField!);
+      for (const [field] of clause.conditions) fields.add(field);
+    }
+    return [...fields];
+  }
+}
+
 /**
  * Row scoping and field masks for one model and one viewer's decision. Every query a model
- * resolver runs goes through `where` (so OWN and named filters apply in SQL, never after
- * loading); every row it returns goes through `expose` (so the field rules can read the mask).
+ * resolver runs goes through the scope's clauses (`rows`, or `where` for TypeORM find options), so
+ * OWN and named filters apply in SQL, never after loading; every row it returns carries its mask
+ * (`expose`, or the data API's projection), so the field rules can decide.
  */
 export class ModelScope {
+  /** The decision's clauses as one structure (SQL and in memory). */
+  readonly rows: RowScope;
+
   constructor(
     readonly spec: ModelAccessSpec,
     readonly decision: ModelDecision,
     private readonly viewerId: string | null,
-  ) {}
+  ) {
+    this.rows = RowScope.of(spec, decision.allowed ? decision.clauses : [], viewerId);
+  }
+
+  /** The same scope narrowed to some of its clauses (those `writableClauses` returned). */
+  narrowedTo(clauses: readonly AccessClause[]): RowScope {
+    return RowScope.of(this.spec, clauses, this.viewerId);
+  }
 
   /**
    * TypeORM `where` for the rows the viewer may act on: one object per clause (TypeORM ORs an
@@ -77,14 +238,18 @@ export class ModelScope {
 
   /** Attaches the readable fields to the row (once per row; constant when the decision covers every row and field). */
   expose<T extends object>(row: T): T {
-    (row as Scoped)[ROW_ACCESS] = this.decision.unrestricted ? ALL_FIELDS : this.maskOf(row);
-    return row;
+    return withFieldMask(row, this.maskOf(row));
+  }
+
+  /** The fields of this row the viewer may read. */
+  maskOf(row: object): FieldMask {
+    return this.decision.unrestricted ? ALL_FIELDS : this.rows.fieldsOf(this.rows.matching(row));
   }
 
   /**
    * The clauses that let the viewer write these input fields (CREATE or UPDATE decisions). Throws
    * FORBIDDEN naming the first field no clause allows: a client may never set more than its
-   * grants name (mass assignment, SECURITY.md 15.3.3).
+   * grants name (mass assignment).
    */
   writableClauses(inputFields: readonly string[]): AccessClause[] {
     const unknown = inputFields.find((field) => !this.spec.writableFields.includes(field));
@@ -99,41 +264,15 @@ export class ModelScope {
 
   /** Does the row (as it would be written) fall inside one of these clauses? The check after a write, like RLS WITH CHECK. */
   admits(row: object, clauses: readonly AccessClause[]): boolean {
-    return clauses.some((clause) => this.matches(row, clause));
+    return this.narrowedTo(clauses).matches(row);
   }
 
-  /** The union of the fields of the clauses the row falls in; `id` whenever it falls in any (a readable row can be named). */
-  private maskOf(row: object): FieldMask {
-    let fields: Set<string> | undefined;
-    for (const clause of this.decision.clauses) {
-      if (!this.matches(row, clause)) continue;
-      if (clause.fields === null) return ALL_FIELDS;
-      fields ??= new Set([ID_FIELD]);
-      for (const field of clause.fields) fields.add(field);
-    }
-    return fields ?? NO_FIELDS;
-  }
-
-  private matches(row: object, clause: AccessClause): boolean {
-    const values = row as Record<string, unknown>;
-    if (clause.own && (this.spec.ownerField === null || values[this.spec.ownerField] !== this.viewerId)) return false;
-    if (clause.filter === null) return true;
-    const filter = this.filterNamed(clause.filter);
-    return filter !== undefined && Object.entries(filter).every(([field, value]) => values[field] === value);
-  }
-
-  /** The model's own filter of that name; never an inherited property such as "constructor". */
-  private filterNamed(name: string): RowFilter | undefined {
-    return Object.hasOwn(this.spec.filters, name) ? this.spec.filters[name] : undefined;
-  }
-
-  /** The SQL side of `matches`; null for a clause that can match nothing (a filter or owner the model lacks: fail closed). */
+  /** The TypeORM side of `RowScope.toSql`; null for a clause that can match nothing (a filter or owner the model lacks: fail closed). */
   private conditionOf(clause: AccessClause): Record<string, unknown> | null {
     const condition: Record<string, unknown> = {};
     if (clause.filter !== null) {
-      const filter = this.filterNamed(clause.filter);
-      if (!filter) return null;
-      Object.assign(condition, filter);
+      if (!Object.hasOwn(this.spec.filters, clause.filter)) return null;
+      Object.assign(condition, this.spec.filters[clause.filter]);
     }
     if (clause.own) {
       if (this.spec.ownerField === null || this.viewerId === null) return null;

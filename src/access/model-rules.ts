@@ -1,7 +1,7 @@
+import type { AccessView, Action } from './policy';
 import type { RuleTree, ShieldRule } from './shield';
-import { ALL_FIELDS, ModelAccessSpec, fieldMaskOf } from './model-access';
-import type { Action } from './policy';
-import { syncRule } from './rules';
+import { ALL_FIELDS, FieldMask, ModelAccessSpec, fieldMaskOf } from './model-access';
+import { Decision, syncRule } from './rules';
 
 /** The root fields that expose a model, by the action they need. */
 export interface ModelOperations {
@@ -9,12 +9,7 @@ export interface ModelOperations {
   readonly mutation?: Readonly<Record<string, Exclude<Action, 'read'>>>;
 }
 
-/**
- * The shield rules for one model, compiled from its spec (`relations`: relation field → target model): each root field needs a grant for its
- * action (decided once per request), and each field of the type is readable when the row's mask,
- * decided once per row by the loader that scoped it, includes it. A row that reached the client
- * by any other path has no mask and shows nothing (fail closed).
- */
+/** A relation field of a model: the viewer needs a READ grant on the related model. */
 export interface RelationRule {
   /** The related model: the viewer needs a READ grant on it. */
   readonly target: string;
@@ -22,7 +17,64 @@ export interface RelationRule {
   readonly via?: string;
 }
 
-export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, relations: Readonly<Record<string, RelationRule>> = {}): RuleTree {
+/**
+ * The decision of one field of a model's rows, from the row's field mask (decided once per row,
+ * when the row was loaded) and the request's AccessView. It is the shield rule's own decision:
+ * graphql-shield runs it per field through `fieldMaskOf(row)`, and the data API, which knows the
+ * mask of a whole page at once, runs the very same function once per distinct mask instead.
+ */
+export interface RowFieldRule {
+  readonly model: string;
+  readonly field: string;
+  /**
+   * null: shield decides the field per row, before its resolver runs (a field that takes
+   * arguments). Otherwise the data API answers the field for every row itself (its projection asks
+   * `decide` once per distinct mask) and the schema serves the answer without shield's wrapper
+   * (protectSchema): `value`, a plain property; `loaded`, a property that may hold a pending load.
+   */
+  readonly projection: RowProjection | null;
+  decide(mask: FieldMask | undefined, access: AccessView): Decision;
+}
+
+export type RowProjection = 'value' | 'loaded';
+
+/** A shield rule that also carries its row decision. */
+export type RowRule = ShieldRule & { readonly row: RowFieldRule };
+
+export function isRowRule(rule: unknown): rule is RowRule {
+  return typeof rule === 'object' && rule !== null && typeof (rule as { row?: RowFieldRule }).row?.decide === 'function';
+}
+
+function readable(mask: FieldMask | undefined, field: string): boolean {
+  return mask === ALL_FIELDS || (mask !== undefined && mask.has(field));
+}
+
+/**
+ * The rule of each readable field of a model: readable when the row's mask includes it; a relation
+ * field also needs a READ grant on the related model (rows are then scoped by the loader) and, for
+ * a many-to-one, its key readable in this row. A row that reached a field by any other path has no
+ * mask and shows nothing (fail closed). `projections`: the fields the data API decides for whole
+ * pages, and how it serves them (see RowFieldRule); the others are decided by shield per row.
+ */
+export function modelRowRules(spec: ModelAccessSpec, relations: Readonly<Record<string, RelationRule>> = {}, projections: Readonly<Record<string, RowProjection>> = {}): ReadonlyMap<string, RowRule> {
+  const rules = new Map<string, RowRule>();
+  for (const field of spec.readableFields) {
+    const relation = relations[field];
+    const decide = relation
+      ? (mask: FieldMask | undefined, access: AccessView): Decision => readable(mask, field) && (relation.via === undefined || readable(mask, relation.via)) && access.check(relation.target, 'read')
+      : (mask: FieldMask | undefined): Decision => readable(mask, field);
+    const name = relation ? `canReadRelation:${spec.name}.${field}` : `canReadField:${spec.name}.${field}`;
+    const row: RowFieldRule = { model: spec.name, field, projection: Object.hasOwn(projections, field) ? projections[field] : null, decide };
+    rules.set(field, Object.assign(syncRule(name, (parent, _args, context) => decide(fieldMaskOf(parent), context.access)), { row }));
+  }
+  return rules;
+}
+
+/**
+ * The shield rules for one model, compiled from its spec: each root field needs a grant for its
+ * action (decided once per request), and each field of the type is decided by its row rule.
+ */
+export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, rowRules: ReadonlyMap<string, RowRule> = modelRowRules(spec)): RuleTree {
   // One rule per action (shield refuses two different rules under one name).
   const actionRules = new Map<Action, ShieldRule>();
   const canAct = (action: Action): ShieldRule => {
@@ -33,20 +85,9 @@ export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, r
     }
     return actionRule;
   };
-  const tree: RuleTree = { [spec.name]: {} };
+  const tree: RuleTree = { [spec.name]: Object.fromEntries(rowRules) };
   for (const [section, fields] of [['Query', operations.query], ['Mutation', operations.mutation]] as const) {
     for (const [field, action] of Object.entries(fields ?? {})) (tree[section] ??= {})[field] = canAct(action);
-  }
-  const readable = (row: unknown, field: string) => {
-    const mask = fieldMaskOf(row);
-    return mask === ALL_FIELDS || (mask !== undefined && mask.has(field));
-  };
-  for (const field of spec.readableFields) {
-    const relation = relations[field];
-    // A relation field shows rows of another model: the viewer also needs a READ grant on it (rows are then scoped by the loader).
-    tree[spec.name][field] = relation
-      ? syncRule(`canReadRelation:${spec.name}.${field}`, (row, _args, context) => readable(row, field) && (relation.via === undefined || readable(row, relation.via)) && context.access.check(relation.target, 'read'))
-      : syncRule(`canReadField:${spec.name}.${field}`, (row) => readable(row, field));
   }
   return tree;
 }

@@ -1,6 +1,6 @@
 import type { RuleTree } from '../access/shield';
 import { mergeRuleTrees } from '../access/shield';
-import { RelationRule, modelRules } from '../access/model-rules';
+import { RelationRule, RowProjection, RowRule, modelRowRules, modelRules } from '../access/model-rules';
 import { isPublic } from '../access/rules';
 import type { Feature } from '../features';
 import { ModelDefinition, ModelDefinitionError, ModelHandle, resolveModel } from './define-model';
@@ -21,6 +21,20 @@ function relationRules(model: ModelDefinition): Record<string, RelationRule> {
     if (relation.count) rules[relation.count.name] = { target };
   }
   return rules;
+}
+
+/**
+ * The fields the data API answers for whole pages (ReadPlan): columns as plain values; a to-one
+ * relation or a count, which may be a pending batched load. A to-many list takes `first`, so it
+ * keeps its resolver and shield decides it per row.
+ */
+function projectionsOf(model: ModelDefinition): Record<string, RowProjection> {
+  const projections: Record<string, RowProjection> = Object.fromEntries(model.fields.map((field) => [field.name, 'value' as const]));
+  for (const relation of model.relations) {
+    if (relation.kind === 'one') projections[relation.name] = 'loaded';
+    if (relation.count) projections[relation.count.name] = 'loaded';
+  }
+  return projections;
 }
 
 /** Relations name fields of other models, known only once every model is resolved. */
@@ -46,9 +60,11 @@ export function dataFeature(handles: readonly ModelHandle[]): Feature {
   for (const model of models) checkRelations(model);
   const generated = models.map((model) => ({ model, schema: generateModelSchema(model) }));
 
+  // The fields' rules, decided by the data API once per distinct mask of a page (projected).
+  const rowRules = new Map<string, ReadonlyMap<string, RowRule>>(models.map((model) => [model.name, modelRowRules(model.access, relationRules(model), projectionsOf(model))]));
   const rules: RuleTree = mergeRuleTrees(
     generated.map(({ model, schema }): RuleTree => ({
-      ...modelRules(model.access, schema.operations, relationRules(model)),
+      ...modelRules(model.access, schema.operations, rowRules.get(model.name)),
       // Structure only: every node inside is guarded by its own field rules.
       [schema.connectionType]: { edges: isPublic, pageInfo: isPublic, totalCount: isPublic },
       [schema.edgeType]: { cursor: isPublic, node: isPublic },
@@ -59,7 +75,7 @@ export function dataFeature(handles: readonly ModelHandle[]): Feature {
     resolvers: generated.map(({ schema }) => schema.resolver),
     rules,
     wire: ({ dataSource }) => {
-      const store = new ModelStore(dataSource);
+      const store = new ModelStore(dataSource, rowRules);
       return generated.map(({ schema }) => new schema.resolver(store));
     },
     models: models.map((model) => model.access),

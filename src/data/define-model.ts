@@ -1,6 +1,6 @@
 import { GraphQLFloat, GraphQLID, GraphQLInt } from 'graphql';
 import { getMetadataStorage } from 'type-graphql';
-import { JoinColumn, ManyToOne, getMetadataArgsStorage } from 'typeorm';
+import { JoinColumn, ManyToOne, ValueTransformer, getMetadataArgsStorage } from 'typeorm';
 import { snakeCase } from 'typeorm/util/StringUtils';
 import type { DefaultGrant, ModelAccessSpec, RowFilter } from '../access/model-access';
 import { User } from '../accounts/user.entity';
@@ -26,6 +26,8 @@ export interface ModelField {
   readonly writable: boolean;
   /** Must be given on create (NOT NULL and no default). */
   readonly requiredOnCreate: boolean;
+  /** The column's TypeORM transformer (an encrypted column's decrypts): reads apply it as TypeORM does. */
+  readonly transformer?: ValueTransformer | ValueTransformer[];
 }
 
 /** A many-to-one: `by` on this model holds the key of the target row (`to`, default its id). */
@@ -141,6 +143,8 @@ export class ModelDefinitionError extends Error {
 
 const SYSTEM_FIELDS = new Set(['id', 'createdAt', 'updatedAt']);
 const INTEGER_COLUMNS = new Set(['int', 'integer', 'int4', 'smallint', 'int2']);
+/** Column types a Date field may have: instants (a `date` or `time` column is not one). */
+const INSTANT_COLUMNS = new Set(['', 'timestamptz', 'timestamp', 'timestamp with time zone', 'timestamp without time zone']);
 
 /** Reads a model's type-graphql and TypeORM metadata and checks the options against it. */
 export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) => ModelDefinition): ModelDefinition {
@@ -170,6 +174,8 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     const columnType = String(column.options.type ?? '').toLowerCase();
     if (kind === 'id' && columnType !== 'uuid') fail(`${field.name} is typed ID, so its column must be a uuid (@PrimaryGeneratedColumn('uuid') or @Column({ type: 'uuid' }))`);
     if (kind === 'float' && INTEGER_COLUMNS.has(columnType)) fail(`${field.name} is an integer column: declare it @Field(() => Int)`);
+    if (kind === 'datetime' && !INSTANT_COLUMNS.has(columnType)) fail(`${field.name} is a Date field, so its column must be a timestamptz (got ${columnType})`);
+    if (field.schemaName !== field.name) fail(`${field.name} is renamed in GraphQL (${field.schemaName}): the data API serves fields under their property names`);
     if (columnType === 'bigint' || columnType === 'int8') fail(`${field.name}: bigint columns are not supported (JavaScript numbers lose precision); use integer or numeric text`);
     return [
       {
@@ -185,6 +191,7 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
         sortable: has(options.sortable, field.name),
         writable: has(options.writable, field.name),
         requiredOnCreate: has(options.writable, field.name) && !nullableColumn && !hasDefault,
+        transformer: column.options.transformer,
       },
     ];
   });

@@ -1,6 +1,7 @@
 import { Allow, ArrayMaxSize, ValidateNested } from 'class-validator';
 import { GraphQLBoolean, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLScalarType, GraphQLString } from 'graphql';
-import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, Info, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
 import type { Context } from '../context';
 import type { ModelDefinition, ModelField, ModelRelation } from './define-model';
 import { filterTypeOf } from './filters';
@@ -104,38 +105,38 @@ export function generateModelSchema(model: ModelDefinition): GeneratedModel {
   defineMethod(
     generated,
     model.plural,
-    function (this: StoreResolver, args: ListArgs, context: Context) {
-      return this.store.list(model, context, args);
+    function (this: StoreResolver, args: ListArgs, context: Context, info: GraphQLResolveInfo) {
+      return this.store.list(model, context, args, info);
     },
     Query(() => connectionType, { description: `${model.plural[0].toUpperCase()}${model.plural.slice(1)} you may read, filtered, sorted and paginated (first ≤ ${MAX_PAGE_SIZE}).` }),
-    [Args(() => listArgs), Ctx()],
+    [Args(() => listArgs), Ctx(), Info()],
   );
   defineMethod(
     generated,
     model.singular,
-    function (this: StoreResolver, id: string, context: Context) {
-      return this.store.get(model, context, id);
+    function (this: StoreResolver, id: string, context: Context, info: GraphQLResolveInfo) {
+      return this.store.get(model, context, id, info);
     },
     Query(() => model.entity, { nullable: true, description: `One ${name} by id: null with NOT_FOUND when it does not exist or you may not read it.` }),
-    [Arg('id', () => ID, { description: `The ${name}'s id.` }), Ctx()],
+    [Arg('id', () => ID, { description: `The ${name}'s id.` }), Ctx(), Info()],
   );
   defineMethod(
     generated,
     `create${name}`,
-    function (this: StoreResolver, input: object, context: Context) {
-      return this.store.create(model, context, { ...input });
+    function (this: StoreResolver, input: object, context: Context, info: GraphQLResolveInfo) {
+      return this.store.create(model, context, { ...input }, info);
     },
     Mutation(() => model.entity, { description: `Creates a ${name}${model.ownerField ? ' owned by you' : ''}.` }),
-    [Arg('input', () => createInput, { description: 'Its fields.' }), Ctx()],
+    [Arg('input', () => createInput, { description: 'Its fields.' }), Ctx(), Info()],
   );
   defineMethod(
     generated,
     `update${name}`,
-    function (this: StoreResolver, id: string, input: object, context: Context) {
-      return this.store.update(model, context, id, { ...input });
+    function (this: StoreResolver, id: string, input: object, context: Context, info: GraphQLResolveInfo) {
+      return this.store.update(model, context, id, { ...input }, info);
     },
     Mutation(() => model.entity, { description: `Changes a ${name} you may update. NOT_FOUND otherwise.` }),
-    [Arg('id', () => ID, { description: `The ${name}'s id.` }), Arg('input', () => updateInput, { description: 'The fields to change.' }), Ctx()],
+    [Arg('id', () => ID, { description: `The ${name}'s id.` }), Arg('input', () => updateInput, { description: 'The fields to change.' }), Ctx(), Info()],
   );
   defineMethod(
     generated,
@@ -153,22 +154,21 @@ export function generateModelSchema(model: ModelDefinition): GeneratedModel {
   return { resolver: generated as unknown as new (store: ModelStore) => object, connectionType: `${name}Connection`, edgeType: `${name}Edge`, operations };
 }
 
+/**
+ * A to-one relation and a to-many's count are fields of the model's type like its columns: the
+ * data API fills them in when it reads the row (a join, or a batched load), and their rules are
+ * decided with the row's other fields. A to-many list takes `first`, so it keeps a resolver.
+ */
 function addRelation(generated: { prototype: object }, model: ModelDefinition, relation: ModelRelation): void {
   const target = () => relation.target().entity;
   if (relation.kind === 'one') {
-    defineMethod(generated, relation.name, function (this: StoreResolver, row: object, context: Context) {
-      return this.store.one(model, relation, context, row);
-    }, FieldResolver(() => target(), { nullable: true, description: relation.description }), [Root(), Ctx()]);
+    Field(() => target(), { nullable: true, description: relation.description })(model.entity.prototype, relation.name);
     return;
   }
-  defineMethod(generated, relation.name, function (this: StoreResolver, row: object, first: number, context: Context) {
-    return this.store.many(model, relation, context, row, first);
-  }, FieldResolver(() => [target()], { nullable: true, description: relation.description }), [Root(), Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many, 1 to ${MAX_PAGE_SIZE}, in their default order.` }), Ctx()]);
-  if (relation.count) {
-    defineMethod(generated, relation.count.name, function (this: StoreResolver, row: object, context: Context) {
-      return this.store.count(model, relation, context, row);
-    }, FieldResolver(() => Int, { nullable: true, description: relation.count.description }), [Root(), Ctx()]);
-  }
+  defineMethod(generated, relation.name, function (this: StoreResolver, row: object, first: number, context: Context, info: GraphQLResolveInfo) {
+    return this.store.many(model, relation, context, row, first, info);
+  }, FieldResolver(() => [target()], { nullable: true, description: relation.description }), [Root(), Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many, 1 to ${MAX_PAGE_SIZE}, in their default order.` }), Ctx(), Info()]);
+  if (relation.count) Field(() => Int, { nullable: true, description: relation.count.description })(model.entity.prototype, relation.count.name);
 }
 
 function generateWhere(model: ModelDefinition): Function | null {

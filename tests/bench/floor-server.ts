@@ -8,6 +8,10 @@ import { closeAtOnce, listenOnLoopback } from './loopback';
  * The least a real authenticated endpoint can do: check an access token, ask PostgreSQL once and
  * write JSON. Bastion's rows are measured against it, so what the ratio shows is the cost of
  * express, Apollo, the shield and the resolvers on top of work no implementation can skip.
+ *
+ * Two floors: POST /graphql answers serverInfo from `SELECT now()` (the trivial floor); POST /posts
+ * answers the reader's first 100 posts from one statement, the rows the policy lets them read
+ * (published, or their own) in the list's default order, shaped as the GraphQL answer (floor-100).
  */
 export interface FloorServer {
   /** Origin, e.g. http://127.0.0.1:54321 */
@@ -24,14 +28,24 @@ interface ServerTimeRow {
   server_time: Date;
 }
 
-export async function startFloorServer(options: { databaseUrl: string; version: string; poolSize: number }): Promise<FloorServer> {
+interface PostRow {
+  id: string;
+  title: string;
+  author_id: string;
+}
+
+/** The reader's visible posts, as Bastion's scope for them reads (anonymous: published; user: own). */
+const READER_PAGE_SQL = 'SELECT id, title, author_id FROM posts WHERE published = true OR author_id = $1 ORDER BY created_at, id LIMIT 100';
+
+/** `subject`: the user id the token speaks for (the bench reader), whose posts floor-100 lists. */
+export async function startFloorServer(options: { databaseUrl: string; version: string; poolSize: number; subject: string }): Promise<FloorServer> {
   // Not extractable: the keys never leave this process.
   const { privateKey, publicKey } = await generateKeyPair('EdDSA');
   const token = await new SignJWT({})
     .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)
-    .setSubject('bench-user')
+    .setSubject(options.subject)
     .setJti(randomUUID())
     .setIssuedAt()
     // Outlives any sensible BENCH_DURATION; an expired token would turn the floor into 401s.
@@ -46,14 +60,16 @@ export async function startFloorServer(options: { databaseUrl: string; version: 
     const body = await readBody(req);
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!bearer) return reply(res, 401, { errors: [{ message: 'missing bearer token' }] });
+    let subject: string;
     try {
-      await jwtVerify(bearer, publicKey, {
+      const { payload } = await jwtVerify(bearer, publicKey, {
         algorithms: ['EdDSA'],
         issuer: ISSUER,
         audience: AUDIENCE,
         typ: 'at+jwt',
         requiredClaims: ['exp', 'iat', 'sub', 'jti'],
       });
+      subject = payload.sub!;
     } catch {
       return reply(res, 401, { errors: [{ message: 'invalid token' }] });
     }
@@ -62,6 +78,10 @@ export async function startFloorServer(options: { databaseUrl: string; version: 
       JSON.parse(body);
     } catch {
       return reply(res, 400, { errors: [{ message: 'body is not JSON' }] });
+    }
+    if (req.url === '/posts') {
+      const { rows } = await pool.query<PostRow>(READER_PAGE_SQL, [subject]);
+      return reply(res, 200, { data: { posts: { edges: rows.map((row) => ({ node: { id: row.id, title: row.title, authorId: row.author_id } })) } } });
     }
     const { rows } = await pool.query<ServerTimeRow>('SELECT now() AS server_time');
     reply(res, 200, { data: { serverInfo: { name: 'Bastion', version: options.version, serverTime: rows[0].server_time.toISOString() } } });

@@ -1,5 +1,5 @@
 import autocannon from 'autocannon';
-import { PostgresQueryRunner } from 'typeorm/driver/postgres/PostgresQueryRunner';
+import { statementsDuring } from '../support/sql-statements';
 import type { BenchRequest } from './scenarios';
 
 export interface LoadOptions {
@@ -82,22 +82,12 @@ export async function probe(origin: string, request: BenchRequest, check?: (body
 }
 
 /**
- * How many SQL statements one request makes Bastion send: every statement TypeORM sends passes
- * through the query runner, and the server runs in this process. Call it after the probes, so
- * what a warm server caches (the session, the policy) is cached, as under load.
+ * How many SQL statements one request makes Bastion send on its pool (the server runs in this
+ * process). Call it after the probes, so what a warm server caches (the session, the policy) is
+ * cached, as under load.
  */
 export async function countStatements(origin: string, request: BenchRequest): Promise<number> {
-  let statements = 0;
-  const original = PostgresQueryRunner.prototype.query;
-  PostgresQueryRunner.prototype.query = function (this: PostgresQueryRunner, ...args: Parameters<PostgresQueryRunner['query']>) {
-    statements += 1;
-    return original.apply(this, args);
-  };
-  try {
-    const problem = await probe(origin, request);
-    if (problem) throw new Error(problem);
-  } finally {
-    PostgresQueryRunner.prototype.query = original;
-  }
-  return statements;
+  const { result: problem, statements } = await statementsDuring(() => probe(origin, request));
+  if (problem) throw new Error(problem);
+  return statements.length;
 }

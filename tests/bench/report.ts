@@ -3,36 +3,38 @@ import type { Measurement } from './measure';
 export interface ReportRow {
   readonly scenario: string;
   readonly measurement: Measurement;
-  /** Requests per second of the floor, which every row is compared with. */
+  /** The floor this row is a ratio of (a floor's own row names itself). */
+  readonly floor: string;
+  /** Requests per second of that floor, measured in the same run. */
   readonly floorRequestsPerSecond: number;
   /** The scenario's design goal for the ratio, if it has one (a goal, not a gate). */
   readonly floorGoal?: number;
 }
 
-const HEADERS = ['scenario', 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'ratio'] as const;
+const HEADERS = ['scenario', 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'ratio', 'of', 'goal'] as const;
 
 /** The cells every table shows for one measurement: req/s, p50, p99, errors. */
 function measurementCells(m: Measurement): string[] {
   return [m.requestsPerSecond.toFixed(1), m.p50Ms.toFixed(1), m.p99Ms.toFixed(1), String(m.failures)];
 }
 
-/** `textColumns`: how many leading columns are names rather than numbers. */
-function formatColumns(headers: readonly string[], cells: readonly (readonly string[])[], textColumns = 1): string {
+/** `textColumns`: how many leading columns are names rather than numbers; `trailingText`: other columns of names. */
+function formatColumns(headers: readonly string[], cells: readonly (readonly string[])[], textColumns = 1, trailingText: readonly number[] = []): string {
   const widths = headers.map((header, column) => Math.max(header.length, ...cells.map((row) => row[column].length)));
   // Names read best left-aligned, numbers right-aligned so their digits line up.
-  const line = (row: readonly string[]) =>
-    row.map((cell, column) => (column < textColumns ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join(' | ');
+  const isText = (column: number) => column < textColumns || trailingText.includes(column);
+  const line = (row: readonly string[]) => row.map((cell, column) => (isText(column) ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join(' | ');
   const rule = widths.map((width) => '-'.repeat(width)).join('-|-');
   return [line(headers), rule, ...cells.map(line)].join('\n');
 }
 
 export function formatTable(rows: readonly ReportRow[]): string {
-  const cells = rows.map(({ scenario, measurement: m, floorRequestsPerSecond, floorGoal }) => [
-    scenario,
-    ...measurementCells(m),
-    (floorRequestsPerSecond > 0 ? `${(m.requestsPerSecond / floorRequestsPerSecond).toFixed(2)}×` : 'n/a') + (floorGoal === undefined ? '' : ` (goal ≥ ${floorGoal.toFixed(2)}×)`),
-  ]);
-  return formatColumns(HEADERS, cells);
+  const cells = rows.map(({ scenario, measurement: m, floor, floorRequestsPerSecond, floorGoal }) => {
+    const ratio = floorRequestsPerSecond > 0 ? m.requestsPerSecond / floorRequestsPerSecond : undefined;
+    const goal = floorGoal === undefined ? '' : `≥ ${floorGoal.toFixed(2)}×: ${ratio !== undefined && ratio >= floorGoal ? 'met' : 'not met'}`;
+    return [scenario, ...measurementCells(m), ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}×`, floor, goal];
+  });
+  return formatColumns(HEADERS, cells, 1, [6, 7]);
 }
 
 /** One request measured on two servers that differ only by the permission layer. */

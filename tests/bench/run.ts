@@ -1,31 +1,24 @@
 // Decorator metadata must exist before any type-graphql class is loaded.
 import 'reflect-metadata';
 import os from 'node:os';
-import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { Client } from 'pg';
 import { systemClock } from '../../src/clock';
-import { Config, configWith } from '../../src/config';
-import { dropDatabase } from '../../src/db/database';
-import { EmbeddedPostgres } from '../../src/db/embedded-postgres';
-import { Logger, createLogger } from '../../src/logging';
-import { RunningBastion, startBastion } from '../../src/main';
-import { BASTION_VERSION, PROJECT_ROOT } from '../../src/project';
+import { createLogger } from '../../src/logging';
+import { startBastion } from '../../src/main';
+import { BASTION_VERSION } from '../../src/project';
 import { AUDIT_CONCURRENT_WRITERS, AUDIT_GOAL_EVENTS_PER_SECOND, auditSignInShare, lockHeldMs, runAuditBench } from './audit-bench';
 import { BACKUP_BENCH_POSTS, BACKUP_GOAL_MB_PER_SECOND, BACKUP_RUNS, BackupOperation, fastestRun, megabytesPerSecond, rowsPerSecond, runBackupBench } from './backup-bench';
 import { runCryptoBench } from './crypto-bench';
 import { FIREWALL_GOAL, FIREWALL_RULE_COUNT, RATE_LIMITS_OFF, RATE_LIMITS_ON, probeFirewallTwins, runFirewallBench } from './firewall-bench';
 import { startFloorServer } from './floor-server';
+import { SIGN_IN_CONCURRENCY, Teardown, benchConfigFor, benchDatabaseUrl, benchPoolSize, loopbackOrigin, positiveInteger } from './harness';
 import { Measurement, countStatements, measure, probe } from './measure';
 import { benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
-import { seedPublishedPosts } from './posts-bench';
+import { seedBenchData } from './posts-bench';
 import { AuditRunRow, BackupRunRow, ReportRow, firewallCost, formatAuditPhases, formatAuditRuns, formatBackupRuns, formatFirewallCost, formatRelative, formatShieldCost, formatTable } from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
-import { SignInBenchResult, createBenchUser, runSignInBench } from './sign-in-bench';
+import { SignInBenchResult, runSignInBench } from './sign-in-bench';
 
 const WARM_UP_SECONDS = 2;
-const BENCH_DATABASE = 'bastion_bench';
-const SIGN_IN_CONCURRENCY = 4;
 const SIGN_IN_MAX_SECONDS = 5;
 
 interface BenchSettings {
@@ -33,77 +26,31 @@ interface BenchSettings {
   readonly connections: number;
 }
 
-function positiveInteger(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number above 0 (got ${JSON.stringify(raw)})`);
-  return value;
-}
-
 function say(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
-/** Cleanup steps, undone last-in first-out, so a failure halfway still stops what did start. */
-class Teardown {
-  private readonly steps: (() => Promise<void>)[] = [];
-
-  add(step: () => Promise<void>): void {
-    this.steps.push(step);
-  }
-
-  /** Runs every step even when one fails; resolves to false if any did. */
-  async run(): Promise<boolean> {
-    let clean = true;
-    for (const step of this.steps.reverse()) {
-      try {
-        await step();
-      } catch (error) {
-        clean = false;
-        process.stderr.write(`bench: cleanup failed: ${error instanceof Error ? error.message : String(error)}\n`);
-      }
-    }
-    return clean;
-  }
-}
-
-async function benchDatabaseUrl(logger: Logger, teardown: Teardown): Promise<string> {
-  const external = process.env.DATABASE_URL;
-  if (external) return external;
-  const embedded = await EmbeddedPostgres.start({ dataDir: path.join(PROJECT_ROOT, '.bastion', 'bench'), logger, disposable: true });
-  teardown.add(() => embedded.stop());
-  // A fresh database each run: numbers from a table grown by earlier runs would not compare.
-  const admin = new Client({ connectionString: embedded.urlFor('postgres') });
-  await admin.connect();
-  try {
-    await dropDatabase(admin, BENCH_DATABASE);
-  } finally {
-    await admin.end();
-  }
-  await embedded.ensureDatabase(BENCH_DATABASE);
-  return embedded.urlFor(BENCH_DATABASE);
-}
-
-/**
- * PostgreSQL connections for Bastion and for the floor alike: one per load connection (plus the
- * sign-in loop's), so neither side's numbers are queueing for the pool. Both pools together stay
- * well under the embedded server's max_connections (200).
- */
-function benchPoolSize(connections: number): number {
-  return Math.min(Math.max(10, connections + SIGN_IN_CONCURRENCY), 90);
-}
-
-/** bastion.url says "localhost", which may resolve to ::1 while the server listens on 127.0.0.1 only. */
-function loopbackOrigin(bastion: RunningBastion): string {
-  return `http://127.0.0.1:${(bastion.server.httpServer.address() as AddressInfo).port}`;
-}
-
-/** Floor first: every other row is a ratio of it. */
+/** Floors first: every other row is a ratio of one of them. */
 function orderedScenarios(scenarios: readonly Scenario[]): Scenario[] {
   const floors = scenarios.filter((scenario) => scenario.target === 'floor');
-  if (floors.length !== 1) throw new Error(`the scenario list needs exactly one floor scenario (found ${floors.length})`);
+  for (const scenario of scenarios) {
+    const floor = scenario.floor ?? 'floor';
+    if (!floors.some((candidate) => candidate.floor === floor)) throw new Error(`scenario ${scenario.name}: no floor scenario named ${floor}`);
+  }
   return [...floors, ...scenarios.filter((scenario) => scenario.target !== 'floor')];
+}
+
+/** The sections of the run; BENCH_SECTIONS=reads,encryption runs only those (all by default). */
+const SECTIONS = ['reads', 'permission', 'firewall', 'sign-ins', 'audit', 'encryption', 'backups'] as const;
+type Section = (typeof SECTIONS)[number];
+
+function chosenSections(): ReadonlySet<Section> {
+  const raw = process.env.BENCH_SECTIONS?.trim();
+  if (!raw) return new Set(SECTIONS);
+  const chosen = raw.split(',').map((name) => name.trim());
+  const unknown = chosen.filter((name) => !(SECTIONS as readonly string[]).includes(name));
+  if (unknown.length > 0) throw new Error(`BENCH_SECTIONS: unknown ${unknown.join(', ')} (sections: ${SECTIONS.join(', ')})`);
+  return new Set(chosen as Section[]);
 }
 
 async function main(signal: AbortSignal): Promise<number> {
@@ -112,25 +59,14 @@ async function main(signal: AbortSignal): Promise<number> {
     connections: positiveInteger('BENCH_CONNECTIONS', 10),
   };
   const scenarios = orderedScenarios(SCENARIOS);
+  const sections = chosenSections();
   const logger = createLogger({ level: 'silent', pretty: false });
   const teardown = new Teardown();
   let exitCode = 0;
   try {
     const databaseUrl = await benchDatabaseUrl(logger, teardown);
     const poolSize = benchPoolSize(settings.connections);
-    const benchConfig = (overrides: Partial<Config>) =>
-      configWith({
-        databaseUrl,
-        databasePoolSize: poolSize,
-        // The bench's own data folder: development keys are generated there, not in the project's.
-        dataDir: path.join(PROJECT_ROOT, '.bastion', 'bench'),
-        port: 0,
-        host: '127.0.0.1',
-        logLevel: 'silent',
-        migrateOnStart: true,
-        sandbox: false,
-        ...overrides,
-      });
+    const benchConfig = benchConfigFor(databaseUrl, poolSize);
     // The permission bench's model: its grant is seeded and its entity known from the start.
     const bastionDeps = { logger, clock: systemClock, extraFeatures: [benchItemsFeature] };
     // Without rate limits: at the default 600/60 per address the load would measure 429s, and
@@ -140,17 +76,17 @@ async function main(signal: AbortSignal): Promise<number> {
     // The firewall section's "on": the same Bastion on the same database, rate limits on.
     const rateLimited = await startBastion(benchConfig(RATE_LIMITS_ON), bastionDeps);
     teardown.add(() => rateLimited.stop());
-    const floor = await startFloorServer({ databaseUrl, version: BASTION_VERSION, poolSize });
+    const bastionOrigin = loopbackOrigin(bastion);
+    const firewallTwins = { off: bastionOrigin, on: loopbackOrigin(rateLimited), dataSource: bastion.database.dataSource };
+    const bastionEndpoint = new URL('/graphql', bastionOrigin).toString();
+    const { reader: benchUser } = await seedBenchData(bastionEndpoint, bastion.database.dataSource);
+    // The floors speak for the same reader, so floor-100 lists the same page as Bastion.
+    const floor = await startFloorServer({ databaseUrl, version: BASTION_VERSION, poolSize, subject: benchUser.id });
     teardown.add(() => floor.close());
-
-    const origins: Record<BenchTarget, string> = { floor: floor.origin, bastion: loopbackOrigin(bastion) };
-    const firewallTwins = { off: origins.bastion, on: loopbackOrigin(rateLimited), dataSource: bastion.database.dataSource };
-    const bastionEndpoint = new URL('/graphql', origins.bastion).toString();
-    const benchUser = await createBenchUser(bastionEndpoint);
+    const origins: Record<BenchTarget, string> = { floor: floor.origin, bastion: bastionOrigin };
     const tokens: Record<BenchTarget, string> = { floor: floor.token, bastion: benchUser.accessToken };
     const requestFor = (scenario: Scenario): BenchRequest => (scenario.signedIn ? withBearer(scenario.request, tokens[scenario.target]) : scenario.request);
     await seedBenchItems(bastion.database.dataSource, benchUser.id);
-    await seedPublishedPosts(bastionEndpoint, bastion.database.dataSource);
     const shieldTwins = await startShieldTwins(bastion.services);
     teardown.add(() => shieldTwins.close());
 
@@ -177,15 +113,16 @@ async function main(signal: AbortSignal): Promise<number> {
     say(`Bastion ${BASTION_VERSION} bench: ${os.cpus().length} cores, Node ${process.version}`);
     say(`${settings.durationSeconds} s per scenario after a ${WARM_UP_SECONDS} s warm-up, ${settings.connections} connections`);
     const rows: ReportRow[] = [];
-    let floorRequestsPerSecond = 0;
-    for (const scenario of scenarios) {
+    const floorRates = new Map<string, number>();
+    for (const scenario of sections.has('reads') ? scenarios : []) {
       const origin = origins[scenario.target];
       const request = requestFor(scenario);
       process.stderr.write(`running ${scenario.name}…\n`);
       const measurement = await warmedUpMeasure(origin, request);
       if (!measurement) break;
-      if (scenario.target === 'floor') floorRequestsPerSecond = measurement.requestsPerSecond;
-      rows.push({ scenario: scenario.name, measurement, floorRequestsPerSecond, floorGoal: scenario.floorGoal });
+      const floor = scenario.floor ?? 'floor';
+      if (scenario.target === 'floor') floorRates.set(floor, measurement.requestsPerSecond);
+      rows.push({ scenario: scenario.name, measurement, floor, floorRequestsPerSecond: floorRates.get(floor) ?? 0, floorGoal: scenario.floorGoal });
     }
     say();
     say(formatTable(rows));
@@ -193,14 +130,14 @@ async function main(signal: AbortSignal): Promise<number> {
     if (meVsServerInfo) say(meVsServerInfo);
     for (const line of statementCounts) say(line);
     // Before the sign-ins and the encryption: the lists need the bench user's access token still valid.
-    const shieldCosts = await runShieldBench(shieldTwins, benchUser.accessToken, warmedUpMeasure);
+    const shieldCosts = sections.has('permission') ? await runShieldBench(shieldTwins, benchUser.accessToken, warmedUpMeasure) : [];
     if (shieldCosts.length > 0) {
       say();
       say('permission layer: benchItems, a user listing own rows (8 fields each), same schema with and without the shield');
       say(formatShieldCost(shieldCosts));
     }
     // Before the sign-ins, which then run on a rule table as empty as before (the section removes its rules).
-    const firewall = await runFirewallBench(firewallTwins, warmedUpMeasure);
+    const firewall = sections.has('firewall') ? await runFirewallBench(firewallTwins, warmedUpMeasure) : undefined;
     if (firewall) {
       const cost = firewallCost(firewall.rows, firewall.rows.find((row) => row.goal !== undefined)!);
       say();
@@ -211,7 +148,7 @@ async function main(signal: AbortSignal): Promise<number> {
       if (firewall.otherRules > 0) say(`  note: ${firewall.otherRules} rules besides the bench's are in the database, so "off" had them too`);
     }
     let signIns: SignInBenchResult | undefined;
-    if (!signal.aborted) {
+    if (!signal.aborted && sections.has('sign-ins')) {
       process.stderr.write('running sign-ins…\n');
       signIns = await runSignInBench(bastionEndpoint, benchUser, {
         seconds: Math.min(settings.durationSeconds, SIGN_IN_MAX_SECONDS),
@@ -227,7 +164,7 @@ async function main(signal: AbortSignal): Promise<number> {
       }
     }
     // After the sign-ins, whose rate the audit write is set against.
-    if (!signal.aborted) {
+    if (!signal.aborted && sections.has('audit')) {
       process.stderr.write('running audit log appends…\n');
       const audit = await runAuditBench(bastion.database.dataSource, bastion.services.audit, { seconds: settings.durationSeconds, warmUpSeconds: WARM_UP_SECONDS, signal });
       if (audit) {
@@ -265,7 +202,7 @@ async function main(signal: AbortSignal): Promise<number> {
         if (!chain.ok || audit.rowsAdded !== audit.appendsReturned) exitCode = 1;
       }
     }
-    if (!signal.aborted) {
+    if (!signal.aborted && sections.has('encryption')) {
       process.stderr.write('running encryption…\n');
       const crypto = await runCryptoBench(databaseUrl, settings.durationSeconds);
       say();
@@ -275,7 +212,7 @@ async function main(signal: AbortSignal): Promise<number> {
       say(`  read 100 rows, 2 encrypted cols   ${crypto.encryptedReadMs.toFixed(2)} ms   ${(crypto.encryptedReadMs / crypto.plainReadMs).toFixed(2)}× plain (goal ≤ 1.15×)`);
     }
     // Last: its own database and Bastion, and the longest single operations of the run.
-    if (!signal.aborted) {
+    if (!signal.aborted && sections.has('backups')) {
       process.stderr.write(`running backups (${BACKUP_BENCH_POSTS.toLocaleString('en-US')} posts)…\n`);
       const backup = await runBackupBench({ adminUrl: databaseUrl, startBastion: (overrides) => startBastion(benchConfig(overrides), { logger, clock: systemClock }), teardown, signal });
       if (backup) {

@@ -73,7 +73,7 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
   let requireMfa: Map<string, boolean>;
 
   beforeAll(async () => {
-    server = await startTestServer({ config: { mfaRequiredFor: 'admin' }, extraFeatures: [memoFeature], setupSql: [MEMOS_TABLE_SQL] });
+    server = await startTestServer({ config: { mfaRequiredFor: 'admin' }, extraFeatures: [memoFeature], setupSql: [MEMOS_TABLE_SQL], compareExecutors: true });
     admin = await makeUser(server, { roles: ['admin'], mfa: true });
     // A custom role: reads every memo's title, nothing else.
     await admin.client.request('mutation { createRole(input: { name: "curator" }) { name } }');
@@ -293,6 +293,11 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
 
     process.stdout.write(`access matrix: ${calls} calls, ${operations.length} operations × ${VIEWERS.length} viewers\n`);
     expect(mismatches).toEqual([]);
+    // Every query of the matrix ran compiled and on graphql-js: the answers (data and errors) agree.
+    const compared = server.executorComparisons;
+    process.stdout.write(`access matrix: ${compared.length} compiled queries compared with graphql-js\n`);
+    expect(compared.length).toBeGreaterThanOrEqual(operations.filter((operation) => operation.section === 'Query').length * VIEWERS.length);
+    expect(compared.filter((comparison) => !comparison.same)).toEqual([]);
     // The admin on aal2 really could act on the victim (the matrix's allow path did something).
     expect(await victimState()).not.toEqual(before);
   });

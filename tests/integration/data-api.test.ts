@@ -1,5 +1,5 @@
-import { PostgresQueryRunner } from 'typeorm/driver/postgres/PostgresQueryRunner';
 import { GraphQLClient, GraphQLResponse, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
+import { statementsDuring } from '../support/sql-statements';
 import { TestServer, startTestServer } from '../support/test-server';
 
 
@@ -17,7 +17,7 @@ describe('data API: the sample models', () => {
   let author: TestAccount;
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ compareExecutors: true });
     admin = await makeUser(server, { roles: ['admin'] });
     author = await makeUser(server);
   });
@@ -288,19 +288,8 @@ describe('data API: the sample models', () => {
       const reader = await makeUser(server);
       await reader.client.request('{ me { id } }'); // the session and the policy are cached, as on any warm server
 
-      // Every statement TypeORM sends passes through the query runner (the server runs in this process).
-      const statements: string[] = [];
-      const original = PostgresQueryRunner.prototype.query;
-      const spy = jest.spyOn(PostgresQueryRunner.prototype, 'query').mockImplementation(function (this: PostgresQueryRunner, ...args: Parameters<PostgresQueryRunner['query']>) {
-        statements.push(String(args[0]));
-        return original.apply(this, args);
-      });
-      let response: GraphQLResponse<{ posts: { edges: { node: { title: string; author: { displayName: string }; commentCount: number } }[] } }>;
-      try {
-        response = await reader.client.request(query);
-      } finally {
-        spy.mockRestore();
-      }
+      // Every statement the server sends on its pool (the server runs in this process).
+      const { result: response, statements } = await statementsDuring(() => reader.client.request<{ posts: { edges: { node: { title: string; author: { displayName: string }; commentCount: number } }[] } }>(query));
       expect(response.body.errors).toBeUndefined();
       const nodes = response.body.data!.posts.edges.map((edge) => edge.node);
       expect(nodes).toHaveLength(100);
@@ -327,12 +316,17 @@ describe('data API: the sample models', () => {
       expect(comment.body.data?.createComment.id).toEqual(expect.any(String));
     });
   });
+  // Runs last in this describe: every query the tests above sent ran compiled and on graphql-js.
+  it('answers every query above the same with the compiled executor as with graphql-js', () => {
+    expect(server.executorComparisons.length).toBeGreaterThan(50);
+    expect(server.executorComparisons.filter((comparison) => !comparison.same)).toEqual([]);
+  });
 });
 
 describe('data API: field by field, for each model and kind of viewer (the matrix, per field)', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ compareExecutors: true });
   });
   afterAll(() => server?.close());
 
@@ -400,5 +394,8 @@ describe('data API: field by field, for each model and kind of viewer (the matri
     }
     process.stdout.write(`data API field matrix: ${checked} field checks\n`);
     expect(mismatches).toEqual([]);
+    // Each of those reads ran compiled and on graphql-js, with the same answer (values and denials).
+    expect(server.executorComparisons.filter((comparison) => comparison.query.includes('(id: $id)')).length).toBeGreaterThanOrEqual(viewers.length * stored.length);
+    expect(server.executorComparisons.filter((comparison) => !comparison.same)).toEqual([]);
   });
 });

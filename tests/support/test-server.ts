@@ -4,6 +4,7 @@ import path from 'node:path';
 import { FrozenClock } from '../../src/clock';
 import { Config, configWith } from '../../src/config';
 import type { Feature } from '../../src/features';
+import type { ExecutorComparison } from '../../src/graphql/executor';
 import { Logger, createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { LogCollector } from './log-collector';
@@ -22,6 +23,8 @@ export interface TestServer {
   readonly config: Config;
   readonly database: TestDatabase;
   readonly bastion: RunningBastion;
+  /** With `compareExecutors`: every compiled query, answered by graphql-js as well (`same` tells). */
+  readonly executorComparisons: ExecutorComparison[];
   close(): Promise<void>;
 }
 
@@ -32,6 +35,8 @@ export interface TestServerOptions {
   readonly migrated?: boolean;
   /** Statements run on the fresh database before the server starts (tables of test-only models). */
   readonly setupSql?: readonly string[];
+  /** Run every compiled query on graphql-js too and collect the comparisons (`executorComparisons`). */
+  readonly compareExecutors?: boolean;
 }
 
 /**
@@ -51,8 +56,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-backups-'));
   const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, rateLimitsEnabled: false, backupDir, backupSchedule: undefined, backupVerifySchedule: undefined, ...TEST_KEY_SETTINGS, ...options.config });
   let bastion: RunningBastion;
+  const executorComparisons: ExecutorComparison[] = [];
   try {
-    bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures });
+    bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures, onExecutorComparison: options.compareExecutors ? (comparison) => executorComparisons.push(comparison) : undefined });
   } catch (error) {
     await database.drop();
     fs.rmSync(backupDir, { recursive: true, force: true });
@@ -68,6 +74,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     config,
     database,
     bastion,
+    executorComparisons,
     close: async () => {
       await bastion.stop();
       await database.drop();

@@ -1,0 +1,76 @@
+// Decorator metadata must exist before any type-graphql class is loaded.
+import 'reflect-metadata';
+import path from 'node:path';
+import { systemClock } from '../../src/clock';
+import { createLogger } from '../../src/logging';
+import { startBastion } from '../../src/main';
+import { PROJECT_ROOT } from '../../src/project';
+import { profileWhile, summarise, writeProfile } from './cpu-profile';
+import { RATE_LIMITS_OFF } from './firewall-bench';
+import { Teardown, benchConfigFor, benchDatabaseUrl, benchPoolSize, loopbackOrigin, positiveInteger } from './harness';
+import { measure, probe } from './measure';
+import { seedBenchData } from './posts-bench';
+import { SCENARIOS, withBearer } from './scenarios';
+
+/**
+ * `npm run bench:profile -- <scenario> [<scenario> …]`: where one scenario's CPU time goes. Starts
+ * the bench's Bastion and data, loads the scenario as `npm run bench` does (10 connections after a
+ * warm-up), records the main thread's CPU profile during the measured window only, writes it to
+ * .bastion/profiles/<scenario>.cpuprofile (open it in Chrome DevTools) and prints self time by
+ * group, by package and by function. The load generator runs in a worker thread, outside the profile.
+ */
+async function main(): Promise<number> {
+  const names = process.argv.slice(2);
+  const scenarios = names.map((name) => SCENARIOS.find((scenario) => scenario.name === name && scenario.target === 'bastion') ?? fail(`no Bastion scenario named ${name}; scenarios: ${SCENARIOS.filter((s) => s.target === 'bastion').map((s) => s.name).join(', ')}`));
+  if (scenarios.length === 0) fail('name at least one scenario');
+  const seconds = positiveInteger('BENCH_DURATION', 10);
+  const connections = positiveInteger('BENCH_CONNECTIONS', 10);
+  const logger = createLogger({ level: 'silent', pretty: false });
+  const teardown = new Teardown();
+  const signal = new AbortController().signal;
+  try {
+    const databaseUrl = await benchDatabaseUrl(logger, teardown);
+    const bastion = await startBastion(benchConfigFor(databaseUrl, benchPoolSize(connections))(RATE_LIMITS_OFF), { logger, clock: systemClock });
+    teardown.add(() => bastion.stop());
+    const origin = loopbackOrigin(bastion);
+    const data = await seedBenchData(new URL('/graphql', origin).toString(), bastion.database.dataSource);
+    for (const scenario of scenarios) {
+      const request = scenario.signedIn ? withBearer(scenario.request, data.reader.accessToken) : scenario.request;
+      const problem = await probe(origin, request, scenario.check);
+      if (problem) fail(`${scenario.name}: ${problem}`);
+      await measure(origin, request, { durationSeconds: 2, connections, signal });
+      let requestsPerSecond = 0;
+      const profile = await profileWhile(async () => {
+        requestsPerSecond = (await measure(origin, request, { durationSeconds: seconds, connections, signal }))?.requestsPerSecond ?? 0;
+      });
+      const file = path.join(PROJECT_ROOT, '.bastion', 'profiles', `${scenario.name}.cpuprofile`);
+      writeProfile(file, profile);
+      const { busyMs, groups, places, functions } = summarise(profile);
+      const percent = (share: number) => `${(share * 100).toFixed(1).padStart(5)} %`;
+      process.stdout.write(`\n${scenario.name}: ${requestsPerSecond.toFixed(1)} req/s, main thread busy ${(busyMs / 1000).toFixed(1)} s of ${seconds} s; profile: ${path.relative(process.cwd(), file)}\n`);
+      process.stdout.write('\nwhere the time goes (self time, idle excluded)\n');
+      for (const group of groups) process.stdout.write(`  ${percent(group.share)}  ${group.name}\n`);
+      process.stdout.write('\nby package or folder\n');
+      for (const place of places.slice(0, 20)) process.stdout.write(`  ${percent(place.share)}  ${place.name}\n`);
+      process.stdout.write('\nby function\n');
+      for (const entry of functions.slice(0, 25)) process.stdout.write(`  ${percent(entry.share)}  ${entry.name}\n`);
+    }
+    return 0;
+  } finally {
+    await teardown.run();
+  }
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench:profile: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
