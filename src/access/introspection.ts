@@ -5,8 +5,13 @@ import type { Context } from '../context';
 import { AppError } from '../errors';
 import { ADMIN_ROLE } from './policy';
 
+/** Per parsed document: Apollo keeps documents, so each is walked once. */
+const selecting = new WeakMap<DocumentNode, boolean>();
+
 function selectsIntrospection(document: DocumentNode): boolean {
-  let found = false;
+  let found = selecting.get(document);
+  if (found !== undefined) return found;
+  found = false;
   visit(document, {
     Field(node) {
       if (node.name.value === '__schema' || node.name.value === '__type') {
@@ -16,6 +21,7 @@ function selectsIntrospection(document: DocumentNode): boolean {
       return undefined;
     },
   });
+  selecting.set(document, found);
   return found;
 }
 

@@ -9,8 +9,11 @@ const ACCESS_TOKEN_TYPE = 'at+jwt';
 /** Seconds of clock skew accepted on `exp` (SECURITY.md JW-2). */
 const CLOCK_TOLERANCE_SECONDS = 5;
 
-/** SECURITY.md JW-1: access tokens live at most 15 minutes. */
+/** Access tokens live at most 15 minutes. */
 const MAX_TTL_SECONDS = 15 * 60;
+
+/** Verified tokens remembered (an app presents the same token for its whole life): about 1 KB each. */
+const VERIFIED_TOKENS = 5_000;
 
 export type AuthenticationAssuranceLevel = 1 | 2;
 
@@ -57,8 +60,22 @@ export class AccessTokenError extends Error {
   }
 }
 
-/** Issues and verifies access tokens: EdDSA JWTs, `typ: at+jwt` (DESIGN.md "Tokens", SECURITY.md §5). */
+interface VerifiedEntry {
+  readonly claims: VerifiedAccessToken;
+  readonly kid: string;
+  readonly expiresAtSeconds: number;
+}
+
+/** Issues and verifies access tokens: EdDSA JWTs, `typ: at+jwt`. */
 export class AccessTokens {
+  /**
+   * Tokens this instance verified, by their exact text, so a token presented again skips the
+   * signature check: the same bytes verify the same way under the same key. Reused only while
+   * that key is still trusted (the fresh key set holds it) and re-checked against the clock, so
+   * a retired key or an expiry takes effect as before. The session is still checked per request.
+   */
+  private readonly verified = new Map<string, VerifiedEntry>();
+
   constructor(
     private readonly keys: SigningKeysService,
     private readonly clock: Clock,
@@ -97,9 +114,19 @@ export class AccessTokens {
    * audience and type pinned. Throws AccessTokenError for any token that is not accepted.
    */
   async verify(token: string): Promise<VerifiedAccessToken> {
+    const known = this.verified.get(token);
+    if (known && this.keys.stillTrusts(known.kid)) {
+      // jose's own rule: expired when exp <= now - tolerance.
+      if (known.expiresAtSeconds <= Math.floor(this.clock.now().getTime() / 1000) - CLOCK_TOLERANCE_SECONDS) {
+        this.verified.delete(token);
+        throw new AccessTokenError('expired');
+      }
+      return known.claims;
+    }
     let payload: JWTPayload;
+    let kid: string | undefined;
     try {
-      ({ payload } = await jwtVerify(token, this.keys.verificationKeys(), {
+      ({ payload, protectedHeader: { kid } } = await jwtVerify(token, this.keys.verificationKeys(), {
         algorithms: ['EdDSA'],
         issuer: this.options.issuer,
         audience: this.options.audience,
@@ -115,7 +142,18 @@ export class AccessTokens {
       // jose raises JWTExpired only after the signature, issuer, audience and type have passed.
       throw new AccessTokenError(error instanceof errors.JWTExpired ? 'expired' : 'invalid', { cause: error });
     }
-    return verifiedClaims(payload);
+    const claims = verifiedClaims(payload);
+    // nbf would make a later presentation differ; Bastion's tokens carry none, so one that does is never remembered.
+    if (kid !== undefined && payload.nbf === undefined) this.remember(token, { claims, kid, expiresAtSeconds: payload.exp! });
+    return claims;
+  }
+
+  private remember(token: string, entry: VerifiedEntry): void {
+    if (this.verified.size >= VERIFIED_TOKENS) {
+      // The oldest first (a Map keeps insertion order); expired ones go whenever met.
+      this.verified.delete(this.verified.keys().next().value as string);
+    }
+    this.verified.set(token, entry);
   }
 }
 

@@ -3,6 +3,7 @@ import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Viewer } from '../context';
 import { blindIndexOf } from '../crypto/encrypted-column';
+import { EntityById } from '../db/entity-by-id';
 import { conflictOnDuplicate } from '../db/unique-violation';
 import { AppError } from '../errors';
 import type { Logger } from '../logging';
@@ -47,6 +48,8 @@ const RESEND_AFTER_MS = 60_000;
 export class AccountsService {
   private readonly accountTokens: AccountTokens;
 
+  private readonly users: EntityById;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
@@ -61,6 +64,7 @@ export class AccountsService {
     private readonly options: AccountsOptions,
   ) {
     this.accountTokens = new AccountTokens(clock);
+    this.users = new EntityById(dataSource);
   }
 
   async signUp(email: string, password: string, origin: RequestOrigin): Promise<SignedIn> {
@@ -133,8 +137,9 @@ export class AccountsService {
     return { ...issued, user };
   }
 
+  /** The viewer's own account: read on every `me`, by a query built once. */
   async me(viewer: Viewer): Promise<User | null> {
-    return viewer.userId ? this.dataSource.getRepository(User).findOneBy({ id: viewer.userId }) : null;
+    return viewer.userId ? this.users.find(User, viewer.userId) : null;
   }
 
   /** Keeps the current session and ends every other one (CONVENTIONS). */

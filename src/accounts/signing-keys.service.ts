@@ -229,6 +229,15 @@ export class SigningKeysService {
     return this.resolveVerificationKey;
   }
 
+  /**
+   * The key is in the verification set loaded within the cache's age, with no reload due: a token
+   * it verified before verifies again. False when in doubt (stale, or never loaded).
+   */
+  stillTrusts(kid: string): boolean {
+    const keys = this.verificationKeysCache.value;
+    return keys !== undefined && this.isFresh(keys.loadedAtMs) && keys.kids.has(kid);
+  }
+
   private readonly resolveVerificationKey: JWTVerifyGetKey = async (protectedHeader, token) => {
     // Our tokens always name their key; a header without one is not ours.
     if (typeof protectedHeader.kid !== 'string') throw new errors.JWKSNoMatchingKey();

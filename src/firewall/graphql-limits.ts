@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { NextFunction, Request, Response } from 'express';
-import { GraphQLError, GraphQLSchema, Lexer, Source, TokenKind, ValidationRule, isListType, isNonNullType } from 'graphql';
+import { DocumentNode, GraphQLError, GraphQLSchema, Lexer, OperationDefinitionNode, Source, TokenKind, ValidationRule, isListType, isNonNullType } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import { ComplexityEstimatorArgs, getComplexity } from 'graphql-query-complexity';
 import type { Config } from '../config';
@@ -11,6 +11,8 @@ import { sendError } from '../http/http-errors';
 
 /** A list field without `first` is counted as this many items. */
 const UNBOUNDED_LIST_ITEMS = 10;
+/** Costs remembered per document (one per operation and set of variables). */
+const MAX_COSTS_PER_DOCUMENT = 64;
 
 /** Refusals look like every other validation failure: HTTP 400, and no limit is named (SECURITY.md AR-1). */
 function tooMuch(what: string): AppError {
@@ -150,22 +152,39 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
     const items = first ?? (isListType(type) && !bounded ? UNBOUNDED_LIST_ITEMS : 1);
     return 1 + items * childComplexity;
   };
+  // Per parsed document (Apollo keeps them), per operation and variables: the same request is costed once.
+  const costs = new WeakMap<DocumentNode, Map<string, number | 'variables-refused'>>();
+  const costOf = (document: DocumentNode, operation: OperationDefinitionNode | undefined, operationName: string | null | undefined, variables: Record<string, unknown> | undefined): number | 'variables-refused' => {
+    let known = costs.get(document);
+    if (!known) costs.set(document, (known = new Map()));
+    const key = `${operationName ?? ''}\u0000${variables === undefined ? '' : JSON.stringify(variables)}`;
+    let cost = known.get(key);
+    if (cost === undefined) {
+      // Variables that do not fit the operation: execution refuses them next, with the usual 400.
+      // One error is enough to know: unbounded, graphql-js builds an error per bad item, and a
+      // 100 kb list of 45,000 wrong values held the event loop for 15 s.
+      if (operation && getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}, { maxErrors: 1 }).errors) {
+        cost = 'variables-refused';
+      } else {
+        try {
+          cost = getComplexity({ schema, query: document, variables: variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });
+        } catch {
+          // Anything else (the library's own node limit, for one) means: too much to even count.
+          cost = Number.POSITIVE_INFINITY;
+        }
+      }
+      // A client varying its variables cannot grow this without bound.
+      if (known.size >= MAX_COSTS_PER_DOCUMENT) known.clear();
+      known.set(key, cost);
+    }
+    return cost;
+  };
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ document, request, operation, operationName }) {
-          // Variables that do not fit the operation: execution refuses them next, with the usual 400.
-          // One error is enough to know: unbounded, graphql-js builds an error per bad item, and a
-          // 100 kb list of 45,000 wrong values held the event loop for 15 s.
-          if (operation && getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}, { maxErrors: 1 }).errors) return;
-          let cost: number;
-          try {
-            cost = getComplexity({ schema, query: document, variables: request.variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });
-          } catch {
-            // Anything else (the library's own node limit, for one) means: too much to even count.
-            throw tooMuch('expensive');
-          }
-          if (cost > maxCost) throw tooMuch('expensive');
+          const cost = costOf(document, operation, operationName, request.variables);
+          if (cost !== 'variables-refused' && cost > maxCost) throw tooMuch('expensive');
         },
       };
     },

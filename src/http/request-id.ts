@@ -14,15 +14,21 @@ declare module 'express-serve-static-core' {
   }
 }
 
-/** Accepts or generates `X-Request-Id`, echoes it, and logs one line per finished request. */
+/**
+ * Accepts or generates `X-Request-Id`, echoes it, and logs one line per finished request. The
+ * request's child logger is made on first use: most requests log only their final line.
+ */
 export function requestIds(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const offered = req.get('x-request-id');
-    req.requestId = offered && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();
-    req.log = logger.child({ requestId: req.requestId });
-    res.setHeader('X-Request-Id', req.requestId);
+    const requestId = offered && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();
+    req.requestId = requestId;
+    let child: Logger | undefined;
+    Object.defineProperty(req, 'log', { get: () => (child ??= logger.child({ requestId })), configurable: true });
+    res.setHeader('X-Request-Id', requestId);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
+      if (!logger.isLevelEnabled('info')) return;
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       // The path only: a query string may carry a GraphQL GET query and its variables.
       req.log.info({ method: req.method, path: req.originalUrl.split('?')[0], ip: req.clientIp, status: res.statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request');
