@@ -70,7 +70,10 @@ export function graphqlContext(services: Services): (integration: { req: express
     const { viewer, accessTokenExpired } = await services.authenticator.viewerFor(req.get('authorization'));
     return {
       requestId: req.requestId,
-      logger: req.log,
+      // The request's child logger, made when something first logs.
+      get logger() {
+        return req.log;
+      },
       viewer,
       accessTokenExpired,
       access: new AccessView(await currentPolicy(services), viewer, { adminNetwork: services.firewall.adminAllowedFrom(req.clientIp || null) }),

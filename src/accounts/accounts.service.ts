@@ -3,7 +3,6 @@ import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Viewer } from '../context';
 import { blindIndexOf } from '../crypto/encrypted-column';
-import { EntityById } from '../db/entity-by-id';
 import { conflictOnDuplicate } from '../db/unique-violation';
 import { AppError } from '../errors';
 import type { Logger } from '../logging';
@@ -48,8 +47,6 @@ const RESEND_AFTER_MS = 60_000;
 export class AccountsService {
   private readonly accountTokens: AccountTokens;
 
-  private readonly users: EntityById;
-
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
@@ -64,7 +61,6 @@ export class AccountsService {
     private readonly options: AccountsOptions,
   ) {
     this.accountTokens = new AccountTokens(clock);
-    this.users = new EntityById(dataSource);
   }
 
   async signUp(email: string, password: string, origin: RequestOrigin): Promise<SignedIn> {
@@ -137,9 +133,9 @@ export class AccountsService {
     return { ...issued, user };
   }
 
-  /** The viewer's own account: read on every `me`, by a query built once. */
-  async me(viewer: Viewer): Promise<User | null> {
-    return viewer.userId ? this.users.find(User, viewer.userId) : null;
+  /** The viewer's own account, as read with the session (`me` runs no query of its own). */
+  me(viewer: Viewer): Promise<User | null> {
+    return this.sessions.currentAccount(viewer);
   }
 
   /** Keeps the current session and ends every other one (CONVENTIONS). */
@@ -194,6 +190,7 @@ export class AccountsService {
       if ((await this.accountTokens.consume(manager, token, 'password_reset')) !== user.id) throw invalid();
       // Proving control of the mailbox also verifies it.
       await manager.update(User, { id: user.id }, { passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? this.clock.now() });
+      await this.sessions.accountChanged(manager, user.id);
       await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
       await this.mfa.endChallenges(manager, user.id);
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_reset');
@@ -218,6 +215,7 @@ export class AccountsService {
       const userId = await this.accountTokens.consume(manager, token, 'email_verification');
       if (!userId) throw new AppError('BAD_USER_INPUT', 'This verification link is invalid or has expired: request a new one.');
       await manager.update(User, { id: userId }, { emailVerifiedAt: this.clock.now() });
+      await this.sessions.accountChanged(manager, userId);
       await this.audit.append(manager, { action: 'email_verified', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
     });
   }

@@ -14,7 +14,15 @@ export interface LiveSession {
   readonly amr: readonly AuthenticationMethod[];
   /** The earlier of the idle and the absolute end. */
   readonly expiresAt: Date;
+  /**
+   * The account's own columns as stored (the email still encrypted), read with the session: `me`
+   * needs no query of its own. Every change to them announces the user, like a role change.
+   */
+  readonly account: Readonly<Record<(typeof ACCOUNT_COLUMNS)[number], unknown>>;
 }
+
+/** The users columns `me` shows (by column name, for EntityHydrator). */
+export const ACCOUNT_COLUMNS = ['id', 'email', 'email_verified_at', 'status', 'created_at', 'updated_at'] as const;
 
 export const SESSION_CHANNEL = 'bastion_sessions';
 
@@ -37,6 +45,10 @@ interface SessionRow {
   absolute_expires_at: Date;
   status: string;
   roles: string[];
+  email: string;
+  email_verified_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
 }
 
 /**
@@ -127,7 +139,8 @@ export class SessionCache {
   private async load(sessionId: string): Promise<LiveSession | null> {
     const rows: SessionRow[] = await this.dataSource.query(
       `SELECT s.id, s.user_id, s.aal, s.amr, s.revoked_at, s.last_used_at, s.absolute_expires_at, u.status,
-              ARRAY(SELECT ur.role_name FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role_name) AS roles
+              ARRAY(SELECT ur.role_name FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role_name) AS roles,
+              u.email, u.email_verified_at, u.created_at, u.updated_at
          FROM sessions s JOIN users u ON u.id = s.user_id
         WHERE s.id = $1`,
       [sessionId],
@@ -136,6 +149,7 @@ export class SessionCache {
     if (!row || row.revoked_at !== null || row.status !== 'active') return null;
     const idleEnd = new Date(row.last_used_at).getTime() + this.idleMs;
     const expiresAt = new Date(Math.min(idleEnd, new Date(row.absolute_expires_at).getTime()));
-    return { sessionId: row.id, userId: row.user_id, roles: row.roles, aal: row.aal === 2 ? 2 : 1, amr: row.amr, expiresAt };
+    const account = { id: row.user_id, email: row.email, email_verified_at: row.email_verified_at, status: row.status, created_at: row.created_at, updated_at: row.updated_at };
+    return { sessionId: row.id, userId: row.user_id, roles: row.roles, aal: row.aal === 2 ? 2 : 1, amr: row.amr, expiresAt, account };
   }
 }

@@ -9,7 +9,10 @@ import type { SessionCache } from './session-cache';
 import { AuthenticationMethod, Session } from './session.entity';
 import { USER_ROLE } from '../access/policy';
 import { UserRole } from '../access/user-role.entity';
+import { EntityHydrator } from '../db/entity-hydrator';
 import { isUuid } from '../db/uuid';
+import type { Viewer } from '../context';
+import { User } from './user.entity';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -78,7 +81,11 @@ export class SessionsService {
     private readonly cache: SessionCache,
     private readonly audit: AuditLog,
     private readonly policy: SessionPolicy,
-  ) {}
+  ) {
+    this.accounts = new EntityHydrator(dataSource);
+  }
+
+  private readonly accounts: EntityHydrator;
 
   /** Opens a session for a proven user, inside the caller's transaction; `issue` it after commit. */
   async open(manager: EntityManager, userId: string, proof: { aal: 1 | 2; amr: AuthenticationMethod[] }, origin: RequestOrigin): Promise<OpenedSession> {
@@ -188,6 +195,17 @@ export class SessionsService {
   }
 
   /** Role names of each user (one query for a page of users), sorted; "user" is implicit and included. */
+  /** The signed-in account, as read with its session (no query of its own while the session is cached). */
+  async currentAccount(viewer: Viewer): Promise<User | null> {
+    const session = viewer.sessionId ? await this.cache.get(viewer.sessionId) : null;
+    return session && session.userId === viewer.userId ? this.accounts.hydrate(User, session.account) : null;
+  }
+
+  /** Tells every instance that this account's own columns changed (call inside the changing transaction). */
+  async accountChanged(manager: EntityManager, userId: string): Promise<void> {
+    await this.cache.announce(manager, { userIds: [userId] });
+  }
+
   async rolesOfUsers(userIds: readonly string[]): Promise<string[][]> {
     const rows = await this.dataSource.getRepository(UserRole).find({ where: { userId: In([...userIds]) }, select: { userId: true, roleName: true } });
     const rolesByUser = new Map<string, string[]>(userIds.map((userId) => [userId, [USER_ROLE]]));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { NextFunction, Request, Response } from 'express';
+import express, { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../logging';
 
 /** A client-sent id is kept only when it is short and plain, so it cannot forge log lines. */
@@ -14,18 +14,25 @@ declare module 'express-serve-static-core' {
   }
 }
 
-/**
- * Accepts or generates `X-Request-Id`, echoes it, and logs one line per finished request. The
- * request's child logger is made on first use: most requests log only their final line.
- */
+const BASE_LOGGER = Symbol('bastion.baseLogger');
+const REQUEST_LOGGER = Symbol('bastion.requestLogger');
+type WithLoggers = Request & { [BASE_LOGGER]?: Logger; [REQUEST_LOGGER]?: Logger };
+
+// `req.log` is the request's child logger, made on first use: most requests log only their final line.
+Object.defineProperty(express.request, 'log', {
+  configurable: true,
+  get(this: WithLoggers): Logger {
+    return (this[REQUEST_LOGGER] ??= this[BASE_LOGGER]!.child({ requestId: this.requestId }));
+  },
+});
+
+/** Accepts or generates `X-Request-Id`, echoes it, and logs one line per finished request. */
 export function requestIds(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const offered = req.get('x-request-id');
-    const requestId = offered && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();
-    req.requestId = requestId;
-    let child: Logger | undefined;
-    Object.defineProperty(req, 'log', { get: () => (child ??= logger.child({ requestId })), configurable: true });
-    res.setHeader('X-Request-Id', requestId);
+    req.requestId = offered && ACCEPTABLE_REQUEST_ID.test(offered) ? offered : randomUUID();
+    (req as WithLoggers)[BASE_LOGGER] = logger;
+    res.setHeader('X-Request-Id', req.requestId);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       if (!logger.isLevelEnabled('info')) return;

@@ -4,7 +4,7 @@ import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { eventually } from '../support/eventually';
 import { withFrozenBackends } from '../support/frozen-backends';
-import { GraphQLClient, GraphQLResponse, SIGN_IN, codesOf, makeClient, makeUser } from '../support/factories';
+import { GraphQLClient, GraphQLResponse, SIGN_IN, codesOf, emailedToken, makeClient, makeUser } from '../support/factories';
 import { LogCollector } from '../support/log-collector';
 import { TestServer, startTestServer } from '../support/test-server';
 import { TEST_KEY_SETTINGS } from '../support/test-keys';
@@ -145,6 +145,16 @@ describe('session invalidation across two instances on one database', () => {
 
     await admin.client.request(`mutation { revokePermission(id: "${granted.body.data!.grantPermission.id}") }`);
     await inForceAtOnce(readerOnB, memo, (response) => codesOf(response)?.[0] === 'NOT_FOUND');
+  });
+
+  it('an email verified on A shows in me on B at its next request (me reads the account cached with the session)', async () => {
+    const account = await makeUser(a);
+    const verified = '{ me { emailVerified } }';
+    const readerOnB = onB(account.accessToken);
+    await inForceAtOnce(readerOnB, verified, (response) => (response.body.data as { me?: { emailVerified: boolean } } | null)?.me?.emailVerified === false);
+    const token = await emailedToken(a, account.email, 'verify-email');
+    expect((await makeClient(a).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token } })).body).toEqual({ data: { verifyEmail: true } });
+    await inForceAtOnce(readerOnB, verified, (response) => (response.body.data as { me?: { emailVerified: boolean } } | null)?.me?.emailVerified === true);
   });
 
   it('a suspension and a role deletion made on A are in force on B', async () => {
