@@ -48,7 +48,8 @@ function checkRelations(model: ModelDefinition): void {
   }
 }
 
-export function dataFeature(handles: readonly ModelHandle[]): Feature {
+/** `maxPageSize`: the public cap (100) unless the bench builds a model of its own with a larger one. */
+export function dataFeature(handles: readonly ModelHandle[], options: { readonly maxPageSize?: number } = {}): Feature {
   const definitions = new Map<Function, ModelDefinition>();
   const byEntity = (entity: Function): ModelDefinition => {
     const definition = definitions.get(entity);
@@ -58,7 +59,7 @@ export function dataFeature(handles: readonly ModelHandle[]): Feature {
   for (const handle of handles) definitions.set(handle.entity, resolveModel(handle, byEntity));
   const models = [...definitions.values()];
   for (const model of models) checkRelations(model);
-  const generated = models.map((model) => ({ model, schema: generateModelSchema(model) }));
+  const generated = models.map((model) => ({ model, schema: generateModelSchema(model, options.maxPageSize) }));
 
   // The fields' rules, decided by the data API once per distinct mask of a page (projected).
   const rowRules = new Map<string, ReadonlyMap<string, RowRule>>(models.map((model) => [model.name, modelRowRules(model.access, relationRules(model), projectionsOf(model))]));

@@ -1,4 +1,4 @@
-import { Allow, ArrayMaxSize, ValidateNested } from 'class-validator';
+import { Allow, ArrayMaxSize, Max, Min, ValidateNested } from 'class-validator';
 import { GraphQLBoolean, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLScalarType, GraphQLString } from 'graphql';
 import type { GraphQLResolveInfo } from 'graphql';
 import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, Info, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
@@ -62,12 +62,26 @@ function defineMethod(target: { prototype: object }, name: string, implementatio
 
 const upperSnake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
+/** The page arguments of a list: the public ones (first ≤ 100), or, for the bench's own model only, a larger cap. */
+function pageArgsCapped(name: string, maxPageSize: number): new () => object {
+  if (maxPageSize === MAX_PAGE_SIZE) return PageArgs;
+  const args = namedClass(`${name}PageArgs`);
+  Field(() => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many items, 1 to ${maxPageSize}.` })(args.prototype, 'first');
+  Min(1)(args.prototype, 'first');
+  Max(maxPageSize)(args.prototype, 'first');
+  Field(() => String, { nullable: true, description: 'Start after this cursor (pageInfo.endCursor of the previous page).' })(args.prototype, 'after');
+  Allow()(args.prototype, 'after');
+  ArgsType()(args);
+  return args;
+}
+
 /**
  * Generates, for one model: `<plural>(where, orderBy, first, after)`, `<singular>(id)`,
  * `create<Model>`, `update<Model>`, `delete<Model>`, the inputs, the connection types and the
  * relation fields, as type-graphql classes built at run time (decorators are plain functions).
+ * `maxPageSize` stays the public 100 but for a model the bench declares for itself.
  */
-export function generateModelSchema(model: ModelDefinition): GeneratedModel {
+export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PAGE_SIZE): GeneratedModel {
   const { name } = model;
 
   const whereType = generateWhere(model);
@@ -84,7 +98,7 @@ export function generateModelSchema(model: ModelDefinition): GeneratedModel {
   Field(() => Int, { description: `How many ${model.plural} match, in all pages (counted only when asked for).` })(connectionType.prototype, 'totalCount');
   ObjectType(`${name}Connection`, { description: `A page of ${model.plural} (Relay cursor connection).` })(connectionType);
 
-  const listArgs = namedClass(`${name}ListArgs`, PageArgs);
+  const listArgs = namedClass(`${name}ListArgs`, pageArgsCapped(name, maxPageSize));
   if (whereType) {
     Field(() => whereType, { nullable: true, description: `Conditions on ${model.plural}; leave out for all you may read.` })(listArgs.prototype, 'where');
     ValidateNested()(listArgs.prototype, 'where');
@@ -108,7 +122,7 @@ export function generateModelSchema(model: ModelDefinition): GeneratedModel {
     function (this: StoreResolver, args: ListArgs, context: Context, info: GraphQLResolveInfo) {
       return this.store.list(model, context, args, info);
     },
-    Query(() => connectionType, { description: `${model.plural[0].toUpperCase()}${model.plural.slice(1)} you may read, filtered, sorted and paginated (first ≤ ${MAX_PAGE_SIZE}).` }),
+    Query(() => connectionType, { description: `${model.plural[0].toUpperCase()}${model.plural.slice(1)} you may read, filtered, sorted and paginated (first ≤ ${maxPageSize}).` }),
     [Args(() => listArgs), Ctx(), Info()],
   );
   defineMethod(

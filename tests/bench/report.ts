@@ -37,28 +37,30 @@ export function formatTable(rows: readonly ReportRow[]): string {
   return formatColumns(HEADERS, cells, 1, [6, 7]);
 }
 
-/** One request measured on two servers that differ only by the permission layer. */
-export interface ShieldCostRow {
+/** One request measured two ways that differ by one thing (the permission layer; encrypted columns). */
+export interface CostRow {
   /** What was asked, e.g. "100 rows". */
   readonly label: string;
-  readonly withoutShield: Measurement;
-  readonly withShield: Measurement;
+  readonly base: Measurement;
+  readonly measured: Measurement;
   /** The cost the issue aims for (a goal, not a gate). */
   readonly goal: number;
 }
 
-const SHIELD_HEADERS = ['list', 'shield', 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'cost with / without'] as const;
-
-/** Each request as a row without and a row with the shield; the cost (req/s without ÷ with) on the second, by its goal. */
-export function formatShieldCost(rows: readonly ShieldCostRow[]): string {
-  const cells = rows.flatMap(({ label, withoutShield, withShield, goal }) => {
-    const cost = withShield.requestsPerSecond > 0 ? `${(withoutShield.requestsPerSecond / withShield.requestsPerSecond).toFixed(2)}×` : 'n/a';
+/**
+ * Each request as a row for the base and a row for the measured way; the cost (req/s base ÷
+ * measured, i.e. time measured ÷ base) on the second, by its goal. `names`: the column that tells
+ * the two apart, and what each row is called in it.
+ */
+export function formatCost(rows: readonly CostRow[], names: { readonly column: string; readonly base: string; readonly measured: string }): string {
+  const cells = rows.flatMap(({ label, base, measured, goal }) => {
+    const cost = measured.requestsPerSecond > 0 ? base.requestsPerSecond / measured.requestsPerSecond : undefined;
     return [
-      [label, 'without', ...measurementCells(withoutShield), ''],
-      [label, 'with', ...measurementCells(withShield), `${cost} (goal ≤ ${goal}×)`],
+      [label, names.base, ...measurementCells(base), ''],
+      [label, names.measured, ...measurementCells(measured), cost === undefined ? 'n/a' : `${cost.toFixed(2)}× (goal ≤ ${goal}×: ${cost <= goal ? 'met' : 'not met'})`],
     ];
   });
-  return formatColumns(SHIELD_HEADERS, cells, 2);
+  return formatColumns(['list', names.column, 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'cost'], cells, 2);
 }
 
 /** "me vs serverInfo: 0.85× the throughput", or undefined when either row did not run. */

@@ -7,19 +7,21 @@ import { startBastion } from '../../src/main';
 import { BASTION_VERSION } from '../../src/project';
 import { AUDIT_CONCURRENT_WRITERS, AUDIT_GOAL_EVENTS_PER_SECOND, auditSignInShare, lockHeldMs, runAuditBench } from './audit-bench';
 import { BACKUP_BENCH_POSTS, BACKUP_GOAL_MB_PER_SECOND, BACKUP_RUNS, BackupOperation, fastestRun, megabytesPerSecond, rowsPerSecond, runBackupBench } from './backup-bench';
-import { runCryptoBench } from './crypto-bench';
+import { probeProfiles, runCryptoBench, seedProfiles } from './crypto-bench';
 import { FIREWALL_GOAL, FIREWALL_RULE_COUNT, RATE_LIMITS_OFF, RATE_LIMITS_ON, probeFirewallTwins, runFirewallBench } from './firewall-bench';
 import { startFloorServer } from './floor-server';
 import { SIGN_IN_CONCURRENCY, Teardown, benchConfigFor, benchDatabaseUrl, benchPoolSize, loopbackOrigin, positiveInteger } from './harness';
 import { Measurement, countStatements, measure, probe } from './measure';
 import { benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
 import { seedBenchData } from './posts-bench';
-import { AuditRunRow, BackupRunRow, ReportRow, firewallCost, formatAuditPhases, formatAuditRuns, formatBackupRuns, formatFirewallCost, formatRelative, formatShieldCost, formatTable } from './report';
+import { AuditRunRow, BackupRunRow, ReportRow, firewallCost, formatAuditPhases, formatAuditRuns, formatBackupRuns, formatFirewallCost, formatRelative, formatCost, formatTable } from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
 import { SignInBenchResult, runSignInBench } from './sign-in-bench';
 
 const WARM_UP_SECONDS = 2;
 const SIGN_IN_MAX_SECONDS = 5;
+/** Reading two encrypted columns of 100 rows, as a multiple of the same read of plain ones. */
+const ENCRYPTION_GOAL = 1.3;
 
 interface BenchSettings {
   readonly durationSeconds: number;
@@ -87,6 +89,7 @@ async function main(signal: AbortSignal): Promise<number> {
     const tokens: Record<BenchTarget, string> = { floor: floor.token, bastion: benchUser.accessToken };
     const requestFor = (scenario: Scenario): BenchRequest => (scenario.signedIn ? withBearer(scenario.request, tokens[scenario.target]) : scenario.request);
     await seedBenchItems(bastion.database.dataSource, benchUser.id);
+    const profileReader = await seedProfiles(bastionEndpoint, bastion.database.dataSource, bastion.services);
     const shieldTwins = await startShieldTwins(bastion.services);
     teardown.add(() => shieldTwins.close());
 
@@ -101,6 +104,7 @@ async function main(signal: AbortSignal): Promise<number> {
       statementCounts.push(`${scenario.name}: ${statements} SQL statement${statements === 1 ? '' : 's'} per request`);
     }
     await probeShieldTwins(shieldTwins, benchUser.accessToken);
+    await probeProfiles(bastionOrigin, profileReader);
     await probeFirewallTwins(firewallTwins);
     const warmedUpMeasure = async (origin: string, request: BenchRequest): Promise<Measurement | undefined> => {
       // JIT, connection pools and prepared caches fill up during the warm-up; its numbers are thrown away.
@@ -133,8 +137,8 @@ async function main(signal: AbortSignal): Promise<number> {
     const shieldCosts = sections.has('permission') ? await runShieldBench(shieldTwins, benchUser.accessToken, warmedUpMeasure) : [];
     if (shieldCosts.length > 0) {
       say();
-      say('permission layer: benchItems, a user listing own rows (8 fields each), same schema with and without the shield');
-      say(formatShieldCost(shieldCosts));
+      say('permission layer: benchItems (a data API model), a user listing own rows (8 fields each): with it (shield, OWN scope in SQL, each row decided) and without it (no shield, READ ALL)');
+      say(formatCost(shieldCosts, { column: 'permissions', base: 'without', measured: 'with' }));
     }
     // Before the sign-ins, which then run on a rule table as empty as before (the section removes its rules).
     const firewall = sections.has('firewall') ? await runFirewallBench(firewallTwins, warmedUpMeasure) : undefined;
@@ -204,12 +208,13 @@ async function main(signal: AbortSignal): Promise<number> {
     }
     if (!signal.aborted && sections.has('encryption')) {
       process.stderr.write('running encryption…\n');
-      const crypto = await runCryptoBench(databaseUrl, settings.durationSeconds);
-      say();
-      say('encryption');
-      say(`  seal + open, 64-byte field        ${Math.round(crypto.sealOpenPerSecond).toLocaleString('en-US')} ops/s`);
-      say(`  read 100 rows, plain              ${crypto.plainReadMs.toFixed(2)} ms`);
-      say(`  read 100 rows, 2 encrypted cols   ${crypto.encryptedReadMs.toFixed(2)} ms   ${(crypto.encryptedReadMs / crypto.plainReadMs).toFixed(2)}× plain (goal ≤ 1.15×)`);
+      const crypto = await runCryptoBench(bastionOrigin, profileReader, settings.durationSeconds, warmedUpMeasure);
+      if (crypto) {
+        say();
+        say(`encryption: seal + open of a 64-byte field ${Math.round(crypto.sealOpenPerSecond).toLocaleString('en-US')} ops/s`);
+        say('  profiles(first: 100) through the API: id + 2 encrypted columns (phone, birthDate) vs id + 2 plain columns of the same lengths (displayName, bio)');
+        say(formatCost([{ label: '100 profiles', base: crypto.plain, measured: crypto.encrypted, goal: ENCRYPTION_GOAL }], { column: 'columns', base: 'plain', measured: 'encrypted' }));
+      }
     }
     // Last: its own database and Bastion, and the longest single operations of the run.
     if (!signal.aborted && sections.has('backups')) {
