@@ -18,8 +18,13 @@ export function gcmEncrypt(key: Buffer, iv: Buffer, plaintext: Buffer, aad: Buff
  */
 export function gcmDecrypt(key: Buffer, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Buffer {
   if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new Error('bad IV or tag length');
-  const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+  const decipher = createDecipheriv('aes-256-gcm', key, iv, GCM_OPTIONS);
   decipher.setAAD(aad);
   decipher.setAuthTag(tag);
-  return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  const plaintext = decipher.update(ciphertext);
+  // GCM holds nothing back: final() only checks the tag (and throws on a mismatch).
+  const rest = decipher.final();
+  return rest.length === 0 ? plaintext : Buffer.concat([plaintext, rest]);
 }
+
+const GCM_OPTIONS = { authTagLength: TAG_BYTES };

@@ -17,15 +17,17 @@ export class DecryptionFailedError extends Error {
   }
 }
 
-const additionalDataCache = new Map<string, Buffer>();
+/** By domain, then key id: read per encrypted value, so no string is built per lookup. */
+const additionalDataCache = new Map<string, Map<string, Buffer>>();
 
 /** The additional data: binds a ciphertext to its format version, key id and column. */
 function additionalData(kid: string, domain: string): Buffer {
-  const text = `${ENVELOPE_VERSION}.${kid}.${domain}`;
-  let aad = additionalDataCache.get(text);
+  let byKid = additionalDataCache.get(domain);
+  if (!byKid) additionalDataCache.set(domain, (byKid = new Map()));
+  let aad = byKid.get(kid);
   if (!aad) {
-    aad = Buffer.from(text, 'utf8');
-    additionalDataCache.set(text, aad);
+    aad = Buffer.from(`${ENVELOPE_VERSION}.${kid}.${domain}`, 'utf8');
+    byKid.set(kid, aad);
   }
   return aad;
 }
@@ -62,9 +64,14 @@ export function seal(keyring: Keyring, plaintext: Buffer, domain: string): strin
 
 /** Decrypts an envelope written by `seal` for the same domain, under any key of the keyring. */
 export function open(keyring: Keyring, envelope: string, domain: string): Buffer {
-  const parts = envelope.split('.');
-  if (parts.length !== 4 || parts[0] !== ENVELOPE_VERSION) throw new DecryptionFailedError(domain);
-  const [, kid, ivText, body] = parts;
+  // v1.<kid>.<iv>.<body>: found by position rather than split (a value is opened per row and column).
+  const kidStart = ENVELOPE_VERSION.length + 1;
+  const ivStart = envelope.indexOf('.', kidStart) + 1;
+  const bodyStart = ivStart > 0 ? envelope.indexOf('.', ivStart) + 1 : 0;
+  if (!envelope.startsWith(`${ENVELOPE_VERSION}.`) || ivStart === 0 || bodyStart === 0 || envelope.includes('.', bodyStart)) throw new DecryptionFailedError(domain);
+  const kid = envelope.slice(kidStart, ivStart - 1);
+  const ivText = envelope.slice(ivStart, bodyStart - 1);
+  const body = envelope.slice(bodyStart);
   const key = keyring.columnKey(kid, domain);
   const iv = Buffer.from(ivText, 'base64url');
   const sealed = Buffer.from(body, 'base64url');

@@ -25,6 +25,8 @@ const BACKUP_ARCHIVE_DOMAIN = 'bastion/v1/backup-archive/';
  */
 export class Keyring {
   private readonly derived = new Map<string, Buffer>();
+  /** Column keys by domain, then key id: read per encrypted value, so no key string is built per lookup. */
+  private readonly columnKeys = new Map<string, Map<string, Buffer>>();
 
   constructor(private readonly material: KeyringMaterial) {
     if (!material.keys.has(material.currentKid)) throw new Error(`current key id "${material.currentKid}" is not in the keyring`);
@@ -49,9 +51,16 @@ export class Keyring {
 
   /** The AES key for one column under one key id; undefined for an unknown kid. */
   columnKey(kid: string, domain: string): Buffer | undefined {
-    const dataKey = this.material.keys.get(kid);
-    if (!dataKey) return undefined;
-    return this.derive(`e:${kid}:${domain}`, dataKey, ENCRYPTION_DOMAIN + domain);
+    let byKid = this.columnKeys.get(domain);
+    if (!byKid) this.columnKeys.set(domain, (byKid = new Map()));
+    let key = byKid.get(kid);
+    if (!key) {
+      const dataKey = this.material.keys.get(kid);
+      if (!dataKey) return undefined;
+      key = this.derive(`e:${kid}:${domain}`, dataKey, ENCRYPTION_DOMAIN + domain);
+      byKid.set(kid, key);
+    }
+    return key;
   }
 
   /** The HMAC key of one column's blind index. */

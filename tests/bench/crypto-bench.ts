@@ -18,8 +18,8 @@ const PROFILES_FROM = '1998-01-01';
 const READER_ROLE = 'bench-profiles';
 
 /** Two encrypted columns selected, and the same query on two plain columns holding values of the same lengths. */
-const ENCRYPTED = graphqlRequest(`{ profiles(first: ${PROFILES}) { edges { node { id phone birthDate } } } }`);
-const PLAIN = graphqlRequest(`{ profiles(first: ${PROFILES}) { edges { node { id displayName bio } } } }`);
+export const ENCRYPTED = graphqlRequest(`{ profiles(first: ${PROFILES}) { edges { node { id phone birthDate } } } }`);
+export const PLAIN = graphqlRequest(`{ profiles(first: ${PROFILES}) { edges { node { id displayName bio } } } }`);
 
 export interface CryptoBenchResult {
   /** seal + open of one 64-byte value per second. */

@@ -11,7 +11,8 @@ import { RATE_LIMITS_OFF } from './firewall-bench';
 import { Teardown, benchConfigFor, benchDatabaseUrl, benchPoolSize, loopbackOrigin, positiveInteger } from './harness';
 import { measure, probe } from './measure';
 import { seedBenchData } from './posts-bench';
-import { SCENARIOS, withBearer } from './scenarios';
+import { ENCRYPTED, PLAIN, seedProfiles } from './crypto-bench';
+import { SCENARIOS, Scenario, withBearer } from './scenarios';
 
 /**
  * `npm run bench:profile -- <scenario> [<scenario> …]`: where one scenario's CPU time goes. Starts
@@ -22,7 +23,13 @@ import { SCENARIOS, withBearer } from './scenarios';
  */
 async function main(): Promise<number> {
   const names = process.argv.slice(2);
-  const scenarios = names.map((name) => SCENARIOS.find((scenario) => scenario.name === name && scenario.target === 'bastion') ?? fail(`no Bastion scenario named ${name}; scenarios: ${SCENARIOS.filter((s) => s.target === 'bastion').map((s) => s.name).join(', ')}`));
+  // The encryption section's two reads, by the profile reader (who may read every profile).
+  const extra: Scenario[] = [
+    { name: 'profiles-plain', target: 'bastion', request: PLAIN, signedIn: true },
+    { name: 'profiles-encrypted', target: 'bastion', request: ENCRYPTED, signedIn: true },
+  ];
+  const known = [...SCENARIOS.filter((scenario) => scenario.target === 'bastion'), ...extra];
+  const scenarios = names.map((name) => known.find((scenario) => scenario.name === name) ?? fail(`no Bastion scenario named ${name}; scenarios: ${known.map((s) => s.name).join(', ')}`));
   if (scenarios.length === 0) fail('name at least one scenario');
   const seconds = positiveInteger('BENCH_DURATION', 10);
   const connections = positiveInteger('BENCH_CONNECTIONS', 10);
@@ -35,8 +42,10 @@ async function main(): Promise<number> {
     teardown.add(() => bastion.stop());
     const origin = loopbackOrigin(bastion);
     const data = await seedBenchData(new URL('/graphql', origin).toString(), bastion.database.dataSource);
+    const profileReader = await seedProfiles(new URL('/graphql', origin).toString(), bastion.database.dataSource, bastion.services);
     for (const scenario of scenarios) {
-      const request = scenario.signedIn ? withBearer(scenario.request, data.reader.accessToken) : scenario.request;
+      const token = extra.includes(scenario) ? profileReader.accessToken : data.reader.accessToken;
+      const request = scenario.signedIn ? withBearer(scenario.request, token) : scenario.request;
       const problem = await probe(origin, request, scenario.check);
       if (problem) fail(`${scenario.name}: ${problem}`);
       await measure(origin, request, { durationSeconds: 2, connections, signal });
