@@ -1,7 +1,6 @@
-import type { Pool, PoolClient, QueryArrayConfig } from 'pg';
-import type { DataSource, EntityManager, ValueTransformer } from 'typeorm';
+import type { Pool, QueryArrayConfig } from 'pg';
+import type { DataSource, ValueTransformer } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
-import type { PostgresQueryRunner } from 'typeorm/driver/postgres/PostgresQueryRunner';
 import { ClauseSet, FieldMask, ModelScope, withFieldMask } from '../access/model-access';
 import type { RowRule } from '../access/model-rules';
 import type { Decision } from '../access/rules';
@@ -251,9 +250,9 @@ export function fieldOf(model: ModelDefinition, property: string): ModelField {
 }
 
 /**
- * Runs the data API's statements on pg directly: rows come back as arrays (no per-row objects
- * keyed by column, no entity hydration), and named TypeORM-style parameters (`:p0`, `:...p1`) are
- * turned into PostgreSQL's `$1` by TypeORM's own driver, as its query builder does.
+ * Runs the data API's reads on pg directly: rows come back as arrays (no per-row objects keyed by
+ * column, no entity hydration), and named TypeORM-style parameters (`:p0`, `:...p1`) are turned
+ * into PostgreSQL's `$1` by TypeORM's own driver, as its query builder does.
  */
 export class RowSource {
   private readonly pool: Pool;
@@ -264,13 +263,9 @@ export class RowSource {
     this.pool = this.driver.master as Pool;
   }
 
-  /** Rows as arrays, on the pool, or on the transaction of `manager`. */
-  async rows(sql: string, parameters: SqlParameters, manager?: EntityManager): Promise<unknown[][]> {
+  async rows(sql: string, parameters: SqlParameters): Promise<unknown[][]> {
     const [text, values] = this.driver.escapeQueryWithParameters(sql, parameters.values);
     const query: QueryArrayConfig = { text, values, rowMode: 'array' };
-    if (!manager?.queryRunner) return (await this.pool.query(query)).rows;
-    const client = (await (manager.queryRunner as PostgresQueryRunner).connect()) as PoolClient;
-    return (await client.query(query)).rows;
+    return (await this.pool.query(query)).rows;
   }
 }
-

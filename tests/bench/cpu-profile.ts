@@ -39,6 +39,8 @@ export function writeProfile(file: string, profile: CpuProfile): void {
 export function placeOf(url: string, functionName: string): string {
   if (url === '') {
     if (functionName === '(garbage collector)') return 'GC';
+    // graphql-jit's compiled operations (built with new Function: no url) are named after what they resolve.
+    if (/Handler$|^query$|__context|getVariables|getGraphQLResolveInfo|^anonymous$/.test(functionName)) return 'generated code';
     if (functionName === '(idle)') return 'idle';
     if (functionName === '(program)') return 'V8 / native (program)';
     return `native ${functionName}`;
@@ -58,7 +60,7 @@ export function placeOf(url: string, functionName: string): string {
 
 /** The groups a "where the time goes" table shows, in the order it shows them. */
 export const TIME_GROUPS: readonly { readonly name: string; readonly places: RegExp }[] = [
-  { name: 'GraphQL execution (graphql-js, graphql-jit, generated)', places: /^(graphql|graphql-jit|generated code|dataloader)$/ },
+  { name: 'GraphQL execution (graphql-js, graphql-jit, generated)', places: /^(graphql|graphql-jit|graphql-scalars|generated code|dataloader)$/ },
   { name: 'resolver wrappers (type-graphql, graphql-middleware, graphql-shield)', places: /^(type-graphql|graphql-middleware|graphql-shield|class-validator|class-transformer)$/ },
   { name: 'Apollo Server and express', places: /^(@apollo\/.*|@as-integrations\/.*|express|body-parser|router|raw-body|negotiator|helmet|iconv-lite|content-type|type-is|finalhandler|send|on-finished|depd|qs|parseurl|path-to-regexp|graphql-query-complexity|@escape\.tech\/.*)$/ },
   { name: 'TypeORM', places: /^typeorm$/ },

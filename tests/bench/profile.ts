@@ -33,6 +33,8 @@ async function main(): Promise<number> {
   if (scenarios.length === 0) fail('name at least one scenario');
   const seconds = positiveInteger('BENCH_DURATION', 10);
   const connections = positiveInteger('BENCH_CONNECTIONS', 10);
+  // Longer than the bench's per-scenario 2 s: a fresh server's first list runs on cold caches (V8's, PostgreSQL's) for several seconds.
+  const warmUpSeconds = positiveInteger('BENCH_WARMUP', 8);
   const logger = createLogger({ level: 'silent', pretty: false });
   const teardown = new Teardown();
   const signal = new AbortController().signal;
@@ -48,7 +50,7 @@ async function main(): Promise<number> {
       const request = scenario.signedIn ? withBearer(scenario.request, token) : scenario.request;
       const problem = await probe(origin, request, scenario.check);
       if (problem) fail(`${scenario.name}: ${problem}`);
-      await measure(origin, request, { durationSeconds: 2, connections, signal });
+      await measure(origin, request, { durationSeconds: warmUpSeconds, connections, signal });
       // The main thread's busy time per request, without the profiler: steadier than req/s on a shared host.
       const before = performance.eventLoopUtilization();
       const plain = await measure(origin, request, { durationSeconds: seconds, connections, signal });

@@ -116,6 +116,13 @@ async function main(signal: AbortSignal): Promise<number> {
 
     say(`Bastion ${BASTION_VERSION} bench: ${os.cpus().length} cores, Node ${process.version}`);
     say(`${settings.durationSeconds} s per scenario after a ${WARM_UP_SECONDS} s warm-up, ${settings.connections} connections`);
+    // One round over every read first: a fresh server's first lists run on cold caches (V8's
+    // compiled code, PostgreSQL's buffers) for several seconds, which would weigh on whichever
+    // scenario came first.
+    if (sections.has('reads')) {
+      process.stderr.write('warming up…\n');
+      for (const scenario of scenarios) await measure(origins[scenario.target], requestFor(scenario), { durationSeconds: WARM_UP_SECONDS, connections: settings.connections, signal });
+    }
     const rows: ReportRow[] = [];
     const floorRates = new Map<string, number>();
     for (const scenario of sections.has('reads') ? scenarios : []) {

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { GraphQLSchema, buildSchema, execute, isObjectType, parse } from 'graphql';
+import { GraphQLObjectType, GraphQLSchema, buildSchema, defaultFieldResolver, execute, getNamedType, isObjectType, parse } from 'graphql';
 import { chain, rule } from 'graphql-shield';
 import { unruledFields } from '../../../src/access/coverage';
+import { isRowRule } from '../../../src/access/model-rules';
 import { AccessView, Policy } from '../../../src/access/policy';
 import { isAuthenticated, isPublic, syncRule } from '../../../src/access/rules';
 import { AppError } from '../../../src/errors';
@@ -143,5 +144,39 @@ describe('schema coverage (SECURITY.md SH-2)', () => {
       }).map((field) => `${typeName}.${field}`),
     );
     expect(stale).toEqual([]);
+  });
+});
+
+describe('projected row fields (decided by the data API once per mask, served without shield\'s wrapper)', () => {
+  const rules = mergeRuleTrees(FEATURES.map((feature) => feature.rules));
+  const projectedTypes = new Set(Object.entries(rules).filter(([, fields]) => Object.values(fields).some((rule) => isRowRule(rule) && rule.row.projection !== null)).map(([typeName]) => typeName));
+
+  it('are the sample models\' fields, and only they lose the wrapper', async () => {
+    expect([...projectedTypes].sort()).toEqual(['Comment', 'Post', 'Profile']);
+    const schema = protectSchema(await buildGraphQLSchema(FEATURES), rules);
+    for (const typeName of projectedTypes) {
+      const type = schema.getType(typeName) as GraphQLObjectType;
+      for (const [fieldName, rule] of Object.entries(rules[typeName])) {
+        const projection = isRowRule(rule) ? rule.row.projection : null;
+        const resolve = type.getFields()[fieldName].resolve;
+        // A column: no resolver at all; a relation or count: graphql's default resolver; a to-many list: still shield's wrapper.
+        expect({ field: `${typeName}.${fieldName}`, resolver: resolve === undefined ? 'none' : resolve === defaultFieldResolver ? 'default' : 'wrapped' }).toEqual({ field: `${typeName}.${fieldName}`, resolver: projection === 'value' ? 'none' : projection === 'loaded' ? 'default' : 'wrapped' });
+      }
+    }
+  });
+
+  it('reach the client only through fields the data API declares (so every such object was projected)', async () => {
+    const schema = await buildGraphQLSchema(FEATURES);
+    const dataFeature = FEATURES.find((feature) => feature.name === 'data')!;
+    const declared = new Set(Object.entries(dataFeature.rules).flatMap(([typeName, fields]) => Object.keys(fields).map((field) => `${typeName}.${field}`)));
+    const producing = new Set([...projectedTypes, ...[...projectedTypes].flatMap((name) => [`${name}Connection`, `${name}Edge`])]);
+    const elsewhere: string[] = [];
+    for (const type of Object.values(schema.getTypeMap())) {
+      if (!isObjectType(type) || type.name.startsWith('__')) continue;
+      for (const field of Object.values(type.getFields())) {
+        if (producing.has(getNamedType(field.type).name) && !declared.has(`${type.name}.${field.name}`)) elsewhere.push(`${type.name}.${field.name}`);
+      }
+    }
+    expect(elsewhere).toEqual([]);
   });
 });
