@@ -91,3 +91,31 @@ export async function countStatements(origin: string, request: BenchRequest): Pr
   if (problem) throw new Error(problem);
   return statements.length;
 }
+
+/** Several runs of one request as one row: mean throughput and p50, worst p99, all failures. */
+export function combined(runs: readonly Measurement[]): Measurement {
+  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+  return {
+    requestsPerSecond: mean(runs.map((run) => run.requestsPerSecond)),
+    p50Ms: mean(runs.map((run) => run.p50Ms)),
+    p99Ms: Math.max(...runs.map((run) => run.p99Ms)),
+    failures: runs.reduce((sum, run) => sum + run.failures, 0),
+  };
+}
+
+/**
+ * Two ways of one request measured in turn (A, B, A, B…), so a drift of the machine during the
+ * section weighs on both alike rather than passing for a cost; undefined when cut short.
+ */
+export async function alternating(rounds: number, measureA: () => Promise<Measurement | undefined>, measureB: () => Promise<Measurement | undefined>): Promise<{ a: Measurement; b: Measurement } | undefined> {
+  const a: Measurement[] = [];
+  const b: Measurement[] = [];
+  for (let round = 0; round < rounds; round += 1) {
+    const first = await measureA();
+    const second = first && (await measureB());
+    if (!first || !second) return undefined;
+    a.push(first);
+    b.push(second);
+  }
+  return { a: combined(a), b: combined(b) };
+}

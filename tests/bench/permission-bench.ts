@@ -18,7 +18,7 @@ import { buildGraphQLSchema } from '../../src/schema';
 import { graphqlContext } from '../../src/server';
 import type { Services } from '../../src/services';
 import { closeAtOnce, listenOnLoopback } from './loopback';
-import { Measurement, probe } from './measure';
+import { Measurement, alternating, probe } from './measure';
 import type { CostRow } from './report';
 import { BenchRequest, graphqlRequest, withBearer } from './scenarios';
 
@@ -226,16 +226,18 @@ export async function probeShieldTwins(twins: ShieldTwins, accessToken: string):
   }
 }
 
-/** Each list without, then with the permission layer; stops at the first measurement cut short (Ctrl-C). */
+/** Measured in turn this many times each, so a drift of the machine is not read as a cost. */
+export const COST_ROUNDS = 2;
+
+/** Each list without and with the permission layer, in turn; stops at the first measurement cut short (Ctrl-C). */
 export async function runShieldBench(twins: ShieldTwins, accessToken: string, measure: Measure): Promise<CostRow[]> {
   const rows: CostRow[] = [];
   for (const list of SHIELD_LISTS) {
     const request = withBearer(benchItemsRequest(list.rows), accessToken);
     process.stderr.write(`running benchItems(first: ${list.rows}) without and with the permission layer…\n`);
-    const withoutShield = await measure(twins.withoutShield, request);
-    const withShield = withoutShield && (await measure(twins.withShield, request));
-    if (!withoutShield || !withShield) break;
-    rows.push({ label: `${list.rows} rows`, base: withoutShield, measured: withShield, goal: list.goal });
+    const runs = await alternating(COST_ROUNDS, () => measure(twins.withoutShield, request), () => measure(twins.withShield, request));
+    if (!runs) break;
+    rows.push({ label: `${list.rows} rows`, base: runs.a, measured: runs.b, goal: list.goal });
   }
   return rows;
 }

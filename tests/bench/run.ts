@@ -12,7 +12,7 @@ import { FIREWALL_GOAL, FIREWALL_RULE_COUNT, RATE_LIMITS_OFF, RATE_LIMITS_ON, pr
 import { startFloorServer } from './floor-server';
 import { SIGN_IN_CONCURRENCY, Teardown, benchConfigFor, benchDatabaseUrl, benchPoolSize, loopbackOrigin, positiveInteger } from './harness';
 import { Measurement, countStatements, measure, probe } from './measure';
-import { benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
+import { COST_ROUNDS, benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
 import { seedBenchData } from './posts-bench';
 import { AuditRunRow, BackupRunRow, ReportRow, firewallCost, formatAuditPhases, formatAuditRuns, formatBackupRuns, formatFirewallCost, formatRelative, formatCost, formatTable } from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
@@ -140,11 +140,12 @@ async function main(signal: AbortSignal): Promise<number> {
     const meVsServerInfo = formatRelative(rows, 'me', 'serverInfo');
     if (meVsServerInfo) say(meVsServerInfo);
     for (const line of statementCounts) say(line);
+    if (rows.length > 0) say(`RSS after the reads: ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (this process: both Bastions, the floor and the load generator)`);
     // Before the sign-ins and the encryption: the lists need the bench user's access token still valid.
     const shieldCosts = sections.has('permission') ? await runShieldBench(shieldTwins, benchUser.accessToken, warmedUpMeasure) : [];
     if (shieldCosts.length > 0) {
       say();
-      say('permission layer: benchItems (a data API model), a user listing own rows (8 fields each): with it (shield, OWN scope in SQL, each row decided) and without it (no shield, READ ALL)');
+      say(`permission layer: benchItems (a data API model), a user listing own rows (8 fields each): with it (shield, OWN scope in SQL, each row decided) and without it (no shield, READ ALL); ${COST_ROUNDS} runs each, in turn`);
       say(formatCost(shieldCosts, { column: 'permissions', base: 'without', measured: 'with' }));
     }
     // Before the sign-ins, which then run on a rule table as empty as before (the section removes its rules).
@@ -219,7 +220,7 @@ async function main(signal: AbortSignal): Promise<number> {
       if (crypto) {
         say();
         say(`encryption: seal + open of a 64-byte field ${Math.round(crypto.sealOpenPerSecond).toLocaleString('en-US')} ops/s`);
-        say('  profiles(first: 100) through the API: id + 2 encrypted columns (phone, birthDate) vs id + 2 plain columns of the same lengths (displayName, bio)');
+        say(`  profiles(first: 100) through the API: id + 2 encrypted columns (phone, birthDate) vs id + 2 plain columns of the same lengths (displayName, bio); ${COST_ROUNDS} runs each, in turn`);
         say(formatCost([{ label: '100 profiles', base: crypto.plain, measured: crypto.encrypted, goal: ENCRYPTION_GOAL }], { column: 'columns', base: 'plain', measured: 'encrypted' }));
       }
     }
