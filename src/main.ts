@@ -9,7 +9,7 @@ import { transportWarning } from './http/tls';
 import { unruledFields } from './access/coverage';
 import { mergeRuleTrees } from './access/shield';
 import { FEATURES, Feature } from './features';
-import type { ExecutorComparison } from './graphql/executor';
+import type { ExecutorComparisonHook } from './graphql/executor';
 import { buildGraphQLSchema } from './schema';
 import type { Logger } from './logging';
 import { BastionServer, createServer } from './server';
@@ -32,7 +32,7 @@ export interface RunningBastion {
 /** config → keyring → database (embedded when DATABASE_URL is unset) → migrations → key check → listen. */
 export async function startBastion(
   config: Config,
-  deps: { logger: Logger; clock: Clock; extraFeatures?: readonly Feature[]; onExecutorComparison?: (comparison: ExecutorComparison) => void },
+  deps: { logger: Logger; clock: Clock; extraFeatures?: readonly Feature[]; executorComparison?: ExecutorComparisonHook },
 ): Promise<RunningBastion> {
   const { logger, clock } = deps;
   const keyring = loadKeyring(config, logger);
@@ -59,7 +59,7 @@ export async function startBastion(
       models: features.flatMap((feature) => feature.models ?? []),
       unruledFields: () => unruledFieldsOf(features),
     });
-    server = await createServer({ services, extraFeatures: deps.extraFeatures, onExecutorComparison: deps.onExecutorComparison });
+    server = await createServer({ services, extraFeatures: deps.extraFeatures, executorComparison: deps.executorComparison });
     url = await server.listen();
   } catch (error) {
     await services?.stop().catch(() => undefined);

@@ -33,7 +33,7 @@ import { healthz, readyz } from './http/health';
 import { errorHandler, notFound } from './http/http-errors';
 import { requestIds } from './http/request-id';
 import { createHttpServer, strictTransportSecurity } from './http/tls';
-import { CompiledExecutor, ExecutorComparison, comparingExecutors, executorGateway } from './graphql/executor';
+import { CompiledExecutor, ExecutorComparisonHook, comparingExecutors, executorGateway } from './graphql/executor';
 import { buildGraphQLSchema } from './schema';
 import type { Services } from './services';
 
@@ -42,7 +42,7 @@ export interface ServerDeps {
   /** Features beyond the public ones; tests add throwaway resolvers this way. */
   readonly extraFeatures?: readonly Feature[];
   /** Tests: run every compiled query on graphql-js as well and report where the answers differ. */
-  readonly onExecutorComparison?: (comparison: ExecutorComparison) => void;
+  readonly executorComparison?: ExecutorComparisonHook;
 }
 
 export interface BastionServer {
@@ -118,7 +118,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const compiled = new CompiledExecutor(schema);
   const apollo = new ApolloServer<Context>({
     // Apollo's supported hook for its executor: compiled queries (see CompiledExecutor).
-    gateway: executorGateway(schema, deps.onExecutorComparison ? comparingExecutors(schema, compiled, deps.onExecutorComparison) : (request) => compiled.execute(request)),
+    gateway: executorGateway(schema, deps.executorComparison ? comparingExecutors(schema, compiled, deps.executorComparison) : (request) => compiled.execute(request)),
     // Compact JSON: the same response, without Apollo's default two-space indentation (a third of a list's bytes).
     stringifyResult: (value) => JSON.stringify(value),
     validationRules: [knownOperationTypeRule, ...armorValidationRules(config)],

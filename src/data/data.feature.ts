@@ -24,14 +24,16 @@ function relationRules(model: ModelDefinition): Record<string, RelationRule> {
 }
 
 /**
- * The fields the data API answers for whole pages (ReadPlan): columns as plain values; a to-one
- * relation or a count, which may be a pending batched load. A to-many list takes `first`, so it
- * keeps its resolver and shield decides it per row.
+ * The fields the data API answers for whole pages (ReadPlan): columns, and to-one relations (a
+ * query's rows have them joined, so they hold a row, null or a denial, never a pending load; only
+ * a row a mutation returns loads them, and mutations run on graphql-js, which awaits it), as plain
+ * values; a count, a pending batched load. A to-many list takes `first`, so it keeps its resolver
+ * and shield decides it per row.
  */
 function projectionsOf(model: ModelDefinition): Record<string, RowProjection> {
   const projections: Record<string, RowProjection> = Object.fromEntries(model.fields.map((field) => [field.name, 'value' as const]));
   for (const relation of model.relations) {
-    if (relation.kind === 'one') projections[relation.name] = 'loaded';
+    if (relation.kind === 'one') projections[relation.name] = 'value';
     if (relation.count) projections[relation.count.name] = 'loaded';
   }
   return projections;

@@ -46,9 +46,10 @@ export class ReadPlan {
   private readonly wanted: Wanted;
 
   /**
-   * `join`: read selected to-one relations in the same statement (a page, a row by id); otherwise
-   * (rows a write returns, rows already joined) they come from `loader`, batched per request, like
-   * counts. `extraFields`: stored fields needed besides the selected ones (sort keys for cursors).
+   * `join`: read selected to-one relations in the same statement, at any depth (a page, a row by
+   * id, a batch of related rows), so a query's rows never wait on a load for one; otherwise (rows a
+   * write returns) they come from `loader`, batched per request, like counts. `extraFields`: stored
+   * fields needed besides the selected ones (sort keys for cursors, a relation's key).
    */
   constructor(
     readonly model: ModelDefinition,
@@ -73,10 +74,9 @@ export class ReadPlan {
         stored.add(relation.by);
         const target = relation.target();
         const targetScope = context.access.scope(target.access, 'read');
-        // Joined only when the viewer may read the target at all (the rule denies the field otherwise);
-        // a joined row's own relations come from the loader.
+        // Joined only when the viewer may read the target at all (the rule denies the field otherwise).
         const joined = options.join && !targetScope.rows.empty;
-        const join = joined ? joins.push({ relation, plan: new ReadPlan(target, targetScope, subSelection(wanted, relation.name), rules, context, { loader: this.loader, join: false, extraFields: [relation.to] }) }) - 1 : -1;
+        const join = joined ? joins.push({ relation, plan: new ReadPlan(target, targetScope, subSelection(wanted, relation.name), rules, context, { loader: this.loader, join: true, extraFields: [relation.to] }) }) - 1 : -1;
         outputs.push({ name: relation.name, kind: 'one', relation, join });
       }
       if (relation.kind === 'many') {
@@ -89,9 +89,9 @@ export class ReadPlan {
     this.joins = joins;
   }
 
-  /** How many columns `selectFrom` selects before any extra ones. */
+  /** How many columns `selectFrom` selects before any extra ones: this model's, then each joined relation's (with its own joins). */
   get columnCount(): number {
-    return this.stored.length + this.joins.reduce((sum, { plan }) => sum + plan.stored.length, 0);
+    return this.stored.length + this.joins.reduce((sum, { plan }) => sum + plan.columnCount, 0);
   }
 
   /** The columns, in the order `decode` reads them: this model's, then each joined relation's. */
@@ -101,9 +101,9 @@ export class ReadPlan {
 
   /**
    * `SELECT … FROM table alias [LEFT JOIN LATERAL …]`: the joined relations' columns follow this
-   * model's. Each lateral subquery reads the target's rows by the relation key, inside the viewer's
-   * read scope of the target, and only where the viewer may read the target's key field itself
-   * (joining on a hidden field would reveal it).
+   * model's, each relation's own joins nested inside its subquery. Each lateral subquery reads the
+   * target's row by the relation key, inside the viewer's read scope of the target, and only where
+   * the viewer may read the target's key field itself (joining on a hidden field would reveal it).
    */
   selectFrom(alias: string, parameters: SqlParameters, extraColumns: readonly string[] = []): string {
     const columns = this.columns(alias);
@@ -114,9 +114,8 @@ export class ReadPlan {
       const key = plan.model.fields.find((field) => field.name === relation.to)!;
       const by = this.model.fields.find((field) => field.name === relation.by)!;
       const conditions = [`"${inner}"."${key.column}" = "${alias}"."${by.column}"`, ...plan.scopeConditions(inner, parameters, relation.to)];
-      const innerColumns = plan.columns(inner).map((column, at) => `${column} AS "c${at}"`);
-      joins.push(`LEFT JOIN LATERAL (SELECT ${innerColumns.join(', ')} FROM "${plan.model.table}" "${inner}" WHERE ${conditions.join(' AND ')} LIMIT 1) "${joined}" ON TRUE`);
-      columns.push(...plan.stored.map((_field, at) => `"${joined}"."c${at}"`));
+      joins.push(`LEFT JOIN LATERAL (${plan.selectFrom(inner, parameters)} WHERE ${conditions.join(' AND ')} LIMIT 1) "${joined}" ON TRUE`);
+      for (let at = 0; at < plan.columnCount; at += 1) columns.push(`"${joined}"."o${at}"`);
     });
     // Named by position: rows come back as arrays, and a derived table over this select needs unique names.
     const named = [...columns, ...extraColumns].map((column, at) => `${column} AS "o${at}"`);
@@ -133,16 +132,16 @@ export class ReadPlan {
     return conditions.filter((condition) => condition !== 'TRUE');
   }
 
-  /** The row values of a raw result row (an array, in `columns` order), from `offset`; joined rows come after. */
-  decode(raw: readonly unknown[], offset = 0): { values: RowValues; joined: (RowValues | null)[]; next: number } {
+  /** The row values of a raw result row (an array, in `selectFrom` order), from `offset`; joined rows come after, each with its own. */
+  decode(raw: readonly unknown[], offset = 0): DecodedRow & { next: number } {
     const values: RowValues = {};
     let at = offset;
     for (const field of this.stored) values[field.name] = raw[at++];
-    const joined: (RowValues | null)[] = [];
+    const joined: (DecodedRow | null)[] = [];
     for (const { plan } of this.joins) {
       const decoded = plan.decode(raw, at);
       // A joined row always has its id: all null means the join found nothing.
-      joined.push(decoded.values.id == null ? null : decoded.values);
+      joined.push(decoded.values.id == null ? null : decoded);
       at = decoded.next;
     }
     return { values, joined, next: at };
@@ -160,7 +159,7 @@ export class ReadPlan {
    * a resolver, and the stored values behind it. Values of the stored fields that an entity holds
    * are already hydrated; raw ones are decoded here (`raw`: they came from SQL).
    */
-  project(values: RowValues, joined: readonly (RowValues | null)[] = [], raw = true): object {
+  project(values: RowValues, joined: readonly (DecodedRow | null)[] = [], raw = true): object {
     const decisions = this.decisionsFor(values);
     const row: Record<string | symbol, unknown> = {};
     for (let index = 0; index < this.outputs.length; index += 1) {
@@ -179,7 +178,7 @@ export class ReadPlan {
         case 'one': {
           if (output.join >= 0) {
             const related = joined[output.join];
-            row[output.name] = related ? this.joins[output.join].plan.project(related, []) : null;
+            row[output.name] = related ? this.joins[output.join].plan.project(related.values, related.joined) : null;
           } else {
             row[output.name] = this.loader(output.relation, values, subSelection(this.wanted, output.name));
           }
@@ -222,6 +221,12 @@ export class ReadPlan {
     }
     return accessDenied(this.context, `${this.model.name}.${field}`);
   }
+}
+
+/** A row's stored values, and its joined relations' rows (null where the join found none). */
+interface DecodedRow {
+  readonly values: RowValues;
+  readonly joined: readonly (DecodedRow | null)[];
 }
 
 type Output =

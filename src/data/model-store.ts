@@ -230,7 +230,7 @@ export class ModelStore {
     const loader = context.loaders.get(`${model.name}.${relation.name}:${selectionId(wanted)}`, async (keys: readonly unknown[]) => {
       const scope = context.access.scope(target.access, 'read');
       if (scope.rows.empty) return keys.map(() => null);
-      const plan = this.plan(target, scope, wanted, context, { join: false, extraFields: [relation.to] });
+      const plan = this.plan(target, scope, wanted, context, { join: true, extraFields: [relation.to] });
       const parameters = new SqlParameters();
       const raw = await this.source.rows(`${plan.selectFrom(ROW, parameters)}${whereClause(this.relatedConditions(plan, scope.rows, relation.to, keys, parameters))}`, parameters);
       const byKey = new Map<unknown, object>();

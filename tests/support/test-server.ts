@@ -25,6 +25,8 @@ export interface TestServer {
   readonly bastion: RunningBastion;
   /** With `compareExecutors`: every compiled query, answered by graphql-js as well (`same` tells). */
   readonly executorComparisons: ExecutorComparison[];
+  /** Runs `work` without the second (graphql-js) execution, e.g. to count one request's SQL statements. */
+  withoutComparing<T>(work: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -57,8 +59,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, rateLimitsEnabled: false, backupDir, backupSchedule: undefined, backupVerifySchedule: undefined, ...TEST_KEY_SETTINGS, ...options.config });
   let bastion: RunningBastion;
   const executorComparisons: ExecutorComparison[] = [];
+  let comparing = true;
   try {
-    bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures, onExecutorComparison: options.compareExecutors ? (comparison) => executorComparisons.push(comparison) : undefined });
+    const executorComparison = options.compareExecutors ? { active: () => comparing, report: (comparison: ExecutorComparison) => executorComparisons.push(comparison) } : undefined;
+    bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures, executorComparison });
   } catch (error) {
     await database.drop();
     fs.rmSync(backupDir, { recursive: true, force: true });
@@ -75,6 +79,14 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     database,
     bastion,
     executorComparisons,
+    withoutComparing: async (work) => {
+      comparing = false;
+      try {
+        return await work();
+      } finally {
+        comparing = true;
+      }
+    },
     close: async () => {
       await bastion.stop();
       await database.drop();
