@@ -106,20 +106,33 @@ const REFRESH_SESSION = `mutation RefreshSession($input: RefreshSessionInput!) {
 const ME = 'query Me { me { id } }';
 
 type AuthPayload = Tokens & { user: { id: string; mfaEnabled: boolean } };
-type SignInResult = ({ __typename: 'AuthPayload' } & AuthPayload) | { __typename: 'MfaChallenge'; mfaToken: string; methods: string[]; expiresAt: string };
-type PostsPage = { posts: { totalCount: number; edges: { cursor: string; node: PostNode }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } };
+type SignInResult =
+  ({ __typename: 'AuthPayload' } & AuthPayload) | { __typename: 'MfaChallenge'; mfaToken: string; methods: string[]; expiresAt: string };
+type PostsPage = {
+  posts: { totalCount: number; edges: { cursor: string; node: PostNode }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
+};
 
 /**
  * One GraphQL request: a JSON POST, with the access token (when signed in) as a Bearer header.
  * Any error fails the step here, because every field this flow asks for is one the user may read.
  * A real screen should rather keep `data` alongside `errors` (partial data, see docs/mobile.md).
  */
-async function graphql<TData>(url: string, operation: string, query: string, variables: Record<string, unknown> = {}, accessToken?: string): Promise<TData> {
+async function graphql<TData>(
+  url: string,
+  operation: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  accessToken?: string,
+): Promise<TData> {
   let response: Response;
   try {
     response = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json', ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}),
+      },
       body: JSON.stringify({ query, variables }),
     });
   } catch (error) {
@@ -158,7 +171,13 @@ export async function runMobileFlow(options: MobileFlowOptions): Promise<MobileF
   // 2. Start two-factor authentication. The app shows the QR code (enrollTotp also returns
   //    qrCodeSvg) or the secret for manual entry, then asks for the first code. The secret is
   //    shown once: the app never stores or logs it.
-  const { enrollTotp } = await graphql<{ enrollTotp: { factorId: string; secret: string; otpauthUri: string } }>(url, 'enrollTotp', ENROLL_TOTP, {}, signUp.accessToken);
+  const { enrollTotp } = await graphql<{ enrollTotp: { factorId: string; secret: string; otpauthUri: string } }>(
+    url,
+    'enrollTotp',
+    ENROLL_TOTP,
+    {},
+    signUp.accessToken,
+  );
   log(`TOTP enrolment started: ${enrollTotp.otpauthUri.split('?')[0]}`);
 
   // 3. Confirm it with the code the authenticator shows, plus the password (first factor only).
@@ -166,7 +185,13 @@ export async function runMobileFlow(options: MobileFlowOptions): Promise<MobileF
   //    the 10 recovery codes once and asks the user to save them; it does not keep them.
   //    A wrong code: INVALID_MFA_CODE (let the user retype); a wrong password: INVALID_CREDENTIALS.
   const confirmCode = await totpCodeAt(enrollTotp.secret, 'confirmTotp');
-  const { confirmTotp } = await graphql<{ confirmTotp: { codes: string[] } }>(url, 'confirmTotp', CONFIRM_TOTP, { input: { code: confirmCode, currentPassword: password } }, signUp.accessToken);
+  const { confirmTotp } = await graphql<{ confirmTotp: { codes: string[] } }>(
+    url,
+    'confirmTotp',
+    CONFIRM_TOTP,
+    { input: { code: confirmCode, currentPassword: password } },
+    signUp.accessToken,
+  );
   log(`two-factor authentication on; ${confirmTotp.codes.length} recovery codes to show once`);
 
   // 4. Sign out (or: the user installs the app on a new phone). The session's tokens stop working
@@ -181,7 +206,8 @@ export async function runMobileFlow(options: MobileFlowOptions): Promise<MobileF
   //    the same mutation returns an AuthPayload: apps handle both members of the union.
   //    Wrong email or password: INVALID_CREDENTIALS (the same for both); too many: RATE_LIMITED.
   const { signIn } = await graphql<{ signIn: SignInResult }>(url, 'signIn', SIGN_IN, { input: { email, password } });
-  if (signIn.__typename !== 'MfaChallenge') throw new Error(`signIn returned ${signIn.__typename}; expected an MfaChallenge for an account with TOTP`);
+  if (signIn.__typename !== 'MfaChallenge')
+    throw new Error(`signIn returned ${signIn.__typename}; expected an MfaChallenge for an account with TOTP`);
   log(`sign-in asks for a second factor (${signIn.methods.join(' or ')}) until ${signIn.expiresAt}`);
 
   // 6. Complete the sign-in with a code (a recovery code works too). The session is aal2.
@@ -189,17 +215,31 @@ export async function runMobileFlow(options: MobileFlowOptions): Promise<MobileF
   //    until the authenticator shows the next); UNAUTHENTICATED: the challenge expired or took
   //    five wrong codes, go back to the password screen. The app stores the new tokens as in 1.
   const signInCode = await totpCodeAt(enrollTotp.secret, 'verifyMfa');
-  const { verifyMfa: session } = await graphql<{ verifyMfa: AuthPayload }>(url, 'verifyMfa', VERIFY_MFA, { input: { mfaToken: signIn.mfaToken, code: signInCode } });
+  const { verifyMfa: session } = await graphql<{ verifyMfa: AuthPayload }>(url, 'verifyMfa', VERIFY_MFA, {
+    input: { mfaToken: signIn.mfaToken, code: signInCode },
+  });
   log(`signed in with two factors; mfaEnabled = ${session.user.mfaEnabled}`);
 
   // 7. Create the user's profile (one per account; a second one is CONFLICT). The owner is set
   //    by the server. Invalid input: BAD_USER_INPUT with extensions.field naming the form field.
-  const { createProfile: profile } = await graphql<{ createProfile: MobileFlowResult['profile'] }>(url, 'createProfile', CREATE_PROFILE, { input: { displayName: 'Mobile Flow', bio: 'Made by examples/mobile-flow.ts' } }, session.accessToken);
+  const { createProfile: profile } = await graphql<{ createProfile: MobileFlowResult['profile'] }>(
+    url,
+    'createProfile',
+    CREATE_PROFILE,
+    { input: { displayName: 'Mobile Flow', bio: 'Made by examples/mobile-flow.ts' } },
+    session.accessToken,
+  );
   log(`profile ${profile.id} created`);
 
   // 8. Create a post, published (drafts are visible to their author only).
   const title = `Hello from the mobile flow ${randomBytes(3).toString('hex')}`;
-  const { createPost: post } = await graphql<{ createPost: MobileFlowResult['post'] }>(url, 'createPost', CREATE_POST, { input: { title, body: 'Written by examples/mobile-flow.ts.', published: true } }, session.accessToken);
+  const { createPost: post } = await graphql<{ createPost: MobileFlowResult['post'] }>(
+    url,
+    'createPost',
+    CREATE_POST,
+    { input: { title, body: 'Written by examples/mobile-flow.ts.', published: true } },
+    session.accessToken,
+  );
   log(`post ${post.id} created`);
 
   // 9. List the user's posts, newest first, page by page as a feed scrolls: each next page is
@@ -223,7 +263,9 @@ export async function runMobileFlow(options: MobileFlowOptions): Promise<MobileF
   //     grace (meant for a retry of a lost response), it counts as theft and ends the session
   //     (TOKEN_REUSED), so the app must never run two refreshes with the same token.
   //     UNAUTHENTICATED or TOKEN_REUSED here: the session is over, show the sign-in screen.
-  const { refreshSession: refreshed } = await graphql<{ refreshSession: AuthPayload }>(url, 'refreshSession', REFRESH_SESSION, { input: { refreshToken: session.refreshToken } });
+  const { refreshSession: refreshed } = await graphql<{ refreshSession: AuthPayload }>(url, 'refreshSession', REFRESH_SESSION, {
+    input: { refreshToken: session.refreshToken },
+  });
   const { me } = await graphql<{ me: { id: string } | null }>(url, 'me', ME, {}, refreshed.accessToken);
   if (!me) throw new Error('me: null with the refreshed access token');
   log(`session refreshed; the new access token is valid until ${refreshed.accessTokenExpiresAt}`);

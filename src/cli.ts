@@ -97,7 +97,15 @@ function withServices<T>(work: (services: Services, database: Database) => Promi
     const keyring = loadKeyring(config, logger);
     installKeyring(keyring);
     await new KeyService(database.dataSource, keyring, systemClock).assertKeyringCoversData();
-    const services = await createServices({ config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, keyring, unruledFields: () => unruledFieldsOf(FEATURES) });
+    const services = await createServices({
+      config,
+      dataSource: database.dataSource,
+      databaseUrl: database.url,
+      logger,
+      clock: systemClock,
+      keyring,
+      unruledFields: () => unruledFieldsOf(FEATURES),
+    });
     try {
       return await work(services, database);
     } finally {
@@ -156,7 +164,10 @@ async function keyStatus(): Promise<void> {
     say('encrypted columns (rows per key id):');
     if (status.columns.length === 0) say('  (none yet)');
     for (const column of status.columns) {
-      const counts = Object.entries(column.rowsByKid).map(([kid, rows]) => `${kid}=${rows}`).join(' ') || 'no rows';
+      const counts =
+        Object.entries(column.rowsByKid)
+          .map(([kid, rows]) => `${kid}=${rows}`)
+          .join(' ') || 'no rows';
       say(`  ${`${column.table}.${column.column}`.padEnd(32)} ${counts}`);
     }
   });
@@ -198,7 +209,9 @@ export function buildCli(): Command {
 
   program
     .command('serve')
-    .description('Start the GraphQL server (embedded PostgreSQL unless DATABASE_URL is set); migrations run first unless BASTION_MIGRATE_ON_START=false')
+    .description(
+      'Start the GraphQL server (embedded PostgreSQL unless DATABASE_URL is set); migrations run first unless BASTION_MIGRATE_ON_START=false',
+    )
     .action(serve);
 
   const migrate = program.command('migrate').description('Database migrations (with no subcommand: apply pending ones)');
@@ -238,15 +251,24 @@ export function buildCli(): Command {
         await runMigrations(dataSource, logger);
         const generated = await generateMigration(dataSource, name, path.join(PROJECT_ROOT, 'migrations'), systemClock);
         if (!generated) return say('no changes: the database already matches the entities');
-        say(`wrote ${path.relative(process.cwd(), generated.file)} (${generated.statements} statements); run \`npm run migration:run\` or restart to apply it`);
+        say(
+          `wrote ${path.relative(process.cwd(), generated.file)} (${generated.statements} statements); run \`npm run migration:run\` or restart to apply it`,
+        );
       }),
     );
 
   const keys = program.command('keys').description('Encryption keys: generate, status, reencrypt, forget');
   keys
     .command('generate')
-    .description('Print a fresh random key line, kid:base64key, for BASTION_ENCRYPTION_KEYS (the part after ":" also serves as BASTION_BLIND_INDEX_KEY)')
-    .option('--kid <kid>', 'key id to print (letters, digits, _ and -, at most 32)', keyIdOption, `k${systemClock.now().toISOString().slice(0, 10).replace(/-/g, '')}`)
+    .description(
+      'Print a fresh random key line, kid:base64key, for BASTION_ENCRYPTION_KEYS (the part after ":" also serves as BASTION_BLIND_INDEX_KEY)',
+    )
+    .option(
+      '--kid <kid>',
+      'key id to print (letters, digits, _ and -, at most 32)',
+      keyIdOption,
+      `k${systemClock.now().toISOString().slice(0, 10).replace(/-/g, '')}`,
+    )
     .action((options: { kid: string }) => say(`${options.kid}:${generateKey()}`));
   keys.command('status').description('Key ids in the keyring and in use, and rows per key id in every encrypted column').action(keyStatus);
   keys
@@ -267,7 +289,9 @@ export function buildCli(): Command {
         say(`re-encrypted ${rewritten} value${rewritten === 1 ? '' : 's'}; run \`bastion keys status\` to check`);
         if (unreadable.length > 0) {
           for (const value of unreadable.slice(0, 20)) say(`  unreadable: ${value.table}.${value.column} row ${value.id}`);
-          throw new CliFailure(`${unreadable.length} value(s) could not be decrypted with any key of the keyring and were left as they are`);
+          throw new CliFailure(
+            `${unreadable.length} value(s) could not be decrypted with any key of the keyring and were left as they are`,
+          );
         }
       }),
     );
@@ -277,7 +301,8 @@ export function buildCli(): Command {
     .option('--force', 'confirm that values still under this key become unreadable')
     .description('Let the keyring drop a key that rows may still use (those values are lost)')
     .action((kid: string, options: { force?: boolean }) => {
-      if (!options.force) throw new CliFailure(`refusing to forget key "${kid}" without --force: values still encrypted under it become unreadable`);
+      if (!options.force)
+        throw new CliFailure(`refusing to forget key "${kid}" without --force: values still encrypted under it become unreadable`);
       return withKeys(async (keyService) => {
         await keyService.forget(kid);
         say(`forgot key ${kid}`);
@@ -286,8 +311,13 @@ export function buildCli(): Command {
 
   keys
     .command('rotate-signing')
-    .description('Publish a new access-token signing key; it starts signing once verifiers have had time to fetch it (~6 min). The old key stays published until its tokens expire')
-    .option('--now', 'make the new key sign at once (suspected compromise; external verifiers may refuse new tokens until they refetch the JWKS)')
+    .description(
+      'Publish a new access-token signing key; it starts signing once verifiers have had time to fetch it (~6 min). The old key stays published until its tokens expire',
+    )
+    .option(
+      '--now',
+      'make the new key sign at once (suspected compromise; external verifiers may refuse new tokens until they refetch the JWKS)',
+    )
     .action((options: { now?: boolean }) =>
       withServices(async ({ signingKeys }) => {
         const retired = await signingKeys.retireExpired();
@@ -304,7 +334,7 @@ export function buildCli(): Command {
   const admin = program.command('admin').description('Administrator accounts');
   admin
     .command('create')
-    .requiredOption('--email <email>', 'the administrator\'s email address')
+    .requiredOption('--email <email>', "the administrator's email address")
     .description('Create an administrator account (password from a hidden prompt, or piped on stdin; never an argument)')
     .action((options: { email: string }) =>
       withServices(async ({ accounts }) => {
@@ -322,7 +352,11 @@ export function buildCli(): Command {
       withServices(async ({ firewall: rules, clock }) => {
         const now = clock.now().getTime();
         for (const rule of await rules.list()) {
-          const expiry = rule.expiresAt ? (rule.expiresAt.getTime() <= now ? `expired ${rule.expiresAt.toISOString()}` : `until ${rule.expiresAt.toISOString()}`) : 'permanent';
+          const expiry = rule.expiresAt
+            ? rule.expiresAt.getTime() <= now
+              ? `expired ${rule.expiresAt.toISOString()}`
+              : `until ${rule.expiresAt.toISOString()}`
+            : 'permanent';
           say(`${rule.id}  ${rule.action.toUpperCase().padEnd(5)}  ${rule.cidr.padEnd(43)}  ${expiry}${rule.note ? `  ${rule.note}` : ''}`);
         }
       }),
@@ -336,7 +370,8 @@ export function buildCli(): Command {
       .action((cidr: string, options: { note?: string; expires?: string }) =>
         withServices(async ({ firewall: rules }) => {
           const expiresAt = options.expires === undefined ? null : new Date(options.expires);
-          if (expiresAt && Number.isNaN(expiresAt.getTime())) throw new Error(`--expires must be an ISO date-time such as 2027-01-31T00:00:00Z (got ${options.expires})`);
+          if (expiresAt && Number.isNaN(expiresAt.getTime()))
+            throw new Error(`--expires must be an ISO date-time such as 2027-01-31T00:00:00Z (got ${options.expires})`);
           const rule = await rules.add({ cidr, action, note: options.note, expiresAt }, CLI_ACTOR);
           say(`added ${rule.id}: ${rule.action.toUpperCase()} ${rule.cidr}`);
         }),
@@ -379,7 +414,9 @@ export function buildCli(): Command {
           say(`audit log intact: ${report.checked} events checked`);
           return;
         }
-        say(`audit log BROKEN at event ${report.firstBrokenId} (${report.checked} events checked): it was edited, inserted, or follows a deleted event`);
+        say(
+          `audit log BROKEN at event ${report.firstBrokenId} (${report.checked} events checked): it was edited, inserted, or follows a deleted event`,
+        );
         process.exitCode = 1;
       }),
     );
@@ -390,7 +427,8 @@ export function buildCli(): Command {
     .action((options: { since?: string }) =>
       withDatabase(async ({ dataSource }) => {
         const since = options.since === undefined ? null : new Date(options.since);
-        if (since && Number.isNaN(since.getTime())) throw new Error(`--since must be an ISO date-time such as 2027-01-31T00:00:00Z (got ${options.since})`);
+        if (since && Number.isNaN(since.getTime()))
+          throw new Error(`--since must be an ISO date-time such as 2027-01-31T00:00:00Z (got ${options.since})`);
         for await (const event of new AuditReader(dataSource).export(since)) process.stdout.write(`${JSON.stringify(event)}\n`);
       }),
     );
@@ -408,8 +446,14 @@ export function buildCli(): Command {
   });
 
   const schema = program.command('schema').description('The GraphQL SDL that mobile clients build from');
-  schema.command('emit').description('Write schema/schema.graphql from the code').action(() => emitSchema(false));
-  schema.command('check').description('Fail when schema/schema.graphql differs from the code').action(() => emitSchema(true));
+  schema
+    .command('emit')
+    .description('Write schema/schema.graphql from the code')
+    .action(() => emitSchema(false));
+  schema
+    .command('check')
+    .description('Fail when schema/schema.graphql differs from the code')
+    .action(() => emitSchema(true));
 
   return program;
 }

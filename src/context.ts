@@ -14,7 +14,13 @@ export interface Viewer {
   readonly amr: readonly string[];
 }
 
-export const ANONYMOUS: Viewer = Object.freeze({ userId: null, sessionId: null, roles: Object.freeze(['anonymous']), aal: 0, amr: Object.freeze([]) });
+export const ANONYMOUS: Viewer = Object.freeze({
+  userId: null,
+  sessionId: null,
+  roles: Object.freeze(['anonymous']),
+  aal: 0,
+  amr: Object.freeze([]),
+});
 
 /** What every resolver and rule receives for one request. */
 export interface Context {

@@ -102,4 +102,14 @@ export const backupFeature: Feature = {
 export const modelsFeature: Feature = dataFeature(MODELS);
 
 /** Every feature of the public API, in schema order. */
-export const FEATURES: readonly Feature[] = [systemFeature, accountsFeature, mfaFeature, accessFeature, firewallFeature, auditFeature, selfAuditFeature, backupFeature, modelsFeature];
+export const FEATURES: readonly Feature[] = [
+  systemFeature,
+  accountsFeature,
+  mfaFeature,
+  accessFeature,
+  firewallFeature,
+  auditFeature,
+  selfAuditFeature,
+  backupFeature,
+  modelsFeature,
+];

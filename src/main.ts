@@ -41,7 +41,10 @@ export async function startBastion(
   if (warning) logger.warn(warning);
 
   const features = [...FEATURES, ...(deps.extraFeatures ?? [])];
-  const database = await openDatabase(config, logger, { migrate: config.migrateOnStart, extraEntities: features.flatMap((feature) => feature.entities ?? []) });
+  const database = await openDatabase(config, logger, {
+    migrate: config.migrateOnStart,
+    extraEntities: features.flatMap((feature) => feature.entities ?? []),
+  });
   let server: BastionServer;
   let services: Services | undefined;
   let url: string;

@@ -11,9 +11,15 @@ export type PruneTask = (manager: EntityManager) => Promise<number>;
  * emailed tokens. Every instance schedules it; the one that gets the advisory lock does the work
  * (DESIGN "Scale": scheduled jobs take a PostgreSQL advisory lock), never inside a request.
  */
-export async function runMaintenance(dataSource: DataSource, tasks: Readonly<Record<string, PruneTask>>, logger: Logger): Promise<Record<string, number> | null> {
+export async function runMaintenance(
+  dataSource: DataSource,
+  tasks: Readonly<Record<string, PruneTask>>,
+  logger: Logger,
+): Promise<Record<string, number> | null> {
   return dataSource.transaction(async (manager) => {
-    const [{ locked }]: { locked: boolean }[] = await manager.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [MAINTENANCE_LOCK_KEY]);
+    const [{ locked }]: { locked: boolean }[] = await manager.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [
+      MAINTENANCE_LOCK_KEY,
+    ]);
     if (!locked) return null;
     const removed: Record<string, number> = {};
     for (const [name, task] of Object.entries(tasks)) removed[name] = await task(manager);
@@ -27,16 +33,24 @@ export async function runMaintenance(dataSource: DataSource, tasks: Readonly<Rec
  * enough, and short-lived processes such as CLI commands need no housekeeping). Returns the
  * function that stops it.
  */
-export function scheduleMaintenance(dataSource: DataSource, tasks: Readonly<Record<string, PruneTask>>, logger: Logger, intervalMs: number): () => void {
+export function scheduleMaintenance(
+  dataSource: DataSource,
+  tasks: Readonly<Record<string, PruneTask>>,
+  logger: Logger,
+  intervalMs: number,
+): () => void {
   const run = () => {
     void runMaintenance(dataSource, tasks, logger).catch((error: unknown) => logger.warn({ err: error }, 'maintenance failed'));
   };
   let interval: NodeJS.Timeout | undefined;
-  const first = setTimeout(() => {
-    run();
-    interval = setInterval(run, intervalMs);
-    interval.unref();
-  }, Math.min(intervalMs, 5 * 60 * 1000));
+  const first = setTimeout(
+    () => {
+      run();
+      interval = setInterval(run, intervalMs);
+      interval.unref();
+    },
+    Math.min(intervalMs, 5 * 60 * 1000),
+  );
   first.unref();
   return () => {
     clearTimeout(first);

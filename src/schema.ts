@@ -22,7 +22,14 @@ class InstanceContainer implements ContainerType {
  */
 function readPlainFieldsDirectly(): void {
   for (const field of getMetadataStorage().fields) {
-    if (field.simple === undefined && !field.middlewares?.length && !field.roles?.length && !field.params?.length && field.name === field.schemaName) field.simple = true;
+    if (
+      field.simple === undefined &&
+      !field.middlewares?.length &&
+      !field.roles?.length &&
+      !field.params?.length &&
+      field.name === field.schemaName
+    )
+      field.simple = true;
   }
 }
 

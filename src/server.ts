@@ -22,7 +22,13 @@ import type { Context } from './context';
 import { RequestLoaders } from './data/request-loaders';
 import { formatClientError, serviceUnavailable } from './errors';
 import { firewallGate } from './firewall/firewall.gate';
-import { armorValidationRules, costLimitPlugin, knownOperationTypeRule, tokenLimitGate, variableDepthGate } from './firewall/graphql-limits';
+import {
+  armorValidationRules,
+  costLimitPlugin,
+  knownOperationTypeRule,
+  tokenLimitGate,
+  variableDepthGate,
+} from './firewall/graphql-limits';
 import { loadOperationAllowlist, operationAllowlistPlugin } from './firewall/operation-allowlist';
 import { rateLimitGate, rateLimitPlugin } from './firewall/rate-limits';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
@@ -82,7 +88,9 @@ export function graphqlContext(services: Services): (integration: { req: express
       },
       viewer,
       accessTokenExpired,
-      access: new AccessView(await currentPolicy(services), viewer, { adminNetwork: services.firewall.adminAllowedFrom(req.clientIp || null) }),
+      access: new AccessView(await currentPolicy(services), viewer, {
+        adminNetwork: services.firewall.adminAllowedFrom(req.clientIp || null),
+      }),
       clock: services.clock,
       loaders: new RequestLoaders(),
       ipAddress: req.clientIp || null,
@@ -107,7 +115,10 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const { config, dataSource, logger } = services;
   const features = [...FEATURES, ...(deps.extraFeatures ?? [])];
   const schema = protectSchema(
-    await buildGraphQLSchema(features, features.flatMap((feature) => feature.wire(services))),
+    await buildGraphQLSchema(
+      features,
+      features.flatMap((feature) => feature.wire(services)),
+    ),
     mergeRuleTrees(features.map((feature) => feature.rules)),
   );
 
@@ -118,7 +129,10 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const compiled = new CompiledExecutor(schema);
   const apollo = new ApolloServer<Context>({
     // Apollo's supported hook for its executor: compiled queries (see CompiledExecutor).
-    gateway: executorGateway(schema, deps.executorComparison ? comparingExecutors(schema, compiled, deps.executorComparison) : (request) => compiled.execute(request)),
+    gateway: executorGateway(
+      schema,
+      deps.executorComparison ? comparingExecutors(schema, compiled, deps.executorComparison) : (request) => compiled.execute(request),
+    ),
     // Compact JSON: the same response, without Apollo's default two-space indentation (a third of a list's bytes).
     stringifyResult: (value) => JSON.stringify(value),
     validationRules: [knownOperationTypeRule, ...armorValidationRules(config)],
@@ -136,7 +150,9 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     stopOnTerminationSignals: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
-      config.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
+      config.sandbox
+        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        : ApolloServerPluginLandingPageDisabled(),
       introspectionGate(config.introspection),
       costLimitPlugin(schema, config.graphqlMaxCost),
       ...(services.rateLimits ? [rateLimitPlugin(services.rateLimits)] : []),
@@ -162,7 +178,10 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   app.get('/healthz', healthz);
   let closing: Promise<void> | undefined;
   // Health probes come from the load balancer, whatever the IP rules say.
-  app.get('/readyz', readyz(dataSource, () => closing !== undefined));
+  app.get(
+    '/readyz',
+    readyz(dataSource, () => closing !== undefined),
+  );
   // Whatever any instance committed before this request arrived (a sign-out, a grant, an IP rule) is in force for it.
   app.use(changesHeard(services));
   app.use(firewallGate(services.firewall, services.hits));

@@ -83,10 +83,18 @@ export interface Services extends ServiceDeps {
 
 export async function createServices(deps: ServiceDeps): Promise<Services> {
   const { config, dataSource, logger, clock } = deps;
-  const notifications = new Notifications({ url: deps.databaseUrl, logger, applicationName: `bastion-listen-${os.hostname()}`.slice(0, 63) });
+  const notifications = new Notifications({
+    url: deps.databaseUrl,
+    logger,
+    applicationName: `bastion-listen-${os.hostname()}`.slice(0, 63),
+  });
   const audit = new AuditLog(clock);
   const signingKeys = new SigningKeysService(dataSource, clock, { accessTokenTtlSeconds: config.accessTokenTtlSeconds }, audit);
-  const accessTokens = new AccessTokens(signingKeys, clock, { issuer: config.publicUrl, audience: config.tokenAudience, ttlSeconds: config.accessTokenTtlSeconds });
+  const accessTokens = new AccessTokens(signingKeys, clock, {
+    issuer: config.publicUrl,
+    audience: config.tokenAudience,
+    ttlSeconds: config.accessTokenTtlSeconds,
+  });
   const sessionCache = new SessionCache(dataSource, clock, config.refreshIdleDays * 24 * 60 * 60 * 1000, notifications);
   const sessions = new SessionsService(dataSource, clock, accessTokens, sessionCache, audit, {
     idleDays: config.refreshIdleDays,
@@ -98,7 +106,16 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   const outbox = new OutboxService(dataSource, transport, clock, logger);
   const hasher = new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 });
   const throttle = new LoginThrottler(dataSource, clock, undefined, logger);
-  const mfa = new MfaService(dataSource, clock, hasher, new LoginThrottler(dataSource, clock, MFA_LADDERS, logger), sessions, audit, outbox, { appName: config.appName });
+  const mfa = new MfaService(
+    dataSource,
+    clock,
+    hasher,
+    new LoginThrottler(dataSource, clock, MFA_LADDERS, logger),
+    sessions,
+    audit,
+    outbox,
+    { appName: config.appName },
+  );
   const accounts = new AccountsService(
     dataSource,
     clock,
@@ -113,7 +130,13 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     { publicUrl: config.publicUrl, appName: config.appName, requireVerifiedEmail: config.requireVerifiedEmail },
   );
 
-  const firewall = new FirewallService(dataSource, clock, audit, { defaultAction: config.firewallDefault, adminAllowedCidrs: config.adminAllowedCidrs }, notifications);
+  const firewall = new FirewallService(
+    dataSource,
+    clock,
+    audit,
+    { defaultAction: config.firewallDefault, adminAllowedCidrs: config.adminAllowedCidrs },
+    notifications,
+  );
   const policy = new PolicyService(dataSource, clock, audit, sessionCache, config.mfaRequiredFor, notifications);
 
   // Subscriptions exist before the listener starts, so no invalidation is missed.
@@ -127,8 +150,13 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     loginThrottles: (manager) => throttle.prune(manager),
     accountTokens: (manager) => accountTokens.prune(manager),
     mfaChallenges: (manager) => mfa.pruneChallenges(manager),
-    rateLimits: async (manager) => (await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute()).affected ?? 0,
-    auditRetention: async (manager) => (config.auditRetentionDays > 0 ? audit.prune(manager, new Date(clock.now().getTime() - config.auditRetentionDays * 24 * 60 * 60 * 1000)) : 0),
+    rateLimits: async (manager) =>
+      (await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute())
+        .affected ?? 0,
+    auditRetention: async (manager) =>
+      config.auditRetentionDays > 0
+        ? audit.prune(manager, new Date(clock.now().getTime() - config.auditRetentionDays * 24 * 60 * 60 * 1000))
+        : 0,
   };
   // Each minute's blocks and limit hits become one audit row per kind (aggregated: an attack cannot flood the chain).
   const hits = new HitLog(logger, clock, HIT_WINDOW_MS, 1_000, async (window) => {
@@ -136,22 +164,46 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
       action: window.kind,
       outcome: 'denied',
       targetType: 'network',
-      metadata: { from: window.from.toISOString(), to: window.to.toISOString(), hits: window.hits, subjects: window.subjects, top: window.top.map((entry) => ({ subject: entry.subject, hits: entry.hits })) },
+      metadata: {
+        from: window.from.toISOString(),
+        to: window.to.toISOString(),
+        hits: window.hits,
+        subjects: window.subjects,
+        top: window.top.map((entry) => ({ subject: entry.subject, hits: entry.hits })),
+      },
     });
   });
   const hitTimer = setInterval(() => void hits.flush(), HIT_WINDOW_MS).unref();
-  const redis = config.rateLimitsEnabled && config.redisUrl ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) : null;
+  const redis =
+    config.rateLimitsEnabled && config.redisUrl
+      ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true })
+      : null;
   // An 'error' event without a listener would crash the process; the limiters fall back to memory meanwhile.
-  redis?.on('error', (error) => logger.warn({ err: error }, 'redis: connection problem; rate limits fall back to this instance\'s memory'));
+  redis?.on('error', (error) => logger.warn({ err: error }, "redis: connection problem; rate limits fall back to this instance's memory"));
   // Connected before the first request, so early requests are counted in Redis, not in memory.
-  await redis?.connect().catch((error: unknown) => logger.warn({ err: error }, 'redis: not reachable at start; rate limits use this instance\'s memory until it is'));
+  await redis
+    ?.connect()
+    .catch((error: unknown) =>
+      logger.warn({ err: error }, "redis: not reachable at start; rate limits use this instance's memory until it is"),
+    );
   const rateLimits = config.rateLimitsEnabled
-    ? new RateLimits(redis ? { kind: 'redis', client: redis } : { kind: 'postgres', pool: (dataSource.driver as PostgresDriver).master as Pool }, {
-        perIp: config.rateLimitPerIp,
-        storeWaitMs: config.rateLimitStoreWaitMs,
-        perUser: config.rateLimitPerUser,
-        operations: { signIn: config.rateLimitSignIn, signUp: config.rateLimitSignUp, verifyMfa: config.rateLimitVerifyMfa, requestPasswordReset: config.rateLimitPasswordReset },
-      }, hits, clock, logger)
+    ? new RateLimits(
+        redis ? { kind: 'redis', client: redis } : { kind: 'postgres', pool: (dataSource.driver as PostgresDriver).master as Pool },
+        {
+          perIp: config.rateLimitPerIp,
+          storeWaitMs: config.rateLimitStoreWaitMs,
+          perUser: config.rateLimitPerUser,
+          operations: {
+            signIn: config.rateLimitSignIn,
+            signUp: config.rateLimitSignUp,
+            verifyMfa: config.rateLimitVerifyMfa,
+            requestPasswordReset: config.rateLimitPasswordReset,
+          },
+        },
+        hits,
+        clock,
+        logger,
+      )
     : null;
   const backups = new BackupService(dataSource, deps.databaseUrl, deps.keyring, clock, audit, logger, {
     dir: config.backupDir ?? path.join(config.dataDir, 'backups'),
@@ -179,7 +231,19 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     rateLimits,
     // Unwired, the coverage check cannot run, and says so (FAIL), rather than pass unseen.
     backups,
-    selfAudit: new SelfAudit(dataSource, clock, audit, logger, config, deps.keyring, backups.options, deps.unruledFields ?? (async () => { throw new Error('the schema coverage walk is not wired into these services'); })),
+    selfAudit: new SelfAudit(
+      dataSource,
+      clock,
+      audit,
+      logger,
+      config,
+      deps.keyring,
+      backups.options,
+      deps.unruledFields ??
+        (async () => {
+          throw new Error('the schema coverage walk is not wired into these services');
+        }),
+    ),
     outbox,
     maintenanceTasks,
     stop: async () => {

@@ -16,10 +16,14 @@ export class AccessResolver {
 
   @Query(() => [RoleType], { description: 'Every role, built-in first, then by name.' })
   roles(@Ctx() context: Context): RoleType[] {
-    return context.access.policy.roles.sort((a, b) => Number(b.builtIn) - Number(a.builtIn) || a.name.localeCompare(b.name)).map(RoleType.of);
+    return context.access.policy.roles
+      .sort((a, b) => Number(b.builtIn) - Number(a.builtIn) || a.name.localeCompare(b.name))
+      .map(RoleType.of);
   }
 
-  @Query(() => [PermissionGrantType], { description: 'The whole policy for models, exactly as this request enforces it: every grant, by model, action and role.' })
+  @Query(() => [PermissionGrantType], {
+    description: 'The whole policy for models, exactly as this request enforces it: every grant, by model, action and role.',
+  })
   permissionMatrix(@Ctx() context: Context): PermissionGrantType[] {
     return context.access.policy.grants.map(PermissionGrantType.of);
   }
@@ -29,7 +33,9 @@ export class AccessResolver {
     return RoleType.of(await this.policy.createRole(input, actorOf(context)));
   }
 
-  @Mutation(() => Boolean, { description: 'Deletes a custom role with its grants; its members lose it at their next request. Built-in roles cannot be deleted.' })
+  @Mutation(() => Boolean, {
+    description: 'Deletes a custom role with its grants; its members lose it at their next request. Built-in roles cannot be deleted.',
+  })
   async deleteRole(@Arg('name') name: string, @Ctx() context: Context): Promise<boolean> {
     await this.policy.deleteRole(name, actorOf(context));
     return true;
@@ -41,18 +47,24 @@ export class AccessResolver {
     return this.users.find(input.userId);
   }
 
-  @Mutation(() => User, { description: 'Takes a role from a user, in force at their next request. The last active admin keeps admin (CONFLICT).' })
+  @Mutation(() => User, {
+    description: 'Takes a role from a user, in force at their next request. The last active admin keeps admin (CONFLICT).',
+  })
   async unassignRole(@Arg('input') input: AssignRoleInput, @Ctx() context: Context): Promise<User> {
     await this.policy.unassignRole(input.userId, input.role, actorOf(context));
     return this.users.find(input.userId);
   }
 
-  @Mutation(() => PermissionGrantType, { description: 'Grants a role an action on a model, in force at the next request on every instance.' })
+  @Mutation(() => PermissionGrantType, {
+    description: 'Grants a role an action on a model, in force at the next request on every instance.',
+  })
   async grantPermission(@Arg('input') input: GrantPermissionInput, @Ctx() context: Context): Promise<PermissionGrantType> {
     return PermissionGrantType.of(await this.policy.grantPermission(input, actorOf(context)));
   }
 
-  @Mutation(() => Boolean, { description: 'Removes a grant (by its id from permissionMatrix), in force at the next request on every instance.' })
+  @Mutation(() => Boolean, {
+    description: 'Removes a grant (by its id from permissionMatrix), in force at the next request on every instance.',
+  })
   async revokePermission(@Arg('id', () => ID) id: string, @Ctx() context: Context): Promise<boolean> {
     await this.policy.revokePermission(id, actorOf(context));
     return true;

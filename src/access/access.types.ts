@@ -30,12 +30,14 @@ registerEnumType(ScopeValue, {
   name: 'Scope',
   description: 'Which rows a grant covers.',
   valuesConfig: {
-    OWN: { description: 'Rows the viewer owns (the model\'s owner field is the viewer).' },
-    ALL: { description: 'Every row (narrowed by the grant\'s filter, if it names one).' },
+    OWN: { description: "Rows the viewer owns (the model's owner field is the viewer)." },
+    ALL: { description: "Every row (narrowed by the grant's filter, if it names one)." },
   },
 });
 
-@ObjectType('Role', { description: 'A role. Every viewer holds "anonymous", every signed-in account "user"; admins create others and assign them.' })
+@ObjectType('Role', {
+  description: 'A role. Every viewer holds "anonymous", every signed-in account "user"; admins create others and assign them.',
+})
 export class RoleType {
   @Field({ description: 'Unique name, e.g. "editor".' })
   name!: string;
@@ -46,7 +48,10 @@ export class RoleType {
   @Field({ description: 'anonymous, user and admin: they cannot be deleted.' })
   builtIn!: boolean;
 
-  @Field({ description: 'Members act with this role only on a session confirmed with the second factor (aal2); otherwise MFA_REQUIRED. As enforced, including BASTION_MFA_REQUIRED_FOR.' })
+  @Field({
+    description:
+      'Members act with this role only on a session confirmed with the second factor (aal2); otherwise MFA_REQUIRED. As enforced, including BASTION_MFA_REQUIRED_FOR.',
+  })
   requireMfa!: boolean;
 
   static of(role: RoleDefinition): RoleType {
@@ -54,7 +59,9 @@ export class RoleType {
   }
 }
 
-@ObjectType('PermissionGrant', { description: 'One permission: a role may do an action on a model\'s rows in a scope, for some or all fields.' })
+@ObjectType('PermissionGrant', {
+  description: "One permission: a role may do an action on a model's rows in a scope, for some or all fields.",
+})
 export class PermissionGrantType {
   @Field(() => ID, { description: 'Pass it to revokePermission.' })
   id!: string;
@@ -74,7 +81,10 @@ export class PermissionGrantType {
   @Field(() => [String], { nullable: true, description: 'The fields it covers; null means every field of the model.' })
   fields!: readonly string[] | null;
 
-  @Field(() => String, { nullable: true, description: 'A row filter the model defines in code (e.g. "published") that narrows the scope; null for none.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'A row filter the model defines in code (e.g. "published") that narrows the scope; null for none.',
+  })
   filter!: string | null;
 
   static of(grant: Grant): PermissionGrantType {
@@ -101,7 +111,7 @@ export class CreateRoleInput {
 
 @InputType({ description: 'A user and a role.' })
 export class AssignRoleInput {
-  @Field(() => ID, { description: 'The user\'s id.' })
+  @Field(() => ID, { description: "The user's id." })
   @IsString()
   @MaxLength(64)
   userId!: string;
@@ -119,7 +129,7 @@ export class GrantPermissionInput {
   @MaxLength(40)
   role!: string;
 
-  @Field({ description: 'The model\'s GraphQL type name (see permissionMatrix for the known ones).' })
+  @Field({ description: "The model's GraphQL type name (see permissionMatrix for the known ones)." })
   @IsString()
   @MaxLength(100)
   model!: string;
@@ -127,10 +137,13 @@ export class GrantPermissionInput {
   @Field(() => ActionValue, { description: 'What it allows.' })
   action!: Action;
 
-  @Field(() => ScopeValue, { description: 'OWN (the viewer\'s rows) or ALL.' })
+  @Field(() => ScopeValue, { description: "OWN (the viewer's rows) or ALL." })
   scope!: Scope;
 
-  @Field(() => [String], { nullable: true, description: 'Fields it covers (readable ones for READ, writable ones for CREATE/UPDATE); leave out for all. Not for DELETE.' })
+  @Field(() => [String], {
+    nullable: true,
+    description: 'Fields it covers (readable ones for READ, writable ones for CREATE/UPDATE); leave out for all. Not for DELETE.',
+  })
   @IsOptional()
   @ArrayMaxSize(200)
   @IsString({ each: true })

@@ -18,5 +18,6 @@ export async function keepAnActiveAdmin(manager: EntityManager, userId: string):
       WHERE ur.role_name = 'admin'`,
     [userId],
   );
-  if (holds && others === 0) throw new AppError('CONFLICT', 'This is the last active admin: assign admin to someone else first (or use `bastion admin create`).');
+  if (holds && others === 0)
+    throw new AppError('CONFLICT', 'This is the last active admin: assign admin to someone else first (or use `bastion admin create`).');
 }

@@ -41,7 +41,9 @@ export function introspectionGate(mode: IntrospectionMode): ApolloServerPlugin<C
           contextValue.logger.info({ userId: contextValue.viewer.userId }, 'introspection refused');
           // An admin whose role needs aal2 is told so; anyone else learns only that it is for admins.
           if (asAdmin instanceof AppError) throw new AppError(asAdmin.code, asAdmin.message, { stopsRequest: true });
-          throw new AppError('FORBIDDEN', 'Introspection is available to admins only. Build your client from schema/schema.graphql.', { stopsRequest: true });
+          throw new AppError('FORBIDDEN', 'Introspection is available to admins only. Build your client from schema/schema.graphql.', {
+            stopsRequest: true,
+          });
         },
       };
     },

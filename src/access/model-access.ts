@@ -138,7 +138,8 @@ export class RowScope {
 
   /** The clauses the row falls in (0 or '' for none). */
   matching(row: object): ClauseSet {
-    if (this.clauses.length > MAX_BITSET_CLAUSES) return this.clauses.flatMap((clause, index) => (this.inClause(row, clause) ? [index] : [])).join(',');
+    if (this.clauses.length > MAX_BITSET_CLAUSES)
+      return this.clauses.flatMap((clause, index) => (this.inClause(row, clause) ? [index] : [])).join(',');
     let set = 0;
     for (let index = 0; index < this.clauses.length; index += 1) {
       if (this.inClause(row, this.clauses[index])) set |= 1 << index;
@@ -254,10 +255,14 @@ export class ModelScope {
   writableClauses(inputFields: readonly string[]): AccessClause[] {
     const unknown = inputFields.find((field) => !this.spec.writableFields.includes(field));
     if (unknown) throw new AppError('BAD_USER_INPUT', `"${unknown}" cannot be set on ${this.spec.name}.`, { details: { field: unknown } });
-    const clauses = this.decision.clauses.filter((clause) => inputFields.every((field) => clause.fields === null || clause.fields.has(field)));
+    const clauses = this.decision.clauses.filter((clause) =>
+      inputFields.every((field) => clause.fields === null || clause.fields.has(field)),
+    );
     if (clauses.length === 0) {
       const field = inputFields.find((name) => !this.decision.clauses.some((clause) => clause.fields === null || clause.fields.has(name)));
-      throw new AppError('FORBIDDEN', `You may not set "${field ?? inputFields[0]}" on ${this.spec.name}.`, { details: { field: field ?? inputFields[0] } });
+      throw new AppError('FORBIDDEN', `You may not set "${field ?? inputFields[0]}" on ${this.spec.name}.`, {
+        details: { field: field ?? inputFields[0] },
+      });
     }
     return clauses;
   }

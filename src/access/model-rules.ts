@@ -56,16 +56,32 @@ function readable(mask: FieldMask | undefined, field: string): boolean {
  * mask and shows nothing (fail closed). `projections`: the fields the data API decides for whole
  * pages, and how it serves them (see RowFieldRule); the others are decided by shield per row.
  */
-export function modelRowRules(spec: ModelAccessSpec, relations: Readonly<Record<string, RelationRule>> = {}, projections: Readonly<Record<string, RowProjection>> = {}): ReadonlyMap<string, RowRule> {
+export function modelRowRules(
+  spec: ModelAccessSpec,
+  relations: Readonly<Record<string, RelationRule>> = {},
+  projections: Readonly<Record<string, RowProjection>> = {},
+): ReadonlyMap<string, RowRule> {
   const rules = new Map<string, RowRule>();
   for (const field of spec.readableFields) {
     const relation = relations[field];
     const decide = relation
-      ? (mask: FieldMask | undefined, access: AccessView): Decision => readable(mask, field) && (relation.via === undefined || readable(mask, relation.via)) && access.check(relation.target, 'read')
+      ? (mask: FieldMask | undefined, access: AccessView): Decision =>
+          readable(mask, field) && (relation.via === undefined || readable(mask, relation.via)) && access.check(relation.target, 'read')
       : (mask: FieldMask | undefined): Decision => readable(mask, field);
     const name = relation ? `canReadRelation:${spec.name}.${field}` : `canReadField:${spec.name}.${field}`;
-    const row: RowFieldRule = { model: spec.name, field, projection: Object.hasOwn(projections, field) ? projections[field] : null, decide };
-    rules.set(field, Object.assign(syncRule(name, (parent, _args, context) => decide(fieldMaskOf(parent), context.access)), { row }));
+    const row: RowFieldRule = {
+      model: spec.name,
+      field,
+      projection: Object.hasOwn(projections, field) ? projections[field] : null,
+      decide,
+    };
+    rules.set(
+      field,
+      Object.assign(
+        syncRule(name, (parent, _args, context) => decide(fieldMaskOf(parent), context.access)),
+        { row },
+      ),
+    );
   }
   return rules;
 }
@@ -74,7 +90,11 @@ export function modelRowRules(spec: ModelAccessSpec, relations: Readonly<Record<
  * The shield rules for one model, compiled from its spec: each root field needs a grant for its
  * action (decided once per request), and each field of the type is decided by its row rule.
  */
-export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, rowRules: ReadonlyMap<string, RowRule> = modelRowRules(spec)): RuleTree {
+export function modelRules(
+  spec: ModelAccessSpec,
+  operations: ModelOperations,
+  rowRules: ReadonlyMap<string, RowRule> = modelRowRules(spec),
+): RuleTree {
   // One rule per action (shield refuses two different rules under one name).
   const actionRules = new Map<Action, ShieldRule>();
   const canAct = (action: Action): ShieldRule => {
@@ -86,7 +106,10 @@ export function modelRules(spec: ModelAccessSpec, operations: ModelOperations, r
     return actionRule;
   };
   const tree: RuleTree = { [spec.name]: Object.fromEntries(rowRules) };
-  for (const [section, fields] of [['Query', operations.query], ['Mutation', operations.mutation]] as const) {
+  for (const [section, fields] of [
+    ['Query', operations.query],
+    ['Mutation', operations.mutation],
+  ] as const) {
     for (const [field, action] of Object.entries(fields ?? {})) (tree[section] ??= {})[field] = canAct(action);
   }
   return tree;

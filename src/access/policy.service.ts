@@ -78,11 +78,25 @@ export class PolicyService {
     }
     for (const spec of specs) {
       const seeded = await this.dataSource.transaction(async (manager) => {
-        const inserted: unknown[] = await manager.createQueryBuilder().insert().into(PolicySeed).values({ model: spec.name }).orIgnore().returning('model').execute().then((result) => result.raw as unknown[]);
+        const inserted: unknown[] = await manager
+          .createQueryBuilder()
+          .insert()
+          .into(PolicySeed)
+          .values({ model: spec.name })
+          .orIgnore()
+          .returning('model')
+          .execute()
+          .then((result) => result.raw as unknown[]);
         if (inserted.length === 0) return false;
         for (const grant of spec.defaults) {
           const row = await this.insertGrant(manager, { ...grant, model: spec.name }, null);
-          await this.auditGrant(manager, 'grant_added', row, { actorId: null, ipAddress: null, userAgent: null, requestId: null }, { source: 'model_defaults' });
+          await this.auditGrant(
+            manager,
+            'grant_added',
+            row,
+            { actorId: null, ipAddress: null, userAgent: null, requestId: null },
+            { source: 'model_defaults' },
+          );
         }
         await this.cache.announce(manager);
         return true;
@@ -93,12 +107,27 @@ export class PolicyService {
 
   async createRole(input: NewRole, actor: Actor): Promise<RoleDefinition> {
     const name = input.name.trim();
-    if (!ROLE_NAME.test(name)) throw new AppError('BAD_USER_INPUT', 'A role name is 2–40 characters: lower-case letters, digits, "-" and "_", starting with a letter.', { details: { field: 'name' } });
+    if (!ROLE_NAME.test(name))
+      throw new AppError(
+        'BAD_USER_INPUT',
+        'A role name is 2–40 characters: lower-case letters, digits, "-" and "_", starting with a letter.',
+        { details: { field: 'name' } },
+      );
     const description = input.description?.trim() || null;
     const requireMfa = input.requireMfa ?? false;
     await this.change(async (manager) => {
-      await conflictOnDuplicate(() => manager.insert(Role, { name, description, builtIn: false, requireMfa }), `A role named "${name}" already exists.`);
-      await this.audit.append(manager, { action: 'role_created', outcome: 'success', targetType: 'role', targetId: name, metadata: { requireMfa }, ...actor });
+      await conflictOnDuplicate(
+        () => manager.insert(Role, { name, description, builtIn: false, requireMfa }),
+        `A role named "${name}" already exists.`,
+      );
+      await this.audit.append(manager, {
+        action: 'role_created',
+        outcome: 'success',
+        targetType: 'role',
+        targetId: name,
+        metadata: { requireMfa },
+        ...actor,
+      });
     });
     return { name, description, builtIn: false, requireMfa: requiresMfa({ name, requireMfa }, this.mfaRequiredFor) };
   }
@@ -108,12 +137,23 @@ export class PolicyService {
     await this.change(async (manager) => {
       const role = await manager.findOne(Role, { where: { name }, lock: { mode: 'pessimistic_write' } });
       if (!role) throw new AppError('NOT_FOUND', `No role named "${name}".`);
-      if (role.builtIn) throw new AppError('BAD_USER_INPUT', `"${name}" is a built-in role and cannot be deleted.`, { details: { field: 'name' } });
+      if (role.builtIn)
+        throw new AppError('BAD_USER_INPUT', `"${name}" is a built-in role and cannot be deleted.`, { details: { field: 'name' } });
       const members = await manager.find(UserRole, { where: { roleName: name }, select: { userId: true } });
       const grants = await manager.count(PermissionGrantRow, { where: { roleName: name } });
       await manager.delete(Role, { name });
-      await this.announceMembers(manager, members.map((member) => member.userId));
-      await this.audit.append(manager, { action: 'role_deleted', outcome: 'success', targetType: 'role', targetId: name, metadata: { members: members.length, grants }, ...actor });
+      await this.announceMembers(
+        manager,
+        members.map((member) => member.userId),
+      );
+      await this.audit.append(manager, {
+        action: 'role_deleted',
+        outcome: 'success',
+        targetType: 'role',
+        targetId: name,
+        metadata: { members: members.length, grants },
+        ...actor,
+      });
     });
   }
 
@@ -123,10 +163,24 @@ export class PolicyService {
     await this.change(async (manager) => {
       await this.lockUser(manager, userId);
       await this.lockRole(manager, roleName);
-      const result = await manager.createQueryBuilder().insert().into(UserRole).values({ userId, roleName }).orIgnore().returning('user_id').execute();
+      const result = await manager
+        .createQueryBuilder()
+        .insert()
+        .into(UserRole)
+        .values({ userId, roleName })
+        .orIgnore()
+        .returning('user_id')
+        .execute();
       if ((result.raw as unknown[]).length === 0) return;
       await this.announceMembers(manager, [userId]);
-      await this.audit.append(manager, { action: 'role_assigned', outcome: 'success', targetType: 'user', targetId: userId, metadata: { role: roleName }, ...actor });
+      await this.audit.append(manager, {
+        action: 'role_assigned',
+        outcome: 'success',
+        targetType: 'user',
+        targetId: userId,
+        metadata: { role: roleName },
+        ...actor,
+      });
     });
   }
 
@@ -140,7 +194,14 @@ export class PolicyService {
       const { affected } = await manager.delete(UserRole, { userId, roleName });
       if (!affected) return;
       await this.announceMembers(manager, [userId]);
-      await this.audit.append(manager, { action: 'role_unassigned', outcome: 'success', targetType: 'user', targetId: userId, metadata: { role: roleName }, ...actor });
+      await this.audit.append(manager, {
+        action: 'role_unassigned',
+        outcome: 'success',
+        targetType: 'user',
+        targetId: userId,
+        metadata: { role: roleName },
+        ...actor,
+      });
     });
   }
 
@@ -165,12 +226,21 @@ export class PolicyService {
 
   /** Roles and grants from one snapshot, so a grant is never paired with a role it did not belong to. */
   private async load(): Promise<Policy> {
-    const [roles, grants] = await this.dataSource.transaction('REPEATABLE READ', async (manager) => [
-      await manager.find(Role, { order: { name: 'ASC' } }),
-      await manager.find(PermissionGrantRow, { order: { model: 'ASC', action: 'ASC', roleName: 'ASC', createdAt: 'ASC' } }),
-    ] as const);
+    const [roles, grants] = await this.dataSource.transaction(
+      'REPEATABLE READ',
+      async (manager) =>
+        [
+          await manager.find(Role, { order: { name: 'ASC' } }),
+          await manager.find(PermissionGrantRow, { order: { model: 'ASC', action: 'ASC', roleName: 'ASC', createdAt: 'ASC' } }),
+        ] as const,
+    );
     return new Policy(
-      roles.map((role) => ({ name: role.name, description: role.description, builtIn: role.builtIn, requireMfa: requiresMfa(role, this.mfaRequiredFor) })),
+      roles.map((role) => ({
+        name: role.name,
+        description: role.description,
+        builtIn: role.builtIn,
+        requireMfa: requiresMfa(role, this.mfaRequiredFor),
+      })),
       grants.map(grantOf),
     );
   }
@@ -186,7 +256,11 @@ export class PolicyService {
 
   private assignable(roleName: string): void {
     if (roleName === ANONYMOUS_ROLE || roleName === USER_ROLE) {
-      throw new AppError('BAD_USER_INPUT', `"${roleName}" is implicit: ${roleName === USER_ROLE ? 'every signed-in account holds it' : 'it is the role of signed-out viewers'}.`, { details: { field: 'role' } });
+      throw new AppError(
+        'BAD_USER_INPUT',
+        `"${roleName}" is implicit: ${roleName === USER_ROLE ? 'every signed-in account holds it' : 'it is the role of signed-out viewers'}.`,
+        { details: { field: 'role' } },
+      );
     }
   }
 
@@ -196,7 +270,8 @@ export class PolicyService {
 
   /** Holds the role until commit (a concurrent deleteRole waits), or NOT_FOUND. */
   private async lockRole(manager: EntityManager, name: string): Promise<void> {
-    if (!(await manager.findOne(Role, { where: { name }, lock: { mode: 'pessimistic_read' } }))) throw new AppError('NOT_FOUND', `No role named "${name}".`);
+    if (!(await manager.findOne(Role, { where: { name }, lock: { mode: 'pessimistic_read' } })))
+      throw new AppError('NOT_FOUND', `No role named "${name}".`);
   }
 
   private async announceMembers(manager: EntityManager, userIds: readonly string[]): Promise<void> {
@@ -210,10 +285,23 @@ export class PolicyService {
     const existing = await manager
       .createQueryBuilder(PermissionGrantRow, 'grant')
       .where('grant.role_name = :role AND grant.model = :model AND grant.action = :action AND grant.scope = :scope', grant)
-      .andWhere('grant.filter IS NOT DISTINCT FROM :filter AND grant.fields IS NOT DISTINCT FROM :fields', { filter: grant.filter, fields: grant.fields })
+      .andWhere('grant.filter IS NOT DISTINCT FROM :filter AND grant.fields IS NOT DISTINCT FROM :fields', {
+        filter: grant.filter,
+        fields: grant.fields,
+      })
       .getOne();
     if (existing) throw new AppError('CONFLICT', `An identical grant exists (id ${existing.id}).`);
-    return manager.save(Object.assign(new PermissionGrantRow(), { roleName: grant.role, model: grant.model, action: grant.action, scope: grant.scope, fields: grant.fields, filter: grant.filter, createdBy }));
+    return manager.save(
+      Object.assign(new PermissionGrantRow(), {
+        roleName: grant.role,
+        model: grant.model,
+        action: grant.action,
+        scope: grant.scope,
+        fields: grant.fields,
+        filter: grant.filter,
+        createdBy,
+      }),
+    );
   }
 
   /** Checks a grant against the model it names; fields are de-duplicated and sorted. */
@@ -223,35 +311,66 @@ export class PolicyService {
       const known = [...this.models.keys()].sort().join(', ') || 'none yet';
       throw new AppError('BAD_USER_INPUT', `Unknown model "${input.model}". Models: ${known}.`, { details: { field: 'model' } });
     }
-    if (input.scope === 'own' && spec.ownerField === null) throw new AppError('BAD_USER_INPUT', `${spec.name} rows have no owner: use scope ALL.`, { details: { field: 'scope' } });
-    if (input.scope === 'own' && input.role === ANONYMOUS_ROLE) throw new AppError('BAD_USER_INPUT', 'Signed-out viewers own nothing: use scope ALL for anonymous.', { details: { field: 'scope' } });
-    if (input.action === 'create' && input.role === ANONYMOUS_ROLE && spec.ownerField !== null) throw new AppError('BAD_USER_INPUT', `${spec.name} rows have an owner, and signed-out viewers cannot be one: grant CREATE to signed-in roles.`, { details: { field: 'action' } });
+    if (input.scope === 'own' && spec.ownerField === null)
+      throw new AppError('BAD_USER_INPUT', `${spec.name} rows have no owner: use scope ALL.`, { details: { field: 'scope' } });
+    if (input.scope === 'own' && input.role === ANONYMOUS_ROLE)
+      throw new AppError('BAD_USER_INPUT', 'Signed-out viewers own nothing: use scope ALL for anonymous.', { details: { field: 'scope' } });
+    if (input.action === 'create' && input.role === ANONYMOUS_ROLE && spec.ownerField !== null)
+      throw new AppError(
+        'BAD_USER_INPUT',
+        `${spec.name} rows have an owner, and signed-out viewers cannot be one: grant CREATE to signed-in roles.`,
+        { details: { field: 'action' } },
+      );
     const filter = input.filter ?? null;
     if (filter !== null && !Object.hasOwn(spec.filters, filter)) {
       const known = Object.keys(spec.filters).sort().join(', ') || 'none';
-      throw new AppError('BAD_USER_INPUT', `${spec.name} has no row filter "${filter}". Filters: ${known}.`, { details: { field: 'filter' } });
+      throw new AppError('BAD_USER_INPUT', `${spec.name} has no row filter "${filter}". Filters: ${known}.`, {
+        details: { field: 'filter' },
+      });
     }
     let fields: string[] | null = null;
     if (input.fields != null) {
-      if (input.action === 'delete') throw new AppError('BAD_USER_INPUT', 'A DELETE grant covers whole rows: leave fields out.', { details: { field: 'fields' } });
-      if (input.fields.length === 0) throw new AppError('BAD_USER_INPUT', 'List at least one field, or leave fields out for all of them.', { details: { field: 'fields' } });
+      if (input.action === 'delete')
+        throw new AppError('BAD_USER_INPUT', 'A DELETE grant covers whole rows: leave fields out.', { details: { field: 'fields' } });
+      if (input.fields.length === 0)
+        throw new AppError('BAD_USER_INPUT', 'List at least one field, or leave fields out for all of them.', {
+          details: { field: 'fields' },
+        });
       const allowed = input.action === 'read' ? spec.readableFields : spec.writableFields;
       const unknown = input.fields.filter((field) => !allowed.includes(field));
       if (unknown.length > 0) {
-        throw new AppError('BAD_USER_INPUT', `${spec.name} has no ${input.action === 'read' ? 'readable' : 'writable'} field ${unknown.map((field) => `"${field}"`).join(', ')}. Fields: ${allowed.join(', ')}.`, { details: { field: 'fields' } });
+        throw new AppError(
+          'BAD_USER_INPUT',
+          `${spec.name} has no ${input.action === 'read' ? 'readable' : 'writable'} field ${unknown.map((field) => `"${field}"`).join(', ')}. Fields: ${allowed.join(', ')}.`,
+          { details: { field: 'fields' } },
+        );
       }
       fields = [...new Set(input.fields)].sort();
     }
     return { role: input.role, model: spec.name, action: input.action, scope: input.scope, fields, filter };
   }
 
-  private async auditGrant(manager: EntityManager, action: 'grant_added' | 'grant_removed', row: PermissionGrantRow, actor: Actor, extra: Record<string, string>): Promise<void> {
+  private async auditGrant(
+    manager: EntityManager,
+    action: 'grant_added' | 'grant_removed',
+    row: PermissionGrantRow,
+    actor: Actor,
+    extra: Record<string, string>,
+  ): Promise<void> {
     await this.audit.append(manager, {
       action,
       outcome: 'success',
       targetType: 'permission_grant',
       targetId: row.id,
-      metadata: { role: row.roleName, model: row.model, grantedAction: row.action, scope: row.scope, fields: row.fields, filter: row.filter, ...extra },
+      metadata: {
+        role: row.roleName,
+        model: row.model,
+        grantedAction: row.action,
+        scope: row.scope,
+        fields: row.fields,
+        filter: row.filter,
+        ...extra,
+      },
       ...actor,
     });
   }

@@ -117,7 +117,9 @@ export class AccessView {
     readonly viewer: Viewer,
     options: { adminNetwork?: boolean } = {},
   ) {
-    const held = (viewer.userId === null ? [ANONYMOUS_ROLE] : [ANONYMOUS_ROLE, USER_ROLE, ...viewer.roles]).filter((role) => role !== ADMIN_ROLE || options.adminNetwork !== false);
+    const held = (viewer.userId === null ? [ANONYMOUS_ROLE] : [ANONYMOUS_ROLE, USER_ROLE, ...viewer.roles]).filter(
+      (role) => role !== ADMIN_ROLE || options.adminNetwork !== false,
+    );
     const inForce = new Set<string>();
     const heldBack = new Set<string>();
     for (const name of held) {
@@ -187,5 +189,8 @@ export class AccessView {
 }
 
 export function mfaRequired(): AppError {
-  return new AppError('MFA_REQUIRED', 'This needs a session confirmed with your second factor: sign in again and complete verifyMfa (enroll one with enrollTotp first if you have none).');
+  return new AppError(
+    'MFA_REQUIRED',
+    'This needs a session confirmed with your second factor: sign in again and complete verifyMfa (enroll one with enrollTotp first if you have none).',
+  );
 }

@@ -6,7 +6,12 @@ import { ADMIN_ROLE, mfaRequired } from './policy';
 
 /** A rule's answer: true allows; an AppError is the field's error (e.g. MFA_REQUIRED); false denies (FORBIDDEN / UNAUTHENTICATED). */
 export type Decision = boolean | AppError;
-export type Decide<TParent = unknown> = (parent: TParent, args: Record<string, unknown>, context: Context, info: GraphQLResolveInfo) => Decision;
+export type Decide<TParent = unknown> = (
+  parent: TParent,
+  args: Record<string, unknown>,
+  context: Context,
+  info: GraphQLResolveInfo,
+) => Decision;
 
 /**
  * A graphql-shield rule that decides synchronously, from the request's AccessView and the parent
@@ -18,7 +23,11 @@ export function syncRule<TParent = unknown>(name: string, decide: Decide<TParent
   const decideAndLog: Decide<TParent> = (parent, args, context, info) => {
     const decision = decide(parent, args, context, info);
     // A denial carrying its own error (MFA_REQUIRED) skips shield's fallbackError, which logs the others.
-    if (decision instanceof Error) context.logger.info({ field: `${info.parentType.name}.${info.fieldName}`, userId: context.viewer.userId, code: decision.code }, 'access denied');
+    if (decision instanceof Error)
+      context.logger.info(
+        { field: `${info.parentType.name}.${info.fieldName}`, userId: context.viewer.userId, code: decision.code },
+        'access denied',
+      );
     return decision;
   };
   return Object.assign(rule(name, { cache: 'no_cache' })(decideAndLog as never), { decideSync: decideAndLog });

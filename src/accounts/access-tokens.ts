@@ -87,7 +87,9 @@ export class AccessTokens {
     // Keys are retired once tokens of this lifetime have expired; a longer lifetime would see its
     // tokens rejected early, after a rotation.
     if (options.ttlSeconds > keys.accessTokenTtlSeconds) {
-      throw new RangeError(`ttlSeconds (${options.ttlSeconds}) exceeds the signing keys' accessTokenTtlSeconds (${keys.accessTokenTtlSeconds})`);
+      throw new RangeError(
+        `ttlSeconds (${options.ttlSeconds}) exceeds the signing keys' accessTokenTtlSeconds (${keys.accessTokenTtlSeconds})`,
+      );
     }
   }
 
@@ -126,7 +128,10 @@ export class AccessTokens {
     let payload: JWTPayload;
     let kid: string | undefined;
     try {
-      ({ payload, protectedHeader: { kid } } = await jwtVerify(token, this.keys.verificationKeys(), {
+      ({
+        payload,
+        protectedHeader: { kid },
+      } = await jwtVerify(token, this.keys.verificationKeys(), {
         algorithms: ['EdDSA'],
         issuer: this.options.issuer,
         audience: this.options.audience,

@@ -16,7 +16,14 @@ export class AccountTokens {
   async issue(manager: EntityManager, userId: string, purpose: AccountTokenPurpose): Promise<string> {
     const token = newOpaqueToken();
     const now = this.clock.now();
-    await manager.insert(AccountToken, { userId, purpose, tokenHash: hashToken(token), expiresAt: new Date(now.getTime() + ACCOUNT_TOKEN_TTL_MS[purpose]), usedAt: null, createdAt: now });
+    await manager.insert(AccountToken, {
+      userId,
+      purpose,
+      tokenHash: hashToken(token),
+      expiresAt: new Date(now.getTime() + ACCOUNT_TOKEN_TTL_MS[purpose]),
+      usedAt: null,
+      createdAt: now,
+    });
     return token;
   }
 
@@ -36,25 +43,39 @@ export class AccountTokens {
   async peek(manager: EntityManager, token: string, purpose: AccountTokenPurpose): Promise<string | null> {
     const row = await manager
       .createQueryBuilder(AccountToken, 'token')
-      .where('token.token_hash = :hash AND token.purpose = :purpose AND token.used_at IS NULL AND token.expires_at > :now', { hash: hashToken(token), purpose, now: this.clock.now() })
+      .where('token.token_hash = :hash AND token.purpose = :purpose AND token.used_at IS NULL AND token.expires_at > :now', {
+        hash: hashToken(token),
+        purpose,
+        now: this.clock.now(),
+      })
       .getOne();
     return row?.userId ?? null;
   }
 
   /** Spends every live token of a purpose (a new password makes older reset links worthless). */
   async revokeAll(manager: EntityManager, userId: string, purpose: AccountTokenPurpose): Promise<void> {
-    await manager.query('UPDATE account_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL', [this.clock.now(), userId, purpose]);
+    await manager.query('UPDATE account_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL', [
+      this.clock.now(),
+      userId,
+      purpose,
+    ]);
   }
 
   /** Deletes tokens spent or expired more than a week ago (run by the maintenance job). */
   async prune(manager: EntityManager): Promise<number> {
-    const [, affected]: [unknown, number] = await manager.query("DELETE FROM account_tokens WHERE expires_at < $1::timestamptz - interval '7 days'", [this.clock.now()]);
+    const [, affected]: [unknown, number] = await manager.query(
+      "DELETE FROM account_tokens WHERE expires_at < $1::timestamptz - interval '7 days'",
+      [this.clock.now()],
+    );
     return affected;
   }
 
   /** Whether one was issued recently: a cheap brake on mail bombing. */
   async issuedSince(manager: EntityManager, userId: string, purpose: AccountTokenPurpose, since: Date): Promise<boolean> {
-    const count = await manager.createQueryBuilder(AccountToken, 'token').where('token.user_id = :userId AND token.purpose = :purpose AND token.created_at > :since', { userId, purpose, since }).getCount();
+    const count = await manager
+      .createQueryBuilder(AccountToken, 'token')
+      .where('token.user_id = :userId AND token.purpose = :purpose AND token.created_at > :since', { userId, purpose, since })
+      .getCount();
     return count > 0;
   }
 }

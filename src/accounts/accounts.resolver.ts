@@ -33,7 +33,12 @@ export function actorOf(context: Context): Actor {
 /** The AuthPayload of a sign-in; its User may be read in this same response (see isOwnAccount). */
 export function payload(context: Context, signedIn: SignedIn): AuthPayload {
   context.signedInDuringRequest.add(signedIn.user.id);
-  return Object.assign(new AuthPayload(), { accessToken: signedIn.accessToken, refreshToken: signedIn.refreshToken, accessTokenExpiresAt: signedIn.accessTokenExpiresAt, user: signedIn.user });
+  return Object.assign(new AuthPayload(), {
+    accessToken: signedIn.accessToken,
+    refreshToken: signedIn.refreshToken,
+    accessTokenExpiresAt: signedIn.accessTokenExpiresAt,
+    user: signedIn.user,
+  });
 }
 
 function requireUser(context: Context): string {
@@ -53,7 +58,7 @@ export class AccountsResolver {
     return this.accounts.me(context.viewer);
   }
 
-  @Query(() => [Session], { description: 'The signed-in account\'s live sessions (devices), most recently used first.' })
+  @Query(() => [Session], { description: "The signed-in account's live sessions (devices), most recently used first." })
   mySessions(@Ctx() context: Context): Promise<Session[]> {
     return this.sessions.list(requireUser(context));
   }
@@ -63,14 +68,20 @@ export class AccountsResolver {
     return payload(context, await this.accounts.signUp(input.email, input.password, originOf(context)));
   }
 
-  @Mutation(() => SignInResult, { description: 'Signs in with email and password: AuthPayload, or an MfaChallenge (complete it with verifyMfa) when the account has two-factor authentication. Wrong email and wrong password give the same INVALID_CREDENTIALS.' })
+  @Mutation(() => SignInResult, {
+    description:
+      'Signs in with email and password: AuthPayload, or an MfaChallenge (complete it with verifyMfa) when the account has two-factor authentication. Wrong email and wrong password give the same INVALID_CREDENTIALS.',
+  })
   async signIn(@Arg('input') input: SignInInput, @Ctx() context: Context): Promise<typeof SignInResult> {
     const result = await this.accounts.signIn(input.email, input.password, originOf(context));
     if ('mfaToken' in result) return Object.assign(new MfaChallenge(), result);
     return payload(context, result);
   }
 
-  @Mutation(() => AuthPayload, { description: 'Exchanges the refresh token for a new pair. A used token presented again ends the session (TOKEN_REUSED), except a retry within a few seconds.' })
+  @Mutation(() => AuthPayload, {
+    description:
+      'Exchanges the refresh token for a new pair. A used token presented again ends the session (TOKEN_REUSED), except a retry within a few seconds.',
+  })
   async refreshSession(@Arg('input') input: RefreshSessionInput, @Ctx() context: Context): Promise<AuthPayload> {
     const issued = await this.sessions.refresh(input.refreshToken, originOf(context));
     return payload(context, await this.accounts.signedInAs(issued));
@@ -90,7 +101,7 @@ export class AccountsResolver {
     return true;
   }
 
-  @Mutation(() => Boolean, { description: 'Ends one of this account\'s sessions (see mySessions). NOT_FOUND for any other id.' })
+  @Mutation(() => Boolean, { description: "Ends one of this account's sessions (see mySessions). NOT_FOUND for any other id." })
   async revokeSession(@Arg('id', () => ID) id: string, @Ctx() context: Context): Promise<boolean> {
     requireUser(context);
     await this.sessions.endOwn(context.viewer, [id], 'revoked', originOf(context));
@@ -109,7 +120,7 @@ export class AccountsResolver {
     return true;
   }
 
-  @Mutation(() => Boolean, { description: 'Sets a new password from a reset link\'s token and ends every session.' })
+  @Mutation(() => Boolean, { description: "Sets a new password from a reset link's token and ends every session." })
   async resetPassword(@Arg('input') input: ResetPasswordInput, @Ctx() context: Context): Promise<boolean> {
     await this.accounts.resetPassword(input.token, input.newPassword, originOf(context));
     return true;
@@ -121,7 +132,7 @@ export class AccountsResolver {
     return true;
   }
 
-  @Mutation(() => Boolean, { description: 'Confirms the email address with a verification link\'s token.' })
+  @Mutation(() => Boolean, { description: "Confirms the email address with a verification link's token." })
   async verifyEmail(@Arg('input') input: VerifyEmailInput, @Ctx() context: Context): Promise<boolean> {
     await this.accounts.verifyEmail(input.token, originOf(context));
     return true;
@@ -148,7 +159,9 @@ export class UserResolver {
     return context.loaders.get('User.roles', (ids: readonly string[]) => this.sessions.rolesOfUsers(ids)).load(user.id);
   }
 
-  @FieldResolver(() => Boolean, { description: 'Whether the account has a confirmed second factor (TOTP): sign-in then returns an MfaChallenge.' })
+  @FieldResolver(() => Boolean, {
+    description: 'Whether the account has a confirmed second factor (TOTP): sign-in then returns an MfaChallenge.',
+  })
   mfaEnabled(@Root() user: User, @Ctx() context: Context): Promise<boolean> {
     return context.loaders
       .get('User.mfaEnabled', async (ids: readonly string[]) => {

@@ -9,12 +9,17 @@ import type { User } from './user.entity';
  * the viewer acts as admin (MFA_REQUIRED when admin needs aal2). One rule, not or(): it stays
  * synchronous, and an owner never gets an admin's MFA_REQUIRED.
  */
-const isOwnAccountOrAdmin = syncRule<User>('isOwnAccountOrAdmin', (user, _args, context) =>
-  user.id === context.viewer.userId || context.signedInDuringRequest.has(user.id) || context.access.checkRole(ADMIN_ROLE),
+const isOwnAccountOrAdmin = syncRule<User>(
+  'isOwnAccountOrAdmin',
+  (user, _args, context) =>
+    user.id === context.viewer.userId || context.signedInDuringRequest.has(user.id) || context.access.checkRole(ADMIN_ROLE),
 );
 
 /** The Session object belongs to the viewer. */
-const isOwnSession = syncRule<Session>('isOwnSession', (session, _args, context) => context.viewer.userId !== null && session.userId === context.viewer.userId);
+const isOwnSession = syncRule<Session>(
+  'isOwnSession',
+  (session, _args, context) => context.viewer.userId !== null && session.userId === context.viewer.userId,
+);
 
 export const accountsRules: RuleTree = {
   Query: { me: isPublic, mySessions: isAuthenticated },
@@ -35,6 +40,22 @@ export const accountsRules: RuleTree = {
   // AuthPayload and MfaChallenge only ever reach the client that just proved itself.
   AuthPayload: { accessToken: isPublic, refreshToken: isPublic, accessTokenExpiresAt: isPublic, user: isPublic },
   MfaChallenge: { mfaToken: isPublic, expiresAt: isPublic, methods: isPublic },
-  User: { id: isOwnAccountOrAdmin, email: isOwnAccountOrAdmin, emailVerified: isOwnAccountOrAdmin, roles: isOwnAccountOrAdmin, mfaEnabled: isOwnAccountOrAdmin, status: isOwnAccountOrAdmin, createdAt: isOwnAccountOrAdmin },
-  Session: { id: isOwnSession, current: isOwnSession, createdAt: isOwnSession, lastUsedAt: isOwnSession, ipAddress: isOwnSession, userAgent: isOwnSession, aal: isOwnSession },
+  User: {
+    id: isOwnAccountOrAdmin,
+    email: isOwnAccountOrAdmin,
+    emailVerified: isOwnAccountOrAdmin,
+    roles: isOwnAccountOrAdmin,
+    mfaEnabled: isOwnAccountOrAdmin,
+    status: isOwnAccountOrAdmin,
+    createdAt: isOwnAccountOrAdmin,
+  },
+  Session: {
+    id: isOwnSession,
+    current: isOwnSession,
+    createdAt: isOwnSession,
+    lastUsedAt: isOwnSession,
+    ipAddress: isOwnSession,
+    userAgent: isOwnSession,
+    aal: isOwnSession,
+  },
 };

@@ -73,10 +73,27 @@ export class AccountsService {
           const user = await this.createUser(manager, address, passwordHash, ['user']);
           await this.queueVerification(manager, user);
           // With verification required, the account waits for its link: no session yet.
-          const opened = this.options.requireVerifiedEmail ? null : await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
+          const opened = this.options.requireVerifiedEmail
+            ? null
+            : await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
           // Audit rows last: the chain lock they take is held until commit.
-          await this.audit.append(manager, { action: 'user_signed_up', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
-          if (opened) await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: opened.sessionId, ...origin });
+          await this.audit.append(manager, {
+            action: 'user_signed_up',
+            outcome: 'success',
+            actorId: user.id,
+            targetType: 'user',
+            targetId: user.id,
+            ...origin,
+          });
+          if (opened)
+            await this.audit.append(manager, {
+              action: 'sign_in_succeeded',
+              outcome: 'success',
+              actorId: user.id,
+              targetType: 'session',
+              targetId: opened.sessionId,
+              ...origin,
+            });
           return opened ? { opened, user } : null;
         }),
       // Uniqueness forces an answer here; it says no more than that (rate limits keep it from being an oracle).
@@ -95,15 +112,25 @@ export class AccountsService {
     const emailIndex = blindIndexOf(User, 'email', email);
     const attempt = await this.throttle.reserve(emailIndex, origin.ipAddress);
     const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex });
-    const verification = user ? await this.hasher.verify(user.passwordHash, password) : { valid: await this.hasher.verifyAgainstDummy(password), needsRehash: false };
+    const verification = user
+      ? await this.hasher.verify(user.passwordHash, password)
+      : { valid: await this.hasher.verifyAgainstDummy(password), needsRehash: false };
     if (!user || !verification.valid) {
       await this.dataSource.transaction((manager) =>
-        this.audit.append(manager, { action: 'sign_in_failed', outcome: 'failure', actorId: user?.id ?? null, targetType: 'user', targetId: user?.id ?? null, metadata: { reason: user ? 'wrong_password' : 'unknown_account' }, ...origin }),
+        this.audit.append(manager, {
+          action: 'sign_in_failed',
+          outcome: 'failure',
+          actorId: user?.id ?? null,
+          targetType: 'user',
+          targetId: user?.id ?? null,
+          metadata: { reason: user ? 'wrong_password' : 'unknown_account' },
+          ...origin,
+        }),
       );
       throw new AppError('INVALID_CREDENTIALS', WRONG_CREDENTIALS);
     }
     await attempt.succeeded();
-    if (user.status !== 'active') throw new AppError('FORBIDDEN', 'This account is suspended. Contact the app\'s support.');
+    if (user.status !== 'active') throw new AppError('FORBIDDEN', "This account is suspended. Contact the app's support.");
     if (this.options.requireVerifiedEmail && !user.emailVerified) {
       await this.requestEmailVerification(user.id);
       throw new AppError('FORBIDDEN', 'Verify your email address first: we sent you a new link.');
@@ -115,11 +142,25 @@ export class AccountsService {
       // With a second factor the password only opens a challenge; no session, no token.
       if (await this.mfa.hasVerifiedFactor(user.id, manager)) {
         const challenge = await this.mfa.createChallenge(manager, user.id);
-        await this.audit.append(manager, { action: 'sign_in_mfa_challenged', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, ...origin });
+        await this.audit.append(manager, {
+          action: 'sign_in_mfa_challenged',
+          outcome: 'success',
+          actorId: user.id,
+          targetType: 'user',
+          targetId: user.id,
+          ...origin,
+        });
         return { challenge, opened: null };
       }
       const opened = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
-      await this.audit.append(manager, { action: 'sign_in_succeeded', outcome: 'success', actorId: user.id, targetType: 'session', targetId: opened.sessionId, ...origin });
+      await this.audit.append(manager, {
+        action: 'sign_in_succeeded',
+        outcome: 'success',
+        actorId: user.id,
+        targetType: 'session',
+        targetId: opened.sessionId,
+        ...origin,
+      });
       return { challenge: null, opened };
     });
     if (outcome.challenge) return outcome.challenge;
@@ -149,7 +190,15 @@ export class AccountsService {
       await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
       await this.mfa.endChallenges(manager, user.id);
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_changed', viewer.sessionId ?? undefined);
-      await this.audit.append(manager, { action: 'password_changed', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, metadata: { endedSessions: ended }, ...origin });
+      await this.audit.append(manager, {
+        action: 'password_changed',
+        outcome: 'success',
+        actorId: user.id,
+        targetType: 'user',
+        targetId: user.id,
+        metadata: { endedSessions: ended },
+        ...origin,
+      });
     });
   }
 
@@ -158,14 +207,17 @@ export class AccountsService {
    * answer, so neither the result nor the response time tells whether the email is registered.
    */
   requestPasswordReset(email: string, origin: RequestOrigin): void {
-    void this.issuePasswordReset(email, origin).catch((error: unknown) => this.logger.error({ err: error }, 'password reset request failed'));
+    void this.issuePasswordReset(email, origin).catch((error: unknown) =>
+      this.logger.error({ err: error }, 'password reset request failed'),
+    );
   }
 
   private async issuePasswordReset(email: string, origin: RequestOrigin): Promise<void> {
     const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex: blindIndexOf(User, 'email', email) });
     if (!user) return;
     await this.dataSource.transaction(async (manager) => {
-      if (await this.accountTokens.issuedSince(manager, user.id, 'password_reset', new Date(this.clock.now().getTime() - RESEND_AFTER_MS))) return;
+      if (await this.accountTokens.issuedSince(manager, user.id, 'password_reset', new Date(this.clock.now().getTime() - RESEND_AFTER_MS)))
+        return;
       const token = await this.accountTokens.issue(manager, user.id, 'password_reset');
       await this.outbox.enqueue(manager, {
         userId: user.id,
@@ -173,7 +225,14 @@ export class AccountsService {
         subject: `Reset your ${this.options.appName} password`,
         text: `Someone asked to reset the password of your ${this.options.appName} account. If it was you, open this link within 30 minutes:\n\n${this.link('reset-password', token)}\n\nIf it was not you, ignore this email: your password stays as it is.`,
       });
-      await this.audit.append(manager, { action: 'password_reset_requested', outcome: 'success', actorId: null, targetType: 'user', targetId: user.id, ...origin });
+      await this.audit.append(manager, {
+        action: 'password_reset_requested',
+        outcome: 'success',
+        actorId: null,
+        targetType: 'user',
+        targetId: user.id,
+        ...origin,
+      });
     });
     this.outbox.deliverSoon();
   }
@@ -194,7 +253,15 @@ export class AccountsService {
       await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
       await this.mfa.endChallenges(manager, user.id);
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_reset');
-      await this.audit.append(manager, { action: 'password_reset', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, metadata: { endedSessions: ended }, ...origin });
+      await this.audit.append(manager, {
+        action: 'password_reset',
+        outcome: 'success',
+        actorId: user.id,
+        targetType: 'user',
+        targetId: user.id,
+        metadata: { endedSessions: ended },
+        ...origin,
+      });
     });
     // The mailbox owner proved themselves: earlier failed guesses no longer hold them back.
     await this.throttle.clear(user.emailIndex);
@@ -204,7 +271,10 @@ export class AccountsService {
     const user = await this.dataSource.getRepository(User).findOneByOrFail({ id: userId });
     if (user.emailVerified) return;
     await this.dataSource.transaction(async (manager) => {
-      if (await this.accountTokens.issuedSince(manager, user.id, 'email_verification', new Date(this.clock.now().getTime() - RESEND_AFTER_MS))) return;
+      if (
+        await this.accountTokens.issuedSince(manager, user.id, 'email_verification', new Date(this.clock.now().getTime() - RESEND_AFTER_MS))
+      )
+        return;
       await this.queueVerification(manager, user);
     });
     this.outbox.deliverSoon();
@@ -216,7 +286,14 @@ export class AccountsService {
       if (!userId) throw new AppError('BAD_USER_INPUT', 'This verification link is invalid or has expired: request a new one.');
       await manager.update(User, { id: userId }, { emailVerifiedAt: this.clock.now() });
       await this.sessions.accountChanged(manager, userId);
-      await this.audit.append(manager, { action: 'email_verified', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
+      await this.audit.append(manager, {
+        action: 'email_verified',
+        outcome: 'success',
+        actorId: userId,
+        targetType: 'user',
+        targetId: userId,
+        ...origin,
+      });
     });
   }
 
@@ -232,7 +309,14 @@ export class AccountsService {
       await this.sessions.endAllFor(manager, user.id, 'account_deleted');
       await manager.delete(User, { id: user.id });
       // No IP or user agent: the row outlives the account and must not describe its person.
-      await this.audit.append(manager, { action: 'account_deleted', outcome: 'success', actorId: user.id, targetType: 'user', targetId: user.id, requestId: origin.requestId });
+      await this.audit.append(manager, {
+        action: 'account_deleted',
+        outcome: 'success',
+        actorId: user.id,
+        targetType: 'user',
+        targetId: user.id,
+        requestId: origin.requestId,
+      });
     });
   }
 
@@ -245,7 +329,15 @@ export class AccountsService {
       () =>
         this.dataSource.transaction(async (manager) => {
           const user = await this.createUser(manager, address, passwordHash, ['user', ...roles]);
-          await this.audit.append(manager, { action: 'user_created', outcome: 'success', actorId: null, targetType: 'user', targetId: user.id, metadata: { roles: [...roles] }, ...origin });
+          await this.audit.append(manager, {
+            action: 'user_created',
+            outcome: 'success',
+            actorId: null,
+            targetType: 'user',
+            targetId: user.id,
+            metadata: { roles: [...roles] },
+            ...origin,
+          });
           return user;
         }),
       'An account with this email address already exists.',
@@ -259,7 +351,14 @@ export class AccountsService {
     const attempt = await this.throttle.reserve(user.emailIndex, origin.ipAddress);
     if (!(await this.hasher.verify(user.passwordHash, password)).valid) {
       await this.dataSource.transaction((manager) =>
-        this.audit.append(manager, { action: 'password_check_failed', outcome: 'failure', actorId: user.id, targetType: 'user', targetId: user.id, ...origin }),
+        this.audit.append(manager, {
+          action: 'password_check_failed',
+          outcome: 'failure',
+          actorId: user.id,
+          targetType: 'user',
+          targetId: user.id,
+          ...origin,
+        }),
       );
       throw new AppError('INVALID_CREDENTIALS', 'The password is wrong.');
     }
@@ -269,7 +368,10 @@ export class AccountsService {
 
   private async createUser(manager: EntityManager, email: string, passwordHash: string, roles: readonly string[]): Promise<User> {
     const user = await manager.save(Object.assign(new User(), { email, passwordHash, status: 'active', emailVerifiedAt: null }));
-    await manager.insert(UserRole, [...new Set(roles)].map((roleName) => ({ userId: user.id, roleName })));
+    await manager.insert(
+      UserRole,
+      [...new Set(roles)].map((roleName) => ({ userId: user.id, roleName })),
+    );
     return user;
   }
 
@@ -291,7 +393,8 @@ export class AccountsService {
 
   private checkEmail(email: string): string {
     const address = email.trim().normalize('NFKC');
-    if (address.length > 254 || !EMAIL_SHAPE.test(address) || INVISIBLE_OR_BROKEN.test(address)) throw new AppError('BAD_USER_INPUT', 'Enter a valid email address.', { details: { field: 'email' } });
+    if (address.length > 254 || !EMAIL_SHAPE.test(address) || INVISIBLE_OR_BROKEN.test(address))
+      throw new AppError('BAD_USER_INPUT', 'Enter a valid email address.', { details: { field: 'email' } });
     return address;
   }
 
@@ -299,5 +402,4 @@ export class AccountsService {
     const problem = this.policy.check(password, [email]);
     if (problem) throw new AppError('BAD_USER_INPUT', problem, { details: { field: 'password' } });
   }
-
 }

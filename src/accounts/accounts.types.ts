@@ -7,7 +7,10 @@ const MAX_EMAIL = 254;
 const MAX_PASSWORD = 4096;
 const MAX_TOKEN = 512;
 
-@ObjectType({ description: 'A signed-in session\'s tokens. Send the access token as "Authorization: Bearer <accessToken>"; keep the refresh token in the device\'s secure storage.' })
+@ObjectType({
+  description:
+    'A signed-in session\'s tokens. Send the access token as "Authorization: Bearer <accessToken>"; keep the refresh token in the device\'s secure storage.',
+})
 export class AuthPayload {
   @Field({ description: 'Short-lived JWT (EdDSA) for the Authorization header.' })
   accessToken!: string;
@@ -61,7 +64,7 @@ export class SignInInput {
   @MaxLength(MAX_EMAIL)
   email!: string;
 
-  @Field({ description: 'The account\'s password.' })
+  @Field({ description: "The account's password." })
   @IsString()
   @MaxLength(MAX_PASSWORD)
   password!: string;
@@ -97,7 +100,7 @@ export class RequestPasswordResetInput {
   email!: string;
 }
 
-@InputType({ description: 'A reset link\'s token and the new password.' })
+@InputType({ description: "A reset link's token and the new password." })
 export class ResetPasswordInput {
   @Field({ description: 'The token from the emailed link.' })
   @IsString()
@@ -110,7 +113,7 @@ export class ResetPasswordInput {
   newPassword!: string;
 }
 
-@InputType({ description: 'A verification link\'s token.' })
+@InputType({ description: "A verification link's token." })
 export class VerifyEmailInput {
   @Field({ description: 'The token from the emailed link.' })
   @IsString()
@@ -120,9 +123,8 @@ export class VerifyEmailInput {
 
 @InputType({ description: 'Confirms the deletion of the signed-in account.' })
 export class DeleteAccountInput {
-  @Field({ description: 'The account\'s password.' })
+  @Field({ description: "The account's password." })
   @IsString()
   @MaxLength(MAX_PASSWORD)
   password!: string;
 }
-

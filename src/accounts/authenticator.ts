@@ -46,7 +46,13 @@ export class Authenticator {
     });
     if (!session || session.userId !== claims.userId) throw unauthenticated('This session has ended: sign in again.');
     // Roles and assurance come from the session, never from the token's informational claims.
-    return { userId: session.userId, sessionId: session.sessionId, roles: ['user', ...session.roles.filter((role) => role !== 'user')], aal: session.aal, amr: session.amr };
+    return {
+      userId: session.userId,
+      sessionId: session.sessionId,
+      roles: ['user', ...session.roles.filter((role) => role !== 'user')],
+      aal: session.aal,
+      amr: session.amr,
+    };
   }
 }
 

@@ -4,10 +4,24 @@ import type { Context } from '../context';
 import { AppError } from '../errors';
 
 /** The operations that exchange credentials for tokens: an expired token must not block them. */
-const CREDENTIAL_EXCHANGES = new Set(['refreshSession', 'signIn', 'verifyMfa', 'signUp', 'requestPasswordReset', 'resetPassword', 'verifyEmail']);
+const CREDENTIAL_EXCHANGES = new Set([
+  'refreshSession',
+  'signIn',
+  'verifyMfa',
+  'signUp',
+  'requestPasswordReset',
+  'resetPassword',
+  'verifyEmail',
+]);
 
 function onlyExchangesCredentials(operation: OperationDefinitionNode): boolean {
-  return operation.operation === 'mutation' && operation.selectionSet.selections.every((selection) => selection.kind === Kind.FIELD && (CREDENTIAL_EXCHANGES.has(selection.name.value) || selection.name.value === '__typename'));
+  return (
+    operation.operation === 'mutation' &&
+    operation.selectionSet.selections.every(
+      (selection) =>
+        selection.kind === Kind.FIELD && (CREDENTIAL_EXCHANGES.has(selection.name.value) || selection.name.value === '__typename'),
+    )
+  );
 }
 
 /**

@@ -17,7 +17,10 @@ const ACCOUNT_AND_IP: Ladder = { freeAttempts: 5, maxDelaySeconds: 15 * 60 };
  * Second-factor codes are 6 digits, so guessing is far cheaper than for passwords: a tight
  * per-account ladder with a long cap (SECURITY.md TO-5: 5–10 failures, then backoff).
  */
-export const MFA_LADDERS = { account: { freeAttempts: 10, maxDelaySeconds: 60 * 60 }, accountAndAddress: { freeAttempts: 5, maxDelaySeconds: 60 * 60 } } as const;
+export const MFA_LADDERS = {
+  account: { freeAttempts: 10, maxDelaySeconds: 60 * 60 },
+  accountAndAddress: { freeAttempts: 5, maxDelaySeconds: 60 * 60 },
+} as const;
 /** Per account from anywhere: a softer ceiling, so an attacker cannot lock a user out everywhere cheaply. */
 const ACCOUNT: Ladder = { freeAttempts: 50, maxDelaySeconds: 5 * 60 };
 
@@ -38,7 +41,10 @@ export function addressBucket(ipAddress: string | null): string {
   const headGroups = head ? head.split(':') : [];
   const tailGroups = tail ? tail.split(':') : [];
   const groups = [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
-  return `${groups.slice(0, 4).map((group) => parseInt(group || '0', 16).toString(16)).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((group) => parseInt(group || '0', 16).toString(16))
+    .join(':')}::/64`;
 }
 
 export interface AttemptReservation {
@@ -55,7 +61,10 @@ export class LoginThrottler {
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
-    private readonly ladders: { readonly account: Ladder; readonly accountAndAddress: Ladder } = { account: ACCOUNT, accountAndAddress: ACCOUNT_AND_IP },
+    private readonly ladders: { readonly account: Ladder; readonly accountAndAddress: Ladder } = {
+      account: ACCOUNT,
+      accountAndAddress: ACCOUNT_AND_IP,
+    },
     private readonly logger?: Logger,
   ) {}
 
@@ -70,7 +79,10 @@ export class LoginThrottler {
 
   /** Forgets every counter of an account (after it proved itself another way, e.g. a reset link). */
   async clear(accountKey: string): Promise<void> {
-    await this.dataSource.query("DELETE FROM login_throttles WHERE key = $1 OR key LIKE $2", [`account:${accountKey}`, `account-ip:${accountKey.replace(/[%_\\]/g, '\\$&')}:%`]);
+    await this.dataSource.query('DELETE FROM login_throttles WHERE key = $1 OR key LIKE $2', [
+      `account:${accountKey}`,
+      `account-ip:${accountKey.replace(/[%_\\]/g, '\\$&')}:%`,
+    ]);
   }
 
   /** Throws RATE_LIMITED (with retryAfterSeconds) while either counter is locked. */
@@ -103,13 +115,23 @@ export class LoginThrottler {
       for (const { key, ladder, failures: before } of rows) {
         const failures = before + 1;
         const delay = delaySeconds(failures, ladder);
-        await manager.query('UPDATE login_throttles SET failures = $2, locked_until = $3, updated_at = $4 WHERE key = $1', [key, failures, delay > 0 ? new Date(now.getTime() + delay * 1000) : null, now]);
+        await manager.query('UPDATE login_throttles SET failures = $2, locked_until = $3, updated_at = $4 WHERE key = $1', [
+          key,
+          failures,
+          delay > 0 ? new Date(now.getTime() + delay * 1000) : null,
+          now,
+        ]);
       }
     });
     if (retryAfterSeconds > 0) {
       // ASVS 16.3.3: limit rejections are logged (the key names no email: it holds a blind index).
-      this.logger?.warn({ throttle: keys[0][0].split(':')[1]?.startsWith('mfa-') ? 'mfa' : 'password', ip: ipAddress, retryAfterSeconds }, 'attempt refused by the brute-force throttle');
-      throw new AppError('RATE_LIMITED', `Too many sign-in attempts. Try again in ${retryAfterSeconds} seconds.`, { details: { retryAfterSeconds } });
+      this.logger?.warn(
+        { throttle: keys[0][0].split(':')[1]?.startsWith('mfa-') ? 'mfa' : 'password', ip: ipAddress, retryAfterSeconds },
+        'attempt refused by the brute-force throttle',
+      );
+      throw new AppError('RATE_LIMITED', `Too many sign-in attempts. Try again in ${retryAfterSeconds} seconds.`, {
+        details: { retryAfterSeconds },
+      });
     }
     return {
       // One row per statement, in the same order as above: two sign-ins of one account never deadlock.

@@ -67,7 +67,8 @@ export class PasswordPolicy {
 
     const contextWords = [...this.contextWords, ...userWords.flatMap(expandUserWord)];
     const lowerCased = normalized.toLowerCase();
-    if (contextWords.some((word) => codePointCount(word) >= MIN_CONTEXT_WORD_LENGTH && lowerCased.includes(word))) return CONTEXT_WORD_REASON;
+    if (contextWords.some((word) => codePointCount(word) >= MIN_CONTEXT_WORD_LENGTH && lowerCased.includes(word)))
+      return CONTEXT_WORD_REASON;
 
     const result = this.zxcvbn.check(normalized, contextWords);
     return result.score >= MIN_SCORE ? null : weaknessReason(result);

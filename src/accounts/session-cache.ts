@@ -149,7 +149,14 @@ export class SessionCache {
     if (!row || row.revoked_at !== null || row.status !== 'active') return null;
     const idleEnd = new Date(row.last_used_at).getTime() + this.idleMs;
     const expiresAt = new Date(Math.min(idleEnd, new Date(row.absolute_expires_at).getTime()));
-    const account = { id: row.user_id, email: row.email, email_verified_at: row.email_verified_at, status: row.status, created_at: row.created_at, updated_at: row.updated_at };
+    const account = {
+      id: row.user_id,
+      email: row.email,
+      email_verified_at: row.email_verified_at,
+      status: row.status,
+      created_at: row.created_at,
+      updated_at: row.updated_at,
+    };
     return { sessionId: row.id, userId: row.user_id, roles: row.roles, aal: row.aal === 2 ? 2 : 1, amr: row.amr, expiresAt, account };
   }
 }

@@ -43,7 +43,7 @@ export class Session {
   @Column({ type: 'text', nullable: true })
   ipAddress!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'The device\'s User-Agent at sign-in.' })
+  @Field(() => String, { nullable: true, description: "The device's User-Agent at sign-in." })
   @Column({ type: 'text', nullable: true })
   userAgent!: string | null;
 

@@ -88,7 +88,12 @@ export class SessionsService {
   private readonly accounts: EntityHydrator;
 
   /** Opens a session for a proven user, inside the caller's transaction; `issue` it after commit. */
-  async open(manager: EntityManager, userId: string, proof: { aal: 1 | 2; amr: AuthenticationMethod[] }, origin: RequestOrigin): Promise<OpenedSession> {
+  async open(
+    manager: EntityManager,
+    userId: string,
+    proof: { aal: 1 | 2; amr: AuthenticationMethod[] },
+    origin: RequestOrigin,
+  ): Promise<OpenedSession> {
     const now = this.clock.now();
     const session = await manager.save(
       Object.assign(new Session(), {
@@ -112,7 +117,13 @@ export class SessionsService {
   /** Signs the access token of a committed session. */
   async issue(opened: OpenedSession): Promise<IssuedTokens> {
     const access = await this.tokens.sign(opened.claims);
-    return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt, refreshToken: opened.refreshToken, sessionId: opened.sessionId, userId: opened.userId };
+    return {
+      accessToken: access.token,
+      accessTokenExpiresAt: access.expiresAt,
+      refreshToken: opened.refreshToken,
+      sessionId: opened.sessionId,
+      userId: opened.userId,
+    };
   }
 
   /** Exchanges a refresh token for a new pair (rotation, grace window, reuse detection). */
@@ -161,14 +172,29 @@ export class SessionsService {
     const next = await this.issueRefreshToken(manager, session.id, fresh.id);
     const opened = await this.opened(manager, session, next);
     // Audit row last: the chain lock it takes is held until commit.
-    await this.audit.append(manager, { action: 'session_refreshed', outcome: 'success', actorId: session.userId, targetType: 'session', targetId: session.id, ...origin });
+    await this.audit.append(manager, {
+      action: 'session_refreshed',
+      outcome: 'success',
+      actorId: session.userId,
+      targetType: 'session',
+      targetId: session.id,
+      ...origin,
+    });
     return opened;
   }
 
   /** RT-3: a rotated token came back, so someone else may hold the family: end the whole session. */
   private async reuse(manager: EntityManager, session: Session, origin: RequestOrigin, kind: 'rotated' | 'superseded'): Promise<'reused'> {
     await this.endSessions(manager, [session.id], 'refresh_token_reused');
-    await this.audit.append(manager, { action: 'refresh_token_reused', outcome: 'denied', actorId: session.userId, targetType: 'session', targetId: session.id, metadata: { kind }, ...origin });
+    await this.audit.append(manager, {
+      action: 'refresh_token_reused',
+      outcome: 'denied',
+      actorId: session.userId,
+      targetType: 'session',
+      targetId: session.id,
+      metadata: { kind },
+      ...origin,
+    });
     return 'reused';
   }
 
@@ -176,7 +202,12 @@ export class SessionsService {
    * Ends sessions of the signed-in user: some of theirs, or all. An id that is not one of their
    * live sessions gets NOT_FOUND, the same answer as a session that does not exist (no IDOR).
    */
-  async endOwn(viewer: { userId: string | null; sessionId: string | null }, which: readonly string[] | 'all', reason: 'sign_out' | 'sign_out_everywhere' | 'revoked', origin: RequestOrigin): Promise<void> {
+  async endOwn(
+    viewer: { userId: string | null; sessionId: string | null },
+    which: readonly string[] | 'all',
+    reason: 'sign_out' | 'sign_out_everywhere' | 'revoked',
+    origin: RequestOrigin,
+  ): Promise<void> {
     if (!viewer.userId) throw new AppError('UNAUTHENTICATED', 'Sign in to do this.');
     const userId = viewer.userId;
     await this.dataSource.transaction(async (manager) => {
@@ -190,7 +221,15 @@ export class SessionsService {
         ended = await this.endSessions(manager, which, reason);
       }
       const action = reason === 'sign_out' ? 'signed_out' : reason === 'sign_out_everywhere' ? 'signed_out_everywhere' : 'session_revoked';
-      await this.audit.append(manager, { action, outcome: 'success', actorId: userId, targetType: 'session', targetId: which === 'all' ? null : which.join(','), metadata: { endedSessions: ended }, ...origin });
+      await this.audit.append(manager, {
+        action,
+        outcome: 'success',
+        actorId: userId,
+        targetType: 'session',
+        targetId: which === 'all' ? null : which.join(','),
+        metadata: { endedSessions: ended },
+        ...origin,
+      });
     });
   }
 
@@ -207,7 +246,9 @@ export class SessionsService {
   }
 
   async rolesOfUsers(userIds: readonly string[]): Promise<string[][]> {
-    const rows = await this.dataSource.getRepository(UserRole).find({ where: { userId: In([...userIds]) }, select: { userId: true, roleName: true } });
+    const rows = await this.dataSource
+      .getRepository(UserRole)
+      .find({ where: { userId: In([...userIds]) }, select: { userId: true, roleName: true } });
     const rolesByUser = new Map<string, string[]>(userIds.map((userId) => [userId, [USER_ROLE]]));
     for (const row of rows) if (row.roleName !== USER_ROLE) rolesByUser.get(row.userId)?.push(row.roleName);
     return userIds.map((userId) => rolesByUser.get(userId)!.sort());
@@ -216,7 +257,9 @@ export class SessionsService {
   /** Live sessions of a user, most recently used first. */
   async list(userId: string): Promise<Session[]> {
     const now = this.clock.now();
-    const sessions = await this.dataSource.getRepository(Session).find({ where: { userId, revokedAt: IsNull() }, order: { lastUsedAt: 'DESC' } });
+    const sessions = await this.dataSource
+      .getRepository(Session)
+      .find({ where: { userId, revokedAt: IsNull() }, order: { lastUsedAt: 'DESC' } });
     return sessions.filter((session) => !this.isExpired(session, now));
   }
 
@@ -229,7 +272,11 @@ export class SessionsService {
   /** Ends sessions at once on every instance (in the caller's transaction). */
   async endSessions(manager: EntityManager, sessionIds: readonly string[], reason: string): Promise<number> {
     if (sessionIds.length === 0) return 0;
-    const { affected } = await manager.update(Session, { id: In([...sessionIds]), revokedAt: IsNull() }, { revokedAt: this.clock.now(), revokedReason: reason });
+    const { affected } = await manager.update(
+      Session,
+      { id: In([...sessionIds]), revokedAt: IsNull() },
+      { revokedAt: this.clock.now(), revokedReason: reason },
+    );
     await this.invalidate(manager, sessionIds);
     return affected ?? 0;
   }
@@ -237,7 +284,11 @@ export class SessionsService {
   /** Ends every session of a user, optionally but one (the caller's own, on a password change). */
   async endAllFor(manager: EntityManager, userId: string, reason: string, keepSessionId?: string): Promise<number> {
     const live = await manager.find(Session, { where: { userId, revokedAt: IsNull() }, select: { id: true } });
-    return this.endSessions(manager, live.map((session) => session.id).filter((id) => id !== keepSessionId), reason);
+    return this.endSessions(
+      manager,
+      live.map((session) => session.id).filter((id) => id !== keepSessionId),
+      reason,
+    );
   }
 
   /** Every instance drops these sessions from its cache once the change commits. */
@@ -246,23 +297,43 @@ export class SessionsService {
   }
 
   private isExpired(session: Session, now: Date): boolean {
-    return session.absoluteExpiresAt.getTime() <= now.getTime() || session.lastUsedAt.getTime() + this.policy.idleDays * DAY_MS <= now.getTime();
+    return (
+      session.absoluteExpiresAt.getTime() <= now.getTime() || session.lastUsedAt.getTime() + this.policy.idleDays * DAY_MS <= now.getTime()
+    );
   }
 
   private async endOldestBeyondLimit(manager: EntityManager, userId: string): Promise<void> {
-    const live = await manager.find(Session, { where: { userId, revokedAt: IsNull() }, order: { lastUsedAt: 'DESC', createdAt: 'DESC' }, select: { id: true } });
+    const live = await manager.find(Session, {
+      where: { userId, revokedAt: IsNull() },
+      order: { lastUsedAt: 'DESC', createdAt: 'DESC' },
+      select: { id: true },
+    });
     const excess = live.slice(this.policy.maxPerUser).map((session) => session.id);
     await this.endSessions(manager, excess, 'session_limit');
   }
 
   private async issueRefreshToken(manager: EntityManager, sessionId: string, parentId: string | null): Promise<string> {
     const token = newOpaqueToken();
-    await manager.insert(RefreshToken, { sessionId, parentId, tokenHash: hashToken(token), createdAt: this.clock.now(), usedAt: null, revokedAt: null });
+    await manager.insert(RefreshToken, {
+      sessionId,
+      parentId,
+      tokenHash: hashToken(token),
+      createdAt: this.clock.now(),
+      usedAt: null,
+      revokedAt: null,
+    });
     return token;
   }
 
   private async opened(manager: EntityManager, session: Session, refreshToken: string): Promise<OpenedSession> {
-    const roles = (await manager.find(UserRole, { where: { userId: session.userId }, select: { roleName: true } })).map((role) => role.roleName);
-    return { sessionId: session.id, userId: session.userId, refreshToken, claims: { userId: session.userId, sessionId: session.id, roles, aal: session.aal, amr: session.amr } };
+    const roles = (await manager.find(UserRole, { where: { userId: session.userId }, select: { roleName: true } })).map(
+      (role) => role.roleName,
+    );
+    return {
+      sessionId: session.id,
+      userId: session.userId,
+      refreshToken,
+      claims: { userId: session.userId, sessionId: session.id, roles, aal: session.aal, amr: session.amr },
+    };
   }
 }

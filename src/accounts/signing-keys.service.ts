@@ -138,7 +138,13 @@ export class SigningKeysService {
         promoted = await newSigningKey(now);
         await keys.insert(promoted);
       }
-      await this.audit?.append(manager, { action: 'signing_key_rotated', outcome: 'success', targetType: 'signing_key', targetId: promoted.kid, metadata: { immediate: true } });
+      await this.audit?.append(manager, {
+        action: 'signing_key_rotated',
+        outcome: 'success',
+        targetType: 'signing_key',
+        targetId: promoted.kid,
+        metadata: { immediate: true },
+      });
       return promoted;
     });
     this.invalidateCaches();
@@ -158,7 +164,13 @@ export class SigningKeysService {
       if (existing) return existing;
       const key = await newSigningKey(this.clock.now());
       await keys.insert({ ...key, status: 'next' });
-      await this.audit?.append(manager, { action: 'signing_key_published', outcome: 'success', targetType: 'signing_key', targetId: key.kid, metadata: {} });
+      await this.audit?.append(manager, {
+        action: 'signing_key_published',
+        outcome: 'success',
+        targetType: 'signing_key',
+        targetId: key.kid,
+        metadata: {},
+      });
       return { ...key, status: 'next' as const };
     });
     this.invalidateCaches();
@@ -370,7 +382,14 @@ async function newSigningKey(now: Date): Promise<SigningKey> {
 function publishableJwk(kid: string, stored: PublicSigningJwk): PublicSigningJwk {
   const raw: Readonly<Record<string, unknown>> = { ...stored };
   if ('d' in raw) throw new Error(`signing_keys.public_jwk of key ${kid} holds a private member; refusing to publish it`);
-  if (raw.kty !== 'OKP' || raw.crv !== 'Ed25519' || typeof raw.x !== 'string' || raw.kid !== kid || raw.alg !== ALGORITHM || raw.use !== 'sig') {
+  if (
+    raw.kty !== 'OKP' ||
+    raw.crv !== 'Ed25519' ||
+    typeof raw.x !== 'string' ||
+    raw.kid !== kid ||
+    raw.alg !== ALGORITHM ||
+    raw.use !== 'sig'
+  ) {
     throw new Error(`signing_keys.public_jwk of key ${kid} is not an Ed25519 signing key`);
   }
   return { kty: 'OKP', crv: 'Ed25519', x: raw.x, kid, alg: ALGORITHM, use: 'sig' };

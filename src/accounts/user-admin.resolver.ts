@@ -20,7 +20,9 @@ export class UserAdminResolver {
     };
   }
 
-  @Mutation(() => User, { description: 'Suspends an account (every session ends at once; sign-in and refresh are refused) or reactivates it. Not your own.' })
+  @Mutation(() => User, {
+    description: 'Suspends an account (every session ends at once; sign-in and refresh are refused) or reactivates it. Not your own.',
+  })
   async setUserStatus(@Arg('input') input: SetUserStatusInput, @Ctx() context: Context): Promise<User> {
     return this.directory.setStatus(input.userId, input.status, actorOf(context));
   }

@@ -52,7 +52,7 @@ export class UserConnection {
 
 @InputType({ description: 'A user and the status to give them.' })
 export class SetUserStatusInput {
-  @Field(() => ID, { description: 'The user\'s id.' })
+  @Field(() => ID, { description: "The user's id." })
   @IsString()
   @MaxLength(64)
   userId!: string;

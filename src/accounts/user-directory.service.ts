@@ -60,7 +60,9 @@ export class UserDirectory {
       const parameters = new SqlParameters();
       page.andWhere(USERS_NEWEST_FIRST.after(query.after, parameters)).setParameters(parameters.values);
     }
-    USERS_NEWEST_FIRST.orderBy().forEach(([expression, direction], index) => (index === 0 ? page.orderBy(expression, direction) : page.addOrderBy(expression, direction)));
+    USERS_NEWEST_FIRST.orderBy().forEach(([expression, direction], index) =>
+      index === 0 ? page.orderBy(expression, direction) : page.addOrderBy(expression, direction),
+    );
     const [rows, totalCount] = await Promise.all([page.getMany(), filtered.getCount()]);
     return {
       users: rows.slice(0, first).map((user) => ({ user, cursor: USERS_NEWEST_FIRST.cursorOf(user) })),
@@ -80,7 +82,8 @@ export class UserDirectory {
    * reactivates an account. An admin cannot suspend themselves.
    */
   async setStatus(userId: string, status: UserStatus, actor: Actor): Promise<User> {
-    if (userId === actor.actorId && status === UserStatus.SUSPENDED) throw new AppError('BAD_USER_INPUT', 'You cannot suspend your own account.', { details: { field: 'userId' } });
+    if (userId === actor.actorId && status === UserStatus.SUSPENDED)
+      throw new AppError('BAD_USER_INPUT', 'You cannot suspend your own account.', { details: { field: 'userId' } });
     return this.dataSource.transaction(async (manager) => {
       const user = isUuid(userId) ? await manager.findOne(User, { where: { id: userId }, lock: { mode: 'pessimistic_write' } }) : null;
       if (!user) throw new AppError('NOT_FOUND', 'No user with this id.');
@@ -91,7 +94,14 @@ export class UserDirectory {
       const endedSessions = status === UserStatus.SUSPENDED ? await this.sessions.endAllFor(manager, userId, 'suspended') : 0;
       // Also by user: a session a concurrent sign-in opens as this commits is dropped too (its load sees the status).
       await this.sessionCache.announce(manager, { userIds: [userId] });
-      await this.audit.append(manager, { action: status === UserStatus.SUSPENDED ? 'account_suspended' : 'account_reactivated', outcome: 'success', targetType: 'user', targetId: userId, metadata: { endedSessions }, ...actor });
+      await this.audit.append(manager, {
+        action: status === UserStatus.SUSPENDED ? 'account_suspended' : 'account_reactivated',
+        outcome: 'success',
+        targetType: 'user',
+        targetId: userId,
+        metadata: { endedSessions },
+        ...actor,
+      });
       return user;
     });
   }

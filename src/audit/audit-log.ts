@@ -63,7 +63,8 @@ export class AuditLog {
    * still covers every row that is left. Call inside a transaction (the maintenance job's).
    */
   async prune(manager: EntityManager, cutoff: Date): Promise<number> {
-    if (!manager.queryRunner?.isTransactionActive) throw new Error('AuditLog.prune needs a transaction: the deletion and its checkpoint commit together');
+    if (!manager.queryRunner?.isTransactionActive)
+      throw new Error('AuditLog.prune needs a transaction: the deletion and its checkpoint commit together');
     // The chain lock first: no append may slip in between choosing the rows and the checkpoint.
     await manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [AUDIT_CHAIN_LOCK_KEY]);
     // Up to the first event that is not old, by position: an instance with a wrong clock cannot make a recent event look old.
@@ -75,14 +76,23 @@ export class AuditLog {
     )) as { id: string; hash: string }[];
     if (!last) return 0;
     // Everything up to the newest old event, so the chain left is one unbroken run.
-    const [{ rows }] = (await manager.query('WITH deleted AS (DELETE FROM audit_events WHERE id <= $1 RETURNING 1) SELECT count(*)::int AS rows FROM deleted', [last.id])) as { rows: number }[];
-    await this.append(manager, { action: 'audit_log_pruned', outcome: 'success', metadata: { prunedThroughId: last.id, continuesFromHash: last.hash, rows, cutoff: cutoff.toISOString() } });
+    const [{ rows }] = (await manager.query(
+      'WITH deleted AS (DELETE FROM audit_events WHERE id <= $1 RETURNING 1) SELECT count(*)::int AS rows FROM deleted',
+      [last.id],
+    )) as { rows: number }[];
+    await this.append(manager, {
+      action: 'audit_log_pruned',
+      outcome: 'success',
+      metadata: { prunedThroughId: last.id, continuesFromHash: last.hash, rows, cutoff: cutoff.toISOString() },
+    });
     return rows;
   }
 
   private chainFieldsOf(input: AuditEventInput): Omit<AuditChainFields, 'previousHash'> {
-    if (!SNAKE_CASE_ACTION.test(input.action)) throw new Error(`Audit action "${input.action}" is not snake_case (e.g. "sign_in_succeeded")`);
-    if (!AUDIT_OUTCOMES.includes(input.outcome)) throw new Error(`Audit outcome "${String(input.outcome)}" is not one of ${AUDIT_OUTCOMES.join(', ')}`);
+    if (!SNAKE_CASE_ACTION.test(input.action))
+      throw new Error(`Audit action "${input.action}" is not snake_case (e.g. "sign_in_succeeded")`);
+    if (!AUDIT_OUTCOMES.includes(input.outcome))
+      throw new Error(`Audit outcome "${String(input.outcome)}" is not one of ${AUDIT_OUTCOMES.join(', ')}`);
     // PostgreSQL accepts other spellings of a uuid but returns the canonical lower-case one; the hash must see what comes back.
     if (input.actorId != null && !isUuid(input.actorId)) throw new Error(`Audit actorId "${input.actorId}" is not a uuid`);
     const metadata = input.metadata ?? {};
@@ -119,7 +129,20 @@ async function appendLocked(manager: EntityManager, fields: Omit<AuditChainField
   const [{ id }] = (await manager.query(
     `INSERT INTO audit_events (at, action, outcome, actor_id, target_type, target_id, ip_address, user_agent, request_id, metadata, previous_hash, hash)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12) RETURNING id::text AS id`,
-    [event.at, event.action, event.outcome, event.actorId, event.targetType, event.targetId, event.ipAddress, event.userAgent, event.requestId, JSON.stringify(event.metadata), event.previousHash, event.hash],
+    [
+      event.at,
+      event.action,
+      event.outcome,
+      event.actorId,
+      event.targetType,
+      event.targetId,
+      event.ipAddress,
+      event.userAgent,
+      event.requestId,
+      JSON.stringify(event.metadata),
+      event.previousHash,
+      event.hash,
+    ],
   )) as { id: string }[];
   event.id = id;
   return event;
@@ -170,7 +193,9 @@ function rejectSecretLookingKeys(value: unknown, path: string): void {
   if (value === null || typeof value !== 'object') return;
   for (const [key, item] of Object.entries(value)) {
     if (SECRET_LOOKING_KEY.test(key)) {
-      throw new Error(`Audit ${path} key "${key}" looks like a secret (password, token, secret, code, otp, key): secrets must never enter the audit log`);
+      throw new Error(
+        `Audit ${path} key "${key}" looks like a secret (password, token, secret, code, otp, key): secrets must never enter the audit log`,
+      );
     }
     rejectSecretLookingKeys(item, `${path}.${key}`);
   }
@@ -182,9 +207,15 @@ function rejectSecretLookingKeys(value: unknown, path: string): void {
  * boundary, and not older than its cutoff).
  */
 async function startOfChain(manager: EntityManager): Promise<string> {
-  const [first] = (await manager.query('SELECT id::text AS id, at, previous_hash FROM audit_events ORDER BY id ASC LIMIT 1')) as { id: string; at: Date; previous_hash: string }[];
+  const [first] = (await manager.query('SELECT id::text AS id, at, previous_hash FROM audit_events ORDER BY id ASC LIMIT 1')) as {
+    id: string;
+    at: Date;
+    previous_hash: string;
+  }[];
   if (!first || first.previous_hash === GENESIS_HASH) return GENESIS_HASH;
-  const [checkpoint] = (await manager.query("SELECT metadata FROM audit_events WHERE action = 'audit_log_pruned' ORDER BY id DESC LIMIT 1")) as { metadata: { continuesFromHash?: string; prunedThroughId?: string; cutoff?: string } }[];
+  const [checkpoint] = (await manager.query(
+    "SELECT metadata FROM audit_events WHERE action = 'audit_log_pruned' ORDER BY id DESC LIMIT 1",
+  )) as { metadata: { continuesFromHash?: string; prunedThroughId?: string; cutoff?: string } }[];
   const recorded = checkpoint?.metadata;
   const fits =
     recorded !== undefined &&
@@ -204,16 +235,22 @@ async function startOfChain(manager: EntityManager): Promise<string> {
  */
 export async function verifyAuditChain(manager: EntityManager, options: { batchSize?: number } = {}): Promise<AuditChainReport> {
   const batchSize = options.batchSize ?? 1000;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`verifyAuditChain batchSize must be a positive integer, not ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new Error(`verifyAuditChain batchSize must be a positive integer, not ${batchSize}`);
   const repository = manager.getRepository(AuditEvent);
   let expectedPreviousHash = await startOfChain(manager);
   let checked = 0;
   let afterId: string | undefined;
   for (;;) {
-    const batch = await repository.find({ where: afterId === undefined ? {} : { id: MoreThan(afterId) }, order: { id: 'ASC' }, take: batchSize });
+    const batch = await repository.find({
+      where: afterId === undefined ? {} : { id: MoreThan(afterId) },
+      order: { id: 'ASC' },
+      take: batchSize,
+    });
     for (const row of batch) {
       checked += 1;
-      if (row.previousHash !== expectedPreviousHash || auditEventHash(row) !== row.hash) return { ok: false, checked, firstBrokenId: row.id };
+      if (row.previousHash !== expectedPreviousHash || auditEventHash(row) !== row.hash)
+        return { ok: false, checked, firstBrokenId: row.id };
       expectedPreviousHash = row.hash;
     }
     if (batch.length < batchSize) return { ok: true, checked, firstBrokenId: null };

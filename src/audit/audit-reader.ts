@@ -38,7 +38,10 @@ export class AuditReader {
       if (!/^\d{1,19}$/.test(id) || BigInt(id) > 2n ** 63n - 1n) throw invalidCursor();
       select.andWhere('e.id < :afterId', { afterId: id });
     }
-    const rows = await select.orderBy('e.id', 'DESC').limit(first + 1).getMany();
+    const rows = await select
+      .orderBy('e.id', 'DESC')
+      .limit(first + 1)
+      .getMany();
     const events = rows.slice(0, first);
     return { events, cursors: events.map((event) => encodeCursor([event.id])), hasNextPage: rows.length > first };
   }

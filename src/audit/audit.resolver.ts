@@ -16,7 +16,9 @@ export class AuditResolver {
     };
   }
 
-  @Query(() => AuditLogVerification, { description: 'Re-checks the whole hash chain now: ok, or the first row that was edited, inserted, or follows a deleted one.' })
+  @Query(() => AuditLogVerification, {
+    description: 'Re-checks the whole hash chain now: ok, or the first row that was edited, inserted, or follows a deleted one.',
+  })
   verifyAuditLog(): Promise<AuditLogVerification> {
     return this.reader.verify();
   }

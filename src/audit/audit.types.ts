@@ -4,7 +4,9 @@ import { ArgsType, Field, ID, InputType, Int, ObjectType } from 'type-graphql';
 import { PageArgs, PageInfo } from '../data/pagination';
 import type { AuditEvent } from './audit-event.entity';
 
-@ObjectType('AuditEvent', { description: 'One security event of the hash-chained audit log. Never holds a secret, a code, a token or decrypted personal data.' })
+@ObjectType('AuditEvent', {
+  description: 'One security event of the hash-chained audit log. Never holds a secret, a code, a token or decrypted personal data.',
+})
 export class AuditEventType {
   @Field(() => ID, { description: 'Position in the chain (ascending).' })
   id!: string;
@@ -21,7 +23,10 @@ export class AuditEventType {
   @Field(() => ID, { nullable: true, description: 'The account that acted; null for anonymous callers and the CLI.' })
   actorId!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'The kind of thing acted on: user, session, role, permission_grant, firewall_rule …' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'The kind of thing acted on: user, session, role, permission_grant, firewall_rule …',
+  })
   targetType!: string | null;
 
   @Field(() => String, { nullable: true, description: 'Its id.' })
@@ -30,10 +35,10 @@ export class AuditEventType {
   @Field(() => String, { nullable: true, description: 'The client address (as resolved through TRUST_PROXY).' })
   ipAddress!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'The client\'s User-Agent.' })
+  @Field(() => String, { nullable: true, description: "The client's User-Agent." })
   userAgent!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'The request\'s X-Request-Id, to find its log lines.' })
+  @Field(() => String, { nullable: true, description: "The request's X-Request-Id, to find its log lines." })
   requestId!: string | null;
 
   @Field(() => GraphQLJSON, { description: 'Non-secret details of the event.' })
@@ -111,6 +116,9 @@ export class AuditLogVerification {
   @Field(() => Int, { description: 'Rows examined (up to and including the first broken one).' })
   checked!: number;
 
-  @Field(() => ID, { nullable: true, description: 'The first row whose hash or link is wrong (edited, inserted, or following a deleted row); null when ok.' })
+  @Field(() => ID, {
+    nullable: true,
+    description: 'The first row whose hash or link is wrong (edited, inserted, or following a deleted row); null when ok.',
+  })
   firstBrokenId!: string | null;
 }

@@ -56,7 +56,10 @@ export function parseArchiveHeader(start: Buffer): ArchiveHeader {
   let offset = ARCHIVE_MAGIC.length;
   const version = start[offset];
   if (version !== ARCHIVE_FORMAT_VERSION) {
-    throw new BackupError('UNSUPPORTED_FORMAT', `the archive has format version ${version ?? '(none)'}; this Bastion reads version ${ARCHIVE_FORMAT_VERSION}: use the Bastion release that wrote it`);
+    throw new BackupError(
+      'UNSUPPORTED_FORMAT',
+      `the archive has format version ${version ?? '(none)'}; this Bastion reads version ${ARCHIVE_FORMAT_VERSION}: use the Bastion release that wrote it`,
+    );
   }
   const kidLength = start[offset + 1] ?? 0;
   offset += 2;
@@ -80,9 +83,16 @@ export function parseArchiveHeader(start: Buffer): ArchiveHeader {
 /** The archive's encryption key, once the header's key check proves the keyring holds the key it was written with. */
 export function archiveKey(keyring: Keyring, header: ArchiveHeader): Buffer {
   const keys = keyring.archiveKeys(header.kid, header.salt);
-  if (!keys) throw new BackupError('UNKNOWN_KEY', `the archive was encrypted with key "${header.kid}", which is not in this keyring (BASTION_ENCRYPTION_KEYS): restore needs that key`);
+  if (!keys)
+    throw new BackupError(
+      'UNKNOWN_KEY',
+      `the archive was encrypted with key "${header.kid}", which is not in this keyring (BASTION_ENCRYPTION_KEYS): restore needs that key`,
+    );
   if (!timingSafeEqual(keys.check, header.keyCheck)) {
-    throw new BackupError('WRONG_KEY', `the archive does not open with this keyring's key "${header.kid}": it was written with a different key of that name`);
+    throw new BackupError(
+      'WRONG_KEY',
+      `the archive does not open with this keyring's key "${header.kid}": it was written with a different key of that name`,
+    );
   }
   return keys.encryption;
 }
@@ -174,7 +184,9 @@ export class ArchiveEncryptor extends UnitTransform {
 
   protected process(plaintext: Buffer, final: boolean): Buffer {
     if (this.counter >= MAX_CHUNKS) throw new Error('archive too large for one key (2^32 chunks)');
-    const cipher = createCipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.counter, final), { authTagLength: TAG_BYTES });
+    const cipher = createCipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.counter, final), {
+      authTagLength: TAG_BYTES,
+    });
     cipher.setAAD(this.header.bytes);
     this.counter += 1;
     return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
@@ -192,14 +204,20 @@ export class ArchiveDecryptor extends UnitTransform {
 
   protected process(sealed: Buffer, final: boolean): Buffer {
     if (sealed.length < TAG_BYTES) throw archiveDamaged('it ends early (truncated)');
-    const decipher = createDecipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.counter, final), { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.counter, final), {
+      authTagLength: TAG_BYTES,
+    });
     decipher.setAAD(this.header.bytes);
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     const plaintext = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES));
     try {
       decipher.final();
     } catch {
-      throw archiveDamaged(final ? `its last chunk (${this.counter}) does not authenticate: the archive is truncated, extended or was modified` : `chunk ${this.counter} does not authenticate: bytes were changed, removed or reordered`);
+      throw archiveDamaged(
+        final
+          ? `its last chunk (${this.counter}) does not authenticate: the archive is truncated, extended or was modified`
+          : `chunk ${this.counter} does not authenticate: bytes were changed, removed or reordered`,
+      );
     }
     this.counter += 1;
     return plaintext;

@@ -6,7 +6,15 @@ import { PassThrough, Readable, pipeline as pipelineCallback } from 'node:stream
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Keyring } from '../crypto/keyring';
-import { ArchiveDecryptor, ArchiveEncryptor, ArchiveHeader, MAX_HEADER_BYTES, archiveKey, newArchiveHeader, parseArchiveHeader } from './archive-crypto';
+import {
+  ArchiveDecryptor,
+  ArchiveEncryptor,
+  ArchiveHeader,
+  MAX_HEADER_BYTES,
+  archiveKey,
+  newArchiveHeader,
+  parseArchiveHeader,
+} from './archive-crypto';
 import {
   ArchiveManifest,
   ArchivePreamble,
@@ -51,7 +59,11 @@ export class ArchiveWriter {
    * types do not list them): COPY keeps arriving while zlib compresses in the thread pool, instead of
    * the two taking turns at every 16 KiB. Measured on the bench's create: median 51 MB/s against 41.
    */
-  private readonly deflate = zlib.createDeflate({ level: COMPRESSION_LEVEL, chunkSize: 64 * 1024, writableHighWaterMark: 1024 * 1024 } as zlib.ZlibOptions);
+  private readonly deflate = zlib.createDeflate({
+    level: COMPRESSION_LEVEL,
+    chunkSize: 64 * 1024,
+    writableHighWaterMark: 1024 * 1024,
+  } as zlib.ZlibOptions);
   private readonly done: Promise<void>;
   private failure: Error | undefined;
   private sizeBytes = 0;
@@ -197,12 +209,16 @@ export async function syncFolder(folder: string): Promise<void> {
 }
 
 /** Reads an archive's header and checks the key, without reading further. */
-export async function readArchiveHeader(file: string, keyring: Keyring): Promise<{ header: ArchiveHeader; key: Buffer; sizeBytes: number }> {
+export async function readArchiveHeader(
+  file: string,
+  keyring: Keyring,
+): Promise<{ header: ArchiveHeader; key: Buffer; sizeBytes: number }> {
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(file, 'r');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new BackupError('FILE_MISSING', `the archive file ${file} does not exist`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new BackupError('FILE_MISSING', `the archive file ${file} does not exist`);
     throw error;
   }
   try {
@@ -233,7 +249,11 @@ export interface ArchiveVisitor {
  * (ARCHIVE_DAMAGED, WRONG_KEY, …) on anything amiss; until it returns, nothing read is known to
  * be complete.
  */
-export async function readArchive(file: string, keyring: Keyring, visitor: ArchiveVisitor = {}): Promise<{ preamble: ArchivePreamble; manifest: ArchiveManifest; sizeBytes: number }> {
+export async function readArchive(
+  file: string,
+  keyring: Keyring,
+  visitor: ArchiveVisitor = {},
+): Promise<{ preamble: ArchivePreamble; manifest: ArchiveManifest; sizeBytes: number }> {
   const { header, key, sizeBytes } = await readArchiveHeader(file, keyring);
   const source = fs.createReadStream(file, { start: header.bytes.length, highWaterMark: 256 * 1024 });
   let bytesRead = header.bytes.length;
@@ -262,7 +282,8 @@ export async function readArchive(file: string, keyring: Keyring, visitor: Archi
         case RecordType.PREAMBLE:
           if (preamble) throw archiveDamaged('it has two preambles');
           preamble = parseJsonRecord<ArchivePreamble>(record, 'preamble');
-          if (!Array.isArray(preamble.tables) || !Array.isArray(preamble.migrations) || typeof preamble.schemaVersion !== 'string') throw archiveDamaged('its preamble is incomplete');
+          if (!Array.isArray(preamble.tables) || !Array.isArray(preamble.migrations) || typeof preamble.schemaVersion !== 'string')
+            throw archiveDamaged('its preamble is incomplete');
           await visitor.preamble?.(preamble);
           break;
         case RecordType.TABLE: {
@@ -270,7 +291,8 @@ export async function readArchive(file: string, keyring: Keyring, visitor: Archi
           await endTable();
           const announced = parseJsonRecord<ArchiveTable>(record, 'table record');
           const table = preamble.tables[seen.length];
-          if (!table || table.name !== announced.name) throw archiveDamaged(`table "${announced.name}" is not the one the preamble lists next`);
+          if (!table || table.name !== announced.name)
+            throw archiveDamaged(`table "${announced.name}" is not the one the preamble lists next`);
           current = new TableDigest(table);
           await visitor.startTable?.(table);
           break;
@@ -305,7 +327,9 @@ function compareWithManifest(preamble: ArchivePreamble, manifest: ArchiveManifes
   manifest.tables.forEach((expected, index) => {
     const actual = seen[index];
     if (expected.name !== actual.name || expected.rows !== actual.rows || expected.sha256 !== actual.sha256) {
-      throw archiveDamaged(`table "${actual.name}" holds ${actual.rows} rows (SHA-256 ${actual.sha256.slice(0, 12)}…), the manifest says ${expected.rows} (${expected.sha256?.slice(0, 12)}…)`);
+      throw archiveDamaged(
+        `table "${actual.name}" holds ${actual.rows} rows (SHA-256 ${actual.sha256.slice(0, 12)}…), the manifest says ${expected.rows} (${expected.sha256?.slice(0, 12)}…)`,
+      );
     }
   });
 }

@@ -6,7 +6,6 @@ import { BackupError } from './backup-errors';
 import { BackupStatus, RESTORABLE } from './backup.entity';
 import type { BackupService } from './backup.service';
 
-
 /** A scheduled run this recent (on any instance) makes this one unnecessary. */
 const RECENT_RUN_MS = 10 * 60 * 1000;
 

@@ -46,19 +46,27 @@ function rateSince(startedAt: number, bytes: number): string {
  * characters) looked up in the catalogue, else among the file names in BACKUP_DIR, so a restore
  * works when the database that held the catalogue is gone.
  */
-async function resolveArchive(reference: string, database: Database, folder: string): Promise<{ file: string; id: string | null; sha256: string | null }> {
+async function resolveArchive(
+  reference: string,
+  database: Database,
+  folder: string,
+): Promise<{ file: string; id: string | null; sha256: string | null }> {
   if (reference.endsWith(ARCHIVE_EXTENSION) && fs.existsSync(reference)) return { file: path.resolve(reference), id: null, sha256: null };
-  if (!/^[0-9a-f-]{8,36}$/i.test(reference)) throw new BackupError('NOT_FOUND', `"${reference}" is neither an archive file nor a backup id`);
+  if (!/^[0-9a-f-]{8,36}$/i.test(reference))
+    throw new BackupError('NOT_FOUND', `"${reference}" is neither an archive file nor a backup id`);
   const prefix = reference.toLowerCase();
   const catalogued = (await tableExists(database.dataSource, 'backups'))
-    ? ((await database.dataSource.query('SELECT id::text AS id, file_name, sha256 FROM backups WHERE id::text LIKE $1', [`${prefix}%`])) as { id: string; file_name: string; sha256: string | null }[])
+    ? ((await database.dataSource.query('SELECT id::text AS id, file_name, sha256 FROM backups WHERE id::text LIKE $1', [
+        `${prefix}%`,
+      ])) as { id: string; file_name: string; sha256: string | null }[])
     : [];
-  const candidates = catalogued.length > 0
-    ? catalogued.map((row) => ({ id: row.id, file: path.join(folder, row.file_name), sha256: row.sha256 }))
-    : (fs.existsSync(folder) ? fs.readdirSync(folder) : [])
-        .map((name) => ({ name, id: /-([0-9a-f-]{36})\.bbak$/.exec(name)?.[1] }))
-        .filter((entry): entry is { name: string; id: string } => entry.id?.startsWith(prefix) === true)
-        .map((entry) => ({ id: entry.id, file: path.join(folder, entry.name), sha256: null }));
+  const candidates =
+    catalogued.length > 0
+      ? catalogued.map((row) => ({ id: row.id, file: path.join(folder, row.file_name), sha256: row.sha256 }))
+      : (fs.existsSync(folder) ? fs.readdirSync(folder) : [])
+          .map((name) => ({ name, id: /-([0-9a-f-]{36})\.bbak$/.exec(name)?.[1] }))
+          .filter((entry): entry is { name: string; id: string } => entry.id?.startsWith(prefix) === true)
+          .map((entry) => ({ id: entry.id, file: path.join(folder, entry.name), sha256: null }));
   if (candidates.length === 0) throw new BackupError('NOT_FOUND', `no backup ${reference} in the catalogue or in ${folder}`);
   if (candidates.length > 1) throw new BackupError('NOT_FOUND', `${reference} matches ${candidates.length} backups: give more of the id`);
   return candidates[0];
@@ -85,14 +93,24 @@ async function ensureDatabase(url: string): Promise<boolean> {
 }
 
 /** A restore elsewhere (a drill, an off-site copy) is recorded in the source database's audit log too, when it has one. */
-async function recordInSource(database: Database, actor: Actor, restore: { id: string | null; file: string; targetUrl: string; result: { schemaVersion: string; tables: number; rows: number } }): Promise<void> {
+async function recordInSource(
+  database: Database,
+  actor: Actor,
+  restore: { id: string | null; file: string; targetUrl: string; result: { schemaVersion: string; tables: number; rows: number } },
+): Promise<void> {
   if (!(await tableExists(database.dataSource, 'audit_events'))) return;
   await new AuditLog(systemClock).append(database.dataSource.manager, {
     action: 'backup_restored',
     outcome: 'success',
     targetType: 'backup',
     targetId: restore.id,
-    metadata: { file: path.basename(restore.file), into: describeUrl(restore.targetUrl), schemaVersion: restore.result.schemaVersion, tables: restore.result.tables, rows: restore.result.rows },
+    metadata: {
+      file: path.basename(restore.file),
+      into: describeUrl(restore.targetUrl),
+      schemaVersion: restore.result.schemaVersion,
+      tables: restore.result.tables,
+      rows: restore.result.rows,
+    },
     ...actor,
   });
 }
@@ -100,7 +118,10 @@ async function recordInSource(database: Database, actor: Actor, restore: { id: s
 function printBackup(say: (line: string) => void, backup: Backup): void {
   say(`backup ${backup.id}: ${backup.status.toUpperCase()}`);
   if (backup.error) say(`  error: ${backup.error}`);
-  if (backup.sizeBytes) say(`  ${backup.tables} tables, ${backup.rows} rows, ${megabytes(backup.sizeBytes)} at schema ${backup.schemaVersion}, key ${backup.keyId}`);
+  if (backup.sizeBytes)
+    say(
+      `  ${backup.tables} tables, ${backup.rows} rows, ${megabytes(backup.sizeBytes)} at schema ${backup.schemaVersion}, key ${backup.keyId}`,
+    );
   if (backup.verification) say(`  verification: ${backup.verification}`);
 }
 
@@ -116,13 +137,17 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
         const bar = new ProgressBar('backup');
         // The total is the planner's estimate: held above the rows seen, so only finish() says 100 %.
         const created = await backups
-          .create(cli.actor, 'cli', { onProgress: ({ rows, bytes, expectedRows }) => bar.update(rows, Math.max(expectedRows, rows + 1), `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`) })
+          .create(cli.actor, 'cli', {
+            onProgress: ({ rows, bytes, expectedRows }) =>
+              bar.update(rows, Math.max(expectedRows, rows + 1), `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`),
+          })
           .finally(() => bar.abandon());
         const tableBytes = created.manifest?.tables.reduce((sum, table) => sum + table.bytes, 0) ?? 0;
         bar.finish(created.rows, `${megabytes(tableBytes)} of table data, ${rateSince(startedAt, tableBytes)}`);
         printBackup(cli.say, created);
         cli.say(`  file: ${backups.fileOf(created)}`);
-        if (created.copyError) throw new BackupError('FILE_MISSING', `the archive is complete, but copying it to BACKUP_COPY_DIR failed: ${created.copyError}`);
+        if (created.copyError)
+          throw new BackupError('FILE_MISSING', `the archive is complete, but copying it to BACKUP_COPY_DIR failed: ${created.copyError}`);
       }),
     );
 
@@ -133,17 +158,23 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
       cli.withServices(async ({ backups, clock }) => {
         const entries = await backups.list();
         if (entries.length === 0) return cli.say(`no backups yet (archives go to ${backups.options.dir}); run \`bastion backup create\``);
-        cli.say(`${'ID'.padEnd(36)}  ${'CREATED (UTC)'.padEnd(16)}  ${'AGE'.padStart(4)}  ${'SIZE'.padStart(10)}  ${'ROWS'.padStart(10)}  ${'STATUS'.padEnd(13)}  VERIFIED`);
+        cli.say(
+          `${'ID'.padEnd(36)}  ${'CREATED (UTC)'.padEnd(16)}  ${'AGE'.padStart(4)}  ${'SIZE'.padStart(10)}  ${'ROWS'.padStart(10)}  ${'STATUS'.padEnd(13)}  VERIFIED`,
+        );
         for (const entry of entries) {
           const verified = entry.verifiedAt ? `${age(entry.verifiedAt, clock.now())} ago` : '-';
-          cli.say(`${entry.id}  ${entry.createdAt.toISOString().slice(0, 16).replace('T', ' ')}  ${age(entry.createdAt, clock.now()).padStart(4)}  ${megabytes(entry.sizeBytes).padStart(10)}  ${String(entry.rows).padStart(10)}  ${entry.status.toUpperCase().padEnd(13)}  ${verified}${entry.error ? `  (${entry.error})` : ''}`);
+          cli.say(
+            `${entry.id}  ${entry.createdAt.toISOString().slice(0, 16).replace('T', ' ')}  ${age(entry.createdAt, clock.now()).padStart(4)}  ${megabytes(entry.sizeBytes).padStart(10)}  ${String(entry.rows).padStart(10)}  ${entry.status.toUpperCase().padEnd(13)}  ${verified}${entry.error ? `  (${entry.error})` : ''}`,
+          );
         }
       }),
     );
 
   backup
     .command('verify <id>')
-    .description('Restore a backup into a scratch database, compare every table with its manifest, drop the scratch database; exit 1 when it differs')
+    .description(
+      'Restore a backup into a scratch database, compare every table with its manifest, drop the scratch database; exit 1 when it differs',
+    )
     .action((reference: string) =>
       cli.withServices(async ({ backups }, database) => {
         const { id } = await resolveArchive(reference, database, backups.options.dir);
@@ -151,7 +182,9 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
         const startedAt = Date.now();
         const bar = new ProgressBar('verifying', process.stderr, megabytes);
         const verified = await backups
-          .verify(id, cli.actor, ({ bytesRead, sizeBytes, rows }) => bar.update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`))
+          .verify(id, cli.actor, ({ bytesRead, sizeBytes, rows }) =>
+            bar.update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
+          )
           .finally(() => bar.abandon());
         printBackup(cli.say, verified);
         if (verified.verification && verified.status !== 'verified') process.exitCode = 1;
@@ -160,7 +193,9 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
 
   backup
     .command('restore <id>')
-    .description('Restore a backup (an id, or an archive file) into a new database (default), into --to, or over the current database with --yes. Refuses a damaged, wrong-key or newer-schema archive before the target changes')
+    .description(
+      'Restore a backup (an id, or an archive file) into a new database (default), into --to, or over the current database with --yes. Refuses a damaged, wrong-key or newer-schema archive before the target changes',
+    )
     .option('--to <url>', 'the database to restore into (postgres://…); created when it does not exist')
     .option('--yes', 'replace the data of a database that has tables: the current database when --to is not given')
     .action((reference: string, options: { to?: string; yes?: boolean }) =>
@@ -175,11 +210,17 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
         } else if (options.yes) {
           targetUrl = database.url;
         } else {
-          targetUrl = databaseUrlFor(database.url, `bastion_restore_${systemClock.now().toISOString().replace(/\D/g, '').slice(0, 14)}_${randomBytes(3).toString('hex')}`);
+          targetUrl = databaseUrlFor(
+            database.url,
+            `bastion_restore_${systemClock.now().toISOString().replace(/\D/g, '').slice(0, 14)}_${randomBytes(3).toString('hex')}`,
+          );
           created = await ensureDatabase(targetUrl);
         }
         const startedAt = Date.now();
-        const bars = { checking: new ProgressBar('checking', process.stderr, megabytes), loading: new ProgressBar('restoring', process.stderr, megabytes) };
+        const bars = {
+          checking: new ProgressBar('checking', process.stderr, megabytes),
+          loading: new ProgressBar('restoring', process.stderr, megabytes),
+        };
         try {
           const result = await restoreArchive({
             file,
@@ -187,19 +228,39 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
             targetUrl,
             replace: Boolean(options.yes),
             expect: id ? { backupId: id, sha256 } : undefined,
-            onProgress: ({ phase, bytesRead, sizeBytes, rows }) => bars[phase].update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
+            onProgress: ({ phase, bytesRead, sizeBytes, rows }) =>
+              bars[phase].update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
             beforeCommit: (manager, restored) =>
-              new AuditLog(systemClock).append(manager, { action: 'backup_restored', outcome: 'success', targetType: 'backup', targetId: id, metadata: { file: path.basename(file), schemaVersion: restored.schemaVersion, tables: restored.tables, rows: restored.rows, migrated: [...restored.migrated] }, ...cli.actor }).then(() => undefined),
+              new AuditLog(systemClock)
+                .append(manager, {
+                  action: 'backup_restored',
+                  outcome: 'success',
+                  targetType: 'backup',
+                  targetId: id,
+                  metadata: {
+                    file: path.basename(file),
+                    schemaVersion: restored.schemaVersion,
+                    tables: restored.tables,
+                    rows: restored.rows,
+                    migrated: [...restored.migrated],
+                  },
+                  ...cli.actor,
+                })
+                .then(() => undefined),
           });
           const down = result.migrated.filter((step) => step.startsWith('down ')).map((step) => step.slice(5));
           const up = result.migrated.length - down.length;
-          const migrated = [up > 0 ? `${up} migration(s) applied` : '', down.length > 0 ? `undone: ${down.join(', ')}` : ''].filter(Boolean).join('; ');
-          cli.say(`restored ${result.tables} tables and ${result.rows} rows at schema ${result.schemaVersion} into ${describeUrl(targetUrl)}${migrated ? ` (${migrated})` : ''}`);
+          const migrated = [up > 0 ? `${up} migration(s) applied` : '', down.length > 0 ? `undone: ${down.join(', ')}` : '']
+            .filter(Boolean)
+            .join('; ');
+          cli.say(
+            `restored ${result.tables} tables and ${result.rows} rows at schema ${result.schemaVersion} into ${describeUrl(targetUrl)}${migrated ? ` (${migrated})` : ''}`,
+          );
           if (targetUrl !== database.url) {
             cli.say(`point DATABASE_URL at that database to serve it; \`bastion migrate\` brings it to this release's schema`);
             await recordInSource(database, cli.actor, { id, file, targetUrl, result });
           } else if (down.length > 0) {
-            cli.say('the archive predates this release\'s schema: run `bastion migrate` before instances of this release serve again');
+            cli.say("the archive predates this release's schema: run `bastion migrate` before instances of this release serve again");
           }
         } catch (error) {
           bars.checking.abandon();
@@ -216,8 +277,9 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
     .action(() =>
       cli.withServices(async ({ backups }) => {
         const removed = await backups.prune(cli.actor);
-        cli.say(removed.length === 0 ? 'nothing to prune' : `pruned ${removed.length} backup(s): ${removed.map((entry) => entry.id).join(', ')}`);
+        cli.say(
+          removed.length === 0 ? 'nothing to prune' : `pruned ${removed.length} backup(s): ${removed.map((entry) => entry.id).join(', ')}`,
+        );
       }),
     );
 }
-

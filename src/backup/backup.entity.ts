@@ -65,7 +65,10 @@ export class Backup {
   @Column({ type: 'timestamptz', precision: 3, nullable: true })
   verifiedAt!: Date | null;
 
-  @Field(() => String, { nullable: true, description: 'What the last verification found: the tables and rows that matched, or what differed.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'What the last verification found: the tables and rows that matched, or what differed.',
+  })
   @Column({ type: 'text', nullable: true })
   verification!: string | null;
 
@@ -73,7 +76,10 @@ export class Backup {
   @Column({ type: 'text', nullable: true })
   error!: string | null;
 
-  @Field({ description: 'The key id it is encrypted with (BACKUP_KEY_ID). Restoring needs that key, and the column keys for the encrypted values inside.' })
+  @Field({
+    description:
+      'The key id it is encrypted with (BACKUP_KEY_ID). Restoring needs that key, and the column keys for the encrypted values inside.',
+  })
   @Column({ type: 'text' })
   keyId!: string;
 

@@ -28,13 +28,19 @@ export class BackupResolver {
     return this.service.list();
   }
 
-  @Mutation(() => Backup, { description: 'Takes a backup now: a consistent snapshot of every table into an encrypted archive. Answers when it is COMPLETE or FAILED, or after 20 s with status CREATING while it carries on (poll backups). CONFLICT while another backup runs.' })
+  @Mutation(() => Backup, {
+    description:
+      'Takes a backup now: a consistent snapshot of every table into an encrypted archive. Answers when it is COMPLETE or FAILED, or after 20 s with status CREATING while it carries on (poll backups). CONFLICT while another backup runs.',
+  })
   async createBackup(@Ctx() context: Context): Promise<Backup> {
     const started = await this.service.startCreate(actorOf(context), 'api').catch((error: unknown) => Promise.reject(clientError(error)));
     return this.answer(started);
   }
 
-  @Mutation(() => Backup, { description: 'Proves a backup restorable: restores it into a scratch database, compares every table with its manifest, drops the scratch database. Answers with status VERIFIED or VERIFY_FAILED (verification says what differed), or after 20 s as it stands while it carries on.' })
+  @Mutation(() => Backup, {
+    description:
+      'Proves a backup restorable: restores it into a scratch database, compares every table with its manifest, drops the scratch database. Answers with status VERIFIED or VERIFY_FAILED (verification says what differed), or after 20 s as it stands while it carries on.',
+  })
   async verifyBackup(@Arg('id', () => ID) id: string, @Ctx() context: Context): Promise<Backup> {
     if (!isUuid(id)) throw new AppError('NOT_FOUND', 'No backup with this id has an archive to verify.');
     const started = await this.service.startVerify(id, actorOf(context)).catch((error: unknown) => Promise.reject(clientError(error)));
@@ -43,7 +49,10 @@ export class BackupResolver {
 
   private async answer(started: StartedJob): Promise<Backup> {
     // The outcome (FAILED, VERIFY_FAILED) is in the catalogue and the audit log either way.
-    const waited = await settleWithin(started.done.catch(() => undefined), ANSWER_WITHIN_MS);
+    const waited = await settleWithin(
+      started.done.catch(() => undefined),
+      ANSWER_WITHIN_MS,
+    );
     if (waited !== TIMED_OUT && waited) return waited;
     return (await this.service.get(started.backup.id)) ?? started.backup;
   }

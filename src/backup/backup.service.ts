@@ -24,7 +24,6 @@ export const ARCHIVE_EXTENSION = '.bbak';
 
 export type BackupTrigger = 'schedule' | 'cli' | 'api';
 
-
 export interface BackupOptions extends RetentionPolicy {
   readonly dir: string;
   readonly copyDir: string | undefined;
@@ -54,7 +53,10 @@ export interface StartedJob {
 }
 
 function archiveName(createdAt: Date, id: string): string {
-  return `bastion-${createdAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${id}${ARCHIVE_EXTENSION}`;
+  return `bastion-${createdAt
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${id}${ARCHIVE_EXTENSION}`;
 }
 
 /**
@@ -107,22 +109,47 @@ export class BackupService {
    * same trigger was taken since then: checked under the lock, so instances whose timers fire
    * together take one backup between them.
    */
-  async startCreateUnless(actor: Actor, trigger: BackupTrigger, observe: CreateObserver, recentSince: Date | null): Promise<StartedJob | null> {
+  async startCreateUnless(
+    actor: Actor,
+    trigger: BackupTrigger,
+    observe: CreateObserver,
+    recentSince: Date | null,
+  ): Promise<StartedJob | null> {
     // The lock lives as long as this connection: a killed process releases it, and its CREATING entry is then known to be dead.
     const connection = await LockedConnection.acquire(this.databaseUrl, 'bastion-backup', BACKUP_LOCK_KEY, LOCK_WAIT_MS);
-    if (!connection) throw new BackupError('IN_PROGRESS', 'another backup is being created (on this or another instance): wait for it to finish');
+    if (!connection)
+      throw new BackupError('IN_PROGRESS', 'another backup is being created (on this or another instance): wait for it to finish');
     let backup: Backup;
     try {
-      if (recentSince && (await this.dataSource.query("SELECT 1 FROM backups WHERE trigger = $1 AND created_at > $2 AND status <> 'failed' LIMIT 1", [trigger, recentSince])).length > 0) {
+      if (
+        recentSince &&
+        (
+          await this.dataSource.query("SELECT 1 FROM backups WHERE trigger = $1 AND created_at > $2 AND status <> 'failed' LIMIT 1", [
+            trigger,
+            recentSince,
+          ])
+        ).length > 0
+      ) {
         await connection.close();
         return null;
       }
       await this.abandonInterrupted();
       const createdAt = this.clock.now();
       const id = randomUUID();
-      backup = await this.dataSource.getRepository(Backup).save(
-        Object.assign(new Backup(), { id, createdAt, status: BackupStatus.CREATING, schemaVersion: '', keyId: this.options.keyId, fileName: archiveName(createdAt, id), host: os.hostname(), trigger }),
-      );
+      backup = await this.dataSource
+        .getRepository(Backup)
+        .save(
+          Object.assign(new Backup(), {
+            id,
+            createdAt,
+            status: BackupStatus.CREATING,
+            schemaVersion: '',
+            keyId: this.options.keyId,
+            fileName: archiveName(createdAt, id),
+            host: os.hostname(),
+            trigger,
+          }),
+        );
     } catch (error) {
       await connection.close();
       throw error;
@@ -137,11 +164,20 @@ export class BackupService {
       this.running.delete(abort);
       return connection.close();
     });
-    this.running.set(abort, done.catch(() => undefined));
+    this.running.set(
+      abort,
+      done.catch(() => undefined),
+    );
     return done;
   }
 
-  private async writeArchive(connection: LockedConnection, backup: Backup, actor: Actor, signal: AbortSignal, observe: CreateObserver): Promise<Backup> {
+  private async writeArchive(
+    connection: LockedConnection,
+    backup: Backup,
+    actor: Actor,
+    signal: AbortSignal,
+    observe: CreateObserver,
+  ): Promise<Backup> {
     const { client } = connection;
     const file = this.fileOf(backup);
     let writer: ArchiveWriter | undefined;
@@ -153,11 +189,28 @@ export class BackupService {
       // TRUNCATE or DDL cannot slip in between the snapshot and a table's COPY.
       const lockable = await listTables(client);
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await lockTables(client, lockable.map((table) => table.name));
+      await lockTables(
+        client,
+        lockable.map((table) => table.name),
+      );
       const tables = await listTables(client);
       const migrations = (await client.query<{ name: string }>('SELECT name FROM migrations ORDER BY id')).rows.map((row) => row.name);
-      const [{ expected }] = (await client.query<{ expected: string }>("SELECT COALESCE(sum(GREATEST(reltuples, 0)), 0)::bigint AS expected FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> ALL($1)", [Object.keys(EXCLUDED_TABLES)])).rows;
-      const preamble: ArchivePreamble = { format: 1, backupId: backup.id, createdAt: backup.createdAt.toISOString(), bastionVersion: BASTION_VERSION, schemaVersion: migrations[migrations.length - 1] ?? '', migrations, tables, excluded: EXCLUDED_TABLES };
+      const [{ expected }] = (
+        await client.query<{ expected: string }>(
+          "SELECT COALESCE(sum(GREATEST(reltuples, 0)), 0)::bigint AS expected FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> ALL($1)",
+          [Object.keys(EXCLUDED_TABLES)],
+        )
+      ).rows;
+      const preamble: ArchivePreamble = {
+        format: 1,
+        backupId: backup.id,
+        createdAt: backup.createdAt.toISOString(),
+        bastionVersion: BASTION_VERSION,
+        schemaVersion: migrations[migrations.length - 1] ?? '',
+        migrations,
+        tables,
+        excluded: EXCLUDED_TABLES,
+      };
       await writer.preamble(preamble);
       for (const table of tables) {
         await observe.beforeTable?.(table.name);
@@ -173,17 +226,34 @@ export class BackupService {
       writer = undefined;
       const totalRows = written.manifest.tables.reduce((sum, table) => sum + table.rows, 0);
       const completed = await this.dataSource.transaction(async (manager) => {
-        await manager.update(Backup, { id: backup.id }, {
-          status: BackupStatus.COMPLETE,
-          completedAt: this.clock.now(),
-          sizeBytes: written.sizeBytes,
-          sha256: written.sha256,
-          tables: tables.length,
-          rows: totalRows,
-          schemaVersion: preamble.schemaVersion,
-          manifest: describeContents(preamble, written.manifest),
+        await manager.update(
+          Backup,
+          { id: backup.id },
+          {
+            status: BackupStatus.COMPLETE,
+            completedAt: this.clock.now(),
+            sizeBytes: written.sizeBytes,
+            sha256: written.sha256,
+            tables: tables.length,
+            rows: totalRows,
+            schemaVersion: preamble.schemaVersion,
+            manifest: describeContents(preamble, written.manifest),
+          },
+        );
+        await this.audit.append(manager, {
+          action: 'backup_created',
+          outcome: 'success',
+          targetType: 'backup',
+          targetId: backup.id,
+          metadata: {
+            trigger: backup.trigger,
+            sizeBytes: written.sizeBytes,
+            tables: tables.length,
+            rows: totalRows,
+            kid: this.options.keyId,
+          },
+          ...actor,
         });
-        await this.audit.append(manager, { action: 'backup_created', outcome: 'success', targetType: 'backup', targetId: backup.id, metadata: { trigger: backup.trigger, sizeBytes: written.sizeBytes, tables: tables.length, rows: totalRows, kid: this.options.keyId }, ...actor });
         return manager.findOneByOrFail(Backup, { id: backup.id });
       });
       return await this.copyToSecondLocation(completed, actor);
@@ -202,9 +272,18 @@ export class BackupService {
     await this.dataSource
       .transaction(async (manager) => {
         await manager.update(Backup, { id: backup.id }, { status: BackupStatus.FAILED, error: text, completedAt: this.clock.now() });
-        await this.audit.append(manager, { action: 'backup_failed', outcome: 'failure', targetType: 'backup', targetId: backup.id, metadata: { trigger: backup.trigger, error: text }, ...actor });
+        await this.audit.append(manager, {
+          action: 'backup_failed',
+          outcome: 'failure',
+          targetType: 'backup',
+          targetId: backup.id,
+          metadata: { trigger: backup.trigger, error: text },
+          ...actor,
+        });
       })
-      .catch((recordError: unknown) => this.logger.error({ err: recordError, backupId: backup.id }, 'backup failure could not be recorded'));
+      .catch((recordError: unknown) =>
+        this.logger.error({ err: recordError, backupId: backup.id }, 'backup failure could not be recorded'),
+      );
   }
 
   /** BACKUP_COPY_DIR: the archive copied (temporary name, fsync, rename) and compared with the original's SHA-256. */
@@ -221,7 +300,8 @@ export class BackupService {
       await pipeline(source, fs.createWriteStream(temporary, { flags: 'wx', mode: 0o600 }));
       const handle = await fs.promises.open(temporary, 'r+');
       await handle.sync().finally(() => handle.close());
-      if (hash.digest('hex') !== backup.sha256) throw new BackupError('ARCHIVE_DAMAGED', 'the copy differs from the archive it was made from');
+      if (hash.digest('hex') !== backup.sha256)
+        throw new BackupError('ARCHIVE_DAMAGED', 'the copy differs from the archive it was made from');
       await fs.promises.rename(temporary, target);
       await syncFolder(copyDir);
       await this.dataSource.getRepository(Backup).update({ id: backup.id }, { copyPath: target, copyError: null });
@@ -232,7 +312,14 @@ export class BackupService {
       this.logger.error({ err: error, backupId: backup.id }, 'backup: copying the archive to BACKUP_COPY_DIR failed');
       await this.dataSource.transaction(async (manager) => {
         await manager.update(Backup, { id: backup.id }, { copyError: text });
-        await this.audit.append(manager, { action: 'backup_copy_failed', outcome: 'failure', targetType: 'backup', targetId: backup.id, metadata: { error: text }, ...actor });
+        await this.audit.append(manager, {
+          action: 'backup_copy_failed',
+          outcome: 'failure',
+          targetType: 'backup',
+          targetId: backup.id,
+          metadata: { error: text },
+          ...actor,
+        });
       });
       return { ...backup, copyError: text };
     }
@@ -240,7 +327,16 @@ export class BackupService {
 
   /** Call holding the backup lock: a CREATING entry is then one whose writer died. */
   private async abandonInterrupted(): Promise<void> {
-    await this.dataSource.getRepository(Backup).update({ status: BackupStatus.CREATING }, { status: BackupStatus.FAILED, error: 'interrupted: the process writing it stopped before it finished', completedAt: this.clock.now() });
+    await this.dataSource
+      .getRepository(Backup)
+      .update(
+        { status: BackupStatus.CREATING },
+        {
+          status: BackupStatus.FAILED,
+          error: 'interrupted: the process writing it stopped before it finished',
+          completedAt: this.clock.now(),
+        },
+      );
     for (const folder of [this.options.dir, this.options.copyDir].filter((folder): folder is string => Boolean(folder))) {
       const names = await fs.promises.readdir(folder).catch(() => [] as string[]);
       for (const name of names) {
@@ -264,17 +360,26 @@ export class BackupService {
   }
 
   /** As startVerify; with `recentSince`, null when the archive was verified since then (checked under the lock). */
-  async startVerifyUnless(id: string, actor: Actor, recentSince: Date | null, onProgress?: (progress: RestoreProgress) => void): Promise<StartedJob | null> {
+  async startVerifyUnless(
+    id: string,
+    actor: Actor,
+    recentSince: Date | null,
+    onProgress?: (progress: RestoreProgress) => void,
+  ): Promise<StartedJob | null> {
     const backup = await this.get(id);
     if (!backup) throw new BackupError('NOT_FOUND', `no backup has id ${id}`);
     if (!RESTORABLE.includes(backup.status) && backup.status !== BackupStatus.VERIFY_FAILED) {
       throw new BackupError('NOT_FOUND', `backup ${id} is ${backup.status.toUpperCase()}: there is no archive to verify`);
     }
     if (!this.isHere(backup)) {
-      throw new BackupError('FILE_MISSING', `backup ${id} was written on host ${backup.host}, and its file is not in ${this.options.dir} here: verify it there, or give every instance one shared BACKUP_DIR`);
+      throw new BackupError(
+        'FILE_MISSING',
+        `backup ${id} was written on host ${backup.host}, and its file is not in ${this.options.dir} here: verify it there, or give every instance one shared BACKUP_DIR`,
+      );
     }
     const connection = await LockedConnection.acquire(this.databaseUrl, 'bastion-backup-verify', VERIFY_LOCK_KEY, LOCK_WAIT_MS);
-    if (!connection) throw new BackupError('IN_PROGRESS', 'another backup is being verified (on this or another instance): wait for it to finish');
+    if (!connection)
+      throw new BackupError('IN_PROGRESS', 'another backup is being verified (on this or another instance): wait for it to finish');
     try {
       const current = await this.get(id);
       if (recentSince && current?.verifiedAt && current.verifiedAt > recentSince) {
@@ -288,10 +393,25 @@ export class BackupService {
     return { backup, done: this.track(connection, (signal) => this.runVerification(connection, backup, actor, signal, onProgress)) };
   }
 
-  private async runVerification(connection: LockedConnection, backup: Backup, actor: Actor, signal: AbortSignal, onProgress?: (progress: RestoreProgress) => void): Promise<Backup> {
+  private async runVerification(
+    connection: LockedConnection,
+    backup: Backup,
+    actor: Actor,
+    signal: AbortSignal,
+    onProgress?: (progress: RestoreProgress) => void,
+  ): Promise<Backup> {
     let outcome: { ok: boolean; text: string };
     try {
-      outcome = await verifyArchive({ client: connection.client, databaseUrl: this.databaseUrl, keyring: this.keyring, file: this.fileOf(backup), backup, logger: this.logger, signal, onProgress });
+      outcome = await verifyArchive({
+        client: connection.client,
+        databaseUrl: this.databaseUrl,
+        keyring: this.keyring,
+        file: this.fileOf(backup),
+        backup,
+        logger: this.logger,
+        signal,
+        onProgress,
+      });
     } catch (error) {
       // Whatever stopped it, the archive was not proven restorable: that is the finding, recorded like any other.
       this.logger.error({ err: error, backupId: backup.id }, 'backup verification failed');
@@ -302,9 +422,18 @@ export class BackupService {
       await manager.update(
         Backup,
         { id: backup.id },
-        outcome.ok ? { status: BackupStatus.VERIFIED, verifiedAt, verification: outcome.text } : { status: BackupStatus.VERIFY_FAILED, verification: outcome.text },
+        outcome.ok
+          ? { status: BackupStatus.VERIFIED, verifiedAt, verification: outcome.text }
+          : { status: BackupStatus.VERIFY_FAILED, verification: outcome.text },
       );
-      await this.audit.append(manager, { action: outcome.ok ? 'backup_verified' : 'backup_verify_failed', outcome: outcome.ok ? 'success' : 'failure', targetType: 'backup', targetId: backup.id, metadata: { result: outcome.text }, ...actor });
+      await this.audit.append(manager, {
+        action: outcome.ok ? 'backup_verified' : 'backup_verify_failed',
+        outcome: outcome.ok ? 'success' : 'failure',
+        targetType: 'backup',
+        targetId: backup.id,
+        metadata: { result: outcome.text },
+        ...actor,
+      });
       return manager.findOneByOrFail(Backup, { id: backup.id });
     });
   }
@@ -313,15 +442,31 @@ export class BackupService {
   async prune(actor: Actor): Promise<Backup[]> {
     const entries = await this.list();
     // Another machine's archive (an unshared BACKUP_DIR) is that machine's to delete.
-    const doomed = (prunable(entries, this.options, this.clock.now()) as Backup[]).filter((backup) => backup.status === BackupStatus.FAILED || this.isHere(backup));
+    const doomed = (prunable(entries, this.options, this.clock.now()) as Backup[]).filter(
+      (backup) => backup.status === BackupStatus.FAILED || this.isHere(backup),
+    );
     if (doomed.length === 0) return [];
     for (const backup of doomed) {
       await fs.promises.rm(this.fileOf(backup), { force: true });
       if (backup.copyPath) await fs.promises.rm(backup.copyPath, { force: true });
     }
     await this.dataSource.transaction(async (manager) => {
-      await manager.delete(Backup, doomed.map((backup) => backup.id));
-      await this.audit.append(manager, { action: 'backups_pruned', outcome: 'success', targetType: 'backup', metadata: { removed: doomed.length, ids: doomed.map((backup) => backup.id), keep: this.options.keep, maxAgeDays: this.options.maxAgeDays ?? null }, ...actor });
+      await manager.delete(
+        Backup,
+        doomed.map((backup) => backup.id),
+      );
+      await this.audit.append(manager, {
+        action: 'backups_pruned',
+        outcome: 'success',
+        targetType: 'backup',
+        metadata: {
+          removed: doomed.length,
+          ids: doomed.map((backup) => backup.id),
+          keep: this.options.keep,
+          maxAgeDays: this.options.maxAgeDays ?? null,
+        },
+        ...actor,
+      });
     });
     return doomed;
   }

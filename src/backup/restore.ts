@@ -16,7 +16,15 @@ import { ArchiveVisitor, readArchive } from './archive-file';
 import type { ArchiveManifest, ArchivePreamble } from './archive-records';
 import { BackupError, archiveDamaged, throwIfInterrupted } from './backup-errors';
 import { BACKUP_LOCK_KEY, LOCK_WAIT_MS } from './locked-connection';
-import { copyTableIn, listTables, prepareCopySession, resetSequences, restoreConstraints, setAsideConstraints, truncateTables } from './table-copy';
+import {
+  copyTableIn,
+  listTables,
+  prepareCopySession,
+  resetSequences,
+  restoreConstraints,
+  setAsideConstraints,
+  truncateTables,
+} from './table-copy';
 
 export interface RestoreProgress {
   /** checking: the whole archive is authenticated first; loading: rows go into the target. */
@@ -75,9 +83,15 @@ export function checkArchiveSchema(preamble: ArchivePreamble, known: readonly st
   const firstDifference = archived.findIndex((name, index) => known[index] !== name);
   if (firstDifference === -1) return;
   if (firstDifference >= known.length) {
-    throw new BackupError('NEWER_SCHEMA', `the archive is from a newer schema (${preamble.schemaVersion}; this Bastion knows up to ${known[known.length - 1] ?? 'nothing'}): upgrade Bastion, then restore`);
+    throw new BackupError(
+      'NEWER_SCHEMA',
+      `the archive is from a newer schema (${preamble.schemaVersion}; this Bastion knows up to ${known[known.length - 1] ?? 'nothing'}): upgrade Bastion, then restore`,
+    );
   }
-  throw new BackupError('SCHEMA_MISMATCH', `the archive's schema history differs from this Bastion's at migration ${archived[firstDifference]}: restore it with the Bastion release that wrote it (${preamble.bastionVersion})`);
+  throw new BackupError(
+    'SCHEMA_MISMATCH',
+    `the archive's schema history differs from this Bastion's at migration ${archived[firstDifference]}: restore it with the Bastion release that wrote it (${preamble.bastionVersion})`,
+  );
 }
 
 /**
@@ -90,7 +104,9 @@ export function checkArchiveSchema(preamble: ArchivePreamble, known: readonly st
 export async function restoreArchive(options: RestoreOptions): Promise<RestoreResult> {
   const { file, keyring } = options;
   if (options.expect?.sha256 && (await fileSha256(file)) !== options.expect.sha256) {
-    throw archiveDamaged(`the file is not the archive the catalogue recorded for backup ${options.expect.backupId} (its SHA-256 differs): it was replaced or modified`);
+    throw archiveDamaged(
+      `the file is not the archive the catalogue recorded for backup ${options.expect.backupId} (its SHA-256 differs): it was replaced or modified`,
+    );
   }
   const target = createDataSource({ url: options.targetUrl, poolSize: 1 });
   await target.initialize();
@@ -99,16 +115,23 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
   try {
     const client = (await queryRunner.connect()) as PoolClient;
     // Cheap refusals first: one query, before the archive is read end to end.
-    const [{ tables }] = (await queryRunner.query("SELECT count(*)::int AS tables FROM pg_tables WHERE schemaname = 'public'")) as { tables: number }[];
+    const [{ tables }] = (await queryRunner.query("SELECT count(*)::int AS tables FROM pg_tables WHERE schemaname = 'public'")) as {
+      tables: number;
+    }[];
     if (tables > 0 && !options.replace) {
-      throw new BackupError('TARGET_NOT_EMPTY', 'the target database already holds tables: pass --yes to replace its data, or restore into a new database');
+      throw new BackupError(
+        'TARGET_NOT_EMPTY',
+        'the target database already holds tables: pass --yes to replace its data, or restore into a new database',
+      );
     }
     const opening = await readPreamble(file, keyring);
     if (options.expect && opening.backupId && opening.backupId !== options.expect.backupId) {
       throw archiveDamaged(`the file holds backup ${opening.backupId}, not ${options.expect.backupId}: it was renamed`);
     }
     checkArchiveSchema(opening, known);
-    const checking = { progress: (bytesRead: number, sizeBytes: number) => options.onProgress?.({ phase: 'checking', bytesRead, sizeBytes, rows: 0 }) };
+    const checking = {
+      progress: (bytesRead: number, sizeBytes: number) => options.onProgress?.({ phase: 'checking', bytesRead, sizeBytes, rows: 0 }),
+    };
     const preamble = options.trustArchive ? opening : (await readArchive(file, keyring, checking)).preamble;
     const names = preamble.tables.map((table) => table.name);
     await queryRunner.startTransaction();
@@ -116,7 +139,9 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
       // A backup of this database running now would archive tables half-emptied by the TRUNCATE below.
       await queryRunner.query(`SET LOCAL lock_timeout = ${LOCK_WAIT_MS}`);
       await queryRunner.query('SELECT pg_advisory_xact_lock($1)', [BACKUP_LOCK_KEY]).catch((error: { code?: string }) => {
-        throw error.code === '55P03' ? new BackupError('IN_PROGRESS', 'a backup of the target database is being created: wait for it to finish, then restore') : error;
+        throw error.code === '55P03'
+          ? new BackupError('IN_PROGRESS', 'a backup of the target database is being created: wait for it to finish, then restore')
+          : error;
       });
       await queryRunner.query('SET LOCAL lock_timeout = 0');
     }
@@ -164,7 +189,14 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     await restoreConstraints(client, setAside);
     await resetSequences(client, names);
     await assertKeysAvailable(queryRunner, keyring);
-    const result: RestoreResult = { schemaVersion: preamble.schemaVersion, tables: preamble.tables.length, rows, migrated, preamble, manifest };
+    const result: RestoreResult = {
+      schemaVersion: preamble.schemaVersion,
+      tables: preamble.tables.length,
+      rows,
+      migrated,
+      preamble,
+      manifest,
+    };
     await options.beforeCommit?.(queryRunner.manager, result);
     // Caches of sessions, roles and IP rules on every running instance describe the data just replaced.
     await notify(queryRunner.manager, SESSION_CHANNEL, 'all');
@@ -184,10 +216,15 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
 /** The column keys the restored rows need must be in this keyring, or the server would refuse to start on them. */
 async function assertKeysAvailable(queryRunner: QueryRunner, keyring: Keyring): Promise<void> {
   if (!(await tableExists(queryRunner, 'encryption_keys'))) return;
-  const inUse = ((await queryRunner.query('SELECT kid FROM "public"."encryption_keys" WHERE retired_at IS NULL')) as { kid: string }[]).map((row) => row.kid);
+  const inUse = ((await queryRunner.query('SELECT kid FROM "public"."encryption_keys" WHERE retired_at IS NULL')) as { kid: string }[]).map(
+    (row) => row.kid,
+  );
   const missing = inUse.filter((kid) => !keyring.has(kid));
   if (missing.length > 0) {
-    throw new BackupError('UNKNOWN_KEY', `the archive's rows are encrypted with column key(s) ${missing.join(', ')}, which this keyring (BASTION_ENCRYPTION_KEYS) lacks: add them from escrow, then restore`);
+    throw new BackupError(
+      'UNKNOWN_KEY',
+      `the archive's rows are encrypted with column key(s) ${missing.join(', ')}, which this keyring (BASTION_ENCRYPTION_KEYS) lacks: add them from escrow, then restore`,
+    );
   }
 }
 
@@ -213,11 +250,20 @@ async function readPreamble(file: string, keyring: Keyring): Promise<ArchivePrea
 }
 
 /** Runs `down` or `up` of migrations, inside the caller's transaction, until the target's schema is the archive's. */
-async function migrateTo(target: DataSource, queryRunner: QueryRunner, preamble: ArchivePreamble, known: readonly string[]): Promise<string[]> {
+async function migrateTo(
+  target: DataSource,
+  queryRunner: QueryRunner,
+  preamble: ArchivePreamble,
+  known: readonly string[],
+): Promise<string[]> {
   await new MigrationsTable(target, queryRunner).ensure(queryRunner);
   const applied = ((await queryRunner.query('SELECT name FROM migrations ORDER BY id')) as { name: string }[]).map((row) => row.name);
   const unknown = applied.find((name, index) => known[index] !== name);
-  if (unknown) throw new BackupError('SCHEMA_MISMATCH', `the target database has migration ${unknown}, which this Bastion does not know: restore with the Bastion release that manages it`);
+  if (unknown)
+    throw new BackupError(
+      'SCHEMA_MISMATCH',
+      `the target database has migration ${unknown}, which this Bastion does not know: restore with the Bastion release that manages it`,
+    );
   const migrations = target.migrations;
   const done: string[] = [];
   for (let index = applied.length - 1; index >= preamble.migrations.length; index -= 1) {
@@ -237,10 +283,22 @@ async function matchTables(client: PoolClient, preamble: ArchivePreamble): Promi
   const present = new Map((await listTables(client)).map((table) => [table.name, new Set(table.columns)]));
   for (const table of preamble.tables) {
     const columns = present.get(table.name);
-    if (!columns) throw new BackupError('SCHEMA_MISMATCH', `the archive holds table "${table.name}", which the target's schema (${preamble.schemaVersion}) lacks`);
+    if (!columns)
+      throw new BackupError(
+        'SCHEMA_MISMATCH',
+        `the archive holds table "${table.name}", which the target's schema (${preamble.schemaVersion}) lacks`,
+      );
     const missing = table.columns.filter((column) => !columns.has(column));
-    if (missing.length > 0) throw new BackupError('SCHEMA_MISMATCH', `table "${table.name}" in the target lacks column(s) ${missing.join(', ')} that the archive holds`);
+    if (missing.length > 0)
+      throw new BackupError(
+        'SCHEMA_MISMATCH',
+        `table "${table.name}" in the target lacks column(s) ${missing.join(', ')} that the archive holds`,
+      );
     present.delete(table.name);
   }
-  if (present.size > 0) throw new BackupError('SCHEMA_MISMATCH', `the target has table(s) ${[...present.keys()].join(', ')} that the archive does not: they are not Bastion's (created outside its migrations)`);
+  if (present.size > 0)
+    throw new BackupError(
+      'SCHEMA_MISMATCH',
+      `the target has table(s) ${[...present.keys()].join(', ')} that the archive does not: they are not Bastion's (created outside its migrations)`,
+    );
 }

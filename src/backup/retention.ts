@@ -24,9 +24,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export function prunable(entries: readonly CatalogueEntry[], policy: RetentionPolicy, now: Date): CatalogueEntry[] {
   const newestFirst = [...entries].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
   const restorable = newestFirst.filter((entry) => RESTORABLE.includes(entry.status));
-  const protectedIds = new Set([restorable[0]?.id, newestFirst.find((entry) => entry.status === BackupStatus.VERIFIED)?.id].filter(Boolean));
+  const protectedIds = new Set(
+    [restorable[0]?.id, newestFirst.find((entry) => entry.status === BackupStatus.VERIFIED)?.id].filter(Boolean),
+  );
   const newestRestorableAt = restorable[0]?.createdAt.getTime() ?? Number.NEGATIVE_INFINITY;
-  const tooOld = (entry: CatalogueEntry) => policy.maxAgeDays !== undefined && now.getTime() - entry.createdAt.getTime() > policy.maxAgeDays * DAY_MS;
+  const tooOld = (entry: CatalogueEntry) =>
+    policy.maxAgeDays !== undefined && now.getTime() - entry.createdAt.getTime() > policy.maxAgeDays * DAY_MS;
 
   return newestFirst.filter((entry) => {
     if (protectedIds.has(entry.id) || entry.status === BackupStatus.CREATING) return false;

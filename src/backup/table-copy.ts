@@ -147,7 +147,8 @@ export async function setAsideConstraints(client: ClientBase, names: readonly st
 /** Rebuilds what setAsideConstraints dropped; re-adding a foreign key checks every restored row once. */
 export async function restoreConstraints(client: ClientBase, setAside: SetAside): Promise<void> {
   for (const definition of setAside.indexes) await client.query(definition);
-  for (const key of setAside.foreignKeys) await client.query(`ALTER TABLE ${qualified(key.table)} ADD CONSTRAINT ${quote(key.name)} ${key.definition}`);
+  for (const key of setAside.foreignKeys)
+    await client.query(`ALTER TABLE ${qualified(key.table)} ADD CONSTRAINT ${quote(key.name)} ${key.definition}`);
 }
 
 /** Every sequence owned by a column of these tables continues after the column's largest value. */
@@ -164,7 +165,9 @@ export async function resetSequences(client: ClientBase, names: readonly string[
     [names],
   );
   for (const { sequence, table, column } of rows) {
-    await client.query(`SELECT setval($1::regclass, COALESCE((SELECT max(${quote(column)}) FROM ${qualified(table)}), 0) + 1, false)`, [sequence]);
+    await client.query(`SELECT setval($1::regclass, COALESCE((SELECT max(${quote(column)}) FROM ${qualified(table)}), 0) + 1, false)`, [
+      sequence,
+    ]);
   }
   return rows.length;
 }

@@ -57,25 +57,42 @@ export async function verifyArchive(input: {
 }): Promise<VerificationOutcome> {
   const { client, backup } = input;
   const prefix = scratchPrefix(input.databaseUrl);
-  const leftovers = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [prefix])).rows;
+  const leftovers = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [prefix]))
+    .rows;
   for (const { datname } of leftovers) await dropDatabase(client, datname);
 
   if (!fs.existsSync(input.file)) return { ok: false, text: `the archive file is missing: ${input.file} (written on host ${backup.host})` };
-  if ((await fileSha256(input.file)) !== backup.sha256) return { ok: false, text: 'the archive file is not the one that was written (its SHA-256 differs from the catalogue\'s): it was replaced or modified' };
+  if ((await fileSha256(input.file)) !== backup.sha256)
+    return {
+      ok: false,
+      text: "the archive file is not the one that was written (its SHA-256 differs from the catalogue's): it was replaced or modified",
+    };
 
   const scratch = `${prefix}${backup.id.replace(/-/g, '')}`;
   try {
     await client.query(`CREATE DATABASE ${client.escapeIdentifier(scratch)}`);
   } catch (error) {
     input.logger.error({ err: error }, 'backup verification: cannot create the scratch database');
-    if ((error as { code?: string }).code === '42501') return { ok: false, text: 'cannot create a scratch database to restore into: the database role needs CREATEDB (see README "Backups")' };
+    if ((error as { code?: string }).code === '42501')
+      return {
+        ok: false,
+        text: 'cannot create a scratch database to restore into: the database role needs CREATEDB (see README "Backups")',
+      };
     return { ok: false, text: `cannot create a scratch database to restore into: ${failureText(error)}` };
   }
   try {
     const scratchUrl = databaseUrlFor(input.databaseUrl, scratch);
     let restored;
     try {
-      restored = await restoreArchive({ file: input.file, keyring: input.keyring, targetUrl: scratchUrl, replace: false, trustArchive: true, signal: input.signal, onProgress: input.onProgress });
+      restored = await restoreArchive({
+        file: input.file,
+        keyring: input.keyring,
+        targetUrl: scratchUrl,
+        replace: false,
+        trustArchive: true,
+        signal: input.signal,
+        onProgress: input.onProgress,
+      });
     } catch (error) {
       if (error instanceof BackupError) return { ok: false, text: `restoring failed: ${error.message}` };
       throw error;
@@ -88,15 +105,23 @@ export async function verifyArchive(input: {
       await prepareCopySession(reader);
       for (const [index, expected] of restored.manifest.tables.entries()) {
         const actual = await summarize(reader, restored.preamble.tables[index], input.signal);
-        if (actual.rows !== expected.rows) differences.push(`${expected.name}: ${actual.rows} rows restored, the manifest says ${expected.rows}`);
-        else if (actual.sha256 !== expected.sha256) differences.push(`${expected.name}: the restored rows differ from the archived ones (SHA-256)`);
+        if (actual.rows !== expected.rows)
+          differences.push(`${expected.name}: ${actual.rows} rows restored, the manifest says ${expected.rows}`);
+        else if (actual.sha256 !== expected.sha256)
+          differences.push(`${expected.name}: the restored rows differ from the archived ones (SHA-256)`);
       }
     } finally {
       await reader.end();
     }
-    if (differences.length > 0) return { ok: false, text: `${differences.length} table(s) differ after restoring: ${differences.join('; ')}` };
-    return { ok: true, text: `restored ${restored.tables} tables and ${restored.rows} rows into a scratch database; every table's row count and SHA-256 match the manifest` };
+    if (differences.length > 0)
+      return { ok: false, text: `${differences.length} table(s) differ after restoring: ${differences.join('; ')}` };
+    return {
+      ok: true,
+      text: `restored ${restored.tables} tables and ${restored.rows} rows into a scratch database; every table's row count and SHA-256 match the manifest`,
+    };
   } finally {
-    await dropDatabase(client, scratch).catch((error: unknown) => input.logger.warn({ err: error, database: scratch }, 'backup verification: the scratch database could not be dropped'));
+    await dropDatabase(client, scratch).catch((error: unknown) =>
+      input.logger.warn({ err: error, database: scratch }, 'backup verification: the scratch database could not be dropped'),
+    );
   }
 }

@@ -11,7 +11,9 @@ export type Config = Readonly<{ [K in SettingKey]: ValueOf<(typeof SETTINGS)[K]>
 /** Every problem found in the environment, reported together. */
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
-    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(
+      `Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -74,12 +76,15 @@ function inconsistent(config: Config): string[] {
     problems.push('BASTION_ENCRYPTION_KEY_ID: must name the current key when BASTION_ENCRYPTION_KEYS holds several');
   }
   if (config.encryptionKeyId && !config.encryptionKeys) problems.push('BASTION_ENCRYPTION_KEY_ID: set without BASTION_ENCRYPTION_KEYS');
-  if (config.backupKeyId && !config.encryptionKeys) problems.push('BACKUP_KEY_ID: set without BASTION_ENCRYPTION_KEYS (the development key file has one key)');
+  if (config.backupKeyId && !config.encryptionKeys)
+    problems.push('BACKUP_KEY_ID: set without BASTION_ENCRYPTION_KEYS (the development key file has one key)');
   if (config.backupKeyId && config.encryptionKeys && !config.encryptionKeys.some((entry) => entry.kid === config.backupKeyId)) {
     problems.push(`BACKUP_KEY_ID: "${config.backupKeyId}" is not a key id in BASTION_ENCRYPTION_KEYS`);
   }
-  if (config.backupCopyDir && config.backupCopyDir === config.backupDir) problems.push('BACKUP_COPY_DIR: must be another folder than BACKUP_DIR (a copy on the same disk is no copy)');
-  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
+  if (config.backupCopyDir && config.backupCopyDir === config.backupDir)
+    problems.push('BACKUP_COPY_DIR: must be another folder than BACKUP_DIR (a copy on the same disk is no copy)');
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined))
+    problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
   return problems;
 }
 
@@ -95,10 +100,11 @@ function unsafeInProduction(config: Config): string[] {
     problems.push('BASTION_ENCRYPTION_KEYS: must be set in production (generate keys with `npx bastion keys generate`)');
   }
   if (config.blindIndexKey === undefined) problems.push('BASTION_BLIND_INDEX_KEY: must be set in production');
-  if (config.smtpUrl === undefined) problems.push('SMTP_URL: must be set in production (the log transport would write reset links to the log)');
+  if (config.smtpUrl === undefined)
+    problems.push('SMTP_URL: must be set in production (the log transport would write reset links to the log)');
   if (config.logPretty) problems.push('BASTION_LOG_PRETTY: must be false in production (logs are shipped as JSON lines)');
   if (config.introspection === 'everyone') {
-    problems.push('BASTION_INTROSPECTION: must be admins in production (the schema is an attacker\'s map)');
+    problems.push("BASTION_INTROSPECTION: must be admins in production (the schema is an attacker's map)");
   }
   return problems;
 }

@@ -1,2 +1,11 @@
 export { Config, ConfigError, Environment, configWith, loadConfig, loadProcessConfig, readEnvironment } from './config';
-export { EncryptionKeySetting, FirewallDefault, IntrospectionMode, LogLevel, MfaRequirement, NodeEnv, RateLimit, SETTINGS } from './settings';
+export {
+  EncryptionKeySetting,
+  FirewallDefault,
+  IntrospectionMode,
+  LogLevel,
+  MfaRequirement,
+  NodeEnv,
+  RateLimit,
+  SETTINGS,
+} from './settings';

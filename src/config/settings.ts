@@ -103,7 +103,10 @@ function byteSize(min: number, max: number) {
 }
 
 function originList(raw: string): readonly string[] {
-  const origins = raw.split(',').map((origin) => origin.trim()).filter(Boolean);
+  const origins = raw
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
   for (const origin of origins) {
     let parsed: URL | undefined;
     try {
@@ -136,10 +139,14 @@ function base64Key(raw: string, what: string): Buffer {
 
 function encryptionKeyList(raw: string): readonly EncryptionKeySetting[] {
   const keys: EncryptionKeySetting[] = [];
-  for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     const separator = entry.indexOf(':');
     const kid = separator > 0 ? entry.slice(0, separator) : '';
-    if (!KID.test(kid)) throw new SettingProblem('must be a comma-separated list of kid:base64key, with key ids of letters, digits, _ and - (at most 32)');
+    if (!KID.test(kid))
+      throw new SettingProblem('must be a comma-separated list of kid:base64key, with key ids of letters, digits, _ and - (at most 32)');
     if (keys.some((known) => known.kid === kid)) throw new SettingProblem(`names key id "${kid}" twice`);
     keys.push({ kid, key: base64Key(entry.slice(separator + 1), `key "${kid}"`) });
   }
@@ -166,16 +173,21 @@ function readableFile(raw: string): string {
 function cidrList(raw: string): readonly string[] {
   const cidrs = networkList(raw);
   for (const cidr of cidrs) {
-    if (cidr.split('/')[1] === '0') throw new SettingProblem(`${quote(cidr)} would trust every address, so anyone could forge X-Forwarded-For`);
+    if (cidr.split('/')[1] === '0')
+      throw new SettingProblem(`${quote(cidr)} would trust every address, so anyone could forge X-Forwarded-For`);
   }
   return cidrs;
 }
 
 function networkList(raw: string): readonly string[] {
-  const cidrs = raw.split(',').map((part) => part.trim()).filter(Boolean);
+  const cidrs = raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
   for (const cidr of cidrs) {
     // The firewall's own parser: what is accepted here is exactly what the firewall can match.
-    if (!parseCidr(cidr)) throw new SettingProblem(`must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (got ${quote(cidr)})`);
+    if (!parseCidr(cidr))
+      throw new SettingProblem(`must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (got ${quote(cidr)})`);
   }
   return Object.freeze(cidrs);
 }
@@ -193,7 +205,8 @@ function cronOrOff(raw: string): string | undefined {
 
 function rateLimit(raw: string): RateLimit {
   const match = /^\s*(\d{1,7})\s*\/\s*(\d{1,6})\s*$/.exec(raw);
-  if (!match || Number(match[1]) < 1 || Number(match[2]) < 1) throw new SettingProblem(`must be points/seconds such as 600/60 (got ${quote(raw)})`);
+  if (!match || Number(match[1]) < 1 || Number(match[2]) < 1)
+    throw new SettingProblem(`must be points/seconds such as 600/60 (got ${quote(raw)})`);
   return Object.freeze({ points: Number(match[1]), seconds: Number(match[2]) });
 }
 
@@ -204,7 +217,8 @@ function redisUrl(raw: string): string {
   } catch {
     throw new SettingProblem('must be a URL such as redis://127.0.0.1:6379');
   }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new SettingProblem(`must start with redis:// or rediss:// (got ${url.protocol}//)`);
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw new SettingProblem(`must start with redis:// or rediss:// (got ${url.protocol}//)`);
   return raw.trim();
 }
 
@@ -260,7 +274,8 @@ export const SETTINGS = {
   }),
   databaseUrl: spec<string | undefined>({
     env: 'DATABASE_URL',
-    description: 'PostgreSQL connection URL. Unset: an embedded PostgreSQL is started with its data in BASTION_DATA_DIR (not allowed in production).',
+    description:
+      'PostgreSQL connection URL. Unset: an embedded PostgreSQL is started with its data in BASTION_DATA_DIR (not allowed in production).',
     fallback: () => undefined,
     defaultText: 'unset (embedded PostgreSQL)',
     parse: postgresUrl,
@@ -310,7 +325,8 @@ export const SETTINGS = {
   }),
   mfaRequiredFor: spec<MfaRequirement>({
     env: 'BASTION_MFA_REQUIRED_FOR',
-    description: 'Whose roles need a session confirmed with the second factor (aal2): none (only custom roles marked requireMfa), admin (also the admin role), or all (every role of a signed-in account; account basics such as enrolling a factor stay open).',
+    description:
+      'Whose roles need a session confirmed with the second factor (aal2): none (only custom roles marked requireMfa), admin (also the admin role), or all (every role of a signed-in account; account basics such as enrolling a factor stay open).',
     fallback: (nodeEnv) => (isProduction(nodeEnv) ? 'admin' : 'none'),
     defaultText: 'admin in production, else none',
     parse: oneOf(MFA_REQUIREMENTS),
@@ -338,7 +354,8 @@ export const SETTINGS = {
   }),
   encryptionKeys: spec<readonly EncryptionKeySetting[] | undefined>({
     env: 'BASTION_ENCRYPTION_KEYS',
-    description: 'Data keys for encrypted columns, as kid:base64key,kid:base64key (each 32 bytes). Unset in development: generated once into BASTION_DATA_DIR/keys.json. Required in production.',
+    description:
+      'Data keys for encrypted columns, as kid:base64key,kid:base64key (each 32 bytes). Unset in development: generated once into BASTION_DATA_DIR/keys.json. Required in production.',
     fallback: () => undefined,
     defaultText: 'development: generated; production: required',
     parse: encryptionKeyList,
@@ -353,7 +370,8 @@ export const SETTINGS = {
   }),
   blindIndexKey: spec<Buffer | undefined>({
     env: 'BASTION_BLIND_INDEX_KEY',
-    description: 'Root key (32 bytes, base64) of the blind indexes that make encrypted columns searchable by equality. Changing it invalidates every index, and there is no rebuild command yet: treat it as fixed.',
+    description:
+      'Root key (32 bytes, base64) of the blind indexes that make encrypted columns searchable by equality. Changing it invalidates every index, and there is no rebuild command yet: treat it as fixed.',
     fallback: () => undefined,
     defaultText: 'development: generated; production: required',
     parse: (raw) => base64Key(raw, 'the key'),
@@ -375,35 +393,40 @@ export const SETTINGS = {
   }),
   trustProxy: spec<readonly string[]>({
     env: 'TRUST_PROXY',
-    description: 'IPs or CIDRs of TLS-terminating proxies (load balancers) whose X-Forwarded-For and X-Forwarded-Proto are believed. Nobody else\'s are.',
+    description:
+      "IPs or CIDRs of TLS-terminating proxies (load balancers) whose X-Forwarded-For and X-Forwarded-Proto are believed. Nobody else's are.",
     fallback: () => [],
     defaultText: 'none',
     parse: cidrList,
   }),
   firewallDefault: spec<FirewallDefault>({
     env: 'FIREWALL_DEFAULT',
-    description: 'What happens to a client address no IP rule matches: allow, or deny (then only ALLOW rules let anyone in; keep one for your own network before switching).',
+    description:
+      'What happens to a client address no IP rule matches: allow, or deny (then only ALLOW rules let anyone in; keep one for your own network before switching).',
     fallback: () => 'allow',
     defaultText: 'allow',
     parse: oneOf(FIREWALL_ACTIONS),
   }),
   adminAllowedCidrs: spec<readonly string[]>({
     env: 'ADMIN_ALLOWED_CIDRS',
-    description: 'Networks from which the admin role may be used (IPs or CIDRs). An admin token from anywhere else acts as a plain user. Empty: anywhere.',
+    description:
+      'Networks from which the admin role may be used (IPs or CIDRs). An admin token from anywhere else acts as a plain user. Empty: anywhere.',
     fallback: () => [],
     defaultText: 'anywhere',
     parse: networkList,
   }),
   auditSchedule: spec<string | undefined>({
     env: 'AUDIT_SCHEDULE',
-    description: 'When the self-audit runs by itself (cron, e.g. "17 3 * * *" daily at 03:17 UTC), on one instance; "off" to only run it on demand.',
+    description:
+      'When the self-audit runs by itself (cron, e.g. "17 3 * * *" daily at 03:17 UTC), on one instance; "off" to only run it on demand.',
     fallback: () => '17 3 * * *',
     defaultText: '17 3 * * * (daily)',
     parse: cronOrOff,
   }),
   auditRetentionDays: spec<number>({
     env: 'BASTION_AUDIT_RETENTION_DAYS',
-    description: 'Audit events older than this are pruned by the hourly maintenance job, leaving a checkpoint so the rest still verifies; 0 keeps them forever.',
+    description:
+      'Audit events older than this are pruned by the hourly maintenance job, leaving a checkpoint so the rest still verifies; 0 keeps them forever.',
     fallback: () => 365,
     defaultText: '365',
     parse: integer(0, 36_500),
@@ -417,7 +440,8 @@ export const SETTINGS = {
   }),
   backupCopyDir: spec<string | undefined>({
     env: 'BACKUP_COPY_DIR',
-    description: 'A second folder every new archive is copied to (another disk, or a mounted remote: the 3-2-1 rule). Retention prunes it too.',
+    description:
+      'A second folder every new archive is copied to (another disk, or a mounted remote: the 3-2-1 rule). Retention prunes it too.',
     fallback: () => undefined,
     defaultText: 'unset (one copy; the self-audit warns)',
     parse: nonEmpty,
@@ -431,14 +455,16 @@ export const SETTINGS = {
   }),
   backupVerifySchedule: spec<string | undefined>({
     env: 'BACKUP_VERIFY_SCHEDULE',
-    description: 'When the newest archive is restored into a scratch database and compared with its manifest (cron, UTC), on one instance; "off" to verify on demand only.',
+    description:
+      'When the newest archive is restored into a scratch database and compared with its manifest (cron, UTC), on one instance; "off" to verify on demand only.',
     fallback: () => '47 2 * * *',
     defaultText: '47 2 * * * (daily, after the backup)',
     parse: cronOrOff,
   }),
   backupKeep: spec<number>({
     env: 'BACKUP_KEEP',
-    description: 'Restorable archives retention keeps (newest first); 0 for no count limit. The newest restorable and the newest verified archive are always kept.',
+    description:
+      'Restorable archives retention keeps (newest first); 0 for no count limit. The newest restorable and the newest verified archive are always kept.',
     fallback: () => 14,
     defaultText: '14',
     parse: integer(0, 100_000),
@@ -452,7 +478,8 @@ export const SETTINGS = {
   }),
   backupKeyId: spec<string | undefined>({
     env: 'BACKUP_KEY_ID',
-    description: 'The key id in BASTION_ENCRYPTION_KEYS that archives are encrypted with (a key of their own is best). Keep every key that retained archives name: lose the key, lose the backups.',
+    description:
+      'The key id in BASTION_ENCRYPTION_KEYS that archives are encrypted with (a key of their own is best). Keep every key that retained archives name: lose the key, lose the backups.',
     fallback: () => undefined,
     defaultText: 'the current column key',
     parse: keyId,
@@ -466,7 +493,7 @@ export const SETTINGS = {
   }),
   graphqlMaxCost: spec<number>({
     env: 'BASTION_GRAPHQL_MAX_COST',
-    description: 'Most a query may cost: each field 1, a list\'s fields multiplied by its first (10 for a list without first).',
+    description: "Most a query may cost: each field 1, a list's fields multiplied by its first (10 for a list without first).",
     fallback: () => 5000,
     defaultText: '5000',
     parse: integer(10, 10_000_000),
@@ -494,14 +521,16 @@ export const SETTINGS = {
   }),
   operationAllowlistFile: spec<string | undefined>({
     env: 'OPERATION_ALLOWLIST_FILE',
-    description: 'An Apollo persisted-query manifest (JSON). When set, every non-admin request must be one of its operations; admins (Sandbox) are exempt.',
+    description:
+      'An Apollo persisted-query manifest (JSON). When set, every non-admin request must be one of its operations; admins (Sandbox) are exempt.',
     fallback: () => undefined,
     defaultText: 'unset (any operation)',
     parse: readableFile,
   }),
   redisUrl: spec<string | undefined>({
     env: 'REDIS_URL',
-    description: 'Redis for the rate-limit counters (redis://host:6379). Unset: they live in PostgreSQL, shared by every instance all the same.',
+    description:
+      'Redis for the rate-limit counters (redis://host:6379). Unset: they live in PostgreSQL, shared by every instance all the same.',
     fallback: () => undefined,
     defaultText: 'unset (PostgreSQL)',
     parse: redisUrl,
@@ -523,7 +552,8 @@ export const SETTINGS = {
   }),
   rateLimitStoreWaitMs: spec<number>({
     env: 'BASTION_RATE_LIMIT_STORE_WAIT_MS',
-    description: 'How long a request waits for the shared rate-limit store (PostgreSQL or Redis) before it is decided on this instance\'s own counts.',
+    description:
+      "How long a request waits for the shared rate-limit store (PostgreSQL or Redis) before it is decided on this instance's own counts.",
     fallback: () => 1_000,
     defaultText: '1000',
     parse: integer(50, 60_000),
@@ -565,7 +595,8 @@ export const SETTINGS = {
   }),
   publicUrl: spec<string>({
     env: 'BASTION_PUBLIC_URL',
-    description: 'Base of the links in emails (password reset, email verification); may be an app deep link such as myapp://auth. Also the access tokens\' issuer (iss).',
+    description:
+      "Base of the links in emails (password reset, email verification); may be an app deep link such as myapp://auth. Also the access tokens' issuer (iss).",
     fallback: () => 'http://localhost:4000',
     defaultText: 'http://localhost:4000',
     parse: absoluteUrl,
@@ -600,7 +631,8 @@ export const SETTINGS = {
   }),
   refreshGraceSeconds: spec<number>({
     env: 'BASTION_REFRESH_GRACE_SECONDS',
-    description: 'Window in which the just-rotated refresh token may be presented again (parallel requests of a mobile app) without ending the session. 0 turns it off.',
+    description:
+      'Window in which the just-rotated refresh token may be presented again (parallel requests of a mobile app) without ending the session. 0 turns it off.',
     fallback: () => 10,
     defaultText: '10',
     parse: integer(0, 10),
@@ -621,7 +653,7 @@ export const SETTINGS = {
   }),
   appName: spec<string>({
     env: 'BASTION_APP_NAME',
-    description: 'The app\'s name: shown in emails and TOTP apps, and refused inside passwords.',
+    description: "The app's name: shown in emails and TOTP apps, and refused inside passwords.",
     fallback: () => 'Bastion',
     defaultText: 'Bastion',
     parse: nonEmpty,
@@ -635,7 +667,8 @@ export const SETTINGS = {
   }),
   smtpUrl: spec<string | undefined>({
     env: 'SMTP_URL',
-    description: 'SMTP server for emails, e.g. smtps://user:password@mail.example.com:465. Unset: emails are written to the log (development only; refused in production).',
+    description:
+      'SMTP server for emails, e.g. smtps://user:password@mail.example.com:465. Unset: emails are written to the log (development only; refused in production).',
     fallback: () => undefined,
     defaultText: 'unset (log transport)',
     parse: smtpUrl,
@@ -650,7 +683,8 @@ export const SETTINGS = {
   }),
   hashConcurrency: spec<number>({
     env: 'BASTION_HASH_CONCURRENCY',
-    description: 'Password hashes computed at once per process (each takes ~19 MiB and a core for ~50 ms); more wait in a short queue, beyond it sign-ins get RATE_LIMITED.',
+    description:
+      'Password hashes computed at once per process (each takes ~19 MiB and a core for ~50 ms); more wait in a short queue, beyond it sign-ins get RATE_LIMITED.',
     fallback: () => 2,
     defaultText: '2',
     parse: integer(1, 64),

@@ -50,12 +50,16 @@ export class EncryptedColumnTransformer implements ValueTransformer {
     if (calledFromWhereClause()) {
       throw new EncryptedColumnMisuseError(
         `${this.entity.name}.${this.property} is encrypted with a random IV, so it cannot be compared in a where clause. ` +
-          (this.options.blindIndex ? `Look rows up through its blind index: { ${this.property}Index: blindIndexOf(${this.entity.name}, '${this.property}', value) }.` : 'Declare it with @Encrypted({ blindIndex: {} }) to make it searchable by equality.'),
+          (this.options.blindIndex
+            ? `Look rows up through its blind index: { ${this.property}Index: blindIndexOf(${this.entity.name}, '${this.property}', value) }.`
+            : 'Declare it with @Encrypted({ blindIndex: {} }) to make it searchable by equality.'),
       );
     }
     const plaintext = this.options.kind === 'json' ? JSON.stringify(value) : value;
     if (typeof plaintext !== 'string') {
-      throw new EncryptedColumnMisuseError(`${this.entity.name}.${this.property} holds strings; use @Encrypted({ kind: 'json' }) for other values`);
+      throw new EncryptedColumnMisuseError(
+        `${this.entity.name}.${this.property} holds strings; use @Encrypted({ kind: 'json' }) for other values`,
+      );
     }
     return seal(activeKeyring(), Buffer.from(plaintext, 'utf8'), this.domain);
   }
@@ -99,7 +103,11 @@ const blindIndexes = new Map<Function, BlindIndexedProperty[]>();
 /** The blind-indexed properties of an entity class (its own and inherited ones). */
 export function blindIndexedProperties(entity: Function): readonly BlindIndexedProperty[] {
   const found: BlindIndexedProperty[] = [];
-  for (let current: unknown = entity; typeof current === 'function' && current !== Function.prototype; current = Object.getPrototypeOf(current)) {
+  for (
+    let current: unknown = entity;
+    typeof current === 'function' && current !== Function.prototype;
+    current = Object.getPrototypeOf(current)
+  ) {
     found.push(...(blindIndexes.get(current as Function) ?? []));
   }
   return found;
@@ -108,7 +116,8 @@ export function blindIndexedProperties(entity: Function): readonly BlindIndexedP
 /** The value to look an encrypted property up by: `{ emailIndex: blindIndexOf(User, 'email', input) }`. */
 export function blindIndexOf(entity: Function, property: string, value: string): string {
   const indexed = blindIndexedProperties(entity).find((candidate) => candidate.property === property);
-  if (!indexed) throw new EncryptedColumnMisuseError(`${entity.name}.${property} has no blind index; declare it with @Encrypted({ blindIndex: {} })`);
+  if (!indexed)
+    throw new EncryptedColumnMisuseError(`${entity.name}.${property} has no blind index; declare it with @Encrypted({ blindIndex: {} })`);
   return computeBlindIndex(activeKeyring(), indexed.transformer.domain, value, indexed.normalize);
 }
 
@@ -130,8 +139,16 @@ export function Encrypted(options: EncryptedOptions = {}): PropertyDecorator {
     if (!options.blindIndex) return;
 
     const indexProperty = `${property}Index`;
-    Column({ type: 'text', nullable: options.nullable ?? false, unique: options.blindIndex.unique ?? false, name: options.name ? `${options.name}_index` : undefined })(target, indexProperty);
-    const normalize = typeof options.blindIndex.normalize === 'function' ? options.blindIndex.normalize : NORMALIZERS[options.blindIndex.normalize ?? 'exact'];
+    Column({
+      type: 'text',
+      nullable: options.nullable ?? false,
+      unique: options.blindIndex.unique ?? false,
+      name: options.name ? `${options.name}_index` : undefined,
+    })(target, indexProperty);
+    const normalize =
+      typeof options.blindIndex.normalize === 'function'
+        ? options.blindIndex.normalize
+        : NORMALIZERS[options.blindIndex.normalize ?? 'exact'];
     blindIndexes.set(entity, [...(blindIndexes.get(entity) ?? []), { property, indexProperty, transformer, normalize }]);
   };
 }

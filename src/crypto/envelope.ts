@@ -68,7 +68,8 @@ export function open(keyring: Keyring, envelope: string, domain: string): Buffer
   const kidStart = ENVELOPE_VERSION.length + 1;
   const ivStart = envelope.indexOf('.', kidStart) + 1;
   const bodyStart = ivStart > 0 ? envelope.indexOf('.', ivStart) + 1 : 0;
-  if (!envelope.startsWith(`${ENVELOPE_VERSION}.`) || ivStart === 0 || bodyStart === 0 || envelope.includes('.', bodyStart)) throw new DecryptionFailedError(domain);
+  if (!envelope.startsWith(`${ENVELOPE_VERSION}.`) || ivStart === 0 || bodyStart === 0 || envelope.includes('.', bodyStart))
+    throw new DecryptionFailedError(domain);
   const kid = envelope.slice(kidStart, ivStart - 1);
   const ivText = envelope.slice(ivStart, bodyStart - 1);
   const body = envelope.slice(bodyStart);
@@ -79,7 +80,13 @@ export function open(keyring: Keyring, envelope: string, domain: string): Buffer
     throw new DecryptionFailedError(domain);
   }
   try {
-    return gcmDecrypt(key, iv, sealed.subarray(0, sealed.length - TAG_BYTES), sealed.subarray(sealed.length - TAG_BYTES), additionalData(kid, domain));
+    return gcmDecrypt(
+      key,
+      iv,
+      sealed.subarray(0, sealed.length - TAG_BYTES),
+      sealed.subarray(sealed.length - TAG_BYTES),
+      additionalData(kid, domain),
+    );
   } catch {
     throw new DecryptionFailedError(domain);
   }

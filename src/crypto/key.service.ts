@@ -61,10 +61,18 @@ export function encryptedColumns(dataSource: DataSource): EncryptedColumnInfo[] 
       if (!(column.transformer instanceof EncryptedColumnTransformer)) continue;
       const domain = `${metadata.tableName}.${column.databaseName}`;
       if (column.transformer.domain !== domain) {
-        throw new Error(`Encrypted column ${metadata.name}.${column.propertyName}: AAD domain "${column.transformer.domain}" does not match ${domain}`);
+        throw new Error(
+          `Encrypted column ${metadata.name}.${column.propertyName}: AAD domain "${column.transformer.domain}" does not match ${domain}`,
+        );
       }
       if (metadata.primaryColumns.length !== 1) throw new Error(`Encrypted column ${domain}: its table needs a single-column primary key`);
-      columns.push({ entity: metadata.name, table: metadata.tableName, column: column.databaseName, domain, primaryKey: metadata.primaryColumns[0].databaseName });
+      columns.push({
+        entity: metadata.name,
+        table: metadata.tableName,
+        column: column.databaseName,
+        domain,
+        primaryKey: metadata.primaryColumns[0].databaseName,
+      });
     }
   }
   return columns;
@@ -109,12 +117,19 @@ export class KeyService {
       const rows: { kid: string; rows: string }[] = await this.dataSource.query(
         `SELECT split_part(${quote(info.column)}, '.', 2) AS kid, count(*) AS rows FROM ${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL GROUP BY 1 ORDER BY 1`,
       );
-      columns.push({ table: info.table, column: info.column, rowsByKid: Object.fromEntries(rows.map((row) => [row.kid, Number(row.rows)])) });
+      columns.push({
+        table: info.table,
+        column: info.column,
+        rowsByKid: Object.fromEntries(rows.map((row) => [row.kid, Number(row.rows)])),
+      });
     }
     const known = new Set(records.map((record) => record.kid));
     const keys = [
       ...records.map((record) => ({ kid: record.kid, inKeyring: this.keyring.has(record.kid), retiredAt: record.retiredAt })),
-      ...this.keyring.kids().filter((kid) => !known.has(kid)).map((kid) => ({ kid, inKeyring: true, retiredAt: null })),
+      ...this.keyring
+        .kids()
+        .filter((kid) => !known.has(kid))
+        .map((kid) => ({ kid, inKeyring: true, retiredAt: null })),
     ];
     return { currentKid: this.keyring.currentKid, keys, columns };
   }
@@ -162,7 +177,10 @@ export class KeyService {
               continue;
             }
             const reencrypted = seal(this.keyring, plaintext, info.domain);
-            await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.column)} = $1 WHERE ${quote(info.primaryKey)} = $2`, [reencrypted, row.id]);
+            await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.column)} = $1 WHERE ${quote(info.primaryKey)} = $2`, [
+              reencrypted,
+              row.id,
+            ]);
             changed += 1;
           }
           return { rows, changed };
@@ -175,7 +193,13 @@ export class KeyService {
       }
     }
     await this.retireUnusedKeys();
-    await this.audit?.append(this.dataSource.manager, { action: 'keys_reencrypted', outcome: unreadable.length === 0 ? 'success' : 'failure', targetType: 'encryption_key', targetId: this.keyring.currentKid, metadata: { rewritten, unreadable: unreadable.length } });
+    await this.audit?.append(this.dataSource.manager, {
+      action: 'keys_reencrypted',
+      outcome: unreadable.length === 0 ? 'success' : 'failure',
+      targetType: 'encryption_key',
+      targetId: this.keyring.currentKid,
+      metadata: { rewritten, unreadable: unreadable.length },
+    });
     return { rewritten, unreadable };
   }
 
@@ -185,7 +209,13 @@ export class KeyService {
     await this.dataSource.transaction(async (manager) => {
       const { affected } = await manager.getRepository(EncryptionKeyRecord).update({ kid }, { retiredAt: this.clock.now() });
       if (!affected) throw new Error(`no key "${kid}" has ever encrypted data here`);
-      await this.audit?.append(manager, { action: 'key_forgotten', outcome: 'success', targetType: 'encryption_key', targetId: kid, metadata: {} });
+      await this.audit?.append(manager, {
+        action: 'key_forgotten',
+        outcome: 'success',
+        targetType: 'encryption_key',
+        targetId: kid,
+        metadata: {},
+      });
     });
   }
 
@@ -194,7 +224,8 @@ export class KeyService {
     const used = new Set(columns.flatMap((column) => Object.keys(column.rowsByKid)));
     const records = this.dataSource.getRepository(EncryptionKeyRecord);
     for (const record of await records.findBy({ retiredAt: IsNull() })) {
-      if (record.kid !== this.keyring.currentKid && !used.has(record.kid)) await records.update({ kid: record.kid }, { retiredAt: this.clock.now() });
+      if (record.kid !== this.keyring.currentKid && !used.has(record.kid))
+        await records.update({ kid: record.kid }, { retiredAt: this.clock.now() });
     }
   }
 }

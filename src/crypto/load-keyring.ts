@@ -41,7 +41,10 @@ export function loadKeyring(config: Config, logger: Logger): Keyring {
     ensureDataDir(config.dataDir);
     fs.writeFileSync(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   }
-  logger.warn({ file }, `encryption keys come from the development key file ${file}; set BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY for production`);
+  logger.warn(
+    { file },
+    `encryption keys come from the development key file ${file}; set BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY for production`,
+  );
   const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as DevelopmentKeyFile;
   return new Keyring({
     keys: new Map(Object.entries(stored.keys).map(([kid, key]) => [kid, Buffer.from(key, 'base64')])),

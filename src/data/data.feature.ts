@@ -46,7 +46,8 @@ function checkRelations(model: ModelDefinition): void {
     const key = relation.kind === 'one' ? relation.to : relation.by;
     const field = target.fields.find((candidate) => candidate.name === key);
     if (!field) throw new ModelDefinitionError(model.name, `relation "${relation.name}": ${target.name} has no field "${key}"`);
-    if (field.encrypted) throw new ModelDefinitionError(model.name, `relation "${relation.name}": ${target.name}.${key} is encrypted and cannot be joined on`);
+    if (field.encrypted)
+      throw new ModelDefinitionError(model.name, `relation "${relation.name}": ${target.name}.${key} is encrypted and cannot be joined on`);
   }
 }
 
@@ -64,7 +65,9 @@ export function dataFeature(handles: readonly ModelHandle[], options: { readonly
   const generated = models.map((model) => ({ model, schema: generateModelSchema(model, options.maxPageSize) }));
 
   // The fields' rules, decided by the data API once per distinct mask of a page (projected).
-  const rowRules = new Map<string, ReadonlyMap<string, RowRule>>(models.map((model) => [model.name, modelRowRules(model.access, relationRules(model), projectionsOf(model))]));
+  const rowRules = new Map<string, ReadonlyMap<string, RowRule>>(
+    models.map((model) => [model.name, modelRowRules(model.access, relationRules(model), projectionsOf(model))]),
+  );
   const rules: RuleTree = mergeRuleTrees(
     generated.map(({ model, schema }): RuleTree => ({
       ...modelRules(model.access, schema.operations, rowRules.get(model.name)),

@@ -90,7 +90,10 @@ export function defineModel<T>(entity: new () => T, options: DefineModelOptions<
   const prototype = entity.prototype as object;
   if (options.owner) {
     const property = `${options.owner}Account`;
-    ManyToOne(() => User, { onDelete: options.onOwnerDeleted === 'anonymize' ? 'SET NULL' : 'CASCADE', nullable: options.onOwnerDeleted === 'anonymize' })(prototype, property);
+    ManyToOne(() => User, {
+      onDelete: options.onOwnerDeleted === 'anonymize' ? 'SET NULL' : 'CASCADE',
+      nullable: options.onOwnerDeleted === 'anonymize',
+    })(prototype, property);
     JoinColumn({ name: columnNameOf(entity, options.owner) })(prototype, property);
   }
   for (const relation of Object.values(options.relations ?? {})) {
@@ -155,7 +158,8 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     throw new ModelDefinitionError(name, problem);
   };
   if (!objectType) fail('the class needs @ObjectType({ description }) as well as @Entity');
-  const table = getMetadataArgsStorage().tables.find((candidate) => candidate.target === entity)?.name ?? fail('the class needs @Entity(\'table_name\')');
+  const table =
+    getMetadataArgsStorage().tables.find((candidate) => candidate.target === entity)?.name ?? fail("the class needs @Entity('table_name')");
   const columns = getMetadataArgsStorage().columns.filter((column) => column.target === entity);
   const graphqlFields = getMetadataStorage().fields.filter((field) => field.target === entity);
   const blindIndexed = blindIndexedProperties(entity);
@@ -169,14 +173,19 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     const generated = column.mode === 'createDate' || column.mode === 'updateDate' || field.name === 'id';
     const nullableColumn = column.options.nullable === true;
     const hasDefault = column.options.default !== undefined || generated;
-    if (field.name !== 'id' && !field.typeOptions.nullable) fail(`${field.name} must be @Field({ nullable: true }): a field a role may not read comes back null with an error at its path`);
+    if (field.name !== 'id' && !field.typeOptions.nullable)
+      fail(`${field.name} must be @Field({ nullable: true }): a field a role may not read comes back null with an error at its path`);
     const kind = kindOf(field.getType(), name, field.name);
     const columnType = String(column.options.type ?? '').toLowerCase();
-    if (kind === 'id' && columnType !== 'uuid') fail(`${field.name} is typed ID, so its column must be a uuid (@PrimaryGeneratedColumn('uuid') or @Column({ type: 'uuid' }))`);
+    if (kind === 'id' && columnType !== 'uuid')
+      fail(`${field.name} is typed ID, so its column must be a uuid (@PrimaryGeneratedColumn('uuid') or @Column({ type: 'uuid' }))`);
     if (kind === 'float' && INTEGER_COLUMNS.has(columnType)) fail(`${field.name} is an integer column: declare it @Field(() => Int)`);
-    if (kind === 'datetime' && !INSTANT_COLUMNS.has(columnType)) fail(`${field.name} is a Date field, so its column must be a timestamptz (got ${columnType})`);
-    if (field.schemaName !== field.name) fail(`${field.name} is renamed in GraphQL (${field.schemaName}): the data API serves fields under their property names`);
-    if (columnType === 'bigint' || columnType === 'int8') fail(`${field.name}: bigint columns are not supported (JavaScript numbers lose precision); use integer or numeric text`);
+    if (kind === 'datetime' && !INSTANT_COLUMNS.has(columnType))
+      fail(`${field.name} is a Date field, so its column must be a timestamptz (got ${columnType})`);
+    if (field.schemaName !== field.name)
+      fail(`${field.name} is renamed in GraphQL (${field.schemaName}): the data API serves fields under their property names`);
+    if (columnType === 'bigint' || columnType === 'int8')
+      fail(`${field.name}: bigint columns are not supported (JavaScript numbers lose precision); use integer or numeric text`);
     return [
       {
         name: field.name,
@@ -185,7 +194,9 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
         nullable: nullableColumn,
         millisecondPrecision: column.options.precision !== undefined && column.options.precision !== null && column.options.precision <= 3,
         encrypted,
-        blindIndexColumn: index ? columns.find((candidate) => candidate.propertyName === index.indexProperty)?.options.name ?? snakeCase(index.indexProperty) : null,
+        blindIndexColumn: index
+          ? (columns.find((candidate) => candidate.propertyName === index.indexProperty)?.options.name ?? snakeCase(index.indexProperty))
+          : null,
         description: field.description ?? fail(`${field.name} needs a description`),
         filterable: has(options.filterable, field.name),
         sortable: has(options.sortable, field.name),
@@ -198,13 +209,18 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
 
   const field = (property: string) => fields.find((candidate) => candidate.name === property);
   const idField = field('id');
-  if (!idField || idField.kind !== 'id') fail('needs `@Field(() => ID) @PrimaryGeneratedColumn(\'uuid\') id`');
-  const ownerField = options.owner ? field(options.owner) ?? fail(`owner "${options.owner}" is not a @Field and @Column of the class`) : null;
-  if (ownerField && (ownerField.kind !== 'id' || ownerField.encrypted)) fail(`owner "${ownerField.name}" must be a plain uuid column typed ID`);
-  if (ownerField && options.onOwnerDeleted === 'anonymize' && !ownerField.nullable) fail(`owner "${ownerField.name}" must be a nullable column for onOwnerDeleted: 'anonymize'`);
+  if (!idField || idField.kind !== 'id') fail("needs `@Field(() => ID) @PrimaryGeneratedColumn('uuid') id`");
+  const ownerField = options.owner
+    ? (field(options.owner) ?? fail(`owner "${options.owner}" is not a @Field and @Column of the class`))
+    : null;
+  if (ownerField && (ownerField.kind !== 'id' || ownerField.encrypted))
+    fail(`owner "${ownerField.name}" must be a plain uuid column typed ID`);
+  if (ownerField && options.onOwnerDeleted === 'anonymize' && !ownerField.nullable)
+    fail(`owner "${ownerField.name}" must be a nullable column for onOwnerDeleted: 'anonymize'`);
   for (const property of options.writable) {
     const target = field(property) ?? fail(`writable "${property}" is not a @Field and @Column of the class`);
-    if (SYSTEM_FIELDS.has(property) || property === options.owner) fail(`"${target.name}" cannot be writable: ids, the owner and timestamps are never set by clients`);
+    if (SYSTEM_FIELDS.has(property) || property === options.owner)
+      fail(`"${target.name}" cannot be writable: ids, the owner and timestamps are never set by clients`);
   }
   for (const property of options.filterable ?? []) {
     const target = field(property) ?? fail(`filterable "${property}" is not a @Field and @Column of the class`);
@@ -213,7 +229,10 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
   for (const property of options.sortable ?? []) {
     const target = field(property) ?? fail(`sortable "${property}" is not a @Field and @Column of the class`);
     if (target.encrypted || target.nullable) fail(`"${property}" cannot be sortable: sort fields must be NOT NULL and not encrypted`);
-    if (target.kind === 'datetime' && !target.millisecondPrecision) fail(`"${property}" is a sortable date-time: declare its column with precision: 3 (clients see milliseconds; sorting on the stored value keeps its index usable)`);
+    if (target.kind === 'datetime' && !target.millisecondPrecision)
+      fail(
+        `"${property}" is a sortable date-time: declare its column with precision: 3 (clients see milliseconds; sorting on the stored value keeps its index usable)`,
+      );
   }
   const filters: Record<string, RowFilter> = {};
   for (const [filterName, condition] of Object.entries(options.filters ?? {})) {
@@ -226,20 +245,24 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
 
   const relations = Object.entries(options.relations ?? {}).map(([relationName, relation]): ModelRelation => {
     if (field(relationName)) fail(`relation "${relationName}" has the name of a field`);
-    if (relation.kind === 'one' && (!field(relation.by) || field(relation.by)!.encrypted)) fail(`relation "${relationName}": "${relation.by}" must be a plain (not encrypted) field of the class`);
+    if (relation.kind === 'one' && (!field(relation.by) || field(relation.by)!.encrypted))
+      fail(`relation "${relationName}": "${relation.by}" must be a plain (not encrypted) field of the class`);
     return {
       name: relationName,
       kind: relation.kind,
       target: () => byEntity(relation.model()),
       by: relation.by,
-      to: relation.kind === 'one' ? relation.to ?? 'id' : 'id',
+      to: relation.kind === 'one' ? (relation.to ?? 'id') : 'id',
       description: relation.description,
-      count: relation.kind === 'many' ? relation.count ?? null : null,
+      count: relation.kind === 'many' ? (relation.count ?? null) : null,
     };
   });
 
   const singular = name[0].toLowerCase() + name.slice(1);
-  const readableFields = [...fields.map((candidate) => candidate.name), ...relations.flatMap((relation) => [relation.name, ...(relation.count ? [relation.count.name] : [])])];
+  const readableFields = [
+    ...fields.map((candidate) => candidate.name),
+    ...relations.flatMap((relation) => [relation.name, ...(relation.count ? [relation.count.name] : [])]),
+  ];
   return {
     entity: entity as new () => object,
     name,

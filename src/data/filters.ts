@@ -15,14 +15,23 @@ const MAX_CONDITIONS = 50;
 @InputType({ description: 'Conditions on a text field; all given ones must hold. contains and startsWith ignore case.' })
 export class StringFilter {
   @Field(() => String, { nullable: true, description: 'Equal to.' }) @IsOptional() @MaxLength(MAX_TEXT) eq?: string | null;
-  @Field(() => String, { nullable: true, description: 'Not equal to (null counts as different).' }) @IsOptional() @MaxLength(MAX_TEXT) ne?: string | null;
-  @Field(() => [String], { nullable: true, description: `One of these (at most ${MAX_IN}).` }) @IsOptional() @ArrayMaxSize(MAX_IN) @MaxLength(MAX_TEXT, { each: true }) in?: string[] | null;
+  @Field(() => String, { nullable: true, description: 'Not equal to (null counts as different).' }) @IsOptional() @MaxLength(MAX_TEXT) ne?:
+    string | null;
+  @Field(() => [String], { nullable: true, description: `One of these (at most ${MAX_IN}).` })
+  @IsOptional()
+  @ArrayMaxSize(MAX_IN)
+  @MaxLength(MAX_TEXT, { each: true })
+  in?: string[] | null;
   @Field(() => String, { nullable: true, description: 'Sorts before.' }) @IsOptional() @MaxLength(MAX_TEXT) lt?: string | null;
   @Field(() => String, { nullable: true, description: 'Sorts before or equal.' }) @IsOptional() @MaxLength(MAX_TEXT) lte?: string | null;
   @Field(() => String, { nullable: true, description: 'Sorts after.' }) @IsOptional() @MaxLength(MAX_TEXT) gt?: string | null;
   @Field(() => String, { nullable: true, description: 'Sorts after or equal.' }) @IsOptional() @MaxLength(MAX_TEXT) gte?: string | null;
-  @Field(() => String, { nullable: true, description: 'Contains this text, ignoring case.' }) @IsOptional() @MaxLength(MAX_TEXT) contains?: string | null;
-  @Field(() => String, { nullable: true, description: 'Starts with this text, ignoring case.' }) @IsOptional() @MaxLength(MAX_TEXT) startsWith?: string | null;
+  @Field(() => String, { nullable: true, description: 'Contains this text, ignoring case.' }) @IsOptional() @MaxLength(MAX_TEXT) contains?:
+    string | null;
+  @Field(() => String, { nullable: true, description: 'Starts with this text, ignoring case.' })
+  @IsOptional()
+  @MaxLength(MAX_TEXT)
+  startsWith?: string | null;
   @Field(() => Boolean, { nullable: true, description: 'true: has no value; false: has one.' }) isNull?: boolean | null;
 }
 
@@ -30,7 +39,8 @@ export class StringFilter {
 export class IntFilter {
   @Field(() => Int, { nullable: true, description: 'Equal to.' }) eq?: number | null;
   @Field(() => Int, { nullable: true, description: 'Not equal to (null counts as different).' }) ne?: number | null;
-  @Field(() => [Int], { nullable: true, description: `One of these (at most ${MAX_IN}).` }) @IsOptional() @ArrayMaxSize(MAX_IN) in?: number[] | null;
+  @Field(() => [Int], { nullable: true, description: `One of these (at most ${MAX_IN}).` }) @IsOptional() @ArrayMaxSize(MAX_IN) in?:
+    number[] | null;
   @Field(() => Int, { nullable: true, description: 'Less than.' }) lt?: number | null;
   @Field(() => Int, { nullable: true, description: 'Less than or equal.' }) lte?: number | null;
   @Field(() => Int, { nullable: true, description: 'Greater than.' }) gt?: number | null;
@@ -42,7 +52,8 @@ export class IntFilter {
 export class FloatFilter {
   @Field(() => Float, { nullable: true, description: 'Equal to.' }) eq?: number | null;
   @Field(() => Float, { nullable: true, description: 'Not equal to (null counts as different).' }) ne?: number | null;
-  @Field(() => [Float], { nullable: true, description: `One of these (at most ${MAX_IN}).` }) @IsOptional() @ArrayMaxSize(MAX_IN) in?: number[] | null;
+  @Field(() => [Float], { nullable: true, description: `One of these (at most ${MAX_IN}).` }) @IsOptional() @ArrayMaxSize(MAX_IN) in?:
+    number[] | null;
   @Field(() => Float, { nullable: true, description: 'Less than.' }) lt?: number | null;
   @Field(() => Float, { nullable: true, description: 'Less than or equal.' }) lte?: number | null;
   @Field(() => Float, { nullable: true, description: 'Greater than.' }) gt?: number | null;
@@ -62,7 +73,8 @@ export class BooleanFilter {
 export class DateTimeFilter {
   @Field(() => Date, { nullable: true, description: 'At exactly.' }) eq?: Date | null;
   @Field(() => Date, { nullable: true, description: 'Not at (null counts as different).' }) ne?: Date | null;
-  @Field(() => [Date], { nullable: true, description: `One of these (at most ${MAX_IN}).` }) @IsOptional() @ArrayMaxSize(MAX_IN) in?: Date[] | null;
+  @Field(() => [Date], { nullable: true, description: `One of these (at most ${MAX_IN}).` }) @IsOptional() @ArrayMaxSize(MAX_IN) in?:
+    Date[] | null;
   @Field(() => Date, { nullable: true, description: 'Before.' }) lt?: Date | null;
   @Field(() => Date, { nullable: true, description: 'At or before.' }) lte?: Date | null;
   @Field(() => Date, { nullable: true, description: 'After.' }) gt?: Date | null;
@@ -73,20 +85,35 @@ export class DateTimeFilter {
 @InputType({ description: 'Conditions on an id field.' })
 export class IDFilter {
   @Field(() => ID, { nullable: true, description: 'Equal to.' }) @IsOptional() @MaxLength(64) eq?: string | null;
-  @Field(() => ID, { nullable: true, description: 'Not equal to (null counts as different).' }) @IsOptional() @MaxLength(64) ne?: string | null;
-  @Field(() => [ID], { nullable: true, description: `One of these (at most ${MAX_IN}).` }) @IsOptional() @ArrayMaxSize(MAX_IN) @MaxLength(64, { each: true }) in?: string[] | null;
+  @Field(() => ID, { nullable: true, description: 'Not equal to (null counts as different).' }) @IsOptional() @MaxLength(64) ne?:
+    string | null;
+  @Field(() => [ID], { nullable: true, description: `One of these (at most ${MAX_IN}).` })
+  @IsOptional()
+  @ArrayMaxSize(MAX_IN)
+  @MaxLength(64, { each: true })
+  in?: string[] | null;
   @Field(() => Boolean, { nullable: true, description: 'true: has no value; false: has one.' }) isNull?: boolean | null;
 }
 
 @InputType({ description: 'An encrypted field can only be compared for equality (through its blind index).' })
 export class EncryptedFilter {
-  @Field(() => String, { nullable: true, description: 'Equal to (exact value, normalised as the field declares).' }) @IsOptional() @MaxLength(MAX_TEXT) eq?: string | null;
+  @Field(() => String, { nullable: true, description: 'Equal to (exact value, normalised as the field declares).' })
+  @IsOptional()
+  @MaxLength(MAX_TEXT)
+  eq?: string | null;
 }
 
 /** The filter input type for a field. */
 export function filterTypeOf(field: ModelField): Function {
   if (field.encrypted) return EncryptedFilter;
-  const byKind: Record<FieldKind, Function> = { id: IDFilter, string: StringFilter, int: IntFilter, float: FloatFilter, boolean: BooleanFilter, datetime: DateTimeFilter };
+  const byKind: Record<FieldKind, Function> = {
+    id: IDFilter,
+    string: StringFilter,
+    int: IntFilter,
+    float: FloatFilter,
+    boolean: BooleanFilter,
+    datetime: DateTimeFilter,
+  };
   return byKind[field.kind];
 }
 
@@ -128,10 +155,17 @@ export function fieldExpression(alias: string, field: Pick<ModelField, 'column' 
  * read that field (null: every row in scope): a condition on a field holds only there, so
  * filtering can never test a value the viewer could not read (no equality oracle on a phone).
  */
-export function whereSql(model: ModelDefinition, alias: string, where: WhereInput | null | undefined, parameters: SqlParameters, readableWhere: (field: string) => string | null = () => null): string | null {
+export function whereSql(
+  model: ModelDefinition,
+  alias: string,
+  where: WhereInput | null | undefined,
+  parameters: SqlParameters,
+  readableWhere: (field: string) => string | null = () => null,
+): string | null {
   let conditions = 0;
   const visit = (node: WhereInput, depth: number): string | null => {
-    if (depth > MAX_DEPTH) throw new AppError('BAD_USER_INPUT', `where nests AND/OR more than ${MAX_DEPTH} levels deep.`, { details: { field: 'where' } });
+    if (depth > MAX_DEPTH)
+      throw new AppError('BAD_USER_INPUT', `where nests AND/OR more than ${MAX_DEPTH} levels deep.`, { details: { field: 'where' } });
     const parts: string[] = [];
     for (const field of model.fields) {
       const filter = node[field.name] as Record<string, unknown> | null | undefined;
@@ -139,13 +173,17 @@ export function whereSql(model: ModelDefinition, alias: string, where: WhereInpu
       for (const [operator, value] of Object.entries(filter)) {
         if (value === null || value === undefined) continue;
         conditions += 1;
-        if (conditions > MAX_CONDITIONS) throw new AppError('BAD_USER_INPUT', `where holds more than ${MAX_CONDITIONS} conditions.`, { details: { field: 'where' } });
+        if (conditions > MAX_CONDITIONS)
+          throw new AppError('BAD_USER_INPUT', `where holds more than ${MAX_CONDITIONS} conditions.`, { details: { field: 'where' } });
         const condition = conditionSql(model, alias, field, operator, value, parameters);
         const readable = readableWhere(field.name);
         parts.push(readable === null ? condition : `(${condition} AND ${readable})`);
       }
     }
-    for (const [key, joiner] of [['AND', ' AND '], ['OR', ' OR ']] as const) {
+    for (const [key, joiner] of [
+      ['AND', ' AND '],
+      ['OR', ' OR '],
+    ] as const) {
       const list = node[key];
       if (!list || list.length === 0) continue;
       const inner = list.map((child) => visit(child, depth + 1) ?? 'TRUE');
@@ -156,10 +194,19 @@ export function whereSql(model: ModelDefinition, alias: string, where: WhereInpu
   return where ? visit(where, 1) : null;
 }
 
-function conditionSql(model: ModelDefinition, alias: string, field: ModelField, operator: string, value: unknown, parameters: SqlParameters): string {
+function conditionSql(
+  model: ModelDefinition,
+  alias: string,
+  field: ModelField,
+  operator: string,
+  value: unknown,
+  parameters: SqlParameters,
+): string {
   // PostgreSQL text cannot hold NUL: say so, rather than fail inside the database.
   if ((Array.isArray(value) ? value : [value]).some((item) => typeof item === 'string' && item.includes('\u0000'))) {
-    throw new AppError('BAD_USER_INPUT', `where.${field.name}.${operator} must not contain a NUL character.`, { details: { field: 'where' } });
+    throw new AppError('BAD_USER_INPUT', `where.${field.name}.${operator} must not contain a NUL character.`, {
+      details: { field: 'where' },
+    });
   }
   if (field.encrypted) {
     // Only `eq` exists in EncryptedFilter: the value's blind index is compared, never ciphertext.

@@ -25,7 +25,10 @@ export class Keyset {
     private readonly alias: string,
     readonly keys: readonly SortKey[],
   ) {
-    this.signature = createHash('sha256').update(keys.map((key) => `${key.field.name}:${key.direction}`).join(',')).digest('base64url').slice(0, 8);
+    this.signature = createHash('sha256')
+      .update(keys.map((key) => `${key.field.name}:${key.direction}`).join(','))
+      .digest('base64url')
+      .slice(0, 8);
   }
 
   /** ORDER BY expressions, in order. */
@@ -38,7 +41,9 @@ export class Keyset {
     const values = this.decode(cursor);
     const placeholders = values.map((value) => parameters.add(value));
     const disjuncts = this.keys.map((key, index) => {
-      const equalBefore = this.keys.slice(0, index).map((earlier, at) => `${fieldExpression(this.alias, earlier.field)} = ${placeholders[at]}`);
+      const equalBefore = this.keys
+        .slice(0, index)
+        .map((earlier, at) => `${fieldExpression(this.alias, earlier.field)} = ${placeholders[at]}`);
       const comparison = `${fieldExpression(this.alias, key.field)} ${key.direction === 'ASC' ? '>' : '<'} ${placeholders[index]}`;
       return `(${[...equalBefore, comparison].join(' AND ')})`;
     });
@@ -54,7 +59,14 @@ export class Keyset {
   }
 
   private decode(cursor: string): unknown[] {
-    const shape = ['string' as const, ...this.keys.map((key) => (key.field.kind === 'int' || key.field.kind === 'float' ? 'number' : key.field.kind === 'boolean' ? 'boolean' : 'string') as 'string' | 'number' | 'boolean')];
+    const shape = [
+      'string' as const,
+      ...this.keys.map(
+        (key) =>
+          (key.field.kind === 'int' || key.field.kind === 'float' ? 'number' : key.field.kind === 'boolean' ? 'boolean' : 'string') as
+            'string' | 'number' | 'boolean',
+      ),
+    ];
     const [signature, ...values] = decodeCursor(cursor, shape);
     if (signature !== this.signature) throw invalidCursor();
     // The signature is readable, so a forged cursor can be well-formed: each value must also fit its column.

@@ -76,7 +76,16 @@ export class ReadPlan {
         const targetScope = context.access.scope(target.access, 'read');
         // Joined only when the viewer may read the target at all (the rule denies the field otherwise).
         const joined = options.join && !targetScope.rows.empty;
-        const join = joined ? joins.push({ relation, plan: new ReadPlan(target, targetScope, subSelection(wanted, relation.name), rules, context, { loader: this.loader, join: true, extraFields: [relation.to] }) }) - 1 : -1;
+        const join = joined
+          ? joins.push({
+              relation,
+              plan: new ReadPlan(target, targetScope, subSelection(wanted, relation.name), rules, context, {
+                loader: this.loader,
+                join: true,
+                extraFields: [relation.to],
+              }),
+            }) - 1
+          : -1;
         outputs.push({ name: relation.name, kind: 'one', relation, join });
       }
       if (relation.kind === 'many') {
@@ -113,7 +122,10 @@ export class ReadPlan {
       const inner = `${joined}_t`;
       const key = plan.model.fields.find((field) => field.name === relation.to)!;
       const by = this.model.fields.find((field) => field.name === relation.by)!;
-      const conditions = [`"${inner}"."${key.column}" = "${alias}"."${by.column}"`, ...plan.scopeConditions(inner, parameters, relation.to)];
+      const conditions = [
+        `"${inner}"."${key.column}" = "${alias}"."${by.column}"`,
+        ...plan.scopeConditions(inner, parameters, relation.to),
+      ];
       joins.push(`LEFT JOIN LATERAL (${plan.selectFrom(inner, parameters)} WHERE ${conditions.join(' AND ')} LIMIT 1) "${joined}" ON TRUE`);
       for (let at = 0; at < plan.columnCount; at += 1) columns.push(`"${joined}"."o${at}"`);
     });
@@ -216,7 +228,10 @@ export class ReadPlan {
     }
     if (decision === true) return true;
     if (decision instanceof Error) {
-      this.context.logger.info({ field: `${this.model.name}.${field}`, userId: this.context.viewer.userId, code: decision.code }, 'access denied');
+      this.context.logger.info(
+        { field: `${this.model.name}.${field}`, userId: this.context.viewer.userId, code: decision.code },
+        'access denied',
+      );
       return decision;
     }
     return accessDenied(this.context, `${this.model.name}.${field}`);
@@ -244,7 +259,8 @@ interface Decisions {
 function decoderOf(field: ModelField): ((value: unknown) => unknown) | null {
   const transformer = field.transformer;
   if (!transformer) return null;
-  if (Array.isArray(transformer)) return (value) => [...transformer].reverse().reduce((current, step: ValueTransformer) => step.from(current), value);
+  if (Array.isArray(transformer))
+    return (value) => [...transformer].reverse().reduce((current, step: ValueTransformer) => step.from(current), value);
   return (value) => (transformer as ValueTransformer).from(value);
 }
 

@@ -1,7 +1,24 @@
 import { Allow, ArrayMaxSize, Max, Min, ValidateNested } from 'class-validator';
 import { GraphQLBoolean, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLScalarType, GraphQLString } from 'graphql';
 import type { GraphQLResolveInfo } from 'graphql';
-import { Arg, Args, ArgsType, Ctx, Field, FieldResolver, ID, Info, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
+import {
+  Arg,
+  Args,
+  ArgsType,
+  Ctx,
+  Field,
+  FieldResolver,
+  ID,
+  Info,
+  InputType,
+  Int,
+  Mutation,
+  ObjectType,
+  Query,
+  Resolver,
+  Root,
+  registerEnumType,
+} from 'type-graphql';
 import type { Context } from '../context';
 import type { ModelDefinition, ModelField, ModelRelation } from './define-model';
 import { filterTypeOf } from './filters';
@@ -39,7 +56,9 @@ function namedClass(name: string, base?: new (...args: any[]) => object): new ()
 
 function scalarOf(field: ModelField): GraphQLScalarType | DateConstructor {
   if (field.encrypted) return GraphQLString;
-  return { id: GraphQLID, string: GraphQLString, int: GraphQLInt, float: GraphQLFloat, boolean: GraphQLBoolean, datetime: Date }[field.kind];
+  return { id: GraphQLID, string: GraphQLString, int: GraphQLInt, float: GraphQLFloat, boolean: GraphQLBoolean, datetime: Date }[
+    field.kind
+  ];
 }
 
 /** How many conditions one AND or OR list may hold. */
@@ -54,7 +73,13 @@ type MethodDecoratorFunction = (target: object, key: string, descriptor: Propert
 type ParameterDecoratorFunction = (target: object, key: string, index: number) => void;
 
 /** Adds a method to a generated class and decorates it as `@method name(@params[0] a, @params[1] b)` would. */
-function defineMethod(target: { prototype: object }, name: string, implementation: Function, method: MethodDecorator, params: ParameterDecoratorFunction[]): void {
+function defineMethod(
+  target: { prototype: object },
+  name: string,
+  implementation: Function,
+  method: MethodDecorator,
+  params: ParameterDecoratorFunction[],
+): void {
   Object.defineProperty(target.prototype, name, { value: implementation, writable: true, configurable: true });
   (method as MethodDecoratorFunction)(target.prototype, name, Object.getOwnPropertyDescriptor(target.prototype, name)!);
   params.forEach((param, index) => param(target.prototype, name, index));
@@ -69,7 +94,10 @@ function pageArgsCapped(name: string, maxPageSize: number): new () => object {
   Field(() => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many items, 1 to ${maxPageSize}.` })(args.prototype, 'first');
   Min(1)(args.prototype, 'first');
   Max(maxPageSize)(args.prototype, 'first');
-  Field(() => String, { nullable: true, description: 'Start after this cursor (pageInfo.endCursor of the previous page).' })(args.prototype, 'after');
+  Field(() => String, { nullable: true, description: 'Start after this cursor (pageInfo.endCursor of the previous page).' })(
+    args.prototype,
+    'after',
+  );
   Allow()(args.prototype, 'after');
   ArgsType()(args);
   return args;
@@ -95,19 +123,34 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
   const connectionType = namedClass(`${name}Connection`);
   Field(() => [edgeType], { description: `The ${model.plural} of this page.` })(connectionType.prototype, 'edges');
   Field(() => PageInfo, { description: 'Whether more follow, and where to continue.' })(connectionType.prototype, 'pageInfo');
-  Field(() => Int, { description: `How many ${model.plural} match, in all pages (counted only when asked for).` })(connectionType.prototype, 'totalCount');
+  Field(() => Int, { description: `How many ${model.plural} match, in all pages (counted only when asked for).` })(
+    connectionType.prototype,
+    'totalCount',
+  );
   ObjectType(`${name}Connection`, { description: `A page of ${model.plural} (Relay cursor connection).` })(connectionType);
 
   const listArgs = namedClass(`${name}ListArgs`, pageArgsCapped(name, maxPageSize));
   if (whereType) {
-    Field(() => whereType, { nullable: true, description: `Conditions on ${model.plural}; leave out for all you may read.` })(listArgs.prototype, 'where');
+    Field(() => whereType, { nullable: true, description: `Conditions on ${model.plural}; leave out for all you may read.` })(
+      listArgs.prototype,
+      'where',
+    );
     ValidateNested()(listArgs.prototype, 'where');
   }
-  if (orderByType) Field(() => [orderByType], { nullable: true, description: 'Sort order, up to 3 fields; the id always breaks ties.' })(listArgs.prototype, 'orderBy');
+  if (orderByType)
+    Field(() => [orderByType], { nullable: true, description: 'Sort order, up to 3 fields; the id always breaks ties.' })(
+      listArgs.prototype,
+      'orderBy',
+    );
   ArgsType()(listArgs);
 
   const writable = model.fields.filter((field) => field.writable);
-  const createInput = generateInput(`Create${name}Input`, `A new ${name}. The owner, id and timestamps are set by the server.`, writable, true);
+  const createInput = generateInput(
+    `Create${name}Input`,
+    `A new ${name}. The owner, id and timestamps are set by the server.`,
+    writable,
+    true,
+  );
   const updateInput = generateInput(`Update${name}Input`, `Changes to a ${name}: only the fields given change.`, writable, false);
 
   const operations = {
@@ -122,7 +165,9 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
     function (this: StoreResolver, args: ListArgs, context: Context, info: GraphQLResolveInfo) {
       return this.store.list(model, context, args, info);
     },
-    Query(() => connectionType, { description: `${model.plural[0].toUpperCase()}${model.plural.slice(1)} you may read, filtered, sorted and paginated (first ≤ ${maxPageSize}).` }),
+    Query(() => connectionType, {
+      description: `${model.plural[0].toUpperCase()}${model.plural.slice(1)} you may read, filtered, sorted and paginated (first ≤ ${maxPageSize}).`,
+    }),
     [Args(() => listArgs), Ctx(), Info()],
   );
   defineMethod(
@@ -131,7 +176,10 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
     function (this: StoreResolver, id: string, context: Context, info: GraphQLResolveInfo) {
       return this.store.get(model, context, id, info);
     },
-    Query(() => model.entity, { nullable: true, description: `One ${name} by id: null with NOT_FOUND when it does not exist or you may not read it.` }),
+    Query(() => model.entity, {
+      nullable: true,
+      description: `One ${name} by id: null with NOT_FOUND when it does not exist or you may not read it.`,
+    }),
     [Arg('id', () => ID, { description: `The ${name}'s id.` }), Ctx(), Info()],
   );
   defineMethod(
@@ -150,7 +198,12 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
       return this.store.update(model, context, id, { ...input }, info);
     },
     Mutation(() => model.entity, { description: `Changes a ${name} you may update. NOT_FOUND otherwise.` }),
-    [Arg('id', () => ID, { description: `The ${name}'s id.` }), Arg('input', () => updateInput, { description: 'The fields to change.' }), Ctx(), Info()],
+    [
+      Arg('id', () => ID, { description: `The ${name}'s id.` }),
+      Arg('input', () => updateInput, { description: 'The fields to change.' }),
+      Ctx(),
+      Info(),
+    ],
   );
   defineMethod(
     generated,
@@ -165,7 +218,12 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
   for (const relation of model.relations) addRelation(generated, model, relation);
   Resolver(() => model.entity)(generated);
 
-  return { resolver: generated as unknown as new (store: ModelStore) => object, connectionType: `${name}Connection`, edgeType: `${name}Edge`, operations };
+  return {
+    resolver: generated as unknown as new (store: ModelStore) => object,
+    connectionType: `${name}Connection`,
+    edgeType: `${name}Edge`,
+    operations,
+  };
 }
 
 /**
@@ -179,10 +237,22 @@ function addRelation(generated: { prototype: object }, model: ModelDefinition, r
     Field(() => target(), { nullable: true, description: relation.description })(model.entity.prototype, relation.name);
     return;
   }
-  defineMethod(generated, relation.name, function (this: StoreResolver, row: object, first: number, context: Context, info: GraphQLResolveInfo) {
-    return this.store.many(model, relation, context, row, first, info);
-  }, FieldResolver(() => [target()], { nullable: true, description: relation.description }), [Root(), Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many, 1 to ${MAX_PAGE_SIZE}, in their default order.` }), Ctx(), Info()]);
-  if (relation.count) Field(() => Int, { nullable: true, description: relation.count.description })(model.entity.prototype, relation.count.name);
+  defineMethod(
+    generated,
+    relation.name,
+    function (this: StoreResolver, row: object, first: number, context: Context, info: GraphQLResolveInfo) {
+      return this.store.many(model, relation, context, row, first, info);
+    },
+    FieldResolver(() => [target()], { nullable: true, description: relation.description }),
+    [
+      Root(),
+      Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: `How many, 1 to ${MAX_PAGE_SIZE}, in their default order.` }),
+      Ctx(),
+      Info(),
+    ],
+  );
+  if (relation.count)
+    Field(() => Int, { nullable: true, description: relation.count.description })(model.entity.prototype, relation.count.name);
 }
 
 function generateWhere(model: ModelDefinition): Function | null {
@@ -190,7 +260,10 @@ function generateWhere(model: ModelDefinition): Function | null {
   if (filterable.length === 0) return null;
   const type = namedClass(`${model.name}Where`);
   for (const field of filterable) {
-    Field(() => filterTypeOf(field), { nullable: true, description: field.encrypted ? `${field.description} (encrypted: eq only)` : field.description })(type.prototype, field.name);
+    Field(() => filterTypeOf(field), {
+      nullable: true,
+      description: field.encrypted ? `${field.description} (encrypted: eq only)` : field.description,
+    })(type.prototype, field.name);
     ValidateNested()(type.prototype, field.name);
   }
   Field(() => [type], { nullable: true, description: 'All of these conditions.' })(type.prototype, 'AND');
@@ -200,7 +273,9 @@ function generateWhere(model: ModelDefinition): Function | null {
   // Empty children add no condition, so the condition limit alone would not bound a list's length.
   ArrayMaxSize(MAX_BRANCHES)(type.prototype, 'AND');
   ArrayMaxSize(MAX_BRANCHES)(type.prototype, 'OR');
-  InputType(`${model.name}Where`, { description: `Conditions on ${model.plural}: every field given must match, plus all of AND and any of OR.` })(type);
+  InputType(`${model.name}Where`, {
+    description: `Conditions on ${model.plural}: every field given must match, plus all of AND and any of OR.`,
+  })(type);
   return type;
 }
 
@@ -215,7 +290,10 @@ function generateOrderBy(model: ModelDefinition): Function | null {
   });
   const type = namedClass(`${model.name}OrderBy`);
   Field(() => values, { description: 'The field.' })(type.prototype, 'field');
-  Field(() => SortDirectionValue, { defaultValue: SortDirectionValue.ASC, description: 'ASC (default) or DESC.' })(type.prototype, 'direction');
+  Field(() => SortDirectionValue, { defaultValue: SortDirectionValue.ASC, description: 'ASC (default) or DESC.' })(
+    type.prototype,
+    'direction',
+  );
   // The schema already checks both (enums); class-validator must know the properties exist.
   Allow()(type.prototype, 'field');
   Allow()(type.prototype, 'direction');
@@ -226,7 +304,10 @@ function generateOrderBy(model: ModelDefinition): Function | null {
 function generateInput(name: string, description: string, fields: readonly ModelField[], creating: boolean): Function {
   const type = namedClass(name);
   for (const field of fields) {
-    Field(() => scalarOf(field), { nullable: !(creating && field.requiredOnCreate), description: field.description })(type.prototype, field.name);
+    Field(() => scalarOf(field), { nullable: !(creating && field.requiredOnCreate), description: field.description })(
+      type.prototype,
+      field.name,
+    );
     // The model's own constraints are checked on the row the input makes (ModelStore), with its field names.
     Allow()(type.prototype, field.name);
   }

@@ -90,8 +90,12 @@ export class ModelStore {
     const selected = selectionOf(info);
     const keyset = new Keyset(ROW, sortKeysOf(model, scope, args.orderBy ?? [], context));
     const node = selected.fields.get('edges')?.fields.get('node') ?? undefined;
-    const cursors = selected.fields.get('edges')?.fields.has('cursor') === true || selected.fields.get('pageInfo')?.fields.has('endCursor') === true;
-    const plan = this.plan(model, scope, node ?? { fields: new Map() }, context, { join: true, extraFields: cursors ? keyset.keys.map((key) => key.field.name) : [] });
+    const cursors =
+      selected.fields.get('edges')?.fields.has('cursor') === true || selected.fields.get('pageInfo')?.fields.has('endCursor') === true;
+    const plan = this.plan(model, scope, node ?? { fields: new Map() }, context, {
+      join: true,
+      extraFields: cursors ? keyset.keys.map((key) => key.field.name) : [],
+    });
 
     const parameters = new SqlParameters();
     const conditions = plan.scopeConditions(ROW, parameters);
@@ -99,7 +103,10 @@ export class ModelStore {
     if (filtered) conditions.push(filtered);
     const counted = [...conditions];
     if (args.after != null) conditions.push(keyset.after(args.after, parameters));
-    const order = keyset.orderBy().map(([expression, direction]) => `${expression} ${direction}`).join(', ');
+    const order = keyset
+      .orderBy()
+      .map(([expression, direction]) => `${expression} ${direction}`)
+      .join(', ');
     const sql = `${plan.selectFrom(ROW, parameters)}${whereClause(conditions)} ORDER BY ${order} LIMIT ${args.first + 1}`;
     const raw = await this.source.rows(sql, parameters);
 
@@ -171,46 +178,73 @@ export class ModelStore {
 
   /** A one-to-many relation's first rows per parent (one statement for the page), in the target's default order. */
   many(model: ModelDefinition, relation: ModelRelation, context: Context, row: object, first: number, info: Info): Promise<object[]> {
-    if (first < 1 || first > MAX_PAGE_SIZE) throw new AppError('BAD_USER_INPUT', `first must be between 1 and ${MAX_PAGE_SIZE}.`, { details: { field: 'first' } });
+    if (first < 1 || first > MAX_PAGE_SIZE)
+      throw new AppError('BAD_USER_INPUT', `first must be between 1 and ${MAX_PAGE_SIZE}.`, { details: { field: 'first' } });
     const target = relation.target();
     const selected = selectionOf(info);
-    const loader = context.loaders.get(`${model.name}.${relation.name}:${first}:${selectionId(selected)}`, async (parentIds: readonly unknown[]) => {
-      const scope = context.access.scope(target.access, 'read');
-      const byParent = new Map<unknown, object[]>(parentIds.map((id) => [id, []]));
-      if (!scope.rows.empty) {
-        const plan = this.plan(target, scope, selected, context, { join: true, extraFields: [relation.by] });
-        const parameters = new SqlParameters();
-        const order = new Keyset(ROW, sortKeysOf(target, scope, [], context)).orderBy().map(([expression, direction]) => `${expression} ${direction}`).join(', ');
-        const by = fieldOf(target, relation.by);
-        const conditions = this.relatedConditions(plan, scope.rows, relation.by, parentIds, parameters);
-        // The first `first` rows of each parent, ranked inside the same scoped query.
-        const rank = `row_number() OVER (PARTITION BY "${ROW}"."${by.column}" ORDER BY ${order})`;
-        const ranked = `${plan.selectFrom(ROW, parameters, [rank])}${whereClause(conditions)}`;
-        // The rank is the last column: decoding reads the plan's columns and ignores it.
-        const raw = await this.source.rows(`SELECT * FROM (${ranked}) ranked WHERE ranked."o${plan.columnCount}" <= ${parameters.add(first)} ORDER BY ranked."o${plan.columnCount}"`, parameters);
-        for (const related of raw) {
-          const node = plan.fromRaw(related);
-          byParent.get(valuesOf(node)[relation.by])?.push(node);
+    const loader = context.loaders.get(
+      `${model.name}.${relation.name}:${first}:${selectionId(selected)}`,
+      async (parentIds: readonly unknown[]) => {
+        const scope = context.access.scope(target.access, 'read');
+        const byParent = new Map<unknown, object[]>(parentIds.map((id) => [id, []]));
+        if (!scope.rows.empty) {
+          const plan = this.plan(target, scope, selected, context, { join: true, extraFields: [relation.by] });
+          const parameters = new SqlParameters();
+          const order = new Keyset(ROW, sortKeysOf(target, scope, [], context))
+            .orderBy()
+            .map(([expression, direction]) => `${expression} ${direction}`)
+            .join(', ');
+          const by = fieldOf(target, relation.by);
+          const conditions = this.relatedConditions(plan, scope.rows, relation.by, parentIds, parameters);
+          // The first `first` rows of each parent, ranked inside the same scoped query.
+          const rank = `row_number() OVER (PARTITION BY "${ROW}"."${by.column}" ORDER BY ${order})`;
+          const ranked = `${plan.selectFrom(ROW, parameters, [rank])}${whereClause(conditions)}`;
+          // The rank is the last column: decoding reads the plan's columns and ignores it.
+          const raw = await this.source.rows(
+            `SELECT * FROM (${ranked}) ranked WHERE ranked."o${plan.columnCount}" <= ${parameters.add(first)} ORDER BY ranked."o${plan.columnCount}"`,
+            parameters,
+          );
+          for (const related of raw) {
+            const node = plan.fromRaw(related);
+            byParent.get(valuesOf(node)[relation.by])?.push(node);
+          }
         }
-      }
-      return parentIds.map((id) => byParent.get(id)!);
-    });
+        return parentIds.map((id) => byParent.get(id)!);
+      },
+    );
     return loader.load(valuesOf(row).id);
   }
 
   /** The read plan of a model for one request; relations it does not join are loaded per request, batched. */
-  private plan(model: ModelDefinition, scope: ModelScope, wanted: Wanted, context: Context, options: { join: boolean; extraFields?: readonly string[] }): ReadPlan {
-    return new ReadPlan(model, scope, wanted, this.rules, context, { ...options, loader: (relation, parent, relationWanted) => this.loadRelation(model, relation, context, parent, relationWanted) });
+  private plan(
+    model: ModelDefinition,
+    scope: ModelScope,
+    wanted: Wanted,
+    context: Context,
+    options: { join: boolean; extraFields?: readonly string[] },
+  ): ReadPlan {
+    return new ReadPlan(model, scope, wanted, this.rules, context, {
+      ...options,
+      loader: (relation, parent, relationWanted) => this.loadRelation(model, relation, context, parent, relationWanted),
+    });
   }
 
   /** A written row as the client reads it: in the viewer's read scope, relations loaded after. */
   private written(model: ModelDefinition, context: Context, saved: object, info: Info | undefined): object {
-    const plan = this.plan(model, context.access.scope(model.access, 'read'), info ? selectionOf(info) : EVERYTHING, context, { join: false });
+    const plan = this.plan(model, context.access.scope(model.access, 'read'), info ? selectionOf(info) : EVERYTHING, context, {
+      join: false,
+    });
     return plan.project(saved as RowValues, [], false);
   }
 
   /** A to-one relation's row, or a count of a to-many's rows, for a row whose page did not join it: batched per request. */
-  private loadRelation(model: ModelDefinition, relation: ModelRelation, context: Context, parent: RowValues, wanted: Wanted): Promise<unknown> {
+  private loadRelation(
+    model: ModelDefinition,
+    relation: ModelRelation,
+    context: Context,
+    parent: RowValues,
+    wanted: Wanted,
+  ): Promise<unknown> {
     const target = relation.target();
     if (relation.kind === 'many') {
       const loader = context.loaders.get(`${model.name}.${relation.name}:count`, async (parentIds: readonly unknown[]) => {
@@ -219,7 +253,10 @@ export class ModelStore {
         const parameters = new SqlParameters();
         const by = `"${ROW}"."${fieldOf(target, relation.by).column}"`;
         const plan = this.plan(target, scope, { fields: new Map() }, context, { join: false });
-        const raw = await this.source.rows(`SELECT ${by}, count(*)::int FROM "${target.table}" "${ROW}"${whereClause(this.relatedConditions(plan, scope.rows, relation.by, parentIds, parameters))} GROUP BY ${by}`, parameters);
+        const raw = await this.source.rows(
+          `SELECT ${by}, count(*)::int FROM "${target.table}" "${ROW}"${whereClause(this.relatedConditions(plan, scope.rows, relation.by, parentIds, parameters))} GROUP BY ${by}`,
+          parameters,
+        );
         const counts = new Map(raw.map(([key, count]) => [key, count as number]));
         return parentIds.map((id) => counts.get(id) ?? 0);
       });
@@ -232,7 +269,10 @@ export class ModelStore {
       if (scope.rows.empty) return keys.map(() => null);
       const plan = this.plan(target, scope, wanted, context, { join: true, extraFields: [relation.to] });
       const parameters = new SqlParameters();
-      const raw = await this.source.rows(`${plan.selectFrom(ROW, parameters)}${whereClause(this.relatedConditions(plan, scope.rows, relation.to, keys, parameters))}`, parameters);
+      const raw = await this.source.rows(
+        `${plan.selectFrom(ROW, parameters)}${whereClause(this.relatedConditions(plan, scope.rows, relation.to, keys, parameters))}`,
+        parameters,
+      );
       const byKey = new Map<unknown, object>();
       for (const related of raw) {
         const node = plan.fromRaw(related);
@@ -250,7 +290,10 @@ export class ModelStore {
   private relatedConditions(plan: ReadPlan, rows: RowScope, field: string, keys: readonly unknown[], parameters: SqlParameters): string[] {
     const key = fieldOf(plan.model, field);
     const usable = key.kind === 'id' ? keys.filter((candidate) => isUuid(String(candidate))) : [...keys];
-    return [...plan.scopeConditions(ROW, parameters, field), usable.length > 0 ? `"${ROW}"."${key.column}" IN ${parameters.addList(usable)}` : 'FALSE'];
+    return [
+      ...plan.scopeConditions(ROW, parameters, field),
+      usable.length > 0 ? `"${ROW}"."${key.column}" IN ${parameters.addList(usable)}` : 'FALSE',
+    ];
   }
 
   /**
@@ -258,18 +301,33 @@ export class ModelStore {
    * on a draft they cannot see. NOT_FOUND names the field, as for a row that does not exist. The
    * row is share-locked, so it cannot be deleted before this write commits.
    */
-  private async checkReferences(manager: EntityManager, model: ModelDefinition, context: Context, row: Record<string, unknown>, fields: readonly string[]): Promise<void> {
+  private async checkReferences(
+    manager: EntityManager,
+    model: ModelDefinition,
+    context: Context,
+    row: Record<string, unknown>,
+    fields: readonly string[],
+  ): Promise<void> {
     for (const relation of model.relations) {
       if (relation.kind !== 'one' || !fields.includes(relation.by) || row[relation.by] == null) continue;
       const target = relation.target();
       const scope = context.access.scope(target.access, 'read');
-      const found = await this.scoped(manager, target, scope.rows, relation.to, row[relation.by]).select(`"${ROW}"."id"`, 'id').setLock('pessimistic_read').getRawOne();
+      const found = await this.scoped(manager, target, scope.rows, relation.to, row[relation.by])
+        .select(`"${ROW}"."id"`, 'id')
+        .setLock('pessimistic_read')
+        .getRawOne();
       if (!found) throw new AppError('NOT_FOUND', `No ${target.name} with this ${relation.by}.`, { details: { field: relation.by } });
     }
   }
 
   /** The row with this id inside `rows`, as an entity to change (locked until commit), or NOT_FOUND. */
-  private async findScoped(manager: EntityManager, model: ModelDefinition, rows: RowScope, id: string, forUpdate: boolean): Promise<object> {
+  private async findScoped(
+    manager: EntityManager,
+    model: ModelDefinition,
+    rows: RowScope,
+    id: string,
+    forUpdate: boolean,
+  ): Promise<object> {
     if (!isUuid(id) || rows.empty) throw notFound(model);
     const query = this.scoped(manager, model, rows, ID_FIELD, id);
     if (forUpdate) query.setLock('pessimistic_write');
@@ -279,14 +337,24 @@ export class ModelStore {
   }
 
   /** A TypeORM query for the rows in `rows` whose `field` (readable there) equals `value`. */
-  private scoped(manager: EntityManager, model: ModelDefinition, rows: RowScope, field: string, value: unknown): SelectQueryBuilder<object> {
+  private scoped(
+    manager: EntityManager,
+    model: ModelDefinition,
+    rows: RowScope,
+    field: string,
+    value: unknown,
+  ): SelectQueryBuilder<object> {
     const parameters = new SqlParameters();
     const bind = (bound: unknown) => parameters.add(bound);
     const columnOf = (name: string) => fieldOf(model, name).column;
     const visible = rows.showing(field);
     const key = fieldOf(model, field);
     const matching = key.kind !== 'id' || isUuid(String(value)) ? `"${ROW}"."${key.column}" = ${parameters.add(value)}` : 'FALSE';
-    const conditions = [rows.toSql(ROW, bind, columnOf) ?? 'FALSE', ...(visible ? [visible.toSql(ROW, bind, columnOf) ?? 'FALSE'] : []), matching];
+    const conditions = [
+      rows.toSql(ROW, bind, columnOf) ?? 'FALSE',
+      ...(visible ? [visible.toSql(ROW, bind, columnOf) ?? 'FALSE'] : []),
+      matching,
+    ];
     return manager.createQueryBuilder(model.entity, ROW).where(conditions.join(' AND ')).setParameters(parameters.values);
   }
 }
@@ -300,7 +368,13 @@ function whereClause(conditions: readonly string[]): string {
 function showingSql(model: ModelDefinition, rows: RowScope, field: string, parameters: SqlParameters): string | null {
   const visible = rows.showing(field);
   if (!visible) return null;
-  return visible.toSql(ROW, (value) => parameters.add(value), (name) => fieldOf(model, name).column) ?? 'FALSE';
+  return (
+    visible.toSql(
+      ROW,
+      (value) => parameters.add(value),
+      (name) => fieldOf(model, name).column,
+    ) ?? 'FALSE'
+  );
 }
 
 /** Selections are shared per document: one loader per selection, so rows loaded for different sub-selections never mix. */
@@ -318,7 +392,12 @@ function selectionId(wanted: Wanted): string {
  * tie-break; without one, oldest first when createdAt is readable in every row. A sort key must
  * be readable in every row in scope: the order (and the cursor) would reveal it otherwise.
  */
-function sortKeysOf(model: ModelDefinition, scope: ModelScope, orderBy: readonly { field: string; direction: SortDirection }[], context: Context): SortKey[] {
+function sortKeysOf(
+  model: ModelDefinition,
+  scope: ModelScope,
+  orderBy: readonly { field: string; direction: SortDirection }[],
+  context: Context,
+): SortKey[] {
   if (orderBy.length > 3) throw new AppError('BAD_USER_INPUT', 'orderBy takes at most 3 fields.', { details: { field: 'orderBy' } });
   const readableEverywhere = (field: string) => scope.decision.unrestricted || scope.rows.showing(field) === null;
   const keys: SortKey[] = orderBy.map((entry) => {
@@ -327,7 +406,8 @@ function sortKeysOf(model: ModelDefinition, scope: ModelScope, orderBy: readonly
   });
   const createdAt = model.fields.find((field) => field.name === 'createdAt' && !field.nullable);
   if (keys.length === 0 && createdAt && readableEverywhere(createdAt.name)) keys.push({ field: createdAt, direction: 'ASC' });
-  if (!keys.some((key) => key.field.name === ID_FIELD)) keys.push({ field: fieldOf(model, ID_FIELD), direction: keys.at(-1)?.direction ?? 'ASC' });
+  if (!keys.some((key) => key.field.name === ID_FIELD))
+    keys.push({ field: fieldOf(model, ID_FIELD), direction: keys.at(-1)?.direction ?? 'ASC' });
   return keys;
 }
 

@@ -44,5 +44,7 @@ export function decodeCursor(cursor: string, shape: readonly ('string' | 'number
 }
 
 export function invalidCursor(): AppError {
-  return new AppError('BAD_USER_INPUT', 'The cursor is not valid: pass pageInfo.endCursor from the previous page unchanged.', { details: { field: 'after' } });
+  return new AppError('BAD_USER_INPUT', 'The cursor is not valid: pass pageInfo.endCursor from the previous page unchanged.', {
+    details: { field: 'after' },
+  });
 }

@@ -1,4 +1,12 @@
-import { FieldNode, GraphQLIncludeDirective, GraphQLResolveInfo, GraphQLSkipDirective, Kind, SelectionSetNode, getDirectiveValues } from 'graphql';
+import {
+  FieldNode,
+  GraphQLIncludeDirective,
+  GraphQLResolveInfo,
+  GraphQLSkipDirective,
+  Kind,
+  SelectionSetNode,
+  getDirectiveValues,
+} from 'graphql';
 
 /**
  * What a query asks of a value: the fields selected on it, by field name (aliases merged), each
@@ -36,7 +44,10 @@ export function selectionOf(info: Pick<GraphQLResolveInfo, 'fieldNodes' | 'fragm
   const first = info.fieldNodes[0];
   const cached = cache.get(first);
   if (cached && sameNodes(cached.nodes, info.fieldNodes)) return cached.selection;
-  const collected = collect(info.fieldNodes.map((node) => node.selectionSet), info);
+  const collected = collect(
+    info.fieldNodes.map((node) => node.selectionSet),
+    info,
+  );
   if (!collected.variable) cache.set(first, { nodes: [...info.fieldNodes], selection: collected.selection });
   return collected.selection;
 }
@@ -45,12 +56,16 @@ function sameNodes(a: readonly FieldNode[], b: readonly FieldNode[]): boolean {
   return a.length === b.length && a.every((node, index) => node === b[index]);
 }
 
-function collect(sets: readonly (SelectionSetNode | undefined)[], info: Pick<GraphQLResolveInfo, 'fragments' | 'variableValues'>): Collected {
+function collect(
+  sets: readonly (SelectionSetNode | undefined)[],
+  info: Pick<GraphQLResolveInfo, 'fragments' | 'variableValues'>,
+): Collected {
   const byField = new Map<string, (SelectionSetNode | undefined)[]>();
   let variable = false;
   const included = (node: { directives?: readonly { arguments?: readonly { value: { kind: Kind } }[] }[] }): boolean => {
     if (!node.directives || node.directives.length === 0) return true;
-    if (node.directives.some((directive) => directive.arguments?.some((argument) => argument.value.kind === Kind.VARIABLE))) variable = true;
+    if (node.directives.some((directive) => directive.arguments?.some((argument) => argument.value.kind === Kind.VARIABLE)))
+      variable = true;
     const skip = getDirectiveValues(GraphQLSkipDirective, node as never, info.variableValues);
     if (skip?.if === true) return false;
     const include = getDirectiveValues(GraphQLIncludeDirective, node as never, info.variableValues);

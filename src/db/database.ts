@@ -21,8 +21,13 @@ export function databaseNameOf(url: string): string {
 }
 
 /** Whether the table exists in `public` (a database not yet migrated, or restored from an older archive, may lack it). */
-export async function tableExists(database: { query(sql: string, parameters?: unknown[]): Promise<unknown> }, table: string): Promise<boolean> {
-  const [{ present }] = (await database.query('SELECT to_regclass($1) IS NOT NULL AS present', [`public.${table}`])) as { present: boolean }[];
+export async function tableExists(
+  database: { query(sql: string, parameters?: unknown[]): Promise<unknown> },
+  table: string,
+): Promise<boolean> {
+  const [{ present }] = (await database.query('SELECT to_regclass($1) IS NOT NULL AS present', [`public.${table}`])) as {
+    present: boolean;
+  }[];
   return present;
 }
 
@@ -83,7 +88,11 @@ export interface Database {
  * Connects to DATABASE_URL, or starts the embedded PostgreSQL in the data folder when it is unset,
  * and optionally applies pending migrations.
  */
-export async function openDatabase(config: Config, logger: Logger, options: { migrate: boolean; extraEntities?: readonly Function[] }): Promise<Database> {
+export async function openDatabase(
+  config: Config,
+  logger: Logger,
+  options: { migrate: boolean; extraEntities?: readonly Function[] },
+): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   if (url === undefined) {

@@ -84,7 +84,18 @@ export class EmbeddedPostgres {
       writeState(stateFile, state);
       logger.info({ port: state.port, clusterDir: state.clusterDir }, 'starting embedded PostgreSQL');
       try {
-        await pgCtl(bin, account, ['start', '-D', state.clusterDir, '-w', '-t', '60', '-l', path.join(state.clusterDir, 'server.log'), '-o', `-p ${state.port}`]);
+        await pgCtl(bin, account, [
+          'start',
+          '-D',
+          state.clusterDir,
+          '-w',
+          '-t',
+          '60',
+          '-l',
+          path.join(state.clusterDir, 'server.log'),
+          '-o',
+          `-p ${state.port}`,
+        ]);
       } catch (error) {
         throw new Error(`The embedded PostgreSQL did not start; see ${path.join(state.clusterDir, 'server.log')}`, { cause: error });
       }
@@ -189,7 +200,10 @@ function newState(dataDir: string, account: RunAs, logger: Logger): ClusterState
   if (!canTraverse(account, dataDir)) {
     // The data folder sits under a folder the postgres account cannot enter (a root-only home).
     clusterDir = path.join(tempHome(dataDir), 'postgres');
-    logger.warn({ clusterDir }, `the ${account.name} account cannot reach ${dataDir}; keeping the PostgreSQL cluster in the OS temp folder instead`);
+    logger.warn(
+      { clusterDir },
+      `the ${account.name} account cannot reach ${dataDir}; keeping the PostgreSQL cluster in the OS temp folder instead`,
+    );
   }
   return { clusterDir, port: 0, password: randomBytes(24).toString('base64url') };
 }
@@ -200,12 +214,23 @@ function newState(dataDir: string, account: RunAs, logger: Logger): ClusterState
  * state file, is gone): it is stopped and replaced. Inside the data folder it may hold data
  * someone cares about: refuse, and say how to start over.
  */
-async function adoptOrRefuseUnknownCluster(bin: string, account: RunAs, state: ClusterState, dataDir: string, logger: Logger): Promise<void> {
+async function adoptOrRefuseUnknownCluster(
+  bin: string,
+  account: RunAs,
+  state: ClusterState,
+  dataDir: string,
+  logger: Logger,
+): Promise<void> {
   if (!fs.existsSync(path.join(state.clusterDir, 'PG_VERSION'))) return;
   if (state.clusterDir === path.join(dataDir, 'postgres')) {
-    throw new Error(`${state.clusterDir} holds a PostgreSQL cluster but ${path.join(dataDir, 'embedded-postgres.json')} (its password) is missing; restore that file, or remove the folder to start over`);
+    throw new Error(
+      `${state.clusterDir} holds a PostgreSQL cluster but ${path.join(dataDir, 'embedded-postgres.json')} (its password) is missing; restore that file, or remove the folder to start over`,
+    );
   }
-  logger.warn({ clusterDir: state.clusterDir }, 'replacing an orphaned embedded PostgreSQL cluster left by an earlier checkout at this path');
+  logger.warn(
+    { clusterDir: state.clusterDir },
+    'replacing an orphaned embedded PostgreSQL cluster left by an earlier checkout at this path',
+  );
   if (runningServerPid(state.clusterDir) !== undefined) {
     await pgCtl(bin, account, ['stop', '-D', state.clusterDir, '-m', 'immediate', '-w', '-t', '30']).catch(() => undefined);
   }
@@ -235,7 +260,9 @@ async function initialise(bin: string, account: RunAs, state: ClusterState, disp
     ]);
   } catch (error) {
     fs.rmSync(state.clusterDir, { recursive: true, force: true });
-    throw new Error(`Creating the embedded PostgreSQL cluster in ${state.clusterDir} failed: ${describeChildError(error)}`, { cause: error });
+    throw new Error(`Creating the embedded PostgreSQL cluster in ${state.clusterDir} failed: ${describeChildError(error)}`, {
+      cause: error,
+    });
   } finally {
     fs.rmSync(path.dirname(passwordFile), { recursive: true, force: true });
   }
@@ -245,7 +272,9 @@ async function initialise(bin: string, account: RunAs, state: ClusterState, disp
     "listen_addresses = '127.0.0.1'",
     "unix_socket_directories = ''",
     'max_connections = 200',
-    ...(disposable ? ['# A throwaway test cluster: speed over durability.', 'fsync = off', 'synchronous_commit = off', 'full_page_writes = off'] : []),
+    ...(disposable
+      ? ['# A throwaway test cluster: speed over durability.', 'fsync = off', 'synchronous_commit = off', 'full_page_writes = off']
+      : []),
   ];
   fs.appendFileSync(path.join(state.clusterDir, 'postgresql.conf'), `${settings.join('\n')}\n`);
 }

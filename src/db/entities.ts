@@ -22,4 +22,25 @@ import { MODEL_ENTITIES } from '../models';
  * Every TypeORM entity, listed explicitly (a glob would differ between ts sources in tests
  * and compiled js). Each feature adds its entities here; the app's models come from src/models.
  */
-export const ENTITIES: Function[] = [EncryptionKeyRecord, User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey, AuditEvent, OutboxMessage, MfaFactor, MfaChallengeRecord, RecoveryCode, PermissionGrantRow, PolicySeed, FirewallRule, RateLimitCounter, Backup, ...MODEL_ENTITIES];
+export const ENTITIES: Function[] = [
+  EncryptionKeyRecord,
+  User,
+  Role,
+  UserRole,
+  Session,
+  RefreshToken,
+  AccountToken,
+  LoginThrottle,
+  SigningKey,
+  AuditEvent,
+  OutboxMessage,
+  MfaFactor,
+  MfaChallengeRecord,
+  RecoveryCode,
+  PermissionGrantRow,
+  PolicySeed,
+  FirewallRule,
+  RateLimitCounter,
+  Backup,
+  ...MODEL_ENTITIES,
+];

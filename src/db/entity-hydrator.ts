@@ -8,7 +8,10 @@ import { ApplyValueTransformers } from 'typeorm/util/ApplyValueTransformers';
  * TypeORM's find (which builds and rewrites its SQL on each call) would cost more than the read.
  */
 export class EntityHydrator {
-  private readonly columns = new Map<Function, ReadonlyMap<string, { readonly property: string; readonly from: ((value: unknown) => unknown) | null }>>();
+  private readonly columns = new Map<
+    Function,
+    ReadonlyMap<string, { readonly property: string; readonly from: ((value: unknown) => unknown) | null }>
+  >();
 
   constructor(private readonly dataSource: DataSource) {}
 
@@ -22,13 +25,21 @@ export class EntityHydrator {
     return hydrated as T;
   }
 
-  private columnsOf(entity: Function): ReadonlyMap<string, { readonly property: string; readonly from: ((value: unknown) => unknown) | null }> {
+  private columnsOf(
+    entity: Function,
+  ): ReadonlyMap<string, { readonly property: string; readonly from: ((value: unknown) => unknown) | null }> {
     let columns = this.columns.get(entity);
     if (!columns) {
       columns = new Map(
         this.dataSource.getMetadata(entity).columns.map((column) => {
           const transformer = column.transformer;
-          return [column.databaseName, { property: column.propertyName, from: transformer ? (value: unknown) => ApplyValueTransformers.transformFrom(transformer, value) : null }] as const;
+          return [
+            column.databaseName,
+            {
+              property: column.propertyName,
+              from: transformer ? (value: unknown) => ApplyValueTransformers.transformFrom(transformer, value) : null,
+            },
+          ] as const;
         }),
       );
       this.columns.set(entity, columns);

@@ -14,7 +14,12 @@ export interface GeneratedMigration {
  * schema diff, as `typeorm migration:generate` uses) and registers it in migrations/index.ts.
  * Returns undefined when the schema is already in step.
  */
-export async function generateMigration(dataSource: DataSource, name: string, migrationsDir: string, clock: Clock): Promise<GeneratedMigration | undefined> {
+export async function generateMigration(
+  dataSource: DataSource,
+  name: string,
+  migrationsDir: string,
+  clock: Clock,
+): Promise<GeneratedMigration | undefined> {
   if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) {
     throw new Error(`Migration name must be PascalCase letters and digits, such as AddPosts (got "${name}")`);
   }
@@ -26,7 +31,10 @@ export async function generateMigration(dataSource: DataSource, name: string, mi
   const escape = (query: string) => query.replace(/\\/g, '\\\\').replace(/`/g, '\\`').replace(/\$\{/g, '\\${');
   const render = (queries: { query: string; parameters?: unknown[] }[]) =>
     queries
-      .map(({ query, parameters }) => `    await queryRunner.query(\`${escape(query)}\`${parameters?.length ? `, ${JSON.stringify(parameters)}` : ''});`)
+      .map(
+        ({ query, parameters }) =>
+          `    await queryRunner.query(\`${escape(query)}\`${parameters?.length ? `, ${JSON.stringify(parameters)}` : ''});`,
+      )
       .join('\n');
   const source = `import { MigrationInterface, QueryRunner } from 'typeorm';
 
@@ -55,7 +63,10 @@ function registerMigration(indexFile: string, className: string, modulePath: str
   const newImport = `import { ${className} } from '${modulePath}';`;
   index = lastImport ? index.replace(lastImport, `${lastImport}\n${newImport}`) : `${newImport}\n${index}`;
   index = index.replace(/export const MIGRATIONS: Function\[\] = \[([\s\S]*?)\];/, (_all, list: string) => {
-    const names = list.split(',').map((entry) => entry.trim()).filter(Boolean);
+    const names = list
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean);
     return `export const MIGRATIONS: Function[] = [${[...names, className].join(', ')}];`;
   });
   fs.writeFileSync(indexFile, index);

@@ -140,7 +140,10 @@ export class Notifications {
       if ((await settleWithin(client.query('SELECT 1'), timeoutMs)) === TIMED_OUT) {
         // A connection that stays silent this long is dead or partitioned: drop it and reconnect
         // (rather than queue every later round trip behind this one until TCP gives up).
-        this.options.logger.warn({ database: describeUrl(this.options.url), timeoutMs }, 'notifications: the listening connection did not answer; caches start over');
+        this.options.logger.warn(
+          { database: describeUrl(this.options.url), timeoutMs },
+          'notifications: the listening connection did not answer; caches start over',
+        );
         this.missed();
         this.lost(client, new Error(`the LISTEN connection did not answer within ${timeoutMs} ms`));
       }
@@ -195,7 +198,10 @@ export class Notifications {
     void client.end().catch(() => undefined);
     this.severClient();
     if (this.stopped) return;
-    this.options.logger.warn({ database: describeUrl(this.options.url), err: error }, 'notifications: lost the LISTEN connection; reconnecting (messages sent meanwhile are lost)');
+    this.options.logger.warn(
+      { database: describeUrl(this.options.url), err: error },
+      'notifications: lost the LISTEN connection; reconnecting (messages sent meanwhile are lost)',
+    );
     if (!this.connecting) this.reconnecting = this.reconnect();
   }
 
@@ -208,7 +214,10 @@ export class Notifications {
         } catch (error) {
           if (this.stopped) return;
           const delayMs = this.reconnectDelayMs(attempt);
-          this.options.logger.warn({ database: describeUrl(this.options.url), attempt, retryInMs: delayMs, err: error }, 'notifications: reconnect failed');
+          this.options.logger.warn(
+            { database: describeUrl(this.options.url), attempt, retryInMs: delayMs, err: error },
+            'notifications: reconnect failed',
+          );
           await sleep(delayMs, undefined, { signal: this.abortWaits.signal }).catch(() => undefined);
           continue;
         }
@@ -229,7 +238,9 @@ export class Notifications {
     const client = this.client;
     if (!client) return;
     // Errors here mean the connection is going away: the reconnect re-LISTENs every channel.
-    client.query(statement).catch((error: unknown) => this.options.logger.warn({ err: error, statement }, 'notifications: statement failed'));
+    client
+      .query(statement)
+      .catch((error: unknown) => this.options.logger.warn({ err: error, statement }, 'notifications: statement failed'));
   }
 
   private dispatch(message: Notification): void {

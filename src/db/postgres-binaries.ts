@@ -88,7 +88,9 @@ export function resolveRunAs(): RunAs {
   } catch {
     // The group may exist without the user.
   }
-  execFileSync('useradd', ['--system', '-g', 'postgres', '-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', 'postgres'], { stdio: 'ignore' });
+  execFileSync('useradd', ['--system', '-g', 'postgres', '-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', 'postgres'], {
+    stdio: 'ignore',
+  });
   const created = lookup();
   if (!created) throw new Error('Could not create the postgres OS account that the embedded PostgreSQL must run as');
   return created;
@@ -137,7 +139,9 @@ export function tempHome(projectDir: string): string {
   const home = path.join(os.tmpdir(), `bastion-${digest}`);
   if (!fs.existsSync(home)) fs.mkdirSync(home, { mode: 0o755 });
   if (!isOwnedPrivateDir(home)) {
-    throw new Error(`${home} exists but is not a private folder of this account; remove it, or set BASTION_DATA_DIR to a folder the postgres account can reach`);
+    throw new Error(
+      `${home} exists but is not a private folder of this account; remove it, or set BASTION_DATA_DIR to a folder the postgres account can reach`,
+    );
   }
   return home;
 }

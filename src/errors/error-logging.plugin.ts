@@ -28,17 +28,24 @@ export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> 
             if (isPublicError(error)) continue;
             if (isDependencyFailure(error)) {
               dependencyFailed = true;
-              contextValue.logger.warn({ err: unwrapResolverError(error), path: error.path, operationName }, 'request refused: a dependency is unavailable');
+              contextValue.logger.warn(
+                { err: unwrapResolverError(error), path: error.path, operationName },
+                'request refused: a dependency is unavailable',
+              );
               continue;
             }
-            contextValue.logger.error({ err: unwrapResolverError(error), path: error.path, operationName }, 'unexpected error (masked for the client)');
+            contextValue.logger.error(
+              { err: unwrapResolverError(error), path: error.path, operationName },
+              'unexpected error (masked for the client)',
+            );
           }
         },
         async willSendResponse({ response }) {
           if (!dependencyFailed || response.body.kind !== 'single') return;
           const data = response.body.singleResult.data;
           // Nothing came back (every root field null): the whole request failed, and may be retried as a whole.
-          if (data == null || Object.values(data).every((value) => value === null)) response.http.status = ERROR_CODES.SERVICE_UNAVAILABLE.httpStatus;
+          if (data == null || Object.values(data).every((value) => value === null))
+            response.http.status = ERROR_CODES.SERVICE_UNAVAILABLE.httpStatus;
         },
       };
     },

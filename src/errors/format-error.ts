@@ -45,7 +45,8 @@ function clientMistake(error: unknown): { code: ErrorCode; message?: string } | 
   const { code, driverError } = (original ?? {}) as { code?: unknown; driverError?: { code?: unknown } };
   const message = (driverError as { message?: unknown } | undefined)?.message ?? (original as { message?: unknown } | undefined)?.message;
   // 22021 also covers other invalid bytes (a server-side bug): only the NUL case is the client's.
-  if ((driverError?.code ?? code) === NUL_IN_TEXT && typeof message === 'string' && message.includes('0x00')) return { code: 'BAD_USER_INPUT', message: 'A text value contains a NUL character (U+0000), which cannot be stored.' };
+  if ((driverError?.code ?? code) === NUL_IN_TEXT && typeof message === 'string' && message.includes('0x00'))
+    return { code: 'BAD_USER_INPUT', message: 'A text value contains a NUL character (U+0000), which cannot be stored.' };
   return undefined;
 }
 

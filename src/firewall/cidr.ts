@@ -26,7 +26,8 @@ export function addressValue(address: string): { family: 4 | 6; value: bigint } 
   const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
   const headGroups = head ? head.split(':') : [];
   const tailGroups = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
+  const groups =
+    tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
   const value = groups.reduce((value, group) => (value << 16n) | BigInt(parseInt(group || '0', 16)), 0n);
   // An IPv4-mapped address however it is written (::ffff:102:304, 0:0:0:0:0:ffff:1.2.3.4) is the IPv4 address.
   if (value >> 32n === 0xffffn) return { family: 4, value: value & 0xffffffffn };
@@ -65,7 +66,8 @@ export function formatCidr(cidr: Cidr): string {
     while (start + length < 8 && groups[start + length] === '0') length += 1;
     if (length > best.length && length > 1) best = { start, length };
   }
-  const text = best.start < 0 ? groups.join(':') : `${groups.slice(0, best.start).join(':')}::${groups.slice(best.start + best.length).join(':')}`;
+  const text =
+    best.start < 0 ? groups.join(':') : `${groups.slice(0, best.start).join(':')}::${groups.slice(best.start + best.length).join(':')}`;
   return `${text}/${cidr.prefix}`;
 }
 

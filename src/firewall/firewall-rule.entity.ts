@@ -9,11 +9,17 @@ export enum FirewallAction {
 registerEnumType(FirewallAction, {
   name: 'FirewallAction',
   description: 'What a firewall rule does with the addresses it matches.',
-  valuesConfig: { ALLOW: { description: 'Let them in (also through FIREWALL_DEFAULT=deny).' }, DENY: { description: 'Refuse them: HTTP 403, IP_BLOCKED, before any GraphQL work.' } },
+  valuesConfig: {
+    ALLOW: { description: 'Let them in (also through FIREWALL_DEFAULT=deny).' },
+    DENY: { description: 'Refuse them: HTTP 403, IP_BLOCKED, before any GraphQL work.' },
+  },
 });
 
 /** An IP rule: a network, allowed or denied, optionally until a moment. The most specific matching network decides. */
-@ObjectType({ description: 'An IP rule. For a client address, the rule with the most specific matching network decides; FIREWALL_DEFAULT applies when none matches.' })
+@ObjectType({
+  description:
+    'An IP rule. For a client address, the rule with the most specific matching network decides; FIREWALL_DEFAULT applies when none matches.',
+})
 @Entity('firewall_rules')
 @Check('firewall_rules_action', `"action" IN ('allow', 'deny')`)
 export class FirewallRule {

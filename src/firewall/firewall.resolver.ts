@@ -15,15 +15,25 @@ export class FirewallResolver {
     return this.firewall.list();
   }
 
-  @Mutation(() => FirewallRule, { description: 'Adds an IP rule, in force at the next request on every instance. Refused (BAD_USER_INPUT) when it would block your own address, unless confirmLockout.' })
+  @Mutation(() => FirewallRule, {
+    description:
+      'Adds an IP rule, in force at the next request on every instance. Refused (BAD_USER_INPUT) when it would block your own address, unless confirmLockout.',
+  })
   addFirewallRule(@Arg('input') input: AddFirewallRuleInput, @Ctx() context: Context): Promise<FirewallRule> {
     return this.firewall.add(input, actorOf(context), { confirmLockout: input.confirmLockout });
   }
 
-  @Mutation(() => Boolean, { description: 'Removes an IP rule, in force at the next request on every instance. Refused when that would block your own address, unless confirmLockout.' })
+  @Mutation(() => Boolean, {
+    description:
+      'Removes an IP rule, in force at the next request on every instance. Refused when that would block your own address, unless confirmLockout.',
+  })
   async removeFirewallRule(
     @Arg('id', () => ID) id: string,
-    @Arg('confirmLockout', { defaultValue: false, description: 'Required when removing the rule would block the address you are calling from.' }) confirmLockout: boolean,
+    @Arg('confirmLockout', {
+      defaultValue: false,
+      description: 'Required when removing the rule would block the address you are calling from.',
+    })
+    confirmLockout: boolean,
     @Ctx() context: Context,
   ): Promise<boolean> {
     await this.firewall.remove(id, actorOf(context), { confirmLockout });

@@ -39,7 +39,10 @@ export class FirewallService {
     private readonly options: { defaultAction: FirewallDefault; adminAllowedCidrs: readonly string[] },
     notifications: Notifications,
   ) {
-    this.cache = new NotifiedCache(FIREWALL_CHANNEL, () => this.load(), clock, notifications, { maxAgeMs: MAX_AGE_MS, staleAt: (rules) => rules.validUntil });
+    this.cache = new NotifiedCache(FIREWALL_CHANNEL, () => this.load(), clock, notifications, {
+      maxAgeMs: MAX_AGE_MS,
+      staleAt: (rules) => rules.validUntil,
+    });
     const networks = options.adminAllowedCidrs.flatMap((cidr) => parseCidr(cidr) ?? []);
     this.adminNetworks = networks.length > 0 ? new PrefixTable(networks.map((cidr) => [cidr, true] as const)) : null;
   }
@@ -66,45 +69,88 @@ export class FirewallService {
    */
   async add(input: NewFirewallRule, actor: Actor, options: { confirmLockout?: boolean } = {}): Promise<FirewallRule> {
     const cidr = parseCidr(input.cidr);
-    if (!cidr) throw new AppError('BAD_USER_INPUT', 'cidr must be an IP address or a network such as 203.0.113.0/24 or 2001:db8::/32.', { details: { field: 'cidr' } });
+    if (!cidr)
+      throw new AppError('BAD_USER_INPUT', 'cidr must be an IP address or a network such as 203.0.113.0/24 or 2001:db8::/32.', {
+        details: { field: 'cidr' },
+      });
     const note = input.note?.trim() || null;
-    if (note && note.length > MAX_NOTE) throw new AppError('BAD_USER_INPUT', `note has at most ${MAX_NOTE} characters.`, { details: { field: 'note' } });
+    if (note && note.length > MAX_NOTE)
+      throw new AppError('BAD_USER_INPUT', `note has at most ${MAX_NOTE} characters.`, { details: { field: 'note' } });
     const now = this.clock.now();
-    if (input.expiresAt && input.expiresAt.getTime() <= now.getTime()) throw new AppError('BAD_USER_INPUT', 'expiresAt must be in the future.', { details: { field: 'expiresAt' } });
-    const rule = Object.assign(new FirewallRule(), { cidr: formatCidr(cidr), action: input.action, note, expiresAt: input.expiresAt ?? null, createdBy: actor.actorId });
-    return this.dataSource.transaction(async (manager) => {
-      // One change at a time, so the lockout check sees the rules it is changing.
-      await manager.query("SELECT pg_advisory_xact_lock(hashtext('bastion_firewall'))");
-      const existing = await manager.findOne(FirewallRule, { where: [{ cidr: rule.cidr, expiresAt: IsNull() }, { cidr: rule.cidr, expiresAt: MoreThan(now) }] });
-      if (existing) throw new AppError('CONFLICT', `A rule for ${rule.cidr} exists (id ${existing.id}); remove it first.`);
-      const current = new IpRules(await manager.find(FirewallRule), this.options.defaultAction, now.getTime());
-      this.refuseLockout(current, current.with({ add: Object.assign(new FirewallRule(), rule, { id: 'new' }) }, now.getTime()), actor, options.confirmLockout);
-      const saved = await manager.save(rule);
-      await this.audit.append(manager, { action: 'firewall_rule_added', outcome: 'success', targetType: 'firewall_rule', targetId: saved.id, metadata: { cidr: saved.cidr, ruleAction: saved.action, expiresAt: saved.expiresAt?.toISOString() ?? null }, ...actor });
-      await this.cache.announce(manager);
-      return saved;
-    }).finally(() => this.cache.invalidate());
+    if (input.expiresAt && input.expiresAt.getTime() <= now.getTime())
+      throw new AppError('BAD_USER_INPUT', 'expiresAt must be in the future.', { details: { field: 'expiresAt' } });
+    const rule = Object.assign(new FirewallRule(), {
+      cidr: formatCidr(cidr),
+      action: input.action,
+      note,
+      expiresAt: input.expiresAt ?? null,
+      createdBy: actor.actorId,
+    });
+    return this.dataSource
+      .transaction(async (manager) => {
+        // One change at a time, so the lockout check sees the rules it is changing.
+        await manager.query("SELECT pg_advisory_xact_lock(hashtext('bastion_firewall'))");
+        const existing = await manager.findOne(FirewallRule, {
+          where: [
+            { cidr: rule.cidr, expiresAt: IsNull() },
+            { cidr: rule.cidr, expiresAt: MoreThan(now) },
+          ],
+        });
+        if (existing) throw new AppError('CONFLICT', `A rule for ${rule.cidr} exists (id ${existing.id}); remove it first.`);
+        const current = new IpRules(await manager.find(FirewallRule), this.options.defaultAction, now.getTime());
+        this.refuseLockout(
+          current,
+          current.with({ add: Object.assign(new FirewallRule(), rule, { id: 'new' }) }, now.getTime()),
+          actor,
+          options.confirmLockout,
+        );
+        const saved = await manager.save(rule);
+        await this.audit.append(manager, {
+          action: 'firewall_rule_added',
+          outcome: 'success',
+          targetType: 'firewall_rule',
+          targetId: saved.id,
+          metadata: { cidr: saved.cidr, ruleAction: saved.action, expiresAt: saved.expiresAt?.toISOString() ?? null },
+          ...actor,
+        });
+        await this.cache.announce(manager);
+        return saved;
+      })
+      .finally(() => this.cache.invalidate());
   }
 
   async remove(id: string, actor: Actor, options: { confirmLockout?: boolean } = {}): Promise<void> {
     const now = this.clock.now().getTime();
-    await this.dataSource.transaction(async (manager) => {
-      await manager.query("SELECT pg_advisory_xact_lock(hashtext('bastion_firewall'))");
-      const rule = isUuid(id) ? await manager.findOneBy(FirewallRule, { id }) : null;
-      if (!rule) throw new AppError('NOT_FOUND', 'No firewall rule with this id.');
-      const current = new IpRules(await manager.find(FirewallRule), this.options.defaultAction, now);
-      this.refuseLockout(current, current.with({ removeId: id }, now), actor, options.confirmLockout);
-      await manager.delete(FirewallRule, { id });
-      await this.audit.append(manager, { action: 'firewall_rule_removed', outcome: 'success', targetType: 'firewall_rule', targetId: id, metadata: { cidr: rule.cidr, ruleAction: rule.action }, ...actor });
-      await this.cache.announce(manager);
-    }).finally(() => this.cache.invalidate());
+    await this.dataSource
+      .transaction(async (manager) => {
+        await manager.query("SELECT pg_advisory_xact_lock(hashtext('bastion_firewall'))");
+        const rule = isUuid(id) ? await manager.findOneBy(FirewallRule, { id }) : null;
+        if (!rule) throw new AppError('NOT_FOUND', 'No firewall rule with this id.');
+        const current = new IpRules(await manager.find(FirewallRule), this.options.defaultAction, now);
+        this.refuseLockout(current, current.with({ removeId: id }, now), actor, options.confirmLockout);
+        await manager.delete(FirewallRule, { id });
+        await this.audit.append(manager, {
+          action: 'firewall_rule_removed',
+          outcome: 'success',
+          targetType: 'firewall_rule',
+          targetId: id,
+          metadata: { cidr: rule.cidr, ruleAction: rule.action },
+          ...actor,
+        });
+        await this.cache.announce(manager);
+      })
+      .finally(() => this.cache.invalidate());
   }
 
   private refuseLockout(before: IpRules, after: IpRules, actor: Actor, confirmed: boolean | undefined): void {
     const address = actor.ipAddress;
     if (confirmed || !address) return;
     if (before.verdict(address).action === FirewallAction.ALLOW && after.verdict(address).action === FirewallAction.DENY) {
-      throw new AppError('BAD_USER_INPUT', `This change would block your own address (${address}): pass confirmLockout: true if you mean it (the CLI can always undo it).`, { details: { field: 'confirmLockout' } });
+      throw new AppError(
+        'BAD_USER_INPUT',
+        `This change would block your own address (${address}): pass confirmLockout: true if you mean it (the CLI can always undo it).`,
+        { details: { field: 'confirmLockout' } },
+      );
     }
   }
 

@@ -1,7 +1,18 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { NextFunction, Request, Response } from 'express';
-import { DocumentNode, GraphQLError, GraphQLSchema, Lexer, OperationDefinitionNode, Source, TokenKind, ValidationRule, isListType, isNonNullType } from 'graphql';
+import {
+  DocumentNode,
+  GraphQLError,
+  GraphQLSchema,
+  Lexer,
+  OperationDefinitionNode,
+  Source,
+  TokenKind,
+  ValidationRule,
+  isListType,
+  isNonNullType,
+} from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import { ComplexityEstimatorArgs, getComplexity } from 'graphql-query-complexity';
 import type { Config } from '../config';
@@ -28,7 +39,13 @@ function tooMuch(what: string): AppError {
  */
 export function armorValidationRules(config: Config): ValidationRule[] {
   const armor = new ApolloArmor({
-    maxDepth: { n: config.graphqlMaxDepth, flattenFragments: true, ignoreIntrospection: true, exposeLimits: false, errorMessage: 'The query is too deep.' },
+    maxDepth: {
+      n: config.graphqlMaxDepth,
+      flattenFragments: true,
+      ignoreIntrospection: true,
+      exposeLimits: false,
+      errorMessage: 'The query is too deep.',
+    },
     maxAliases: { n: config.graphqlMaxAliases, allowList: [], exposeLimits: false, errorMessage: 'The query has too many aliases.' },
     maxDirectives: { n: config.graphqlMaxDirectives, exposeLimits: false, errorMessage: 'The query has too many directives.' },
     costLimit: { enabled: false },
@@ -46,7 +63,8 @@ export function armorValidationRules(config: Config): ValidationRule[] {
  */
 export const knownOperationTypeRule: ValidationRule = (context) => ({
   OperationDefinition(node) {
-    if (!context.getSchema().getRootType(node.operation)) context.reportError(new GraphQLError(`This API has no ${node.operation} operations.`, { nodes: node }));
+    if (!context.getSchema().getRootType(node.operation))
+      context.reportError(new GraphQLError(`This API has no ${node.operation} operations.`, { nodes: node }));
   },
 });
 
@@ -154,7 +172,12 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
   };
   // Per parsed document (Apollo keeps them), per operation and variables: the same request is costed once.
   const costs = new WeakMap<DocumentNode, Map<string, number | 'variables-refused'>>();
-  const costOf = (document: DocumentNode, operation: OperationDefinitionNode | undefined, operationName: string | null | undefined, variables: Record<string, unknown> | undefined): number | 'variables-refused' => {
+  const costOf = (
+    document: DocumentNode,
+    operation: OperationDefinitionNode | undefined,
+    operationName: string | null | undefined,
+    variables: Record<string, unknown> | undefined,
+  ): number | 'variables-refused' => {
     let known = costs.get(document);
     if (!known) costs.set(document, (known = new Map()));
     const key = `${operationName ?? ''}\u0000${variables === undefined ? '' : JSON.stringify(variables)}`;
@@ -167,7 +190,13 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
         cost = 'variables-refused';
       } else {
         try {
-          cost = getComplexity({ schema, query: document, variables: variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });
+          cost = getComplexity({
+            schema,
+            query: document,
+            variables: variables ?? {},
+            operationName: operationName ?? undefined,
+            estimators: [estimator],
+          });
         } catch {
           // Anything else (the library's own node limit, for one) means: too much to even count.
           cost = Number.POSITIVE_INFINITY;

@@ -49,7 +49,8 @@ export class HitLog {
     }
     this.window.set(id, seen + 1);
     // "subject", not "key": the log redacts fields named like secrets.
-    if (seen === 0) this.logger.warn({ kind, subject: key, ...detail }, kind === 'ip_blocked' ? 'firewall: request blocked' : 'firewall: rate limit hit');
+    if (seen === 0)
+      this.logger.warn({ kind, subject: key, ...detail }, kind === 'ip_blocked' ? 'firewall: request blocked' : 'firewall: rate limit hit');
   }
 
   /** Hits since this process started, by kind (for the self-audit and metrics). */
@@ -73,17 +74,38 @@ export class HitLog {
     const repeated = [...window.entries()].filter(([, count]) => count > 1);
     const unlistedHits = overflow.ip_blocked + overflow.rate_limited;
     if (repeated.length > 0 || unlistedHits > 0) {
-      const top = repeated.sort((a, b) => b[1] - a[1]).slice(0, 10).map(([subject, count]) => ({ subject, count }));
-      this.logger.warn({ windowSeconds: this.windowMs / 1000, subjects: repeated.length, hits: repeated.reduce((sum, [, count]) => sum + count, 0), unlistedHits, top }, 'firewall: repeated hits in the last window');
+      const top = repeated
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10)
+        .map(([subject, count]) => ({ subject, count }));
+      this.logger.warn(
+        {
+          windowSeconds: this.windowMs / 1000,
+          subjects: repeated.length,
+          hits: repeated.reduce((sum, [, count]) => sum + count, 0),
+          unlistedHits,
+          top,
+        },
+        'firewall: repeated hits in the last window',
+      );
     }
     for (const kind of ['ip_blocked', 'rate_limited'] as const) {
-      const entries = [...window.entries()].filter(([id]) => id.startsWith(`${kind} `)).map(([id, hits]) => ({ subject: id.slice(kind.length + 1), hits }));
+      const entries = [...window.entries()]
+        .filter(([id]) => id.startsWith(`${kind} `))
+        .map(([id, hits]) => ({ subject: id.slice(kind.length + 1), hits }));
       if (entries.length === 0 && overflow[kind] === 0) continue;
       const hits = entries.reduce((sum, entry) => sum + entry.hits, 0) + overflow[kind];
       try {
-        await this.onWindow({ kind, from, to: new Date(now), hits, subjects: entries.length, top: entries.sort((a, b) => b.hits - a.hits).slice(0, 10) });
+        await this.onWindow({
+          kind,
+          from,
+          to: new Date(now),
+          hits,
+          subjects: entries.length,
+          top: entries.sort((a, b) => b.hits - a.hits).slice(0, 10),
+        });
       } catch (error) {
-        this.logger.error({ err: error, kind }, 'firewall: could not record the window\'s hits in the audit log');
+        this.logger.error({ err: error, kind }, "firewall: could not record the window's hits in the audit log");
       }
     }
   }

@@ -24,10 +24,12 @@ export class IpRules {
     const live = rules.filter((rule) => rule.expiresAt === null || rule.expiresAt.getTime() > now);
     // For one network, DENY first: it wins over an ALLOW of the same network (the table keeps the first).
     const ordered = [...live].sort((a, b) => Number(a.action === FirewallAction.ALLOW) - Number(b.action === FirewallAction.ALLOW));
-    this.table = new PrefixTable(ordered.flatMap((rule): (readonly [Cidr, FirewallRule])[] => {
-      const cidr = parseCidr(rule.cidr);
-      return cidr ? [[cidr, rule]] : [];
-    }));
+    this.table = new PrefixTable(
+      ordered.flatMap((rule): (readonly [Cidr, FirewallRule])[] => {
+        const cidr = parseCidr(rule.cidr);
+        return cidr ? [[cidr, rule]] : [];
+      }),
+    );
     this.validUntil = Math.min(Infinity, ...live.flatMap((rule) => (rule.expiresAt ? [rule.expiresAt.getTime()] : [])));
   }
 

@@ -28,12 +28,15 @@ export function loadOperationAllowlist(file: string): ReadonlySet<string> {
     throw new OperationAllowlistError(`OPERATION_ALLOWLIST_FILE ${file} is not JSON: ${(error as Error).message}`);
   }
   if (manifest?.format !== 'apollo-persisted-query-manifest' || manifest.version !== 1 || !Array.isArray(manifest.operations)) {
-    throw new OperationAllowlistError(`OPERATION_ALLOWLIST_FILE ${file} is not an Apollo persisted-query manifest (format "apollo-persisted-query-manifest", version 1)`);
+    throw new OperationAllowlistError(
+      `OPERATION_ALLOWLIST_FILE ${file} is not an Apollo persisted-query manifest (format "apollo-persisted-query-manifest", version 1)`,
+    );
   }
   const ids = new Set<string>();
   for (const operation of manifest.operations) {
     // The id is what clients may send; the body's own hash is what a full document is checked by.
-    if (typeof operation.body !== 'string') throw new OperationAllowlistError(`OPERATION_ALLOWLIST_FILE ${file}: operation ${operation.name ?? operation.id} has no body`);
+    if (typeof operation.body !== 'string')
+      throw new OperationAllowlistError(`OPERATION_ALLOWLIST_FILE ${file}: operation ${operation.name ?? operation.id} has no body`);
     ids.add(operationId(operation.body));
     if (typeof operation.id === 'string') ids.add(operation.id);
   }
@@ -52,7 +55,9 @@ export function operationAllowlistPlugin(allowed: ReadonlySet<string>): ApolloSe
           if (contextValue.access.actsAs(ADMIN_ROLE)) return;
           if (allowed.has(operationId(source))) return;
           contextValue.logger.info({ operationId: operationId(source) }, 'operation not in the allowlist');
-          throw new AppError('FORBIDDEN', 'This operation is not one this app was built with (operation allowlist).', { stopsRequest: true });
+          throw new AppError('FORBIDDEN', 'This operation is not one this app was built with (operation allowlist).', {
+            stopsRequest: true,
+          });
         },
       };
     },

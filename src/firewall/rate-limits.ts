@@ -36,7 +36,6 @@ export interface Refusal {
   readonly retryAfterSeconds: number;
 }
 
-
 /**
  * Rate limits by client address, by account, and by operation (rate-limiter-flexible), counted
  * in a store every instance shares, so N instances do not multiply the limits. If the store fails,
@@ -57,15 +56,35 @@ export class RateLimits {
     logger: Logger,
   ) {
     const limiter = (name: string, limit: RateLimit): RateLimiterAbstract => {
-      const options = { keyPrefix: name, points: limit.points, duration: limit.seconds, insuranceLimiter: new RateLimiterMemory({ keyPrefix: name, points: limit.points, duration: limit.seconds }) };
+      const options = {
+        keyPrefix: name,
+        points: limit.points,
+        duration: limit.seconds,
+        insuranceLimiter: new RateLimiterMemory({ keyPrefix: name, points: limit.points, duration: limit.seconds }),
+      };
       if (store.kind === 'redis') return new RateLimiterRedis({ ...options, storeClient: store.client, rejectIfRedisNotReady: true });
       // The table comes from a migration; expired rows are pruned by the maintenance job, not a timer per limiter.
-      return new RateLimiterPostgres({ ...options, storeClient: store.pool, tableName: RATE_LIMIT_TABLE, tableCreated: true, clearExpiredByTimeout: false });
+      return new RateLimiterPostgres({
+        ...options,
+        storeClient: store.pool,
+        tableName: RATE_LIMIT_TABLE,
+        tableCreated: true,
+        clearExpiredByTimeout: false,
+      });
     };
-    this.perIp = new SharedWindowCounter('ipw', store.kind === 'redis' ? new RedisCounterStore(store.client, clock) : new PostgresCounterStore(store.pool), settings.perIp, clock, logger, { storeWaitMs: settings.storeWaitMs });
+    this.perIp = new SharedWindowCounter(
+      'ipw',
+      store.kind === 'redis' ? new RedisCounterStore(store.client, clock) : new PostgresCounterStore(store.pool),
+      settings.perIp,
+      clock,
+      logger,
+      { storeWaitMs: settings.storeWaitMs },
+    );
     this.perIp.start();
     this.perUser = limiter('user', settings.perUser);
-    this.perOperation = new Map(LIMITED_OPERATIONS.map((operation) => [operation, limiter(`op-${operation}`, settings.operations[operation])]));
+    this.perOperation = new Map(
+      LIMITED_OPERATIONS.map((operation) => [operation, limiter(`op-${operation}`, settings.operations[operation])]),
+    );
   }
 
   /** One request from this address (IPv6 by /64: one subscriber's whole network, not one of its 2^64 addresses). */
@@ -117,7 +136,10 @@ export class RateLimits {
 }
 
 function rateLimited(refusal: Refusal): AppError {
-  return new AppError('RATE_LIMITED', `Too many requests: try again in ${refusal.retryAfterSeconds} s.`, { stopsRequest: true, details: { retryAfterSeconds: refusal.retryAfterSeconds } });
+  return new AppError('RATE_LIMITED', `Too many requests: try again in ${refusal.retryAfterSeconds} s.`, {
+    stopsRequest: true,
+    details: { retryAfterSeconds: refusal.retryAfterSeconds },
+  });
 }
 
 /** Per-address limit, before any GraphQL work: HTTP 429 with Retry-After. */
@@ -140,7 +162,8 @@ export function rateLimitPlugin(limits: RateLimits): ApolloServerPlugin<Context>
       return {
         async didResolveOperation({ document, operation, contextValue, response }) {
           // The limited operations are all mutations; a query only costs its account point.
-          const calls = operation?.operation === OperationTypeNode.MUTATION ? rootFieldCalls(document, operation) : new Map<string, number>();
+          const calls =
+            operation?.operation === OperationTypeNode.MUTATION ? rootFieldCalls(document, operation) : new Map<string, number>();
           const refusal = await limits.operations(contextValue.ipAddress ?? 'unknown', contextValue.viewer.userId, calls);
           if (!refusal) return;
           response.http.headers.set('retry-after', String(refusal.retryAfterSeconds));
@@ -158,7 +181,11 @@ export function rateLimitPlugin(limits: RateLimits): ApolloServerPlugin<Context>
  * merges still count each: erring towards the stricter count.
  */
 export function rootFieldCalls(document: DocumentNode, operation: OperationDefinitionNode): Map<string, number> {
-  const fragments = new Map(document.definitions.filter((definition): definition is FragmentDefinitionNode => definition.kind === Kind.FRAGMENT_DEFINITION).map((fragment) => [fragment.name.value, fragment]));
+  const fragments = new Map(
+    document.definitions
+      .filter((definition): definition is FragmentDefinitionNode => definition.kind === Kind.FRAGMENT_DEFINITION)
+      .map((fragment) => [fragment.name.value, fragment]),
+  );
   const counted = new Map<string, Map<string, number>>();
   const count = (selections: SelectionSetNode): Map<string, number> => {
     const calls = new Map<string, number>();

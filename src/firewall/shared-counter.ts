@@ -168,7 +168,12 @@ export class SharedWindowCounter {
   private async send(): Promise<void> {
     const length = this.limit.seconds * 1000;
     // The keys counted since the last send: they get their counts in and their fresh totals back.
-    const batch = [...this.unsent].map((window) => ({ key: `${this.name}:${window.start}:${window.key}`, window, count: window.pending, waiters: window.waiters }));
+    const batch = [...this.unsent].map((window) => ({
+      key: `${this.name}:${window.start}:${window.key}`,
+      window,
+      count: window.pending,
+      waiters: window.waiters,
+    }));
     this.unsent = new Set();
     if (batch.length === 0) return;
     for (const entry of batch) {
@@ -183,14 +188,21 @@ export class SharedWindowCounter {
       // the counts go again with the next send (twice, if this one lands after all: the strict side),
       // and later sends no longer queue behind it.
       const sendTimeoutMs = this.options.storeWaitMs * SEND_TIMEOUT_FACTOR;
-      const added = await settleWithin(this.store.add(batch.map(({ key, window, count }) => ({ key, count, expiresAt: window.start + length }))), sendTimeoutMs);
+      const added = await settleWithin(
+        this.store.add(batch.map(({ key, window, count }) => ({ key, count, expiresAt: window.start + length }))),
+        sendTimeoutMs,
+      );
       if (added === TIMED_OUT) throw new Error(`the store did not answer within ${sendTimeoutMs} ms`);
       totals = added;
       if (this.storeDown) this.logger.info({ counter: this.name }, 'rate limits: the shared store answers again');
       this.storeDown = false;
     } catch (error) {
       // Once per outage: during one, every batch of requests fails the same way.
-      if (!this.storeDown) this.logger.warn({ err: error, counter: this.name }, 'rate limits: the shared store did not answer; counting on this instance meanwhile');
+      if (!this.storeDown)
+        this.logger.warn(
+          { err: error, counter: this.name },
+          'rate limits: the shared store did not answer; counting on this instance meanwhile',
+        );
       this.storeDown = true;
     }
     for (const { key, window, count, waiters } of batch) {

@@ -1,5 +1,15 @@
 import type { GatewayExecutor, GatewayInterface } from '@apollo/server-gateway-interface';
-import { DefinitionNode, DocumentNode, ExecutionResult, GraphQLError, GraphQLScalarType, GraphQLSchema, Kind, OperationDefinitionNode, execute } from 'graphql';
+import {
+  DefinitionNode,
+  DocumentNode,
+  ExecutionResult,
+  GraphQLError,
+  GraphQLScalarType,
+  GraphQLSchema,
+  Kind,
+  OperationDefinitionNode,
+  execute,
+} from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import { CompiledQuery, compileQuery, isCompiledQuery } from 'graphql-jit';
 
@@ -104,7 +114,9 @@ export class CompiledExecutor {
     const key = `${request.queryHash}:${request.operationName ?? ''}`;
     let compiled = this.compiled.get(key);
     if (compiled === undefined) {
-      const result = compileQuery(this.compilationSchema, withCoercedVariables(request.document), request.operationName ?? undefined, { disablingCapturingStackErrors: true });
+      const result = compileQuery(this.compilationSchema, withCoercedVariables(request.document), request.operationName ?? undefined, {
+        disablingCapturingStackErrors: true,
+      });
       compiled = isCompiledQuery(result) ? result : 'graphql-js';
       this.compiled.set(key, compiled);
     }
@@ -121,7 +133,11 @@ export class CompiledExecutor {
 function withGraphqlJsErrors(result: ExecutionResult): ExecutionResult {
   if (!result.errors?.length) return result;
   const errors = result.errors.map((error) => {
-    const converted = new GraphQLError(error.message, { path: error.path, originalError: error.originalError ?? undefined, extensions: error.extensions });
+    const converted = new GraphQLError(error.message, {
+      path: error.path,
+      originalError: error.originalError ?? undefined,
+      extensions: error.extensions,
+    });
     (converted as { locations?: unknown }).locations = error.locations;
     return converted;
   });
@@ -143,14 +159,24 @@ function withCoercedVariables(document: DocumentNode): DocumentNode {
     if (definition.kind !== Kind.OPERATION_DEFINITION || !definition.variableDefinitions?.length) return definition;
     return {
       ...definition,
-      variableDefinitions: definition.variableDefinitions.map((variable) => ({ ...variable, type: { kind: Kind.NAMED_TYPE, name: { kind: Kind.NAME, value: COERCED_VARIABLE.name } }, defaultValue: undefined })),
+      variableDefinitions: definition.variableDefinitions.map((variable) => ({
+        ...variable,
+        type: { kind: Kind.NAMED_TYPE, name: { kind: Kind.NAME, value: COERCED_VARIABLE.name } },
+        defaultValue: undefined,
+      })),
     };
   });
   return { ...document, definitions };
 }
 
 export function runGraphqlJs(schema: GraphQLSchema, request: ExecutionRequest): Promise<ExecutionResult> | ExecutionResult {
-  return execute({ schema, document: request.document, operationName: request.operationName, variableValues: request.variables, contextValue: request.contextValue });
+  return execute({
+    schema,
+    document: request.document,
+    operationName: request.operationName,
+    variableValues: request.variables,
+    contextValue: request.contextValue,
+  });
 }
 
 /**
@@ -158,7 +184,10 @@ export function runGraphqlJs(schema: GraphQLSchema, request: ExecutionRequest): 
  * replacing execution (the schema is served as given; Apollo still parses, validates, runs every
  * plugin hook and formats the response).
  */
-export function executorGateway(schema: GraphQLSchema, run: (request: ExecutionRequest) => Promise<ExecutionResult> | ExecutionResult): GatewayInterface {
+export function executorGateway(
+  schema: GraphQLSchema,
+  run: (request: ExecutionRequest) => Promise<ExecutionResult> | ExecutionResult,
+): GatewayInterface {
   const executor: GatewayExecutor = async (requestContext) =>
     run({
       document: requestContext.document,
@@ -191,8 +220,18 @@ export interface ExecutorComparison {
 
 /** An answer as a client sees it, minus the order of errors (each executor reports them in the order it meets them). */
 function comparable(result: ExecutionResult): unknown {
-  const errors = result.errors?.map((error) => ({ message: error.message, path: error.path, locations: error.locations, extensions: error.extensions }));
-  return JSON.parse(JSON.stringify({ data: result.data, errors: errors?.sort((a, b) => JSON.stringify(a.path).localeCompare(JSON.stringify(b.path)) || a.message.localeCompare(b.message)) }));
+  const errors = result.errors?.map((error) => ({
+    message: error.message,
+    path: error.path,
+    locations: error.locations,
+    extensions: error.extensions,
+  }));
+  return JSON.parse(
+    JSON.stringify({
+      data: result.data,
+      errors: errors?.sort((a, b) => JSON.stringify(a.path).localeCompare(JSON.stringify(b.path)) || a.message.localeCompare(b.message)),
+    }),
+  );
 }
 
 /** For tests: where comparisons go, and whether to make them now (a test counting statements pauses them). */
@@ -206,13 +245,23 @@ export interface ExecutorComparisonHook {
  * (data, and errors with their messages, paths, locations and codes) are compared and reported.
  * The client gets the compiled answer.
  */
-export function comparingExecutors(schema: GraphQLSchema, compiled: CompiledExecutor, hook: ExecutorComparisonHook): (request: ExecutionRequest) => Promise<ExecutionResult> {
+export function comparingExecutors(
+  schema: GraphQLSchema,
+  compiled: CompiledExecutor,
+  hook: ExecutorComparisonHook,
+): (request: ExecutionRequest) => Promise<ExecutionResult> {
   return async (request) => {
     const answer = await compiled.execute(request);
     if (hook.active() && compiled.kindOf(request) === 'compiled') {
       const reference = await runGraphqlJs(schema, request);
       const [ours, theirs] = [comparable(answer), comparable(reference)];
-      hook.report({ operationName: request.operationName, query: request.document.loc?.source.body ?? '', same: JSON.stringify(ours) === JSON.stringify(theirs), compiled: ours, graphqlJs: theirs });
+      hook.report({
+        operationName: request.operationName,
+        query: request.document.loc?.source.body ?? '',
+        same: JSON.stringify(ours) === JSON.stringify(theirs),
+        compiled: ours,
+        graphqlJs: theirs,
+      });
     }
     return answer;
   };

@@ -55,7 +55,10 @@ export function proxyTrust(trustProxy: readonly string[], ownTls: boolean): Prox
     clientIp(req) {
       let client = peerOf(req);
       if (!isTrusted(client)) return client;
-      const forwarded = (req.headers['x-forwarded-for'] ?? '').toString().split(',').map((part) => normalizeIp(part.trim()));
+      const forwarded = (req.headers['x-forwarded-for'] ?? '')
+        .toString()
+        .split(',')
+        .map((part) => normalizeIp(part.trim()));
       for (let index = forwarded.length - 1; index >= 0; index -= 1) {
         const hop = forwarded[index];
         if (net.isIP(hop) === 0) break;

@@ -12,7 +12,10 @@ export function corsAllowlist(origins: readonly string[]) {
     res.setHeader('Vary', 'Origin');
     if (origin && allowed.has(origin)) {
       res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Access-Control-Allow-Headers', 'authorization, content-type, apollo-require-preflight, x-apollo-operation-name, x-request-id');
+      res.setHeader(
+        'Access-Control-Allow-Headers',
+        'authorization, content-type, apollo-require-preflight, x-apollo-operation-name, x-request-id',
+      );
       res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
       res.setHeader('Access-Control-Max-Age', '600');
       res.setHeader('Access-Control-Expose-Headers', 'x-request-id');

@@ -3,8 +3,17 @@ import { isDatabaseUnavailable } from '../db/database-unavailable';
 import { ERROR_CODES, ErrorCode, PublicDetails, SERVICE_UNAVAILABLE_MESSAGE } from '../errors';
 
 /** A GraphQL-shaped error body, so clients parse every failure the same way; `details` join the code in extensions. */
-export function sendError(res: Response, code: ErrorCode, message: string, status: number = ERROR_CODES[code].httpStatus, details: PublicDetails = {}): void {
-  res.status(status).type('application/json; charset=utf-8').send(JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }));
+export function sendError(
+  res: Response,
+  code: ErrorCode,
+  message: string,
+  status: number = ERROR_CODES[code].httpStatus,
+  details: PublicDetails = {},
+): void {
+  res
+    .status(status)
+    .type('application/json; charset=utf-8')
+    .send(JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }));
 }
 
 export function notFound(req: Request, res: Response): void {

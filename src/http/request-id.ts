@@ -38,7 +38,16 @@ export function requestIds(logger: Logger) {
       if (!logger.isLevelEnabled('info')) return;
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       // The path only: a query string may carry a GraphQL GET query and its variables.
-      req.log.info({ method: req.method, path: req.originalUrl.split('?')[0], ip: req.clientIp, status: res.statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request');
+      req.log.info(
+        {
+          method: req.method,
+          path: req.originalUrl.split('?')[0],
+          ip: req.clientIp,
+          status: res.statusCode,
+          durationMs: Math.round(durationMs * 10) / 10,
+        },
+        'request',
+      );
     });
     next();
   };

@@ -8,7 +8,10 @@ import type { ProxyTrust } from './client-ip';
 /** HTTPS (TLS 1.2 or later) when a certificate is configured, plain HTTP otherwise. */
 export function createHttpServer(config: Config, app: http.RequestListener): http.Server {
   if (!config.tlsCertFile || !config.tlsKeyFile) return http.createServer(app);
-  return https.createServer({ cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile), minVersion: 'TLSv1.2' }, app);
+  return https.createServer(
+    { cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile), minVersion: 'TLSv1.2' },
+    app,
+  );
 }
 
 const HSTS = 'max-age=31536000; includeSubDomains';

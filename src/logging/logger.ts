@@ -26,7 +26,10 @@ export function createLogger(options: LoggerOptions): Logger {
   };
   if (options.destination) return pino(base, options.destination);
   if (options.pretty && canLoad('pino-pretty')) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } },
+    });
   }
   return pino(base);
 }
@@ -51,7 +54,11 @@ function serializeError(error: Error): unknown {
 function withoutUnloggedFields(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutUnloggedFields);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).filter(([key]) => !UNLOGGED_ERROR_FIELDS.has(key)).map(([key, inner]) => [key, withoutUnloggedFields(inner)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => !UNLOGGED_ERROR_FIELDS.has(key))
+      .map(([key, inner]) => [key, withoutUnloggedFields(inner)]),
+  );
 }
 
 /** The stack's frames only: its head repeats the message, which a client may have written. */

@@ -23,14 +23,20 @@ export class LogMailTransport implements MailTransport {
 
   async send(message: MailMessage): Promise<void> {
     // Key names chosen so the redaction does not hide the body: that is this transport's purpose.
-    this.logger.info({ mailTo: message.to, mailSubject: message.subject, mailText: message.text }, `email (log transport): ${message.subject}`);
+    this.logger.info(
+      { mailTo: message.to, mailSubject: message.subject, mailText: message.text },
+      `email (log transport): ${message.subject}`,
+    );
   }
 }
 
 export class SmtpMailTransport implements MailTransport {
   private readonly transporter: Transporter;
 
-  constructor(smtpUrl: string, private readonly from: string) {
+  constructor(
+    smtpUrl: string,
+    private readonly from: string,
+  ) {
     this.transporter = nodemailer.createTransport(smtpUrl);
   }
 

@@ -48,7 +48,18 @@ export class OutboxService {
 
   /** Queues a message inside the caller's transaction. */
   async enqueue(manager: EntityManager, message: MailMessage): Promise<void> {
-    await manager.save(Object.assign(new OutboxMessage(), { userId: message.userId ?? null, recipient: message.to, subject: message.subject, body: message.text, status: 'pending', attempts: 0, lastError: null, sentAt: null }));
+    await manager.save(
+      Object.assign(new OutboxMessage(), {
+        userId: message.userId ?? null,
+        recipient: message.to,
+        subject: message.subject,
+        body: message.text,
+        status: 'pending',
+        attempts: 0,
+        lastError: null,
+        sentAt: null,
+      }),
+    );
   }
 
   /**
@@ -97,7 +108,11 @@ export class OutboxService {
           const { code, responseCode } = error as { code?: string; responseCode?: number };
           const summary = [error instanceof Error ? error.name : 'Error', code, responseCode].filter(Boolean).join(' ');
           this.logger.warn({ messageId: message.id, attempts, failure: summary }, 'email delivery failed');
-          await manager.update(OutboxMessage, { id: message.id }, { attempts, status: attempts >= MAX_ATTEMPTS ? 'failed' : 'pending', lastError: summary });
+          await manager.update(
+            OutboxMessage,
+            { id: message.id },
+            { attempts, status: attempts >= MAX_ATTEMPTS ? 'failed' : 'pending', lastError: summary },
+          );
           return false;
         }
         return true;

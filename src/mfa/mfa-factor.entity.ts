@@ -28,7 +28,11 @@ export class MfaFactor {
   status!: MfaFactorStatus;
 
   /** The last accepted TOTP time step: a code of this step or earlier never works again (RFC 6238 §5.2). */
-  @Column({ type: 'bigint', nullable: true, transformer: { to: (value: number | null) => value, from: (value: string | null) => (value === null ? null : Number(value)) } })
+  @Column({
+    type: 'bigint',
+    nullable: true,
+    transformer: { to: (value: number | null) => value, from: (value: string | null) => (value === null ? null : Number(value)) },
+  })
   lastUsedStep!: number | null;
 
   @CreateDateColumn({ type: 'timestamptz' })

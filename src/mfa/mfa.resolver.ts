@@ -5,7 +5,14 @@ import type { AccountsService } from '../accounts/accounts.service';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 import type { MfaService } from './mfa.service';
-import { ConfirmTotpInput, DisableTotpInput, RecoveryCodes, RegenerateRecoveryCodesInput, TotpEnrollment, VerifyMfaInput } from './mfa.types';
+import {
+  ConfirmTotpInput,
+  DisableTotpInput,
+  RecoveryCodes,
+  RegenerateRecoveryCodesInput,
+  TotpEnrollment,
+  VerifyMfaInput,
+} from './mfa.types';
 
 function signedIn(context: Context): Context['viewer'] {
   if (!context.viewer.userId || !context.viewer.sessionId) throw new AppError('UNAUTHENTICATED', 'Sign in to do this.');
@@ -19,7 +26,9 @@ export class MfaResolver {
     private readonly accounts: AccountsService,
   ) {}
 
-  @Mutation(() => TotpEnrollment, { description: 'Starts adding an authenticator app. If one is already on, needs an aal2 session (MFA_REQUIRED otherwise).' })
+  @Mutation(() => TotpEnrollment, {
+    description: 'Starts adding an authenticator app. If one is already on, needs an aal2 session (MFA_REQUIRED otherwise).',
+  })
   async enrollTotp(@Ctx() context: Context): Promise<TotpEnrollment> {
     const viewer = signedIn(context);
     const user = await this.accounts.me(viewer);
@@ -27,31 +36,48 @@ export class MfaResolver {
     return Object.assign(new TotpEnrollment(), await this.mfa.enroll(viewer, user.email));
   }
 
-  @Mutation(() => RecoveryCodes, { description: 'Confirms the new authenticator with its first code (plus the password the first time, or a code of the authenticator being replaced): two-factor authentication is on, this session becomes aal2, other sessions end, the owner is emailed. Returns 10 recovery codes, shown once.' })
+  @Mutation(() => RecoveryCodes, {
+    description:
+      'Confirms the new authenticator with its first code (plus the password the first time, or a code of the authenticator being replaced): two-factor authentication is on, this session becomes aal2, other sessions end, the owner is emailed. Returns 10 recovery codes, shown once.',
+  })
   async confirmTotp(@Arg('input') input: ConfirmTotpInput, @Ctx() context: Context): Promise<RecoveryCodes> {
     const viewer = signedIn(context);
     // Turning 2FA on for the first time: the session alone is not proof enough (a stolen token could lock the owner out).
     if (!(await this.mfa.hasVerifiedFactor(viewer.userId!))) {
-      if (!input.currentPassword) throw new AppError('BAD_USER_INPUT', 'Enter your password (currentPassword) to turn on two-factor authentication.', { details: { field: 'currentPassword' } });
+      if (!input.currentPassword)
+        throw new AppError('BAD_USER_INPUT', 'Enter your password (currentPassword) to turn on two-factor authentication.', {
+          details: { field: 'currentPassword' },
+        });
       await this.accounts.provePassword(viewer, input.currentPassword, originOf(context));
     }
-    return Object.assign(new RecoveryCodes(), { codes: await this.mfa.confirm(viewer, input.code, input.currentCode ?? undefined, originOf(context)) });
+    return Object.assign(new RecoveryCodes(), {
+      codes: await this.mfa.confirm(viewer, input.code, input.currentCode ?? undefined, originOf(context)),
+    });
   }
 
-  @Mutation(() => AuthPayload, { description: 'Completes a sign-in that returned an MfaChallenge, with a TOTP code or a recovery code. Wrong code: INVALID_MFA_CODE; five wrong codes or an expired challenge: UNAUTHENTICATED.' })
+  @Mutation(() => AuthPayload, {
+    description:
+      'Completes a sign-in that returned an MfaChallenge, with a TOTP code or a recovery code. Wrong code: INVALID_MFA_CODE; five wrong codes or an expired challenge: UNAUTHENTICATED.',
+  })
   async verifyMfa(@Arg('input') input: VerifyMfaInput, @Ctx() context: Context): Promise<AuthPayload> {
     const tokens = await this.mfa.verify(input.mfaToken, input.code, originOf(context));
     return payload(context, await this.accounts.signedInAs(tokens));
   }
 
-  @Mutation(() => Boolean, { description: 'Turns two-factor authentication off. Needs an aal2 session and a valid code; other sessions end.' })
+  @Mutation(() => Boolean, {
+    description: 'Turns two-factor authentication off. Needs an aal2 session and a valid code; other sessions end.',
+  })
   async disableTotp(@Arg('input') input: DisableTotpInput, @Ctx() context: Context): Promise<boolean> {
     await this.mfa.disable(signedIn(context), input.code, originOf(context));
     return true;
   }
 
-  @Mutation(() => RecoveryCodes, { description: 'Replaces the recovery codes (the old ones stop working). Needs an aal2 session and a TOTP code.' })
+  @Mutation(() => RecoveryCodes, {
+    description: 'Replaces the recovery codes (the old ones stop working). Needs an aal2 session and a TOTP code.',
+  })
   async regenerateRecoveryCodes(@Arg('input') input: RegenerateRecoveryCodesInput, @Ctx() context: Context): Promise<RecoveryCodes> {
-    return Object.assign(new RecoveryCodes(), { codes: await this.mfa.regenerateRecoveryCodes(signedIn(context), input.code, originOf(context)) });
+    return Object.assign(new RecoveryCodes(), {
+      codes: await this.mfa.regenerateRecoveryCodes(signedIn(context), input.code, originOf(context)),
+    });
   }
 }

@@ -2,7 +2,13 @@ import { isAuthenticated, isPublic } from '../access/rules';
 import type { RuleTree } from '../access/shield';
 
 export const mfaRules: RuleTree = {
-  Mutation: { enrollTotp: isAuthenticated, confirmTotp: isAuthenticated, verifyMfa: isPublic, disableTotp: isAuthenticated, regenerateRecoveryCodes: isAuthenticated },
+  Mutation: {
+    enrollTotp: isAuthenticated,
+    confirmTotp: isAuthenticated,
+    verifyMfa: isPublic,
+    disableTotp: isAuthenticated,
+    regenerateRecoveryCodes: isAuthenticated,
+  },
   // Returned only to the signed-in user who asked for them.
   TotpEnrollment: { factorId: isAuthenticated, secret: isAuthenticated, otpauthUri: isAuthenticated, qrCodeSvg: isAuthenticated },
   RecoveryCodes: { codes: isAuthenticated },

@@ -39,7 +39,11 @@ interface AcceptedCode {
   spend(manager: EntityManager): Promise<boolean>;
 }
 
-const invalidCode = () => new AppError('INVALID_MFA_CODE', 'The code is wrong or was already used. Enter the current code from your authenticator app, or an unused recovery code.');
+const invalidCode = () =>
+  new AppError(
+    'INVALID_MFA_CODE',
+    'The code is wrong or was already used. Enter the current code from your authenticator app, or an unused recovery code.',
+  );
 
 /**
  * The second factor, modelled as factor → challenge → session assurance level (supabase/auth).
@@ -61,7 +65,13 @@ export class MfaService {
   /** Tells the account owner about a change to their second factor (MFA-CS: notify on use). */
   private async notifyOwner(manager: EntityManager, userId: string, subject: string, text: string): Promise<void> {
     const user = await manager.findOneBy(User, { id: userId });
-    if (user) await this.outbox.enqueue(manager, { userId, to: user.email, subject: `${this.options.appName}: ${subject}`, text: `${text}\n\nIf this was not you, reset your password and contact the app's support.` });
+    if (user)
+      await this.outbox.enqueue(manager, {
+        userId,
+        to: user.email,
+        subject: `${this.options.appName}: ${subject}`,
+        text: `${text}\n\nIf this was not you, reset your password and contact the app's support.`,
+      });
   }
 
   async hasVerifiedFactor(userId: string, manager: EntityManager = this.dataSource.manager): Promise<boolean> {
@@ -70,7 +80,9 @@ export class MfaService {
 
   /** For a page of users: which of them have a verified factor (one query). */
   async usersWithVerifiedFactor(userIds: readonly string[]): Promise<Set<string>> {
-    const rows = await this.dataSource.getRepository(MfaFactor).find({ where: { userId: In([...userIds]), status: 'verified' }, select: { userId: true } });
+    const rows = await this.dataSource
+      .getRepository(MfaFactor)
+      .find({ where: { userId: In([...userIds]), status: 'verified' }, select: { userId: true } });
     return new Set(rows.map((row) => row.userId));
   }
 
@@ -104,16 +116,40 @@ export class MfaService {
       if (!locked || locked.endedAt !== null || locked.expiresAt.getTime() <= now.getTime()) return 'ended' as const;
       if (!accepted || !(await accepted.spend(manager))) {
         const failedAttempts = locked.failedAttempts + 1;
-        await manager.update(MfaChallengeRecord, { id: locked.id }, { failedAttempts, endedAt: failedAttempts >= CHALLENGE_MAX_FAILURES ? now : null });
-        await this.audit.append(manager, { action: 'mfa_verification_failed', outcome: 'failure', actorId: locked.userId, targetType: 'user', targetId: locked.userId, metadata: { failedAttempts }, ...origin });
+        await manager.update(
+          MfaChallengeRecord,
+          { id: locked.id },
+          { failedAttempts, endedAt: failedAttempts >= CHALLENGE_MAX_FAILURES ? now : null },
+        );
+        await this.audit.append(manager, {
+          action: 'mfa_verification_failed',
+          outcome: 'failure',
+          actorId: locked.userId,
+          targetType: 'user',
+          targetId: locked.userId,
+          metadata: { failedAttempts },
+          ...origin,
+        });
         return 'invalid' as const;
       }
       await manager.update(MfaChallengeRecord, { id: locked.id }, { endedAt: now });
       const opened = await this.sessions.open(manager, locked.userId, { aal: 2, amr: ['pwd', accepted.method] }, origin);
       if (accepted.method === 'recovery_code') {
-        await this.notifyOwner(manager, locked.userId, 'a recovery code was used', 'A recovery code was just used to sign in to your account. Each code works once; create new ones in the app when you run low.');
+        await this.notifyOwner(
+          manager,
+          locked.userId,
+          'a recovery code was used',
+          'A recovery code was just used to sign in to your account. Each code works once; create new ones in the app when you run low.',
+        );
       }
-      await this.audit.append(manager, { action: accepted.method === 'totp' ? 'mfa_verified' : 'recovery_code_used', outcome: 'success', actorId: locked.userId, targetType: 'session', targetId: opened.sessionId, ...origin });
+      await this.audit.append(manager, {
+        action: accepted.method === 'totp' ? 'mfa_verified' : 'recovery_code_used',
+        outcome: 'success',
+        actorId: locked.userId,
+        targetType: 'session',
+        targetId: opened.sessionId,
+        ...origin,
+      });
       return opened;
     });
     if (outcome === 'ended') throw ended();
@@ -145,11 +181,17 @@ export class MfaService {
    */
   async confirm(viewer: Viewer, code: string, currentCode: string | undefined, origin: RequestOrigin): Promise<string[]> {
     const userId = viewer.userId!;
-    const pending = await this.dataSource.getRepository(MfaFactor).findOne({ where: { userId, status: 'unverified' }, order: { createdAt: 'DESC' } });
+    const pending = await this.dataSource
+      .getRepository(MfaFactor)
+      .findOne({ where: { userId, status: 'unverified' }, order: { createdAt: 'DESC' } });
     if (!pending) throw new AppError('BAD_USER_INPUT', 'Start with enrollTotp: there is no authenticator waiting for confirmation.');
     const replacing = await this.hasVerifiedFactor(userId);
     if (replacing && !currentCode) {
-      throw new AppError('BAD_USER_INPUT', 'Enter a code from the authenticator you are replacing (currentCode), or one of your recovery codes.', { details: { field: 'currentCode' } });
+      throw new AppError(
+        'BAD_USER_INPUT',
+        'Enter a code from the authenticator you are replacing (currentCode), or one of your recovery codes.',
+        { details: { field: 'currentCode' } },
+      );
     }
     const attempt = await this.throttle.reserve(`mfa-${userId}`, origin.ipAddress);
     const accepted = await this.checkTotp(pending, code);
@@ -165,8 +207,22 @@ export class MfaService {
       await this.sessions.setAssurance(manager, viewer.sessionId!, 2, ['pwd', 'totp']);
       await this.sessions.endAllFor(manager, userId, replacing ? 'mfa_replaced' : 'mfa_enabled', viewer.sessionId!);
       await this.endChallenges(manager, userId);
-      await this.notifyOwner(manager, userId, replacing ? 'your authenticator app was changed' : 'two-factor authentication was turned on', replacing ? 'The authenticator app of your account was just replaced by a new one.' : 'Two-factor authentication was just turned on for your account.');
-      await this.audit.append(manager, { action: replacing ? 'mfa_factor_replaced' : 'mfa_enabled', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
+      await this.notifyOwner(
+        manager,
+        userId,
+        replacing ? 'your authenticator app was changed' : 'two-factor authentication was turned on',
+        replacing
+          ? 'The authenticator app of your account was just replaced by a new one.'
+          : 'Two-factor authentication was just turned on for your account.',
+      );
+      await this.audit.append(manager, {
+        action: replacing ? 'mfa_factor_replaced' : 'mfa_enabled',
+        outcome: 'success',
+        actorId: userId,
+        targetType: 'user',
+        targetId: userId,
+        ...origin,
+      });
       return true;
     });
     if (!confirmed) throw await this.failed(userId, 'confirm_totp', origin);
@@ -177,7 +233,10 @@ export class MfaService {
 
   /** Deletes challenges that ended or expired more than a day ago (run by the maintenance job). */
   async pruneChallenges(manager: EntityManager): Promise<number> {
-    const [, affected]: [unknown, number] = await manager.query("DELETE FROM mfa_challenges WHERE expires_at < $1::timestamptz - interval '1 day'", [this.clock.now()]);
+    const [, affected]: [unknown, number] = await manager.query(
+      "DELETE FROM mfa_challenges WHERE expires_at < $1::timestamptz - interval '1 day'",
+      [this.clock.now()],
+    );
     return affected;
   }
 
@@ -196,14 +255,35 @@ export class MfaService {
     const done = await this.dataSource.transaction(async (manager) => {
       await this.lockAccount(manager, userId);
       if (!(await accepted.spend(manager))) return false;
-      if (accepted.method === 'recovery_code') await this.audit.append(manager, { action: 'recovery_code_used', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, metadata: { operation: 'disable_totp' }, ...origin });
+      if (accepted.method === 'recovery_code')
+        await this.audit.append(manager, {
+          action: 'recovery_code_used',
+          outcome: 'success',
+          actorId: userId,
+          targetType: 'user',
+          targetId: userId,
+          metadata: { operation: 'disable_totp' },
+          ...origin,
+        });
       await this.endChallenges(manager, userId);
       await manager.delete(MfaFactor, { userId });
       await manager.delete(RecoveryCode, { userId });
       await this.sessions.setAssurance(manager, viewer.sessionId!, 1, ['pwd']);
       await this.sessions.endAllFor(manager, userId, 'mfa_disabled', viewer.sessionId!);
-      await this.notifyOwner(manager, userId, 'two-factor authentication was turned off', 'Two-factor authentication was just turned off for your account.');
-      await this.audit.append(manager, { action: 'mfa_disabled', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
+      await this.notifyOwner(
+        manager,
+        userId,
+        'two-factor authentication was turned off',
+        'Two-factor authentication was just turned off for your account.',
+      );
+      await this.audit.append(manager, {
+        action: 'mfa_disabled',
+        outcome: 'success',
+        actorId: userId,
+        targetType: 'user',
+        targetId: userId,
+        ...origin,
+      });
       return true;
     });
     if (!done) throw await this.failed(userId, 'disable_totp', origin);
@@ -225,7 +305,14 @@ export class MfaService {
     const done = await this.dataSource.transaction(async (manager) => {
       if (!(await accepted.spend(manager))) return false;
       await this.replaceRecoveryCodes(manager, userId, recovery.stored);
-      await this.audit.append(manager, { action: 'recovery_codes_regenerated', outcome: 'success', actorId: userId, targetType: 'user', targetId: userId, ...origin });
+      await this.audit.append(manager, {
+        action: 'recovery_codes_regenerated',
+        outcome: 'success',
+        actorId: userId,
+        targetType: 'user',
+        targetId: userId,
+        ...origin,
+      });
       return true;
     });
     if (!done) throw await this.failed(userId, 'regenerate_recovery_codes', origin);
@@ -277,7 +364,17 @@ export class MfaService {
 
   /** Records a wrong code for a signed-in operation, and returns the error to throw. */
   private async failed(userId: string, operation: string, origin: RequestOrigin): Promise<AppError> {
-    await this.dataSource.transaction((manager) => this.audit.append(manager, { action: 'mfa_code_failed', outcome: 'failure', actorId: userId, targetType: 'user', targetId: userId, metadata: { operation }, ...origin }));
+    await this.dataSource.transaction((manager) =>
+      this.audit.append(manager, {
+        action: 'mfa_code_failed',
+        outcome: 'failure',
+        actorId: userId,
+        targetType: 'user',
+        targetId: userId,
+        metadata: { operation },
+        ...origin,
+      }),
+    );
     return invalidCode();
   }
 
@@ -286,9 +383,15 @@ export class MfaService {
     await lockUserRow(manager, userId);
   }
 
-
-  private async replaceRecoveryCodes(manager: EntityManager, userId: string, stored: readonly { lookup: string; codeHash: string }[]): Promise<void> {
+  private async replaceRecoveryCodes(
+    manager: EntityManager,
+    userId: string,
+    stored: readonly { lookup: string; codeHash: string }[],
+  ): Promise<void> {
     await manager.delete(RecoveryCode, { userId });
-    await manager.insert(RecoveryCode, stored.map(({ lookup, codeHash }) => ({ userId, lookup, codeHash, usedAt: null })));
+    await manager.insert(
+      RecoveryCode,
+      stored.map(({ lookup, codeHash }) => ({ userId, lookup, codeHash, usedAt: null })),
+    );
   }
 }

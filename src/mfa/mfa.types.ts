@@ -32,13 +32,19 @@ export class ConfirmTotpInput {
   @MaxLength(MAX_CODE)
   code!: string;
 
-  @Field(() => String, { nullable: true, description: 'The account password. Required when turning two-factor authentication on for the first time.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'The account password. Required when turning two-factor authentication on for the first time.',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(4096)
   currentPassword?: string;
 
-  @Field(() => String, { nullable: true, description: 'A code from the authenticator being replaced (or a recovery code). Required when replacing one.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'A code from the authenticator being replaced (or a recovery code). Required when replacing one.',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(MAX_CODE)

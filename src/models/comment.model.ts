@@ -43,7 +43,7 @@ export const commentModel = defineModel(Comment, {
   sortable: ['createdAt'],
   relations: {
     post: { kind: 'one', model: () => Post, by: 'postId', description: 'The post it is on (null if you may not read it).' },
-    author: { kind: 'one', model: () => Profile, by: 'authorId', to: 'userId', description: 'The author\'s profile.' },
+    author: { kind: 'one', model: () => Profile, by: 'authorId', to: 'userId', description: "The author's profile." },
   },
   defaults: [
     { role: 'user', action: 'read', scope: 'all' },

@@ -48,7 +48,13 @@ export const postModel = defineModel(Post, {
   sortable: ['createdAt', 'updatedAt', 'title'],
   filters: { published: { published: true } },
   relations: {
-    author: { kind: 'one', model: () => Profile, by: 'authorId', to: 'userId', description: 'The author\'s profile (null when they have none).' },
+    author: {
+      kind: 'one',
+      model: () => Profile,
+      by: 'authorId',
+      to: 'userId',
+      description: "The author's profile (null when they have none).",
+    },
     comments: {
       kind: 'many',
       model: () => Comment,

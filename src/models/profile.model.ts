@@ -5,7 +5,9 @@ import { Encrypted } from '../crypto/encrypted-column';
 import { defineModel } from '../data/define-model';
 
 /** A user's public face in the app: one per account. Phone and birth date are encrypted and private. */
-@ObjectType({ description: 'A user\'s profile (one per account). Name, bio and avatar are public; phone and birth date only for the owner and admins.' })
+@ObjectType({
+  description: "A user's profile (one per account). Name, bio and avatar are public; phone and birth date only for the owner and admins.",
+})
 @Entity('profiles')
 export class Profile {
   @Field(() => ID, { description: 'Stable identifier.' })
@@ -33,7 +35,10 @@ export class Profile {
   @Column({ type: 'text', nullable: true })
   avatarUrl!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'Phone number in E.164 form (+447700900123). Encrypted at rest; filterable by exact value, only where you may read it.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'Phone number in E.164 form (+447700900123). Encrypted at rest; filterable by exact value, only where you may read it.',
+  })
   @Matches(/^\+[1-9]\d{6,14}$/, { message: 'must be in E.164 form, e.g. +447700900123' })
   @Encrypted({ nullable: true, blindIndex: {} })
   phone!: string | null;

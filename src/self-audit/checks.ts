@@ -51,7 +51,8 @@ const pass = (detail: string) => ({ status: 'PASS' as const, detail, remedy: nul
 const warn = (detail: string, remedy: string) => ({ status: 'WARN' as const, detail, remedy });
 const fail = (detail: string, remedy: string) => ({ status: 'FAIL' as const, detail, remedy });
 /** In production a problem fails; elsewhere it warns (a development machine is allowed its shortcuts). */
-const failInProduction = (context: CheckContext, detail: string, remedy: string) => (context.config.nodeEnv === 'production' ? fail(detail, remedy) : warn(detail, remedy));
+const failInProduction = (context: CheckContext, detail: string, remedy: string) =>
+  context.config.nodeEnv === 'production' ? fail(detail, remedy) : warn(detail, remedy);
 
 /** Every check, by measure, in report order. */
 export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
@@ -60,7 +61,11 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     measure: 'encryption',
     run: async (context) =>
       context.developmentKeys
-        ? failInProduction(context, 'Column keys come from the development key file generated in the data folder.', 'Set BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY from your secret store (bastion keys generate), then bastion keys reencrypt.')
+        ? failInProduction(
+            context,
+            'Column keys come from the development key file generated in the data folder.',
+            'Set BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY from your secret store (bastion keys generate), then bastion keys reencrypt.',
+          )
         : pass('Column keys come from BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY.'),
   },
   {
@@ -68,8 +73,17 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     measure: 'encryption',
     run: async (context) => {
       const status = await context.keys.status();
-      const stale = status.columns.flatMap((column) => Object.entries(column.rowsByKid).filter(([kid, rows]) => kid !== status.currentKid && rows > 0).map(([kid, rows]) => `${column.table}.${column.column}: ${rows} on ${kid}`));
-      return stale.length === 0 ? pass(`Every encrypted value is on the current key ${status.currentKid}.`) : warn(`Values still on older keys: ${stale.join('; ')}.`, 'Run bastion keys reencrypt, then drop the old key from the keyring once bastion keys status shows it retired.');
+      const stale = status.columns.flatMap((column) =>
+        Object.entries(column.rowsByKid)
+          .filter(([kid, rows]) => kid !== status.currentKid && rows > 0)
+          .map(([kid, rows]) => `${column.table}.${column.column}: ${rows} on ${kid}`),
+      );
+      return stale.length === 0
+        ? pass(`Every encrypted value is on the current key ${status.currentKid}.`)
+        : warn(
+            `Values still on older keys: ${stale.join('; ')}.`,
+            'Run bastion keys reencrypt, then drop the old key from the keyring once bastion keys status shows it retired.',
+          );
     },
   },
   {
@@ -77,8 +91,13 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     measure: 'encryption',
     run: async (context) => {
       if (context.config.tlsCertFile) return pass('HTTPS with TLS_CERT_FILE (TLS 1.2 or later).');
-      if (context.config.trustProxy.length > 0) return pass(`TLS terminated by a trusted proxy (TRUST_PROXY ${context.config.trustProxy.join(', ')}).`);
-      return failInProduction(context, 'Plain HTTP: no certificate and no trusted TLS proxy.', 'Set TLS_CERT_FILE and TLS_KEY_FILE, or put a TLS-terminating load balancer in front and list it in TRUST_PROXY.');
+      if (context.config.trustProxy.length > 0)
+        return pass(`TLS terminated by a trusted proxy (TRUST_PROXY ${context.config.trustProxy.join(', ')}).`);
+      return failInProduction(
+        context,
+        'Plain HTTP: no certificate and no trusted TLS proxy.',
+        'Set TLS_CERT_FILE and TLS_KEY_FILE, or put a TLS-terminating load balancer in front and list it in TRUST_PROXY.',
+      );
     },
   },
   {
@@ -87,20 +106,32 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     run: async (context) =>
       context.config.tlsCertFile || context.config.trustProxy.length > 0
         ? pass('Strict-Transport-Security is sent on every HTTPS response.')
-        : failInProduction(context, 'No HTTPS, so no Strict-Transport-Security.', 'Serve HTTPS (see encryption.transport); HSTS follows by itself.'),
+        : failInProduction(
+            context,
+            'No HTTPS, so no Strict-Transport-Security.',
+            'Serve HTTPS (see encryption.transport); HSTS follows by itself.',
+          ),
   },
   {
     id: 'access_control.schema_coverage',
     measure: 'access_control',
     run: async (context) => {
       const unruled = await context.unruledFields();
-      return unruled.length === 0 ? pass('Every field of every object type has an explicit permission rule.') : fail(`Fields without a rule: ${unruled.slice(0, 10).join(', ')}${unruled.length > 10 ? ' …' : ''}.`, 'Give each field a rule in its feature\'s *.rules.ts (models: defineModel does it).');
+      return unruled.length === 0
+        ? pass('Every field of every object type has an explicit permission rule.')
+        : fail(
+            `Fields without a rule: ${unruled.slice(0, 10).join(', ')}${unruled.length > 10 ? ' …' : ''}.`,
+            "Give each field a rule in its feature's *.rules.ts (models: defineModel does it).",
+          );
     },
   },
   {
     id: 'access_control.fallback_deny',
     measure: 'access_control',
-    run: async () => ((await fallbackDenies()) ? pass('A field without a rule is refused (fallbackRule: deny), probed just now.') : fail('A field without a rule was served.', 'Restore fallbackRule: deny in src/access/shield.ts.')),
+    run: async () =>
+      (await fallbackDenies())
+        ? pass('A field without a rule is refused (fallbackRule: deny), probed just now.')
+        : fail('A field without a rule was served.', 'Restore fallbackRule: deny in src/access/shield.ts.'),
   },
   {
     id: 'access_control.admins_mfa',
@@ -112,7 +143,13 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
             AND NOT EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id AND f.status = 'verified')`,
       );
       const count = rows[0].count;
-      return count === 0 ? pass('Every active admin has a verified second factor.') : failInProduction(context, `${count} active admin${count === 1 ? '' : 's'} without a verified second factor.`, 'Each admin enrolls TOTP (enrollTotp, confirmTotp); keep BASTION_MFA_REQUIRED_FOR at admin or all.');
+      return count === 0
+        ? pass('Every active admin has a verified second factor.')
+        : failInProduction(
+            context,
+            `${count} active admin${count === 1 ? '' : 's'} without a verified second factor.`,
+            'Each admin enrolls TOTP (enrollTotp, confirmTotp); keep BASTION_MFA_REQUIRED_FOR at admin or all.',
+          );
     },
   },
   {
@@ -121,7 +158,10 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     run: async (context) =>
       context.config.mfaRequiredFor === 'all'
         ? pass('Every signed-in role needs a session confirmed with the second factor.')
-        : warn(`Second factor required for: ${context.config.mfaRequiredFor === 'admin' ? 'the admin role (and roles marked requireMfa)' : 'roles marked requireMfa only'}.`, 'Set BASTION_MFA_REQUIRED_FOR=all when every user can be asked to enroll TOTP (SECURITY.md 6.3.3).'),
+        : warn(
+            `Second factor required for: ${context.config.mfaRequiredFor === 'admin' ? 'the admin role (and roles marked requireMfa)' : 'roles marked requireMfa only'}.`,
+            'Set BASTION_MFA_REQUIRED_FOR=all when every user can be asked to enroll TOTP (SECURITY.md 6.3.3).',
+          ),
   },
   {
     id: 'access_control.password_length',
@@ -129,7 +169,10 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     run: async (context) =>
       context.config.passwordMinLength >= 15
         ? pass(`Passwords need at least ${context.config.passwordMinLength} characters.`)
-        : warn(`Passwords need only ${context.config.passwordMinLength} characters.`, 'Raise BASTION_PASSWORD_MIN_LENGTH to 15 (NIST SP 800-63B-4 for single-factor accounts).'),
+        : warn(
+            `Passwords need only ${context.config.passwordMinLength} characters.`,
+            'Raise BASTION_PASSWORD_MIN_LENGTH to 15 (NIST SP 800-63B-4 for single-factor accounts).',
+          ),
   },
   {
     id: 'access_control.token_lifetimes',
@@ -140,40 +183,79 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
         context.config.refreshAbsoluteDays > 90 ? `sessions live up to ${context.config.refreshAbsoluteDays} days (> 90)` : null,
         context.config.refreshIdleDays > 30 ? `idle sessions live ${context.config.refreshIdleDays} days (> 30)` : null,
       ].filter((problem): problem is string => problem !== null);
-      return problems.length === 0 ? pass(`Access tokens ${context.config.accessTokenTtlSeconds} s, sessions ${context.config.refreshIdleDays} days idle / ${context.config.refreshAbsoluteDays} days at most.`) : fail(`Too long: ${problems.join('; ')}.`, 'Lower BASTION_ACCESS_TOKEN_TTL, BASTION_REFRESH_IDLE_DAYS or BASTION_REFRESH_ABSOLUTE_DAYS.');
+      return problems.length === 0
+        ? pass(
+            `Access tokens ${context.config.accessTokenTtlSeconds} s, sessions ${context.config.refreshIdleDays} days idle / ${context.config.refreshAbsoluteDays} days at most.`,
+          )
+        : fail(
+            `Too long: ${problems.join('; ')}.`,
+            'Lower BASTION_ACCESS_TOKEN_TTL, BASTION_REFRESH_IDLE_DAYS or BASTION_REFRESH_ABSOLUTE_DAYS.',
+          );
     },
   },
   {
     id: 'access_control.signing_key_age',
     measure: 'access_control',
     run: async (context) => {
-      const rows: { created_at: Date }[] = await context.dataSource.query("SELECT created_at FROM signing_keys WHERE status = 'current' LIMIT 1");
+      const rows: { created_at: Date }[] = await context.dataSource.query(
+        "SELECT created_at FROM signing_keys WHERE status = 'current' LIMIT 1",
+      );
       if (!rows[0]) return fail('No current signing key.', 'Restart the server (it creates one) or run bastion keys rotate-signing.');
       const days = Math.floor((context.clock.now().getTime() - new Date(rows[0].created_at).getTime()) / DAY_MS);
-      return days <= SIGNING_KEY_MAX_AGE_DAYS ? pass(`The access-token signing key is ${days} days old.`) : warn(`The access-token signing key is ${days} days old.`, 'Run bastion keys rotate-signing (no one is signed out).');
+      return days <= SIGNING_KEY_MAX_AGE_DAYS
+        ? pass(`The access-token signing key is ${days} days old.`)
+        : warn(`The access-token signing key is ${days} days old.`, 'Run bastion keys rotate-signing (no one is signed out).');
     },
   },
   {
     id: 'access_control.introspection',
     measure: 'access_control',
     run: async (context) =>
-      context.config.introspection === 'admins' ? pass('Introspection is answered for admins only.') : failInProduction(context, 'Introspection is open to everyone.', 'Set BASTION_INTROSPECTION=admins (the default outside development).'),
+      context.config.introspection === 'admins'
+        ? pass('Introspection is answered for admins only.')
+        : failInProduction(
+            context,
+            'Introspection is open to everyone.',
+            'Set BASTION_INTROSPECTION=admins (the default outside development).',
+          ),
   },
   {
     id: 'firewall.rate_limits',
     measure: 'firewall',
     run: async (context) =>
       context.config.rateLimitsEnabled
-        ? pass(`Rate limits on: ${context.config.rateLimitPerIp.points}/${context.config.rateLimitPerIp.seconds} s per address, sign-in ${context.config.rateLimitSignIn.points}/${context.config.rateLimitSignIn.seconds} s, stored in ${context.config.redisUrl ? 'Redis' : 'PostgreSQL'}.`)
-        : fail('Rate limits are off (BASTION_RATE_LIMITS=false).', 'Set BASTION_RATE_LIMITS=true, unless an equivalent limiter stands in front.'),
+        ? pass(
+            `Rate limits on: ${context.config.rateLimitPerIp.points}/${context.config.rateLimitPerIp.seconds} s per address, sign-in ${context.config.rateLimitSignIn.points}/${context.config.rateLimitSignIn.seconds} s, stored in ${context.config.redisUrl ? 'Redis' : 'PostgreSQL'}.`,
+          )
+        : fail(
+            'Rate limits are off (BASTION_RATE_LIMITS=false).',
+            'Set BASTION_RATE_LIMITS=true, unless an equivalent limiter stands in front.',
+          ),
   },
   {
     id: 'firewall.graphql_limits',
     measure: 'firewall',
     run: async (context) => {
-      const { graphqlMaxDepth: depth, graphqlMaxCost: cost, graphqlMaxAliases: aliases, graphqlMaxDirectives: directives, graphqlMaxTokens: tokens } = context.config;
-      const loose = [depth > 15 ? `depth ${depth}` : null, cost > 100_000 ? `cost ${cost}` : null, aliases > 50 ? `aliases ${aliases}` : null, directives > 10 ? `directives ${directives}` : null, tokens > 10_000 ? `tokens ${tokens}` : null].filter(Boolean);
-      return loose.length === 0 ? pass(`Depth ≤ ${depth}, cost ≤ ${cost}, aliases ≤ ${aliases}, directives ≤ ${directives}, tokens ≤ ${tokens}.`) : warn(`Loose GraphQL limits: ${loose.join(', ')}.`, 'Lower the BASTION_GRAPHQL_MAX_* settings towards their defaults (SECURITY.md AR-1).');
+      const {
+        graphqlMaxDepth: depth,
+        graphqlMaxCost: cost,
+        graphqlMaxAliases: aliases,
+        graphqlMaxDirectives: directives,
+        graphqlMaxTokens: tokens,
+      } = context.config;
+      const loose = [
+        depth > 15 ? `depth ${depth}` : null,
+        cost > 100_000 ? `cost ${cost}` : null,
+        aliases > 50 ? `aliases ${aliases}` : null,
+        directives > 10 ? `directives ${directives}` : null,
+        tokens > 10_000 ? `tokens ${tokens}` : null,
+      ].filter(Boolean);
+      return loose.length === 0
+        ? pass(`Depth ≤ ${depth}, cost ≤ ${cost}, aliases ≤ ${aliases}, directives ≤ ${directives}, tokens ≤ ${tokens}.`)
+        : warn(
+            `Loose GraphQL limits: ${loose.join(', ')}.`,
+            'Lower the BASTION_GRAPHQL_MAX_* settings towards their defaults (SECURITY.md AR-1).',
+          );
     },
   },
   {
@@ -181,22 +263,34 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     measure: 'firewall',
     run: async (context) => {
       const wide = context.config.corsOrigins.filter((origin) => origin === '*' || origin === 'null' || origin.startsWith('http://'));
-      return wide.length === 0 ? pass(`CORS allows ${context.config.corsOrigins.length === 0 ? 'no browser origin' : context.config.corsOrigins.join(', ')}.`) : failInProduction(context, `CORS allows ${wide.join(', ')}.`, 'List only the https origins of your admin tools in CORS_ORIGINS.');
+      return wide.length === 0
+        ? pass(`CORS allows ${context.config.corsOrigins.length === 0 ? 'no browser origin' : context.config.corsOrigins.join(', ')}.`)
+        : failInProduction(context, `CORS allows ${wide.join(', ')}.`, 'List only the https origins of your admin tools in CORS_ORIGINS.');
     },
   },
   {
     id: 'firewall.admin_network',
     measure: 'firewall',
     run: async (context) =>
-      context.config.adminAllowedCidrs.length > 0 ? pass(`The admin role works only from ${context.config.adminAllowedCidrs.join(', ')}.`) : warn('The admin role works from any network.', 'Set ADMIN_ALLOWED_CIDRS to your office or VPN networks.'),
+      context.config.adminAllowedCidrs.length > 0
+        ? pass(`The admin role works only from ${context.config.adminAllowedCidrs.join(', ')}.`)
+        : warn('The admin role works from any network.', 'Set ADMIN_ALLOWED_CIDRS to your office or VPN networks.'),
   },
   {
     id: 'backups.schedule_configured',
     measure: 'backups',
     run: async ({ config, backups }) => {
-      if (!config.backupSchedule) return fail('Backups are not scheduled (BACKUP_SCHEDULE=off).', 'Set BACKUP_SCHEDULE to a cron such as "7 2 * * *" (daily); one instance takes each backup.');
+      if (!config.backupSchedule)
+        return fail(
+          'Backups are not scheduled (BACKUP_SCHEDULE=off).',
+          'Set BACKUP_SCHEDULE to a cron such as "7 2 * * *" (daily); one instance takes each backup.',
+        );
       const retention = `keeping ${backups.keep === 0 ? 'every archive' : `the newest ${backups.keep}`}${backups.maxAgeDays ? `, none older than ${backups.maxAgeDays} days` : ''}`;
-      if (!config.backupVerifySchedule) return warn(`Backups run at "${config.backupSchedule}" UTC, ${retention}; nothing verifies them by itself.`, 'Set BACKUP_VERIFY_SCHEDULE (e.g. "47 2 * * *") so every archive is proven restorable.');
+      if (!config.backupVerifySchedule)
+        return warn(
+          `Backups run at "${config.backupSchedule}" UTC, ${retention}; nothing verifies them by itself.`,
+          'Set BACKUP_VERIFY_SCHEDULE (e.g. "47 2 * * *") so every archive is proven restorable.',
+        );
       return pass(`Backups run at "${config.backupSchedule}" UTC and are verified at "${config.backupVerifySchedule}" UTC, ${retention}.`);
     },
   },
@@ -204,13 +298,28 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     id: 'backups.last_backup',
     measure: 'backups',
     run: async ({ dataSource, clock }) => {
-      const [good] = (await dataSource.query("SELECT created_at, rows, size_bytes FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1")) as { created_at: Date; rows: string; size_bytes: string }[];
-      const [latest] = (await dataSource.query("SELECT created_at, error FROM backups WHERE status = 'failed' ORDER BY created_at DESC LIMIT 1")) as { created_at: Date; error: string | null }[];
-      const failedSince = latest && (!good || latest.created_at > good.created_at) ? ` The latest attempt failed: ${latest.error ?? 'no reason recorded'}.` : '';
+      const [good] = (await dataSource.query(
+        "SELECT created_at, rows, size_bytes FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1",
+      )) as { created_at: Date; rows: string; size_bytes: string }[];
+      const [latest] = (await dataSource.query(
+        "SELECT created_at, error FROM backups WHERE status = 'failed' ORDER BY created_at DESC LIMIT 1",
+      )) as { created_at: Date; error: string | null }[];
+      const failedSince =
+        latest && (!good || latest.created_at > good.created_at)
+          ? ` The latest attempt failed: ${latest.error ?? 'no reason recorded'}.`
+          : '';
       if (!good) return fail(`No backup has been made.${failedSince}`, 'Run bastion backup create, and keep BACKUP_SCHEDULE on.');
       const hours = Math.floor((clock.now().getTime() - new Date(good.created_at).getTime()) / (60 * 60 * 1000));
-      if (hours >= BACKUP_MAX_AGE_HOURS) return fail(`The newest backup is ${hours} hours old.${failedSince}`, 'Check that BACKUP_SCHEDULE is set and the backups succeed (bastion backup list; audit events backup_failed).');
-      if (failedSince) return warn(`The newest backup is ${hours} hours old (${Number(good.rows)} rows).${failedSince}`, 'Fix what the error names (bastion backup list shows it), then bastion backup create.');
+      if (hours >= BACKUP_MAX_AGE_HOURS)
+        return fail(
+          `The newest backup is ${hours} hours old.${failedSince}`,
+          'Check that BACKUP_SCHEDULE is set and the backups succeed (bastion backup list; audit events backup_failed).',
+        );
+      if (failedSince)
+        return warn(
+          `The newest backup is ${hours} hours old (${Number(good.rows)} rows).${failedSince}`,
+          'Fix what the error names (bastion backup list shows it), then bastion backup create.',
+        );
       return pass(`The newest backup is ${hours} hours old (${Number(good.rows)} rows, ${Number(good.size_bytes)} bytes).`);
     },
   },
@@ -218,13 +327,27 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     id: 'backups.last_verified_restore',
     measure: 'backups',
     run: async ({ dataSource, clock }) => {
-      const [verified] = (await dataSource.query("SELECT created_at, verified_at FROM backups WHERE status = 'verified' ORDER BY verified_at DESC LIMIT 1")) as { created_at: Date; verified_at: Date }[];
+      const [verified] = (await dataSource.query(
+        "SELECT created_at, verified_at FROM backups WHERE status = 'verified' ORDER BY verified_at DESC LIMIT 1",
+      )) as { created_at: Date; verified_at: Date }[];
       // An archive as new as the newest proven one (or newer) that failed its verification.
-      const [broken] = (await dataSource.query("SELECT id, verification FROM backups WHERE status = 'verify_failed' AND created_at >= COALESCE($1, '-infinity'::timestamptz) ORDER BY created_at DESC LIMIT 1", [verified?.created_at ?? null])) as { id: string; verification: string }[];
-      if (broken) return fail(`Backup ${broken.id} failed verification: ${broken.verification}`, 'Investigate what differed; take a new backup and verify it (bastion backup create, bastion backup verify <id>).');
-      if (!verified) return fail('No backup has been proven restorable.', 'Run bastion backup verify <id>, and keep BACKUP_VERIFY_SCHEDULE on.');
+      const [broken] = (await dataSource.query(
+        "SELECT id, verification FROM backups WHERE status = 'verify_failed' AND created_at >= COALESCE($1, '-infinity'::timestamptz) ORDER BY created_at DESC LIMIT 1",
+        [verified?.created_at ?? null],
+      )) as { id: string; verification: string }[];
+      if (broken)
+        return fail(
+          `Backup ${broken.id} failed verification: ${broken.verification}`,
+          'Investigate what differed; take a new backup and verify it (bastion backup create, bastion backup verify <id>).',
+        );
+      if (!verified)
+        return fail('No backup has been proven restorable.', 'Run bastion backup verify <id>, and keep BACKUP_VERIFY_SCHEDULE on.');
       const days = Math.floor((clock.now().getTime() - new Date(verified.verified_at).getTime()) / DAY_MS);
-      if (days >= VERIFIED_RESTORE_MAX_AGE_DAYS) return fail(`The newest verified restore was ${days} days ago.`, 'Keep BACKUP_VERIFY_SCHEDULE on (at least weekly), or run bastion backup verify <id>.');
+      if (days >= VERIFIED_RESTORE_MAX_AGE_DAYS)
+        return fail(
+          `The newest verified restore was ${days} days ago.`,
+          'Keep BACKUP_VERIFY_SCHEDULE on (at least weekly), or run bastion backup verify <id>.',
+        );
       return pass(`A backup was restored into a scratch database and matched its manifest ${days} days ago.`);
     },
   },
@@ -233,23 +356,49 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     measure: 'backups',
     run: async (context) => {
       const { keyId } = context.backups;
-      if (context.developmentKeys) return failInProduction(context, `Archives are encrypted with the development key "${keyId}" from the data folder, the same folder the archives sit beside.`, 'Set BASTION_ENCRYPTION_KEYS with a key of its own for backups, name it in BACKUP_KEY_ID, and escrow it apart from the archives.');
-      const rows = (await context.dataSource.query("SELECT DISTINCT key_id FROM backups WHERE status IN ('complete', 'verified', 'verify_failed')")) as { key_id: string }[];
+      if (context.developmentKeys)
+        return failInProduction(
+          context,
+          `Archives are encrypted with the development key "${keyId}" from the data folder, the same folder the archives sit beside.`,
+          'Set BASTION_ENCRYPTION_KEYS with a key of its own for backups, name it in BACKUP_KEY_ID, and escrow it apart from the archives.',
+        );
+      const rows = (await context.dataSource.query(
+        "SELECT DISTINCT key_id FROM backups WHERE status IN ('complete', 'verified', 'verify_failed')",
+      )) as { key_id: string }[];
       const lost = rows.map((row) => row.key_id).filter((kid) => !context.keyring.has(kid));
-      if (lost.length > 0) return fail(`Kept archives are encrypted with key(s) ${lost.join(', ')}, which the keyring no longer holds: they cannot be restored.`, 'Put the key back into BASTION_ENCRYPTION_KEYS (from escrow), or prune those archives.');
-      if (keyId === context.keyring.currentKid) return warn(`Archives are encrypted with "${keyId}", the current column key: one leaked key opens both layers.`, 'Add a key of its own for backups to BASTION_ENCRYPTION_KEYS and name it in BACKUP_KEY_ID; escrow it apart from the archives.');
-      return pass(`Archives are encrypted with key "${keyId}", apart from the column key "${context.keyring.currentKid}"; every kept archive's key is in the keyring.`);
+      if (lost.length > 0)
+        return fail(
+          `Kept archives are encrypted with key(s) ${lost.join(', ')}, which the keyring no longer holds: they cannot be restored.`,
+          'Put the key back into BASTION_ENCRYPTION_KEYS (from escrow), or prune those archives.',
+        );
+      if (keyId === context.keyring.currentKid)
+        return warn(
+          `Archives are encrypted with "${keyId}", the current column key: one leaked key opens both layers.`,
+          'Add a key of its own for backups to BASTION_ENCRYPTION_KEYS and name it in BACKUP_KEY_ID; escrow it apart from the archives.',
+        );
+      return pass(
+        `Archives are encrypted with key "${keyId}", apart from the column key "${context.keyring.currentKid}"; every kept archive's key is in the keyring.`,
+      );
     },
   },
   {
     id: 'backups.copy_location',
     measure: 'backups',
     run: async ({ dataSource, backups }) => {
-      if (!backups.copyDir) return warn(`Archives are kept in one place only (${backups.dir}).`, 'Set BACKUP_COPY_DIR to another disk or a mounted remote (3-2-1: three copies, two media, one off-site).');
-      const [latest] = (await dataSource.query("SELECT copy_path, copy_error FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1")) as { copy_path: string | null; copy_error: string | null }[];
+      if (!backups.copyDir)
+        return warn(
+          `Archives are kept in one place only (${backups.dir}).`,
+          'Set BACKUP_COPY_DIR to another disk or a mounted remote (3-2-1: three copies, two media, one off-site).',
+        );
+      const [latest] = (await dataSource.query(
+        "SELECT copy_path, copy_error FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1",
+      )) as { copy_path: string | null; copy_error: string | null }[];
       if (latest && !latest.copy_path) {
         const why = latest.copy_error ?? 'it was never made (the process stopped before copying)';
-        return fail(`The newest archive has no copy in ${backups.copyDir}: ${why}`, 'Make BACKUP_COPY_DIR writable and mounted; the next backup copies again.');
+        return fail(
+          `The newest archive has no copy in ${backups.copyDir}: ${why}`,
+          'Make BACKUP_COPY_DIR writable and mounted; the next backup copies again.',
+        );
       }
       return pass(`Every new archive is copied to ${backups.copyDir}.`);
     },
@@ -261,19 +410,30 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
       const report = await context.dataSource.transaction('REPEATABLE READ', (manager) => verifyAuditChain(manager));
       if (report.ok && report.checked === 0) {
         const [{ users }] = (await context.dataSource.query('SELECT count(*)::int AS users FROM users')) as { users: number }[];
-        if (users > 0) return fail('The audit log is empty although accounts exist: it was emptied.', 'Investigate; restore the table from a backup.');
+        if (users > 0)
+          return fail('The audit log is empty although accounts exist: it was emptied.', 'Investigate; restore the table from a backup.');
       }
-      return report.ok ? pass(`The audit log's hash chain is intact (${report.checked} events).`) : fail(`The audit log's hash chain breaks at event ${report.firstBrokenId}: it was edited, inserted, or follows a deleted event.`, 'Investigate (bastion audit log export), restore the table from a backup; the break stays visible until then.');
+      return report.ok
+        ? pass(`The audit log's hash chain is intact (${report.checked} events).`)
+        : fail(
+            `The audit log's hash chain breaks at event ${report.firstBrokenId}: it was edited, inserted, or follows a deleted event.`,
+            'Investigate (bastion audit log export), restore the table from a backup; the break stays visible until then.',
+          );
     },
   },
   {
     id: 'audits.last_self_audit',
     measure: 'audits',
     run: async (context) => {
-      const rows: { at: Date }[] = await context.dataSource.query("SELECT at FROM audit_events WHERE action = 'security_audit_run' ORDER BY id DESC LIMIT 1");
-      if (!rows[0]) return warn('This is the first self-audit on record.', 'Schedule it: AUDIT_SCHEDULE (cron), or run bastion audit from CI.');
+      const rows: { at: Date }[] = await context.dataSource.query(
+        "SELECT at FROM audit_events WHERE action = 'security_audit_run' ORDER BY id DESC LIMIT 1",
+      );
+      if (!rows[0])
+        return warn('This is the first self-audit on record.', 'Schedule it: AUDIT_SCHEDULE (cron), or run bastion audit from CI.');
       const days = Math.floor((context.clock.now().getTime() - new Date(rows[0].at).getTime()) / DAY_MS);
-      return days <= SELF_AUDIT_MAX_AGE_DAYS ? pass(`The previous self-audit ran ${days} days ago.`) : warn(`The previous self-audit ran ${days} days ago.`, 'Schedule it: AUDIT_SCHEDULE (cron), or run bastion audit from CI.');
+      return days <= SELF_AUDIT_MAX_AGE_DAYS
+        ? pass(`The previous self-audit ran ${days} days ago.`)
+        : warn(`The previous self-audit ran ${days} days ago.`, 'Schedule it: AUDIT_SCHEDULE (cron), or run bastion audit from CI.');
     },
   },
 ];

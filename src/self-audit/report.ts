@@ -3,7 +3,9 @@ import type { SecurityAuditReport } from './self-audit.service';
 
 /** The report as a terminal shows it: one block per measure, a line per check, remedies under the findings. */
 export function formatReport(report: SecurityAuditReport): string {
-  const lines = [`Bastion self-audit, ${report.ranAt.toISOString()}: ${report.passed} passed, ${report.warnings} warnings, ${report.failures} failures`];
+  const lines = [
+    `Bastion self-audit, ${report.ranAt.toISOString()}: ${report.passed} passed, ${report.warnings} warnings, ${report.failures} failures`,
+  ];
   for (const measure of MEASURES) {
     lines.push('', measure.replace('_', ' '));
     for (const check of report.checks.filter((candidate) => candidate.measure === measure)) {
@@ -22,7 +24,10 @@ export function renderReportHtml(report: SecurityAuditReport): string {
   const sections = MEASURES.map((measure) => {
     const rows = report.checks
       .filter((check) => check.measure === measure)
-      .map((check) => `<tr><td><strong style="color:${colours[check.status]}">${check.status}</strong></td><td><code>${escapeHtml(check.id)}</code></td><td>${escapeHtml(check.detail)}${check.remedy ? `<br><em>→ ${escapeHtml(check.remedy)}</em>` : ''}</td></tr>`)
+      .map(
+        (check) =>
+          `<tr><td><strong style="color:${colours[check.status]}">${check.status}</strong></td><td><code>${escapeHtml(check.id)}</code></td><td>${escapeHtml(check.detail)}${check.remedy ? `<br><em>→ ${escapeHtml(check.remedy)}</em>` : ''}</td></tr>`,
+      )
       .join('\n');
     return `<h2>${escapeHtml(measure.replace('_', ' '))}</h2>\n<table>\n${rows}\n</table>`;
   }).join('\n');

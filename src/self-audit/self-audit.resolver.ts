@@ -9,7 +9,9 @@ import { SecurityAuditReport } from './self-audit.types';
 export class SelfAuditResolver {
   constructor(private readonly selfAudit: SelfAudit) {}
 
-  @Query(() => SecurityAuditReport, { description: 'Runs every check of the five security measures now, and records the run in the audit log.' })
+  @Query(() => SecurityAuditReport, {
+    description: 'Runs every check of the five security measures now, and records the run in the audit log.',
+  })
   securityAudit(@Ctx() context: Context): Promise<SecurityAuditReport> {
     return this.selfAudit.run(actorOf(context)) as Promise<SecurityAuditReport>;
   }

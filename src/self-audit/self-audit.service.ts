@@ -63,7 +63,13 @@ export class SelfAudit {
       } catch (error) {
         // A check that cannot run is a finding, not a crash of the whole report.
         this.logger.warn({ err: error, check: check.id }, 'self-audit: a check could not run');
-        checks.push({ id: check.id, measure: check.measure, status: 'FAIL', detail: 'The check could not run (see the server log).', remedy: 'Fix what the log names, then run the self-audit again.' });
+        checks.push({
+          id: check.id,
+          measure: check.measure,
+          status: 'FAIL',
+          detail: 'The check could not run (see the server log).',
+          remedy: 'Fix what the log names, then run the self-audit again.',
+        });
       }
     }
     const report = {
@@ -76,7 +82,12 @@ export class SelfAudit {
     await this.audit.append(this.dataSource.manager, {
       action: 'security_audit_run',
       outcome: report.failures > 0 ? 'failure' : 'success',
-      metadata: { passed: report.passed, warnings: report.warnings, failures: report.failures, failed: checks.filter((check) => check.status === 'FAIL').map((check) => check.id) },
+      metadata: {
+        passed: report.passed,
+        warnings: report.warnings,
+        failures: report.failures,
+        failed: checks.filter((check) => check.status === 'FAIL').map((check) => check.id),
+      },
       ...actor,
     });
     return report;
@@ -88,9 +99,14 @@ export class SelfAudit {
    */
   async runScheduled(): Promise<boolean> {
     return this.dataSource.transaction(async (manager) => {
-      const [{ locked }]: { locked: boolean }[] = await manager.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [SCHEDULE_LOCK_KEY]);
+      const [{ locked }]: { locked: boolean }[] = await manager.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [
+        SCHEDULE_LOCK_KEY,
+      ]);
       if (!locked) return false;
-      const [recent] = (await manager.query("SELECT 1 FROM audit_events WHERE action = 'security_audit_run' AND user_agent = $2 AND at > $1 LIMIT 1", [new Date(this.clock.now().getTime() - RECENT_RUN_MS), SCHEDULE_ACTOR.userAgent])) as unknown[];
+      const [recent] = (await manager.query(
+        "SELECT 1 FROM audit_events WHERE action = 'security_audit_run' AND user_agent = $2 AND at > $1 LIMIT 1",
+        [new Date(this.clock.now().getTime() - RECENT_RUN_MS), SCHEDULE_ACTOR.userAgent],
+      )) as unknown[];
       if (recent) return false;
       const report = await this.run(SCHEDULE_ACTOR);
       this.logger.info({ passed: report.passed, warnings: report.warnings, failures: report.failures }, 'self-audit done');

@@ -89,7 +89,14 @@ class PhaseTotals {
   mean(count: number): AuditPhases {
     const per = (total: number) => (count > 0 ? total / count : 0);
     // A statement append gained after this bench was written is counted with the JavaScript time.
-    return { beginMs: per(this.begin), lockMs: per(this.lock), selectMs: per(this.select), hashMs: per(this.hash + this.other), insertMs: per(this.insert), commitMs: per(this.commit) };
+    return {
+      beginMs: per(this.begin),
+      lockMs: per(this.lock),
+      selectMs: per(this.select),
+      hashMs: per(this.hash + this.other),
+      insertMs: per(this.insert),
+      commitMs: per(this.commit),
+    };
   }
 }
 
@@ -118,7 +125,13 @@ function describe(error: unknown): string {
 
 let sequence = 0;
 
-async function runWriters(dataSource: DataSource, audit: AuditLog, writers: number, seconds: number, signal: AbortSignal): Promise<AuditRun> {
+async function runWriters(
+  dataSource: DataSource,
+  audit: AuditLog,
+  writers: number,
+  seconds: number,
+  signal: AbortSignal,
+): Promise<AuditRun> {
   const latencies: number[] = [];
   const failures = new Map<string, number>();
   const totals = new PhaseTotals();
@@ -178,7 +191,9 @@ async function runWriters(dataSource: DataSource, audit: AuditLog, writers: numb
 }
 
 async function countBenchRows(dataSource: DataSource): Promise<number> {
-  const [{ rows }] = (await dataSource.query('SELECT count(*)::int AS rows FROM audit_events WHERE action = $1', [BENCH_ACTION])) as { rows: number }[];
+  const [{ rows }] = (await dataSource.query('SELECT count(*)::int AS rows FROM audit_events WHERE action = $1', [BENCH_ACTION])) as {
+    rows: number;
+  }[];
   return rows;
 }
 

@@ -221,7 +221,13 @@ export async function runBackupBench(options: BackupBenchOptions): Promise<Backu
   teardown.add(() => dropDatabase(adminUrl, TARGET_DATABASE));
   const backupDir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'bastion-bench-backups-'));
   teardown.add(() => fs.promises.rm(backupDir, { recursive: true, force: true }));
-  const bastion = await options.startBastion({ databaseUrl: sourceUrl, backupDir, backupCopyDir: undefined, backupSchedule: undefined, backupVerifySchedule: undefined });
+  const bastion = await options.startBastion({
+    databaseUrl: sourceUrl,
+    backupDir,
+    backupCopyDir: undefined,
+    backupSchedule: undefined,
+    backupVerifySchedule: undefined,
+  });
   teardown.add(() => bastion.stop());
   const backups = bastion.services.backups;
 
@@ -245,7 +251,8 @@ export async function runBackupBench(options: BackupBenchOptions): Promise<Backu
   for (const { backup } of createRuns) {
     const { value: verified, timing } = await timed(() => backups.verify(backup.id, BENCH_ACTOR));
     verifyRuns.push(timing);
-    if (verified.status !== BackupStatus.VERIFIED) problems.push(`verify of ${backup.id}: ${verified.status.toUpperCase()}: ${verified.verification}`);
+    if (verified.status !== BackupStatus.VERIFIED)
+      problems.push(`verify of ${backup.id}: ${verified.status.toUpperCase()}: ${verified.verification}`);
     if (signal.aborted) return undefined;
   }
 
@@ -253,9 +260,12 @@ export async function runBackupBench(options: BackupBenchOptions): Promise<Backu
   const { keyring } = bastion.services;
   for (const { backup } of createRuns) {
     const targetUrl = await freshDatabase(adminUrl, TARGET_DATABASE);
-    const { value: restored, timing } = await timed(() => restoreArchive({ file: backups.fileOf(backup), keyring, targetUrl, replace: false }));
+    const { value: restored, timing } = await timed(() =>
+      restoreArchive({ file: backups.fileOf(backup), keyring, targetUrl, replace: false }),
+    );
     restoreRuns.push(timing);
-    if (restored.rows !== backup.rows) problems.push(`restore of ${backup.id}: ${restored.rows} rows restored, the archive holds ${backup.rows}`);
+    if (restored.rows !== backup.rows)
+      problems.push(`restore of ${backup.id}: ${restored.rows} rows restored, the archive holds ${backup.rows}`);
     if (signal.aborted) return undefined;
   }
 
@@ -265,7 +275,8 @@ export async function runBackupBench(options: BackupBenchOptions): Promise<Backu
   const postsBytes = tables.find((table) => table.name === 'posts')?.bytes ?? 0;
   const postsRows = tables.find((table) => table.name === 'posts')?.rows ?? 0;
   if (postsRows !== BACKUP_BENCH_POSTS) problems.push(`the archive holds ${postsRows} posts, ${BACKUP_BENCH_POSTS} were generated`);
-  for (const run of floorRuns) if (run.bytes !== postsBytes) problems.push(`COPY posts read ${run.bytes} bytes, the archive's manifest says ${postsBytes}`);
+  for (const run of floorRuns)
+    if (run.bytes !== postsBytes) problems.push(`COPY posts read ${run.bytes} bytes, the archive's manifest says ${postsBytes}`);
 
   const backupOperation = (runs: BackupTiming[]): BackupOperation => ({ runs, bytes: tableBytes, rows: archive.rows });
   return {

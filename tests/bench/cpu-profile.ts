@@ -60,16 +60,36 @@ export function placeOf(url: string, functionName: string): string {
 
 /** The groups a "where the time goes" table shows, in the order it shows them. */
 export const TIME_GROUPS: readonly { readonly name: string; readonly places: RegExp }[] = [
-  { name: 'GraphQL execution (graphql-js, graphql-jit, generated)', places: /^(graphql|graphql-jit|graphql-scalars|generated code|dataloader)$/ },
-  { name: 'resolver wrappers (type-graphql, graphql-middleware, graphql-shield)', places: /^(type-graphql|graphql-middleware|graphql-shield|class-validator|class-transformer)$/ },
-  { name: 'Apollo Server and express', places: /^(@apollo\/.*|@as-integrations\/.*|express|body-parser|router|raw-body|negotiator|helmet|iconv-lite|content-type|type-is|finalhandler|send|on-finished|depd|qs|parseurl|path-to-regexp|graphql-query-complexity|@escape\.tech\/.*)$/ },
+  {
+    name: 'GraphQL execution (graphql-js, graphql-jit, generated)',
+    places: /^(graphql|graphql-jit|graphql-scalars|generated code|dataloader)$/,
+  },
+  {
+    name: 'resolver wrappers (type-graphql, graphql-middleware, graphql-shield)',
+    places: /^(type-graphql|graphql-middleware|graphql-shield|class-validator|class-transformer)$/,
+  },
+  {
+    name: 'Apollo Server and express',
+    places:
+      /^(@apollo\/.*|@as-integrations\/.*|express|body-parser|router|raw-body|negotiator|helmet|iconv-lite|content-type|type-is|finalhandler|send|on-finished|depd|qs|parseurl|path-to-regexp|graphql-query-complexity|@escape\.tech\/.*)$/,
+  },
   { name: 'TypeORM', places: /^typeorm$/ },
   { name: 'pg (driver, protocol, row parsing)', places: /^(pg|pg-protocol|pg-types|pg-pool|postgres-.*|pg-connection-string)$/ },
-  { name: 'tokens and crypto (jose, node:crypto)', places: /^(jose|node:crypto|native .*([Cc]ipher|[Cc]rypt|[Ss]ign|[Vv]erify|[Hh]mac|[Hh]ash|[Dd]igest).*)$/ },
+  {
+    name: 'tokens and crypto (jose, node:crypto)',
+    places: /^(jose|node:crypto|native .*([Cc]ipher|[Cc]rypt|[Ss]ign|[Vv]erify|[Hh]mac|[Hh]ash|[Dd]igest).*)$/,
+  },
   { name: 'logging (pino)', places: /^(pino|pino-std-serializers|sonic-boom|quick-format-unescaped|fast-redact)$/ },
   { name: 'Bastion code', places: /^bastion src\// },
-  { name: 'sockets and Node http (incl. native writes)', places: /^(node:.*|native (writev|writeBuffer|writeUtf8String|writeLatin1String|dispatch|onStreamRead|shutdown|close|readStop|readStart))$/ },
-  { name: 'promise jobs and timers (native)', places: /^native (runMicrotasks|run|processTicksAndRejections|listOnTimeout|processTimers)$/ },
+  {
+    name: 'sockets and Node http (incl. native writes)',
+    places:
+      /^(node:.*|native (writev|writeBuffer|writeUtf8String|writeLatin1String|dispatch|onStreamRead|shutdown|close|readStop|readStart))$/,
+  },
+  {
+    name: 'promise jobs and timers (native)',
+    places: /^native (runMicrotasks|run|processTicksAndRejections|listOnTimeout|processTimers)$/,
+  },
   { name: 'garbage collection', places: /^GC$/ },
   { name: 'V8 / native (program)', places: /^V8 \/ native \(program\)$/ },
 ];
@@ -99,7 +119,9 @@ export function summarise(profile: CpuProfile): { busyMs: number; places: TimeSh
     byFunction.set(functionKey, (byFunction.get(functionKey) ?? 0) + micros);
   });
   const share = (entries: Iterable<[string, number]>): TimeShare[] =>
-    [...entries].map(([name, micros]) => ({ name, ms: micros / 1000, share: busyMicros > 0 ? micros / busyMicros : 0 })).sort((a, b) => b.ms - a.ms);
+    [...entries]
+      .map(([name, micros]) => ({ name, ms: micros / 1000, share: busyMicros > 0 ? micros / busyMicros : 0 }))
+      .sort((a, b) => b.ms - a.ms);
   const groups = new Map<string, number>(TIME_GROUPS.map((group) => [group.name, 0]));
   let other = 0;
   for (const [place, micros] of byPlace) {
@@ -108,5 +130,10 @@ export function summarise(profile: CpuProfile): { busyMs: number; places: TimeSh
     else other += micros;
   }
   groups.set('other packages', other);
-  return { busyMs: busyMicros / 1000, places: share(byPlace), groups: share(groups).filter((group) => group.ms > 0), functions: share(byFunction) };
+  return {
+    busyMs: busyMicros / 1000,
+    places: share(byPlace),
+    groups: share(groups).filter((group) => group.ms > 0),
+    functions: share(byFunction),
+  };
 }

@@ -51,10 +51,21 @@ function meanMs(seconds: number, work: () => unknown): number {
  * field. Saved through TypeORM, so the columns are encrypted and indexed as the app writes them.
  */
 export async function seedProfiles(endpoint: string, dataSource: DataSource, services: Services): Promise<BenchUser> {
-  await dataSource.query("DELETE FROM users WHERE email_index IN (SELECT email_index FROM users u JOIN profiles p ON p.user_id = u.id WHERE p.display_name LIKE '+1555%')");
-  const users = await dataSource.getRepository(User).save(
-    Array.from({ length: PROFILES }, (_unused, index) => Object.assign(new User(), { email: `bench-profile-${index}-${randomBytes(4).toString('hex')}@example.com`, passwordHash: 'not a password: these accounts never sign in', status: 'active', emailVerifiedAt: null })),
+  await dataSource.query(
+    "DELETE FROM users WHERE email_index IN (SELECT email_index FROM users u JOIN profiles p ON p.user_id = u.id WHERE p.display_name LIKE '+1555%')",
   );
+  const users = await dataSource
+    .getRepository(User)
+    .save(
+      Array.from({ length: PROFILES }, (_unused, index) =>
+        Object.assign(new User(), {
+          email: `bench-profile-${index}-${randomBytes(4).toString('hex')}@example.com`,
+          passwordHash: 'not a password: these accounts never sign in',
+          status: 'active',
+          emailVerifiedAt: null,
+        }),
+      ),
+    );
   const profiles = await dataSource.getRepository(Profile).save(
     users.map((user, index) => {
       const phone = `+1555${String(1_000_000 + index).padStart(7, '0')}`;
@@ -62,7 +73,10 @@ export async function seedProfiles(endpoint: string, dataSource: DataSource, ser
       return Object.assign(new Profile(), { userId: user.id, displayName: phone, bio: birthDate, phone, birthDate });
     }),
   );
-  await dataSource.query(`UPDATE profiles SET created_at = $1::timestamptz + (SELECT count(*) FROM profiles q WHERE q.id < profiles.id) * interval '1 minute' WHERE id = ANY($2)`, [PROFILES_FROM, profiles.map((profile) => profile.id)]);
+  await dataSource.query(
+    `UPDATE profiles SET created_at = $1::timestamptz + (SELECT count(*) FROM profiles q WHERE q.id < profiles.id) * interval '1 minute' WHERE id = ANY($2)`,
+    [PROFILES_FROM, profiles.map((profile) => profile.id)],
+  );
   await dataSource.query('ANALYZE profiles');
   const reader = await createBenchUser(endpoint);
   const roles = await services.policy.current();
@@ -76,7 +90,9 @@ export async function seedProfiles(endpoint: string, dataSource: DataSource, ser
 
 /** A page of 100 profiles with both selected fields present: a denial or a short page would flatter the numbers. */
 function fullPage(body: unknown): string | undefined {
-  const nodes = ((body as { data?: { profiles?: { edges?: { node: Record<string, unknown> }[] } } }).data?.profiles?.edges ?? []).map((edge) => edge.node);
+  const nodes = ((body as { data?: { profiles?: { edges?: { node: Record<string, unknown> }[] } } }).data?.profiles?.edges ?? []).map(
+    (edge) => edge.node,
+  );
   if (nodes.length !== PROFILES) return `expected ${PROFILES} profiles, got ${nodes.length}`;
   return nodes.some((node) => Object.values(node).some((value) => value === null)) ? 'a selected field is null' : undefined;
 }
@@ -92,11 +108,20 @@ export async function probeProfiles(origin: string, reader: BenchUser): Promise<
  * The encryption costs: the envelope alone, and the same 100-profile page through the API with
  * two encrypted columns selected against two plain ones, each measured as every other row is.
  */
-export async function runCryptoBench(origin: string, reader: BenchUser, seconds: number, measure: (origin: string, request: BenchRequest) => Promise<Measurement | undefined>): Promise<CryptoBenchResult | undefined> {
+export async function runCryptoBench(
+  origin: string,
+  reader: BenchUser,
+  seconds: number,
+  measure: (origin: string, request: BenchRequest) => Promise<Measurement | undefined>,
+): Promise<CryptoBenchResult | undefined> {
   const keyring = benchKeyring();
   const field = randomBytes(48).toString('base64'); // 64 characters
   const sealOpenMs = meanMs(Math.min(seconds, 3), () => open(keyring, seal(keyring, Buffer.from(field), 'bench.field'), 'bench.field'));
-  const runs = await alternating(COST_ROUNDS, () => measure(origin, withBearer(PLAIN, reader.accessToken)), () => measure(origin, withBearer(ENCRYPTED, reader.accessToken)));
+  const runs = await alternating(
+    COST_ROUNDS,
+    () => measure(origin, withBearer(PLAIN, reader.accessToken)),
+    () => measure(origin, withBearer(ENCRYPTED, reader.accessToken)),
+  );
   if (!runs) return undefined;
   return { sealOpenPerSecond: 1000 / sealOpenMs, plain: runs.a, encrypted: runs.b };
 }

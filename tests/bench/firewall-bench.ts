@@ -127,7 +127,13 @@ async function removeBenchRules(dataSource: DataSource): Promise<number> {
  */
 async function insertBenchRules(dataSource: DataSource, networks: readonly Cidr[]): Promise<void> {
   await dataSource.transaction(async (manager) => {
-    const rows = networks.map((cidr) => ({ cidr: formatCidr(cidr), action: FirewallAction.DENY, note: BENCH_RULE_NOTE, expiresAt: null, createdBy: null }));
+    const rows = networks.map((cidr) => ({
+      cidr: formatCidr(cidr),
+      action: FirewallAction.DENY,
+      note: BENCH_RULE_NOTE,
+      expiresAt: null,
+      createdBy: null,
+    }));
     // In slices: one INSERT with 1,000 rows of five parameters is fine, but slices keep it obviously so.
     for (let start = 0; start < rows.length; start += 250) await manager.insert(FirewallRule, rows.slice(start, start + 250));
     await notify(manager, FIREWALL_CHANNEL, 'changed');
@@ -153,16 +159,19 @@ async function expectRulesApplied(origin: string, networks: readonly Cidr[]): Pr
   const last = addressIn(networks[networks.length - 1]);
   const deadline = Date.now() + RELOAD_TIMEOUT_MS;
   while ((await serverInfoFrom(origin, last)).status !== 403) {
-    if (Date.now() > deadline) throw new Error(`the firewall bench rules are not in force on ${origin} after ${RELOAD_TIMEOUT_MS} ms (${last} is let in)`);
+    if (Date.now() > deadline)
+      throw new Error(`the firewall bench rules are not in force on ${origin} after ${RELOAD_TIMEOUT_MS} ms (${last} is let in)`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   for (const cidr of sample) {
     const address = addressIn(cidr);
     const { status, code } = await serverInfoFrom(origin, address);
-    if (status !== 403 || code !== 'IP_BLOCKED') throw new Error(`${address} (ruled by DENY ${formatCidr(cidr)}) got HTTP ${status} ${code ?? ''} from ${origin}, not 403 IP_BLOCKED`);
+    if (status !== 403 || code !== 'IP_BLOCKED')
+      throw new Error(`${address} (ruled by DENY ${formatCidr(cidr)}) got HTTP ${status} ${code ?? ''} from ${origin}, not 403 IP_BLOCKED`);
   }
   const own = await serverInfoFrom(origin);
-  if (own.status !== 200) throw new Error(`the bench client got HTTP ${own.status} ${own.code ?? ''} from ${origin} with the bench rules loaded`);
+  if (own.status !== 200)
+    throw new Error(`the bench client got HTTP ${own.status} ${own.code ?? ''} from ${origin} with the bench rules loaded`);
 }
 
 /** The sampled ruled networks are let into `origin` again: the instance has reloaded the rules without the bench's. */
@@ -173,7 +182,10 @@ async function expectRulesGone(origin: string, networks: readonly Cidr[]): Promi
     for (;;) {
       const { status, code } = await serverInfoFrom(origin, address);
       if (status === 200) break;
-      if (Date.now() > deadline) throw new Error(`the firewall bench rules are still in force on ${origin} after ${RELOAD_TIMEOUT_MS} ms (${address}: HTTP ${status} ${code ?? ''})`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the firewall bench rules are still in force on ${origin} after ${RELOAD_TIMEOUT_MS} ms (${address}: HTTP ${status} ${code ?? ''})`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -186,7 +198,10 @@ async function expectRulesGone(origin: string, networks: readonly Cidr[]): Promi
 async function countedRequests(dataSource: DataSource): Promise<number> {
   const deadline = Date.now() + 2_000;
   for (;;) {
-    const [{ points }] = (await dataSource.query(`SELECT coalesce(sum(points), 0)::int AS points FROM ${RATE_LIMIT_TABLE} WHERE key LIKE 'ipw:%:' || $1`, [BENCH_CLIENT])) as { points: number }[];
+    const [{ points }] = (await dataSource.query(
+      `SELECT coalesce(sum(points), 0)::int AS points FROM ${RATE_LIMIT_TABLE} WHERE key LIKE 'ipw:%:' || $1`,
+      [BENCH_CLIENT],
+    )) as { points: number }[];
     if (points > 0 || Date.now() > deadline) return points;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -203,11 +218,15 @@ export interface FirewallTwins {
 
 /** Before any load: serverInfo answers on both, and "on" counts it in rate_limits (the store is the one meant). */
 export async function probeFirewallTwins(twins: FirewallTwins): Promise<void> {
-  for (const [name, origin] of [['off', twins.off], ['on', twins.on]] as const) {
+  for (const [name, origin] of [
+    ['off', twins.off],
+    ['on', twins.on],
+  ] as const) {
     const { status, code } = await serverInfoFrom(origin);
     if (status !== 200) throw new Error(`serverInfo on the firewall bench's "${name}" instance: HTTP ${status} ${code ?? ''}`);
   }
-  if ((await countedRequests(twins.dataSource)) < 1) throw new Error(`the firewall bench's "on" instance counted nothing in ${RATE_LIMIT_TABLE}`);
+  if ((await countedRequests(twins.dataSource)) < 1)
+    throw new Error(`the firewall bench's "on" instance counted nothing in ${RATE_LIMIT_TABLE}`);
 }
 
 export interface FirewallBenchResult {
@@ -246,7 +265,8 @@ export async function runFirewallBench(twins: FirewallTwins, measure: Measure): 
     const on = await measure(twins.on, SERVER_INFO);
     if (!on) return undefined;
     const counted = await countedRequests(dataSource);
-    if (counted < 1) throw new Error(`the "on" run left no count for ${BENCH_CLIENT} in ${RATE_LIMIT_TABLE}: its requests were not counted`);
+    if (counted < 1)
+      throw new Error(`the "on" run left no count for ${BENCH_CLIENT} in ${RATE_LIMIT_TABLE}: its requests were not counted`);
     const rulesOnly = await measure(twins.off, SERVER_INFO);
     if (!rulesOnly) return undefined;
 

@@ -38,7 +38,12 @@ interface PostRow {
 const READER_PAGE_SQL = 'SELECT id, title, author_id FROM posts WHERE published = true OR author_id = $1 ORDER BY created_at, id LIMIT 100';
 
 /** `subject`: the user id the token speaks for (the bench reader), whose posts floor-100 lists. */
-export async function startFloorServer(options: { databaseUrl: string; version: string; poolSize: number; subject: string }): Promise<FloorServer> {
+export async function startFloorServer(options: {
+  databaseUrl: string;
+  version: string;
+  poolSize: number;
+  subject: string;
+}): Promise<FloorServer> {
   // Not extractable: the keys never leave this process.
   const { privateKey, publicKey } = await generateKeyPair('EdDSA');
   const token = await new SignJWT({})
@@ -81,7 +86,9 @@ export async function startFloorServer(options: { databaseUrl: string; version: 
     }
     if (req.url === '/posts') {
       const { rows } = await pool.query<PostRow>(READER_PAGE_SQL, [subject]);
-      return reply(res, 200, { data: { posts: { edges: rows.map((row) => ({ node: { id: row.id, title: row.title, authorId: row.author_id } })) } } });
+      return reply(res, 200, {
+        data: { posts: { edges: rows.map((row) => ({ node: { id: row.id, title: row.title, authorId: row.author_id } })) } },
+      });
     }
     const { rows } = await pool.query<ServerTimeRow>('SELECT now() AS server_time');
     reply(res, 200, { data: { serverInfo: { name: 'Bastion', version: options.version, serverTime: rows[0].server_time.toISOString() } } });

@@ -62,7 +62,11 @@ export function measure(origin: string, request: BenchRequest, options: LoadOpti
  * arrives with status 200 and so would pass as a success under load) fails loudly up front.
  * `check` looks further into an answer without errors, e.g. that a list is as long as asked.
  */
-export async function probe(origin: string, request: BenchRequest, check?: (body: unknown) => string | undefined): Promise<string | undefined> {
+export async function probe(
+  origin: string,
+  request: BenchRequest,
+  check?: (body: unknown) => string | undefined,
+): Promise<string | undefined> {
   let response: Response;
   try {
     response = await fetch(new URL(request.path, origin), { method: request.method, headers: request.headers, body: request.body });
@@ -107,7 +111,11 @@ export function combined(runs: readonly Measurement[]): Measurement {
  * Two ways of one request measured in turn (A, B, A, B…), so a drift of the machine during the
  * section weighs on both alike rather than passing for a cost; undefined when cut short.
  */
-export async function alternating(rounds: number, measureA: () => Promise<Measurement | undefined>, measureB: () => Promise<Measurement | undefined>): Promise<{ a: Measurement; b: Measurement } | undefined> {
+export async function alternating(
+  rounds: number,
+  measureA: () => Promise<Measurement | undefined>,
+  measureB: () => Promise<Measurement | undefined>,
+): Promise<{ a: Measurement; b: Measurement } | undefined> {
   const a: Measurement[] = [];
   const b: Measurement[] = [];
   for (let round = 0; round < rounds; round += 1) {

@@ -99,7 +99,11 @@ const benchItemModel = defineModel(BenchItem, {
 });
 
 /** Given to startBastion, so the model's grant is seeded and TypeORM knows the entity; the data API serves it. */
-export const benchItemsFeature: Feature = { ...dataFeature([benchItemModel], { maxPageSize: BENCH_MAX_ROWS }), name: 'bench-items', entities: [BenchItem] };
+export const benchItemsFeature: Feature = {
+  ...dataFeature([benchItemModel], { maxPageSize: BENCH_MAX_ROWS }),
+  name: 'bench-items',
+  entities: [BenchItem],
+};
 
 /** Creates bench_items (migrations know nothing of it) and fills it with BENCH_MAX_ROWS rows of `ownerId`. */
 export async function seedBenchItems(dataSource: DataSource, ownerId: string): Promise<void> {
@@ -127,7 +131,11 @@ export interface ShieldTwins {
  * (CORS, HSTS, health routes, plugins): express.json, a context factory, the same Apollo options
  * and executor. requestIds is kept because the context's logger comes from it (a denial logs).
  */
-async function startGraphQLServer(schema: GraphQLSchema, services: Services, context: (integration: { req: express.Request }) => Promise<Context>): Promise<{ origin: string; close(): Promise<void> }> {
+async function startGraphQLServer(
+  schema: GraphQLSchema,
+  services: Services,
+  context: (integration: { req: express.Request }) => Promise<Context>,
+): Promise<{ origin: string; close(): Promise<void> }> {
   const compiled = new CompiledExecutor(schema);
   const apollo = new ApolloServer<Context>({
     gateway: executorGateway(schema, (request) => compiled.execute(request)),
@@ -172,12 +180,19 @@ export async function startShieldTwins(services: Services): Promise<ShieldTwins>
   const realContext = graphqlContext(services);
   const unrestricted = async (integration: { req: express.Request }): Promise<Context> => {
     const context = await realContext(integration);
-    const policy = new Policy(context.access.policy.roles, [{ id: 'bench', role: 'user', model: 'BenchItem', action: 'read', scope: 'all', fields: null, filter: null }]);
-    return Object.assign(Object.create(Object.getPrototypeOf(context) as object) as Context, context, { access: new AccessView(policy, context.viewer) });
+    const policy = new Policy(context.access.policy.roles, [
+      { id: 'bench', role: 'user', model: 'BenchItem', action: 'read', scope: 'all', fields: null, filter: null },
+    ]);
+    return Object.assign(Object.create(Object.getPrototypeOf(context) as object) as Context, context, {
+      access: new AccessView(policy, context.viewer),
+    });
   };
   const without = await startGraphQLServer(await buildGraphQLSchema(features, instances), services, unrestricted);
   try {
-    const protectedSchema = protectSchema(await buildGraphQLSchema(features, instances), mergeRuleTrees(features.map((feature) => feature.rules)));
+    const protectedSchema = protectSchema(
+      await buildGraphQLSchema(features, instances),
+      mergeRuleTrees(features.map((feature) => feature.rules)),
+    );
     const withShield = await startGraphQLServer(protectedSchema, services, realContext);
     return {
       withShield: withShield.origin,
@@ -206,7 +221,9 @@ function benchItemsRequest(rows: number): BenchRequest {
 /** A page as long as asked, every field present: a shield that nulled fields, or missing grants, would flatter the cost. */
 function fullPageOf(rows: number): (body: unknown) => string | undefined {
   return (body) => {
-    const items = ((body as { data?: { benchItems?: { edges?: { node: Record<string, unknown> }[] } } }).data?.benchItems?.edges ?? []).map((edge) => edge.node);
+    const items = ((body as { data?: { benchItems?: { edges?: { node: Record<string, unknown> }[] } } }).data?.benchItems?.edges ?? []).map(
+      (edge) => edge.node,
+    );
     if (items.length !== rows) return `expected ${rows} items, got ${items.length}`;
     const gap = ITEM_FIELDS.find((field) => items.some((item) => item[field] === null || item[field] === undefined));
     return gap ? `field ${gap} is missing from some items` : undefined;
@@ -219,7 +236,10 @@ type Measure = (origin: string, request: BenchRequest) => Promise<Measurement | 
 /** Every list on both twins answers in full; throws otherwise, before any load. */
 export async function probeShieldTwins(twins: ShieldTwins, accessToken: string): Promise<void> {
   for (const { rows } of SHIELD_LISTS) {
-    for (const [shield, origin] of [['with', twins.withShield], ['without', twins.withoutShield]] as const) {
+    for (const [shield, origin] of [
+      ['with', twins.withShield],
+      ['without', twins.withoutShield],
+    ] as const) {
       const problem = await probe(origin, withBearer(benchItemsRequest(rows), accessToken), fullPageOf(rows));
       if (problem) throw new Error(`benchItems(first: ${rows}) ${shield} the permission layer: ${problem}`);
     }
@@ -235,7 +255,11 @@ export async function runShieldBench(twins: ShieldTwins, accessToken: string, me
   for (const list of SHIELD_LISTS) {
     const request = withBearer(benchItemsRequest(list.rows), accessToken);
     process.stderr.write(`running benchItems(first: ${list.rows}) without and with the permission layer…\n`);
-    const runs = await alternating(COST_ROUNDS, () => measure(twins.withoutShield, request), () => measure(twins.withShield, request));
+    const runs = await alternating(
+      COST_ROUNDS,
+      () => measure(twins.withoutShield, request),
+      () => measure(twins.withShield, request),
+    );
     if (!runs) break;
     rows.push({ label: `${list.rows} rows`, base: runs.a, measured: runs.b, goal: list.goal });
   }

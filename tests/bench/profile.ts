@@ -29,7 +29,11 @@ async function main(): Promise<number> {
     { name: 'profiles-encrypted', target: 'bastion', request: ENCRYPTED, signedIn: true },
   ];
   const known = [...SCENARIOS.filter((scenario) => scenario.target === 'bastion'), ...extra];
-  const scenarios = names.map((name) => known.find((scenario) => scenario.name === name) ?? fail(`no Bastion scenario named ${name}; scenarios: ${known.map((s) => s.name).join(', ')}`));
+  const scenarios = names.map(
+    (name) =>
+      known.find((scenario) => scenario.name === name) ??
+      fail(`no Bastion scenario named ${name}; scenarios: ${known.map((s) => s.name).join(', ')}`),
+  );
   if (scenarios.length === 0) fail('name at least one scenario');
   const seconds = positiveInteger('BENCH_DURATION', 10);
   const connections = positiveInteger('BENCH_CONNECTIONS', 10);
@@ -40,7 +44,10 @@ async function main(): Promise<number> {
   const signal = new AbortController().signal;
   try {
     const databaseUrl = await benchDatabaseUrl(logger, teardown);
-    const bastion = await startBastion(benchConfigFor(databaseUrl, benchPoolSize(connections))(RATE_LIMITS_OFF), { logger, clock: systemClock });
+    const bastion = await startBastion(benchConfigFor(databaseUrl, benchPoolSize(connections))(RATE_LIMITS_OFF), {
+      logger,
+      clock: systemClock,
+    });
     teardown.add(() => bastion.stop());
     const origin = loopbackOrigin(bastion);
     const data = await seedBenchData(new URL('/graphql', origin).toString(), bastion.database.dataSource);
@@ -56,7 +63,9 @@ async function main(): Promise<number> {
       const plain = await measure(origin, request, { durationSeconds: seconds, connections, signal });
       const busy = performance.eventLoopUtilization(before);
       const perRequest = plain && plain.requestsPerSecond > 0 ? (busy.active / (plain.requestsPerSecond * seconds)) * 1000 : 0;
-      process.stdout.write(`\n${scenario.name} without the profiler: ${plain?.requestsPerSecond.toFixed(1)} req/s, main thread busy ${(busy.utilization * 100).toFixed(0)} %, ${perRequest.toFixed(0)} µs per request\n`);
+      process.stdout.write(
+        `\n${scenario.name} without the profiler: ${plain?.requestsPerSecond.toFixed(1)} req/s, main thread busy ${(busy.utilization * 100).toFixed(0)} %, ${perRequest.toFixed(0)} µs per request\n`,
+      );
       if (process.env.BENCH_PROFILE === '0') continue;
       let requestsPerSecond = 0;
       const profile = await profileWhile(async () => {
@@ -66,7 +75,9 @@ async function main(): Promise<number> {
       writeProfile(file, profile);
       const { busyMs, groups, places, functions } = summarise(profile);
       const percent = (share: number) => `${(share * 100).toFixed(1).padStart(5)} %`;
-      process.stdout.write(`\n${scenario.name}: ${requestsPerSecond.toFixed(1)} req/s, main thread busy ${(busyMs / 1000).toFixed(1)} s of ${seconds} s; profile: ${path.relative(process.cwd(), file)}\n`);
+      process.stdout.write(
+        `\n${scenario.name}: ${requestsPerSecond.toFixed(1)} req/s, main thread busy ${(busyMs / 1000).toFixed(1)} s of ${seconds} s; profile: ${path.relative(process.cwd(), file)}\n`,
+      );
       process.stdout.write('\nwhere the time goes (self time, idle excluded)\n');
       for (const group of groups) process.stdout.write(`  ${percent(group.share)}  ${group.name}\n`);
       process.stdout.write('\nby package or folder\n');

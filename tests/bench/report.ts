@@ -19,11 +19,17 @@ function measurementCells(m: Measurement): string[] {
 }
 
 /** `textColumns`: how many leading columns are names rather than numbers; `trailingText`: other columns of names. */
-function formatColumns(headers: readonly string[], cells: readonly (readonly string[])[], textColumns = 1, trailingText: readonly number[] = []): string {
+function formatColumns(
+  headers: readonly string[],
+  cells: readonly (readonly string[])[],
+  textColumns = 1,
+  trailingText: readonly number[] = [],
+): string {
   const widths = headers.map((header, column) => Math.max(header.length, ...cells.map((row) => row[column].length)));
   // Names read best left-aligned, numbers right-aligned so their digits line up.
   const isText = (column: number) => column < textColumns || trailingText.includes(column);
-  const line = (row: readonly string[]) => row.map((cell, column) => (isText(column) ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join(' | ');
+  const line = (row: readonly string[]) =>
+    row.map((cell, column) => (isText(column) ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join(' | ');
   const rule = widths.map((width) => '-'.repeat(width)).join('-|-');
   return [line(headers), rule, ...cells.map(line)].join('\n');
 }
@@ -31,7 +37,8 @@ function formatColumns(headers: readonly string[], cells: readonly (readonly str
 export function formatTable(rows: readonly ReportRow[]): string {
   const cells = rows.map(({ scenario, measurement: m, floor, floorRequestsPerSecond, floorGoal }) => {
     const ratio = floorRequestsPerSecond > 0 ? m.requestsPerSecond / floorRequestsPerSecond : undefined;
-    const goal = floorGoal === undefined ? '' : `≥ ${floorGoal.toFixed(2)}×: ${ratio !== undefined && ratio >= floorGoal ? 'met' : 'not met'}`;
+    const goal =
+      floorGoal === undefined ? '' : `≥ ${floorGoal.toFixed(2)}×: ${ratio !== undefined && ratio >= floorGoal ? 'met' : 'not met'}`;
     return [scenario, ...measurementCells(m), ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}×`, floor, goal];
   });
   return formatColumns(HEADERS, cells, 1, [6, 7]);
@@ -52,12 +59,20 @@ export interface CostRow {
  * measured, i.e. time measured ÷ base) on the second, by its goal. `names`: the column that tells
  * the two apart, and what each row is called in it.
  */
-export function formatCost(rows: readonly CostRow[], names: { readonly column: string; readonly base: string; readonly measured: string }): string {
+export function formatCost(
+  rows: readonly CostRow[],
+  names: { readonly column: string; readonly base: string; readonly measured: string },
+): string {
   const cells = rows.flatMap(({ label, base, measured, goal }) => {
     const cost = measured.requestsPerSecond > 0 ? base.requestsPerSecond / measured.requestsPerSecond : undefined;
     return [
       [label, names.base, ...measurementCells(base), ''],
-      [label, names.measured, ...measurementCells(measured), cost === undefined ? 'n/a' : `${cost.toFixed(2)}× (goal ≤ ${goal}×: ${cost <= goal ? 'met' : 'not met'})`],
+      [
+        label,
+        names.measured,
+        ...measurementCells(measured),
+        cost === undefined ? 'n/a' : `${cost.toFixed(2)}× (goal ≤ ${goal}×: ${cost <= goal ? 'met' : 'not met'})`,
+      ],
     ];
   });
   return formatColumns(['list', names.column, 'req/s (mean)', 'p50 ms', 'p99 ms', 'errors', 'cost'], cells, 2);
@@ -103,7 +118,9 @@ const FIREWALL_HEADERS = ['firewall', 'with', 'req/s (mean)', 'p50 ms', 'p99 ms'
 export function formatFirewallCost(rows: readonly FirewallCostRow[]): string {
   const cells = rows.map((row) => {
     const cost = firewallCost(rows, row);
-    const text = row.baseline ? '' : (cost === undefined ? 'n/a' : `${cost.toFixed(2)}×`) + (row.goal === undefined ? '' : ` (goal ≤ ${row.goal}×)`);
+    const text = row.baseline
+      ? ''
+      : (cost === undefined ? 'n/a' : `${cost.toFixed(2)}×`) + (row.goal === undefined ? '' : ` (goal ≤ ${row.goal}×)`);
     return [row.label, row.detail, ...measurementCells(row.measurement), text];
   });
   return formatColumns(FIREWALL_HEADERS, cells, 2);
@@ -117,7 +134,14 @@ export interface AuditRunRow {
   readonly p99Ms: number;
   readonly errors: number;
   /** Mean ms per append in each step, in order. */
-  readonly phases: { readonly beginMs: number; readonly lockMs: number; readonly selectMs: number; readonly hashMs: number; readonly insertMs: number; readonly commitMs: number };
+  readonly phases: {
+    readonly beginMs: number;
+    readonly lockMs: number;
+    readonly selectMs: number;
+    readonly hashMs: number;
+    readonly insertMs: number;
+    readonly commitMs: number;
+  };
   /** The events/s the issue aims for, if this row is the one it is about (a goal, not a gate). */
   readonly goal?: number;
 }
@@ -140,7 +164,10 @@ export function formatAuditRuns(rows: readonly AuditRunRow[]): string {
 
 /** Where an append's time goes, mean ms per append in each step (they add up to the mean latency). */
 export function formatAuditPhases(rows: readonly AuditRunRow[]): string {
-  const cells = rows.map(({ writers, phases: p }) => [String(writers), ...[p.beginMs, p.lockMs, p.selectMs, p.hashMs, p.insertMs, p.commitMs].map((ms) => ms.toFixed(3))]);
+  const cells = rows.map(({ writers, phases: p }) => [
+    String(writers),
+    ...[p.beginMs, p.lockMs, p.selectMs, p.hashMs, p.insertMs, p.commitMs].map((ms) => ms.toFixed(3)),
+  ]);
   return formatColumns(AUDIT_PHASE_HEADERS, cells);
 }
 
@@ -174,7 +201,9 @@ export function formatBackupRuns(rows: readonly BackupRunRow[]): string {
     Math.round(row.rowsPerSecond).toLocaleString('en-US'),
     row.floorMegabytesPerSecond ? `${(row.megabytesPerSecond / row.floorMegabytesPerSecond).toFixed(2)}×` : '',
     row.runSeconds.map((seconds) => seconds.toFixed(2)).join(', '),
-    row.goalMegabytesPerSecond === undefined ? '' : `≥ ${row.goalMegabytesPerSecond} MB/s: ${row.megabytesPerSecond >= row.goalMegabytesPerSecond ? 'met' : 'not met'}`,
+    row.goalMegabytesPerSecond === undefined
+      ? ''
+      : `≥ ${row.goalMegabytesPerSecond} MB/s: ${row.megabytesPerSecond >= row.goalMegabytesPerSecond ? 'met' : 'not met'}`,
   ]);
   return formatColumns(BACKUP_HEADERS, cells, 2);
 }

@@ -6,15 +6,43 @@ import { createLogger } from '../../src/logging';
 import { startBastion } from '../../src/main';
 import { BASTION_VERSION } from '../../src/project';
 import { AUDIT_CONCURRENT_WRITERS, AUDIT_GOAL_EVENTS_PER_SECOND, auditSignInShare, lockHeldMs, runAuditBench } from './audit-bench';
-import { BACKUP_BENCH_POSTS, BACKUP_GOAL_MB_PER_SECOND, BACKUP_RUNS, BackupOperation, fastestRun, megabytesPerSecond, rowsPerSecond, runBackupBench } from './backup-bench';
+import {
+  BACKUP_BENCH_POSTS,
+  BACKUP_GOAL_MB_PER_SECOND,
+  BACKUP_RUNS,
+  BackupOperation,
+  fastestRun,
+  megabytesPerSecond,
+  rowsPerSecond,
+  runBackupBench,
+} from './backup-bench';
 import { probeProfiles, runCryptoBench, seedProfiles } from './crypto-bench';
-import { FIREWALL_GOAL, FIREWALL_RULE_COUNT, RATE_LIMITS_OFF, RATE_LIMITS_ON, probeFirewallTwins, runFirewallBench } from './firewall-bench';
+import {
+  FIREWALL_GOAL,
+  FIREWALL_RULE_COUNT,
+  RATE_LIMITS_OFF,
+  RATE_LIMITS_ON,
+  probeFirewallTwins,
+  runFirewallBench,
+} from './firewall-bench';
 import { startFloorServer } from './floor-server';
 import { SIGN_IN_CONCURRENCY, Teardown, benchConfigFor, benchDatabaseUrl, benchPoolSize, loopbackOrigin, positiveInteger } from './harness';
 import { Measurement, combined, countStatements, measure, probe } from './measure';
 import { COST_ROUNDS, benchItemsFeature, probeShieldTwins, runShieldBench, seedBenchItems, startShieldTwins } from './permission-bench';
 import { seedBenchData } from './posts-bench';
-import { AuditRunRow, BackupRunRow, ReportRow, firewallCost, formatAuditPhases, formatAuditRuns, formatBackupRuns, formatFirewallCost, formatRelative, formatCost, formatTable } from './report';
+import {
+  AuditRunRow,
+  BackupRunRow,
+  ReportRow,
+  firewallCost,
+  formatAuditPhases,
+  formatAuditRuns,
+  formatBackupRuns,
+  formatFirewallCost,
+  formatRelative,
+  formatCost,
+  formatTable,
+} from './report';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
 import { SignInBenchResult, runSignInBench } from './sign-in-bench';
 
@@ -39,7 +67,8 @@ function orderedScenarios(scenarios: readonly Scenario[]): Scenario[] {
   const floors = scenarios.filter((scenario) => scenario.target === 'floor');
   for (const scenario of scenarios) {
     const floor = scenario.floor ?? 'floor';
-    if (!floors.some((candidate) => candidate.floor === floor)) throw new Error(`scenario ${scenario.name}: no floor scenario named ${floor}`);
+    if (!floors.some((candidate) => candidate.floor === floor))
+      throw new Error(`scenario ${scenario.name}: no floor scenario named ${floor}`);
   }
   return [...floors, ...scenarios.filter((scenario) => scenario.target !== 'floor')];
 }
@@ -89,7 +118,8 @@ async function main(signal: AbortSignal): Promise<number> {
     teardown.add(() => floor.close());
     const origins: Record<BenchTarget, string> = { floor: floor.origin, bastion: bastionOrigin };
     const tokens: Record<BenchTarget, string> = { floor: floor.token, bastion: benchUser.accessToken };
-    const requestFor = (scenario: Scenario): BenchRequest => (scenario.signedIn ? withBearer(scenario.request, tokens[scenario.target]) : scenario.request);
+    const requestFor = (scenario: Scenario): BenchRequest =>
+      scenario.signedIn ? withBearer(scenario.request, tokens[scenario.target]) : scenario.request;
     await seedBenchItems(bastion.database.dataSource, benchUser.id);
     const profileReader = await seedProfiles(bastionEndpoint, bastion.database.dataSource, bastion.services);
     const shieldTwins = await startShieldTwins(bastion.services);
@@ -117,13 +147,20 @@ async function main(signal: AbortSignal): Promise<number> {
     };
 
     say(`Bastion ${BASTION_VERSION} bench: ${os.cpus().length} cores, Node ${process.version}`);
-    say(`${settings.durationSeconds} s per scenario after a ${WARM_UP_SECONDS} s warm-up, ${settings.connections} connections; the reads in ${READ_ROUNDS} rounds, each row the mean of its runs`);
+    say(
+      `${settings.durationSeconds} s per scenario after a ${WARM_UP_SECONDS} s warm-up, ${settings.connections} connections; the reads in ${READ_ROUNDS} rounds, each row the mean of its runs`,
+    );
     // One round over every read first: a fresh server's first lists run on cold caches (V8's
     // compiled code, PostgreSQL's buffers) for several seconds, which would weigh on whichever
     // scenario came first.
     if (sections.has('reads')) {
       process.stderr.write('warming up…\n');
-      for (const scenario of scenarios) await measure(origins[scenario.target], requestFor(scenario), { durationSeconds: WARM_UP_SECONDS, connections: settings.connections, signal });
+      for (const scenario of scenarios)
+        await measure(origins[scenario.target], requestFor(scenario), {
+          durationSeconds: WARM_UP_SECONDS,
+          connections: settings.connections,
+          signal,
+        });
     }
     // Every read in turn, twice: a drift of the shared machine over the section (minutes) then weighs
     // on floors and scenarios alike instead of on whichever ran at the wrong moment.
@@ -142,31 +179,52 @@ async function main(signal: AbortSignal): Promise<number> {
       const measurement = combined(measured);
       const floor = scenario.floor ?? 'floor';
       if (scenario.target === 'floor') floorRates.set(floor, measurement.requestsPerSecond);
-      rows.push({ scenario: scenario.name, measurement, floor, floorRequestsPerSecond: floorRates.get(floor) ?? 0, floorGoal: scenario.floorGoal });
+      rows.push({
+        scenario: scenario.name,
+        measurement,
+        floor,
+        floorRequestsPerSecond: floorRates.get(floor) ?? 0,
+        floorGoal: scenario.floorGoal,
+      });
     }
     say();
     say(formatTable(rows));
     const meVsServerInfo = formatRelative(rows, 'me', 'serverInfo');
     if (meVsServerInfo) say(meVsServerInfo);
     for (const line of statementCounts) say(line);
-    if (rows.length > 0) say(`RSS after the reads: ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (this process: both Bastions, the floor and the load generator)`);
+    if (rows.length > 0)
+      say(
+        `RSS after the reads: ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (this process: both Bastions, the floor and the load generator)`,
+      );
     // Before the sign-ins and the encryption: the lists need the bench user's access token still valid.
     const shieldCosts = sections.has('permission') ? await runShieldBench(shieldTwins, benchUser.accessToken, warmedUpMeasure) : [];
     if (shieldCosts.length > 0) {
       say();
-      say(`permission layer: benchItems (a data API model), a user listing own rows (8 fields each): with it (shield, OWN scope in SQL, each row decided) and without it (no shield, READ ALL); ${COST_ROUNDS} runs each, in turn`);
+      say(
+        `permission layer: benchItems (a data API model), a user listing own rows (8 fields each): with it (shield, OWN scope in SQL, each row decided) and without it (no shield, READ ALL); ${COST_ROUNDS} runs each, in turn`,
+      );
       say(formatCost(shieldCosts, { column: 'permissions', base: 'without', measured: 'with' }));
     }
     // Before the sign-ins, which then run on a rule table as empty as before (the section removes its rules).
     const firewall = sections.has('firewall') ? await runFirewallBench(firewallTwins, warmedUpMeasure) : undefined;
     if (firewall) {
-      const cost = firewallCost(firewall.rows, firewall.rows.find((row) => row.goal !== undefined)!);
+      const cost = firewallCost(
+        firewall.rows,
+        firewall.rows.find((row) => row.goal !== undefined)!,
+      );
       say();
-      say(`firewall on the hot path: serverInfo, ${FIREWALL_RULE_COUNT.toLocaleString('en-US')} IP rules + rate limits (PostgreSQL store) vs none`);
+      say(
+        `firewall on the hot path: serverInfo, ${FIREWALL_RULE_COUNT.toLocaleString('en-US')} IP rules + rate limits (PostgreSQL store) vs none`,
+      );
       say(formatFirewallCost(firewall.rows));
-      say(`cost on / off: ${cost === undefined ? 'n/a' : `${cost.toFixed(2)}×`} (goal ≤ ${FIREWALL_GOAL}×, off = the mean of its two runs): ${cost !== undefined && cost <= FIREWALL_GOAL ? 'met' : 'not met'}`);
-      say(`  checked: ${firewall.probedRules} ruled networks get 403 IP_BLOCKED through X-Forwarded-For; rate_limits counted ${firewall.countedRequests.toLocaleString('en-US')} requests for the bench client`);
-      if (firewall.otherRules > 0) say(`  note: ${firewall.otherRules} rules besides the bench's are in the database, so "off" had them too`);
+      say(
+        `cost on / off: ${cost === undefined ? 'n/a' : `${cost.toFixed(2)}×`} (goal ≤ ${FIREWALL_GOAL}×, off = the mean of its two runs): ${cost !== undefined && cost <= FIREWALL_GOAL ? 'met' : 'not met'}`,
+      );
+      say(
+        `  checked: ${firewall.probedRules} ruled networks get 403 IP_BLOCKED through X-Forwarded-For; rate_limits counted ${firewall.countedRequests.toLocaleString('en-US')} requests for the bench client`,
+      );
+      if (firewall.otherRules > 0)
+        say(`  note: ${firewall.otherRules} rules besides the bench's are in the database, so "off" had them too`);
     }
     let signIns: SignInBenchResult | undefined;
     if (!signal.aborted && sections.has('sign-ins')) {
@@ -187,7 +245,11 @@ async function main(signal: AbortSignal): Promise<number> {
     // After the sign-ins, whose rate the audit write is set against.
     if (!signal.aborted && sections.has('audit')) {
       process.stderr.write('running audit log appends…\n');
-      const audit = await runAuditBench(bastion.database.dataSource, bastion.services.audit, { seconds: settings.durationSeconds, warmUpSeconds: WARM_UP_SECONDS, signal });
+      const audit = await runAuditBench(bastion.database.dataSource, bastion.services.audit, {
+        seconds: settings.durationSeconds,
+        warmUpSeconds: WARM_UP_SECONDS,
+        signal,
+      });
       if (audit) {
         const { concurrent, single, chain } = audit;
         const errors = (run: typeof single) => [...run.failures.values()].reduce((sum, count) => sum + count, 0);
@@ -196,9 +258,11 @@ async function main(signal: AbortSignal): Promise<number> {
           { ...single, errors: errors(single) },
         ];
         say();
-        say(`audit log: appends through the server's AuditLog, each in its own transaction, ${AUDIT_CONCURRENT_WRITERS} writers and 1, ${settings.durationSeconds} s each after a ${WARM_UP_SECONDS} s warm-up`);
+        say(
+          `audit log: appends through the server's AuditLog, each in its own transaction, ${AUDIT_CONCURRENT_WRITERS} writers and 1, ${settings.durationSeconds} s each after a ${WARM_UP_SECONDS} s warm-up`,
+        );
         say(formatAuditRuns(rows));
-        say('  where an append\'s time goes, mean ms per append (the chain lock is held from its grant to the end of COMMIT):');
+        say("  where an append's time goes, mean ms per append (the chain lock is held from its grant to the end of COMMIT):");
         say(formatAuditPhases(rows).replace(/^/gm, '  '));
         // Appends on one chain follow one another: no rate above 1 ÷ (time the lock is held), however many writers.
         const held = [concurrent, single].map((run) => {
@@ -207,19 +271,28 @@ async function main(signal: AbortSignal): Promise<number> {
         });
         say(`  lock held per append (SELECT + checks + hash + INSERT + COMMIT) and the ceiling it sets: ${held.join(', ')}`);
         for (const run of [concurrent, single]) {
-          for (const [reason, count] of run.failures) say(`  failed appends, ${run.writers} writer${run.writers === 1 ? '' : 's'}: ${reason} ×${count}`);
+          for (const [reason, count] of run.failures)
+            say(`  failed appends, ${run.writers} writer${run.writers === 1 ? '' : 's'}: ${reason} ×${count}`);
         }
         if (errors(concurrent) + errors(single) > 0) exitCode = 1;
         const share = signIns ? auditSignInShare(single, signIns.signInsPerSecond, SIGN_IN_CONCURRENCY) : undefined;
         if (share) {
           const percent = (ms: number) => `${((ms / share.signInMs) * 100).toFixed(2)} %`;
-          say(`  derived, not measured: a sign-in takes ${share.signInMs.toFixed(1)} ms (${SIGN_IN_CONCURRENCY} ÷ ${signIns!.signInsPerSecond.toFixed(1)} sign-ins/s above)`);
-          say(`    its audit write inside its transaction (lock + SELECT + hash + INSERT, 1 writer, mean) ${share.appendInTransactionMs.toFixed(3)} ms = ${percent(share.appendInTransactionMs)} of it: with vs without ≈ ${(share.signInMs / (share.signInMs - share.appendInTransactionMs)).toFixed(4)}×`);
-          say(`    an append in a transaction of its own (as sign_in_failed, 1 writer, p50) ${share.appendTransactionMs.toFixed(3)} ms = ${percent(share.appendTransactionMs)}`);
+          say(
+            `  derived, not measured: a sign-in takes ${share.signInMs.toFixed(1)} ms (${SIGN_IN_CONCURRENCY} ÷ ${signIns!.signInsPerSecond.toFixed(1)} sign-ins/s above)`,
+          );
+          say(
+            `    its audit write inside its transaction (lock + SELECT + hash + INSERT, 1 writer, mean) ${share.appendInTransactionMs.toFixed(3)} ms = ${percent(share.appendInTransactionMs)} of it: with vs without ≈ ${(share.signInMs / (share.signInMs - share.appendInTransactionMs)).toFixed(4)}×`,
+          );
+          say(
+            `    an append in a transaction of its own (as sign_in_failed, 1 writer, p50) ${share.appendTransactionMs.toFixed(3)} ms = ${percent(share.appendTransactionMs)}`,
+          );
         } else {
           say('  sign-in share: n/a (no sign-in rate measured)');
         }
-        say(`  chain: ${chain.ok ? 'intact' : `BROKEN at id ${chain.firstBrokenId}`}, ${chain.checked.toLocaleString('en-US')} rows verified in ${(audit.verifyMs / 1000).toFixed(2)} s; ${audit.rowsAdded.toLocaleString('en-US')} bench rows added for ${audit.appendsReturned.toLocaleString('en-US')} appends that returned (warm-up included)${audit.rowsAdded === audit.appendsReturned ? '' : ': MISMATCH'}`);
+        say(
+          `  chain: ${chain.ok ? 'intact' : `BROKEN at id ${chain.firstBrokenId}`}, ${chain.checked.toLocaleString('en-US')} rows verified in ${(audit.verifyMs / 1000).toFixed(2)} s; ${audit.rowsAdded.toLocaleString('en-US')} bench rows added for ${audit.appendsReturned.toLocaleString('en-US')} appends that returned (warm-up included)${audit.rowsAdded === audit.appendsReturned ? '' : ': MISMATCH'}`,
+        );
         if (!chain.ok || audit.rowsAdded !== audit.appendsReturned) exitCode = 1;
       }
     }
@@ -229,14 +302,27 @@ async function main(signal: AbortSignal): Promise<number> {
       if (crypto) {
         say();
         say(`encryption: seal + open of a 64-byte field ${Math.round(crypto.sealOpenPerSecond).toLocaleString('en-US')} ops/s`);
-        say(`  profiles(first: 100) through the API: id + 2 encrypted columns (phone, birthDate) vs id + 2 plain columns of the same lengths (displayName, bio); ${COST_ROUNDS} runs each, in turn`);
-        say(formatCost([{ label: '100 profiles', base: crypto.plain, measured: crypto.encrypted, goal: ENCRYPTION_GOAL }], { column: 'columns', base: 'plain', measured: 'encrypted' }));
+        say(
+          `  profiles(first: 100) through the API: id + 2 encrypted columns (phone, birthDate) vs id + 2 plain columns of the same lengths (displayName, bio); ${COST_ROUNDS} runs each, in turn`,
+        );
+        say(
+          formatCost([{ label: '100 profiles', base: crypto.plain, measured: crypto.encrypted, goal: ENCRYPTION_GOAL }], {
+            column: 'columns',
+            base: 'plain',
+            measured: 'encrypted',
+          }),
+        );
       }
     }
     // Last: its own database and Bastion, and the longest single operations of the run.
     if (!signal.aborted && sections.has('backups')) {
       process.stderr.write(`running backups (${BACKUP_BENCH_POSTS.toLocaleString('en-US')} posts)…\n`);
-      const backup = await runBackupBench({ adminUrl: databaseUrl, startBastion: (overrides) => startBastion(benchConfig(overrides), { logger, clock: systemClock }), teardown, signal });
+      const backup = await runBackupBench({
+        adminUrl: databaseUrl,
+        startBastion: (overrides) => startBastion(benchConfig(overrides), { logger, clock: systemClock }),
+        teardown,
+        signal,
+      });
       if (backup) {
         const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
         const floorMegabytesPerSecond = megabytesPerSecond(backup.floor);
@@ -257,11 +343,19 @@ async function main(signal: AbortSignal): Promise<number> {
           row('restore', 'restoreArchive into an empty database (authenticate, then load)', backup.restore),
         ];
         say();
-        say(`backups: ${backup.create.rows.toLocaleString('en-US')} rows in ${backup.tables} tables, ${megabytes(backup.create.bytes)} of table data (COPY text; posts ${BACKUP_BENCH_POSTS.toLocaleString('en-US')} rows, ${megabytes(backup.postsBytes)}), best of ${BACKUP_RUNS} runs; MB = 10⁶ bytes of table data`);
+        say(
+          `backups: ${backup.create.rows.toLocaleString('en-US')} rows in ${backup.tables} tables, ${megabytes(backup.create.bytes)} of table data (COPY text; posts ${BACKUP_BENCH_POSTS.toLocaleString('en-US')} rows, ${megabytes(backup.postsBytes)}), best of ${BACKUP_RUNS} runs; MB = 10⁶ bytes of table data`,
+        );
         say(formatBackupRuns(rows));
-        say(`  archive: ${megabytes(backup.archiveBytes)} for ${megabytes(backup.create.bytes)} of table data, ${(backup.create.bytes / backup.archiveBytes).toFixed(2)}× compression`);
-        say(`  memory: this process's RSS grew at most ${megabytes(backup.createRssGrowthBytes)} during a create of ${megabytes(backup.create.bytes)}`);
-        say(`  checked: the floor read the manifest's posts bytes exactly; every verify VERIFIED; every restore loaded the archive's ${backup.create.rows.toLocaleString('en-US')} rows${backup.problems.length > 0 ? ', EXCEPT:' : ''}`);
+        say(
+          `  archive: ${megabytes(backup.archiveBytes)} for ${megabytes(backup.create.bytes)} of table data, ${(backup.create.bytes / backup.archiveBytes).toFixed(2)}× compression`,
+        );
+        say(
+          `  memory: this process's RSS grew at most ${megabytes(backup.createRssGrowthBytes)} during a create of ${megabytes(backup.create.bytes)}`,
+        );
+        say(
+          `  checked: the floor read the manifest's posts bytes exactly; every verify VERIFIED; every restore loaded the archive's ${backup.create.rows.toLocaleString('en-US')} rows${backup.problems.length > 0 ? ', EXCEPT:' : ''}`,
+        );
         for (const problem of backup.problems) say(`    ${problem}`);
         if (backup.problems.length > 0) exitCode = 1;
       }

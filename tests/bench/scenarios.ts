@@ -77,7 +77,9 @@ const ME = graphqlRequest('{ me { id email roles } }');
 /** The reader's feed (their own drafts come first), the page a list screen asks for. */
 const POSTS_LEAN = graphqlRequest('{ posts(first: 100) { edges { node { id title authorId } } } }');
 const POSTS_AUTHOR = graphqlRequest('{ posts(first: 100) { edges { node { id title authorId author { displayName } } } } }');
-const POSTS_100 = graphqlRequest('{ posts(first: 100, where: { published: { eq: true } }) { edges { node { id title body published createdAt author { displayName } } } } }');
+const POSTS_100 = graphqlRequest(
+  '{ posts(first: 100, where: { published: { eq: true } }) { edges { node { id title body published createdAt author { displayName } } } } }',
+);
 
 /**
  * Every row of the bench table. Floors run first; every other row is reported as a ratio of its
@@ -87,15 +89,49 @@ export const SCENARIOS: readonly Scenario[] = [
   // The least an authenticated endpoint does: an EdDSA token check, `SELECT now()`, JSON.
   { name: 'floor', target: 'floor', floor: 'floor', request: SERVER_INFO, signedIn: true },
   // The same, with one SQL statement returning the reader's page of 100 posts (id, title, author_id).
-  { name: 'floor-100', target: 'floor', floor: 'floor-100', request: { ...POSTS_LEAN, path: '/posts' }, signedIn: true, check: fullConnection('posts', 100) },
+  {
+    name: 'floor-100',
+    target: 'floor',
+    floor: 'floor-100',
+    request: { ...POSTS_LEAN, path: '/posts' },
+    signedIn: true,
+    check: fullConnection('posts', 100),
+  },
   // Same request as the floor, so the ratio is what Bastion's stack costs over the bare minimum.
   { name: 'serverInfo', target: 'bastion', request: SERVER_INFO },
   // Token verification and the session check on top of one row read (and an email decrypted).
   { name: 'me', target: 'bastion', request: ME, signedIn: true, floorGoal: 0.45 },
   // The reader's page: the data API's list in the viewer's scope (own drafts OR published).
-  { name: 'posts-lean', target: 'bastion', floor: 'floor-100', request: POSTS_LEAN, signedIn: true, check: fullConnection('posts', 100), floorGoal: 0.45, countStatements: true },
+  {
+    name: 'posts-lean',
+    target: 'bastion',
+    floor: 'floor-100',
+    request: POSTS_LEAN,
+    signedIn: true,
+    check: fullConnection('posts', 100),
+    floorGoal: 0.45,
+    countStatements: true,
+  },
   // The same with a to-one relation, each row's author profile.
-  { name: 'posts-author', target: 'bastion', floor: 'floor-100', request: POSTS_AUTHOR, signedIn: true, check: fullConnection('posts', 100), floorGoal: 0.33, countStatements: true },
+  {
+    name: 'posts-author',
+    target: 'bastion',
+    floor: 'floor-100',
+    request: POSTS_AUTHOR,
+    signedIn: true,
+    check: fullConnection('posts', 100),
+    floorGoal: 0.33,
+    countStatements: true,
+  },
   // A public feed page at the maximum: every field, the body (~300 characters) and the author.
-  { name: 'posts-100', target: 'bastion', floor: 'floor-100', request: POSTS_100, signedIn: true, check: fullConnection('posts', 100), floorGoal: 0.3, countStatements: true },
+  {
+    name: 'posts-100',
+    target: 'bastion',
+    floor: 'floor-100',
+    request: POSTS_100,
+    signedIn: true,
+    check: fullConnection('posts', 100),
+    floorGoal: 0.3,
+    countStatements: true,
+  },
 ];

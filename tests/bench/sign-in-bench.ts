@@ -32,7 +32,12 @@ interface GraphQLBody<TData> {
 type AuthPayload = { readonly __typename?: string; readonly accessToken: string; readonly user: { readonly id: string } };
 
 /** One GraphQL request over HTTP, as an app sends it: signed in when given an access token. */
-export async function graphql<TData>(endpoint: string, query: string, variables: Record<string, unknown>, accessToken?: string): Promise<GraphQLBody<TData>> {
+export async function graphql<TData>(
+  endpoint: string,
+  query: string,
+  variables: Record<string, unknown>,
+  accessToken?: string,
+): Promise<GraphQLBody<TData>> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (accessToken) headers.authorization = `Bearer ${accessToken}`;
   const response = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });

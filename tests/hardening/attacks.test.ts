@@ -1,5 +1,17 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { GraphQLField, GraphQLSchema, Kind, OperationDefinitionNode, getIntrospectionQuery, getNamedType, isEnumType, isObjectType, isUnionType, parse, validate } from 'graphql';
+import {
+  GraphQLField,
+  GraphQLSchema,
+  Kind,
+  OperationDefinitionNode,
+  getIntrospectionQuery,
+  getNamedType,
+  isEnumType,
+  isObjectType,
+  isUnionType,
+  parse,
+  validate,
+} from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import { mergeRuleTrees } from '../../src/access/shield';
 import { FEATURES } from '../../src/features';
@@ -8,7 +20,19 @@ import { SIGN_IN, SIGN_UP, TestAccount, makeUser, strongPassword } from '../supp
 import { TestServer, startTestServer } from '../support/test-server';
 import { changedTables, settledFingerprint } from './support/db-fingerprint';
 import { forgedTokenMakers } from './support/forged-tokens';
-import { Operation, SampleOverrides, argumentsWithExtra, inputPositions, minimalSelection, printLiteral, requiredArguments, rootFields, rootOperation, routesToObjectTypes, sampleValue } from './support/schema-samples';
+import {
+  Operation,
+  SampleOverrides,
+  argumentsWithExtra,
+  inputPositions,
+  minimalSelection,
+  printLiteral,
+  requiredArguments,
+  rootFields,
+  rootOperation,
+  routesToObjectTypes,
+  sampleValue,
+} from './support/schema-samples';
 
 /**
  * The attack suite (issue 11 part 2, SECURITY.md §2), generated from the schema where it can be,
@@ -108,7 +132,8 @@ describe('attack suite: every attack refused, nothing changed', () => {
     return { status: response.status, headers: response.headers, text, body };
   }
 
-  const postJson = (payload: unknown, headers: HeaderSet = {}) => send(server.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(payload) });
+  const postJson = (payload: unknown, headers: HeaderSet = {}) =>
+    send(server.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(payload) });
   const getUrl = ({ query, variables }: Operation, operationName?: string) => {
     const params = new URLSearchParams({ query });
     if (Object.keys(variables).length > 0) params.set('variables', JSON.stringify(variables));
@@ -160,7 +185,11 @@ describe('attack suite: every attack refused, nothing changed', () => {
           if (problems.length > 0) unusable.push(`${where} as ${form}: ${problems.join('; ')}`);
           for (const [name, value] of extras) {
             if (own.has(name)) continue;
-            attacks.push({ label: `${where} + ${name} as ${form}`, operation: rootOperation(position.root, argumentsWithExtra(position, {}, { name, value }), form), extra: name });
+            attacks.push({
+              label: `${where} + ${name} as ${form}`,
+              operation: rootOperation(position.root, argumentsWithExtra(position, {}, { name, value }), form),
+              extra: name,
+            });
           }
         }
       }
@@ -182,9 +211,11 @@ describe('attack suite: every attack refused, nothing changed', () => {
         const codes = codesOf(response);
         const messages = response.body?.errors?.map((error) => error.message) ?? [];
         let failure: string | null = null;
-        if (response.status !== 400 || codes.length === 0 || !codes.every((code) => REFUSED_AS_INVALID.has(String(code)))) failure = `HTTP ${response.status} ${JSON.stringify(codes)}`;
+        if (response.status !== 400 || codes.length === 0 || !codes.every((code) => REFUSED_AS_INVALID.has(String(code))))
+          failure = `HTTP ${response.status} ${JSON.stringify(codes)}`;
         else if (hasData(response)) failure = `data came back: ${response.text}`;
-        else if (!messages.some((message) => message.includes(`"${extra}"`))) failure = `refused for another reason: ${messages.join('; ')}`;
+        else if (!messages.some((message) => message.includes(`"${extra}"`)))
+          failure = `refused for another reason: ${messages.join('; ')}`;
         ledger.record('mass assignment', label, failure);
       });
       expect(ledger.succeededIn('mass assignment')).toEqual([]);
@@ -200,15 +231,23 @@ describe('attack suite: every attack refused, nothing changed', () => {
       for (const [type, route] of routesToObjectTypes(schema)) {
         const fields = Object.values(type.getFields());
         probes.push({ label: `field ${type.name}.${misspelt(fields[0].name)}`, operation: literal(route(misspelt(fields[0].name))) });
-        probes.push({ label: `type condition ${misspelt(type.name)}`, operation: literal(route(`... on ${misspelt(type.name)} { __typename }`)) });
+        probes.push({
+          label: `type condition ${misspelt(type.name)}`,
+          operation: literal(route(`... on ${misspelt(type.name)} { __typename }`)),
+        });
         const withArgs = fields.find((field) => field.args.length > 0);
         if (!withArgs) continue;
         const first = withArgs.args[0];
         const args = [
           `${misspelt(first.name)}: ${printLiteral(first.type, sampleValue(first.type))}`,
-          ...[...requiredArguments(withArgs).entries()].filter(([arg]) => arg !== first).map(([arg, value]) => `${arg.name}: ${printLiteral(arg.type, value)}`),
+          ...[...requiredArguments(withArgs).entries()]
+            .filter(([arg]) => arg !== first)
+            .map(([arg, value]) => `${arg.name}: ${printLiteral(arg.type, value)}`),
         ];
-        probes.push({ label: `argument ${type.name}.${withArgs.name}(${misspelt(first.name)})`, operation: literal(route(`${withArgs.name}(${args.join(', ')})${minimalSelection(withArgs)}`)) });
+        probes.push({
+          label: `argument ${type.name}.${withArgs.name}(${misspelt(first.name)})`,
+          operation: literal(route(`${withArgs.name}(${args.join(', ')})${minimalSelection(withArgs)}`)),
+        });
       }
       probes.push({ label: 'directive argument @include(iff:)', operation: literal('{ __typename @include(iff: true) }') });
       const enumsProbed = new Set<string>();
@@ -217,9 +256,15 @@ describe('attack suite: every attack refused, nothing changed', () => {
         const first = fields[0];
         for (const form of ['literals', 'variables'] as const) {
           const extra = { name: misspelt(first.name), value: sampleValue(first.type) };
-          probes.push({ label: `input field ${position.type.name}.${extra.name} as ${form} in ${position.root.key}`, operation: rootOperation(position.root, argumentsWithExtra(position, {}, extra), form) });
+          probes.push({
+            label: `input field ${position.type.name}.${extra.name} as ${form} in ${position.root.key}`,
+            operation: rootOperation(position.root, argumentsWithExtra(position, {}, extra), form),
+          });
         }
-        probes.push({ label: `variable type ${misspelt(position.type.name)}`, operation: literal(`query($value: ${misspelt(position.type.name)}) { __typename }`) });
+        probes.push({
+          label: `variable type ${misspelt(position.type.name)}`,
+          operation: literal(`query($value: ${misspelt(position.type.name)}) { __typename }`),
+        });
         for (const field of fields) {
           const enumType = getNamedType(field.type);
           if (!isEnumType(enumType) || enumsProbed.has(enumType.name)) continue;
@@ -228,7 +273,10 @@ describe('attack suite: every attack refused, nothing changed', () => {
           // The field's value replaced by the misspelt one (a list field gets a list of it).
           const extra = { name: field.name, value: Array.isArray(sampleValue(field.type)) ? [wrong] : wrong };
           for (const form of ['literals', 'variables'] as const) {
-            probes.push({ label: `enum value ${enumType.name}.${wrong} as ${form} in ${position.root.key}`, operation: rootOperation(position.root, argumentsWithExtra(position, {}, extra), form) });
+            probes.push({
+              label: `enum value ${enumType.name}.${wrong} as ${form} in ${position.root.key}`,
+              operation: rootOperation(position.root, argumentsWithExtra(position, {}, extra), form),
+            });
           }
         }
       }
@@ -238,13 +286,16 @@ describe('attack suite: every attack refused, nothing changed', () => {
     it('no error to anyone names a field, argument, input field, enum value or type it might have meant', async () => {
       const probes = suggestionProbes();
       // The control: graphql-js, left to itself, suggests a name for every probe.
-      const silentProbes = probes.filter((probe) => !localMessages(schema, probe.operation).some((message) => SUGGESTION.test(message))).map((probe) => probe.label);
+      const silentProbes = probes
+        .filter((probe) => !localMessages(schema, probe.operation).some((message) => SUGGESTION.test(message)))
+        .map((probe) => probe.label);
       expect(silentProbes).toEqual([]);
       const attacks = (['anonymous', 'user', 'admin'] as const).flatMap((viewer) => probes.map((probe) => ({ ...probe, viewer })));
       await inParallel(attacks, 16, async ({ label, operation, viewer }) => {
         const response = await postJson(operation, viewers[viewer]);
         let failure: string | null = null;
-        if (SUGGESTION.test(response.text)) failure = `suggested: ${response.body?.errors?.map((error) => error.message).find((message) => SUGGESTION.test(message))}`;
+        if (SUGGESTION.test(response.text))
+          failure = `suggested: ${response.body?.errors?.map((error) => error.message).find((message) => SUGGESTION.test(message))}`;
         else if (response.status !== 400 || hasData(response)) failure = `HTTP ${response.status}: ${response.text}`;
         ledger.record('field suggestions', `${viewer}: ${label}`, failure);
       });
@@ -258,13 +309,44 @@ describe('attack suite: every attack refused, nothing changed', () => {
       { label: '__type(name:)', operation: { query: '{ __type(name: "User") { name fields { name } } }', variables: {} } },
       { label: 'the full introspection query', operation: { query: getIntrospectionQuery(), variables: {} } },
       { label: 'aliased', operation: { query: '{ s: __schema { queryType { name } } t: __type(name: "Post") { name } }', variables: {} } },
-      { label: 'in a named fragment', operation: { query: 'query { ...F } fragment F on Query { __schema { queryType { name } } }', variables: {} } },
-      { label: 'in a fragment of a fragment', operation: { query: 'query { ...A } fragment A on Query { ...B } fragment B on Query { __type(name: "User") { name } }', variables: {} } },
-      { label: 'in an inline fragment', operation: { query: '{ ... on Query { __type(name: "Mutation") { fields { name } } } }', variables: {} } },
-      { label: 'behind @include(if: $yes)', operation: { query: 'query($yes: Boolean!) { serverInfo { name } __schema @include(if: $yes) { types { name } } }', variables: { yes: true } } },
-      { label: 'behind @skip(if: $no)', operation: { query: 'query($no: Boolean!) { __typename __schema @skip(if: $no) { queryType { name } } }', variables: { no: false } } },
-      { label: '__type(name: $name)', operation: { query: 'query($name: String!) { __type(name: $name) { fields { name } } }', variables: { name: 'User' } } },
-      { label: 'the second operation of a document, chosen by operationName', operation: { query: 'query Harmless { __typename } query Leak { __schema { types { name } } }', variables: {} }, operationName: 'Leak' },
+      {
+        label: 'in a named fragment',
+        operation: { query: 'query { ...F } fragment F on Query { __schema { queryType { name } } }', variables: {} },
+      },
+      {
+        label: 'in a fragment of a fragment',
+        operation: {
+          query: 'query { ...A } fragment A on Query { ...B } fragment B on Query { __type(name: "User") { name } }',
+          variables: {},
+        },
+      },
+      {
+        label: 'in an inline fragment',
+        operation: { query: '{ ... on Query { __type(name: "Mutation") { fields { name } } } }', variables: {} },
+      },
+      {
+        label: 'behind @include(if: $yes)',
+        operation: {
+          query: 'query($yes: Boolean!) { serverInfo { name } __schema @include(if: $yes) { types { name } } }',
+          variables: { yes: true },
+        },
+      },
+      {
+        label: 'behind @skip(if: $no)',
+        operation: {
+          query: 'query($no: Boolean!) { __typename __schema @skip(if: $no) { queryType { name } } }',
+          variables: { no: false },
+        },
+      },
+      {
+        label: '__type(name: $name)',
+        operation: { query: 'query($name: String!) { __type(name: $name) { fields { name } } }', variables: { name: 'User' } },
+      },
+      {
+        label: 'the second operation of a document, chosen by operationName',
+        operation: { query: 'query Harmless { __typename } query Leak { __schema { types { name } } }', variables: {} },
+        operationName: 'Leak',
+      },
     ];
     const TRANSPORTS = ['POST', 'GET'] as const;
 
@@ -276,14 +358,18 @@ describe('attack suite: every attack refused, nothing changed', () => {
 
     it('is refused to anonymous, users and an admin on aal1, however it is hidden, and served to an admin on aal2', async () => {
       const refusedTo = ['anonymous', 'user', 'adminAal1'] as const;
-      const attacks = refusedTo.flatMap((viewer) => TRANSPORTS.flatMap((transport) => VARIANTS.map((variant) => ({ viewer, transport, variant }))));
+      const attacks = refusedTo.flatMap((viewer) =>
+        TRANSPORTS.flatMap((transport) => VARIANTS.map((variant) => ({ viewer, transport, variant }))),
+      );
       await inParallel(attacks, 16, async ({ viewer, transport, variant }) => {
         const response = await request(transport, variant, viewers[viewer]);
         const codes = codesOf(response);
         const expected = viewer === 'adminAal1' ? 'MFA_REQUIRED' : 'FORBIDDEN';
         let failure: string | null = null;
-        if (hasData(response) || /"(types|fields|queryType)"/.test(response.text)) failure = `schema leaked: ${response.text.slice(0, 200)}`;
-        else if (codes.length !== 1 || codes[0] !== expected) failure = `expected ${expected}, got HTTP ${response.status} ${JSON.stringify(codes)}`;
+        if (hasData(response) || /"(types|fields|queryType)"/.test(response.text))
+          failure = `schema leaked: ${response.text.slice(0, 200)}`;
+        else if (codes.length !== 1 || codes[0] !== expected)
+          failure = `expected ${expected}, got HTTP ${response.status} ${JSON.stringify(codes)}`;
         else if (viewer !== 'adminAal1' && response.status !== 403) failure = `HTTP ${response.status}`;
         ledger.record('introspection', `${viewer} ${transport} ${variant.label}`, failure);
       });
@@ -294,7 +380,8 @@ describe('attack suite: every attack refused, nothing changed', () => {
       for (const transport of TRANSPORTS) {
         for (const variant of VARIANTS) {
           const response = await request(transport, variant, viewers.admin);
-          if (response.status !== 200 || response.body?.errors || !hasData(response)) served.push(`${transport} ${variant.label}: HTTP ${response.status} ${response.text.slice(0, 200)}`);
+          if (response.status !== 200 || response.body?.errors || !hasData(response))
+            served.push(`${transport} ${variant.label}: HTTP ${response.status} ${response.text.slice(0, 200)}`);
         }
       }
       expect(served).toEqual([]);
@@ -321,12 +408,28 @@ describe('attack suite: every attack refused, nothing changed', () => {
 
       const variants: Record<string, (operation: Operation, headers: HeaderSet) => Promise<RawResponse>> = {
         'GET with the query string': (operation, headers) => send(getUrl(operation), { headers: { ...CROSS_SITE, ...headers } }),
-        'GET with a preflight header (as a non-browser client would)': (operation, headers) => send(getUrl(operation), { headers: { ...CROSS_SITE, 'apollo-require-preflight': 'true', ...headers } }),
+        'GET with a preflight header (as a non-browser client would)': (operation, headers) =>
+          send(getUrl(operation), { headers: { ...CROSS_SITE, 'apollo-require-preflight': 'true', ...headers } }),
         'form-encoded POST': (operation, headers) =>
-          send(server.url, { method: 'POST', headers: { ...CROSS_SITE, 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams({ query: operation.query, variables: JSON.stringify(operation.variables) }).toString() }),
-        'text/plain POST': (operation, headers) => send(server.url, { method: 'POST', headers: { ...CROSS_SITE, 'content-type': 'text/plain;charset=UTF-8', ...headers }, body: JSON.stringify(operation) }),
-        'text/plain POST with the query in the URL too': (operation, headers) => send(getUrl(operation), { method: 'POST', headers: { ...CROSS_SITE, 'content-type': 'text/plain', ...headers }, body: JSON.stringify(operation) }),
-        'POST without a Content-Type': (operation, headers) => send(server.url, { method: 'POST', headers: { ...CROSS_SITE, ...headers }, body: new Blob([JSON.stringify(operation)]) }),
+          send(server.url, {
+            method: 'POST',
+            headers: { ...CROSS_SITE, 'content-type': 'application/x-www-form-urlencoded', ...headers },
+            body: new URLSearchParams({ query: operation.query, variables: JSON.stringify(operation.variables) }).toString(),
+          }),
+        'text/plain POST': (operation, headers) =>
+          send(server.url, {
+            method: 'POST',
+            headers: { ...CROSS_SITE, 'content-type': 'text/plain;charset=UTF-8', ...headers },
+            body: JSON.stringify(operation),
+          }),
+        'text/plain POST with the query in the URL too': (operation, headers) =>
+          send(getUrl(operation), {
+            method: 'POST',
+            headers: { ...CROSS_SITE, 'content-type': 'text/plain', ...headers },
+            body: JSON.stringify(operation),
+          }),
+        'POST without a Content-Type': (operation, headers) =>
+          send(server.url, { method: 'POST', headers: { ...CROSS_SITE, ...headers }, body: new Blob([JSON.stringify(operation)]) }),
         'multipart/form-data POST': (operation, headers) => {
           const form = new FormData();
           form.set('operations', JSON.stringify(operation));
@@ -346,32 +449,44 @@ describe('attack suite: every attack refused, nothing changed', () => {
         }
         // A page cannot attach a bearer token cross-site; sent anyway, so that a hole would show on every mutation.
         const headers = isPublic(root.section, root.field.name) ? {} : viewers.user;
-        for (const [variant, run] of Object.entries(variants)) attacks.push({ label: `${root.key} by ${variant}`, run: () => run(operation, headers) });
+        for (const [variant, run] of Object.entries(variants))
+          attacks.push({ label: `${root.key} by ${variant}`, run: () => run(operation, headers) });
       }
       await inParallel(attacks, 16, async ({ label, run }) => {
         const response = await run();
         let failure: string | null = null;
-        if (response.status < 400 || response.status >= 500 || codesOf(response).length === 0) failure = `HTTP ${response.status}: ${response.text.slice(0, 200)}`;
+        if (response.status < 400 || response.status >= 500 || codesOf(response).length === 0)
+          failure = `HTTP ${response.status}: ${response.text.slice(0, 200)}`;
         else if (hasData(response)) failure = `data came back: ${response.text.slice(0, 200)}`;
-        else if (response.headers.get('access-control-allow-origin')) failure = `CORS allowed ${response.headers.get('access-control-allow-origin')}`;
+        else if (response.headers.get('access-control-allow-origin'))
+          failure = `CORS allowed ${response.headers.get('access-control-allow-origin')}`;
         ledger.record('CSRF', label, failure);
       });
       expect(ledger.succeededIn('CSRF')).toEqual([]);
       expect(changedTables(before, await fingerprint())).toEqual([]);
 
       // The controls: a native client's GET query is served, and its JSON signUp does change the database.
-      const get = await send(getUrl({ query: '{ serverInfo { name } }', variables: {} }), { headers: { 'apollo-require-preflight': 'true' } });
+      const get = await send(getUrl({ query: '{ serverInfo { name } }', variables: {} }), {
+        headers: { 'apollo-require-preflight': 'true' },
+      });
       expect({ status: get.status, body: get.body }).toEqual({ status: 200, body: { data: { serverInfo: { name: 'Bastion' } } } });
       const signUp = await postJson({ query: SIGN_UP, variables: { input: overrides.SignUpInput() } });
       expect(signUp.status).toBe(200);
-      expect(await dataSource.query('SELECT count(*)::int AS users FROM users WHERE id = $1', [(signUp.body?.data as { signUp: { user: { id: string } } }).signUp.user.id])).toEqual([{ users: 1 }]);
+      expect(
+        await dataSource.query('SELECT count(*)::int AS users FROM users WHERE id = $1', [
+          (signUp.body?.data as { signUp: { user: { id: string } } }).signUp.user.id,
+        ]),
+      ).toEqual([{ users: 1 }]);
       expect(changedTables(before, await fingerprint())).toContain('users');
     });
   });
 
   describe('forged and dead tokens on every non-public root field (§5, MB-1, RT-5)', () => {
     it('every one gets 401 UNAUTHENTICATED and no data, and nothing changes', async () => {
-      const [{ id: sessionId }] = await server.bastion.database.dataSource.query('SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL', [admin.id]);
+      const [{ id: sessionId }] = await server.bastion.database.dataSource.query(
+        'SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL',
+        [admin.id],
+      );
       // Forgeries claim the admin's live aal2 session: the most a forged token could hope to get.
       const makers = forgedTokenMakers(server, { userId: admin.id, sessionId });
       makers['an mfaToken (the password step of an MFA sign-in)'] = async () => {
@@ -386,7 +501,9 @@ describe('attack suite: every attack refused, nothing changed', () => {
         if (body.data?.signOut !== true) throw new Error(`signOut failed: ${JSON.stringify(body)}`);
         return leaver.accessToken;
       };
-      const tokens = Object.fromEntries(await Promise.all(Object.entries(makers).map(async ([label, make]) => [label, await make()] as const)));
+      const tokens = Object.fromEntries(
+        await Promise.all(Object.entries(makers).map(async ([label, make]) => [label, await make()] as const)),
+      );
       const rules = mergeRuleTrees(FEATURES.map((feature) => feature.rules));
       const guarded = rootFields(schema).filter((root) => (rules[root.section][root.field.name] as { name?: string }).name !== 'isPublic');
       expect(guarded.length).toBeGreaterThan(40);
@@ -394,9 +511,14 @@ describe('attack suite: every attack refused, nothing changed', () => {
 
       const attacks = Object.entries(tokens).flatMap(([label, token]) => guarded.map((root) => ({ label, token, root })));
       await inParallel(attacks, 16, async ({ label, token, root }) => {
-        const response = await postJson(rootOperation(root, requiredArguments(root.field), 'variables'), { authorization: `Bearer ${token}` });
+        const response = await postJson(rootOperation(root, requiredArguments(root.field), 'variables'), {
+          authorization: `Bearer ${token}`,
+        });
         const outcome = { status: response.status, codes: codesOf(response), hasData: response.body !== null && 'data' in response.body };
-        const failure = outcome.status === 401 && outcome.codes.length === 1 && outcome.codes[0] === 'UNAUTHENTICATED' && !outcome.hasData ? null : JSON.stringify(outcome);
+        const failure =
+          outcome.status === 401 && outcome.codes.length === 1 && outcome.codes[0] === 'UNAUTHENTICATED' && !outcome.hasData
+            ? null
+            : JSON.stringify(outcome);
         ledger.record('forged tokens', `${root.key} with ${label}`, failure);
       });
       expect(ledger.succeededIn('forged tokens')).toEqual([]);
@@ -410,24 +532,50 @@ describe('attack suite: every attack refused, nothing changed', () => {
     it('are refused with 400, never a 5xx, and change nothing', async () => {
       const signIn = { query: SIGN_IN, variables: { input: { email: user.email, password: user.password } } };
       const aliases = (count: number) => `{ ${Array.from({ length: count }, (_unused, index) => `m${index}: me { id }`).join(' ')} }`;
-      const nested = Array.from({ length: 30 }, (_unused, index) => `fragment F${index} on Post { comments { post { ...F${index + 1} } } }`).join(' ');
-      const fanOut = Array.from({ length: 20 }, (_unused, index) => `fragment U${index} on User { ...U${index + 1} ...U${index + 1} }`).join(' ');
+      const nested = Array.from(
+        { length: 30 },
+        (_unused, index) => `fragment F${index} on Post { comments { post { ...F${index + 1} } } }`,
+      ).join(' ');
+      const fanOut = Array.from(
+        { length: 20 },
+        (_unused, index) => `fragment U${index} on User { ...U${index + 1} ...U${index + 1} }`,
+      ).join(' ');
       const payloads: [label: string, payload: unknown][] = [
         ['an array batch of 10 signIn', Array.from({ length: 10 }, () => signIn)],
-        ['an array batch of signUp and me', [{ query: SIGN_UP, variables: { input: { email: `batch.${randomUUID()}@example.com`, password: strongPassword() } } }, { query: '{ me { id } }' }]],
+        [
+          'an array batch of signUp and me',
+          [
+            { query: SIGN_UP, variables: { input: { email: `batch.${randomUUID()}@example.com`, password: strongPassword() } } },
+            { query: '{ me { id } }' },
+          ],
+        ],
         ['an array batch of one signIn', [signIn]],
         ['1000 aliases of me', { query: aliases(1000) }],
         ['16 aliases of me', { query: aliases(16) }],
         ['fragments nested 30 deep', { query: `{ posts { edges { node { ...F0 } } } } ${nested} fragment F30 on Post { id }` }],
-        ['circular fragments', { query: '{ posts { edges { node { ...A } } } } fragment A on Post { comments { post { ...B } } } fragment B on Post { comments { post { ...A } } }' }],
+        [
+          'circular fragments',
+          {
+            query:
+              '{ posts { edges { node { ...A } } } } fragment A on Post { comments { post { ...B } } } fragment B on Post { comments { post { ...A } } }',
+          },
+        ],
         ['2^20 fragment fan-out inside me', { query: `{ me { ...U0 } } ${fanOut} fragment U20 on User { id }` }],
       ];
       const before = await fingerprint();
-      const attacks = (['anonymous', 'user', 'admin'] as const).flatMap((viewer) => payloads.map(([label, payload]) => ({ label: `${viewer}: ${label}`, payload, viewer })));
+      const attacks = (['anonymous', 'user', 'admin'] as const).flatMap((viewer) =>
+        payloads.map(([label, payload]) => ({ label: `${viewer}: ${label}`, payload, viewer })),
+      );
       await inParallel(attacks, 8, async ({ label, payload, viewer }) => {
         const response = await postJson(payload, viewers[viewer]);
         const codes = codesOf(response);
-        const failure = response.status === 400 && codes.length > 0 && codes.every((code) => REFUSED_AS_BAD_REQUEST.has(String(code))) && !hasData(response) ? null : `HTTP ${response.status} ${response.text.slice(0, 200)}`;
+        const failure =
+          response.status === 400 &&
+          codes.length > 0 &&
+          codes.every((code) => REFUSED_AS_BAD_REQUEST.has(String(code))) &&
+          !hasData(response)
+            ? null
+            : `HTTP ${response.status} ${response.text.slice(0, 200)}`;
         ledger.record('batching and aliases', label, failure);
       });
       expect(ledger.succeededIn('batching and aliases')).toEqual([]);

@@ -31,13 +31,23 @@ beforeAll(() => {
 });
 
 /** A child process of the compiled CLI, its output kept; `exited` resolves with its signal or exit code. */
-function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv): { child: ChildProcess; output: () => string; exited: Promise<string | number | null>; exitedBy: () => string | number | null | undefined } {
+function spawnCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<string | number | null>;
+  exitedBy: () => string | number | null | undefined;
+} {
   const child = spawn(process.execPath, [CLI_PATH, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let exitedBy: string | number | null | undefined;
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const exited = new Promise<string | number | null>((resolve) => child.once('exit', (code, signal) => resolve((exitedBy = signal ?? code))));
+  const exited = new Promise<string | number | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve((exitedBy = signal ?? code))),
+  );
   return { child, output: () => output, exited, exitedBy: () => exitedBy };
 }
 
@@ -89,7 +99,17 @@ describe('PostgreSQL stopped and started under load (a dedicated embedded server
     embedded = await EmbeddedPostgres.start({ dataDir, logger: createLogger({ level: 'warn', pretty: false }) });
     await embedded.ensureDatabase(DATABASE);
     bastion = await startBastion(
-      configWith({ databaseUrl: embedded.urlFor(DATABASE), port: 0, host: '127.0.0.1', migrateOnStart: true, rateLimitsEnabled: false, ...TEST_KEY_SETTINGS, backupSchedule: undefined, backupVerifySchedule: undefined, backupDir }),
+      configWith({
+        databaseUrl: embedded.urlFor(DATABASE),
+        port: 0,
+        host: '127.0.0.1',
+        migrateOnStart: true,
+        rateLimitsEnabled: false,
+        ...TEST_KEY_SETTINGS,
+        backupSchedule: undefined,
+        backupVerifySchedule: undefined,
+        backupDir,
+      }),
       { logger, clock },
     );
     const server: FactoryServer = { url: bastion.url, bastion, clock };
@@ -107,7 +127,12 @@ describe('PostgreSQL stopped and started under load (a dedicated embedded server
     const origin = new URL(url).origin;
     const outcomes: Outcome[] = [];
 
-    async function send(operation: Outcome['operation'], account: TestAccount, query: string, variables?: Record<string, unknown>): Promise<Outcome> {
+    async function send(
+      operation: Outcome['operation'],
+      account: TestAccount,
+      query: string,
+      variables?: Record<string, unknown>,
+    ): Promise<Outcome> {
       const startedAt = Date.now();
       let outcome: Outcome;
       try {
@@ -117,9 +142,19 @@ describe('PostgreSQL stopped and started under load (a dedicated embedded server
           body: JSON.stringify({ query, variables }),
           signal: AbortSignal.timeout(REQUEST_BOUND_MS + 5_000),
         });
-        const body = (await response.json()) as { data?: { createPost?: { id: string } } | null; errors?: { extensions?: { code?: unknown } }[] };
+        const body = (await response.json()) as {
+          data?: { createPost?: { id: string } } | null;
+          errors?: { extensions?: { code?: unknown } }[];
+        };
         const codes = body.errors?.map((error) => error.extensions?.code) ?? [];
-        outcome = { operation, startedAt, endedAt: Date.now(), status: response.status, codes, id: codes.length === 0 ? body.data?.createPost?.id : undefined };
+        outcome = {
+          operation,
+          startedAt,
+          endedAt: Date.now(),
+          status: response.status,
+          codes,
+          id: codes.length === 0 ? body.data?.createPost?.id : undefined,
+        };
       } catch {
         outcome = { operation, startedAt, endedAt: Date.now(), status: 0, codes: ['NETWORK'] };
       }
@@ -156,10 +191,16 @@ describe('PostgreSQL stopped and started under load (a dedicated embedded server
 
       // Healed: ready again, and a write goes through, polled from the moment the database is back.
       const probe = accounts[0];
-      const recoveryMs = await eventually(async () => (await readiness()) === 200 && (await send('createPost', probe, CREATE_POST, { input: { title: `fault probe ${Date.now()}` } })).id !== undefined, 15_000);
+      const recoveryMs = await eventually(
+        async () =>
+          (await readiness()) === 200 &&
+          (await send('createPost', probe, CREATE_POST, { input: { title: `fault probe ${Date.now()}` } })).id !== undefined,
+        15_000,
+      );
       const recoveredAt = Date.now();
       // Cross-instance invalidation heals too: the LISTEN connection is back (it retries with a growing backoff).
-      const relistened = () => logs.lines.find((line) => line.msg === 'notifications: reconnected and listening again' && Date.parse(String(line.time)) >= downAt);
+      const relistened = () =>
+        logs.lines.find((line) => line.msg === 'notifications: reconnected and listening again' && Date.parse(String(line.time)) >= downAt);
       await eventually(() => relistened() !== undefined, 15_000);
       const relistenMs = Date.parse(String(relistened()!.time)) - upAt;
       await new Promise((resolve) => setTimeout(resolve, HEALTHY_AFTER_MS));
@@ -174,7 +215,9 @@ describe('PostgreSQL stopped and started under load (a dedicated embedded server
       }
       const acknowledged = outcomes.filter((outcome) => outcome.id !== undefined);
       const stored = new Set<string>(
-        (await bastion!.database.dataSource.query("SELECT id::text AS id FROM posts WHERE title LIKE 'fault %'")).map((row: { id: string }) => row.id),
+        (await bastion!.database.dataSource.query("SELECT id::text AS id FROM posts WHERE title LIKE 'fault %'")).map(
+          (row: { id: string }) => row.id,
+        ),
       );
       const lost = acknowledged.filter((outcome) => !stored.has(outcome.id!));
       const slowest = Math.max(...outcomes.map((outcome) => outcome.endedAt - outcome.startedAt));
@@ -228,7 +271,10 @@ describe('kill -9 during a key re-encryption', () => {
       const account = await makeUser(server);
       const phone = `+4477009000${10 + index}`;
       const birthDate = `199${index}-0${index + 1}-1${index}`;
-      const created = await account.client.request<{ createProfile: { id: string } }>('mutation($input: CreateProfileInput!) { createProfile(input: $input) { id } }', { input: { displayName: `Owner ${index}`, phone, birthDate } });
+      const created = await account.client.request<{ createProfile: { id: string } }>(
+        'mutation($input: CreateProfileInput!) { createProfile(input: $input) { id } }',
+        { input: { displayName: `Owner ${index}`, phone, birthDate } },
+      );
       if (!created.body.data) throw new Error(`createProfile failed: ${JSON.stringify(created.body.errors)}`);
       owners.push({ account, profileId: created.body.data.createProfile.id, phone, birthDate });
       remember('profiles.phone', created.body.data.createProfile.id, phone);
@@ -237,7 +283,13 @@ describe('kill -9 during a key re-encryption', () => {
     // …and many more sealed here with the same keyring, as the server would (signing up thousands is argon2-bound).
     const keyring = testKeyring('k1');
     const users = { id: [] as string[], email: [] as string[], emailIndex: [] as string[] };
-    const profiles = { id: [] as string[], userId: [] as string[], phone: [] as string[], phoneIndex: [] as string[], birthDate: [] as string[] };
+    const profiles = {
+      id: [] as string[],
+      userId: [] as string[],
+      phone: [] as string[],
+      phoneIndex: [] as string[],
+      birthDate: [] as string[],
+    };
     for (let index = 0; index < BULK_PROFILES; index += 1) {
       const userId = randomUUID();
       const profileId = randomUUID();
@@ -257,7 +309,10 @@ describe('kill -9 during a key re-encryption', () => {
       remember('profiles.birth_date', profileId, birthDate);
     }
     const dataSource = server.bastion.database.dataSource;
-    await dataSource.query("INSERT INTO users (id, email, email_index, password_hash) SELECT id, email, email_index, 'not a hash: never signs in' FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, email, email_index)", [users.id, users.email, users.emailIndex]);
+    await dataSource.query(
+      "INSERT INTO users (id, email, email_index, password_hash) SELECT id, email, email_index, 'not a hash: never signs in' FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, email, email_index)",
+      [users.id, users.email, users.emailIndex],
+    );
     await dataSource.query(
       "INSERT INTO profiles (id, user_id, display_name, phone, phone_index, birth_date) SELECT id, user_id, 'Bulk', phone, phone_index, birth_date FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS t(id, user_id, phone, phone_index, birth_date)",
       [profiles.id, profiles.userId, profiles.phone, profiles.phoneIndex, profiles.birthDate],
@@ -271,7 +326,17 @@ describe('kill -9 during a key re-encryption', () => {
     expect(result).toMatchObject({ code: 0, stderr: '' });
     const columns = new Map<string, Record<string, number>>();
     for (const [, column, counts] of result.stdout.matchAll(/^ {2}(\w+\.\w+) +(.+)$/gm)) {
-      columns.set(column, counts === 'no rows' ? {} : Object.fromEntries(counts.split(' ').map((pair) => pair.split('=')).map(([kid, rows]) => [kid, Number(rows)])));
+      columns.set(
+        column,
+        counts === 'no rows'
+          ? {}
+          : Object.fromEntries(
+              counts
+                .split(' ')
+                .map((pair) => pair.split('='))
+                .map(([kid, rows]) => [kid, Number(rows)]),
+            ),
+      );
     }
     return { stdout: result.stdout, columns };
   }
@@ -284,7 +349,8 @@ describe('kill -9 during a key re-encryption', () => {
     let caught: RegExpExecArray | null = null;
     try {
       await eventually(() => {
-        if (first.exitedBy() !== undefined) throw new Error(`keys reencrypt ended (${first.exitedBy()}) before it could be killed:\n${first.output()}`);
+        if (first.exitedBy() !== undefined)
+          throw new Error(`keys reencrypt ended (${first.exitedBy()}) before it could be killed:\n${first.output()}`);
         caught = midway.exec(first.output());
         return caught !== null;
       }, 30_000);
@@ -298,12 +364,16 @@ describe('kill -9 during a key re-encryption', () => {
     // The kill landed midway: some column holds values under both keys, each row whole under one.
     expect(mixed.length).toBeGreaterThan(0);
 
-    const rerun = await runCliAgainst(server, ['keys', 'reencrypt', '--batch-size', '50'], { BASTION_ENCRYPTION_KEY_ID: 'k2', LOG_LEVEL: 'warn' });
+    const rerun = await runCliAgainst(server, ['keys', 'reencrypt', '--batch-size', '50'], {
+      BASTION_ENCRYPTION_KEY_ID: 'k2',
+      LOG_LEVEL: 'warn',
+    });
     expect(rerun.code).toBe(0);
     const rewritten = Number(/^re-encrypted (\d+) values?;/m.exec(rerun.stdout)?.[1]);
 
     const finished = await keyStatus();
-    for (const [column, counts] of finished.columns) expect({ column, kids: Object.keys(counts) }).toEqual({ column, kids: Object.keys(counts).length ? ['k2'] : [] });
+    for (const [column, counts] of finished.columns)
+      expect({ column, kids: Object.keys(counts) }).toEqual({ column, kids: Object.keys(counts).length ? ['k2'] : [] });
     expect(finished.columns.get('profiles.phone')).toEqual({ k2: BULK_PROFILES + owners.length });
     expect(finished.stdout).toMatch(/^ {2}k1 +in keyring +retired /m);
 
@@ -313,7 +383,10 @@ describe('kill -9 during a key re-encryption', () => {
     let checked = 0;
     for (const [domain, values] of expected) {
       const [table, column] = domain.split('.');
-      const rows: { id: string; value: string }[] = await dataSource.query(`SELECT id::text AS id, ${column} AS value FROM ${table} WHERE id = ANY($1::uuid[])`, [[...values.keys()]]);
+      const rows: { id: string; value: string }[] = await dataSource.query(
+        `SELECT id::text AS id, ${column} AS value FROM ${table} WHERE id = ANY($1::uuid[])`,
+        [[...values.keys()]],
+      );
       expect({ domain, rows: rows.length }).toEqual({ domain, rows: values.size });
       const wrong = rows.filter((row) => open(k2Only, row.value, domain).toString('utf8') !== values.get(row.id));
       expect({ domain, wrong: wrong.map((row) => row.id) }).toEqual({ domain, wrong: [] });
@@ -338,7 +411,18 @@ describe('kill -9 of `bastion serve` while it writes a backup', () => {
   type ApiBackup = { id: string; status: string; error: string | null; rows: number; verification: string | null };
   let database: TestDatabase;
   let backupDir: string;
-  const env = () => cliEnvAgainst({ database }, { PORT: '0', BACKUP_DIR: backupDir, BACKUP_SCHEDULE: 'off', BACKUP_VERIFY_SCHEDULE: 'off', LOG_LEVEL: 'info', BASTION_LOG_PRETTY: 'false' });
+  const env = () =>
+    cliEnvAgainst(
+      { database },
+      {
+        PORT: '0',
+        BACKUP_DIR: backupDir,
+        BACKUP_SCHEDULE: 'off',
+        BACKUP_VERIFY_SCHEDULE: 'off',
+        LOG_LEVEL: 'info',
+        BASTION_LOG_PRETTY: 'false',
+      },
+    );
   const children: ChildProcess[] = [];
 
   /** `bastion serve` in a child process; resolves once it logs the URL it serves (PORT=0 picks a free port). */
@@ -367,14 +451,20 @@ describe('kill -9 of `bastion serve` while it writes a backup', () => {
   /** An admin on an aal2 session, made the way an operator would: sign up, grant the role, enroll TOTP. Returns its access token. */
   async function makeAdmin(url: string): Promise<{ id: string; accessToken: string }> {
     const password = strongPassword();
-    const signedUp = await makeClient({ url }).request<{ signUp: { accessToken: string; user: { id: string } } }>(SIGN_UP, { input: { email: `admin.${randomUUID()}@example.com`, password } });
+    const signedUp = await makeClient({ url }).request<{ signUp: { accessToken: string; user: { id: string } } }>(SIGN_UP, {
+      input: { email: `admin.${randomUUID()}@example.com`, password },
+    });
     if (!signedUp.body.data) throw new Error(`signUp failed: ${JSON.stringify(signedUp.body.errors)}`);
     const { accessToken, user } = signedUp.body.data.signUp;
-    await withAdminClient(database.url, (client) => client.query("INSERT INTO user_roles (user_id, role_name) VALUES ($1, 'admin')", [user.id]));
+    await withAdminClient(database.url, (client) =>
+      client.query("INSERT INTO user_roles (user_id, role_name) VALUES ($1, 'admin')", [user.id]),
+    );
     const client = makeClient({ url }, { authorization: `Bearer ${accessToken}` });
     const enrolled = await client.request<{ enrollTotp: { secret: string } }>('mutation { enrollTotp { secret } }');
     const secret = enrolled.body.data!.enrollTotp.secret;
-    const confirmed = await client.request('mutation($input: ConfirmTotpInput!) { confirmTotp(input: $input) { codes } }', { input: { code: await totpCode({ secret, now: new Date() }), currentPassword: password } });
+    const confirmed = await client.request('mutation($input: ConfirmTotpInput!) { confirmTotp(input: $input) { codes } }', {
+      input: { code: await totpCode({ secret, now: new Date() }), currentPassword: password },
+    });
     if (confirmed.body.errors) throw new Error(`confirmTotp failed: ${JSON.stringify(confirmed.body.errors)}`);
     return { id: user.id, accessToken };
   }
@@ -383,18 +473,33 @@ describe('kill -9 of `bastion serve` while it writes a backup', () => {
     const first = await serve();
     const admin = await makeAdmin(first.url);
     const asAdmin = (url: string): GraphQLClient => makeClient({ url }, { authorization: `Bearer ${admin.accessToken}` });
-    await withAdminClient(database.url, (client) => client.query("INSERT INTO posts (author_id, title, body) SELECT $1, 'row ' || n, repeat(md5(n::text), 4) FROM generate_series(1, $2::int) AS n", [admin.id, POSTS]));
+    await withAdminClient(database.url, (client) =>
+      client.query(
+        "INSERT INTO posts (author_id, title, body) SELECT $1, 'row ' || n, repeat(md5(n::text), 4) FROM generate_series(1, $2::int) AS n",
+        [admin.id, POSTS],
+      ),
+    );
 
     // createBackup answers when the archive is done: it never will be.
-    const answer = asAdmin(first.url).request('mutation { createBackup { id } }').catch((error: Error) => error);
+    const answer = asAdmin(first.url)
+      .request('mutation { createBackup { id } }')
+      .catch((error: Error) => error);
     // Killed once table data is flowing into the temporary file (past the first 256 KiB).
     const partialFile = () =>
-      fs.readdirSync(backupDir).find((name) => /^\.bastion-.*\.bbak\.partial$/.test(name) && (fs.statSync(path.join(backupDir, name), { throwIfNoEntry: false })?.size ?? 0) > 256 * 1024);
+      fs
+        .readdirSync(backupDir)
+        .find(
+          (name) =>
+            /^\.bastion-.*\.bbak\.partial$/.test(name) &&
+            (fs.statSync(path.join(backupDir, name), { throwIfNoEntry: false })?.size ?? 0) > 256 * 1024,
+        );
     let partial: string | undefined;
     try {
       await eventually(() => {
-        if (first.exitedBy() !== undefined) throw new Error(`serve ended (${first.exitedBy()}) before it could be killed:\n${first.output()}`);
-        if (fs.readdirSync(backupDir).some((name) => name.endsWith('.bbak'))) throw new Error('the backup finished before it could be killed: add rows');
+        if (first.exitedBy() !== undefined)
+          throw new Error(`serve ended (${first.exitedBy()}) before it could be killed:\n${first.output()}`);
+        if (fs.readdirSync(backupDir).some((name) => name.endsWith('.bbak')))
+          throw new Error('the backup finished before it could be killed: add rows');
         partial = partialFile();
         return partial !== undefined;
       }, 30_000);
@@ -408,7 +513,8 @@ describe('kill -9 of `bastion serve` while it writes a backup', () => {
     expect(id).toBeDefined();
     // Nothing that looks like a finished archive: only the temporary file, named as such.
     expect(fs.readdirSync(backupDir)).toEqual([partial]);
-    const statusInDatabase = async () => (await withAdminClient(database.url, (client) => client.query('SELECT status FROM backups WHERE id = $1', [id]))).rows[0]?.status;
+    const statusInDatabase = async () =>
+      (await withAdminClient(database.url, (client) => client.query('SELECT status FROM backups WHERE id = $1', [id]))).rows[0]?.status;
     expect(await statusInDatabase()).toBe('creating');
 
     const second = await serve();
@@ -421,7 +527,14 @@ describe('kill -9 of `bastion serve` while it writes a backup', () => {
       listed = body.data!.backups;
       return listed.find((backup) => backup.id === id)?.status === 'FAILED';
     }, 15_000);
-    expect(listed).toEqual([expect.objectContaining({ id, status: 'FAILED', error: 'interrupted: the process writing it stopped before it finished', verification: null })]);
+    expect(listed).toEqual([
+      expect.objectContaining({
+        id,
+        status: 'FAILED',
+        error: 'interrupted: the process writing it stopped before it finished',
+        verification: null,
+      }),
+    ]);
     expect(fs.readdirSync(backupDir)).toEqual([]);
     expect(codesOf(await admin2.request(`mutation($id: ID!) { verifyBackup(id: $id) { id } }`, { id }))).toEqual(['NOT_FOUND']);
 
@@ -431,12 +544,20 @@ describe('kill -9 of `bastion serve` while it writes a backup', () => {
     expect(fresh).toMatchObject({ status: 'COMPLETE', error: null });
     expect(fresh.rows).toBeGreaterThan(POSTS);
     expect(fs.readdirSync(backupDir)).toEqual([expect.stringMatching(new RegExp(`^bastion-\\d{8}T\\d{6}Z-${fresh.id}\\.bbak$`))]);
-    const verified = await admin2.request<{ verifyBackup: ApiBackup }>(`mutation($id: ID!) { verifyBackup(id: $id) { ${FIELDS} } }`, { id: fresh.id });
+    const verified = await admin2.request<{ verifyBackup: ApiBackup }>(`mutation($id: ID!) { verifyBackup(id: $id) { ${FIELDS} } }`, {
+      id: fresh.id,
+    });
     expect(verified.body.errors).toBeUndefined();
-    expect(verified.body.data!.verifyBackup).toMatchObject({ id: fresh.id, status: 'VERIFIED', verification: expect.stringMatching(/match the manifest$/) });
+    expect(verified.body.data!.verifyBackup).toMatchObject({
+      id: fresh.id,
+      status: 'VERIFIED',
+      verification: expect.stringMatching(/match the manifest$/),
+    });
 
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
-    console.log(`backup: serve killed while writing ${partial} (${POSTS} posts); after restart the entry was FAILED within ${abandonedAfterMs} ms, the temporary file gone; a new backup of ${fresh.rows} rows COMPLETE and VERIFIED`);
+    console.log(
+      `backup: serve killed while writing ${partial} (${POSTS} posts); after restart the entry was FAILED within ${abandonedAfterMs} ms, the temporary file gone; a new backup of ${fresh.rows} rows COMPLETE and VERIFIED`,
+    );
   }, 120_000);
 });

@@ -126,17 +126,24 @@ export class OperationBuilder {
     const fields = Object.values(root.getFields());
     const selections: string[] = [];
     const count = this.draw.chance(0.8) ? 1 : this.draw.int(2, 3);
-    for (let index = 0; index < count; index += 1) selections.push(this.field(this.draw.pick(fields), 1, index > 0 ? `r${index}` : undefined));
+    for (let index = 0; index < count; index += 1)
+      selections.push(this.field(this.draw.pick(fields), 1, index > 0 ? `r${index}` : undefined));
     const name = this.draw.chance(0.3) ? ` Fuzz${this.draw.int(0, 99)}` : '';
     const declared = this.declarations.length > 0 ? `(${this.declarations.join(', ')})` : '';
     const keyword = mutation ? 'mutation' : this.draw.chance(0.5) && !declared && !name ? '' : 'query';
-    return { query: `${keyword}${name}${declared} { ${selections.join(' ')} }`, variables: this.draw.chance(0.97) ? this.variables : undefined, operationName: name ? name.trim() : undefined };
+    return {
+      query: `${keyword}${name}${declared} { ${selections.join(' ')} }`,
+      variables: this.draw.chance(0.97) ? this.variables : undefined,
+      operationName: name ? name.trim() : undefined,
+    };
   }
 
   private field(field: GraphQLField<unknown, unknown>, depth: number, alias?: string): string {
-    const args = field.args.filter((arg) => isNonNullType(arg.type) && arg.defaultValue === undefined ? true : this.draw.chance(0.35));
+    const args = field.args.filter((arg) => (isNonNullType(arg.type) && arg.defaultValue === undefined ? true : this.draw.chance(0.35)));
     const argumentText = args.map((arg) => `${arg.name}: ${this.argument(arg.name, arg.type)}`).join(', ');
-    const directive = this.draw.chance(0.05) ? this.draw.pick([' @include(if: true)', ' @skip(if: false)', ' @skip(if: true)', ' @include(if: false)']) : '';
+    const directive = this.draw.chance(0.05)
+      ? this.draw.pick([' @include(if: true)', ' @skip(if: false)', ' @skip(if: true)', ' @include(if: false)'])
+      : '';
     return `${alias ? `${alias}: ` : ''}${field.name}${argumentText ? `(${argumentText})` : ''}${directive}${this.selection(field.type, depth + 1)}`;
   }
 
@@ -144,7 +151,10 @@ export class OperationBuilder {
     const named = getNamedType(type);
     if (isLeafType(named)) return '';
     if (isUnionType(named)) {
-      return ` { __typename ${named.getTypes().map((member) => `... on ${member.name}${this.selection(member, depth + 1)}`).join(' ')} }`;
+      return ` { __typename ${named
+        .getTypes()
+        .map((member) => `... on ${member.name}${this.selection(member, depth + 1)}`)
+        .join(' ')} }`;
     }
     const objectType = named as GraphQLObjectType;
     const fields = Object.values(objectType.getFields());
@@ -188,7 +198,12 @@ export class OperationBuilder {
         const required = isNonNullType(field.type) && field.defaultValue === undefined;
         if (required || (depth < 3 && this.draw.chance(0.3))) input[field.name] = this.value(field.type, field.name, depth + 1);
       }
-      if (this.draw.chance(0.02)) input[this.draw.pick(['role', 'roles', 'userId', 'ownerId', 'isAdmin', 'id'])] = this.draw.pick(['admin', true, this.draw.pick(this.ids.userIds)]);
+      if (this.draw.chance(0.02))
+        input[this.draw.pick(['role', 'roles', 'userId', 'ownerId', 'isAdmin', 'id'])] = this.draw.pick([
+          'admin',
+          true,
+          this.draw.pick(this.ids.userIds),
+        ]);
       if (this.draw.chance(0.02)) prototypeKeys({ role: 'admin' }, input);
       return input;
     }
@@ -198,24 +213,30 @@ export class OperationBuilder {
   private plausible(type: GraphQLInputType, name: string, depth: number): unknown {
     if (isNonNullType(type)) return this.plausible(type.ofType, name, depth);
     // AND/OR below the first level would only add more of the same.
-    if (isListType(type)) return Array.from({ length: depth < 2 ? this.draw.int(1, 2) : 0 }, () => this.plausible(type.ofType, name, depth + 1));
+    if (isListType(type))
+      return Array.from({ length: depth < 2 ? this.draw.int(1, 2) : 0 }, () => this.plausible(type.ofType, name, depth + 1));
     if (isEnumType(type)) return this.draw.pick(type.getValues()).name;
     if (isInputObjectType(type)) {
-      const fields = Object.values(type.getFields()).filter((field) => depth < 2 || (isNonNullType(field.type) && field.defaultValue === undefined));
+      const fields = Object.values(type.getFields()).filter(
+        (field) => depth < 2 || (isNonNullType(field.type) && field.defaultValue === undefined),
+      );
       return Object.fromEntries(fields.map((field) => [field.name, this.plausible(field.type, field.name, depth + 1)]));
     }
     const named = getNamedType(type);
     if (named.name === 'String') return this.draw.pick(PLAUSIBLE_STRINGS[name] ?? ['fuzz', 'hello world', 'Zoë']);
     if (named.name === 'Int') return this.draw.int(1, 50);
     if (named.name === 'Float') return this.draw.int(0, 1000) / 10;
-    if (named.name === 'DateTimeISO') return this.draw.pick(['2026-03-01T12:00:00.000Z', '2025-12-31T23:59:59.999Z', '2027-01-01T00:00:00.000Z']);
+    if (named.name === 'DateTimeISO')
+      return this.draw.pick(['2026-03-01T12:00:00.000Z', '2025-12-31T23:59:59.999Z', '2027-01-01T00:00:00.000Z']);
     return this.scalar(named, name);
   }
 
   private scalar(type: GraphQLNamedType, name: string): unknown {
     switch (type.name) {
       case 'ID':
-        return this.draw.chance(0.6) ? this.draw.pick([...this.ids.userIds, ...this.ids.postIds, ...this.ids.commentIds, ...this.ids.profileIds]) : this.draw.from(fc.oneof(fc.uuid(), hostileString));
+        return this.draw.chance(0.6)
+          ? this.draw.pick([...this.ids.userIds, ...this.ids.postIds, ...this.ids.commentIds, ...this.ids.profileIds])
+          : this.draw.from(fc.oneof(fc.uuid(), hostileString));
       case 'Int':
         return this.draw.from(hostileInt);
       case 'Float':
@@ -245,9 +266,12 @@ export function literal(value: unknown, type?: GraphQLInputType): string {
     return JSON.stringify(value);
   }
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) return `[${value.map((item) => literal(item, inner && isListType(inner) ? inner.ofType : undefined)).join(', ')}]`;
+  if (Array.isArray(value))
+    return `[${value.map((item) => literal(item, inner && isListType(inner) ? inner.ofType : undefined)).join(', ')}]`;
   const fields = named && isInputObjectType(named) ? named.getFields() : {};
-  return `{${Object.entries(value as Record<string, unknown>).map(([key, item]) => `${key}: ${literal(item, fields[key]?.type)}`).join(', ')}}`;
+  return `{${Object.entries(value as Record<string, unknown>)
+    .map(([key, item]) => `${key}: ${literal(item, fields[key]?.type)}`)
+    .join(', ')}}`;
 }
 
 export interface VariableOperation {
@@ -264,7 +288,10 @@ function variableOperationsOf(schema: GraphQLSchema): VariableOperation[] {
       const args = field.args;
       const selection = isLeafType(getNamedType(field.type)) ? '' : ' { __typename }';
       const keyword = root === schema.getQueryType() ? 'query' : 'mutation';
-      operations.push({ query: `${keyword}(${args.map((arg) => `$${arg.name}: ${String(arg.type)}`).join(', ')}) { ${field.name}(${args.map((arg) => `${arg.name}: $${arg.name}`).join(', ')})${selection} }`, args });
+      operations.push({
+        query: `${keyword}(${args.map((arg) => `$${arg.name}: ${String(arg.type)}`).join(', ')}) { ${field.name}(${args.map((arg) => `${arg.name}: $${arg.name}`).join(', ')})${selection} }`,
+        args,
+      });
     }
   }
   return operations;

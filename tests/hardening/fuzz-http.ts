@@ -38,8 +38,16 @@ export function sendHttp(origin: URL, request: FuzzRequest, agent: http.Agent): 
     // Given as a list, headers are sent as they are: node adds neither Host nor Content-Length then.
     const named = new Set(request.headers.map(([name]) => name.toLowerCase()));
     if (!named.has('host')) flatHeaders.push('host', origin.host);
-    if (request.body && !named.has('content-length') && !named.has('transfer-encoding')) flatHeaders.push('content-length', String(request.body.length));
-    const outgoing = http.request({ host: origin.hostname, port: origin.port, method: request.method, path: request.path, headers: flatHeaders, agent });
+    if (request.body && !named.has('content-length') && !named.has('transfer-encoding'))
+      flatHeaders.push('content-length', String(request.body.length));
+    const outgoing = http.request({
+      host: origin.hostname,
+      port: origin.port,
+      method: request.method,
+      path: request.path,
+      headers: flatHeaders,
+      agent,
+    });
     let answered = false;
     const timer = setTimeout(() => outgoing.destroy(new Error(`no response within ${RESPONSE_TIMEOUT_MS} ms`)), RESPONSE_TIMEOUT_MS);
     outgoing.on('response', (response) => {
@@ -50,7 +58,11 @@ export function sendHttp(origin: URL, request: FuzzRequest, agent: http.Agent): 
       // A server that answers early (413) may close before all of it is read: what arrived is the answer.
       response.on('close', () => {
         clearTimeout(timer);
-        resolve({ status: response.statusCode ?? 0, contentType: String(response.headers['content-type'] ?? ''), body: Buffer.concat(chunks).toString('utf8') });
+        resolve({
+          status: response.statusCode ?? 0,
+          contentType: String(response.headers['content-type'] ?? ''),
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
       });
     });
     outgoing.on('error', (error: NodeJS.ErrnoException) => {

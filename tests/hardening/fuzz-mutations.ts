@@ -14,7 +14,8 @@ export function tokensOf(text: string): string[] {
   const lexer = new Lexer(new Source(text));
   const tokens: string[] = [];
   try {
-    for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) tokens.push(text.slice(token.start, token.end));
+    for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance())
+      tokens.push(text.slice(token.start, token.end));
   } catch {
     return text.split(/\s+/).filter(Boolean);
   }
@@ -32,8 +33,34 @@ export function schemaNames(schema: GraphQLSchema): string[] {
 }
 
 const PUNCTUATORS = ['{', '}', '(', ')', '[', ']', ':', '!', '=', '$', '@', '...', '|', '&', ','];
-const KEYWORDS = ['query', 'mutation', 'subscription', 'fragment', 'on', 'true', 'false', 'null', '__typename', '__schema', '__type', 'schema', 'extend', 'type', 'directive'];
-const DIRECTIVES = ['@skip(if: true)', '@include(if: false)', '@include(if: $v)', '@deprecated', '@specifiedBy(url: "x")', '@defer', '@stream', '@oneOf', '@nope(a: 1)'];
+const KEYWORDS = [
+  'query',
+  'mutation',
+  'subscription',
+  'fragment',
+  'on',
+  'true',
+  'false',
+  'null',
+  '__typename',
+  '__schema',
+  '__type',
+  'schema',
+  'extend',
+  'type',
+  'directive',
+];
+const DIRECTIVES = [
+  '@skip(if: true)',
+  '@include(if: false)',
+  '@include(if: $v)',
+  '@deprecated',
+  '@specifiedBy(url: "x")',
+  '@defer',
+  '@stream',
+  '@oneOf',
+  '@nope(a: 1)',
+];
 
 /** One to five token edits: drop, duplicate, insert, swap, rename, re-value, truncate. */
 export function mutateDocument(draw: Draw, text: string, names: readonly string[]): string {
@@ -124,15 +151,25 @@ export function structuralAttack(draw: Draw, ids: FuzzIds): GraphQLBody {
       // Alias overloading (GQ-5), and brute force through aliases (GQ-14).
       return { query: `{ ${Array.from({ length: count }, (_, index) => `a${index}: __typename`).join(' ')} }` };
     case 6:
-      return { query: `mutation { ${Array.from({ length: Math.min(count, 300) }, (_, index) => `a${index}: signIn(input: { email: "nobody@example.com", password: "guess-${index}" }) { __typename }`).join(' ')} }` };
+      return {
+        query: `mutation { ${Array.from({ length: Math.min(count, 300) }, (_, index) => `a${index}: signIn(input: { email: "nobody@example.com", password: "guess-${index}" }) { __typename }`).join(' ')} }`,
+      };
     case 7: {
       // Fragment cycles (GQ-4): self, pair, and a long ring.
       const ring = Math.min(count, 200);
-      return { query: draw.pick(['{ ...A } fragment A on Query { ...A }', '{ ...A } fragment A on Query { serverInfo { name } ...B } fragment B on Query { ...A }', `{ ...F0 } ${Array.from({ length: ring }, (_, index) => `fragment F${index} on Query { ...F${(index + 1) % ring} }`).join(' ')}`]) };
+      return {
+        query: draw.pick([
+          '{ ...A } fragment A on Query { ...A }',
+          '{ ...A } fragment A on Query { serverInfo { name } ...B } fragment B on Query { ...A }',
+          `{ ...F0 } ${Array.from({ length: ring }, (_, index) => `fragment F${index} on Query { ...F${(index + 1) % ring} }`).join(' ')}`,
+        ]),
+      };
     }
     case 8:
       // Fragment fan-out (GQ-17): each fragment spreads the next one twice.
-      return { query: `{ ...F0 } ${Array.from({ length: Math.min(depth, 60) }, (_, index) => `fragment F${index} on Query { serverInfo { name } ...F${index + 1} ...F${index + 1} }`).join(' ')} fragment F${Math.min(depth, 60)} on Query { __typename }` };
+      return {
+        query: `{ ...F0 } ${Array.from({ length: Math.min(depth, 60) }, (_, index) => `fragment F${index} on Query { serverInfo { name } ...F${index + 1} ...F${index + 1} }`).join(' ')} fragment F${Math.min(depth, 60)} on Query { __typename }`,
+      };
     case 9:
       // Directive overloading (GQ-7), known and unknown.
       return { query: `{ __typename ${Array.from({ length: Math.min(count, 500) }, () => draw.pick(DIRECTIVES)).join(' ')} }` };
@@ -144,11 +181,38 @@ export function structuralAttack(draw: Draw, ids: FuzzIds): GraphQLBody {
       return { query: `{ posts(first: ${draw.pick(NUMBER_TOKENS)}) { totalCount } }` };
     case 13:
       // Many operations in one document, with a wrong or missing operationName.
-      return { query: Array.from({ length: Math.min(count, 200) }, (_, index) => `query Q${index} { __typename }`).join(' '), operationName: draw.pick([undefined, 'Q0', 'Nope', 7, ['Q0'], { name: 'Q0' }, '']) };
+      return {
+        query: Array.from({ length: Math.min(count, 200) }, (_, index) => `query Q${index} { __typename }`).join(' '),
+        operationName: draw.pick([undefined, 'Q0', 'Nope', 7, ['Q0'], { name: 'Q0' }, '']),
+      };
     case 14:
       // Variables declared many times, or of an unknown type, or used where undeclared.
-      return { query: draw.pick([`query(${Array.from({ length: Math.min(count, 300) }, () => '$a: Int').join(', ')}) { __typename }`, 'query($a: Nope) { __typename }', '{ post(id: $undeclared) { id } }', 'query($a: [[[[[Int]]]]] = [[[[[1]]]]]) { __typename }']), variables: { a: 1 } };
+      return {
+        query: draw.pick([
+          `query(${Array.from({ length: Math.min(count, 300) }, () => '$a: Int').join(', ')}) { __typename }`,
+          'query($a: Nope) { __typename }',
+          '{ post(id: $undeclared) { id } }',
+          'query($a: [[[[[Int]]]]] = [[[[[1]]]]]) { __typename }',
+        ]),
+        variables: { a: 1 },
+      };
     default:
-      return { query: draw.pick(['{ __schema { types { name fields { name } } } }', '{ __type(name: "User") { fields { name } } }', 'subscription { me { id } }', 'query { me { id } } mutation { signOut }', '', ' ', '#', '{}', '{ }', 'query', '"""', '"\\u', '\uFEFF{ __typename }']) };
+      return {
+        query: draw.pick([
+          '{ __schema { types { name fields { name } } } }',
+          '{ __type(name: "User") { fields { name } } }',
+          'subscription { me { id } }',
+          'query { me { id } } mutation { signOut }',
+          '',
+          ' ',
+          '#',
+          '{}',
+          '{ }',
+          'query',
+          '"""',
+          '"\\u',
+          '\uFEFF{ __typename }',
+        ]),
+      };
   }
 }

@@ -48,7 +48,14 @@ export function authHeaders(context: FuzzContext, auth: Auth): Headers {
 export function graphqlPost(context: FuzzContext, kind: string, auth: Auth, body: GraphQLBody | Buffer | string): FuzzRequest {
   const bytes = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
   const safeAuth: Auth = endsTheRun(bytes.toString('latin1')) ? 'anonymous' : auth;
-  return { kind, auth: safeAuth, method: 'POST', path: '/graphql', headers: [['content-type', 'application/json'], ...authHeaders(context, safeAuth)], body: bytes };
+  return {
+    kind,
+    auth: safeAuth,
+    method: 'POST',
+    path: '/graphql',
+    headers: [['content-type', 'application/json'], ...authHeaders(context, safeAuth)],
+    body: bytes,
+  };
 }
 
 export function generatedOperation(draw: Draw, context: FuzzContext): FuzzRequest {
@@ -63,7 +70,9 @@ export function generatedOperation(draw: Draw, context: FuzzContext): FuzzReques
 export function edgesInPlausible(draw: Draw, context: FuzzContext): FuzzRequest {
   const operation = draw.pick(variableOperations(context.schema));
   const builder = new OperationBuilder(context.schema, draw, context.ids, true);
-  const variables: Record<string, unknown> = Object.fromEntries(operation.args.map((arg) => [arg.name, builder.value(arg.type, arg.name, 0)]));
+  const variables: Record<string, unknown> = Object.fromEntries(
+    operation.args.map((arg) => [arg.name, builder.value(arg.type, arg.name, 0)]),
+  );
   const leaves: { holder: Record<string, unknown>; key: string }[] = [];
   const pending: unknown[] = [variables];
   while (pending.length > 0) {
@@ -84,8 +93,13 @@ export function edgesInPlausible(draw: Draw, context: FuzzContext): FuzzRequest 
 
 export function mutatedOperation(draw: Draw, context: FuzzContext): FuzzRequest {
   const fromCorpus = draw.chance(0.5);
-  const original = fromCorpus ? { query: draw.pick(context.corpus), variables: undefined } : new OperationBuilder(context.schema, draw, context.ids).operation();
-  return graphqlPost(context, fromCorpus ? 'mutated-corpus' : 'mutated-generated', pickAuth(draw), { ...original, query: mutateDocument(draw, original.query, context.names) });
+  const original = fromCorpus
+    ? { query: draw.pick(context.corpus), variables: undefined }
+    : new OperationBuilder(context.schema, draw, context.ids).operation();
+  return graphqlPost(context, fromCorpus ? 'mutated-corpus' : 'mutated-generated', pickAuth(draw), {
+    ...original,
+    query: mutateDocument(draw, original.query, context.names),
+  });
 }
 
 export function structural(draw: Draw, context: FuzzContext): FuzzRequest {
@@ -135,19 +149,28 @@ export function hostileVariables(draw: Draw, context: FuzzContext): FuzzRequest 
         break;
       case 1:
         // Deep objects, up to what fits in the body limit: through AND/OR where the type recurses.
-        variables[arg.name] = deepObject(draw.pick([10, 100, 1_000, 5_000, 12_000]), isRecursive(arg) ? draw.pick(['AND', 'OR']) : draw.pick(['a', '__proto__']), raw);
+        variables[arg.name] = deepObject(
+          draw.pick([10, 100, 1_000, 5_000, 12_000]),
+          isRecursive(arg) ? draw.pick(['AND', 'OR']) : draw.pick(['a', '__proto__']),
+          raw,
+        );
         break;
       case 2:
         variables[arg.name] = deepArray(draw.int(10, 40_000), raw);
         break;
       case 3:
         // Long arrays and long strings, under and over the body limit (1 MB must be a 4xx).
-        variables[arg.name] = draw.chance(0.5) ? new Array(draw.int(100, 50_000)).fill(draw.chance(0.5) ? 'x' : 1) : 'z'.repeat(draw.pick([1_000, 60_000, 99_000, 120_000, 1_048_576]));
+        variables[arg.name] = draw.chance(0.5)
+          ? new Array(draw.int(100, 50_000)).fill(draw.chance(0.5) ? 'x' : 1)
+          : 'z'.repeat(draw.pick([1_000, 60_000, 99_000, 120_000, 1_048_576]));
         break;
       case 4:
         {
           const value = builder.value(arg.type, arg.name, 0);
-          variables[arg.name] = value !== null && typeof value === 'object' && !Array.isArray(value) ? prototypeKeys({ role: 'admin', isAdmin: true }, value as Record<string, unknown>) : prototypeKeys({ role: 'admin' });
+          variables[arg.name] =
+            value !== null && typeof value === 'object' && !Array.isArray(value)
+              ? prototypeKeys({ role: 'admin', isAdmin: true }, value as Record<string, unknown>)
+              : prototypeKeys({ role: 'admin' });
         }
         break;
       default:

@@ -31,7 +31,8 @@ function fuzzSeed(): number {
 
 /** The families and how much of the run each gets: most of it GraphQL that reaches the resolvers. */
 function fuzzRequests(context: FuzzContext): fc.Arbitrary<FuzzRequest> {
-  const family = (build: (draw: Draw, context: FuzzContext) => FuzzRequest) => fc.gen().map((generate) => build(new Draw(generate), context));
+  const family = (build: (draw: Draw, context: FuzzContext) => FuzzRequest) =>
+    fc.gen().map((generate) => build(new Draw(generate), context));
   return fc.oneof(
     { arbitrary: family(generatedOperation), weight: 16 },
     { arbitrary: family(edgesInPlausible), weight: 20 },
@@ -80,11 +81,13 @@ function problemsOf(request: FuzzRequest, response: FuzzResponse, bodyLimitBytes
   const echoed = `${request.path} ${request.headers.map(([name, value]) => `${name}: ${value}`).join('\n')} ${sent?.toString('utf8') ?? ''} ${sent?.toString('latin1') ?? ''}`;
   for (const leak of LEAKS) {
     const match = leak.exec(response.body);
-    if (match && !echoed.includes(match[0])) problems.push(`leak ${leak}: …${response.body.slice(Math.max(0, match.index - 60), match.index + 80)}…`);
+    if (match && !echoed.includes(match[0]))
+      problems.push(`leak ${leak}: …${response.body.slice(Math.max(0, match.index - 60), match.index + 80)}…`);
   }
   // Refused with a 4xx however it is labelled (BASTION_BODY_LIMIT); a compressed body is measured inflated, by the server.
   const compressed = request.headers.some(([name]) => name.toLowerCase() === 'content-encoding');
-  if (overLimit && !compressed && !(response.status >= 400 && response.status < 500)) problems.push(`a ${request.body!.length}-byte body got HTTP ${response.status}, not a 4xx`);
+  if (overLimit && !compressed && !(response.status >= 400 && response.status < 500))
+    problems.push(`a ${request.body!.length}-byte body got HTTP ${response.status}, not a 4xx`);
   return problems;
 }
 
@@ -99,7 +102,9 @@ interface Finding {
 /** A request as a reader can replay it: method, path, headers and the start of the body; tokens by name only. */
 function describeRequest(request: FuzzRequest): string {
   const clip = (text: string, length: number) => (text.length > length ? `${text.slice(0, length)}… (${text.length} chars)` : text);
-  const headers = request.headers.map(([name, value]) => `${name}: ${clip(name === 'authorization' && request.auth !== 'as-is' ? `<${request.auth} token>` : value, 120)}`);
+  const headers = request.headers.map(
+    ([name, value]) => `${name}: ${clip(name === 'authorization' && request.auth !== 'as-is' ? `<${request.auth} token>` : value, 120)}`,
+  );
   const body = (request.raw ?? request.body)?.toString(request.raw ? 'latin1' : 'utf8') ?? '';
   return `[${request.kind}, ${request.auth}] ${request.method} ${clip(request.path, 300)}\n  ${headers.slice(0, 8).join('\n  ')}${headers.length > 8 ? `\n  … ${headers.length - 8} more headers` : ''}\n  body: ${JSON.stringify(clip(body, 600))}`;
 }
@@ -113,7 +118,10 @@ function report(findings: readonly Finding[]): string[] {
     entry.count += 1;
     bySignature.set(signature, entry);
   }
-  return [...bySignature].map(([signature, { count, example }]) => `${count} × ${signature}\n  e.g. ${example.where}: ${example.problems.join('; ')}\n${describeRequest(example.request)}\n  answer: ${example.body}`);
+  return [...bySignature].map(
+    ([signature, { count, example }]) =>
+      `${count} × ${signature}\n  e.g. ${example.where}: ${example.problems.join('; ')}\n${describeRequest(example.request)}\n  answer: ${example.body}`,
+  );
 }
 
 /** Runs `work` over `items` with at most `limit` in flight. */
@@ -147,13 +155,23 @@ describe('fuzzing the HTTP surface (issue 11, part 1)', () => {
         'mutation { createProfile(input: { displayName: "Fuzz", phone: "+447700900123" }) { id } createPost(input: { title: "fuzz", body: "text", published: true }) { id } draft: createPost(input: { title: "draft" }) { id } }',
       );
       const { createProfile, createPost, draft } = created.body.data!;
-      const comment = await account.client.request<{ createComment: { id: string } }>('mutation($postId: ID!) { createComment(input: { postId: $postId, body: "first" }) { id } }', { postId: createPost.id });
+      const comment = await account.client.request<{ createComment: { id: string } }>(
+        'mutation($postId: ID!) { createComment(input: { postId: $postId, body: "first" }) { id } }',
+        { postId: createPost.id },
+      );
       ids.profileIds.push(createProfile.id);
       ids.postIds.push(createPost.id, draft.id);
       ids.commentIds.push(comment.body.data!.createComment.id);
     }
     const schema = loadContractSchema();
-    context = { schema, corpus: corpusOperations(), names: schemaNames(schema), ids, tokens: { user: user.accessToken, admin: admin.accessToken }, host: new URL(server.origin).host };
+    context = {
+      schema,
+      corpus: corpusOperations(),
+      names: schemaNames(schema),
+      ids,
+      tokens: { user: user.accessToken, admin: admin.accessToken },
+      host: new URL(server.origin).host,
+    };
     logsBefore = server.logs.lines.length;
   });
   afterAll(() => server?.close());
@@ -188,7 +206,13 @@ describe('fuzzing the HTTP surface (issue 11, part 1)', () => {
     } finally {
       agent.destroy();
       process.stdout.write(`fuzz: ${sent} requests, seed ${seed}\n`);
-      if (process.env.FUZZ_VERBOSE) process.stdout.write(`${[...outcomes].sort().map(([outcome, count]) => `  ${outcome}: ${count}`).join('\n')}\n`);
+      if (process.env.FUZZ_VERBOSE)
+        process.stdout.write(
+          `${[...outcomes]
+            .sort()
+            .map(([outcome, count]) => `  ${outcome}: ${count}`)
+            .join('\n')}\n`,
+        );
     }
     if (findings.length > 0) process.stdout.write(`fuzz: ${findings.length} findings; replay with FUZZ_SEED=${seed}\n`);
     expect(report(findings)).toEqual([]);
@@ -198,11 +222,19 @@ describe('fuzzing the HTTP surface (issue 11, part 1)', () => {
   it('is healthy afterwards and still serves anonymous, signed-in and admin clients', async () => {
     expect((await fetch(`${server.origin}/healthz`)).status).toBe(200);
     expect((await fetch(`${server.origin}/readyz`)).status).toBe(200);
-    expect((await makeClient(server).request('{ serverInfo { name } }')).body).toEqual({ data: { serverInfo: { name: expect.any(String) } } });
+    expect((await makeClient(server).request('{ serverInfo { name } }')).body).toEqual({
+      data: { serverInfo: { name: expect.any(String) } },
+    });
     expect((await user.client.request('{ me { id } }')).body).toEqual({ data: { me: { id: user.id } } });
-    expect((await admin.client.request('{ roles { name } }')).body).toMatchObject({ data: { roles: expect.arrayContaining([{ name: 'admin' }]) } });
+    expect((await admin.client.request('{ roles { name } }')).body).toMatchObject({
+      data: { roles: expect.arrayContaining([{ name: 'admin' }]) },
+    });
     // The server runs in this process: the `__proto__` keys sent in bodies and variables polluted nothing.
-    expect(Object.getOwnPropertyNames(Object.prototype).filter((name) => ['isAdmin', 'role', 'query', 'variables', 'persistedQuery'].includes(name))).toEqual([]);
+    expect(
+      Object.getOwnPropertyNames(Object.prototype).filter((name) =>
+        ['isAdmin', 'role', 'query', 'variables', 'persistedQuery'].includes(name),
+      ),
+    ).toEqual([]);
   });
 
   it('logged no error while being fuzzed', () => {

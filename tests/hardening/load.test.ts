@@ -51,7 +51,10 @@ const MIX: readonly [OperationName, number][] = [
 const MIX_TOTAL = MIX.reduce((sum, [, weight]) => sum + weight, 0);
 
 function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 interface Unexpected {
@@ -80,158 +83,173 @@ describe(`load: ${CONNECTIONS} connections, mixed workload, ${DURATION_MS / 1000
   }, 60_000);
   afterAll(() => server?.close());
 
-  it('answers every request with 200 and data, holds its memory, and logs no error', async () => {
-    const latencies: number[] = [];
-    const counts = new Map<OperationName, number>(MIX.map(([name]) => [name, 0]));
-    const unexpected: Unexpected[] = [];
-    let loggedErrors = 0;
-    const errorSamples: unknown[] = [];
+  it(
+    'answers every request with 200 and data, holds its memory, and logs no error',
+    async () => {
+      const latencies: number[] = [];
+      const counts = new Map<OperationName, number>(MIX.map(([name]) => [name, 0]));
+      const unexpected: Unexpected[] = [];
+      let loggedErrors = 0;
+      const errorSamples: unknown[] = [];
 
-    /** The collector keeps every line; drained as we go, so the test's own memory is not counted as the server's. */
-    const drainLogs = () => {
-      for (const line of server.logs.lines) {
-        if (line.level < 50) continue;
-        loggedErrors += 1;
-        if (errorSamples.length < 3) errorSamples.push(line);
-      }
-      server.logs.lines.length = 0;
-    };
+      /** The collector keeps every line; drained as we go, so the test's own memory is not counted as the server's. */
+      const drainLogs = () => {
+        for (const line of server.logs.lines) {
+          if (line.level < 50) continue;
+          loggedErrors += 1;
+          if (errorSamples.length < 3) errorSamples.push(line);
+        }
+        server.logs.lines.length = 0;
+      };
 
-    async function send(operation: OperationName, accessToken: string | null, query: string, variables?: Record<string, unknown>): Promise<Record<string, any> | null> {
-      const started = performance.now();
-      let status = 0;
-      let text = '';
-      try {
-        const response = await fetch(server.url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}) },
-          body: JSON.stringify({ query, variables }),
-        });
-        status = response.status;
-        text = await response.text();
-      } catch (error) {
-        text = `fetch failed: ${(error as Error).message}`;
+      async function send(
+        operation: OperationName,
+        accessToken: string | null,
+        query: string,
+        variables?: Record<string, unknown>,
+      ): Promise<Record<string, any> | null> {
+        const started = performance.now();
+        let status = 0;
+        let text = '';
+        try {
+          const response = await fetch(server.url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}) },
+            body: JSON.stringify({ query, variables }),
+          });
+          status = response.status;
+          text = await response.text();
+        } catch (error) {
+          text = `fetch failed: ${(error as Error).message}`;
+        }
+        latencies.push(performance.now() - started);
+        counts.set(operation, counts.get(operation)! + 1);
+        let body: { data?: Record<string, any> | null; errors?: unknown[] } | undefined;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = undefined;
+        }
+        if (status !== 200 || !body?.data || body.errors !== undefined) {
+          unexpected.push({ operation, status, body: text.slice(0, 500) });
+          return null;
+        }
+        return body.data;
       }
-      latencies.push(performance.now() - started);
-      counts.set(operation, counts.get(operation)! + 1);
-      let body: { data?: Record<string, any> | null; errors?: unknown[] } | undefined;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = undefined;
-      }
-      if (status !== 200 || !body?.data || body.errors !== undefined) {
-        unexpected.push({ operation, status, body: text.slice(0, 500) });
-        return null;
-      }
-      return body.data;
-    }
 
-    async function worker(index: number, deadline: number): Promise<void> {
-      const account = accounts[index];
-      const random = seededRandom(index + 1);
-      let accessToken = account.accessToken;
-      let refreshToken = account.refreshToken;
-      const ownPosts: string[] = [];
-      let serial = 0;
-      while (Date.now() < deadline) {
-        let pick = random() * MIX_TOTAL;
-        const [operation] = MIX.find(([, weight]) => (pick -= weight) < 0) ?? MIX[0];
-        serial += 1;
-        switch (operation) {
-          case 'me': {
-            const data = await send('me', accessToken, ME);
-            if (data && data.me?.id !== account.id) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
-            break;
-          }
-          case 'posts': {
-            const data = await send('posts', accessToken, POSTS);
-            if (data && data.posts.edges.length !== 20) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
-            break;
-          }
-          case 'createPost': {
-            const data = await send('createPost', accessToken, CREATE_POST, { input: { title: `load w${index} #${serial}`, body: 'written under load', published: serial % 2 === 0 } });
-            if (data) {
-              ownPosts.push(data.createPost.id);
-              if (ownPosts.length > 16) ownPosts.shift();
-            }
-            break;
-          }
-          case 'updatePost': {
-            if (ownPosts.length === 0) {
-              const created = await send('createPost', accessToken, CREATE_POST, { input: { title: `load w${index} #${serial}` } });
-              if (created) ownPosts.push(created.createPost.id);
+      async function worker(index: number, deadline: number): Promise<void> {
+        const account = accounts[index];
+        const random = seededRandom(index + 1);
+        let accessToken = account.accessToken;
+        let refreshToken = account.refreshToken;
+        const ownPosts: string[] = [];
+        let serial = 0;
+        while (Date.now() < deadline) {
+          let pick = random() * MIX_TOTAL;
+          const [operation] = MIX.find(([, weight]) => (pick -= weight) < 0) ?? MIX[0];
+          serial += 1;
+          switch (operation) {
+            case 'me': {
+              const data = await send('me', accessToken, ME);
+              if (data && data.me?.id !== account.id) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
               break;
             }
-            const id = ownPosts[Math.floor(random() * ownPosts.length)];
-            const data = await send('updatePost', accessToken, UPDATE_POST, { id, input: { title: `load w${index} #${serial} (edited)` } });
-            if (data && data.updatePost.id !== id) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
-            break;
-          }
-          case 'refresh': {
-            const data = await send('refresh', null, REFRESH, { input: { refreshToken } });
-            if (data) ({ accessToken, refreshToken } = data.refreshSession);
-            break;
-          }
-          case 'signIn': {
-            // A fresh session each time; the worker moves to it (the oldest of 20 sessions ends, never the one in use).
-            const data = await send('signIn', null, SIGN_IN, { input: { email: account.email, password: account.password } });
-            if (data?.signIn.__typename === 'AuthPayload') ({ accessToken, refreshToken } = data.signIn);
-            else if (data) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
-            break;
+            case 'posts': {
+              const data = await send('posts', accessToken, POSTS);
+              if (data && data.posts.edges.length !== 20)
+                unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
+              break;
+            }
+            case 'createPost': {
+              const data = await send('createPost', accessToken, CREATE_POST, {
+                input: { title: `load w${index} #${serial}`, body: 'written under load', published: serial % 2 === 0 },
+              });
+              if (data) {
+                ownPosts.push(data.createPost.id);
+                if (ownPosts.length > 16) ownPosts.shift();
+              }
+              break;
+            }
+            case 'updatePost': {
+              if (ownPosts.length === 0) {
+                const created = await send('createPost', accessToken, CREATE_POST, { input: { title: `load w${index} #${serial}` } });
+                if (created) ownPosts.push(created.createPost.id);
+                break;
+              }
+              const id = ownPosts[Math.floor(random() * ownPosts.length)];
+              const data = await send('updatePost', accessToken, UPDATE_POST, {
+                id,
+                input: { title: `load w${index} #${serial} (edited)` },
+              });
+              if (data && data.updatePost.id !== id) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
+              break;
+            }
+            case 'refresh': {
+              const data = await send('refresh', null, REFRESH, { input: { refreshToken } });
+              if (data) ({ accessToken, refreshToken } = data.refreshSession);
+              break;
+            }
+            case 'signIn': {
+              // A fresh session each time; the worker moves to it (the oldest of 20 sessions ends, never the one in use).
+              const data = await send('signIn', null, SIGN_IN, { input: { email: account.email, password: account.password } });
+              if (data?.signIn.__typename === 'AuthPayload') ({ accessToken, refreshToken } = data.signIn);
+              else if (data) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
+              break;
+            }
           }
         }
       }
-    }
 
-    const settled = () => {
-      collectGarbage();
-      const { rss, heapUsed } = process.memoryUsage();
-      return { rss, heapUsed };
-    };
-    drainLogs();
-    const before = settled();
-    const rssSamples: number[] = [];
-    const settledSamples: { rss: number; heapUsed: number }[] = [];
-    const sampler = setInterval(() => {
+      const settled = () => {
+        collectGarbage();
+        const { rss, heapUsed } = process.memoryUsage();
+        return { rss, heapUsed };
+      };
       drainLogs();
-      rssSamples.push(process.memoryUsage().rss);
-      if (rssSamples.length % SETTLED_EVERY === 0) settledSamples.push(settled());
-    }, RSS_SAMPLE_MS);
-    const started = Date.now();
-    try {
-      await Promise.all(Array.from({ length: CONNECTIONS }, (_, index) => worker(index, started + DURATION_MS)));
-    } finally {
-      clearInterval(sampler);
-    }
-    const elapsedMs = Date.now() - started;
-    drainLogs();
-    const after = settled();
+      const before = settled();
+      const rssSamples: number[] = [];
+      const settledSamples: { rss: number; heapUsed: number }[] = [];
+      const sampler = setInterval(() => {
+        drainLogs();
+        rssSamples.push(process.memoryUsage().rss);
+        if (rssSamples.length % SETTLED_EVERY === 0) settledSamples.push(settled());
+      }, RSS_SAMPLE_MS);
+      const started = Date.now();
+      try {
+        await Promise.all(Array.from({ length: CONNECTIONS }, (_, index) => worker(index, started + DURATION_MS)));
+      } finally {
+        clearInterval(sampler);
+      }
+      const elapsedMs = Date.now() - started;
+      drainLogs();
+      const after = settled();
 
-    const sorted = [...latencies].sort((a, b) => a - b);
-    const thirds = (values: number[]) => {
-      const third = Math.floor(values.length / 3);
-      return { first: median(values.slice(0, third)), last: median(values.slice(values.length - third)) };
-    };
-    const rss = thirds(settledSamples.map((sample) => sample.rss));
-    const heap = thirds(settledSamples.map((sample) => sample.heapUsed));
-    const mb = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
-    const mix = [...counts].map(([name, count]) => `${name}=${count}`).join(' ');
-    console.log(
-      `load: ${CONNECTIONS} connections for ${(elapsedMs / 1000).toFixed(1)} s: ${latencies.length} requests (${((latencies.length / elapsedMs) * 1000).toFixed(0)} req/s), ` +
-        `p50 ${percentile(sorted, 0.5).toFixed(1)} ms, p99 ${percentile(sorted, 0.99).toFixed(1)} ms, max ${sorted[sorted.length - 1].toFixed(1)} ms; ${unexpected.length} unexpected; ` +
-        `RSS before ${mb(before.rss)}, after ${mb(after.rss)}, peak ${mb(Math.max(...rssSamples))}; settled RSS median first/last third ${mb(rss.first)}/${mb(rss.last)}, ` +
-        `live heap ${mb(heap.first)}/${mb(heap.last)} (${settledSamples.length} settled samples); errors logged ${loggedErrors}; mix ${mix}`,
-    );
+      const sorted = [...latencies].sort((a, b) => a - b);
+      const thirds = (values: number[]) => {
+        const third = Math.floor(values.length / 3);
+        return { first: median(values.slice(0, third)), last: median(values.slice(values.length - third)) };
+      };
+      const rss = thirds(settledSamples.map((sample) => sample.rss));
+      const heap = thirds(settledSamples.map((sample) => sample.heapUsed));
+      const mb = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
+      const mix = [...counts].map(([name, count]) => `${name}=${count}`).join(' ');
+      console.log(
+        `load: ${CONNECTIONS} connections for ${(elapsedMs / 1000).toFixed(1)} s: ${latencies.length} requests (${((latencies.length / elapsedMs) * 1000).toFixed(0)} req/s), ` +
+          `p50 ${percentile(sorted, 0.5).toFixed(1)} ms, p99 ${percentile(sorted, 0.99).toFixed(1)} ms, max ${sorted[sorted.length - 1].toFixed(1)} ms; ${unexpected.length} unexpected; ` +
+          `RSS before ${mb(before.rss)}, after ${mb(after.rss)}, peak ${mb(Math.max(...rssSamples))}; settled RSS median first/last third ${mb(rss.first)}/${mb(rss.last)}, ` +
+          `live heap ${mb(heap.first)}/${mb(heap.last)} (${settledSamples.length} settled samples); errors logged ${loggedErrors}; mix ${mix}`,
+      );
 
-    expect(unexpected.slice(0, 5)).toEqual([]);
-    expect(unexpected).toHaveLength(0);
-    expect(errorSamples).toEqual([]);
-    expect(loggedErrors).toBe(0);
-    // Every kind of call was exercised (how often depends on the machine: a busy CI box answers slowly).
-    for (const [name, count] of counts) expect({ name, exercised: count > 0 }).toEqual({ name, exercised: true });
-    expect(settledSamples.length).toBeGreaterThanOrEqual(3);
-    expect(rss.last).toBeLessThanOrEqual(rss.first + RSS_GROWTH_BOUND);
-    expect(heap.last).toBeLessThanOrEqual(heap.first + HEAP_GROWTH_BOUND);
-  }, DURATION_MS + 60_000);
+      expect(unexpected.slice(0, 5)).toEqual([]);
+      expect(unexpected).toHaveLength(0);
+      expect(errorSamples).toEqual([]);
+      expect(loggedErrors).toBe(0);
+      // Every kind of call was exercised (how often depends on the machine: a busy CI box answers slowly).
+      for (const [name, count] of counts) expect({ name, exercised: count > 0 }).toEqual({ name, exercised: true });
+      expect(settledSamples.length).toBeGreaterThanOrEqual(3);
+      expect(rss.last).toBeLessThanOrEqual(rss.first + RSS_GROWTH_BOUND);
+      expect(heap.last).toBeLessThanOrEqual(heap.first + HEAP_GROWTH_BOUND);
+    },
+    DURATION_MS + 60_000,
+  );
 });

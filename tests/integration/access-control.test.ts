@@ -5,7 +5,6 @@ import { startBastion } from '../../src/main';
 import { TestServer, startTestServer } from '../support/test-server';
 import { TEST_KEY_SETTINGS } from '../support/test-keys';
 
-
 const GRANT = 'mutation($input: GrantPermissionInput!) { grantPermission(input: $input) { id role model action scope fields filter } }';
 const REVOKE = 'mutation($id: ID!) { revokePermission(id: $id) }';
 const CREATE_ROLE = 'mutation($input: CreateRoleInput!) { createRole(input: $input) { name description builtIn requireMfa } }';
@@ -48,7 +47,9 @@ describe('access control', () => {
   afterAll(() => server?.close());
 
   async function memoOf(owner: TestAccount, input: Record<string, unknown> = {}): Promise<string> {
-    const { body } = await owner.client.request<{ createMemo: { id: string } }>(CREATE_MEMO, { input: { title: 'a memo', body: 'private body', ...input } });
+    const { body } = await owner.client.request<{ createMemo: { id: string } }>(CREATE_MEMO, {
+      input: { title: 'a memo', body: 'private body', ...input },
+    });
     if (!body.data) throw new Error(JSON.stringify(body.errors));
     return body.data.createMemo.id;
   }
@@ -65,7 +66,9 @@ describe('access control', () => {
 
   describe('roles', () => {
     it('lists the built-in roles to admins; anonymous and plain users are refused', async () => {
-      const { body } = await admin.client.request<{ roles: { name: string; builtIn: boolean }[] }>('{ roles { name builtIn requireMfa description } }');
+      const { body } = await admin.client.request<{ roles: { name: string; builtIn: boolean }[] }>(
+        '{ roles { name builtIn requireMfa description } }',
+      );
       expect(body.data!.roles.slice(0, 3)).toEqual([
         { name: 'admin', builtIn: true, requireMfa: false, description: expect.any(String) },
         { name: 'anonymous', builtIn: true, requireMfa: false, description: expect.any(String) },
@@ -103,7 +106,9 @@ describe('access control', () => {
       expect(codesOf(await admin.client.request(ASSIGN, { input: { userId: member.id, role: 'user' } }))).toEqual(['BAD_USER_INPUT']);
       expect(codesOf(await admin.client.request(ASSIGN, { input: { userId: member.id, role: 'no-such-role' } }))).toEqual(['NOT_FOUND']);
       expect(codesOf(await admin.client.request(UNASSIGN, { input: { userId: member.id, role: 'no-such-role' } }))).toEqual(['NOT_FOUND']);
-      expect(codesOf(await admin.client.request(ASSIGN, { input: { userId: '00000000-0000-4000-8000-000000000000', role: 'admin' } }))).toEqual(['NOT_FOUND']);
+      expect(
+        codesOf(await admin.client.request(ASSIGN, { input: { userId: '00000000-0000-4000-8000-000000000000', role: 'admin' } })),
+      ).toEqual(['NOT_FOUND']);
       expect(await auditActions()).toEqual(expect.arrayContaining(['role_assigned', 'role_unassigned']));
     });
 
@@ -120,11 +125,19 @@ describe('access control', () => {
         // The loser either reached the lock and got CONFLICT, or was authenticated after the winner's
         // commit and is no longer an admin (FORBIDDEN). Either way exactly one change lands.
         const [survivor, demoted] = oneWinner(results, [first, second], ['CONFLICT', 'FORBIDDEN']);
-        const [{ count }] = await solo.bastion.database.dataSource.query("SELECT count(*)::int AS count FROM user_roles WHERE role_name = 'admin'");
+        const [{ count }] = await solo.bastion.database.dataSource.query(
+          "SELECT count(*)::int AS count FROM user_roles WHERE role_name = 'admin'",
+        );
         expect(count).toBe(1);
         expect(codesOf(await demoted.client.request('{ roles { name } }'))).toEqual(['FORBIDDEN']);
         // The last admin cannot delete their own account either.
-        expect(codesOf(await survivor.client.request('mutation($input: DeleteAccountInput!) { deleteAccount(input: $input) }', { input: { password: survivor.password } }))).toEqual(['CONFLICT']);
+        expect(
+          codesOf(
+            await survivor.client.request('mutation($input: DeleteAccountInput!) { deleteAccount(input: $input) }', {
+              input: { password: survivor.password },
+            }),
+          ),
+        ).toEqual(['CONFLICT']);
 
         // Two admins suspending each other at once: one of them stays.
         const third = await makeUser(solo, { roles: ['admin'] });
@@ -135,7 +148,9 @@ describe('access control', () => {
         // Here the loser is either refused at the lock (CONFLICT) or already suspended (UNAUTHENTICATED).
         const [, suspended] = oneWinner(suspensions, [survivor, third], ['CONFLICT', 'UNAUTHENTICATED']);
         expect(codesOf(await suspended.client.request('{ me { id } }'))).toEqual(['UNAUTHENTICATED']);
-        const [{ active }] = await solo.bastion.database.dataSource.query("SELECT count(*)::int AS active FROM user_roles ur JOIN users u ON u.id = ur.user_id WHERE ur.role_name = 'admin' AND u.status = 'active'");
+        const [{ active }] = await solo.bastion.database.dataSource.query(
+          "SELECT count(*)::int AS active FROM user_roles ur JOIN users u ON u.id = ur.user_id WHERE ur.role_name = 'admin' AND u.status = 'active'",
+        );
         expect(active).toBe(1);
       } finally {
         await solo.close();
@@ -144,9 +159,13 @@ describe('access control', () => {
   });
 
   describe('the policy for a model', () => {
-    it('seeds the model\'s code defaults once and shows them in permissionMatrix', async () => {
+    it("seeds the model's code defaults once and shows them in permissionMatrix", async () => {
       const grants = await matrix();
-      expect(grants.filter((grant) => grant.model === 'Memo').map(({ role, action, scope, fields, filter }) => ({ role, action, scope, fields, filter }))).toEqual([
+      expect(
+        grants
+          .filter((grant) => grant.model === 'Memo')
+          .map(({ role, action, scope, fields, filter }) => ({ role, action, scope, fields, filter })),
+      ).toEqual([
         { role: 'user', action: 'CREATE', scope: 'OWN', fields: null, filter: null },
         { role: 'admin', action: 'DELETE', scope: 'ALL', fields: null, filter: null },
         { role: 'user', action: 'DELETE', scope: 'OWN', fields: null, filter: null },
@@ -160,7 +179,14 @@ describe('access control', () => {
     it('does not bring back a revoked default when another instance starts: once seeded, the table is the policy', async () => {
       const deleteAll = (await matrix()).find((grant) => grant.model === 'Memo' && grant.role === 'admin' && grant.action === 'DELETE')!;
       await admin.client.request(REVOKE, { id: deleteAll.id });
-      const config = configWith({ databaseUrl: server.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 2, ...TEST_KEY_SETTINGS });
+      const config = configWith({
+        databaseUrl: server.database.url,
+        port: 0,
+        host: '127.0.0.1',
+        migrateOnStart: false,
+        databasePoolSize: 2,
+        ...TEST_KEY_SETTINGS,
+      });
       const second = await startBastion(config, { logger: server.logger, clock: server.clock, extraFeatures: [memoFeature] });
       try {
         expect((await matrix()).some((grant) => grant.model === 'Memo' && grant.role === 'admin' && grant.action === 'DELETE')).toBe(false);
@@ -170,22 +196,28 @@ describe('access control', () => {
       }
     });
 
-    it('scopes OWN reads in SQL: another user\'s memo is NOT_FOUND, exactly like one that does not exist', async () => {
+    it("scopes OWN reads in SQL: another user's memo is NOT_FOUND, exactly like one that does not exist", async () => {
       const alice = await makeUser(server);
       const bob = await makeUser(server);
       const memo = await memoOf(alice);
       const fromBob = await bob.client.request('query($id: ID!) { memo(id: $id) { id title } }', { id: memo });
-      const missing = await bob.client.request('query($id: ID!) { memo(id: $id) { id title } }', { id: '00000000-0000-4000-8000-000000000000' });
+      const missing = await bob.client.request('query($id: ID!) { memo(id: $id) { id title } }', {
+        id: '00000000-0000-4000-8000-000000000000',
+      });
       expect(codesOf(fromBob)).toEqual(['NOT_FOUND']);
       expect(fromBob.body.errors![0].message).toBe(missing.body.errors![0].message);
       const list = await bob.client.request<{ memos: { id: string }[] }>('{ memos(first: 100) { id } }');
       expect(list.body.data!.memos.map((row) => row.id)).not.toContain(memo);
-      expect(codesOf(await bob.client.request('mutation($id: ID!) { updateMemo(id: $id, input: { title: "mine now" }) { id } }', { id: memo }))).toEqual(['NOT_FOUND']);
+      expect(
+        codesOf(await bob.client.request('mutation($id: ID!) { updateMemo(id: $id, input: { title: "mine now" }) { id } }', { id: memo })),
+      ).toEqual(['NOT_FOUND']);
       expect(codesOf(await bob.client.request('mutation($id: ID!) { deleteMemo(id: $id) }', { id: memo }))).toEqual(['NOT_FOUND']);
       const own = await alice.client.request('query($id: ID!) { memo(id: $id) { title body } }', { id: memo });
       expect(own.body.data).toEqual({ memo: { title: 'a memo', body: 'private body' } });
       // Admins read ALL.
-      expect((await admin.client.request('query($id: ID!) { memo(id: $id) { body } }', { id: memo })).body.data).toEqual({ memo: { body: 'private body' } });
+      expect((await admin.client.request('query($id: ID!) { memo(id: $id) { body } }', { id: memo })).body.data).toEqual({
+        memo: { body: 'private body' },
+      });
     });
 
     it('lets anonymous viewers read only published memos, and only the granted fields', async () => {
@@ -208,17 +240,21 @@ describe('access control', () => {
       expect(codesOf(asStranger)).toEqual(['FORBIDDEN']);
     });
 
-    it('masks each row of one list by its own grants: the viewer\'s drafts in full, others\' published memos by title', async () => {
+    it("masks each row of one list by its own grants: the viewer's drafts in full, others' published memos by title", async () => {
       const reader = await makeUser(server);
       const other = await makeUser(server);
       const mine = await memoOf(reader, { title: 'my draft', body: 'my body' });
       const theirs = await memoOf(other, { title: 'their post', body: 'their body', published: true });
-      const list = await reader.client.request<{ memos: { id: string; title: string; body: string | null }[] }>('{ memos(first: 100) { id title body } }');
+      const list = await reader.client.request<{ memos: { id: string; title: string; body: string | null }[] }>(
+        '{ memos(first: 100) { id title body } }',
+      );
       const byId = new Map(list.body.data!.memos.map((memo, index) => [memo.id, { memo, index }]));
       expect(byId.get(mine)?.memo).toEqual({ id: mine, title: 'my draft', body: 'my body' });
       expect(byId.get(theirs)?.memo).toEqual({ id: theirs, title: 'their post', body: null });
       const denied = list.body.errors!.filter((error) => error.path?.[1] === byId.get(theirs)!.index);
-      expect(denied.map((error) => [error.path, error.extensions?.code])).toEqual([[['memos', byId.get(theirs)!.index, 'body'], 'FORBIDDEN']]);
+      expect(denied.map((error) => [error.path, error.extensions?.code])).toEqual([
+        [['memos', byId.get(theirs)!.index, 'body'], 'FORBIDDEN'],
+      ]);
       expect(list.body.errors!.some((error) => error.path?.[1] === byId.get(mine)!.index)).toBe(false);
     });
 
@@ -234,14 +270,24 @@ describe('access control', () => {
       // Narrow the user role's UPDATE to the title only.
       const update = (await matrix()).find((grant) => grant.model === 'Memo' && grant.role === 'user' && grant.action === 'UPDATE')!;
       expect(codesOf(await admin.client.request(REVOKE, { id: update.id }))).toBeUndefined();
-      const narrowed = await admin.client.request<{ grantPermission: Grant }>(GRANT, { input: { role: 'user', model: 'Memo', action: 'UPDATE', scope: 'OWN', fields: ['title'] } });
+      const narrowed = await admin.client.request<{ grantPermission: Grant }>(GRANT, {
+        input: { role: 'user', model: 'Memo', action: 'UPDATE', scope: 'OWN', fields: ['title'] },
+      });
       try {
-        const publish = await user.client.request('mutation($id: ID!) { updateMemo(id: $id, input: { title: "t", published: true }) { id } }', { id: memo });
+        const publish = await user.client.request(
+          'mutation($id: ID!) { updateMemo(id: $id, input: { title: "t", published: true }) { id } }',
+          { id: memo },
+        );
         expect(codesOf(publish)).toEqual(['FORBIDDEN']);
-        expect(publish.body.errors![0]).toMatchObject({ message: expect.stringContaining('published'), extensions: { field: 'published' } });
+        expect(publish.body.errors![0]).toMatchObject({
+          message: expect.stringContaining('published'),
+          extensions: { field: 'published' },
+        });
         const [unchanged] = await server.bastion.database.dataSource.query('SELECT title, published FROM memos WHERE id = $1', [memo]);
         expect(unchanged).toEqual({ title: 'a memo', published: false });
-        const retitle = await user.client.request('mutation($id: ID!) { updateMemo(id: $id, input: { title: "renamed" }) { title } }', { id: memo });
+        const retitle = await user.client.request('mutation($id: ID!) { updateMemo(id: $id, input: { title: "renamed" }) { title } }', {
+          id: memo,
+        });
         expect(retitle.body.data).toEqual({ updateMemo: { title: 'renamed' } });
       } finally {
         await admin.client.request(REVOKE, { id: narrowed.body.data!.grantPermission.id });
@@ -250,7 +296,8 @@ describe('access control', () => {
     });
 
     it('validates grants against the model: unknown model, field, filter, OWN without an owner, duplicates', async () => {
-      const attempt = (input: Record<string, unknown>) => admin.client.request(GRANT, { input: { role: 'user', model: 'Memo', action: 'READ', scope: 'ALL', ...input } });
+      const attempt = (input: Record<string, unknown>) =>
+        admin.client.request(GRANT, { input: { role: 'user', model: 'Memo', action: 'READ', scope: 'ALL', ...input } });
       const cases: [Record<string, unknown>, string, string][] = [
         [{ model: 'Nope' }, 'BAD_USER_INPUT', 'model'],
         [{ fields: ['passwordHash'] }, 'BAD_USER_INPUT', 'fields'],
@@ -262,10 +309,16 @@ describe('access control', () => {
       ];
       for (const [input, code, field] of cases) {
         const response = await attempt(input);
-        expect({ input, codes: codesOf(response), field: response.body.errors?.[0].extensions?.field }).toEqual({ input, codes: [code], field });
+        expect({ input, codes: codesOf(response), field: response.body.errors?.[0].extensions?.field }).toEqual({
+          input,
+          codes: [code],
+          field,
+        });
       }
       expect(codesOf(await attempt({ role: 'ghost' }))).toEqual(['NOT_FOUND']);
-      expect(codesOf(await admin.client.request(GRANT, { input: { role: 'user', model: 'Memo', action: 'READ', scope: 'OWN' } }))).toEqual(['CONFLICT']);
+      expect(codesOf(await admin.client.request(GRANT, { input: { role: 'user', model: 'Memo', action: 'READ', scope: 'OWN' } }))).toEqual([
+        'CONFLICT',
+      ]);
       expect(codesOf(await admin.client.request(REVOKE, { id: 'not-a-grant' }))).toEqual(['NOT_FOUND']);
     });
 
@@ -287,8 +340,17 @@ describe('access control', () => {
     expect(codesOf(await editor.client.request(read, { id: memo }))).toEqual(['NOT_FOUND']);
 
     await admin.client.request(CREATE_ROLE, { input: { name: 'editor' } });
-    const granted = await admin.client.request<{ grantPermission: Grant }>(GRANT, { input: { role: 'editor', model: 'Memo', action: 'READ', scope: 'ALL', fields: ['title', 'id'] } });
-    expect(granted.body.data!.grantPermission).toMatchObject({ role: 'editor', model: 'Memo', action: 'READ', scope: 'ALL', fields: ['id', 'title'], filter: null });
+    const granted = await admin.client.request<{ grantPermission: Grant }>(GRANT, {
+      input: { role: 'editor', model: 'Memo', action: 'READ', scope: 'ALL', fields: ['title', 'id'] },
+    });
+    expect(granted.body.data!.grantPermission).toMatchObject({
+      role: 'editor',
+      model: 'Memo',
+      action: 'READ',
+      scope: 'ALL',
+      fields: ['id', 'title'],
+      filter: null,
+    });
     await admin.client.request(ASSIGN, { input: { userId: editor.id, role: 'editor' } });
 
     const asEditor = await editor.client.request(read, { id: memo });
@@ -302,15 +364,24 @@ describe('access control', () => {
 
     // Deleting the role takes its grants and memberships with it.
     await admin.client.request(GRANT, { input: { role: 'editor', model: 'Memo', action: 'READ', scope: 'ALL' } });
-    expect((await editor.client.request(read, { id: memo })).body.data).toEqual({ memo: { title: 'quarterly numbers', body: 'secret body' } });
+    expect((await editor.client.request(read, { id: memo })).body.data).toEqual({
+      memo: { title: 'quarterly numbers', body: 'secret body' },
+    });
     expect(codesOf(await admin.client.request('mutation { deleteRole(name: "editor") }'))).toBeUndefined();
     expect(codesOf(await editor.client.request(read, { id: memo }))).toEqual(['NOT_FOUND']);
     expect((await matrix()).some((grant) => grant.role === 'editor')).toBe(false);
   });
 
   describe('users and their status', () => {
-    const USERS = 'query($filter: UserFilter, $first: Int, $after: String) { users(filter: $filter, first: $first, after: $after) { totalCount edges { cursor node { id email status roles mfaEnabled } } pageInfo { hasNextPage endCursor } } }';
-    type Page = { users: { totalCount: number; edges: { cursor: string; node: { id: string; email: string; status: string; roles: string[] } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } };
+    const USERS =
+      'query($filter: UserFilter, $first: Int, $after: String) { users(filter: $filter, first: $first, after: $after) { totalCount edges { cursor node { id email status roles mfaEnabled } } pageInfo { hasNextPage endCursor } } }';
+    type Page = {
+      users: {
+        totalCount: number;
+        edges: { cursor: string; node: { id: string; email: string; status: string; roles: string[] } }[];
+        pageInfo: { hasNextPage: boolean; endCursor: string | null };
+      };
+    };
 
     it('pages through every user, newest first, with filters, for admins only', async () => {
       const seen: string[] = [];
@@ -329,7 +400,9 @@ describe('access control', () => {
       expect(total).toBe(count);
 
       const byEmail = await admin.client.request<Page>(USERS, { filter: { email: admin.email.toUpperCase() } });
-      expect(byEmail.body.data!.users.edges.map((edge) => edge.node)).toEqual([expect.objectContaining({ id: admin.id, email: admin.email, status: 'ACTIVE', roles: ['admin', 'user'] })]);
+      expect(byEmail.body.data!.users.edges.map((edge) => edge.node)).toEqual([
+        expect.objectContaining({ id: admin.id, email: admin.email, status: 'ACTIVE', roles: ['admin', 'user'] }),
+      ]);
       const admins = await admin.client.request<Page>(USERS, { filter: { role: 'admin' }, first: 100 });
       expect(admins.body.data!.users.edges.map((edge) => edge.node.id)).toContain(admin.id);
       expect(admins.body.data!.users.edges.every((edge) => edge.node.roles.includes('admin'))).toBe(true);
@@ -353,11 +426,18 @@ describe('access control', () => {
         await admin.client.request(ASSIGN, { input: { userId: user.id, role: 'same-millisecond' } });
       }
       // PostgreSQL keeps microseconds; a JavaScript Date (and so a naive cursor) only milliseconds.
-      await server.bastion.database.dataSource.query("UPDATE users SET created_at = '2026-03-01T12:00:00.123456Z'::timestamptz - (interval '1 microsecond' * array_position($1::uuid[], id)) WHERE id = ANY($1::uuid[])", [ids]);
+      await server.bastion.database.dataSource.query(
+        "UPDATE users SET created_at = '2026-03-01T12:00:00.123456Z'::timestamptz - (interval '1 microsecond' * array_position($1::uuid[], id)) WHERE id = ANY($1::uuid[])",
+        [ids],
+      );
       const seen: string[] = [];
       let after: string | null = null;
       do {
-        const page: GraphQLResponse<Page> = await admin.client.request<Page>(USERS, { filter: { role: 'same-millisecond' }, first: 1, after });
+        const page: GraphQLResponse<Page> = await admin.client.request<Page>(USERS, {
+          filter: { role: 'same-millisecond' },
+          first: 1,
+          after,
+        });
         seen.push(...page.body.data!.users.edges.map((edge) => edge.node.id));
         after = page.body.data!.users.pageInfo.hasNextPage ? page.body.data!.users.pageInfo.endCursor : null;
       } while (after && seen.length < 10);
@@ -366,22 +446,31 @@ describe('access control', () => {
 
     it('suspending ends every session at once and refuses sign-in; reactivating lets the user back', async () => {
       const user = await makeUser(server);
-      expect(codesOf(await admin.client.request(SET_STATUS, { input: { userId: admin.id, status: 'SUSPENDED' } }))).toEqual(['BAD_USER_INPUT']);
+      expect(codesOf(await admin.client.request(SET_STATUS, { input: { userId: admin.id, status: 'SUSPENDED' } }))).toEqual([
+        'BAD_USER_INPUT',
+      ]);
       const suspended = await admin.client.request(SET_STATUS, { input: { userId: user.id, status: 'SUSPENDED' } });
       expect(suspended.body.data).toEqual({ setUserStatus: { id: user.id, status: 'SUSPENDED' } });
       const after = await user.client.request('{ me { id } }');
       expect(after.status).toBe(401);
       expect(codesOf(after)).toEqual(['UNAUTHENTICATED']);
-      const refresh = await makeClient(server).request('mutation($input: RefreshSessionInput!) { refreshSession(input: $input) { accessToken } }', { input: { refreshToken: user.refreshToken } });
+      const refresh = await makeClient(server).request(
+        'mutation($input: RefreshSessionInput!) { refreshSession(input: $input) { accessToken } }',
+        { input: { refreshToken: user.refreshToken } },
+      );
       expect(codesOf(refresh)).toEqual(['UNAUTHENTICATED']);
       const signIn = await makeClient(server).request(SIGN_IN, { input: { email: user.email, password: user.password } });
       expect(codesOf(signIn)).toEqual(['FORBIDDEN']);
 
       await admin.client.request(SET_STATUS, { input: { userId: user.id, status: 'ACTIVE' } });
-      const again = await makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: user.email, password: user.password } });
+      const again = await makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, {
+        input: { email: user.email, password: user.password },
+      });
       expect(again.body.data?.signIn.__typename).toBe('AuthPayload');
       expect(await auditActions()).toEqual(expect.arrayContaining(['account_suspended', 'account_reactivated']));
-      expect(codesOf(await user.client.request(SET_STATUS, { input: { userId: admin.id, status: 'SUSPENDED' } }))).toEqual(['UNAUTHENTICATED']);
+      expect(codesOf(await user.client.request(SET_STATUS, { input: { userId: admin.id, status: 'SUSPENDED' } }))).toEqual([
+        'UNAUTHENTICATED',
+      ]);
     });
   });
 });
@@ -409,7 +498,9 @@ describe('roles that require MFA (BASTION_MFA_REQUIRED_FOR=admin)', () => {
     await admin.client.request(CREATE_ROLE, { input: { name: 'auditor', requireMfa: true } });
     // Anonymous may read published memos; an auditor also drafts, through ALL scope.
     const matrixResponse = await admin.client.request<{ permissionMatrix: Grant[] }>(MATRIX);
-    const userRead = matrixResponse.body.data!.permissionMatrix.find((grant) => grant.role === 'user' && grant.model === 'Memo' && grant.action === 'CREATE')!;
+    const userRead = matrixResponse.body.data!.permissionMatrix.find(
+      (grant) => grant.role === 'user' && grant.model === 'Memo' && grant.action === 'CREATE',
+    )!;
     await admin.client.request(REVOKE, { id: userRead.id });
     await admin.client.request(GRANT, { input: { role: 'auditor', model: 'Memo', action: 'CREATE', scope: 'OWN' } });
     const member = await makeUser(server);

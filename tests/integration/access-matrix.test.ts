@@ -64,7 +64,7 @@ interface Expectation {
   readonly fieldDenied?: boolean;
 }
 
-describe('permission matrix: every operation × every kind of viewer, with another user\'s ids (IDOR)', () => {
+describe("permission matrix: every operation × every kind of viewer, with another user's ids (IDOR)", () => {
   let server: TestServer;
   let admin: TestAccount;
   let victim: Victim;
@@ -73,20 +73,32 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
   let requireMfa: Map<string, boolean>;
 
   beforeAll(async () => {
-    server = await startTestServer({ config: { mfaRequiredFor: 'admin' }, extraFeatures: [memoFeature], setupSql: [MEMOS_TABLE_SQL], compareExecutors: true });
+    server = await startTestServer({
+      config: { mfaRequiredFor: 'admin' },
+      extraFeatures: [memoFeature],
+      setupSql: [MEMOS_TABLE_SQL],
+      compareExecutors: true,
+    });
     admin = await makeUser(server, { roles: ['admin'], mfa: true });
     // A custom role: reads every memo's title, nothing else.
     await admin.client.request('mutation { createRole(input: { name: "curator" }) { name } }');
-    await admin.client.request('mutation { grantPermission(input: { role: "curator", model: "Memo", action: READ, scope: ALL, fields: ["title"] }) { id } }');
+    await admin.client.request(
+      'mutation { grantPermission(input: { role: "curator", model: "Memo", action: READ, scope: ALL, fields: ["title"] }) { id } }',
+    );
 
     const victimAccount = await makeUser(server);
-    const created = await victimAccount.client.request<{ createMemo: { id: string } }>('mutation { createMemo(input: { title: "victim", body: "victim body" }) { id } }');
+    const created = await victimAccount.client.request<{ createMemo: { id: string } }>(
+      'mutation { createMemo(input: { title: "victim", body: "victim body" }) { id } }',
+    );
     const [session] = await server.bastion.database.dataSource.query('SELECT id FROM sessions WHERE user_id = $1', [victimAccount.id]);
     // The sample models: the victim's profile (phone private), a draft post, and a comment on it.
     const owned = await victimAccount.client.request<{ createProfile: { id: string }; createPost: { id: string } }>(
       'mutation { createProfile(input: { displayName: "Victim", phone: "+447700900123" }) { id } createPost(input: { title: "draft", body: "secret draft" }) { id } }',
     );
-    const comment = await victimAccount.client.request<{ createComment: { id: string } }>('mutation($postId: ID!) { createComment(input: { postId: $postId, body: "victim comment" }) { id } }', { postId: owned.body.data!.createPost.id });
+    const comment = await victimAccount.client.request<{ createComment: { id: string } }>(
+      'mutation($postId: ID!) { createComment(input: { postId: $postId, body: "victim comment" }) { id } }',
+      { postId: owned.body.data!.createPost.id },
+    );
     victim = {
       account: victimAccount,
       memoId: created.body.data!.createMemo.id,
@@ -102,7 +114,9 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     viewers.set('adminAal1', await makeUser(server, { roles: ['admin'] }));
     viewers.set('adminAal2', admin);
 
-    const policy = await admin.client.request<{ permissionMatrix: PolicyGrant[]; roles: { name: string; requireMfa: boolean }[] }>('{ permissionMatrix { role model action scope fields filter } roles { name requireMfa } }');
+    const policy = await admin.client.request<{ permissionMatrix: PolicyGrant[]; roles: { name: string; requireMfa: boolean }[] }>(
+      '{ permissionMatrix { role model action scope fields filter } roles { name requireMfa } }',
+    );
     grants = policy.body.data!.permissionMatrix;
     requireMfa = new Map(policy.body.data!.roles.map((role) => [role.name, role.requireMfa]));
   });
@@ -110,7 +124,14 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
 
   /** The roles a viewer holds (every viewer holds anonymous), and which are in force on its session. */
   function rolesOf(kind: ViewerKind): { held: string[]; inForce: string[] } {
-    const held = kind === 'anonymous' ? ['anonymous'] : kind === 'user' ? ['anonymous', 'user'] : kind === 'curator' ? ['anonymous', 'user', 'curator'] : ['anonymous', 'user', 'admin'];
+    const held =
+      kind === 'anonymous'
+        ? ['anonymous']
+        : kind === 'user'
+          ? ['anonymous', 'user']
+          : kind === 'curator'
+            ? ['anonymous', 'user', 'curator']
+            : ['anonymous', 'user', 'admin'];
     const aal2 = kind === 'adminAal2';
     return { held, inForce: held.filter((role) => aal2 || !requireMfa.get(role)) };
   }
@@ -121,27 +142,41 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
   }
 
   /** What the policy says about one root field for one viewer. */
-  function expectationFor(kind: ViewerKind, ruleName: string, field: GraphQLField<unknown, unknown>, variables: Record<string, unknown>): Expectation {
+  function expectationFor(
+    kind: ViewerKind,
+    ruleName: string,
+    field: GraphQLField<unknown, unknown>,
+    variables: Record<string, unknown>,
+  ): Expectation {
     const { held, inForce } = rolesOf(kind);
     if (ruleName === 'isPublic') return { allowed: true };
     if (ruleName === 'isAuthenticated') return kind === 'anonymous' ? denialFor(kind, false) : { allowed: true };
     if (ruleName === 'isAdmin') return inForce.includes('admin') ? { allowed: true } : denialFor(kind, held.includes('admin'));
     // Whatever BASTION_MFA_REQUIRED_FOR says: the admin role in force, on an aal2 session.
-    if (ruleName === 'isAdminOnAal2') return inForce.includes('admin') && kind === 'adminAal2' ? { allowed: true } : denialFor(kind, held.includes('admin'));
+    if (ruleName === 'isAdminOnAal2')
+      return inForce.includes('admin') && kind === 'adminAal2' ? { allowed: true } : denialFor(kind, held.includes('admin'));
     const modelRule = /^can(Read|Create|Update|Delete):(\w+)$/.exec(ruleName);
     if (!modelRule) throw new Error(`the matrix does not know rule ${ruleName}: teach it what the policy says for it`);
     const [action, model] = [modelRule[1].toUpperCase(), modelRule[2]];
-    const applicable = (roles: string[]) => grants.filter((grant) => grant.model === model && grant.action === action && roles.includes(grant.role) && (grant.scope === 'ALL' || kind !== 'anonymous'));
+    const applicable = (roles: string[]) =>
+      grants.filter(
+        (grant) =>
+          grant.model === model && grant.action === action && roles.includes(grant.role) && (grant.scope === 'ALL' || kind !== 'anonymous'),
+      );
     let inForceGrants = applicable(inForce);
     if (inForceGrants.length === 0) return denialFor(kind, applicable(held).length > 0);
     const input = variables.input as Record<string, unknown> | undefined;
     if (input && (action === 'CREATE' || action === 'UPDATE')) {
-      inForceGrants = inForceGrants.filter((grant) => grant.fields === null || Object.keys(input).every((name) => grant.fields!.includes(name)));
+      inForceGrants = inForceGrants.filter(
+        (grant) => grant.fields === null || Object.keys(input).every((name) => grant.fields!.includes(name)),
+      );
       if (inForceGrants.length === 0) return { allowed: true, fieldDenied: true };
     }
     // The victim's memo is unpublished and not the viewer's: only an unfiltered ALL grant reaches it.
     const takesId = field.args.some((arg) => getNamedType(arg.type).name === 'ID');
-    return takesId ? { allowed: true, rowInScope: inForceGrants.some((grant) => grant.scope === 'ALL' && grant.filter === null) } : { allowed: true };
+    return takesId
+      ? { allowed: true, rowInScope: inForceGrants.some((grant) => grant.scope === 'ALL' && grant.filter === null) }
+      : { allowed: true };
   }
 
   /** Another user's id for every id-taking argument; a new id-taking field must be added here. */
@@ -182,7 +217,8 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     if (isInputObjectType(type)) {
       const input: Record<string, unknown> = {};
       for (const field of Object.values(type.getFields())) {
-        if (isNonNullType(field.type) || getNamedType(field.type).name === 'ID') input[field.name] = valueFor(field.type, `${path}.${field.name}`);
+        if (isNonNullType(field.type) || getNamedType(field.type).name === 'ID')
+          input[field.name] = valueFor(field.type, `${path}.${field.name}`);
       }
       // A write must name a field to reach the permission checks behind the schema.
       if (Object.keys(input).length === 0) {
@@ -209,7 +245,10 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     throw new Error(`no value for ${String(type)} at ${path}`);
   }
 
-  function operationFor(section: 'Query' | 'Mutation', field: GraphQLField<unknown, unknown>): { query: string; variables: Record<string, unknown> } {
+  function operationFor(
+    section: 'Query' | 'Mutation',
+    field: GraphQLField<unknown, unknown>,
+  ): { query: string; variables: Record<string, unknown> } {
     const args = field.args.filter((arg: GraphQLArgument) => isNonNullType(arg.type) || getNamedType(arg.type).name === 'ID');
     const variables = Object.fromEntries(args.map((arg) => [arg.name, valueFor(arg.type, `${section}.${field.name}.${arg.name}`)]));
     const declared = args.map((arg) => `$${arg.name}: ${String(arg.type)}`).join(', ');
@@ -225,12 +264,17 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     const account = viewers.get(kind);
     if (!account) return makeClient(server);
     if (!freshSession) return account.client;
-    const signIn = await makeClient(server).request<{ signIn: { accessToken?: string; mfaToken?: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+    const signIn = await makeClient(server).request<{ signIn: { accessToken?: string; mfaToken?: string } }>(SIGN_IN, {
+      input: { email: account.email, password: account.password },
+    });
     let token = signIn.body.data!.signIn.accessToken;
     if (!token) {
       server.clock.advance(30_000); // a fresh TOTP step: each one is accepted once
       const code = await totpCode({ secret: account.totpSecret!, now: server.clock.now() });
-      const verified = await makeClient(server).request<{ verifyMfa: { accessToken: string } }>('mutation($input: VerifyMfaInput!) { verifyMfa(input: $input) { accessToken } }', { input: { mfaToken: signIn.body.data!.signIn.mfaToken, code } });
+      const verified = await makeClient(server).request<{ verifyMfa: { accessToken: string } }>(
+        'mutation($input: VerifyMfaInput!) { verifyMfa(input: $input) { accessToken } }',
+        { input: { mfaToken: signIn.body.data!.signIn.mfaToken, code } },
+      );
       token = verified.body.data!.verifyMfa.accessToken;
     }
     return makeClient(server, { authorization: `Bearer ${token}` });
@@ -249,11 +293,15 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
     return { memo, user, roles, session, profile, post, comment, comments };
   }
 
-  it('allows and denies exactly as the policy says, and no other user\'s data changes', async () => {
+  it("allows and denies exactly as the policy says, and no other user's data changes", async () => {
     const schema = await buildGraphQLSchema([...FEATURES, memoFeature]);
     const rules = mergeRuleTrees([...FEATURES, memoFeature].map((feature) => feature.rules));
     const operations = (['Query', 'Mutation'] as const).flatMap((section) =>
-      Object.values((schema.getType(section) as GraphQLObjectType).getFields()).map((field) => ({ section, field, key: `${section}.${field.name}` })),
+      Object.values((schema.getType(section) as GraphQLObjectType).getFields()).map((field) => ({
+        section,
+        field,
+        key: `${section}.${field.name}`,
+      })),
     );
     // Session-ending operations last, so the rest run on a live session.
     const rank = (key: string) => (ENDS_OWN_SESSION.has(key) ? 100 : DELETES.includes(key) ? 1 + DELETES.indexOf(key) : 0);
@@ -275,16 +323,22 @@ describe('permission matrix: every operation × every kind of viewer, with anoth
         const codes = rootErrors.map((error) => error.extensions?.code);
         const label = `${kind} ${key}`;
         if (expected.fieldDenied) {
-          if (deniedByRule || codes.length !== 1 || codes[0] !== 'FORBIDDEN') mismatches.push(`${label}: expected FORBIDDEN from the write's field check, got ${JSON.stringify(codes)}`);
+          if (deniedByRule || codes.length !== 1 || codes[0] !== 'FORBIDDEN')
+            mismatches.push(`${label}: expected FORBIDDEN from the write's field check, got ${JSON.stringify(codes)}`);
         } else if (expected.allowed) {
-          if (deniedByRule || codes.some((code) => code === 'FORBIDDEN' || (code === 'MFA_REQUIRED' && rule?.name !== 'isAuthenticated'))) mismatches.push(`${label}: expected allowed, got ${JSON.stringify(codes)}`);
-          if (codes.includes('INTERNAL_SERVER_ERROR')) mismatches.push(`${label}: allowed, but failed inside: ${JSON.stringify(response.body.errors)}`);
-          if (expected.rowInScope === false && !codes.includes('NOT_FOUND')) mismatches.push(`${label}: another user's row must be NOT_FOUND, got ${JSON.stringify(response.body)}`);
+          if (deniedByRule || codes.some((code) => code === 'FORBIDDEN' || (code === 'MFA_REQUIRED' && rule?.name !== 'isAuthenticated')))
+            mismatches.push(`${label}: expected allowed, got ${JSON.stringify(codes)}`);
+          if (codes.includes('INTERNAL_SERVER_ERROR'))
+            mismatches.push(`${label}: allowed, but failed inside: ${JSON.stringify(response.body.errors)}`);
+          if (expected.rowInScope === false && !codes.includes('NOT_FOUND'))
+            mismatches.push(`${label}: another user's row must be NOT_FOUND, got ${JSON.stringify(response.body)}`);
           if (expected.rowInScope === true && codes.includes('NOT_FOUND')) mismatches.push(`${label}: the row is in scope, got NOT_FOUND`);
         } else {
-          if (codes.length !== 1 || codes[0] !== expected.denial) mismatches.push(`${label}: expected ${expected.denial}, got ${JSON.stringify(codes)}`);
+          if (codes.length !== 1 || codes[0] !== expected.denial)
+            mismatches.push(`${label}: expected ${expected.denial}, got ${JSON.stringify(codes)}`);
           if (!deniedByRule) mismatches.push(`${label}: the denial was not logged by the permission layer`);
-          if (DENIALS.has(String(codes[0])) && response.body.data && (response.body.data as Record<string, unknown>)[field.name] != null) mismatches.push(`${label}: denied, yet data came back`);
+          if (DENIALS.has(String(codes[0])) && response.body.data && (response.body.data as Record<string, unknown>)[field.name] != null)
+            mismatches.push(`${label}: denied, yet data came back`);
         }
       }
       // Nobody but an admin acting on aal2 may change another user's data (IDOR / BFLA).

@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { SignJWT, base64url, errors, createLocalJWKSet, generateKeyPair, jwtVerify, type CryptoKey, type JWTHeaderParameters, type KeyObject } from 'jose';
+import {
+  SignJWT,
+  base64url,
+  errors,
+  createLocalJWKSet,
+  generateKeyPair,
+  jwtVerify,
+  type CryptoKey,
+  type JWTHeaderParameters,
+  type KeyObject,
+} from 'jose';
 import { DataSource } from 'typeorm';
 import { AccessTokenError, AccessTokenFailure, AccessTokens } from '../../src/accounts/access-tokens';
 import { SigningKey } from '../../src/accounts/signing-key.entity';
@@ -45,17 +55,20 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
   });
 
   const rawRows = (): Promise<Record<string, unknown>[]> => dataSource.query('SELECT * FROM signing_keys ORDER BY created_at, kid');
-  const currentKeyCount = async () => Number((await dataSource.query("SELECT count(*) AS count FROM signing_keys WHERE status = 'current'"))[0].count);
+  const currentKeyCount = async () =>
+    Number((await dataSource.query("SELECT count(*) AS count FROM signing_keys WHERE status = 'current'"))[0].count);
 
   async function rejected(token: string, verifier: AccessTokens = tokens): Promise<AccessTokenError> {
     const outcome = await verifier.verify(token).then(
       () => undefined,
       (error: unknown) => error,
     );
-    if (!(outcome instanceof AccessTokenError)) throw new Error(`expected an AccessTokenError, got ${outcome === undefined ? 'an accepted token' : String(outcome)}`);
+    if (!(outcome instanceof AccessTokenError))
+      throw new Error(`expected an AccessTokenError, got ${outcome === undefined ? 'an accepted token' : String(outcome)}`);
     return outcome;
   }
-  const rejection = async (token: string, verifier: AccessTokens = tokens): Promise<AccessTokenFailure> => (await rejected(token, verifier)).reason;
+  const rejection = async (token: string, verifier: AccessTokens = tokens): Promise<AccessTokenFailure> =>
+    (await rejected(token, verifier)).reason;
 
   /** What made jose (or the claim check) refuse: pins each case to the defence it exercises. */
   function causeOf(error: AccessTokenError): string {
@@ -75,9 +88,23 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
   async function forge({ header = {}, claims = {}, omit = [], key }: Forgery = {}): Promise<string> {
     const signing = await keys.signingKey();
     const now = Math.floor(clock.now().getTime() / 1000);
-    const payload: Record<string, unknown> = { iss: OPTIONS.issuer, aud: OPTIONS.audience, sub: 'user-1', sid: 'session-1', roles: ['user'], aal: 1, amr: ['pwd'], iat: now, exp: now + TTL_SECONDS, jti: randomUUID(), ...claims };
+    const payload: Record<string, unknown> = {
+      iss: OPTIONS.issuer,
+      aud: OPTIONS.audience,
+      sub: 'user-1',
+      sid: 'session-1',
+      roles: ['user'],
+      aal: 1,
+      amr: ['pwd'],
+      iat: now,
+      exp: now + TTL_SECONDS,
+      jti: randomUUID(),
+      ...claims,
+    };
     for (const claim of omit) delete payload[claim];
-    return new SignJWT(payload).setProtectedHeader({ alg: 'EdDSA', kid: signing.kid, typ: 'at+jwt', ...header }).sign(key ?? signing.privateKey);
+    return new SignJWT(payload)
+      .setProtectedHeader({ alg: 'EdDSA', kid: signing.kid, typ: 'at+jwt', ...header })
+      .sign(key ?? signing.privateKey);
   }
 
   it('round-trips a token whose times come from the injected clock', async () => {
@@ -128,7 +155,18 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
     });
     expect(protectedHeader).toEqual({ alg: 'EdDSA', kid, typ: 'at+jwt' });
     const issuedAt = Date.parse('2026-03-01T12:00:00.000Z') / 1000;
-    expect(payload).toEqual({ iss: OPTIONS.issuer, aud: OPTIONS.audience, sub: 'user-7', sid: 'session-7', roles: ['user', 'editor'], aal: 2, amr: ['pwd', 'otp'], iat: issuedAt, exp: issuedAt + TTL_SECONDS, jti: signed.jti });
+    expect(payload).toEqual({
+      iss: OPTIONS.issuer,
+      aud: OPTIONS.audience,
+      sub: 'user-7',
+      sid: 'session-7',
+      roles: ['user', 'editor'],
+      aal: 2,
+      amr: ['pwd', 'otp'],
+      iat: issuedAt,
+      exp: issuedAt + TTL_SECONDS,
+      jti: signed.jti,
+    });
   });
 
   it('accepts a hand-built token with the default forgery settings (the control for every rejection below)', async () => {
@@ -136,7 +174,11 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
   });
 
   const invalidTokens: [description: string, cause: string, make: () => Promise<string>][] = [
-    ['signed by another Ed25519 key under the same kid', 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', async () => forge({ key: (await generateKeyPair('EdDSA')).privateKey })],
+    [
+      'signed by another Ed25519 key under the same kid',
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+      async () => forge({ key: (await generateKeyPair('EdDSA')).privateKey }),
+    ],
     [
       'alg none (unsecured)',
       'ERR_JOSE_ALG_NOT_ALLOWED',
@@ -162,8 +204,16 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
         return forge({ header: { alg: 'HS256' }, key: new TextEncoder().encode(JSON.stringify(published)) });
       },
     ],
-    ['for another audience', 'unexpected "aud"', async () => (await new AccessTokens(keys, clock, { ...OPTIONS, audience: 'other-api' }).sign(CLAIMS)).token],
-    ['from another issuer', 'unexpected "iss"', async () => (await new AccessTokens(keys, clock, { ...OPTIONS, issuer: 'https://evil.test' }).sign(CLAIMS)).token],
+    [
+      'for another audience',
+      'unexpected "aud"',
+      async () => (await new AccessTokens(keys, clock, { ...OPTIONS, audience: 'other-api' }).sign(CLAIMS)).token,
+    ],
+    [
+      'from another issuer',
+      'unexpected "iss"',
+      async () => (await new AccessTokens(keys, clock, { ...OPTIONS, issuer: 'https://evil.test' }).sign(CLAIMS)).token,
+    ],
     ['typ JWT (an ID token or any other JWT)', 'unexpected "typ"', () => forge({ header: { typ: 'JWT' } })],
     ['without typ', 'unexpected "typ"', () => forge({ header: { typ: undefined } })],
     ['without exp', 'missing required "exp"', () => forge({ omit: ['exp'] })],
@@ -180,11 +230,19 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
     ['with a numeric sid', 'wrong types', () => forge({ claims: { sid: 42 } })],
     ['with a numeric sub', 'wrong types', () => forge({ claims: { sub: 42 } })],
     ['with exp as a string', '"exp" claim must be a number', () => forge({ claims: { exp: '9999999999' } })],
-    ['expired and signed by another key', 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', async () => forge({ claims: { exp: 1_000 }, key: (await generateKeyPair('EdDSA')).privateKey })],
-    ['with a tampered payload', 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', async () => {
-      const [header, , signature] = (await forge()).split('.');
-      return `${header}.${base64url.encode(JSON.stringify({ iss: OPTIONS.issuer, aud: OPTIONS.audience, sub: 'admin', sid: 's', roles: ['admin'], aal: 2, amr: ['pwd'], iat: 1, exp: 9_999_999_999, jti: 'j' }))}.${signature}`;
-    }],
+    [
+      'expired and signed by another key',
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+      async () => forge({ claims: { exp: 1_000 }, key: (await generateKeyPair('EdDSA')).privateKey }),
+    ],
+    [
+      'with a tampered payload',
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+      async () => {
+        const [header, , signature] = (await forge()).split('.');
+        return `${header}.${base64url.encode(JSON.stringify({ iss: OPTIONS.issuer, aud: OPTIONS.audience, sub: 'admin', sid: 's', roles: ['admin'], aal: 2, amr: ['pwd'], iat: 1, exp: 9_999_999_999, jti: 'j' }))}.${signature}`;
+      },
+    ],
     ['garbage', 'ERR_JWS_INVALID', async () => 'garbage'],
     ['empty', 'ERR_JWS_INVALID', async () => ''],
     ['three empty segments', 'ERR_JWS_INVALID', async () => '..'],
@@ -313,7 +371,9 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
       await gate.query('LOCK TABLE signing_keys IN ACCESS EXCLUSIVE MODE');
       const running = Promise.allSettled(racers.map((racer) => racer()));
       await eventually(async () => {
-        const [{ count }] = await dataSource.query("SELECT count(*) AS count FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        const [{ count }] = await dataSource.query(
+          "SELECT count(*) AS count FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        );
         return Number(count) === racers.length;
       });
       await gate.rollbackTransaction();
@@ -348,7 +408,10 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
 
   it('has the database refuse a second current key, even from a writer that skips the lock', async () => {
     const [{ kid, ...row }] = await rawRows();
-    const insertSecondCurrent = dataSource.query('INSERT INTO signing_keys (kid, algorithm, public_jwk, private_jwk, status, created_at) VALUES ($1, $2, $3, $4, $5, $6)', [`${String(kid)}-copy`, row.algorithm, row.public_jwk, row.private_jwk, 'current', row.created_at]);
+    const insertSecondCurrent = dataSource.query(
+      'INSERT INTO signing_keys (kid, algorithm, public_jwk, private_jwk, status, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+      [`${String(kid)}-copy`, row.algorithm, row.public_jwk, row.private_jwk, 'current', row.created_at],
+    );
     await expect(insertSecondCurrent).rejects.toThrow(/signing_keys_one_current/);
     expect(await currentKeyCount()).toBe(1);
   });

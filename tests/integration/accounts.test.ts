@@ -6,7 +6,12 @@ import { REFRESH, SIGN_IN, SIGN_UP, emailedToken, makeClient, makeUser, strongPa
 import { eventually } from '../support/eventually';
 import { TestServer, startTestServer } from '../support/test-server';
 
-type Payload = { accessToken: string; refreshToken: string; accessTokenExpiresAt: string; user: { id: string; email: string; emailVerified: boolean; roles: string[]; mfaEnabled: boolean } };
+type Payload = {
+  accessToken: string;
+  refreshToken: string;
+  accessTokenExpiresAt: string;
+  user: { id: string; email: string; emailVerified: boolean; roles: string[]; mfaEnabled: boolean };
+};
 
 describe('accounts over GraphQL', () => {
   let server: TestServer;
@@ -39,9 +44,21 @@ describe('accounts over GraphQL', () => {
       const common = await anonymous().request(SIGN_UP, { input: { email: 'common@example.com', password: 'bastionbastion2025' } });
       expect(codeOf(common.body)).toBe('BAD_USER_INPUT');
       const bad = await anonymous().request(SIGN_UP, { input: { email: 'not-an-email', password: strongPassword() } });
-      expect(bad.body.errors?.[0]).toMatchObject({ message: 'Enter a valid email address.', extensions: { code: 'BAD_USER_INPUT', field: 'email' } });
+      expect(bad.body.errors?.[0]).toMatchObject({
+        message: 'Enter a valid email address.',
+        extensions: { code: 'BAD_USER_INPUT', field: 'email' },
+      });
       // Invisible or broken characters that could make one address pass for another in an admin's list.
-      for (const email of ['nul\u0000@example.com', 'ad\u202Emin@example.com', 'zero\u200Bwidth@example.com', 'lone\uD800@example.com', 'tab\u0009x@example.com', 'ar\u061Cmark@example.com', 'soft\u00ADhyphen@example.com', 'tag\u{E0041}@example.com']) {
+      for (const email of [
+        'nul\u0000@example.com',
+        'ad\u202Emin@example.com',
+        'zero\u200Bwidth@example.com',
+        'lone\uD800@example.com',
+        'tab\u0009x@example.com',
+        'ar\u061Cmark@example.com',
+        'soft\u00ADhyphen@example.com',
+        'tag\u{E0041}@example.com',
+      ]) {
         const hidden = await anonymous().request(SIGN_UP, { input: { email, password: strongPassword() } });
         expect({ email, code: codeOf(hidden.body) }).toEqual({ email, code: 'BAD_USER_INPUT' });
       }
@@ -62,7 +79,9 @@ describe('accounts over GraphQL', () => {
   describe('signIn', () => {
     it('signs in with the right password, with a normalised email', async () => {
       const account = await makeUser(server);
-      const { body } = await anonymous().request<{ signIn: Payload & { __typename: string } }>(SIGN_IN, { input: { email: account.email.toUpperCase(), password: account.password } });
+      const { body } = await anonymous().request<{ signIn: Payload & { __typename: string } }>(SIGN_IN, {
+        input: { email: account.email.toUpperCase(), password: account.password },
+      });
       expect(body.data?.signIn.__typename).toBe('AuthPayload');
       expect(body.data?.signIn.user.id).toBe(account.id);
     });
@@ -70,7 +89,9 @@ describe('accounts over GraphQL', () => {
     it('gives the same INVALID_CREDENTIALS for a wrong password and an unknown email', async () => {
       const account = await makeUser(server);
       const wrong = await anonymous().request(SIGN_IN, { input: { email: account.email, password: 'not-the-password-at-all' } });
-      const unknown = await anonymous().request(SIGN_IN, { input: { email: 'nobody-here@example.com', password: 'not-the-password-at-all' } });
+      const unknown = await anonymous().request(SIGN_IN, {
+        input: { email: 'nobody-here@example.com', password: 'not-the-password-at-all' },
+      });
       expect(wrong.body.errors).toEqual(unknown.body.errors);
       expect(codeOf(wrong.body)).toBe('INVALID_CREDENTIALS');
       expect(wrong.body.data).toBeNull();
@@ -79,7 +100,9 @@ describe('accounts over GraphQL', () => {
     it('counts every attempt, however they arrive: parallel guesses hit RATE_LIMITED with retryAfterSeconds', async () => {
       const account = await makeUser(server);
       const guesses = await Promise.all(
-        Array.from({ length: 9 }, (_unused, index) => anonymous().request(SIGN_IN, { input: { email: account.email, password: `wrong-password-number-${index}` } })),
+        Array.from({ length: 9 }, (_unused, index) =>
+          anonymous().request(SIGN_IN, { input: { email: account.email, password: `wrong-password-number-${index}` } }),
+        ),
       );
       const codes = guesses.map((guess) => codeOf(guess.body));
       expect(codes.filter((code) => code === 'INVALID_CREDENTIALS').length).toBeLessThanOrEqual(5);
@@ -90,14 +113,20 @@ describe('accounts over GraphQL', () => {
       const right = await anonymous().request(SIGN_IN, { input: { email: account.email, password: account.password } });
       expect(codeOf(right.body)).toBe('RATE_LIMITED');
       server.clock.advance(20 * 60 * 1000);
-      const later = await anonymous().request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+      const later = await anonymous().request<{ signIn: { __typename: string } }>(SIGN_IN, {
+        input: { email: account.email, password: account.password },
+      });
       expect(later.body.data?.signIn.__typename).toBe('AuthPayload');
     });
 
     it('aliased sign-ins in one request stop at the first failure, so one request is one guess', async () => {
       const account = await makeUser(server);
       // 15 aliases: the most a query may have (BASTION_GRAPHQL_MAX_ALIASES); more are refused before any runs.
-      const aliases = Array.from({ length: 15 }, (_unused, index) => `a${index}: signIn(input: { email: "${account.email}", password: "wrong-password-number-${index}" }) { __typename }`).join('\n');
+      const aliases = Array.from(
+        { length: 15 },
+        (_unused, index) =>
+          `a${index}: signIn(input: { email: "${account.email}", password: "wrong-password-number-${index}" }) { __typename }`,
+      ).join('\n');
       const { body } = await anonymous().request(`mutation { ${aliases} }`);
       expect(body.data).toBeNull();
       expect(body.errors?.map((error) => error.extensions?.code)).toEqual(['INVALID_CREDENTIALS']);
@@ -130,10 +159,14 @@ describe('accounts over GraphQL', () => {
       expect(codeOf(body)).toBe('TOKEN_EXPIRED');
       expect((await account.client.request('{ serverInfo { name } }')).status).toBe(401);
       // Apps often attach the header to every call: the refresh the error asks for must go through.
-      const refreshed = await account.client.request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken: account.refreshToken } });
+      const refreshed = await account.client.request<{ refreshSession: Payload }>(REFRESH, {
+        input: { refreshToken: account.refreshToken },
+      });
       expect(refreshed.status).toBe(200);
       expect(refreshed.body.data?.refreshSession.user.id).toBe(account.id);
-      const mixed = await account.client.request(`mutation { refreshSession(input: { refreshToken: "${refreshed.body.data!.refreshSession.refreshToken}" }) { accessToken } signOut }`);
+      const mixed = await account.client.request(
+        `mutation { refreshSession(input: { refreshToken: "${refreshed.body.data!.refreshSession.refreshToken}" }) { accessToken } signOut }`,
+      );
       expect(mixed.status).toBe(401);
       expect(codeOf(mixed.body)).toBe('TOKEN_EXPIRED');
     });
@@ -171,7 +204,9 @@ describe('accounts over GraphQL', () => {
       // The whole family is dead: the newest refresh token and the access token too.
       expect(codeOf((await anonymous().request(REFRESH, { input: { refreshToken: rotated.refreshToken } })).body)).toBe('UNAUTHENTICATED');
       expect((await withToken(rotated.accessToken).request('{ me { id } }')).status).toBe(401);
-      const [audit] = await server.bastion.database.dataSource.query("SELECT actor_id, outcome FROM audit_events WHERE action = 'refresh_token_reused' ORDER BY id DESC LIMIT 1");
+      const [audit] = await server.bastion.database.dataSource.query(
+        "SELECT actor_id, outcome FROM audit_events WHERE action = 'refresh_token_reused' ORDER BY id DESC LIMIT 1",
+      );
       expect(audit).toEqual({ actor_id: account.id, outcome: 'denied' });
     });
 
@@ -184,10 +219,13 @@ describe('accounts over GraphQL', () => {
       const tokens = [a, b].map((response) => response.body.data?.refreshSession.refreshToken);
       expect(tokens.every(Boolean)).toBe(true);
       const outcomes = [];
-      for (const token of tokens) outcomes.push(await anonymous().request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken: token } }));
+      for (const token of tokens)
+        outcomes.push(await anonymous().request<{ refreshSession: Payload }>(REFRESH, { input: { refreshToken: token } }));
       const worked = outcomes.filter((outcome) => outcome.body.data?.refreshSession);
       expect(worked).toHaveLength(1);
-      expect((await withToken(worked[0].body.data!.refreshSession.accessToken).request('{ me { id } }')).body.data).toEqual({ me: { id: account.id } });
+      expect((await withToken(worked[0].body.data!.refreshSession.accessToken).request('{ me { id } }')).body.data).toEqual({
+        me: { id: account.id },
+      });
     });
 
     it('refuses an unknown refresh token', async () => {
@@ -196,17 +234,25 @@ describe('accounts over GraphQL', () => {
   });
 
   describe('sessions', () => {
-    it('lists this account\'s sessions, marks the current one, and ends one or all at once', async () => {
+    it("lists this account's sessions, marks the current one, and ends one or all at once", async () => {
       const account = await makeUser(server);
-      const second = await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } }, { 'user-agent': 'PhoneApp/2.0' });
+      const second = await anonymous().request<{ signIn: Payload }>(
+        SIGN_IN,
+        { input: { email: account.email, password: account.password } },
+        { 'user-agent': 'PhoneApp/2.0' },
+      );
       const other = second.body.data!.signIn;
-      const { body } = await account.client.request<{ mySessions: { id: string; current: boolean; userAgent: string | null; aal: number }[] }>('{ mySessions { id current userAgent aal } }');
+      const { body } = await account.client.request<{
+        mySessions: { id: string; current: boolean; userAgent: string | null; aal: number }[];
+      }>('{ mySessions { id current userAgent aal } }');
       expect(body.data!.mySessions).toHaveLength(2);
       expect(body.data!.mySessions.filter((session) => session.current)).toHaveLength(1);
       const otherSession = body.data!.mySessions.find((session) => !session.current)!;
       expect(otherSession).toMatchObject({ userAgent: 'PhoneApp/2.0', aal: 1 });
 
-      expect((await account.client.request(`mutation { revokeSession(id: "${otherSession.id}") }`)).body).toEqual({ data: { revokeSession: true } });
+      expect((await account.client.request(`mutation { revokeSession(id: "${otherSession.id}") }`)).body).toEqual({
+        data: { revokeSession: true },
+      });
       expect((await withToken(other.accessToken).request('{ me { id } }')).status).toBe(401);
       expect((await account.client.request('{ me { id } }')).status).toBe(200);
 
@@ -214,7 +260,7 @@ describe('accounts over GraphQL', () => {
       expect((await account.client.request('{ me { id } }')).status).toBe(401);
     });
 
-    it('cannot end another account\'s session: NOT_FOUND, as for a session that does not exist', async () => {
+    it("cannot end another account's session: NOT_FOUND, as for a session that does not exist", async () => {
       const alice = await makeUser(server);
       const bob = await makeUser(server);
       const aliceSessions = await alice.client.request<{ mySessions: { id: string }[] }>('{ mySessions { id } }');
@@ -226,7 +272,9 @@ describe('accounts over GraphQL', () => {
 
     it('signOutEverywhere ends every device', async () => {
       const account = await makeUser(server);
-      const other = await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+      const other = await anonymous().request<{ signIn: Payload }>(SIGN_IN, {
+        input: { email: account.email, password: account.password },
+      });
       await account.client.request('mutation { signOutEverywhere }');
       expect((await account.client.request('{ me { id } }')).status).toBe(401);
       expect((await withToken(other.body.data!.signIn.accessToken).request('{ me { id } }')).status).toBe(401);
@@ -241,16 +289,27 @@ describe('accounts over GraphQL', () => {
   describe('passwords', () => {
     it('changePassword needs the current password, keeps this session and ends the others', async () => {
       const account = await makeUser(server);
-      const other = await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+      const other = await anonymous().request<{ signIn: Payload }>(SIGN_IN, {
+        input: { email: account.email, password: account.password },
+      });
       const newPassword = strongPassword();
-      const wrong = await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', { input: { currentPassword: 'wrong-wrong-wrong-wrong', newPassword } });
+      const wrong = await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', {
+        input: { currentPassword: 'wrong-wrong-wrong-wrong', newPassword },
+      });
       expect(codeOf(wrong.body)).toBe('INVALID_CREDENTIALS');
-      const changed = await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', { input: { currentPassword: account.password, newPassword } });
+      const changed = await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', {
+        input: { currentPassword: account.password, newPassword },
+      });
       expect(changed.body).toEqual({ data: { changePassword: true } });
       expect((await account.client.request('{ me { id } }')).status).toBe(200);
       expect((await withToken(other.body.data!.signIn.accessToken).request('{ me { id } }')).status).toBe(401);
-      expect(codeOf((await anonymous().request(SIGN_IN, { input: { email: account.email, password: account.password } })).body)).toBe('INVALID_CREDENTIALS');
-      expect((await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: newPassword } })).body.data?.signIn.user.id).toBe(account.id);
+      expect(codeOf((await anonymous().request(SIGN_IN, { input: { email: account.email, password: account.password } })).body)).toBe(
+        'INVALID_CREDENTIALS',
+      );
+      expect(
+        (await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: newPassword } })).body.data
+          ?.signIn.user.id,
+      ).toBe(account.id);
     });
 
     it('password reset: always true, a single-use emailed link, every session ended', async () => {
@@ -268,15 +327,22 @@ describe('accounts over GraphQL', () => {
       expect((await anonymous().request(reset, { input: { token, newPassword } })).body).toEqual({ data: { resetPassword: true } });
       expect(codeOf((await anonymous().request(reset, { input: { token, newPassword: strongPassword() } })).body)).toBe('BAD_USER_INPUT');
       expect((await account.client.request('{ me { id } }')).status).toBe(401);
-      expect((await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: newPassword } })).body.data?.signIn.user.emailVerified).toBe(true);
+      expect(
+        (await anonymous().request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: newPassword } })).body.data
+          ?.signIn.user.emailVerified,
+      ).toBe(true);
     });
 
     it('a password change makes earlier reset links worthless', async () => {
       const account = await makeUser(server);
       await anonymous().request(`mutation { requestPasswordReset(input: { email: "${account.email}" }) }`);
       const token = await emailedToken(server, account.email, 'reset-password');
-      await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', { input: { currentPassword: account.password, newPassword: strongPassword() } });
-      const { body } = await anonymous().request('mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }', { input: { token, newPassword: strongPassword() } });
+      await account.client.request('mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', {
+        input: { currentPassword: account.password, newPassword: strongPassword() },
+      });
+      const { body } = await anonymous().request('mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }', {
+        input: { token, newPassword: strongPassword() },
+      });
       expect(codeOf(body)).toBe('BAD_USER_INPUT');
     });
 
@@ -285,8 +351,13 @@ describe('accounts over GraphQL', () => {
       await anonymous().request(`mutation { requestPasswordReset(input: { email: "${account.email}" }) }`);
       const token = await emailedToken(server, account.email, 'reset-password');
       server.clock.advance(31 * 60 * 1000);
-      const { body } = await anonymous().request('mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }', { input: { token, newPassword: strongPassword() } });
-      expect(body.errors?.[0]).toMatchObject({ message: 'This reset link is invalid or has expired: request a new one.', extensions: { code: 'BAD_USER_INPUT' } });
+      const { body } = await anonymous().request('mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }', {
+        input: { token, newPassword: strongPassword() },
+      });
+      expect(body.errors?.[0]).toMatchObject({
+        message: 'This reset link is invalid or has expired: request a new one.',
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
     });
   });
 
@@ -297,7 +368,9 @@ describe('accounts over GraphQL', () => {
       const verify = 'mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }';
       expect((await anonymous().request(verify, { input: { token } })).body).toEqual({ data: { verifyEmail: true } });
       expect(codeOf((await anonymous().request(verify, { input: { token } })).body)).toBe('BAD_USER_INPUT');
-      expect((await account.client.request<{ me: { emailVerified: boolean } }>('{ me { emailVerified } }')).body.data?.me.emailVerified).toBe(true);
+      expect(
+        (await account.client.request<{ me: { emailVerified: boolean } }>('{ me { emailVerified } }')).body.data?.me.emailVerified,
+      ).toBe(true);
     });
   });
 
@@ -305,14 +378,22 @@ describe('accounts over GraphQL', () => {
     it('needs the password, then removes the account, its sessions and its personal data', async () => {
       const account = await makeUser(server);
       const del = 'mutation($input: DeleteAccountInput!) { deleteAccount(input: $input) }';
-      expect(codeOf((await account.client.request(del, { input: { password: 'not-my-password-at-all' } })).body)).toBe('INVALID_CREDENTIALS');
-      expect((await account.client.request(del, { input: { password: account.password } })).body).toEqual({ data: { deleteAccount: true } });
+      expect(codeOf((await account.client.request(del, { input: { password: 'not-my-password-at-all' } })).body)).toBe(
+        'INVALID_CREDENTIALS',
+      );
+      expect((await account.client.request(del, { input: { password: account.password } })).body).toEqual({
+        data: { deleteAccount: true },
+      });
       expect((await account.client.request('{ me { id } }')).status).toBe(401);
-      expect(codeOf((await anonymous().request(SIGN_IN, { input: { email: account.email, password: account.password } })).body)).toBe('INVALID_CREDENTIALS');
+      expect(codeOf((await anonymous().request(SIGN_IN, { input: { email: account.email, password: account.password } })).body)).toBe(
+        'INVALID_CREDENTIALS',
+      );
       const db = server.bastion.database.dataSource;
       expect(await db.query('SELECT id FROM users WHERE id = $1', [account.id])).toEqual([]);
       expect(await db.query('SELECT id FROM sessions WHERE user_id = $1', [account.id])).toEqual([]);
-      expect(await db.query("SELECT ip_address, user_agent FROM audit_events WHERE action = 'account_deleted' AND actor_id = $1", [account.id])).toEqual([{ ip_address: null, user_agent: null }]);
+      expect(
+        await db.query("SELECT ip_address, user_agent FROM audit_events WHERE action = 'account_deleted' AND actor_id = $1", [account.id]),
+      ).toEqual([{ ip_address: null, user_agent: null }]);
       expect(await db.query('SELECT id FROM account_tokens WHERE user_id = $1', [account.id])).toEqual([]);
       expect(await db.query('SELECT role_name FROM user_roles WHERE user_id = $1', [account.id])).toEqual([]);
       expect(await db.query('SELECT id FROM outbox WHERE user_id = $1', [account.id])).toEqual([]);
@@ -342,7 +423,20 @@ describe('accounts over GraphQL', () => {
     it('recorded the flows above in an intact hash chain, without secrets', async () => {
       const db = server.bastion.database.dataSource;
       const actions: { action: string }[] = await db.query('SELECT DISTINCT action FROM audit_events');
-      expect(actions.map((row) => row.action)).toEqual(expect.arrayContaining(['user_signed_up', 'sign_in_succeeded', 'sign_in_failed', 'session_refreshed', 'refresh_token_reused', 'signed_out', 'password_changed', 'password_reset', 'email_verified', 'account_deleted']));
+      expect(actions.map((row) => row.action)).toEqual(
+        expect.arrayContaining([
+          'user_signed_up',
+          'sign_in_succeeded',
+          'sign_in_failed',
+          'session_refreshed',
+          'refresh_token_reused',
+          'signed_out',
+          'password_changed',
+          'password_reset',
+          'email_verified',
+          'account_deleted',
+        ]),
+      );
       const report = await verifyAuditChain(db.manager);
       expect(report).toMatchObject({ ok: true, firstBrokenId: null });
       expect(JSON.stringify(await db.query('SELECT metadata FROM audit_events'))).not.toMatch(/violet-harbor|@example\.com/i);
@@ -370,13 +464,24 @@ describe('account status and verified-email policy', () => {
     const email = 'unverified@example.com';
     const password = strongPassword();
     const signUp = await makeClient(server).request(SIGN_UP, { input: { email, password } });
-    expect(signUp.body.errors?.[0]).toMatchObject({ message: 'Account created. Verify your email address with the link we sent, then sign in.', extensions: { code: 'FORBIDDEN' } });
-    expect(await server.bastion.database.dataSource.query('SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email_index IS NOT NULL')).toEqual([]);
+    expect(signUp.body.errors?.[0]).toMatchObject({
+      message: 'Account created. Verify your email address with the link we sent, then sign in.',
+      extensions: { code: 'FORBIDDEN' },
+    });
+    expect(
+      await server.bastion.database.dataSource.query(
+        'SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email_index IS NOT NULL',
+      ),
+    ).toEqual([]);
     const first = await emailedToken(server, email, 'verify-email');
     server.clock.advance(61_000); // past the one-a-minute resend brake
     const refused = await makeClient(server).request(SIGN_IN, { input: { email, password } });
-    expect(refused.body.errors?.[0]).toMatchObject({ message: 'Verify your email address first: we sent you a new link.', extensions: { code: 'FORBIDDEN' } });
-    const verificationMails = () => server.logs.lines.filter((line) => line.mailTo === email && String(line.mailText).includes('/verify-email?token='));
+    expect(refused.body.errors?.[0]).toMatchObject({
+      message: 'Verify your email address first: we sent you a new link.',
+      extensions: { code: 'FORBIDDEN' },
+    });
+    const verificationMails = () =>
+      server.logs.lines.filter((line) => line.mailTo === email && String(line.mailText).includes('/verify-email?token='));
     await eventually(() => verificationMails().length === 2);
     expect(await emailedToken(server, email, 'verify-email')).not.toBe(first);
     await makeClient(server).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token: first } });
@@ -388,7 +493,9 @@ describe('account status and verified-email policy', () => {
     const email = 'to-suspend@example.com';
     const password = strongPassword();
     await makeClient(server).request(SIGN_UP, { input: { email, password } });
-    await makeClient(server).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token: await emailedToken(server, email, 'verify-email') } });
+    await makeClient(server).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', {
+      input: { token: await emailedToken(server, email, 'verify-email') },
+    });
     const signedIn = await makeClient(server).request<{ signIn: Payload }>(SIGN_IN, { input: { email, password } });
     const { accessToken, refreshToken, user } = signedIn.body.data!.signIn;
     await server.bastion.database.dataSource.query("UPDATE users SET status = 'suspended' WHERE id = $1", [user.id]);
@@ -412,9 +519,15 @@ describe('one account signing in from several devices at once', () => {
   it('every correct sign-in succeeds: the throttle bookkeeping neither crashes nor deadlocks', async () => {
     const account = await makeUser(server);
     const attempts = await Promise.all(
-      Array.from({ length: 5 }, () => makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } })),
+      Array.from({ length: 5 }, () =>
+        makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, {
+          input: { email: account.email, password: account.password },
+        }),
+      ),
     );
-    expect(attempts.map((attempt) => attempt.body.errors?.[0]?.extensions?.code ?? attempt.body.data?.signIn.__typename)).toEqual(Array(5).fill('AuthPayload'));
+    expect(attempts.map((attempt) => attempt.body.errors?.[0]?.extensions?.code ?? attempt.body.data?.signIn.__typename)).toEqual(
+      Array(5).fill('AuthPayload'),
+    );
   });
 });
 
@@ -430,11 +543,23 @@ describe('throttling across addresses (behind a trusted proxy)', () => {
   it('one address hammering an account locks only itself: the owner still signs in from elsewhere', async () => {
     const account = await makeUser(server);
     for (let attempt = 0; attempt < 60; attempt += 1) {
-      await makeClient(server).request(SIGN_IN, { input: { email: account.email, password: `guess-number-${attempt}-xxxx` } }, from('198.51.100.66'));
+      await makeClient(server).request(
+        SIGN_IN,
+        { input: { email: account.email, password: `guess-number-${attempt}-xxxx` } },
+        from('198.51.100.66'),
+      );
     }
-    const attacker = await makeClient(server).request(SIGN_IN, { input: { email: account.email, password: account.password } }, from('198.51.100.66'));
+    const attacker = await makeClient(server).request(
+      SIGN_IN,
+      { input: { email: account.email, password: account.password } },
+      from('198.51.100.66'),
+    );
     expect(attacker.body.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
-    const owner = await makeClient(server).request<{ signIn: { __typename: string } }>(SIGN_IN, { input: { email: account.email, password: account.password } }, from('203.0.113.5'));
+    const owner = await makeClient(server).request<{ signIn: { __typename: string } }>(
+      SIGN_IN,
+      { input: { email: account.email, password: account.password } },
+      from('203.0.113.5'),
+    );
     expect(owner.body.data?.signIn.__typename).toBe('AuthPayload');
   });
 });
@@ -466,7 +591,10 @@ describe('session lifetimes and limits', () => {
       token = body.data!.refreshSession.refreshToken;
     }
     server.clock.advance(1 * DAY + 1000); // day 5: past the absolute end, though used yesterday
-    expect((await refresh(token)).body.errors?.[0]).toMatchObject({ message: 'This session expired: sign in again.', extensions: { code: 'UNAUTHENTICATED' } });
+    expect((await refresh(token)).body.errors?.[0]).toMatchObject({
+      message: 'This session expired: sign in again.',
+      extensions: { code: 'UNAUTHENTICATED' },
+    });
   });
 
   it('signing in beyond the session limit ends the least recently used session', async () => {
@@ -474,11 +602,15 @@ describe('session lifetimes and limits', () => {
     const signIns = [];
     for (let device = 0; device < 3; device += 1) {
       server.clock.advance(1000);
-      signIns.push((await makeClient(server).request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } })).body.data!.signIn);
+      signIns.push(
+        (await makeClient(server).request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } }))
+          .body.data!.signIn,
+      );
     }
     // The sign-up's own session was the least recently used of four.
     expect((await account.client.request('{ me { id } }')).status).toBe(401);
-    for (const signIn of signIns) expect((await makeClient(server, { authorization: `Bearer ${signIn.accessToken}` }).request('{ me { id } }')).status).toBe(200);
+    for (const signIn of signIns)
+      expect((await makeClient(server, { authorization: `Bearer ${signIn.accessToken}` }).request('{ me { id } }')).status).toBe(200);
   });
 
   it('a grace-window retry whose successor was already used counts as reuse', async () => {

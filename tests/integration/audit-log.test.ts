@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditEvent } from '../../src/audit/audit-event.entity';
-import { AuditEventInput, AuditLog, GENESIS_HASH, auditEventHash, canonicalAuditPayload, verifyAuditChain } from '../../src/audit/audit-log';
+import {
+  AuditEventInput,
+  AuditLog,
+  GENESIS_HASH,
+  auditEventHash,
+  canonicalAuditPayload,
+  verifyAuditChain,
+} from '../../src/audit/audit-log';
 import { FrozenClock } from '../../src/clock';
 import { createDataSource } from '../../src/db/data-source';
 import { TestDatabase, createTestDatabase } from '../support/test-database';
@@ -25,7 +32,11 @@ describe('the audit log on real PostgreSQL', () => {
     ...overrides,
   });
   const appendInTransaction = (input: AuditEventInput) => dataSource.transaction((manager) => audit.append(manager, input));
-  const appendThree = async () => [await appendInTransaction(signIn()), await appendInTransaction(signIn({ action: 'mfa_challenge_failed', outcome: 'failure' })), await appendInTransaction(signIn({ action: 'grant_added', targetType: 'Role', targetId: 'editor' }))];
+  const appendThree = async () => [
+    await appendInTransaction(signIn()),
+    await appendInTransaction(signIn({ action: 'mfa_challenge_failed', outcome: 'failure' })),
+    await appendInTransaction(signIn({ action: 'grant_added', targetType: 'Role', targetId: 'editor' })),
+  ];
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -64,7 +75,8 @@ describe('the audit log on real PostgreSQL', () => {
     for (const row of stored) expect(auditEventHash(row)).toBe(row.hash);
     expect(stored[1]).toMatchObject({ action: 'mfa_challenge_failed', outcome: 'failure', metadata: { method: 'password' } });
 
-    for (const batchSize of [1, 2, 3, 1000]) expect(await verifyAuditChain(dataSource.manager, { batchSize })).toEqual({ ok: true, checked: 3, firstBrokenId: null });
+    for (const batchSize of [1, 2, 3, 1000])
+      expect(await verifyAuditChain(dataSource.manager, { batchSize })).toEqual({ ok: true, checked: 3, firstBrokenId: null });
   });
 
   it('verifies an empty log', async () => {
@@ -102,7 +114,20 @@ describe('the audit log on real PostgreSQL', () => {
     const [{ id }] = await dataSource.query(
       `INSERT INTO audit_events (at, action, outcome, actor_id, target_type, target_id, ip_address, user_agent, request_id, metadata, previous_hash, hash)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12) RETURNING id::text AS id`,
-      [forged.at, forged.action, forged.outcome, forged.actorId, forged.targetType, forged.targetId, forged.ipAddress, forged.userAgent, forged.requestId, JSON.stringify(forged.metadata), forged.previousHash, forged.hash],
+      [
+        forged.at,
+        forged.action,
+        forged.outcome,
+        forged.actorId,
+        forged.targetType,
+        forged.targetId,
+        forged.ipAddress,
+        forged.userAgent,
+        forged.requestId,
+        JSON.stringify(forged.metadata),
+        forged.previousHash,
+        forged.hash,
+      ],
     );
     expect(await verifyAuditChain(dataSource.manager)).toEqual({ ok: false, checked: 4, firstBrokenId: id });
   });
@@ -131,13 +156,18 @@ describe('the audit log on real PostgreSQL', () => {
     expect(await verifyAuditChain(dataSource.manager, { batchSize: 7 })).toEqual({ ok: true, checked: 20, firstBrokenId: null });
   });
 
-  it.each(['password', 'newPassword', 'accessToken', 'clientSecret', 'recoveryCode', 'OTP', 'apiKey'])('refuses a metadata key that looks like a secret: %s', async (key) => {
-    await expect(appendInTransaction(signIn({ metadata: { [key]: 'hunter2' } }))).rejects.toThrow(`"${key}"`);
-    expect(await events().count()).toBe(0);
-  });
+  it.each(['password', 'newPassword', 'accessToken', 'clientSecret', 'recoveryCode', 'OTP', 'apiKey'])(
+    'refuses a metadata key that looks like a secret: %s',
+    async (key) => {
+      await expect(appendInTransaction(signIn({ metadata: { [key]: 'hunter2' } }))).rejects.toThrow(`"${key}"`);
+      expect(await events().count()).toBe(0);
+    },
+  );
 
   it('refuses a secret-looking key nested inside metadata', async () => {
-    await expect(appendInTransaction(signIn({ metadata: { request: { headers: [{ refresh_token: 'x' }] } } }))).rejects.toThrow(/metadata\.request\.headers\[0\] key "refresh_token" looks like a secret/);
+    await expect(appendInTransaction(signIn({ metadata: { request: { headers: [{ refresh_token: 'x' }] } } }))).rejects.toThrow(
+      /metadata\.request\.headers\[0\] key "refresh_token" looks like a secret/,
+    );
   });
 
   it('refuses an action that is not snake_case, and an actor that is not a uuid', async () => {
@@ -158,7 +188,17 @@ describe('the audit log on real PostgreSQL', () => {
 
   it('hashes what PostgreSQL gives back: jsonb key order, dropped undefined members, an upper-case uuid', async () => {
     const actorId = randomUUID().toUpperCase();
-    await appendInTransaction(signIn({ actorId, metadata: { zeta: 1, alpha: { b: 0.1, a: [3, 'x', null, { y: true, x: false }] }, a_much_longer_name: 'é', skipped: undefined as unknown as null } }));
+    await appendInTransaction(
+      signIn({
+        actorId,
+        metadata: {
+          zeta: 1,
+          alpha: { b: 0.1, a: [3, 'x', null, { y: true, x: false }] },
+          a_much_longer_name: 'é',
+          skipped: undefined as unknown as null,
+        },
+      }),
+    );
     const [row] = await events().find();
     expect(row.actorId).toBe(actorId.toLowerCase());
     expect(row.metadata).toEqual({ zeta: 1, alpha: { b: 0.1, a: [3, 'x', null, { y: true, x: false }] }, a_much_longer_name: 'é' });

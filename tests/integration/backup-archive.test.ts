@@ -20,11 +20,15 @@ const ACTOR = { actorId: null, ipAddress: null, userAgent: 'test', requestId: nu
 /** Every row of every table, as text, in a stable order: what "every row equal" compares. */
 async function contentsOf(url: string, options: { auditBelow?: string } = {}): Promise<Record<string, string[]>> {
   return withAdminClient(url, async (client) => {
-    const { rows: tables } = await client.query<{ name: string }>("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN ('backups', 'rate_limits') ORDER BY 1");
+    const { rows: tables } = await client.query<{ name: string }>(
+      "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN ('backups', 'rate_limits') ORDER BY 1",
+    );
     const contents: Record<string, string[]> = {};
     for (const { name } of tables) {
       const filter = name === 'audit_events' && options.auditBelow ? `WHERE id < ${Number(options.auditBelow)}` : '';
-      const { rows } = await client.query<{ row: string }>(`SELECT t::text AS row FROM ${client.escapeIdentifier(name)} t ${filter} ORDER BY 1`);
+      const { rows } = await client.query<{ row: string }>(
+        `SELECT t::text AS row FROM ${client.escapeIdentifier(name)} t ${filter} ORDER BY 1`,
+      );
       contents[name] = rows.map((row) => row.row);
     }
     return contents;
@@ -43,9 +47,15 @@ describe('backup archives', () => {
     admin = await makeUser(server, { roles: ['admin'] });
     await confirmTotp(server, admin);
     const writer = await makeUser(server);
-    await writer.client.request('mutation { createProfile(input: { displayName: "Ada", phone: "+447700900123", birthDate: "1815-12-10" }) { id } }');
-    const post = await writer.client.request<{ createPost: { id: string } }>('mutation { createPost(input: { title: "Hello", body: "world", published: true }) { id } }');
-    await writer.client.request('mutation($postId: ID!) { createComment(input: { postId: $postId, body: "first" }) { id } }', { postId: post.body.data!.createPost.id });
+    await writer.client.request(
+      'mutation { createProfile(input: { displayName: "Ada", phone: "+447700900123", birthDate: "1815-12-10" }) { id } }',
+    );
+    const post = await writer.client.request<{ createPost: { id: string } }>(
+      'mutation { createPost(input: { title: "Hello", body: "world", published: true }) { id } }',
+    );
+    await writer.client.request('mutation($postId: ID!) { createComment(input: { postId: $postId, body: "first" }) { id } }', {
+      postId: post.body.data!.createPost.id,
+    });
     await admin.client.request('mutation { createRole(input: { name: "editor", description: "Edits posts" }) { name } }');
     await admin.client.request('mutation { grantPermission(input: { role: "editor", model: "Post", action: UPDATE, scope: ALL }) { id } }');
     await admin.client.request('mutation { addFirewallRule(input: { cidr: "203.0.113.0/24", action: DENY, note: "test" }) { id } }');
@@ -82,7 +92,10 @@ describe('backup archives', () => {
       expect(bytes.includes(Buffer.from('+447700900123'))).toBe(false);
       expect(bytes.includes(Buffer.from('bulk 1'))).toBe(false);
 
-      const [{ id: createdEvent }] = await server.bastion.database.dataSource.query("SELECT id FROM audit_events WHERE action = 'backup_created' AND target_id = $1", [backup.id]);
+      const [{ id: createdEvent }] = await server.bastion.database.dataSource.query(
+        "SELECT id FROM audit_events WHERE action = 'backup_created' AND target_id = $1",
+        [backup.id],
+      );
       restored = await createTestDatabase({ migrated: false });
       const result = await restoreArchive({ file, keyring: testKeyring(), targetUrl: restored.url, replace: false });
       expect(result).toMatchObject({ tables: backup.tables, rows: backup.rows, schemaVersion: backup.schemaVersion });
@@ -91,10 +104,14 @@ describe('backup archives', () => {
       const copy = await contentsOf(restored.url);
       expect(Object.keys(copy)).toEqual(Object.keys(original));
       for (const table of Object.keys(original)) expect({ table, rows: copy[table] }).toEqual({ table, rows: original[table] });
-      const [profile] = await withAdminClient(restored.url, (client) => client.query("SELECT phone FROM profiles WHERE display_name = 'Ada'")).then((result) => result.rows);
+      const [profile] = await withAdminClient(restored.url, (client) =>
+        client.query("SELECT phone FROM profiles WHERE display_name = 'Ada'"),
+      ).then((result) => result.rows);
       expect(profile.phone).toMatch(/^v1\.k1\./);
       // Sequences continue after the restored rows: the next audit event gets the next id.
-      const next = await withAdminClient(restored.url, (client) => client.query("SELECT nextval(pg_get_serial_sequence('audit_events', 'id')) AS id, (SELECT max(id) FROM audit_events) AS max"));
+      const next = await withAdminClient(restored.url, (client) =>
+        client.query("SELECT nextval(pg_get_serial_sequence('audit_events', 'id')) AS id, (SELECT max(id) FROM audit_events) AS max"),
+      );
       expect(Number(next.rows[0].id)).toBe(Number(next.rows[0].max) + 1);
     });
   });
@@ -108,7 +125,9 @@ describe('backup archives', () => {
       const { file } = await freshBackup();
       archive = fs.readFileSync(file);
       target = await createTestDatabase();
-      await withAdminClient(target.url, (client) => client.query("INSERT INTO firewall_rules (cidr, action, note) VALUES ('198.51.100.0/24', 'deny', 'must survive')"));
+      await withAdminClient(target.url, (client) =>
+        client.query("INSERT INTO firewall_rules (cidr, action, note) VALUES ('198.51.100.0/24', 'deny', 'must survive')"),
+      );
       before = await contentsOf(target.url);
     });
     afterAll(() => target?.drop());
@@ -133,17 +152,38 @@ describe('backup archives', () => {
     });
 
     it('refuses one flipped byte anywhere: header, first, middle and last chunk, last byte', async () => {
-      const positions = [0, 9, 12, 50, headerLength() - 1, headerLength(), headerLength() + 1000, headerLength() + sealedChunk + 7, Math.floor(archive.length / 2), archive.length - TAG_BYTES - 1, archive.length - 1];
+      const positions = [
+        0,
+        9,
+        12,
+        50,
+        headerLength() - 1,
+        headerLength(),
+        headerLength() + 1000,
+        headerLength() + sealedChunk + 7,
+        Math.floor(archive.length / 2),
+        archive.length - TAG_BYTES - 1,
+        archive.length - 1,
+      ];
       for (const position of positions) {
         const bytes = Buffer.from(archive);
         bytes[position] ^= 0x01;
         const error = await refused(bytes);
-        expect({ position, failure: error.failure }).toEqual({ position, failure: expect.stringMatching(/^(ARCHIVE_DAMAGED|NOT_AN_ARCHIVE|UNSUPPORTED_FORMAT|WRONG_KEY|UNKNOWN_KEY)$/) });
+        expect({ position, failure: error.failure }).toEqual({
+          position,
+          failure: expect.stringMatching(/^(ARCHIVE_DAMAGED|NOT_AN_ARCHIVE|UNSUPPORTED_FORMAT|WRONG_KEY|UNKNOWN_KEY)$/),
+        });
       }
     });
 
     it('refuses a truncated archive: mid-chunk, at a chunk boundary, or only its header', async () => {
-      for (const length of [archive.length - 1, archive.length - 100, headerLength() + 2 * sealedChunk, headerLength() + 10, headerLength()]) {
+      for (const length of [
+        archive.length - 1,
+        archive.length - 100,
+        headerLength() + 2 * sealedChunk,
+        headerLength() + 10,
+        headerLength(),
+      ]) {
         expect((await refused(archive.subarray(0, length))).failure).toBe('ARCHIVE_DAMAGED');
       }
     });
@@ -166,12 +206,24 @@ describe('backup archives', () => {
       expect(missing).toMatchObject({ failure: 'UNKNOWN_KEY', message: expect.stringContaining('"k1"') });
     });
 
-    it('refuses, by id, a file that is another backup\'s archive renamed (catalogue SHA-256 and the archive\'s own id)', async () => {
+    it("refuses, by id, a file that is another backup's archive renamed (catalogue SHA-256 and the archive's own id)", async () => {
       const { backup: older, file } = await freshBackup();
       const { backup: newer } = await freshBackup();
-      const swapped = await restoreArchive({ file, keyring: testKeyring(), targetUrl: target.url, replace: true, expect: { backupId: newer.id, sha256: newer.sha256 } }).catch((error: unknown) => error);
+      const swapped = await restoreArchive({
+        file,
+        keyring: testKeyring(),
+        targetUrl: target.url,
+        replace: true,
+        expect: { backupId: newer.id, sha256: newer.sha256 },
+      }).catch((error: unknown) => error);
       expect(swapped).toMatchObject({ failure: 'ARCHIVE_DAMAGED', message: expect.stringContaining('SHA-256 differs') });
-      const renamed = await restoreArchive({ file, keyring: testKeyring(), targetUrl: target.url, replace: true, expect: { backupId: newer.id, sha256: null } }).catch((error: unknown) => error);
+      const renamed = await restoreArchive({
+        file,
+        keyring: testKeyring(),
+        targetUrl: target.url,
+        replace: true,
+        expect: { backupId: newer.id, sha256: null },
+      }).catch((error: unknown) => error);
       expect(renamed).toMatchObject({ failure: 'ARCHIVE_DAMAGED', message: expect.stringContaining(`holds backup ${older.id}`) });
       expect(await contentsOf(target.url)).toEqual(before);
     });
@@ -190,10 +242,20 @@ describe('backup archives', () => {
     it('refuses an archive from a newer schema, naming it', async () => {
       const source = await createTestDatabase();
       try {
-        await withAdminClient(source.url, (client) => client.query("INSERT INTO migrations (timestamp, name) VALUES (9999999999999, 'FromTheFuture9999999999999')"));
+        await withAdminClient(source.url, (client) =>
+          client.query("INSERT INTO migrations (timestamp, name) VALUES (9999999999999, 'FromTheFuture9999999999999')"),
+        );
         const future = await startTestServer({ config: {} });
         // A backup of that database, taken by a service pointed at it.
-        const service = new BackupService(future.bastion.database.dataSource, source.url, testKeyring(), future.clock, future.bastion.services.audit, future.logger, { ...future.bastion.services.backups.options, dir: scratch });
+        const service = new BackupService(
+          future.bastion.database.dataSource,
+          source.url,
+          testKeyring(),
+          future.clock,
+          future.bastion.services.audit,
+          future.logger,
+          { ...future.bastion.services.backups.options, dir: scratch },
+        );
         try {
           const backup = await service.create(ACTOR, 'cli');
           const error = await refused(fs.readFileSync(service.fileOf(backup)));
@@ -221,7 +283,15 @@ describe('backup archives', () => {
         const [{ name: version }] = await source.query('SELECT name FROM migrations ORDER BY id DESC LIMIT 1');
         await source.query("INSERT INTO firewall_rules (cidr, action, note) VALUES ('192.0.2.0/24', 'deny', 'from the old schema')");
         await source.destroy();
-        const service = new BackupService(server.bastion.database.dataSource, old.url, testKeyring(), server.clock, server.bastion.services.audit, server.logger, { ...backups().options, dir: scratch });
+        const service = new BackupService(
+          server.bastion.database.dataSource,
+          old.url,
+          testKeyring(),
+          server.clock,
+          server.bastion.services.audit,
+          server.logger,
+          { ...backups().options, dir: scratch },
+        );
         const backup = await service.create(ACTOR, 'cli');
         expect(backup.schemaVersion).toBe(version);
 
@@ -232,7 +302,9 @@ describe('backup archives', () => {
         expect(down.migrated).toEqual([expect.stringMatching(/^down Backups\d+$/), expect.stringMatching(/^down RateLimits\d+$/)]);
         for (const url of [fresh.url, current.url]) {
           const state = await withAdminClient(url, (client) =>
-            client.query("SELECT (SELECT name FROM migrations ORDER BY id DESC LIMIT 1) AS version, (SELECT note FROM firewall_rules WHERE cidr = '192.0.2.0/24') AS note, to_regclass('public.backups') IS NULL AS catalogue_gone"),
+            client.query(
+              "SELECT (SELECT name FROM migrations ORDER BY id DESC LIMIT 1) AS version, (SELECT note FROM firewall_rules WHERE cidr = '192.0.2.0/24') AS note, to_regclass('public.backups') IS NULL AS catalogue_gone",
+            ),
           );
           expect(state.rows[0]).toEqual({ version, note: 'from the old schema', catalogue_gone: true });
         }
@@ -256,8 +328,13 @@ describe('backup archives', () => {
             if (table !== 'comments') return;
             for (let index = 0; index < 5; index += 1) {
               await writes.query('BEGIN');
-              const { rows } = await writes.query("INSERT INTO posts (author_id, title) SELECT author_id, 'during backup' FROM posts LIMIT 1 RETURNING id, author_id");
-              await writes.query("INSERT INTO comments (post_id, author_id, body) VALUES ($1, $2, 'during backup')", [rows[0].id, rows[0].author_id]);
+              const { rows } = await writes.query(
+                "INSERT INTO posts (author_id, title) SELECT author_id, 'during backup' FROM posts LIMIT 1 RETURNING id, author_id",
+              );
+              await writes.query("INSERT INTO comments (post_id, author_id, body) VALUES ($1, $2, 'during backup')", [
+                rows[0].id,
+                rows[0].author_id,
+              ]);
               await writes.query('COMMIT');
               wrote += 1;
             }
@@ -269,7 +346,11 @@ describe('backup archives', () => {
         const restored = await createTestDatabase({ migrated: false });
         try {
           await restoreArchive({ file: backups().fileOf(backup), keyring: testKeyring(), targetUrl: restored.url, replace: false });
-          const during = await withAdminClient(restored.url, (client) => client.query("SELECT (SELECT count(*) FROM posts WHERE title = 'during backup')::int AS posts, (SELECT count(*) FROM comments WHERE body = 'during backup')::int AS comments"));
+          const during = await withAdminClient(restored.url, (client) =>
+            client.query(
+              "SELECT (SELECT count(*) FROM posts WHERE title = 'during backup')::int AS posts, (SELECT count(*) FROM comments WHERE body = 'during backup')::int AS comments",
+            ),
+          );
           expect(during.rows[0]).toEqual({ posts: 0, comments: 0 });
         } finally {
           await restored.drop();

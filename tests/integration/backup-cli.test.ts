@@ -33,10 +33,14 @@ function expectOneLineFailure(result: CliResult, message: RegExp): void {
 /** Each table's row count and an MD5 of its rows: two equal fingerprints mean the same data. */
 async function fingerprintOf(url: string): Promise<Record<string, string>> {
   return withAdminClient(url, async (client) => {
-    const { rows: tables } = await client.query<{ name: string }>("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+    const { rows: tables } = await client.query<{ name: string }>(
+      "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    );
     const fingerprint: Record<string, string> = {};
     for (const { name } of tables) {
-      const { rows } = await client.query<{ digest: string }>(`SELECT count(*) || ' rows, ' || COALESCE(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '-') AS digest FROM ${client.escapeIdentifier(name)} t`);
+      const { rows } = await client.query<{ digest: string }>(
+        `SELECT count(*) || ' rows, ' || COALESCE(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '-') AS digest FROM ${client.escapeIdentifier(name)} t`,
+      );
       fingerprint[name] = rows[0].digest;
     }
     return fingerprint;
@@ -51,23 +55,35 @@ function dropDatabase(name: string): Promise<void> {
 }
 
 async function databaseExists(name: string): Promise<boolean> {
-  return withAdminClient(testDatabaseServer().adminUrl, async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1);
+  return withAdminClient(
+    testDatabaseServer().adminUrl,
+    async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1,
+  );
 }
 
 describe('bastion backup, through the CLI', () => {
   let server: TestServer;
   let backupDir: string;
   const cli = (args: string[], env: Record<string, string> = {}) => runCliAgainst(server, args, { BACKUP_DIR: backupDir, ...env });
-  const archives = () => fs.readdirSync(backupDir).filter((name) => name.endsWith('.bbak')).sort();
+  const archives = () =>
+    fs
+      .readdirSync(backupDir)
+      .filter((name) => name.endsWith('.bbak'))
+      .sort();
   const catalogue = async () =>
-    (await server.bastion.database.dataSource.query('SELECT id::text AS id, status, file_name AS "fileName", size_bytes::bigint AS "sizeBytes", rows::bigint AS rows FROM backups ORDER BY created_at')) as { id: string; status: string; fileName: string; sizeBytes: string; rows: string }[];
+    (await server.bastion.database.dataSource.query(
+      'SELECT id::text AS id, status, file_name AS "fileName", size_bytes::bigint AS "sizeBytes", rows::bigint AS rows FROM backups ORDER BY created_at',
+    )) as { id: string; status: string; fileName: string; sizeBytes: string; rows: string }[];
   const postsFingerprint = async (url: string) => (await fingerprintOf(url)).posts;
 
   beforeAll(async () => {
     server = await startTestServer();
     backupDir = server.config.backupDir!;
     const writer = await makeUser(server);
-    await server.bastion.database.dataSource.query("INSERT INTO posts (author_id, title, body) SELECT $1, 'before ' || n, repeat(md5(n::text), 3) FROM generate_series(1, 2000) AS n", [writer.id]);
+    await server.bastion.database.dataSource.query(
+      "INSERT INTO posts (author_id, title, body) SELECT $1, 'before ' || n, repeat(md5(n::text), 3) FROM generate_series(1, 2000) AS n",
+      [writer.id],
+    );
   });
   afterAll(() => server?.close());
 
@@ -94,7 +110,9 @@ describe('bastion backup, through the CLI', () => {
     });
 
     it("create's last progress line accounts for every row of the archive", () => {
-      expect(progress[progress.length - 1]).toMatch(new RegExp(`^backup \\[#{24}\\] 100% \\(${createdRows}/${createdRows}\\) [\\d.]+ MB of table data, [\\d.]+ MB/s$`));
+      expect(progress[progress.length - 1]).toMatch(
+        new RegExp(`^backup \\[#{24}\\] 100% \\(${createdRows}/${createdRows}\\) [\\d.]+ MB of table data, [\\d.]+ MB/s$`),
+      );
     });
 
     it('list shows it as a table: id, creation time, age, size, rows, status', async () => {
@@ -104,7 +122,11 @@ describe('bastion backup, through the CLI', () => {
       expect(header).toMatch(/^ID +CREATED \(UTC\) +AGE +SIZE +ROWS +STATUS +VERIFIED$/);
       const [entry] = await catalogue();
       const size = `${(Number(entry.sizeBytes) / MB).toFixed(1)} MB`;
-      expect(rows).toEqual([expect.stringMatching(new RegExp(`^${first}  \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d  +[01]m  +${escapeRegExp(size)}  +${entry.rows}  COMPLETE +-$`))]);
+      expect(rows).toEqual([
+        expect.stringMatching(
+          new RegExp(`^${first}  \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d  +[01]m  +${escapeRegExp(size)}  +${entry.rows}  COMPLETE +-$`),
+        ),
+      ]);
     });
 
     it('verify, by id and by an 8-character prefix, prints VERIFIED and exits 0', async () => {
@@ -112,9 +134,16 @@ describe('bastion backup, through the CLI', () => {
         const result = await cli(['backup', 'verify', reference]);
         expect({ reference, code: result.code }).toEqual({ reference, code: 0 });
         // stderr holds the progress bar only.
-        expect(result.stderr.split('\n').filter(Boolean).every((line) => line.startsWith('verifying ['))).toBe(true);
+        expect(
+          result.stderr
+            .split('\n')
+            .filter(Boolean)
+            .every((line) => line.startsWith('verifying [')),
+        ).toBe(true);
         expect(result.stdout).toMatch(new RegExp(`^backup ${first}: VERIFIED\\n`));
-        expect(result.stdout).toMatch(/^ {2}verification: restored \d+ tables and \d+ rows into a scratch database; every table's row count and SHA-256 match the manifest$/m);
+        expect(result.stdout).toMatch(
+          /^ {2}verification: restored \d+ tables and \d+ rows into a scratch database; every table's row count and SHA-256 match the manifest$/m,
+        );
       }
       expect((await catalogue()).map((entry) => entry.status)).toEqual(['verified']);
     });
@@ -152,7 +181,10 @@ describe('bastion backup, through the CLI', () => {
 
     beforeAll(async () => {
       const result = await cli(['backup', 'create']);
-      expect({ code: result.code, stderr: result.stderr.split('\n').filter((line) => !line.startsWith('backup [')) }).toEqual({ code: 0, stderr: [''] });
+      expect({ code: result.code, stderr: result.stderr.split('\n').filter((line) => !line.startsWith('backup [')) }).toEqual({
+        code: 0,
+        stderr: [''],
+      });
       backupId = /^backup ([0-9a-f-]{36}): COMPLETE$/m.exec(result.stdout)![1];
       archiveFile = path.join(backupDir, (await catalogue()).find((entry) => entry.id === backupId)!.fileName);
       postsAtBackup = await postsFingerprint(server.database.url);
@@ -162,12 +194,17 @@ describe('bastion backup, through the CLI', () => {
     });
 
     /** What a restore prints first: the target's host:port/name, and the migrations a new database needed. */
-    const restoredInto = (target: string) => new RegExp(`^restored \\d+ tables and \\d+ rows at schema \\w+ into ${target}( \\(\\d+ migration\\(s\\) applied\\))?\\npoint DATABASE_URL at that database to serve it`);
+    const restoredInto = (target: string) =>
+      new RegExp(
+        `^restored \\d+ tables and \\d+ rows at schema \\w+ into ${target}( \\(\\d+ migration\\(s\\) applied\\))?\\npoint DATABASE_URL at that database to serve it`,
+      );
 
     /** The restored database holds the archived posts, and the audit event of the restore. */
     async function expectRestoredInto(url: string, archiveId: string | null): Promise<void> {
       expect(await postsFingerprint(url)).toBe(postsAtBackup);
-      const events = await withAdminClient(url, (client) => client.query("SELECT target_id FROM audit_events WHERE action = 'backup_restored'"));
+      const events = await withAdminClient(url, (client) =>
+        client.query("SELECT target_id FROM audit_events WHERE action = 'backup_restored'"),
+      );
       expect(events.rows).toEqual([{ target_id: archiveId }]);
     }
 
@@ -210,7 +247,9 @@ describe('bastion backup, through the CLI', () => {
     it('--to a database with tables, without --yes, is refused in one line and the target is unchanged', async () => {
       const target = await createTestDatabase();
       try {
-        await withAdminClient(target.url, (client) => client.query("INSERT INTO firewall_rules (cidr, action, note) VALUES ('198.51.100.0/24', 'deny', 'must survive')"));
+        await withAdminClient(target.url, (client) =>
+          client.query("INSERT INTO firewall_rules (cidr, action, note) VALUES ('198.51.100.0/24', 'deny', 'must survive')"),
+        );
         const before = await fingerprintOf(target.url);
         const result = await cli(['backup', 'restore', backupId, '--to', target.url]);
         expect(await fingerprintOf(target.url)).toEqual(before);
@@ -225,7 +264,10 @@ describe('bastion backup, through the CLI', () => {
       const impostor = `k1:${Buffer.alloc(32, 7).toString('base64')},k2:${TEST_KEYS.k2.toString('base64')}`;
       const result = await cli(['backup', 'restore', backupId, '--yes'], { BASTION_ENCRYPTION_KEYS: impostor });
       expect(await fingerprintOf(server.database.url)).toEqual(before);
-      expectOneLineFailure(result, /^bastion: the archive does not open with this keyring's key "k1": it was written with a different key of that name\n$/);
+      expectOneLineFailure(
+        result,
+        /^bastion: the archive does not open with this keyring's key "k1": it was written with a different key of that name\n$/,
+      );
     });
 
     it('an unknown id is refused in one line', async () => {
@@ -234,7 +276,7 @@ describe('bastion backup, through the CLI', () => {
       expectOneLineFailure(result, new RegExp(`^bastion: no backup ${unknown} in the catalogue or in ${escapeRegExp(backupDir)}\\n$`));
     });
 
-    it('--yes without --to replaces the current database\'s data with the archive\'s', async () => {
+    it("--yes without --to replaces the current database's data with the archive's", async () => {
       const dataSource = server.bastion.database.dataSource;
       const [{ author_id: author }] = await dataSource.query("SELECT author_id FROM posts WHERE title = 'before 1'");
       await dataSource.query("INSERT INTO posts (author_id, title) VALUES ($1, 'marker after the backup')", [author]);
@@ -243,8 +285,12 @@ describe('bastion backup, through the CLI', () => {
 
       const result = await cli(['backup', 'restore', backupId, '--yes']);
       expect(result.code).toBe(0);
-      expect(result.stdout).toMatch(new RegExp(`^restored \\d+ tables and \\d+ rows at schema \\w+ into ${adminHost()}/${server.database.name}\\n$`));
-      const titles = await dataSource.query("SELECT title FROM posts WHERE title IN ('marker after the backup', 'before 1', 'before 2') ORDER BY title");
+      expect(result.stdout).toMatch(
+        new RegExp(`^restored \\d+ tables and \\d+ rows at schema \\w+ into ${adminHost()}/${server.database.name}\\n$`),
+      );
+      const titles = await dataSource.query(
+        "SELECT title FROM posts WHERE title IN ('marker after the backup', 'before 1', 'before 2') ORDER BY title",
+      );
       expect(titles).toEqual([{ title: 'before 1' }, { title: 'before 2' }]);
       expect(await postsFingerprint(server.database.url)).toBe(postsAtBackup);
       // The catalogue is not part of an archive: the current one stays.
@@ -259,7 +305,11 @@ describe('bastion backup on a large table', () => {
   let author: string;
   const dataSource = () => server.bastion.database.dataSource;
   const postCount = async () => Number((await dataSource().query('SELECT count(*)::int AS posts FROM posts'))[0].posts);
-  const fillPosts = (count: number) => dataSource().query("INSERT INTO posts (author_id, title, body) SELECT $1, 'bulk ' || n, repeat(md5(n::text), 6) FROM generate_series(1, $2) AS n", [author, count]);
+  const fillPosts = (count: number) =>
+    dataSource().query(
+      "INSERT INTO posts (author_id, title, body) SELECT $1, 'bulk ' || n, repeat(md5(n::text), 6) FROM generate_series(1, $2) AS n",
+      [author, count],
+    );
 
   beforeAll(async () => {
     server = await startTestServer();
@@ -276,11 +326,18 @@ describe('bastion backup on a large table', () => {
     /** Peak RSS (KiB) of a `backup create` run in a node of its own, and the posts its archive holds. */
     async function createMeasuringPeakRss(): Promise<{ maxRssKiB: number; posts: number }> {
       const script = `require(${JSON.stringify(CLI_PATH)}).runCli(['node', 'bastion', 'backup', 'create']).then(() => process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'))`;
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000, env: cliEnvAgainst(server, { BACKUP_DIR: measuredDir }) });
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, ['-e', script], {
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: cliEnvAgainst(server, { BACKUP_DIR: measuredDir }),
+      });
       const maxRss = /^MAXRSS (\d+)$/m.exec(stderr)?.[1];
       const id = /^backup ([0-9a-f-]{36}): COMPLETE$/m.exec(stdout)?.[1];
       if (!maxRss || !id) throw new Error(`backup create did not complete, or printed no MAXRSS line:\n${stdout}${stderr}`);
-      const [{ posts }] = await dataSource().query("SELECT (t->>'rows')::int AS posts FROM backups, jsonb_array_elements(manifest->'tables') t WHERE id = $1 AND t->>'name' = 'posts'", [id]);
+      const [{ posts }] = await dataSource().query(
+        "SELECT (t->>'rows')::int AS posts FROM backups, jsonb_array_elements(manifest->'tables') t WHERE id = $1 AND t->>'name' = 'posts'",
+        [id],
+      );
       return { maxRssKiB: Number(maxRss), posts };
     }
 
@@ -290,7 +347,9 @@ describe('bastion backup on a large table', () => {
       await fillPosts(450_000);
       const large = await createMeasuringPeakRss();
       expect([small.posts, large.posts]).toEqual([50_000, 500_000]);
-      console.log(`backup create peak RSS: ${(small.maxRssKiB / 1024).toFixed(1)} MB for 50k rows, ${(large.maxRssKiB / 1024).toFixed(1)} MB for 500k rows`);
+      console.log(
+        `backup create peak RSS: ${(small.maxRssKiB / 1024).toFixed(1)} MB for 50k rows, ${(large.maxRssKiB / 1024).toFixed(1)} MB for 500k rows`,
+      );
       expect(Math.abs(large.maxRssKiB - small.maxRssKiB)).toBeLessThan(30 * 1024);
     }, 120_000);
   });
@@ -304,12 +363,17 @@ describe('bastion backup on a large table', () => {
 
     it('leaves no complete-looking file; the next command marks the entry FAILED and removes the temporary file', async () => {
       expect(fs.readdirSync(backupDir)).toEqual([]);
-      const child = spawn(process.execPath, [CLI_PATH, 'backup', 'create'], { env: cliEnvAgainst(server, { BACKUP_DIR: backupDir }), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI_PATH, 'backup', 'create'], {
+        env: cliEnvAgainst(server, { BACKUP_DIR: backupDir }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let output = '';
       child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
       child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
       let exitedBy: string | number | null | undefined;
-      const exited = new Promise<string | number | null>((resolve) => child.once('exit', (code, signal) => resolve((exitedBy = signal ?? code))));
+      const exited = new Promise<string | number | null>((resolve) =>
+        child.once('exit', (code, signal) => resolve((exitedBy = signal ?? code))),
+      );
       const partialFile = () =>
         fs.readdirSync(backupDir).find((name) => {
           if (!/^\.bastion-.*\.bbak\.partial$/.test(name)) return false;
@@ -336,12 +400,21 @@ describe('bastion backup on a large table', () => {
 
       // PostgreSQL ends the dead client's session, and with it the backup lock; polled, since it notices on its own time.
       const lockHolders = async () =>
-        Number((await dataSource().query("SELECT count(*)::int AS holders FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ((classid::bigint << 32) | objid::bigint) = $1::bigint", [BACKUP_LOCK_KEY]))[0].holders);
+        Number(
+          (
+            await dataSource().query(
+              "SELECT count(*)::int AS holders FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ((classid::bigint << 32) | objid::bigint) = $1::bigint",
+              [BACKUP_LOCK_KEY],
+            )
+          )[0].holders,
+        );
       await eventually(async () => (await lockHolders()) === 0, 15_000);
 
       const listed = await runCliAgainst(server, ['backup', 'list'], { BACKUP_DIR: backupDir });
       expect(listed).toMatchObject({ code: 0, stderr: '' });
-      expect(listed.stdout).toMatch(new RegExp(`^${id}  .*  FAILED +-  \\(interrupted: the process writing it stopped before it finished\\)$`, 'm'));
+      expect(listed.stdout).toMatch(
+        new RegExp(`^${id}  .*  FAILED +-  \\(interrupted: the process writing it stopped before it finished\\)$`, 'm'),
+      );
       expect(await statusOf()).toBe('failed');
       expect(fs.readdirSync(backupDir)).toEqual([]);
     });

@@ -96,7 +96,9 @@ describe('bastion keys', () => {
   it('forget refuses without --force', () => {
     const result = runCli(['keys', 'forget', 'k1'], {});
     expect(result.status).toBe(1);
-    expect(result.stderr.trim()).toBe('bastion: refusing to forget key "k1" without --force: values still encrypted under it become unreadable');
+    expect(result.stderr.trim()).toBe(
+      'bastion: refusing to forget key "k1" without --force: values still encrypted under it become unreadable',
+    );
   });
 });
 
@@ -119,7 +121,9 @@ describe('bastion admin create', () => {
     expect(created.stderr).toBe('');
     expect(created.status).toBe(0);
     expect(created.stdout).toMatch(/^created administrator [0-9a-f-]{36} \(root@example\.com\)$/m);
-    const rows = await withAdminClient(database.url, (client) => client.query("SELECT ur.role_name FROM user_roles ur JOIN users u ON u.id = ur.user_id ORDER BY 1"));
+    const rows = await withAdminClient(database.url, (client) =>
+      client.query('SELECT ur.role_name FROM user_roles ur JOIN users u ON u.id = ur.user_id ORDER BY 1'),
+    );
     expect(rows.rows.map((row: { role_name: string }) => row.role_name)).toEqual(['admin', 'user']);
 
     const weak = runCli(['admin', 'create', '--email', 'root2@example.com'], env, 'short\n');
@@ -145,7 +149,9 @@ describe('bastion serve, failing to start', () => {
   it('says in one line that the database is down, and exits non-zero', () => {
     const result = runCli(['serve'], { DATABASE_URL: 'postgres://app:pw-never-shown@127.0.0.1:1/app', LOG_LEVEL: 'silent' });
     expect(result.status).toBe(1);
-    expect(result.stderr.trim()).toBe('bastion: Cannot connect to PostgreSQL at 127.0.0.1:1/app: connection refused (is the server running?)');
+    expect(result.stderr.trim()).toBe(
+      'bastion: Cannot connect to PostgreSQL at 127.0.0.1:1/app: connection refused (is the server running?)',
+    );
     expect(result.stdout + result.stderr).not.toContain('pw-never-shown');
   });
 });
@@ -181,7 +187,11 @@ describe('bastion serve on the embedded PostgreSQL', () => {
 
     const second = await serve(env);
     expect(second.output()).toContain('stopping an embedded PostgreSQL left running by a previous Bastion process');
-    const response = await fetch(second.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ serverInfo { name } }' }) });
+    const response = await fetch(second.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ serverInfo { name } }' }),
+    });
     expect(await response.json()).toEqual({ data: { serverInfo: { name: 'Bastion' } } });
     const again = new Client({ connectionString: embeddedUrl(dataDir) });
     await again.connect();
@@ -191,7 +201,11 @@ describe('bastion serve on the embedded PostgreSQL', () => {
     // A short CLI command attaches to the running server and, leaving, does not stop it.
     const attached = runCli(['migrate', 'status'], { ...env, LOG_LEVEL: 'info' });
     expect(attached.stdout).toContain('using the embedded PostgreSQL started by another Bastion process');
-    const stillServing = await fetch(second.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ serverInfo { name } }' }) });
+    const stillServing = await fetch(second.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ serverInfo { name } }' }),
+    });
     expect(stillServing.status).toBe(200);
 
     const running = postmasterPid(dataDir)!;

@@ -31,7 +31,15 @@ describe('session invalidation across two instances on one database', () => {
     a = await startTestServer({ extraFeatures: [memoFeature], setupSql: [MEMOS_TABLE_SQL] });
     const logger = createLogger({ level: 'debug', pretty: false, destination: bLogs });
     // B trusts loopback as a proxy, so a test can speak to it from any address.
-    const config = configWith({ databaseUrl: a.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, trustProxy: ['127.0.0.1', '::1'], ...TEST_KEY_SETTINGS });
+    const config = configWith({
+      databaseUrl: a.database.url,
+      port: 0,
+      host: '127.0.0.1',
+      migrateOnStart: false,
+      databasePoolSize: 4,
+      trustProxy: ['127.0.0.1', '::1'],
+      ...TEST_KEY_SETTINGS,
+    });
     b = await startBastion(config, { logger, clock: a.clock, extraFeatures: [memoFeature] });
   });
   afterAll(async () => {
@@ -41,7 +49,7 @@ describe('session invalidation across two instances on one database', () => {
 
   const onA = (token: string): GraphQLClient => makeClient(a, { authorization: `Bearer ${token}` });
   const onB = (token: string): GraphQLClient => makeClient({ url: b.url }, { authorization: `Bearer ${token}` });
-  
+
   async function expectServed(client: GraphQLClient, userId: string): Promise<void> {
     const response = await client.request(ME);
     expect({ status: response.status, body: response.body }).toEqual({ status: 200, body: { data: { me: { id: userId } } } });
@@ -61,7 +69,12 @@ describe('session invalidation across two instances on one database', () => {
   }
 
   const listenerPids = async (state?: 'idle'): Promise<number[]> =>
-    (await a.bastion.database.dataSource.query("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database() AND ($1::text IS NULL OR state = $1) ORDER BY pid", [state ?? null])).map((row: { pid: number }) => Number(row.pid));
+    (
+      await a.bastion.database.dataSource.query(
+        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database() AND ($1::text IS NULL OR state = $1) ORDER BY pid",
+        [state ?? null],
+      )
+    ).map((row: { pid: number }) => Number(row.pid));
   const reconnects = (logs: LogCollector) => logs.lines.filter((line) => line.msg === RECONNECTED).length;
 
   it('runs two instances on one database, each with its own LISTEN connection', async () => {
@@ -133,15 +146,23 @@ describe('session invalidation across two instances on one database', () => {
     const admin = await makeUser(a, { roles: ['admin'] });
     const author = await makeUser(a);
     const reader = await makeUser(a);
-    const created = await author.client.request<{ createMemo: { id: string } }>('mutation { createMemo(input: { title: "shared" }) { id } }');
+    const created = await author.client.request<{ createMemo: { id: string } }>(
+      'mutation { createMemo(input: { title: "shared" }) { id } }',
+    );
     const memo = `{ memo(id: "${created.body.data!.createMemo.id}") { title } }`;
     const readerOnB = onB(reader.accessToken);
     expect(codesOf(await readerOnB.request(memo))).toEqual(['NOT_FOUND']); // B has loaded the policy and the reader's session
 
     await admin.client.request('mutation { createRole(input: { name: "reader" }) { name } }');
-    const granted = await admin.client.request<{ grantPermission: { id: string } }>('mutation { grantPermission(input: { role: "reader", model: "Memo", action: READ, scope: ALL }) { id } }');
+    const granted = await admin.client.request<{ grantPermission: { id: string } }>(
+      'mutation { grantPermission(input: { role: "reader", model: "Memo", action: READ, scope: ALL }) { id } }',
+    );
     await admin.client.request(`mutation { assignRole(input: { userId: "${reader.id}", role: "reader" }) { id } }`);
-    await inForceAtOnce(readerOnB, memo, (response) => (response.body.data as { memo?: { title: string } } | null)?.memo?.title === 'shared');
+    await inForceAtOnce(
+      readerOnB,
+      memo,
+      (response) => (response.body.data as { memo?: { title: string } } | null)?.memo?.title === 'shared',
+    );
 
     await admin.client.request(`mutation { revokePermission(id: "${granted.body.data!.grantPermission.id}") }`);
     await inForceAtOnce(readerOnB, memo, (response) => codesOf(response)?.[0] === 'NOT_FOUND');
@@ -151,10 +172,20 @@ describe('session invalidation across two instances on one database', () => {
     const account = await makeUser(a);
     const verified = '{ me { emailVerified } }';
     const readerOnB = onB(account.accessToken);
-    await inForceAtOnce(readerOnB, verified, (response) => (response.body.data as { me?: { emailVerified: boolean } } | null)?.me?.emailVerified === false);
+    await inForceAtOnce(
+      readerOnB,
+      verified,
+      (response) => (response.body.data as { me?: { emailVerified: boolean } } | null)?.me?.emailVerified === false,
+    );
     const token = await emailedToken(a, account.email, 'verify-email');
-    expect((await makeClient(a).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token } })).body).toEqual({ data: { verifyEmail: true } });
-    await inForceAtOnce(readerOnB, verified, (response) => (response.body.data as { me?: { emailVerified: boolean } } | null)?.me?.emailVerified === true);
+    expect(
+      (await makeClient(a).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token } })).body,
+    ).toEqual({ data: { verifyEmail: true } });
+    await inForceAtOnce(
+      readerOnB,
+      verified,
+      (response) => (response.body.data as { me?: { emailVerified: boolean } } | null)?.me?.emailVerified === true,
+    );
   });
 
   it('a suspension and a role deletion made on A are in force on B', async () => {
@@ -166,10 +197,18 @@ describe('session invalidation across two instances on one database', () => {
     const memos = '{ memos(first: 1) { id } }';
     const someone = await makeUser(a);
     await someone.client.request('mutation { createMemo(input: { title: "x" }) { id } }');
-    await inForceAtOnce(onB(member.accessToken), memos, (response) => ((response.body.data as { memos?: unknown[] } | null)?.memos?.length ?? 0) > 0);
+    await inForceAtOnce(
+      onB(member.accessToken),
+      memos,
+      (response) => ((response.body.data as { memos?: unknown[] } | null)?.memos?.length ?? 0) > 0,
+    );
 
     await admin.client.request('mutation { deleteRole(name: "temp") }');
-    await inForceAtOnce(onB(member.accessToken), memos, (response) => (response.body.data as { memos?: unknown[] } | null)?.memos?.length === 0);
+    await inForceAtOnce(
+      onB(member.accessToken),
+      memos,
+      (response) => (response.body.data as { memos?: unknown[] } | null)?.memos?.length === 0,
+    );
 
     await admin.client.request(`mutation { setUserStatus(input: { userId: "${member.id}", status: SUSPENDED }) { id } }`);
     await refusedAtOnce(onB(member.accessToken));
@@ -180,7 +219,9 @@ describe('session invalidation across two instances on one database', () => {
     const fromBlockedNetwork = makeClient({ url: b.url }, { 'x-forwarded-for': '198.51.100.23' });
     const status = async () => (await fromBlockedNetwork.request('{ serverInfo { name } }')).status;
     expect(await status()).toBe(200); // B has loaded its rules
-    const added = await admin.client.request<{ addFirewallRule: { id: string } }>('mutation { addFirewallRule(input: { cidr: "198.51.100.0/24", action: DENY }) { id } }');
+    const added = await admin.client.request<{ addFirewallRule: { id: string } }>(
+      'mutation { addFirewallRule(input: { cidr: "198.51.100.0/24", action: DENY }) { id } }',
+    );
     await inForceAtOnce(fromBlockedNetwork, '{ serverInfo { name } }', (response) => response.status === 403);
     await admin.client.request(`mutation { removeFirewallRule(id: "${added.body.data!.addFirewallRule.id}") }`);
     await inForceAtOnce(fromBlockedNetwork, '{ serverInfo { name } }', (response) => response.status === 200);
@@ -188,7 +229,13 @@ describe('session invalidation across two instances on one database', () => {
 
   it('keeps one linear audit chain while both instances append at the same time', async () => {
     const accounts = await Promise.all([makeUser(a), makeUser(a)]);
-    const attempts = accounts.flatMap((account) => [a, { url: b.url }].flatMap((server) => Array.from({ length: 5 }, () => makeClient(server).request(SIGN_IN, { input: { email: account.email, password: 'wrong-password-for-the-chain' } }))));
+    const attempts = accounts.flatMap((account) =>
+      [a, { url: b.url }].flatMap((server) =>
+        Array.from({ length: 5 }, () =>
+          makeClient(server).request(SIGN_IN, { input: { email: account.email, password: 'wrong-password-for-the-chain' } }),
+        ),
+      ),
+    );
     await Promise.all(attempts);
     const report = await verifyAuditChain(a.bastion.database.dataSource.manager);
     expect(report).toMatchObject({ ok: true, firstBrokenId: null });

@@ -19,7 +19,10 @@ describe('a database error inside a resolver', () => {
   it('reaches the client only as the mask', async () => {
     const { status, body, headers } = await makeClient(server).request('{ brokenQuery }');
     expect(status).toBe(200);
-    expect(body).toEqual({ data: null, errors: [{ message: 'Internal server error', path: ['brokenQuery'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+    expect(body).toEqual({
+      data: null,
+      errors: [{ message: 'Internal server error', path: ['brokenQuery'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }],
+    });
 
     const requestId = headers.get('x-request-id');
     const logged = server.logs.find((line) => line.msg === 'unexpected error (masked for the client)');
@@ -39,7 +42,8 @@ describe('a database outage while serving', () => {
     withAdminClient(testDatabaseServer().adminUrl, async (client) => {
       const name = client.escapeIdentifier(server.database.name);
       await client.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS ${available}`);
-      if (!available) await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [server.database.name]);
+      if (!available)
+        await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [server.database.name]);
     });
   const readiness = () => fetch(`${server.origin}/readyz`);
 
@@ -52,13 +56,26 @@ describe('a database outage while serving', () => {
     expect(await down.json()).toEqual({ status: 'unavailable', reason: 'database unreachable' });
     const failed = await makeClient(server).request('{ databaseProbe }');
     expect(failed.status).toBe(503);
-    expect(failed.body.errors).toEqual([{ message: 'The service is temporarily unavailable; retry shortly.', path: ['databaseProbe'], extensions: { code: 'SERVICE_UNAVAILABLE' } }]);
+    expect(failed.body.errors).toEqual([
+      {
+        message: 'The service is temporarily unavailable; retry shortly.',
+        path: ['databaseProbe'],
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      },
+    ]);
     expect(JSON.stringify(failed.body)).not.toMatch(/accepting connections|terminat/i);
-    expect(server.logs.find((line) => line.msg === 'request refused: a dependency is unavailable')).toMatchObject({ level: 40, path: ['databaseProbe'] });
+    expect(server.logs.find((line) => line.msg === 'request refused: a dependency is unavailable')).toMatchObject({
+      level: 40,
+      path: ['databaseProbe'],
+    });
     expect((await fetch(`${server.origin}/healthz`)).status).toBe(200);
     // A response that still carries data keeps 200: a mobile client would drop it on a 503 and retry the whole operation.
     const partial = await makeClient(server).request('{ serverInfo { name } optionalDatabaseProbe }');
-    expect({ status: partial.status, data: partial.body.data, codes: codesOf(partial) }).toEqual({ status: 200, data: { serverInfo: { name: 'Bastion' }, optionalDatabaseProbe: null }, codes: ['SERVICE_UNAVAILABLE'] });
+    expect({ status: partial.status, data: partial.body.data, codes: codesOf(partial) }).toEqual({
+      status: 200,
+      data: { serverInfo: { name: 'Bastion' }, optionalDatabaseProbe: null },
+      codes: ['SERVICE_UNAVAILABLE'],
+    });
     // Nothing left but nulls: the whole request failed, and says so.
     expect((await makeClient(server).request('{ optionalDatabaseProbe }')).status).toBe(503);
 

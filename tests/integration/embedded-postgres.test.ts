@@ -37,7 +37,9 @@ describe('the embedded PostgreSQL when its state file is gone', () => {
     expect(await canQuery(first)).toBe(true);
     await first.stop();
     fs.rmSync(path.join(dataDir, 'embedded-postgres.json'));
-    await expect(EmbeddedPostgres.start({ dataDir, logger, disposable: true })).rejects.toThrow(/holds a PostgreSQL cluster but .*embedded-postgres\.json \(its password\) is missing/);
+    await expect(EmbeddedPostgres.start({ dataDir, logger, disposable: true })).rejects.toThrow(
+      /holds a PostgreSQL cluster but .*embedded-postgres\.json \(its password\) is missing/,
+    );
   });
 
   it('as root, replaces the orphaned temp-folder cluster of an earlier checkout at the same path', async () => {
@@ -59,7 +61,9 @@ describe('the embedded PostgreSQL when its state file is gone', () => {
     const second = await EmbeddedPostgres.start({ dataDir, logger, disposable: true });
     try {
       expect(await canQuery(second)).toBe(true);
-      expect(logs.find((line) => line.msg === 'replacing an orphaned embedded PostgreSQL cluster left by an earlier checkout at this path')).toBeDefined();
+      expect(
+        logs.find((line) => line.msg === 'replacing an orphaned embedded PostgreSQL cluster left by an earlier checkout at this path'),
+      ).toBeDefined();
     } finally {
       await second.stop();
       fs.rmSync(path.dirname(clusterDir), { recursive: true, force: true });

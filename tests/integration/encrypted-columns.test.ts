@@ -26,7 +26,16 @@ describe('encrypted columns on real PostgreSQL', () => {
     await database.drop();
   });
 
-  const save = (email: string, extra: Partial<SecretNote> = {}) => notes().save(Object.assign(new SecretNote(), { email, phone: '+44 20 7946 0000', profile: { city: 'Leeds', tags: ['a'] }, label: 'plain label', ...extra }));
+  const save = (email: string, extra: Partial<SecretNote> = {}) =>
+    notes().save(
+      Object.assign(new SecretNote(), {
+        email,
+        phone: '+44 20 7946 0000',
+        profile: { city: 'Leeds', tags: ['a'] },
+        label: 'plain label',
+        ...extra,
+      }),
+    );
 
   it('stores no plaintext: the raw table holds only envelopes', async () => {
     const note = await save('ada.lovelace@example.com');
@@ -58,7 +67,9 @@ describe('encrypted columns on real PostgreSQL', () => {
     const attempt = conflictOnDuplicate(() => save('DUP@example.com'), 'That email is already registered.');
     await expect(attempt).rejects.toBeInstanceOf(AppError);
     await expect(attempt).rejects.toMatchObject({ code: 'CONFLICT', message: 'That email is already registered.' });
-    const [{ count }] = await dataSource.query("SELECT count(*) FROM secret_notes WHERE email_index = $1", [blindIndexOf(SecretNote, 'email', 'dup@example.com')]);
+    const [{ count }] = await dataSource.query('SELECT count(*) FROM secret_notes WHERE email_index = $1', [
+      blindIndexOf(SecretNote, 'email', 'dup@example.com'),
+    ]);
     expect(Number(count)).toBe(1);
   });
 
@@ -69,7 +80,9 @@ describe('encrypted columns on real PostgreSQL', () => {
     expect(await notes().findOneBy({ emailIndex: blindIndexOf(SecretNote, 'email', 'old@example.com') })).toBeNull();
     note.email = 'newest@example.com';
     await notes().save(note);
-    expect((await notes().findOneBy({ emailIndex: blindIndexOf(SecretNote, 'email', 'newest@example.com') }))?.email).toBe('newest@example.com');
+    expect((await notes().findOneBy({ emailIndex: blindIndexOf(SecretNote, 'email', 'newest@example.com') }))?.email).toBe(
+      'newest@example.com',
+    );
   });
 
   it('refuses an encrypted column in a where clause, loudly', async () => {
@@ -80,7 +93,9 @@ describe('encrypted columns on real PostgreSQL', () => {
     await expect(notes().delete({ email: 'ada.lovelace@example.com' })).rejects.toThrow(EncryptedColumnMisuseError);
     // The query builder throws as the criteria are added, before any query runs.
     expect(() => notes().createQueryBuilder().where({ email: 'ada.lovelace@example.com' })).toThrow(EncryptedColumnMisuseError);
-    expect(() => notes().createQueryBuilder().update().set({ label: 'y' }).where({ phone: '+44 20 7946 0000' })).toThrow(EncryptedColumnMisuseError);
+    expect(() => notes().createQueryBuilder().update().set({ label: 'y' }).where({ phone: '+44 20 7946 0000' })).toThrow(
+      EncryptedColumnMisuseError,
+    );
   });
 
   it('fails the whole read when a ciphertext was moved to another column or altered', async () => {
@@ -89,7 +104,10 @@ describe('encrypted columns on real PostgreSQL', () => {
     await expect(notes().findOneBy({ id: moved.id })).rejects.toThrow(DecryptionFailedError);
 
     const altered = await save('altered@example.com');
-    await dataSource.query("UPDATE secret_notes SET phone = overlay(phone placing (CASE WHEN substr(phone, 20, 1) = 'A' THEN 'B' ELSE 'A' END) from 20 for 1) WHERE id = $1", [altered.id]);
+    await dataSource.query(
+      "UPDATE secret_notes SET phone = overlay(phone placing (CASE WHEN substr(phone, 20, 1) = 'A' THEN 'B' ELSE 'A' END) from 20 for 1) WHERE id = $1",
+      [altered.id],
+    );
     await expect(notes().findOneBy({ id: altered.id })).rejects.toThrow('decryption failed');
   });
 

@@ -44,7 +44,11 @@ describe('rate limits (PostgreSQL store)', () => {
   it('refuses the request over the per-address limit with 429, Retry-After and RATE_LIMITED, before any GraphQL work', async () => {
     const client = makeClient(server, { 'x-forwarded-for': freshAddress() });
     for (let request = 0; request < 5; request += 1) expect((await client.request(SERVER_INFO)).status).toBe(200);
-    const refused = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.18.200.1' }, body: '{}' });
+    const refused = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.18.200.1' },
+      body: '{}',
+    });
     expect(refused.status).not.toBe(429); // another address has its own bucket
     const over = await client.request(SERVER_INFO);
     expect(over.status).toBe(429);
@@ -56,7 +60,8 @@ describe('rate limits (PostgreSQL store)', () => {
   it('counts every aliased signIn: 50 in one request are 50 attempts against a limit of 49', async () => {
     const address = freshAddress();
     const account = await makeUser(server);
-    const aliased = (count: number) => `mutation { ${Array.from({ length: count }, (_unused, index) => `a${index}: signIn(input: { email: "${account.email}", password: "wrong-${index}-password-here" }) { __typename }`).join(' ')} }`;
+    const aliased = (count: number) =>
+      `mutation { ${Array.from({ length: count }, (_unused, index) => `a${index}: signIn(input: { email: "${account.email}", password: "wrong-${index}-password-here" }) { __typename }`).join(' ')} }`;
     const client = makeClient(server, { 'x-forwarded-for': address });
     const five = await client.request(aliased(50));
     expect(five.status).toBe(429);
@@ -67,7 +72,9 @@ describe('rate limits (PostgreSQL store)', () => {
 
     const other = makeClient(server, { 'x-forwarded-for': freshAddress() });
     expect(codesOf(await other.request(aliased(49)))).toEqual(['INVALID_CREDENTIALS']);
-    expect(codesOf(await other.request(SIGN_IN, { input: { email: account.email, password: account.password } }))).toEqual(['RATE_LIMITED']);
+    expect(codesOf(await other.request(SIGN_IN, { input: { email: account.email, password: account.password } }))).toEqual([
+      'RATE_LIMITED',
+    ]);
   });
 
   it('has a bucket of its own for verifyMfa and requestPasswordReset, each refused with 429 and Retry-After', async () => {
@@ -79,14 +86,26 @@ describe('rate limits (PostgreSQL store)', () => {
       const client = makeClient(server, { 'x-forwarded-for': freshAddress() });
       expect({ operation, status: (await client.request(query)).status }).not.toEqual({ operation, status: 429 });
       const second = await client.request(query);
-      expect({ operation, status: second.status, codes: codesOf(second), retryAfter: Number(second.headers.get('retry-after')) > 0 }).toEqual({ operation, status: 429, codes: ['RATE_LIMITED'], retryAfter: true });
+      expect({
+        operation,
+        status: second.status,
+        codes: codesOf(second),
+        retryAfter: Number(second.headers.get('retry-after')) > 0,
+      }).toEqual({ operation, status: 429, codes: ['RATE_LIMITED'], retryAfter: true });
     }
   });
 
   it('limits one account across addresses', async () => {
     const account = await makeUser(server);
     const results: number[] = [];
-    for (let request = 0; request < 5; request += 1) results.push((await makeClient(server, { authorization: `Bearer ${account.accessToken}`, 'x-forwarded-for': freshAddress() }).request('{ me { id } }')).status);
+    for (let request = 0; request < 5; request += 1)
+      results.push(
+        (
+          await makeClient(server, { authorization: `Bearer ${account.accessToken}`, 'x-forwarded-for': freshAddress() }).request(
+            '{ me { id } }',
+          )
+        ).status,
+      );
     expect(results).toEqual([200, 200, 200, 200, 429]);
   });
 });
@@ -94,11 +113,27 @@ describe('rate limits (PostgreSQL store)', () => {
 describe('rate limits shared by two instances on one database', () => {
   it('counts requests to either instance against one limit, exactly, at the very next request', async () => {
     // A loaded CI machine must not turn a slow store answer into a local decision here.
-    const config = { ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, rateLimitPerIp: { points: 5, seconds: 60 }, rateLimitStoreWaitMs: 30_000 };
+    const config = {
+      ...TRUSTED_LOOPBACK,
+      rateLimitsEnabled: true,
+      rateLimitPerIp: { points: 5, seconds: 60 },
+      rateLimitStoreWaitMs: 30_000,
+    };
     const a = await startTestServer({ config });
     let b: RunningBastion | undefined;
     try {
-      b = await startBastion(configWith({ databaseUrl: a.database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 2, ...TEST_KEY_SETTINGS, ...config }), { logger: createLogger({ level: 'silent', pretty: false, destination: new LogCollector() }), clock: a.clock });
+      b = await startBastion(
+        configWith({
+          databaseUrl: a.database.url,
+          port: 0,
+          host: '127.0.0.1',
+          migrateOnStart: false,
+          databasePoolSize: 2,
+          ...TEST_KEY_SETTINGS,
+          ...config,
+        }),
+        { logger: createLogger({ level: 'silent', pretty: false, destination: new LogCollector() }), clock: a.clock },
+      );
       const address = freshAddress();
       const onA = makeClient(a, { 'x-forwarded-for': address });
       const onB = makeClient({ url: b.url }, { 'x-forwarded-for': address });
@@ -108,11 +143,18 @@ describe('rate limits shared by two instances on one database', () => {
       expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
       // Sent at once, to both: still five.
       const burst = freshAddress();
-      const together = await Promise.all(Array.from({ length: 12 }, (_, request) => makeClient(request % 2 === 0 ? a : { url: b!.url }, { 'x-forwarded-for': burst }).request(SERVER_INFO)));
+      const together = await Promise.all(
+        Array.from({ length: 12 }, (_, request) =>
+          makeClient(request % 2 === 0 ? a : { url: b!.url }, { 'x-forwarded-for': burst }).request(SERVER_INFO),
+        ),
+      );
       expect(together.filter((response) => response.status === 200)).toHaveLength(5);
       await a.bastion.services.rateLimits!.flush();
       await b.services.rateLimits!.flush();
-      const [{ points }] = await a.bastion.database.dataSource.query("SELECT sum(points)::int AS points FROM rate_limits WHERE key LIKE 'ipw:%' || $1", [address]);
+      const [{ points }] = await a.bastion.database.dataSource.query(
+        "SELECT sum(points)::int AS points FROM rate_limits WHERE key LIKE 'ipw:%' || $1",
+        [address],
+      );
       expect(points).toBe(8);
     } finally {
       await b?.stop();
@@ -130,10 +172,14 @@ describe('rate limits (Redis store)', () => {
     return;
   }
   it('refuse the request over the limit, counted in Redis', async () => {
-    const server = await startTestServer({ config: { ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, redisUrl, rateLimitPerIp: { points: 3, seconds: 60 } } });
+    const server = await startTestServer({
+      config: { ...TRUSTED_LOOPBACK, rateLimitsEnabled: true, redisUrl, rateLimitPerIp: { points: 3, seconds: 60 } },
+    });
     try {
       // A prefix of its own in Redis, so runs do not share counters: a fresh address.
-      const client = makeClient(server, { 'x-forwarded-for': `2001:db8:${randomBytes(2).toString('hex')}::${randomBytes(2).toString('hex')}` });
+      const client = makeClient(server, {
+        'x-forwarded-for': `2001:db8:${randomBytes(2).toString('hex')}::${randomBytes(2).toString('hex')}`,
+      });
       const statuses = [];
       for (let request = 0; request < 4; request += 1) statuses.push((await client.request(SERVER_INFO)).status);
       expect(statuses).toEqual([200, 200, 200, 429]);
@@ -168,7 +214,11 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
 
   const expectRefused = async (query: string, label: string) => {
     const response = await makeClient(server).request(query);
-    expect({ label, status: response.status, codes: [...new Set(codesOf(response))] }).toEqual({ label, status: 400, codes: ['GRAPHQL_VALIDATION_FAILED'] });
+    expect({ label, status: response.status, codes: [...new Set(codesOf(response))] }).toEqual({
+      label,
+      status: 400,
+      codes: ['GRAPHQL_VALIDATION_FAILED'],
+    });
     // Limits are not named: the attacker learns nothing about the numbers.
     expect(JSON.stringify(response.body)).not.toMatch(/\d+ exceeded|limit of \d+|found \d+/i);
     return response;
@@ -177,7 +227,10 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
   it('refuses deep queries, too many aliases (even of __typename), too many directives, too many tokens, too costly lists', async () => {
     await expectRefused('{ posts { edges { node { comments { post { comments { post { comments { id } } } } } } } } }', 'depth 9');
     await expectRefused(`{ ${Array.from({ length: 16 }, (_unused, index) => `a${index}: serverInfo { name }`).join(' ')} }`, '16 aliases');
-    await expectRefused(`{ ${Array.from({ length: 101 }, (_unused, index) => `t${index}: __typename`).join(' ')} }`, '101 __typename aliases');
+    await expectRefused(
+      `{ ${Array.from({ length: 101 }, (_unused, index) => `t${index}: __typename`).join(' ')} }`,
+      '101 __typename aliases',
+    );
     await expectRefused(`{ __typename ${'@skip(if: false) '.repeat(6)} }`, '6 directives');
     await expectRefused(`{ serverInfo { ${'name '.repeat(1200)} } }`, '1200 tokens');
     await expectRefused('{ posts(first: 100) { edges { node { comments(first: 100) { body } } } } }', 'cost 100 × 100');
@@ -186,12 +239,18 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
     expect(fine.status).toBe(200);
   });
 
-  it('cannot be fooled: fragment fan-out, a negative first, the library\'s node limit', async () => {
+  it("cannot be fooled: fragment fan-out, a negative first, the library's node limit", async () => {
     // Each fragment spreads the next twice: 2^20 selections if expanded (the rate limiter and the cost walk must not expand them).
-    const fragments = Array.from({ length: 20 }, (_unused, index) => `fragment F${index} on Query { ...F${index + 1} ...F${index + 1} }`).join(' ');
+    const fragments = Array.from(
+      { length: 20 },
+      (_unused, index) => `fragment F${index} on Query { ...F${index + 1} ...F${index + 1} }`,
+    ).join(' ');
     const fanOut = await makeClient(server).request(`query { ...F0 } ${fragments} fragment F20 on Query { serverInfo { name } }`);
     expect(fanOut.status).toBe(400);
-    await expectRefused('{ a: posts(first: -2000000000) { totalCount } b: posts(first: 100) { edges { node { comments(first: 100) { body } } } } }', 'negative first');
+    await expectRefused(
+      '{ a: posts(first: -2000000000) { totalCount } b: posts(first: 100) { edges { node { comments(first: 100) { body } } } } }',
+      'negative first',
+    );
   });
 
   it('refuses deeply nested variables and over-long documents on GET too, however the URL is padded', async () => {
@@ -199,9 +258,17 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
     const query = 'query($where: PostWhere) { posts(where: $where) { totalCount } }';
     // Express's parsed query string keeps the first 1000 keys; Apollo reads every one from the URL.
     for (const padding of ['', '&'.repeat(1000)]) {
-      const response = await fetch(`${server.url}?${padding}query=${encodeURIComponent(query)}&variables=${encodeURIComponent(deep)}`, { headers: { 'apollo-require-preflight': 'true' } });
-      expect({ padded: padding.length > 0, status: response.status, code: ((await response.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code }).toEqual({ padded: padding.length > 0, status: 400, code: 'BAD_USER_INPUT' });
-      const long = await fetch(`${server.url}?${padding}query=${encodeURIComponent(`{ serverInfo { ${'name '.repeat(1200)} } }`)}`, { headers: { 'apollo-require-preflight': 'true' } });
+      const response = await fetch(`${server.url}?${padding}query=${encodeURIComponent(query)}&variables=${encodeURIComponent(deep)}`, {
+        headers: { 'apollo-require-preflight': 'true' },
+      });
+      expect({
+        padded: padding.length > 0,
+        status: response.status,
+        code: ((await response.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code,
+      }).toEqual({ padded: padding.length > 0, status: 400, code: 'BAD_USER_INPUT' });
+      const long = await fetch(`${server.url}?${padding}query=${encodeURIComponent(`{ serverInfo { ${'name '.repeat(1200)} } }`)}`, {
+        headers: { 'apollo-require-preflight': 'true' },
+      });
       expect({ padded: padding.length > 0, status: long.status }).toEqual({ padded: padding.length > 0, status: 400 });
     }
   });
@@ -213,7 +280,11 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
   });
 
   it('sends security headers and no field suggestions', async () => {
-    const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ serverInf { name } }' }) });
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ serverInf { name } }' }),
+    });
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
     expect(response.headers.get('x-frame-options')).toBe('SAMEORIGIN');
     expect(await response.text()).not.toContain('Did you mean');

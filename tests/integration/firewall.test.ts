@@ -36,15 +36,22 @@ describe('firewall: IP rules', () => {
     expect(rule.cidr).toBe('198.51.100.0/24');
     const blocked = await from('198.51.100.5').request(SERVER_INFO);
     expect(blocked.status).toBe(403);
-    expect(blocked.body).toEqual({ errors: [{ message: 'Requests from your network are not allowed.', extensions: { code: 'IP_BLOCKED' } }] });
+    expect(blocked.body).toEqual({
+      errors: [{ message: 'Requests from your network are not allowed.', extensions: { code: 'IP_BLOCKED' } }],
+    });
     expect((await from('198.51.101.5').request(SERVER_INFO)).status).toBe(200);
     const health = await fetch(`${server.origin}/healthz`, { headers: { 'x-forwarded-for': '198.51.100.5' } });
     expect(health.status).toBe(200);
-    expect(server.logs.find((line) => line.msg === 'firewall: request blocked')).toMatchObject({ kind: 'ip_blocked', subject: '198.51.100.5' });
+    expect(server.logs.find((line) => line.msg === 'firewall: request blocked')).toMatchObject({
+      kind: 'ip_blocked',
+      subject: '198.51.100.5',
+    });
     // The window's blocks become one aggregated audit row (the timer does this every minute).
     await from('198.51.100.5').request(SERVER_INFO);
     await server.bastion.services.hits.flush();
-    const [audited] = await server.bastion.database.dataSource.query("SELECT outcome, metadata FROM audit_events WHERE action = 'ip_blocked' ORDER BY id DESC LIMIT 1");
+    const [audited] = await server.bastion.database.dataSource.query(
+      "SELECT outcome, metadata FROM audit_events WHERE action = 'ip_blocked' ORDER BY id DESC LIMIT 1",
+    );
     expect(audited).toMatchObject({ outcome: 'denied', metadata: { hits: 2, subjects: 1, top: [{ subject: '198.51.100.5', hits: 2 }] } });
     await adminClient.request(REMOVE, { id: rule.id });
     expect((await from('198.51.100.5').request(SERVER_INFO)).status).toBe(200);
@@ -65,7 +72,11 @@ describe('firewall: IP rules', () => {
   });
 
   it('stops applying a rule when it expires', async () => {
-    const rule = await add({ cidr: '203.0.113.0/24', action: 'DENY', expiresAt: new Date(server.clock.now().getTime() + 60_000).toISOString() });
+    const rule = await add({
+      cidr: '203.0.113.0/24',
+      action: 'DENY',
+      expiresAt: new Date(server.clock.now().getTime() + 60_000).toISOString(),
+    });
     expect((await from('203.0.113.9').request(SERVER_INFO)).status).toBe(403);
     server.clock.advance(61_000);
     expect((await from('203.0.113.9').request(SERVER_INFO)).status).toBe(200);
@@ -76,7 +87,9 @@ describe('firewall: IP rules', () => {
     const refused = await adminClient.request(ADD, { input: { cidr: '192.0.2.0/24', action: 'DENY' } });
     expect(codesOf(refused)).toEqual(['BAD_USER_INPUT']);
     expect(refused.body.errors![0].message).toContain(ADMIN_IP);
-    const confirmed = await adminClient.request<{ addFirewallRule: { id: string } }>(ADD, { input: { cidr: '192.0.2.0/24', action: 'DENY', confirmLockout: true } });
+    const confirmed = await adminClient.request<{ addFirewallRule: { id: string } }>(ADD, {
+      input: { cidr: '192.0.2.0/24', action: 'DENY', confirmLockout: true },
+    });
     expect(confirmed.body.data?.addFirewallRule.id).toEqual(expect.any(String));
     expect((await adminClient.request('{ firewallRules { id } }')).status).toBe(403);
 
@@ -89,7 +102,9 @@ describe('firewall: IP rules', () => {
     const delay = await eventually(async () => (await adminClient.request('{ firewallRules { id } }')).status === 200, 5_000);
     process.stdout.write(`firewall: CLI removal in force on the server after ${delay} ms\n`);
     await cli('allow', '2001:db8:1::/48', '--note', 'office');
-    const rules = await adminClient.request<{ firewallRules: { cidr: string; action: string; note: string; createdBy: string | null }[] }>('{ firewallRules { cidr action note createdBy } }');
+    const rules = await adminClient.request<{ firewallRules: { cidr: string; action: string; note: string; createdBy: string | null }[] }>(
+      '{ firewallRules { cidr action note createdBy } }',
+    );
     expect(rules.body.data!.firewallRules).toContainEqual({ cidr: '2001:db8:1::/48', action: 'ALLOW', note: 'office', createdBy: null });
   });
 
@@ -97,17 +112,27 @@ describe('firewall: IP rules', () => {
     const cases: [Record<string, unknown>, string, string][] = [
       [{ cidr: 'not-a-network', action: 'DENY' }, 'BAD_USER_INPUT', 'cidr'],
       [{ cidr: '10.0.0.0/33', action: 'DENY' }, 'BAD_USER_INPUT', 'cidr'],
-      [{ cidr: '10.9.0.0/16', action: 'DENY', expiresAt: new Date(server.clock.now().getTime() - 1000).toISOString() }, 'BAD_USER_INPUT', 'expiresAt'],
+      [
+        { cidr: '10.9.0.0/16', action: 'DENY', expiresAt: new Date(server.clock.now().getTime() - 1000).toISOString() },
+        'BAD_USER_INPUT',
+        'expiresAt',
+      ],
     ];
     for (const [input, code, field] of cases) {
       const response = await adminClient.request(ADD, { input });
-      expect({ input, codes: codesOf(response), field: response.body.errors?.[0].extensions?.field }).toEqual({ input, codes: [code], field });
+      expect({ input, codes: codesOf(response), field: response.body.errors?.[0].extensions?.field }).toEqual({
+        input,
+        codes: [code],
+        field,
+      });
     }
     const rule = await add({ cidr: '100.64.0.0/10', action: 'DENY' });
     expect(codesOf(await adminClient.request(ADD, { input: { cidr: '100.64.1.1/10', action: 'ALLOW' } }))).toEqual(['CONFLICT']);
     expect(codesOf(await adminClient.request(REMOVE, { id: '00000000-0000-4000-8000-000000000000' }))).toEqual(['NOT_FOUND']);
     await adminClient.request(REMOVE, { id: rule.id });
-    const actions: { action: string }[] = await server.bastion.database.dataSource.query("SELECT action FROM audit_events WHERE action LIKE 'firewall_%'");
+    const actions: { action: string }[] = await server.bastion.database.dataSource.query(
+      "SELECT action FROM audit_events WHERE action LIKE 'firewall_%'",
+    );
     expect(actions.map((row) => row.action)).toEqual(expect.arrayContaining(['firewall_rule_added', 'firewall_rule_removed']));
   });
 
@@ -125,10 +150,19 @@ describe('firewall: FIREWALL_DEFAULT=deny, ADMIN_ALLOWED_CIDRS and untrusted X-F
       // No trusted proxy: the address is the socket's (loopback), whatever the header claims.
       const spoofing = makeClient(server, { 'x-forwarded-for': '203.0.113.1' });
       expect((await spoofing.request(SERVER_INFO)).status).toBe(403);
-      await server.bastion.services.firewall.add({ cidr: '127.0.0.0/8', action: 'allow' as never }, { actorId: null, ipAddress: null, userAgent: null, requestId: null });
-      await server.bastion.services.firewall.add({ cidr: '::1', action: 'allow' as never }, { actorId: null, ipAddress: null, userAgent: null, requestId: null });
+      await server.bastion.services.firewall.add(
+        { cidr: '127.0.0.0/8', action: 'allow' as never },
+        { actorId: null, ipAddress: null, userAgent: null, requestId: null },
+      );
+      await server.bastion.services.firewall.add(
+        { cidr: '::1', action: 'allow' as never },
+        { actorId: null, ipAddress: null, userAgent: null, requestId: null },
+      );
       expect((await spoofing.request(SERVER_INFO)).status).toBe(200);
-      await server.bastion.services.firewall.add({ cidr: '203.0.113.1', action: 'deny' as never }, { actorId: null, ipAddress: null, userAgent: null, requestId: null });
+      await server.bastion.services.firewall.add(
+        { cidr: '203.0.113.1', action: 'deny' as never },
+        { actorId: null, ipAddress: null, userAgent: null, requestId: null },
+      );
       expect((await spoofing.request(SERVER_INFO)).status).toBe(200); // the spoofed address is not what is judged
     } finally {
       await server.close();

@@ -10,13 +10,17 @@ describe('HTTP surface', () => {
   });
   afterAll(() => server.close());
 
-  const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => fetch(server.url, { method: 'POST', headers, body });
+  const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+    fetch(server.url, { method: 'POST', headers, body });
 
   describe('request ids', () => {
     it('echoes an acceptable X-Request-Id and stamps the log with it', async () => {
       const { headers } = await makeClient(server).request(SERVER_INFO, undefined, { 'x-request-id': 'ios-42.abc' });
       expect(headers.get('x-request-id')).toBe('ios-42.abc');
-      expect(server.logs.find((line) => line.msg === 'request' && line.requestId === 'ios-42.abc')).toMatchObject({ status: 200, path: '/graphql' });
+      expect(server.logs.find((line) => line.msg === 'request' && line.requestId === 'ios-42.abc')).toMatchObject({
+        status: 200,
+        path: '/graphql',
+      });
     });
 
     it('replaces an id that could forge log lines with a fresh UUID', async () => {
@@ -53,10 +57,16 @@ describe('HTTP surface', () => {
     });
 
     it('lets the Sandbox origin call the API (CORS) and no other origin', async () => {
-      const sandbox = await fetch(server.url, { method: 'OPTIONS', headers: { origin: 'https://sandbox.embed.apollographql.com', 'access-control-request-method': 'POST' } });
+      const sandbox = await fetch(server.url, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://sandbox.embed.apollographql.com', 'access-control-request-method': 'POST' },
+      });
       expect(sandbox.status).toBe(204);
       expect(sandbox.headers.get('access-control-allow-origin')).toBe('https://sandbox.embed.apollographql.com');
-      const other = await fetch(server.url, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+      const other = await fetch(server.url, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+      });
       expect(other.headers.get('access-control-allow-origin')).toBeNull();
     });
   });
@@ -89,7 +99,11 @@ describe('HTTP surface', () => {
     });
 
     it('an unknown field, without "Did you mean" hints (SECURITY.md GQ-2)', async () => {
-      const body = await expectClientError(await post(JSON.stringify({ query: '{ serverInf { name } }' })), 400, 'GRAPHQL_VALIDATION_FAILED');
+      const body = await expectClientError(
+        await post(JSON.stringify({ query: '{ serverInf { name } }' })),
+        400,
+        'GRAPHQL_VALIDATION_FAILED',
+      );
       expect(body.errors[0].message).not.toMatch(/Did you mean/);
     });
 
@@ -98,11 +112,17 @@ describe('HTTP surface', () => {
     });
 
     it('a form-encoded POST (CSRF, SECURITY.md GQ-15)', async () => {
-      await expectClientError(await post('query=%7B__typename%7D', { 'content-type': 'application/x-www-form-urlencoded' }), 400, 'BAD_REQUEST');
+      await expectClientError(
+        await post('query=%7B__typename%7D', { 'content-type': 'application/x-www-form-urlencoded' }),
+        400,
+        'BAD_REQUEST',
+      );
     });
 
     it('a mutation over GET', async () => {
-      const response = await fetch(`${server.url}?query=${encodeURIComponent('mutation { __typename }')}`, { headers: { 'apollo-require-preflight': 'true' } });
+      const response = await fetch(`${server.url}?query=${encodeURIComponent('mutation { __typename }')}`, {
+        headers: { 'apollo-require-preflight': 'true' },
+      });
       await expectClientError(response, 405, 'BAD_REQUEST');
     });
 
@@ -135,7 +155,9 @@ describe('introspection in development', () => {
   it('is open to everyone when BASTION_INTROSPECTION=everyone', async () => {
     const server = await startTestServer({ config: { introspection: 'everyone' } });
     try {
-      const { body } = await makeClient(server).request<{ __schema: { queryType: { name: string } } }>('{ __schema { queryType { name } } }');
+      const { body } = await makeClient(server).request<{ __schema: { queryType: { name: string } } }>(
+        '{ __schema { queryType { name } } }',
+      );
       expect(body.data?.__schema.queryType.name).toBe('Query');
     } finally {
       await server.close();

@@ -22,7 +22,14 @@ describe('key rotation on real PostgreSQL', () => {
   async function write(count: number, keyring: Keyring, prefix: string) {
     installKeyring(keyring);
     for (let index = 0; index < count; index += 1) {
-      const note = await notes().save(Object.assign(new SecretNote(), { email: `${prefix}${index}@example.com`, phone: index % 2 ? null : `+1 555 01${index}`, profile: { city: `City ${index}`, tags: [prefix] }, label: prefix }));
+      const note = await notes().save(
+        Object.assign(new SecretNote(), {
+          email: `${prefix}${index}@example.com`,
+          phone: index % 2 ? null : `+1 555 01${index}`,
+          profile: { city: `City ${index}`, tags: [prefix] },
+          label: prefix,
+        }),
+      );
       expected.set(note.id, { email: note.email, phone: note.phone, profile: note.profile });
     }
   }
@@ -60,7 +67,11 @@ describe('key rotation on real PostgreSQL', () => {
   });
 
   it('refuses to start with a keyring that dropped a key rows still use', async () => {
-    await expect(service(new Keyring({ keys: new Map([['k2', TEST_KEYS.k2]]), currentKid: 'k2', blindIndexKey: TEST_KEYS.blindIndex })).assertKeyringCoversData()).rejects.toThrow(MissingKeyError);
+    await expect(
+      service(
+        new Keyring({ keys: new Map([['k2', TEST_KEYS.k2]]), currentKid: 'k2', blindIndexKey: TEST_KEYS.blindIndex }),
+      ).assertKeyringCoversData(),
+    ).rejects.toThrow(MissingKeyError);
   });
 
   it('finishes after being killed halfway, leaves nothing on the old key, and reads back every value', async () => {
@@ -127,8 +138,17 @@ describe('key rotation on real PostgreSQL', () => {
 
   it('records the key it re-encrypts with, even before any server booted with it', async () => {
     const k4 = Buffer.alloc(32, 4);
-    const withK4 = new Keyring({ keys: new Map([['k2', TEST_KEYS.k2], ['k4', k4]]), currentKid: 'k4', blindIndexKey: TEST_KEYS.blindIndex });
+    const withK4 = new Keyring({
+      keys: new Map([
+        ['k2', TEST_KEYS.k2],
+        ['k4', k4],
+      ]),
+      currentKid: 'k4',
+      blindIndexKey: TEST_KEYS.blindIndex,
+    });
     await service(withK4).reencrypt({ batchSize: 50 });
-    expect(await dataSource.query("SELECT kid, retired_at FROM encryption_keys WHERE kid = 'k4'")).toEqual([{ kid: 'k4', retired_at: null }]);
+    expect(await dataSource.query("SELECT kid, retired_at FROM encryption_keys WHERE kid = 'k4'")).toEqual([
+      { kid: 'k4', retired_at: null },
+    ]);
   });
 });

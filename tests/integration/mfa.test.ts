@@ -36,18 +36,23 @@ describe('two-factor authentication (TOTP)', () => {
     const account = await makeUser(server);
     const enrollment = await account.client.request<{ enrollTotp: { secret: string } }>(ENROLL);
     const secret = enrollment.body.data!.enrollTotp.secret;
-    const confirmed = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, { input: { code: await totpCode({ secret, now: now() }), currentPassword: account.password } });
+    const confirmed = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, {
+      input: { code: await totpCode({ secret, now: now() }), currentPassword: account.password },
+    });
     server.clock.advance(STEP); // the confirming code's step is spent
     return { ...account, secret, recoveryCodes: confirmed.body.data!.confirmTotp.codes };
   }
 
   async function challenge(account: TestAccount): Promise<string> {
-    const { body } = await makeClient(server).request<{ signIn: SignInResult }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+    const { body } = await makeClient(server).request<{ signIn: SignInResult }>(SIGN_IN, {
+      input: { email: account.email, password: account.password },
+    });
     expect(body.data?.signIn.__typename).toBe('MfaChallenge');
     return body.data!.signIn.mfaToken!;
   }
 
-  const verify = (client: GraphQLClient, mfaToken: string, code: string) => client.request<{ verifyMfa: Payload }>(VERIFY, { input: { mfaToken, code } });
+  const verify = (client: GraphQLClient, mfaToken: string, code: string) =>
+    client.request<{ verifyMfa: Payload }>(VERIFY, { input: { mfaToken, code } });
 
   it('enrolls with a QR code, confirms, and from then on sign-in asks for the code', async () => {
     const account = await makeUser(server);
@@ -60,17 +65,35 @@ describe('two-factor authentication (TOTP)', () => {
 
     const noPassword = await account.client.request(CONFIRM, { input: { code: await totpCode({ secret, now: now() }) } });
     expect(noPassword.body.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'currentPassword' } });
-    expect(codeOf((await account.client.request(CONFIRM, { input: { code: await totpCode({ secret, now: now() }), currentPassword: 'not-the-password-at-all' } })).body)).toBe('INVALID_CREDENTIALS');
-    expect(codeOf((await account.client.request(CONFIRM, { input: { code: '000000', currentPassword: account.password } })).body)).toBe('INVALID_MFA_CODE');
-    const confirmed = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, { input: { code: await totpCode({ secret, now: now() }), currentPassword: account.password } });
+    expect(
+      codeOf(
+        (
+          await account.client.request(CONFIRM, {
+            input: { code: await totpCode({ secret, now: now() }), currentPassword: 'not-the-password-at-all' },
+          })
+        ).body,
+      ),
+    ).toBe('INVALID_CREDENTIALS');
+    expect(codeOf((await account.client.request(CONFIRM, { input: { code: '000000', currentPassword: account.password } })).body)).toBe(
+      'INVALID_MFA_CODE',
+    );
+    const confirmed = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, {
+      input: { code: await totpCode({ secret, now: now() }), currentPassword: account.password },
+    });
     const codes = confirmed.body.data!.confirmTotp.codes;
     expect(codes).toHaveLength(10);
     expect(new Set(codes).size).toBe(10);
     for (const code of codes) expect(code).toMatch(/^[0-9a-z]{5}-[0-9a-z]{5}-[0-9a-z]{5}-[0-9a-z]{5}$/);
     // The enrolling session continues, now at aal2.
     expect((await account.client.request<{ me: { mfaEnabled: boolean } }>('{ me { mfaEnabled } }')).body.data?.me.mfaEnabled).toBe(true);
-    expect((await account.client.request<{ mySessions: { aal: number }[] }>('{ mySessions { aal } }')).body.data?.mySessions).toEqual([{ aal: 2 }]);
-    await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: two-factor authentication was turned on'));
+    expect((await account.client.request<{ mySessions: { aal: number }[] }>('{ mySessions { aal } }')).body.data?.mySessions).toEqual([
+      { aal: 2 },
+    ]);
+    await eventually(() =>
+      server.logs.lines.some(
+        (line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: two-factor authentication was turned on',
+      ),
+    );
 
     server.clock.advance(STEP);
     await account.client.request('mutation { signOut }');
@@ -78,7 +101,9 @@ describe('two-factor authentication (TOTP)', () => {
     const verified = await verify(makeClient(server), mfaToken, await totpCode({ secret, now: now() }));
     const payload = verified.body.data!.verifyMfa;
     expect(payload.user).toEqual({ id: account.id, mfaEnabled: true });
-    expect((await withToken(payload.accessToken).request<{ mySessions: { aal: number }[] }>('{ mySessions { aal } }')).body.data?.mySessions).toEqual([{ aal: 2 }]);
+    expect(
+      (await withToken(payload.accessToken).request<{ mySessions: { aal: number }[] }>('{ mySessions { aal } }')).body.data?.mySessions,
+    ).toEqual([{ aal: 2 }]);
   });
 
   it('a TOTP code works once: replayed in order or at the same instant, the second use fails', async () => {
@@ -110,29 +135,42 @@ describe('two-factor authentication (TOTP)', () => {
     expect(outcomes.filter((outcome) => outcome === 'ok')).toHaveLength(1);
     const unexpected = outcomes.filter((outcome) => outcome !== 'ok' && outcome !== 'INVALID_MFA_CODE' && outcome !== 'RATE_LIMITED');
     expect(unexpected).toEqual([]);
-    const [{ count }] = await server.bastion.database.dataSource.query("SELECT count(*) FROM audit_events WHERE action = 'recovery_code_used' AND actor_id = $1", [account.id]);
+    const [{ count }] = await server.bastion.database.dataSource.query(
+      "SELECT count(*) FROM audit_events WHERE action = 'recovery_code_used' AND actor_id = $1",
+      [account.id],
+    );
     expect(count).toBe('1');
     // The owner hears about it (MFA cheat sheet: notify on use).
-    await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: a recovery code was used'));
+    await eventually(() =>
+      server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: a recovery code was used'),
+    );
   });
 
   it('five wrong codes end the challenge; four do not; a redeemed or expired challenge is dead', async () => {
     const account = await userWithTotp();
     const fourWrong = await challenge(account);
-    for (let attempt = 0; attempt < 4; attempt += 1) expect(codeOf((await verify(fromNewAddress(), fourWrong, `00000${attempt}`)).body)).toBe('INVALID_MFA_CODE');
+    for (let attempt = 0; attempt < 4; attempt += 1)
+      expect(codeOf((await verify(fromNewAddress(), fourWrong, `00000${attempt}`)).body)).toBe('INVALID_MFA_CODE');
     const redeemed = await verify(fromNewAddress(), fourWrong, await totpCode({ secret: account.secret, now: now() }));
     expect(redeemed.body.data?.verifyMfa).toBeDefined();
     server.clock.advance(STEP);
     // Redeemed once: a fresh valid code does not reopen it.
-    expect(codeOf((await verify(fromNewAddress(), fourWrong, await totpCode({ secret: account.secret, now: now() }))).body)).toBe('UNAUTHENTICATED');
+    expect(codeOf((await verify(fromNewAddress(), fourWrong, await totpCode({ secret: account.secret, now: now() }))).body)).toBe(
+      'UNAUTHENTICATED',
+    );
 
     const fiveWrong = await challenge(account);
-    for (let attempt = 0; attempt < 5; attempt += 1) expect(codeOf((await verify(fromNewAddress(), fiveWrong, `00000${attempt}`)).body)).toBe('INVALID_MFA_CODE');
-    expect(codeOf((await verify(fromNewAddress(), fiveWrong, await totpCode({ secret: account.secret, now: now() }))).body)).toBe('UNAUTHENTICATED');
+    for (let attempt = 0; attempt < 5; attempt += 1)
+      expect(codeOf((await verify(fromNewAddress(), fiveWrong, `00000${attempt}`)).body)).toBe('INVALID_MFA_CODE');
+    expect(codeOf((await verify(fromNewAddress(), fiveWrong, await totpCode({ secret: account.secret, now: now() }))).body)).toBe(
+      'UNAUTHENTICATED',
+    );
 
     const expiring = await challenge(account);
     server.clock.advance(5 * 60 * 1000 + 1000);
-    expect(codeOf((await verify(fromNewAddress(), expiring, await totpCode({ secret: account.secret, now: now() }))).body)).toBe('UNAUTHENTICATED');
+    expect(codeOf((await verify(fromNewAddress(), expiring, await totpCode({ secret: account.secret, now: now() }))).body)).toBe(
+      'UNAUTHENTICATED',
+    );
   });
 
   it('the mfaToken is not an access token: every operation refuses it', async () => {
@@ -147,7 +185,9 @@ describe('two-factor authentication (TOTP)', () => {
     for (const { kind, field } of fields) {
       const type = getNamedType(field.type);
       const selection = isObjectType(type) ? '{ __typename }' : '';
-      const { status, body } = await makeClient(server, { authorization: `Bearer ${mfaToken}` }).request(`${kind} { ${field.name}${selection} }`);
+      const { status, body } = await makeClient(server, { authorization: `Bearer ${mfaToken}` }).request(
+        `${kind} { ${field.name}${selection} }`,
+      );
       // Arguments are missing on purpose: the token must fail first, before validation looks.
       expect({ field: field.name, status, code: codeOf(body) }).toEqual({ field: field.name, status: 401, code: 'UNAUTHENTICATED' });
     }
@@ -158,8 +198,12 @@ describe('two-factor authentication (TOTP)', () => {
     await makeClient(server).request(`mutation { requestPasswordReset(input: { email: "${account.email}" }) }`);
     const token = await emailedToken(server, account.email, 'reset-password');
     const newPassword = `new-${account.password}`;
-    await makeClient(server).request('mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }', { input: { token, newPassword } });
-    const { body } = await makeClient(server).request<{ signIn: SignInResult }>(SIGN_IN, { input: { email: account.email, password: newPassword } });
+    await makeClient(server).request('mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }', {
+      input: { token, newPassword },
+    });
+    const { body } = await makeClient(server).request<{ signIn: SignInResult }>(SIGN_IN, {
+      input: { email: account.email, password: newPassword },
+    });
     expect(body.data?.signIn.__typename).toBe('MfaChallenge');
   });
 
@@ -169,14 +213,21 @@ describe('two-factor authentication (TOTP)', () => {
       // An aal1 session of a 2FA account: one signed in before the factor was added elsewhere is ended,
       // so make one directly (as a session from before 2FA would be).
       const { sessions } = server.bastion.services;
-      const aal1 = await sessions.issue(await server.bastion.database.dataSource.transaction((manager) => sessions.open(manager, account.id, { aal: 1, amr: ['pwd'] }, { ipAddress: null, userAgent: null, requestId: null })));
+      const aal1 = await sessions.issue(
+        await server.bastion.database.dataSource.transaction((manager) =>
+          sessions.open(manager, account.id, { aal: 1, amr: ['pwd'] }, { ipAddress: null, userAgent: null, requestId: null }),
+        ),
+      );
       const client = withToken(aal1.accessToken);
       const code = await totpCode({ secret: account.secret, now: now() });
       for (const [query, variables] of [
         [DISABLE, { input: { code } }],
         [REGENERATE, { input: { code } }],
         [ENROLL, undefined],
-        ['mutation($input: ChangePasswordInput!) { changePassword(input: $input) }', { input: { currentPassword: account.password, newPassword: `x-${account.password}` } }],
+        [
+          'mutation($input: ChangePasswordInput!) { changePassword(input: $input) }',
+          { input: { currentPassword: account.password, newPassword: `x-${account.password}` } },
+        ],
         ['mutation($input: DeleteAccountInput!) { deleteAccount(input: $input) }', { input: { password: account.password } }],
       ] as const) {
         expect(codeOf((await client.request(query, variables as Record<string, unknown> | undefined)).body)).toBe('MFA_REQUIRED');
@@ -185,7 +236,9 @@ describe('two-factor authentication (TOTP)', () => {
 
     it('an aal2 session regenerates recovery codes (old ones die) and disables the factor with a code', async () => {
       const account = await userWithTotp();
-      const regenerated = await account.client.request<{ regenerateRecoveryCodes: { codes: string[] } }>(REGENERATE, { input: { code: await totpCode({ secret: account.secret, now: now() }) } });
+      const regenerated = await account.client.request<{ regenerateRecoveryCodes: { codes: string[] } }>(REGENERATE, {
+        input: { code: await totpCode({ secret: account.secret, now: now() }) },
+      });
       const fresh = regenerated.body.data!.regenerateRecoveryCodes.codes;
       expect(fresh).toHaveLength(10);
       server.clock.advance(STEP);
@@ -193,9 +246,15 @@ describe('two-factor authentication (TOTP)', () => {
 
       expect(codeOf((await account.client.request(DISABLE, { input: { code: '123456' } })).body)).toBe('INVALID_MFA_CODE');
       expect((await account.client.request(DISABLE, { input: { code: fresh[0] } })).body).toEqual({ data: { disableTotp: true } });
-      await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: two-factor authentication was turned off'));
+      await eventually(() =>
+        server.logs.lines.some(
+          (line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: two-factor authentication was turned off',
+        ),
+      );
       expect((await account.client.request<{ me: { mfaEnabled: boolean } }>('{ me { mfaEnabled } }')).body.data?.me.mfaEnabled).toBe(false);
-      const { body } = await makeClient(server).request<{ signIn: SignInResult }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+      const { body } = await makeClient(server).request<{ signIn: SignInResult }>(SIGN_IN, {
+        input: { email: account.email, password: account.password },
+      });
       expect(body.data?.signIn.__typename).toBe('AuthPayload');
     });
 
@@ -205,17 +264,30 @@ describe('two-factor authentication (TOTP)', () => {
       const newSecret = enrollment.body.data!.enrollTotp.secret;
       const without = await account.client.request(CONFIRM, { input: { code: await totpCode({ secret: newSecret, now: now() }) } });
       expect(without.body.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'currentCode' } });
-      const wrongCurrent = await account.client.request(CONFIRM, { input: { code: await totpCode({ secret: newSecret, now: now() }), currentCode: '000000' } });
+      const wrongCurrent = await account.client.request(CONFIRM, {
+        input: { code: await totpCode({ secret: newSecret, now: now() }), currentCode: '000000' },
+      });
       expect(codeOf(wrongCurrent.body)).toBe('INVALID_MFA_CODE');
       const replaced = await account.client.request<{ confirmTotp: { codes: string[] } }>(CONFIRM, {
-        input: { code: await totpCode({ secret: newSecret, now: now() }), currentCode: await totpCode({ secret: account.secret, now: now() }) },
+        input: {
+          code: await totpCode({ secret: newSecret, now: now() }),
+          currentCode: await totpCode({ secret: account.secret, now: now() }),
+        },
       });
       expect(replaced.body.data?.confirmTotp.codes).toHaveLength(10);
-      await eventually(() => server.logs.lines.some((line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: your authenticator app was changed'));
+      await eventually(() =>
+        server.logs.lines.some(
+          (line) => line.mailTo === account.email && line.mailSubject === 'Acme Notes: your authenticator app was changed',
+        ),
+      );
       server.clock.advance(STEP);
       // The old authenticator no longer signs in; the new one does.
-      expect(codeOf((await verify(fromNewAddress(), await challenge(account), await totpCode({ secret: account.secret, now: now() }))).body)).toBe('INVALID_MFA_CODE');
-      expect((await verify(fromNewAddress(), await challenge(account), await totpCode({ secret: newSecret, now: now() }))).body.data?.verifyMfa).toBeDefined();
+      expect(
+        codeOf((await verify(fromNewAddress(), await challenge(account), await totpCode({ secret: account.secret, now: now() }))).body),
+      ).toBe('INVALID_MFA_CODE');
+      expect(
+        (await verify(fromNewAddress(), await challenge(account), await totpCode({ secret: newSecret, now: now() }))).body.data?.verifyMfa,
+      ).toBeDefined();
     });
 
     it('verifyMfa goes through with an expired access token attached (apps send the header on every call)', async () => {
@@ -229,11 +301,15 @@ describe('two-factor authentication (TOTP)', () => {
       expect((await verify(stale, fresh, await totpCode({ secret: account.secret, now: now() }))).body.data?.verifyMfa).toBeDefined();
     });
 
-    it('confirming a factor ends the account\'s other sessions', async () => {
+    it("confirming a factor ends the account's other sessions", async () => {
       const account = await makeUser(server);
-      const other = await makeClient(server).request<{ signIn: Payload }>(SIGN_IN, { input: { email: account.email, password: account.password } });
+      const other = await makeClient(server).request<{ signIn: Payload }>(SIGN_IN, {
+        input: { email: account.email, password: account.password },
+      });
       const enrollment = await account.client.request<{ enrollTotp: { secret: string } }>(ENROLL);
-      await account.client.request(CONFIRM, { input: { code: await totpCode({ secret: enrollment.body.data!.enrollTotp.secret, now: now() }), currentPassword: account.password } });
+      await account.client.request(CONFIRM, {
+        input: { code: await totpCode({ secret: enrollment.body.data!.enrollTotp.secret, now: now() }), currentPassword: account.password },
+      });
       expect((await withToken((other.body.data!.signIn as Payload).accessToken).request('{ me { id } }')).status).toBe(401);
       expect((await account.client.request('{ me { id } }')).status).toBe(200);
     });
@@ -248,9 +324,17 @@ describe('two-factor authentication (TOTP)', () => {
     const stored = JSON.stringify(await db.query('SELECT lookup, code_hash FROM recovery_codes WHERE user_id = $1', [account.id]));
     for (const code of account.recoveryCodes) expect(stored).not.toContain(code.replace(/-/g, '').slice(5));
     const mfaToken = await challenge(account);
-    expect(JSON.stringify(await db.query('SELECT token_hash FROM mfa_challenges WHERE user_id = $1', [account.id]))).not.toContain(mfaToken);
+    expect(JSON.stringify(await db.query('SELECT token_hash FROM mfa_challenges WHERE user_id = $1', [account.id]))).not.toContain(
+      mfaToken,
+    );
     const logs = server.logs.text();
-    for (const secret of [account.secret, mfaToken, ...account.recoveryCodes, ...account.recoveryCodes.map((code) => code.replace(/-/g, '')), ...account.recoveryCodes.map((code) => code.toUpperCase())]) {
+    for (const secret of [
+      account.secret,
+      mfaToken,
+      ...account.recoveryCodes,
+      ...account.recoveryCodes.map((code) => code.replace(/-/g, '')),
+      ...account.recoveryCodes.map((code) => code.toUpperCase()),
+    ]) {
       expect(logs).not.toContain(secret);
     }
   });

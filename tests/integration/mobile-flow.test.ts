@@ -53,7 +53,9 @@ describe('examples/mobile-flow.ts, end to end', () => {
     expect(result.signedIn.mfaEnabled).toBe(true);
     expect(result.signedIn.accessToken).not.toBe(result.signUp.accessToken);
     // The refreshed token belongs to the same session verifyMfa opened, the only live one.
-    const sessions = await withToken(result.refreshed.accessToken).request<{ mySessions: { aal: number; current: boolean }[] }>('{ mySessions { aal current } }');
+    const sessions = await withToken(result.refreshed.accessToken).request<{ mySessions: { aal: number; current: boolean }[] }>(
+      '{ mySessions { aal current } }',
+    );
     expect(sessions.body.data?.mySessions).toEqual([{ aal: 2, current: true }]);
   });
 
@@ -65,16 +67,30 @@ describe('examples/mobile-flow.ts, end to end', () => {
 
   it('creates a profile and a published post owned by the user, and finds the post in the list', () => {
     expect(result.profile).toEqual({ id: expect.any(String), userId: result.userId, displayName: 'Mobile Flow' });
-    expect(result.post).toEqual({ id: expect.any(String), title: expect.stringMatching(/^Hello from the mobile flow /), published: true, authorId: result.userId });
+    expect(result.post).toEqual({
+      id: expect.any(String),
+      title: expect.stringMatching(/^Hello from the mobile flow /),
+      published: true,
+      authorId: result.userId,
+    });
     expect(result.listed).toEqual({
-      node: { id: result.post.id, title: result.post.title, published: true, authorId: result.userId, author: { displayName: 'Mobile Flow' } },
+      node: {
+        id: result.post.id,
+        title: result.post.title,
+        published: true,
+        authorId: result.userId,
+        author: { displayName: 'Mobile Flow' },
+      },
       pagesRead: 1,
       totalCount: 1,
     });
   });
 
   it('the published post is public: an anonymous client reads it with its author', async () => {
-    const response = await makeClient(server).request<{ post: { title: string; author: { displayName: string } } }>('query($id: ID!) { post(id: $id) { title author { displayName } } }', { id: result.post.id });
+    const response = await makeClient(server).request<{ post: { title: string; author: { displayName: string } } }>(
+      'query($id: ID!) { post(id: $id) { title author { displayName } } }',
+      { id: result.post.id },
+    );
     expect(response.body).toEqual({ data: { post: { title: result.post.title, author: { displayName: 'Mobile Flow' } } } });
   });
 
@@ -93,20 +109,36 @@ describe('examples/mobile-flow.ts, end to end', () => {
     expect(reuse.status).toBe(200);
     expect(reuse.body).toMatchObject({ data: null, errors: [{ path: ['refreshSession'], extensions: { code: 'TOKEN_REUSED' } }] });
     // The whole session is gone: the newest refresh token and the access token too.
-    expect(codeOf((await makeClient(server).request(REFRESH, { input: { refreshToken: result.refreshed.refreshToken } })).body)).toBe('UNAUTHENTICATED');
+    expect(codeOf((await makeClient(server).request(REFRESH, { input: { refreshToken: result.refreshed.refreshToken } })).body)).toBe(
+      'UNAUTHENTICATED',
+    );
     expect((await withToken(result.refreshed.accessToken).request('{ me { id } }')).status).toBe(401);
   });
 
   it('a code from the step that confirmed TOTP cannot sign in: verifyMfa says INVALID_MFA_CODE', async () => {
     server.clock.advance(STEP);
-    const sameStep = runMobileFlow({ url: server.url, email: 'same.step@example.com', password: strongPassword(), totpCodeAt: (secret) => totpCode({ secret, now: server.clock.now() }) });
+    const sameStep = runMobileFlow({
+      url: server.url,
+      email: 'same.step@example.com',
+      password: strongPassword(),
+      totpCodeAt: (secret) => totpCode({ secret, now: server.clock.now() }),
+    });
     await expect(sameStep).rejects.toMatchObject({ name: 'BastionApiError', operation: 'verifyMfa', code: 'INVALID_MFA_CODE' });
   });
 
   it('fails a step with a BastionApiError carrying extensions.code', async () => {
-    const failing = runMobileFlow({ url: server.url, email, password: strongPassword(), totpCodeAt: () => Promise.reject(new Error('not reached')) });
+    const failing = runMobileFlow({
+      url: server.url,
+      email,
+      password: strongPassword(),
+      totpCodeAt: () => Promise.reject(new Error('not reached')),
+    });
     await expect(failing).rejects.toBeInstanceOf(BastionApiError);
-    await expect(failing).rejects.toMatchObject({ operation: 'signUp', code: 'CONFLICT', message: expect.stringMatching(/^signUp failed with CONFLICT: /) });
+    await expect(failing).rejects.toMatchObject({
+      operation: 'signUp',
+      code: 'CONFLICT',
+      message: expect.stringMatching(/^signUp failed with CONFLICT: /),
+    });
   });
 
   it('leaves no password, token, TOTP secret or code in the audit log after the whole flow', async () => {
@@ -115,7 +147,17 @@ describe('examples/mobile-flow.ts, end to end', () => {
     expect(rows.length).toBeGreaterThan(5);
     const totpSecret = new URL(result.enrollment.otpauthUri).searchParams.get('secret')!;
     // Six-digit codes as whole values: bare digits could turn up inside a hash by chance.
-    const secrets = [password, totpSecret, ...codes.map((code) => `"${code}"`), ...result.recoveryCodes, result.signUp.accessToken, result.signUp.refreshToken, result.signedIn.accessToken, result.signedIn.refreshToken, result.refreshed.refreshToken];
+    const secrets = [
+      password,
+      totpSecret,
+      ...codes.map((code) => `"${code}"`),
+      ...result.recoveryCodes,
+      result.signUp.accessToken,
+      result.signUp.refreshToken,
+      result.signedIn.accessToken,
+      result.signedIn.refreshToken,
+      result.refreshed.refreshToken,
+    ];
     for (const secret of secrets) expect({ secret, found: text.includes(secret) }).toEqual({ secret, found: false });
   });
 });

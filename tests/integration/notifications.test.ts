@@ -17,20 +17,34 @@ describe('cross-instance notifications on real PostgreSQL', () => {
 
   /** An instance of the listener, as one server process would hold it; stopped after each test. */
   const instance = (options: Partial<NotificationsOptions> = {}) => {
-    const notifications = new Notifications({ url: database.url, logger: createLogger({ level: 'info', pretty: false, destination: logs }), ...options });
+    const notifications = new Notifications({
+      url: database.url,
+      logger: createLogger({ level: 'info', pretty: false, destination: logs }),
+      ...options,
+    });
     started.push(notifications);
     return notifications;
   };
   const uniqueApplicationName = () => `bastion-notifications-test-${randomBytes(4).toString('hex')}`;
   const listenerBackends = (applicationName: string) =>
     withAdminClient(testDatabaseServer().adminUrl, async (client) => {
-      const { rows } = await client.query<{ count: number }>('SELECT count(*)::int AS count FROM pg_stat_activity WHERE application_name = $1 AND datname = $2', [applicationName, database.name]);
+      const { rows } = await client.query<{ count: number }>(
+        'SELECT count(*)::int AS count FROM pg_stat_activity WHERE application_name = $1 AND datname = $2',
+        [applicationName, database.name],
+      );
       return rows[0].count;
     });
   const terminateListener = (applicationName: string) =>
-    withAdminClient(testDatabaseServer().adminUrl, (client) => client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = $2', [applicationName, database.name]));
+    withAdminClient(testDatabaseServer().adminUrl, (client) =>
+      client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = $2', [
+        applicationName,
+        database.name,
+      ]),
+    );
   const setConnectionsAllowed = (allowed: boolean) =>
-    withAdminClient(testDatabaseServer().adminUrl, (client) => client.query(`ALTER DATABASE ${client.escapeIdentifier(database.name)} WITH ALLOW_CONNECTIONS ${allowed}`));
+    withAdminClient(testDatabaseServer().adminUrl, (client) =>
+      client.query(`ALTER DATABASE ${client.escapeIdentifier(database.name)} WITH ALLOW_CONNECTIONS ${allowed}`),
+    );
   const password = () => decodeURIComponent(new URL(database.url).password);
 
   beforeAll(async () => {
@@ -108,7 +122,9 @@ describe('cross-instance notifications on real PostgreSQL', () => {
         expect({ round, heard: received.has(payload) }).toEqual({ round, heard: true });
       }
       // Plain NOTIFY is fast, but not "before the change's answer" fast: that is what sync is for.
-      process.stdout.write(`notifications: ${ROUNDS - heardBeforeSync} of ${ROUNDS} notifies were not yet heard when their commit returned; all were after sync\n`);
+      process.stdout.write(
+        `notifications: ${ROUNDS - heardBeforeSync} of ${ROUNDS} notifies were not yet heard when their commit returned; all were after sync\n`,
+      );
     });
 
     it('calls the missed listeners when the listener is away, and resolves at once once stopped', async () => {
@@ -146,7 +162,10 @@ describe('cross-instance notifications on real PostgreSQL', () => {
       listener.onMissed(() => (missed += 1));
       await listener.start();
       const pid = await withAdminClient(testDatabaseServer().adminUrl, async (client) => {
-        const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = $2', [applicationName, database.name]);
+        const { rows } = await client.query<{ pid: number }>(
+          'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = $2',
+          [applicationName, database.name],
+        );
         return rows[0].pid;
       });
       // A frozen backend is what a silent network partition looks like from here.
@@ -155,7 +174,9 @@ describe('cross-instance notifications on real PostgreSQL', () => {
         await listener.sync();
         expect(missed).toBe(1);
         expect(Date.now() - started).toBeGreaterThanOrEqual(290);
-        expect(logs.lines.some((line) => line.msg === 'notifications: the listening connection did not answer; caches start over')).toBe(true);
+        expect(logs.lines.some((line) => line.msg === 'notifications: the listening connection did not answer; caches start over')).toBe(
+          true,
+        );
       });
       // It cut the silent connection rather than queue every later round trip behind it, and listens on a new one.
       await eventually(() => logs.lines.some((line) => line.msg === 'notifications: reconnected and listening again'));

@@ -37,8 +37,15 @@ describe('the mail outbox', () => {
   it('keeps a failed message for the next pass, without the address in its error or the log, then sends and deletes it', async () => {
     const transport = new FlakyTransport();
     const logs = new LogCollector();
-    const outbox = new OutboxService(dataSource, transport, new FrozenClock(), createLogger({ level: 'debug', pretty: false, destination: logs }));
-    await dataSource.transaction((manager) => outbox.enqueue(manager, { to: 'grace@example.com', subject: 'Hello', text: 'body with a link' }));
+    const outbox = new OutboxService(
+      dataSource,
+      transport,
+      new FrozenClock(),
+      createLogger({ level: 'debug', pretty: false, destination: logs }),
+    );
+    await dataSource.transaction((manager) =>
+      outbox.enqueue(manager, { to: 'grace@example.com', subject: 'Hello', text: 'body with a link' }),
+    );
 
     await outbox.deliverPending();
     const [pending] = await dataSource.query('SELECT status, attempts, last_error, recipient FROM outbox');
@@ -57,7 +64,9 @@ describe('the mail outbox', () => {
     const outbox = new OutboxService(dataSource, transport, new FrozenClock(), createLogger({ level: 'silent', pretty: false }));
     await dataSource.transaction((manager) => outbox.enqueue(manager, { to: 'a@example.com', subject: 'first', text: '1' }));
     for (let pass = 0; pass < 5; pass += 1) await outbox.deliverPending();
-    expect(await dataSource.query("SELECT status, attempts FROM outbox WHERE subject = 'first'")).toEqual([{ status: 'failed', attempts: 5 }]);
+    expect(await dataSource.query("SELECT status, attempts FROM outbox WHERE subject = 'first'")).toEqual([
+      { status: 'failed', attempts: 5 },
+    ]);
     await dataSource.transaction((manager) => outbox.enqueue(manager, { to: 'b@example.com', subject: 'second', text: '2' }));
     transport.down = false;
     await outbox.deliverPending();

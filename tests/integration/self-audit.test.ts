@@ -10,7 +10,14 @@ import { TEST_KEY_SETTINGS, testKeyring } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
 const REPORT = '{ securityAudit { ranAt passed warnings failures checks { id measure status detail remedy } } }';
-type Report = { securityAudit: { passed: number; warnings: number; failures: number; checks: { id: string; measure: string; status: CheckStatus; detail: string; remedy: string | null }[] } };
+type Report = {
+  securityAudit: {
+    passed: number;
+    warnings: number;
+    failures: number;
+    checks: { id: string; measure: string; status: CheckStatus; detail: string; remedy: string | null }[];
+  };
+};
 
 describe('the self-audit', () => {
   let server: TestServer;
@@ -23,7 +30,11 @@ describe('the self-audit', () => {
   afterAll(() => server?.close());
 
   /** Runs one check against this server's database with a configuration of the test's choosing. */
-  async function check(id: string, config: Partial<Config> = {}, context: Partial<CheckContext> = {}): Promise<{ status: CheckStatus; detail: string; remedy: string | null }> {
+  async function check(
+    id: string,
+    config: Partial<Config> = {},
+    context: Partial<CheckContext> = {},
+  ): Promise<{ status: CheckStatus; detail: string; remedy: string | null }> {
     const definition = CHECKS.find((candidate) => candidate.id === id)!;
     const dataSource = server.bastion.database.dataSource;
     return definition.run({
@@ -42,7 +53,9 @@ describe('the self-audit', () => {
   it('answers admins with every check of the five measures, and records each run in the audit log', async () => {
     const first = await admin.client.request<Report>(REPORT);
     const report = first.body.data!.securityAudit;
-    expect(new Set(report.checks.map((item) => item.measure))).toEqual(new Set(['encryption', 'access_control', 'firewall', 'backups', 'audits']));
+    expect(new Set(report.checks.map((item) => item.measure))).toEqual(
+      new Set(['encryption', 'access_control', 'firewall', 'backups', 'audits']),
+    );
     expect(report.passed + report.warnings + report.failures).toBe(report.checks.length);
     const byId = Object.fromEntries(report.checks.map((item) => [item.id, item]));
     expect(byId['access_control.schema_coverage'].status).toBe('PASS');
@@ -52,7 +65,9 @@ describe('the self-audit', () => {
     expect(byId['audits.last_self_audit'].status).toBe('WARN'); // the first one on record
     const second = await admin.client.request<Report>(REPORT);
     expect(second.body.data!.securityAudit.checks.find((item) => item.id === 'audits.last_self_audit')?.status).toBe('PASS');
-    const [{ runs }] = await server.bastion.database.dataSource.query("SELECT count(*)::int AS runs FROM audit_events WHERE action = 'security_audit_run'");
+    const [{ runs }] = await server.bastion.database.dataSource.query(
+      "SELECT count(*)::int AS runs FROM audit_events WHERE action = 'security_audit_run'",
+    );
     expect(runs).toBe(2);
     const user = await makeUser(server);
     expect(codesOf(await user.client.request(REPORT))).toEqual(['FORBIDDEN']);
@@ -69,7 +84,12 @@ describe('the self-audit', () => {
       ['access_control.introspection', { introspection: 'admins' }, { ...production, introspection: 'everyone' }, 'FAIL'],
       ['firewall.rate_limits', { rateLimitsEnabled: true }, { rateLimitsEnabled: false }, 'FAIL'],
       ['firewall.graphql_limits', {}, { graphqlMaxDepth: 40 }, 'WARN'],
-      ['firewall.cors', { corsOrigins: ['https://admin.example.com'] }, { ...production, corsOrigins: ['http://admin.example.com'] }, 'FAIL'],
+      [
+        'firewall.cors',
+        { corsOrigins: ['https://admin.example.com'] },
+        { ...production, corsOrigins: ['http://admin.example.com'] },
+        'FAIL',
+      ],
       ['firewall.admin_network', { adminAllowedCidrs: ['10.0.0.0/8'] }, { adminAllowedCidrs: [] }, 'WARN'],
     ];
     for (const [id, passing, failing, expected] of cases) {
@@ -89,7 +109,16 @@ describe('the self-audit', () => {
     try {
       const bare = await makeUser(lone, { roles: ['admin'] });
       const run = (config: Partial<Config> = {}) =>
-        CHECKS.find((candidate) => candidate.id === 'access_control.admins_mfa')!.run({ config: configWith({ ...TEST_KEY_SETTINGS, ...config }), dataSource: lone.bastion.database.dataSource, clock: lone.clock, keys: new KeyService(lone.bastion.database.dataSource, testKeyring(), lone.clock), keyring: testKeyring(), backups: lone.bastion.services.backups.options, developmentKeys: false, unruledFields: async () => [] });
+        CHECKS.find((candidate) => candidate.id === 'access_control.admins_mfa')!.run({
+          config: configWith({ ...TEST_KEY_SETTINGS, ...config }),
+          dataSource: lone.bastion.database.dataSource,
+          clock: lone.clock,
+          keys: new KeyService(lone.bastion.database.dataSource, testKeyring(), lone.clock),
+          keyring: testKeyring(),
+          backups: lone.bastion.services.backups.options,
+          developmentKeys: false,
+          unruledFields: async () => [],
+        });
       expect((await run({ nodeEnv: 'production' })).status).toBe('FAIL');
       await confirmTotp(lone, bare);
       expect((await run({ nodeEnv: 'production' })).status).toBe('PASS');
@@ -100,7 +129,9 @@ describe('the self-audit', () => {
     // Values on a key that is not the current one.
     await admin.client.request('mutation { createProfile(input: { displayName: "Keyed", phone: "+447700900001" }) { id } }');
     expect((await check('encryption.retired_keys_unused')).status).toBe('PASS');
-    expect((await check('encryption.retired_keys_unused', {}, { keys: new KeyService(dataSource, testKeyring('k2'), server.clock) })).status).toBe('WARN');
+    expect(
+      (await check('encryption.retired_keys_unused', {}, { keys: new KeyService(dataSource, testKeyring('k2'), server.clock) })).status,
+    ).toBe('WARN');
 
     // An old signing key, then none at all.
     expect((await check('access_control.signing_key_age')).status).toBe('PASS');
@@ -108,8 +139,9 @@ describe('the self-audit', () => {
     expect((await check('access_control.signing_key_age')).status).toBe('WARN');
     await dataSource.query("UPDATE signing_keys SET status = 'retiring', retiring_since = now() WHERE status = 'current'");
     expect((await check('access_control.signing_key_age')).status).toBe('FAIL');
-    await dataSource.query("UPDATE signing_keys SET status = 'current', retiring_since = NULL WHERE kid = (SELECT kid FROM signing_keys ORDER BY created_at LIMIT 1)");
-
+    await dataSource.query(
+      "UPDATE signing_keys SET status = 'current', retiring_since = NULL WHERE kid = (SELECT kid FROM signing_keys ORDER BY created_at LIMIT 1)",
+    );
 
     // A tampered audit log.
     expect((await check('audits.chain_intact')).status).toBe('PASS');
@@ -119,7 +151,7 @@ describe('the self-audit', () => {
     // An emptied log verifies trivially, but accounts exist: that is a finding too.
     await dataSource.query('TRUNCATE audit_events');
     expect((await check('audits.chain_intact')).status).toBe('FAIL');
-   // A self-audit that ran long ago (last: moving its time breaks the chain).
+    // A self-audit that ran long ago (last: moving its time breaks the chain).
     await admin.client.request('{ securityAudit { passed } }');
     expect((await check('audits.last_self_audit')).status).toBe('PASS');
     await dataSource.query("UPDATE audit_events SET at = at - interval '30 days' WHERE action = 'security_audit_run'");

@@ -15,7 +15,9 @@ describe('serverInfo, end to end over HTTP', () => {
     server.clock.set('2026-05-04T03:02:01.000Z');
     const { status, body } = await makeClient(server).request('{ serverInfo { name version serverTime } }');
     expect(status).toBe(200);
-    expect(body).toEqual({ data: { serverInfo: { name: 'Bastion', version: expect.stringMatching(/^\d+\.\d+\.\d+/), serverTime: '2026-05-04T03:02:01.000Z' } } });
+    expect(body).toEqual({
+      data: { serverInfo: { name: 'Bastion', version: expect.stringMatching(/^\d+\.\d+\.\d+/), serverTime: '2026-05-04T03:02:01.000Z' } },
+    });
   });
 
   it('never logs key material, even when the config, the keyring and a decryption failure are logged', async () => {

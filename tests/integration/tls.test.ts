@@ -31,7 +31,19 @@ describe('HTTPS with a certificate configured', () => {
   let certFile: string;
   let keyFile: string;
   beforeAll(async () => {
-    const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec', curve: 'P-256', extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }] });
+    const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
+      keyType: 'ec',
+      curve: 'P-256',
+      extensions: [
+        {
+          name: 'subjectAltName',
+          altNames: [
+            { type: 2, value: 'localhost' },
+            { type: 7, ip: '127.0.0.1' },
+          ],
+        },
+      ],
+    });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-tls-'));
     certFile = path.join(dir, 'cert.pem');
     keyFile = path.join(dir, 'key.pem');
@@ -58,7 +70,15 @@ describe('HTTPS with a certificate configured', () => {
     const legacyClient = (port: number) =>
       new Promise<string>((resolve) => {
         // SECLEVEL=0: without it OpenSSL 3 clients refuse TLS 1.1 themselves, and the test would prove nothing.
-        const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port,
+          ca: cert,
+          servername: 'localhost',
+          minVersion: 'TLSv1',
+          maxVersion: 'TLSv1.1',
+          ciphers: 'DEFAULT@SECLEVEL=0',
+        });
         socket.on('secureConnect', () => {
           resolve(`connected ${socket.getProtocol()}`);
           socket.destroy();
@@ -66,7 +86,10 @@ describe('HTTPS with a certificate configured', () => {
         socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
       });
 
-    const permissive = tls.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile), minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }, (socket) => socket.end());
+    const permissive = tls.createServer(
+      { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile), minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' },
+      (socket) => socket.end(),
+    );
     await new Promise<void>((resolve) => permissive.listen(0, '127.0.0.1', resolve));
     try {
       expect(await legacyClient((permissive.address() as AddressInfo).port)).toBe('connected TLSv1.1');
@@ -87,7 +110,12 @@ describe('plain HTTP', () => {
   it('sends no HSTS and ignores a spoofed X-Forwarded-For and X-Forwarded-Proto from an untrusted client', async () => {
     const response = await fetch(server.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.66', 'x-forwarded-proto': 'https', 'x-request-id': 'spoof-check-1' },
+      headers: {
+        'content-type': 'application/json',
+        'x-forwarded-for': '203.0.113.66',
+        'x-forwarded-proto': 'https',
+        'x-request-id': 'spoof-check-1',
+      },
       body: JSON.stringify({ query: '{ serverInfo { name } }' }),
     });
     expect(response.headers.get('strict-transport-security')).toBeNull();
@@ -105,7 +133,12 @@ describe('behind a trusted TLS proxy', () => {
   it('believes the proxy: the client address and HSTS for HTTPS clients', async () => {
     const response = await fetch(server.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.23', 'x-forwarded-proto': 'https', 'x-request-id': 'proxy-check-1' },
+      headers: {
+        'content-type': 'application/json',
+        'x-forwarded-for': '198.51.100.23',
+        'x-forwarded-proto': 'https',
+        'x-request-id': 'proxy-check-1',
+      },
       body: JSON.stringify({ query: '{ serverInfo { name } }' }),
     });
     expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');

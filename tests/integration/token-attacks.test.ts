@@ -24,7 +24,11 @@ describe('access-token attacks over HTTP', () => {
   const bearer = (token: string) => `Bearer ${token}`;
   const send = (authorization: string, query = PUBLIC_QUERY) => makeClient(server, { authorization }).request(query);
   /** The parts of a response the conventions fix: status, every error code, and whether data was sent at all. */
-  const outcome = ({ status, body }: GraphQLResponse) => ({ status, codes: body.errors?.map((error) => error.extensions?.code), hasData: 'data' in body });
+  const outcome = ({ status, body }: GraphQLResponse) => ({
+    status,
+    codes: body.errors?.map((error) => error.extensions?.code),
+    hasData: 'data' in body,
+  });
   const nowSeconds = () => Math.floor(server.clock.now().getTime() / 1000);
   /** Only the test looks inside a token this way; the server never trusts an unverified header. */
   const headerOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString('utf8')) as JWTHeaderParameters;
@@ -163,7 +167,11 @@ describe('access-token attacks over HTTP', () => {
 
   it.each(attacks)('a token %s gets 401 UNAUTHENTICATED and no data, even on a public field', async (_description, make) => {
     const { status, body } = await send(bearer(await make()));
-    expect({ status, codes: body.errors?.map((error) => error.extensions?.code), hasData: 'data' in body }).toEqual({ status: 401, codes: ['UNAUTHENTICATED'], hasData: false });
+    expect({ status, codes: body.errors?.map((error) => error.extensions?.code), hasData: 'data' in body }).toEqual({
+      status: 401,
+      codes: ['UNAUTHENTICATED'],
+      hasData: false,
+    });
   });
 
   it('an expired but otherwise valid token gets 401 TOKEN_EXPIRED and no data', async () => {
@@ -189,12 +197,16 @@ describe('access-token attacks over HTTP', () => {
       expect(await before.client.request(ME)).toMatchObject({ status: 200, body: { data: { me: { id: before.id } } } });
 
       // A new sign-in is signed with the new key, and works.
-      const signIn = await makeClient(server).request<{ signIn: { accessToken: string } }>(SIGN_IN, { input: { email: before.email, password: before.password } });
+      const signIn = await makeClient(server).request<{ signIn: { accessToken: string } }>(SIGN_IN, {
+        input: { email: before.email, password: before.password },
+      });
       const fresh = signIn.body.data!.signIn.accessToken;
       expect(headerOf(fresh).kid).toBe(rotated.kid);
       expect(await send(bearer(fresh), ME)).toMatchObject({ status: 200, body: { data: { me: { id: before.id } } } });
       expect(await kidsOf()).toEqual([oldKey.kid, rotated.kid].sort());
-      const { body } = await makeClient(server, { authorization: bearer(fresh) }).request<{ mySessions: { id: string; current: boolean }[] }>('{ mySessions { id current } }');
+      const { body } = await makeClient(server, { authorization: bearer(fresh) }).request<{
+        mySessions: { id: string; current: boolean }[];
+      }>('{ mySessions { id current } }');
       const liveSession = body.data!.mySessions.find((session) => session.current)!.id;
 
       // Past every token the old key signed (TTL + the 60 s margin), and past the 30 s key cache.

@@ -32,7 +32,11 @@ export function cliEnvAgainst(server: Pick<TestServer, 'database'>, env: Readonl
  * asynchronously: the server runs in this process and must keep answering meanwhile.
  * Resolves with the exit code, stdout and stderr, whatever the code.
  */
-export function runCliAgainst(server: Pick<TestServer, 'database'>, args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runCliAgainst(
+  server: Pick<TestServer, 'database'>,
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return promisify(execFile)(process.execPath, [CLI_PATH, ...args], {
     encoding: 'utf8',
     timeout: 60_000,

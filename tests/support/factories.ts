@@ -18,7 +18,11 @@ export function codesOf(response: GraphQLResponse): unknown[] | undefined {
 }
 
 export interface GraphQLClient {
-  request<TData = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<TData>>;
+  request<TData = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): Promise<GraphQLResponse<TData>>;
 }
 
 /**
@@ -27,7 +31,11 @@ export interface GraphQLClient {
  */
 export function makeClient(server: Pick<TestServer, 'url'>, defaultHeaders: Record<string, string> = {}): GraphQLClient {
   return {
-    async request<TData>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<TData>> {
+    async request<TData>(
+      query: string,
+      variables?: Record<string, unknown>,
+      headers?: Record<string, string>,
+    ): Promise<GraphQLResponse<TData>> {
       const response = await fetch(server.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...defaultHeaders, ...headers },
@@ -71,15 +79,24 @@ export type FactoryServer = Pick<TestServer, 'url' | 'bastion' | 'clock'>;
  * `roles` are granted directly in the database (there is no admin API yet); they apply at the
  * next request, as role changes do.
  */
-export async function makeUser(server: FactoryServer, options: { email?: string; password?: string; roles?: string[]; mfa?: boolean } = {}): Promise<TestAccount> {
+export async function makeUser(
+  server: FactoryServer,
+  options: { email?: string; password?: string; roles?: string[]; mfa?: boolean } = {},
+): Promise<TestAccount> {
   accounts += 1;
   const email = options.email ?? `user${accounts}.${randomBytes(3).toString('hex')}@example.com`;
   const password = options.password ?? strongPassword();
-  const { body } = await makeClient(server).request<{ signUp: { accessToken: string; refreshToken: string; user: { id: string } } }>(SIGN_UP, { input: { email, password } });
+  const { body } = await makeClient(server).request<{ signUp: { accessToken: string; refreshToken: string; user: { id: string } } }>(
+    SIGN_UP,
+    { input: { email, password } },
+  );
   if (!body.data?.signUp) throw new Error(`signUp failed: ${JSON.stringify(body.errors)}`);
   const { accessToken, refreshToken, user } = body.data.signUp;
   for (const role of options.roles ?? []) {
-    await server.bastion.database.dataSource.query('INSERT INTO user_roles (user_id, role_name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [user.id, role]);
+    await server.bastion.database.dataSource.query('INSERT INTO user_roles (user_id, role_name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
+      user.id,
+      role,
+    ]);
   }
   if (options.roles?.length) server.bastion.services.sessionCache.forget({ userIds: [user.id] });
   const client = makeClient(server, { authorization: `Bearer ${accessToken}` });
@@ -95,7 +112,9 @@ export async function confirmTotp(server: FactoryServer, account: Pick<TestAccou
   const enrollment = await account.client.request<{ enrollTotp: { secret: string } }>('mutation { enrollTotp { secret } }');
   const secret = enrollment.body.data?.enrollTotp.secret;
   if (!secret) throw new Error(`enrollTotp failed: ${JSON.stringify(enrollment.body.errors)}`);
-  const confirmed = await account.client.request('mutation($input: ConfirmTotpInput!) { confirmTotp(input: $input) { codes } }', { input: { code: await totpCode({ secret, now: server.clock.now() }), currentPassword: account.password } });
+  const confirmed = await account.client.request('mutation($input: ConfirmTotpInput!) { confirmTotp(input: $input) { codes } }', {
+    input: { code: await totpCode({ secret, now: server.clock.now() }), currentPassword: account.password },
+  });
   if (confirmed.body.errors) throw new Error(`confirmTotp failed: ${JSON.stringify(confirmed.body.errors)}`);
   server.clock.advance(30_000);
   return secret;
@@ -105,7 +124,9 @@ export async function confirmTotp(server: FactoryServer, account: Pick<TestAccou
 export async function emailedToken(server: TestServer, to: string, action: 'reset-password' | 'verify-email'): Promise<string> {
   let token: string | undefined;
   await eventually(() => {
-    const mails = server.logs.lines.filter((line) => line.mailTo === to && typeof line.mailText === 'string' && (line.mailText as string).includes(`/${action}?token=`));
+    const mails = server.logs.lines.filter(
+      (line) => line.mailTo === to && typeof line.mailText === 'string' && (line.mailText as string).includes(`/${action}?token=`),
+    );
     const last = mails[mails.length - 1];
     token = last ? /token=([A-Za-z0-9_-]+)/.exec(last.mailText as string)?.[1] : undefined;
     return token !== undefined;

@@ -17,7 +17,8 @@ export async function withFrozenBackends<T>(pids: readonly number[], body: () =>
     } catch {
       // no such process here
     }
-    if (command !== 'postgres') throw new Error(`backend ${pid} is not a postgres process on this machine: this test needs the PostgreSQL server to run locally`);
+    if (command !== 'postgres')
+      throw new Error(`backend ${pid} is not a postgres process on this machine: this test needs the PostgreSQL server to run locally`);
   }
   const thaw = () => {
     for (const pid of pids) {

@@ -92,7 +92,10 @@ export class MemoResolver {
   constructor(private readonly dataSource: DataSource) {}
 
   @Query(() => [Memo], { description: 'Test only.' })
-  async memos(@Arg('first', () => Int, { defaultValue: 20, description: 'Page size.' }) first: number, @Ctx() context: Context): Promise<Memo[]> {
+  async memos(
+    @Arg('first', () => Int, { defaultValue: 20, description: 'Page size.' }) first: number,
+    @Ctx() context: Context,
+  ): Promise<Memo[]> {
     const scope = context.access.scope(MEMO_MODEL, 'read');
     const where = scope.where();
     if (!where) return [];
@@ -136,17 +139,22 @@ export class MemoResolver {
   async deleteMemo(@Arg('id', () => ID) id: string, @Ctx() context: Context): Promise<boolean> {
     const where = isUuid(id) ? context.access.scope(MEMO_MODEL, 'delete').where({ id }) : null;
     // Check and delete in one transaction, the row locked between them.
-    const deleted = where && (await this.dataSource.transaction(async (manager) => {
-      const row = await manager.findOne(Memo, { where, lock: { mode: 'pessimistic_write' } });
-      if (row) await manager.delete(Memo, { id: row.id });
-      return row !== null;
-    }));
+    const deleted =
+      where &&
+      (await this.dataSource.transaction(async (manager) => {
+        const row = await manager.findOne(Memo, { where, lock: { mode: 'pessimistic_write' } });
+        if (row) await manager.delete(Memo, { id: row.id });
+        return row !== null;
+      }));
     if (!deleted) throw notFound();
     return true;
   }
 
   private async findIn(where: Record<string, unknown>[] | null): Promise<Memo> {
-    const row = where && where.every((condition) => isUuid(String(condition.id))) ? await this.dataSource.getRepository(Memo).findOne({ where }) : null;
+    const row =
+      where && where.every((condition) => isUuid(String(condition.id)))
+        ? await this.dataSource.getRepository(Memo).findOne({ where })
+        : null;
     if (!row) throw notFound();
     return row;
   }
@@ -159,7 +167,10 @@ function notFound(): AppError {
 export const memoFeature: Feature = {
   name: 'memos',
   resolvers: [MemoResolver],
-  rules: modelRules(MEMO_MODEL, { query: { memos: 'read', memo: 'read' }, mutation: { createMemo: 'create', updateMemo: 'update', deleteMemo: 'delete' } }),
+  rules: modelRules(MEMO_MODEL, {
+    query: { memos: 'read', memo: 'read' },
+    mutation: { createMemo: 'create', updateMemo: 'update', deleteMemo: 'delete' },
+  }),
   wire: ({ dataSource }) => [new MemoResolver(dataSource)],
   models: [MEMO_MODEL],
   entities: [Memo],

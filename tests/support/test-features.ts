@@ -14,7 +14,10 @@ export class DatabaseProbeResolver {
     return Number(row.answer);
   }
 
-  @Query(() => Int, { nullable: true, description: 'Test only: 42 from PostgreSQL, in a field that may be null (a partial response when it fails).' })
+  @Query(() => Int, {
+    nullable: true,
+    description: 'Test only: 42 from PostgreSQL, in a field that may be null (a partial response when it fails).',
+  })
   async optionalDatabaseProbe(): Promise<number> {
     return this.databaseProbe();
   }

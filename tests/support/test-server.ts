@@ -47,21 +47,36 @@ export interface TestServerOptions {
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const database = await createTestDatabase({ migrated: options.migrated });
-  if (options.setupSql?.length) await withAdminClient(database.url, async (client) => {
-    for (const statement of options.setupSql!) await client.query(statement);
-  });
+  if (options.setupSql?.length)
+    await withAdminClient(database.url, async (client) => {
+      for (const statement of options.setupSql!) await client.query(statement);
+    });
   const clock = new FrozenClock('2026-03-01T12:00:00.000Z');
   const logs = new LogCollector();
   const logger = createLogger({ level: 'debug', pretty: false, destination: logs });
   // Rate limits off unless a test turns them on: the suite signs up hundreds of accounts from one address.
   // Archives go to a folder of this server's own; schedules are off (tests call the jobs directly).
   const backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-backups-'));
-  const config = configWith({ databaseUrl: database.url, port: 0, host: '127.0.0.1', migrateOnStart: false, databasePoolSize: 4, rateLimitsEnabled: false, backupDir, backupSchedule: undefined, backupVerifySchedule: undefined, ...TEST_KEY_SETTINGS, ...options.config });
+  const config = configWith({
+    databaseUrl: database.url,
+    port: 0,
+    host: '127.0.0.1',
+    migrateOnStart: false,
+    databasePoolSize: 4,
+    rateLimitsEnabled: false,
+    backupDir,
+    backupSchedule: undefined,
+    backupVerifySchedule: undefined,
+    ...TEST_KEY_SETTINGS,
+    ...options.config,
+  });
   let bastion: RunningBastion;
   const executorComparisons: ExecutorComparison[] = [];
   let comparing = true;
   try {
-    const executorComparison = options.compareExecutors ? { active: () => comparing, report: (comparison: ExecutorComparison) => executorComparisons.push(comparison) } : undefined;
+    const executorComparison = options.compareExecutors
+      ? { active: () => comparing, report: (comparison: ExecutorComparison) => executorComparisons.push(comparison) }
+      : undefined;
     bastion = await startBastion(config, { logger, clock, extraFeatures: options.extraFeatures, executorComparison });
   } catch (error) {
     await database.drop();

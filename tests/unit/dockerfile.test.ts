@@ -118,7 +118,10 @@ function ignoredPatterns(text: string): Set<string> {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
     const negated = line.startsWith('!');
-    const pattern = line.replace(/^!/, '').replace(/^\.?\//, '').replace(/\/+$/, '');
+    const pattern = line
+      .replace(/^!/, '')
+      .replace(/^\.?\//, '')
+      .replace(/\/+$/, '');
     if (negated) ignored.delete(pattern);
     else ignored.add(pattern);
   }

@@ -11,7 +11,9 @@ export async function databaseFingerprint(dataSource: DataSource): Promise<Recor
   );
   const fingerprint: Record<string, string> = {};
   for (const { name } of tables) {
-    const [{ digest }] = await dataSource.query(`SELECT md5(coalesce(string_agg(md5(row_data::text), '' ORDER BY md5(row_data::text)), '')) AS digest FROM "${name}" AS row_data`);
+    const [{ digest }] = await dataSource.query(
+      `SELECT md5(coalesce(string_agg(md5(row_data::text), '' ORDER BY md5(row_data::text)), '')) AS digest FROM "${name}" AS row_data`,
+    );
     fingerprint[name] = digest;
   }
   return fingerprint;

@@ -39,7 +39,12 @@ function validClaims(server: TestServer, subject: TokenSubject): Record<string, 
   };
 }
 
-function signed(server: TestServer, subject: TokenSubject, header: JWTHeaderParameters, key: Parameters<SignJWT['sign']>[0]): Promise<string> {
+function signed(
+  server: TestServer,
+  subject: TokenSubject,
+  header: JWTHeaderParameters,
+  key: Parameters<SignJWT['sign']>[0],
+): Promise<string> {
   return new SignJWT(validClaims(server, subject)).setProtectedHeader({ typ: 'at+jwt', ...header }).sign(key);
 }
 

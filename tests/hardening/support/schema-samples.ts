@@ -76,7 +76,11 @@ export function sampleValue(type: GraphQLInputType, overrides: SampleOverrides =
 
 /** The arguments an operation must pass (non-null, no default), with sample values. */
 export function requiredArguments(field: GraphQLField<unknown, unknown>, overrides: SampleOverrides = {}): Map<GraphQLArgument, unknown> {
-  return new Map(field.args.filter((arg) => isNonNullType(arg.type) && arg.defaultValue === undefined).map((arg) => [arg, sampleValue(arg.type, overrides)]));
+  return new Map(
+    field.args
+      .filter((arg) => isNonNullType(arg.type) && arg.defaultValue === undefined)
+      .map((arg) => [arg, sampleValue(arg.type, overrides)]),
+  );
 }
 
 /** `value` with the input objects along `path` filled in (sampled where missing). */
@@ -111,10 +115,13 @@ export function withExtraKey(value: unknown, path: ValuePath, name: string, extr
 export function printLiteral(type: GraphQLInputType | undefined, value: unknown): string {
   const inner = type && isNonNullType(type) ? type.ofType : type;
   if (value === null || value === undefined) return 'null';
-  if (Array.isArray(value)) return `[${value.map((item) => printLiteral(inner && isListType(inner) ? inner.ofType : undefined, item)).join(', ')}]`;
+  if (Array.isArray(value))
+    return `[${value.map((item) => printLiteral(inner && isListType(inner) ? inner.ofType : undefined, item)).join(', ')}]`;
   if (typeof value === 'object') {
     const fields = inner && isInputObjectType(inner) ? inner.getFields() : {};
-    return `{ ${Object.entries(value).map(([name, item]) => `${name}: ${printLiteral(fields[name]?.type, item)}`).join(', ')} }`;
+    return `{ ${Object.entries(value)
+      .map(([name, item]) => `${name}: ${printLiteral(fields[name]?.type, item)}`)
+      .join(', ')} }`;
   }
   if (inner && isEnumType(inner) && typeof value === 'string') return value;
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
@@ -167,7 +174,9 @@ export function routesToObjectTypes(schema: GraphQLSchema): Map<GraphQLObjectTyp
     const [type, route] = queue.shift()!;
     for (const field of Object.values(type.getFields())) {
       const named = getNamedType(field.type);
-      const args = [...requiredArguments(field).entries()].map(([arg, value]) => `${arg.name}: ${printLiteral(arg.type, value)}`).join(', ');
+      const args = [...requiredArguments(field).entries()]
+        .map(([arg, value]) => `${arg.name}: ${printLiteral(arg.type, value)}`)
+        .join(', ');
       const call = `${field.name}${args ? `(${args})` : ''}`;
       if (isObjectType(named)) reach(named, (selection) => route(`${call} { ${selection} }`));
       const members = isUnionType(named) ? named.getTypes() : isInterfaceType(named) ? schema.getPossibleTypes(named) : [];
@@ -219,7 +228,11 @@ function listSteps(type: GraphQLInputType): ValuePath {
 }
 
 /** The arguments of `position.root` with the input object at `position` present, plus `extra` (name → value) in it. */
-export function argumentsWithExtra(position: InputPosition, overrides: SampleOverrides, extra?: { name: string; value: unknown }): Map<GraphQLArgument, unknown> {
+export function argumentsWithExtra(
+  position: InputPosition,
+  overrides: SampleOverrides,
+  extra?: { name: string; value: unknown },
+): Map<GraphQLArgument, unknown> {
   const args = requiredArguments(position.root.field, overrides);
   let value = materialise(position.arg.type, args.get(position.arg), position.path);
   if (extra) value = withExtraKey(value, position.path, extra.name, extra.value);

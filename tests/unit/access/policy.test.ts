@@ -6,10 +6,20 @@ import { ANONYMOUS, Viewer } from '../../../src/context';
 import { AppError } from '../../../src/errors';
 import { PROJECT_ROOT } from '../../../src/project';
 
-const role = (name: string, requireMfa = false): RoleDefinition => ({ name, description: null, builtIn: ['anonymous', 'user', 'admin'].includes(name), requireMfa });
+const role = (name: string, requireMfa = false): RoleDefinition => ({
+  name,
+  description: null,
+  builtIn: ['anonymous', 'user', 'admin'].includes(name),
+  requireMfa,
+});
 const ROLES = [role('anonymous'), role('user'), role('admin', true), role('editor'), role('auditor', true)];
 let grantIds = 0;
-const grant = (fields: Omit<Grant, 'id' | 'fields' | 'filter'> & Partial<Pick<Grant, 'fields' | 'filter'>>): Grant => ({ id: `g${(grantIds += 1)}`, fields: null, filter: null, ...fields });
+const grant = (fields: Omit<Grant, 'id' | 'fields' | 'filter'> & Partial<Pick<Grant, 'fields' | 'filter'>>): Grant => ({
+  id: `g${(grantIds += 1)}`,
+  fields: null,
+  filter: null,
+  ...fields,
+});
 
 const NOTE: ModelAccessSpec = {
   name: 'Note',
@@ -20,7 +30,13 @@ const NOTE: ModelAccessSpec = {
   defaults: [],
 };
 
-const viewer = (userId: string, roles: string[] = ['user'], aal: 1 | 2 = 1): Viewer => ({ userId, sessionId: `s-${userId}`, roles, aal, amr: ['pwd'] });
+const viewer = (userId: string, roles: string[] = ['user'], aal: 1 | 2 = 1): Viewer => ({
+  userId,
+  sessionId: `s-${userId}`,
+  roles,
+  aal,
+  amr: ['pwd'],
+});
 
 describe('requiresMfa (BASTION_MFA_REQUIRED_FOR)', () => {
   it('never for anonymous; admin from "admin" up; every role for "all"; otherwise the role\'s own flag', () => {
@@ -83,7 +99,10 @@ describe('ModelScope', () => {
   const scopeFor = (who: Viewer, action: 'read' | 'update') => new AccessView(policy, who).scope(NOTE, action);
 
   it('scopes rows in SQL terms: one where object per clause, owner and filter combined with the base', () => {
-    expect(scopeFor(viewer('u1'), 'read').where({ id: 'n1' })).toEqual([{ id: 'n1', published: true }, { id: 'n1', ownerId: 'u1' }]);
+    expect(scopeFor(viewer('u1'), 'read').where({ id: 'n1' })).toEqual([
+      { id: 'n1', published: true },
+      { id: 'n1', ownerId: 'u1' },
+    ]);
     expect(scopeFor(ANONYMOUS, 'read').where()).toEqual([{ published: true }]);
     expect(new AccessView(new Policy(ROLES, []), viewer('u1')).scope(NOTE, 'read').where()).toBeNull();
   });
@@ -110,14 +129,19 @@ describe('ModelScope', () => {
   it('refuses input fields no grant names (mass assignment), and unknown ones outright', () => {
     const scope = scopeFor(viewer('u1'), 'update');
     expect(scope.writableClauses(['title', 'body'])).toHaveLength(1);
-    expect(() => scope.writableClauses(['published'])).toThrow(expect.objectContaining({ code: 'FORBIDDEN', extensions: expect.objectContaining({ field: 'published' }) }));
+    expect(() => scope.writableClauses(['published'])).toThrow(
+      expect.objectContaining({ code: 'FORBIDDEN', extensions: expect.objectContaining({ field: 'published' }) }),
+    );
     expect(() => scope.writableClauses(['ownerId'])).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }));
   });
 
   it('checks the row as written against the clauses (RLS WITH CHECK): an editor may retitle published notes only', () => {
     const scope = scopeFor(viewer('u1', ['user', 'editor']), 'update');
     const clauses = scope.writableClauses(['title']);
-    expect(scope.where({ id: 'n1' }, clauses)).toEqual([{ id: 'n1', ownerId: 'u1' }, { id: 'n1', published: true }]);
+    expect(scope.where({ id: 'n1' }, clauses)).toEqual([
+      { id: 'n1', ownerId: 'u1' },
+      { id: 'n1', published: true },
+    ]);
     expect(scope.admits({ ownerId: 'u2', published: true }, clauses)).toBe(true);
     expect(scope.admits({ ownerId: 'u2', published: false }, clauses)).toBe(false);
     expect(scope.admits({ ownerId: 'u1', published: false }, clauses)).toBe(true);
@@ -134,7 +158,11 @@ describe('graphql-shield pitfalls (SECURITY.md SH-5, SH-6)', () => {
   it('no rule uses not() or a contextual cache, and rules are made through syncRule', () => {
     const offenders = sources(path.join(PROJECT_ROOT, 'src')).filter((file) => {
       const text = fs.readFileSync(file, 'utf8');
-      return /\bnot\(/.test(text) && /graphql-shield/.test(text) || /cache:\s*'contextual'/.test(text) || (/from 'graphql-shield'/.test(text) && /\brule\(/.test(text) && !file.endsWith(path.join('access', 'rules.ts')));
+      return (
+        (/\bnot\(/.test(text) && /graphql-shield/.test(text)) ||
+        /cache:\s*'contextual'/.test(text) ||
+        (/from 'graphql-shield'/.test(text) && /\brule\(/.test(text) && !file.endsWith(path.join('access', 'rules.ts')))
+      );
     });
     expect(offenders.map((file) => path.relative(PROJECT_ROOT, file))).toEqual([]);
   });

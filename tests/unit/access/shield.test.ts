@@ -38,7 +38,7 @@ const SIGNED_IN: Viewer = { userId: 'u1', sessionId: 's1', roles: ['user'], aal:
 
 const toySchema = (): GraphQLSchema => {
   const schema = buildSchema('type Query { open: String, unruled: String, guarded: String, broken: String }');
-  const fields = (schema.getQueryType()!).getFields();
+  const fields = schema.getQueryType()!.getFields();
   fields.open.resolve = () => 'open';
   fields.unruled.resolve = () => 'secret';
   fields.guarded.resolve = () => 'guarded';
@@ -76,11 +76,13 @@ describe('synchronous rules (the generator patch)', () => {
     expect(result).toEqual({ data: { open: 'open', guarded: 'guarded' } });
   });
 
-  it('denies when a syncRule throws or answers anything but true; an AppError it returns is the field\'s error and is logged', async () => {
+  it("denies when a syncRule throws or answers anything but true; an AppError it returns is the field's error and is logged", async () => {
     const logs = new LogCollector();
     const schema = protectSchema(toySchema(), {
       Query: {
-        open: sync('throwsSync', () => { throw new Error('boom'); }),
+        open: sync('throwsSync', () => {
+          throw new Error('boom');
+        }),
         unruled: sync('answersOne', () => 1),
         guarded: sync('answersPromise', () => Promise.resolve(true)),
         broken: sync('answersMfa', () => new AppError('MFA_REQUIRED', 'confirm first')),
@@ -94,12 +96,24 @@ describe('synchronous rules (the generator patch)', () => {
       ['guarded', 'FORBIDDEN'],
       ['broken', 'MFA_REQUIRED'],
     ]);
-    expect(logs.lines.filter((line) => line.msg === 'access denied').map((line) => line.field).sort()).toEqual(['Query.broken', 'Query.guarded', 'Query.open', 'Query.unruled']);
+    expect(
+      logs.lines
+        .filter((line) => line.msg === 'access denied')
+        .map((line) => line.field)
+        .sort(),
+    ).toEqual(['Query.broken', 'Query.guarded', 'Query.open', 'Query.unruled']);
   });
 });
 
 describe('deny by default', () => {
-  const rules: RuleTree = { Query: { open: isPublic, broken: rule('throwsForTest')(() => { throw new Error('redis down'); }) } };
+  const rules: RuleTree = {
+    Query: {
+      open: isPublic,
+      broken: rule('throwsForTest')(() => {
+        throw new Error('redis down');
+      }),
+    },
+  };
 
   it('refuses a field without a rule: UNAUTHENTICATED for anonymous viewers', async () => {
     const result = await run(protectSchema(toySchema(), rules), '{ open unruled }', contextFor(ANONYMOUS));
@@ -138,20 +152,26 @@ describe('schema coverage (SECURITY.md SH-2)', () => {
     const schema = await buildGraphQLSchema(features);
     const rules = mergeRuleTrees(features.map((feature) => feature.rules));
     const stale = Object.entries(rules).flatMap(([typeName, fields]) =>
-      Object.keys(fields).filter((field) => {
-        const type = schema.getType(typeName);
-        return field !== '*' && !(isObjectType(type) && type.getFields()[field]);
-      }).map((field) => `${typeName}.${field}`),
+      Object.keys(fields)
+        .filter((field) => {
+          const type = schema.getType(typeName);
+          return field !== '*' && !(isObjectType(type) && type.getFields()[field]);
+        })
+        .map((field) => `${typeName}.${field}`),
     );
     expect(stale).toEqual([]);
   });
 });
 
-describe('projected row fields (decided by the data API once per mask, served without shield\'s wrapper)', () => {
+describe("projected row fields (decided by the data API once per mask, served without shield's wrapper)", () => {
   const rules = mergeRuleTrees(FEATURES.map((feature) => feature.rules));
-  const projectedTypes = new Set(Object.entries(rules).filter(([, fields]) => Object.values(fields).some((rule) => isRowRule(rule) && rule.row.projection !== null)).map(([typeName]) => typeName));
+  const projectedTypes = new Set(
+    Object.entries(rules)
+      .filter(([, fields]) => Object.values(fields).some((rule) => isRowRule(rule) && rule.row.projection !== null))
+      .map(([typeName]) => typeName),
+  );
 
-  it('are the sample models\' fields, and only they lose the wrapper', async () => {
+  it("are the sample models' fields, and only they lose the wrapper", async () => {
     expect([...projectedTypes].sort()).toEqual(['Comment', 'Post', 'Profile']);
     const schema = protectSchema(await buildGraphQLSchema(FEATURES), rules);
     for (const typeName of projectedTypes) {
@@ -160,7 +180,13 @@ describe('projected row fields (decided by the data API once per mask, served wi
         const projection = isRowRule(rule) ? rule.row.projection : null;
         const resolve = type.getFields()[fieldName].resolve;
         // A column: no resolver at all; a relation or count: graphql's default resolver; a to-many list: still shield's wrapper.
-        expect({ field: `${typeName}.${fieldName}`, resolver: resolve === undefined ? 'none' : resolve === defaultFieldResolver ? 'default' : 'wrapped' }).toEqual({ field: `${typeName}.${fieldName}`, resolver: projection === 'value' ? 'none' : projection === 'loaded' ? 'default' : 'wrapped' });
+        expect({
+          field: `${typeName}.${fieldName}`,
+          resolver: resolve === undefined ? 'none' : resolve === defaultFieldResolver ? 'default' : 'wrapped',
+        }).toEqual({
+          field: `${typeName}.${fieldName}`,
+          resolver: projection === 'value' ? 'none' : projection === 'loaded' ? 'default' : 'wrapped',
+        });
       }
     }
   });
@@ -168,13 +194,16 @@ describe('projected row fields (decided by the data API once per mask, served wi
   it('reach the client only through fields the data API declares (so every such object was projected)', async () => {
     const schema = await buildGraphQLSchema(FEATURES);
     const dataFeature = FEATURES.find((feature) => feature.name === 'data')!;
-    const declared = new Set(Object.entries(dataFeature.rules).flatMap(([typeName, fields]) => Object.keys(fields).map((field) => `${typeName}.${field}`)));
+    const declared = new Set(
+      Object.entries(dataFeature.rules).flatMap(([typeName, fields]) => Object.keys(fields).map((field) => `${typeName}.${field}`)),
+    );
     const producing = new Set([...projectedTypes, ...[...projectedTypes].flatMap((name) => [`${name}Connection`, `${name}Edge`])]);
     const elsewhere: string[] = [];
     for (const type of Object.values(schema.getTypeMap())) {
       if (!isObjectType(type) || type.name.startsWith('__')) continue;
       for (const field of Object.values(type.getFields())) {
-        if (producing.has(getNamedType(field.type).name) && !declared.has(`${type.name}.${field.name}`)) elsewhere.push(`${type.name}.${field.name}`);
+        if (producing.has(getNamedType(field.type).name) && !declared.has(`${type.name}.${field.name}`))
+          elsewhere.push(`${type.name}.${field.name}`);
       }
     }
     expect(elsewhere).toEqual([]);

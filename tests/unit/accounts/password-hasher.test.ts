@@ -57,7 +57,11 @@ describe('PasswordHasher', () => {
       for (const result of results.slice(0, 2)) expect((result as PromiseFulfilledResult<string>).value).toMatch(PHC_CURRENT);
       const error = (results[2] as PromiseRejectedResult).reason;
       expect(error).toBeInstanceOf(AppError);
-      expect(error).toMatchObject({ code: 'RATE_LIMITED', message: 'The server is busy; try again in a moment.', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 1 } });
+      expect(error).toMatchObject({
+        code: 'RATE_LIMITED',
+        message: 'The server is busy; try again in a moment.',
+        extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 1 },
+      });
       // The slots were given back: the pool takes work again.
       await expect(small.hash('fourth')).resolves.toMatch(PHC_CURRENT);
     });
@@ -65,7 +69,11 @@ describe('PasswordHasher', () => {
     it('limits verify and verifyAgainstDummy too', async () => {
       const phc = await hasher.hash('shared password');
       const small = new PasswordHasher({ maxConcurrent: 2, maxQueued: 0 });
-      const results = await Promise.allSettled([small.verify(phc, 'shared password'), small.verifyAgainstDummy('x'), small.verify(phc, 'wrong')]);
+      const results = await Promise.allSettled([
+        small.verify(phc, 'shared password'),
+        small.verifyAgainstDummy('x'),
+        small.verify(phc, 'wrong'),
+      ]);
       expect(results.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
       expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'RATE_LIMITED' });
     });

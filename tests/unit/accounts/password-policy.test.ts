@@ -54,7 +54,7 @@ describe('PasswordPolicy', () => {
       expect(policy.check('é'.repeat(513))).toBe(TOO_LONG);
     });
 
-    it('refuses a minimum below NIST\'s 8 characters', () => {
+    it("refuses a minimum below NIST's 8 characters", () => {
       expect(() => new PasswordPolicy({ minLength: 7, contextWords: [] })).toThrow(RangeError);
     });
   });

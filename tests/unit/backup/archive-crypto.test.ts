@@ -107,13 +107,16 @@ describe('archive encryption', () => {
       ['three chunks and five bytes', 3 * CHUNK_BYTES + 5],
     ];
 
-    it.each(sizes)('%s (%i bytes) decrypts to the plaintext, sealed as max(1, ⌈n / chunk⌉) chunks with one tag each', async (_name, size) => {
-      const plaintext = randomBytes(size);
-      const archive = await encrypt(plaintext);
-      const chunks = Math.max(1, Math.ceil(size / CHUNK_BYTES));
-      expect(archive.length).toBe(HEADER_BYTES_FOR_K1 + size + chunks * TAG_BYTES);
-      expect(await decrypt(archive)).toEqual(plaintext);
-    });
+    it.each(sizes)(
+      '%s (%i bytes) decrypts to the plaintext, sealed as max(1, ⌈n / chunk⌉) chunks with one tag each',
+      async (_name, size) => {
+        const plaintext = randomBytes(size);
+        const archive = await encrypt(plaintext);
+        const chunks = Math.max(1, Math.ceil(size / CHUNK_BYTES));
+        expect(archive.length).toBe(HEADER_BYTES_FOR_K1 + size + chunks * TAG_BYTES);
+        expect(await decrypt(archive)).toEqual(plaintext);
+      },
+    );
 
     it.each(sizes)('%s (%i bytes) decrypts the same whatever pieces the streams deliver', async (_name, size) => {
       const plaintext = randomBytes(size);
@@ -134,7 +137,8 @@ describe('archive encryption', () => {
       const plaintext = randomBytes(2 * CHUNK_BYTES);
       const first = await encrypt(plaintext);
       const second = await encrypt(plaintext);
-      const field = (archive: Buffer, name: string) => archive.subarray(HEADER_FIELDS[name].offset, HEADER_FIELDS[name].offset + HEADER_FIELDS[name].bytes);
+      const field = (archive: Buffer, name: string) =>
+        archive.subarray(HEADER_FIELDS[name].offset, HEADER_FIELDS[name].offset + HEADER_FIELDS[name].bytes);
       for (const name of ['salt', 'nonce prefix', 'key check']) expect(field(first, name)).not.toEqual(field(second, name));
       expect(first.subarray(HEADER_BYTES_FOR_K1)).not.toEqual(second.subarray(HEADER_BYTES_FOR_K1));
       expect(await decrypt(first)).toEqual(await decrypt(second));
@@ -149,7 +153,12 @@ describe('archive encryption', () => {
     });
 
     it('the archive under attack has three full chunks and a short final one', () => {
-      expect(split(archive).chunks.map((chunk) => chunk.length)).toEqual([SEALED_CHUNK_BYTES, SEALED_CHUNK_BYTES, SEALED_CHUNK_BYTES, 5 + TAG_BYTES]);
+      expect(split(archive).chunks.map((chunk) => chunk.length)).toEqual([
+        SEALED_CHUNK_BYTES,
+        SEALED_CHUNK_BYTES,
+        SEALED_CHUNK_BYTES,
+        5 + TAG_BYTES,
+      ]);
     });
 
     it('a flipped byte at any position after the header', async () => {
@@ -235,7 +244,9 @@ describe('archive encryption', () => {
     });
 
     it('with the wrong magic is NOT_AN_ARCHIVE', () => {
-      expect(() => parseArchiveHeader(Buffer.from('PGDMP\x01\x0e\x00 a pg_dump, not an archive'))).toThrow(expect.objectContaining({ failure: 'NOT_AN_ARCHIVE' }));
+      expect(() => parseArchiveHeader(Buffer.from('PGDMP\x01\x0e\x00 a pg_dump, not an archive'))).toThrow(
+        expect.objectContaining({ failure: 'NOT_AN_ARCHIVE' }),
+      );
       expect(() => parseArchiveHeader(Buffer.alloc(0))).toThrow(expect.objectContaining({ failure: 'NOT_AN_ARCHIVE' }));
     });
 
@@ -261,7 +272,12 @@ describe('archive encryption', () => {
     it('naming no valid key id (empty, or not of the key-id alphabet) is ARCHIVE_DAMAGED', () => {
       const withKid = (kid: Buffer) => {
         const { kid: kidField, 'kid length': lengthField } = HEADER_FIELDS;
-        return Buffer.concat([archive.subarray(0, lengthField.offset), Buffer.from([kid.length]), kid, archive.subarray(kidField.offset + kidField.bytes)]);
+        return Buffer.concat([
+          archive.subarray(0, lengthField.offset),
+          Buffer.from([kid.length]),
+          kid,
+          archive.subarray(kidField.offset + kidField.bytes),
+        ]);
       };
       expect(() => parseArchiveHeader(withKid(Buffer.alloc(0)))).toThrow(expect.objectContaining({ failure: 'ARCHIVE_DAMAGED' }));
       expect(() => parseArchiveHeader(withKid(Buffer.from('k 1')))).toThrow(expect.objectContaining({ failure: 'ARCHIVE_DAMAGED' }));
@@ -317,7 +333,9 @@ describe('archive encryption', () => {
 
   describe('the key', () => {
     it('newArchiveHeader refuses a key id the keyring lacks with UNKNOWN_KEY', () => {
-      expect(() => newArchiveHeader(testKeyring('k1', ['k1']), 'k2', CHUNK_BYTES)).toThrow(expect.objectContaining({ failure: 'UNKNOWN_KEY' }));
+      expect(() => newArchiveHeader(testKeyring('k1', ['k1']), 'k2', CHUNK_BYTES)).toThrow(
+        expect.objectContaining({ failure: 'UNKNOWN_KEY' }),
+      );
     });
 
     it('an archive of a key id the keyring lacks is UNKNOWN_KEY', async () => {

@@ -47,7 +47,9 @@ describe('archive records', () => {
   describe('encoding', () => {
     it('frames a record as type byte ‖ uint32 big-endian length ‖ payload', () => {
       expect(encodeRecord(RecordType.DATA, Buffer.from('ab'))).toEqual(Buffer.from([0x44, 0, 0, 0, 2, 0x61, 0x62]));
-      expect(encodeJsonRecord(RecordType.MANIFEST, { tables: [] })).toEqual(Buffer.concat([Buffer.from([0x4d, 0, 0, 0, 13]), Buffer.from('{"tables":[]}')]));
+      expect(encodeJsonRecord(RecordType.MANIFEST, { tables: [] })).toEqual(
+        Buffer.concat([Buffer.from([0x4d, 0, 0, 0, 13]), Buffer.from('{"tables":[]}')]),
+      );
     });
 
     it('uses the type bytes H, T, D and M', () => {
@@ -126,7 +128,9 @@ describe('archive records', () => {
     it('parses a JSON record, and refuses one that is not JSON with ARCHIVE_DAMAGED', () => {
       expect(parseJsonRecord(RECORDS[1], 'table record')).toEqual({ name: 'users', columns: ['id', 'email'] });
       expect(() => parseJsonRecord({ type: RecordType.TABLE, payload: Buffer.from('{"name":') }, 'table record')).toThrow(BackupError);
-      expect(() => parseJsonRecord({ type: RecordType.TABLE, payload: Buffer.from('{"name":') }, 'table record')).toThrow('its table record is not readable');
+      expect(() => parseJsonRecord({ type: RecordType.TABLE, payload: Buffer.from('{"name":') }, 'table record')).toThrow(
+        'its table record is not readable',
+      );
     });
   });
 

@@ -5,7 +5,13 @@ import { ConfigError, loadConfig, readEnvironment } from '../../../src/config';
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64');
 const KEY_B = Buffer.alloc(32, 2).toString('base64');
-const PRODUCTION = { NODE_ENV: 'production', DATABASE_URL: 'postgres://u:p@db:5432/app', BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`, BASTION_BLIND_INDEX_KEY: KEY_B, SMTP_URL: 'smtps://bastion:pw@mail.example.com:465' };
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://u:p@db:5432/app',
+  BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`,
+  BASTION_BLIND_INDEX_KEY: KEY_B,
+  SMTP_URL: 'smtps://bastion:pw@mail.example.com:465',
+};
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {
@@ -20,7 +26,16 @@ function problemsOf(env: Record<string, string>): readonly string[] {
 describe('loadConfig', () => {
   it('gives development defaults with nothing set', () => {
     const config = loadConfig({}, '/srv/app');
-    expect(config).toMatchObject({ nodeEnv: 'development', port: 4000, host: '127.0.0.1', dataDir: '/srv/app/.bastion', logLevel: 'info', sandbox: true, introspection: 'everyone', migrateOnStart: true });
+    expect(config).toMatchObject({
+      nodeEnv: 'development',
+      port: 4000,
+      host: '127.0.0.1',
+      dataDir: '/srv/app/.bastion',
+      logLevel: 'info',
+      sandbox: true,
+      introspection: 'everyone',
+      migrateOnStart: true,
+    });
     expect(config.databaseUrl).toBeUndefined();
   });
 
@@ -31,7 +46,14 @@ describe('loadConfig', () => {
 
   it('switches to safe defaults in production', () => {
     const config = loadConfig(PRODUCTION, '/srv/app');
-    expect(config).toMatchObject({ host: '0.0.0.0', sandbox: false, introspection: 'admins', logPretty: false, corsOrigins: [], trustProxy: [] });
+    expect(config).toMatchObject({
+      host: '0.0.0.0',
+      sandbox: false,
+      introspection: 'admins',
+      logPretty: false,
+      corsOrigins: [],
+      trustProxy: [],
+    });
   });
 
   it('lists every problem at once', () => {
@@ -76,7 +98,11 @@ describe('loadConfig', () => {
   });
 
   it('checks ranges, sizes and origins', () => {
-    expect(loadConfig({ PORT: '0', BASTION_BODY_LIMIT: '1mb', CORS_ORIGINS: 'https://admin.example.com' }, '/')).toMatchObject({ port: 0, bodyLimitBytes: 1024 * 1024, corsOrigins: ['https://admin.example.com'] });
+    expect(loadConfig({ PORT: '0', BASTION_BODY_LIMIT: '1mb', CORS_ORIGINS: 'https://admin.example.com' }, '/')).toMatchObject({
+      port: 0,
+      bodyLimitBytes: 1024 * 1024,
+      corsOrigins: ['https://admin.example.com'],
+    });
     expect(() => loadConfig({ PORT: '70000' }, '/')).toThrow('PORT: must be between 0 and 65535 (got 70000)');
     expect(() => loadConfig({ BASTION_BODY_LIMIT: '1gb' }, '/')).toThrow(/BASTION_BODY_LIMIT/);
     expect(() => loadConfig({ CORS_ORIGINS: 'https://admin.example.com/path' }, '/')).toThrow(/CORS_ORIGINS/);
@@ -85,7 +111,10 @@ describe('loadConfig', () => {
 
 describe('encryption key settings', () => {
   it('parses a keyring and its current key id', () => {
-    const config = loadConfig({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}, k2:${KEY_B}`, BASTION_ENCRYPTION_KEY_ID: 'k2', BASTION_BLIND_INDEX_KEY: KEY_B }, '/');
+    const config = loadConfig(
+      { BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}, k2:${KEY_B}`, BASTION_ENCRYPTION_KEY_ID: 'k2', BASTION_BLIND_INDEX_KEY: KEY_B },
+      '/',
+    );
     expect(config.encryptionKeys?.map((entry) => entry.kid)).toEqual(['k1', 'k2']);
     expect(config.encryptionKeys?.[1].key).toEqual(Buffer.alloc(32, 2));
     expect(config.encryptionKeyId).toBe('k2');
@@ -99,25 +128,37 @@ describe('encryption key settings', () => {
       expect.stringMatching(/^BASTION_BLIND_INDEX_KEY: the key must be exactly 32 bytes/),
     ]);
     expect(problems.join()).not.toContain(short);
-    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A},k1:${KEY_B}`, BASTION_BLIND_INDEX_KEY: KEY_A })).toEqual(['BASTION_ENCRYPTION_KEYS: names key id "k1" twice']);
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A},k1:${KEY_B}`, BASTION_BLIND_INDEX_KEY: KEY_A })).toEqual([
+      'BASTION_ENCRYPTION_KEYS: names key id "k1" twice',
+    ]);
     expect(problemsOf({ BASTION_ENCRYPTION_KEYS: KEY_A, BASTION_BLIND_INDEX_KEY: KEY_A })[0]).toMatch(/kid:base64key/);
   });
 
   it('needs the current key id among the keys, and one when there are several', () => {
-    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`, BASTION_ENCRYPTION_KEY_ID: 'k9', BASTION_BLIND_INDEX_KEY: KEY_B })).toEqual([
-      'BASTION_ENCRYPTION_KEY_ID: "k9" is not a key id in BASTION_ENCRYPTION_KEYS',
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`, BASTION_ENCRYPTION_KEY_ID: 'k9', BASTION_BLIND_INDEX_KEY: KEY_B })).toEqual(
+      ['BASTION_ENCRYPTION_KEY_ID: "k9" is not a key id in BASTION_ENCRYPTION_KEYS'],
+    );
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A},k2:${KEY_B}`, BASTION_BLIND_INDEX_KEY: KEY_B })[0]).toMatch(
+      /must name the current key/,
+    );
+    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}` })).toEqual([
+      'BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY: set both or neither',
     ]);
-    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A},k2:${KEY_B}`, BASTION_BLIND_INDEX_KEY: KEY_B })[0]).toMatch(/must name the current key/);
-    expect(problemsOf({ BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}` })).toEqual(['BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY: set both or neither']);
   });
 });
 
 describe('TLS and proxy settings', () => {
   it('accepts IPv4 and IPv6 CIDRs and single addresses', () => {
-    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7, fd00::/8' }, '/').trustProxy).toEqual(['10.0.0.0/8', '192.168.1.7', 'fd00::/8']);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7, fd00::/8' }, '/').trustProxy).toEqual([
+      '10.0.0.0/8',
+      '192.168.1.7',
+      'fd00::/8',
+    ]);
     expect(problemsOf({ TRUST_PROXY: '10.0.0.0/33' })[0]).toMatch(/^TRUST_PROXY: must be a comma-separated list/);
     expect(problemsOf({ TRUST_PROXY: 'proxy.internal' })[0]).toMatch(/^TRUST_PROXY/);
-    expect(problemsOf({ TRUST_PROXY: '0.0.0.0/0' })).toEqual(['TRUST_PROXY: "0.0.0.0/0" would trust every address, so anyone could forge X-Forwarded-For']);
+    expect(problemsOf({ TRUST_PROXY: '0.0.0.0/0' })).toEqual([
+      'TRUST_PROXY: "0.0.0.0/0" would trust every address, so anyone could forge X-Forwarded-For',
+    ]);
     expect(problemsOf({ TRUST_PROXY: '::/0' })[0]).toMatch(/would trust every address/);
   });
 

@@ -58,7 +58,8 @@ describe('envelope', () => {
     });
     it('a ciphertext moved to another column', () => expectGenericFailure(() => open(keyring, envelope, 'users.phone')));
     it('an unknown key id', () => expectGenericFailure(() => open(keyring, envelope.replace('v1.k1.', 'v1.k9.'), DOMAIN)));
-    it('a key id swapped for another known one', () => expectGenericFailure(() => open(keyring, envelope.replace('v1.k1.', 'v1.k2.'), DOMAIN)));
+    it('a key id swapped for another known one', () =>
+      expectGenericFailure(() => open(keyring, envelope.replace('v1.k1.', 'v1.k2.'), DOMAIN)));
     it('a wrong version or shape', () => {
       expectGenericFailure(() => open(keyring, envelope.replace(/^v1/, 'v2'), DOMAIN));
       expectGenericFailure(() => open(keyring, 'plain text', DOMAIN));

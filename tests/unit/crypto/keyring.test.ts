@@ -4,14 +4,25 @@ import { TEST_KEYS, testKeyring } from '../../support/test-keys';
 
 describe('Keyring', () => {
   it('refuses a current key id that is not in the ring, and short keys', () => {
-    expect(() => new Keyring({ keys: new Map([['k1', TEST_KEYS.k1]]), currentKid: 'k2', blindIndexKey: TEST_KEYS.blindIndex })).toThrow(/not in the keyring/);
-    expect(() => new Keyring({ keys: new Map([['k1', Buffer.alloc(16)]]), currentKid: 'k1', blindIndexKey: TEST_KEYS.blindIndex })).toThrow(/32 bytes/);
-    expect(() => new Keyring({ keys: new Map([['k.1', TEST_KEYS.k1]]), currentKid: 'k.1', blindIndexKey: TEST_KEYS.blindIndex })).toThrow(/invalid key id/);
+    expect(() => new Keyring({ keys: new Map([['k1', TEST_KEYS.k1]]), currentKid: 'k2', blindIndexKey: TEST_KEYS.blindIndex })).toThrow(
+      /not in the keyring/,
+    );
+    expect(() => new Keyring({ keys: new Map([['k1', Buffer.alloc(16)]]), currentKid: 'k1', blindIndexKey: TEST_KEYS.blindIndex })).toThrow(
+      /32 bytes/,
+    );
+    expect(() => new Keyring({ keys: new Map([['k.1', TEST_KEYS.k1]]), currentKid: 'k.1', blindIndexKey: TEST_KEYS.blindIndex })).toThrow(
+      /invalid key id/,
+    );
   });
 
   it('derives a different key per column, per key id, and for blind indexes', () => {
     const keyring = testKeyring();
-    const keys = [keyring.columnKey('k1', 'users.email'), keyring.columnKey('k1', 'users.phone'), keyring.columnKey('k2', 'users.email'), keyring.blindIndexKey('users.email')];
+    const keys = [
+      keyring.columnKey('k1', 'users.email'),
+      keyring.columnKey('k1', 'users.phone'),
+      keyring.columnKey('k2', 'users.email'),
+      keyring.blindIndexKey('users.email'),
+    ];
     expect(new Set(keys.map((key) => key!.toString('hex'))).size).toBe(4);
     expect(keys.every((key) => key!.length === 32 && !key!.equals(TEST_KEYS.k1))).toBe(true);
   });
@@ -39,7 +50,9 @@ describe('blind index', () => {
   });
 
   it('applies NFKC, so a full-width address matches its ASCII form', () => {
-    expect(computeBlindIndex(keyring, 'users.email', 'ａｄａ@example.com', NORMALIZERS.email)).toBe(computeBlindIndex(keyring, 'users.email', 'ada@example.com', NORMALIZERS.email));
+    expect(computeBlindIndex(keyring, 'users.email', 'ａｄａ@example.com', NORMALIZERS.email)).toBe(
+      computeBlindIndex(keyring, 'users.email', 'ada@example.com', NORMALIZERS.email),
+    );
   });
 
   it('does not depend on the encryption keys (rotation keeps indexes valid)', () => {

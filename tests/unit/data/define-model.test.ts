@@ -2,7 +2,15 @@ import { Field, ID, Int, ObjectType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import type { DefaultGrant } from '../../../src/access/model-access';
 import { Encrypted } from '../../../src/crypto/encrypted-column';
-import { DefineModelOptions, ModelDefinition, ModelDefinitionError, ModelHandle, defineModel, pluralOf, resolveModel } from '../../../src/data/define-model';
+import {
+  DefineModelOptions,
+  ModelDefinition,
+  ModelDefinitionError,
+  ModelHandle,
+  defineModel,
+  pluralOf,
+  resolveModel,
+} from '../../../src/data/define-model';
 
 /**
  * Throwaway model classes, one per case: type-graphql keeps its metadata in one global store,
@@ -121,7 +129,13 @@ describe('resolveModel', () => {
       sortable: ['createdAt', 'title', 'rating'],
       filters: { featured: { featured: true } },
       relations: {
-        replies: { kind: 'many', model: () => DmReplyEntity, by: 'articleId', description: 'Replies.', count: { name: 'replyCount', description: 'How many replies.' } },
+        replies: {
+          kind: 'many',
+          model: () => DmReplyEntity,
+          by: 'articleId',
+          description: 'Replies.',
+          count: { name: 'replyCount', description: 'How many replies.' },
+        },
         latestReply: { kind: 'many', model: () => DmReplyEntity, by: 'articleId', description: 'No count.' },
         author: { kind: 'one', model: () => DmReplyEntity, by: 'authorId', to: 'articleId', description: 'One, by another key.' },
       },
@@ -136,7 +150,14 @@ describe('resolveModel', () => {
     const fieldNamed = (name: string) => definition.fields.find((candidate) => candidate.name === name);
 
     it('takes names from the GraphQL type and the table from @Entity', () => {
-      expect(definition).toMatchObject({ entity: DmArticleEntity, name: 'DmArticle', description: 'Test only: an article.', table: 'dm_articles', singular: 'dmArticle', plural: 'dmArticles' });
+      expect(definition).toMatchObject({
+        entity: DmArticleEntity,
+        name: 'DmArticle',
+        description: 'Test only: an article.',
+        table: 'dm_articles',
+        singular: 'dmArticle',
+        plural: 'dmArticles',
+      });
       expect(resolve(defineModel(DmArticleEntity, { writable: [], defaults: [], plural: 'articlesFeed' })).plural).toBe('articlesFeed');
     });
 
@@ -159,7 +180,13 @@ describe('resolveModel', () => {
     it('marks each field filterable, sortable, writable and required on create as declared', () => {
       const flags = (name: string) => {
         const found = fieldNamed(name)!;
-        return { filterable: found.filterable, sortable: found.sortable, writable: found.writable, requiredOnCreate: found.requiredOnCreate, nullable: found.nullable };
+        return {
+          filterable: found.filterable,
+          sortable: found.sortable,
+          writable: found.writable,
+          requiredOnCreate: found.requiredOnCreate,
+          nullable: found.nullable,
+        };
       };
       expect(flags('title')).toEqual({ filterable: true, sortable: true, writable: true, requiredOnCreate: true, nullable: false });
       expect(flags('body')).toEqual({ filterable: false, sortable: false, writable: true, requiredOnCreate: false, nullable: false }); // has a default
@@ -190,7 +217,23 @@ describe('resolveModel', () => {
       expect(definition.access).toEqual({
         name: 'DmArticle',
         ownerField: 'authorId',
-        readableFields: ['id', 'authorId', 'title', 'body', 'subtitle', 'viewCount', 'rating', 'featured', 'secret', 'createdAt', 'updatedAt', 'replies', 'replyCount', 'latestReply', 'author'],
+        readableFields: [
+          'id',
+          'authorId',
+          'title',
+          'body',
+          'subtitle',
+          'viewCount',
+          'rating',
+          'featured',
+          'secret',
+          'createdAt',
+          'updatedAt',
+          'replies',
+          'replyCount',
+          'latestReply',
+          'author',
+        ],
         writableFields: ['title', 'body', 'subtitle', 'viewCount', 'rating', 'featured', 'secret'],
         filters: { featured: { featured: true } },
         defaults: DEFAULTS,
@@ -202,7 +245,19 @@ describe('resolveModel', () => {
       const ownerless = resolve(defineModel(DmArticleEntity, { writable: ['title'], defaults: [] }));
       expect(ownerless.ownerField).toBeNull();
       expect(ownerless.access.ownerField).toBeNull();
-      expect(ownerless.access.readableFields).toEqual(['id', 'authorId', 'title', 'body', 'subtitle', 'viewCount', 'rating', 'featured', 'secret', 'createdAt', 'updatedAt']);
+      expect(ownerless.access.readableFields).toEqual([
+        'id',
+        'authorId',
+        'title',
+        'body',
+        'subtitle',
+        'viewCount',
+        'rating',
+        'featured',
+        'secret',
+        'createdAt',
+        'updatedAt',
+      ]);
     });
   });
 
@@ -248,10 +303,13 @@ describe('resolveModel', () => {
       }
     }
 
-    const ledger = (options: Partial<DefineModelOptions<DmLedger>>) => defineModel(DmLedger, { owner: 'ownerId', writable: ['label'], defaults: [], ...options });
+    const ledger = (options: Partial<DefineModelOptions<DmLedger>>) =>
+      defineModel(DmLedger, { owner: 'ownerId', writable: ['label'], defaults: [], ...options });
 
     it('accepts the base definition the cases below each break once', () => {
-      expect(() => resolve(ledger({ filterable: ['code', 'label'], sortable: ['label', 'createdAt'], filters: { mine: { label: 'x' } } }))).not.toThrow();
+      expect(() =>
+        resolve(ledger({ filterable: ['code', 'label'], sortable: ['label', 'createdAt'], filters: { mine: { label: 'x' } } })),
+      ).not.toThrow();
     });
 
     it('a non-id field that is not nullable in GraphQL', () => {
@@ -267,43 +325,65 @@ describe('resolveModel', () => {
         name!: string;
       }
       const error = problemOf(defineModel(DmStrict, { writable: ['name'], defaults: [] }));
-      expect(error.message).toBe('Model DmStrict: name must be @Field({ nullable: true }): a field a role may not read comes back null with an error at its path');
+      expect(error.message).toBe(
+        'Model DmStrict: name must be @Field({ nullable: true }): a field a role may not read comes back null with an error at its path',
+      );
       expect(error.name).toBe('ModelDefinitionError');
     });
 
     it.each(['id', 'ownerId', 'createdAt', 'updatedAt'] as const)('a writable %s', (property) => {
-      expect(problemOf(ledger({ writable: ['label', property] })).message).toBe(`Model DmLedger: "${property}" cannot be writable: ids, the owner and timestamps are never set by clients`);
+      expect(problemOf(ledger({ writable: ['label', property] })).message).toBe(
+        `Model DmLedger: "${property}" cannot be writable: ids, the owner and timestamps are never set by clients`,
+      );
     });
 
     it('a writable field the class does not store', () => {
-      expect(problemOf(ledger({ writable: ['derivedId'] })).message).toBe('Model DmLedger: writable "derivedId" is not a @Field and @Column of the class');
+      expect(problemOf(ledger({ writable: ['derivedId'] })).message).toBe(
+        'Model DmLedger: writable "derivedId" is not a @Field and @Column of the class',
+      );
     });
 
     it('a sortable nullable field', () => {
-      expect(problemOf(ledger({ sortable: ['nickname'] })).message).toBe('Model DmLedger: "nickname" cannot be sortable: sort fields must be NOT NULL and not encrypted');
+      expect(problemOf(ledger({ sortable: ['nickname'] })).message).toBe(
+        'Model DmLedger: "nickname" cannot be sortable: sort fields must be NOT NULL and not encrypted',
+      );
     });
 
     it('a sortable encrypted field (NOT NULL, even with a blind index)', () => {
-      expect(problemOf(ledger({ sortable: ['code'] })).message).toBe('Model DmLedger: "code" cannot be sortable: sort fields must be NOT NULL and not encrypted');
+      expect(problemOf(ledger({ sortable: ['code'] })).message).toBe(
+        'Model DmLedger: "code" cannot be sortable: sort fields must be NOT NULL and not encrypted',
+      );
       expect(problemOf(ledger({ sortable: ['diary'] })).message).toMatch(/"diary" cannot be sortable/);
     });
 
     it('an encrypted filterable field without a blind index', () => {
-      expect(problemOf(ledger({ filterable: ['diary'] })).message).toBe('Model DmLedger: "diary" is encrypted without a blind index, so it cannot be filtered');
+      expect(problemOf(ledger({ filterable: ['diary'] })).message).toBe(
+        'Model DmLedger: "diary" is encrypted without a blind index, so it cannot be filtered',
+      );
     });
 
     it('a named row filter on an encrypted field (with or without a blind index)', () => {
-      expect(problemOf(ledger({ filters: { mine: { code: 'x' } } })).message).toBe('Model DmLedger: filter "mine" cannot compare the encrypted "code"');
-      expect(problemOf(ledger({ filters: { ok: { label: 'x' }, secretly: { label: 'y', diary: 'z' } } })).message).toBe('Model DmLedger: filter "secretly" cannot compare the encrypted "diary"');
+      expect(problemOf(ledger({ filters: { mine: { code: 'x' } } })).message).toBe(
+        'Model DmLedger: filter "mine" cannot compare the encrypted "code"',
+      );
+      expect(problemOf(ledger({ filters: { ok: { label: 'x' }, secretly: { label: 'y', diary: 'z' } } })).message).toBe(
+        'Model DmLedger: filter "secretly" cannot compare the encrypted "diary"',
+      );
     });
 
     it('a named row filter on something that is not a stored field', () => {
-      expect(problemOf(ledger({ filters: { mine: { derivedId: 'x' } } })).message).toBe('Model DmLedger: filter "mine" names "derivedId", which is not a @Field and @Column');
+      expect(problemOf(ledger({ filters: { mine: { derivedId: 'x' } } })).message).toBe(
+        'Model DmLedger: filter "mine" names "derivedId", which is not a @Field and @Column',
+      );
     });
 
     it('an owner the class does not have, or does not store', () => {
-      expect(problemOf(ledger({ owner: 'userId' as keyof DmLedger & string })).message).toBe('Model DmLedger: owner "userId" is not a @Field and @Column of the class');
-      expect(problemOf(ledger({ owner: 'derivedId' })).message).toBe('Model DmLedger: owner "derivedId" is not a @Field and @Column of the class');
+      expect(problemOf(ledger({ owner: 'userId' as keyof DmLedger & string })).message).toBe(
+        'Model DmLedger: owner "userId" is not a @Field and @Column of the class',
+      );
+      expect(problemOf(ledger({ owner: 'derivedId' })).message).toBe(
+        'Model DmLedger: owner "derivedId" is not a @Field and @Column of the class',
+      );
     });
 
     it('an owner that is not a plain uuid', () => {
@@ -311,12 +391,18 @@ describe('resolveModel', () => {
     });
 
     it('anonymize with an owner column that is NOT NULL', () => {
-      expect(problemOf(ledger({ onOwnerDeleted: 'anonymize' })).message).toBe(`Model DmLedger: owner "ownerId" must be a nullable column for onOwnerDeleted: 'anonymize'`);
+      expect(problemOf(ledger({ onOwnerDeleted: 'anonymize' })).message).toBe(
+        `Model DmLedger: owner "ownerId" must be a nullable column for onOwnerDeleted: 'anonymize'`,
+      );
     });
 
     it('a relation named like a field, or a one-relation by a field that does not exist', () => {
-      expect(problemOf(ledger({ relations: { label: { kind: 'many', model: () => DmLedger, by: 'ownerId', description: 'x' } } })).message).toBe('Model DmLedger: relation "label" has the name of a field');
-      expect(problemOf(ledger({ relations: { parent: { kind: 'one', model: () => DmLedger, by: 'parentId', description: 'x' } } })).message).toBe('Model DmLedger: relation "parent": "parentId" must be a plain (not encrypted) field of the class');
+      expect(
+        problemOf(ledger({ relations: { label: { kind: 'many', model: () => DmLedger, by: 'ownerId', description: 'x' } } })).message,
+      ).toBe('Model DmLedger: relation "label" has the name of a field');
+      expect(
+        problemOf(ledger({ relations: { parent: { kind: 'one', model: () => DmLedger, by: 'parentId', description: 'x' } } })).message,
+      ).toBe('Model DmLedger: relation "parent": "parentId" must be a plain (not encrypted) field of the class');
     });
 
     it('a class without @ObjectType, or without @Entity', () => {
@@ -325,14 +411,18 @@ describe('resolveModel', () => {
         @PrimaryGeneratedColumn('uuid')
         id!: string;
       }
-      expect(problemOf(defineModel(DmPlain, { writable: [], defaults: [] })).message).toBe('Model DmPlain: the class needs @ObjectType({ description }) as well as @Entity');
+      expect(problemOf(defineModel(DmPlain, { writable: [], defaults: [] })).message).toBe(
+        'Model DmPlain: the class needs @ObjectType({ description }) as well as @Entity',
+      );
 
       @ObjectType('DmUnstored', { description: 'Test only.' })
       class DmUnstored {
         @Field(() => ID, { description: 'Id.' })
         id!: string;
       }
-      expect(problemOf(defineModel(DmUnstored, { writable: [], defaults: [] })).message).toBe(`Model DmUnstored: the class needs @Entity('table_name')`);
+      expect(problemOf(defineModel(DmUnstored, { writable: [], defaults: [] })).message).toBe(
+        `Model DmUnstored: the class needs @Entity('table_name')`,
+      );
     });
   });
 });

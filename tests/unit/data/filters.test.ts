@@ -188,7 +188,7 @@ describe('whereSql', () => {
     });
 
     it('takes column names from the definition, never from the input keys', () => {
-      const { sql } = translate({ title: { eq: 'a' }, 'title_text" = \'a\' OR TRUE --': { eq: 'b' } } as WhereInput);
+      const { sql } = translate({ title: { eq: 'a' }, "title_text\" = 'a' OR TRUE --": { eq: 'b' } } as WhereInput);
       expect(sql).toBe('"m"."title_text" = :p0');
     });
   });
@@ -214,9 +214,15 @@ describe('whereSql', () => {
   describe('id fields', () => {
     it('compare valid uuids (any case) as parameters', () => {
       expect(translate({ authorId: { eq: UUID } })).toEqual({ sql: '"m"."author_id" = :p0', values: { p0: UUID } });
-      expect(translate({ authorId: { eq: UUID.toUpperCase() } })).toEqual({ sql: '"m"."author_id" = :p0', values: { p0: UUID.toUpperCase() } });
+      expect(translate({ authorId: { eq: UUID.toUpperCase() } })).toEqual({
+        sql: '"m"."author_id" = :p0',
+        values: { p0: UUID.toUpperCase() },
+      });
       expect(translate({ authorId: { ne: UUID } })).toEqual({ sql: '"m"."author_id" IS DISTINCT FROM :p0', values: { p0: UUID } });
-      expect(translate({ authorId: { in: [UUID, OTHER_UUID] } })).toEqual({ sql: '"m"."author_id" IN (:...p0)', values: { p0: [UUID, OTHER_UUID] } });
+      expect(translate({ authorId: { in: [UUID, OTHER_UUID] } })).toEqual({
+        sql: '"m"."author_id" IN (:...p0)',
+        values: { p0: [UUID, OTHER_UUID] },
+      });
       expect(translate({ authorId: { isNull: true } })).toEqual({ sql: '"m"."author_id" IS NULL', values: {} });
     });
 
@@ -229,7 +235,10 @@ describe('whereSql', () => {
     });
 
     it('drop values that are not uuids from in lists; FALSE when none is left', () => {
-      expect(translate({ authorId: { in: ['nope', UUID, '1', OTHER_UUID] } })).toEqual({ sql: '"m"."author_id" IN (:...p0)', values: { p0: [UUID, OTHER_UUID] } });
+      expect(translate({ authorId: { in: ['nope', UUID, '1', OTHER_UUID] } })).toEqual({
+        sql: '"m"."author_id" IN (:...p0)',
+        values: { p0: [UUID, OTHER_UUID] },
+      });
       expect(translate({ authorId: { in: ['nope', '1'] } })).toEqual({ sql: 'FALSE', values: {} });
     });
 
@@ -245,7 +254,10 @@ describe('whereSql', () => {
     it('compare at millisecond precision with every operator', () => {
       expect(translate({ createdAt: { eq: instant } })).toEqual({ sql: `${DATE} = :p0`, values: { p0: instant } });
       expect(translate({ createdAt: { ne: instant } })).toEqual({ sql: `${DATE} IS DISTINCT FROM :p0`, values: { p0: instant } });
-      expect(translate({ createdAt: { gt: instant, lte: instant } })).toEqual({ sql: `${DATE} > :p0 AND ${DATE} <= :p1`, values: { p0: instant, p1: instant } });
+      expect(translate({ createdAt: { gt: instant, lte: instant } })).toEqual({
+        sql: `${DATE} > :p0 AND ${DATE} <= :p1`,
+        values: { p0: instant, p1: instant },
+      });
       expect(translate({ createdAt: { in: [instant] } })).toEqual({ sql: `${DATE} IN (:...p0)`, values: { p0: [instant] } });
     });
   });
@@ -264,7 +276,7 @@ describe('whereSql', () => {
       expect(values.p0).not.toContain('Sesame');
     });
 
-    it('index under the column\'s own key and normaliser', () => {
+    it("index under the column's own key and normaliser", () => {
       const email = translate({ email: { eq: '  Ada@Example.COM ' } }).values.p0;
       expect(email).toBe(expectedIndex(testKeyring(), 'filter_vault.email', 'ada@example.com'));
       expect(translate({ email: { eq: 'ada@example.com' } }).values.p0).toBe(email);
@@ -313,7 +325,13 @@ describe('whereSql', () => {
       expect(translate(nested(4)).sql).toBe('(((("m"."rank" = :p0))))');
       expect(translate(nested(4, 'OR')).sql).toBe('(((("m"."rank" = :p0))))');
       for (const key of ['AND', 'OR'] as const) {
-        expect(() => translate(nested(5, key))).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT', message: expect.stringContaining('more than 5 levels'), extensions: expect.objectContaining({ field: 'where' }) }));
+        expect(() => translate(nested(5, key))).toThrow(
+          expect.objectContaining({
+            code: 'BAD_USER_INPUT',
+            message: expect.stringContaining('more than 5 levels'),
+            extensions: expect.objectContaining({ field: 'where' }),
+          }),
+        );
       }
       // Mixed nesting counts the same, and an empty node at the bottom still counts as a level.
       expect(() => translate({ AND: [{ OR: [{ AND: [{ OR: [{ AND: [{}] }] }] }] }] })).toThrow(AppError);
@@ -323,10 +341,16 @@ describe('whereSql', () => {
       const children = (count: number, from = 0) => Array.from({ length: count }, (_, index) => ({ rank: { eq: from + index } }));
       const fifty = translate({ AND: children(50) });
       expect(Object.keys(fifty.values)).toHaveLength(50);
-      const tooMany = { code: 'BAD_USER_INPUT', message: expect.stringContaining('more than 50 conditions'), extensions: expect.objectContaining({ field: 'where' }) };
+      const tooMany = {
+        code: 'BAD_USER_INPUT',
+        message: expect.stringContaining('more than 50 conditions'),
+        extensions: expect.objectContaining({ field: 'where' }),
+      };
       expect(() => translate({ AND: children(51) })).toThrow(expect.objectContaining(tooMany));
       // Spread over levels and operators: 2 at the root + 24 in AND + 25 in a nested OR.
-      expect(() => translate({ title: { eq: 'a', ne: 'b' }, AND: [...children(24), { OR: children(25, 100) }] })).toThrow(expect.objectContaining(tooMany));
+      expect(() => translate({ title: { eq: 'a', ne: 'b' }, AND: [...children(24), { OR: children(25, 100) }] })).toThrow(
+        expect.objectContaining(tooMany),
+      );
       expect(() => translate({ title: { eq: 'a' }, AND: [...children(24), { OR: children(25, 100) }] })).not.toThrow();
       // Null values are no conditions.
       expect(() => translate({ AND: [...children(50), { rank: { eq: null, gt: undefined } }] })).not.toThrow();
@@ -352,9 +376,9 @@ describe('whereSql', () => {
     });
 
     it('also inside OR, so no alternative tests an unreadable value', () => {
-      expect(translate({ OR: [{ secret: { eq: 'x' } }, { title: { isNull: true } }] }, (name) => (name === 'rank' ? null : 'FALSE')).sql).toBe(
-        '(("m"."secret_index" = :p0 AND FALSE) OR ("m"."title_text" IS NULL AND FALSE))',
-      );
+      expect(
+        translate({ OR: [{ secret: { eq: 'x' } }, { title: { isNull: true } }] }, (name) => (name === 'rank' ? null : 'FALSE')).sql,
+      ).toBe('(("m"."secret_index" = :p0 AND FALSE) OR ("m"."title_text" IS NULL AND FALSE))');
     });
 
     it('wraps the constant conditions too (a non-uuid ne is TRUE only where readable)', () => {

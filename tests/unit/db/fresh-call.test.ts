@@ -67,7 +67,7 @@ describe('FreshCall', () => {
     await during.answer;
   });
 
-  it('passes a failed run\'s rejection to its callers, and still starts the queued run', async () => {
+  it("passes a failed run's rejection to its callers, and still starts the queued run", async () => {
     let runs = 0;
     const fresh = new FreshCall(async () => {
       runs += 1;

@@ -20,9 +20,15 @@ describe('isDatabaseUnavailable', () => {
     ['a connection pg saw die', new Error('Connection terminated unexpectedly')],
     ['a pool that could not connect in time', new Error('timeout exceeded when trying to connect')],
     ['a transaction whose connection TypeORM released after it failed', new QueryRunnerAlreadyReleasedError()],
-    ['a query TypeORM saw fail that way', new QueryFailedError('SELECT 1', [], pgError('terminating connection due to administrator command', '57P01'))],
+    [
+      'a query TypeORM saw fail that way',
+      new QueryFailedError('SELECT 1', [], pgError('terminating connection due to administrator command', '57P01')),
+    ],
     ['a non-Error value (another realm) carrying a socket code', { errno: -111, code: 'ECONNREFUSED', syscall: 'connect' }],
-    ['a cause that is one', new Error('loading the policy failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) })],
+    [
+      'a cause that is one',
+      new Error('loading the policy failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }),
+    ],
   ])('recognises %s', (_name, error) => {
     expect(isDatabaseUnavailable(error)).toBe(true);
     expect(isDatabaseUnavailable(thrownInResolver(error).originalError)).toBe(true);
@@ -50,12 +56,20 @@ describe('formatClientError on a dependency failure', () => {
   it('answers SERVICE_UNAVAILABLE from the catalogue, with no driver text', () => {
     const error = thrownInResolver(pgError('the database system is shutting down', '57P03'));
     expect(isDependencyFailure(error)).toBe(true);
-    expect(formatClientError(formattedOf(error), error)).toEqual({ message: 'The service is temporarily unavailable; retry shortly.', path: ['field'], extensions: { code: 'SERVICE_UNAVAILABLE' } });
+    expect(formatClientError(formattedOf(error), error)).toEqual({
+      message: 'The service is temporarily unavailable; retry shortly.',
+      path: ['field'],
+      extensions: { code: 'SERVICE_UNAVAILABLE' },
+    });
   });
 
   it('leaves an AppError as it is, even one caused by an outage', () => {
     const error = thrownInResolver(new AppError('NOT_FOUND', 'No such post.', { cause: pgError('connection failure', '08006') }));
     expect(isDependencyFailure(error)).toBe(false);
-    expect(formatClientError(formattedOf(error), error)).toEqual({ message: 'No such post.', path: ['field'], extensions: { code: 'NOT_FOUND' } });
+    expect(formatClientError(formattedOf(error), error)).toEqual({
+      message: 'No such post.',
+      path: ['field'],
+      extensions: { code: 'NOT_FOUND' },
+    });
   });
 });

@@ -11,13 +11,20 @@ function thrownInResolver(original: Error): GraphQLError {
 describe('formatClientError', () => {
   it('passes an AppError with its code and public details', () => {
     const error = thrownInResolver(new AppError('RATE_LIMITED', 'Too many attempts.', { details: { retryAfterSeconds: 30 } }));
-    expect(formatClientError(formattedOf(error), error)).toEqual({ message: 'Too many attempts.', path: ['field'], extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 30 } });
+    expect(formatClientError(formattedOf(error), error)).toEqual({
+      message: 'Too many attempts.',
+      path: ['field'],
+      extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 30 },
+    });
   });
 
   it('masks a database error: no SQL, no stack, one code', () => {
     const sqlError = Object.assign(new Error('relation "users" does not exist'), { query: 'SELECT * FROM users', code: '42P01' });
     const error = thrownInResolver(sqlError);
-    const formatted = formatClientError({ ...formattedOf(error), extensions: { code: 'INTERNAL_SERVER_ERROR', stacktrace: ['at x'] } }, error);
+    const formatted = formatClientError(
+      { ...formattedOf(error), extensions: { code: 'INTERNAL_SERVER_ERROR', stacktrace: ['at x'] } },
+      error,
+    );
     expect(formatted).toEqual({ message: MASKED_MESSAGE, path: ['field'], extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   });
 
@@ -33,7 +40,10 @@ describe('formatClientError', () => {
 
   it('passes request-level errors raised by graphql itself, without their stack', () => {
     const error = new GraphQLError('Cannot query field "x" on type "Query".', { extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
-    const formatted = formatClientError({ ...formattedOf(error), extensions: { code: 'GRAPHQL_VALIDATION_FAILED', stacktrace: ['at y'] } }, error);
+    const formatted = formatClientError(
+      { ...formattedOf(error), extensions: { code: 'GRAPHQL_VALIDATION_FAILED', stacktrace: ['at y'] } },
+      error,
+    );
     expect(formatted).toEqual({ message: 'Cannot query field "x" on type "Query".', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
   });
 });

@@ -34,9 +34,12 @@ describe('SharedWindowCounter', () => {
   const logs = new LogCollector();
   const logger = createLogger({ level: 'debug', pretty: false, destination: logs });
   const limit = { points: 5, seconds: 60 };
-  const instances = (store: CounterStore, clock: FrozenClock, options = {}) => [new SharedWindowCounter('t', store, limit, clock, logger, options), new SharedWindowCounter('t', store, limit, clock, logger, options)];
+  const instances = (store: CounterStore, clock: FrozenClock, options = {}) => [
+    new SharedWindowCounter('t', store, limit, clock, logger, options),
+    new SharedWindowCounter('t', store, limit, clock, logger, options),
+  ];
 
-  it('counts every instance\'s requests before it decides: the limit holds whichever instance serves', async () => {
+  it("counts every instance's requests before it decides: the limit holds whichever instance serves", async () => {
     const clock = new FrozenClock('2026-01-01T00:00:10Z');
     const [a, b] = instances(new MemoryStore(), clock);
     const decisions: (number | null)[] = [];
@@ -119,7 +122,9 @@ describe('SharedWindowCounter', () => {
     for (let request = 0; request < 5; request += 1) expect(await counter.consume('x')).toBeNull();
     expect(await counter.consume('x')).not.toBeNull(); // the 6th, counted here
     // Said once for the outage, not once per request.
-    expect(logs.lines.filter((line) => line.msg === 'rate limits: the shared store did not answer; counting on this instance meanwhile')).toHaveLength(1);
+    expect(
+      logs.lines.filter((line) => line.msg === 'rate limits: the shared store did not answer; counting on this instance meanwhile'),
+    ).toHaveLength(1);
     store.failing = false;
     await counter.flush();
     expect([...store.totals.values()]).toEqual([6]);

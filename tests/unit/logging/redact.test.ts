@@ -23,7 +23,10 @@ describe('redactSecrets', () => {
   });
 
   it('keeps error codes, which are UPPER_SNAKE and never secrets', () => {
-    expect(redactSecrets({ code: 'INTERNAL_SERVER_ERROR', extensions: { code: 'FORBIDDEN' } })).toEqual({ code: 'INTERNAL_SERVER_ERROR', extensions: { code: 'FORBIDDEN' } });
+    expect(redactSecrets({ code: 'INTERNAL_SERVER_ERROR', extensions: { code: 'FORBIDDEN' } })).toEqual({
+      code: 'INTERNAL_SERVER_ERROR',
+      extensions: { code: 'FORBIDDEN' },
+    });
   });
 
   it('survives cycles', () => {
@@ -49,7 +52,11 @@ describe('logged errors', () => {
   it('are redacted too, and lose the bound parameters that driver errors carry', () => {
     const sink = new LogCollector();
     const logger = createLogger({ level: 'info', pretty: false, destination: sink });
-    const driverError = Object.assign(new Error('duplicate key value'), { query: 'INSERT INTO users …', parameters: ['ada@example.com', 'hunter2hunter2'], token: 'tok-123' });
+    const driverError = Object.assign(new Error('duplicate key value'), {
+      query: 'INSERT INTO users …',
+      parameters: ['ada@example.com', 'hunter2hunter2'],
+      token: 'tok-123',
+    });
     logger.error({ err: driverError }, 'write failed');
     const text = sink.text();
     expect(text).toContain('duplicate key value');
@@ -72,12 +79,22 @@ describe('logged errors', () => {
     } catch (error) {
       raised = error as Error;
     }
-    const failure = Object.assign(raised!, { message: 'query failed', cause: driverError, query: 'SELECT secret_column FROM users', driverError });
+    const failure = Object.assign(raised!, {
+      message: 'query failed',
+      cause: driverError,
+      query: 'SELECT secret_column FROM users',
+      driverError,
+    });
     logger.error({ err: failure }, 'write failed');
     const [line] = sink.lines as unknown as { err: Record<string, unknown> }[];
     const text = sink.text();
-    for (const leak of ['SELECT secret_column', 'ada@example.com', 'COPY user_roles', '"stack"', '    at ']) expect({ leak, found: text.includes(leak) }).toEqual({ leak, found: false });
-    expect(line.err).toMatchObject({ message: 'query failed', driverError: { code: '23503' }, origin: expect.stringMatching(/^src\/config\/config\.ts:\d+:\d+$/) });
+    for (const leak of ['SELECT secret_column', 'ada@example.com', 'COPY user_roles', '"stack"', '    at '])
+      expect({ leak, found: text.includes(leak) }).toEqual({ leak, found: false });
+    expect(line.err).toMatchObject({
+      message: 'query failed',
+      driverError: { code: '23503' },
+      origin: expect.stringMatching(/^src\/config\/config\.ts:\d+:\d+$/),
+    });
 
     // A message that imitates a frame does not become the origin.
     const forged = new Error('bad input\n    at evil (/app/src/secret-user-value:1:1)');

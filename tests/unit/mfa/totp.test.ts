@@ -69,17 +69,22 @@ describe('TOTP known answers: RFC 6238 Appendix B, 8 digits (SECURITY.md TO-6)',
     expect(fromBase32(RFC_SEEDS.sha512)).toHaveLength(64);
   });
 
-  it.each(KNOWN_ANSWERS)('$algorithm at T=$seconds s is $expected, and verifies at its own step', async ({ seconds, algorithm, expected }) => {
-    const secret = RFC_SEEDS[algorithm];
-    const now = at(seconds);
-    await expect(totpCode({ secret, now, algorithm, digits: 8 })).resolves.toBe(expected);
-    await expect(verifyTotp({ secret, code: expected, now, lastUsedStep: null, algorithm, digits: 8 })).resolves.toEqual({
-      valid: true,
-      step: Math.floor(seconds / 30),
-    });
-    const wrongLastDigit = expected.slice(0, 7) + String((Number(expected[7]) + 1) % 10);
-    await expect(verifyTotp({ secret, code: wrongLastDigit, now, lastUsedStep: null, algorithm, digits: 8 })).resolves.toEqual({ valid: false });
-  });
+  it.each(KNOWN_ANSWERS)(
+    '$algorithm at T=$seconds s is $expected, and verifies at its own step',
+    async ({ seconds, algorithm, expected }) => {
+      const secret = RFC_SEEDS[algorithm];
+      const now = at(seconds);
+      await expect(totpCode({ secret, now, algorithm, digits: 8 })).resolves.toBe(expected);
+      await expect(verifyTotp({ secret, code: expected, now, lastUsedStep: null, algorithm, digits: 8 })).resolves.toEqual({
+        valid: true,
+        step: Math.floor(seconds / 30),
+      });
+      const wrongLastDigit = expected.slice(0, 7) + String((Number(expected[7]) + 1) % 10);
+      await expect(verifyTotp({ secret, code: wrongLastDigit, now, lastUsedStep: null, algorithm, digits: 8 })).resolves.toEqual({
+        valid: false,
+      });
+    },
+  );
 });
 
 describe('verifyTotp', () => {
@@ -167,7 +172,10 @@ describe('verifyTotp', () => {
       await expect(verifyTotp({ secret, code: candidate, now, lastUsedStep: null })).resolves.toEqual({ valid: false });
     }
     await expect(verifyTotp({ secret, code, now, lastUsedStep: null, digits: 8 })).resolves.toEqual({ valid: false });
-    await expect(verifyTotp({ secret, code: eight, now, lastUsedStep: null, digits: 8 })).resolves.toEqual({ valid: true, step: currentStep });
+    await expect(verifyTotp({ secret, code: eight, now, lastUsedStep: null, digits: 8 })).resolves.toEqual({
+      valid: true,
+      step: currentStep,
+    });
   });
 
   it('throws for a corrupt lastUsedStep or clock, which are server faults rather than user input', async () => {
