@@ -1,6 +1,6 @@
 import type { AccessView } from './access/policy';
 import type { Clock } from './clock';
-import type { RequestLoaders } from './data/request-loaders';
+import type { RequestLoaders } from './graphql/request-loaders';
 import type { Logger } from './logging';
 
 /** Who is asking. Anonymous until the accounts feature verifies an access token. */

@@ -3,7 +3,7 @@ import { accountsRules } from './accounts/accounts.rules';
 import { AccessResolver } from './access/access.resolver';
 import { accessRules } from './access/access.rules';
 import type { ModelAccessSpec } from './access/model-access';
-import type { RuleTree } from './access/shield';
+import type { RuleTree } from './shield/shield';
 import { UserAdminResolver } from './accounts/user-admin.resolver';
 import { AuditReader } from './audit/audit-reader';
 import { AuditResolver } from './audit/audit.resolver';

@@ -17,9 +17,9 @@ import { expiredTokenGate } from './accounts/expired-token.gate';
 import { JWKS_MAX_AGE_SECONDS } from './accounts/signing-keys.service';
 import { introspectionGate } from './access/introspection';
 import { AccessView, Policy } from './access/policy';
-import { mergeRuleTrees, protectSchema } from './access/shield';
+import { mergeRuleTrees, protectSchema } from './shield/shield';
 import type { Context } from './context';
-import { RequestLoaders } from './data/request-loaders';
+import { RequestLoaders } from './graphql/request-loaders';
 import { formatClientError, serviceUnavailable } from './errors';
 import { firewallGate } from './firewall/firewall.gate';
 import {

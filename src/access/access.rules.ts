@@ -1,5 +1,5 @@
-import type { RuleTree } from './shield';
-import { isAdmin } from './rules';
+import type { RuleTree } from '../shield/shield';
+import { isAdmin } from '../shield/rules';
 
 /** Roles and grants are admin business, down to every field of their types. */
 export const accessRules: RuleTree = {

@@ -1,5 +1,6 @@
 import { AppError } from '../errors';
-import type { AccessClause, Action, BUILT_IN_ROLES, ModelDecision, Scope } from './policy';
+import type { AccessClause, Action, ModelDecision, Scope } from './policy';
+import type { BUILT_IN_ROLES } from '../shield/roles';
 
 /** A named row filter: equality on model columns, written in code, never sent by a client. */
 export type RowFilter = Readonly<Record<string, string | number | boolean>>;

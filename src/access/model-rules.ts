@@ -1,7 +1,7 @@
 import type { AccessView, Action } from './policy';
-import type { RuleTree, ShieldRule } from './shield';
+import type { RuleTree, ShieldRule } from '../shield/shield';
 import { ALL_FIELDS, FieldMask, ModelAccessSpec, fieldMaskOf } from './model-access';
-import { Decision, syncRule } from './rules';
+import { Decision, RowProjection, syncRule } from '../shield/rules';
 
 /** The root fields that expose a model, by the action they need. */
 export interface ModelOperations {
@@ -36,7 +36,7 @@ export interface RowFieldRule {
   decide(mask: FieldMask | undefined, access: AccessView): Decision;
 }
 
-export type RowProjection = 'value' | 'loaded';
+
 
 /** A shield rule that also carries its row decision. */
 export type RowRule = ShieldRule & { readonly row: RowFieldRule };

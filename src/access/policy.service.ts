@@ -13,7 +13,8 @@ import { AppError } from '../errors';
 import type { ModelAccessSpec } from './model-access';
 import { PermissionGrantRow, PolicySeed } from './permission-grant.entity';
 import { keepAnActiveAdmin } from './admins';
-import { ADMIN_ROLE, ANONYMOUS_ROLE, Action, Grant, Policy, RoleDefinition, Scope, USER_ROLE, requiresMfa } from './policy';
+import { Action, Grant, Policy, RoleDefinition, Scope, requiresMfa } from './policy';
+import { ADMIN_ROLE, ANONYMOUS_ROLE, USER_ROLE } from '../shield/roles';
 import { Role } from './role.entity';
 import { UserRole } from './user-role.entity';
 

@@ -1,6 +1,7 @@
 import type { MfaRequirement } from '../config';
 import type { Viewer } from '../context';
-import { AppError } from '../errors';
+import type { AppError } from '../errors';
+import { ADMIN_ROLE, ANONYMOUS_ROLE, USER_ROLE, mfaRequired } from '../shield/roles';
 import { ModelAccessSpec, ModelScope } from './model-access';
 
 export const ACTIONS = ['read', 'create', 'update', 'delete'] as const;
@@ -8,11 +9,6 @@ export type Action = (typeof ACTIONS)[number];
 export const SCOPES = ['own', 'all'] as const;
 export type Scope = (typeof SCOPES)[number];
 
-/** Every viewer holds `anonymous`; every signed-in account also holds `user`. */
-export const ANONYMOUS_ROLE = 'anonymous';
-export const USER_ROLE = 'user';
-export const ADMIN_ROLE = 'admin';
-export const BUILT_IN_ROLES = [ANONYMOUS_ROLE, USER_ROLE, ADMIN_ROLE] as const;
 
 export interface RoleDefinition {
   readonly name: string;
@@ -186,11 +182,4 @@ export class AccessView {
     const unrestricted = clauses.some((clause) => !clause.own && clause.filter === null && clause.fields === null);
     return { allowed: true, mfaRequired: false, clauses, unrestricted };
   }
-}
-
-export function mfaRequired(): AppError {
-  return new AppError(
-    'MFA_REQUIRED',
-    'This needs a session confirmed with your second factor: sign in again and complete verifyMfa (enroll one with enrollTotp first if you have none).',
-  );
 }

@@ -1,6 +1,6 @@
-import { ADMIN_ROLE } from '../access/policy';
-import { isAuthenticated, isPublic, syncRule } from '../access/rules';
-import type { RuleTree } from '../access/shield';
+import { ADMIN_ROLE } from '../shield/roles';
+import { isAuthenticated, isPublic, syncRule } from '../shield/rules';
+import type { RuleTree } from '../shield/shield';
 import type { Session } from './session.entity';
 import type { User } from './user.entity';
 

@@ -7,7 +7,7 @@ import type { AccessTokenClaims, AccessTokens } from './access-tokens';
 import { RefreshToken } from './refresh-token.entity';
 import type { SessionCache } from './session-cache';
 import { AuthenticationMethod, Session } from './session.entity';
-import { USER_ROLE } from '../access/policy';
+import { USER_ROLE } from '../shield/roles';
 import { UserRole } from '../access/user-role.entity';
 import { EntityHydrator } from '../db/entity-hydrator';
 import { isUuid } from '../db/uuid';

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { USER_ROLE } from '../access/policy';
+import { USER_ROLE } from '../shield/roles';
 import type { AuditLog } from '../audit/audit-log';
 import { blindIndexOf } from '../crypto/encrypted-column';
 import { SqlParameters } from '../data/filters';

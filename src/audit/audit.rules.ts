@@ -1,5 +1,5 @@
-import { isAdmin } from '../access/rules';
-import type { RuleTree } from '../access/shield';
+import { isAdmin } from '../shield/rules';
+import type { RuleTree } from '../shield/shield';
 
 /** The audit log is admin business, down to every field. */
 export const auditRules: RuleTree = {

@@ -1,5 +1,5 @@
-import { isAdminOnAal2 } from '../access/rules';
-import type { RuleTree } from '../access/shield';
+import { isAdminOnAal2 } from '../shield/rules';
+import type { RuleTree } from '../shield/shield';
 
 /** Backups hold every row: admins on an aal2 session only, down to every field. */
 export const backupRules: RuleTree = {

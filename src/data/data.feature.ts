@@ -1,7 +1,8 @@
-import type { RuleTree } from '../access/shield';
-import { mergeRuleTrees } from '../access/shield';
-import { RelationRule, RowProjection, RowRule, modelRowRules, modelRules } from '../access/model-rules';
-import { isPublic } from '../access/rules';
+import type { RuleTree } from '../shield/shield';
+import { mergeRuleTrees } from '../shield/shield';
+import { RelationRule, RowRule, modelRowRules, modelRules } from '../access/model-rules';
+import { RowProjection } from '../shield/rules';
+import { isPublic } from '../shield/rules';
 import type { Feature } from '../features';
 import { ModelDefinition, ModelDefinitionError, ModelHandle, resolveModel } from './define-model';
 import { generateModelSchema } from './model-schema';

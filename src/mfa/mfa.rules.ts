@@ -1,5 +1,5 @@
-import { isAuthenticated, isPublic } from '../access/rules';
-import type { RuleTree } from '../access/shield';
+import { isAuthenticated, isPublic } from '../shield/rules';
+import type { RuleTree } from '../shield/shield';
 
 export const mfaRules: RuleTree = {
   Mutation: {

@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { fallbackDenies } from '../access/coverage';
+import { fallbackDenies } from '../shield/coverage';
 import { verifyAuditChain } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Config } from '../config';

@@ -1,5 +1,5 @@
-import { isAdmin } from '../access/rules';
-import type { RuleTree } from '../access/shield';
+import { isAdmin } from '../shield/rules';
+import type { RuleTree } from '../shield/shield';
 
 export const selfAuditRules: RuleTree = {
   Query: { securityAudit: isAdmin },

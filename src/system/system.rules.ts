@@ -1,5 +1,5 @@
-import { isPublic } from '../access/rules';
-import type { RuleTree } from '../access/shield';
+import { isPublic } from '../shield/rules';
+import type { RuleTree } from '../shield/shield';
 
 export const systemRules: RuleTree = {
   Query: { serverInfo: isPublic },

@@ -6,7 +6,7 @@ import type { GraphQLSchema } from 'graphql';
 import { Field, ID, Int, ObjectType } from 'type-graphql';
 import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { AccessView, Policy } from '../../src/access/policy';
-import { mergeRuleTrees, protectSchema } from '../../src/access/shield';
+import { mergeRuleTrees, protectSchema } from '../../src/shield/shield';
 import type { Context } from '../../src/context';
 import { dataFeature } from '../../src/data/data.feature';
 import { defineModel } from '../../src/data/define-model';

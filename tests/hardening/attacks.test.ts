@@ -13,7 +13,7 @@ import {
   validate,
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
-import { mergeRuleTrees } from '../../src/access/shield';
+import { mergeRuleTrees } from '../../src/shield/shield';
 import { FEATURES } from '../../src/features';
 import { buildGraphQLSchema } from '../../src/schema';
 import { SIGN_IN, SIGN_UP, TestAccount, makeUser, strongPassword } from '../support/factories';

@@ -12,7 +12,7 @@ import {
   isNonNullType,
   isScalarType,
 } from 'graphql';
-import { mergeRuleTrees } from '../../src/access/shield';
+import { mergeRuleTrees } from '../../src/shield/shield';
 import { FEATURES } from '../../src/features';
 import { buildGraphQLSchema } from '../../src/schema';
 import { GraphQLClient, GraphQLResponse, SIGN_IN, TestAccount, makeClient, makeUser } from '../support/factories';

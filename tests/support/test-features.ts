@@ -1,6 +1,6 @@
 import { Int, Query, Resolver } from 'type-graphql';
 import type { DataSource } from 'typeorm';
-import { isPublic } from '../../src/access/rules';
+import { isPublic } from '../../src/shield/rules';
 import type { Feature } from '../../src/features';
 
 /** Test-only fields that touch the database, for error-masking and outage tests. */

@@ -2,7 +2,7 @@ import type { GraphQLResolveInfo } from 'graphql';
 import { rule } from 'graphql-shield';
 import type { Context } from '../context';
 import type { AppError } from '../errors';
-import { ADMIN_ROLE, mfaRequired } from './policy';
+import { ADMIN_ROLE, mfaRequired } from './roles';
 
 /** A rule's answer: true allows; an AppError is the field's error (e.g. MFA_REQUIRED); false denies (FORBIDDEN / UNAUTHENTICATED). */
 export type Decision = boolean | AppError;
@@ -57,3 +57,20 @@ export const isAdminOnAal2 = syncRule('isAdminOnAal2', (_parent, _args, context)
   if (admin !== true) return admin;
   return context.viewer.aal >= 2 ? true : mfaRequired();
 });
+
+/** How the data API serves a field it decides for whole pages: a plain property, or one that may hold a pending load. */
+export type RowProjection = 'value' | 'loaded';
+
+/**
+ * A field rule the data API decides itself, once per distinct field mask of a page (see
+ * access/model-rules.ts): `protectSchema` then serves the field without shield's wrapper.
+ */
+export interface ProjectedFieldRule {
+  readonly row: { readonly projection: RowProjection | null };
+}
+
+/** How a rule's field is served when the data API decides it; null for every other rule. */
+export function projectionOf(rule: unknown): RowProjection | null {
+  const row = typeof rule === 'object' && rule !== null ? (rule as Partial<ProjectedFieldRule>).row : undefined;
+  return row?.projection ?? null;
+}

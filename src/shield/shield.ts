@@ -3,8 +3,7 @@ import { applyMiddleware } from 'graphql-middleware';
 import { IRules, chain, deny, shield } from 'graphql-shield';
 import type { Context } from '../context';
 import { AppError } from '../errors';
-import { isRowRule } from './model-rules';
-import { isPublic } from './rules';
+import { isPublic, projectionOf } from './rules';
 
 /** A single rule or a logic rule (chain, and, or), as graphql-shield accepts them. */
 export type ShieldRule = Parameters<typeof chain>[0];
@@ -73,7 +72,7 @@ export function protectSchema(schema: GraphQLSchema, rules: RuleTree): GraphQLSc
     for (const [fieldName, rule] of Object.entries(fields)) {
       const field = original.getFields()[fieldName];
       if (!field || field.resolve !== undefined) continue;
-      const projection = isRowRule(rule) ? rule.row.projection : null;
+      const projection = projectionOf(rule);
       if (projection === 'value') wrapped.getFields()[fieldName].resolve = undefined;
       else if (projection === 'loaded' || rule === isPublic) wrapped.getFields()[fieldName].resolve = defaultFieldResolver;
     }
