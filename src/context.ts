@@ -1,49 +1,43 @@
-import type { AccessView } from './access/policy';
 import type { Clock } from './clock';
+import type { AppError } from './errors';
 import type { RequestLoaders } from './graphql/request-loaders';
 import type { Logger } from './logging';
 
-/** Who is asking. Anonymous until the accounts feature verifies an access token. */
+/**
+ * Who is asking. The platform knows only the account id (logs and denials name it); the accounts
+ * feature adds the session, the roles and how the session was proven (accounts/viewer.ts).
+ */
 export interface Viewer {
   readonly userId: string | null;
-  readonly sessionId: string | null;
-  readonly roles: readonly string[];
-  /** Authentication assurance level of the session: 0 anonymous, 1 password, 2 second factor. */
-  readonly aal: 0 | 1 | 2;
-  /** How the session was proven: pwd, totp, recovery_code. */
-  readonly amr: readonly string[];
 }
 
-export const ANONYMOUS: Viewer = Object.freeze({
-  userId: null,
-  sessionId: null,
-  roles: Object.freeze(['anonymous']),
-  aal: 0,
-  amr: Object.freeze([]),
-});
-
-/** What every resolver and rule receives for one request. */
+/**
+ * What every resolver and rule receives for one request. Features add their own fields by
+ * declaration merging (accounts/viewer.ts). The server builds the platform's part; each
+ * feature's `context` adds its own.
+ */
 export interface Context {
   readonly requestId: string;
   /** A child logger that stamps every line with the request id. */
   readonly logger: Logger;
   readonly viewer: Viewer;
-  /** The permission policy as this request sees it: the viewer's roles in force and per-model decisions. */
-  readonly access: AccessView;
+  /** The viewer's rights as this request enforces them. */
+  readonly access: Access;
   readonly clock: Clock;
   /** Per-request batching of the queries a page of objects needs. */
   readonly loaders: RequestLoaders;
   readonly ipAddress: string | null;
   readonly userAgent: string | null;
+}
+
+/**
+ * The viewer's rights for one request. The platform's rules only ask about roles; the access
+ * feature provides it and adds the per-model decisions (access/access-view.ts).
+ */
+export interface Access {
   /**
-   * Accounts that proved themselves during this very request (signUp, signIn, refreshSession):
-   * the returned AuthPayload may show their own User, though the request came in anonymous.
+   * true when the viewer acts as `role` now; MFA_REQUIRED when they hold it but it is held back
+   * (the role needs a session confirmed with the second factor); false otherwise.
    */
-  readonly signedInDuringRequest: Set<string>;
-  /**
-   * The request carried an expired (otherwise valid) access token. It runs as anonymous only for
-   * the operations that exchange credentials (refreshSession, signIn…); anything else gets 401
-   * TOKEN_EXPIRED. Apps that attach the header to every call can still refresh.
-   */
-  readonly accessTokenExpired: boolean;
+  checkRole(role: string): true | false | AppError;
 }

@@ -4,10 +4,10 @@ import { AccessResolver } from './access/access.resolver';
 import { accessRules } from './access/access.rules';
 import type { ModelAccessSpec } from './access/model-access';
 import type { RuleTree } from './shield/shield';
-import { UserAdminResolver } from './accounts/user-admin.resolver';
+import { UserAdminResolver } from './access/user-admin.resolver';
 import { AuditReader } from './audit/audit-reader';
-import { AuditResolver } from './audit/audit.resolver';
-import { auditRules } from './audit/audit.rules';
+import { AuditResolver } from './self-audit/audit-log.resolver';
+import { auditRules } from './self-audit/audit-log.rules';
 import { BackupResolver } from './backup/backup.resolver';
 import { backupRules } from './backup/backup.rules';
 import { dataFeature } from './data/data.feature';
@@ -16,7 +16,7 @@ import { firewallRules } from './firewall/firewall.rules';
 import { MODELS } from './models';
 import { SelfAuditResolver } from './self-audit/self-audit.resolver';
 import { selfAuditRules } from './self-audit/self-audit.rules';
-import { MfaResolver } from './mfa/mfa.resolver';
+import { MfaResolver, UserMfaResolver } from './mfa/mfa.resolver';
 import { mfaRules } from './mfa/mfa.rules';
 import type { Services } from './services';
 import { SystemResolver } from './system/system.resolver';
@@ -53,14 +53,14 @@ export const accountsFeature: Feature = {
   name: 'accounts',
   resolvers: [AccountsResolver, UserResolver, SessionResolver],
   rules: accountsRules,
-  wire: ({ accounts, sessions, mfa }) => [new AccountsResolver(accounts, sessions), new UserResolver(sessions, mfa), new SessionResolver()],
+  wire: ({ accounts, sessions }) => [new AccountsResolver(accounts, sessions), new UserResolver(sessions), new SessionResolver()],
 };
 
 export const mfaFeature: Feature = {
   name: 'mfa',
-  resolvers: [MfaResolver],
+  resolvers: [MfaResolver, UserMfaResolver],
   rules: mfaRules,
-  wire: ({ mfa, accounts }) => [new MfaResolver(mfa, accounts)],
+  wire: ({ mfa, accounts }) => [new MfaResolver(mfa, accounts), new UserMfaResolver(mfa)],
 };
 
 export const accessFeature: Feature = {

@@ -1,5 +1,5 @@
 import { Arg, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
-import { actorOf } from '../accounts/accounts.resolver';
+import { actorOf } from '../audit/actor';
 import type { UserDirectory } from '../accounts/user-directory.service';
 import { User } from '../accounts/user.entity';
 import type { Context } from '../context';

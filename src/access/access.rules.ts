@@ -1,5 +1,5 @@
 import type { RuleTree } from '../shield/shield';
-import { isAdmin } from '../shield/rules';
+import { isAdmin } from './guards';
 
 /** Roles and grants are admin business, down to every field of their types. */
 export const accessRules: RuleTree = {

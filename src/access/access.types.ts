@@ -1,6 +1,6 @@
 import { ArrayMaxSize, IsOptional, IsString, MaxLength } from 'class-validator';
 import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
-import type { Action, Grant, RoleDefinition, Scope } from './policy';
+import type { Action, Grant, RoleDefinition, Scope } from './decision';
 
 /** GraphQL's names for the stored actions and scopes. */
 export enum ActionValue {

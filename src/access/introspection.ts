@@ -3,7 +3,7 @@ import { BREAK, DocumentNode, visit } from 'graphql';
 import type { IntrospectionMode } from '../config';
 import type { Context } from '../context';
 import { AppError } from '../errors';
-import { ADMIN_ROLE } from '../shield/roles';
+import { ADMIN_ROLE } from '../accounts/roles';
 
 /** Per parsed document: Apollo keeps documents, so each is walked once. */
 const selecting = new WeakMap<DocumentNode, boolean>();

@@ -1,6 +1,6 @@
 import { AppError } from '../errors';
-import type { AccessClause, Action, ModelDecision, Scope } from './policy';
-import type { BUILT_IN_ROLES } from '../shield/roles';
+import type { AccessClause, Action, ModelDecision, Scope } from './decision';
+import type { BUILT_IN_ROLES } from '../accounts/roles';
 
 /** A named row filter: equality on model columns, written in code, never sent by a client. */
 export type RowFilter = Readonly<Record<string, string | number | boolean>>;

@@ -1,4 +1,5 @@
-import type { AccessView, Action } from './policy';
+import type { Access } from '../context';
+import type { Action } from './decision';
 import type { RuleTree, ShieldRule } from '../shield/shield';
 import { ALL_FIELDS, FieldMask, ModelAccessSpec, fieldMaskOf } from './model-access';
 import { Decision, RowProjection, syncRule } from '../shield/rules';
@@ -19,7 +20,7 @@ export interface RelationRule {
 
 /**
  * The decision of one field of a model's rows, from the row's field mask (decided once per row,
- * when the row was loaded) and the request's AccessView. It is the shield rule's own decision:
+ * when the row was loaded) and the request's Access. It is the shield rule's own decision:
  * graphql-shield runs it per field through `fieldMaskOf(row)`, and the data API, which knows the
  * mask of a whole page at once, runs the very same function once per distinct mask instead.
  */
@@ -33,7 +34,7 @@ export interface RowFieldRule {
    * (protectSchema): `value`, a plain property; `loaded`, a property that may hold a pending load.
    */
   readonly projection: RowProjection | null;
-  decide(mask: FieldMask | undefined, access: AccessView): Decision;
+  decide(mask: FieldMask | undefined, access: Access): Decision;
 }
 
 
@@ -65,7 +66,7 @@ export function modelRowRules(
   for (const field of spec.readableFields) {
     const relation = relations[field];
     const decide = relation
-      ? (mask: FieldMask | undefined, access: AccessView): Decision =>
+      ? (mask: FieldMask | undefined, access: Access): Decision =>
           readable(mask, field) && (relation.via === undefined || readable(mask, relation.via)) && access.check(relation.target, 'read')
       : (mask: FieldMask | undefined): Decision => readable(mask, field);
     const name = relation ? `canReadRelation:${spec.name}.${field}` : `canReadField:${spec.name}.${field}`;

@@ -1,6 +1,6 @@
 import { Check, Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
-import type { Action, Scope } from './policy';
-import { Role } from './role.entity';
+import type { Action, Scope } from './decision';
+import { Role } from '../accounts/role.entity';
 
 /** One permission: `role` may do `action` on `model`'s rows in `scope`, for `fields` (null: all). */
 @Entity('permission_grants')

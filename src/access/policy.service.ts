@@ -1,6 +1,6 @@
 import { DataSource, EntityManager } from 'typeorm';
 import type { SessionCache } from '../accounts/session-cache';
-import type { Actor } from '../accounts/sessions.service';
+import type { Actor } from '../audit/actor';
 import { lockUserRow } from '../accounts/user-lock';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
@@ -12,11 +12,12 @@ import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
 import type { ModelAccessSpec } from './model-access';
 import { PermissionGrantRow, PolicySeed } from './permission-grant.entity';
-import { keepAnActiveAdmin } from './admins';
-import { Action, Grant, Policy, RoleDefinition, Scope, requiresMfa } from './policy';
-import { ADMIN_ROLE, ANONYMOUS_ROLE, USER_ROLE } from '../shield/roles';
-import { Role } from './role.entity';
-import { UserRole } from './user-role.entity';
+import { keepAnActiveAdmin } from '../accounts/admins';
+import { Policy, requiresMfa } from './policy';
+import { Action, Grant, RoleDefinition, Scope } from './decision';
+import { ADMIN_ROLE, ANONYMOUS_ROLE, USER_ROLE } from '../accounts/roles';
+import { Role } from '../accounts/role.entity';
+import { UserRole } from '../accounts/user-role.entity';
 
 export const POLICY_CHANNEL = 'bastion_policy';
 

@@ -1,3 +1,4 @@
+import { originOf } from '../audit/actor';
 import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import type { Context } from '../context';
 import { AppError } from '../errors';
@@ -15,20 +16,10 @@ import {
   SignUpInput,
   VerifyEmailInput,
 } from './accounts.types';
-import type { MfaService } from '../mfa/mfa.service';
-import type { Actor, RequestOrigin, SessionsService } from './sessions.service';
+import type { SessionsService } from './sessions.service';
+import type { Actor, RequestOrigin } from '../audit/actor';
 import { Session } from './session.entity';
 import { User } from './user.entity';
-
-/** Where the request came from, for session rows and the audit log. */
-export function originOf(context: Context): RequestOrigin {
-  return { ipAddress: context.ipAddress, userAgent: context.userAgent, requestId: context.requestId };
-}
-
-/** Who is changing something, and from where, for the audit row. */
-export function actorOf(context: Context): Actor {
-  return { actorId: context.viewer.userId, ...originOf(context) };
-}
 
 /** The AuthPayload of a sign-in; its User may be read in this same response (see isOwnAccount). */
 export function payload(context: Context, signedIn: SignedIn): AuthPayload {
@@ -147,10 +138,7 @@ export class AccountsResolver {
 
 @Resolver(() => User)
 export class UserResolver {
-  constructor(
-    private readonly sessions: SessionsService,
-    private readonly mfa: MfaService,
-  ) {}
+  constructor(private readonly sessions: SessionsService) {}
 
   @FieldResolver(() => [String], { description: 'Role names; every account has "user".' })
   async roles(@Root() user: User, @Ctx() context: Context): Promise<string[]> {
@@ -159,17 +147,6 @@ export class UserResolver {
     return context.loaders.get('User.roles', (ids: readonly string[]) => this.sessions.rolesOfUsers(ids)).load(user.id);
   }
 
-  @FieldResolver(() => Boolean, {
-    description: 'Whether the account has a confirmed second factor (TOTP): sign-in then returns an MfaChallenge.',
-  })
-  mfaEnabled(@Root() user: User, @Ctx() context: Context): Promise<boolean> {
-    return context.loaders
-      .get('User.mfaEnabled', async (ids: readonly string[]) => {
-        const enabled = await this.mfa.usersWithVerifiedFactor(ids);
-        return ids.map((id) => enabled.has(id));
-      })
-      .load(user.id);
-  }
 }
 
 @Resolver(() => Session)

@@ -1,5 +1,6 @@
-import { ADMIN_ROLE } from '../shield/roles';
-import { isAuthenticated, isPublic, syncRule } from '../shield/rules';
+import { ADMIN_ROLE } from './roles';
+import { isPublic, syncRule } from '../shield/rules';
+import { isAuthenticated } from './viewer';
 import type { RuleTree } from '../shield/shield';
 import type { Session } from './session.entity';
 import type { User } from './user.entity';
@@ -9,7 +10,7 @@ import type { User } from './user.entity';
  * the viewer acts as admin (MFA_REQUIRED when admin needs aal2). One rule, not or(): it stays
  * synchronous, and an owner never gets an admin's MFA_REQUIRED.
  */
-const isOwnAccountOrAdmin = syncRule<User>(
+export const isOwnAccountOrAdmin = syncRule<User>(
   'isOwnAccountOrAdmin',
   (user, _args, context) =>
     user.id === context.viewer.userId || context.signedInDuringRequest.has(user.id) || context.access.checkRole(ADMIN_ROLE),
@@ -45,7 +46,6 @@ export const accountsRules: RuleTree = {
     email: isOwnAccountOrAdmin,
     emailVerified: isOwnAccountOrAdmin,
     roles: isOwnAccountOrAdmin,
-    mfaEnabled: isOwnAccountOrAdmin,
     status: isOwnAccountOrAdmin,
     createdAt: isOwnAccountOrAdmin,
   },

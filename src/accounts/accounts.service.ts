@@ -1,20 +1,21 @@
 import { DataSource, EntityManager } from 'typeorm';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
-import type { Viewer } from '../context';
+import type { Viewer } from './viewer';
 import { blindIndexOf } from '../crypto/encrypted-column';
 import { conflictOnDuplicate } from '../db/unique-violation';
 import { AppError } from '../errors';
 import type { Logger } from '../logging';
 import type { OutboxService } from '../mail/outbox.service';
-import type { Challenge, MfaService } from '../mfa/mfa.service';
+import type { Challenge, SecondFactor } from './second-factor';
 import { AccountTokens } from './account-tokens';
 import type { LoginThrottler } from './login-throttle';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordPolicy } from './password-policy';
-import type { IssuedTokens, RequestOrigin, SessionsService } from './sessions.service';
-import { keepAnActiveAdmin } from '../access/admins';
-import { UserRole } from '../access/user-role.entity';
+import type { IssuedTokens, SessionsService } from './sessions.service';
+import type { RequestOrigin } from '../audit/actor';
+import { keepAnActiveAdmin } from './admins';
+import { UserRole } from './user-role.entity';
 import { User } from './user.entity';
 
 export interface AccountsOptions {
@@ -57,7 +58,7 @@ export class AccountsService {
     private readonly sessions: SessionsService,
     private readonly audit: AuditLog,
     private readonly outbox: OutboxService,
-    private readonly mfa: MfaService,
+    private readonly secondFactor: SecondFactor,
     private readonly options: AccountsOptions,
   ) {
     this.accountTokens = new AccountTokens(clock);
@@ -137,11 +138,11 @@ export class AccountsService {
     }
     const rehash = verification.needsRehash ? await this.hasher.hash(password) : null;
     const outcome = await this.dataSource.transaction(async (manager) => {
-      await this.mfa.lockAccount(manager, user.id);
+      await this.secondFactor.lockAccount(manager, user.id);
       if (rehash) await manager.update(User, { id: user.id }, { passwordHash: rehash });
       // With a second factor the password only opens a challenge; no session, no token.
-      if (await this.mfa.hasVerifiedFactor(user.id, manager)) {
-        const challenge = await this.mfa.createChallenge(manager, user.id);
+      if (await this.secondFactor.hasVerifiedFactor(user.id, manager)) {
+        const challenge = await this.secondFactor.createChallenge(manager, user.id);
         await this.audit.append(manager, {
           action: 'sign_in_mfa_challenged',
           outcome: 'success',
@@ -181,14 +182,14 @@ export class AccountsService {
 
   /** Keeps the current session and ends every other one (CONVENTIONS). */
   async changePassword(viewer: Viewer, currentPassword: string, newPassword: string, origin: RequestOrigin): Promise<void> {
-    await this.mfa.requireStepUp(viewer);
+    await this.secondFactor.requireStepUp(viewer);
     const user = await this.provePassword(viewer, currentPassword, origin);
     this.checkPassword(newPassword, user.email);
     const passwordHash = await this.hasher.hash(newPassword);
     await this.dataSource.transaction(async (manager) => {
       await manager.update(User, { id: user.id }, { passwordHash });
       await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
-      await this.mfa.endChallenges(manager, user.id);
+      await this.secondFactor.endChallenges(manager, user.id);
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_changed', viewer.sessionId ?? undefined);
       await this.audit.append(manager, {
         action: 'password_changed',
@@ -251,7 +252,7 @@ export class AccountsService {
       await manager.update(User, { id: user.id }, { passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? this.clock.now() });
       await this.sessions.accountChanged(manager, user.id);
       await this.accountTokens.revokeAll(manager, user.id, 'password_reset');
-      await this.mfa.endChallenges(manager, user.id);
+      await this.secondFactor.endChallenges(manager, user.id);
       const ended = await this.sessions.endAllFor(manager, user.id, 'password_reset');
       await this.audit.append(manager, {
         action: 'password_reset',
@@ -302,7 +303,7 @@ export class AccountsService {
    * trail keeps the event under the user's id, which no longer leads to any personal data.
    */
   async deleteAccount(viewer: Viewer, password: string, origin: RequestOrigin): Promise<void> {
-    await this.mfa.requireStepUp(viewer);
+    await this.secondFactor.requireStepUp(viewer);
     const user = await this.provePassword(viewer, password, origin);
     await this.dataSource.transaction(async (manager) => {
       await keepAnActiveAdmin(manager, user.id);

@@ -1,4 +1,4 @@
-import { ANONYMOUS, Viewer } from '../context';
+import { ANONYMOUS, Viewer } from './viewer';
 import { AppError, serviceUnavailable } from '../errors';
 import { AccessTokenError, AccessTokens } from './access-tokens';
 import type { SessionCache } from './session-cache';

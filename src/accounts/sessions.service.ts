@@ -1,3 +1,4 @@
+import type { RequestOrigin } from '../audit/actor';
 import { createHash, randomBytes } from 'node:crypto';
 import { DataSource, EntityManager, In, IsNull } from 'typeorm';
 import type { AuditLog } from '../audit/audit-log';
@@ -7,11 +8,11 @@ import type { AccessTokenClaims, AccessTokens } from './access-tokens';
 import { RefreshToken } from './refresh-token.entity';
 import type { SessionCache } from './session-cache';
 import { AuthenticationMethod, Session } from './session.entity';
-import { USER_ROLE } from '../shield/roles';
-import { UserRole } from '../access/user-role.entity';
+import { USER_ROLE } from './roles';
+import { UserRole } from './user-role.entity';
 import { EntityHydrator } from '../db/entity-hydrator';
 import { isUuid } from '../db/uuid';
-import type { Viewer } from '../context';
+import type { Viewer } from './viewer';
 import { User } from './user.entity';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -21,13 +22,6 @@ export interface SessionPolicy {
   readonly absoluteDays: number;
   readonly graceSeconds: number;
   readonly maxPerUser: number;
-}
-
-/** Where a request came from, for the session row and the audit log. */
-export interface RequestOrigin {
-  readonly ipAddress: string | null;
-  readonly userAgent: string | null;
-  readonly requestId: string | null;
 }
 
 /**
@@ -41,14 +35,6 @@ export interface OpenedSession {
   readonly refreshToken: string;
   readonly claims: AccessTokenClaims;
 }
-
-/** Who makes a change, and from where: the audit row's actor. */
-export interface Actor extends RequestOrigin {
-  readonly actorId: string | null;
-}
-
-/** Work a server does by itself on a schedule (self-audit, backups): no account, no address. */
-export const SCHEDULE_ACTOR: Actor = Object.freeze({ actorId: null, ipAddress: null, userAgent: 'bastion-schedule', requestId: null });
 
 /** A token pair for the client. */
 export interface IssuedTokens {

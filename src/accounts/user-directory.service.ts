@@ -1,15 +1,16 @@
 import { DataSource } from 'typeorm';
-import { USER_ROLE } from '../shield/roles';
+import { USER_ROLE } from './roles';
 import type { AuditLog } from '../audit/audit-log';
 import { blindIndexOf } from '../crypto/encrypted-column';
-import { SqlParameters } from '../data/filters';
-import { Keyset } from '../data/keyset';
-import { DEFAULT_PAGE_SIZE } from '../data/pagination';
+import { SqlParameters } from '../db/sql-parameters';
+import { Keyset } from '../db/keyset';
+import { DEFAULT_PAGE_SIZE } from '../graphql/pagination';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
-import { keepAnActiveAdmin } from '../access/admins';
+import { keepAnActiveAdmin } from './admins';
 import type { SessionCache } from './session-cache';
-import type { Actor, SessionsService } from './sessions.service';
+import type { SessionsService } from './sessions.service';
+import type { Actor } from '../audit/actor';
 import { User, UserStatus } from './user.entity';
 
 export interface UserQuery {

@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { DEFAULT_PAGE_SIZE, decodeCursor, encodeCursor, invalidCursor } from '../data/pagination';
+import { DEFAULT_PAGE_SIZE, decodeCursor, encodeCursor, invalidCursor } from '../graphql/pagination';
 import { isUuid } from '../db/uuid';
 import { AuditEvent } from './audit-event.entity';
 import { AuditChainReport, verifyAuditChain } from './audit-log';

@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import { SCHEDULE_ACTOR } from '../accounts/sessions.service';
+import { SCHEDULE_ACTOR } from '../audit/actor';
 import type { Clock } from '../clock';
 import type { Logger } from '../logging';
 import { BackupError } from './backup-errors';

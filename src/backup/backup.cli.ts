@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { Command } from 'commander';
-import type { Actor } from '../accounts/sessions.service';
+import type { Actor } from '../audit/actor';
 import { AuditLog } from '../audit/audit-log';
 import { systemClock } from '../clock';
 import type { Config } from '../config';

@@ -1,5 +1,5 @@
 import { Arg, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
-import { actorOf } from '../accounts/accounts.resolver';
+import { actorOf } from '../audit/actor';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 import { isUuid } from '../db/uuid';

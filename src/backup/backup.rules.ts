@@ -1,4 +1,4 @@
-import { isAdminOnAal2 } from '../shield/rules';
+import { isAdminOnAal2 } from '../access/guards';
 import type { RuleTree } from '../shield/shield';
 
 /** Backups hold every row: admins on an aal2 session only, down to every field. */

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { DataSource } from 'typeorm';
-import type { Actor } from '../accounts/sessions.service';
+import type { Actor } from '../audit/actor';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Keyring } from '../crypto/keyring';

@@ -5,13 +5,10 @@ import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import type { PoolClient } from 'pg';
 import { DataSource, EntityManager, MigrationExecutor, MigrationInterface, QueryRunner } from 'typeorm';
-import { SESSION_CHANNEL } from '../accounts/session-cache';
-import { POLICY_CHANNEL } from '../access/policy.service';
 import type { Keyring } from '../crypto/keyring';
 import { createDataSource } from '../db/data-source';
 import { tableExists } from '../db/database';
-import { notify } from '../db/notifications';
-import { FIREWALL_CHANNEL } from '../firewall/firewall.service';
+import { notifyEverythingChanged } from '../db/notifications';
 import { ArchiveVisitor, readArchive } from './archive-file';
 import type { ArchiveManifest, ArchivePreamble } from './archive-records';
 import { BackupError, archiveDamaged, throwIfInterrupted } from './backup-errors';
@@ -199,9 +196,7 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     };
     await options.beforeCommit?.(queryRunner.manager, result);
     // Caches of sessions, roles and IP rules on every running instance describe the data just replaced.
-    await notify(queryRunner.manager, SESSION_CHANNEL, 'all');
-    await notify(queryRunner.manager, POLICY_CHANNEL, 'restored');
-    await notify(queryRunner.manager, FIREWALL_CHANNEL, 'restored');
+    await notifyEverythingChanged(queryRunner.manager);
     await queryRunner.commitTransaction();
     return result;
   } catch (error) {

@@ -4,9 +4,11 @@ import { JoinColumn, ManyToOne, ValueTransformer, getMetadataArgsStorage } from 
 import { snakeCase } from 'typeorm/util/StringUtils';
 import type { DefaultGrant, ModelAccessSpec, RowFilter } from '../access/model-access';
 import { User } from '../accounts/user.entity';
+import type { ColumnKind } from '../db/sql-parameters';
 import { EncryptedColumnTransformer, blindIndexedProperties } from '../crypto/encrypted-column';
 
-export type FieldKind = 'id' | 'string' | 'int' | 'float' | 'boolean' | 'datetime';
+/** The kinds of stored field a model may have. */
+export type FieldKind = ColumnKind;
 
 /** One stored field of a model, as the data API sees it. */
 export interface ModelField {

@@ -1,3 +1,4 @@
+import { SqlParameters, fieldExpression } from '../db/sql-parameters';
 import { Allow, ArrayMaxSize, IsOptional, MaxLength } from 'class-validator';
 import { Field, Float, ID, InputType, Int } from 'type-graphql';
 import { blindIndexOf } from '../crypto/encrypted-column';
@@ -119,34 +120,6 @@ export function filterTypeOf(field: ModelField): Function {
 
 /** A model's `where` value as it arrives: per-field filters plus AND/OR lists. */
 export type WhereInput = { AND?: WhereInput[] | null; OR?: WhereInput[] | null } & Record<string, unknown>;
-
-/** Named parameters of one SQL statement; every client value goes through one. */
-export class SqlParameters {
-  readonly values: Record<string, unknown> = {};
-  private next = 0;
-
-  add(value: unknown): string {
-    const name = `p${this.next}`;
-    this.next += 1;
-    this.values[name] = value;
-    return `:${name}`;
-  }
-
-  /** For `IN (…)`: TypeORM expands an array parameter written as `:...name`. */
-  addList(values: readonly unknown[]): string {
-    const placeholder = this.add(values);
-    return `(:...${placeholder.slice(1)})`;
-  }
-}
-
-/**
- * The SQL expression a stored field is compared and sorted by: date-times at millisecond precision,
- * as clients see them (a column stored at that precision as it is, so its index applies).
- */
-export function fieldExpression(alias: string, field: Pick<ModelField, 'column' | 'kind'> & { millisecondPrecision?: boolean }): string {
-  const column = `"${alias}"."${field.column}"`;
-  return field.kind === 'datetime' && !field.millisecondPrecision ? `date_trunc('milliseconds', ${column})` : column;
-}
 
 /**
  * Translates a client's `where` into parameterised SQL: only fields the model marks filterable

@@ -8,7 +8,7 @@ import { accessDenied } from '../shield/shield';
 import type { Context } from '../context';
 import type { AppError } from '../errors';
 import type { ModelDefinition, ModelField, ModelRelation } from './define-model';
-import { SqlParameters } from './filters';
+import { SqlParameters } from '../db/sql-parameters';
 import { EVERYTHING, Wanted, subSelection, wants } from './selection';
 
 /** A row's stored values by field name, as TypeORM hydrates an entity (transformers applied). */

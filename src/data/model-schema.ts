@@ -23,7 +23,7 @@ import type { Context } from '../context';
 import type { ModelDefinition, ModelField, ModelRelation } from './define-model';
 import { filterTypeOf } from './filters';
 import type { ListArgs, ModelStore } from './model-store';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs, PageInfo } from './pagination';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs, PageInfo } from '../graphql/pagination';
 
 export enum SortDirectionValue {
   ASC = 'ASC',

@@ -7,10 +7,11 @@ import { conflictOnDuplicate } from '../db/unique-violation';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
 import type { ModelDefinition, ModelRelation } from './define-model';
-import { SqlParameters, WhereInput, whereSql } from './filters';
-import { Keyset, SortDirection, SortKey } from './keyset';
+import { WhereInput, whereSql } from './filters';
+import { SqlParameters } from '../db/sql-parameters';
+import { Keyset, SortDirection, SortKey } from '../db/keyset';
 import { ModelRowRules, ReadPlan, RowSource, RowValues, fieldOf, valuesOf } from './model-reader';
-import { MAX_PAGE_SIZE } from './pagination';
+import { MAX_PAGE_SIZE } from '../graphql/pagination';
 import { EVERYTHING, Selection, Wanted, selectionOf } from './selection';
 
 /** The alias every generated query uses for the model's table. */

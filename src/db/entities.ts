@@ -1,6 +1,6 @@
 import { PermissionGrantRow, PolicySeed } from '../access/permission-grant.entity';
-import { Role } from '../access/role.entity';
-import { UserRole } from '../access/user-role.entity';
+import { Role } from '../accounts/role.entity';
+import { UserRole } from '../accounts/user-role.entity';
 import { AccountToken } from '../accounts/account-token.entity';
 import { LoginThrottle } from '../accounts/login-throttle.entity';
 import { RefreshToken } from '../accounts/refresh-token.entity';

@@ -52,6 +52,8 @@ export class Notifications {
 
   constructor(private readonly options: NotificationsOptions) {
     this.reconnectDelayMs = options.reconnectDelayMs ?? reconnectBackoffMs;
+    // Everything changed at once (a restore): every cache starts over, as after a missed message.
+    this.subscribe(EVERYTHING_CHANGED_CHANNEL, () => this.missed());
   }
 
   /** Connects and LISTENs on the channels subscribed so far; rejects when the database cannot be reached. */
@@ -261,6 +263,17 @@ export class Notifications {
  * PostgreSQL delivers it only when that transaction commits, so listeners never reload the old state.
  * The payload is limited to 8000 bytes: send an id, not the row.
  */
+/** The channel that tells every instance all its caches are stale (see notifyEverythingChanged). */
+const EVERYTHING_CHANGED_CHANNEL = 'bastion_everything';
+
+/**
+ * Tells every instance, at commit, that the whole database was replaced (a restore): each cache
+ * that listens for its own changes starts over, as it does when messages may have been missed.
+ */
+export async function notifyEverythingChanged(manager: EntityManager): Promise<void> {
+  await notify(manager, EVERYTHING_CHANGED_CHANNEL, 'restored');
+}
+
 export async function notify(manager: EntityManager | DataSource, channel: string, payload: string): Promise<void> {
   assertChannel(channel);
   await manager.query('SELECT pg_notify($1, $2)', [channel, payload]);

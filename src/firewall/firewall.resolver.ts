@@ -1,5 +1,5 @@
 import { Arg, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
-import { actorOf } from '../accounts/accounts.resolver';
+import { actorOf } from '../audit/actor';
 import type { Context } from '../context';
 import { FirewallRule } from './firewall-rule.entity';
 import type { FirewallService } from './firewall.service';

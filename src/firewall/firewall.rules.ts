@@ -1,4 +1,4 @@
-import { isAdmin } from '../shield/rules';
+import { isAdmin } from '../access/guards';
 import type { RuleTree } from '../shield/shield';
 
 export const firewallRules: RuleTree = {

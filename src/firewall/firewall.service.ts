@@ -1,5 +1,5 @@
 import { DataSource, IsNull, MoreThan } from 'typeorm';
-import type { Actor } from '../accounts/sessions.service';
+import type { Actor } from '../audit/actor';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { FirewallDefault } from '../config';

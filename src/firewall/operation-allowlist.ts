@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { ApolloServerPlugin } from '@apollo/server';
-import { ADMIN_ROLE } from '../shield/roles';
+import { ADMIN_ROLE } from '../accounts/roles';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 

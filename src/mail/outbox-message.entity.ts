@@ -1,5 +1,4 @@
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
-import { User } from '../accounts/user.entity';
 import { Encrypted } from '../crypto/encrypted-column';
 
 export type OutboxStatus = 'pending' | 'sent' | 'failed';
@@ -18,9 +17,10 @@ export class OutboxMessage {
   @Column({ type: 'uuid', nullable: true })
   userId!: string | null;
 
-  @ManyToOne(() => User, { onDelete: 'CASCADE' })
+  // Named, not imported: mail sits below accounts, yet the key is a real foreign key to users.
+  @ManyToOne('User', { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'user_id' })
-  user?: User;
+  user?: unknown;
 
   @Encrypted()
   recipient!: string;

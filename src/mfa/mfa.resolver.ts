@@ -1,7 +1,9 @@
-import { Arg, Ctx, Mutation, Resolver } from 'type-graphql';
-import { originOf, payload } from '../accounts/accounts.resolver';
+import { Arg, Ctx, FieldResolver, Mutation, Resolver, Root } from 'type-graphql';
+import { payload } from '../accounts/accounts.resolver';
+import { originOf } from '../audit/actor';
 import { AuthPayload } from '../accounts/accounts.types';
 import type { AccountsService } from '../accounts/accounts.service';
+import { User } from '../accounts/user.entity';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 import type { MfaService } from './mfa.service';
@@ -79,5 +81,23 @@ export class MfaResolver {
     return Object.assign(new RecoveryCodes(), {
       codes: await this.mfa.regenerateRecoveryCodes(signedIn(context), input.code, originOf(context)),
     });
+  }
+}
+
+/** The second factor's field on the account. */
+@Resolver(() => User)
+export class UserMfaResolver {
+  constructor(private readonly mfa: MfaService) {}
+
+  @FieldResolver(() => Boolean, {
+    description: 'Whether the account has a confirmed second factor (TOTP): sign-in then returns an MfaChallenge.',
+  })
+  mfaEnabled(@Root() user: User, @Ctx() context: Context): Promise<boolean> {
+    return context.loaders
+      .get('User.mfaEnabled', async (ids: readonly string[]) => {
+        const enabled = await this.mfa.usersWithVerifiedFactor(ids);
+        return ids.map((id) => enabled.has(id));
+      })
+      .load(user.id);
   }
 }

@@ -1,4 +1,6 @@
-import { isAuthenticated, isPublic } from '../shield/rules';
+import { isPublic } from '../shield/rules';
+import { isOwnAccountOrAdmin } from '../accounts/accounts.rules';
+import { isAuthenticated } from '../accounts/viewer';
 import type { RuleTree } from '../shield/shield';
 
 export const mfaRules: RuleTree = {
@@ -12,4 +14,5 @@ export const mfaRules: RuleTree = {
   // Returned only to the signed-in user who asked for them.
   TotpEnrollment: { factorId: isAuthenticated, secret: isAuthenticated, otpauthUri: isAuthenticated, qrCodeSvg: isAuthenticated },
   RecoveryCodes: { codes: isAuthenticated },
+  User: { mfaEnabled: isOwnAccountOrAdmin },
 };

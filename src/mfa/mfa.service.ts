@@ -2,12 +2,14 @@ import { DataSource, EntityManager, In, IsNull } from 'typeorm';
 import { lockUserRow } from '../accounts/user-lock';
 import type { LoginThrottler } from '../accounts/login-throttle';
 import type { PasswordHasher } from '../accounts/password-hasher';
-import { IssuedTokens, RequestOrigin, SessionsService, hashToken, newOpaqueToken } from '../accounts/sessions.service';
+import { IssuedTokens, SessionsService, hashToken, newOpaqueToken } from '../accounts/sessions.service';
+import { RequestOrigin } from '../audit/actor';
 import { User } from '../accounts/user.entity';
 import type { AuditLog } from '../audit/audit-log';
 import type { OutboxService } from '../mail/outbox.service';
 import type { Clock } from '../clock';
-import type { Viewer } from '../context';
+import type { Challenge, SecondFactor } from '../accounts/second-factor';
+import type { Viewer } from '../accounts/viewer';
 import { AppError } from '../errors';
 import { MfaChallengeRecord } from './mfa-challenge.entity';
 import { MfaFactor } from './mfa-factor.entity';
@@ -27,12 +29,6 @@ export interface Enrollment {
   readonly qrCodeSvg: string;
 }
 
-export interface Challenge {
-  readonly mfaToken: string;
-  readonly expiresAt: Date;
-  readonly methods: string[];
-}
-
 /** A code that passed its check, and the one conditional update that spends it. */
 interface AcceptedCode {
   readonly method: MfaMethod;
@@ -50,7 +46,7 @@ const invalidCode = () =>
  * A TOTP step and a recovery code each work once, even when sent twice at the same instant: the
  * spend is one conditional UPDATE that only one transaction can win.
  */
-export class MfaService {
+export class MfaService implements SecondFactor {
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,

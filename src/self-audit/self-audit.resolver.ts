@@ -1,5 +1,5 @@
 import { Ctx, Query, Resolver } from 'type-graphql';
-import { actorOf } from '../accounts/accounts.resolver';
+import { actorOf } from '../audit/actor';
 import type { Context } from '../context';
 import type { SelfAudit } from './self-audit.service';
 import { SecurityAuditReport } from './self-audit.types';

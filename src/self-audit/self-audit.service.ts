@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
 import type { DataSource } from 'typeorm';
-import { Actor, SCHEDULE_ACTOR } from '../accounts/sessions.service';
+import { Actor, SCHEDULE_ACTOR } from '../audit/actor';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Config } from '../config';

@@ -1,5 +1,5 @@
 import { GraphQLSchema, buildSchema, execute, isObjectType, parse } from 'graphql';
-import { ANONYMOUS, Context } from '../context';
+import type { Context } from '../context';
 import { createLogger } from '../logging';
 import { RuleTree, protectSchema } from './shield';
 
@@ -22,7 +22,7 @@ export function unruledFields(schema: GraphQLSchema, rules: RuleTree): string[] 
 export async function fallbackDenies(): Promise<boolean> {
   const schema = buildSchema('type Query { unruled: String }');
   schema.getQueryType()!.getFields().unruled.resolve = () => 'served';
-  const context = { viewer: ANONYMOUS, logger: createLogger({ level: 'silent', pretty: false }) } as unknown as Context;
+  const context = { viewer: { userId: null }, logger: createLogger({ level: 'silent', pretty: false }) } as unknown as Context;
   const result = await execute({ schema: protectSchema(schema, {}), document: parse('{ unruled }'), contextValue: context });
   return result.data?.unruled === null && result.errors?.length === 1;
 }

@@ -2,7 +2,6 @@ import type { GraphQLResolveInfo } from 'graphql';
 import { rule } from 'graphql-shield';
 import type { Context } from '../context';
 import type { AppError } from '../errors';
-import { ADMIN_ROLE, mfaRequired } from './roles';
 
 /** A rule's answer: true allows; an AppError is the field's error (e.g. MFA_REQUIRED); false denies (FORBIDDEN / UNAUTHENTICATED). */
 export type Decision = boolean | AppError;
@@ -38,25 +37,6 @@ export function syncRule<TParent = unknown>(name: string, decide: Decide<TParent
  * (SECURITY.md SH-1: a type-level allow reopens field leaks).
  */
 export const isPublic = syncRule('isPublic', () => true);
-
-/** A signed-in viewer. */
-export const isAuthenticated = syncRule('isAuthenticated', (_parent, _args, context) => context.viewer.userId !== null);
-
-/**
- * The viewer acts as admin: holds the role (read from the session, never the token) and, when
- * the role requires MFA, on an aal2 session (MFA_REQUIRED otherwise).
- */
-export const isAdmin = syncRule('isAdmin', (_parent, _args, context) => context.access.checkRole(ADMIN_ROLE));
-
-/**
- * Admin work that must not ride on a stolen password alone, whatever BASTION_MFA_REQUIRED_FOR
- * says (backups): the admin role, on a session confirmed with the second factor.
- */
-export const isAdminOnAal2 = syncRule('isAdminOnAal2', (_parent, _args, context) => {
-  const admin = context.access.checkRole(ADMIN_ROLE);
-  if (admin !== true) return admin;
-  return context.viewer.aal >= 2 ? true : mfaRequired();
-});
 
 /** How the data API serves a field it decides for whole pages: a plain property, or one that may hold a pending load. */
 export type RowProjection = 'value' | 'loaded';

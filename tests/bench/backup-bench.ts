@@ -5,7 +5,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { Actor } from '../../src/accounts/sessions.service';
+import type { Actor } from '../../src/audit/actor';
 import { Backup, BackupStatus } from '../../src/backup/backup.entity';
 import { restoreArchive } from '../../src/backup/restore';
 import { prepareCopySession } from '../../src/backup/table-copy';

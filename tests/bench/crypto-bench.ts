@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { DataSource } from 'typeorm';
 import { User } from '../../src/accounts/user.entity';
-import { SCHEDULE_ACTOR } from '../../src/accounts/sessions.service';
+import { SCHEDULE_ACTOR } from '../../src/audit/actor';
 import { open, seal } from '../../src/crypto/envelope';
 import { Keyring } from '../../src/crypto/keyring';
 import { Profile } from '../../src/models/profile.model';

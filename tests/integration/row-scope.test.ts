@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Client } from 'pg';
 import { ALL_FIELDS, ModelAccessSpec, RowScope } from '../../src/access/model-access';
-import { AccessClause } from '../../src/access/policy';
+import { AccessClause } from '../../src/access/decision';
 import { commentModel } from '../../src/models/comment.model';
 import { postModel } from '../../src/models/post.model';
 import { profileModel } from '../../src/models/profile.model';

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ALL_FIELDS, ModelAccessSpec, fieldMaskOf } from '../../../src/access/model-access';
-import { AccessView, Grant, Policy, RoleDefinition, requiresMfa } from '../../../src/access/policy';
-import { ANONYMOUS, Viewer } from '../../../src/context';
+import { Policy, requiresMfa } from '../../../src/access/policy';
+import { AccessView } from '../../../src/access/access-view';
+import { Grant, RoleDefinition } from '../../../src/access/decision';
+import { ANONYMOUS, Viewer } from '../../../src/accounts/viewer';
 import { AppError } from '../../../src/errors';
 import { PROJECT_ROOT } from '../../../src/project';
 

@@ -4,12 +4,15 @@ import { GraphQLObjectType, GraphQLSchema, buildSchema, defaultFieldResolver, ex
 import { chain, rule } from 'graphql-shield';
 import { unruledFields } from '../../../src/shield/coverage';
 import { isRowRule } from '../../../src/access/model-rules';
-import { AccessView, Policy } from '../../../src/access/policy';
-import { isAuthenticated, isPublic, syncRule } from '../../../src/shield/rules';
+import { Policy } from '../../../src/access/policy';
+import { AccessView } from '../../../src/access/access-view';
+import { isPublic, syncRule } from '../../../src/shield/rules';
+import { isAuthenticated } from '../../../src/accounts/viewer';
 import { AppError } from '../../../src/errors';
 import { RuleTree, mergeRuleTrees, protectSchema } from '../../../src/shield/shield';
 import { FrozenClock } from '../../../src/clock';
-import { ANONYMOUS, Context, Viewer } from '../../../src/context';
+import { Context } from '../../../src/context';
+import { ANONYMOUS, Viewer } from '../../../src/accounts/viewer';
 import { FEATURES } from '../../../src/features';
 import { RequestLoaders } from '../../../src/graphql/request-loaders';
 import { createLogger } from '../../../src/logging';

@@ -4,7 +4,8 @@ import { installKeyring } from '../../../src/crypto/active-keyring';
 import { Encrypted } from '../../../src/crypto/encrypted-column';
 import { Keyring } from '../../../src/crypto/keyring';
 import type { FieldKind, ModelDefinition, ModelField } from '../../../src/data/define-model';
-import { SqlParameters, WhereInput, fieldExpression, whereSql } from '../../../src/data/filters';
+import { WhereInput, whereSql } from '../../../src/data/filters';
+import { SqlParameters, fieldExpression } from '../../../src/db/sql-parameters';
 import { AppError } from '../../../src/errors';
 import { TEST_KEYS, testKeyring } from '../../support/test-keys';
 

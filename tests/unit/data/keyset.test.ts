@@ -1,5 +1,5 @@
-import { SqlParameters } from '../../../src/data/filters';
-import { Keyset, SortDirection, SortKey, isIsoInstant } from '../../../src/data/keyset';
+import { SqlParameters } from '../../../src/db/sql-parameters';
+import { Keyset, SortDirection, SortKey, isIsoInstant } from '../../../src/db/keyset';
 import type { FieldKind } from '../../../src/data/define-model';
 
 const key = (name: string, kind: FieldKind, direction: SortDirection, column = name): SortKey => ({

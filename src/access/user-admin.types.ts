@@ -1,7 +1,7 @@
 import { IsOptional, IsString, MaxLength, ValidateNested } from 'class-validator';
 import { ArgsType, Field, ID, InputType, Int, ObjectType } from 'type-graphql';
-import { PageArgs, PageInfo } from '../data/pagination';
-import { User, UserStatus } from './user.entity';
+import { PageArgs, PageInfo } from '../graphql/pagination';
+import { User, UserStatus } from '../accounts/user.entity';
 
 @InputType({ description: 'Narrows the users list; all given conditions must hold.' })
 export class UserFilter {

@@ -1,6 +1,6 @@
 import { Args, Query, Resolver } from 'type-graphql';
-import { AuditEventConnection, AuditEventType, AuditEventsArgs, AuditLogVerification } from './audit.types';
-import type { AuditReader } from './audit-reader';
+import { AuditEventConnection, AuditEventType, AuditEventsArgs, AuditLogVerification } from './audit-log.types';
+import type { AuditReader } from '../audit/audit-reader';
 
 /** The audit log, for admins (every field is ruled isAdmin). */
 @Resolver()

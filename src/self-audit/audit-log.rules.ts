@@ -1,4 +1,4 @@
-import { isAdmin } from '../shield/rules';
+import { isAdmin } from '../access/guards';
 import type { RuleTree } from '../shield/shield';
 
 /** The audit log is admin business, down to every field. */

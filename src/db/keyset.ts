@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
-import { isUuid } from '../db/uuid';
-import type { ModelField } from './define-model';
-import { SqlParameters, fieldExpression } from './filters';
-import { decodeCursor, encodeCursor, invalidCursor } from './pagination';
+import { isUuid } from './uuid';
+import { SqlParameters, StoredColumn, fieldExpression } from './sql-parameters';
+import { decodeCursor, encodeCursor, invalidCursor } from '../graphql/pagination';
 
 export type SortDirection = 'ASC' | 'DESC';
 
 /** One key of a list's order: a NOT NULL stored field and a direction. The id is always the last key. */
 export interface SortKey {
-  readonly field: Pick<ModelField, 'name' | 'column' | 'kind'> & { readonly millisecondPrecision?: boolean };
+  readonly field: StoredColumn & { readonly name: string };
   readonly direction: SortDirection;
 }
 

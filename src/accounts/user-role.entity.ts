@@ -1,6 +1,6 @@
 import { CreateDateColumn, Entity, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
 import { Role } from './role.entity';
-import { User } from '../accounts/user.entity';
+import { User } from './user.entity';
 
 @Entity('user_roles')
 export class UserRole {

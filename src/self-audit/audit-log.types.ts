@@ -1,8 +1,8 @@
 import { IsOptional, IsString, MaxLength, ValidateNested } from 'class-validator';
 import { GraphQLJSON } from 'graphql-scalars';
 import { ArgsType, Field, ID, InputType, Int, ObjectType } from 'type-graphql';
-import { PageArgs, PageInfo } from '../data/pagination';
-import type { AuditEvent } from './audit-event.entity';
+import { PageArgs, PageInfo } from '../graphql/pagination';
+import type { AuditEvent } from '../audit/audit-event.entity';
 
 @ObjectType('AuditEvent', {
   description: 'One security event of the hash-chained audit log. Never holds a secret, a code, a token or decrypted personal data.',

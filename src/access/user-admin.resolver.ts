@@ -1,9 +1,9 @@
 import { Arg, Args, Ctx, Mutation, Query, Resolver } from 'type-graphql';
 import type { Context } from '../context';
-import { actorOf } from './accounts.resolver';
+import { actorOf } from '../audit/actor';
 import { SetUserStatusInput, UserConnection, UsersArgs } from './user-admin.types';
-import type { UserDirectory } from './user-directory.service';
-import { User } from './user.entity';
+import type { UserDirectory } from '../accounts/user-directory.service';
+import { User } from '../accounts/user.entity';
 
 /** Finding and suspending users, for admins (every field is ruled isAdmin). */
 @Resolver()
