@@ -1,44 +1,29 @@
 import 'reflect-metadata';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { AuditLog } from './audit/audit-log';
-import { AuditReader } from './audit/audit-reader';
+import { Command, CommanderError } from 'commander';
 import { systemClock } from './clock';
-import { Config, ConfigError, loadProcessConfig } from './config';
-import { installKeyring } from './crypto/active-keyring';
-import { KeyService } from './crypto/key.service';
-import { KID_PATTERN, generateKey } from './crypto/keyring';
-import { loadKeyring } from './crypto/load-keyring';
+import { Config, ConfigError } from './config';
 import { Database, MigrationsPendingError, openDatabase, runMigrations } from './db/database';
-import { registerBackupCommands } from './backup/backup.cli';
 import { generateMigration } from './db/migration-generator';
+import { CommandTools, Feature, tablesOf } from './feature';
 import { FEATURES } from './features';
-import { FirewallAction } from './firewall/firewall-rule.entity';
 import { Logger, createLogger } from './logging';
-import { startBastion, unruledFieldsOf } from './main';
-import { ProgressBar } from './progress-bar';
+import { startBastion } from './main';
 import { BASTION_VERSION, PROJECT_ROOT } from './project';
 import { buildGraphQLSchema, printSDL } from './schema';
-import { formatReport, renderReportHtml } from './self-audit/report';
-import { Services, createServices } from './services';
+import { Services, startServices } from './services';
+import { loadProcessConfig } from './settings';
 
 /** An expected failure: printed as one line, exit code 1. */
 class CliFailure extends Error {}
-
-function bootConfig(): Config {
-  return loadProcessConfig();
-}
 
 function bootLogger(config: Config): Logger {
   return createLogger({ level: config.logLevel, pretty: config.logPretty });
 }
 
-/** Changes made from the CLI: no account, no address (so no lockout check: the CLI is the way back in). */
-const CLI_ACTOR = { actorId: null, ipAddress: null, userAgent: 'bastion-cli', requestId: null };
-
 async function serve(): Promise<void> {
-  const config = bootConfig();
+  const config = loadProcessConfig();
   const logger = bootLogger(config);
   const started = Date.now();
   const bastion = await startBastion(config, { logger, clock: systemClock });
@@ -71,10 +56,12 @@ async function serve(): Promise<void> {
   process.on('SIGINT', shutdown);
 }
 
+/** The configuration, each feature's boot (the keyring), and the database, closed afterwards. */
 async function withDatabase<T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>): Promise<T> {
-  const config = bootConfig();
+  const config = loadProcessConfig();
   const logger = bootLogger(config);
-  const database = await openDatabase(config, logger, { migrate: false });
+  for (const feature of FEATURES) feature.boot?.(config, logger);
+  const database = await openDatabase(config, logger, { migrate: false, tables: tablesOf(FEATURES) });
   try {
     return await work(database, logger, config);
   } finally {
@@ -82,34 +69,18 @@ async function withDatabase<T>(work: (database: Database, logger: Logger, config
   }
 }
 
-function withKeys<T>(work: (keys: KeyService) => Promise<T>): Promise<T> {
-  return withDatabase(async ({ dataSource }, logger, config) => {
-    const keyring = loadKeyring(config, logger);
-    installKeyring(keyring);
-    return work(new KeyService(dataSource, keyring, systemClock, new AuditLog(systemClock)));
-  });
-}
-
 /** The full service graph, as the server has it (for commands that act like the API). */
 function withServices<T>(work: (services: Services, database: Database) => Promise<T>): Promise<T> {
   return withDatabase(async (database, logger, config) => {
     if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
-    const keyring = loadKeyring(config, logger);
-    installKeyring(keyring);
-    await new KeyService(database.dataSource, keyring, systemClock).assertKeyringCoversData();
-    const services = await createServices({
-      config,
-      dataSource: database.dataSource,
-      databaseUrl: database.url,
-      logger,
-      clock: systemClock,
-      keyring,
-      unruledFields: () => unruledFieldsOf(FEATURES),
-    });
+    const running = await startServices(
+      { config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, features: FEATURES },
+      FEATURES,
+    );
     try {
-      return await work(services, database);
+      return await work(running.services, database);
     } finally {
-      await services.stop();
+      await running.stop();
     }
   });
 }
@@ -152,27 +123,6 @@ async function readPassword(prompt: string): Promise<string> {
   });
 }
 
-async function keyStatus(): Promise<void> {
-  await withKeys(async (keys) => {
-    const status = await keys.status();
-    say(`current key: ${status.currentKid}`);
-    say('keys:');
-    for (const key of status.keys) {
-      const state = key.retiredAt ? `retired ${key.retiredAt.toISOString()}` : 'in use';
-      say(`  ${key.kid.padEnd(20)} ${key.inKeyring ? 'in keyring' : 'NOT IN KEYRING'}  ${state}`);
-    }
-    say('encrypted columns (rows per key id):');
-    if (status.columns.length === 0) say('  (none yet)');
-    for (const column of status.columns) {
-      const counts =
-        Object.entries(column.rowsByKid)
-          .map(([kid, rows]) => `${kid}=${rows}`)
-          .join(' ') || 'no rows';
-      say(`  ${`${column.table}.${column.column}`.padEnd(32)} ${counts}`);
-    }
-  });
-}
-
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
@@ -191,17 +141,22 @@ async function emitSchema(check: boolean): Promise<void> {
   say(`wrote ${path.relative(process.cwd(), target) || target}`);
 }
 
-function positiveInteger(raw: string): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new InvalidArgumentError('must be a whole number above 0');
-  return Number(raw);
+/** The tools each feature's commands get: results on stdout, failures as one line. */
+function toolsFor(program: Command): CommandTools<Services> {
+  return {
+    withServices,
+    withDatabase,
+    say,
+    fail: (message) => {
+      throw new CliFailure(message);
+    },
+    readPassword,
+    group: (name, description) =>
+      program.commands.find((command) => command.name() === name) ?? program.command(name).description(description),
+  };
 }
 
-function keyIdOption(raw: string): string {
-  if (!KID_PATTERN.test(raw)) throw new InvalidArgumentError('must be letters, digits, _ and - (at most 32)');
-  return raw;
-}
-
-export function buildCli(): Command {
+export function buildCli(features: readonly Feature[] = FEATURES): Command {
   const program = new Command('bastion')
     .description('Bastion: a self-hosted GraphQL backend for mobile apps, with its security measures built in.')
     .version(BASTION_VERSION)
@@ -257,193 +212,8 @@ export function buildCli(): Command {
       }),
     );
 
-  const keys = program.command('keys').description('Encryption keys: generate, status, reencrypt, forget');
-  keys
-    .command('generate')
-    .description(
-      'Print a fresh random key line, kid:base64key, for BASTION_ENCRYPTION_KEYS (the part after ":" also serves as BASTION_BLIND_INDEX_KEY)',
-    )
-    .option(
-      '--kid <kid>',
-      'key id to print (letters, digits, _ and -, at most 32)',
-      keyIdOption,
-      `k${systemClock.now().toISOString().slice(0, 10).replace(/-/g, '')}`,
-    )
-    .action((options: { kid: string }) => say(`${options.kid}:${generateKey()}`));
-  keys.command('status').description('Key ids in the keyring and in use, and rows per key id in every encrypted column').action(keyStatus);
-  keys
-    .command('reencrypt')
-    .description('Rewrite every value not on the current key, in batches (resumable; safe while the server runs)')
-    .option('--batch-size <rows>', 'rows per transaction', positiveInteger, 500)
-    .action((options: { batchSize: number }) =>
-      withKeys(async (keyService) => {
-        const bars = new Map<string, ProgressBar>();
-        const { rewritten, unreadable } = await keyService.reencrypt({
-          batchSize: options.batchSize,
-          onProgress: ({ table, column, done, total }) => {
-            const label = `${table}.${column}`;
-            if (!bars.has(label)) bars.set(label, new ProgressBar(label));
-            bars.get(label)!.update(done, total);
-          },
-        });
-        say(`re-encrypted ${rewritten} value${rewritten === 1 ? '' : 's'}; run \`bastion keys status\` to check`);
-        if (unreadable.length > 0) {
-          for (const value of unreadable.slice(0, 20)) say(`  unreadable: ${value.table}.${value.column} row ${value.id}`);
-          throw new CliFailure(
-            `${unreadable.length} value(s) could not be decrypted with any key of the keyring and were left as they are`,
-          );
-        }
-      }),
-    );
-  keys
-    .command('forget')
-    .argument('<kid>', 'the key id to forget')
-    .option('--force', 'confirm that values still under this key become unreadable')
-    .description('Let the keyring drop a key that rows may still use (those values are lost)')
-    .action((kid: string, options: { force?: boolean }) => {
-      if (!options.force)
-        throw new CliFailure(`refusing to forget key "${kid}" without --force: values still encrypted under it become unreadable`);
-      return withKeys(async (keyService) => {
-        await keyService.forget(kid);
-        say(`forgot key ${kid}`);
-      });
-    });
-
-  keys
-    .command('rotate-signing')
-    .description(
-      'Publish a new access-token signing key; it starts signing once verifiers have had time to fetch it (~6 min). The old key stays published until its tokens expire',
-    )
-    .option(
-      '--now',
-      'make the new key sign at once (suspected compromise; external verifiers may refuse new tokens until they refetch the JWKS)',
-    )
-    .action((options: { now?: boolean }) =>
-      withServices(async ({ signingKeys }) => {
-        const retired = await signingKeys.retireExpired();
-        const retiredText = retired ? `; retired ${retired} expired key(s)` : '';
-        if (options.now) {
-          const key = await signingKeys.rotate();
-          return say(`signing key ${key.kid} is current now${retiredText}`);
-        }
-        const next = await signingKeys.publishNext();
-        say(`signing key ${next.kid} is published and signs from ${next.signsFrom.toISOString()}${retiredText}`);
-      }),
-    );
-
-  const admin = program.command('admin').description('Administrator accounts');
-  admin
-    .command('create')
-    .requiredOption('--email <email>', "the administrator's email address")
-    .description('Create an administrator account (password from a hidden prompt, or piped on stdin; never an argument)')
-    .action((options: { email: string }) =>
-      withServices(async ({ accounts }) => {
-        const password = await readPassword(`Password for ${options.email}: `);
-        const user = await accounts.createAccount(options.email, password, ['admin'], CLI_ACTOR);
-        say(`created administrator ${user.id} (${options.email})`);
-      }),
-    );
-
-  const firewall = program.command('firewall').description('IP rules (straight to the database: works even when the API is locked out)');
-  firewall
-    .command('list')
-    .description('Every IP rule, newest first')
-    .action(() =>
-      withServices(async ({ firewall: rules, clock }) => {
-        const now = clock.now().getTime();
-        for (const rule of await rules.list()) {
-          const expiry = rule.expiresAt
-            ? rule.expiresAt.getTime() <= now
-              ? `expired ${rule.expiresAt.toISOString()}`
-              : `until ${rule.expiresAt.toISOString()}`
-            : 'permanent';
-          say(`${rule.id}  ${rule.action.toUpperCase().padEnd(5)}  ${rule.cidr.padEnd(43)}  ${expiry}${rule.note ? `  ${rule.note}` : ''}`);
-        }
-      }),
-    );
-  for (const action of [FirewallAction.ALLOW, FirewallAction.DENY]) {
-    firewall
-      .command(`${action} <cidr>`)
-      .description(`${action === FirewallAction.ALLOW ? 'Allow' : 'Deny'} an IP address or network (e.g. 203.0.113.0/24)`)
-      .option('--note <text>', 'why')
-      .option('--expires <when>', 'an ISO date-time after which the rule stops applying')
-      .action((cidr: string, options: { note?: string; expires?: string }) =>
-        withServices(async ({ firewall: rules }) => {
-          const expiresAt = options.expires === undefined ? null : new Date(options.expires);
-          if (expiresAt && Number.isNaN(expiresAt.getTime()))
-            throw new Error(`--expires must be an ISO date-time such as 2027-01-31T00:00:00Z (got ${options.expires})`);
-          const rule = await rules.add({ cidr, action, note: options.note, expiresAt }, CLI_ACTOR);
-          say(`added ${rule.id}: ${rule.action.toUpperCase()} ${rule.cidr}`);
-        }),
-      );
-  }
-  firewall
-    .command('remove <id>')
-    .description('Remove an IP rule by id (see firewall list)')
-    .action((id: string) =>
-      withServices(async ({ firewall: rules }) => {
-        await rules.remove(id, CLI_ACTOR);
-        say(`removed ${id}`);
-      }),
-    );
-
-  const audit = program
-    .command('audit')
-    .description('Run the self-audit of the five measures (exit 1 on any FAIL); `audit log …` for the audit log')
-    .option('--json', 'print the report as JSON')
-    .option('--html <file>', 'also write a one-page HTML report to this file')
-    .action((options: { json?: boolean; html?: string }) =>
-      withServices(async ({ selfAudit }) => {
-        const report = await selfAudit.run(CLI_ACTOR);
-        process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
-        if (options.html) {
-          fs.writeFileSync(options.html, renderReportHtml(report));
-          if (!options.json) say(`wrote ${options.html}`);
-        }
-        if (report.failures > 0) process.exitCode = 1;
-      }),
-    );
-  const log = audit.command('log').description('The hash-chained audit log: verify it, export it');
-  log
-    .command('verify')
-    .description('Re-check the whole hash chain; exit 1 and name the first broken event when it is broken')
-    .action(() =>
-      withDatabase(async ({ dataSource }) => {
-        const report = await new AuditReader(dataSource).verify();
-        if (report.ok) {
-          say(`audit log intact: ${report.checked} events checked`);
-          return;
-        }
-        say(
-          `audit log BROKEN at event ${report.firstBrokenId} (${report.checked} events checked): it was edited, inserted, or follows a deleted event`,
-        );
-        process.exitCode = 1;
-      }),
-    );
-  log
-    .command('export')
-    .description('Print events as JSON lines, oldest first')
-    .option('--since <when>', 'only events at or after this ISO date-time')
-    .action((options: { since?: string }) =>
-      withDatabase(async ({ dataSource }) => {
-        const since = options.since === undefined ? null : new Date(options.since);
-        if (since && Number.isNaN(since.getTime()))
-          throw new Error(`--since must be an ISO date-time such as 2027-01-31T00:00:00Z (got ${options.since})`);
-        for await (const event of new AuditReader(dataSource).export(since)) process.stdout.write(`${JSON.stringify(event)}\n`);
-      }),
-    );
-
-  registerBackupCommands(program, {
-    actor: CLI_ACTOR,
-    withServices,
-    withKeyring: (work) =>
-      withDatabase((database, logger, config) => {
-        const keyring = loadKeyring(config, logger);
-        installKeyring(keyring);
-        return work(database, keyring, config, logger);
-      }),
-    say,
-  });
+  const tools = toolsFor(program);
+  for (const feature of features) feature.commands?.(program, tools);
 
   const schema = program.command('schema').description('The GraphQL SDL that mobile clients build from');
   schema

@@ -1,7 +1,9 @@
 import 'reflect-metadata';
 import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { ContainerType, NonEmptyArray, buildSchema, getMetadataStorage } from 'type-graphql';
-import type { Feature } from './features';
+import type { Feature } from './feature';
+import { unruledFields } from './shield/coverage';
+import { RuleTree, mergeRuleTrees } from './shield/shield';
 
 /** Resolves resolver classes to the instances the composition root built. */
 class InstanceContainer implements ContainerType {
@@ -35,7 +37,7 @@ function readPlainFieldsDirectly(): void {
 
 /** Builds the (unprotected) type-graphql schema; `instances` may be empty when only the SDL is wanted. */
 export async function buildGraphQLSchema(features: readonly Feature[], instances: readonly object[] = []): Promise<GraphQLSchema> {
-  const resolvers = features.flatMap((feature) => feature.resolvers) as unknown as NonEmptyArray<Function>;
+  const resolvers = features.flatMap((feature) => feature.resolvers ?? []) as unknown as NonEmptyArray<Function>;
   readPlainFieldsDirectly();
   const schema = await buildSchema({
     resolvers,
@@ -44,6 +46,16 @@ export async function buildGraphQLSchema(features: readonly Feature[], instances
   });
   describeRootTypes(schema);
   return schema;
+}
+
+/** The rules of these features, merged (two rules for one field is an error). */
+export function rulesOf(features: readonly Feature[]): RuleTree {
+  return mergeRuleTrees(features.map((feature) => feature.rules ?? {}));
+}
+
+/** The coverage walk over these features' schema and rules (the self-audit's access_control.schema_coverage). */
+export async function unruledFieldsOf(features: readonly Feature[]): Promise<string[]> {
+  return unruledFields(await buildGraphQLSchema(features), rulesOf(features));
 }
 
 /** type-graphql has no decorator for the root types' descriptions; the SDL should still explain them. */

@@ -13,41 +13,28 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import helmet from 'helmet';
-import { expiredTokenGate } from './accounts/expired-token.gate';
-import { JWKS_MAX_AGE_SECONDS } from './accounts/signing-keys.service';
-import { introspectionGate } from './access/introspection';
-import { Policy } from './access/policy';
-import { AccessView } from './access/access-view';
-import { mergeRuleTrees, protectSchema } from './shield/shield';
+import type { Clock } from './clock';
 import type { Context } from './context';
-import { RequestLoaders } from './graphql/request-loaders';
-import { formatClientError, serviceUnavailable } from './errors';
-import { firewallGate } from './firewall/firewall.gate';
-import {
-  armorValidationRules,
-  costLimitPlugin,
-  knownOperationTypeRule,
-  tokenLimitGate,
-  variableDepthGate,
-} from './firewall/graphql-limits';
-import { loadOperationAllowlist, operationAllowlistPlugin } from './firewall/operation-allowlist';
-import { rateLimitGate, rateLimitPlugin } from './firewall/rate-limits';
+import { formatClientError } from './errors';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
-import { FEATURES, Feature } from './features';
+import type { ContextStep, Feature, GraphQLParts, HttpParts } from './feature';
+import { CompiledExecutor, ExecutorComparisonHook, comparingExecutors, executorGateway } from './graphql/executor';
+import { RequestLoaders } from './graphql/request-loaders';
 import { proxyTrust, resolveClientIp } from './http/client-ip';
 import { corsAllowlist } from './http/cors';
 import { healthz, readyz } from './http/health';
 import { errorHandler, notFound } from './http/http-errors';
 import { requestIds } from './http/request-id';
 import { createHttpServer, strictTransportSecurity } from './http/tls';
-import { CompiledExecutor, ExecutorComparisonHook, comparingExecutors, executorGateway } from './graphql/executor';
-import { buildGraphQLSchema } from './schema';
-import type { Services } from './services';
+import { buildGraphQLSchema, rulesOf } from './schema';
+import type { RunningServices, Services } from './services';
+import { protectSchema } from './shield/shield';
 
 export interface ServerDeps {
-  readonly services: Services;
-  /** Features beyond the public ones; tests add throwaway resolvers this way. */
-  readonly extraFeatures?: readonly Feature[];
+  /** The running services, and each feature's view of them. */
+  readonly running: RunningServices;
+  /** Every feature this server serves, in order. */
+  readonly features: readonly Feature[];
   /** Tests: run every compiled query on graphql-js as well and report where the answers differ. */
   readonly executorComparison?: ExecutorComparisonHook;
 }
@@ -70,63 +57,58 @@ function noStore(_req: express.Request, res: express.Response, next: express.Nex
 }
 
 /** Holds a request until this instance has heard every cache invalidation committed before it arrived. */
-function changesHeard(services: Services) {
+function changesHeard(running: RunningServices) {
   return async (_req: express.Request, _res: express.Response, next: express.NextFunction): Promise<void> => {
-    await services.notifications.sync();
+    await running.services.notifications.sync();
     next();
   };
 }
 
-/** Builds each GraphQL request's Context: the viewer from its token, the policy in force, fresh loaders. */
-export function graphqlContext(services: Services): (integration: { req: express.Request }) => Promise<Context> {
+/**
+ * Builds each GraphQL request's Context: the platform's part (request id, logger, clock, loaders,
+ * client address), then each feature's in order (accounts finds the viewer, access decides for it).
+ */
+export function graphqlContext(clock: Clock, steps: readonly ContextStep[]): (integration: { req: express.Request }) => Promise<Context> {
   return async ({ req }) => {
-    const { viewer, accessTokenExpired } = await services.authenticator.viewerFor(req.get('authorization'));
-    return {
+    const context = {
       requestId: req.requestId,
       // The request's child logger, made when something first logs.
       get logger() {
         return req.log;
       },
-      viewer,
-      accessTokenExpired,
-      access: new AccessView(await currentPolicy(services), viewer, {
-        adminNetwork: services.firewall.adminAllowedFrom(req.clientIp || null),
-      }),
-      clock: services.clock,
+      clock,
       loaders: new RequestLoaders(),
       ipAddress: req.clientIp || null,
       userAgent: req.get('user-agent')?.slice(0, MAX_USER_AGENT) ?? null,
-      signedInDuringRequest: new Set(),
-    };
+    } as Context;
+    for (const step of steps) Object.assign(context, await step(req, context));
+    return context;
   };
 }
 
-/** The policy in force; when it cannot be loaded (database down) the app should retry, not sign out. */
-async function currentPolicy(services: Services): Promise<Policy> {
-  try {
-    return await services.policy.current();
-  } catch (error) {
-    throw serviceUnavailable(error);
-  }
+/** Each feature's context step, in feature order. */
+export function contextStepsOf(features: readonly Feature[], servicesFor: (feature: Feature) => Services): ContextStep[] {
+  return features.flatMap((feature) => (feature.context ? [feature.context(servicesFor(feature))] : []));
 }
 
 /** Builds express + Apollo Server from the features. Used by `bastion serve` and by tests. */
 export async function createServer(deps: ServerDeps): Promise<BastionServer> {
-  const { services } = deps;
-  const { config, dataSource, logger } = services;
-  const features = [...FEATURES, ...(deps.extraFeatures ?? [])];
+  const { running, features } = deps;
+  const { config, dataSource, logger } = running.services;
+  const viewOf = (feature: Feature) => running.servicesFor(feature);
   const schema = protectSchema(
     await buildGraphQLSchema(
       features,
-      features.flatMap((feature) => feature.wire(services)),
+      features.flatMap((feature) => feature.wire?.(viewOf(feature)) ?? []),
     ),
-    mergeRuleTrees(features.map((feature) => feature.rules)),
+    rulesOf(features),
   );
+  const graphqlParts: GraphQLParts[] = features.map((feature) => feature.graphql?.(viewOf(feature), schema) ?? {});
+  const httpParts: HttpParts[] = features.map((feature) => feature.http?.(viewOf(feature)) ?? {});
 
   const app = express();
   const httpServer = createHttpServer(config, app);
   const trust = proxyTrust(config.trustProxy, config.tlsCertFile !== undefined);
-  const allowlist = config.operationAllowlistFile ? loadOperationAllowlist(config.operationAllowlistFile) : null;
   const compiled = new CompiledExecutor(schema);
   const apollo = new ApolloServer<Context>({
     // Apollo's supported hook for its executor: compiled queries (see CompiledExecutor).
@@ -136,7 +118,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     ),
     // Compact JSON: the same response, without Apollo's default two-space indentation (a third of a list's bytes).
     stringifyResult: (value) => JSON.stringify(value),
-    validationRules: [knownOperationTypeRule, ...armorValidationRules(config)],
+    validationRules: graphqlParts.flatMap((parts) => parts.validationRules ?? []),
     logger,
     formatError: formatClientError,
     includeStacktraceInErrorResponses: false,
@@ -154,11 +136,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
       config.sandbox
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),
-      introspectionGate(config.introspection),
-      costLimitPlugin(schema, config.graphqlMaxCost),
-      ...(services.rateLimits ? [rateLimitPlugin(services.rateLimits)] : []),
-      ...(allowlist ? [operationAllowlistPlugin(allowlist)] : []),
-      expiredTokenGate(),
+      ...graphqlParts.flatMap((parts) => parts.plugins ?? []),
       errorLoggingPlugin(logger),
       // Bastion sends no cache hints (every response is no-store); the plugin would wrap every field resolver for nothing.
       ApolloServerPluginCacheControlDisabled(),
@@ -184,31 +162,20 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     readyz(dataSource, () => closing !== undefined),
   );
   // Whatever any instance committed before this request arrived (a sign-out, a grant, an IP rule) is in force for it.
-  app.use(changesHeard(services));
-  app.use(firewallGate(services.firewall, services.hits));
+  app.use(changesHeard(running));
+  for (const gate of httpParts.flatMap((parts) => parts.gates ?? [])) app.use(gate);
   app.use(strictTransportSecurity(trust));
   // Security headers for an API (HSTS is ours above, no CSP: responses are JSON, and the Sandbox page loads Apollo's scripts).
   app.use(helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false, strictTransportSecurity: false }));
-  app.get('/.well-known/jwks.json', async (_req, res, next) => {
-    try {
-      // Verifiers may cache it briefly; rotation keeps old keys published longer than this.
-      res.setHeader('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
-      res.json(await services.signingKeys.publicJwks());
-    } catch (error) {
-      next(error);
-    }
-  });
+  for (const parts of httpParts) for (const [route, handler] of Object.entries(parts.routes ?? {})) app.get(route, handler);
   app.use(
     '/graphql',
     corsAllowlist(config.corsOrigins),
     noStore,
-    ...(services.rateLimits ? [rateLimitGate(services.rateLimits)] : []),
+    ...httpParts.flatMap((parts) => parts.beforeBody ?? []),
     express.json({ limit: config.bodyLimitBytes }),
-    tokenLimitGate(config.graphqlMaxTokens),
-    variableDepthGate(),
-    expressMiddleware(apollo, {
-      context: graphqlContext(services),
-    }),
+    ...httpParts.flatMap((parts) => parts.afterBody ?? []),
+    expressMiddleware(apollo, { context: graphqlContext(running.services.clock, contextStepsOf(features, viewOf)) }),
   );
   app.use(notFound);
   app.use(errorHandler);

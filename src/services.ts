@@ -1,261 +1,166 @@
 import os from 'node:os';
-import path from 'node:path';
-import Redis from 'ioredis';
-import type { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
-import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
-import { AccessTokens } from './accounts/access-tokens';
-import { AccountTokens } from './accounts/account-tokens';
-import { AccountsService } from './accounts/accounts.service';
-import { Authenticator } from './accounts/authenticator';
-import { LoginThrottler, MFA_LADDERS } from './accounts/login-throttle';
-import { PasswordHasher } from './accounts/password-hasher';
-import { PasswordPolicy } from './accounts/password-policy';
-import { SessionCache } from './accounts/session-cache';
-import { SessionsService } from './accounts/sessions.service';
-import { SigningKeysService } from './accounts/signing-keys.service';
-import { UserDirectory } from './accounts/user-directory.service';
-import type { ModelAccessSpec } from './access/model-access';
-import { PolicyService } from './access/policy.service';
-import { AuditLog } from './audit/audit-log';
-import { BackupService } from './backup/backup.service';
-import { FirewallService } from './firewall/firewall.service';
-import { HitLog } from './firewall/hit-log';
-import { RateLimitCounter } from './firewall/rate-limit.entity';
-import { RateLimits } from './firewall/rate-limits';
 import type { Clock } from './clock';
 import type { Config } from './config';
-import type { Keyring } from './crypto/keyring';
 import { Notifications } from './db/notifications';
+import type { Feature, Stop } from './feature';
 import type { Logger } from './logging';
 import { PruneTask, scheduleMaintenance } from './maintenance';
-import { SelfAudit } from './self-audit/self-audit.service';
-import { LogMailTransport, MailTransport, SmtpMailTransport } from './mail/mail-transport';
-import { OutboxService } from './mail/outbox.service';
-import { MfaService } from './mfa/mfa.service';
 
-/** How often pending (failed) emails are retried. */
-const MAIL_RETRY_INTERVAL_MS = 60_000;
-/** Firewall blocks and rate-limit hits are summed up, logged and audited per window of this length. */
-const HIT_WINDOW_MS = 60_000;
-/** How often expired throttle rows, challenges and emailed tokens are pruned. */
+/** How often expired throttle rows, challenges, emailed tokens and old audit events are pruned. */
 const MAINTENANCE_INTERVAL_MS = 60 * 60 * 1000;
 
-export interface ServiceDeps {
+/** What the composition root builds before any feature: every feature may use these. */
+export interface PlatformServices {
   readonly config: Config;
   readonly dataSource: DataSource;
-  /** The database URL, for the LISTEN connection (it cannot come from the pool). */
+  /** The database URL, for connections that cannot come from the pool (LISTEN, backup locks). */
   readonly databaseUrl: string;
   readonly logger: Logger;
   readonly clock: Clock;
-  readonly keyring: Keyring;
-  /** The models the permission layer knows (their default grants are seeded on first sight). */
-  readonly models?: readonly ModelAccessSpec[];
-  /** The schema's fields without a permission rule, for the self-audit (the caller knows the features). */
-  readonly unruledFields?: () => Promise<string[]>;
+  /** Cache invalidations between instances (LISTEN/NOTIFY). */
+  readonly notifications: Notifications;
+  /** The features this process runs (the self-audit walks their schema; the permission layer their models). */
+  readonly features: readonly Feature[];
 }
 
-/** Every service, wired once (the composition root). Resolvers get theirs from here. */
-export interface Services extends ServiceDeps {
-  readonly notifications: Notifications;
-  readonly audit: AuditLog;
-  readonly signingKeys: SigningKeysService;
-  readonly accessTokens: AccessTokens;
-  readonly sessionCache: SessionCache;
-  readonly authenticator: Authenticator;
-  readonly sessions: SessionsService;
-  readonly accounts: AccountsService;
-  readonly mfa: MfaService;
-  readonly policy: PolicyService;
-  readonly userDirectory: UserDirectory;
-  readonly firewall: FirewallService;
-  /** Firewall blocks and rate-limit hits: counted, and logged without flooding. */
-  readonly hits: HitLog;
-  /** Null when BASTION_RATE_LIMITS is off. */
-  readonly rateLimits: RateLimits | null;
-  readonly selfAudit: SelfAudit;
-  readonly backups: BackupService;
-  /** The housekeeping the maintenance job runs (exposed for tests and a future CLI command). */
+/**
+ * Every service, by name. Each feature adds the ones it provides by declaration merging
+ * (`declare module '../services' { interface Services { … } }` in its `x.feature.ts`).
+ */
+export interface Services extends PlatformServices {}
+
+/** The name of a service some feature provides. */
+export type ServiceName = Exclude<keyof Services, keyof PlatformServices>;
+
+const PLATFORM_NAMES: readonly (keyof PlatformServices)[] = [
+  'config',
+  'dataSource',
+  'databaseUrl',
+  'logger',
+  'clock',
+  'notifications',
+  'features',
+];
+
+/**
+ * Builds each service on first use from the factory of the feature that provides it, so features
+ * may be listed in any order and two features may use each other's services (accounts asks mfa
+ * for the second factor; mfa opens accounts' sessions) as long as no service needs itself.
+ */
+class ServiceRegistry {
+  private readonly instances = new Map<string, unknown>();
+  private readonly providers = new Map<string, { feature: Feature; make: (services: never) => unknown }>();
+  private readonly building: string[] = [];
+
+  constructor(
+    private readonly platform: PlatformServices,
+    features: readonly Feature[],
+  ) {
+    for (const feature of features) {
+      for (const [name, make] of Object.entries(feature.provides ?? {})) {
+        const other = this.providers.get(name);
+        if (other) throw new Error(`Features "${other.feature.name}" and "${feature.name}" both provide the service "${name}"`);
+        this.providers.set(name, { feature, make: make as (services: never) => unknown });
+      }
+    }
+  }
+
+  get(name: string): unknown {
+    if ((PLATFORM_NAMES as readonly string[]).includes(name)) return this.platform[name as keyof PlatformServices];
+    if (this.instances.has(name)) return this.instances.get(name);
+    const provider = this.providers.get(name);
+    if (!provider) throw new Error(`No feature provides the service "${name}"`);
+    if (this.building.includes(name)) throw new Error(`Services need each other in a circle: ${[...this.building, name].join(' → ')}`);
+    this.building.push(name);
+    try {
+      const instance = provider.make(this.viewFor(provider.feature) as never);
+      this.instances.set(name, instance);
+      return instance;
+    } finally {
+      this.building.pop();
+    }
+  }
+
+  /** Every provided service, built now (constructors subscribe to notifications before the listener starts). */
+  buildAll(): void {
+    for (const name of this.providers.keys()) this.get(name);
+  }
+
+  /**
+   * What one feature's hooks receive: the platform's services, those it provides and those it
+   * names in `needs`, each read through the registry. Nothing else is on the object.
+   */
+  viewFor(feature: Feature): Services {
+    return this.view([...PLATFORM_NAMES, ...Object.keys(feature.provides ?? {}), ...(feature.needs ?? [])]);
+  }
+
+  /** Every service (the composition root's and the tests' view). */
+  all(): Services {
+    return this.view([...PLATFORM_NAMES, ...this.providers.keys()]);
+  }
+
+  private view(names: readonly string[]): Services {
+    const view = {};
+    for (const name of new Set(names)) {
+      Object.defineProperty(view, name, { enumerable: true, get: () => this.get(name) });
+    }
+    return Object.freeze(view) as Services;
+  }
+}
+
+export interface RunningServices {
+  readonly services: Services;
+  /** The housekeeping the maintenance job runs, by name (tests run them directly). */
   readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
-  readonly outbox: OutboxService;
+  /** The view of the services a feature's hooks receive. */
+  servicesFor(feature: Feature): Services;
+  /** Stops the features' work in reverse order, then the maintenance job and the listener. */
   stop(): Promise<void>;
 }
 
-export async function createServices(deps: ServiceDeps): Promise<Services> {
-  const { config, dataSource, logger, clock } = deps;
+/**
+ * Builds every feature's services, starts listening for other instances' changes, runs each
+ * feature's `start` in list order and schedules the maintenance job. Used by servers and by CLI
+ * commands that act like the API.
+ */
+export async function startServices(
+  platform: Omit<PlatformServices, 'notifications'>,
+  features: readonly Feature[],
+): Promise<RunningServices> {
   const notifications = new Notifications({
-    url: deps.databaseUrl,
-    logger,
+    url: platform.databaseUrl,
+    logger: platform.logger,
     applicationName: `bastion-listen-${os.hostname()}`.slice(0, 63),
   });
-  const audit = new AuditLog(clock);
-  const signingKeys = new SigningKeysService(dataSource, clock, { accessTokenTtlSeconds: config.accessTokenTtlSeconds }, audit);
-  const accessTokens = new AccessTokens(signingKeys, clock, {
-    issuer: config.publicUrl,
-    audience: config.tokenAudience,
-    ttlSeconds: config.accessTokenTtlSeconds,
-  });
-  const sessionCache = new SessionCache(dataSource, clock, config.refreshIdleDays * 24 * 60 * 60 * 1000, notifications);
-  const sessions = new SessionsService(dataSource, clock, accessTokens, sessionCache, audit, {
-    idleDays: config.refreshIdleDays,
-    absoluteDays: config.refreshAbsoluteDays,
-    graceSeconds: config.refreshGraceSeconds,
-    maxPerUser: config.maxSessionsPerUser,
-  });
-  const transport: MailTransport = config.smtpUrl ? new SmtpMailTransport(config.smtpUrl, config.mailFrom) : new LogMailTransport(logger);
-  const outbox = new OutboxService(dataSource, transport, clock, logger);
-  const hasher = new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 });
-  const throttle = new LoginThrottler(dataSource, clock, undefined, logger);
-  const mfa = new MfaService(
-    dataSource,
-    clock,
-    hasher,
-    new LoginThrottler(dataSource, clock, MFA_LADDERS, logger),
-    sessions,
-    audit,
-    outbox,
-    { appName: config.appName },
-  );
-  const accounts = new AccountsService(
-    dataSource,
-    clock,
-    logger,
-    hasher,
-    new PasswordPolicy({ minLength: config.passwordMinLength, contextWords: ['bastion', config.appName] }),
-    throttle,
-    sessions,
-    audit,
-    outbox,
-    mfa,
-    { publicUrl: config.publicUrl, appName: config.appName, requireVerifiedEmail: config.requireVerifiedEmail },
-  );
-
-  const firewall = new FirewallService(
-    dataSource,
-    clock,
-    audit,
-    { defaultAction: config.firewallDefault, adminAllowedCidrs: config.adminAllowedCidrs },
-    notifications,
-  );
-  const policy = new PolicyService(dataSource, clock, audit, sessionCache, config.mfaRequiredFor, notifications);
-
-  // Subscriptions exist before the listener starts, so no invalidation is missed.
-  await notifications.start();
-  await policy.registerModels(deps.models ?? []);
-  await signingKeys.ensureCurrentKey();
-  await signingKeys.retireExpired();
-  const stopMailPolling = outbox.startPolling(MAIL_RETRY_INTERVAL_MS);
-  const accountTokens = new AccountTokens(clock);
-  const maintenanceTasks: Record<string, PruneTask> = {
-    loginThrottles: (manager) => throttle.prune(manager),
-    accountTokens: (manager) => accountTokens.prune(manager),
-    mfaChallenges: (manager) => mfa.pruneChallenges(manager),
-    rateLimits: async (manager) =>
-      (await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute())
-        .affected ?? 0,
-    auditRetention: async (manager) =>
-      config.auditRetentionDays > 0
-        ? audit.prune(manager, new Date(clock.now().getTime() - config.auditRetentionDays * 24 * 60 * 60 * 1000))
-        : 0,
+  const registry = new ServiceRegistry({ ...platform, notifications }, features);
+  const stops: Stop[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop();
+    stops.length = 0;
+    await notifications.stop();
   };
-  // Each minute's blocks and limit hits become one audit row per kind (aggregated: an attack cannot flood the chain).
-  const hits = new HitLog(logger, clock, HIT_WINDOW_MS, 1_000, async (window) => {
-    await audit.append(dataSource.manager, {
-      action: window.kind,
-      outcome: 'denied',
-      targetType: 'network',
-      metadata: {
-        from: window.from.toISOString(),
-        to: window.to.toISOString(),
-        hits: window.hits,
-        subjects: window.subjects,
-        top: window.top.map((entry) => ({ subject: entry.subject, hits: entry.hits })),
-      },
-    });
-  });
-  const hitTimer = setInterval(() => void hits.flush(), HIT_WINDOW_MS).unref();
-  const redis =
-    config.rateLimitsEnabled && config.redisUrl
-      ? new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true })
-      : null;
-  // An 'error' event without a listener would crash the process; the limiters fall back to memory meanwhile.
-  redis?.on('error', (error) => logger.warn({ err: error }, "redis: connection problem; rate limits fall back to this instance's memory"));
-  // Connected before the first request, so early requests are counted in Redis, not in memory.
-  await redis
-    ?.connect()
-    .catch((error: unknown) =>
-      logger.warn({ err: error }, "redis: not reachable at start; rate limits use this instance's memory until it is"),
-    );
-  const rateLimits = config.rateLimitsEnabled
-    ? new RateLimits(
-        redis ? { kind: 'redis', client: redis } : { kind: 'postgres', pool: (dataSource.driver as PostgresDriver).master as Pool },
-        {
-          perIp: config.rateLimitPerIp,
-          storeWaitMs: config.rateLimitStoreWaitMs,
-          perUser: config.rateLimitPerUser,
-          operations: {
-            signIn: config.rateLimitSignIn,
-            signUp: config.rateLimitSignUp,
-            verifyMfa: config.rateLimitVerifyMfa,
-            requestPasswordReset: config.rateLimitPasswordReset,
-          },
-        },
-        hits,
-        clock,
-        logger,
-      )
-    : null;
-  const backups = new BackupService(dataSource, deps.databaseUrl, deps.keyring, clock, audit, logger, {
-    dir: config.backupDir ?? path.join(config.dataDir, 'backups'),
-    copyDir: config.backupCopyDir,
-    keyId: config.backupKeyId ?? deps.keyring.currentKid,
-    keep: config.backupKeep,
-    maxAgeDays: config.backupMaxAgeDays,
-  });
-  const stopMaintenance = scheduleMaintenance(dataSource, maintenanceTasks, logger, MAINTENANCE_INTERVAL_MS);
+  try {
+    // Subscriptions exist before the listener starts, so no invalidation is missed.
+    registry.buildAll();
+    await notifications.start();
+    for (const feature of features) {
+      const stop = await feature.start?.(registry.viewFor(feature));
+      if (stop) stops.push(stop);
+    }
+  } catch (error) {
+    await stopAll().catch(() => undefined);
+    throw error;
+  }
+  const maintenanceTasks: Record<string, PruneTask> = Object.assign(
+    {},
+    ...features.map((feature) => feature.maintenance?.(registry.viewFor(feature)) ?? {}),
+  );
+  stops.push(scheduleMaintenance(platform.dataSource, maintenanceTasks, platform.logger, MAINTENANCE_INTERVAL_MS));
   return {
-    ...deps,
-    notifications,
-    audit,
-    signingKeys,
-    accessTokens,
-    sessionCache,
-    authenticator: new Authenticator(accessTokens, sessionCache),
-    sessions,
-    accounts,
-    mfa,
-    policy,
-    userDirectory: new UserDirectory(dataSource, sessions, sessionCache, audit),
-    firewall,
-    hits,
-    rateLimits,
-    // Unwired, the coverage check cannot run, and says so (FAIL), rather than pass unseen.
-    backups,
-    selfAudit: new SelfAudit(
-      dataSource,
-      clock,
-      audit,
-      logger,
-      config,
-      deps.keyring,
-      backups.options,
-      deps.unruledFields ??
-        (async () => {
-          throw new Error('the schema coverage walk is not wired into these services');
-        }),
-    ),
-    outbox,
+    services: registry.all(),
     maintenanceTasks,
-    stop: async () => {
-      await backups.stop();
-      await stopMailPolling();
-      stopMaintenance();
-      clearInterval(hitTimer);
-      await hits.flush();
-      await rateLimits?.stop();
-      await notifications.stop();
-      // disconnect, not quit: quit waits on a server that may be gone, and the process would never exit.
-      redis?.disconnect();
-    },
+    servicesFor: (feature) => registry.viewFor(feature),
+    stop: stopAll,
   };
 }

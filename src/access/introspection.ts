@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { BREAK, DocumentNode, visit } from 'graphql';
-import type { IntrospectionMode } from '../config';
+import type { IntrospectionMode } from './access.settings';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 import { ADMIN_ROLE } from '../accounts/roles';

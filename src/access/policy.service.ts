@@ -4,7 +4,7 @@ import type { Actor } from '../audit/actor';
 import { lockUserRow } from '../accounts/user-lock';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
-import type { MfaRequirement } from '../config';
+import type { MfaRequirement } from './access.settings';
 import type { Notifications } from '../db/notifications';
 import { NotifiedCache } from '../db/notified-cache';
 import { conflictOnDuplicate } from '../db/unique-violation';

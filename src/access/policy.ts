@@ -1,4 +1,4 @@
-import type { MfaRequirement } from '../config';
+import type { MfaRequirement } from './access.settings';
 import { ADMIN_ROLE, ANONYMOUS_ROLE } from '../accounts/roles';
 import type { Action, Grant, RoleDefinition } from './decision';
 

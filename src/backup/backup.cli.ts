@@ -3,27 +3,21 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { Command } from 'commander';
-import type { Actor } from '../audit/actor';
+import { Actor, CLI_ACTOR } from '../audit/actor';
 import { AuditLog } from '../audit/audit-log';
+import type { Clock } from '../clock';
 import { systemClock } from '../clock';
-import type { Config } from '../config';
-import type { Keyring } from '../crypto/keyring';
+import { activeKeyring } from '../crypto/active-keyring';
 import { Database, databaseNameOf, databaseUrlFor, describeUrl, dropDatabase, tableExists } from '../db/database';
-import type { Logger } from '../logging';
 import { ProgressBar } from '../progress-bar';
-import type { Services } from '../services';
+import type { CommandTools } from '../feature';
 import { BackupError } from './backup-errors';
 import type { Backup } from './backup.entity';
-import { ARCHIVE_EXTENSION } from './backup.service';
+import { ARCHIVE_EXTENSION, BackupService } from './backup.service';
 import { restoreArchive } from './restore';
 
-/** What cli.ts lends the backup commands. */
-export interface BackupCliContext {
-  readonly actor: Actor;
-  withServices<T>(work: (services: Services, database: Database) => Promise<T>): Promise<T>;
-  withKeyring<T>(work: (database: Database, keyring: Keyring, config: Config, logger: Logger) => Promise<T>): Promise<T>;
-  say(line: string): void;
-}
+/** The services the backup commands use. */
+type BackupCommandServices = { readonly backups: BackupService; readonly clock: Clock };
 
 const MB = 1024 * 1024;
 const megabytes = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
@@ -125,7 +119,8 @@ function printBackup(say: (line: string) => void, backup: Backup): void {
   if (backup.verification) say(`  verification: ${backup.verification}`);
 }
 
-export function registerBackupCommands(program: Command, cli: BackupCliContext): void {
+/** `bastion backup …`. */
+export function registerBackupCommands(program: Command, cli: CommandTools<BackupCommandServices>): void {
   const backup = program.command('backup').description('Encrypted, verified backups: create, list, verify, restore, prune');
 
   backup
@@ -137,7 +132,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
         const bar = new ProgressBar('backup');
         // The total is the planner's estimate: held above the rows seen, so only finish() says 100 %.
         const created = await backups
-          .create(cli.actor, 'cli', {
+          .create(CLI_ACTOR, 'cli', {
             onProgress: ({ rows, bytes, expectedRows }) =>
               bar.update(rows, Math.max(expectedRows, rows + 1), `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`),
           })
@@ -182,7 +177,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
         const startedAt = Date.now();
         const bar = new ProgressBar('verifying', process.stderr, megabytes);
         const verified = await backups
-          .verify(id, cli.actor, ({ bytesRead, sizeBytes, rows }) =>
+          .verify(id, CLI_ACTOR, ({ bytesRead, sizeBytes, rows }) =>
             bar.update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
           )
           .finally(() => bar.abandon());
@@ -199,7 +194,8 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
     .option('--to <url>', 'the database to restore into (postgres://…); created when it does not exist')
     .option('--yes', 'replace the data of a database that has tables: the current database when --to is not given')
     .action((reference: string, options: { to?: string; yes?: boolean }) =>
-      cli.withKeyring(async (database, keyring, config) => {
+      cli.withDatabase(async (database, _logger, config) => {
+        const keyring = activeKeyring();
         const folder = config.backupDir ?? path.join(config.dataDir, 'backups');
         const { file, id, sha256 } = await resolveArchive(reference, database, folder);
         let targetUrl: string;
@@ -244,7 +240,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
                     rows: restored.rows,
                     migrated: [...restored.migrated],
                   },
-                  ...cli.actor,
+                  ...CLI_ACTOR,
                 })
                 .then(() => undefined),
           });
@@ -258,7 +254,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
           );
           if (targetUrl !== database.url) {
             cli.say(`point DATABASE_URL at that database to serve it; \`bastion migrate\` brings it to this release's schema`);
-            await recordInSource(database, cli.actor, { id, file, targetUrl, result });
+            await recordInSource(database, CLI_ACTOR, { id, file, targetUrl, result });
           } else if (down.length > 0) {
             cli.say("the archive predates this release's schema: run `bastion migrate` before instances of this release serve again");
           }
@@ -276,7 +272,7 @@ export function registerBackupCommands(program: Command, cli: BackupCliContext):
     .description('Apply retention now (BACKUP_KEEP, BACKUP_MAX_AGE_DAYS): delete the archives it no longer keeps, and their copies')
     .action(() =>
       cli.withServices(async ({ backups }) => {
-        const removed = await backups.prune(cli.actor);
+        const removed = await backups.prune(CLI_ACTOR);
         cli.say(
           removed.length === 0 ? 'nothing to prune' : `pruned ${removed.length} backup(s): ${removed.map((entry) => entry.id).join(', ')}`,
         );

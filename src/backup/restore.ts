@@ -105,7 +105,8 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
       `the file is not the archive the catalogue recorded for backup ${options.expect.backupId} (its SHA-256 differs): it was replaced or modified`,
     );
   }
-  const target = createDataSource({ url: options.targetUrl, poolSize: 1 });
+  // Raw SQL and migrations only: the target needs no entities.
+  const target = createDataSource({ url: options.targetUrl, poolSize: 1, entities: [] });
   await target.initialize();
   const known = target.migrations.map(migrationName);
   const queryRunner = target.createQueryRunner();

@@ -1,12 +1,40 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
-import { NodeEnv, SETTINGS, SettingKey, SettingProblem, SettingSpec } from './settings';
+import { NodeEnv, SettingProblem, SettingSpec, oneOf, spec } from './settings';
 
-type ValueOf<S> = S extends SettingSpec<infer T> ? T : never;
+/**
+ * The parsed, validated and frozen settings, built once at boot by `loadConfig`. The platform's
+ * settings (platform.settings.ts) and each feature's (its `x.settings.ts`) add their values by
+ * declaration merging, so a feature's code sees exactly the settings that exist.
+ */
+export interface Config {
+  readonly nodeEnv: NodeEnv;
+}
 
-/** The parsed, validated and frozen settings. Built once at boot by `loadConfig`. */
-export type Config = Readonly<{ [K in SettingKey]: ValueOf<(typeof SETTINGS)[K]> }>;
+/** A setting's spec, by key. */
+export type SettingSpecs = Readonly<Record<string, SettingSpec<unknown>>>;
+
+/** The values a table of specs parses to: what a settings file adds to Config. */
+export type SettingValues<S extends SettingSpecs> = { readonly [K in keyof S]: S[K] extends SettingSpec<infer T> ? T : never };
+
+/** The settings one part of Bastion reads, and the checks that need several of them at once. */
+export interface SettingsTable<S extends SettingSpecs = SettingSpecs> {
+  readonly specs: S;
+  /** Final values that depend on others or on the working directory (folders made absolute). */
+  readonly resolve?: (config: Config, cwd: string) => Partial<Config>;
+  /** Problems of settings that only make sense together, checked once every value parsed. */
+  readonly consistency?: (config: Config) => readonly string[];
+}
+
+/** NODE_ENV, read first: every other default depends on it. */
+export const NODE_ENV = spec<NodeEnv>({
+  env: 'NODE_ENV',
+  description: 'development, test or production. production switches every default below to its safe value and refuses unsafe settings.',
+  fallback: () => 'development',
+  defaultText: 'development',
+  parse: oneOf(['development', 'production', 'test'] as const),
+});
 
 /** Every problem found in the environment, reported together. */
 export class ConfigError extends Error {
@@ -30,23 +58,24 @@ export function readEnvironment(processEnv: Environment, cwd: string): Environme
   return { ...parseEnv(fs.readFileSync(file, 'utf8')), ...processEnv };
 }
 
-/** Parses and checks every setting; throws one ConfigError listing all problems. */
-export function loadConfig(env: Environment, cwd: string = process.cwd()): Config {
+/**
+ * Parses and checks every setting of the tables; throws one ConfigError listing all problems:
+ * unreadable values first, then settings that contradict each other, then what production
+ * refuses (settings it needs that are missing, then values it does not allow).
+ */
+export function loadConfig(env: Environment, tables: readonly SettingsTable[], cwd: string = process.cwd()): Config {
   const problems: string[] = [];
-  const nodeEnv = parseSetting(SETTINGS.nodeEnv, env, 'development', problems) ?? 'development';
+  const nodeEnv = parseSetting(NODE_ENV, env, 'development', problems) ?? 'development';
   const values: Record<string, unknown> = { nodeEnv };
-
-  for (const [key, setting] of Object.entries(SETTINGS) as [SettingKey, SettingSpec<unknown>][]) {
-    if (key === 'nodeEnv') continue;
-    values[key] = parseSetting(setting, env, nodeEnv, problems);
+  const specs = tables.flatMap((table) => Object.entries(table.specs));
+  for (const [key, setting] of specs) {
+    if (setting !== NODE_ENV) values[key] = parseSetting(setting, env, nodeEnv, problems);
   }
-  values.dataDir = path.resolve(cwd, values.dataDir as string);
-  values.backupDir = values.backupDir ? path.resolve(cwd, values.backupDir as string) : path.join(values.dataDir as string, 'backups');
-  if (values.backupCopyDir) values.backupCopyDir = path.resolve(cwd, values.backupCopyDir as string);
+  for (const table of tables) Object.assign(values, table.resolve?.(values as unknown as Config, cwd));
 
-  const config = values as Config;
-  if (problems.length === 0) problems.push(...inconsistent(config));
-  problems.push(...unsafeInProduction(config));
+  const config = values as unknown as Config;
+  if (problems.length === 0) problems.push(...tables.flatMap((table) => table.consistency?.(config) ?? []));
+  if (nodeEnv === 'production') problems.push(...unsafeInProduction(specs, values));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }
@@ -63,58 +92,19 @@ function parseSetting<T>(setting: SettingSpec<T>, env: Environment, nodeEnv: Nod
   }
 }
 
-/** Settings that only make sense together. */
-function inconsistent(config: Config): string[] {
-  const problems: string[] = [];
-  if ((config.encryptionKeys === undefined) !== (config.blindIndexKey === undefined)) {
-    problems.push('BASTION_ENCRYPTION_KEYS and BASTION_BLIND_INDEX_KEY: set both or neither');
+/** Settings that are fine on a laptop and dangerous on a server: the missing ones, then the refused values. */
+function unsafeInProduction(specs: readonly [string, SettingSpec<unknown>][], values: Record<string, unknown>): string[] {
+  const missing: string[] = [];
+  const refused: string[] = [];
+  for (const [key, { env, inProduction }] of specs) {
+    if (!inProduction) continue;
+    if ('mustBeSet' in inProduction) {
+      if (values[key] === undefined)
+        missing.push(`${env}: must be set in production${inProduction.mustBeSet ? ` (${inProduction.mustBeSet})` : ''}`);
+    } else if (values[key] !== undefined) {
+      const problem = inProduction.refuse(values[key]);
+      if (problem) refused.push(`${env}: ${problem}`);
+    }
   }
-  if (config.encryptionKeys && config.encryptionKeyId && !config.encryptionKeys.some((entry) => entry.kid === config.encryptionKeyId)) {
-    problems.push(`BASTION_ENCRYPTION_KEY_ID: "${config.encryptionKeyId}" is not a key id in BASTION_ENCRYPTION_KEYS`);
-  }
-  if (config.encryptionKeys && config.encryptionKeys.length > 1 && !config.encryptionKeyId) {
-    problems.push('BASTION_ENCRYPTION_KEY_ID: must name the current key when BASTION_ENCRYPTION_KEYS holds several');
-  }
-  if (config.encryptionKeyId && !config.encryptionKeys) problems.push('BASTION_ENCRYPTION_KEY_ID: set without BASTION_ENCRYPTION_KEYS');
-  if (config.backupKeyId && !config.encryptionKeys)
-    problems.push('BACKUP_KEY_ID: set without BASTION_ENCRYPTION_KEYS (the development key file has one key)');
-  if (config.backupKeyId && config.encryptionKeys && !config.encryptionKeys.some((entry) => entry.kid === config.backupKeyId)) {
-    problems.push(`BACKUP_KEY_ID: "${config.backupKeyId}" is not a key id in BASTION_ENCRYPTION_KEYS`);
-  }
-  if (config.backupCopyDir && config.backupCopyDir === config.backupDir)
-    problems.push('BACKUP_COPY_DIR: must be another folder than BACKUP_DIR (a copy on the same disk is no copy)');
-  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined))
-    problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
-  return problems;
-}
-
-/** Settings that are fine on a laptop and dangerous on a server. */
-function unsafeInProduction(config: Config): string[] {
-  if (config.nodeEnv !== 'production') return [];
-  const problems: string[] = [];
-
-  if (config.databaseUrl === undefined) {
-    problems.push('DATABASE_URL: must be set in production (the embedded PostgreSQL is for development and tests)');
-  }
-  if (config.encryptionKeys === undefined) {
-    problems.push('BASTION_ENCRYPTION_KEYS: must be set in production (generate keys with `npx bastion keys generate`)');
-  }
-  if (config.blindIndexKey === undefined) problems.push('BASTION_BLIND_INDEX_KEY: must be set in production');
-  if (config.smtpUrl === undefined)
-    problems.push('SMTP_URL: must be set in production (the log transport would write reset links to the log)');
-  if (config.logPretty) problems.push('BASTION_LOG_PRETTY: must be false in production (logs are shipped as JSON lines)');
-  if (config.introspection === 'everyone') {
-    problems.push("BASTION_INTROSPECTION: must be admins in production (the schema is an attacker's map)");
-  }
-  return problems;
-}
-
-/** The process's own configuration: its environment and the `.env` of its working directory. */
-export function loadProcessConfig(): Config {
-  return loadConfig(readEnvironment(process.env, process.cwd()), process.cwd());
-}
-
-/** A config for tests and tools: the defaults of `nodeEnv` with some values replaced. */
-export function configWith(overrides: Partial<Config>, env: Environment = { NODE_ENV: 'test' }): Config {
-  return Object.freeze({ ...loadConfig(env), ...overrides });
+  return [...missing, ...refused];
 }

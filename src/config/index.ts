@@ -1,11 +1,12 @@
-export { Config, ConfigError, Environment, configWith, loadConfig, loadProcessConfig, readEnvironment } from './config';
 export {
-  EncryptionKeySetting,
-  FirewallDefault,
-  IntrospectionMode,
-  LogLevel,
-  MfaRequirement,
-  NodeEnv,
-  RateLimit,
-  SETTINGS,
-} from './settings';
+  Config,
+  ConfigError,
+  Environment,
+  NODE_ENV,
+  SettingSpecs,
+  SettingValues,
+  SettingsTable,
+  loadConfig,
+  readEnvironment,
+} from './config';
+export { NodeEnv } from './settings';

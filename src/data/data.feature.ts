@@ -3,7 +3,7 @@ import { mergeRuleTrees } from '../shield/shield';
 import { RelationRule, RowRule, modelRowRules, modelRules } from '../access/model-rules';
 import { RowProjection } from '../shield/rules';
 import { isPublic } from '../shield/rules';
-import type { Feature } from '../features';
+import type { Feature } from '../feature';
 import { ModelDefinition, ModelDefinitionError, ModelHandle, resolveModel } from './define-model';
 import { generateModelSchema } from './model-schema';
 import { ModelStore } from './model-store';
@@ -86,5 +86,6 @@ export function dataFeature(handles: readonly ModelHandle[], options: { readonly
       return generated.map(({ schema }) => new schema.resolver(store));
     },
     models: models.map((model) => model.access),
+    entities: handles.map((handle) => handle.entity),
   };
 }

@@ -1,16 +1,18 @@
 import 'reflect-metadata';
-import { DataSource, MixedList } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
-import { BlindIndexSubscriber } from '../crypto/blind-index.subscriber';
 import { AfterCommitSubscriber } from './after-commit';
-import { ENTITIES } from './entities';
 import { SnakeNamingStrategy } from './naming-strategy';
 
-export interface DataSourceOptions {
+/** The tables a data source maps: the features' entities and subscribers (see `tablesOf`). */
+export interface Tables {
+  readonly entities: readonly Function[];
+  readonly subscribers?: readonly Function[];
+}
+
+export interface DataSourceOptions extends Tables {
   readonly url: string;
   readonly poolSize: number;
-  /** Extra entities (tests register throwaway models this way). */
-  readonly extraEntities?: MixedList<Function>;
 }
 
 /**
@@ -22,9 +24,9 @@ export function createDataSource(options: DataSourceOptions): DataSource {
     type: 'postgres',
     url: options.url,
     applicationName: 'bastion',
-    entities: [...ENTITIES, ...((options.extraEntities as Function[] | undefined) ?? [])],
+    entities: [...options.entities],
     migrations: MIGRATIONS,
-    subscribers: [BlindIndexSubscriber, AfterCommitSubscriber],
+    subscribers: [...(options.subscribers ?? []), AfterCommitSubscriber],
     migrationsTableName: 'migrations',
     migrationsTransactionMode: 'each',
     namingStrategy: new SnakeNamingStrategy(),

@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import type { DataSource } from 'typeorm';
 import type { Config } from '../config';
 import type { Logger } from '../logging';
-import { createDataSource } from './data-source';
+import { Tables, createDataSource } from './data-source';
 import { EmbeddedPostgres } from './embedded-postgres';
 
 /** The database name Bastion uses on its embedded server. */
@@ -88,11 +88,7 @@ export interface Database {
  * Connects to DATABASE_URL, or starts the embedded PostgreSQL in the data folder when it is unset,
  * and optionally applies pending migrations.
  */
-export async function openDatabase(
-  config: Config,
-  logger: Logger,
-  options: { migrate: boolean; extraEntities?: readonly Function[] },
-): Promise<Database> {
+export async function openDatabase(config: Config, logger: Logger, options: { migrate: boolean; tables: Tables }): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   if (url === undefined) {
@@ -100,7 +96,7 @@ export async function openDatabase(
     await embedded.ensureDatabase(EMBEDDED_DATABASE);
     url = embedded.urlFor(EMBEDDED_DATABASE);
   }
-  const dataSource = createDataSource({ url, poolSize: config.databasePoolSize, extraEntities: [...(options.extraEntities ?? [])] });
+  const dataSource = createDataSource({ url, poolSize: config.databasePoolSize, ...options.tables });
   try {
     await dataSource.initialize();
   } catch (error) {

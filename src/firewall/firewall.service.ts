@@ -2,12 +2,12 @@ import { DataSource, IsNull, MoreThan } from 'typeorm';
 import type { Actor } from '../audit/actor';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
-import type { FirewallDefault } from '../config';
+import type { FirewallDefault } from './firewall.settings';
 import type { Notifications } from '../db/notifications';
 import { NotifiedCache } from '../db/notified-cache';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
-import { PrefixTable, formatCidr, parseCidr } from './cidr';
+import { formatCidr, parseCidr } from '../net/ip';
 import { FirewallAction, FirewallRule } from './firewall-rule.entity';
 import { IpRules, IpVerdict } from './ip-rules';
 
@@ -30,32 +30,23 @@ export interface NewFirewallRule {
  */
 export class FirewallService {
   private readonly cache: NotifiedCache<IpRules>;
-  private readonly adminNetworks: PrefixTable<true> | null;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
     private readonly audit: AuditLog,
-    private readonly options: { defaultAction: FirewallDefault; adminAllowedCidrs: readonly string[] },
+    private readonly options: { defaultAction: FirewallDefault },
     notifications: Notifications,
   ) {
     this.cache = new NotifiedCache(FIREWALL_CHANNEL, () => this.load(), clock, notifications, {
       maxAgeMs: MAX_AGE_MS,
       staleAt: (rules) => rules.validUntil,
     });
-    const networks = options.adminAllowedCidrs.flatMap((cidr) => parseCidr(cidr) ?? []);
-    this.adminNetworks = networks.length > 0 ? new PrefixTable(networks.map((cidr) => [cidr, true] as const)) : null;
   }
 
   /** The verdict for one client address. */
   async check(address: string): Promise<IpVerdict> {
     return (await this.cache.current()).verdict(address);
-  }
-
-  /** May the admin role be used from this address (ADMIN_ALLOWED_CIDRS)? */
-  adminAllowedFrom(address: string | null): boolean {
-    if (!this.adminNetworks) return true;
-    return address !== null && this.adminNetworks.lookup(address) === true;
   }
 
   /** Every rule, expired ones included, newest first. */

@@ -1,5 +1,5 @@
-import type { FirewallDefault } from '../config';
-import { Cidr, PrefixTable, parseCidr } from './cidr';
+import type { FirewallDefault } from './firewall.settings';
+import { Cidr, PrefixTable, parseCidr } from '../net/ip';
 import { FirewallAction, FirewallRule } from './firewall-rule.entity';
 
 export interface IpVerdict {

@@ -6,7 +6,7 @@ import type { Pool } from 'pg';
 import { RateLimiterAbstract, RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { addressBucket } from '../accounts/login-throttle';
 import type { Clock } from '../clock';
-import type { RateLimit } from '../config';
+import type { RateLimit } from './firewall.settings';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 import { sendError } from '../http/http-errors';

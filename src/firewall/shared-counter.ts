@@ -1,7 +1,7 @@
 import type Redis from 'ioredis';
 import type { Pool } from 'pg';
 import type { Clock } from '../clock';
-import type { RateLimit } from '../config';
+import type { RateLimit } from './firewall.settings';
 import type { Logger } from '../logging';
 import { FreshCall } from '../db/fresh-call';
 import { TIMED_OUT, settleWithin } from '../settle-within';

@@ -1,2 +1,2 @@
-export { Logger, LoggerOptions, createLogger } from './logger';
+export { LOG_LEVELS, LogLevel, Logger, LoggerOptions, createLogger } from './logger';
 export { REDACTED, redactSecrets } from './redact';

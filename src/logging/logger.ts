@@ -1,6 +1,8 @@
 import pino, { DestinationStream, Logger } from 'pino';
-import { LogLevel } from '../config';
 import { redactSecrets } from './redact';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type { Logger } from 'pino';
 

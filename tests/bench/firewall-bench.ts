@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Config } from '../../src/config';
 import { notify } from '../../src/db/notifications';
-import { Cidr, formatCidr, parseCidr } from '../../src/firewall/cidr';
+import { Cidr, formatCidr, parseCidr } from '../../src/net/ip';
 import { FirewallAction, FirewallRule } from '../../src/firewall/firewall-rule.entity';
 import { FIREWALL_CHANNEL } from '../../src/firewall/firewall.service';
 import { RATE_LIMIT_TABLE } from '../../src/firewall/rate-limit.entity';

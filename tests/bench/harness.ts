@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
-import { Config, configWith } from '../../src/config';
+import { Config } from '../../src/config';
+import { configWith } from '../../src/settings';
 import { dropDatabase } from '../../src/db/database';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres';
 import type { Logger } from '../../src/logging';

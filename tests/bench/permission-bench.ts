@@ -1,3 +1,4 @@
+import { rulesOf } from '../../src/schema';
 import http from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -12,12 +13,14 @@ import type { Context } from '../../src/context';
 import { dataFeature } from '../../src/data/data.feature';
 import { defineModel } from '../../src/data/define-model';
 import { formatClientError } from '../../src/errors';
-import { FEATURES, Feature } from '../../src/features';
+import { FEATURES } from '../../src/features';
+import { Feature } from '../../src/feature';
 import { CompiledExecutor, executorGateway } from '../../src/graphql/executor';
 import { requestIds } from '../../src/http/request-id';
 import { buildGraphQLSchema } from '../../src/schema';
-import { graphqlContext } from '../../src/server';
+import { contextStepsOf, graphqlContext } from '../../src/server';
 import type { Services } from '../../src/services';
+import type { RunningBastion } from '../../src/main';
 import { closeAtOnce, listenOnLoopback } from './loopback';
 import { Measurement, alternating, probe } from './measure';
 import type { CostRow } from './report';
@@ -175,10 +178,11 @@ async function startGraphQLServer(
  * real context. Without: the bare schema, and the viewer's decision on BenchItem is READ ALL with
  * every field (the SQL has no scope condition, and every row shares one all-fields decision).
  */
-export async function startShieldTwins(services: Services): Promise<ShieldTwins> {
+export async function startShieldTwins(bastion: RunningBastion): Promise<ShieldTwins> {
+  const { services } = bastion;
   const features = [...FEATURES, benchItemsFeature];
-  const instances = features.flatMap((feature) => feature.wire(services));
-  const realContext = graphqlContext(services);
+  const instances = features.flatMap((feature) => feature.wire?.(bastion.servicesFor(feature)) ?? []);
+  const realContext = graphqlContext(services.clock, contextStepsOf(features, bastion.servicesFor));
   const unrestricted = async (integration: { req: express.Request }): Promise<Context> => {
     const context = await realContext(integration);
     const policy = new Policy(context.access.policy.roles, [
@@ -190,10 +194,7 @@ export async function startShieldTwins(services: Services): Promise<ShieldTwins>
   };
   const without = await startGraphQLServer(await buildGraphQLSchema(features, instances), services, unrestricted);
   try {
-    const protectedSchema = protectSchema(
-      await buildGraphQLSchema(features, instances),
-      mergeRuleTrees(features.map((feature) => feature.rules)),
-    );
+    const protectedSchema = protectSchema(await buildGraphQLSchema(features, instances), rulesOf(features));
     const withShield = await startGraphQLServer(protectedSchema, services, realContext);
     return {
       withShield: withShield.origin,

@@ -122,7 +122,7 @@ async function main(signal: AbortSignal): Promise<number> {
       scenario.signedIn ? withBearer(scenario.request, tokens[scenario.target]) : scenario.request;
     await seedBenchItems(bastion.database.dataSource, benchUser.id);
     const profileReader = await seedProfiles(bastionEndpoint, bastion.database.dataSource, bastion.services);
-    const shieldTwins = await startShieldTwins(bastion.services);
+    const shieldTwins = await startShieldTwins(bastion);
     teardown.add(() => shieldTwins.close());
 
     for (const scenario of scenarios) {

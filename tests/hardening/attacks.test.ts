@@ -1,3 +1,4 @@
+import { rulesOf } from '../../src/schema';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   GraphQLField,
@@ -402,7 +403,7 @@ describe('attack suite: every attack refused, nothing changed', () => {
         CreateProfileInput: () => ({ displayName: 'csrf' }),
         CreateRoleInput: () => ({ name: 'csrf' }),
       };
-      const rules = mergeRuleTrees(FEATURES.map((feature) => feature.rules));
+      const rules = rulesOf(FEATURES);
       const isPublic = (section: string, name: string) => (rules[section]?.[name] as { name?: string } | undefined)?.name === 'isPublic';
       const before = await fingerprint();
 
@@ -504,7 +505,7 @@ describe('attack suite: every attack refused, nothing changed', () => {
       const tokens = Object.fromEntries(
         await Promise.all(Object.entries(makers).map(async ([label, make]) => [label, await make()] as const)),
       );
-      const rules = mergeRuleTrees(FEATURES.map((feature) => feature.rules));
+      const rules = rulesOf(FEATURES);
       const guarded = rootFields(schema).filter((root) => (rules[root.section][root.field.name] as { name?: string }).name !== 'isPublic');
       expect(guarded.length).toBeGreaterThan(40);
       const before = await fingerprint();

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FrozenClock } from '../../src/clock';
-import { configWith } from '../../src/config';
+import { configWith } from '../../src/settings';
 import { NORMALIZERS, computeBlindIndex } from '../../src/crypto/blind-index';
 import { open, seal } from '../../src/crypto/envelope';
 import { EmbeddedPostgres } from '../../src/db/embedded-postgres';

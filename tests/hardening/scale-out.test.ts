@@ -1,5 +1,5 @@
 import { BackupSchedule } from '../../src/backup/backup-schedule';
-import { configWith } from '../../src/config';
+import { configWith } from '../../src/settings';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { runMaintenance } from '../../src/maintenance';
@@ -174,8 +174,11 @@ describe('scale-out: two instances on one database behind a round-robin client',
   });
 
   it("runs each scheduled job once when both instances' timers fire together", async () => {
-    const services = [a.bastion.services, b.services];
-    const maintenance = await Promise.all(services.map((each) => runMaintenance(each.dataSource, each.maintenanceTasks, a.logger)));
+    const instances = [a.bastion, b];
+    const services = instances.map((each) => each.services);
+    const maintenance = await Promise.all(
+      instances.map((each) => runMaintenance(each.services.dataSource, each.maintenanceTasks, a.logger)),
+    );
     expect(maintenance.filter((result) => result !== null)).toHaveLength(1);
 
     const selfAudits = await Promise.all(services.map((each) => each.selfAudit.runScheduled()));

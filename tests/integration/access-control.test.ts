@@ -1,6 +1,6 @@
 import { GraphQLResponse, SIGN_IN, TestAccount, codesOf, confirmTotp, makeClient, makeUser } from '../support/factories';
 import { MEMOS_TABLE_SQL, memoFeature } from '../support/memo-model';
-import { configWith } from '../../src/config';
+import { configWith } from '../../src/settings';
 import { startBastion } from '../../src/main';
 import { TestServer, startTestServer } from '../support/test-server';
 import { TEST_KEY_SETTINGS } from '../support/test-keys';

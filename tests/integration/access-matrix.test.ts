@@ -1,3 +1,4 @@
+import { rulesOf } from '../../src/schema';
 import { randomUUID } from 'node:crypto';
 import {
   GraphQLArgument,
@@ -295,7 +296,7 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
 
   it("allows and denies exactly as the policy says, and no other user's data changes", async () => {
     const schema = await buildGraphQLSchema([...FEATURES, memoFeature]);
-    const rules = mergeRuleTrees([...FEATURES, memoFeature].map((feature) => feature.rules));
+    const rules = rulesOf([...FEATURES, memoFeature]);
     const operations = (['Query', 'Mutation'] as const).flatMap((section) =>
       Object.values((schema.getType(section) as GraphQLObjectType).getFields()).map((field) => ({
         section,

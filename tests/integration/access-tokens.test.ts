@@ -1,3 +1,4 @@
+import { appTables } from '../support/test-tables';
 import { randomUUID } from 'node:crypto';
 import {
   SignJWT,
@@ -38,7 +39,7 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
   beforeAll(async () => {
     installKeyring(testKeyring());
     database = await createTestDatabase();
-    dataSource = createDataSource({ url: database.url, poolSize: 4, extraEntities: [SigningKey] });
+    dataSource = createDataSource({ url: database.url, poolSize: 4, ...appTables(SigningKey) });
     await dataSource.initialize();
     await dataSource.synchronize(); // signing_keys is not in the migrations yet
   });

@@ -1,3 +1,4 @@
+import { appTables } from '../support/test-tables';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditEvent } from '../../src/audit/audit-event.entity';
@@ -40,7 +41,7 @@ describe('the audit log on real PostgreSQL', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    dataSource = createDataSource({ url: database.url, poolSize: 10, extraEntities: [AuditEvent] });
+    dataSource = createDataSource({ url: database.url, poolSize: 10, ...appTables(AuditEvent) });
     await dataSource.initialize();
     await dataSource.synchronize(); // audit_events is not in a migration yet
   });

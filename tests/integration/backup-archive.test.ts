@@ -1,3 +1,4 @@
+import { appTables } from '../support/test-tables';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -276,7 +277,7 @@ describe('backup archives', () => {
       const current = await createTestDatabase();
       try {
         // A database two migrations behind this release (before rate limits and backups).
-        const source = createDataSource({ url: old.url, poolSize: 1 });
+        const source = createDataSource({ url: old.url, poolSize: 1, ...appTables() });
         await source.initialize();
         await source.undoLastMigration();
         await source.undoLastMigration();

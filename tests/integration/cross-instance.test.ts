@@ -1,5 +1,5 @@
 import { verifyAuditChain } from '../../src/audit/audit-log';
-import { configWith } from '../../src/config';
+import { configWith } from '../../src/settings';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { eventually } from '../support/eventually';

@@ -1,4 +1,5 @@
-import { configWith } from '../../src/config';
+import { appTables } from '../support/test-tables';
+import { configWith } from '../../src/settings';
 import { DatabaseUnavailableError, openDatabase } from '../../src/db/database';
 import { createLogger } from '../../src/logging';
 import { eventually } from '../support/eventually';
@@ -110,7 +111,7 @@ describe('migrations', () => {
 describe('openDatabase', () => {
   it('fails with one line, naming the server but not the password, when the database is down', async () => {
     const config = configWith({ databaseUrl: 'postgres://bastion:s3cret-pass@127.0.0.1:1/app' });
-    const attempt = openDatabase(config, silent, { migrate: true });
+    const attempt = openDatabase(config, silent, { migrate: true, tables: appTables() });
     await expect(attempt).rejects.toBeInstanceOf(DatabaseUnavailableError);
     const error = (await attempt.catch((caught: unknown) => caught)) as Error;
     expect(error.message).toBe('Cannot connect to PostgreSQL at 127.0.0.1:1/app: connection refused (is the server running?)');

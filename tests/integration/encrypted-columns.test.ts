@@ -1,3 +1,4 @@
+import { appTables } from '../support/test-tables';
 import { DataSource, In } from 'typeorm';
 import { installKeyring } from '../../src/crypto/active-keyring';
 import { EncryptedColumnMisuseError, blindIndexOf } from '../../src/crypto/encrypted-column';
@@ -17,7 +18,7 @@ describe('encrypted columns on real PostgreSQL', () => {
   beforeAll(async () => {
     installKeyring(testKeyring('k1'));
     database = await createTestDatabase();
-    dataSource = createDataSource({ url: database.url, poolSize: 2, extraEntities: [SecretNote] });
+    dataSource = createDataSource({ url: database.url, poolSize: 2, ...appTables(SecretNote) });
     await dataSource.initialize();
     await dataSource.synchronize(); // the test-only table; Bastion's own schema comes from migrations
   });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { getIntrospectionQuery } from 'graphql';
 import Redis from 'ioredis';
 import { FrozenClock } from '../../src/clock';
-import { configWith } from '../../src/config';
+import { configWith } from '../../src/settings';
 import { operationId } from '../../src/firewall/operation-allowlist';
 import { RedisCounterStore } from '../../src/firewall/shared-counter';
 import { createLogger } from '../../src/logging';

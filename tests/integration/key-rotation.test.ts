@@ -1,3 +1,4 @@
+import { appTables } from '../support/test-tables';
 import { DataSource } from 'typeorm';
 import { FrozenClock } from '../../src/clock';
 import { installKeyring } from '../../src/crypto/active-keyring';
@@ -37,7 +38,7 @@ describe('key rotation on real PostgreSQL', () => {
   beforeAll(async () => {
     installKeyring(testKeyring('k1', ['k1']));
     database = await createTestDatabase();
-    dataSource = createDataSource({ url: database.url, poolSize: 2, extraEntities: [SecretNote] });
+    dataSource = createDataSource({ url: database.url, poolSize: 2, ...appTables(SecretNote) });
     await dataSource.initialize();
     await dataSource.synchronize();
 

@@ -28,7 +28,7 @@ describe('the maintenance job', () => {
       [account.id, longAgo, soon],
     );
 
-    const tasks = server.bastion.services.maintenanceTasks;
+    const tasks = server.bastion.maintenanceTasks;
     const results = await Promise.all([runMaintenance(db, tasks, server.logger), runMaintenance(db, tasks, server.logger)]);
     // Two instances at once: one does the work, the other sees the lock taken and skips.
     expect(results.filter((result) => result === null)).toHaveLength(1);

@@ -1,3 +1,4 @@
+import { appTables } from '../support/test-tables';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,7 +35,7 @@ describe('bastion migrate generate', () => {
   });
 
   it('writes the snake_case SQL for a new entity, registers it, and reports nothing once applied', async () => {
-    const dataSource = createDataSource({ url: database.url, poolSize: 1, extraEntities: [Gadget] });
+    const dataSource = createDataSource({ url: database.url, poolSize: 1, ...appTables(Gadget) });
     await dataSource.initialize();
     try {
       const generated = await generateMigration(dataSource, 'AddGadgets', migrationsDir, new FrozenClock('2026-11-26T00:00:00.000Z'));
@@ -58,7 +59,7 @@ describe('bastion migrate generate', () => {
   });
 
   it('refuses a name that is not PascalCase', async () => {
-    const dataSource = createDataSource({ url: database.url, poolSize: 1 });
+    const dataSource = createDataSource({ url: database.url, poolSize: 1, ...appTables() });
     await dataSource.initialize();
     try {
       await expect(generateMigration(dataSource, 'drop table', migrationsDir, new FrozenClock())).rejects.toThrow(/PascalCase/);

@@ -1,3 +1,4 @@
+import { appTables } from '../support/test-tables';
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { createDataSource } from '../../src/db/data-source';
@@ -49,7 +50,7 @@ describe('cross-instance notifications on real PostgreSQL', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    dataSource = createDataSource({ url: database.url, poolSize: 4 });
+    dataSource = createDataSource({ url: database.url, poolSize: 4, ...appTables() });
     await dataSource.initialize();
   });
   afterAll(async () => {

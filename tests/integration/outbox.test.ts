@@ -1,3 +1,4 @@
+import { appTables } from '../support/test-tables';
 import { DataSource } from 'typeorm';
 import { FrozenClock } from '../../src/clock';
 import { installKeyring } from '../../src/crypto/active-keyring';
@@ -26,7 +27,7 @@ describe('the mail outbox', () => {
   beforeAll(async () => {
     installKeyring(testKeyring());
     database = await createTestDatabase();
-    dataSource = createDataSource({ url: database.url, poolSize: 2 });
+    dataSource = createDataSource({ url: database.url, poolSize: 2, ...appTables() });
     await dataSource.initialize();
   });
   afterAll(async () => {
@@ -80,7 +81,7 @@ describe('delivery passes', () => {
   beforeAll(async () => {
     installKeyring(testKeyring());
     database = await createTestDatabase();
-    dataSource = createDataSource({ url: database.url, poolSize: 2 });
+    dataSource = createDataSource({ url: database.url, poolSize: 2, ...appTables() });
     await dataSource.initialize();
   });
   afterAll(async () => {

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Config, configWith } from '../../src/config';
+import { Config } from '../../src/config';
+import { configWith } from '../../src/settings';
 import { KeyService } from '../../src/crypto/key.service';
 import { CHECKS, CheckContext, CheckStatus } from '../../src/self-audit/checks';
 import { TestAccount, codesOf, confirmTotp, makeUser } from '../support/factories';

@@ -46,7 +46,8 @@ export default async function globalSetup(): Promise<void> {
     }
     await client.query(`CREATE DATABASE ${client.escapeIdentifier(template)}`);
   });
-  const dataSource = createDataSource({ url: databaseUrl(adminUrl, template), poolSize: 1 });
+  // Migrations only: no entities needed.
+  const dataSource = createDataSource({ url: databaseUrl(adminUrl, template), poolSize: 1, entities: [] });
   await dataSource.initialize();
   try {
     await runMigrations(dataSource, logger);

@@ -6,7 +6,7 @@ import { modelRules } from '../../src/access/model-rules';
 import type { Context } from '../../src/context';
 import { isUuid } from '../../src/db/uuid';
 import { AppError } from '../../src/errors';
-import type { Feature } from '../../src/features';
+import type { Feature } from '../../src/feature';
 
 /**
  * A test-only model governed by the permission layer, with a hand-written CRUD resolver that uses

@@ -1,7 +1,7 @@
 import { Int, Query, Resolver } from 'type-graphql';
 import type { DataSource } from 'typeorm';
 import { isPublic } from '../../src/shield/rules';
-import type { Feature } from '../../src/features';
+import type { Feature } from '../../src/feature';
 
 /** Test-only fields that touch the database, for error-masking and outage tests. */
 @Resolver()

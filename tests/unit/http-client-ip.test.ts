@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { configWith } from '../../src/config';
+import { configWith } from '../../src/settings';
 import { normalizeIp, proxyTrust } from '../../src/http/client-ip';
 import { transportWarning } from '../../src/http/tls';
 

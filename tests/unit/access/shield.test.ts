@@ -1,3 +1,4 @@
+import { rulesOf } from '../../../src/schema';
 import fs from 'node:fs';
 import path from 'node:path';
 import { GraphQLObjectType, GraphQLSchema, buildSchema, defaultFieldResolver, execute, getNamedType, isObjectType, parse } from 'graphql';
@@ -148,12 +149,12 @@ describe('schema coverage (SECURITY.md SH-2)', () => {
 
   it('has an explicit rule for every field of every object type', async () => {
     const schema = await buildGraphQLSchema(features);
-    expect(unruledFields(schema, mergeRuleTrees(features.map((feature) => feature.rules)))).toEqual([]);
+    expect(unruledFields(schema, rulesOf(features))).toEqual([]);
   });
 
   it('rules no field that the schema lacks', async () => {
     const schema = await buildGraphQLSchema(features);
-    const rules = mergeRuleTrees(features.map((feature) => feature.rules));
+    const rules = rulesOf(features);
     const stale = Object.entries(rules).flatMap(([typeName, fields]) =>
       Object.keys(fields)
         .filter((field) => {
@@ -167,7 +168,7 @@ describe('schema coverage (SECURITY.md SH-2)', () => {
 });
 
 describe("projected row fields (decided by the data API once per mask, served without shield's wrapper)", () => {
-  const rules = mergeRuleTrees(FEATURES.map((feature) => feature.rules));
+  const rules = rulesOf(FEATURES);
   const projectedTypes = new Set(
     Object.entries(rules)
       .filter(([, fields]) => Object.values(fields).some((rule) => isRowRule(rule) && rule.row.projection !== null))
@@ -198,7 +199,7 @@ describe("projected row fields (decided by the data API once per mask, served wi
     const schema = await buildGraphQLSchema(FEATURES);
     const dataFeature = FEATURES.find((feature) => feature.name === 'data')!;
     const declared = new Set(
-      Object.entries(dataFeature.rules).flatMap(([typeName, fields]) => Object.keys(fields).map((field) => `${typeName}.${field}`)),
+      Object.entries(dataFeature.rules ?? {}).flatMap(([typeName, fields]) => Object.keys(fields).map((field) => `${typeName}.${field}`)),
     );
     const producing = new Set([...projectedTypes, ...[...projectedTypes].flatMap((name) => [`${name}Connection`, `${name}Edge`])]);
     const elsewhere: string[] = [];

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig, readEnvironment } from '../../../src/config';
+import { ConfigError, readEnvironment } from '../../../src/config';
+import { loadConfig } from '../../../src/settings';
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64');
 const KEY_B = Buffer.alloc(32, 2).toString('base64');

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { SETTINGS } from '../../../src/config';
+import { SETTINGS } from '../../../src/settings';
 import { PROJECT_ROOT } from '../../../src/project';
 
 describe('README configuration table', () => {

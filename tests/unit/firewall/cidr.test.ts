@@ -4,7 +4,7 @@ import { HitLog, HitWindow } from '../../../src/firewall/hit-log';
 import { rootFieldCalls } from '../../../src/firewall/rate-limits';
 import { createLogger } from '../../../src/logging';
 import { LogCollector } from '../../support/log-collector';
-import { PrefixTable, addressValue, containsAddress, formatCidr, parseCidr } from '../../../src/firewall/cidr';
+import { PrefixTable, addressValue, containsAddress, formatCidr, parseCidr } from '../../../src/net/ip';
 import { FirewallAction, FirewallRule } from '../../../src/firewall/firewall-rule.entity';
 import { IpRules } from '../../../src/firewall/ip-rules';
 

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../../src/config';
+import { loadConfig } from '../../../src/settings';
 import { REDACTED, createLogger, redactSecrets } from '../../../src/logging';
 import { LogCollector } from '../../support/log-collector';
 

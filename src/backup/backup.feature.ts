@@ -1,0 +1,47 @@
+import path from 'node:path';
+import { defineFeature } from '../feature';
+import { BackupSchedule } from './backup-schedule';
+import { registerBackupCommands } from './backup.cli';
+import { Backup } from './backup.entity';
+import { BackupResolver } from './backup.resolver';
+import { backupRules } from './backup.rules';
+import { BackupService } from './backup.service';
+import { BACKUP_SETTINGS } from './backup.settings';
+
+/** The services this feature provides. */
+export interface BackupServices {
+  /** Encrypted archives of the database: taken, verified by restoring, pruned. */
+  readonly backups: BackupService;
+}
+
+declare module '../services' {
+  interface Services extends BackupServices {}
+}
+
+/** Backups: encrypted, verified by restoring them, scheduled, with retention; the API and `bastion backup`. */
+export const backupFeature = defineFeature<keyof BackupServices>()({
+  name: 'backup',
+  settings: BACKUP_SETTINGS,
+  entities: [Backup],
+  needs: ['audit', 'keyring'],
+  provides: {
+    backups: ({ dataSource, databaseUrl, keyring, clock, audit, logger, config }) =>
+      new BackupService(dataSource, databaseUrl, keyring, clock, audit, logger, {
+        dir: config.backupDir ?? path.join(config.dataDir, 'backups'),
+        copyDir: config.backupCopyDir,
+        keyId: config.backupKeyId ?? keyring.currentKid,
+        keep: config.backupKeep,
+        maxAgeDays: config.backupMaxAgeDays,
+      }),
+  },
+  start:
+    async ({ backups }) =>
+    () =>
+      backups.stop(),
+  schedule: ({ backups, clock, logger, config }) =>
+    new BackupSchedule(backups, clock, logger).start(config.backupSchedule, config.backupVerifySchedule),
+  resolvers: [BackupResolver],
+  rules: backupRules,
+  wire: ({ backups }) => [new BackupResolver(backups)],
+  commands: registerBackupCommands,
+});

@@ -1,0 +1,95 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { AuditLog } from '../audit/audit-log';
+import { systemClock } from '../clock';
+import type { CommandTools } from '../feature';
+import { ProgressBar } from '../progress-bar';
+import { activeKeyring } from './active-keyring';
+import { KeyService } from './key.service';
+import { KID_PATTERN, generateKey } from './keyring';
+
+function positiveInteger(raw: string): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new InvalidArgumentError('must be a whole number above 0');
+  return Number(raw);
+}
+
+function keyIdOption(raw: string): string {
+  if (!KID_PATTERN.test(raw)) throw new InvalidArgumentError('must be letters, digits, _ and - (at most 32)');
+  return raw;
+}
+
+/** `bastion keys …`: the column keys. Straight to the database: they work when the keyring no longer covers the data. */
+export function registerKeyCommands(keys: Command, tools: CommandTools<unknown>): void {
+  const { say } = tools;
+  const withKeys = <T>(work: (keyService: KeyService) => Promise<T>): Promise<T> =>
+    tools.withDatabase(({ dataSource }) => work(new KeyService(dataSource, activeKeyring(), systemClock, new AuditLog(systemClock))));
+
+  keys
+    .command('generate')
+    .description(
+      'Print a fresh random key line, kid:base64key, for BASTION_ENCRYPTION_KEYS (the part after ":" also serves as BASTION_BLIND_INDEX_KEY)',
+    )
+    .option(
+      '--kid <kid>',
+      'key id to print (letters, digits, _ and -, at most 32)',
+      keyIdOption,
+      `k${systemClock.now().toISOString().slice(0, 10).replace(/-/g, '')}`,
+    )
+    .action((options: { kid: string }) => say(`${options.kid}:${generateKey()}`));
+  keys
+    .command('status')
+    .description('Key ids in the keyring and in use, and rows per key id in every encrypted column')
+    .action(() =>
+      withKeys(async (keyService) => {
+        const status = await keyService.status();
+        say(`current key: ${status.currentKid}`);
+        say('keys:');
+        for (const key of status.keys) {
+          const state = key.retiredAt ? `retired ${key.retiredAt.toISOString()}` : 'in use';
+          say(`  ${key.kid.padEnd(20)} ${key.inKeyring ? 'in keyring' : 'NOT IN KEYRING'}  ${state}`);
+        }
+        say('encrypted columns (rows per key id):');
+        if (status.columns.length === 0) say('  (none yet)');
+        for (const column of status.columns) {
+          const counts =
+            Object.entries(column.rowsByKid)
+              .map(([kid, rows]) => `${kid}=${rows}`)
+              .join(' ') || 'no rows';
+          say(`  ${`${column.table}.${column.column}`.padEnd(32)} ${counts}`);
+        }
+      }),
+    );
+  keys
+    .command('reencrypt')
+    .description('Rewrite every value not on the current key, in batches (resumable; safe while the server runs)')
+    .option('--batch-size <rows>', 'rows per transaction', positiveInteger, 500)
+    .action((options: { batchSize: number }) =>
+      withKeys(async (keyService) => {
+        const bars = new Map<string, ProgressBar>();
+        const { rewritten, unreadable } = await keyService.reencrypt({
+          batchSize: options.batchSize,
+          onProgress: ({ table, column, done, total }) => {
+            const label = `${table}.${column}`;
+            if (!bars.has(label)) bars.set(label, new ProgressBar(label));
+            bars.get(label)!.update(done, total);
+          },
+        });
+        say(`re-encrypted ${rewritten} value${rewritten === 1 ? '' : 's'}; run \`bastion keys status\` to check`);
+        if (unreadable.length > 0) {
+          for (const value of unreadable.slice(0, 20)) say(`  unreadable: ${value.table}.${value.column} row ${value.id}`);
+          tools.fail(`${unreadable.length} value(s) could not be decrypted with any key of the keyring and were left as they are`);
+        }
+      }),
+    );
+  keys
+    .command('forget')
+    .argument('<kid>', 'the key id to forget')
+    .option('--force', 'confirm that values still under this key become unreadable')
+    .description('Let the keyring drop a key that rows may still use (those values are lost)')
+    .action((kid: string, options: { force?: boolean }) => {
+      if (!options.force) tools.fail(`refusing to forget key "${kid}" without --force: values still encrypted under it become unreadable`);
+      return withKeys(async (keyService) => {
+        await keyService.forget(kid);
+        say(`forgot key ${kid}`);
+      });
+    });
+}

@@ -1,0 +1,113 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { Command } from 'commander';
+import type { Request, RequestHandler } from 'express';
+import type { GraphQLSchema, ValidationRule } from 'graphql';
+import type { Config, SettingsTable } from './config';
+import type { Context } from './context';
+import type { Tables } from './db/data-source';
+import type { Database } from './db/database';
+import type { Logger } from './logging';
+import type { PruneTask } from './maintenance';
+import type { PlatformServices, ServiceName, Services } from './services';
+import type { RuleTree } from './shield/shield';
+
+/** The services a feature's code may use: the platform's, and those it needs or provides. */
+export type ServicesFor<N extends ServiceName> = Pick<Services, N | keyof PlatformServices>;
+
+/** Ends what a hook started (timers, schedules, connections). */
+export type Stop = () => void | Promise<void>;
+
+type ResolverClass = new (...args: never[]) => object;
+
+/** Adds a feature's fields to a request's context; runs in feature order, so later ones see earlier ones' fields. */
+export type ContextStep = (request: Request, context: Context) => Partial<Context> | Promise<Partial<Context>>;
+
+/** What a feature adds to the HTTP server, by stage. */
+export interface HttpParts {
+  /** Every request, after the health probes and before the security headers (the firewall's IP check). */
+  readonly gates?: readonly RequestHandler[];
+  /** GET routes of its own, by path (the JWKS). */
+  readonly routes?: Readonly<Record<string, RequestHandler>>;
+  /** /graphql requests before the body is read (rate limits). */
+  readonly beforeBody?: readonly RequestHandler[];
+  /** /graphql requests once the JSON body is parsed, before Apollo (document size limits). */
+  readonly afterBody?: readonly RequestHandler[];
+}
+
+/** What a feature adds to Apollo Server. */
+export interface GraphQLParts {
+  readonly plugins?: readonly ApolloServerPlugin<Context>[];
+  readonly validationRules?: readonly ValidationRule[];
+}
+
+/** What the CLI lends a feature's commands. Results go to stdout (`say`), logs to stderr. */
+export interface CommandTools<S> {
+  /** The services as a server has them: migrations must be applied, the keyring must cover the data. */
+  withServices<T>(work: (services: S, database: Database) => Promise<T>): Promise<T>;
+  /** The database alone, keyring installed, migrations in whatever state (migrate, restore). */
+  withDatabase<T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>): Promise<T>;
+  /** One line of result on stdout. */
+  say(line: string): void;
+  /** An expected failure: printed as one line, exit code 1. */
+  fail(message: string): never;
+  /** A secret from a hidden prompt, or piped on stdin; never an argument. */
+  readPassword(prompt: string): Promise<string>;
+  /** A top-level command that several features add subcommands to (`keys`, `audit`), made on first use. */
+  group(name: string, description: string): Command;
+}
+
+/**
+ * One feature: a folder that brings its settings, tables, services, API, rules, HTTP and Apollo
+ * parts and CLI commands, and names the services of other features it uses. `src/features.ts`
+ * lists them; nothing else changes when one is added.
+ *
+ * N: the other features' services it needs. P: the services it provides. Each hook receives
+ * only those and the platform's (config, database, logger, clock, notifications).
+ */
+export interface Feature<N extends ServiceName = ServiceName, P extends ServiceName = ServiceName> {
+  readonly name: string;
+  /** Environment settings it reads (they join Config; the README's table lists each). */
+  readonly settings?: SettingsTable;
+  /** TypeORM entities (its tables) and subscribers. */
+  readonly entities?: readonly Function[];
+  readonly subscribers?: readonly Function[];
+  /** The services of other features its code uses. */
+  readonly needs?: readonly N[];
+  /** Its services, each built on first use: the order of the feature list does not matter. */
+  readonly provides?: { readonly [K in P]: (services: ServicesFor<N | P>) => Services[K] };
+  /** Before the database opens (the keyring the encrypted columns need). */
+  readonly boot?: (config: Config, logger: Logger) => void;
+  /** Once every service exists, in every process that builds them (seeding, checks); returns what stops it. */
+  readonly start?: (services: ServicesFor<N | P>) => Promise<Stop | void>;
+  /** Jobs only a serving process runs (schedules); returns what stops them. */
+  readonly schedule?: (services: ServicesFor<N | P>) => Stop;
+  /** Rows the hourly maintenance job prunes, by name. */
+  readonly maintenance?: (services: ServicesFor<N | P>) => Readonly<Record<string, PruneTask>>;
+  /** Its part of the GraphQL API: resolver classes, their instances, and a rule for every field they add. */
+  readonly resolvers?: readonly ResolverClass[];
+  readonly rules?: RuleTree;
+  readonly wire?: (services: ServicesFor<N | P>) => readonly object[];
+  /** Its fields of each request's context. */
+  readonly context?: (services: ServicesFor<N | P>) => ContextStep;
+  readonly http?: (services: ServicesFor<N | P>) => HttpParts;
+  readonly graphql?: (services: ServicesFor<N | P>, schema: GraphQLSchema) => GraphQLParts;
+  /** Its `bastion` subcommands. */
+  readonly commands?: (program: Command, tools: CommandTools<ServicesFor<N | P>>) => void;
+}
+
+/**
+ * A feature, typed by the services it provides (P, named here) and needs (N, inferred from
+ * `needs`): `defineFeature<keyof AccountsServices>()({ … })`. Each hook is checked against
+ * exactly those, and at run time receives an object that holds only those.
+ */
+export function defineFeature<P extends ServiceName = never>() {
+  return <const N extends ServiceName = never>(feature: Feature<N, P>): Feature => feature as unknown as Feature;
+}
+
+/** The TypeORM entities and subscribers of these features, for a data source. */
+export function tablesOf(features: readonly Feature[]): Tables {
+  return {
+    entities: features.flatMap((feature) => feature.entities ?? []),
+    subscribers: features.flatMap((feature) => feature.subscribers ?? []),
+  };
+}
