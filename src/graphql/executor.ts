@@ -192,7 +192,9 @@ export function executorGateway(
     run({
       document: requestContext.document,
       operation: requestContext.operation,
-      operationName: requestContext.operationName,
+      // The name the client sent, as graphql-js needs it: Apollo's own operationName is the resolved
+      // operation's, null when the sent name matches none (graphql-js must then refuse, not run another).
+      operationName: requestContext.request.operationName ?? null,
       variables: requestContext.request.variables,
       contextValue: requestContext.context,
       queryHash: requestContext.queryHash,

@@ -34,6 +34,22 @@ describe('HTTP surface', () => {
     });
   });
 
+  describe('operation names', () => {
+    it('refuses an operationName the document does not define, with 400, instead of running another operation', async () => {
+      for (const query of ['{ serverInfo { name } }', 'query Other { serverInfo { name } }', 'mutation { signOut }']) {
+        const response = await post(JSON.stringify({ query, operationName: 'Missing' }));
+        const body = (await response.json()) as { data?: unknown; errors: { extensions: { code: string } }[] };
+        expect({ query, status: response.status, code: body.errors[0].extensions.code, data: body.data }).toEqual({
+          query,
+          status: 400,
+          code: 'OPERATION_RESOLUTION_FAILURE',
+          data: undefined,
+        });
+      }
+      expect(server.logs.lines.filter((line) => line.level >= 50)).toEqual([]);
+    });
+  });
+
   describe('health', () => {
     it('/healthz says the process is up', async () => {
       const response = await fetch(`${server.origin}/healthz`);
