@@ -1,8 +1,8 @@
-import net from 'node:net';
 import { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../clock';
 import { AppError } from '../errors';
 import type { Logger } from '../logging';
+import { addressBucket } from '../net/ip';
 
 /** Free attempts, then delays doubling from 1 s, capped (CONVENTIONS: never "account locked"). */
 export interface Ladder {
@@ -28,23 +28,6 @@ const ACCOUNT: Ladder = { freeAttempts: 50, maxDelaySeconds: 5 * 60 };
 function delaySeconds(failures: number, ladder: Ladder): number {
   if (failures < ladder.freeAttempts) return 0;
   return Math.min(2 ** Math.min(failures - ladder.freeAttempts, 20), ladder.maxDelaySeconds);
-}
-
-/**
- * The address a per-IP budget belongs to: an IPv4 address, or an IPv6 /64 (one customer's
- * network: anyone can rotate through the addresses inside it).
- */
-export function addressBucket(ipAddress: string | null): string {
-  if (!ipAddress) return 'unknown';
-  if (!net.isIPv6(ipAddress)) return ipAddress;
-  const [head, tail = ''] = ipAddress.split('::');
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = tail ? tail.split(':') : [];
-  const groups = [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
-  return `${groups
-    .slice(0, 4)
-    .map((group) => parseInt(group || '0', 16).toString(16))
-    .join(':')}::/64`;
 }
 
 export interface AttemptReservation {

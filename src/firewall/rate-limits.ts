@@ -4,7 +4,7 @@ import { DocumentNode, FragmentDefinitionNode, Kind, OperationDefinitionNode, Op
 import type Redis from 'ioredis';
 import type { Pool } from 'pg';
 import { RateLimiterAbstract, RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { addressBucket } from '../accounts/login-throttle';
+import { addressBucket } from '../net/ip';
 import type { Clock } from '../clock';
 import type { RateLimit } from './firewall.settings';
 import type { Context } from '../context';

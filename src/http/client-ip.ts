@@ -1,34 +1,12 @@
-import net from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
+import proxyaddr from 'proxy-addr';
+import { isIpAddress, normalizeIp } from '../net/ip';
 
 declare module 'express-serve-static-core' {
   interface Request {
     /** The client's address, resolved once per request through TRUST_PROXY. */
     clientIp: string;
   }
-}
-
-/**
- * `::ffff:10.1.2.3` → `10.1.2.3`, so IPv4 rules match IPv4 clients on a dual-stack socket; a
- * proxy's `1.2.3.4:5678` or `[2001:db8::1]:443` → the address alone.
- */
-export function normalizeIp(address: string): string {
-  const bracketed = /^\[([0-9a-f:.]+)\](?::\d+)?$/i.exec(address);
-  const withPort = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(address);
-  const bare = bracketed?.[1] ?? withPort?.[1] ?? address;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  return mapped ? mapped[1] : bare;
-}
-
-function blockListOf(cidrs: readonly string[]): net.BlockList {
-  const list = new net.BlockList();
-  for (const cidr of cidrs) {
-    const [address, prefix] = cidr.split('/');
-    const family = net.isIPv6(address) ? 'ipv6' : 'ipv4';
-    if (prefix === undefined) list.addAddress(address, family);
-    else list.addSubnet(address, Number(prefix), family);
-  }
-  return list;
 }
 
 export interface ProxyTrust {
@@ -44,11 +22,9 @@ export interface ProxyTrust {
  * cannot push a fake address in front of what our own proxy appended.
  */
 export function proxyTrust(trustProxy: readonly string[], ownTls: boolean): ProxyTrust {
-  const trusted = blockListOf(trustProxy);
-  const isTrusted = (address: string) => {
-    const family = net.isIP(address);
-    return family !== 0 && trusted.check(address, family === 6 ? 'ipv6' : 'ipv4');
-  };
+  // proxy-addr's matcher (Express's own): IPv4-mapped peers match IPv4 networks; garbage matches nothing.
+  const trusted = proxyaddr.compile([...trustProxy]);
+  const isTrusted = (address: string) => isIpAddress(address) && trusted(address, 0);
   const peerOf = (req: Request) => normalizeIp(req.socket.remoteAddress ?? '');
 
   return {
@@ -61,7 +37,7 @@ export function proxyTrust(trustProxy: readonly string[], ownTls: boolean): Prox
         .map((part) => normalizeIp(part.trim()));
       for (let index = forwarded.length - 1; index >= 0; index -= 1) {
         const hop = forwarded[index];
-        if (net.isIP(hop) === 0) break;
+        if (!isIpAddress(hop)) break;
         client = hop;
         if (!isTrusted(hop)) break;
       }

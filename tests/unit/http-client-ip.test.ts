@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { configWith } from '../../src/settings';
-import { normalizeIp, proxyTrust } from '../../src/http/client-ip';
+import { proxyTrust } from '../../src/http/client-ip';
+import { normalizeIp } from '../../src/net/ip';
 import { transportWarning } from '../../src/http/tls';
 
 function request(peer: string, headers: Record<string, string> = {}): Request {

@@ -1,4 +1,4 @@
-import { addressBucket } from '../../../src/accounts/login-throttle';
+import { addressBucket } from '../../../src/net/ip';
 
 describe('addressBucket', () => {
   it('keeps IPv4 addresses whole', () => {
