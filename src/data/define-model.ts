@@ -1,4 +1,5 @@
 import { GraphQLFloat, GraphQLID, GraphQLInt } from 'graphql';
+import pluralize from 'pluralize';
 import { getMetadataStorage } from 'type-graphql';
 import { JoinColumn, ManyToOne, ValueTransformer, getMetadataArgsStorage } from 'typeorm';
 import { snakeCase } from 'typeorm/util/StringUtils';
@@ -296,9 +297,12 @@ function kindOf(type: unknown, model: string, field: string): FieldKind {
   throw new ModelDefinitionError(model, `${field} has a type the data API does not support yet (ID, String, Int, Float, Boolean, Date)`);
 }
 
-/** English plural of a lowerCamel name: post → posts, category → categories, address → addresses. */
+/**
+ * English plural of a lowerCamel name, from pluralize's rules and irregular words: post → posts,
+ * category → categories, person → people, blogEntry → blogEntries (only the last word changes).
+ */
 export function pluralOf(singular: string): string {
-  if (/[^aeiou]y$/.test(singular)) return `${singular.slice(0, -1)}ies`;
-  if (/(s|x|z|ch|sh)$/.test(singular)) return `${singular}es`;
-  return `${singular}s`;
+  const [, head, lastWord] = /^(.*?)([A-Z]?[a-z0-9]*)$/.exec(singular)!;
+  const plural = pluralize.plural(lastWord.toLowerCase());
+  return head + (lastWord === lastWord.toLowerCase() ? plural : plural[0].toUpperCase() + plural.slice(1));
 }

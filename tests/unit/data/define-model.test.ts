@@ -47,6 +47,9 @@ describe('pluralOf', () => {
     ['wish', 'wishes'],
     ['blogPost', 'blogPosts'],
     ['storyEntry', 'storyEntries'],
+    ['person', 'people'],
+    ['child', 'children'],
+    ['teamPerson', 'teamPeople'],
   ])('%s → %s', (singular, plural) => {
     expect(pluralOf(singular)).toBe(plural);
   });
