@@ -217,6 +217,11 @@ export class ModelScope {
     this.rows = RowScope.of(spec, decision.allowed ? decision.clauses : [], viewerId);
   }
 
+  /** One clause covers every row with every field: rows need no per-row decision. */
+  get unrestricted(): boolean {
+    return this.decision.unrestricted;
+  }
+
   /** The same scope narrowed to some of its clauses (those `writableClauses` returned). */
   narrowedTo(clauses: readonly AccessClause[]): RowScope {
     return RowScope.of(this.spec, clauses, this.viewerId);
@@ -245,7 +250,7 @@ export class ModelScope {
 
   /** The fields of this row the viewer may read. */
   maskOf(row: object): FieldMask {
-    return this.decision.unrestricted ? ALL_FIELDS : this.rows.fieldsOf(this.rows.matching(row));
+    return this.unrestricted ? ALL_FIELDS : this.rows.fieldsOf(this.rows.matching(row));
   }
 
   /**

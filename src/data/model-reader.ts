@@ -207,10 +207,10 @@ export class ReadPlan {
 
   /** The decisions for a row, made once per set of clauses it falls in (per distinct mask). */
   private decisionsFor(values: RowValues): Decisions {
-    const set = this.scope.decision.unrestricted ? 0 : this.scope.rows.matching(values);
+    const set = this.scope.unrestricted ? 0 : this.scope.rows.matching(values);
     let decisions = this.decisions.get(set);
     if (!decisions) {
-      const mask = this.scope.decision.unrestricted ? ('all' as const) : this.scope.rows.fieldsOf(set);
+      const mask = this.scope.unrestricted ? ('all' as const) : this.scope.rows.fieldsOf(set);
       decisions = { mask, allowed: this.outputs.map((output) => this.decide(output.name, mask)) };
       this.decisions.set(set, decisions);
     }

@@ -400,7 +400,7 @@ function sortKeysOf(
   context: Context,
 ): SortKey[] {
   if (orderBy.length > 3) throw new AppError('BAD_USER_INPUT', 'orderBy takes at most 3 fields.', { details: { field: 'orderBy' } });
-  const readableEverywhere = (field: string) => scope.decision.unrestricted || scope.rows.showing(field) === null;
+  const readableEverywhere = (field: string) => scope.unrestricted || scope.rows.showing(field) === null;
   const keys: SortKey[] = orderBy.map((entry) => {
     if (!readableEverywhere(entry.field)) throw denied(context, `You may not sort ${model.plural} by ${entry.field}.`, 'orderBy');
     return { field: fieldOf(model, entry.field), direction: entry.direction };
