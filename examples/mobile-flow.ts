@@ -149,7 +149,13 @@ async function graphql<TData>(
   const [first] = body.errors ?? [];
   if (first) {
     const extensions = first.extensions ?? {};
-    throw new BastionApiError(operation, String(extensions.code ?? 'UNKNOWN'), first.message, extensions, response.status);
+    throw new BastionApiError(
+      operation,
+      typeof extensions.code === 'string' ? extensions.code : 'UNKNOWN',
+      first.message,
+      extensions,
+      response.status,
+    );
   }
   if (body.data == null) throw new Error(`${operation}: HTTP ${response.status} with neither data nor errors`);
   return body.data;

@@ -12,7 +12,8 @@ import { Logger, createLogger } from './logging';
 import { startBastion } from './main';
 import { BASTION_VERSION, PROJECT_ROOT } from './project';
 import { buildGraphQLSchema, printSDL } from './schema';
-import { Services, startServices } from './services';
+import { startServices } from './services';
+import { Services } from './feature';
 import { loadProcessConfig } from './settings';
 
 /** An expected failure: printed as one line, exit code 1. */
@@ -93,7 +94,7 @@ async function readPassword(prompt: string): Promise<string> {
   const input = process.stdin;
   if (!input.isTTY) {
     let text = '';
-    for await (const chunk of input) text += chunk.toString();
+    for await (const chunk of input) text += (chunk as Buffer).toString();
     return text.replace(/\r?\n$/, '');
   }
   process.stderr.write(prompt);

@@ -2,14 +2,39 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { Command } from 'commander';
 import type { Request, RequestHandler } from 'express';
 import type { GraphQLSchema, ValidationRule } from 'graphql';
+import type { DataSource } from 'typeorm';
+import type { Clock } from './clock';
 import type { Config, SettingsTable } from './config';
 import type { Context } from './context';
 import type { Tables } from './db/data-source';
 import type { Database } from './db/database';
+import type { Notifications } from './db/notifications';
 import type { Logger } from './logging';
 import type { PruneTask } from './maintenance';
-import type { PlatformServices, ServiceName, Services } from './services';
 import type { RuleTree } from './shield/shield';
+
+/** What the composition root builds before any feature: every feature may use these. */
+export interface PlatformServices {
+  readonly config: Config;
+  readonly dataSource: DataSource;
+  /** The database URL, for connections that cannot come from the pool (LISTEN, backup locks). */
+  readonly databaseUrl: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Cache invalidations between instances (LISTEN/NOTIFY). */
+  readonly notifications: Notifications;
+  /** The features this process runs (the self-audit walks their schema; the permission layer their models). */
+  readonly features: readonly Feature[];
+}
+
+/**
+ * Every service, by name. Each feature adds the ones it provides by declaration merging
+ * (`declare module '../feature' { interface Services extends XServices {} }` in its `x.feature.ts`).
+ */
+export interface Services extends PlatformServices {}
+
+/** The name of a service some feature provides. */
+export type ServiceName = Exclude<keyof Services, keyof PlatformServices>;
 
 /** The services a feature's code may use: the platform's, and those it needs or provides. */
 export type ServicesFor<N extends ServiceName> = Pick<Services, N | keyof PlatformServices>;
@@ -43,17 +68,17 @@ export interface GraphQLParts {
 /** What the CLI lends a feature's commands. Results go to stdout (`say`), logs to stderr. */
 export interface CommandTools<S> {
   /** The services as a server has them: migrations must be applied, the keyring must cover the data. */
-  withServices<T>(work: (services: S, database: Database) => Promise<T>): Promise<T>;
+  readonly withServices: <T>(work: (services: S, database: Database) => Promise<T>) => Promise<T>;
   /** The database alone, keyring installed, migrations in whatever state (migrate, restore). */
-  withDatabase<T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>): Promise<T>;
+  readonly withDatabase: <T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>) => Promise<T>;
   /** One line of result on stdout. */
-  say(line: string): void;
+  readonly say: (line: string) => void;
   /** An expected failure: printed as one line, exit code 1. */
-  fail(message: string): never;
+  readonly fail: (message: string) => never;
   /** A secret from a hidden prompt, or piped on stdin; never an argument. */
-  readPassword(prompt: string): Promise<string>;
+  readonly readPassword: (prompt: string) => Promise<string>;
   /** A top-level command that several features add subcommands to (`keys`, `audit`), made on first use. */
-  group(name: string, description: string): Command;
+  readonly group: (name: string, description: string) => Command;
 }
 
 /**

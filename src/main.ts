@@ -8,7 +8,8 @@ import { transportWarning } from './http/tls';
 import type { Logger } from './logging';
 import type { PruneTask } from './maintenance';
 import { BastionServer, createServer } from './server';
-import { RunningServices, Services, startServices } from './services';
+import { RunningServices, startServices } from './services';
+import { Services } from './feature';
 
 export interface RunningBastion {
   readonly url: string;
@@ -18,7 +19,7 @@ export interface RunningBastion {
   /** The housekeeping the maintenance job runs, by name. */
   readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
   /** The services as one feature's hooks see them. */
-  servicesFor(feature: Feature): Services;
+  readonly servicesFor: (feature: Feature) => Services;
   /** Graceful: stop accepting, finish in-flight requests, close the pool, stop the embedded server. */
   stop(): Promise<void>;
 }

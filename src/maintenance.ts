@@ -9,7 +9,7 @@ export type PruneTask = (manager: EntityManager) => Promise<number>;
 /**
  * Housekeeping that must run somewhere, once: pruning expired throttle rows, challenges and
  * emailed tokens. Every instance schedules it; the one that gets the advisory lock does the work
- * (DESIGN "Scale": scheduled jobs take a PostgreSQL advisory lock), never inside a request.
+ * (docs/security.md#ops-9: scheduled jobs take a PostgreSQL advisory lock), never inside a request.
  */
 export async function runMaintenance(
   dataSource: DataSource,

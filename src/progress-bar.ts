@@ -16,7 +16,9 @@ export class ProgressBar {
   /** `detail` follows the counts, e.g. "12.0 MB, 48.2 MB/s". */
   update(done: number, total: number, detail?: string): void {
     const fraction = total === 0 ? 1 : Math.min(done / total, 1);
-    const text = `${this.label} ${this.bar(fraction)} ${Math.round(fraction * 100)}% (${this.formatCount(done)}/${this.formatCount(total)})${detail ? ` ${detail}` : ''}`;
+    const text =
+      `${this.label} ${this.bar(fraction)} ${Math.round(fraction * 100)}% ` +
+      `(${this.formatCount(done)}/${this.formatCount(total)})${detail ? ` ${detail}` : ''}`;
     if (this.stream.isTTY) {
       this.stream.write(`\r${text}`);
       this.lineOpen = fraction < 1;

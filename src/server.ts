@@ -27,7 +27,8 @@ import { errorHandler, notFound } from './http/http-errors';
 import { requestIds } from './http/request-id';
 import { createHttpServer, strictTransportSecurity } from './http/tls';
 import { buildGraphQLSchema, rulesOf } from './schema';
-import type { RunningServices, Services } from './services';
+import type { RunningServices } from './services';
+import type { Services } from './feature';
 import { protectSchema } from './shield/shield';
 
 export interface ServerDeps {
@@ -126,7 +127,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     // The gate plugin decides per viewer; Apollo's own switch would be all or nothing.
     introspection: true,
     allowBatchedHttpRequests: false,
-    // Fragment fan-out is refused before it can cost anything (SECURITY.md GQ-17).
+    // Fragment fan-out is refused before it can cost anything (docs/security.md#gql-7).
     maxRecursiveSelections: true,
     csrfPrevention: true,
     // The CLI owns SIGTERM/SIGINT: Apollo's own handlers would race ours and re-raise the signal.

@@ -1,37 +1,10 @@
 import os from 'node:os';
-import type { DataSource } from 'typeorm';
-import type { Clock } from './clock';
-import type { Config } from './config';
 import { Notifications } from './db/notifications';
-import type { Feature, Stop } from './feature';
-import type { Logger } from './logging';
+import type { Feature, PlatformServices, Services, Stop } from './feature';
 import { PruneTask, scheduleMaintenance } from './maintenance';
 
 /** How often expired throttle rows, challenges, emailed tokens and old audit events are pruned. */
 const MAINTENANCE_INTERVAL_MS = 60 * 60 * 1000;
-
-/** What the composition root builds before any feature: every feature may use these. */
-export interface PlatformServices {
-  readonly config: Config;
-  readonly dataSource: DataSource;
-  /** The database URL, for connections that cannot come from the pool (LISTEN, backup locks). */
-  readonly databaseUrl: string;
-  readonly logger: Logger;
-  readonly clock: Clock;
-  /** Cache invalidations between instances (LISTEN/NOTIFY). */
-  readonly notifications: Notifications;
-  /** The features this process runs (the self-audit walks their schema; the permission layer their models). */
-  readonly features: readonly Feature[];
-}
-
-/**
- * Every service, by name. Each feature adds the ones it provides by declaration merging
- * (`declare module '../services' { interface Services { … } }` in its `x.feature.ts`).
- */
-export interface Services extends PlatformServices {}
-
-/** The name of a service some feature provides. */
-export type ServiceName = Exclude<keyof Services, keyof PlatformServices>;
 
 const PLATFORM_NAMES: readonly (keyof PlatformServices)[] = [
   'config',
@@ -61,7 +34,7 @@ class ServiceRegistry {
       for (const [name, make] of Object.entries(feature.provides ?? {})) {
         const other = this.providers.get(name);
         if (other) throw new Error(`Features "${other.feature.name}" and "${feature.name}" both provide the service "${name}"`);
-        this.providers.set(name, { feature, make: make as (services: never) => unknown });
+        this.providers.set(name, { feature, make: make });
       }
     }
   }
@@ -114,9 +87,9 @@ export interface RunningServices {
   /** The housekeeping the maintenance job runs, by name (tests run them directly). */
   readonly maintenanceTasks: Readonly<Record<string, PruneTask>>;
   /** The view of the services a feature's hooks receive. */
-  servicesFor(feature: Feature): Services;
+  readonly servicesFor: (feature: Feature) => Services;
   /** Stops the features' work in reverse order, then the maintenance job and the listener. */
-  stop(): Promise<void>;
+  readonly stop: () => Promise<void>;
 }
 
 /**
@@ -152,9 +125,8 @@ export async function startServices(
     await stopAll().catch(() => undefined);
     throw error;
   }
-  const maintenanceTasks: Record<string, PruneTask> = Object.assign(
-    {},
-    ...features.map((feature) => feature.maintenance?.(registry.viewFor(feature)) ?? {}),
+  const maintenanceTasks: Record<string, PruneTask> = Object.fromEntries(
+    features.flatMap((feature) => Object.entries(feature.maintenance?.(registry.viewFor(feature)) ?? {})),
   );
   stops.push(scheduleMaintenance(platform.dataSource, maintenanceTasks, platform.logger, MAINTENANCE_INTERVAL_MS));
   return {

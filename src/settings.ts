@@ -9,7 +9,7 @@ export const SETTINGS_TABLES: readonly SettingsTable[] = [
 ];
 
 /** Every setting by key (the README's configuration table documents each). */
-export const SETTINGS: SettingSpecs = Object.freeze(Object.assign({}, ...SETTINGS_TABLES.map((table) => table.specs)));
+export const SETTINGS: SettingSpecs = Object.freeze(Object.fromEntries(SETTINGS_TABLES.flatMap((table) => Object.entries(table.specs))));
 
 /** Parses and checks every setting of this build; throws one ConfigError listing all problems. */
 export function loadConfig(env: Environment, cwd: string = process.cwd()): Config {

@@ -17,11 +17,11 @@ export interface AccessServices {
   readonly policy: PolicyService;
 }
 
-declare module '../services' {
-  interface Services extends AccessServices {}
-}
-
 declare module '../feature' {
+  interface Services extends AccessServices {}
+
+  // Every declaration of Feature names the same type parameters, used or not.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- see above
   interface Feature<N, P> {
     /** Models the permission layer governs (grants name them; their default grants are seeded on first sight). */
     readonly models?: readonly ModelAccessSpec[];

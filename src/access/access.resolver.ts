@@ -18,14 +18,14 @@ export class AccessResolver {
   roles(@Ctx() context: Context): RoleType[] {
     return context.access.policy.roles
       .sort((a, b) => Number(b.builtIn) - Number(a.builtIn) || a.name.localeCompare(b.name))
-      .map(RoleType.of);
+      .map((role) => RoleType.of(role));
   }
 
   @Query(() => [PermissionGrantType], {
     description: 'The whole policy for models, exactly as this request enforces it: every grant, by model, action and role.',
   })
   permissionMatrix(@Ctx() context: Context): PermissionGrantType[] {
-    return context.access.policy.grants.map(PermissionGrantType.of);
+    return context.access.policy.grants.map((grant) => PermissionGrantType.of(grant));
   }
 
   @Mutation(() => RoleType, { description: 'Creates a custom role. Give it grants (grantPermission) and members (assignRole).' })

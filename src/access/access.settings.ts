@@ -20,7 +20,8 @@ const specs = {
   mfaRequiredFor: spec<MfaRequirement>({
     env: 'BASTION_MFA_REQUIRED_FOR',
     description:
-      'Whose roles need a session confirmed with the second factor (aal2): none (only custom roles marked requireMfa), admin (also the admin role), or all (every role of a signed-in account; account basics such as enrolling a factor stay open).',
+      'Whose roles need a session confirmed with the second factor (aal2): none (only custom roles marked requireMfa), admin ' +
+      '(also the admin role), or all (every role of a signed-in account; account basics such as enrolling a factor stay open).',
     fallback: (nodeEnv) => (isProduction(nodeEnv) ? 'admin' : 'none'),
     defaultText: 'admin in production, else none',
     parse: oneOf(MFA_REQUIREMENTS),

@@ -50,7 +50,8 @@ export class RoleType {
 
   @Field({
     description:
-      'Members act with this role only on a session confirmed with the second factor (aal2); otherwise MFA_REQUIRED. As enforced, including BASTION_MFA_REQUIRED_FOR.',
+      'Members act with this role only on a session confirmed with the second factor ' +
+      '(aal2); otherwise MFA_REQUIRED. As enforced, including BASTION_MFA_REQUIRED_FOR.',
   })
   requireMfa!: boolean;
 

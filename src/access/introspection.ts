@@ -26,8 +26,8 @@ function selectsIntrospection(document: DocumentNode): boolean {
 }
 
 /**
- * Introspection for admins only (SECURITY.md GQ-1, ASVS 4.3.2). Apollo's own switch is all or
- * nothing per server, and shield skips introspection fields (SH-7), so the check runs here, once
+ * Introspection for admins only (docs/security.md#gql-1, ASVS 4.3.2). Apollo's own switch is all or
+ * nothing per server, and shield skips introspection fields, so the check runs here, once
  * the viewer is known. `__typename` stays allowed: clients need it for unions.
  */
 export function introspectionGate(mode: IntrospectionMode): ApolloServerPlugin<Context> {

@@ -37,8 +37,6 @@ export interface RowFieldRule {
   decide(mask: FieldMask | undefined, access: Access): Decision;
 }
 
-
-
 /** A shield rule that also carries its row decision. */
 export type RowRule = ShieldRule & { readonly row: RowFieldRule };
 

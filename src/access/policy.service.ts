@@ -41,7 +41,7 @@ export interface NewGrant {
 }
 
 /**
- * Roles, role membership and permission grants: the policy as data (DESIGN "Data model"). Every
+ * Roles, role membership and permission grants: the policy as data. Every
  * change runs in one transaction with its audit row and a NOTIFY, so every instance loads the new
  * policy at its next request; role membership lives in the session cache, which is told too.
  */
@@ -343,7 +343,8 @@ export class PolicyService {
       if (unknown.length > 0) {
         throw new AppError(
           'BAD_USER_INPUT',
-          `${spec.name} has no ${input.action === 'read' ? 'readable' : 'writable'} field ${unknown.map((field) => `"${field}"`).join(', ')}. Fields: ${allowed.join(', ')}.`,
+          `${spec.name} has no ${input.action === 'read' ? 'readable' : 'writable'} ` +
+            `field ${unknown.map((field) => `"${field}"`).join(', ')}. Fields: ${allowed.join(', ')}.`,
           { details: { field: 'fields' } },
         );
       }

@@ -6,7 +6,7 @@ import { SigningKeysService, SigningKeysUnavailableError } from './signing-keys.
 /** RFC 9068 §2.1: access tokens say what they are, so no other JWT can be replayed as one. */
 const ACCESS_TOKEN_TYPE = 'at+jwt';
 
-/** Seconds of clock skew accepted on `exp` (SECURITY.md JW-2). */
+/** Seconds of clock skew accepted on `exp` (docs/security.md#tok-2). */
 const CLOCK_TOLERANCE_SECONDS = 5;
 
 /** Access tokens live at most 15 minutes. */
@@ -27,7 +27,7 @@ export interface AccessTokenClaims {
 }
 
 export interface VerifiedAccessToken extends AccessTokenClaims {
-  /** Revocation lists key on this (with the issuer), never on a hash of the token (JW-5). */
+  /** Revocation lists key on this (with the issuer), never on a hash of the token (docs/security.md#tok-5). */
   readonly jti: string;
   readonly expiresAt: Date;
 }
@@ -136,7 +136,7 @@ export class AccessTokens {
         issuer: this.options.issuer,
         audience: this.options.audience,
         typ: ACCESS_TOKEN_TYPE,
-        // jose checks exp only when present (JW-2): without this a token lacking exp never expires.
+        // jose checks exp only when present (docs/security.md#tok-2): without this a token lacking exp never expires.
         requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid'],
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
         currentDate: this.clock.now(),

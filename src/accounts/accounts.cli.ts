@@ -15,7 +15,8 @@ export function registerAccountCommands(
     .group('keys', 'Encryption keys: generate, status, reencrypt, forget')
     .command('rotate-signing')
     .description(
-      'Publish a new access-token signing key; it starts signing once verifiers have had time to fetch it (~6 min). The old key stays published until its tokens expire',
+      'Publish a new access-token signing key; it starts signing once verifiers have had ' +
+        'time to fetch it (~6 min). The old key stays published until its tokens expire',
     )
     .option(
       '--now',

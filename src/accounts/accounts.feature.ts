@@ -43,7 +43,7 @@ export interface AccountsServices {
   readonly loginThrottle: LoginThrottler;
 }
 
-declare module '../services' {
+declare module '../feature' {
   interface Services extends AccountsServices {}
 }
 

@@ -17,7 +17,6 @@ import {
   VerifyEmailInput,
 } from './accounts.types';
 import type { SessionsService } from './sessions.service';
-import type { Actor, RequestOrigin } from '../audit/actor';
 import { Session } from './session.entity';
 import { User } from './user.entity';
 
@@ -61,7 +60,8 @@ export class AccountsResolver {
 
   @Mutation(() => SignInResult, {
     description:
-      'Signs in with email and password: AuthPayload, or an MfaChallenge (complete it with verifyMfa) when the account has two-factor authentication. Wrong email and wrong password give the same INVALID_CREDENTIALS.',
+      'Signs in with email and password: AuthPayload, or an MfaChallenge (complete it with verifyMfa) when the ' +
+      'account has two-factor authentication. Wrong email and wrong password give the same INVALID_CREDENTIALS.',
   })
   async signIn(@Arg('input') input: SignInInput, @Ctx() context: Context): Promise<typeof SignInResult> {
     const result = await this.accounts.signIn(input.email, input.password, originOf(context));
@@ -146,7 +146,6 @@ export class UserResolver {
     if (user.id === context.viewer.userId) return [...context.viewer.roles].sort();
     return context.loaders.get('User.roles', (ids: readonly string[]) => this.sessions.rolesOfUsers(ids)).load(user.id);
   }
-
 }
 
 @Resolver(() => Session)

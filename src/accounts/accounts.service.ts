@@ -16,7 +16,7 @@ import type { IssuedTokens, SessionsService } from './sessions.service';
 import type { RequestOrigin } from '../audit/actor';
 import { keepAnActiveAdmin } from './admins';
 import { UserRole } from './user-role.entity';
-import { User } from './user.entity';
+import { User, UserStatus } from './user.entity';
 
 export interface AccountsOptions {
   /** Base of emailed links (BASTION_PUBLIC_URL); may be an app deep link. */
@@ -131,7 +131,7 @@ export class AccountsService {
       throw new AppError('INVALID_CREDENTIALS', WRONG_CREDENTIALS);
     }
     await attempt.succeeded();
-    if (user.status !== 'active') throw new AppError('FORBIDDEN', "This account is suspended. Contact the app's support.");
+    if (user.status !== UserStatus.ACTIVE) throw new AppError('FORBIDDEN', "This account is suspended. Contact the app's support.");
     if (this.options.requireVerifiedEmail && !user.emailVerified) {
       await this.requestEmailVerification(user.id);
       throw new AppError('FORBIDDEN', 'Verify your email address first: we sent you a new link.');
@@ -165,7 +165,7 @@ export class AccountsService {
       return { challenge: null, opened };
     });
     if (outcome.challenge) return outcome.challenge;
-    return { ...(await this.sessions.issue(outcome.opened!)), user };
+    return { ...(await this.sessions.issue(outcome.opened)), user };
   }
 
   /** The account behind freshly issued tokens (refresh, second factor), for the AuthPayload. */
@@ -180,7 +180,7 @@ export class AccountsService {
     return this.sessions.currentAccount(viewer);
   }
 
-  /** Keeps the current session and ends every other one (CONVENTIONS). */
+  /** Keeps the current session and ends every other one (docs/security.md#pwd-8). */
   async changePassword(viewer: Viewer, currentPassword: string, newPassword: string, origin: RequestOrigin): Promise<void> {
     await this.secondFactor.requireStepUp(viewer);
     const user = await this.provePassword(viewer, currentPassword, origin);
@@ -224,7 +224,9 @@ export class AccountsService {
         userId: user.id,
         to: user.email,
         subject: `Reset your ${this.options.appName} password`,
-        text: `Someone asked to reset the password of your ${this.options.appName} account. If it was you, open this link within 30 minutes:\n\n${this.link('reset-password', token)}\n\nIf it was not you, ignore this email: your password stays as it is.`,
+        text:
+          `Someone asked to reset the password of your ${this.options.appName} account. If it was you, open this link within 30 ` +
+          `minutes:\n\n${this.link('reset-password', token)}\n\nIf it was not you, ignore this email: your password stays as it is.`,
       });
       await this.audit.append(manager, {
         action: 'password_reset_requested',

@@ -70,7 +70,8 @@ const specs = {
   hashConcurrency: spec<number>({
     env: 'BASTION_HASH_CONCURRENCY',
     description:
-      'Password hashes computed at once per process (each takes ~19 MiB and a core for ~50 ms); more wait in a short queue, beyond it sign-ins get RATE_LIMITED.',
+      'Password hashes computed at once per process (each takes ~19 MiB and a core ' +
+      'for ~50 ms); more wait in a short queue, beyond it sign-ins get RATE_LIMITED.',
     fallback: () => 2,
     defaultText: '2',
     parse: integer(1, 64),

@@ -12,7 +12,7 @@ const ADMINS_LOCK_KEY = '7094141799684204910';
  */
 export async function keepAnActiveAdmin(manager: EntityManager, userId: string): Promise<void> {
   await manager.query('SELECT pg_advisory_xact_lock($1)', [ADMINS_LOCK_KEY]);
-  const [{ holds, others }] = await manager.query(
+  const [{ holds, others }] = await manager.query<{ holds: boolean | null; others: number }[]>(
     `SELECT bool_or(ur.user_id = $1) AS holds, count(*) FILTER (WHERE ur.user_id <> $1 AND u.status = 'active')::int AS others
        FROM user_roles ur JOIN users u ON u.id = ur.user_id
       WHERE ur.role_name = 'admin'`,

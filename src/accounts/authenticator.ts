@@ -6,7 +6,7 @@ import type { SessionCache } from './session-cache';
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 
 /**
- * Authorization header → Viewer (CONVENTIONS "Auth on every request"). No header: anonymous.
+ * Authorization header → Viewer (docs/security.md#tok-3). No header: anonymous.
  * A header that does not hold a live session's valid token fails the whole request with 401:
  * the app must learn at once that it is signed out, rather than get public data silently.
  */

@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { Kind, OperationDefinitionNode } from 'graphql';
+import { Kind, OperationDefinitionNode, OperationTypeNode } from 'graphql';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 
@@ -16,7 +16,7 @@ const CREDENTIAL_EXCHANGES = new Set([
 
 function onlyExchangesCredentials(operation: OperationDefinitionNode): boolean {
   return (
-    operation.operation === 'mutation' &&
+    operation.operation === OperationTypeNode.MUTATION &&
     operation.selectionSet.selections.every(
       (selection) =>
         selection.kind === Kind.FIELD && (CREDENTIAL_EXCHANGES.has(selection.name.value) || selection.name.value === '__typename'),

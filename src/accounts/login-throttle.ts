@@ -4,7 +4,7 @@ import { AppError } from '../errors';
 import type { Logger } from '../logging';
 import { addressBucket } from '../net/ip';
 
-/** Free attempts, then delays doubling from 1 s, capped (CONVENTIONS: never "account locked"). */
+/** Free attempts, then delays doubling from 1 s, capped, never "account locked" (docs/security.md#pwd-6). */
 export interface Ladder {
   readonly freeAttempts: number;
   readonly maxDelaySeconds: number;
@@ -15,7 +15,7 @@ const ACCOUNT_AND_IP: Ladder = { freeAttempts: 5, maxDelaySeconds: 15 * 60 };
 
 /**
  * Second-factor codes are 6 digits, so guessing is far cheaper than for passwords: a tight
- * per-account ladder with a long cap (SECURITY.md TO-5: 5–10 failures, then backoff).
+ * per-account ladder with a long cap (docs/security.md#mfa-6).
  */
 export const MFA_LADDERS = {
   account: { freeAttempts: 10, maxDelaySeconds: 60 * 60 },
@@ -36,7 +36,7 @@ export interface AttemptReservation {
 }
 
 /**
- * Brute-force throttling for password checks (ASVS 6.3.1, GQ-14). Each attempt is counted
+ * Brute-force throttling for password checks (ASVS 6.3.1, docs/security.md#pwd-6). Each attempt is counted
  * *before* its password is verified, in one atomic upsert, so a thousand aliased sign-ins in one
  * request, or in parallel, count as a thousand attempts and cannot all slip in before a lock.
  */

@@ -3,7 +3,7 @@ import { Algorithm, Version, hash as argon2Hash, parseOptions, verify as argon2V
 import { AppError } from '../errors';
 
 /**
- * SECURITY.md PW-1 (OWASP Password Storage minimum). Raising any of these makes every stored hash
+ * docs/security.md#pwd-1 (OWASP Password Storage minimum). Raising any of these makes every stored hash
  * report `needsRehash`, so the sign-in flow upgrades each one the next time its owner signs in.
  */
 const CURRENT_PARAMETERS = {
@@ -26,7 +26,7 @@ export interface PasswordVerification {
 
 /**
  * argon2id hashing behind a bounded pool. Each hash holds ~19 MiB and a core for tens of
- * milliseconds, so an unbounded flood of sign-ins would exhaust memory and CPU (PW-3): beyond
+ * milliseconds, so an unbounded flood of sign-ins would exhaust memory and CPU (docs/security.md#pwd-5): beyond
  * `maxConcurrent` running and `maxQueued` waiting, a call fails at once with RATE_LIMITED.
  */
 export class PasswordHasher {

@@ -41,7 +41,9 @@ export class PasswordPolicy {
     // Building the ranked dictionaries takes a few hundred milliseconds: once per process.
     // Loaded here, not at import: the dictionaries take ~0.4 s, which CLI commands that never
     // check a password should not pay.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (see above), so not an import
     const zxcvbnCommon = require('@zxcvbn-ts/language-common') as typeof ZxcvbnCommon;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (see above), so not an import
     const zxcvbnEnglish = require('@zxcvbn-ts/language-en') as typeof ZxcvbnEnglish;
     this.zxcvbn = new ZxcvbnFactory({
       dictionary: { ...zxcvbnCommon.dictionary, ...zxcvbnEnglish.dictionary },

@@ -45,7 +45,7 @@ export interface IssuedTokens {
   readonly userId: string;
 }
 
-/** SHA-256 of a 256-bit random token: enough, since the token itself is unguessable (RT-1). */
+/** SHA-256 of a 256-bit random token: enough, since the token itself is unguessable (docs/security.md#tok-6). */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('base64url');
 }
@@ -55,7 +55,7 @@ export function newOpaqueToken(): string {
 }
 
 /**
- * Sessions and their refresh-token families (DESIGN "Tokens", SECURITY.md §8). A refresh rotates
+ * Sessions and their refresh-token families (docs/security.md#tok-6). A refresh rotates
  * the token in one transaction holding the session row's lock, so concurrent refreshes of one
  * family are serialised.
  */
@@ -137,7 +137,7 @@ export class SessionsService {
 
     if (fresh.revokedAt !== null) {
       // Superseded by a grace-window retry moments ago: the losing response of a parallel refresh.
-      // Refused, but the session lives (CONVENTIONS); presented later, it counts as reuse.
+      // Refused, but the session lives (docs/security.md#dev-1); presented later, it counts as reuse.
       if (now.getTime() - fresh.revokedAt.getTime() <= this.policy.graceSeconds * 1000) {
         throw new AppError('UNAUTHENTICATED', 'This refresh token was replaced by a newer one: use the latest refresh token.');
       }
@@ -169,7 +169,7 @@ export class SessionsService {
     return opened;
   }
 
-  /** RT-3: a rotated token came back, so someone else may hold the family: end the whole session. */
+  /** docs/security.md#tok-7: a rotated token came back, so someone else may hold the family: end the whole session. */
   private async reuse(manager: EntityManager, session: Session, origin: RequestOrigin, kind: 'rotated' | 'superseded'): Promise<'reused'> {
     await this.endSessions(manager, [session.id], 'refresh_token_reused');
     await this.audit.append(manager, {

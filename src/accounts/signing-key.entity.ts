@@ -4,7 +4,7 @@ import { Encrypted } from '../crypto/encrypted-column';
 /** next: published, not yet signing; current: signing; retiring: published until its tokens expire. */
 export type SigningKeyStatus = 'next' | 'current' | 'retiring' | 'retired';
 
-/** The only signing algorithm: Ed25519 (SECURITY.md JW-1; RS256 is disallowed by ASVS-C). */
+/** The only signing algorithm: Ed25519 (docs/security.md#tok-1; ASVS 5.0 Appendix C disallows RS256). */
 export type SigningAlgorithm = 'EdDSA';
 
 /** What may be published in the JWKS for a key; nothing else ever leaves the database. */
@@ -35,7 +35,7 @@ export interface PrivateSigningJwk {
 @Index('signing_keys_one_next', ['status'], { unique: true, where: "status = 'next'" })
 @Check('signing_keys_status_valid', "status IN ('next', 'current', 'retiring', 'retired')")
 export class SigningKey {
-  /** Random, and only ever used to select from our own key set (never in SQL text or a path: JW-3). */
+  /** Random, and only ever used to select from our own key set (never in SQL text or a path: docs/security.md#tok-2). */
   @PrimaryColumn({ type: 'text' })
   kid!: string;
 

@@ -42,7 +42,7 @@ export const JWKS_MAX_AGE_SECONDS = 300;
 
 /**
  * A published next key starts signing only after every verifier's cached JWKS has expired and been
- * refetched (SECURITY.md JW-4: publish before signing), plus a margin.
+ * refetched (docs/security.md#tok-4: publish before signing), plus a margin.
  */
 const NEXT_KEY_PUBLISH_DELAY_MS = (JWKS_MAX_AGE_SECONDS + 60) * 1000;
 

@@ -68,18 +68,18 @@ export class AuditLog {
     // The chain lock first: no append may slip in between choosing the rows and the checkpoint.
     await manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [AUDIT_CHAIN_LOCK_KEY]);
     // Up to the first event that is not old, by position: an instance with a wrong clock cannot make a recent event look old.
-    const [last] = (await manager.query(
+    const [last] = await manager.query<{ id: string; hash: string }[]>(
       `SELECT id::text AS id, hash FROM audit_events
         WHERE id < coalesce((SELECT min(id) FROM audit_events WHERE at >= $1), 9223372036854775807)
         ORDER BY id DESC LIMIT 1`,
       [cutoff],
-    )) as { id: string; hash: string }[];
+    );
     if (!last) return 0;
     // Everything up to the newest old event, so the chain left is one unbroken run.
-    const [{ rows }] = (await manager.query(
+    const [{ rows }] = await manager.query<{ rows: number }[]>(
       'WITH deleted AS (DELETE FROM audit_events WHERE id <= $1 RETURNING 1) SELECT count(*)::int AS rows FROM deleted',
       [last.id],
-    )) as { rows: number }[];
+    );
     await this.append(manager, {
       action: 'audit_log_pruned',
       outcome: 'success',
@@ -114,19 +114,19 @@ export class AuditLog {
 }
 
 async function appendLocked(manager: EntityManager, fields: Omit<AuditChainFields, 'previousHash'>): Promise<AuditEvent> {
-  const [{ isolation }] = (await manager.query(
+  const [{ isolation }] = await manager.query<{ isolation: string }[]>(
     "SELECT pg_advisory_xact_lock($1::bigint) AS locked, current_setting('transaction_isolation') AS isolation",
     [AUDIT_CHAIN_LOCK_KEY],
-  )) as { isolation: string }[];
+  );
   // A repeatable-read snapshot predates the lock, so it could miss the last append and fork the chain.
   if (isolation !== 'read committed') throw new Error(`AuditLog.append needs a READ COMMITTED transaction, not ${isolation.toUpperCase()}`);
 
   // Plain SQL rather than repository.save: the lock is held from here to commit, so every append on
   // every instance waits for this, and save's bookkeeping cost more than the queries themselves.
-  const [last] = (await manager.query('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1')) as { hash: string }[];
+  const [last] = await manager.query<{ hash: string }[]>('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1');
   const event = Object.assign(new AuditEvent(), fields, { previousHash: last?.hash ?? GENESIS_HASH });
   event.hash = auditEventHash(event);
-  const [{ id }] = (await manager.query(
+  const [{ id }] = await manager.query<{ id: string }[]>(
     `INSERT INTO audit_events (at, action, outcome, actor_id, target_type, target_id, ip_address, user_agent, request_id, metadata, previous_hash, hash)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12) RETURNING id::text AS id`,
     [
@@ -143,7 +143,7 @@ async function appendLocked(manager: EntityManager, fields: Omit<AuditChainField
       event.previousHash,
       event.hash,
     ],
-  )) as { id: string }[];
+  );
   event.id = id;
   return event;
 }
@@ -207,15 +207,13 @@ function rejectSecretLookingKeys(value: unknown, path: string): void {
  * boundary, and not older than its cutoff).
  */
 async function startOfChain(manager: EntityManager): Promise<string> {
-  const [first] = (await manager.query('SELECT id::text AS id, at, previous_hash FROM audit_events ORDER BY id ASC LIMIT 1')) as {
-    id: string;
-    at: Date;
-    previous_hash: string;
-  }[];
+  const [first] = await manager.query<{ id: string; at: Date; previous_hash: string }[]>(
+    'SELECT id::text AS id, at, previous_hash FROM audit_events ORDER BY id ASC LIMIT 1',
+  );
   if (!first || first.previous_hash === GENESIS_HASH) return GENESIS_HASH;
-  const [checkpoint] = (await manager.query(
+  const [checkpoint] = await manager.query<{ metadata: { continuesFromHash?: string; prunedThroughId?: string; cutoff?: string } }[]>(
     "SELECT metadata FROM audit_events WHERE action = 'audit_log_pruned' ORDER BY id DESC LIMIT 1",
-  )) as { metadata: { continuesFromHash?: string; prunedThroughId?: string; cutoff?: string } }[];
+  );
   const recorded = checkpoint?.metadata;
   const fits =
     recorded !== undefined &&

@@ -9,7 +9,7 @@ export interface AuditServices {
   readonly audit: AuditLog;
 }
 
-declare module '../services' {
+declare module '../feature' {
   interface Services extends AuditServices {}
 }
 

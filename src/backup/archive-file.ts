@@ -159,9 +159,14 @@ export class ArchiveWriter {
   }
 
   private async write(bytes: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
     if (this.deflate.write(bytes)) return;
     await Promise.race([once(this.deflate, 'drain'), this.done.then(() => Promise.reject(new Error('the archive stream ended early')))]);
+    this.throwIfFailed();
+  }
+
+  /** The stream may fail while a write waits for it to drain. */
+  private throwIfFailed(): void {
     if (this.failure) throw this.failure;
   }
 }
@@ -324,11 +329,12 @@ function compareWithManifest(preamble: ArchivePreamble, manifest: ArchiveManifes
   if (!Array.isArray(manifest.tables) || manifest.tables.length !== preamble.tables.length || seen.length !== preamble.tables.length) {
     throw archiveDamaged(`the manifest lists ${manifest.tables?.length ?? 0} tables, the archive holds ${seen.length}`);
   }
-  manifest.tables.forEach((expected, index) => {
+  manifest.tables.forEach((expected: TableSummary, index: number) => {
     const actual = seen[index];
     if (expected.name !== actual.name || expected.rows !== actual.rows || expected.sha256 !== actual.sha256) {
       throw archiveDamaged(
-        `table "${actual.name}" holds ${actual.rows} rows (SHA-256 ${actual.sha256.slice(0, 12)}…), the manifest says ${expected.rows} (${expected.sha256?.slice(0, 12)}…)`,
+        `table "${actual.name}" holds ${actual.rows} rows (SHA-256 ${actual.sha256.slice(0, 12)}…), ` +
+          `the manifest says ${expected.rows} (${expected.sha256?.slice(0, 12)}…)`,
       );
     }
   });

@@ -5,15 +5,14 @@ import { Client } from 'pg';
 import type { Command } from 'commander';
 import { Actor, CLI_ACTOR } from '../audit/actor';
 import { AuditLog } from '../audit/audit-log';
-import type { Clock } from '../clock';
-import { systemClock } from '../clock';
+import { Clock, systemClock } from '../clock';
 import { activeKeyring } from '../crypto/active-keyring';
 import { Database, databaseNameOf, databaseUrlFor, describeUrl, dropDatabase, tableExists } from '../db/database';
 import { ProgressBar } from '../progress-bar';
 import type { CommandTools } from '../feature';
 import { BackupError } from './backup-errors';
-import type { Backup } from './backup.entity';
-import { ARCHIVE_EXTENSION, BackupService } from './backup.service';
+import { Backup, BackupStatus } from './backup.entity';
+import { ARCHIVE_EXTENSION, type BackupService } from './backup.service';
 import { restoreArchive } from './restore';
 
 /** The services the backup commands use. */
@@ -50,9 +49,10 @@ async function resolveArchive(
     throw new BackupError('NOT_FOUND', `"${reference}" is neither an archive file nor a backup id`);
   const prefix = reference.toLowerCase();
   const catalogued = (await tableExists(database.dataSource, 'backups'))
-    ? ((await database.dataSource.query('SELECT id::text AS id, file_name, sha256 FROM backups WHERE id::text LIKE $1', [
-        `${prefix}%`,
-      ])) as { id: string; file_name: string; sha256: string | null }[])
+    ? await database.dataSource.query<{ id: string; file_name: string; sha256: string | null }[]>(
+        'SELECT id::text AS id, file_name, sha256 FROM backups WHERE id::text LIKE $1',
+        [`${prefix}%`],
+      )
     : [];
   const candidates =
     catalogued.length > 0
@@ -154,12 +154,15 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
         const entries = await backups.list();
         if (entries.length === 0) return cli.say(`no backups yet (archives go to ${backups.options.dir}); run \`bastion backup create\``);
         cli.say(
-          `${'ID'.padEnd(36)}  ${'CREATED (UTC)'.padEnd(16)}  ${'AGE'.padStart(4)}  ${'SIZE'.padStart(10)}  ${'ROWS'.padStart(10)}  ${'STATUS'.padEnd(13)}  VERIFIED`,
+          `${'ID'.padEnd(36)}  ${'CREATED (UTC)'.padEnd(16)}  ${'AGE'.padStart(4)}  ` +
+            `${'SIZE'.padStart(10)}  ${'ROWS'.padStart(10)}  ${'STATUS'.padEnd(13)}  VERIFIED`,
         );
         for (const entry of entries) {
           const verified = entry.verifiedAt ? `${age(entry.verifiedAt, clock.now())} ago` : '-';
           cli.say(
-            `${entry.id}  ${entry.createdAt.toISOString().slice(0, 16).replace('T', ' ')}  ${age(entry.createdAt, clock.now()).padStart(4)}  ${megabytes(entry.sizeBytes).padStart(10)}  ${String(entry.rows).padStart(10)}  ${entry.status.toUpperCase().padEnd(13)}  ${verified}${entry.error ? `  (${entry.error})` : ''}`,
+            `${entry.id}  ${entry.createdAt.toISOString().slice(0, 16).replace('T', ' ')}  ${age(entry.createdAt, clock.now()).padStart(4)}  ` +
+              `${megabytes(entry.sizeBytes).padStart(10)}  ${String(entry.rows).padStart(10)}  ${entry.status.toUpperCase().padEnd(13)}  ` +
+              `${verified}${entry.error ? `  (${entry.error})` : ''}`,
           );
         }
       }),
@@ -182,14 +185,15 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
           )
           .finally(() => bar.abandon());
         printBackup(cli.say, verified);
-        if (verified.verification && verified.status !== 'verified') process.exitCode = 1;
+        if (verified.verification && verified.status !== BackupStatus.VERIFIED) process.exitCode = 1;
       }),
     );
 
   backup
     .command('restore <id>')
     .description(
-      'Restore a backup (an id, or an archive file) into a new database (default), into --to, or over the current database with --yes. Refuses a damaged, wrong-key or newer-schema archive before the target changes',
+      'Restore a backup (an id, or an archive file) into a new database (default), into --to, or over the current ' +
+        'database with --yes. Refuses a damaged, wrong-key or newer-schema archive before the target changes',
     )
     .option('--to <url>', 'the database to restore into (postgres://…); created when it does not exist')
     .option('--yes', 'replace the data of a database that has tables: the current database when --to is not given')
@@ -250,7 +254,8 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
             .filter(Boolean)
             .join('; ');
           cli.say(
-            `restored ${result.tables} tables and ${result.rows} rows at schema ${result.schemaVersion} into ${describeUrl(targetUrl)}${migrated ? ` (${migrated})` : ''}`,
+            `restored ${result.tables} tables and ${result.rows} rows at schema ` +
+              `${result.schemaVersion} into ${describeUrl(targetUrl)}${migrated ? ` (${migrated})` : ''}`,
           );
           if (targetUrl !== database.url) {
             cli.say(`point DATABASE_URL at that database to serve it; \`bastion migrate\` brings it to this release's schema`);

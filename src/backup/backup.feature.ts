@@ -14,7 +14,7 @@ export interface BackupServices {
   readonly backups: BackupService;
 }
 
-declare module '../services' {
+declare module '../feature' {
   interface Services extends BackupServices {}
 }
 

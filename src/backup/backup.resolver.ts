@@ -11,8 +11,8 @@ import type { BackupService, StartedJob } from './backup.service';
 /** How long a mutation waits for its job before answering with the entry as it stands (poll `backups`). */
 const ANSWER_WITHIN_MS = 20_000;
 
-function clientError(error: unknown): unknown {
-  if (!(error instanceof BackupError)) return error;
+function clientError(error: unknown): Error {
+  if (!(error instanceof BackupError)) return error instanceof Error ? error : new Error(String(error));
   if (error.failure === 'IN_PROGRESS') return new AppError('CONFLICT', `${error.message[0].toUpperCase()}${error.message.slice(1)}.`);
   if (error.failure === 'NOT_FOUND') return new AppError('NOT_FOUND', 'No backup with this id has an archive to verify.');
   return error;
@@ -30,7 +30,8 @@ export class BackupResolver {
 
   @Mutation(() => Backup, {
     description:
-      'Takes a backup now: a consistent snapshot of every table into an encrypted archive. Answers when it is COMPLETE or FAILED, or after 20 s with status CREATING while it carries on (poll backups). CONFLICT while another backup runs.',
+      'Takes a backup now: a consistent snapshot of every table into an encrypted archive. Answers when it is COMPLETE or ' +
+      'FAILED, or after 20 s with status CREATING while it carries on (poll backups). CONFLICT while another backup runs.',
   })
   async createBackup(@Ctx() context: Context): Promise<Backup> {
     const started = await this.service.startCreate(actorOf(context), 'api').catch((error: unknown) => Promise.reject(clientError(error)));
@@ -39,7 +40,8 @@ export class BackupResolver {
 
   @Mutation(() => Backup, {
     description:
-      'Proves a backup restorable: restores it into a scratch database, compares every table with its manifest, drops the scratch database. Answers with status VERIFIED or VERIFY_FAILED (verification says what differed), or after 20 s as it stands while it carries on.',
+      'Proves a backup restorable: restores it into a scratch database, compares every table with its manifest, drops the scratch database. ' +
+      'Answers with status VERIFIED or VERIFY_FAILED (verification says what differed), or after 20 s as it stands while it carries on.',
   })
   async verifyBackup(@Arg('id', () => ID) id: string, @Ctx() context: Context): Promise<Backup> {
     if (!isUuid(id)) throw new AppError('NOT_FOUND', 'No backup with this id has an archive to verify.');

@@ -124,10 +124,10 @@ export class BackupService {
       if (
         recentSince &&
         (
-          await this.dataSource.query("SELECT 1 FROM backups WHERE trigger = $1 AND created_at > $2 AND status <> 'failed' LIMIT 1", [
-            trigger,
-            recentSince,
-          ])
+          await this.dataSource.query<unknown[]>(
+            "SELECT 1 FROM backups WHERE trigger = $1 AND created_at > $2 AND status <> 'failed' LIMIT 1",
+            [trigger, recentSince],
+          )
         ).length > 0
       ) {
         await connection.close();
@@ -136,20 +136,18 @@ export class BackupService {
       await this.abandonInterrupted();
       const createdAt = this.clock.now();
       const id = randomUUID();
-      backup = await this.dataSource
-        .getRepository(Backup)
-        .save(
-          Object.assign(new Backup(), {
-            id,
-            createdAt,
-            status: BackupStatus.CREATING,
-            schemaVersion: '',
-            keyId: this.options.keyId,
-            fileName: archiveName(createdAt, id),
-            host: os.hostname(),
-            trigger,
-          }),
-        );
+      backup = await this.dataSource.getRepository(Backup).save(
+        Object.assign(new Backup(), {
+          id,
+          createdAt,
+          status: BackupStatus.CREATING,
+          schemaVersion: '',
+          keyId: this.options.keyId,
+          fileName: archiveName(createdAt, id),
+          host: os.hostname(),
+          trigger,
+        }),
+      );
     } catch (error) {
       await connection.close();
       throw error;
@@ -197,7 +195,8 @@ export class BackupService {
       const migrations = (await client.query<{ name: string }>('SELECT name FROM migrations ORDER BY id')).rows.map((row) => row.name);
       const [{ expected }] = (
         await client.query<{ expected: string }>(
-          "SELECT COALESCE(sum(GREATEST(reltuples, 0)), 0)::bigint AS expected FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> ALL($1)",
+          'SELECT COALESCE(sum(GREATEST(reltuples, 0)), 0)::bigint AS expected FROM pg_class ' +
+            "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> ALL($1)",
           [Object.keys(EXCLUDED_TABLES)],
         )
       ).rows;
@@ -327,16 +326,14 @@ export class BackupService {
 
   /** Call holding the backup lock: a CREATING entry is then one whose writer died. */
   private async abandonInterrupted(): Promise<void> {
-    await this.dataSource
-      .getRepository(Backup)
-      .update(
-        { status: BackupStatus.CREATING },
-        {
-          status: BackupStatus.FAILED,
-          error: 'interrupted: the process writing it stopped before it finished',
-          completedAt: this.clock.now(),
-        },
-      );
+    await this.dataSource.getRepository(Backup).update(
+      { status: BackupStatus.CREATING },
+      {
+        status: BackupStatus.FAILED,
+        error: 'interrupted: the process writing it stopped before it finished',
+        completedAt: this.clock.now(),
+      },
+    );
     for (const folder of [this.options.dir, this.options.copyDir].filter((folder): folder is string => Boolean(folder))) {
       const names = await fs.promises.readdir(folder).catch(() => [] as string[]);
       for (const name of names) {
@@ -374,7 +371,8 @@ export class BackupService {
     if (!this.isHere(backup)) {
       throw new BackupError(
         'FILE_MISSING',
-        `backup ${id} was written on host ${backup.host}, and its file is not in ${this.options.dir} here: verify it there, or give every instance one shared BACKUP_DIR`,
+        `backup ${id} was written on host ${backup.host}, and its file is not in ` +
+          `${this.options.dir} here: verify it there, or give every instance one shared BACKUP_DIR`,
       );
     }
     const connection = await LockedConnection.acquire(this.databaseUrl, 'bastion-backup-verify', VERIFY_LOCK_KEY, LOCK_WAIT_MS);

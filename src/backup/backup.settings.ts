@@ -29,7 +29,8 @@ const specs = {
   backupVerifySchedule: spec<string | undefined>({
     env: 'BACKUP_VERIFY_SCHEDULE',
     description:
-      'When the newest archive is restored into a scratch database and compared with its manifest (cron, UTC), on one instance; "off" to verify on demand only.',
+      'When the newest archive is restored into a scratch database and compared with ' +
+      'its manifest (cron, UTC), on one instance; "off" to verify on demand only.',
     fallback: () => '47 2 * * *',
     defaultText: '47 2 * * * (daily, after the backup)',
     parse: cronOrOff,
@@ -52,7 +53,8 @@ const specs = {
   backupKeyId: spec<string | undefined>({
     env: 'BACKUP_KEY_ID',
     description:
-      'The key id in BASTION_ENCRYPTION_KEYS that archives are encrypted with (a key of their own is best). Keep every key that retained archives name: lose the key, lose the backups.',
+      'The key id in BASTION_ENCRYPTION_KEYS that archives are encrypted with (a key of their ' +
+      'own is best). Keep every key that retained archives name: lose the key, lose the backups.',
     fallback: () => undefined,
     defaultText: 'the current column key',
     parse: keyId,

@@ -82,12 +82,14 @@ export function checkArchiveSchema(preamble: ArchivePreamble, known: readonly st
   if (firstDifference >= known.length) {
     throw new BackupError(
       'NEWER_SCHEMA',
-      `the archive is from a newer schema (${preamble.schemaVersion}; this Bastion knows up to ${known[known.length - 1] ?? 'nothing'}): upgrade Bastion, then restore`,
+      `the archive is from a newer schema (${preamble.schemaVersion}; this Bastion knows ` +
+        `up to ${known[known.length - 1] ?? 'nothing'}): upgrade Bastion, then restore`,
     );
   }
   throw new BackupError(
     'SCHEMA_MISMATCH',
-    `the archive's schema history differs from this Bastion's at migration ${archived[firstDifference]}: restore it with the Bastion release that wrote it (${preamble.bastionVersion})`,
+    `the archive's schema history differs from this Bastion's at migration ${archived[firstDifference]}: ` +
+      `restore it with the Bastion release that wrote it (${preamble.bastionVersion})`,
   );
 }
 
@@ -136,7 +138,7 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     if (options.replace) {
       // A backup of this database running now would archive tables half-emptied by the TRUNCATE below.
       await queryRunner.query(`SET LOCAL lock_timeout = ${LOCK_WAIT_MS}`);
-      await queryRunner.query('SELECT pg_advisory_xact_lock($1)', [BACKUP_LOCK_KEY]).catch((error: { code?: string }) => {
+      await queryRunner.query('SELECT pg_advisory_xact_lock($1)', [BACKUP_LOCK_KEY]).catch((error: Error & { code?: string }) => {
         throw error.code === '55P03'
           ? new BackupError('IN_PROGRESS', 'a backup of the target database is being created: wait for it to finish, then restore')
           : error;
@@ -219,7 +221,8 @@ async function assertKeysAvailable(queryRunner: QueryRunner, keyring: Keyring): 
   if (missing.length > 0) {
     throw new BackupError(
       'UNKNOWN_KEY',
-      `the archive's rows are encrypted with column key(s) ${missing.join(', ')}, which this keyring (BASTION_ENCRYPTION_KEYS) lacks: add them from escrow, then restore`,
+      `the archive's rows are encrypted with column key(s) ${missing.join(', ')}, which ` +
+        `this keyring (BASTION_ENCRYPTION_KEYS) lacks: add them from escrow, then restore`,
     );
   }
 }

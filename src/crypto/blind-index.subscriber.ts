@@ -21,7 +21,8 @@ export class BlindIndexSubscriber implements EntitySubscriberInterface {
 function fillIndexes(target: string | Function, entity: ObjectLiteral | undefined): void {
   if (!entity || typeof target !== 'function') return;
   for (const { property, indexProperty, transformer, normalize } of blindIndexedProperties(target)) {
-    const value: unknown = entity[property];
+    // An encrypted column holds text (or a number or boolean written as text).
+    const value = entity[property] as string | number | boolean | null | undefined;
     if (value === undefined) continue;
     entity[indexProperty] = value === null ? null : computeBlindIndex(activeKeyring(), transformer.domain, String(value), normalize);
   }

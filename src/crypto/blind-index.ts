@@ -12,7 +12,7 @@ export const NORMALIZERS = {
 } satisfies Record<string, Normalizer>;
 
 /**
- * HMAC-SHA-256 of the normalised value under the column's own blind-index key (SECURITY.md CE-6),
+ * HMAC-SHA-256 of the normalised value under the column's own blind-index key (docs/security.md#enc-7),
  * base64url. It reveals which rows hold equal values, and nothing else.
  */
 export function computeBlindIndex(keyring: Keyring, domain: string, value: string, normalize: Normalizer = NORMALIZERS.exact): string {

@@ -16,7 +16,7 @@ export interface CryptoServices {
   readonly keys: KeyService;
 }
 
-declare module '../services' {
+declare module '../feature' {
   interface Services extends CryptoServices {}
 }
 

@@ -44,7 +44,8 @@ const specs = {
   encryptionKeys: spec<readonly EncryptionKeySetting[] | undefined>({
     env: 'BASTION_ENCRYPTION_KEYS',
     description:
-      'Data keys for encrypted columns, as kid:base64key,kid:base64key (each 32 bytes). Unset in development: generated once into BASTION_DATA_DIR/keys.json. Required in production.',
+      'Data keys for encrypted columns, as kid:base64key,kid:base64key (each 32 bytes). Unset ' +
+      'in development: generated once into BASTION_DATA_DIR/keys.json. Required in production.',
     fallback: () => undefined,
     defaultText: 'development: generated; production: required',
     parse: encryptionKeyList,
@@ -61,7 +62,8 @@ const specs = {
   blindIndexKey: spec<Buffer | undefined>({
     env: 'BASTION_BLIND_INDEX_KEY',
     description:
-      'Root key (32 bytes, base64) of the blind indexes that make encrypted columns searchable by equality. Changing it invalidates every index, and there is no rebuild command yet: treat it as fixed.',
+      'Root key (32 bytes, base64) of the blind indexes that make encrypted columns searchable by equality. ' +
+      'Changing it invalidates every index, and there is no rebuild command yet: treat it as fixed.',
     fallback: () => undefined,
     defaultText: 'development: generated; production: required',
     parse: (raw) => base64Key(raw, 'the key'),

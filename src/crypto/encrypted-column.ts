@@ -108,7 +108,7 @@ export function blindIndexedProperties(entity: Function): readonly BlindIndexedP
     typeof current === 'function' && current !== Function.prototype;
     current = Object.getPrototypeOf(current)
   ) {
-    found.push(...(blindIndexes.get(current as Function) ?? []));
+    found.push(...(blindIndexes.get(current) ?? []));
   }
   return found;
 }
@@ -122,7 +122,7 @@ export function blindIndexOf(entity: Function, property: string, value: string):
 }
 
 /**
- * An encrypted TypeORM column (AES-256-GCM envelope, SECURITY.md §9), stored as text:
+ * An encrypted TypeORM column (AES-256-GCM envelope, docs/security.md#enc-1), stored as text:
  *
  *     @Encrypted({ blindIndex: { normalize: 'email', unique: true } })
  *     email!: string;      // plus an automatic `emailIndex` column, "email_index"

@@ -23,7 +23,7 @@ const additionalDataCache = new Map<string, Map<string, Buffer>>();
 /** The additional data: binds a ciphertext to its format version, key id and column. */
 function additionalData(kid: string, domain: string): Buffer {
   let byKid = additionalDataCache.get(domain);
-  if (!byKid) additionalDataCache.set(domain, (byKid = new Map()));
+  if (!byKid) additionalDataCache.set(domain, (byKid = new Map<string, Buffer>()));
   let aad = byKid.get(kid);
   if (!aad) {
     aad = Buffer.from(`${ENVELOPE_VERSION}.${kid}.${domain}`, 'utf8');

@@ -46,7 +46,8 @@ export type ReencryptProgress = (progress: { table: string; column: string; done
 export class MissingKeyError extends Error {
   constructor(readonly kids: readonly string[]) {
     super(
-      `Encryption key${kids.length > 1 ? 's' : ''} ${kids.map((kid) => `"${kid}"`).join(', ')} missing from BASTION_ENCRYPTION_KEYS, but rows may still use ${kids.length > 1 ? 'them' : 'it'}. ` +
+      `Encryption key${kids.length > 1 ? 's' : ''} ${kids.map((kid) => `"${kid}"`).join(', ')} missing from BASTION_ENCRYPTION_KEYS, but ` +
+        `rows may still use ${kids.length > 1 ? 'them' : 'it'}. ` +
         'Put it back and run `bastion keys reencrypt` before removing a key, or run `bastion keys forget <kid> --force` to accept that those values are lost.',
     );
     this.name = 'MissingKeyError';
@@ -115,7 +116,8 @@ export class KeyService {
     const columns: ColumnKeyCounts[] = [];
     for (const info of encryptedColumns(this.dataSource)) {
       const rows: { kid: string; rows: string }[] = await this.dataSource.query(
-        `SELECT split_part(${quote(info.column)}, '.', 2) AS kid, count(*) AS rows FROM ${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL GROUP BY 1 ORDER BY 1`,
+        `SELECT split_part(${quote(info.column)}, '.', 2) AS kid, count(*) AS rows FROM ` +
+          `${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL GROUP BY 1 ORDER BY 1`,
       );
       columns.push({
         table: info.table,

@@ -20,7 +20,7 @@ const BLIND_INDEX_DOMAIN = 'bastion/v1/blind-index/';
 const BACKUP_ARCHIVE_DOMAIN = 'bastion/v1/backup-archive/';
 
 /**
- * The data keys. Column keys are derived per table.column with HKDF-SHA-256 (SECURITY.md CE-5),
+ * The data keys. Column keys are derived per table.column with HKDF-SHA-256 (docs/security.md#enc-4),
  * so no two columns share an AES key and each stays far below GCM's 2^32 random-IV budget.
  */
 export class Keyring {
@@ -52,7 +52,7 @@ export class Keyring {
   /** The AES key for one column under one key id; undefined for an unknown kid. */
   columnKey(kid: string, domain: string): Buffer | undefined {
     let byKid = this.columnKeys.get(domain);
-    if (!byKid) this.columnKeys.set(domain, (byKid = new Map()));
+    if (!byKid) this.columnKeys.set(domain, (byKid = new Map<string, Buffer>()));
     let key = byKid.get(kid);
     if (!key) {
       const dataKey = this.material.keys.get(kid);

@@ -234,12 +234,13 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     if (target.encrypted || target.nullable) fail(`"${property}" cannot be sortable: sort fields must be NOT NULL and not encrypted`);
     if (target.kind === 'datetime' && !target.millisecondPrecision)
       fail(
-        `"${property}" is a sortable date-time: declare its column with precision: 3 (clients see milliseconds; sorting on the stored value keeps its index usable)`,
+        `"${property}" is a sortable date-time: declare its column with precision: 3 ` +
+          `(clients see milliseconds; sorting on the stored value keeps its index usable)`,
       );
   }
   const filters: Record<string, RowFilter> = {};
   for (const [filterName, condition] of Object.entries(options.filters ?? {})) {
-    for (const property of Object.keys(condition as object)) {
+    for (const property of Object.keys(condition)) {
       const target = field(property) ?? fail(`filter "${filterName}" names "${property}", which is not a @Field and @Column`);
       if (target.encrypted) fail(`filter "${filterName}" cannot compare the encrypted "${property}"`);
     }
@@ -267,7 +268,7 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     ...relations.flatMap((relation) => [relation.name, ...(relation.count ? [relation.count.name] : [])]),
   ];
   return {
-    entity: entity as new () => object,
+    entity: entity,
     name,
     description: objectType!.description ?? fail('@ObjectType needs a description'),
     table,

@@ -261,7 +261,7 @@ function decoderOf(field: ModelField): ((value: unknown) => unknown) | null {
   if (!transformer) return null;
   if (Array.isArray(transformer))
     return (value) => [...transformer].reverse().reduce((current, step: ValueTransformer) => step.from(current), value);
-  return (value) => (transformer as ValueTransformer).from(value);
+  return (value) => transformer.from(value) as unknown;
 }
 
 export function fieldOf(model: ModelDefinition, property: string): ModelField {

@@ -47,9 +47,15 @@ export interface GeneratedModel {
   };
 }
 
+/** A class made at run time; decorators are applied to its prototype. */
+interface DynamicClass {
+  new (): object;
+  readonly prototype: object;
+}
+
 /** A class with a given name, so type-graphql and stack traces show it. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function namedClass(name: string, base?: new (...args: any[]) => object): new () => object {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a mixin base must take any arguments (TS2545)
+function namedClass(name: string, base?: new (...args: any[]) => object): DynamicClass {
   const holder = { [name]: base ? class extends base {} : class {} };
   return holder[name];
 }
@@ -219,7 +225,7 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
   Resolver(() => model.entity)(generated);
 
   return {
-    resolver: generated as unknown as new (store: ModelStore) => object,
+    resolver: generated,
     connectionType: `${name}Connection`,
     edgeType: `${name}Edge`,
     operations,
@@ -234,7 +240,7 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
 function addRelation(generated: { prototype: object }, model: ModelDefinition, relation: ModelRelation): void {
   const target = () => relation.target().entity;
   if (relation.kind === 'one') {
-    Field(() => target(), { nullable: true, description: relation.description })(model.entity.prototype, relation.name);
+    Field(() => target(), { nullable: true, description: relation.description })(model.entity.prototype as object, relation.name);
     return;
   }
   defineMethod(
@@ -252,7 +258,7 @@ function addRelation(generated: { prototype: object }, model: ModelDefinition, r
     ],
   );
   if (relation.count)
-    Field(() => Int, { nullable: true, description: relation.count.description })(model.entity.prototype, relation.count.name);
+    Field(() => Int, { nullable: true, description: relation.count.description })(model.entity.prototype as object, relation.count.name);
 }
 
 function generateWhere(model: ModelDefinition): Function | null {

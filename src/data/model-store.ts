@@ -255,7 +255,8 @@ export class ModelStore {
         const by = `"${ROW}"."${fieldOf(target, relation.by).column}"`;
         const plan = this.plan(target, scope, { fields: new Map() }, context, { join: false });
         const raw = await this.source.rows(
-          `SELECT ${by}, count(*)::int FROM "${target.table}" "${ROW}"${whereClause(this.relatedConditions(plan, scope.rows, relation.by, parentIds, parameters))} GROUP BY ${by}`,
+          `SELECT ${by}, count(*)::int FROM "${target.table}" ` +
+            `"${ROW}"${whereClause(this.relatedConditions(plan, scope.rows, relation.by, parentIds, parameters))} GROUP BY ${by}`,
           parameters,
         );
         const counts = new Map(raw.map(([key, count]) => [key, count as number]));
@@ -316,7 +317,7 @@ export class ModelStore {
       const found = await this.scoped(manager, target, scope.rows, relation.to, row[relation.by])
         .select(`"${ROW}"."id"`, 'id')
         .setLock('pessimistic_read')
-        .getRawOne();
+        .getRawOne<{ id: string }>();
       if (!found) throw new AppError('NOT_FOUND', `No ${target.name} with this ${relation.by}.`, { details: { field: relation.by } });
     }
   }

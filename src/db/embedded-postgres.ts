@@ -172,7 +172,7 @@ async function withStateLock<T>(dataDir: string, work: () => Promise<T>): Promis
         fs.rmSync(lockFile, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`Another Bastion process (pid ${holder}) holds ${lockFile}`);
+      if (Date.now() > deadline) throw new Error(`Another Bastion process (pid ${holder}) holds ${lockFile}`, { cause: error });
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -224,7 +224,8 @@ async function adoptOrRefuseUnknownCluster(
   if (!fs.existsSync(path.join(state.clusterDir, 'PG_VERSION'))) return;
   if (state.clusterDir === path.join(dataDir, 'postgres')) {
     throw new Error(
-      `${state.clusterDir} holds a PostgreSQL cluster but ${path.join(dataDir, 'embedded-postgres.json')} (its password) is missing; restore that file, or remove the folder to start over`,
+      `${state.clusterDir} holds a PostgreSQL cluster but ${path.join(dataDir, 'embedded-postgres.json')} ` +
+        `(its password) is missing; restore that file, or remove the folder to start over`,
     );
   }
   logger.warn(

@@ -37,7 +37,7 @@ export class EntityHydrator {
             column.databaseName,
             {
               property: column.propertyName,
-              from: transformer ? (value: unknown) => ApplyValueTransformers.transformFrom(transformer, value) : null,
+              from: transformer ? (value: unknown) => ApplyValueTransformers.transformFrom(transformer, value) as unknown : null,
             },
           ] as const;
         }),

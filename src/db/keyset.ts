@@ -60,10 +60,8 @@ export class Keyset {
   private decode(cursor: string): unknown[] {
     const shape = [
       'string' as const,
-      ...this.keys.map(
-        (key) =>
-          (key.field.kind === 'int' || key.field.kind === 'float' ? 'number' : key.field.kind === 'boolean' ? 'boolean' : 'string') as
-            'string' | 'number' | 'boolean',
+      ...this.keys.map((key) =>
+        key.field.kind === 'int' || key.field.kind === 'float' ? 'number' : key.field.kind === 'boolean' ? 'boolean' : 'string',
       ),
     ];
     const [signature, ...values] = decodeCursor(cursor, shape);

@@ -8,7 +8,7 @@ export const MASKED_MESSAGE = 'Internal server error';
 
 /**
  * graphql-js's hints ("Did you mean "title"?", "Did you mean the enum value "ASC"?"): a map of
- * the schema for anyone who misspells on purpose (SECURITY.md GQ-2). Apollo's
+ * the schema for anyone who misspells on purpose (docs/security.md#gql-2). Apollo's
  * hideSchemaDetailsFromClientErrors strips them from validation errors only; variable coercion
  * (BAD_USER_INPUT) adds them too, mid-message. Schema names never contain "?".
  */
@@ -63,7 +63,7 @@ export function isPublicError(error: unknown): boolean {
   if (!(original instanceof GraphQLError)) return false;
   const code = original.extensions?.code;
   if (!isErrorCode(code) || code === 'INTERNAL_SERVER_ERROR') return false;
-  for (let inner = original.originalError; inner != null; inner = (inner as GraphQLError).originalError) {
+  for (let inner = original.originalError; inner != null; inner = inner.originalError) {
     if (!(inner instanceof GraphQLError)) return false;
   }
   return true;

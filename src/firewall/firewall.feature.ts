@@ -27,7 +27,7 @@ export interface FirewallServices {
   readonly rateLimitRedis: Redis | null;
 }
 
-declare module '../services' {
+declare module '../feature' {
   interface Services extends FirewallServices {}
 }
 
@@ -110,7 +110,7 @@ export const firewallFeature = defineFeature<keyof FirewallServices>()({
       rateLimitRedis?.disconnect();
     };
   },
-  maintenance: ({ dataSource, clock }) => ({
+  maintenance: ({ clock }) => ({
     rateLimits: async (manager) =>
       (await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute())
         .affected ?? 0,

@@ -23,7 +23,7 @@ export interface NewFirewallRule {
 }
 
 /**
- * IP rules (DESIGN "Firewall"): stored in `firewall_rules`, cached per instance and reloaded at
+ * IP rules (docs/security.md#net-2): stored in `firewall_rules`, cached per instance and reloaded at
  * the next request after a change anywhere (NOTIFY), or when a rule expires. Changes made through
  * the API refuse to lock the caller's own address out unless confirmed; the CLI talks to the
  * database directly, so it always works.

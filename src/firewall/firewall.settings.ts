@@ -33,7 +33,8 @@ const specs = {
   firewallDefault: spec<FirewallDefault>({
     env: 'FIREWALL_DEFAULT',
     description:
-      'What happens to a client address no IP rule matches: allow, or deny (then only ALLOW rules let anyone in; keep one for your own network before switching).',
+      'What happens to a client address no IP rule matches: allow, or deny (then only ' +
+      'ALLOW rules let anyone in; keep one for your own network before switching).',
     fallback: () => 'allow',
     defaultText: 'allow',
     parse: oneOf(FIREWALL_ACTIONS),

@@ -25,13 +25,13 @@ const UNBOUNDED_LIST_ITEMS = 10;
 /** Costs remembered per document (one per operation and set of variables). */
 const MAX_COSTS_PER_DOCUMENT = 64;
 
-/** Refusals look like every other validation failure: HTTP 400, and no limit is named (SECURITY.md AR-1). */
+/** Refusals look like every other validation failure: HTTP 400, and no limit is named (docs/security.md#gql-5). */
 function tooMuch(what: string): AppError {
   return new AppError('GRAPHQL_VALIDATION_FAILED', `The query is too ${what}: ask for less.`, { stopsRequest: true });
 }
 
 /**
- * Hardened graphql-armor (SECURITY.md §3 AR-1): depth with fragments flattened, aliases with an
+ * Hardened graphql-armor (docs/security.md#gql-3, #gql-4): depth with fragments flattened, aliases with an
  * empty allowlist, directives ≤ 5, limits not exposed. Its cost and token plugins are replaced:
  * armor's cost does not multiply lists by `first`, and its token plugin's rejection is a 500.
  * Introspection is exempt from depth (and from cost, below): only admins may run it at all (the
@@ -53,7 +53,7 @@ export function armorValidationRules(config: Config): ValidationRule[] {
     // Apollo's hideSchemaDetailsFromClientErrors already hides suggestions, without armor's stray "?".
     blockFieldSuggestion: { enabled: false },
   });
-  return armor.protect().validationRules as ValidationRule[];
+  return armor.protect().validationRules;
 }
 
 /**
@@ -179,7 +179,7 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
     variables: Record<string, unknown> | undefined,
   ): number | 'variables-refused' => {
     let known = costs.get(document);
-    if (!known) costs.set(document, (known = new Map()));
+    if (!known) costs.set(document, (known = new Map<string, number | 'variables-refused'>()));
     const key = `${operationName ?? ''}\u0000${variables === undefined ? '' : JSON.stringify(variables)}`;
     let cost = known.get(key);
     if (cost === undefined) {

@@ -6,10 +6,17 @@ import type { Context } from '../context';
 import { AppError } from '../errors';
 
 /** An Apollo persisted-query manifest (what `generate-persisted-query-manifest` writes for a mobile build). */
+/** An Apollo persisted-query manifest as read from disk: every field is checked before use. */
 interface Manifest {
-  readonly format: 'apollo-persisted-query-manifest';
-  readonly version: 1;
-  readonly operations: readonly { readonly id: string; readonly name: string; readonly type: string; readonly body: string }[];
+  readonly format?: unknown;
+  readonly version?: unknown;
+  readonly operations?: unknown;
+}
+
+interface ManifestOperation {
+  readonly id?: unknown;
+  readonly name?: unknown;
+  readonly body?: unknown;
 }
 
 export class OperationAllowlistError extends Error {}
@@ -27,16 +34,19 @@ export function loadOperationAllowlist(file: string): ReadonlySet<string> {
   } catch (error) {
     throw new OperationAllowlistError(`OPERATION_ALLOWLIST_FILE ${file} is not JSON: ${(error as Error).message}`);
   }
-  if (manifest?.format !== 'apollo-persisted-query-manifest' || manifest.version !== 1 || !Array.isArray(manifest.operations)) {
+  const operations = Array.isArray(manifest?.operations) ? (manifest.operations as readonly ManifestOperation[]) : null;
+  if (manifest?.format !== 'apollo-persisted-query-manifest' || manifest.version !== 1 || !operations) {
     throw new OperationAllowlistError(
       `OPERATION_ALLOWLIST_FILE ${file} is not an Apollo persisted-query manifest (format "apollo-persisted-query-manifest", version 1)`,
     );
   }
   const ids = new Set<string>();
-  for (const operation of manifest.operations) {
+  for (const operation of operations) {
     // The id is what clients may send; the body's own hash is what a full document is checked by.
     if (typeof operation.body !== 'string')
-      throw new OperationAllowlistError(`OPERATION_ALLOWLIST_FILE ${file}: operation ${operation.name ?? operation.id} has no body`);
+      throw new OperationAllowlistError(
+        `OPERATION_ALLOWLIST_FILE ${file}: operation ${String(operation.name ?? operation.id)} has no body`,
+      );
     ids.add(operationId(operation.body));
     if (typeof operation.id === 'string') ids.add(operation.id);
   }
@@ -44,8 +54,8 @@ export function loadOperationAllowlist(file: string): ReadonlySet<string> {
 }
 
 /**
- * Production apps may run only the operations their build shipped (SECURITY.md "operation
- * allowlist"): a request's document must hash to a manifest entry. Admins (Sandbox) are exempt.
+ * Production apps may run only the operations their build shipped (docs/security.md#gql-12): a
+ * request's document must hash to a manifest entry. Admins (Sandbox) are exempt.
  */
 export function operationAllowlistPlugin(allowed: ReadonlySet<string>): ApolloServerPlugin<Context> {
   return {

@@ -8,6 +8,7 @@ import {
   GraphQLSchema,
   Kind,
   OperationDefinitionNode,
+  OperationTypeNode,
   execute,
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
@@ -104,13 +105,13 @@ export class CompiledExecutor {
       if (coerced.errors) return { errors: coerced.errors };
       variables = coerced.coerced;
     }
-    const result = compiled.query(undefined, request.contextValue, variables) as Promise<ExecutionResult> | ExecutionResult;
+    const result = compiled.query(undefined, request.contextValue, variables);
     return result instanceof Promise ? result.then(withGraphqlJsErrors) : withGraphqlJsErrors(result);
   }
 
   private compiledFor(request: ExecutionRequest): CompiledQuery | 'graphql-js' {
     const { operation } = request;
-    if (!operation || operation.operation !== 'query') return 'graphql-js';
+    if (!operation || operation.operation !== OperationTypeNode.QUERY) return 'graphql-js';
     const key = `${request.queryHash}:${request.operationName ?? ''}`;
     let compiled = this.compiled.get(key);
     if (compiled === undefined) {

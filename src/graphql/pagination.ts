@@ -2,7 +2,7 @@ import { Max, Min } from 'class-validator';
 import { ArgsType, Field, Int, ObjectType } from 'type-graphql';
 import { AppError } from '../errors';
 
-/** The largest page any list returns (SECURITY.md GQ-8): a bigger `first` is refused, not clamped. */
+/** The largest page any list returns (docs/security.md#gql-9): a bigger `first` is refused, not clamped. */
 export const MAX_PAGE_SIZE = 100;
 export const DEFAULT_PAGE_SIZE = 20;
 

@@ -27,5 +27,8 @@ export function strictTransportSecurity(trust: ProxyTrust) {
 /** A production server that neither terminates TLS nor sits behind a declared TLS proxy. */
 export function transportWarning(config: Config): string | undefined {
   if (config.nodeEnv !== 'production' || config.tlsCertFile || config.trustProxy.length > 0) return undefined;
-  return 'NO TLS: set TLS_CERT_FILE and TLS_KEY_FILE, or declare the TLS-terminating proxy in TRUST_PROXY. Tokens and passwords are crossing the network in clear text.';
+  return (
+    'NO TLS: set TLS_CERT_FILE and TLS_KEY_FILE, or declare the TLS-terminating proxy ' +
+    'in TRUST_PROXY. Tokens and passwords are crossing the network in clear text.'
+  );
 }

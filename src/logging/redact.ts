@@ -5,8 +5,22 @@ export const REDACTED = '[redacted]';
  * secrets and keys. Matching by name (not by path) keeps a new field from leaking just because
  * nobody listed its path.
  */
-const SENSITIVE_KEY =
-  /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$|pass(word|wd|phrase)|token|secret|otp|recovery.?codes?|private.?key|^keys?$|.keys?$|credential|^codes?$/i;
+const SENSITIVE_KEY = new RegExp(
+  [
+    '^(authorization|proxy-authorization|cookie|set-cookie|x-api-key)$',
+    'pass(word|wd|phrase)',
+    'token',
+    'secret',
+    'otp',
+    'recovery.?codes?',
+    'private.?key',
+    '^keys?$',
+    '.keys?$',
+    'credential',
+    '^codes?$',
+  ].join('|'),
+  'i',
+);
 
 /**
  * Error codes are safe to log under a key named `code`: UPPER_SNAKE (Bastion's, Node's ECONNRESET)

@@ -10,7 +10,7 @@ export interface MailServices {
   readonly outbox: OutboxService;
 }
 
-declare module '../services' {
+declare module '../feature' {
   interface Services extends MailServices {}
 }
 

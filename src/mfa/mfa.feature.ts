@@ -16,7 +16,7 @@ export interface MfaServices {
   readonly secondFactor: SecondFactor;
 }
 
-declare module '../services' {
+declare module '../feature' {
   interface Services extends MfaServices {}
 }
 

@@ -40,7 +40,8 @@ export class MfaResolver {
 
   @Mutation(() => RecoveryCodes, {
     description:
-      'Confirms the new authenticator with its first code (plus the password the first time, or a code of the authenticator being replaced): two-factor authentication is on, this session becomes aal2, other sessions end, the owner is emailed. Returns 10 recovery codes, shown once.',
+      'Confirms the new authenticator with its first code (plus the password the first time, or a code of the authenticator being replaced): ' +
+      'two-factor authentication is on, this session becomes aal2, other sessions end, the owner is emailed. Returns 10 recovery codes, shown once.',
   })
   async confirmTotp(@Arg('input') input: ConfirmTotpInput, @Ctx() context: Context): Promise<RecoveryCodes> {
     const viewer = signedIn(context);
@@ -59,7 +60,8 @@ export class MfaResolver {
 
   @Mutation(() => AuthPayload, {
     description:
-      'Completes a sign-in that returned an MfaChallenge, with a TOTP code or a recovery code. Wrong code: INVALID_MFA_CODE; five wrong codes or an expired challenge: UNAUTHENTICATED.',
+      'Completes a sign-in that returned an MfaChallenge, with a TOTP code or a recovery code. ' +
+      'Wrong code: INVALID_MFA_CODE; five wrong codes or an expired challenge: UNAUTHENTICATED.',
   })
   async verifyMfa(@Arg('input') input: VerifyMfaInput, @Ctx() context: Context): Promise<AuthPayload> {
     const tokens = await this.mfa.verify(input.mfaToken, input.code, originOf(context));

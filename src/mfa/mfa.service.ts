@@ -172,7 +172,7 @@ export class MfaService implements SecondFactor {
   /**
    * Proves the new factor with a code: it becomes the account's factor, this session becomes
    * aal2, every other session ends, and ten fresh recovery codes are returned (shown once).
-   * Replacing a working factor also needs a code of the current one (MB-1.3); the caller proves
+   * Replacing a working factor also needs a code of the current one (docs/security.md#mfa-9); the caller proves
    * the password when the account has none yet. The owner is emailed either way.
    */
   async confirm(viewer: Viewer, code: string, currentCode: string | undefined, origin: RequestOrigin): Promise<string[]> {
@@ -347,7 +347,7 @@ export class MfaService implements SecondFactor {
     if (!result.valid) return null;
     return {
       method: 'totp',
-      // Replay protection (SECURITY.md TO-2): only the first request to record this step wins.
+      // Replay protection (docs/security.md#mfa-3): only the first request to record this step wins.
       spend: async (manager) => {
         const [, affected]: [unknown, number] = await manager.query(
           'UPDATE mfa_factors SET last_used_step = $2 WHERE id = $1 AND (last_used_step IS NULL OR last_used_step < $2)',

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { PasswordHasher } from '../accounts/password-hasher';
 
 /**
- * Recovery codes (RC-1, ASVS 6.5.2–6.5.4), shown as `xxxxx-xxxxx-xxxxx-xxxxx` in Crockford's
+ * Recovery codes (docs/security.md#mfa-7, ASVS 6.5.2–6.5.4), shown as `xxxxx-xxxxx-xxxxx-xxxxx` in Crockford's
  * base32. The first group is a public lookup id stored in clear, so a typed code finds its row
  * without hashing every code of the account; the other 15 characters (75 bits) are the secret,
  * stored only as an argon2id hash because they are short of the 112 bits ASVS 6.5.2 asks of a

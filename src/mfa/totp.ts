@@ -14,13 +14,13 @@ export type TotpVerification = { valid: true; step: number } | { valid: false };
 const PERIOD_SECONDS = 30;
 
 /**
- * RFC 6238 §5.2: at most one step back for transmission delay, none ahead (TO-3). otplib counts the
+ * RFC 6238 §5.2: at most one step back for transmission delay, none ahead (docs/security.md#mfa-2; the deviation is DEV-3). otplib counts the
  * tolerance in seconds and accepts every step overlapping [now − 30 s, now], which is exactly the
  * current and the previous step; a code from two steps ago never overlaps.
  */
 const EPOCH_TOLERANCE: [past: number, future: number] = [PERIOD_SECONDS, 0];
 
-/** RFC 4226 §4: 160 bits recommended (TO-4). */
+/** RFC 4226 §4: 160 bits recommended (docs/security.md#mfa-1). */
 const SECRET_BYTES = 20;
 
 const CODE_PATTERNS: Record<TotpDigits, RegExp> = { 6: /^[0-9]{6}$/, 8: /^[0-9]{8}$/ };
@@ -32,7 +32,7 @@ export function newTotpSecret(): string {
 
 /**
  * Checks a code typed by the user. Accepts the current and the previous time step, and rejects any
- * step ≤ `lastUsedStep` so that a code works once (TO-2): the caller stores the returned `step` with
+ * step ≤ `lastUsedStep` so that a code works once (docs/security.md#mfa-3): the caller stores the returned `step` with
  * `UPDATE … WHERE last_used_step < $step`. A malformed code is simply invalid; a corrupt secret or
  * `lastUsedStep` throws.
  */
@@ -65,7 +65,7 @@ export async function verifyTotp(options: {
     epochTolerance: EPOCH_TOLERANCE,
     afterTimeStep: lastUsedStep ?? undefined,
   });
-  // TO-1: the result is an object, truthy even when the code is wrong. otplib types it as the
+  // docs/security.md#mfa-4: the result is an object, truthy even when the code is wrong. otplib types it as the
   // TOTP-or-HOTP union; only the TOTP variant carries timeStep.
   if (result.valid !== true || !('timeStep' in result)) return { valid: false };
   return { valid: true, step: result.timeStep };

@@ -11,7 +11,7 @@ export const MEASURES = ['encryption', 'access_control', 'firewall', 'backups', 
 export type Measure = (typeof MEASURES)[number];
 export type CheckStatus = 'PASS' | 'WARN' | 'FAIL';
 
-/** One finding: `<measure>.<check>` (CONVENTIONS), what was found, and what to do about it. */
+/** One finding: `<measure>.<check>`, what was found, and what to do about it. */
 export interface SecurityCheck {
   readonly id: string;
   readonly measure: Measure;
@@ -159,8 +159,9 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
       context.config.mfaRequiredFor === 'all'
         ? pass('Every signed-in role needs a session confirmed with the second factor.')
         : warn(
-            `Second factor required for: ${context.config.mfaRequiredFor === 'admin' ? 'the admin role (and roles marked requireMfa)' : 'roles marked requireMfa only'}.`,
-            'Set BASTION_MFA_REQUIRED_FOR=all when every user can be asked to enroll TOTP (SECURITY.md 6.3.3).',
+            `Second factor required for: ` +
+              `${context.config.mfaRequiredFor === 'admin' ? 'the admin role (and roles marked requireMfa)' : 'roles marked requireMfa only'}.`,
+            'Set BASTION_MFA_REQUIRED_FOR=all when every user can be asked to enroll TOTP (ASVS 6.3.3; docs/security.md#dev-4).',
           ),
   },
   {
@@ -185,7 +186,8 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
       ].filter((problem): problem is string => problem !== null);
       return problems.length === 0
         ? pass(
-            `Access tokens ${context.config.accessTokenTtlSeconds} s, sessions ${context.config.refreshIdleDays} days idle / ${context.config.refreshAbsoluteDays} days at most.`,
+            `Access tokens ${context.config.accessTokenTtlSeconds} s, sessions ` +
+              `${context.config.refreshIdleDays} days idle / ${context.config.refreshAbsoluteDays} days at most.`,
           )
         : fail(
             `Too long: ${problems.join('; ')}.`,
@@ -225,7 +227,9 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     run: async (context) =>
       context.config.rateLimitsEnabled
         ? pass(
-            `Rate limits on: ${context.config.rateLimitPerIp.points}/${context.config.rateLimitPerIp.seconds} s per address, sign-in ${context.config.rateLimitSignIn.points}/${context.config.rateLimitSignIn.seconds} s, stored in ${context.config.redisUrl ? 'Redis' : 'PostgreSQL'}.`,
+            `Rate limits on: ${context.config.rateLimitPerIp.points}/${context.config.rateLimitPerIp.seconds} s per address, sign-in ` +
+              `${context.config.rateLimitSignIn.points}/${context.config.rateLimitSignIn.seconds} s, ` +
+              `stored in ${context.config.redisUrl ? 'Redis' : 'PostgreSQL'}.`,
           )
         : fail(
             'Rate limits are off (BASTION_RATE_LIMITS=false).',
@@ -254,7 +258,7 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
         ? pass(`Depth ≤ ${depth}, cost ≤ ${cost}, aliases ≤ ${aliases}, directives ≤ ${directives}, tokens ≤ ${tokens}.`)
         : warn(
             `Loose GraphQL limits: ${loose.join(', ')}.`,
-            'Lower the BASTION_GRAPHQL_MAX_* settings towards their defaults (SECURITY.md AR-1).',
+            'Lower the BASTION_GRAPHQL_MAX_* settings towards their defaults (docs/security.md#gql-3).',
           );
     },
   },
@@ -285,7 +289,8 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
           'Backups are not scheduled (BACKUP_SCHEDULE=off).',
           'Set BACKUP_SCHEDULE to a cron such as "7 2 * * *" (daily); one instance takes each backup.',
         );
-      const retention = `keeping ${backups.keep === 0 ? 'every archive' : `the newest ${backups.keep}`}${backups.maxAgeDays ? `, none older than ${backups.maxAgeDays} days` : ''}`;
+      const kept = backups.keep === 0 ? 'every archive' : `the newest ${backups.keep}`;
+      const retention = `keeping ${kept}${backups.maxAgeDays ? `, none older than ${backups.maxAgeDays} days` : ''}`;
       if (!config.backupVerifySchedule)
         return warn(
           `Backups run at "${config.backupSchedule}" UTC, ${retention}; nothing verifies them by itself.`,
@@ -298,12 +303,12 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     id: 'backups.last_backup',
     measure: 'backups',
     run: async ({ dataSource, clock }) => {
-      const [good] = (await dataSource.query(
+      const [good] = await dataSource.query<{ created_at: Date; rows: string; size_bytes: string }[]>(
         "SELECT created_at, rows, size_bytes FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1",
-      )) as { created_at: Date; rows: string; size_bytes: string }[];
-      const [latest] = (await dataSource.query(
+      );
+      const [latest] = await dataSource.query<{ created_at: Date; error: string | null }[]>(
         "SELECT created_at, error FROM backups WHERE status = 'failed' ORDER BY created_at DESC LIMIT 1",
-      )) as { created_at: Date; error: string | null }[];
+      );
       const failedSince =
         latest && (!good || latest.created_at > good.created_at)
           ? ` The latest attempt failed: ${latest.error ?? 'no reason recorded'}.`
@@ -327,14 +332,15 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     id: 'backups.last_verified_restore',
     measure: 'backups',
     run: async ({ dataSource, clock }) => {
-      const [verified] = (await dataSource.query(
+      const [verified] = await dataSource.query<{ created_at: Date; verified_at: Date }[]>(
         "SELECT created_at, verified_at FROM backups WHERE status = 'verified' ORDER BY verified_at DESC LIMIT 1",
-      )) as { created_at: Date; verified_at: Date }[];
+      );
       // An archive as new as the newest proven one (or newer) that failed its verification.
-      const [broken] = (await dataSource.query(
-        "SELECT id, verification FROM backups WHERE status = 'verify_failed' AND created_at >= COALESCE($1, '-infinity'::timestamptz) ORDER BY created_at DESC LIMIT 1",
+      const [broken] = await dataSource.query<{ id: string; verification: string }[]>(
+        "SELECT id, verification FROM backups WHERE status = 'verify_failed' AND created_at " +
+          ">= COALESCE($1, '-infinity'::timestamptz) ORDER BY created_at DESC LIMIT 1",
         [verified?.created_at ?? null],
-      )) as { id: string; verification: string }[];
+      );
       if (broken)
         return fail(
           `Backup ${broken.id} failed verification: ${broken.verification}`,
@@ -362,9 +368,9 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
           `Archives are encrypted with the development key "${keyId}" from the data folder, the same folder the archives sit beside.`,
           'Set BASTION_ENCRYPTION_KEYS with a key of its own for backups, name it in BACKUP_KEY_ID, and escrow it apart from the archives.',
         );
-      const rows = (await context.dataSource.query(
+      const rows = await context.dataSource.query<{ key_id: string }[]>(
         "SELECT DISTINCT key_id FROM backups WHERE status IN ('complete', 'verified', 'verify_failed')",
-      )) as { key_id: string }[];
+      );
       const lost = rows.map((row) => row.key_id).filter((kid) => !context.keyring.has(kid));
       if (lost.length > 0)
         return fail(
@@ -390,9 +396,9 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
           `Archives are kept in one place only (${backups.dir}).`,
           'Set BACKUP_COPY_DIR to another disk or a mounted remote (3-2-1: three copies, two media, one off-site).',
         );
-      const [latest] = (await dataSource.query(
+      const [latest] = await dataSource.query<{ copy_path: string | null; copy_error: string | null }[]>(
         "SELECT copy_path, copy_error FROM backups WHERE status IN ('complete', 'verified') ORDER BY created_at DESC LIMIT 1",
-      )) as { copy_path: string | null; copy_error: string | null }[];
+      );
       if (latest && !latest.copy_path) {
         const why = latest.copy_error ?? 'it was never made (the process stopped before copying)';
         return fail(
@@ -409,7 +415,7 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     run: async (context) => {
       const report = await context.dataSource.transaction('REPEATABLE READ', (manager) => verifyAuditChain(manager));
       if (report.ok && report.checked === 0) {
-        const [{ users }] = (await context.dataSource.query('SELECT count(*)::int AS users FROM users')) as { users: number }[];
+        const [{ users }] = await context.dataSource.query<{ users: number }[]>('SELECT count(*)::int AS users FROM users');
         if (users > 0)
           return fail('The audit log is empty although accounts exist: it was emptied.', 'Investigate; restore the table from a backup.');
       }

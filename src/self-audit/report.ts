@@ -26,16 +26,22 @@ export function renderReportHtml(report: SecurityAuditReport): string {
       .filter((check) => check.measure === measure)
       .map(
         (check) =>
-          `<tr><td><strong style="color:${colours[check.status]}">${check.status}</strong></td><td><code>${escapeHtml(check.id)}</code></td><td>${escapeHtml(check.detail)}${check.remedy ? `<br><em>→ ${escapeHtml(check.remedy)}</em>` : ''}</td></tr>`,
+          `<tr><td><strong style="color:${colours[check.status]}">${check.status}</strong></td>` +
+          `<td><code>${escapeHtml(check.id)}</code></td>` +
+          `<td>${escapeHtml(check.detail)}${check.remedy ? `<br><em>→ ${escapeHtml(check.remedy)}</em>` : ''}</td></tr>`,
       )
       .join('\n');
     return `<h2>${escapeHtml(measure.replace('_', ' '))}</h2>\n<table>\n${rows}\n</table>`;
   }).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Bastion self-audit ${escapeHtml(report.ranAt.toISOString())}</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2328}table{border-collapse:collapse;width:100%}td{border-top:1px solid #d0d7de;padding:.4rem .6rem;vertical-align:top}td:first-child{width:4rem}h2{text-transform:capitalize;margin-top:2rem}</style></head>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2328}
+table{border-collapse:collapse;width:100%}td{border-top:1px solid #d0d7de;padding:.4rem .6rem;vertical-align:top}
+td:first-child{width:4rem}h2{text-transform:capitalize;margin-top:2rem}</style></head>
 <body><h1>Bastion self-audit</h1>
-<p>${escapeHtml(report.ranAt.toISOString())}: <strong style="color:${colours.PASS}">${report.passed} passed</strong>, <strong style="color:${colours.WARN}">${report.warnings} warnings</strong>, <strong style="color:${colours.FAIL}">${report.failures} failures</strong>.</p>
+<p>${escapeHtml(report.ranAt.toISOString())}: <strong style="color:${colours.PASS}">${report.passed} passed</strong>,
+<strong style="color:${colours.WARN}">${report.warnings} warnings</strong>,
+<strong style="color:${colours.FAIL}">${report.failures} failures</strong>.</p>
 ${sections}
 </body></html>
 `;

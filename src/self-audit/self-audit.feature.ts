@@ -16,7 +16,7 @@ export interface SelfAuditServices {
   readonly selfAudit: SelfAudit;
 }
 
-declare module '../services' {
+declare module '../feature' {
   interface Services extends SelfAuditServices {}
 }
 

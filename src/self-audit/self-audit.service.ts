@@ -103,10 +103,10 @@ export class SelfAudit {
         SCHEDULE_LOCK_KEY,
       ]);
       if (!locked) return false;
-      const [recent] = (await manager.query(
+      const [recent] = await manager.query<unknown[]>(
         "SELECT 1 FROM audit_events WHERE action = 'security_audit_run' AND user_agent = $2 AND at > $1 LIMIT 1",
         [new Date(this.clock.now().getTime() - RECENT_RUN_MS), SCHEDULE_ACTOR.userAgent],
-      )) as unknown[];
+      );
       if (recent) return false;
       const report = await this.run(SCHEDULE_ACTOR);
       this.logger.info({ passed: report.passed, warnings: report.warnings, failures: report.failures }, 'self-audit done');

@@ -3,7 +3,7 @@ import type { Context } from '../context';
 import { createLogger } from '../logging';
 import { RuleTree, protectSchema } from './shield';
 
-/** Every field of every object type without an explicit rule (SECURITY.md SH-2): the list must be empty. */
+/** Every field of every object type without an explicit rule (docs/security.md#perm-2): the list must be empty. */
 export function unruledFields(schema: GraphQLSchema, rules: RuleTree): string[] {
   const unruled: string[] = [];
   for (const type of Object.values(schema.getTypeMap())) {

@@ -16,7 +16,7 @@ export type Decide<TParent = unknown> = (
  * A graphql-shield rule that decides synchronously, from the request's AccessView and the parent
  * object. Bastion's patched shield runs it without turning the field into a promise (see README
  * "Decisions"); unpatched, shield runs the same function on its async path. Never cached
- * (`no_cache`), so a rule reading `parent` or `args` is always safe (SECURITY.md SH-5).
+ * (`no_cache`), so a rule reading `parent` or `args` is always safe (docs/security.md#perm-5).
  */
 export function syncRule<TParent = unknown>(name: string, decide: Decide<TParent>) {
   const decideAndLog: Decide<TParent> = (parent, args, context, info) => {
@@ -34,7 +34,7 @@ export function syncRule<TParent = unknown>(name: string, decide: Decide<TParent
 
 /**
  * Anyone, signed in or not, may read this. Every use is a deliberate decision visible in review
- * (SECURITY.md SH-1: a type-level allow reopens field leaks).
+ * (docs/security.md#perm-3: a type-level allow reopens field leaks).
  */
 export const isPublic = syncRule('isPublic', () => true);
 

@@ -1,6 +1,6 @@
 import { GraphQLResolveInfo, GraphQLSchema, defaultFieldResolver, isObjectType } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
-import { IRules, chain, deny, shield } from 'graphql-shield';
+import { chain, deny, shield } from 'graphql-shield';
 import type { Context } from '../context';
 import { AppError } from '../errors';
 import { isPublic, projectionOf } from './rules';
@@ -58,7 +58,7 @@ function denied(_thrown: unknown, _parent: unknown, _args: unknown, context: Con
  * unchanged; only the place where a row's decision runs moves.
  */
 export function protectSchema(schema: GraphQLSchema, rules: RuleTree): GraphQLSchema {
-  const permissions = shield<unknown, Context>(rules as IRules, {
+  const permissions = shield<unknown, Context>(rules, {
     fallbackRule: deny,
     allowExternalErrors: true,
     debug: false,
