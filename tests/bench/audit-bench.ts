@@ -191,9 +191,9 @@ async function runWriters(
 }
 
 async function countBenchRows(dataSource: DataSource): Promise<number> {
-  const [{ rows }] = (await dataSource.query('SELECT count(*)::int AS rows FROM audit_events WHERE action = $1', [BENCH_ACTION])) as {
-    rows: number;
-  }[];
+  const [{ rows }] = await dataSource.query<{ rows: number }[]>('SELECT count(*)::int AS rows FROM audit_events WHERE action = $1', [
+    BENCH_ACTION,
+  ]);
   return rows;
 }
 

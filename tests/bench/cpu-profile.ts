@@ -70,8 +70,10 @@ export const TIME_GROUPS: readonly { readonly name: string; readonly places: Reg
   },
   {
     name: 'Apollo Server and express',
-    places:
-      /^(@apollo\/.*|@as-integrations\/.*|express|body-parser|router|raw-body|negotiator|helmet|iconv-lite|content-type|type-is|finalhandler|send|on-finished|depd|qs|parseurl|path-to-regexp|graphql-query-complexity|@escape\.tech\/.*)$/,
+    places: new RegExp(
+      String.raw`^(@apollo\/.*|@as-integrations\/.*|express|body-parser|router|raw-body|negotiator|helmet|iconv-lite|content-type|` +
+        String.raw`type-is|finalhandler|send|on-finished|depd|qs|parseurl|path-to-regexp|graphql-query-complexity|@escape\.tech\/.*)$`,
+    ),
   },
   { name: 'TypeORM', places: /^typeorm$/ },
   { name: 'pg (driver, protocol, row parsing)', places: /^(pg|pg-protocol|pg-types|pg-pool|postgres-.*|pg-connection-string)$/ },

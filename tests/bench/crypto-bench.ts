@@ -6,7 +6,7 @@ import { SCHEDULE_ACTOR } from '../../src/audit/actor';
 import { open, seal } from '../../src/crypto/envelope';
 import { Keyring } from '../../src/crypto/keyring';
 import { Profile } from '../../src/models/profile.model';
-import type { Services } from '../../src/services';
+import type { Services } from '../../src/feature';
 import type { Measurement } from './measure';
 import { alternating, probe } from './measure';
 import { COST_ROUNDS } from './permission-bench';
@@ -54,18 +54,16 @@ export async function seedProfiles(endpoint: string, dataSource: DataSource, ser
   await dataSource.query(
     "DELETE FROM users WHERE email_index IN (SELECT email_index FROM users u JOIN profiles p ON p.user_id = u.id WHERE p.display_name LIKE '+1555%')",
   );
-  const users = await dataSource
-    .getRepository(User)
-    .save(
-      Array.from({ length: PROFILES }, (_unused, index) =>
-        Object.assign(new User(), {
-          email: `bench-profile-${index}-${randomBytes(4).toString('hex')}@example.com`,
-          passwordHash: 'not a password: these accounts never sign in',
-          status: 'active',
-          emailVerifiedAt: null,
-        }),
-      ),
-    );
+  const users = await dataSource.getRepository(User).save(
+    Array.from({ length: PROFILES }, (_unused, index) =>
+      Object.assign(new User(), {
+        email: `bench-profile-${index}-${randomBytes(4).toString('hex')}@example.com`,
+        passwordHash: 'not a password: these accounts never sign in',
+        status: 'active',
+        emailVerifiedAt: null,
+      }),
+    ),
+  );
   const profiles = await dataSource.getRepository(Profile).save(
     users.map((user, index) => {
       const phone = `+1555${String(1_000_000 + index).padStart(7, '0')}`;

@@ -198,10 +198,10 @@ async function expectRulesGone(origin: string, networks: readonly Cidr[]): Promi
 async function countedRequests(dataSource: DataSource): Promise<number> {
   const deadline = Date.now() + 2_000;
   for (;;) {
-    const [{ points }] = (await dataSource.query(
+    const [{ points }] = await dataSource.query<{ points: number }[]>(
       `SELECT coalesce(sum(points), 0)::int AS points FROM ${RATE_LIMIT_TABLE} WHERE key LIKE 'ipw:%:' || $1`,
       [BENCH_CLIENT],
-    )) as { points: number }[];
+    );
     if (points > 0 || Date.now() > deadline) return points;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

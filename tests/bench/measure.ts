@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import { inspect } from 'node:util';
 import { statementsDuring } from '../support/sql-statements';
 import type { BenchRequest } from './scenarios';
 
@@ -44,7 +45,7 @@ export function measure(origin: string, request: BenchRequest, options: LoadOpti
       (error: unknown, result: autocannon.Result) => {
         signal.removeEventListener('abort', onAbort);
         if (signal.aborted) return;
-        if (error) return reject(error instanceof Error ? error : new Error(String(error)));
+        if (error) return reject(error instanceof Error ? error : new Error(inspect(error)));
         resolve({
           requestsPerSecond: result.requests.mean,
           p50Ms: result.latency.p50,

@@ -64,7 +64,8 @@ async function main(): Promise<number> {
       const busy = performance.eventLoopUtilization(before);
       const perRequest = plain && plain.requestsPerSecond > 0 ? (busy.active / (plain.requestsPerSecond * seconds)) * 1000 : 0;
       process.stdout.write(
-        `\n${scenario.name} without the profiler: ${plain?.requestsPerSecond.toFixed(1)} req/s, main thread busy ${(busy.utilization * 100).toFixed(0)} %, ${perRequest.toFixed(0)} µs per request\n`,
+        `\n${scenario.name} without the profiler: ${plain?.requestsPerSecond.toFixed(1)} req/s, ` +
+          `main thread busy ${(busy.utilization * 100).toFixed(0)} %, ${perRequest.toFixed(0)} µs per request\n`,
       );
       if (process.env.BENCH_PROFILE === '0') continue;
       let requestsPerSecond = 0;
@@ -76,7 +77,8 @@ async function main(): Promise<number> {
       const { busyMs, groups, places, functions } = summarise(profile);
       const percent = (share: number) => `${(share * 100).toFixed(1).padStart(5)} %`;
       process.stdout.write(
-        `\n${scenario.name}: ${requestsPerSecond.toFixed(1)} req/s, main thread busy ${(busyMs / 1000).toFixed(1)} s of ${seconds} s; profile: ${path.relative(process.cwd(), file)}\n`,
+        `\n${scenario.name}: ${requestsPerSecond.toFixed(1)} req/s, main thread busy ${(busyMs / 1000).toFixed(1)} s of ${seconds} s; ` +
+          `profile: ${path.relative(process.cwd(), file)}\n`,
       );
       process.stdout.write('\nwhere the time goes (self time, idle excluded)\n');
       for (const group of groups) process.stdout.write(`  ${percent(group.share)}  ${group.name}\n`);

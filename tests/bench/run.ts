@@ -148,7 +148,8 @@ async function main(signal: AbortSignal): Promise<number> {
 
     say(`Bastion ${BASTION_VERSION} bench: ${os.cpus().length} cores, Node ${process.version}`);
     say(
-      `${settings.durationSeconds} s per scenario after a ${WARM_UP_SECONDS} s warm-up, ${settings.connections} connections; the reads in ${READ_ROUNDS} rounds, each row the mean of its runs`,
+      `${settings.durationSeconds} s per scenario after a ${WARM_UP_SECONDS} s warm-up, ${settings.connections} connections; ` +
+        `the reads in ${READ_ROUNDS} rounds, each row the mean of its runs`,
     );
     // One round over every read first: a fresh server's first lists run on cold caches (V8's
     // compiled code, PostgreSQL's buffers) for several seconds, which would weigh on whichever
@@ -201,7 +202,8 @@ async function main(signal: AbortSignal): Promise<number> {
     if (shieldCosts.length > 0) {
       say();
       say(
-        `permission layer: benchItems (a data API model), a user listing own rows (8 fields each): with it (shield, OWN scope in SQL, each row decided) and without it (no shield, READ ALL); ${COST_ROUNDS} runs each, in turn`,
+        'permission layer: benchItems (a data API model), a user listing own rows (8 fields each): ' +
+          `with it (shield, OWN scope in SQL, each row decided) and without it (no shield, READ ALL); ${COST_ROUNDS} runs each, in turn`,
       );
       say(formatCost(shieldCosts, { column: 'permissions', base: 'without', measured: 'with' }));
     }
@@ -218,10 +220,12 @@ async function main(signal: AbortSignal): Promise<number> {
       );
       say(formatFirewallCost(firewall.rows));
       say(
-        `cost on / off: ${cost === undefined ? 'n/a' : `${cost.toFixed(2)}×`} (goal ≤ ${FIREWALL_GOAL}×, off = the mean of its two runs): ${cost !== undefined && cost <= FIREWALL_GOAL ? 'met' : 'not met'}`,
+        `cost on / off: ${cost === undefined ? 'n/a' : `${cost.toFixed(2)}×`} (goal ≤ ${FIREWALL_GOAL}×, off = the mean of its two runs): ` +
+          `${cost !== undefined && cost <= FIREWALL_GOAL ? 'met' : 'not met'}`,
       );
       say(
-        `  checked: ${firewall.probedRules} ruled networks get 403 IP_BLOCKED through X-Forwarded-For; rate_limits counted ${firewall.countedRequests.toLocaleString('en-US')} requests for the bench client`,
+        `  checked: ${firewall.probedRules} ruled networks get 403 IP_BLOCKED through X-Forwarded-For; ` +
+          `rate_limits counted ${firewall.countedRequests.toLocaleString('en-US')} requests for the bench client`,
       );
       if (firewall.otherRules > 0)
         say(`  note: ${firewall.otherRules} rules besides the bench's are in the database, so "off" had them too`);
@@ -259,7 +263,8 @@ async function main(signal: AbortSignal): Promise<number> {
         ];
         say();
         say(
-          `audit log: appends through the server's AuditLog, each in its own transaction, ${AUDIT_CONCURRENT_WRITERS} writers and 1, ${settings.durationSeconds} s each after a ${WARM_UP_SECONDS} s warm-up`,
+          `audit log: appends through the server's AuditLog, each in its own transaction, ${AUDIT_CONCURRENT_WRITERS} writers and 1, ` +
+            `${settings.durationSeconds} s each after a ${WARM_UP_SECONDS} s warm-up`,
         );
         say(formatAuditRuns(rows));
         say("  where an append's time goes, mean ms per append (the chain lock is held from its grant to the end of COMMIT):");
@@ -279,19 +284,26 @@ async function main(signal: AbortSignal): Promise<number> {
         if (share) {
           const percent = (ms: number) => `${((ms / share.signInMs) * 100).toFixed(2)} %`;
           say(
-            `  derived, not measured: a sign-in takes ${share.signInMs.toFixed(1)} ms (${SIGN_IN_CONCURRENCY} ÷ ${signIns!.signInsPerSecond.toFixed(1)} sign-ins/s above)`,
+            `  derived, not measured: a sign-in takes ${share.signInMs.toFixed(1)} ms ` +
+              `(${SIGN_IN_CONCURRENCY} ÷ ${signIns!.signInsPerSecond.toFixed(1)} sign-ins/s above)`,
           );
           say(
-            `    its audit write inside its transaction (lock + SELECT + hash + INSERT, 1 writer, mean) ${share.appendInTransactionMs.toFixed(3)} ms = ${percent(share.appendInTransactionMs)} of it: with vs without ≈ ${(share.signInMs / (share.signInMs - share.appendInTransactionMs)).toFixed(4)}×`,
+            '    its audit write inside its transaction (lock + SELECT + hash + INSERT, 1 writer, mean) ' +
+              `${share.appendInTransactionMs.toFixed(3)} ms = ${percent(share.appendInTransactionMs)} of it: ` +
+              `with vs without ≈ ${(share.signInMs / (share.signInMs - share.appendInTransactionMs)).toFixed(4)}×`,
           );
           say(
-            `    an append in a transaction of its own (as sign_in_failed, 1 writer, p50) ${share.appendTransactionMs.toFixed(3)} ms = ${percent(share.appendTransactionMs)}`,
+            '    an append in a transaction of its own (as sign_in_failed, 1 writer, p50) ' +
+              `${share.appendTransactionMs.toFixed(3)} ms = ${percent(share.appendTransactionMs)}`,
           );
         } else {
           say('  sign-in share: n/a (no sign-in rate measured)');
         }
         say(
-          `  chain: ${chain.ok ? 'intact' : `BROKEN at id ${chain.firstBrokenId}`}, ${chain.checked.toLocaleString('en-US')} rows verified in ${(audit.verifyMs / 1000).toFixed(2)} s; ${audit.rowsAdded.toLocaleString('en-US')} bench rows added for ${audit.appendsReturned.toLocaleString('en-US')} appends that returned (warm-up included)${audit.rowsAdded === audit.appendsReturned ? '' : ': MISMATCH'}`,
+          `  chain: ${chain.ok ? 'intact' : `BROKEN at id ${chain.firstBrokenId}`}, ` +
+            `${chain.checked.toLocaleString('en-US')} rows verified in ${(audit.verifyMs / 1000).toFixed(2)} s; ` +
+            `${audit.rowsAdded.toLocaleString('en-US')} bench rows added for ${audit.appendsReturned.toLocaleString('en-US')} appends that returned ` +
+            `(warm-up included)${audit.rowsAdded === audit.appendsReturned ? '' : ': MISMATCH'}`,
         );
         if (!chain.ok || audit.rowsAdded !== audit.appendsReturned) exitCode = 1;
       }
@@ -303,7 +315,8 @@ async function main(signal: AbortSignal): Promise<number> {
         say();
         say(`encryption: seal + open of a 64-byte field ${Math.round(crypto.sealOpenPerSecond).toLocaleString('en-US')} ops/s`);
         say(
-          `  profiles(first: 100) through the API: id + 2 encrypted columns (phone, birthDate) vs id + 2 plain columns of the same lengths (displayName, bio); ${COST_ROUNDS} runs each, in turn`,
+          '  profiles(first: 100) through the API: id + 2 encrypted columns (phone, birthDate) ' +
+            `vs id + 2 plain columns of the same lengths (displayName, bio); ${COST_ROUNDS} runs each, in turn`,
         );
         say(
           formatCost([{ label: '100 profiles', base: crypto.plain, measured: crypto.encrypted, goal: ENCRYPTION_GOAL }], {
@@ -344,17 +357,21 @@ async function main(signal: AbortSignal): Promise<number> {
         ];
         say();
         say(
-          `backups: ${backup.create.rows.toLocaleString('en-US')} rows in ${backup.tables} tables, ${megabytes(backup.create.bytes)} of table data (COPY text; posts ${BACKUP_BENCH_POSTS.toLocaleString('en-US')} rows, ${megabytes(backup.postsBytes)}), best of ${BACKUP_RUNS} runs; MB = 10⁶ bytes of table data`,
+          `backups: ${backup.create.rows.toLocaleString('en-US')} rows in ${backup.tables} tables, ${megabytes(backup.create.bytes)} of table data ` +
+            `(COPY text; posts ${BACKUP_BENCH_POSTS.toLocaleString('en-US')} rows, ${megabytes(backup.postsBytes)}), ` +
+            `best of ${BACKUP_RUNS} runs; MB = 10⁶ bytes of table data`,
         );
         say(formatBackupRuns(rows));
         say(
-          `  archive: ${megabytes(backup.archiveBytes)} for ${megabytes(backup.create.bytes)} of table data, ${(backup.create.bytes / backup.archiveBytes).toFixed(2)}× compression`,
+          `  archive: ${megabytes(backup.archiveBytes)} for ${megabytes(backup.create.bytes)} of table data, ` +
+            `${(backup.create.bytes / backup.archiveBytes).toFixed(2)}× compression`,
         );
         say(
           `  memory: this process's RSS grew at most ${megabytes(backup.createRssGrowthBytes)} during a create of ${megabytes(backup.create.bytes)}`,
         );
         say(
-          `  checked: the floor read the manifest's posts bytes exactly; every verify VERIFIED; every restore loaded the archive's ${backup.create.rows.toLocaleString('en-US')} rows${backup.problems.length > 0 ? ', EXCEPT:' : ''}`,
+          `  checked: the floor read the manifest's posts bytes exactly; every verify VERIFIED; ` +
+            `every restore loaded the archive's ${backup.create.rows.toLocaleString('en-US')} rows${backup.problems.length > 0 ? ', EXCEPT:' : ''}`,
         );
         for (const problem of backup.problems) say(`    ${problem}`);
         if (backup.problems.length > 0) exitCode = 1;

@@ -43,8 +43,8 @@ function spawnCli(
   const child = spawn(process.execPath, [CLI_PATH, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let exitedBy: string | number | null | undefined;
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<string | number | null>((resolve) =>
     child.once('exit', (code, signal) => resolve((exitedBy = signal ?? code))),
   );
@@ -222,9 +222,12 @@ describe('PostgreSQL stopped and started under load (a dedicated embedded server
       const lost = acknowledged.filter((outcome) => !stored.has(outcome.id!));
       const slowest = Math.max(...outcomes.map((outcome) => outcome.endedAt - outcome.startedAt));
       console.log(
-        `restart: stop took ${downAt - stopping} ms, down ${upAt - downAt} ms (port ${portBefore} → ${portAfter}); recovered ${recoveryMs} ms after the database returned (LISTEN ${relistenMs} ms); ` +
-          `${outcomes.length} requests, ${failures.length} failed (${[...failureKinds].map(([kind, count]) => `${kind}: ${count}`).join('; ') || 'none'}); slowest ${slowest} ms; ` +
-          `posts written ${stored.size}, acknowledged ${acknowledged.length}, lost ${lost.length}; readyz while down: ${[...new Set(readyWhileDown)].join(',')} (${readyWhileDown.length} probes)`,
+        `restart: stop took ${downAt - stopping} ms, down ${upAt - downAt} ms (port ${portBefore} → ${portAfter}); ` +
+          `recovered ${recoveryMs} ms after the database returned (LISTEN ${relistenMs} ms); ` +
+          `${outcomes.length} requests, ${failures.length} failed ` +
+          `(${[...failureKinds].map(([kind, count]) => `${kind}: ${count}`).join('; ') || 'none'}); slowest ${slowest} ms; ` +
+          `posts written ${stored.size}, acknowledged ${acknowledged.length}, lost ${lost.length}; ` +
+          `readyz while down: ${[...new Set(readyWhileDown)].join(',')} (${readyWhileDown.length} probes)`,
       );
 
       // The manager brings the server back where clients (and DATABASE_URL) expect it.
@@ -310,11 +313,14 @@ describe('kill -9 during a key re-encryption', () => {
     }
     const dataSource = server.bastion.database.dataSource;
     await dataSource.query(
-      "INSERT INTO users (id, email, email_index, password_hash) SELECT id, email, email_index, 'not a hash: never signs in' FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, email, email_index)",
+      "INSERT INTO users (id, email, email_index, password_hash) SELECT id, email, email_index, 'not a hash: never signs in' " +
+        'FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, email, email_index)',
       [users.id, users.email, users.emailIndex],
     );
     await dataSource.query(
-      "INSERT INTO profiles (id, user_id, display_name, phone, phone_index, birth_date) SELECT id, user_id, 'Bulk', phone, phone_index, birth_date FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS t(id, user_id, phone, phone_index, birth_date)",
+      'INSERT INTO profiles (id, user_id, display_name, phone, phone_index, birth_date) ' +
+        "SELECT id, user_id, 'Bulk', phone, phone_index, birth_date " +
+        'FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS t(id, user_id, phone, phone_index, birth_date)',
       [profiles.id, profiles.userId, profiles.phone, profiles.phoneIndex, profiles.birthDate],
     );
   }, 60_000);
@@ -557,7 +563,9 @@ describe('kill -9 of `bastion serve` while it writes a backup', () => {
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
     console.log(
-      `backup: serve killed while writing ${partial} (${POSTS} posts); after restart the entry was FAILED within ${abandonedAfterMs} ms, the temporary file gone; a new backup of ${fresh.rows} rows COMPLETE and VERIFIED`,
+      `backup: serve killed while writing ${partial} (${POSTS} posts); ` +
+        `after restart the entry was FAILED within ${abandonedAfterMs} ms, the temporary file gone; ` +
+        `a new backup of ${fresh.rows} rows COMPLETE and VERIFIED`,
     );
   }, 120_000);
 });

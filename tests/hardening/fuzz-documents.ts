@@ -289,7 +289,9 @@ function variableOperationsOf(schema: GraphQLSchema): VariableOperation[] {
       const selection = isLeafType(getNamedType(field.type)) ? '' : ' { __typename }';
       const keyword = root === schema.getQueryType() ? 'query' : 'mutation';
       operations.push({
-        query: `${keyword}(${args.map((arg) => `$${arg.name}: ${String(arg.type)}`).join(', ')}) { ${field.name}(${args.map((arg) => `${arg.name}: $${arg.name}`).join(', ')})${selection} }`,
+        query:
+          `${keyword}(${args.map((arg) => `$${arg.name}: ${String(arg.type)}`).join(', ')}) ` +
+          `{ ${field.name}(${args.map((arg) => `${arg.name}: $${arg.name}`).join(', ')})${selection} }`,
         args,
       });
     }

@@ -5,7 +5,7 @@ import { Draw, NUMBER_TOKENS, hostileString } from './fuzz-values';
 
 /**
  * Documents taken apart: token-level mutations of any document (drop, duplicate, insert, swap,
- * rename, re-value, truncate), and the structural attacks of SECURITY.md §2 at random sizes
+ * rename, re-value, truncate), and the structural attacks of docs/security.md#gql at random sizes
  * (depth, aliases, fragment cycles and fan-out, directives, lengths, numbers).
  */
 
@@ -122,7 +122,7 @@ function randomName(draw: Draw): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Structural attacks (SECURITY.md §2)
+// Structural attacks (docs/security.md#gql)
 
 /** A selection path that really recurses in the schema: Post → comments → edges → node → post → comments … */
 const RECURSIVE_PATH = ['comments(first: 2)', 'edges', 'node', 'post'];
@@ -148,14 +148,17 @@ export function structuralAttack(draw: Draw, ids: FuzzIds): GraphQLBody {
     case 4:
       return { query: `${'{'.repeat(depth)}${'}'.repeat(draw.int(0, depth))}` };
     case 5:
-      // Alias overloading (GQ-5), and brute force through aliases (GQ-14).
+      // Alias overloading (GQL-4), and brute force through aliases (MFA-6).
       return { query: `{ ${Array.from({ length: count }, (_, index) => `a${index}: __typename`).join(' ')} }` };
-    case 6:
-      return {
-        query: `mutation { ${Array.from({ length: Math.min(count, 300) }, (_, index) => `a${index}: signIn(input: { email: "nobody@example.com", password: "guess-${index}" }) { __typename }`).join(' ')} }`,
-      };
+    case 6: {
+      const aliases = Array.from(
+        { length: Math.min(count, 300) },
+        (_, index) => `a${index}: signIn(input: { email: "nobody@example.com", password: "guess-${index}" }) { __typename }`,
+      );
+      return { query: `mutation { ${aliases.join(' ')} }` };
+    }
     case 7: {
-      // Fragment cycles (GQ-4): self, pair, and a long ring.
+      // Fragment cycles (GQL-7): self, pair, and a long ring.
       const ring = Math.min(count, 200);
       return {
         query: draw.pick([
@@ -165,13 +168,16 @@ export function structuralAttack(draw: Draw, ids: FuzzIds): GraphQLBody {
         ]),
       };
     }
-    case 8:
-      // Fragment fan-out (GQ-17): each fragment spreads the next one twice.
-      return {
-        query: `{ ...F0 } ${Array.from({ length: Math.min(depth, 60) }, (_, index) => `fragment F${index} on Query { serverInfo { name } ...F${index + 1} ...F${index + 1} }`).join(' ')} fragment F${Math.min(depth, 60)} on Query { __typename }`,
-      };
+    case 8: {
+      // Fragment fan-out (GQL-7): each fragment spreads the next one twice.
+      const fragments = Array.from(
+        { length: Math.min(depth, 60) },
+        (_, index) => `fragment F${index} on Query { serverInfo { name } ...F${index + 1} ...F${index + 1} }`,
+      );
+      return { query: `{ ...F0 } ${fragments.join(' ')} fragment F${Math.min(depth, 60)} on Query { __typename }` };
+    }
     case 9:
-      // Directive overloading (GQ-7), known and unknown.
+      // Directive overloading (GQL-4), known and unknown.
       return { query: `{ __typename ${Array.from({ length: Math.min(count, 500) }, () => draw.pick(DIRECTIVES)).join(' ')} }` };
     case 10:
       return { query: `{ serverInfo { name } } # ${'x'.repeat(draw.int(1_000, 99_000))}` };

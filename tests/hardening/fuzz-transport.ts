@@ -145,7 +145,9 @@ export function brokenBody(draw: Draw, context: FuzzContext): FuzzRequest {
     case 7:
       return send(
         Buffer.from(
-          `--XyZ\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${valid}\r\n--XyZ\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.file"]}\r\n--XyZ\r\nContent-Disposition: form-data; name="0"; filename="a.txt"\r\n\r\nhello\r\n--XyZ--\r\n`,
+          `--XyZ\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${valid}\r\n` +
+            `--XyZ\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.file"]}\r\n` +
+            `--XyZ\r\nContent-Disposition: form-data; name="0"; filename="a.txt"\r\n\r\nhello\r\n--XyZ--\r\n`,
         ),
         contentType(draw.pick(['multipart/form-data; boundary=XyZ', 'multipart/form-data'])),
         'body-multipart',
@@ -229,7 +231,8 @@ const ODD_QUERY_STRINGS = [
   `q=${'x'.repeat(10_000)}`,
   `query=${'%7B'.repeat(2_000)}`,
   // Variables nested as deep as a URL allows (node refuses headers past 16 KB).
-  `query=${encodeURIComponent('query($where: PostWhere) { posts(where: $where) { totalCount } }')}&variables=${encodeURIComponent(`{"where":${'{"AND":['.repeat(300)}{}${']}'.repeat(300)}}`)}`,
+  `query=${encodeURIComponent('query($where: PostWhere) { posts(where: $where) { totalCount } }')}` +
+    `&variables=${encodeURIComponent(`{"where":${'{"AND":['.repeat(300)}{}${']}'.repeat(300)}}`)}`,
 ];
 
 export function getRequest(draw: Draw, context: FuzzContext): FuzzRequest {
@@ -329,8 +332,16 @@ function forgedJwt(draw: Draw, realToken: string): string {
   switch (draw.int(0, 5)) {
     case 0:
       return `${part({ alg: 'none', typ: 'at+jwt' })}.${realPayload}.`;
-    case 1:
-      return `${part({ alg: draw.pick(['HS256', 'RS256', 'EdDSA', 'ES256', 'none', '', 'A'.repeat(5_000)]), kid: draw.pick(['../../etc/passwd', "' OR 1=1--", '', 'x'.repeat(2_000), 7]), typ: draw.pick(['at+jwt', 'JWT', 'x']), crit: draw.pick([undefined, ['exp'], ['b64'], 'x']), b64: draw.pick([undefined, false]) })}.${realPayload}.${Buffer.from(draw.from(fc.uint8Array({ maxLength: 80 }))).toString('base64url')}`;
+    case 1: {
+      const header = part({
+        alg: draw.pick(['HS256', 'RS256', 'EdDSA', 'ES256', 'none', '', 'A'.repeat(5_000)]),
+        kid: draw.pick(['../../etc/passwd', "' OR 1=1--", '', 'x'.repeat(2_000), 7]),
+        typ: draw.pick(['at+jwt', 'JWT', 'x']),
+        crit: draw.pick([undefined, ['exp'], ['b64'], 'x']),
+        b64: draw.pick([undefined, false]),
+      });
+      return `${header}.${realPayload}.${Buffer.from(draw.from(fc.uint8Array({ maxLength: 80 }))).toString('base64url')}`;
+    }
     case 2:
       return `${realHeader}.${part(draw.from(fc.jsonValue({ maxDepth: 3 })))}.${realToken.split('.')[2]}`;
     case 3:
@@ -338,7 +349,11 @@ function forgedJwt(draw: Draw, realToken: string): string {
     case 4:
       return `${realToken}${draw.pick(['x', '.', '..', '=', '%00'])}`;
     default:
-      return `${Buffer.from(draw.from(fc.uint8Array({ maxLength: 200 }))).toString('base64url')}.${Buffer.from(draw.from(fc.uint8Array({ maxLength: 200 }))).toString('base64url')}.${Buffer.from(draw.from(fc.uint8Array({ maxLength: 100 }))).toString('base64url')}`;
+      return (
+        `${Buffer.from(draw.from(fc.uint8Array({ maxLength: 200 }))).toString('base64url')}.` +
+        `${Buffer.from(draw.from(fc.uint8Array({ maxLength: 200 }))).toString('base64url')}.` +
+        `${Buffer.from(draw.from(fc.uint8Array({ maxLength: 100 }))).toString('base64url')}`
+      );
   }
 }
 

@@ -130,7 +130,7 @@ export const CIDR_EDGES = [
 export const hostileInt = fc.oneof(
   { arbitrary: fc.integer({ min: -3, max: 120 }), weight: 8 },
   {
-    arbitrary: fc.constantFrom(0, -1, 100, 101, 2147483647, -2147483648, 2147483648, -2147483649, 9007199254740993, 1e21, 0.5, -0, 1e308),
+    arbitrary: fc.constantFrom(0, -1, 100, 101, 2147483647, -2147483648, 2147483648, -2147483649, 9007199254740992, 1e21, 0.5, -0, 1e308),
     weight: 1,
   },
 );

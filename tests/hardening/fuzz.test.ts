@@ -49,7 +49,7 @@ function fuzzRequests(context: FuzzContext): fc.Arbitrary<FuzzRequest> {
 
 /**
  * What must never reach a client: stack frames, source paths, SQL and driver messages, JS error
- * names, schema hints (GQ-2). A match the request itself contains is an echo, not a leak.
+ * names, schema hints (GQL-2). A match the request itself contains is an echo, not a leak.
  */
 const LEAKS = [
   /\bat [\w$.<>]+ \(/,
@@ -78,7 +78,9 @@ function problemsOf(request: FuzzRequest, response: FuzzResponse, bodyLimitBytes
   if (response.status === 0 && !request.raw && !overLimit) problems.push('the connection closed without an answer');
   if (response.body.includes('INTERNAL_SERVER_ERROR')) problems.push('INTERNAL_SERVER_ERROR');
   const sent = request.raw ?? request.body;
-  const echoed = `${request.path} ${request.headers.map(([name, value]) => `${name}: ${value}`).join('\n')} ${sent?.toString('utf8') ?? ''} ${sent?.toString('latin1') ?? ''}`;
+  const echoed =
+    `${request.path} ${request.headers.map(([name, value]) => `${name}: ${value}`).join('\n')} ` +
+    `${sent?.toString('utf8') ?? ''} ${sent?.toString('latin1') ?? ''}`;
   for (const leak of LEAKS) {
     const match = leak.exec(response.body);
     if (match && !echoed.includes(match[0]))
@@ -87,7 +89,7 @@ function problemsOf(request: FuzzRequest, response: FuzzResponse, bodyLimitBytes
   // Refused with a 4xx however it is labelled (BASTION_BODY_LIMIT); a compressed body is measured inflated, by the server.
   const compressed = request.headers.some(([name]) => name.toLowerCase() === 'content-encoding');
   if (overLimit && !compressed && !(response.status >= 400 && response.status < 500))
-    problems.push(`a ${request.body!.length}-byte body got HTTP ${response.status}, not a 4xx`);
+    problems.push(`a ${request.body.length}-byte body got HTTP ${response.status}, not a 4xx`);
   return problems;
 }
 
@@ -106,7 +108,11 @@ function describeRequest(request: FuzzRequest): string {
     ([name, value]) => `${name}: ${clip(name === 'authorization' && request.auth !== 'as-is' ? `<${request.auth} token>` : value, 120)}`,
   );
   const body = (request.raw ?? request.body)?.toString(request.raw ? 'latin1' : 'utf8') ?? '';
-  return `[${request.kind}, ${request.auth}] ${request.method} ${clip(request.path, 300)}\n  ${headers.slice(0, 8).join('\n  ')}${headers.length > 8 ? `\n  … ${headers.length - 8} more headers` : ''}\n  body: ${JSON.stringify(clip(body, 600))}`;
+  return (
+    `[${request.kind}, ${request.auth}] ${request.method} ${clip(request.path, 300)}\n` +
+    `  ${headers.slice(0, 8).join('\n  ')}${headers.length > 8 ? `\n  … ${headers.length - 8} more headers` : ''}\n` +
+    `  body: ${JSON.stringify(clip(body, 600))}`
+  );
 }
 
 /** One example per kind of failure, with how often it happened: one bug often fails hundreds of requests. */
@@ -152,7 +158,8 @@ describe('fuzzing the HTTP surface (issue 11, part 1)', () => {
     const ids = { userIds: [user.id, admin.id], postIds: [] as string[], commentIds: [] as string[], profileIds: [] as string[] };
     for (const account of [user, admin]) {
       const created = await account.client.request<{ createProfile: { id: string }; createPost: { id: string }; draft: { id: string } }>(
-        'mutation { createProfile(input: { displayName: "Fuzz", phone: "+447700900123" }) { id } createPost(input: { title: "fuzz", body: "text", published: true }) { id } draft: createPost(input: { title: "draft" }) { id } }',
+        'mutation { createProfile(input: { displayName: "Fuzz", phone: "+447700900123" }) { id } ' +
+          'createPost(input: { title: "fuzz", body: "text", published: true }) { id } draft: createPost(input: { title: "draft" }) { id } }',
       );
       const { createProfile, createPost, draft } = created.body.data!;
       const comment = await account.client.request<{ createComment: { id: string } }>(

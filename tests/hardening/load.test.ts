@@ -102,15 +102,15 @@ describe(`load: ${CONNECTIONS} connections, mixed workload, ${DURATION_MS / 1000
         server.logs.lines.length = 0;
       };
 
-      async function send(
+      async function send<TData>(
         operation: OperationName,
         accessToken: string | null,
         query: string,
         variables?: Record<string, unknown>,
-      ): Promise<Record<string, any> | null> {
+      ): Promise<TData | null> {
         const started = performance.now();
         let status = 0;
-        let text = '';
+        let text: string;
         try {
           const response = await fetch(server.url, {
             method: 'POST',
@@ -124,7 +124,7 @@ describe(`load: ${CONNECTIONS} connections, mixed workload, ${DURATION_MS / 1000
         }
         latencies.push(performance.now() - started);
         counts.set(operation, counts.get(operation)! + 1);
-        let body: { data?: Record<string, any> | null; errors?: unknown[] } | undefined;
+        let body: { data?: TData | null; errors?: unknown[] } | undefined;
         try {
           body = JSON.parse(text);
         } catch {
@@ -150,18 +150,18 @@ describe(`load: ${CONNECTIONS} connections, mixed workload, ${DURATION_MS / 1000
           serial += 1;
           switch (operation) {
             case 'me': {
-              const data = await send('me', accessToken, ME);
+              const data = await send<{ me: { id: string } | null }>('me', accessToken, ME);
               if (data && data.me?.id !== account.id) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
               break;
             }
             case 'posts': {
-              const data = await send('posts', accessToken, POSTS);
+              const data = await send<{ posts: { edges: unknown[] } }>('posts', accessToken, POSTS);
               if (data && data.posts.edges.length !== 20)
                 unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
               break;
             }
             case 'createPost': {
-              const data = await send('createPost', accessToken, CREATE_POST, {
+              const data = await send<{ createPost: { id: string } }>('createPost', accessToken, CREATE_POST, {
                 input: { title: `load w${index} #${serial}`, body: 'written under load', published: serial % 2 === 0 },
               });
               if (data) {
@@ -172,12 +172,14 @@ describe(`load: ${CONNECTIONS} connections, mixed workload, ${DURATION_MS / 1000
             }
             case 'updatePost': {
               if (ownPosts.length === 0) {
-                const created = await send('createPost', accessToken, CREATE_POST, { input: { title: `load w${index} #${serial}` } });
+                const created = await send<{ createPost: { id: string } }>('createPost', accessToken, CREATE_POST, {
+                  input: { title: `load w${index} #${serial}` },
+                });
                 if (created) ownPosts.push(created.createPost.id);
                 break;
               }
               const id = ownPosts[Math.floor(random() * ownPosts.length)];
-              const data = await send('updatePost', accessToken, UPDATE_POST, {
+              const data = await send<{ updatePost: { id: string } }>('updatePost', accessToken, UPDATE_POST, {
                 id,
                 input: { title: `load w${index} #${serial} (edited)` },
               });
@@ -185,13 +187,20 @@ describe(`load: ${CONNECTIONS} connections, mixed workload, ${DURATION_MS / 1000
               break;
             }
             case 'refresh': {
-              const data = await send('refresh', null, REFRESH, { input: { refreshToken } });
+              const data = await send<{ refreshSession: { accessToken: string; refreshToken: string } }>('refresh', null, REFRESH, {
+                input: { refreshToken },
+              });
               if (data) ({ accessToken, refreshToken } = data.refreshSession);
               break;
             }
             case 'signIn': {
               // A fresh session each time; the worker moves to it (the oldest of 20 sessions ends, never the one in use).
-              const data = await send('signIn', null, SIGN_IN, { input: { email: account.email, password: account.password } });
+              const data = await send<{ signIn: { __typename: string; accessToken: string; refreshToken: string } }>(
+                'signIn',
+                null,
+                SIGN_IN,
+                { input: { email: account.email, password: account.password } },
+              );
               if (data?.signIn.__typename === 'AuthPayload') ({ accessToken, refreshToken } = data.signIn);
               else if (data) unexpected.push({ operation, status: 200, body: JSON.stringify(data).slice(0, 500) });
               break;
@@ -234,9 +243,12 @@ describe(`load: ${CONNECTIONS} connections, mixed workload, ${DURATION_MS / 1000
       const mb = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
       const mix = [...counts].map(([name, count]) => `${name}=${count}`).join(' ');
       console.log(
-        `load: ${CONNECTIONS} connections for ${(elapsedMs / 1000).toFixed(1)} s: ${latencies.length} requests (${((latencies.length / elapsedMs) * 1000).toFixed(0)} req/s), ` +
-          `p50 ${percentile(sorted, 0.5).toFixed(1)} ms, p99 ${percentile(sorted, 0.99).toFixed(1)} ms, max ${sorted[sorted.length - 1].toFixed(1)} ms; ${unexpected.length} unexpected; ` +
-          `RSS before ${mb(before.rss)}, after ${mb(after.rss)}, peak ${mb(Math.max(...rssSamples))}; settled RSS median first/last third ${mb(rss.first)}/${mb(rss.last)}, ` +
+        `load: ${CONNECTIONS} connections for ${(elapsedMs / 1000).toFixed(1)} s: ` +
+          `${latencies.length} requests (${((latencies.length / elapsedMs) * 1000).toFixed(0)} req/s), ` +
+          `p50 ${percentile(sorted, 0.5).toFixed(1)} ms, p99 ${percentile(sorted, 0.99).toFixed(1)} ms, ` +
+          `max ${sorted[sorted.length - 1].toFixed(1)} ms; ${unexpected.length} unexpected; ` +
+          `RSS before ${mb(before.rss)}, after ${mb(after.rss)}, peak ${mb(Math.max(...rssSamples))}; ` +
+          `settled RSS median first/last third ${mb(rss.first)}/${mb(rss.last)}, ` +
           `live heap ${mb(heap.first)}/${mb(heap.last)} (${settledSamples.length} settled samples); errors logged ${loggedErrors}; mix ${mix}`,
       );
 

@@ -374,7 +374,8 @@ describe('access control', () => {
 
   describe('users and their status', () => {
     const USERS =
-      'query($filter: UserFilter, $first: Int, $after: String) { users(filter: $filter, first: $first, after: $after) { totalCount edges { cursor node { id email status roles mfaEnabled } } pageInfo { hasNextPage endCursor } } }';
+      'query($filter: UserFilter, $first: Int, $after: String) { users(filter: $filter, first: $first, after: $after) { totalCount ' +
+      'edges { cursor node { id email status roles mfaEnabled } } pageInfo { hasNextPage endCursor } } }';
     type Page = {
       users: {
         totalCount: number;
@@ -386,7 +387,7 @@ describe('access control', () => {
     it('pages through every user, newest first, with filters, for admins only', async () => {
       const seen: string[] = [];
       let after: string | null = null;
-      let total = 0;
+      let total: number;
       do {
         const response: GraphQLResponse<Page> = await admin.client.request<Page>(USERS, { first: 3, after });
         expect(response.body.errors).toBeUndefined();
@@ -427,7 +428,8 @@ describe('access control', () => {
       }
       // PostgreSQL keeps microseconds; a JavaScript Date (and so a naive cursor) only milliseconds.
       await server.bastion.database.dataSource.query(
-        "UPDATE users SET created_at = '2026-03-01T12:00:00.123456Z'::timestamptz - (interval '1 microsecond' * array_position($1::uuid[], id)) WHERE id = ANY($1::uuid[])",
+        "UPDATE users SET created_at = '2026-03-01T12:00:00.123456Z'::timestamptz - (interval '1 microsecond' * array_position($1::uuid[], id)) " +
+          'WHERE id = ANY($1::uuid[])',
         [ids],
       );
       const seen: string[] = [];

@@ -13,7 +13,6 @@ import {
   isNonNullType,
   isScalarType,
 } from 'graphql';
-import { mergeRuleTrees } from '../../src/shield/shield';
 import { FEATURES } from '../../src/features';
 import { buildGraphQLSchema } from '../../src/schema';
 import { GraphQLClient, GraphQLResponse, SIGN_IN, TestAccount, makeClient, makeUser } from '../support/factories';
@@ -22,7 +21,7 @@ import { TestServer, startTestServer } from '../support/test-server';
 import { totpCode } from '../../src/mfa/totp';
 
 /**
- * SECURITY.md §1c / GQ-10 / GQ-11, generated: every root operation of the schema, called by every
+ * docs/security.md#perm-9 and #perm-11, generated: every root operation of the schema, called by every
  * kind of viewer (anonymous, user, a custom role, admin on aal1 and on aal2, admin requiring MFA),
  * with another user's ids wherever an operation takes one. The expected outcome is worked out here
  * from the policy as data (the roles and grants the admin API reports) and the rule each field
@@ -94,7 +93,8 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
     const [session] = await server.bastion.database.dataSource.query('SELECT id FROM sessions WHERE user_id = $1', [victimAccount.id]);
     // The sample models: the victim's profile (phone private), a draft post, and a comment on it.
     const owned = await victimAccount.client.request<{ createProfile: { id: string }; createPost: { id: string } }>(
-      'mutation { createProfile(input: { displayName: "Victim", phone: "+447700900123" }) { id } createPost(input: { title: "draft", body: "secret draft" }) { id } }',
+      'mutation { createProfile(input: { displayName: "Victim", phone: "+447700900123" }) { id } ' +
+        'createPost(input: { title: "draft", body: "secret draft" }) { id } }',
     );
     const comment = await victimAccount.client.request<{ createComment: { id: string } }>(
       'mutation($postId: ID!) { createComment(input: { postId: $postId, body: "victim comment" }) { id } }',
@@ -338,7 +338,7 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
           if (codes.length !== 1 || codes[0] !== expected.denial)
             mismatches.push(`${label}: expected ${expected.denial}, got ${JSON.stringify(codes)}`);
           if (!deniedByRule) mismatches.push(`${label}: the denial was not logged by the permission layer`);
-          if (DENIALS.has(String(codes[0])) && response.body.data && (response.body.data as Record<string, unknown>)[field.name] != null)
+          if (DENIALS.has(String(codes[0])) && response.body.data && response.body.data[field.name] != null)
             mismatches.push(`${label}: denied, yet data came back`);
         }
       }

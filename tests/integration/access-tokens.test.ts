@@ -1,5 +1,6 @@
 import { appTables } from '../support/test-tables';
 import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
 import {
   SignJWT,
   base64url,
@@ -65,7 +66,7 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
       (error: unknown) => error,
     );
     if (!(outcome instanceof AccessTokenError))
-      throw new Error(`expected an AccessTokenError, got ${outcome === undefined ? 'an accepted token' : String(outcome)}`);
+      throw new Error(`expected an AccessTokenError, got ${outcome === undefined ? 'an accepted token' : inspect(outcome)}`);
     return outcome;
   }
   const rejection = async (token: string, verifier: AccessTokens = tokens): Promise<AccessTokenFailure> =>
@@ -241,7 +242,19 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
       'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
       async () => {
         const [header, , signature] = (await forge()).split('.');
-        return `${header}.${base64url.encode(JSON.stringify({ iss: OPTIONS.issuer, aud: OPTIONS.audience, sub: 'admin', sid: 's', roles: ['admin'], aal: 2, amr: ['pwd'], iat: 1, exp: 9_999_999_999, jti: 'j' }))}.${signature}`;
+        const claims = {
+          iss: OPTIONS.issuer,
+          aud: OPTIONS.audience,
+          sub: 'admin',
+          sid: 's',
+          roles: ['admin'],
+          aal: 2,
+          amr: ['pwd'],
+          iat: 1,
+          exp: 9_999_999_999,
+          jti: 'j',
+        };
+        return `${header}.${base64url.encode(JSON.stringify(claims))}.${signature}`;
       },
     ],
     ['garbage', 'ERR_JWS_INVALID', async () => 'garbage'],
@@ -302,7 +315,7 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
     await expect(tokens.verify(fresh.token)).resolves.toMatchObject({ jti: fresh.jti });
   });
 
-  it('publishes a next key before it signs, then lets it take over by itself (SECURITY.md JW-4)', async () => {
+  it('publishes a next key before it signs, then lets it take over by itself (TOK-4)', async () => {
     const oldKid = (await keys.signingKey()).kid;
     const published = await keys.publishNext();
     expect(published.kid).not.toBe(oldKid);

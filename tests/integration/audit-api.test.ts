@@ -4,8 +4,10 @@ import { runCliAgainst } from '../support/cli';
 import { testKeyring } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
-const EVENTS = `query($filter: AuditEventFilter, $first: Int, $after: String) {
-  auditEvents(filter: $filter, first: $first, after: $after) { edges { cursor node { id at action outcome actorId targetType targetId ipAddress requestId metadata } } pageInfo { hasNextPage endCursor } }
+const EVENTS =
+  `query($filter: AuditEventFilter, $first: Int, $after: String) {
+  auditEvents(filter: $filter, first: $first, after: $after) { edges { cursor node { id at action outcome actorId targetType targetId ` +
+  `ipAddress requestId metadata } } pageInfo { hasNextPage endCursor } }
 }`;
 type Events = {
   auditEvents: {

@@ -221,7 +221,8 @@ describe('the audit log on real PostgreSQL', () => {
       previousHash: GENESIS_HASH,
     });
     expect(payload).toBe(
-      `{"action":"grant_added","actorId":null,"at":"2026-03-01T09:00:00.000Z","ipAddress":null,"metadata":{"a":{"c":3,"d":2},"b":1},"outcome":"success","previousHash":"${GENESIS_HASH}","requestId":"r1","targetId":"editor","targetType":"Role","userAgent":null}`,
+      '{"action":"grant_added","actorId":null,"at":"2026-03-01T09:00:00.000Z","ipAddress":null,"metadata":{"a":{"c":3,"d":2},"b":1},' +
+        `"outcome":"success","previousHash":"${GENESIS_HASH}","requestId":"r1","targetId":"editor","targetType":"Role","userAgent":null}`,
     );
   });
 

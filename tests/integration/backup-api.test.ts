@@ -54,9 +54,10 @@ describe('backups through the admin API', () => {
   const service = () => server.bastion.services.backups;
   const auditActions = async (targetId: string) =>
     (
-      (await server.bastion.database.dataSource.query('SELECT action FROM audit_events WHERE target_id = $1 ORDER BY id', [targetId])) as {
-        action: string;
-      }[]
+      await server.bastion.database.dataSource.query<{ action: string }[]>(
+        'SELECT action FROM audit_events WHERE target_id = $1 ORDER BY id',
+        [targetId],
+      )
     ).map((row) => row.action);
 
   it('creates, lists and verifies a backup for an admin on an aal2 session, and audits each step', async () => {
@@ -431,7 +432,8 @@ describe('the backup checks of the self-audit', () => {
 
     // A later attempt that failed: the good one is still recent, so WARN, naming the failure.
     await server.bastion.database.dataSource.query(
-      "INSERT INTO backups (id, created_at, schema_version, status, key_id, file_name, host, trigger, error) VALUES (gen_random_uuid(), $1, '', 'failed', 'k1', 'x', 'h', 'schedule', 'ENOSPC on write')",
+      'INSERT INTO backups (id, created_at, schema_version, status, key_id, file_name, host, trigger, error) ' +
+        "VALUES (gen_random_uuid(), $1, '', 'failed', 'k1', 'x', 'h', 'schedule', 'ENOSPC on write')",
       [new Date(server.clock.now().getTime() + 1000)],
     );
     expect(await check('backups.last_backup')).toMatchObject({ status: 'WARN', detail: expect.stringContaining('ENOSPC on write') });

@@ -62,7 +62,8 @@ describe('backup archives', () => {
     await admin.client.request('mutation { addFirewallRule(input: { cidr: "203.0.113.0/24", action: DENY, note: "test" }) { id } }');
     // Enough incompressible rows for an archive of several chunks.
     await server.bastion.database.dataSource.query(
-      "INSERT INTO posts (author_id, title, body, published) SELECT $1, 'bulk ' || n, encode(gen_random_bytes(96), 'hex'), n % 2 = 0 FROM generate_series(1, 4000) AS n",
+      "INSERT INTO posts (author_id, title, body, published) SELECT $1, 'bulk ' || n, encode(gen_random_bytes(96), 'hex'), n % 2 = 0 " +
+        'FROM generate_series(1, 4000) AS n',
       [writer.id],
     );
   });
@@ -304,7 +305,9 @@ describe('backup archives', () => {
         for (const url of [fresh.url, current.url]) {
           const state = await withAdminClient(url, (client) =>
             client.query(
-              "SELECT (SELECT name FROM migrations ORDER BY id DESC LIMIT 1) AS version, (SELECT note FROM firewall_rules WHERE cidr = '192.0.2.0/24') AS note, to_regclass('public.backups') IS NULL AS catalogue_gone",
+              'SELECT (SELECT name FROM migrations ORDER BY id DESC LIMIT 1) AS version, ' +
+                "(SELECT note FROM firewall_rules WHERE cidr = '192.0.2.0/24') AS note, " +
+                "to_regclass('public.backups') IS NULL AS catalogue_gone",
             ),
           );
           expect(state.rows[0]).toEqual({ version, note: 'from the old schema', catalogue_gone: true });
@@ -349,7 +352,8 @@ describe('backup archives', () => {
           await restoreArchive({ file: backups().fileOf(backup), keyring: testKeyring(), targetUrl: restored.url, replace: false });
           const during = await withAdminClient(restored.url, (client) =>
             client.query(
-              "SELECT (SELECT count(*) FROM posts WHERE title = 'during backup')::int AS posts, (SELECT count(*) FROM comments WHERE body = 'during backup')::int AS comments",
+              "SELECT (SELECT count(*) FROM posts WHERE title = 'during backup')::int AS posts, " +
+                "(SELECT count(*) FROM comments WHERE body = 'during backup')::int AS comments",
             ),
           );
           expect(during.rows[0]).toEqual({ posts: 0, comments: 0 });

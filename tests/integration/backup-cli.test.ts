@@ -71,9 +71,9 @@ describe('bastion backup, through the CLI', () => {
       .filter((name) => name.endsWith('.bbak'))
       .sort();
   const catalogue = async () =>
-    (await server.bastion.database.dataSource.query(
+    await server.bastion.database.dataSource.query<{ id: string; status: string; fileName: string; sizeBytes: string; rows: string }[]>(
       'SELECT id::text AS id, status, file_name AS "fileName", size_bytes::bigint AS "sizeBytes", rows::bigint AS rows FROM backups ORDER BY created_at',
-    )) as { id: string; status: string; fileName: string; sizeBytes: string; rows: string }[];
+    );
   const postsFingerprint = async (url: string) => (await fingerprintOf(url)).posts;
 
   beforeAll(async () => {
@@ -196,7 +196,8 @@ describe('bastion backup, through the CLI', () => {
     /** What a restore prints first: the target's host:port/name, and the migrations a new database needed. */
     const restoredInto = (target: string) =>
       new RegExp(
-        `^restored \\d+ tables and \\d+ rows at schema \\w+ into ${target}( \\(\\d+ migration\\(s\\) applied\\))?\\npoint DATABASE_URL at that database to serve it`,
+        `^restored \\d+ tables and \\d+ rows at schema \\w+ into ${target}( \\(\\d+ migration\\(s\\) applied\\))?\\n` +
+          'point DATABASE_URL at that database to serve it',
       );
 
     /** The restored database holds the archived posts, and the audit event of the restore. */
@@ -325,7 +326,9 @@ describe('bastion backup on a large table', () => {
 
     /** Peak RSS (KiB) of a `backup create` run in a node of its own, and the posts its archive holds. */
     async function createMeasuringPeakRss(): Promise<{ maxRssKiB: number; posts: number }> {
-      const script = `require(${JSON.stringify(CLI_PATH)}).runCli(['node', 'bastion', 'backup', 'create']).then(() => process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'))`;
+      const script =
+        `require(${JSON.stringify(CLI_PATH)}).runCli(['node', 'bastion', 'backup', 'create'])` +
+        ".then(() => process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'))";
       const { stdout, stderr } = await promisify(execFile)(process.execPath, ['-e', script], {
         encoding: 'utf8',
         timeout: 120_000,
@@ -403,7 +406,9 @@ describe('bastion backup on a large table', () => {
         Number(
           (
             await dataSource().query(
-              "SELECT count(*)::int AS holders FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ((classid::bigint << 32) | objid::bigint) = $1::bigint",
+              "SELECT count(*)::int AS holders FROM pg_locks WHERE locktype = 'advisory' " +
+                'AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) ' +
+                'AND ((classid::bigint << 32) | objid::bigint) = $1::bigint',
               [BACKUP_LOCK_KEY],
             )
           )[0].holders,

@@ -41,9 +41,9 @@ function serve(env: Record<string, string>): Promise<Served> {
       const match = /"url":"([^"]+)","startupMs":(\d+)/.exec(output);
       if (match) resolve({ child, url: match[1], startupMs: Number(match[2]), output: () => output, exited });
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    exited.then((code) => reject(new Error(`serve exited (${code}) before serving:\n${output}`)));
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    void exited.then((code) => reject(new Error(`serve exited (${code}) before serving:\n${output}`)));
   });
 }
 

@@ -11,7 +11,7 @@ import { TEST_KEY_SETTINGS } from '../support/test-keys';
 import { MEMOS_TABLE_SQL, memoFeature } from '../support/memo-model';
 
 /**
- * Two Bastion instances on one database (the scale-out of CONVENTIONS "Auth on every request"):
+ * Two Bastion instances on one database (the scale-out of docs/security.md#tok-9):
  * each caches sessions, the policy and the IP rules per process, and a change acknowledged by one
  * is in force on the other at its very next request: the change's NOTIFY is delivered on commit,
  * and every request first waits until the messages committed before it have been heard
@@ -71,7 +71,8 @@ describe('session invalidation across two instances on one database', () => {
   const listenerPids = async (state?: 'idle'): Promise<number[]> =>
     (
       await a.bastion.database.dataSource.query(
-        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database() AND ($1::text IS NULL OR state = $1) ORDER BY pid",
+        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database() " +
+          'AND ($1::text IS NULL OR state = $1) ORDER BY pid',
         [state ?? null],
       )
     ).map((row: { pid: number }) => Number(row.pid));
@@ -248,7 +249,8 @@ describe('session invalidation across two instances on one database', () => {
     expect(killed).toHaveLength(2);
     const before = { a: reconnects(a.logs), b: reconnects(bLogs) };
     const [{ terminated }] = await a.bastion.database.dataSource.query(
-      "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS terminated FROM pg_stat_activity WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database()",
+      'SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS terminated FROM pg_stat_activity ' +
+        "WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database()",
     );
     expect(Number(terminated)).toBe(2);
 

@@ -400,13 +400,17 @@ describe('data API: the sample models', () => {
         await writer.client.request(CREATE_PROFILE, { input: { displayName: `writer ${index}` } });
       await dataSource.query(
         `INSERT INTO posts (author_id, title, body, published, created_at)
-         SELECT ($1::uuid[])[1 + n % 5], 'bulk ' || lpad(n::text, 3, '0'), 'body', true, '2030-01-01'::timestamptz + n * interval '1 second' FROM generate_series(1, 100) AS n`,
+         SELECT ($1::uuid[])[1 + n % 5], 'bulk ' || lpad(n::text, 3, '0'), 'body', true, ` +
+          `'2030-01-01'::timestamptz + n * interval '1 second' FROM generate_series(1, 100) AS n`,
         [writers.map((writer) => writer.id)],
       );
       await dataSource.query(
-        `INSERT INTO comments (post_id, author_id, body) SELECT p.id, p.author_id, 'c' FROM posts p, generate_series(1, 2) WHERE p.title LIKE 'bulk %' AND p.title < 'bulk 011'`,
+        `INSERT INTO comments (post_id, author_id, body) SELECT p.id, p.author_id, 'c' FROM posts p, generate_series(1, 2) ` +
+          `WHERE p.title LIKE 'bulk %' AND p.title < 'bulk 011'`,
       );
-      const query = `{ posts(first: 100, where: { title: { startsWith: "bulk " } }, orderBy: [{ field: CREATED_AT }]) { edges { node { id title body published createdAt author { displayName } commentCount } } } }`;
+      const query =
+        '{ posts(first: 100, where: { title: { startsWith: "bulk " } }, orderBy: [{ field: CREATED_AT }]) ' +
+        '{ edges { node { id title body published createdAt author { displayName } commentCount } } } }';
       const reader = await makeUser(server);
       await reader.client.request('{ me { id } }'); // the session and the policy are cached, as on any warm server
 
@@ -515,7 +519,9 @@ describe('data API: field by field, for each model and kind of viewer (the matri
     );
     const owner = await makeUser(server);
     const rows = await owner.client.request<{ createProfile: { id: string }; published: { id: string }; draft: { id: string } }>(
-      'mutation { createProfile(input: { displayName: "Owner", bio: "hi", phone: "+447700900999", birthDate: "1990-01-01" }) { id } published: createPost(input: { title: "open", body: "b", published: true }) { id } draft: createPost(input: { title: "closed", body: "b" }) { id } }',
+      'mutation { createProfile(input: { displayName: "Owner", bio: "hi", phone: "+447700900999", birthDate: "1990-01-01" }) { id } ' +
+        'published: createPost(input: { title: "open", body: "b", published: true }) { id } ' +
+        'draft: createPost(input: { title: "closed", body: "b" }) { id } }',
     );
     const comment = await owner.client.request<{ createComment: { id: string } }>(
       'mutation($postId: ID!) { createComment(input: { postId: $postId, body: "c" }) { id } }',
@@ -587,7 +593,7 @@ describe('data API: field by field, for each model and kind of viewer (the matri
           `query($id: ID!) { ${row.field}(id: $id) { ${row.fields.join(' ')} } }`,
           { id: row.id },
         );
-        const label = `${viewer.kind} ${row.model}(${String(row.values.published ?? '')})`;
+        const label = `${viewer.kind} ${row.model}(${row.values.published == null ? '' : JSON.stringify(row.values.published)})`;
         if (covering.length === 0) {
           // No READ grant on the model at all: the operation is refused; some, but none covering this row: NOT_FOUND.
           const anyGrant = grants.some(

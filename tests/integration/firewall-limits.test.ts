@@ -10,7 +10,7 @@ import { operationId } from '../../src/firewall/operation-allowlist';
 import { RedisCounterStore } from '../../src/firewall/shared-counter';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
-import { GraphQLResponse, SIGN_IN, SIGN_UP, codesOf, makeClient, makeUser } from '../support/factories';
+import { SIGN_IN, SIGN_UP, codesOf, makeClient, makeUser } from '../support/factories';
 import { LogCollector } from '../support/log-collector';
 import { TEST_KEY_SETTINGS } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
@@ -60,8 +60,14 @@ describe('rate limits (PostgreSQL store)', () => {
   it('counts every aliased signIn: 50 in one request are 50 attempts against a limit of 49', async () => {
     const address = freshAddress();
     const account = await makeUser(server);
-    const aliased = (count: number) =>
-      `mutation { ${Array.from({ length: count }, (_unused, index) => `a${index}: signIn(input: { email: "${account.email}", password: "wrong-${index}-password-here" }) { __typename }`).join(' ')} }`;
+    const aliased = (count: number) => {
+      const aliases = Array.from(
+        { length: count },
+        (_unused, index) =>
+          `a${index}: signIn(input: { email: "${account.email}", password: "wrong-${index}-password-here" }) { __typename }`,
+      );
+      return `mutation { ${aliases.join(' ')} }`;
+    };
     const client = makeClient(server, { 'x-forwarded-for': address });
     const five = await client.request(aliased(50));
     expect(five.status).toBe(429);

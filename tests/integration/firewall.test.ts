@@ -1,4 +1,4 @@
-import { GraphQLClient, GraphQLResponse, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
+import { GraphQLClient, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
 import { eventually } from '../support/eventually';
 import { runCliAgainst } from '../support/cli';
 import { TestServer, startTestServer } from '../support/test-server';

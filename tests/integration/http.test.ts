@@ -114,7 +114,7 @@ describe('HTTP surface', () => {
       await expectClientError(await post(JSON.stringify({ query: '{ serverInfo { name }' })), 400, 'GRAPHQL_PARSE_FAILED');
     });
 
-    it('an unknown field, without "Did you mean" hints (SECURITY.md GQ-2)', async () => {
+    it('an unknown field, without "Did you mean" hints (GQL-2)', async () => {
       const body = await expectClientError(
         await post(JSON.stringify({ query: '{ serverInf { name } }' })),
         400,
@@ -123,11 +123,11 @@ describe('HTTP surface', () => {
       expect(body.errors[0].message).not.toMatch(/Did you mean/);
     });
 
-    it('a batch of operations (SECURITY.md GQ-6)', async () => {
+    it('a batch of operations (GQL-6)', async () => {
       await expectClientError(await post(JSON.stringify([{ query: SERVER_INFO }, { query: SERVER_INFO }])), 400, 'BAD_REQUEST');
     });
 
-    it('a form-encoded POST (CSRF, SECURITY.md GQ-15)', async () => {
+    it('a form-encoded POST (CSRF, GQL-8)', async () => {
       await expectClientError(
         await post('query=%7B__typename%7D', { 'content-type': 'application/x-www-form-urlencoded' }),
         400,
@@ -147,7 +147,7 @@ describe('HTTP surface', () => {
     });
   });
 
-  describe('introspection (SECURITY.md GQ-1)', () => {
+  describe('introspection (GQL-1)', () => {
     it('is refused to non-admins outside development', async () => {
       const { status, body } = await makeClient(server).request('{ __schema { types { name } } }');
       expect(status).toBe(403);

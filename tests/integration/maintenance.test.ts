@@ -16,7 +16,8 @@ describe('the maintenance job', () => {
     const longAgo = new Date(now.getTime() - 10 * 24 * 60 * 60 * 1000);
     const soon = new Date(now.getTime() + 60_000);
     await db.query(
-      "INSERT INTO login_throttles (key, failures, locked_until, updated_at) VALUES ('account:stale', 3, NULL, $1), ('account:fresh', 3, NULL, $2), ('account:locked', 9, $3, $1)",
+      'INSERT INTO login_throttles (key, failures, locked_until, updated_at) ' +
+        "VALUES ('account:stale', 3, NULL, $1), ('account:fresh', 3, NULL, $2), ('account:locked', 9, $3, $1)",
       [longAgo, now, soon],
     );
     await db.query(

@@ -91,7 +91,6 @@ describe('delivery passes', () => {
 
   it('a message queued while a pass is running is sent by a follow-up pass, not left for the poller', async () => {
     const sent: string[] = [];
-    let outbox: OutboxService;
     let queuedSecond = false;
     const transport: MailTransport = {
       async send(message) {
@@ -106,7 +105,7 @@ describe('delivery passes', () => {
         sent.push(message.subject);
       },
     };
-    outbox = new OutboxService(dataSource, transport, new FrozenClock(), createLogger({ level: 'silent', pretty: false }));
+    const outbox = new OutboxService(dataSource, transport, new FrozenClock(), createLogger({ level: 'silent', pretty: false }));
     await dataSource.transaction((manager) => outbox.enqueue(manager, { to: 'a@example.com', subject: 'first', text: '1' }));
     await outbox.deliverPending();
     expect(sent).toEqual(['second']);

@@ -95,7 +95,8 @@ describe('RowScope: the SQL and the in-memory decision agree', () => {
             await client.query(`TRUNCATE ${table}`);
             for (const [index, row] of rows.entries()) {
               await client.query(
-                `INSERT INTO ${table} (n${columns.map(({ field: name }) => `, "${name}"`).join('')}) VALUES ($1${columns.map((_column, at) => `, $${at + 2}`).join('')})`,
+                `INSERT INTO ${table} (n${columns.map(({ field: name }) => `, "${name}"`).join('')}) ` +
+                  `VALUES ($1${columns.map((_column, at) => `, $${at + 2}`).join('')})`,
                 [index, ...columns.map(({ field: name }) => row[name])],
               );
             }

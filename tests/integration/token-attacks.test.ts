@@ -4,7 +4,7 @@ import { GraphQLResponse, SIGN_IN, TestAccount, makeClient, makeUser } from '../
 import { TestServer, startTestServer } from '../support/test-server';
 
 /**
- * Token attacks through real HTTP (SECURITY.md §5, CONVENTIONS "Auth on every request"): every
+ * Token attacks through real HTTP (docs/security.md#tok-2, #tok-3): every
  * bad token fails the whole request with 401, even on a public field such as serverInfo.
  */
 describe('access-token attacks over HTTP', () => {

@@ -61,7 +61,9 @@ export interface TestAccount {
 const AUTH_PAYLOAD = 'accessToken refreshToken accessTokenExpiresAt user { id email emailVerified roles mfaEnabled createdAt }';
 
 export const SIGN_UP = `mutation SignUp($input: SignUpInput!) { signUp(input: $input) { ${AUTH_PAYLOAD} } }`;
-export const SIGN_IN = `mutation SignIn($input: SignInInput!) { signIn(input: $input) { __typename ... on AuthPayload { ${AUTH_PAYLOAD} } ... on MfaChallenge { mfaToken expiresAt methods } } }`;
+export const SIGN_IN =
+  `mutation SignIn($input: SignInInput!) { signIn(input: $input) { __typename ... on AuthPayload { ${AUTH_PAYLOAD} } ` +
+  '... on MfaChallenge { mfaToken expiresAt methods } } }';
 export const REFRESH = `mutation Refresh($input: RefreshSessionInput!) { refreshSession(input: $input) { ${AUTH_PAYLOAD} } }`;
 
 let accounts = 0;
@@ -125,7 +127,7 @@ export async function emailedToken(server: TestServer, to: string, action: 'rese
   let token: string | undefined;
   await eventually(() => {
     const mails = server.logs.lines.filter(
-      (line) => line.mailTo === to && typeof line.mailText === 'string' && (line.mailText as string).includes(`/${action}?token=`),
+      (line) => line.mailTo === to && typeof line.mailText === 'string' && line.mailText.includes(`/${action}?token=`),
     );
     const last = mails[mails.length - 1];
     token = last ? /token=([A-Za-z0-9_-]+)/.exec(last.mailText as string)?.[1] : undefined;

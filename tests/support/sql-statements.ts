@@ -8,11 +8,13 @@ import { Client } from 'pg';
  */
 export async function statementsDuring<T>(work: () => Promise<T>): Promise<{ result: T; statements: string[] }> {
   const statements: string[] = [];
-  const original = Client.prototype.query;
+  // Read with Reflect.get: it is put back as it was, never called detached (apply passes its `this`).
+  const original = Reflect.get(Client.prototype, 'query');
   Client.prototype.query = function (this: Client & { release?: unknown }, ...args: unknown[]) {
     if (typeof this.release === 'function') {
       const [config] = args;
-      statements.push(typeof config === 'string' ? config : String((config as { text?: unknown } | undefined)?.text ?? ''));
+      const text = typeof config === 'string' ? config : (config as { text?: unknown } | undefined)?.text;
+      statements.push(typeof text === 'string' ? text : '');
     }
     return (original as (...inner: unknown[]) => unknown).apply(this, args);
   } as typeof Client.prototype.query;

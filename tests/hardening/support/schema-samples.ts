@@ -124,7 +124,7 @@ export function printLiteral(type: GraphQLInputType | undefined, value: unknown)
       .join(', ')} }`;
   }
   if (inner && isEnumType(inner) && typeof value === 'string') return value;
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return JSON.stringify(value);
 }
 
 /** `{ __typename }` when the field's type has fields to select, else nothing. */

@@ -143,7 +143,7 @@ describe('deny by default', () => {
   });
 });
 
-describe('schema coverage (SECURITY.md SH-2)', () => {
+describe('schema coverage (PERM-2)', () => {
   // The public features, plus a test model whose rules are compiled from its spec (as the data API's are).
   const features = [...FEATURES, memoFeature];
 

@@ -7,7 +7,7 @@ const PHC_CURRENT = /^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Z
 describe('PasswordHasher', () => {
   const hasher = new PasswordHasher({ maxConcurrent: 2, maxQueued: 16 });
 
-  it('stores argon2id m=19456 KiB, t=2, p=1 as a salted PHC string (PW-1)', async () => {
+  it('stores argon2id m=19456 KiB, t=2, p=1 as a salted PHC string (PWD-1)', async () => {
     const first = await hasher.hash('correct horse battery staple');
     const second = await hasher.hash('correct horse battery staple');
     expect(first).toMatch(PHC_CURRENT);
@@ -49,7 +49,7 @@ describe('PasswordHasher', () => {
     await expect(hasher.verifyAgainstDummy('')).resolves.toBe(false);
   });
 
-  describe('bounded pool (PW-3)', () => {
+  describe('bounded pool (PWD-5)', () => {
     it('with 1 running and 1 queued, a third call at once is RATE_LIMITED and the other two finish', async () => {
       const small = new PasswordHasher({ maxConcurrent: 1, maxQueued: 1 });
       const results = await Promise.allSettled([small.hash('first'), small.hash('second'), small.hash('third')]);

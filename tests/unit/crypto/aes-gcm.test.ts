@@ -2,7 +2,7 @@ import { gcmDecrypt, gcmEncrypt } from '../../../src/crypto/aes-gcm';
 
 const hex = (value: string) => Buffer.from(value, 'hex');
 
-describe('AES-256-GCM known answers (SECURITY.md CE-8)', () => {
+describe('AES-256-GCM known answers (ENC-1)', () => {
   it('NIST CAVP gcmEncryptExtIV256, Count 0: empty plaintext and AAD', () => {
     const key = hex('b52c505a37d78eda5dd34f20c22540ea1b58963cf8e5bf8ffa85f9f2492505b4');
     const iv = hex('516c33929df5a3284ff463d7');

@@ -381,7 +381,7 @@ describe('resolveModel', () => {
     });
 
     it('an owner the class does not have, or does not store', () => {
-      expect(problemOf(ledger({ owner: 'userId' as keyof DmLedger & string })).message).toBe(
+      expect(problemOf(ledger({ owner: 'userId' as keyof DmLedger })).message).toBe(
         'Model DmLedger: owner "userId" is not a @Field and @Column of the class',
       );
       expect(problemOf(ledger({ owner: 'derivedId' })).message).toBe(

@@ -189,7 +189,7 @@ describe('whereSql', () => {
     });
 
     it('takes column names from the definition, never from the input keys', () => {
-      const { sql } = translate({ title: { eq: 'a' }, "title_text\" = 'a' OR TRUE --": { eq: 'b' } } as WhereInput);
+      const { sql } = translate({ title: { eq: 'a' }, "title_text\" = 'a' OR TRUE --": { eq: 'b' } });
       expect(sql).toBe('"m"."title_text" = :p0');
     });
   });
@@ -264,7 +264,7 @@ describe('whereSql', () => {
   });
 
   describe('encrypted fields', () => {
-    /** The blind index as SECURITY.md CE-6 defines it, computed here independently of the code under test. */
+    /** The blind index as docs/security.md#enc-7 defines it, computed here independently of the code under test. */
     const expectedIndex = (keyring: Keyring, domain: string, normalised: string) =>
       createHmac('sha256', keyring.blindIndexKey(domain)).update(normalised, 'utf8').digest('base64url');
 
@@ -398,7 +398,7 @@ describe('whereSql', () => {
 
   it('ignores fields that are not filterable, and keys that are no field', () => {
     expect(translate({ notes: { eq: 'x' } })).toEqual({ sql: null, values: {} });
-    expect(translate({ nosuch: { eq: 'x' } } as WhereInput)).toEqual({ sql: null, values: {} });
+    expect(translate({ nosuch: { eq: 'x' } })).toEqual({ sql: null, values: {} });
     expect(translate({ notes: { contains: 'x' }, rank: { eq: 1 } })).toEqual({ sql: '"m"."rank" = :p0', values: { p0: 1 } });
     // Still ignored in nested nodes, where the node then counts as TRUE.
     expect(translate({ OR: [{ notes: { eq: 'x' } }] }).sql).toBe('(TRUE)');

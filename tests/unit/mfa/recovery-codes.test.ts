@@ -5,7 +5,7 @@ const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
 const CODE_FORMAT = /^[0-9a-hjkmnp-tv-z]{5}(-[0-9a-hjkmnp-tv-z]{5}){3}$/;
 const PHC_ARGON2ID = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
 
-describe('recovery codes (SECURITY.md RC-1)', () => {
+describe('recovery codes (MFA-7)', () => {
   const hasher = new PasswordHasher({ maxConcurrent: 2, maxQueued: 100 });
 
   it('generates 10 distinct codes as xxxxx-xxxxx-xxxxx-xxxxx, each with its own lookup and argon2id hash', async () => {
@@ -18,7 +18,7 @@ describe('recovery codes (SECURITY.md RC-1)', () => {
     codes.forEach((code, index) => {
       expect(code).toMatch(CODE_FORMAT);
       const parsed = parseRecoveryCode(code)!;
-      const row = stored[index]!;
+      const row = stored[index];
       expect(row.lookup).toBe(code.slice(0, 5));
       expect(parsed.lookup).toBe(row.lookup);
       expect(row.codeHash).toMatch(PHC_ARGON2ID);
@@ -30,14 +30,14 @@ describe('recovery codes (SECURITY.md RC-1)', () => {
   it('matches each code against its own row only, and fails a wrong secret', async () => {
     const { codes, stored } = await generateRecoveryCodes(hasher, 3);
     const [first, second] = codes.map((code) => parseRecoveryCode(code)!);
-    await expect(matchesRecoveryCode(hasher, stored[0]!, first!.secret)).resolves.toBe(true);
-    await expect(matchesRecoveryCode(hasher, stored[1]!, second!.secret)).resolves.toBe(true);
-    await expect(matchesRecoveryCode(hasher, stored[0]!, second!.secret)).resolves.toBe(false);
-    const lastCharacter = first!.secret.at(-1)!;
-    const otherCharacter = CROCKFORD[(CROCKFORD.indexOf(lastCharacter) + 1) % 32]!;
-    await expect(matchesRecoveryCode(hasher, stored[0]!, first!.secret.slice(0, -1) + otherCharacter)).resolves.toBe(false);
-    await expect(matchesRecoveryCode(hasher, stored[0]!, `${first!.lookup}${first!.secret}`)).resolves.toBe(false);
-    await expect(matchesRecoveryCode(hasher, stored[0]!, '')).resolves.toBe(false);
+    await expect(matchesRecoveryCode(hasher, stored[0], first.secret)).resolves.toBe(true);
+    await expect(matchesRecoveryCode(hasher, stored[1], second.secret)).resolves.toBe(true);
+    await expect(matchesRecoveryCode(hasher, stored[0], second.secret)).resolves.toBe(false);
+    const lastCharacter = first.secret.at(-1)!;
+    const otherCharacter = CROCKFORD[(CROCKFORD.indexOf(lastCharacter) + 1) % 32];
+    await expect(matchesRecoveryCode(hasher, stored[0], first.secret.slice(0, -1) + otherCharacter)).resolves.toBe(false);
+    await expect(matchesRecoveryCode(hasher, stored[0], `${first.lookup}${first.secret}`)).resolves.toBe(false);
+    await expect(matchesRecoveryCode(hasher, stored[0], '')).resolves.toBe(false);
   });
 
   it('answers false for a corrupt stored hash instead of throwing', async () => {
@@ -50,7 +50,7 @@ describe('recovery codes (SECURITY.md RC-1)', () => {
     const lettersSeen = new Set(secrets.join(''));
     // 600 draws from 32 letters: a letter is missing with probability about 2e-7.
     expect(lettersSeen.size).toBe(32);
-    const secretBits = secrets[0]!.length * Math.log2(lettersSeen.size);
+    const secretBits = secrets[0].length * Math.log2(lettersSeen.size);
     expect(secretBits).toBe(75);
     expect(secretBits).toBeGreaterThanOrEqual(64);
     // No position is fixed: each takes several values across 40 codes.
@@ -88,7 +88,7 @@ describe('parseRecoveryCode', () => {
   it('round-trips a generated code', async () => {
     const hasher = new PasswordHasher({ maxConcurrent: 2, maxQueued: 100 });
     const { codes } = await generateRecoveryCodes(hasher, 1);
-    const code = codes[0]!;
+    const code = codes[0];
     const canonical = code.replaceAll('-', '');
     expect(parseRecoveryCode(code)).toEqual({ lookup: canonical.slice(0, 5), secret: canonical.slice(5) });
     expect(parseRecoveryCode(code.toUpperCase())).toEqual(parseRecoveryCode(code));

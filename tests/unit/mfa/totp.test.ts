@@ -39,7 +39,7 @@ function fromBase32(text: string): Uint8Array {
 const ascii = (text: string) => new TextEncoder().encode(text);
 const at = (seconds: number) => new Date(seconds * 1000);
 
-/** RFC 6238 Appendix B; the ASCII seeds of SECURITY.md TO-6. */
+/** RFC 6238 Appendix B; its ASCII seeds (docs/security.md#mfa-1). */
 const RFC_SEEDS = {
   sha1: toBase32(ascii('1234567890'.repeat(2))),
   sha256: toBase32(ascii('1234567890'.repeat(3) + '12')),
@@ -61,7 +61,7 @@ const KNOWN_ANSWERS = RFC_VECTORS.flatMap(([seconds, sha1, sha256, sha512]) => [
   { seconds, algorithm: 'sha512' as const, expected: sha512 },
 ]);
 
-describe('TOTP known answers: RFC 6238 Appendix B, 8 digits (SECURITY.md TO-6)', () => {
+describe('TOTP known answers: RFC 6238 Appendix B, 8 digits (MFA-1)', () => {
   it('encodes the RFC seeds as the well-known base32 strings and byte lengths', () => {
     expect(RFC_SEEDS.sha1).toBe('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ');
     expect(fromBase32(RFC_SEEDS.sha1)).toHaveLength(20);
@@ -100,13 +100,13 @@ describe('verifyTotp', () => {
     await expect(verifyTotp({ secret, code, now, lastUsedStep: null })).resolves.toEqual({ valid: true, step: currentStep });
   });
 
-  it('rejects a wrong code with { valid: false }: callers must read .valid (TO-1)', async () => {
+  it('rejects a wrong code with { valid: false }: callers must read .valid (MFA-4)', async () => {
     const code = await totpCode({ secret, now });
     const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
     await expect(verifyTotp({ secret, code: wrong, now, lastUsedStep: null })).resolves.toEqual({ valid: false });
   });
 
-  it('rejects the same code once its step is recorded (TO-2, RFC 6238 §5.2)', async () => {
+  it('rejects the same code once its step is recorded (MFA-3, RFC 6238 §5.2)', async () => {
     const code = await totpCode({ secret, now });
     const first = await verifyTotp({ secret, code, now, lastUsedStep: null });
     expect(first).toEqual({ valid: true, step: currentStep });
@@ -116,7 +116,7 @@ describe('verifyTotp', () => {
     await expect(verifyTotp({ secret, code, now, lastUsedStep: currentStep - 1 })).resolves.toEqual({ valid: true, step: currentStep });
   });
 
-  it('accepts the previous step, at both ends of the current one (TO-3)', async () => {
+  it('accepts the previous step, at both ends of the current one (MFA-2, DEV-3)', async () => {
     const previousCode = await totpCode({ secret, now: shifted(-30) });
     expect(previousCode).not.toBe(await totpCode({ secret, now }));
     for (const offset of [-15, 0, 14]) {
@@ -187,7 +187,7 @@ describe('verifyTotp', () => {
 });
 
 describe('newTotpSecret', () => {
-  it('returns distinct 32-character base32 secrets of 20 bytes (TO-4)', async () => {
+  it('returns distinct 32-character base32 secrets of 20 bytes (MFA-1)', async () => {
     const secrets = Array.from({ length: 20 }, () => newTotpSecret());
     expect(new Set(secrets).size).toBe(secrets.length);
     for (const secret of secrets) {
@@ -195,8 +195,8 @@ describe('newTotpSecret', () => {
       expect(fromBase32(secret)).toHaveLength(20);
     }
     const now = new Date('2026-03-01T12:00:15.000Z');
-    const code = await totpCode({ secret: secrets[0]!, now });
-    await expect(verifyTotp({ secret: secrets[0]!, code, now, lastUsedStep: null })).resolves.toMatchObject({ valid: true });
+    const code = await totpCode({ secret: secrets[0], now });
+    await expect(verifyTotp({ secret: secrets[0], code, now, lastUsedStep: null })).resolves.toMatchObject({ valid: true });
   });
 });
 
