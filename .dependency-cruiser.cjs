@@ -1,0 +1,78 @@
+/**
+ * Which folder of src/ may import which (`npm run lint` checks it; docs/architecture.md explains it).
+ *
+ * The platform (config, logging, errors, db, http, graphql, shield, net and the machinery files in
+ * src/ itself) imports no feature. Features form a layered graph: each may import the platform and
+ * the features listed for it below, nothing else. The composition root (features.ts, settings.ts,
+ * main.ts, cli.ts) may import anything. Type-only imports count: a cycle of types is a cycle.
+ */
+
+/** Feature folder → the feature folders it may import. Adding a feature: one line here. */
+const MAY_IMPORT = {
+  system: [],
+  audit: [],
+  crypto: ['audit'],
+  mail: ['crypto'],
+  accounts: ['audit', 'crypto', 'mail'],
+  mfa: ['accounts', 'audit', 'crypto', 'mail'],
+  access: ['accounts', 'audit'],
+  firewall: ['access', 'accounts', 'audit'],
+  data: ['access', 'accounts', 'crypto'],
+  models: ['crypto', 'data'],
+  backup: ['access', 'audit', 'crypto'],
+  'self-audit': ['access', 'audit', 'backup', 'crypto'],
+};
+
+const FEATURES = Object.keys(MAY_IMPORT);
+const PLATFORM =
+  '^src/(config|logging|errors|db|http|graphql|shield|net)/|^src/(clock|context|data-dir|feature|maintenance|progress-bar|project|schema|server|services|settle-within)\\.ts$';
+const folders = (names) => `^src/(${names.join('|')})/`;
+
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment:
+        'A cycle between files (types included) means two files are one thing, or one of them is in the wrong place. ' +
+        "The app's models may relate both ways (a post's comments, a comment's post): TypeORM and the data API take the targets as thunks.",
+      from: { path: '^src/', pathNot: '^src/models/' },
+      to: { circular: true },
+    },
+    {
+      name: 'platform-imports-no-feature',
+      severity: 'error',
+      comment: 'The platform is what every feature stands on: it learns about features only through the Feature contract.',
+      from: { path: PLATFORM },
+      to: { path: folders(FEATURES) },
+    },
+    ...FEATURES.map((feature) => ({
+      name: `feature-boundary-${feature}`,
+      severity: 'error',
+      comment: `${feature} may import the platform and: ${MAY_IMPORT[feature].join(', ') || 'no other feature'}.`,
+      from: { path: `^src/${feature}/` },
+      to: { path: folders(FEATURES.filter((other) => other !== feature && !MAY_IMPORT[feature].includes(other))) },
+    })),
+    {
+      name: 'no-composition-root-imports',
+      severity: 'error',
+      comment: 'Only the entry points use the list of features; a feature that imported it would depend on every other.',
+      from: { path: '^src/', pathNot: '^src/(features|settings|main|cli)\\.ts$' },
+      to: { path: '^src/(features|settings|main|cli)\\.ts$' },
+    },
+    {
+      name: 'no-unknown-folder',
+      severity: 'error',
+      comment: 'A new folder under src/ must be named here: as a feature in MAY_IMPORT, or as platform.',
+      from: { path: '^src/' },
+      to: { path: '^src/[^/]+/', pathNot: `${folders(FEATURES)}|${PLATFORM}` },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(dist|node_modules)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    moduleSystems: ['cjs', 'es6'],
+  },
+};
