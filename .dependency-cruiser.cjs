@@ -24,8 +24,21 @@ const MAY_IMPORT = {
 };
 
 const FEATURES = Object.keys(MAY_IMPORT);
-const PLATFORM =
-  '^src/(config|logging|errors|db|http|graphql|shield|net)/|^src/(clock|context|data-dir|feature|maintenance|progress-bar|project|schema|server|services|settle-within)\\.ts$';
+const PLATFORM_FOLDERS = ['config', 'logging', 'errors', 'db', 'http', 'graphql', 'shield', 'net'];
+const PLATFORM_FILES = [
+  'clock',
+  'context',
+  'data-dir',
+  'feature',
+  'maintenance',
+  'progress-bar',
+  'project',
+  'schema',
+  'server',
+  'services',
+  'settle-within',
+];
+const PLATFORM = `^src/(${PLATFORM_FOLDERS.join('|')})/|^src/(${PLATFORM_FILES.join('|')})\\.ts$`;
 const folders = (names) => `^src/(${names.join('|')})/`;
 
 module.exports = {
