@@ -9,7 +9,15 @@ import { FirewallResolver } from './firewall.resolver';
 import { firewallRules } from './firewall.rules';
 import { FirewallService } from './firewall.service';
 import { FIREWALL_SETTINGS } from './firewall.settings';
-import { armorValidationRules, costLimitPlugin, knownOperationTypeRule, tokenLimitGate, variableDepthGate } from './graphql-limits';
+import { errorCapPlugin } from '../errors';
+import {
+  costLimitPlugin,
+  documentLimitGate,
+  documentLimitRules,
+  knownOperationTypeRule,
+  tokenLimitGate,
+  variableDepthGate,
+} from './graphql-limits';
 import { HitLog } from './hit-log';
 import { loadOperationAllowlist, operationAllowlistPlugin } from './operation-allowlist';
 import { RateLimitCounter } from './rate-limit.entity';
@@ -121,14 +129,21 @@ export const firewallFeature = defineFeature<keyof FirewallServices>()({
   http: ({ firewall, hits, rateLimits, config }) => ({
     gates: [firewallGate(firewall, hits)],
     beforeBody: rateLimits ? [rateLimitGate(rateLimits)] : [],
-    afterBody: [tokenLimitGate(config.graphqlMaxTokens), variableDepthGate()],
+    // Tokens before the document is parsed, its shape before Apollo validates it: each refusal is one error.
+    afterBody: [
+      tokenLimitGate(config.graphqlMaxTokens),
+      documentLimitGate(documentLimitRules(config), config.graphqlMaxTokens),
+      variableDepthGate(),
+    ],
   }),
   graphql: ({ config, rateLimits }, schema) => {
     const allowlist = config.operationAllowlistFile ? loadOperationAllowlist(config.operationAllowlistFile) : null;
     return {
-      validationRules: [knownOperationTypeRule, ...armorValidationRules(config)],
+      validationRules: [knownOperationTypeRule, ...documentLimitRules(config)],
       plugins: [
         costLimitPlugin(schema, config.graphqlMaxCost),
+        // With the limits, what keeps a response from being a page of errors (graphql-cop's overloading checks).
+        errorCapPlugin(),
         ...(rateLimits ? [rateLimitPlugin(rateLimits)] : []),
         ...(allowlist ? [operationAllowlistPlugin(allowlist)] : []),
       ],

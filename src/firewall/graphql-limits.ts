@@ -5,13 +5,17 @@ import {
   DocumentNode,
   GraphQLError,
   GraphQLSchema,
+  Kind,
   Lexer,
   OperationDefinitionNode,
   Source,
   TokenKind,
   ValidationRule,
+  buildSchema,
   isListType,
   isNonNullType,
+  parse,
+  validate,
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import { ComplexityEstimatorArgs, getComplexity } from 'graphql-query-complexity';
@@ -30,6 +34,9 @@ function tooMuch(what: string): AppError {
   return new AppError('GRAPHQL_VALIDATION_FAILED', `The query is too ${what}: ask for less.`, { stopsRequest: true });
 }
 
+/** How often one selection set may select the same field (by response key) before the document is refused. */
+export const MAX_FIELD_REPEATS = 3;
+
 /**
  * Hardened graphql-armor (docs/security.md#gql-3, #gql-4): depth with fragments flattened, aliases with an
  * empty allowlist, directives ≤ 5, limits not exposed. Its cost and token plugins are replaced:
@@ -37,7 +44,7 @@ function tooMuch(what: string): AppError {
  * Introspection is exempt from depth (and from cost, below): only admins may run it at all (the
  * gate refuses everyone else before execution), and Sandbox's introspection query is 13 deep.
  */
-export function armorValidationRules(config: Config): ValidationRule[] {
+function armorValidationRules(config: Config): ValidationRule[] {
   const armor = new ApolloArmor({
     maxDepth: {
       n: config.graphqlMaxDepth,
@@ -57,6 +64,98 @@ export function armorValidationRules(config: Config): ValidationRule[] {
 }
 
 /**
+ * Field duplication (`{ __typename __typename … }` 500 times): legal GraphQL, merged into one
+ * result, so it costs nothing to execute, but each copy is validated against every other, and
+ * scanners (graphql-cop) count a served flood as a finding. A field written twice in one selection
+ * set happens by accident; more than MAX_FIELD_REPEATS times is not an app's query. Only direct
+ * selections count: the same field in several fragments or type conditions is how clients ask.
+ */
+export const fieldRepeatsRule: ValidationRule = (context) => {
+  let reported = false;
+  return {
+    SelectionSet(node) {
+      if (reported) return;
+      const times = new Map<string, number>();
+      for (const selection of node.selections) {
+        if (selection.kind !== Kind.FIELD) continue;
+        const key = (selection.alias ?? selection.name).value;
+        const count = (times.get(key) ?? 0) + 1;
+        times.set(key, count);
+        if (count > MAX_FIELD_REPEATS) {
+          reported = true;
+          context.reportError(new GraphQLError('The query repeats a field too often.'));
+          return;
+        }
+      }
+    },
+  };
+};
+
+/** The limits on a document's shape: depth, aliases, directives, repeated fields. */
+export function documentLimitRules(config: Config): ValidationRule[] {
+  return [...armorValidationRules(config), fieldRepeatsRule];
+}
+
+/**
+ * What the document limits are checked against before Apollo: they read only the document (its
+ * operations and fragments), never a type, and graphql-js validates against some schema. The real
+ * one is not built yet when the HTTP stages are.
+ */
+const DOCUMENT_ONLY = buildSchema('type Query { _: Boolean }');
+
+/**
+ * Documents found within the limits are remembered by their text, up to this many of this length
+ * (≤ 4 MB): an app sends the same few documents, and graphql-js's validate walk costs 20–50 µs
+ * for a small one and ~0.6 ms at the token limit, where the parse alone is 3 µs.
+ */
+const MAX_KNOWN_DOCUMENTS = 500;
+const MAX_KNOWN_LENGTH = 8_192;
+
+/**
+ * The document limits, once the body is parsed and before Apollo (docs/security.md#gql-4): a
+ * document over one of them is refused with that one error. Left to Apollo, every other
+ * validation rule ran first and reported per copy (ten `@aa` were ten "Unknown directive"
+ * errors, fifty `@include` forty-nine), so the limit never even ran. It cannot move into Apollo:
+ * with maxRecursiveSelections on, Apollo runs our rules only after its own pass came back clean,
+ * and a throw from its parsing or validation hooks becomes a 500. Apollo still validates with the
+ * same rules, for documents that reach it another way (automatic persisted queries come out of its
+ * own cache); a document that passes here passes there. Syntax errors are left to Apollo's parser.
+ */
+export function documentLimitGate(rules: readonly ValidationRule[], maxTokens: number) {
+  const withinLimits = new Set<string>();
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const { query } = requestParts(req);
+    if (typeof query !== 'string' || withinLimits.has(query)) {
+      next();
+      return;
+    }
+    const refusal = firstBrokenLimit(query, rules, maxTokens);
+    if (refusal) {
+      sendError(res, 'GRAPHQL_VALIDATION_FAILED', refusal.message);
+      return;
+    }
+    if (query.length <= MAX_KNOWN_LENGTH) {
+      // A client sending ever new documents cannot grow this without bound.
+      if (withinLimits.size >= MAX_KNOWN_DOCUMENTS) withinLimits.clear();
+      withinLimits.add(query);
+    }
+    next();
+  };
+}
+
+function firstBrokenLimit(query: string, rules: readonly ValidationRule[], maxTokens: number): GraphQLError | undefined {
+  let document: DocumentNode;
+  try {
+    // The token gate ran first; maxTokens only keeps this parse bounded should it be left out.
+    document = parse(query, { noLocation: true, maxTokens });
+  } catch {
+    return undefined;
+  }
+  // maxErrors 1: the walk stops at the second error, the first is the answer.
+  return validate(DOCUMENT_ONLY, document, rules, { maxErrors: 1 })[0];
+}
+
+/**
  * Refuses an operation type the schema has no root for (Bastion has no subscriptions). graphql-js
  * 16 validates `subscription { … }` all the same and fails only in execute, with an uncoded error
  * that became a masked INTERNAL_SERVER_ERROR; graphql 17 has this rule built in.
@@ -68,11 +167,6 @@ export const knownOperationTypeRule: ValidationRule = (context) => ({
   },
 });
 
-/**
- * The token limit, counted by graphql's own lexer before Apollo parses anything: a refusal is a
- * 400 like every other validation failure (armor's Apollo plugin throws from parsingDidStart,
- * which Apollo turns into a 500). A document that does not lex is left for Apollo to report.
- */
 /**
  * A GET request's parameter as Apollo will read it: from the raw URL, every key. Express's parsed
  * `req.query` keeps only the first 1000 keys, so padding the URL with empty pairs would hide the
@@ -90,6 +184,11 @@ function requestParts(req: Request): { query: unknown; variables: unknown } {
   return { query: body?.query, variables: body?.variables };
 }
 
+/**
+ * The token limit, counted by graphql's own lexer before Apollo parses anything: a refusal is a
+ * 400 like every other validation failure (armor's Apollo plugin throws from parsingDidStart,
+ * which Apollo turns into a 500). A document that does not lex is left for Apollo to report.
+ */
 export function tokenLimitGate(maxTokens: number) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const { query } = requestParts(req);

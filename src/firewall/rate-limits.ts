@@ -1,4 +1,4 @@
-import type { ApolloServerPlugin } from '@apollo/server';
+import { HeaderMap, type ApolloServerPlugin, type GraphQLResponse } from '@apollo/server';
 import type { NextFunction, Request, Response } from 'express';
 import { DocumentNode, FragmentDefinitionNode, Kind, OperationDefinitionNode, OperationTypeNode, SelectionSetNode } from 'graphql';
 import type Redis from 'ioredis';
@@ -8,7 +8,7 @@ import { addressBucket } from '../net/ip';
 import type { Clock } from '../clock';
 import type { RateLimit } from './firewall.settings';
 import type { Context } from '../context';
-import { AppError } from '../errors';
+import { AppError, ERROR_CODES } from '../errors';
 import { sendError } from '../http/http-errors';
 import type { Logger } from '../logging';
 import type { HitLog } from './hit-log';
@@ -155,21 +155,45 @@ export function rateLimitGate(limits: RateLimits) {
   };
 }
 
-/** Per-account and per-operation limits, once the operation is known (its root fields counted, aliases included). */
+/**
+ * Per-account and per-operation limits, once the operation is known (its root fields counted, aliases included).
+ * Counted in responseForOperation, which Apollo calls only after every plugin's didResolveOperation has
+ * passed: it runs those in parallel, so a point taken there was spent even by a request the cost limit,
+ * the operation allowlist or the introspection gate refused. A refused request spends only its
+ * per-address point, which every request meets.
+ */
 export function rateLimitPlugin(limits: RateLimits): ApolloServerPlugin<Context> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ document, operation, contextValue, response }) {
+        async responseForOperation({ document, operation, contextValue }) {
           // The limited operations are all mutations; a query only costs its account point.
           const calls =
             operation?.operation === OperationTypeNode.MUTATION ? rootFieldCalls(document, operation) : new Map<string, number>();
           const refusal = await limits.operations(contextValue.ipAddress ?? 'unknown', contextValue.viewer.userId, calls);
-          if (!refusal) return;
-          response.http.headers.set('retry-after', String(refusal.retryAfterSeconds));
-          throw rateLimited(refusal);
+          return refusal ? rateLimitedResponse(refusal) : null;
         },
       };
+    },
+  };
+}
+
+/**
+ * The 429 answered instead of executing. A response from this hook is sent as it is (Apollo's
+ * formatError does not see it), so it is written in the shape formatError gives an AppError.
+ */
+function rateLimitedResponse(refusal: Refusal): GraphQLResponse {
+  const error = rateLimited(refusal);
+  return {
+    http: {
+      status: ERROR_CODES[error.code].httpStatus,
+      headers: new HeaderMap([['retry-after', String(refusal.retryAfterSeconds)]]),
+    },
+    body: {
+      kind: 'single',
+      singleResult: {
+        errors: [{ message: error.message, extensions: { code: error.code, retryAfterSeconds: refusal.retryAfterSeconds } }],
+      },
     },
   };
 }

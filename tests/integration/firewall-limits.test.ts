@@ -116,6 +116,85 @@ describe('rate limits (PostgreSQL store)', () => {
   });
 });
 
+describe('rate limits spent only by requests that pass every check', () => {
+  const ME = 'query Me { me { id } }';
+  const COSTLY = 'query Costly { posts(first: 100) { edges { node { comments(first: 100) { body } } } } }';
+  const VERIFY_MFA =
+    'mutation VerifyMfa { verifyMfa(input: { mfaToken: "not-a-challenge-token-at-all", code: "123456" }) { accessToken } }';
+  let server: TestServer;
+  beforeAll(async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-allowlist-')), 'manifest.json');
+    // The costly query is listed: the cost limit, not the allowlist, refuses it.
+    const operations = [SIGN_UP, ME, COSTLY, VERIFY_MFA].map((body, index) => ({
+      id: operationId(body),
+      name: `Op${index}`,
+      type: 'query',
+      body,
+    }));
+    fs.writeFileSync(file, JSON.stringify({ format: 'apollo-persisted-query-manifest', version: 1, operations }));
+    server = await startTestServer({
+      config: {
+        ...TRUSTED_LOOPBACK,
+        operationAllowlistFile: file,
+        rateLimitsEnabled: true,
+        rateLimitPerIp: { points: 100, seconds: 60 },
+        rateLimitPerUser: { points: 2, seconds: 60 },
+        rateLimitVerifyMfa: { points: 1, seconds: 60 },
+      },
+    });
+  });
+  afterAll(() => server?.close());
+
+  const pointsOf = async (key: string): Promise<number> => {
+    const rows: { points: number }[] = await server.bastion.database.dataSource.query('SELECT points FROM rate_limits WHERE key = $1', [
+      key,
+    ]);
+    return rows[0]?.points ?? 0;
+  };
+
+  it('spends no account point on a request the cost limit refuses', async () => {
+    const account = await makeUser(server);
+    for (let request = 0; request < 3; request += 1) {
+      const refused = await account.client.request(COSTLY);
+      expect({ request, status: refused.status, codes: codesOf(refused) }).toEqual({
+        request,
+        status: 400,
+        codes: ['GRAPHQL_VALIDATION_FAILED'],
+      });
+    }
+    expect(await pointsOf(`user:${account.id}`)).toBe(0);
+    // Three refusals against a limit of two: the account's next request is still served, and costs its one point.
+    const served = await account.client.request(ME);
+    expect({ status: served.status, body: served.body }).toEqual({ status: 200, body: { data: { me: { id: account.id } } } });
+    expect(await pointsOf(`user:${account.id}`)).toBe(1);
+  });
+
+  it('spends no operation point on a request the operation allowlist refuses', async () => {
+    const address = freshAddress();
+    const client = makeClient(server, { 'x-forwarded-for': address });
+    for (let request = 0; request < 3; request += 1) {
+      // The same call, but not the document the app was built with.
+      const refused = await client.request(VERIFY_MFA.replace('VerifyMfa', `Unlisted${request}`));
+      expect({ request, status: refused.status, codes: codesOf(refused) }).toEqual({ request, status: 403, codes: ['FORBIDDEN'] });
+    }
+    expect(await pointsOf(`op-verifyMfa:${address}`)).toBe(0);
+    // The listed call gets its one try (its own answer, not RATE_LIMITED), and spends the point.
+    const listed = await client.request(VERIFY_MFA);
+    expect({ status: listed.status, limited: codesOf(listed)?.includes('RATE_LIMITED') }).toEqual({ status: 200, limited: false });
+    expect(await pointsOf(`op-verifyMfa:${address}`)).toBe(1);
+    const again = await client.request(VERIFY_MFA);
+    expect({ status: again.status, codes: codesOf(again), retryAfter: Number(again.headers.get('retry-after')) > 0 }).toEqual({
+      status: 429,
+      codes: ['RATE_LIMITED'],
+      retryAfter: true,
+    });
+    expect(again.body.errors?.[0].extensions).toEqual({
+      code: 'RATE_LIMITED',
+      retryAfterSeconds: Number(again.headers.get('retry-after')),
+    });
+  });
+});
+
 describe('rate limits shared by two instances on one database', () => {
   it('counts requests to either instance against one limit, exactly, at the very next request', async () => {
     // A loaded CI machine must not turn a slow store answer into a local decision here.
@@ -277,6 +356,55 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
       });
       expect({ padded: padding.length > 0, status: long.status }).toEqual({ padded: padding.length > 0, status: 400 });
     }
+  });
+
+  it('refuses directive overloading and field duplication with one error, before the rest of validation runs (graphql-cop)', async () => {
+    const overloaded = {
+      // graphql-cop's directive overloading: every other rule used to report each copy (10 and 49 errors).
+      '10 × @aa': `query cop { __typename ${'@aa '.repeat(10)}}`,
+      '50 × @include': `{ __typename ${'@include(if: true) '.repeat(50)}}`,
+    };
+    for (const [label, query] of Object.entries(overloaded)) {
+      const response = await expectRefused(query, label);
+      expect({ label, errors: response.body.errors }).toEqual({
+        label,
+        errors: [{ message: expect.stringMatching(/too many directives/), extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }],
+      });
+    }
+    // graphql-cop's field duplication: 500 × __typename was served.
+    const duplicated = await expectRefused(`query cop { ${'__typename \n'.repeat(500)}}`, '500 × __typename');
+    expect(duplicated.body).toEqual({
+      errors: [{ message: 'The query repeats a field too often.', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }],
+    });
+    // Over several limits at once: still the one error.
+    const both = await expectRefused(
+      `{ ${'__typename '.repeat(4)} ${Array.from({ length: 16 }, (_unused, index) => `a${index}: __typename @aa`).join(' ')} }`,
+      'repeats, aliases and directives',
+    );
+    expect(both.body.errors).toHaveLength(1);
+    // A field written twice (or three times) is legal, and served.
+    expect(await makeClient(server).request('{ __typename __typename serverInfo { name name name } }')).toMatchObject({
+      status: 200,
+      body: { data: { __typename: 'Query', serverInfo: { name: 'Bastion' } } },
+    });
+  });
+
+  it('answers with at most 5 errors, however many the request makes', async () => {
+    const twenty = await makeClient(server).request(`{ ${Array.from({ length: 20 }, (_unused, index) => `nope${index}`).join(' ')} }`);
+    expect({ status: twenty.status, codes: codesOf(twenty) }).toEqual({ status: 400, codes: Array(5).fill('GRAPHQL_VALIDATION_FAILED') });
+    // The first five, in document order.
+    expect(twenty.body.errors?.map((error) => error.message)).toEqual(
+      Array.from({ length: 5 }, (_unused, index) => `Cannot query field "nope${index}" on type "Query".`),
+    );
+    // Field errors too: ten posts that do not exist keep their (null) data, with five errors.
+    const missing = await makeClient(server).request(
+      `{ ${Array.from({ length: 10 }, (_unused, index) => `p${index}: post(id: "00000000-0000-4000-8000-00000000000${index}") { id }`).join(' ')} }`,
+    );
+    expect({ status: missing.status, codes: codesOf(missing), data: Object.keys(missing.body.data ?? {}).length }).toEqual({
+      status: 200,
+      codes: Array(5).fill('NOT_FOUND'),
+      data: 10,
+    });
   });
 
   it('lets an admin run the full introspection query (Sandbox, codegen)', async () => {
