@@ -10,8 +10,9 @@ export type AuditJson = string | number | boolean | null | AuditJson[] | { [key:
 export type AuditMetadata = { [key: string]: AuditJson };
 
 /**
- * One security event. Append-only and hash-chained: each row holds the hash of the row before it,
- * so an edit or a deletion anywhere breaks the chain at that point (see audit-log.ts).
+ * One security event. Append-only and chained: each row holds the keyed hash of the row before it,
+ * so an edit or a deletion anywhere breaks the chain at that point, and only the key holder can
+ * write a chain that verifies (see audit-log.ts).
  */
 @Entity('audit_events')
 @Index(['at'])
@@ -56,7 +57,11 @@ export class AuditEvent {
   @Column({ type: 'text' })
   previousHash!: string;
 
-  /** SHA-256 (hex) of `canonicalAuditPayload(this)`, which covers `previousHash`. */
+  /** The data key id whose audit-chain key made `hash`; null only on rows written before the chain was keyed. */
+  @Column({ type: 'text', nullable: true })
+  keyId!: string | null;
+
+  /** HMAC-SHA-256 (hex), under the key `keyId` names, of `canonicalAuditPayload(this)`, which covers `previousHash` and `keyId`. */
   @Column({ type: 'text' })
   hash!: string;
 }

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { DEFAULT_PAGE_SIZE, decodeCursor, encodeCursor, invalidCursor } from '../graphql/pagination';
 import { isUuid } from '../db/uuid';
 import { AuditEvent } from './audit-event.entity';
-import { AuditChainReport, verifyAuditChain } from './audit-log';
+import { AuditChainKeys, AuditChainPosition, AuditChainReport, auditChainHead, verifyAuditChain } from './audit-log';
 
 export interface AuditQuery {
   readonly action?: string | null;
@@ -17,7 +17,10 @@ export interface AuditQuery {
 
 /** Reading the audit log: pages for admins, verification, and export for the CLI. Never writes. */
 export class AuditReader {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly keys: AuditChainKeys,
+  ) {}
 
   /** Newest first, by chain position. */
   async list(query: AuditQuery): Promise<{ events: AuditEvent[]; cursors: string[]; hasNextPage: boolean }> {
@@ -46,9 +49,17 @@ export class AuditReader {
     return { events, cursors: events.map((event) => encodeCursor([event.id])), hasNextPage: rows.length > first };
   }
 
-  /** One snapshot for the whole walk: a pruning that commits meanwhile cannot look like a break. */
-  verify(): Promise<AuditChainReport> {
-    return this.dataSource.transaction('REPEATABLE READ', (manager) => verifyAuditChain(manager));
+  /**
+   * The whole chain, in one snapshot (a pruning that commits meanwhile cannot look like a break);
+   * with `head`, also whether the log still holds that anchored event unchanged.
+   */
+  verify(head?: AuditChainPosition): Promise<AuditChainReport> {
+    return this.dataSource.transaction('REPEATABLE READ', (manager) => verifyAuditChain(manager, this.keys, { head }));
+  }
+
+  /** The newest event's id, hash and time, to anchor outside this database. */
+  head(): Promise<(AuditChainPosition & { at: Date }) | null> {
+    return auditChainHead(this.dataSource.manager);
   }
 
   /** Every event at or after `since`, oldest first, in batches (memory stays flat however long the log is). */

@@ -23,7 +23,13 @@ export const auditFeature = defineFeature<keyof AuditServices>()({
   name: 'audit',
   settings: AUDIT_SETTINGS,
   entities: [AuditEvent],
-  provides: { audit: ({ clock }) => new AuditLog(clock) },
+  // The keyring derives the chain's HMAC keys; it needs no service of its own, so no circle with crypto's.
+  needs: ['keyring'],
+  provides: { audit: ({ clock, keyring }) => new AuditLog(clock, keyring) },
+  // Rows from before the chain was keyed are re-chained once, under the chain lock (any instance, first start).
+  start: async ({ audit, dataSource }) => {
+    await audit.rechainLegacy(dataSource.manager);
+  },
   maintenance: ({ audit, config, clock }) => ({
     auditRetention: async (manager) =>
       config.auditRetentionDays > 0 ? audit.prune(manager, new Date(clock.now().getTime() - config.auditRetentionDays * DAY_MS)) : 0,

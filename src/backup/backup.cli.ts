@@ -93,7 +93,7 @@ async function recordInSource(
   restore: { id: string | null; file: string; targetUrl: string; result: { schemaVersion: string; tables: number; rows: number } },
 ): Promise<void> {
   if (!(await tableExists(database.dataSource, 'audit_events'))) return;
-  await new AuditLog(systemClock).append(database.dataSource.manager, {
+  await new AuditLog(systemClock, activeKeyring()).append(database.dataSource.manager, {
     action: 'backup_restored',
     outcome: 'success',
     targetType: 'backup',
@@ -231,7 +231,7 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
             onProgress: ({ phase, bytesRead, sizeBytes, rows }) =>
               bars[phase].update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
             beforeCommit: (manager, restored) =>
-              new AuditLog(systemClock)
+              new AuditLog(systemClock, activeKeyring())
                 .append(manager, {
                   action: 'backup_restored',
                   outcome: 'success',

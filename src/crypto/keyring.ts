@@ -18,6 +18,7 @@ export interface KeyringMaterial {
 const ENCRYPTION_DOMAIN = 'bastion/v1/column-encryption/';
 const BLIND_INDEX_DOMAIN = 'bastion/v1/blind-index/';
 const BACKUP_ARCHIVE_DOMAIN = 'bastion/v1/backup-archive/';
+const AUDIT_CHAIN_DOMAIN = 'bastion/v1/audit-chain';
 
 /**
  * The data keys. Column keys are derived per table.column with HKDF-SHA-256 (docs/security.md#enc-4),
@@ -66,6 +67,12 @@ export class Keyring {
   /** The HMAC key of one column's blind index. */
   blindIndexKey(domain: string): Buffer {
     return this.derive(`b:${domain}`, this.material.blindIndexKey, BLIND_INDEX_DOMAIN + domain);
+  }
+
+  /** The HMAC key of the audit log's chain under data key `kid`; undefined for an unknown kid. */
+  auditChainKey(kid: string): Buffer | undefined {
+    const dataKey = this.material.keys.get(kid);
+    return dataKey && this.derive(`a:${kid}`, dataKey, AUDIT_CHAIN_DOMAIN);
   }
 
   /**

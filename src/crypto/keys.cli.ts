@@ -21,7 +21,9 @@ function keyIdOption(raw: string): string {
 export function registerKeyCommands(keys: Command, tools: CommandTools<unknown>): void {
   const { say } = tools;
   const withKeys = <T>(work: (keyService: KeyService) => Promise<T>): Promise<T> =>
-    tools.withDatabase(({ dataSource }) => work(new KeyService(dataSource, activeKeyring(), systemClock, new AuditLog(systemClock))));
+    tools.withDatabase(({ dataSource }) =>
+      work(new KeyService(dataSource, activeKeyring(), systemClock, new AuditLog(systemClock, activeKeyring()))),
+    );
 
   keys
     .command('generate')

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { fallbackDenies } from '../shield/coverage';
-import { verifyAuditChain } from '../audit/audit-log';
+import type { AuditMetadata } from '../audit/audit-event.entity';
+import { AuditChainPosition, verifyAuditChainSince } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
 import type { BackupOptions } from '../backup/backup.service';
@@ -33,6 +34,8 @@ export interface CheckContext {
   readonly developmentKeys: boolean;
   /** The schema's fields without an explicit rule (the coverage walk). */
   readonly unruledFields: () => Promise<string[]>;
+  /** Tests: the log size up to which the chain is walked whole (CHAIN_FULL_VERIFY_MAX_EVENTS). */
+  readonly chainFullVerifyMaxEvents?: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -42,10 +45,16 @@ const SIGNING_KEY_MAX_AGE_DAYS = 180;
 const BACKUP_MAX_AGE_HOURS = 25;
 /** A newest proven restore older than this misses a weekly verification (with a day's slack). */
 const VERIFIED_RESTORE_MAX_AGE_DAYS = 8;
+/** The chain is walked whole while it spans at most this many events (a second or two); beyond, from the last run's position. */
+const CHAIN_FULL_VERIFY_MAX_EVENTS = 100_000;
+/** ... and whole at least this often, so an edit behind the recorded position is found within a week. */
+const CHAIN_FULL_VERIFY_MAX_AGE_DAYS = 7;
 /** A self-audit older than this is stale. */
 const SELF_AUDIT_MAX_AGE_DAYS = 7;
 
-type Check = (context: CheckContext) => Promise<Omit<SecurityCheck, 'id' | 'measure'>>;
+/** A check's finding, and what it asks the run's audit event to record for the next run. */
+type CheckOutcome = Omit<SecurityCheck, 'id' | 'measure'> & { readonly record?: AuditMetadata };
+type Check = (context: CheckContext) => Promise<CheckOutcome>;
 
 const pass = (detail: string) => ({ status: 'PASS' as const, detail, remedy: null });
 const warn = (detail: string, remedy: string) => ({ status: 'WARN' as const, detail, remedy });
@@ -413,14 +422,36 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     id: 'audits.chain_intact',
     measure: 'audits',
     run: async (context) => {
-      const report = await context.dataSource.transaction('REPEATABLE READ', (manager) => verifyAuditChain(manager));
-      if (report.ok && report.checked === 0) {
+      // A long log is not read whole every day: from where the previous run's verification reached
+      // (recorded in its own chained event), with a full walk weekly or while the log is small.
+      const previous = await lastVerification(context.dataSource);
+      const [{ span }] = await context.dataSource.query<{ span: string | null }[]>(
+        'SELECT (max(id) - min(id) + 1)::text AS span FROM audit_events',
+      );
+      const now = context.clock.now();
+      const full =
+        previous === null ||
+        Number(span ?? 0) <= (context.chainFullVerifyMaxEvents ?? CHAIN_FULL_VERIFY_MAX_EVENTS) ||
+        now.getTime() - previous.fullAt.getTime() > CHAIN_FULL_VERIFY_MAX_AGE_DAYS * DAY_MS;
+      const since = full ? null : previous.position;
+      const { report, reached } = await context.dataSource.transaction('REPEATABLE READ', (manager) =>
+        verifyAuditChainSince(manager, context.keyring, since),
+      );
+      if (report.ok && reached === null) {
         const [{ users }] = await context.dataSource.query<{ users: number }[]>('SELECT count(*)::int AS users FROM users');
         if (users > 0)
           return fail('The audit log is empty although accounts exist: it was emptied.', 'Investigate; restore the table from a backup.');
       }
+      const record = reached && {
+        chainVerifiedThroughId: reached.id,
+        chainVerifiedThroughHash: reached.hash,
+        chainFullyVerifiedAt: (full ? now : (previous?.fullAt ?? now)).toISOString(),
+      };
+      const scope = since
+        ? `the ${report.checked} events after event ${since.id} verified; a full walk weekly`
+        : `all ${report.checked} events verified`;
       return report.ok
-        ? pass(`The audit log's hash chain is intact (${report.checked} events).`)
+        ? { ...pass(`The audit log's keyed hash chain is intact (${scope}).`), record: record ?? undefined }
         : fail(
             `The audit log's hash chain breaks at event ${report.firstBrokenId}: it was edited, inserted, or follows a deleted event.`,
             'Investigate (bastion audit log export), restore the table from a backup; the break stays visible until then.',
@@ -443,3 +474,15 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     },
   },
 ];
+
+/** Where the previous self-audit's chain verification reached, and when it last walked the whole chain, as its chained event recorded. */
+async function lastVerification(dataSource: DataSource): Promise<{ position: AuditChainPosition; fullAt: Date } | null> {
+  const [run] = await dataSource.query<
+    { metadata: { chainVerifiedThroughId?: string; chainVerifiedThroughHash?: string; chainFullyVerifiedAt?: string } }[]
+  >(
+    "SELECT metadata FROM audit_events WHERE action = 'security_audit_run' AND metadata ? 'chainVerifiedThroughId' ORDER BY id DESC LIMIT 1",
+  );
+  const { chainVerifiedThroughId: id, chainVerifiedThroughHash: hash, chainFullyVerifiedAt: fullAt } = run?.metadata ?? {};
+  const fullTime = Date.parse(fullAt ?? '');
+  return id && hash && !Number.isNaN(fullTime) ? { position: { id, hash }, fullAt: new Date(fullTime) } : null;
+}

@@ -33,6 +33,6 @@ export const selfAuditFeature = defineFeature<keyof SelfAuditServices>()({
   schedule: ({ selfAudit, config }) => (config.auditSchedule ? selfAudit.schedule(config.auditSchedule) : () => undefined),
   resolvers: [SelfAuditResolver, AuditResolver],
   rules: mergeRuleTrees([selfAuditRules, auditRules]),
-  wire: ({ selfAudit, dataSource }) => [new SelfAuditResolver(selfAudit), new AuditResolver(new AuditReader(dataSource))],
+  wire: ({ selfAudit, dataSource, keyring }) => [new SelfAuditResolver(selfAudit), new AuditResolver(new AuditReader(dataSource, keyring))],
   commands: registerAuditCommands,
 });

@@ -2,6 +2,7 @@ import { Cron } from 'croner';
 import type { DataSource } from 'typeorm';
 import { Actor, SCHEDULE_ACTOR } from '../audit/actor';
 import type { AuditLog } from '../audit/audit-log';
+import type { AuditMetadata } from '../audit/audit-event.entity';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
 import { KeyService } from '../crypto/key.service';
@@ -57,9 +58,12 @@ export class SelfAudit {
   async run(actor: Actor): Promise<SecurityAuditReport> {
     const ranAt = this.clock.now();
     const checks: SecurityCheck[] = [];
+    let recorded: AuditMetadata = {};
     for (const check of CHECKS) {
       try {
-        checks.push({ id: check.id, measure: check.measure, ...(await check.run(this.context)) });
+        const { record, ...finding } = await check.run(this.context);
+        checks.push({ id: check.id, measure: check.measure, ...finding });
+        recorded = { ...recorded, ...record };
       } catch (error) {
         // A check that cannot run is a finding, not a crash of the whole report.
         this.logger.warn({ err: error, check: check.id }, 'self-audit: a check could not run');
@@ -87,6 +91,7 @@ export class SelfAudit {
         warnings: report.warnings,
         failures: report.failures,
         failed: checks.filter((check) => check.status === 'FAIL').map((check) => check.id),
+        ...recorded,
       },
       ...actor,
     });

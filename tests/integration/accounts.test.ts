@@ -5,6 +5,7 @@ import { blindIndexOf } from '../../src/crypto/encrypted-column';
 import { REFRESH, SIGN_IN, SIGN_UP, emailedToken, makeClient, makeUser, strongPassword } from '../support/factories';
 import { eventually } from '../support/eventually';
 import { TestServer, startTestServer } from '../support/test-server';
+import { testKeyring } from '../support/test-keys';
 
 type Payload = {
   accessToken: string;
@@ -437,7 +438,7 @@ describe('accounts over GraphQL', () => {
           'account_deleted',
         ]),
       );
-      const report = await verifyAuditChain(db.manager);
+      const report = await verifyAuditChain(db.manager, testKeyring());
       expect(report).toMatchObject({ ok: true, firstBrokenId: null });
       expect(JSON.stringify(await db.query('SELECT metadata FROM audit_events'))).not.toMatch(/violet-harbor|@example\.com/i);
     });

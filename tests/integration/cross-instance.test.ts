@@ -238,7 +238,7 @@ describe('session invalidation across two instances on one database', () => {
       ),
     );
     await Promise.all(attempts);
-    const report = await verifyAuditChain(a.bastion.database.dataSource.manager);
+    const report = await verifyAuditChain(a.bastion.database.dataSource.manager, a.bastion.services.keyring);
     expect(report).toMatchObject({ ok: true, firstBrokenId: null });
     expect(report.checked).toBeGreaterThan(20);
   });

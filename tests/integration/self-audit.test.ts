@@ -173,4 +173,29 @@ describe('the self-audit', () => {
     expect(parsed.failures).toBeGreaterThan(0);
     expect(parsed.checks.map((item) => item.id)).toContain('access_control.schema_coverage');
   });
+
+  it('verifies the audit chain from the previous run on, and walks it whole weekly or while it is small', async () => {
+    const dataSource = server.bastion.database.dataSource;
+    await dataSource.query('TRUNCATE audit_events');
+    await admin.client.request('{ securityAudit { passed } }'); // an empty log with accounts: a finding, no position
+    await admin.client.request('{ securityAudit { passed } }'); // verifies the one event, records where it reached
+    const [recorded] = await dataSource.query(
+      "SELECT id::text AS id, metadata FROM audit_events WHERE action = 'security_audit_run' ORDER BY id DESC LIMIT 1",
+    );
+    expect(recorded.metadata).toMatchObject({
+      chainVerifiedThroughId: expect.any(String),
+      chainFullyVerifiedAt: server.clock.now().toISOString(),
+    });
+    const [first] = await dataSource.query('SELECT id FROM audit_events ORDER BY id LIMIT 1');
+    await dataSource.query(`UPDATE audit_events SET metadata = '{"forged": true}' WHERE id = $1`, [first.id]);
+
+    // Past the size for a whole walk, the run checks only what came after the recorded position.
+    const incremental = await check('audits.chain_intact', {}, { chainFullVerifyMaxEvents: 0 });
+    expect(incremental.status).toBe('PASS');
+    expect(incremental.detail).toMatch(/events after event \d+ verified; a full walk weekly/);
+    // While the log is small, or once the last whole walk is a week old, it walks the whole chain.
+    expect((await check('audits.chain_intact')).status).toBe('FAIL');
+    server.clock.advance(8 * 24 * 60 * 60 * 1000);
+    expect((await check('audits.chain_intact', {}, { chainFullVerifyMaxEvents: 0 })).status).toBe('FAIL');
+  });
 });
