@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import fs from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { Command, CommanderError } from 'commander';
 import { systemClock } from './clock';
 import { Config, ConfigError } from './config';
@@ -19,13 +20,17 @@ import { loadProcessConfig } from './settings';
 /** An expected failure: printed as one line, exit code 1. */
 class CliFailure extends Error {}
 
-function bootLogger(config: Config): Logger {
-  return createLogger({ level: config.logLevel, pretty: config.logPretty });
+/**
+ * The server logs to stdout (log collectors read it); every other command logs to stderr, so its
+ * stdout holds only its result (`bastion audit --json | jq`).
+ */
+function bootLogger(config: Config, stream: 'stdout' | 'stderr'): Logger {
+  return createLogger({ level: config.logLevel, pretty: config.logPretty, stream });
 }
 
 async function serve(): Promise<void> {
   const config = loadProcessConfig();
-  const logger = bootLogger(config);
+  const logger = bootLogger(config, 'stdout');
   const started = Date.now();
   const bastion = await startBastion(config, { logger, clock: systemClock });
   logger.info({ url: bastion.url, startupMs: Date.now() - started }, `Bastion is serving ${bastion.url}`);
@@ -60,7 +65,7 @@ async function serve(): Promise<void> {
 /** The configuration, each feature's boot (the keyring), and the database, closed afterwards. */
 async function withDatabase<T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>): Promise<T> {
   const config = loadProcessConfig();
-  const logger = bootLogger(config);
+  const logger = bootLogger(config, 'stderr');
   for (const feature of FEATURES) feature.boot?.(config, logger);
   const database = await openDatabase(config, logger, { migrate: false, tables: tablesOf(FEATURES) });
   try {
@@ -87,37 +92,70 @@ function withServices<T>(work: (services: Services, database: Database) => Promi
 }
 
 /**
- * The new admin's password: piped on stdin (scripts), or typed at a hidden prompt. Never an
- * argument: arguments end up in shell history and process listings.
+ * A new password: piped on stdin (scripts), or typed twice at a hidden prompt. Never an argument:
+ * arguments end up in shell history and process listings. From a pipe only the first line counts,
+ * without its line ending (as `docker login --password-stdin` reads it), so
+ * `printf 'pw\npw\n' | bastion admin create …` sets `pw`, not `pw\npw`.
  */
-async function readPassword(prompt: string): Promise<string> {
-  const input = process.stdin;
-  if (!input.isTTY) {
-    let text = '';
-    for await (const chunk of input) text += (chunk as Buffer).toString();
-    return text.replace(/\r?\n$/, '');
+export async function readPassword(
+  prompt: string,
+  input: NodeJS.ReadStream = process.stdin,
+  output: NodeJS.WritableStream = process.stderr,
+): Promise<string> {
+  const password = input.isTTY ? await readTypedTwice(prompt, input, output) : await readFirstLine(input);
+  if (password === '') throw new CliFailure('no password given');
+  return password;
+}
+
+/** The first line of a pipe, without \n or \r\n; the rest is left unread. */
+async function readFirstLine(input: NodeJS.ReadableStream): Promise<string> {
+  const decoder = new StringDecoder('utf8');
+  let text = '';
+  for await (const chunk of input) {
+    text += typeof chunk === 'string' ? chunk : decoder.write(chunk);
+    if (text.includes('\n')) break;
   }
-  process.stderr.write(prompt);
+  text += decoder.end();
+  const newline = text.indexOf('\n');
+  const line = newline === -1 ? text : text.slice(0, newline);
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
+}
+
+async function readTypedTwice(prompt: string, input: NodeJS.ReadStream, output: NodeJS.WritableStream): Promise<string> {
+  const first = await readHidden(prompt, input, output);
+  if (first === '') return first;
+  const second = await readHidden('Repeat the password: ', input, output);
+  if (second !== first) throw new CliFailure('passwords do not match');
+  return first;
+}
+
+/** One line typed at the terminal, not echoed; Ctrl-C cancels. */
+function readHidden(prompt: string, input: NodeJS.ReadStream, output: NodeJS.WritableStream): Promise<string> {
+  output.write(prompt);
   input.setRawMode(true);
   input.resume();
   return new Promise((resolve, reject) => {
     let typed = '';
-    const onData = (chunk: Buffer) => {
-      for (const char of chunk.toString('utf8')) {
+    const done = () => {
+      input.setRawMode(false);
+      input.pause();
+      input.off('data', onData);
+    };
+    const onData = (chunk: Buffer | string) => {
+      for (const char of chunk.toString()) {
         if (char === '\r' || char === '\n') {
-          input.setRawMode(false);
-          input.pause();
-          input.off('data', onData);
-          process.stderr.write('\n');
+          done();
+          output.write('\n');
           resolve(typed);
           return;
         }
         if (char === '\u0003') {
-          input.setRawMode(false);
+          done();
+          output.write('\n');
           reject(new CliFailure('cancelled'));
           return;
         }
-        typed = char === '\u007f' ? typed.slice(0, -1) : typed + char;
+        typed = char === '\u007f' ? [...typed].slice(0, -1).join('') : typed + char;
       }
     };
     input.on('data', onData);
@@ -151,9 +189,14 @@ function toolsFor(program: Command): CommandTools<Services> {
     fail: (message) => {
       throw new CliFailure(message);
     },
-    readPassword,
-    group: (name, description) =>
-      program.commands.find((command) => command.name() === name) ?? program.command(name).description(description),
+    readPassword: (prompt) => readPassword(prompt),
+    group: (name, description) => {
+      const existing = program.commands.find((command) => command.name() === name);
+      if (!existing) return program.command(name).description(description);
+      // Each feature names its own part of a shared group, so the summary in --help lists them all.
+      if (!existing.description().includes(description)) existing.description(`${existing.description()}; ${description}`);
+      return existing;
+    },
   };
 }
 

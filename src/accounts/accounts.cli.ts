@@ -12,7 +12,7 @@ export function registerAccountCommands(
 ): void {
   const { say } = tools;
   tools
-    .group('keys', 'Encryption keys: generate, status, reencrypt, forget')
+    .group('keys', 'token signing key: rotate-signing')
     .command('rotate-signing')
     .description(
       'Publish a new access-token signing key; it starts signing once verifiers have had ' +

@@ -20,6 +20,8 @@ const ZXCVBN_MAX_L33T_SUBSTITUTIONS = 20;
 /** NIST SP 800-63B-4 §3.1.1.2: verifiers SHALL require at least 8 characters. */
 const LOWEST_MIN_LENGTH = 8;
 
+const CONTROL_CHARACTER_REASON = 'The password contains a control character (a line break, tab or similar); leave it out.';
+
 const CONTEXT_WORD_REASON = "Don't use your email address or the app's name in your password.";
 
 /**
@@ -66,6 +68,8 @@ export class PasswordPolicy {
     if (Buffer.byteLength(normalized, 'utf8') > MAX_BYTES) return `Use at most ${MAX_BYTES} bytes.`;
     // NIST counts each code point as one character; String.length would count an emoji as two.
     if (normalized.trim() === '' || codePointCount(normalized) < this.minLength) return `Use at least ${this.minLength} characters.`;
+    // Nobody can type a line break, tab or escape at a sign-in prompt: it came from a paste or a pipe by mistake.
+    if (/\p{Cc}/u.test(normalized)) return CONTROL_CHARACTER_REASON;
 
     const contextWords = [...this.contextWords, ...userWords.flatMap(expandUserWord)];
     const lowerCased = normalized.toLowerCase();

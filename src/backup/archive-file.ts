@@ -244,8 +244,11 @@ export interface ArchiveVisitor {
   data?(chunk: Buffer, table: ArchiveTable): Promise<void> | void;
   /** The table's rows have all been seen; they are checked against the manifest at the end. */
   endTable?(table: ArchiveTable, summary: TableSummary): Promise<void> | void;
-  /** Archive bytes read so far (for progress). */
-  progress?(bytesRead: number, sizeBytes: number): void;
+  /**
+   * After each chunk of rows is handled (for progress): archive bytes read so far, and rows seen so
+   * far in all tables, counted as the table digests count them (one COPY line is one row).
+   */
+  progress?(bytesRead: number, sizeBytes: number, rows: number): void;
 }
 
 /**
@@ -264,7 +267,6 @@ export async function readArchive(
   let bytesRead = header.bytes.length;
   source.on('data', (chunk) => {
     bytesRead += chunk.length;
-    visitor.progress?.(bytesRead, sizeBytes);
   });
   const plaintext = pipelineCallback(source, new ArchiveDecryptor(key, header), zlib.createInflate(), () => undefined) as Readable;
 
@@ -272,10 +274,12 @@ export async function readArchive(
   let manifest: ArchiveManifest | undefined;
   const seen: TableSummary[] = [];
   let current: TableDigest | undefined;
+  let rowsOfEndedTables = 0;
   const endTable = async () => {
     if (!current) return;
     const summary = current.summary();
     seen.push(summary);
+    rowsOfEndedTables += summary.rows;
     const table = current.table;
     current = undefined;
     await visitor.endTable?.(table, summary);
@@ -306,6 +310,7 @@ export async function readArchive(
           if (!current) throw archiveDamaged('rows come before their table');
           current.update(record.payload);
           await visitor.data?.(record.payload, current.table);
+          visitor.progress?.(bytesRead, sizeBytes, rowsOfEndedTables + current.rows);
           break;
         case RecordType.MANIFEST:
           if (!preamble) throw archiveDamaged('the manifest comes before the preamble');

@@ -13,7 +13,7 @@ import type { CommandTools } from '../feature';
 import { BackupError } from './backup-errors';
 import { Backup, BackupStatus } from './backup.entity';
 import { ARCHIVE_EXTENSION, type BackupService } from './backup.service';
-import { restoreArchive } from './restore';
+import { type RestoreProgress, restoreArchive } from './restore';
 
 /** The services the backup commands use. */
 type BackupCommandServices = { readonly backups: BackupService; readonly clock: Clock };
@@ -119,6 +119,22 @@ function printBackup(say: (line: string) => void, backup: Backup): void {
   if (backup.verification) say(`  verification: ${backup.verification}`);
 }
 
+/**
+ * A restore's progress in rows, like create's: out of the archive's row count when known (the
+ * catalogue's, or the manifest's after the checking pass), else out of an estimate from the share
+ * of the file read so far, held above the rows seen so the bar never says 100 % too early.
+ */
+function showRows(bar: ProgressBar, progress: RestoreProgress, startedAt: number): void {
+  const { rows, totalRows, bytesRead, sizeBytes } = progress;
+  const total = totalRows ?? Math.max(rows + 1, Math.round((rows * sizeBytes) / Math.max(bytesRead, 1)));
+  if (rows < total) bar.update(rows, total, `${megabytes(bytesRead)} of ${megabytes(sizeBytes)}, ${rateSince(startedAt, bytesRead)}`);
+}
+
+/** The final line of a restore's bar: every row, and the whole file. */
+function finishRows(bar: ProgressBar, progress: RestoreProgress, startedAt: number): void {
+  bar.finish(progress.rows, `${megabytes(progress.sizeBytes)}, ${rateSince(startedAt, progress.sizeBytes)}`);
+}
+
 /** `bastion backup …`. */
 export function registerBackupCommands(program: Command, cli: CommandTools<BackupCommandServices>): void {
   const backup = program.command('backup').description('Encrypted, verified backups: create, list, verify, restore, prune');
@@ -130,11 +146,12 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
       cli.withServices(async ({ backups }) => {
         const startedAt = Date.now();
         const bar = new ProgressBar('backup');
-        // The total is the planner's estimate: held above the rows seen, so only finish() says 100 %.
+        // Rows, out of the snapshot's exact count; the last chunk is left to finish(), which prints the summary.
         const created = await backups
           .create(CLI_ACTOR, 'cli', {
-            onProgress: ({ rows, bytes, expectedRows }) =>
-              bar.update(rows, Math.max(expectedRows, rows + 1), `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`),
+            onProgress: ({ rows, bytes, totalRows }) => {
+              if (rows < totalRows) bar.update(rows, totalRows, `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`);
+            },
           })
           .finally(() => bar.abandon());
         const tableBytes = created.manifest?.tables.reduce((sum, table) => sum + table.bytes, 0) ?? 0;
@@ -178,12 +195,15 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
         const { id } = await resolveArchive(reference, database, backups.options.dir);
         if (!id) throw new BackupError('NOT_FOUND', 'verify takes a backup id from `bastion backup list`, not a file');
         const startedAt = Date.now();
-        const bar = new ProgressBar('verifying', process.stderr, megabytes);
+        const bar = new ProgressBar('verifying');
+        let last: RestoreProgress | undefined;
         const verified = await backups
-          .verify(id, CLI_ACTOR, ({ bytesRead, sizeBytes, rows }) =>
-            bar.update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
-          )
+          .verify(id, CLI_ACTOR, (progress) => {
+            last = progress;
+            showRows(bar, progress, startedAt);
+          })
           .finally(() => bar.abandon());
+        if (last) finishRows(bar, last, startedAt);
         printBackup(cli.say, verified);
         if (verified.verification && verified.status !== BackupStatus.VERIFIED) process.exitCode = 1;
       }),
@@ -217,10 +237,9 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
           created = await ensureDatabase(targetUrl);
         }
         const startedAt = Date.now();
-        const bars = {
-          checking: new ProgressBar('checking', process.stderr, megabytes),
-          loading: new ProgressBar('restoring', process.stderr, megabytes),
-        };
+        const bars = { checking: new ProgressBar('checking'), loading: new ProgressBar('restoring') };
+        let lastChecked: RestoreProgress | undefined;
+        let lastLoaded: RestoreProgress | undefined;
         try {
           const result = await restoreArchive({
             file,
@@ -228,8 +247,12 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
             targetUrl,
             replace: Boolean(options.yes),
             expect: id ? { backupId: id, sha256 } : undefined,
-            onProgress: ({ phase, bytesRead, sizeBytes, rows }) =>
-              bars[phase].update(bytesRead, sizeBytes, `${rows} rows, ${rateSince(startedAt, bytesRead)}`),
+            onProgress: (progress) => {
+              if (progress.phase === 'loading' && lastChecked) finishRows(bars.checking, lastChecked, startedAt);
+              lastChecked = progress.phase === 'checking' ? progress : undefined;
+              lastLoaded = progress.phase === 'loading' ? progress : lastLoaded;
+              showRows(bars[progress.phase], progress, startedAt);
+            },
             beforeCommit: (manager, restored) =>
               new AuditLog(systemClock, activeKeyring())
                 .append(manager, {
@@ -248,6 +271,7 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
                 })
                 .then(() => undefined),
           });
+          if (lastLoaded) finishRows(bars.loading, { ...lastLoaded, rows: result.rows }, startedAt);
           const down = result.migrated.filter((step) => step.startsWith('down ')).map((step) => step.slice(5));
           const up = result.migrated.length - down.length;
           const migrated = [up > 0 ? `${up} migration(s) applied` : '', down.length > 0 ? `undone: ${down.join(', ')}` : '']

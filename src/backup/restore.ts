@@ -28,7 +28,10 @@ export interface RestoreProgress {
   readonly phase: 'checking' | 'loading';
   readonly bytesRead: number;
   readonly sizeBytes: number;
+  /** Rows read (checking) or loaded (loading) so far, all tables. */
   readonly rows: number;
+  /** Rows the archive holds, when known: from the catalogue (`totalRows`), else once the checking pass has read its manifest. */
+  readonly totalRows: number | null;
 }
 
 export interface RestoreOptions {
@@ -41,6 +44,8 @@ export interface RestoreOptions {
   /** Run inside the restoring transaction, after the rows are in (the audit event of the restore). */
   readonly beforeCommit?: (manager: EntityManager, result: RestoreResult) => Promise<void>;
   readonly onProgress?: (progress: RestoreProgress) => void;
+  /** The rows the catalogue says the archive holds (for progress only: the manifest decides). */
+  readonly totalRows?: number | null;
   /** What the catalogue says the file is (a restore by id): a file swapped for another archive is refused. */
   readonly expect?: { readonly backupId: string; readonly sha256: string | null };
   /** Stops the restore (rolled back) at the next chunk. */
@@ -129,10 +134,16 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
       throw archiveDamaged(`the file holds backup ${opening.backupId}, not ${options.expect.backupId}: it was renamed`);
     }
     checkArchiveSchema(opening, known);
-    const checking = {
-      progress: (bytesRead: number, sizeBytes: number) => options.onProgress?.({ phase: 'checking', bytesRead, sizeBytes, rows: 0 }),
+    let totalRows = options.totalRows ?? null;
+    const checking: ArchiveVisitor = {
+      progress: (bytesRead, sizeBytes, rows) => options.onProgress?.({ phase: 'checking', bytesRead, sizeBytes, rows, totalRows }),
     };
-    const preamble = options.trustArchive ? opening : (await readArchive(file, keyring, checking)).preamble;
+    let preamble = opening;
+    if (!options.trustArchive) {
+      const checked = await readArchive(file, keyring, checking);
+      preamble = checked.preamble;
+      totalRows ??= checked.manifest.tables.reduce((sum, table) => sum + table.rows, 0);
+    }
     const names = preamble.tables.map((table) => table.name);
     await queryRunner.startTransaction();
     if (options.replace) {
@@ -174,7 +185,8 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
         input = undefined;
         rows += summary.rows;
       },
-      progress: (bytesRead, sizeBytes) => options.onProgress?.({ phase: 'loading', bytesRead, sizeBytes, rows }),
+      progress: (bytesRead, sizeBytes, rowsRead) =>
+        options.onProgress?.({ phase: 'loading', bytesRead, sizeBytes, rows: rowsRead, totalRows }),
     };
     let manifest: ArchiveManifest;
     try {

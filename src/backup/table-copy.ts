@@ -94,6 +94,14 @@ export function copyTableOut(client: ClientBase, table: ArchiveTable): Readable 
   return client.query(copyTo(`COPY ${qualified(table.name)} (${table.columns.map(quote).join(', ')}) TO STDOUT`));
 }
 
+/** The rows of these tables, together, as the current snapshot sees them (what a progress bar counts to). */
+export async function countRows(client: ClientBase, tables: readonly ArchiveTable[]): Promise<number> {
+  if (tables.length === 0) return 0;
+  const counts = tables.map((table) => `(SELECT count(*) FROM ${qualified(table.name)})`).join(' + ');
+  const { rows } = await client.query<{ rows: string }>(`SELECT (${counts})::bigint AS rows`);
+  return Number(rows[0].rows);
+}
+
 export function copyTableIn(client: ClientBase, table: ArchiveTable): Writable {
   return client.query(copyFrom(`COPY ${qualified(table.name)} (${table.columns.map(quote).join(', ')}) FROM STDIN`));
 }

@@ -92,6 +92,7 @@ export async function verifyArchive(input: {
         trustArchive: true,
         signal: input.signal,
         onProgress: input.onProgress,
+        totalRows: backup.rows,
       });
     } catch (error) {
       if (error instanceof BackupError) return { ok: false, text: `restoring failed: ${error.message}` };

@@ -18,7 +18,9 @@ export function registerFirewallCommands(
     .action(() =>
       tools.withServices(async ({ firewall: rules, clock }) => {
         const now = clock.now().getTime();
-        for (const rule of await rules.list()) {
+        const list = await rules.list();
+        if (list.length === 0) return say('No IP rules.');
+        for (const rule of list) {
           const expiry = rule.expiresAt
             ? rule.expiresAt.getTime() <= now
               ? `expired ${rule.expiresAt.toISOString()}`

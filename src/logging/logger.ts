@@ -11,6 +11,11 @@ export interface LoggerOptions {
   pretty: boolean;
   /** Where JSON lines go; stdout by default. Tests pass a collector. */
   destination?: DestinationStream;
+  /**
+   * The standard stream logs go to when no destination is given: stdout for the server (log
+   * collectors read it), stderr for every other CLI command, whose stdout is its result.
+   */
+  stream?: 'stdout' | 'stderr';
 }
 
 /**
@@ -27,13 +32,17 @@ export function createLogger(options: LoggerOptions): Logger {
     serializers: { err: serializeError, error: serializeError },
   };
   if (options.destination) return pino(base, options.destination);
+  const fd = options.stream === 'stderr' ? 2 : 1;
   if (options.pretty && canLoad('pino-pretty')) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', destination: fd },
+      },
     });
   }
-  return pino(base);
+  return fd === 1 ? pino(base) : pino(base, pino.destination({ dest: fd, sync: true }));
 }
 
 /**

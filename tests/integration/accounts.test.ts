@@ -69,6 +69,18 @@ describe('accounts over GraphQL', () => {
       expect(persian.body.errors).toBeUndefined();
     });
 
+    it('refuses a password with a control character (a line break from a pipe or a paste), and creates nothing', async () => {
+      const before = await countUsers();
+      for (const password of [`${strongPassword()}\n${strongPassword()}`, `${strongPassword()}\t`, `\u001b${strongPassword()}`]) {
+        const { body } = await anonymous().request(SIGN_UP, { input: { email: 'control@example.com', password } });
+        expect(body.errors?.[0]).toMatchObject({
+          message: 'The password contains a control character (a line break, tab or similar); leave it out.',
+          extensions: { code: 'BAD_USER_INPUT', field: 'password' },
+        });
+      }
+      expect(await countUsers()).toBe(before);
+    });
+
     it('answers CONFLICT for an existing email in any case, without saying more', async () => {
       const { email } = await makeUser(server);
       const { body } = await anonymous().request(SIGN_UP, { input: { email: `  ${email.toUpperCase()} `, password: strongPassword() } });

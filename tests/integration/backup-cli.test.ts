@@ -115,6 +115,14 @@ describe('bastion backup, through the CLI', () => {
       );
     });
 
+    it("create's progress counts rows out of the snapshot's exact row count, rising, with no jump to the end", () => {
+      const counts = progress.map((line) => /\((\d+)\/(\d+)\)/.exec(line)!.slice(1).map(Number));
+      for (const [, total] of counts) expect(total).toBe(Number(createdRows));
+      const done = counts.map(([rows]) => rows);
+      expect(done).toEqual([...done].sort((a, b) => a - b));
+      expect(progress.length).toBeGreaterThan(2);
+    });
+
     it('list shows it as a table: id, creation time, age, size, rows, status', async () => {
       const result = await cli(['backup', 'list']);
       expect(result).toMatchObject({ code: 0, stderr: '' });
@@ -134,12 +142,11 @@ describe('bastion backup, through the CLI', () => {
         const result = await cli(['backup', 'verify', reference]);
         expect({ reference, code: result.code }).toEqual({ reference, code: 0 });
         // stderr holds the progress bar only.
-        expect(
-          result.stderr
-            .split('\n')
-            .filter(Boolean)
-            .every((line) => line.startsWith('verifying [')),
-        ).toBe(true);
+        const bar = result.stderr.split('\n').filter(Boolean);
+        expect(bar.every((line) => line.startsWith('verifying ['))).toBe(true);
+        // In rows, as create counts them, ending with every row restored.
+        for (const line of bar) expect(line).toMatch(new RegExp(`^verifying \\[[#-]{24}\\] \\d{1,3}% \\(\\d+/${createdRows}\\) `));
+        expect(bar[bar.length - 1]).toMatch(new RegExp(`^verifying \\[#{24}\\] 100% \\(${createdRows}/${createdRows}\\) `));
         expect(result.stdout).toMatch(new RegExp(`^backup ${first}: VERIFIED\\n`));
         expect(result.stdout).toMatch(
           /^ {2}verification: restored \d+ tables and \d+ rows into a scratch database; every table's row count and SHA-256 match the manifest$/m,
@@ -228,6 +235,13 @@ describe('bastion backup, through the CLI', () => {
       expect(result.code).toBe(0);
       expect(result.stdout).toMatch(restoredInto(`${adminHost()}/${name}`));
       await expectRestoredInto(databaseUrl(adminUrl, name), backupId);
+      // Both bars in rows, each ending with every row of the archive.
+      const rows = / and (\d+) rows /.exec(result.stdout)![1];
+      const lines = result.stderr.split('\n').filter(Boolean);
+      for (const phase of ['checking', 'restoring'])
+        expect(lines.filter((line) => line.startsWith(`${phase} [`)).pop()).toMatch(
+          new RegExp(`^${phase} \\[#{24}\\] 100% \\(${rows}/${rows}\\) `),
+        );
     });
 
     it('restores an archive named by its file path', async () => {

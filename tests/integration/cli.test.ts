@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { PasswordHasher } from '../../src/accounts/password-hasher';
 import { PROJECT_ROOT } from '../../src/project';
 import { TestDatabase, createTestDatabase, withAdminClient } from '../support/test-database';
 import { TEST_KEYS } from '../support/test-keys';
@@ -81,6 +82,14 @@ describe('bastion --help', () => {
     expect(result.stdout).toMatch(/serve\s/);
     expect(result.stdout).toMatch(/migrate\s/);
   });
+
+  it('the keys summary names every keys subcommand, rotate-signing included', () => {
+    const result = runCli(['--help'], {});
+    const summary = /^ {2}keys\b[\s\S]*?(?=^ {2}\S)/m.exec(result.stdout)?.[0].replace(/\s+/g, ' ');
+    for (const subcommand of ['generate', 'status', 'reencrypt', 'forget', 'rotate-signing']) expect(summary).toContain(subcommand);
+    const keysHelp = runCli(['keys', '--help'], {});
+    expect(keysHelp.stdout).toMatch(/^ {2}rotate-signing\b/m);
+  });
 });
 
 describe('bastion keys', () => {
@@ -132,6 +141,143 @@ describe('bastion admin create', () => {
     const asArgument = runCli(['admin', 'create', '--email', 'root3@example.com', '--password', 'x'], env);
     expect(asArgument.status).not.toBe(0);
     expect(asArgument.stderr).toContain("unknown option '--password'");
+  });
+
+  /** Whether the administrator created last signs in with `password` (its stored hash, checked as sign-in checks it; emails are stored encrypted). */
+  async function lastAdminSignsInWith(password: string): Promise<boolean> {
+    const rows = await withAdminClient(database.url, (client) =>
+      client.query<{ hash: string }>(
+        "SELECT u.password_hash AS hash FROM users u JOIN user_roles r ON r.user_id = u.id AND r.role_name = 'admin' ORDER BY u.created_at",
+      ),
+    );
+    const hashes = rows.rows.map((row) => row.hash);
+    const hasher = new PasswordHasher({ maxConcurrent: 1, maxQueued: 8 });
+    return (await hasher.verify(hashes[hashes.length - 1], password)).valid;
+  }
+
+  it("reads only a pipe's first line, without its line ending, as docker login --password-stdin does", async () => {
+    const env = { ...keys, DATABASE_URL: database.url };
+    const password = 'violet-harbor-typed-once-2026';
+    for (const [email, newline] of [
+      ['twice@example.com', '\n'],
+      ['crlf@example.com', '\r\n'],
+    ]) {
+      const created = runCli(['admin', 'create', '--email', email], env, `${password}${newline}${password}${newline}`);
+      expect({ email, status: created.status, stderr: created.stderr }).toEqual({ email, status: 0, stderr: '' });
+      expect(await lastAdminSignsInWith(password)).toBe(true);
+      expect(await lastAdminSignsInWith(`${password}${newline}${password}`)).toBe(false);
+    }
+    const unterminated = runCli(['admin', 'create', '--email', 'no-newline@example.com'], env, password);
+    expect(unterminated.status).toBe(0);
+    expect(await lastAdminSignsInWith(password)).toBe(true);
+  });
+
+  it('says "no password given" for empty stdin, and refuses a control character', () => {
+    const env = { ...keys, DATABASE_URL: database.url };
+    for (const input of ['', '\n', '\r\n']) {
+      const empty = runCli(['admin', 'create', '--email', 'empty@example.com'], env, input);
+      expect({ input, status: empty.status, stderr: empty.stderr }).toEqual({ input, status: 1, stderr: 'bastion: no password given\n' });
+    }
+    const tab = runCli(['admin', 'create', '--email', 'tab@example.com'], env, 'violet-harbor\ttyped-once-2026\n');
+    expect(tab.status).toBe(1);
+    expect(tab.stderr).toBe('bastion: The password contains a control character (a line break, tab or similar); leave it out.\n');
+  });
+});
+
+describe('bastion firewall list', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  it('says there are no rules rather than printing nothing', () => {
+    const env = {
+      BASTION_ENCRYPTION_KEYS: `k1:${TEST_KEYS.k1.toString('base64')}`,
+      BASTION_BLIND_INDEX_KEY: TEST_KEYS.blindIndex.toString('base64'),
+      DATABASE_URL: database.url,
+    };
+    const listed = runCli(['firewall', 'list'], env);
+    expect({ status: listed.status, stdout: listed.stdout }).toEqual({ status: 0, stdout: 'No IP rules.\n' });
+    const added = runCli(['firewall', 'deny', '198.51.100.0/24'], env);
+    expect(added.status).toBe(0);
+    const again = runCli(['firewall', 'list'], env);
+    expect(again.stdout).toMatch(/^[0-9a-f-]{36} {2}DENY {3}198\.51\.100\.0\/24 +permanent\n$/);
+  });
+});
+
+describe('machine-readable output: results on stdout, logs on stderr', () => {
+  let database: TestDatabase;
+  let dataDir: string;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-cli-json-'));
+  });
+  afterAll(async () => {
+    await database.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  // Development with the development key file, pretty logs: the keyring's warning is logged on every command.
+  const development = () => ({ DATABASE_URL: database.url, BASTION_DATA_DIR: dataDir, BASTION_LOG_PRETTY: 'true', LOG_LEVEL: 'info' });
+  const KEY_FILE_WARNING = 'encryption keys come from the development key file';
+
+  it('audit --json prints exactly one JSON document on stdout, and the warning on stderr', () => {
+    const result = runCli(['audit', '--json'], development());
+    expect(result.stderr).toContain(KEY_FILE_WARNING);
+    expect(result.stdout).not.toContain(KEY_FILE_WARNING);
+    const report = JSON.parse(result.stdout) as { failures: number };
+    expect(typeof report.failures).toBe('number');
+  });
+
+  it('audit log export prints JSON lines only, one event per line', () => {
+    const result = runCli(['audit', 'log', 'export'], development());
+    expect(result.status).toBe(0);
+    expect(result.stderr).toContain(KEY_FILE_WARNING);
+    const lines = result.stdout.split('\n');
+    expect(lines.pop()).toBe('');
+    // The audit run above recorded at least one event.
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(JSON.parse(line)).toEqual(expect.objectContaining({ action: expect.any(String) }));
+  });
+
+  it('audit log head prints id:hash to anchor; verify --head proves it later and catches a truncation after it', async () => {
+    runCli(['audit', '--json'], development()); // at least one event
+    const json = runCli(['audit', 'log', 'head', '--json'], development());
+    expect(json.status).toBe(0);
+    const head = JSON.parse(json.stdout) as { id: string; hash: string; at: string };
+    expect(head).toEqual({ id: expect.stringMatching(/^\d+$/), hash: expect.stringMatching(/^[0-9a-f]{64}$/), at: expect.any(String) });
+    expect(runCli(['audit', 'log', 'head'], development()).stdout).toBe(`${head.id}:${head.hash} ${head.at}\n`);
+
+    runCli(['audit', '--json'], development()); // events after the anchored head
+    const proven = runCli(['audit', 'log', 'verify', '--head', `${head.id}:${head.hash}`], development());
+    expect({ status: proven.status, stdout: proven.stdout }).toEqual({
+      status: 0,
+      stdout: expect.stringMatching(new RegExp(`^audit log intact: \\d+ events checked, head ${head.id} present and unchanged\n$`)),
+    });
+
+    const client = new Client({ connectionString: database.url });
+    await client.connect();
+    await client.query('DELETE FROM audit_events WHERE id >= $1', [head.id]);
+    await client.end();
+    expect(runCli(['audit', 'log', 'verify'], development()).status).toBe(0); // the chain alone cannot see it
+    const truncated = runCli(['audit', 'log', 'verify', '--head', `${head.id}:${head.hash}`], development());
+    expect(truncated.status).toBe(1);
+    expect(truncated.stdout).toMatch(new RegExp(`^audit log TRUNCATED: event ${head.id} is gone`));
+
+    const malformed = runCli(['audit', 'log', 'verify', '--head', 'latest'], development());
+    expect(malformed.status).toBe(1);
+    expect(malformed.stderr).toContain('--head must be id:hash');
+  });
+
+  it('every other command that logs keeps its stdout to its result (keys status, migrate status)', () => {
+    const keysStatus = runCli(['keys', 'status'], development());
+    expect(keysStatus.status).toBe(0);
+    expect(keysStatus.stderr).toContain(KEY_FILE_WARNING);
+    expect(keysStatus.stdout).toMatch(/^current key: dev1\n/);
+    const migrateStatus = runCli(['migrate', 'status'], development());
+    expect(migrateStatus.stderr).toContain(KEY_FILE_WARNING);
+    expect(migrateStatus.stdout).toBe('database is up to date\n');
   });
 });
 
@@ -200,7 +346,8 @@ describe('bastion serve on the embedded PostgreSQL', () => {
 
     // A short CLI command attaches to the running server and, leaving, does not stop it.
     const attached = runCli(['migrate', 'status'], { ...env, LOG_LEVEL: 'info' });
-    expect(attached.stdout).toContain('using the embedded PostgreSQL started by another Bastion process');
+    expect(attached.stderr).toContain('using the embedded PostgreSQL started by another Bastion process');
+    expect(attached.stdout).toBe('database is up to date\n');
     const stillServing = await fetch(second.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -2,6 +2,7 @@ import { PasswordPolicy } from '../../../src/accounts/password-policy';
 
 const TOO_SHORT_15 = 'Use at least 15 characters.';
 const TOO_LONG = 'Use at most 1024 bytes.';
+const CONTROL = 'The password contains a control character (a line break, tab or similar); leave it out.';
 const TOO_COMMON = 'This password is too common; choose another.';
 const CONTEXT_WORD = "Don't use your email address or the app's name in your password.";
 const PATTERN = 'This password follows a pattern that is easy to guess (repeats, sequences, keyboard rows or dates); choose another.';
@@ -52,6 +53,16 @@ describe('PasswordPolicy', () => {
       expect(policy.check(`${kilobyte}x`)).toBe(TOO_LONG);
       // 513 characters, but 1026 bytes: é is two bytes in UTF-8.
       expect(policy.check('é'.repeat(513))).toBe(TOO_LONG);
+    });
+
+    it('refuses control characters (a line break, tab, escape, DEL, C1), which nobody can type at a sign-in prompt', () => {
+      for (const control of ['\n', '\r\n', '\t', '\u0000', '\u001b', '\u007f', '\u0085']) {
+        expect({ control, reason: policy.check(`${STRONG_15}${control}${STRONG_15}`) }).toEqual({ control, reason: CONTROL });
+      }
+      // What `printf 'pw\npw\n' | bastion admin create` used to set.
+      expect(policy.check(`${STRONG_15}\n${STRONG_15}`)).toBe(CONTROL);
+      // Spaces, including a non-breaking one, are fine.
+      expect(policy.check(`${STRONG_15} \u00a0${STRONG_15}`)).toBeNull();
     });
 
     it("refuses a minimum below NIST's 8 characters", () => {
