@@ -1,9 +1,9 @@
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, In } from 'typeorm';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Viewer } from './viewer';
-import { blindIndexOf } from '../crypto/encrypted-column';
-import { conflictOnDuplicate } from '../db/unique-violation';
+import { blindIndexOf, blindIndexesOf } from '../crypto/encrypted-column';
+import { DuplicateValueError, conflictOnDuplicate } from '../db/unique-violation';
 import { AppError } from '../errors';
 import type { Logger } from '../logging';
 import type { OutboxService } from '../mail/outbox.service';
@@ -112,7 +112,7 @@ export class AccountsService {
   async signIn(email: string, password: string, origin: RequestOrigin): Promise<SignedIn | Challenge> {
     const emailIndex = blindIndexOf(User, 'email', email);
     const attempt = await this.throttle.reserve(emailIndex, origin.ipAddress);
-    const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex });
+    const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex: In(blindIndexesOf(User, 'email', email)) });
     const verification = user
       ? await this.hasher.verify(user.passwordHash, password)
       : { valid: await this.hasher.verifyAgainstDummy(password), needsRehash: false };
@@ -214,7 +214,7 @@ export class AccountsService {
   }
 
   private async issuePasswordReset(email: string, origin: RequestOrigin): Promise<void> {
-    const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex: blindIndexOf(User, 'email', email) });
+    const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex: In(blindIndexesOf(User, 'email', email)) });
     if (!user) return;
     await this.dataSource.transaction(async (manager) => {
       if (await this.accountTokens.issuedSince(manager, user.id, 'password_reset', new Date(this.clock.now().getTime() - RESEND_AFTER_MS)))
@@ -370,6 +370,11 @@ export class AccountsService {
   }
 
   private async createUser(manager: EntityManager, email: string, passwordHash: string, roles: readonly string[]): Promise<User> {
+    // The UNIQUE index compares indexes under one key; during a blind-index key rotation an
+    // account not yet rewritten carries the old one, so ask under both.
+    const indexes = blindIndexesOf(User, 'email', email);
+    if (indexes.length > 1 && (await manager.existsBy(User, { emailIndex: In(indexes.slice(1)) })))
+      throw new DuplicateValueError('users.email_index (under the blind-index key being replaced)');
     const user = await manager.save(Object.assign(new User(), { email, passwordHash, status: 'active', emailVerifiedAt: null }));
     await manager.insert(
       UserRole,

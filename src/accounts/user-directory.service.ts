@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { USER_ROLE } from './roles';
 import type { AuditLog } from '../audit/audit-log';
-import { blindIndexOf } from '../crypto/encrypted-column';
+import { blindIndexesOf } from '../crypto/encrypted-column';
 import { SqlParameters } from '../db/sql-parameters';
 import { Keyset } from '../db/keyset';
 import { DEFAULT_PAGE_SIZE } from '../graphql/pagination';
@@ -50,7 +50,8 @@ export class UserDirectory {
   async list(query: UserQuery): Promise<UserPage> {
     const first = query.first ?? DEFAULT_PAGE_SIZE;
     const filtered = this.dataSource.getRepository(User).createQueryBuilder('u');
-    if (query.email != null) filtered.andWhere('u.email_index = :emailIndex', { emailIndex: blindIndexOf(User, 'email', query.email) });
+    if (query.email != null)
+      filtered.andWhere('u.email_index IN (:...emailIndexes)', { emailIndexes: blindIndexesOf(User, 'email', query.email) });
     if (query.status != null) filtered.andWhere('u.status = :status', { status: query.status });
     // Every account holds "user" implicitly; other roles are rows.
     if (query.role != null && query.role !== USER_ROLE) {

@@ -16,5 +16,14 @@ export const NORMALIZERS = {
  * base64url. It reveals which rows hold equal values, and nothing else.
  */
 export function computeBlindIndex(keyring: Keyring, domain: string, value: string, normalize: Normalizer = NORMALIZERS.exact): string {
-  return createHmac('sha256', keyring.blindIndexKey(domain)).update(normalize(value), 'utf8').digest('base64url');
+  return indexUnder(keyring.blindIndexKey(domain), value, normalize);
+}
+
+/** Every index a lookup must try: one, or during a blind-index key rotation the new and the old. */
+export function computeBlindIndexes(keyring: Keyring, domain: string, value: string, normalize: Normalizer = NORMALIZERS.exact): string[] {
+  return keyring.blindIndexLookupKeys(domain).map((key) => indexUnder(key, value, normalize));
+}
+
+function indexUnder(key: Buffer, value: string, normalize: Normalizer): string {
+  return createHmac('sha256', key).update(normalize(value), 'utf8').digest('base64url');
 }

@@ -63,12 +63,22 @@ const specs = {
     env: 'BASTION_BLIND_INDEX_KEY',
     description:
       'Root key (32 bytes, base64) of the blind indexes that make encrypted columns searchable by equality. ' +
-      'Changing it invalidates every index, and there is no rebuild command yet: treat it as fixed.',
+      'To change it, set BASTION_BLIND_INDEX_KEY_NEXT, run bastion keys rotate-blind-index, then make the next key this one.',
     fallback: () => undefined,
     defaultText: 'development: generated; production: required',
     parse: (raw) => base64Key(raw, 'the key'),
     secret: true,
     inProduction: { mustBeSet: '' },
+  }),
+  blindIndexKeyNext: spec<Buffer | undefined>({
+    env: 'BASTION_BLIND_INDEX_KEY_NEXT',
+    description:
+      'During a blind-index key rotation only: the root key (32 bytes, base64) replacing BASTION_BLIND_INDEX_KEY. ' +
+      'New indexes are written under it and lookups try both until bastion keys rotate-blind-index has rewritten every row.',
+    fallback: () => undefined,
+    defaultText: 'unset',
+    parse: (raw) => base64Key(raw, 'the key'),
+    secret: true,
   }),
 };
 
@@ -91,6 +101,10 @@ export const CRYPTO_SETTINGS: SettingsTable = {
       problems.push('BASTION_ENCRYPTION_KEY_ID: must name the current key when BASTION_ENCRYPTION_KEYS holds several');
     }
     if (config.encryptionKeyId && !config.encryptionKeys) problems.push('BASTION_ENCRYPTION_KEY_ID: set without BASTION_ENCRYPTION_KEYS');
+    if (config.blindIndexKeyNext && !config.blindIndexKey)
+      problems.push('BASTION_BLIND_INDEX_KEY_NEXT: set without BASTION_BLIND_INDEX_KEY');
+    if (config.blindIndexKeyNext && config.blindIndexKey?.equals(config.blindIndexKeyNext))
+      problems.push('BASTION_BLIND_INDEX_KEY_NEXT: the same key as BASTION_BLIND_INDEX_KEY (generate a new one: bastion keys generate)');
     return problems;
   },
 };

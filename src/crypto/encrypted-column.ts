@@ -1,7 +1,7 @@
 import { Column, ValueTransformer, getMetadataArgsStorage } from 'typeorm';
 import { snakeCase } from 'typeorm/util/StringUtils';
 import { activeKeyring } from './active-keyring';
-import { NORMALIZERS, Normalizer, computeBlindIndex } from './blind-index';
+import { NORMALIZERS, Normalizer, computeBlindIndex, computeBlindIndexes } from './blind-index';
 import { open, seal } from './envelope';
 
 export interface EncryptedOptions {
@@ -113,12 +113,26 @@ export function blindIndexedProperties(entity: Function): readonly BlindIndexedP
   return found;
 }
 
-/** The value to look an encrypted property up by: `{ emailIndex: blindIndexOf(User, 'email', input) }`. */
+/** The index a value is written with: `{ emailIndex: blindIndexOf(User, 'email', input) }`. */
 export function blindIndexOf(entity: Function, property: string, value: string): string {
+  const indexed = blindIndexedProperty(entity, property);
+  return computeBlindIndex(activeKeyring(), indexed.transformer.domain, value, indexed.normalize);
+}
+
+/**
+ * The indexes to look a value up by: `{ emailIndex: In(blindIndexesOf(User, 'email', input)) }`.
+ * One, or two while a blind-index key rotation is under way (rows not yet rewritten keep the old).
+ */
+export function blindIndexesOf(entity: Function, property: string, value: string): string[] {
+  const indexed = blindIndexedProperty(entity, property);
+  return computeBlindIndexes(activeKeyring(), indexed.transformer.domain, value, indexed.normalize);
+}
+
+function blindIndexedProperty(entity: Function, property: string): BlindIndexedProperty {
   const indexed = blindIndexedProperties(entity).find((candidate) => candidate.property === property);
   if (!indexed)
     throw new EncryptedColumnMisuseError(`${entity.name}.${property} has no blind index; declare it with @Encrypted({ blindIndex: {} })`);
-  return computeBlindIndex(activeKeyring(), indexed.transformer.domain, value, indexed.normalize);
+  return indexed;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { DataSource, IsNull } from 'typeorm';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
-import { EncryptedColumnTransformer } from './encrypted-column';
+import { computeBlindIndex } from './blind-index';
+import { EncryptedColumnTransformer, blindIndexedProperties } from './encrypted-column';
 import { EncryptionKeyRecord } from './encryption-key.entity';
 import { DecryptionFailedError, open, seal } from './envelope';
 import type { Keyring } from './keyring';
@@ -41,6 +42,40 @@ export interface ReencryptResult {
 }
 
 export type ReencryptProgress = (progress: { table: string; column: string; done: number; total: number }) => void;
+
+/** A blind-index rotation asked for without a next key to rotate to. */
+export class NoBlindIndexRotationError extends Error {
+  constructor() {
+    super(
+      'No blind-index key rotation is under way: set BASTION_BLIND_INDEX_KEY_NEXT to a new key (bastion keys generate) ' +
+        'on every instance first, then run this again.',
+    );
+    this.name = 'NoBlindIndexRotationError';
+  }
+}
+
+/** A blind-indexed column: where its values and their indexes live, and how a value is indexed. */
+interface BlindIndexedColumn {
+  readonly table: string;
+  readonly column: string;
+  readonly indexColumn: string;
+  readonly primaryKey: string;
+  readonly property: ReturnType<typeof blindIndexedProperties>[number];
+}
+
+function blindIndexedColumns(dataSource: DataSource): BlindIndexedColumn[] {
+  return dataSource.entityMetadatas.flatMap((metadata) =>
+    typeof metadata.target !== 'function'
+      ? []
+      : blindIndexedProperties(metadata.target).map((property) => ({
+          table: metadata.tableName,
+          column: metadata.findColumnWithPropertyName(property.property)!.databaseName,
+          indexColumn: metadata.findColumnWithPropertyName(property.indexProperty)!.databaseName,
+          primaryKey: metadata.primaryColumns[0].databaseName,
+          property,
+        })),
+  );
+}
 
 /** The keyring lacks a key that rows may still use. */
 export class MissingKeyError extends Error {
@@ -200,6 +235,67 @@ export class KeyService {
       outcome: unreadable.length === 0 ? 'success' : 'failure',
       targetType: 'encryption_key',
       targetId: this.keyring.currentKid,
+      metadata: { rewritten, unreadable: unreadable.length },
+    });
+    return { rewritten, unreadable };
+  }
+
+  /**
+   * The middle step of a blind-index key rotation: rewrites every blind index under the next root
+   * (BASTION_BLIND_INDEX_KEY_NEXT), walking each table by primary key in batches, one transaction
+   * per batch, rows locked while rewritten. Idempotent and resumable: an index already under the
+   * next root is left alone. While it runs, servers write new indexes under the next root and look
+   * values up under both, so nothing stops answering.
+   */
+  async rotateBlindIndexes(options: { batchSize?: number; onProgress?: ReencryptProgress } = {}): Promise<ReencryptResult> {
+    if (!this.keyring.rotatingBlindIndexes) throw new NoBlindIndexRotationError();
+    const batchSize = options.batchSize ?? 500;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('batch size must be a whole number above 0');
+    let rewritten = 0;
+    const unreadable: UnreadableValue[] = [];
+    for (const info of blindIndexedColumns(this.dataSource)) {
+      const [{ total }]: { total: string }[] = await this.dataSource.query(
+        `SELECT count(*) AS total FROM ${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL`,
+      );
+      let done = 0;
+      options.onProgress?.({ table: info.table, column: info.indexColumn, done, total: Number(total) });
+      let after: unknown = null;
+      for (;;) {
+        const pk = quote(info.primaryKey);
+        const batch = await this.dataSource.transaction(async (manager) => {
+          const rows: { id: string; value: string; index: string }[] = await manager.query(
+            `SELECT ${pk} AS id, ${quote(info.column)} AS value, ${quote(info.indexColumn)} AS index FROM ${quote(info.table)}
+             WHERE ${quote(info.column)} IS NOT NULL ${after === null ? '' : `AND ${pk} > $2`} ORDER BY ${pk} LIMIT $1 FOR UPDATE`,
+            after === null ? [batchSize] : [batchSize, after],
+          );
+          let changed = 0;
+          for (const row of rows) {
+            let value: unknown;
+            try {
+              value = info.property.transformer.from(row.value);
+            } catch (error) {
+              if (!(error instanceof DecryptionFailedError)) throw error;
+              unreadable.push({ table: info.table, column: info.column, id: String(row.id) });
+              continue;
+            }
+            const index = computeBlindIndex(this.keyring, info.property.transformer.domain, String(value), info.property.normalize);
+            if (index === row.index) continue;
+            await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.indexColumn)} = $1 WHERE ${pk} = $2`, [index, row.id]);
+            changed += 1;
+          }
+          return { rows, changed };
+        });
+        if (batch.rows.length === 0) break;
+        after = batch.rows[batch.rows.length - 1].id;
+        done += batch.rows.length;
+        rewritten += batch.changed;
+        options.onProgress?.({ table: info.table, column: info.indexColumn, done, total: Number(total) });
+      }
+    }
+    await this.audit?.append(this.dataSource.manager, {
+      action: 'blind_indexes_rotated',
+      outcome: unreadable.length === 0 ? 'success' : 'failure',
+      targetType: 'blind_index_key',
       metadata: { rewritten, unreadable: unreadable.length },
     });
     return { rewritten, unreadable };

@@ -12,6 +12,11 @@ export interface KeyringMaterial {
   readonly currentKid: string;
   /** Root of the blind-index keys; never used to encrypt. */
   readonly blindIndexKey: Buffer;
+  /**
+   * During a blind-index key rotation: the root that replaces `blindIndexKey`. New indexes are
+   * written under it, lookups try both, and `bastion keys rotate-blind-index` rewrites the rest.
+   */
+  readonly nextBlindIndexKey?: Buffer;
 }
 
 /** Domain-separation labels: an encryption key and a blind-index key never coincide. */
@@ -36,6 +41,8 @@ export class Keyring {
       if (key.length !== KEY_BYTES) throw new Error(`key "${kid}" must be ${KEY_BYTES} bytes`);
     }
     if (material.blindIndexKey.length !== KEY_BYTES) throw new Error(`the blind-index key must be ${KEY_BYTES} bytes`);
+    if (material.nextBlindIndexKey && material.nextBlindIndexKey.length !== KEY_BYTES)
+      throw new Error(`the next blind-index key must be ${KEY_BYTES} bytes`);
   }
 
   get currentKid(): string {
@@ -64,9 +71,25 @@ export class Keyring {
     return key;
   }
 
-  /** The HMAC key of one column's blind index. */
+  /** The HMAC key one column's blind indexes are written with (the next root's, during a rotation). */
   blindIndexKey(domain: string): Buffer {
-    return this.derive(`b:${domain}`, this.material.blindIndexKey, BLIND_INDEX_DOMAIN + domain);
+    const next = this.material.nextBlindIndexKey;
+    return next
+      ? this.derive(`bn:${domain}`, next, BLIND_INDEX_DOMAIN + domain)
+      : this.derive(`b:${domain}`, this.material.blindIndexKey, BLIND_INDEX_DOMAIN + domain);
+  }
+
+  /** The HMAC keys a lookup tries: the writing key, then, during a rotation, the one it replaces. */
+  blindIndexLookupKeys(domain: string): Buffer[] {
+    const writing = this.blindIndexKey(domain);
+    return this.rotatingBlindIndexes
+      ? [writing, this.derive(`b:${domain}`, this.material.blindIndexKey, BLIND_INDEX_DOMAIN + domain)]
+      : [writing];
+  }
+
+  /** Whether a blind-index key rotation is under way (a next root is configured). */
+  get rotatingBlindIndexes(): boolean {
+    return this.material.nextBlindIndexKey !== undefined;
   }
 
   /** The HMAC key of the audit log's chain under data key `kid`; undefined for an unknown kid. */

@@ -83,6 +83,25 @@ export function registerKeyCommands(keys: Command, tools: CommandTools<unknown>)
       }),
     );
   keys
+    .command('rotate-blind-index')
+    .description('Rewrite every blind index under BASTION_BLIND_INDEX_KEY_NEXT, in batches (resumable; safe while the server runs)')
+    .option('--batch-size <rows>', 'rows per transaction', positiveInteger, 500)
+    .action((options: { batchSize: number }) =>
+      withKeys(async (keyService) => {
+        const bars = new Map<string, ProgressBar>();
+        const { rewritten } = await keyService.rotateBlindIndexes({
+          batchSize: options.batchSize,
+          onProgress: ({ table, column, done, total }) => {
+            const label = `${table}.${column}`;
+            if (!bars.has(label)) bars.set(label, new ProgressBar(label));
+            bars.get(label)!.update(done, total);
+          },
+        });
+        say(`rewrote ${rewritten} blind index${rewritten === 1 ? '' : 'es'} under the next key`);
+        say('now make BASTION_BLIND_INDEX_KEY_NEXT the BASTION_BLIND_INDEX_KEY, unset BASTION_BLIND_INDEX_KEY_NEXT and restart');
+      }),
+    );
+  keys
     .command('forget')
     .argument('<kid>', 'the key id to forget')
     .option('--force', 'confirm that values still under this key become unreadable')

@@ -28,6 +28,7 @@ export function loadKeyring(config: Config, logger: Logger): Keyring {
       keys: new Map(config.encryptionKeys.map(({ kid, key }) => [kid, key])),
       currentKid: config.encryptionKeyId ?? config.encryptionKeys[0].kid,
       blindIndexKey: config.blindIndexKey,
+      nextBlindIndexKey: config.blindIndexKeyNext,
     });
   }
   const file = developmentKeyFile(config.dataDir);

@@ -1,7 +1,7 @@
 import { SqlParameters, fieldExpression } from '../db/sql-parameters';
 import { Allow, ArrayMaxSize, IsOptional, MaxLength } from 'class-validator';
 import { Field, Float, ID, InputType, Int } from 'type-graphql';
-import { blindIndexOf } from '../crypto/encrypted-column';
+import { blindIndexesOf } from '../crypto/encrypted-column';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
 import type { FieldKind, ModelDefinition, ModelField } from './define-model';
@@ -182,8 +182,11 @@ function conditionSql(
     });
   }
   if (field.encrypted) {
-    // Only `eq` exists in EncryptedFilter: the value's blind index is compared, never ciphertext.
-    return `"${alias}"."${field.blindIndexColumn}" = ${parameters.add(blindIndexOf(model.entity, field.name, String(value)))}`;
+    // Only `eq` exists in EncryptedFilter: the value's blind index is compared, never ciphertext
+    // (two of them while a blind-index key rotation is under way).
+    const indexes = blindIndexesOf(model.entity, field.name, String(value));
+    const column = `"${alias}"."${field.blindIndexColumn}"`;
+    return indexes.length === 1 ? `${column} = ${parameters.add(indexes[0])}` : `${column} = ANY(${parameters.add(indexes)}::text[])`;
   }
   const expression = fieldExpression(alias, field);
   if (field.kind === 'id') {

@@ -6,6 +6,9 @@ export function isUniqueViolation(error: unknown): boolean {
   return error instanceof QueryFailedError && (error.driverError as { code?: string } | undefined)?.code === '23505';
 }
 
+/** A duplicate found by a lookup rather than by a UNIQUE index; conflictOnDuplicate answers it the same way. */
+export class DuplicateValueError extends Error {}
+
 /**
  * Runs a write and turns a unique violation into a CONFLICT AppError with a client-safe message;
  * the constraint and values stay in the log (cause), never in the response.
@@ -14,7 +17,7 @@ export async function conflictOnDuplicate<T>(write: () => Promise<T>, message: s
   try {
     return await write();
   } catch (error) {
-    if (isUniqueViolation(error)) throw new AppError('CONFLICT', message, { cause: error });
+    if (isUniqueViolation(error) || error instanceof DuplicateValueError) throw new AppError('CONFLICT', message, { cause: error });
     throw error;
   }
 }

@@ -96,6 +96,17 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     },
   },
   {
+    id: 'encryption.blind_index_rotation',
+    measure: 'encryption',
+    run: async (context) =>
+      context.keyring.rotatingBlindIndexes
+        ? warn(
+            'A blind-index key rotation is under way (BASTION_BLIND_INDEX_KEY_NEXT is set): every lookup tries two indexes.',
+            'Run bastion keys rotate-blind-index, then make the next key BASTION_BLIND_INDEX_KEY and unset BASTION_BLIND_INDEX_KEY_NEXT.',
+          )
+        : pass('Blind indexes are written and looked up under one key.'),
+  },
+  {
     id: 'encryption.transport',
     measure: 'encryption',
     run: async (context) => {

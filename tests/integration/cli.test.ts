@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { PasswordHasher } from '../../src/accounts/password-hasher';
+import { NORMALIZERS, computeBlindIndex } from '../../src/crypto/blind-index';
+import { Keyring } from '../../src/crypto/keyring';
 import { PROJECT_ROOT } from '../../src/project';
 import { TestDatabase, createTestDatabase, withAdminClient } from '../support/test-database';
 import { TEST_KEYS } from '../support/test-keys';
@@ -181,6 +183,51 @@ describe('bastion admin create', () => {
     const tab = runCli(['admin', 'create', '--email', 'tab@example.com'], env, 'violet-harbor\ttyped-once-2026\n');
     expect(tab.status).toBe(1);
     expect(tab.stderr).toBe('bastion: The password contains a control character (a line break, tab or similar); leave it out.\n');
+  });
+});
+
+describe('bastion keys rotate-blind-index', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  const nextRoot = Buffer.alloc(32, 10);
+  const env = () => ({
+    BASTION_ENCRYPTION_KEYS: `k1:${TEST_KEYS.k1.toString('base64')}`,
+    BASTION_BLIND_INDEX_KEY: TEST_KEYS.blindIndex.toString('base64'),
+    DATABASE_URL: database.url,
+    LOG_LEVEL: 'silent',
+  });
+  const storedEmailIndex = async () =>
+    (await withAdminClient(database.url, (client) => client.query<{ index: string }>('SELECT email_index AS index FROM users'))).rows.map(
+      (row) => row.index,
+    );
+  const indexUnder = (root: Buffer) =>
+    computeBlindIndex(
+      new Keyring({ keys: new Map([['k1', TEST_KEYS.k1]]), currentKid: 'k1', blindIndexKey: root }),
+      'users.email',
+      'rotate@example.com',
+      NORMALIZERS.email,
+    );
+
+  it('refuses without a next key, then rewrites every index under it, and a rerun has nothing left', async () => {
+    expect(runCli(['admin', 'create', '--email', 'rotate@example.com'], env(), 'violet-harbor-typed-once-2026\n').status).toBe(0);
+    expect(await storedEmailIndex()).toEqual([indexUnder(TEST_KEYS.blindIndex)]);
+
+    const refused = runCli(['keys', 'rotate-blind-index'], env());
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^bastion: No blind-index key rotation is under way: set BASTION_BLIND_INDEX_KEY_NEXT/);
+    expect(await storedEmailIndex()).toEqual([indexUnder(TEST_KEYS.blindIndex)]);
+
+    const rotating = { ...env(), BASTION_BLIND_INDEX_KEY_NEXT: nextRoot.toString('base64') };
+    const rotated = runCli(['keys', 'rotate-blind-index', '--batch-size', '1'], rotating);
+    expect(rotated.status).toBe(0);
+    expect(rotated.stderr).toContain('users.email_index [########################] 100% (1/1)\n'); // progress, on stderr
+    expect(rotated.stdout).toMatch(/^rewrote 1 blind index under the next key\n/);
+    expect(await storedEmailIndex()).toEqual([indexUnder(nextRoot)]);
+    expect(runCli(['keys', 'rotate-blind-index'], rotating).stdout).toMatch(/^rewrote 0 blind indexes/);
   });
 });
 
