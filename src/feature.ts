@@ -1,4 +1,4 @@
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, PersistedQueryOptions } from '@apollo/server';
 import type { Command } from 'commander';
 import type { Request, RequestHandler } from 'express';
 import type { GraphQLSchema, ValidationRule } from 'graphql';
@@ -63,6 +63,8 @@ export interface HttpParts {
 export interface GraphQLParts {
   readonly plugins?: readonly ApolloServerPlugin<Context>[];
   readonly validationRules?: readonly ValidationRule[];
+  /** Apollo's persisted-query cache, when one feature keeps its own (preloaded documents); Apollo's default otherwise. */
+  readonly persistedQueries?: NonNullable<PersistedQueryOptions['cache']>;
 }
 
 /** What the CLI lends a feature's commands. Results go to stdout (`say`), logs to stderr. */

@@ -106,6 +106,8 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   );
   const graphqlParts: GraphQLParts[] = features.map((feature) => feature.graphql?.(viewOf(feature), schema) ?? {});
   const httpParts: HttpParts[] = features.map((feature) => feature.http?.(viewOf(feature)) ?? {});
+  const persistedQueryCaches = graphqlParts.flatMap((parts) => (parts.persistedQueries ? [parts.persistedQueries] : []));
+  if (persistedQueryCaches.length > 1) throw new Error('Two features provide the persisted-query cache');
 
   const app = express();
   const httpServer = createHttpServer(config, app);
@@ -120,6 +122,8 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     // Compact JSON: the same response, without Apollo's default two-space indentation (a third of a list's bytes).
     stringifyResult: (value) => JSON.stringify(value),
     validationRules: graphqlParts.flatMap((parts) => parts.validationRules ?? []),
+    // Automatic persisted queries: Apollo's in-memory cache, unless a feature keeps its own.
+    persistedQueries: persistedQueryCaches.length > 0 ? { cache: persistedQueryCaches[0] } : undefined,
     logger,
     formatError: formatClientError,
     includeStacktraceInErrorResponses: false,

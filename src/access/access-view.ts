@@ -94,17 +94,16 @@ export class AccessView implements Access {
     const grants = this.policy.grantsFor(model, action);
     if (grants.length === 0) return DENIED;
     const clauses: AccessClause[] = [];
-    let heldBack = false;
+    const heldBack: AccessClause[] = [];
     for (const grant of grants) {
       if (grant.scope === 'own' && this.viewer.userId === null) continue; // anonymous viewers own nothing
-      if (this.rolesInForce.has(grant.role)) {
-        clauses.push({ own: grant.scope === 'own', filter: grant.filter, fields: grant.fields ? new Set(grant.fields) : null });
-      } else if (this.rolesHeldBack.has(grant.role)) {
-        heldBack = true;
-      }
+      const clause = { own: grant.scope === 'own', filter: grant.filter, fields: grant.fields ? new Set(grant.fields) : null };
+      if (this.rolesInForce.has(grant.role)) clauses.push(clause);
+      else if (this.rolesHeldBack.has(grant.role)) heldBack.push(clause);
     }
-    if (clauses.length === 0) return { ...DENIED, mfaRequired: heldBack };
+    if (clauses.length === 0) return { ...DENIED, mfaRequired: heldBack.length > 0 };
     const unrestricted = clauses.some((clause) => !clause.own && clause.filter === null && clause.fields === null);
-    return { allowed: true, mfaRequired: false, clauses, unrestricted };
+    // Unrestricted: every row shows every field already, a held-back role adds nothing.
+    return { allowed: true, mfaRequired: false, clauses, unrestricted, heldBack: unrestricted ? [] : heldBack };
   }
 }

@@ -45,6 +45,11 @@ export interface ModelDecision {
   readonly clauses: readonly AccessClause[];
   /** One clause covers every row with every field: rows need no per-row work. */
   readonly unrestricted: boolean;
+  /**
+   * What the roles held back (they require MFA, the session is aal1) would add: they grant nothing,
+   * they only turn a refusal they would lift into MFA_REQUIRED (a field of a row, a field of a write).
+   */
+  readonly heldBack?: readonly AccessClause[];
 }
 
 /** The answer to a viewer who holds a role that needs a session confirmed with the second factor. */

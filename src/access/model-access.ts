@@ -1,5 +1,5 @@
 import { AppError } from '../errors';
-import type { AccessClause, Action, ModelDecision, Scope } from './decision';
+import { AccessClause, Action, ModelDecision, Scope, mfaRequired } from './decision';
 import type { BUILT_IN_ROLES } from '../accounts/roles';
 
 /** A named row filter: equality on model columns, written in code, never sent by a client. */
@@ -48,6 +48,18 @@ export function fieldMaskOf(row: unknown): FieldMask | undefined {
   return row !== null && typeof row === 'object' ? (row as Scoped)[ROW_ACCESS] : undefined;
 }
 
+/** A row mask's withheld fields: those a role held back for want of MFA would show besides (see `withheldFrom`). */
+const WITHHELD = new WeakMap<ReadonlySet<string>, FieldMask>();
+
+/**
+ * The fields of a row that a role the viewer holds, but that is held back (it requires MFA and the
+ * session is aal1), would show besides those of its mask: they are refused with MFA_REQUIRED, not
+ * FORBIDDEN. Undefined when there are none. A mask made anywhere else has none (fail closed: FORBIDDEN).
+ */
+export function withheldFrom(mask: FieldMask | undefined): FieldMask | undefined {
+  return mask === undefined || mask === ALL_FIELDS ? undefined : WITHHELD.get(mask);
+}
+
 /** Attaches a mask decided elsewhere (a projected row carries the mask it was decided with). */
 export function withFieldMask<T extends object>(row: T, mask: FieldMask): T {
   (row as Scoped)[ROW_ACCESS] = mask;
@@ -84,26 +96,30 @@ interface ResolvedClause {
  */
 export class RowScope {
   private readonly masks = new Map<ClauseSet, FieldMask>();
+  /** The clauses a row is placed in: those in force, then the held-back ones (`matching`'s numbering). */
+  private readonly placed: readonly ResolvedClause[];
 
   private constructor(
     private readonly spec: ModelAccessSpec,
     private readonly clauses: readonly ResolvedClause[],
     private readonly viewerId: string | null,
-  ) {}
+    /** Clauses of roles held back for want of MFA: they decide no row and no field, only which refusals say MFA_REQUIRED. */
+    private readonly heldBack: readonly ResolvedClause[] = [],
+  ) {
+    this.placed = heldBack.length === 0 ? clauses : [...clauses, ...heldBack];
+  }
 
-  /** The scope of these clauses (one per grant in force) for this viewer. */
-  static of(spec: ModelAccessSpec, clauses: readonly AccessClause[], viewerId: string | null): RowScope {
-    const resolved = clauses.flatMap((clause): ResolvedClause[] => {
-      if (clause.own && (spec.ownerField === null || viewerId === null)) return [];
-      let conditions: [string, string | number | boolean][] = [];
-      if (clause.filter !== null) {
-        // The model's own filter of that name; never an inherited property such as "constructor".
-        if (!Object.hasOwn(spec.filters, clause.filter)) return [];
-        conditions = Object.entries(spec.filters[clause.filter]);
-      }
-      return [{ own: clause.own, conditions, fields: clause.fields }];
-    });
-    return new RowScope(spec, resolved, viewerId);
+  /**
+   * The scope of these clauses (one per grant in force) for this viewer. `heldBack`: the clauses of
+   * roles held back for want of MFA (ModelDecision.heldBack), which only mark what they would show.
+   */
+  static of(
+    spec: ModelAccessSpec,
+    clauses: readonly AccessClause[],
+    viewerId: string | null,
+    heldBack: readonly AccessClause[] = [],
+  ): RowScope {
+    return new RowScope(spec, resolveClauses(spec, clauses, viewerId), viewerId, resolveClauses(spec, heldBack, viewerId));
   }
 
   /** No row can match. */
@@ -137,35 +153,37 @@ export class RowScope {
     return this.clauses.some((clause) => this.inClause(row, clause));
   }
 
-  /** The clauses the row falls in (0 or '' for none). */
+  /** The clauses the row falls in (0 or '' for none), the held-back ones numbered after those in force. */
   matching(row: object): ClauseSet {
-    if (this.clauses.length > MAX_BITSET_CLAUSES)
-      return this.clauses.flatMap((clause, index) => (this.inClause(row, clause) ? [index] : [])).join(',');
+    const placed = this.placed;
+    if (placed.length > MAX_BITSET_CLAUSES) return placed.flatMap((clause, index) => (this.inClause(row, clause) ? [index] : [])).join(',');
     let set = 0;
-    for (let index = 0; index < this.clauses.length; index += 1) {
-      if (this.inClause(row, this.clauses[index])) set |= 1 << index;
+    for (let index = 0; index < placed.length; index += 1) {
+      if (this.inClause(row, placed[index])) set |= 1 << index;
     }
     return set;
   }
 
-  /** The fields a row in these clauses shows: the union of theirs, `id` whenever any (a readable row can be named). */
+  /**
+   * The fields a row in these clauses shows: the union of theirs, `id` whenever any (a readable row
+   * can be named). When held-back clauses it falls in would show more, the mask records those
+   * (`withheldFrom`), so their refusal is MFA_REQUIRED.
+   */
   fieldsOf(set: ClauseSet): FieldMask {
     let mask = this.masks.get(set);
     if (mask === undefined) {
       const members = typeof set === 'string' ? new Set(set === '' ? [] : set.split(',').map(Number)) : undefined;
       const isMember = (index: number) => (members ? members.has(index) : ((set as number) & (1 << index)) !== 0);
-      let fields: Set<string> | undefined;
-      mask = NO_FIELDS;
-      for (let index = 0; index < this.clauses.length; index += 1) {
-        if (!isMember(index)) continue;
-        const clause = this.clauses[index];
-        if (clause.fields === null) {
-          mask = ALL_FIELDS;
-          break;
+      const shown = unionOfFields(this.clauses, 0, isMember);
+      mask = shown === null ? NO_FIELDS : shown === ALL_FIELDS ? ALL_FIELDS : new Set([ID_FIELD, ...shown]);
+      const wouldShow = mask === ALL_FIELDS ? null : unionOfFields(this.heldBack, this.clauses.length, isMember);
+      if (wouldShow !== null && mask !== ALL_FIELDS) {
+        const visible = mask;
+        const withheld = wouldShow === ALL_FIELDS ? ALL_FIELDS : new Set([...wouldShow].filter((field) => !visible.has(field)));
+        if (withheld === ALL_FIELDS || withheld.size > 0) {
+          mask = new Set(visible);
+          WITHHELD.set(mask, withheld);
         }
-        fields ??= new Set([ID_FIELD]);
-        for (const field of clause.fields) fields.add(field);
-        mask = fields;
       }
       this.masks.set(set, mask);
     }
@@ -188,10 +206,10 @@ export class RowScope {
     return new RowScope(this.spec, showing, this.viewerId);
   }
 
-  /** The fields a model's policy reads from a row to place it: the owner and the named filters' fields. */
+  /** The fields a model's policy reads from a row to place it: the owner and the named filters' fields (held-back clauses' too). */
   get policyFields(): readonly string[] {
     const fields = new Set<string>();
-    for (const clause of this.clauses) {
+    for (const clause of this.placed) {
       if (clause.own) fields.add(this.spec.ownerField!);
       for (const [field] of clause.conditions) fields.add(field);
     }
@@ -214,7 +232,7 @@ export class ModelScope {
     readonly decision: ModelDecision,
     private readonly viewerId: string | null,
   ) {
-    this.rows = RowScope.of(spec, decision.allowed ? decision.clauses : [], viewerId);
+    this.rows = RowScope.of(spec, decision.allowed ? decision.clauses : [], viewerId, decision.allowed ? (decision.heldBack ?? []) : []);
   }
 
   /** One clause covers every row with every field: rows need no per-row decision. */
@@ -256,15 +274,17 @@ export class ModelScope {
   /**
    * The clauses that let the viewer write these input fields (CREATE or UPDATE decisions). Throws
    * FORBIDDEN naming the first field no clause allows: a client may never set more than its
-   * grants name (mass assignment).
+   * grants name (mass assignment). MFA_REQUIRED instead when a held-back role's clause would allow
+   * them all (on an aal2 session the write would pass this check).
    */
   writableClauses(inputFields: readonly string[]): AccessClause[] {
     const unknown = inputFields.find((field) => !this.spec.writableFields.includes(field));
     if (unknown) throw new AppError('BAD_USER_INPUT', `"${unknown}" cannot be set on ${this.spec.name}.`, { details: { field: unknown } });
-    const clauses = this.decision.clauses.filter((clause) =>
-      inputFields.every((field) => clause.fields === null || clause.fields.has(field)),
-    );
+    const covers = (clause: AccessClause) => inputFields.every((field) => clause.fields === null || clause.fields.has(field));
+    const clauses = this.decision.clauses.filter(covers);
     if (clauses.length === 0) {
+      const heldBack = resolveClauses(this.spec, (this.decision.heldBack ?? []).filter(covers), this.viewerId);
+      if (heldBack.length > 0) throw mfaRequired();
       const field = inputFields.find((name) => !this.decision.clauses.some((clause) => clause.fields === null || clause.fields.has(name)));
       throw new AppError('FORBIDDEN', `You may not set "${field ?? inputFields[0]}" on ${this.spec.name}.`, {
         details: { field: field ?? inputFields[0] },
@@ -291,4 +311,35 @@ export class ModelScope {
     }
     return condition;
   }
+}
+
+/** Clauses as RowScope uses them; a clause that can match nothing is dropped (fail closed). */
+function resolveClauses(spec: ModelAccessSpec, clauses: readonly AccessClause[], viewerId: string | null): ResolvedClause[] {
+  return clauses.flatMap((clause): ResolvedClause[] => {
+    if (clause.own && (spec.ownerField === null || viewerId === null)) return [];
+    let conditions: [string, string | number | boolean][] = [];
+    if (clause.filter !== null) {
+      // The model's own filter of that name; never an inherited property such as "constructor".
+      if (!Object.hasOwn(spec.filters, clause.filter)) return [];
+      conditions = Object.entries(spec.filters[clause.filter]);
+    }
+    return [{ own: clause.own, conditions, fields: clause.fields }];
+  });
+}
+
+/** The fields the member clauses show together (clause `index` is member `offset + index`): all, some, or null for no member. */
+function unionOfFields(
+  clauses: readonly { readonly fields: ReadonlySet<string> | null }[],
+  offset: number,
+  isMember: (index: number) => boolean,
+): typeof ALL_FIELDS | ReadonlySet<string> | null {
+  let fields: Set<string> | null = null;
+  for (let index = 0; index < clauses.length; index += 1) {
+    if (!isMember(offset + index)) continue;
+    const clauseFields = clauses[index].fields;
+    if (clauseFields === null) return ALL_FIELDS;
+    fields ??= new Set();
+    for (const field of clauseFields) fields.add(field);
+  }
+  return fields;
 }

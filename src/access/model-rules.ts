@@ -1,7 +1,7 @@
 import type { Access } from '../context';
-import type { Action } from './decision';
+import { Action, mfaRequired } from './decision';
 import type { RuleTree, ShieldRule } from '../shield/shield';
-import { ALL_FIELDS, FieldMask, ModelAccessSpec, fieldMaskOf } from './model-access';
+import { ALL_FIELDS, FieldMask, ModelAccessSpec, fieldMaskOf, withheldFrom } from './model-access';
 import { Decision, RowProjection, syncRule } from '../shield/rules';
 
 /** The root fields that expose a model, by the action they need. */
@@ -48,6 +48,12 @@ function readable(mask: FieldMask | undefined, field: string): boolean {
   return mask === ALL_FIELDS || (mask !== undefined && mask.has(field));
 }
 
+/** Readable on an aal2 session: in the mask, or withheld from it only because a role that requires MFA is held back. */
+function readableWithMfa(mask: FieldMask | undefined, field: string): boolean {
+  const withheld = withheldFrom(mask);
+  return readable(mask, field) || (withheld !== undefined && readable(withheld, field));
+}
+
 /**
  * The rule of each readable field of a model: readable when the row's mask includes it; a relation
  * field also needs a READ grant on the related model (rows are then scoped by the loader) and, for
@@ -63,10 +69,15 @@ export function modelRowRules(
   const rules = new Map<string, RowRule>();
   for (const field of spec.readableFields) {
     const relation = relations[field];
+    // Refused, but a held-back role would show it: MFA_REQUIRED (the app asks for the second factor), not FORBIDDEN.
     const decide = relation
-      ? (mask: FieldMask | undefined, access: Access): Decision =>
-          readable(mask, field) && (relation.via === undefined || readable(mask, relation.via)) && access.check(relation.target, 'read')
-      : (mask: FieldMask | undefined): Decision => readable(mask, field);
+      ? (mask: FieldMask | undefined, access: Access): Decision => {
+          if (readable(mask, field) && (relation.via === undefined || readable(mask, relation.via)))
+            return access.check(relation.target, 'read');
+          if (!readableWithMfa(mask, field) || (relation.via !== undefined && !readableWithMfa(mask, relation.via))) return false;
+          return access.check(relation.target, 'read') === false ? false : mfaRequired();
+        }
+      : (mask: FieldMask | undefined): Decision => readable(mask, field) || (readableWithMfa(mask, field) && mfaRequired());
     const name = relation ? `canReadRelation:${spec.name}.${field}` : `canReadField:${spec.name}.${field}`;
     const row: RowFieldRule = {
       model: spec.name,

@@ -19,7 +19,7 @@ import {
   variableDepthGate,
 } from './graphql-limits';
 import { HitLog } from './hit-log';
-import { loadOperationAllowlist, operationAllowlistPlugin } from './operation-allowlist';
+import { loadOperationAllowlist, manifestQueryCache, operationAllowlistPlugin } from './operation-allowlist';
 import { RateLimitCounter } from './rate-limit.entity';
 import { RateLimits, rateLimitGate, rateLimitPlugin } from './rate-limits';
 
@@ -41,6 +41,8 @@ declare module '../feature' {
 
 /** Firewall blocks and rate-limit hits are summed up, logged and audited per window of this length. */
 const HIT_WINDOW_MS = 60_000;
+/** Expired IP rules stay listed (`firewallRules`, `bastion firewall list`) this long, then the maintenance job prunes them. */
+const EXPIRED_RULES_KEPT_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The firewall: IP rules (longest prefix wins), rate limits shared by every instance, limits on
@@ -118,7 +120,8 @@ export const firewallFeature = defineFeature<keyof FirewallServices>()({
       rateLimitRedis?.disconnect();
     };
   },
-  maintenance: ({ clock }) => ({
+  maintenance: ({ clock, firewall }) => ({
+    firewallRules: (manager) => firewall.prune(manager, new Date(clock.now().getTime() - EXPIRED_RULES_KEPT_MS)),
     rateLimits: async (manager) =>
       (await manager.createQueryBuilder().delete().from(RateLimitCounter).where('expire < :now', { now: clock.now().getTime() }).execute())
         .affected ?? 0,
@@ -147,6 +150,8 @@ export const firewallFeature = defineFeature<keyof FirewallServices>()({
         ...(rateLimits ? [rateLimitPlugin(rateLimits)] : []),
         ...(allowlist ? [operationAllowlistPlugin(allowlist)] : []),
       ],
+      // The manifest's operations may be sent by id alone from the first request (persisted queries).
+      ...(allowlist ? { persistedQueries: manifestQueryCache(allowlist) } : {}),
     };
   },
   commands: registerFirewallCommands,

@@ -1,5 +1,5 @@
-import { DataSource, IsNull, MoreThan } from 'typeorm';
-import type { Actor } from '../audit/actor';
+import { DataSource, EntityManager, IsNull, LessThanOrEqual, MoreThan } from 'typeorm';
+import { Actor, SCHEDULE_ACTOR } from '../audit/actor';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { FirewallDefault } from './firewall.settings';
@@ -7,13 +7,15 @@ import type { Notifications } from '../db/notifications';
 import { NotifiedCache } from '../db/notified-cache';
 import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
-import { formatCidr, parseCidr } from '../net/ip';
+import { addressValue, containsAddress, formatCidr, parseCidr } from '../net/ip';
 import { FirewallAction, FirewallRule } from './firewall-rule.entity';
 import { IpRules, IpVerdict } from './ip-rules';
 
 export const FIREWALL_CHANNEL = 'bastion_firewall';
 const MAX_AGE_MS = 60_000;
 const MAX_NOTE = 200;
+/** The pruning audit event lists at most this many of the rules it removed (the count is always exact). */
+const MAX_PRUNED_LISTED = 100;
 
 export interface NewFirewallRule {
   readonly cidr: string;
@@ -89,12 +91,8 @@ export class FirewallService {
         });
         if (existing) throw new AppError('CONFLICT', `A rule for ${rule.cidr} exists (id ${existing.id}); remove it first.`);
         const current = new IpRules(await manager.find(FirewallRule), this.options.defaultAction, now.getTime());
-        this.refuseLockout(
-          current,
-          current.with({ add: Object.assign(new FirewallRule(), rule, { id: 'new' }) }, now.getTime()),
-          actor,
-          options.confirmLockout,
-        );
+        const added = Object.assign(new FirewallRule(), rule, { id: 'new' });
+        this.refuseLockout(current, current.with({ add: added }, now.getTime()), added, now.getTime(), actor, options.confirmLockout);
         const saved = await manager.save(rule);
         await this.audit.append(manager, {
           action: 'firewall_rule_added',
@@ -118,7 +116,7 @@ export class FirewallService {
         const rule = isUuid(id) ? await manager.findOneBy(FirewallRule, { id }) : null;
         if (!rule) throw new AppError('NOT_FOUND', 'No firewall rule with this id.');
         const current = new IpRules(await manager.find(FirewallRule), this.options.defaultAction, now);
-        this.refuseLockout(current, current.with({ removeId: id }, now), actor, options.confirmLockout);
+        this.refuseLockout(current, current.with({ removeId: id }, now), rule, now, actor, options.confirmLockout);
         await manager.delete(FirewallRule, { id });
         await this.audit.append(manager, {
           action: 'firewall_rule_removed',
@@ -133,16 +131,81 @@ export class FirewallService {
       .finally(() => this.cache.invalidate());
   }
 
-  private refuseLockout(before: IpRules, after: IpRules, actor: Actor, confirmed: boolean | undefined): void {
+  /**
+   * Deletes the rules that expired before `cutoff` (run by the maintenance job, in its transaction),
+   * with one aggregated `firewall_rules_pruned` audit event. Expired rules decide nothing already;
+   * this only keeps the table, and `firewallRules`, short.
+   */
+  async prune(manager: EntityManager, cutoff: Date): Promise<number> {
+    // The same lock as a change: a lockout check in flight sees the rules before or after, never half.
+    await manager.query("SELECT pg_advisory_xact_lock(hashtext('bastion_firewall'))");
+    const expired = await manager.find(FirewallRule, {
+      where: { expiresAt: LessThanOrEqual(cutoff) },
+      order: { expiresAt: 'ASC', id: 'ASC' },
+    });
+    if (expired.length === 0) return 0;
+    await manager.delete(
+      FirewallRule,
+      expired.map((rule) => rule.id),
+    );
+    await this.audit.append(manager, {
+      action: 'firewall_rules_pruned',
+      outcome: 'success',
+      targetType: 'firewall_rule',
+      metadata: {
+        rules: expired.length,
+        expiredBefore: cutoff.toISOString(),
+        removed: expired.slice(0, MAX_PRUNED_LISTED).map((rule) => ({
+          id: rule.id,
+          cidr: rule.cidr,
+          ruleAction: rule.action,
+          expiresAt: rule.expiresAt?.toISOString() ?? null,
+        })),
+      },
+      ...SCHEDULE_ACTOR,
+    });
+    // The verdicts are the same (those rules had expired); other instances reload for a shorter list.
+    await this.cache.announce(manager);
+    return expired.length;
+  }
+
+  /**
+   * docs/security.md#net-3: a change made through the API must not block the caller's own address,
+   * now or later. Now: the address is allowed before the change and denied after it. Later: the
+   * change (`changed`, the rule added or removed) decides for the address, and after it the address
+   * would be denied once an expiring rule runs out (an expiring ALLOW that is all that lets it in
+   * under FIREWALL_DEFAULT=deny, or the last permanent ALLOW removed while only expiring ones remain).
+   */
+  private refuseLockout(
+    before: IpRules,
+    after: IpRules,
+    changed: FirewallRule,
+    now: number,
+    actor: Actor,
+    confirmed: boolean | undefined,
+  ): void {
     const address = actor.ipAddress;
     if (confirmed || !address) return;
-    if (before.verdict(address).action === FirewallAction.ALLOW && after.verdict(address).action === FirewallAction.DENY) {
+    if (before.verdict(address).action !== FirewallAction.ALLOW) return;
+    const blockedAt = after.deniedFrom(address, now);
+    if (blockedAt === null) return;
+    if (blockedAt === now) {
       throw new AppError(
         'BAD_USER_INPUT',
         `This change would block your own address (${address}): pass confirmLockout: true if you mean it (the CLI can always undo it).`,
         { details: { field: 'confirmLockout' } },
       );
     }
+    // Later: only a change that decides for this address is refused (an unrelated rule changes nothing for it).
+    const cidr = parseCidr(changed.cidr);
+    const value = addressValue(address);
+    if (!cidr || !value || !containsAddress(cidr, value)) return;
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `After this change your own address (${address}) would be blocked from ${new Date(blockedAt).toISOString()}, when the rule that lets it in expires: ` +
+        'add an ALLOW without expiresAt that covers it first, or pass confirmLockout: true if you mean it (the CLI can always undo it).',
+      { details: { field: 'confirmLockout' } },
+    );
   }
 
   private async load(): Promise<IpRules> {

@@ -1,5 +1,5 @@
 import type { FirewallDefault } from './firewall.settings';
-import { Cidr, PrefixTable, parseCidr } from '../net/ip';
+import { Cidr, PrefixTable, addressValue, containsAddress, parseCidr } from '../net/ip';
 import { FirewallAction, FirewallRule } from './firewall-rule.entity';
 
 export interface IpVerdict {
@@ -37,6 +37,31 @@ export class IpRules {
     const rule = this.table.lookup(address);
     if (rule) return { action: rule.action, rule };
     return { action: this.defaultAction === 'deny' ? FirewallAction.DENY : FirewallAction.ALLOW, rule: null };
+  }
+
+  /**
+   * When the address is first denied from `now` on, as the rules stand (no change made meanwhile):
+   * `now` when it is denied already, the moment an expiring rule runs out when that denies it, or
+   * null when it stays allowed for good. Only the expiries of rules matching the address can change
+   * its verdict, so only those moments are looked at.
+   */
+  deniedFrom(address: string, now: number): number | null {
+    if (this.verdict(address).action === FirewallAction.DENY) return now;
+    const value = addressValue(address);
+    if (!value) return null;
+    const live = this.rules.filter((rule) => rule.expiresAt === null || rule.expiresAt.getTime() > now);
+    const moments = [
+      ...new Set(
+        live.flatMap((rule) => {
+          const cidr = rule.expiresAt ? parseCidr(rule.cidr) : null;
+          return cidr && containsAddress(cidr, value) ? [rule.expiresAt!.getTime()] : [];
+        }),
+      ),
+    ].sort((a, b) => a - b);
+    for (const moment of moments) {
+      if (new IpRules(live, this.defaultAction, moment).verdict(address).action === FirewallAction.DENY) return moment;
+    }
+    return null;
   }
 
   /** The same rules with one added or removed: for "would this lock me out?" before the change. */

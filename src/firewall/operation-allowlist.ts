@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, PersistedQueryOptions } from '@apollo/server';
 import { ADMIN_ROLE } from '../accounts/roles';
 import type { Context } from '../context';
 import { AppError } from '../errors';
@@ -26,8 +26,16 @@ export function operationId(body: string): string {
   return createHash('sha256').update(body, 'utf8').digest('hex');
 }
 
+/** The operations of a persisted-query manifest: their documents, by every name a client may send. */
+export interface OperationAllowlist {
+  /** The ids a request's document may hash to, and the manifest's own ids. */
+  readonly ids: ReadonlySet<string>;
+  /** Each operation's document, by its manifest id and by its SHA-256 (what an id-only request names). */
+  readonly documents: ReadonlyMap<string, string>;
+}
+
 /** Reads the manifest; a file that is not one stops the server at start with the reason. */
-export function loadOperationAllowlist(file: string): ReadonlySet<string> {
+export function loadOperationAllowlist(file: string): OperationAllowlist {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(fs.readFileSync(file, 'utf8')) as Manifest;
@@ -40,24 +48,48 @@ export function loadOperationAllowlist(file: string): ReadonlySet<string> {
       `OPERATION_ALLOWLIST_FILE ${file} is not an Apollo persisted-query manifest (format "apollo-persisted-query-manifest", version 1)`,
     );
   }
-  const ids = new Set<string>();
+  const documents = new Map<string, string>();
   for (const operation of operations) {
     // The id is what clients may send; the body's own hash is what a full document is checked by.
     if (typeof operation.body !== 'string')
       throw new OperationAllowlistError(
         `OPERATION_ALLOWLIST_FILE ${file}: operation ${String(operation.name ?? operation.id)} has no body`,
       );
-    ids.add(operationId(operation.body));
-    if (typeof operation.id === 'string') ids.add(operation.id);
+    documents.set(operationId(operation.body), operation.body);
+    if (typeof operation.id === 'string') documents.set(operation.id, operation.body);
   }
-  return ids;
+  return { ids: new Set(documents.keys()), documents };
+}
+
+/** Apollo prefixes its persisted-query cache keys: `apq:<sha256>`. */
+const APQ_PREFIX = 'apq:';
+
+function hashOfKey(key: string): string {
+  return key.startsWith(APQ_PREFIX) ? key.slice(APQ_PREFIX.length) : key;
+}
+
+/**
+ * Apollo's persisted-query cache when an allowlist is in force: the manifest's documents, there
+ * from the start, so an app may send an operation's id alone (`extensions.persistedQuery`) and be
+ * answered at the first try, without the automatic-persisted-query round trip. Nothing else is
+ * kept: a non-admin may run only the manifest's operations anyway, and an admin's client that sends
+ * an unlisted hash gets PERSISTED_QUERY_NOT_FOUND and sends the document, as Apollo clients do. So
+ * the cache cannot be filled from outside, and no entry can be replaced.
+ */
+export function manifestQueryCache(allowlist: OperationAllowlist): NonNullable<PersistedQueryOptions['cache']> {
+  return {
+    get: async (key) => allowlist.documents.get(hashOfKey(key)),
+    set: async () => {},
+    delete: async () => false,
+  };
 }
 
 /**
  * Production apps may run only the operations their build shipped (docs/security.md#gql-12): a
  * request's document must hash to a manifest entry. Admins (Sandbox) are exempt.
  */
-export function operationAllowlistPlugin(allowed: ReadonlySet<string>): ApolloServerPlugin<Context> {
+export function operationAllowlistPlugin(allowlist: OperationAllowlist): ApolloServerPlugin<Context> {
+  const allowed = allowlist.ids;
   return {
     async requestDidStart() {
       return {

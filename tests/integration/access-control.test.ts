@@ -532,3 +532,69 @@ describe('BASTION_MFA_REQUIRED_FOR=all', () => {
     expect(codesOf(await makeClient(server).request('{ memos { id } }'))).toBeUndefined();
   });
 });
+
+describe('a field only a held-back role would reveal (BASTION_MFA_REQUIRED_FOR=admin)', () => {
+  let server: TestServer;
+  let admin: TestAccount;
+  beforeAll(async () => {
+    server = await startTestServer({
+      config: { mfaRequiredFor: 'admin' },
+      extraFeatures: [memoFeature],
+      setupSql: [MEMOS_TABLE_SQL],
+      compareExecutors: true,
+    });
+    admin = await makeUser(server, { roles: ['admin'], mfa: true });
+  });
+  afterAll(() => server?.close());
+
+  const errorsAt = (response: GraphQLResponse) =>
+    (response.body.errors ?? []).map((error) => ({ path: error.path?.join('.'), code: error.extensions?.code }));
+
+  it('answers MFA_REQUIRED, not FORBIDDEN, on a data API field, a hand-written model field and a write, on both executors', async () => {
+    const owner = await makeUser(server);
+    const profile = await owner.client.request<{ createProfile: { id: string } }>(
+      'mutation { createProfile(input: { displayName: "Owner", phone: "+447700900123" }) { id } }',
+    );
+    const memo = await owner.client.request<{ createMemo: { id: string } }>(CREATE_MEMO.replace('{ id title }', '{ id }'), {
+      input: { title: 'public', body: 'the body', published: true },
+    });
+    const PROFILE = 'query($id: ID!) { profile(id: $id) { id displayName phone } }';
+    const MEMO = 'query($id: ID!) { memo(id: $id) { id title body } }';
+    const profileId = profile.body.data!.createProfile.id;
+    const memoId = memo.body.data!.createMemo.id;
+
+    // An admin on aal1: anonymous's grants show the public fields; the held-back admin grant (READ ALL) would show the rest.
+    const adminAal1 = await makeUser(server, { roles: ['admin'] });
+    const plain = await makeUser(server);
+    expect(errorsAt(await adminAal1.client.request(PROFILE, { id: profileId }))).toEqual([{ path: 'profile.phone', code: 'MFA_REQUIRED' }]);
+    expect(errorsAt(await plain.client.request(PROFILE, { id: profileId }))).toEqual([{ path: 'profile.phone', code: 'FORBIDDEN' }]);
+    expect(errorsAt(await adminAal1.client.request(MEMO, { id: memoId }))).toEqual([{ path: 'memo.body', code: 'MFA_REQUIRED' }]);
+    expect(errorsAt(await plain.client.request(MEMO, { id: memoId }))).toEqual([{ path: 'memo.body', code: 'FORBIDDEN' }]);
+    // On aal2 (the admin made with a factor), the same fields are served.
+    const served = await admin.client.request<{ profile: { phone: string } }>(PROFILE, { id: profileId });
+    expect({ errors: served.body.errors, phone: served.body.data?.profile.phone }).toEqual({ errors: undefined, phone: '+447700900123' });
+    expect(codesOf(await admin.client.request(MEMO, { id: memoId }))).toBeUndefined();
+
+    // A write: users may retitle their memos; an editor (requires MFA) may change any field of them.
+    const matrix = (await admin.client.request<{ permissionMatrix: Grant[] }>(MATRIX)).body.data!.permissionMatrix;
+    const userUpdate = matrix.find((grant) => grant.role === 'user' && grant.model === 'Memo' && grant.action === 'UPDATE')!;
+    await admin.client.request(REVOKE, { id: userUpdate.id });
+    await admin.client.request(GRANT, { input: { role: 'user', model: 'Memo', action: 'UPDATE', scope: 'OWN', fields: ['title'] } });
+    await admin.client.request(CREATE_ROLE, { input: { name: 'editor', requireMfa: true } });
+    await admin.client.request(GRANT, { input: { role: 'editor', model: 'Memo', action: 'UPDATE', scope: 'OWN' } });
+    await admin.client.request(ASSIGN, { input: { userId: owner.id, role: 'editor' } });
+    const UPDATE = 'mutation($id: ID!, $input: MemoInput!) { updateMemo(id: $id, input: $input) { id } }';
+    expect(codesOf(await owner.client.request(UPDATE, { id: memoId, input: { title: 'retitled' } }))).toBeUndefined();
+    expect(codesOf(await owner.client.request(UPDATE, { id: memoId, input: { body: 'rewritten' } }))).toEqual(['MFA_REQUIRED']);
+    const plainMemo = await plain.client.request<{ createMemo: { id: string } }>(CREATE_MEMO, { input: { title: 'mine' } });
+    expect(codesOf(await plain.client.request(UPDATE, { id: plainMemo.body.data!.createMemo.id, input: { body: 'x' } }))).toEqual([
+      'FORBIDDEN',
+    ]);
+    await confirmTotp(server, owner);
+    expect(codesOf(await owner.client.request(UPDATE, { id: memoId, input: { body: 'rewritten' } }))).toBeUndefined();
+
+    // Both executors gave the same answers (data and errors).
+    expect(server.executorComparisons.length).toBeGreaterThan(0);
+    expect(server.executorComparisons.filter((comparison) => !comparison.same)).toEqual([]);
+  });
+});

@@ -444,3 +444,58 @@ describe('operation allowlist (OPERATION_ALLOWLIST_FILE)', () => {
     }
   });
 });
+
+describe('operation allowlist: the manifest preloaded as persisted queries', () => {
+  it('answers an id-only request for a listed operation at the first try, by POST and GET; an unlisted id is still refused', async () => {
+    const listed = 'query ServerName { serverInfo { name } }';
+    const unlisted = '{ serverInfo { name version } }';
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-allowlist-')), 'manifest.json');
+    const operations = [listed, SIGN_UP].map((body, index) => ({ id: operationId(body), name: `Operation${index}`, type: 'query', body }));
+    fs.writeFileSync(file, JSON.stringify({ format: 'apollo-persisted-query-manifest', version: 1, operations }));
+    const server = await startTestServer({ config: { operationAllowlistFile: file } });
+    const persisted = (id: string) => ({ persistedQuery: { version: 1, sha256Hash: id } });
+    const post = async (id: string) => {
+      const response = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ extensions: persisted(id) }),
+      });
+      return {
+        status: response.status,
+        body: (await response.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] },
+      };
+    };
+    const get = async (id: string) => {
+      const url = `${server.url}?extensions=${encodeURIComponent(JSON.stringify(persisted(id)))}`;
+      const response = await fetch(url, { headers: { 'apollo-require-preflight': 'true' } });
+      return {
+        status: response.status,
+        body: (await response.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] },
+      };
+    };
+    try {
+      // A fresh server: nothing was ever sent with its document, yet the id alone is answered.
+      expect(await post(operationId(listed))).toEqual({ status: 200, body: { data: { serverInfo: { name: 'Bastion' } } } });
+      expect(await get(operationId(listed))).toEqual({ status: 200, body: { data: { serverInfo: { name: 'Bastion' } } } });
+      for (const send of [post, get]) {
+        const refused = await send(operationId(unlisted));
+        expect(refused.body.data).toBeUndefined();
+        expect(refused.body.errors?.map((error) => error.extensions?.code)).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+      }
+      // The APQ round trip for an unlisted document is refused by the allowlist, and leaves nothing behind.
+      const registered = await makeClient(server).request(unlisted);
+      expect(codesOf(registered)).toEqual(['FORBIDDEN']);
+      const withDocument = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: unlisted, extensions: persisted(operationId(unlisted)) }),
+      });
+      expect(withDocument.status).toBe(403);
+      expect((await post(operationId(unlisted))).body.errors?.map((error) => error.extensions?.code)).toEqual([
+        'PERSISTED_QUERY_NOT_FOUND',
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -1,3 +1,6 @@
+import { CLI_ACTOR } from '../../src/audit/actor';
+import { FirewallAction } from '../../src/firewall/firewall-rule.entity';
+import { runMaintenance } from '../../src/maintenance';
 import { GraphQLClient, TestAccount, codesOf, makeClient, makeUser } from '../support/factories';
 import { eventually } from '../support/eventually';
 import { runCliAgainst } from '../support/cli';
@@ -178,6 +181,98 @@ describe('firewall: FIREWALL_DEFAULT=deny, ADMIN_ALLOWED_CIDRS and untrusted X-F
       expect(codesOf(await inside.request('{ roles { name } }'))).toBeUndefined();
       expect(codesOf(await outside.request('{ roles { name } }'))).toEqual(['FORBIDDEN']);
       expect((await outside.request<{ me: { id: string } }>('{ me { id } }')).body.data?.me.id).toBe(admin.id);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('firewall: no self-lockout later, when an expiring ALLOW runs out (FIREWALL_DEFAULT=deny)', () => {
+  const ADMIN_IP = '192.0.2.10';
+  const HOUR = 60 * 60 * 1000;
+  let server: TestServer;
+  let adminClient: GraphQLClient;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { ...TRUSTED_LOOPBACK, firewallDefault: 'deny' } });
+    // The test's own sign-ups come from loopback (no X-Forwarded-For).
+    for (const cidr of ['127.0.0.0/8', '::1'])
+      await server.bastion.services.firewall.add({ cidr, action: FirewallAction.ALLOW }, CLI_ACTOR);
+    const admin = await makeUser(server, { roles: ['admin'] });
+    adminClient = makeClient(server, { 'x-forwarded-for': ADMIN_IP, authorization: `Bearer ${admin.accessToken}` });
+  });
+  afterAll(() => server?.close());
+
+  const inAnHour = () => new Date(server.clock.now().getTime() + HOUR);
+
+  it('refuses an expiring ALLOW that would be all that lets the admin in, and accepts a permanent one', async () => {
+    // The admin is in today only through a temporary rule (say, the CLI let them in for an hour).
+    const temporary = await server.bastion.services.firewall.add(
+      { cidr: `${ADMIN_IP}/32`, action: FirewallAction.ALLOW, expiresAt: inAnHour() },
+      CLI_ACTOR,
+    );
+    const expiring = { cidr: '192.0.2.0/24', action: 'ALLOW', expiresAt: new Date(server.clock.now().getTime() + 2 * HOUR).toISOString() };
+    const refused = await adminClient.request(ADD, { input: expiring });
+    expect(codesOf(refused)).toEqual(['BAD_USER_INPUT']);
+    expect(refused.body.errors![0].extensions?.field).toBe('confirmLockout');
+    expect(refused.body.errors![0].message).toContain(ADMIN_IP);
+    expect(refused.body.errors![0].message).toContain(expiring.expiresAt);
+    // A rule that does not decide for the admin's address is none of the guard's business.
+    expect(codesOf(await adminClient.request(ADD, { input: { ...expiring, cidr: '198.51.100.0/24' } }))).toBeUndefined();
+    // Confirmed, it is accepted; so is a permanent ALLOW, which needs no confirmation.
+    const confirmed = await adminClient.request<{ addFirewallRule: { id: string } }>(ADD, {
+      input: { ...expiring, cidr: '192.0.2.0/25', confirmLockout: true },
+    });
+    expect(codesOf(confirmed)).toBeUndefined();
+    const permanent = await adminClient.request<{ addFirewallRule: { id: string } }>(ADD, {
+      input: { cidr: '192.0.2.0/24', action: 'ALLOW' },
+    });
+    expect(codesOf(permanent)).toBeUndefined();
+
+    // Removing the last permanent ALLOW while only expiring ones let the admin in: refused, unless confirmed.
+    const removal = await adminClient.request(REMOVE, { id: permanent.body.data!.addFirewallRule.id });
+    expect(codesOf(removal)).toEqual(['BAD_USER_INPUT']);
+    expect(removal.body.errors![0].message).toContain(ADMIN_IP);
+    // Removing an expiring one while the permanent one stays is fine.
+    expect(codesOf(await adminClient.request(REMOVE, { id: confirmed.body.data!.addFirewallRule.id }))).toBeUndefined();
+    expect(codesOf(await adminClient.request(REMOVE, { id: temporary.id }))).toBeUndefined();
+    expect(codesOf(await adminClient.request(REMOVE, { id: permanent.body.data!.addFirewallRule.id, confirm: true }))).toBeUndefined();
+  });
+});
+
+describe('firewall: expired rules pruned by the maintenance job', () => {
+  it('removes rules expired for more than a day, keeps the others, and audits the pruning as one event', async () => {
+    const server = await startTestServer();
+    try {
+      const firewall = server.bastion.services.firewall;
+      const now = server.clock.now().getTime();
+      const minute = 60_000;
+      const day = 24 * 60 * minute;
+      const rule = (cidr: string, expiresAt: number | null) =>
+        firewall.add({ cidr, action: FirewallAction.DENY, expiresAt: expiresAt === null ? null : new Date(expiresAt) }, CLI_ACTOR);
+      const old1 = await rule('203.0.113.1', now + minute);
+      const old2 = await rule('203.0.113.2', now + 2 * minute);
+      const recent = await rule('203.0.113.3', now + day); // expired two minutes before the run: still listed
+      const live = await rule('203.0.113.4', now + 2 * day);
+      const permanent = await rule('203.0.113.5', null);
+      server.clock.advance(day + 2 * minute);
+
+      const db = server.bastion.database.dataSource;
+      const result = await runMaintenance(db, server.bastion.maintenanceTasks, server.logger);
+      expect(result).toMatchObject({ firewallRules: 2 });
+      expect((await firewall.list()).map((kept) => kept.id).sort()).toEqual([recent.id, live.id, permanent.id].sort());
+
+      const events: { outcome: string; target_type: string; metadata: Record<string, unknown> }[] = await db.query(
+        "SELECT outcome, target_type, metadata FROM audit_events WHERE action = 'firewall_rules_pruned'",
+      );
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ outcome: 'success', target_type: 'firewall_rule', metadata: { rules: 2 } });
+      expect((events[0].metadata.removed as { id: string; cidr: string }[]).map((removed) => removed.id).sort()).toEqual(
+        [old1.id, old2.id].sort(),
+      );
+      // Nothing left to prune: no work, no event.
+      expect(await runMaintenance(db, server.bastion.maintenanceTasks, server.logger)).toMatchObject({ firewallRules: 0 });
+      expect(await db.query("SELECT 1 FROM audit_events WHERE action = 'firewall_rules_pruned'")).toHaveLength(1);
     } finally {
       await server.close();
     }
