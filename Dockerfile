@@ -23,6 +23,8 @@ COPY patches/ patches/
 COPY src/ src/
 COPY migrations/ migrations/
 COPY tests/bench/ tests/bench/
+# bin/build-if-changed.js is the build script (`npm run build`).
+COPY bin/ bin/
 # postinstall applies patches/; the root "prepare" script compiles dist/.
 RUN --mount=type=cache,target=/root/.npm npm ci
 

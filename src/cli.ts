@@ -3,19 +3,25 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { Command, CommanderError } from 'commander';
-import { systemClock } from './clock';
-import { Config, ConfigError } from './config';
-import { Database, MigrationsPendingError, openDatabase, runMigrations } from './db/database';
-import { generateMigration } from './db/migration-generator';
-import { CommandTools, Feature, tablesOf } from './feature';
-import { FEATURES } from './features';
-import { Logger, createLogger } from './logging';
-import { startBastion } from './main';
+import { ConfigError } from './config';
+import type { Config } from './config';
+import type { Tables } from './db/data-source';
+import type { Database } from './db/database';
+import type { CommandTools, Feature, Services } from './feature';
+import type { Logger } from './logging';
 import { BASTION_VERSION, PROJECT_ROOT } from './project';
-import { buildGraphQLSchema, printSDL } from './schema';
-import { startServices } from './services';
-import { Services } from './feature';
-import { loadProcessConfig } from './settings';
+
+/*
+ * This file loads almost nothing up front: `bastion --help` needs only the command tree. Each
+ * command imports what it uses when it runs (a feature's commands, the features, the server), so
+ * `bastion backup list` loads the database and the backup catalogue, not the GraphQL server.
+ */
+
+/** A module, loaded when first asked for: a static import deferred to the command that uses it. */
+function lazy<M>(id: string): M {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(id) as M;
+}
 
 /** An expected failure: printed as one line, exit code 1. */
 class CliFailure extends Error {}
@@ -25,10 +31,16 @@ class CliFailure extends Error {}
  * stdout holds only its result (`bastion audit --json | jq`).
  */
 function bootLogger(config: Config, stream: 'stdout' | 'stderr'): Logger {
+  const { createLogger } = lazy<typeof import('./logging')>('./logging');
   return createLogger({ level: config.logLevel, pretty: config.logPretty, stream });
 }
 
 async function serve(): Promise<void> {
+  const [{ loadProcessConfig }, { startBastion }, { systemClock }] = [
+    lazy<typeof import('./settings')>('./settings'),
+    lazy<typeof import('./main')>('./main'),
+    lazy<typeof import('./clock')>('./clock'),
+  ];
   const config = loadProcessConfig();
   const logger = bootLogger(config, 'stdout');
   const started = Date.now();
@@ -62,12 +74,23 @@ async function serve(): Promise<void> {
   process.on('SIGINT', shutdown);
 }
 
-/** The configuration, each feature's boot (the keyring), and the database, closed afterwards. */
-async function withDatabase<T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>): Promise<T> {
+/**
+ * The configuration, the boots (the keyring), and the database with these tables, closed
+ * afterwards. `features` are the ones whose boot runs; the tables default to theirs.
+ */
+async function openWith<T>(
+  features: readonly Feature[],
+  tables: Tables,
+  work: (database: Database, logger: Logger, config: Config) => Promise<T>,
+): Promise<T> {
+  const [{ loadProcessConfig }, { openDatabase }] = [
+    lazy<typeof import('./settings')>('./settings'),
+    lazy<typeof import('./db/database')>('./db/database'),
+  ];
   const config = loadProcessConfig();
   const logger = bootLogger(config, 'stderr');
-  for (const feature of FEATURES) feature.boot?.(config, logger);
-  const database = await openDatabase(config, logger, { migrate: false, tables: tablesOf(FEATURES) });
+  for (const feature of features) feature.boot?.(config, logger);
+  const database = await openDatabase(config, logger, { migrate: false, tables });
   try {
     return await work(database, logger, config);
   } finally {
@@ -75,13 +98,47 @@ async function withDatabase<T>(work: (database: Database, logger: Logger, config
   }
 }
 
+/** Every feature (loaded on first use: they bring the GraphQL layer with them). */
+function allFeatures(): readonly Feature[] {
+  return lazy<typeof import('./features')>('./features').FEATURES;
+}
+
+/** The configuration, each feature's boot (the keyring), and the database, closed afterwards. */
+async function withDatabase<T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>): Promise<T> {
+  const [features, { tablesOf }] = [allFeatures(), lazy<typeof import('./feature')>('./feature')];
+  return openWith(features, tablesOf(features), work);
+}
+
+/** Refuses a database with pending migrations, as the server's services would. */
+async function requireMigrated(database: Database): Promise<void> {
+  const { MigrationsPendingError } = lazy<typeof import('./db/database')>('./db/database');
+  if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
+}
+
+/**
+ * Only these tables, without loading the other features: the keyring (crypto's boot, the only
+ * boot there is) and a migrated database, as withServices has them.
+ */
+async function withTables<T>(tables: Tables, work: (database: Database, logger: Logger, config: Config) => Promise<T>): Promise<T> {
+  const { cryptoFeature } = lazy<typeof import('./crypto/crypto.feature')>('./crypto/crypto.feature');
+  return openWith([cryptoFeature], tables, async (database, logger, config) => {
+    await requireMigrated(database);
+    return work(database, logger, config);
+  });
+}
+
 /** The full service graph, as the server has it (for commands that act like the API). */
-function withServices<T>(work: (services: Services, database: Database) => Promise<T>): Promise<T> {
+async function withServices<T>(work: (services: Services, database: Database) => Promise<T>): Promise<T> {
+  const [features, { startServices }, { systemClock }] = [
+    allFeatures(),
+    lazy<typeof import('./services')>('./services'),
+    lazy<typeof import('./clock')>('./clock'),
+  ];
   return withDatabase(async (database, logger, config) => {
-    if (await database.dataSource.showMigrations()) throw new MigrationsPendingError();
+    await requireMigrated(database);
     const running = await startServices(
-      { config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, features: FEATURES },
-      FEATURES,
+      { config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, features },
+      features,
     );
     try {
       return await work(running.services, database);
@@ -167,8 +224,9 @@ function say(line: string): void {
 }
 
 async function emitSchema(check: boolean): Promise<void> {
+  const [features, { buildGraphQLSchema, printSDL }] = [allFeatures(), lazy<typeof import('./schema')>('./schema')];
   const target = path.join(PROJECT_ROOT, 'schema', 'schema.graphql');
-  const sdl = printSDL(await buildGraphQLSchema(FEATURES));
+  const sdl = printSDL(await buildGraphQLSchema(features));
   if (check) {
     const committed = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '';
     if (committed !== sdl) throw new CliFailure('schema/schema.graphql is stale: run `npx bastion schema emit` and commit it');
@@ -185,6 +243,7 @@ function toolsFor(program: Command): CommandTools<Services> {
   return {
     withServices,
     withDatabase,
+    withTables,
     say,
     fail: (message) => {
       throw new CliFailure(message);
@@ -200,11 +259,77 @@ function toolsFor(program: Command): CommandTools<Services> {
   };
 }
 
-export function buildCli(features: readonly Feature[] = FEATURES): Command {
-  const program = new Command('bastion')
+/** A feature's `commands` (its `x.cli.ts` registration). */
+export type CommandRegistration = (program: Command, tools: CommandTools<Services>) => void;
+
+/**
+ * A top-level command the features add, as `bastion --help` lists it, and the registrations that
+ * build its whole tree, imported only when it runs. The features' own `commands` stay the source:
+ * tests/unit/cli-commands.test.ts checks that this index builds exactly the tree they build.
+ */
+export interface FeatureCommand {
+  readonly name: string;
+  readonly description: string;
+  /** The top-level command's own options, so its line in `bastion --help` reads the same (`audit [options]`). */
+  readonly options?: readonly (readonly [flags: string, description: string])[];
+  readonly load: () => readonly CommandRegistration[];
+}
+
+/** In the order the features' list gives them. */
+export const FEATURE_COMMANDS: readonly FeatureCommand[] = [
+  {
+    name: 'keys',
+    description: 'Encryption keys: generate, status, reencrypt, rotate-blind-index, forget; token signing key: rotate-signing',
+    load: () => [
+      lazy<typeof import('./crypto/keys.cli')>('./crypto/keys.cli').registerCryptoCommands,
+      lazy<typeof import('./accounts/accounts.cli')>('./accounts/accounts.cli').registerAccountCommands,
+    ],
+  },
+  {
+    name: 'admin',
+    description: 'Administrator accounts',
+    load: () => [lazy<typeof import('./accounts/accounts.cli')>('./accounts/accounts.cli').registerAccountCommands],
+  },
+  {
+    name: 'firewall',
+    description: 'IP rules (straight to the database: works even when the API is locked out)',
+    load: () => [lazy<typeof import('./firewall/firewall.cli')>('./firewall/firewall.cli').registerFirewallCommands],
+  },
+  {
+    name: 'backup',
+    description: 'Encrypted, verified backups: create, list, verify, restore, prune',
+    load: () => [lazy<typeof import('./backup/backup.cli')>('./backup/backup.cli').registerBackupCommands],
+  },
+  {
+    name: 'audit',
+    description: 'Run the self-audit of the five measures (exit 1 on any FAIL); `audit log …` for the audit log',
+    options: [
+      ['--json', 'print the report as JSON'],
+      ['--html <file>', 'also write a one-page HTML report to this file'],
+    ],
+    load: () => [lazy<typeof import('./self-audit/self-audit.cli')>('./self-audit/self-audit.cli').registerAuditCommands],
+  },
+];
+
+function bareProgram(): Command {
+  return new Command('bastion')
     .description('Bastion: a self-hosted GraphQL backend for mobile apps, with its security measures built in.')
     .version(BASTION_VERSION)
     .showHelpAfterError('(run with --help for usage)');
+}
+
+/** The top-level command an argument list runs (`bastion help X` shows X's help), if any. */
+export function commandNameOf(args: readonly string[]): string | undefined {
+  const operands = args.filter((arg) => !arg.startsWith('-'));
+  return operands[0] === 'help' ? operands[1] : operands[0];
+}
+
+/**
+ * The `bastion` command tree. The features' commands named in `load` get their whole tree (their
+ * `x.cli.ts` is imported); the others only their line in `bastion --help`. `'all'` loads every one.
+ */
+export function buildCli(load: 'all' | readonly string[] = 'all'): Command {
+  const program = bareProgram();
 
   program
     .command('serve')
@@ -218,6 +343,7 @@ export function buildCli(features: readonly Feature[] = FEATURES): Command {
     withDatabase(async ({ dataSource }, logger) => {
       const pending = await dataSource.showMigrations();
       if (!pending) return say('database is up to date');
+      const { runMigrations } = lazy<typeof import('./db/database')>('./db/database');
       const applied = await runMigrations(dataSource, logger);
       say(`applied ${applied} migration${applied === 1 ? '' : 's'}`);
     }),
@@ -246,6 +372,11 @@ export function buildCli(features: readonly Feature[] = FEATURES): Command {
     .description('Write a migration that brings the database to the shape of the entities, and register it')
     .action((name: string) =>
       withDatabase(async ({ dataSource }, logger) => {
+        const [{ runMigrations }, { generateMigration }, { systemClock }] = [
+          lazy<typeof import('./db/database')>('./db/database'),
+          lazy<typeof import('./db/migration-generator')>('./db/migration-generator'),
+          lazy<typeof import('./clock')>('./clock'),
+        ];
         // Diff against a database with every existing migration applied.
         await runMigrations(dataSource, logger);
         const generated = await generateMigration(dataSource, name, path.join(PROJECT_ROOT, 'migrations'), systemClock);
@@ -256,8 +387,21 @@ export function buildCli(features: readonly Feature[] = FEATURES): Command {
       }),
     );
 
-  const tools = toolsFor(program);
-  for (const feature of features) feature.commands?.(program, tools);
+  for (const entry of FEATURE_COMMANDS) {
+    if (load === 'all' || load.includes(entry.name)) {
+      // Built in a program of its own (a registration may add to other groups too: accounts adds
+      // `admin` and `keys rotate-signing`), then moved here, in its place in the list.
+      const scratch = bareProgram();
+      const tools = toolsFor(scratch);
+      for (const register of entry.load()) register(scratch, tools);
+      const built = scratch.commands.find((command) => command.name() === entry.name);
+      if (!built) throw new Error(`no feature registers the \`${entry.name}\` command`);
+      program.addCommand(built);
+    } else {
+      const stub = program.command(entry.name).description(entry.description);
+      for (const [flags, description] of entry.options ?? []) stub.option(flags, description);
+    }
+  }
 
   const schema = program.command('schema').description('The GraphQL SDL that mobile clients build from');
   schema
@@ -281,7 +425,8 @@ export function describeFailure(error: unknown): { message: string; exitCode: nu
 }
 
 export function runCli(argv: readonly string[]): Promise<void> {
-  return buildCli()
+  const name = commandNameOf(argv.slice(2));
+  return buildCli(name === undefined ? [] : [name])
     .exitOverride()
     .parseAsync([...argv])
     .then(

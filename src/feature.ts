@@ -73,6 +73,11 @@ export interface CommandTools<S> {
   readonly withServices: <T>(work: (services: S, database: Database) => Promise<T>) => Promise<T>;
   /** The database alone, keyring installed, migrations in whatever state (migrate, restore). */
   readonly withDatabase: <T>(work: (database: Database, logger: Logger, config: Config) => Promise<T>) => Promise<T>;
+  /**
+   * The database with only these tables mapped, keyring installed, migrations applied (as for
+   * withServices), without loading every feature: for a command that reads one feature's tables.
+   */
+  readonly withTables: <T>(tables: Tables, work: (database: Database, logger: Logger, config: Config) => Promise<T>) => Promise<T>;
   /** One line of result on stdout. */
   readonly say: (line: string) => void;
   /** An expected failure: printed as one line, exit code 1. */

@@ -1,11 +1,30 @@
 import { Config, Environment, SettingSpecs, SettingsTable, loadConfig as parseConfig, readEnvironment } from './config';
+import { ACCESS_SETTINGS } from './access/access.settings';
+import { ACCOUNTS_SETTINGS } from './accounts/accounts.settings';
+import { AUDIT_SETTINGS } from './audit/audit.settings';
+import { BACKUP_SETTINGS } from './backup/backup.settings';
 import { PLATFORM_SETTINGS } from './config/platform.settings';
-import { FEATURES } from './features';
+import { CRYPTO_SETTINGS } from './crypto/crypto.settings';
+import { FIREWALL_SETTINGS } from './firewall/firewall.settings';
+import { MAIL_SETTINGS } from './mail/mail.settings';
+import { SELF_AUDIT_SETTINGS } from './self-audit/self-audit.settings';
 
-/** Every settings table of this build: the platform's, then each feature's, in list order. */
+/**
+ * Every settings table of this build: the platform's, then each feature's, in the order of
+ * `features.ts`. Imported from the settings files themselves, not through the features, so a CLI
+ * command reads its configuration without loading every feature (tests/unit/cli-commands.test.ts
+ * checks this list against the features' `settings`).
+ */
 export const SETTINGS_TABLES: readonly SettingsTable[] = [
   PLATFORM_SETTINGS,
-  ...FEATURES.flatMap((feature) => (feature.settings ? [feature.settings] : [])),
+  AUDIT_SETTINGS,
+  CRYPTO_SETTINGS,
+  MAIL_SETTINGS,
+  ACCOUNTS_SETTINGS,
+  ACCESS_SETTINGS,
+  FIREWALL_SETTINGS,
+  BACKUP_SETTINGS,
+  SELF_AUDIT_SETTINGS,
 ];
 
 /** Every setting by key (the README's configuration table documents each). */

@@ -5,14 +5,14 @@ import { Client } from 'pg';
 import type { Command } from 'commander';
 import { Actor, CLI_ACTOR } from '../audit/actor';
 import { AuditLog } from '../audit/audit-log';
-import { Clock, systemClock } from '../clock';
+import { type Clock, systemClock } from '../clock';
 import { activeKeyring } from '../crypto/active-keyring';
 import { Database, databaseNameOf, databaseUrlFor, describeUrl, dropDatabase, tableExists } from '../db/database';
 import { ProgressBar } from '../progress-bar';
 import type { CommandTools } from '../feature';
 import { BackupError } from './backup-errors';
 import { Backup, BackupStatus } from './backup.entity';
-import { ARCHIVE_EXTENSION, type BackupService } from './backup.service';
+import { ARCHIVE_EXTENSION, BackupService, backupOptionsOf } from './backup.service';
 import { type RestoreProgress, restoreArchive } from './restore';
 
 /** The services the backup commands use. */
@@ -167,7 +167,19 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
     .command('list')
     .description('Every backup in the catalogue, newest first: age, size, status')
     .action(() =>
-      cli.withServices(async ({ backups, clock }) => {
+      // Only the catalogue's table: the command loads the database and this feature, not every service.
+      cli.withTables({ entities: [Backup], subscribers: [] }, async (database, logger, config) => {
+        const clock = systemClock;
+        const keyring = activeKeyring();
+        const backups = new BackupService(
+          database.dataSource,
+          database.url,
+          keyring,
+          clock,
+          new AuditLog(clock, keyring),
+          logger,
+          backupOptionsOf(config, keyring),
+        );
         const entries = await backups.list();
         if (entries.length === 0) return cli.say(`no backups yet (archives go to ${backups.options.dir}); run \`bastion backup create\``);
         cli.say(

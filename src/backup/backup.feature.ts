@@ -1,11 +1,10 @@
-import path from 'node:path';
 import { defineFeature } from '../feature';
 import { BackupSchedule } from './backup-schedule';
 import { registerBackupCommands } from './backup.cli';
 import { Backup } from './backup.entity';
 import { BackupResolver } from './backup.resolver';
 import { backupRules } from './backup.rules';
-import { BackupService } from './backup.service';
+import { BackupService, backupOptionsOf } from './backup.service';
 import { BACKUP_SETTINGS } from './backup.settings';
 
 /** The services this feature provides. */
@@ -26,13 +25,7 @@ export const backupFeature = defineFeature<keyof BackupServices>()({
   needs: ['audit', 'keyring'],
   provides: {
     backups: ({ dataSource, databaseUrl, keyring, clock, audit, logger, config }) =>
-      new BackupService(dataSource, databaseUrl, keyring, clock, audit, logger, {
-        dir: config.backupDir ?? path.join(config.dataDir, 'backups'),
-        copyDir: config.backupCopyDir,
-        keyId: config.backupKeyId ?? keyring.currentKid,
-        keep: config.backupKeep,
-        maxAgeDays: config.backupMaxAgeDays,
-      }),
+      new BackupService(dataSource, databaseUrl, keyring, clock, audit, logger, backupOptionsOf(config, keyring)),
   },
   start:
     async ({ backups }) =>

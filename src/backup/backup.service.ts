@@ -7,6 +7,7 @@ import type { DataSource } from 'typeorm';
 import type { Actor } from '../audit/actor';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
+import type { Config } from '../config';
 import type { Keyring } from '../crypto/keyring';
 import { BASTION_VERSION } from '../project';
 import type { Logger } from '../logging';
@@ -29,6 +30,17 @@ export interface BackupOptions extends RetentionPolicy {
   readonly copyDir: string | undefined;
   /** The keyring key archives are encrypted with. */
   readonly keyId: string;
+}
+
+/** The options the settings give (BACKUP_DIR, BACKUP_COPY_DIR, BACKUP_KEY_ID, retention). */
+export function backupOptionsOf(config: Config, keyring: Keyring): BackupOptions {
+  return {
+    dir: config.backupDir ?? path.join(config.dataDir, 'backups'),
+    copyDir: config.backupCopyDir,
+    keyId: config.backupKeyId ?? keyring.currentKid,
+    keep: config.backupKeep,
+    maxAgeDays: config.backupMaxAgeDays,
+  };
 }
 
 export interface BackupProgress {

@@ -5,7 +5,7 @@ import { CRYPTO_SETTINGS } from './crypto.settings';
 import { EncryptionKeyRecord } from './encryption-key.entity';
 import { KeyService, encryptedColumns } from './key.service';
 import type { Keyring } from './keyring';
-import { registerKeyCommands } from './keys.cli';
+import { registerCryptoCommands } from './keys.cli';
 import { loadKeyring } from './load-keyring';
 
 /** The services this feature provides. */
@@ -39,5 +39,5 @@ export const cryptoFeature = defineFeature<keyof CryptoServices>()({
     encryptedColumns(dataSource); // fails fast on an encrypted column whose AAD domain is not its table.column
     await keys.assertKeyringCoversData();
   },
-  commands: (program, tools) => registerKeyCommands(tools.group('keys', 'Encryption keys: generate, status, reencrypt, forget'), tools),
+  commands: registerCryptoCommands,
 });

@@ -17,6 +17,11 @@ function keyIdOption(raw: string): string {
   return raw;
 }
 
+/** The crypto feature's commands: its part of the shared `keys` group. */
+export function registerCryptoCommands(program: Command, tools: CommandTools<unknown>): void {
+  registerKeyCommands(tools.group('keys', 'Encryption keys: generate, status, reencrypt, rotate-blind-index, forget'), tools);
+}
+
 /** `bastion keys …`: the column keys. Straight to the database: they work when the keyring no longer covers the data. */
 export function registerKeyCommands(keys: Command, tools: CommandTools<unknown>): void {
   const { say } = tools;

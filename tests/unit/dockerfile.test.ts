@@ -211,6 +211,19 @@ describe('Dockerfile', () => {
     }
   });
 
+  it("gives the build stage the files npm's build script runs", () => {
+    const { scripts } = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const copied = stages
+      .slice(0, -1)
+      .flatMap((stage) => stage.instructions.filter(({ keyword }) => keyword === 'COPY').flatMap(copySources))
+      .map((source) => source.replace(/^\.\//, '').replace(/\/+$/, ''));
+    const files = [...scripts.build.matchAll(/\bnode\s+(\S+\.js)\b/g)].map((match) => match[1]);
+    for (const file of files) {
+      const inContext = copied.some((source) => source === '.' || file === source || file.startsWith(`${source}/`));
+      expect({ file, copied: inContext }).toEqual({ file, copied: true });
+    }
+  });
+
   it('.dockerignore keeps secrets, local state, git history and host node_modules out of the build context', () => {
     const ignored = ignoredPatterns(dockerignore);
     for (const entry of ['.env', '.git', 'node_modules', '.bastion']) expect([...ignored]).toContain(entry);
