@@ -4,7 +4,7 @@ import { systemClock } from '../clock';
 import type { CommandTools } from '../feature';
 import { ProgressBar } from '../progress-bar';
 import { activeKeyring } from './active-keyring';
-import { KeyService } from './key.service';
+import { KeyService, ReencryptProgress } from './key.service';
 import { KID_PATTERN, generateKey } from './keyring';
 
 function positiveInteger(raw: string): number {
@@ -15,6 +15,16 @@ function positiveInteger(raw: string): number {
 function keyIdOption(raw: string): string {
   if (!KID_PATTERN.test(raw)) throw new InvalidArgumentError('must be letters, digits, _ and - (at most 32)');
   return raw;
+}
+
+/** A progress bar per column (on stderr), for the commands that rewrite columns in batches. */
+function barPerColumn(): ReencryptProgress {
+  const bars = new Map<string, ProgressBar>();
+  return ({ table, column, done, total }) => {
+    const label = `${table}.${column}`;
+    if (!bars.has(label)) bars.set(label, new ProgressBar(label));
+    bars.get(label)!.update(done, total);
+  };
 }
 
 /** The crypto feature's commands: its part of the shared `keys` group. */
@@ -71,15 +81,7 @@ export function registerKeyCommands(keys: Command, tools: CommandTools<unknown>)
     .option('--batch-size <rows>', 'rows per transaction', positiveInteger, 500)
     .action((options: { batchSize: number }) =>
       withKeys(async (keyService) => {
-        const bars = new Map<string, ProgressBar>();
-        const { rewritten, unreadable } = await keyService.reencrypt({
-          batchSize: options.batchSize,
-          onProgress: ({ table, column, done, total }) => {
-            const label = `${table}.${column}`;
-            if (!bars.has(label)) bars.set(label, new ProgressBar(label));
-            bars.get(label)!.update(done, total);
-          },
-        });
+        const { rewritten, unreadable } = await keyService.reencrypt({ batchSize: options.batchSize, onProgress: barPerColumn() });
         say(`re-encrypted ${rewritten} value${rewritten === 1 ? '' : 's'}; run \`bastion keys status\` to check`);
         if (unreadable.length > 0) {
           for (const value of unreadable.slice(0, 20)) say(`  unreadable: ${value.table}.${value.column} row ${value.id}`);
@@ -93,15 +95,7 @@ export function registerKeyCommands(keys: Command, tools: CommandTools<unknown>)
     .option('--batch-size <rows>', 'rows per transaction', positiveInteger, 500)
     .action((options: { batchSize: number }) =>
       withKeys(async (keyService) => {
-        const bars = new Map<string, ProgressBar>();
-        const { rewritten } = await keyService.rotateBlindIndexes({
-          batchSize: options.batchSize,
-          onProgress: ({ table, column, done, total }) => {
-            const label = `${table}.${column}`;
-            if (!bars.has(label)) bars.set(label, new ProgressBar(label));
-            bars.get(label)!.update(done, total);
-          },
-        });
+        const { rewritten } = await keyService.rotateBlindIndexes({ batchSize: options.batchSize, onProgress: barPerColumn() });
         say(`rewrote ${rewritten} blind index${rewritten === 1 ? '' : 'es'} under the next key`);
         say('now make BASTION_BLIND_INDEX_KEY_NEXT the BASTION_BLIND_INDEX_KEY, unset BASTION_BLIND_INDEX_KEY_NEXT and restart');
       }),
