@@ -3,13 +3,14 @@
 # Bastion's production image.
 #
 #   docker build -t bastion .
-#   docker run -e DATABASE_URL=postgres://user:password@db:5432/bastion -p 4000:4000 bastion
+#   docker run -e DATABASE_URL='postgres://user:password@db:5432/bastion?sslmode=verify-full' -p 4000:4000 bastion
 #
 # It expects DATABASE_URL: under NODE_ENV=production Bastion refuses to start the embedded
 # PostgreSQL, which is for development and tests (and refuses any other setting that production
 # requires but the environment lacks; secrets come from the environment or mounted files, never
-# from this image). Migrations run at start unless BASTION_MIGRATE_ON_START=false (then run
-# `node dist/src/cli.js migrate` as a DDL-capable role).
+# from this image). Migrations do not run at start (BASTION_MIGRATE_ON_START is false in
+# production): run `node dist/src/cli.js migrate` from this image as a release step, with
+# BASTION_MIGRATION_DATABASE_URL naming the schema's owner (docs/deploy.md).
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
@@ -41,6 +42,8 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts \
 COPY --from=build /app/dist/ dist/
 COPY bin/ bin/
 COPY schema/ schema/
+# The breached-password filter: read at run time, not compiled into dist/.
+COPY assets/ assets/
 # The files stay owned by root: the server account can read its code but not rewrite it. Its
 # one writable place is the data folder, where backup archives go (BACKUP_DIR); mount a volume
 # there (and BACKUP_COPY_DIR on another disk or a remote mount).

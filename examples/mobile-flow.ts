@@ -81,7 +81,13 @@ export class BastionApiError extends Error {
 
 // The operations, as an app would keep them in .graphql files for its code generator.
 const AUTH_PAYLOAD = 'accessToken refreshToken accessTokenExpiresAt user { id mfaEnabled }';
-const SIGN_UP = `mutation SignUp($input: SignUpInput!) { signUp(input: $input) { ${AUTH_PAYLOAD} } }`;
+const SIGN_UP = `mutation SignUp($input: SignUpInput!) {
+  signUp(input: $input) {
+    __typename
+    ... on AuthPayload { ${AUTH_PAYLOAD} }
+    ... on MfaEnrollmentRequired { ${AUTH_PAYLOAD} methods }
+  }
+}`;
 const ENROLL_TOTP = 'mutation EnrollTotp { enrollTotp { factorId secret otpauthUri } }';
 const CONFIRM_TOTP = 'mutation ConfirmTotp($input: ConfirmTotpInput!) { confirmTotp(input: $input) { codes } }';
 const SIGN_OUT = 'mutation SignOut { signOut }';
@@ -89,6 +95,7 @@ const SIGN_IN = `mutation SignIn($input: SignInInput!) {
   signIn(input: $input) {
     __typename
     ... on AuthPayload { ${AUTH_PAYLOAD} }
+    ... on MfaEnrollmentRequired { ${AUTH_PAYLOAD} methods }
     ... on MfaChallenge { mfaToken methods expiresAt }
   }
 }`;
@@ -106,8 +113,10 @@ const REFRESH_SESSION = `mutation RefreshSession($input: RefreshSessionInput!) {
 const ME = 'query Me { me { id } }';
 
 type AuthPayload = Tokens & { user: { id: string; mfaEnabled: boolean } };
-type SignInResult =
-  ({ __typename: 'AuthPayload' } & AuthPayload) | { __typename: 'MfaChallenge'; mfaToken: string; methods: string[]; expiresAt: string };
+/** Tokens either way; MfaEnrollmentRequired's session must enrol a second factor before anything else. */
+type SignUpResult =
+  ({ __typename: 'AuthPayload' } & AuthPayload) | ({ __typename: 'MfaEnrollmentRequired'; methods: string[] } & AuthPayload);
+type SignInResult = SignUpResult | { __typename: 'MfaChallenge'; mfaToken: string; methods: string[]; expiresAt: string };
 type PostsPage = {
   posts: { totalCount: number; edges: { cursor: string; node: PostNode }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
 };
@@ -170,7 +179,11 @@ export async function runMobileFlow(options: MobileFlowOptions): Promise<MobileF
   //    EncryptedSharedPreferences / Keystore) and keeps the access token in memory; it sends the
   //    access token as "Authorization: Bearer …" and refreshes it shortly before
   //    accessTokenExpiresAt. A weak password gives BAD_USER_INPUT with a message to show as is.
-  const { signUp } = await graphql<{ signUp: AuthPayload }>(url, 'signUp', SIGN_UP, { input: { email, password } });
+  //    Where every account needs a second factor (the production default) the answer is
+  //    MfaEnrollmentRequired: the same tokens, for a session that must do steps 2 and 3 first;
+  //    the app goes straight to its enrolment screen. Either way it keeps the tokens.
+  const { signUp } = await graphql<{ signUp: SignUpResult }>(url, 'signUp', SIGN_UP, { input: { email, password } });
+  log(`sign-up answered ${signUp.__typename}`);
   const userId = signUp.user.id;
   log(`signed up as ${userId}; access token valid until ${signUp.accessTokenExpiresAt}`);
 
@@ -186,7 +199,7 @@ export async function runMobileFlow(options: MobileFlowOptions): Promise<MobileF
   );
   log(`TOTP enrolment started: ${enrollTotp.otpauthUri.split('?')[0]}`);
 
-  // 3. Confirm it with the code the authenticator shows, plus the password (first factor only).
+  // 3. Confirm it with the code the authenticator shows, plus the password.
   //    Two-factor authentication is now on and this session is upgraded to aal2. The app shows
   //    the 10 recovery codes once and asks the user to save them; it does not keep them.
   //    A wrong code: INVALID_MFA_CODE (let the user retype); a wrong password: INVALID_CREDENTIALS.
@@ -209,7 +222,8 @@ export async function runMobileFlow(options: MobileFlowOptions): Promise<MobileF
   // 5. Sign in with email and password. With two-factor authentication on, the answer is an
   //    MfaChallenge, not tokens: the app switches to its "enter the code" screen and keeps the
   //    mfaToken in memory only (it is good for a few minutes, for verifyMfa alone). Without it,
-  //    the same mutation returns an AuthPayload: apps handle both members of the union.
+  //    the same mutation returns an AuthPayload, or MfaEnrollmentRequired (as in 1) where the
+  //    account must have one: apps handle every member of the union.
   //    Wrong email or password: INVALID_CREDENTIALS (the same for both); too many: RATE_LIMITED.
   const { signIn } = await graphql<{ signIn: SignInResult }>(url, 'signIn', SIGN_IN, { input: { email, password } });
   if (signIn.__typename !== 'MfaChallenge')

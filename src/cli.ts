@@ -129,13 +129,15 @@ async function withTables<T>(tables: Tables, work: (database: Database, logger: 
 
 /** The full service graph, as the server has it (for commands that act like the API). */
 async function withServices<T>(work: (services: Services, database: Database) => Promise<T>): Promise<T> {
-  const [features, { startServices }, { systemClock }] = [
-    allFeatures(),
+  const [{ featuresFor }, { startServices }, { systemClock }] = [
+    lazy<typeof import('./features')>('./features'),
     lazy<typeof import('./services')>('./services'),
     lazy<typeof import('./clock')>('./clock'),
   ];
   return withDatabase(async (database, logger, config) => {
     await requireMigrated(database);
+    // As the server runs them: a command must not seed the sample models' grants where the server serves none.
+    const features = featuresFor(config);
     const running = await startServices(
       { config, dataSource: database.dataSource, databaseUrl: database.url, logger, clock: systemClock, features },
       features,
@@ -340,12 +342,11 @@ export function buildCli(load: 'all' | readonly string[] = 'all'): Command {
 
   const migrate = program.command('migrate').description('Database migrations (with no subcommand: apply pending ones)');
   migrate.action(() =>
-    withDatabase(async ({ dataSource }, logger) => {
-      const pending = await dataSource.showMigrations();
-      if (!pending) return say('database is up to date');
-      const { runMigrations } = lazy<typeof import('./db/database')>('./db/database');
-      const applied = await runMigrations(dataSource, logger);
-      say(`applied ${applied} migration${applied === 1 ? '' : 's'}`);
+    withDatabase(async ({ url }, logger, config) => {
+      // As the migration role when one is set, which then grants the server's role again (even with nothing pending).
+      const { migrateDatabase } = lazy<typeof import('./db/database')>('./db/database');
+      const applied = await migrateDatabase(config, url, logger);
+      say(applied === 0 ? 'database is up to date' : `applied ${applied} migration${applied === 1 ? '' : 's'}`);
     }),
   );
   migrate

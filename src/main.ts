@@ -2,7 +2,7 @@ import type { Clock } from './clock';
 import type { Config } from './config';
 import { Database, MigrationsPendingError, openDatabase } from './db/database';
 import { Feature, Stop, tablesOf } from './feature';
-import { FEATURES } from './features';
+import { featuresFor } from './features';
 import type { ExecutorComparisonHook } from './graphql/executor';
 import { transportWarning } from './http/tls';
 import type { Logger } from './logging';
@@ -33,12 +33,16 @@ export async function startBastion(
   deps: { logger: Logger; clock: Clock; extraFeatures?: readonly Feature[]; executorComparison?: ExecutorComparisonHook },
 ): Promise<RunningBastion> {
   const { logger, clock } = deps;
-  const features = [...FEATURES, ...(deps.extraFeatures ?? [])];
+  const features = [...featuresFor(config), ...(deps.extraFeatures ?? [])];
   for (const feature of features) feature.boot?.(config, logger);
   const warning = transportWarning(config);
   if (warning) logger.warn(warning);
 
-  const database = await openDatabase(config, logger, { migrate: config.migrateOnStart, tables: tablesOf(features) });
+  const database = await openDatabase(config, logger, {
+    migrate: config.migrateOnStart,
+    tables: tablesOf(features),
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  });
   let running: RunningServices | undefined;
   let server: BastionServer;
   let url: string;

@@ -21,6 +21,8 @@ export async function runMaintenance(
       MAINTENANCE_LOCK_KEY,
     ]);
     if (!locked) return null;
+    // Housekeeping is not a request: a large prune must not be cut by the pool's BASTION_DB_STATEMENT_TIMEOUT_MS.
+    await manager.query('SET LOCAL statement_timeout = 0');
     const removed: Record<string, number> = {};
     for (const [name, task] of Object.entries(tasks)) removed[name] = await task(manager);
     logger.info({ removed }, 'maintenance done');

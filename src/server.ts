@@ -24,6 +24,7 @@ import { proxyTrust, resolveClientIp } from './http/client-ip';
 import { corsAllowlist } from './http/cors';
 import { healthz, readyz } from './http/health';
 import { errorHandler, notFound } from './http/http-errors';
+import { requestDeadline } from './http/request-deadline';
 import { requestIds } from './http/request-id';
 import { createHttpServer, strictTransportSecurity } from './http/tls';
 import { buildGraphQLSchema, rulesOf } from './schema';
@@ -175,6 +176,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   for (const parts of httpParts) for (const [route, handler] of Object.entries(parts.routes ?? {})) app.get(route, handler);
   app.use(
     '/graphql',
+    requestDeadline(config.requestTimeoutMs),
     corsAllowlist(config.corsOrigins),
     noStore,
     ...httpParts.flatMap((parts) => parts.beforeBody ?? []),

@@ -7,6 +7,7 @@ import { PLATFORM_SETTINGS } from './config/platform.settings';
 import { CRYPTO_SETTINGS } from './crypto/crypto.settings';
 import { FIREWALL_SETTINGS } from './firewall/firewall.settings';
 import { MAIL_SETTINGS } from './mail/mail.settings';
+import { MODELS_SETTINGS } from './models/models.settings';
 import { SELF_AUDIT_SETTINGS } from './self-audit/self-audit.settings';
 
 /**
@@ -23,6 +24,7 @@ export const SETTINGS_TABLES: readonly SettingsTable[] = [
   ACCOUNTS_SETTINGS,
   ACCESS_SETTINGS,
   FIREWALL_SETTINGS,
+  MODELS_SETTINGS,
   BACKUP_SETTINGS,
   SELF_AUDIT_SETTINGS,
 ];

@@ -1,3 +1,4 @@
+import type { AssuranceRequirement } from '../accounts/assurance-requirement';
 import { serviceUnavailable } from '../errors';
 import { defineFeature } from '../feature';
 import { AccessView } from './access-view';
@@ -15,6 +16,8 @@ import { UserAdminResolver } from './user-admin.resolver';
 export interface AccessServices {
   /** Roles and grants: the policy in force, its changes, and the defaults each model seeds. */
   readonly policy: PolicyService;
+  /** What accounts asks after a password sign-in (accounts/assurance-requirement.ts): this feature answers. */
+  readonly assuranceRequirement: AssuranceRequirement;
 }
 
 declare module '../feature' {
@@ -41,6 +44,7 @@ export const accessFeature = defineFeature<keyof AccessServices>()({
   provides: {
     policy: ({ dataSource, clock, audit, sessionCache, config, notifications }) =>
       new PolicyService(dataSource, clock, audit, sessionCache, config.mfaRequiredFor, notifications),
+    assuranceRequirement: ({ policy }) => policy,
   },
   start: async ({ policy, features }) => {
     await policy.registerModels(features.flatMap((feature) => feature.models ?? []));

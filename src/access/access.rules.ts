@@ -12,6 +12,7 @@ export const accessRules: RuleTree = {
     grantPermission: isAdmin,
     revokePermission: isAdmin,
     setUserStatus: isAdmin,
+    adminRevokeSessions: isAdmin,
   },
   Role: { name: isAdmin, description: isAdmin, builtIn: isAdmin, requireMfa: isAdmin },
   PermissionGrant: { id: isAdmin, role: isAdmin, model: isAdmin, action: isAdmin, scope: isAdmin, fields: isAdmin, filter: isAdmin },

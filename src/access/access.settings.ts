@@ -1,5 +1,5 @@
 import type { SettingValues, SettingsTable } from '../config';
-import { networkList, oneOf, spec } from '../config/settings';
+import { SettingProblem, networkList, nonEmpty, oneOf, spec } from '../config/settings';
 
 export const INTROSPECTION_MODES = ['everyone', 'admins'] as const;
 export type IntrospectionMode = (typeof INTROSPECTION_MODES)[number];
@@ -7,6 +7,14 @@ export const MFA_REQUIREMENTS = ['none', 'admin', 'all'] as const;
 export type MfaRequirement = (typeof MFA_REQUIREMENTS)[number];
 
 const isProduction = (nodeEnv: string) => nodeEnv === 'production';
+
+/** One line of prose for a report: not empty, not a control character (it is printed in tables and logs). */
+function reasonText(raw: string): string {
+  const text = nonEmpty(raw);
+  if (text.length > 200) throw new SettingProblem(`must be at most 200 characters (got ${text.length})`);
+  if (/\p{Cc}/u.test(text)) throw new SettingProblem('must be one line without control characters');
+  return text;
+}
 
 const specs = {
   introspection: spec<IntrospectionMode>({
@@ -22,9 +30,19 @@ const specs = {
     description:
       'Whose roles need a session confirmed with the second factor (aal2): none (only custom roles marked requireMfa), admin ' +
       '(also the admin role), or all (every role of a signed-in account; account basics such as enrolling a factor stay open).',
-    fallback: (nodeEnv) => (isProduction(nodeEnv) ? 'admin' : 'none'),
-    defaultText: 'admin in production, else none',
+    // Every account in production (ASVS 6.3.3): a password alone is what credential stuffing takes over.
+    fallback: (nodeEnv) => (isProduction(nodeEnv) ? 'all' : 'none'),
+    defaultText: 'all in production, else none',
     parse: oneOf(MFA_REQUIREMENTS),
+  }),
+  mfaRelaxedReason: spec<string | undefined>({
+    env: 'BASTION_MFA_RELAXED_REASON',
+    description:
+      'Why BASTION_MFA_REQUIRED_FOR is less than all (e.g. "kiosk accounts, tracked in SEC-142"). ' +
+      'The self-audit quotes it in its warning, so the exception stays visible and owned.',
+    fallback: () => undefined,
+    defaultText: 'unset',
+    parse: reasonText,
   }),
   adminAllowedCidrs: spec<readonly string[]>({
     env: 'ADMIN_ALLOWED_CIDRS',

@@ -1,4 +1,5 @@
 import { DataSource, EntityManager } from 'typeorm';
+import type { AssuranceRequirement } from '../accounts/assurance-requirement';
 import type { SessionCache } from '../accounts/session-cache';
 import type { Actor } from '../audit/actor';
 import { lockUserRow } from '../accounts/user-lock';
@@ -45,7 +46,7 @@ export interface NewGrant {
  * change runs in one transaction with its audit row and a NOTIFY, so every instance loads the new
  * policy at its next request; role membership lives in the session cache, which is told too.
  */
-export class PolicyService {
+export class PolicyService implements AssuranceRequirement {
   private readonly models = new Map<string, ModelAccessSpec>();
   private readonly cache: NotifiedCache<Policy>;
 
@@ -63,6 +64,12 @@ export class PolicyService {
   /** The policy in force: cached, reloaded after any change on any instance. */
   current(): Promise<Policy> {
     return this.cache.current();
+  }
+
+  /** Does any of these roles need an aal2 session, as enforced now (accounts asks after a password sign-in)? */
+  async rolesNeedSecondFactor(roles: readonly string[]): Promise<boolean> {
+    const policy = await this.current();
+    return roles.some((name) => policy.role(name)?.requireMfa === true);
   }
 
   invalidate(): void {

@@ -1,11 +1,11 @@
-import { Arg, Args, Ctx, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Args, Ctx, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
 import type { Context } from '../context';
 import { actorOf } from '../audit/actor';
 import { SetUserStatusInput, UserConnection, UsersArgs } from './user-admin.types';
 import type { UserDirectory } from '../accounts/user-directory.service';
 import { User } from '../accounts/user.entity';
 
-/** Finding and suspending users, for admins (every field is ruled isAdmin). */
+/** Finding and suspending users and ending their sessions, for admins (every field is ruled isAdmin). */
 @Resolver()
 export class UserAdminResolver {
   constructor(private readonly directory: UserDirectory) {}
@@ -25,5 +25,20 @@ export class UserAdminResolver {
   })
   async setUserStatus(@Arg('input') input: SetUserStatusInput, @Ctx() context: Context): Promise<User> {
     return this.directory.setStatus(input.userId, input.status, actorOf(context));
+  }
+
+  @Mutation(() => Int, {
+    description:
+      "Ends one session of a user (sessionId: a sign-in's target in the audit log) or, without sessionId, every one; " +
+      'its tokens stop working at their next request on every instance. Returns how many live sessions it ended ' +
+      '(0 when that session had already ended). NOT_FOUND for an unknown user, or a session that is not theirs.',
+  })
+  async adminRevokeSessions(
+    @Arg('userId', () => ID, { description: "The user's id." }) userId: string,
+    @Arg('sessionId', () => ID, { nullable: true, description: 'One session of theirs; leave out to end all of them.' })
+    sessionId: string | null | undefined,
+    @Ctx() context: Context,
+  ): Promise<number> {
+    return this.directory.revokeSessions(userId, sessionId ?? null, actorOf(context));
   }
 }

@@ -46,18 +46,36 @@ export interface AccessTokensOptions {
 
 export type AccessTokenFailure = 'expired' | 'invalid';
 
+/** Why a token was refused, for the audit log only (token probing shows as forgeries, unknown keys, …). */
+export type AccessTokenRejection =
+  'malformed' | 'algorithm_not_allowed' | 'unknown_key' | 'invalid_signature' | 'invalid_claims' | 'expired';
+
 /**
  * The one error for a token that is not accepted. Bland on purpose (as jose's): 'expired' tells a
- * client to refresh; 'invalid' covers every other cause, which stays in `cause` for the log.
+ * client to refresh; 'invalid' covers every other cause, which stays in `cause` for the log and
+ * in `rejection` for the audit log, never in the answer.
  */
 export class AccessTokenError extends Error {
+  readonly rejection: AccessTokenRejection;
+
   constructor(
     readonly reason: AccessTokenFailure,
-    options: { cause?: unknown } = {},
+    options: { cause?: unknown; rejection?: AccessTokenRejection } = {},
   ) {
     super(reason === 'expired' ? 'access token expired' : 'access token invalid', options);
     this.name = 'AccessTokenError';
+    this.rejection = options.rejection ?? (reason === 'expired' ? 'expired' : 'malformed');
   }
+}
+
+/** jose's error classes, by what they say about a presented token (JWTExpired before the claim failures it belongs to). */
+function rejectionOf(error: unknown): AccessTokenRejection {
+  if (error instanceof errors.JWTExpired) return 'expired';
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'algorithm_not_allowed';
+  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) return 'unknown_key';
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'invalid_signature';
+  if (error instanceof errors.JWTClaimValidationFailed) return 'invalid_claims';
+  return 'malformed';
 }
 
 interface VerifiedEntry {
@@ -145,7 +163,8 @@ export class AccessTokens {
       // The database being down says nothing about the token; let it surface as an outage.
       if (error instanceof SigningKeysUnavailableError) throw error;
       // jose raises JWTExpired only after the signature, issuer, audience and type have passed.
-      throw new AccessTokenError(error instanceof errors.JWTExpired ? 'expired' : 'invalid', { cause: error });
+      const rejection = rejectionOf(error);
+      throw new AccessTokenError(rejection === 'expired' ? 'expired' : 'invalid', { cause: error, rejection });
     }
     const claims = verifiedClaims(payload);
     // nbf would make a later presentation differ; Bastion's tokens carry none, so one that does is never remembered.
@@ -177,7 +196,10 @@ function verifiedClaims(payload: JWTPayload): VerifiedAccessToken {
     !isStringArray(amr) ||
     (aal !== 1 && aal !== 2)
   ) {
-    throw new AccessTokenError('invalid', { cause: new TypeError('access token claims have the wrong types') });
+    throw new AccessTokenError('invalid', {
+      cause: new TypeError('access token claims have the wrong types'),
+      rejection: 'invalid_claims',
+    });
   }
   return { userId: sub, sessionId: sid, roles, aal, amr, jti, expiresAt: new Date(exp * 1000) };
 }

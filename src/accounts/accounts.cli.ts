@@ -4,11 +4,16 @@ import type { CommandTools } from '../feature';
 import type { AccountsService } from './accounts.service';
 import { ADMIN_ROLE } from './roles';
 import type { SigningKeysService } from './signing-keys.service';
+import type { UserDirectory } from './user-directory.service';
 
-/** `bastion admin create` and `bastion keys rotate-signing`. */
+/** `bastion admin create`, `bastion admin revoke-sessions` and `bastion keys rotate-signing`. */
 export function registerAccountCommands(
   program: Command,
-  tools: CommandTools<{ readonly accounts: AccountsService; readonly signingKeys: SigningKeysService }>,
+  tools: CommandTools<{
+    readonly accounts: AccountsService;
+    readonly signingKeys: SigningKeysService;
+    readonly userDirectory: UserDirectory;
+  }>,
 ): void {
   const { say } = tools;
   tools
@@ -35,9 +40,8 @@ export function registerAccountCommands(
       }),
     );
 
-  program
-    .command('admin')
-    .description('Administrator accounts')
+  const admin = program.command('admin').description('Administrator accounts');
+  admin
     .command('create')
     .requiredOption('--email <email>', "the administrator's email address")
     .description('Create an administrator account (password from a hidden prompt, or piped on stdin; never an argument)')
@@ -46,6 +50,20 @@ export function registerAccountCommands(
         const password = await tools.readPassword(`Password for ${options.email}: `);
         const user = await accounts.createAccount(options.email, password, [ADMIN_ROLE], CLI_ACTOR);
         say(`created administrator ${user.id} (${options.email})`);
+      }),
+    );
+
+  admin
+    .command('revoke-sessions')
+    .requiredOption('--email <email>', "the account's email address")
+    .option('--session <id>', 'end only this session (its id is the target of the sign-in in the audit log)')
+    .description("End an account's sessions at once, on every instance (a lost phone, a departed employee); audited")
+    .action((options: { email: string; session?: string }) =>
+      tools.withServices(async ({ userDirectory }) => {
+        const [found] = (await userDirectory.list({ email: options.email, first: 1 })).users;
+        if (!found) tools.fail(`no account with the email address ${options.email}`);
+        const ended = await userDirectory.revokeSessions(found.user.id, options.session ?? null, CLI_ACTOR);
+        say(`ended ${ended} session(s) of ${found.user.id} (${options.email})`);
       }),
     );
 }

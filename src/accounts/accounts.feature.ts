@@ -18,9 +18,11 @@ import { RefreshToken } from './refresh-token.entity';
 import { Role } from './role.entity';
 import { SessionCache } from './session-cache';
 import { Session } from './session.entity';
+import { SessionRetention } from './session-retention';
 import { SessionsService } from './sessions.service';
 import { SigningKey } from './signing-key.entity';
 import { JWKS_MAX_AGE_SECONDS, SigningKeysService } from './signing-keys.service';
+import { TOKEN_FAILURE_WINDOW_MS, TokenFailures } from './token-failures';
 import { UserDirectory } from './user-directory.service';
 import { UserRole } from './user-role.entity';
 import { User } from './user.entity';
@@ -41,6 +43,8 @@ export interface AccountsServices {
   readonly passwordHasher: PasswordHasher;
   /** Failed sign-ins per account and per account and address. */
   readonly loginThrottle: LoginThrottler;
+  /** Refused access and refresh tokens and emailed links: counted, logged and audited per minute without flooding. */
+  readonly tokenFailures: TokenFailures;
 }
 
 declare module '../feature' {
@@ -57,7 +61,7 @@ export const accountsFeature = defineFeature<keyof AccountsServices>()({
   name: 'accounts',
   settings: ACCOUNTS_SETTINGS,
   entities: [User, Role, UserRole, Session, RefreshToken, AccountToken, LoginThrottle, SigningKey],
-  needs: ['audit', 'outbox', 'secondFactor'],
+  needs: ['audit', 'outbox', 'secondFactor', 'assuranceRequirement'],
   provides: {
     signingKeys: ({ dataSource, clock, config, audit }) =>
       new SigningKeysService(dataSource, clock, { accessTokenTtlSeconds: config.accessTokenTtlSeconds }, audit),
@@ -69,14 +73,23 @@ export const accountsFeature = defineFeature<keyof AccountsServices>()({
       }),
     sessionCache: ({ dataSource, clock, config, notifications }) =>
       new SessionCache(dataSource, clock, config.refreshIdleDays * DAY_MS, notifications),
-    authenticator: ({ accessTokens, sessionCache }) => new Authenticator(accessTokens, sessionCache),
-    sessions: ({ dataSource, clock, accessTokens, sessionCache, audit, config }) =>
-      new SessionsService(dataSource, clock, accessTokens, sessionCache, audit, {
-        idleDays: config.refreshIdleDays,
-        absoluteDays: config.refreshAbsoluteDays,
-        graceSeconds: config.refreshGraceSeconds,
-        maxPerUser: config.maxSessionsPerUser,
-      }),
+    tokenFailures: ({ logger, clock, audit, dataSource }) => new TokenFailures(logger, clock, audit, dataSource),
+    authenticator: ({ accessTokens, sessionCache, tokenFailures }) => new Authenticator(accessTokens, sessionCache, tokenFailures),
+    sessions: ({ dataSource, clock, accessTokens, sessionCache, audit, config, tokenFailures }) =>
+      new SessionsService(
+        dataSource,
+        clock,
+        accessTokens,
+        sessionCache,
+        audit,
+        {
+          idleDays: config.refreshIdleDays,
+          absoluteDays: config.refreshAbsoluteDays,
+          graceSeconds: config.refreshGraceSeconds,
+          maxPerUser: config.maxSessionsPerUser,
+        },
+        tokenFailures,
+      ),
     passwordHasher: ({ config }) => new PasswordHasher({ maxConcurrent: config.hashConcurrency, maxQueued: config.hashConcurrency * 16 }),
     loginThrottle: ({ dataSource, clock, logger }) => new LoginThrottler(dataSource, clock, undefined, logger),
     accounts: (services) =>
@@ -91,23 +104,35 @@ export const accountsFeature = defineFeature<keyof AccountsServices>()({
         services.audit,
         services.outbox,
         services.secondFactor,
+        services.assuranceRequirement,
         {
           publicUrl: services.config.publicUrl,
           appName: services.config.appName,
           requireVerifiedEmail: services.config.requireVerifiedEmail,
         },
+        services.tokenFailures,
       ),
     userDirectory: ({ dataSource, sessions, sessionCache, audit }) => new UserDirectory(dataSource, sessions, sessionCache, audit),
   },
-  start: async ({ signingKeys }) => {
+  start: async ({ signingKeys, tokenFailures }) => {
     await signingKeys.ensureCurrentKey();
     await signingKeys.retireExpired();
+    const failureTimer = setInterval(() => void tokenFailures.flush(), TOKEN_FAILURE_WINDOW_MS).unref();
+    return async () => {
+      clearInterval(failureTimer);
+      await tokenFailures.flush();
+    };
   },
-  maintenance: ({ loginThrottle, clock }) => {
+  maintenance: ({ loginThrottle, clock, audit, config }) => {
     const accountTokens = new AccountTokens(clock);
+    const sessionRetention = new SessionRetention(clock, audit, {
+      retentionDays: config.sessionRetentionDays,
+      idleDays: config.refreshIdleDays,
+    });
     return {
       loginThrottles: (manager) => loginThrottle.prune(manager),
       accountTokens: (manager) => accountTokens.prune(manager),
+      sessions: (manager) => sessionRetention.prune(manager),
     };
   },
   resolvers: [AccountsResolver, UserResolver, SessionResolver],
@@ -115,8 +140,8 @@ export const accountsFeature = defineFeature<keyof AccountsServices>()({
   wire: ({ accounts, sessions }) => [new AccountsResolver(accounts, sessions), new UserResolver(sessions), new SessionResolver()],
   context:
     ({ authenticator }) =>
-    async (request) => ({
-      ...(await authenticator.viewerFor(request.get('authorization'))),
+    async (request, context) => ({
+      ...(await authenticator.viewerFor(request.get('authorization'), context.ipAddress)),
       signedInDuringRequest: new Set<string>(),
     }),
   http: ({ signingKeys }) => {
@@ -131,6 +156,6 @@ export const accountsFeature = defineFeature<keyof AccountsServices>()({
     };
     return { routes: { '/.well-known/jwks.json': jwks } };
   },
-  graphql: () => ({ plugins: [expiredTokenGate()] }),
+  graphql: ({ tokenFailures }) => ({ plugins: [expiredTokenGate(tokenFailures)] }),
   commands: registerAccountCommands,
 });

@@ -2,11 +2,12 @@ import { originOf } from '../audit/actor';
 import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import type { Context } from '../context';
 import { AppError } from '../errors';
-import type { AccountsService, SignedIn } from './accounts.service';
+import type { AccountsService, PasswordSignIn, SignedIn } from './accounts.service';
 import {
   AuthPayload,
   ChangePasswordInput,
   MfaChallenge,
+  MfaEnrollmentRequired,
   DeleteAccountInput,
   RefreshSessionInput,
   RequestPasswordResetInput,
@@ -14,6 +15,7 @@ import {
   SignInInput,
   SignInResult,
   SignUpInput,
+  SignUpResult,
   VerifyEmailInput,
 } from './accounts.types';
 import type { SessionsService } from './sessions.service';
@@ -21,9 +23,9 @@ import { Session } from './session.entity';
 import { User } from './user.entity';
 
 /** The AuthPayload of a sign-in; its User may be read in this same response (see isOwnAccount). */
-export function payload(context: Context, signedIn: SignedIn): AuthPayload {
+export function payload<T extends AuthPayload = AuthPayload>(context: Context, signedIn: SignedIn, answer: T = new AuthPayload() as T): T {
   context.signedInDuringRequest.add(signedIn.user.id);
-  return Object.assign(new AuthPayload(), {
+  return Object.assign(answer, {
     accessToken: signedIn.accessToken,
     refreshToken: signedIn.refreshToken,
     accessTokenExpiresAt: signedIn.accessTokenExpiresAt,
@@ -53,20 +55,32 @@ export class AccountsResolver {
     return this.sessions.list(requireUser(context));
   }
 
-  @Mutation(() => AuthPayload, { description: 'Creates an account and signs it in. A verification email is sent.' })
-  async signUp(@Arg('input') input: SignUpInput, @Ctx() context: Context): Promise<AuthPayload> {
-    return payload(context, await this.accounts.signUp(input.email, input.password, originOf(context)));
+  @Mutation(() => SignUpResult, {
+    description:
+      'Creates an account and signs it in: AuthPayload, or MfaEnrollmentRequired where every account needs a second factor ' +
+      '(enrol it with enrollTotp and confirmTotp on that session). A verification email is sent.',
+  })
+  async signUp(@Arg('input') input: SignUpInput, @Ctx() context: Context): Promise<typeof SignUpResult> {
+    return this.answer(context, await this.accounts.signUp(input.email, input.password, originOf(context)));
   }
 
   @Mutation(() => SignInResult, {
     description:
-      'Signs in with email and password: AuthPayload, or an MfaChallenge (complete it with verifyMfa) when the ' +
-      'account has two-factor authentication. Wrong email and wrong password give the same INVALID_CREDENTIALS.',
+      'Signs in with email and password: AuthPayload; an MfaChallenge (complete it with verifyMfa) when the account has ' +
+      'two-factor authentication; or MfaEnrollmentRequired when its roles need a second factor it has not enrolled yet. ' +
+      'Wrong email and wrong password give the same INVALID_CREDENTIALS.',
   })
   async signIn(@Arg('input') input: SignInInput, @Ctx() context: Context): Promise<typeof SignInResult> {
-    const result = await this.accounts.signIn(input.email, input.password, originOf(context));
+    // A valid bearer token sent along is this device's previous session: the new one replaces it (ASVS 7.2.4).
+    const result = await this.accounts.signIn(input.email, input.password, originOf(context), context.viewer.sessionId);
     if ('mfaToken' in result) return Object.assign(new MfaChallenge(), result);
-    return payload(context, result);
+    return this.answer(context, result);
+  }
+
+  /** Tokens, told apart by what the session may do: everything its roles allow, or first enrol a second factor. */
+  private answer(context: Context, signedIn: PasswordSignIn): AuthPayload | MfaEnrollmentRequired {
+    if (!signedIn.mfaEnrollment) return payload(context, signedIn);
+    return payload(context, signedIn, Object.assign(new MfaEnrollmentRequired(), { methods: [...signedIn.mfaEnrollment.methods] }));
   }
 
   @Mutation(() => AuthPayload, {

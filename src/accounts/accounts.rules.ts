@@ -38,9 +38,16 @@ export const accountsRules: RuleTree = {
     requestEmailVerification: isAuthenticated,
     deleteAccount: isAuthenticated,
   },
-  // AuthPayload and MfaChallenge only ever reach the client that just proved itself.
+  // AuthPayload, MfaChallenge and MfaEnrollmentRequired only ever reach the client that just proved itself.
   AuthPayload: { accessToken: isPublic, refreshToken: isPublic, accessTokenExpiresAt: isPublic, user: isPublic },
   MfaChallenge: { mfaToken: isPublic, expiresAt: isPublic, methods: isPublic },
+  MfaEnrollmentRequired: {
+    accessToken: isPublic,
+    refreshToken: isPublic,
+    accessTokenExpiresAt: isPublic,
+    user: isPublic,
+    methods: isPublic,
+  },
   User: {
     id: isOwnAccountOrAdmin,
     email: isOwnAccountOrAdmin,

@@ -8,11 +8,13 @@ import { AppError } from '../errors';
 import type { Logger } from '../logging';
 import type { OutboxService } from '../mail/outbox.service';
 import type { Challenge, SecondFactor } from './second-factor';
+import type { AssuranceRequirement } from './assurance-requirement';
 import { AccountTokens } from './account-tokens';
 import type { LoginThrottler } from './login-throttle';
 import type { PasswordHasher } from './password-hasher';
 import type { PasswordPolicy } from './password-policy';
 import type { IssuedTokens, SessionsService } from './sessions.service';
+import type { TokenFailures } from './token-failures';
 import type { RequestOrigin } from '../audit/actor';
 import { keepAnActiveAdmin } from './admins';
 import { UserRole } from './user-role.entity';
@@ -28,6 +30,12 @@ export interface AccountsOptions {
 /** Result of a sign-in or sign-up: the tokens and the account they belong to. */
 export interface SignedIn extends IssuedTokens {
   readonly user: User;
+}
+
+/** A password sign-in or sign-up that opened a session. */
+export interface PasswordSignIn extends SignedIn {
+  /** Set when the account's roles need aal2 and it has no factor: what it can enrol, before anything else. */
+  readonly mfaEnrollment: { readonly methods: readonly string[] } | null;
 }
 
 const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -59,12 +67,14 @@ export class AccountsService {
     private readonly audit: AuditLog,
     private readonly outbox: OutboxService,
     private readonly secondFactor: SecondFactor,
+    private readonly assurance: AssuranceRequirement,
     private readonly options: AccountsOptions,
+    private readonly failures: TokenFailures,
   ) {
     this.accountTokens = new AccountTokens(clock);
   }
 
-  async signUp(email: string, password: string, origin: RequestOrigin): Promise<SignedIn> {
+  async signUp(email: string, password: string, origin: RequestOrigin): Promise<PasswordSignIn> {
     const address = this.checkEmail(email);
     this.checkPassword(password, address);
     const passwordHash = await this.hasher.hash(password);
@@ -102,14 +112,20 @@ export class AccountsService {
     );
     this.outbox.deliverSoon();
     if (!signedIn) throw new AppError('FORBIDDEN', 'Account created. Verify your email address with the link we sent, then sign in.');
-    return { ...(await this.sessions.issue(signedIn.opened)), user: signedIn.user };
+    return this.withEnrollment({ ...(await this.sessions.issue(signedIn.opened)), user: signedIn.user });
   }
 
   /**
    * Password sign-in. Unknown email and wrong password give the same error after the same work
    * (a verify against a dummy hash); each attempt is counted before the password is checked.
+   * `replacing`: the session of the bearer token sent along, ended by the new one (ASVS 7.2.4).
    */
-  async signIn(email: string, password: string, origin: RequestOrigin): Promise<SignedIn | Challenge> {
+  async signIn(
+    email: string,
+    password: string,
+    origin: RequestOrigin,
+    replacing: string | null = null,
+  ): Promise<PasswordSignIn | Challenge> {
     const emailIndex = blindIndexOf(User, 'email', email);
     const attempt = await this.throttle.reserve(emailIndex, origin.ipAddress);
     const user = await this.dataSource.getRepository(User).findOneBy({ emailIndex: In(blindIndexesOf(User, 'email', email)) });
@@ -153,19 +169,30 @@ export class AccountsService {
         });
         return { challenge, opened: null };
       }
-      const opened = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin);
+      const opened = await this.sessions.open(manager, user.id, { aal: 1, amr: ['pwd'] }, origin, replacing);
       await this.audit.append(manager, {
         action: 'sign_in_succeeded',
         outcome: 'success',
         actorId: user.id,
         targetType: 'session',
         targetId: opened.sessionId,
+        metadata: opened.replacedSessionId ? { replacedSessionId: opened.replacedSessionId } : {},
         ...origin,
       });
       return { challenge: null, opened };
     });
     if (outcome.challenge) return outcome.challenge;
-    return { ...(await this.sessions.issue(outcome.opened)), user };
+    return this.withEnrollment({ ...(await this.sessions.issue(outcome.opened)), user });
+  }
+
+  /**
+   * A session opened by the password alone, so the account has no second factor: does one of its
+   * roles need one (ASVS 6.3.3)? Then the app is told to enrol now rather than meet MFA_REQUIRED later.
+   */
+  private async withEnrollment(signedIn: SignedIn): Promise<PasswordSignIn> {
+    const [roles] = await this.sessions.rolesOfUsers([signedIn.user.id]);
+    const required = await this.assurance.rolesNeedSecondFactor(roles);
+    return { ...signedIn, mfaEnrollment: required ? { methods: this.secondFactor.enrollableMethods } : null };
   }
 
   /** The account behind freshly issued tokens (refresh, second factor), for the AuthPayload. */
@@ -242,7 +269,10 @@ export class AccountsService {
 
   /** Spends the token, sets the password, ends every session. */
   async resetPassword(token: string, newPassword: string, origin: RequestOrigin): Promise<void> {
-    const invalid = () => new AppError('BAD_USER_INPUT', 'This reset link is invalid or has expired: request a new one.');
+    const invalid = () => {
+      this.failures.rejected('reset_link', 'bad_reset_token', origin.ipAddress);
+      return new AppError('BAD_USER_INPUT', 'This reset link is invalid or has expired: request a new one.');
+    };
     const userId = await this.accountTokens.peek(this.dataSource.manager, token, 'password_reset');
     const user = userId ? await this.dataSource.getRepository(User).findOneBy({ id: userId }) : null;
     if (!user) throw invalid();
@@ -286,7 +316,10 @@ export class AccountsService {
   async verifyEmail(token: string, origin: RequestOrigin): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
       const userId = await this.accountTokens.consume(manager, token, 'email_verification');
-      if (!userId) throw new AppError('BAD_USER_INPUT', 'This verification link is invalid or has expired: request a new one.');
+      if (!userId) {
+        this.failures.rejected('verification_link', 'bad_verification_token', origin.ipAddress);
+        throw new AppError('BAD_USER_INPUT', 'This verification link is invalid or has expired: request a new one.');
+      }
       await manager.update(User, { id: userId }, { emailVerifiedAt: this.clock.now() });
       await this.sessions.accountChanged(manager, userId);
       await this.audit.append(manager, {

@@ -53,6 +53,15 @@ const specs = {
     defaultText: '20',
     parse: integer(1, 1000),
   }),
+  sessionRetentionDays: spec<number>({
+    env: 'BASTION_SESSION_RETENTION_DAYS',
+    description:
+      'Ended sessions (with their device and address) and spent refresh tokens are kept this many days, then the hourly ' +
+      'maintenance job prunes them. A spent refresh token presented again within it still ends its session as reuse.',
+    fallback: () => 30,
+    defaultText: '30',
+    parse: integer(1, 3650),
+  }),
   passwordMinLength: spec<number>({
     env: 'BASTION_PASSWORD_MIN_LENGTH',
     description: 'Minimum password length in characters (NIST SP 800-63B-4: 15 where the password is the only factor; 8 is the floor).',

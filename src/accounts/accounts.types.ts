@@ -4,7 +4,7 @@ import { User } from './user.entity';
 
 /** Strings are bounded before any work: a password's hash cost must not be used against us. */
 const MAX_EMAIL = 254;
-const MAX_PASSWORD = 4096;
+export const MAX_PASSWORD = 4096;
 const MAX_TOKEN = 512;
 
 @ObjectType({
@@ -37,11 +37,34 @@ export class MfaChallenge {
   methods!: string[];
 }
 
+@ObjectType({
+  description:
+    'Signed in, but this account must add a second factor first: its roles need a session confirmed with one ' +
+    '(BASTION_MFA_REQUIRED_FOR) and it has none. Keep the tokens, call enrollTotp, then confirmTotp; the same session ' +
+    'then counts as confirmed. Until then only account basics (me, mySessions, signOut) work; the rest answers MFA_REQUIRED.',
+})
+export class MfaEnrollmentRequired extends AuthPayload {
+  @Field(() => [String], { description: 'Factors the account can enrol, e.g. "totp" (enrollTotp).' })
+  methods!: string[];
+}
+
+// MfaEnrollmentRequired extends AuthPayload: it must be tested first.
+const authAnswer = (value: object) => (value instanceof MfaEnrollmentRequired ? MfaEnrollmentRequired : AuthPayload);
+
 export const SignInResult = createUnionType({
   name: 'SignInResult',
-  description: 'Tokens, or a second-factor challenge for accounts with two-factor authentication.',
-  types: () => [AuthPayload, MfaChallenge] as const,
-  resolveType: (value) => ('mfaToken' in value ? MfaChallenge : AuthPayload),
+  description:
+    'Tokens; a second-factor challenge for accounts with two-factor authentication; or tokens of a session that must ' +
+    'enrol a second factor first.',
+  types: () => [AuthPayload, MfaChallenge, MfaEnrollmentRequired] as const,
+  resolveType: (value) => (value instanceof MfaChallenge ? MfaChallenge : authAnswer(value)),
+});
+
+export const SignUpResult = createUnionType({
+  name: 'SignUpResult',
+  description: 'Tokens of the new account, or, where every account needs a second factor, tokens of a session that must enrol one first.',
+  types: () => [AuthPayload, MfaEnrollmentRequired] as const,
+  resolveType: authAnswer,
 });
 
 @InputType({ description: 'A new account.' })

@@ -2,6 +2,7 @@ import { ANONYMOUS, Viewer } from './viewer';
 import { AppError, serviceUnavailable } from '../errors';
 import { AccessTokenError, AccessTokens } from './access-tokens';
 import type { SessionCache } from './session-cache';
+import type { TokenFailures } from './token-failures';
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 
@@ -14,21 +15,30 @@ export class Authenticator {
   constructor(
     private readonly tokens: AccessTokens,
     private readonly sessions: SessionCache,
+    private readonly failures: TokenFailures,
   ) {}
 
-  async viewerFor(authorization: string | undefined): Promise<{ viewer: Viewer; accessTokenExpired: boolean }> {
+  /**
+   * `ipAddress` names the client in the audit log's `token_rejected` rows. An expired token is
+   * counted there only when the request is refused for it (expired-token.gate.ts): presented with
+   * refreshSession, it is the normal way back in, not a failure.
+   */
+  async viewerFor(authorization: string | undefined, ipAddress: string | null): Promise<{ viewer: Viewer; accessTokenExpired: boolean }> {
     try {
-      return { viewer: await this.verify(authorization), accessTokenExpired: false };
+      return { viewer: await this.verify(authorization, ipAddress), accessTokenExpired: false };
     } catch (error) {
       if (error instanceof AppError && error.code === 'TOKEN_EXPIRED') return { viewer: ANONYMOUS, accessTokenExpired: true };
       throw error;
     }
   }
 
-  private async verify(authorization: string | undefined): Promise<Viewer> {
+  private async verify(authorization: string | undefined, ipAddress: string | null): Promise<Viewer> {
     if (authorization === undefined || authorization === '') return ANONYMOUS;
     const match = BEARER.exec(authorization.trim());
-    if (!match) throw unauthenticated('The Authorization header must be "Bearer <accessToken>".');
+    if (!match) {
+      this.failures.rejected('access_token', 'malformed', ipAddress);
+      throw unauthenticated('The Authorization header must be "Bearer <accessToken>".');
+    }
 
     let claims;
     try {
@@ -39,12 +49,16 @@ export class Authenticator {
       if (error.reason === 'expired') {
         throw new AppError('TOKEN_EXPIRED', 'The access token expired: refresh it with refreshSession.', { stopsRequest: true });
       }
+      this.failures.rejected('access_token', error.rejection, ipAddress);
       throw unauthenticated('The access token is not valid: sign in again.');
     }
     const session = await this.sessions.get(claims.sessionId).catch((error: unknown) => {
       throw serviceUnavailable(error);
     });
-    if (!session || session.userId !== claims.userId) throw unauthenticated('This session has ended: sign in again.');
+    if (!session || session.userId !== claims.userId) {
+      this.failures.rejected('access_token', 'revoked_session', ipAddress);
+      throw unauthenticated('This session has ended: sign in again.');
+    }
     // Roles and assurance come from the session, never from the token's informational claims.
     return {
       userId: session.userId,

@@ -2,6 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { Kind, OperationDefinitionNode, OperationTypeNode } from 'graphql';
 import type { Context } from '../context';
 import { AppError } from '../errors';
+import type { TokenFailures } from './token-failures';
 
 /** The operations that exchange credentials for tokens: an expired token must not block them. */
 const CREDENTIAL_EXCHANGES = new Set([
@@ -29,12 +30,13 @@ function onlyExchangesCredentials(operation: OperationDefinitionNode): boolean {
  * it does is exchange credentials: an app that attaches the header to every call would otherwise
  * be stuck, unable to send the very refreshSession the error asks for.
  */
-export function expiredTokenGate(): ApolloServerPlugin<Context> {
+export function expiredTokenGate(failures: TokenFailures): ApolloServerPlugin<Context> {
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ contextValue, operation }) {
           if (!contextValue.accessTokenExpired || (operation && onlyExchangesCredentials(operation))) return;
+          failures.rejected('access_token', 'expired', contextValue.ipAddress);
           throw new AppError('TOKEN_EXPIRED', 'The access token expired: refresh it with refreshSession.', { stopsRequest: true });
         },
       };

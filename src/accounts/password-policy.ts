@@ -1,6 +1,9 @@
 import { ZxcvbnFactory, type ZxcvbnResult } from '@zxcvbn-ts/core';
 import type * as ZxcvbnCommon from '@zxcvbn-ts/language-common';
 import type * as ZxcvbnEnglish from '@zxcvbn-ts/language-en';
+import type { BinaryFuseFilter } from './binary-fuse-filter';
+import { breachedPasswordFilter, isBreachedPassword } from './breached-passwords';
+import { codePointCount } from './code-points';
 
 /** Caps the argon2 input (ASVS 6.2.9: long passwords allowed, but not a hashing DoS). */
 const MAX_BYTES = 1024;
@@ -24,14 +27,18 @@ const CONTROL_CHARACTER_REASON = 'The password contains a control character (a l
 
 const CONTEXT_WORD_REASON = "Don't use your email address or the app's name in your password.";
 
+const BREACHED_REASON = 'This password appears in lists of breached passwords; choose another.';
+
 /**
  * New-password rules of ASVS 5.0 6.2.x and NIST SP 800-63B-4: a length floor counted in code
- * points, a byte ceiling, a blocklist (common passwords, dictionary words, context words) and
- * deliberately no composition rules. Returns one reason the app can show its user as it is.
+ * points, a byte ceiling, blocklists (breached passwords, common passwords, dictionary words,
+ * context words) and deliberately no composition rules. Returns one reason the app can show its
+ * user as it is.
  */
 export class PasswordPolicy {
   private readonly minLength: number;
   private readonly contextWords: readonly string[];
+  private readonly breached: BinaryFuseFilter;
   private readonly zxcvbn: ZxcvbnFactory;
 
   constructor(options: { minLength: number; contextWords: readonly string[] }) {
@@ -40,6 +47,8 @@ export class PasswordPolicy {
     }
     this.minLength = options.minLength;
     this.contextWords = options.contextWords.map(normalizeWord).filter((word) => word !== '');
+    // Read here, when the server builds its services, not at the first sign-up: a missing or damaged file stops the start.
+    this.breached = breachedPasswordFilter();
     // Building the ranked dictionaries takes a few hundred milliseconds: once per process.
     // Loaded here, not at import: the dictionaries take ~0.4 s, which CLI commands that never
     // check a password should not pay.
@@ -75,6 +84,8 @@ export class PasswordPolicy {
     const lowerCased = normalized.toLowerCase();
     if (contextWords.some((word) => codePointCount(word) >= MIN_CONTEXT_WORD_LENGTH && lowerCased.includes(word)))
       return CONTEXT_WORD_REASON;
+    // Before zxcvbn: a few microseconds against its milliseconds, and the more useful reason.
+    if (isBreachedPassword(normalized, this.breached)) return BREACHED_REASON;
 
     const result = this.zxcvbn.check(normalized, contextWords);
     return result.score >= MIN_SCORE ? null : weaknessReason(result);
@@ -99,10 +110,4 @@ function expandUserWord(word: string): string[] {
   if (normalized === '') return [];
   const at = normalized.lastIndexOf('@');
   return at > 0 ? [normalized, normalized.slice(0, at)] : [normalized];
-}
-
-function codePointCount(text: string): number {
-  let count = 0;
-  for (const _codePoint of text) count += 1;
-  return count;
 }

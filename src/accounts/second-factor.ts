@@ -23,4 +23,6 @@ export interface SecondFactor {
   requireStepUp(viewer: Viewer): Promise<void>;
   /** Ends a user's open sign-in challenges (a new password or factor makes them stale). */
   endChallenges(manager: EntityManager, userId: string): Promise<void>;
+  /** The factors an account can enrol (MfaEnrollmentRequired.methods), e.g. "totp". */
+  readonly enrollableMethods: readonly string[];
 }

@@ -7,6 +7,7 @@ import { AppError } from '../errors';
 import type { AccessTokenClaims, AccessTokens } from './access-tokens';
 import { RefreshToken } from './refresh-token.entity';
 import type { SessionCache } from './session-cache';
+import type { TokenFailures } from './token-failures';
 import { AuthenticationMethod, Session } from './session.entity';
 import { USER_ROLE } from './roles';
 import { UserRole } from './user-role.entity';
@@ -34,6 +35,8 @@ export interface OpenedSession {
   readonly userId: string;
   readonly refreshToken: string;
   readonly claims: AccessTokenClaims;
+  /** The bearer's session this sign-in ended (for the sign-in's audit row), if any. */
+  readonly replacedSessionId?: string | null;
 }
 
 /** A token pair for the client. */
@@ -67,18 +70,24 @@ export class SessionsService {
     private readonly cache: SessionCache,
     private readonly audit: AuditLog,
     private readonly policy: SessionPolicy,
+    private readonly failures: TokenFailures,
   ) {
     this.accounts = new EntityHydrator(dataSource);
   }
 
   private readonly accounts: EntityHydrator;
 
-  /** Opens a session for a proven user, inside the caller's transaction; `issue` it after commit. */
+  /**
+   * Opens a session for a proven user, inside the caller's transaction; `issue` it after commit.
+   * `replacing` is the session of the bearer token the sign-in came with (ASVS 7.2.4): it ends in
+   * this same transaction, so the device holds one live session, whichever account it signs in to.
+   */
   async open(
     manager: EntityManager,
     userId: string,
     proof: { aal: 1 | 2; amr: AuthenticationMethod[] },
     origin: RequestOrigin,
+    replacing: string | null = null,
   ): Promise<OpenedSession> {
     const now = this.clock.now();
     const session = await manager.save(
@@ -95,9 +104,11 @@ export class SessionsService {
         revokedReason: null,
       }),
     );
+    // Before the limit is applied: the replaced session must not make the limit end another one.
+    const replaced = replacing ? await this.endSessions(manager, [replacing], 'signed_in_again') : 0;
     await this.endOldestBeyondLimit(manager, userId);
     const refreshToken = await this.issueRefreshToken(manager, session.id, null);
-    return this.opened(manager, session, refreshToken);
+    return { ...(await this.opened(manager, session, refreshToken)), replacedSessionId: replaced > 0 ? replacing : null };
   }
 
   /** Signs the access token of a committed session. */
@@ -125,14 +136,21 @@ export class SessionsService {
   private async rotate(manager: EntityManager, presented: string, origin: RequestOrigin): Promise<OpenedSession | 'reused'> {
     const now = this.clock.now();
     const token = await manager.findOne(RefreshToken, { where: { tokenHash: hashToken(presented) } });
-    const invalid = () => new AppError('UNAUTHENTICATED', 'This refresh token is not valid: sign in again.');
-    if (!token) throw invalid();
-    // The session row lock serialises every refresh of this family.
+    const invalid = (reason: 'unknown_refresh_token' | 'revoked_session') => {
+      this.failures.rejected('refresh_token', reason, origin.ipAddress);
+      return new AppError('UNAUTHENTICATED', 'This refresh token is not valid: sign in again.');
+    };
+    if (!token) throw invalid('unknown_refresh_token');
+    // The session row lock serialises every refresh of this family, and a refresh with its
+    // revocation (an admin's, a sign-out): whichever takes the lock second sees the other's work.
     const session = await manager.findOne(Session, { where: { id: token.sessionId }, lock: { mode: 'pessimistic_write' } });
-    if (!session || session.revokedAt !== null) throw invalid();
-    if (this.isExpired(session, now)) throw new AppError('UNAUTHENTICATED', 'This session expired: sign in again.');
+    if (!session || session.revokedAt !== null) throw invalid('revoked_session');
+    if (this.isExpired(session, now)) {
+      this.failures.rejected('refresh_token', 'expired_session', origin.ipAddress);
+      throw new AppError('UNAUTHENTICATED', 'This session expired: sign in again.');
+    }
     const [account]: { status: string }[] = await manager.query('SELECT status FROM users WHERE id = $1', [session.userId]);
-    if (!account || account.status !== 'active') throw invalid();
+    if (!account || account.status !== 'active') throw invalid('revoked_session');
     const fresh = await manager.findOneOrFail(RefreshToken, { where: { id: token.id } });
 
     if (fresh.revokedAt !== null) {

@@ -11,6 +11,7 @@ import { keepAnActiveAdmin } from './admins';
 import type { SessionCache } from './session-cache';
 import type { SessionsService } from './sessions.service';
 import type { Actor } from '../audit/actor';
+import { Session } from './session.entity';
 import { User, UserStatus } from './user.entity';
 
 export interface UserQuery {
@@ -37,7 +38,7 @@ const USERS_NEWEST_FIRST = new Keyset('u', [
   { field: { name: 'id', column: 'id', kind: 'id' }, direction: 'DESC' },
 ]);
 
-/** The admin side of accounts: finding users and suspending them. */
+/** The admin side of accounts: finding users, suspending them, ending their sessions. */
 export class UserDirectory {
   constructor(
     private readonly dataSource: DataSource,
@@ -105,6 +106,36 @@ export class UserDirectory {
         ...actor,
       });
       return user;
+    });
+  }
+
+  /**
+   * Ends one session of a user, or every one (ASVS 7.4.5), at once on every instance, like a
+   * sign-out. Returns how many were live and ended now: a session that had already ended gives 0
+   * (the admin's intent holds), an id that is not this user's session gives NOT_FOUND. A refresh
+   * racing with it is serialised on the session row: it either finishes first and its new tokens
+   * die with the session, or runs after and is refused.
+   */
+  async revokeSessions(userId: string, sessionId: string | null, actor: Actor): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      if (!isUuid(userId) || !(await manager.existsBy(User, { id: userId }))) throw new AppError('NOT_FOUND', 'No user with this id.');
+      let endedSessions: number;
+      if (sessionId === null) {
+        endedSessions = await this.sessions.endAllFor(manager, userId, 'revoked_by_admin');
+      } else {
+        if (!isUuid(sessionId) || !(await manager.existsBy(Session, { id: sessionId, userId })))
+          throw new AppError('NOT_FOUND', 'This user has no session with this id (see the sign-ins in the audit log).');
+        endedSessions = await this.sessions.endSessions(manager, [sessionId], 'revoked_by_admin');
+      }
+      await this.audit.append(manager, {
+        action: 'user_sessions_revoked',
+        outcome: 'success',
+        targetType: 'user',
+        targetId: userId,
+        metadata: { sessionId, endedSessions },
+        ...actor,
+      });
+      return endedSessions;
     });
   }
 }

@@ -96,15 +96,13 @@ export class AuditLog {
     const [last] = await manager.query<{ id: string; hash: string }[]>(
       `SELECT id::text AS id, hash FROM audit_events
         WHERE id < coalesce((SELECT min(id) FROM audit_events WHERE at >= $1), 9223372036854775807)
-        ORDER BY id DESC LIMIT 1`,
+        ORDER BY audit_events.id DESC LIMIT 1`,
       [cutoff],
     );
     if (!last) return 0;
-    // Everything up to the newest old event, so the chain left is one unbroken run.
-    const [{ rows }] = await manager.query<{ rows: number }[]>(
-      'WITH deleted AS (DELETE FROM audit_events WHERE id <= $1 RETURNING 1) SELECT count(*)::int AS rows FROM deleted',
-      [last.id],
-    );
+    // Everything up to the newest old event, so the chain left is one unbroken run. Through the
+    // migration's SECURITY DEFINER function: the server's role may not DELETE audit events itself.
+    const [{ rows }] = await manager.query<{ rows: number }[]>('SELECT bastion_prune_audit_events($1, $2) AS rows', [last.id, cutoff]);
     await this.append(manager, {
       action: 'audit_log_pruned',
       outcome: 'success',
@@ -150,7 +148,9 @@ export class AuditLog {
     const [legacy] = await manager.query<unknown[]>('SELECT 1 FROM audit_events WHERE key_id IS NULL LIMIT 1');
     if (!legacy) return 0;
     const before = await verifyAuditChain(manager, this.keys, { acceptLegacy: true });
-    const [oldHead] = await manager.query<AuditChainPosition[]>('SELECT id::text AS id, hash FROM audit_events ORDER BY id DESC LIMIT 1');
+    const [oldHead] = await manager.query<AuditChainPosition[]>(
+      'SELECT id::text AS id, hash FROM audit_events ORDER BY audit_events.id DESC LIMIT 1',
+    );
     let rows = 0;
     let previousHash: string | undefined;
     for await (const row of eventsInOrder(manager, '0')) {
@@ -295,7 +295,8 @@ function rejectSecretLookingKeys(value: unknown, path: string): void {
  */
 async function startOfChain(manager: EntityManager): Promise<string> {
   const [first] = await manager.query<{ id: string; at: Date; previous_hash: string }[]>(
-    'SELECT id::text AS id, at, previous_hash FROM audit_events ORDER BY id ASC LIMIT 1',
+    // By the bigint column, not the text alias (ORDER BY prefers an output name): as text, "9" sorts after "10".
+    'SELECT id::text AS id, at, previous_hash FROM audit_events ORDER BY audit_events.id ASC LIMIT 1',
   );
   if (!first || first.previous_hash === GENESIS_HASH) return GENESIS_HASH;
   const [checkpoint] = await manager.query<{ metadata: { continuesFromHash?: string; prunedThroughId?: string; cutoff?: string } }[]>(
@@ -313,7 +314,7 @@ async function startOfChain(manager: EntityManager): Promise<string> {
 /** The newest event: the position to anchor elsewhere (`bastion audit log head`). Null for an empty log. */
 export async function auditChainHead(manager: EntityManager): Promise<(AuditChainPosition & { at: Date }) | null> {
   const [head] = await manager.query<(AuditChainPosition & { at: Date })[]>(
-    'SELECT id::text AS id, hash, at FROM audit_events ORDER BY id DESC LIMIT 1',
+    'SELECT id::text AS id, hash, at FROM audit_events ORDER BY audit_events.id DESC LIMIT 1',
   );
   return head ?? null;
 }

@@ -25,6 +25,8 @@ export interface SettingsTable<S extends SettingSpecs = SettingSpecs> {
   readonly resolve?: (config: Config, cwd: string) => Partial<Config>;
   /** Problems of settings that only make sense together, checked once every value parsed. */
   readonly consistency?: (config: Config) => readonly string[];
+  /** What production refuses in settings read together (a value alone is `inProduction`'s), reported with the refused values. */
+  readonly production?: (config: Config) => readonly string[];
 }
 
 /** NODE_ENV, read first: every other default depends on it. */
@@ -75,7 +77,11 @@ export function loadConfig(env: Environment, tables: readonly SettingsTable[], c
 
   const config = values as unknown as Config;
   if (problems.length === 0) problems.push(...tables.flatMap((table) => table.consistency?.(config) ?? []));
-  if (nodeEnv === 'production') problems.push(...unsafeInProduction(specs, values));
+  if (nodeEnv === 'production') {
+    problems.push(...unsafeInProduction(specs, values));
+    // Values that did not parse are undefined here: their own problem is reported already.
+    problems.push(...tables.flatMap((table) => table.production?.(config) ?? []));
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
+import { databaseCaProblem, databaseTlsProblem, withDatabaseCa } from '../db/database-tls';
 import { LOG_LEVELS, LogLevel } from '../logging';
-import { NODE_ENV, SettingValues, SettingsTable } from './config';
+import { Config, NODE_ENV, SettingValues, SettingsTable } from './config';
 import { NodeEnv, SettingProblem, boolean, byteSize, cidrList, integer, nonEmpty, oneOf, quote, readableFile, spec } from './settings';
 
 function postgresUrl(raw: string): string {
@@ -66,6 +67,25 @@ const specs = {
     secret: true,
     inProduction: { mustBeSet: 'the embedded PostgreSQL is for development and tests' },
   }),
+  databaseCaFile: spec<string | undefined>({
+    env: 'BASTION_DATABASE_CA_FILE',
+    description:
+      "PEM file of the CA that signed PostgreSQL's certificate. Set: every connection uses TLS and checks the certificate " +
+      'against it and the host name against the certificate (sslmode=verify-full).',
+    fallback: () => undefined,
+    defaultText: 'unset (sslmode from DATABASE_URL)',
+    parse: readableFile,
+  }),
+  migrationDatabaseUrl: spec<string | undefined>({
+    env: 'BASTION_MIGRATION_DATABASE_URL',
+    description:
+      "The same database as another role, the schema's owner: migrations run as it, then grant DATABASE_URL's role " +
+      'what the server needs (audit events: SELECT and INSERT only). Unset: migrations run as DATABASE_URL.',
+    fallback: () => undefined,
+    defaultText: 'unset (one role)',
+    parse: postgresUrl,
+    secret: true,
+  }),
   dataDir: spec<string>({
     env: 'BASTION_DATA_DIR',
     description: 'Folder for local state, such as the embedded PostgreSQL cluster (see "Where the data lives").',
@@ -104,9 +124,11 @@ const specs = {
   }),
   migrateOnStart: spec<boolean>({
     env: 'BASTION_MIGRATE_ON_START',
-    description: 'Apply pending migrations when the server starts. Set false where a separate, DDL-capable role runs `bastion migrate`.',
-    fallback: () => true,
-    defaultText: 'true',
+    description:
+      'Apply pending migrations when the server starts. Off, a release step runs `bastion migrate` (as the migration role) and a server ' +
+      'finding migrations pending refuses to start.',
+    fallback: (nodeEnv) => !isProduction(nodeEnv),
+    defaultText: 'true; false in production',
     parse: boolean,
   }),
   databasePoolSize: spec<number>({
@@ -115,6 +137,24 @@ const specs = {
     fallback: () => 10,
     defaultText: '10',
     parse: integer(1, 500),
+  }),
+  databaseStatementTimeoutMs: spec<number>({
+    env: 'BASTION_DB_STATEMENT_TIMEOUT_MS',
+    description:
+      "PostgreSQL's statement_timeout on the server's pool: a statement running longer is cancelled and the request gets TIMEOUT. " +
+      'Migrations, maintenance and backups run without it.',
+    fallback: () => 10_000,
+    defaultText: '10000',
+    parse: integer(100, 3_600_000),
+  }),
+  requestTimeoutMs: spec<number>({
+    env: 'BASTION_REQUEST_TIMEOUT_MS',
+    description:
+      'Deadline of one GraphQL request: past it the client gets HTTP 504 with TIMEOUT (work already started may still finish, ' +
+      'each statement within BASTION_DB_STATEMENT_TIMEOUT_MS).',
+    fallback: () => 15_000,
+    defaultText: '15000',
+    parse: integer(100, 600_000),
   }),
   bodyLimitBytes: spec<number>({
     env: 'BASTION_BODY_LIMIT',
@@ -168,7 +208,49 @@ declare module './config' {
 /** The settings of the platform itself: the process, the database, HTTP, TLS and logs. Features add theirs. */
 export const PLATFORM_SETTINGS: SettingsTable = {
   specs,
-  resolve: (config, cwd) => ({ dataDir: path.resolve(cwd, config.dataDir) }),
-  consistency: (config) =>
-    (config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined) ? ['TLS_CERT_FILE and TLS_KEY_FILE: set both or neither'] : [],
+  resolve: (config, cwd) => ({
+    dataDir: path.resolve(cwd, config.dataDir),
+    databaseUrl: config.databaseUrl && withDatabaseCa(config.databaseUrl, config.databaseCaFile),
+    migrationDatabaseUrl: config.migrationDatabaseUrl && withDatabaseCa(config.migrationDatabaseUrl, config.databaseCaFile),
+  }),
+  consistency: (config) => [
+    ...((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)
+      ? ['TLS_CERT_FILE and TLS_KEY_FILE: set both or neither']
+      : []),
+    ...databaseUrlProblems(config),
+  ],
+  production: (config) =>
+    (
+      [
+        ['DATABASE_URL', config.databaseUrl],
+        ['BASTION_MIGRATION_DATABASE_URL', config.migrationDatabaseUrl],
+      ] as const
+    ).flatMap(([env, url]) => {
+      const problem = url === undefined ? null : databaseTlsProblem(url);
+      return problem ? [`${env}: ${problem}`] : [];
+    }),
 };
+
+/** The CA file against the URLs' own TLS parameters, and a migration role that can do what it is for. */
+function databaseUrlProblems(config: Config): string[] {
+  const problems: string[] = [];
+  for (const [env, url] of [
+    ['DATABASE_URL', config.databaseUrl],
+    ['BASTION_MIGRATION_DATABASE_URL', config.migrationDatabaseUrl],
+  ] as const) {
+    const problem = url === undefined ? null : databaseCaProblem(url, config.databaseCaFile);
+    if (problem) problems.push(`${env}: ${problem}`);
+  }
+  if (config.migrationDatabaseUrl === undefined) return problems;
+  if (config.databaseUrl === undefined)
+    return [...problems, 'BASTION_MIGRATION_DATABASE_URL: needs DATABASE_URL (the embedded PostgreSQL has one role)'];
+  const runtime = new URL(config.databaseUrl);
+  const migration = new URL(config.migrationDatabaseUrl);
+  if (runtime.host !== migration.host || runtime.pathname !== migration.pathname)
+    problems.push('BASTION_MIGRATION_DATABASE_URL: must name the same server and database as DATABASE_URL, as another role');
+  if (runtime.username === '')
+    problems.push('DATABASE_URL: must name its role (user@) when BASTION_MIGRATION_DATABASE_URL is set, to grant it');
+  else if (decodeURIComponent(runtime.username) === decodeURIComponent(migration.username))
+    problems.push('BASTION_MIGRATION_DATABASE_URL: must name another role than DATABASE_URL (the role the server runs as)');
+  return problems;
+}

@@ -8,11 +8,6 @@ import { ModelDefinition, ModelDefinitionError, ModelHandle, resolveModel } from
 import { generateModelSchema } from './model-schema';
 import { ModelStore } from './model-store';
 
-/**
- * The data API for a list of models: for each, the generated types, resolvers and shield rules,
- * its access spec (default grants seeded on first sight) and its entity. Build it once per
- * process: type-graphql's metadata is global, so a second build would declare every type twice.
- */
 /** Each relation's rule: a READ grant on the target, and for a many-to-one its key readable in this row. */
 function relationRules(model: ModelDefinition): Record<string, RelationRule> {
   const rules: Record<string, RelationRule> = {};
@@ -52,8 +47,26 @@ function checkRelations(model: ModelDefinition): void {
   }
 }
 
-/** `maxPageSize`: the public cap (100) unless the bench builds a model of its own with a larger one. */
+/**
+ * The data API for a list of models: for each, the generated types, resolvers and shield rules,
+ * its access spec (default grants seeded on first sight) and its entity. Build it once per
+ * process: type-graphql's metadata is global, so a second build would declare every type twice.
+ * `maxPageSize`: the public cap (100) unless the bench builds a model of its own with a larger one.
+ */
 export function dataFeature(handles: readonly ModelHandle[], options: { readonly maxPageSize?: number } = {}): Feature {
+  return dataFeatures(handles, options)(handles);
+}
+
+/**
+ * The data API of these models, for any subset of them: every model's types and resolvers are
+ * generated here, once, and the function returned assembles a feature serving the chosen ones (a
+ * configuration may leave the sample models out). Every model's entity stays mapped in each: the
+ * tables exist whatever is served (migrations are one history), and key rotation must reach them.
+ */
+export function dataFeatures(
+  handles: readonly ModelHandle[],
+  options: { readonly maxPageSize?: number } = {},
+): (served: readonly ModelHandle[]) => Feature {
   const definitions = new Map<Function, ModelDefinition>();
   const byEntity = (entity: Function): ModelDefinition => {
     const definition = definitions.get(entity);
@@ -69,23 +82,31 @@ export function dataFeature(handles: readonly ModelHandle[], options: { readonly
   const rowRules = new Map<string, ReadonlyMap<string, RowRule>>(
     models.map((model) => [model.name, modelRowRules(model.access, relationRules(model), projectionsOf(model))]),
   );
-  const rules: RuleTree = mergeRuleTrees(
-    generated.map(({ model, schema }): RuleTree => ({
-      ...modelRules(model.access, schema.operations, rowRules.get(model.name)),
-      // Structure only: every node inside is guarded by its own field rules.
-      [schema.connectionType]: { edges: isPublic, pageInfo: isPublic, totalCount: isPublic },
-      [schema.edgeType]: { cursor: isPublic, node: isPublic },
-    })),
-  );
-  return {
-    name: 'data',
-    resolvers: generated.map(({ schema }) => schema.resolver),
-    rules,
-    wire: ({ dataSource }) => {
-      const store = new ModelStore(dataSource, rowRules);
-      return generated.map(({ schema }) => new schema.resolver(store));
-    },
-    models: models.map((model) => model.access),
-    entities: handles.map((handle) => handle.entity),
+  return (served) => {
+    const chosen = generated.filter(({ model }) => served.some((handle) => handle.entity === model.entity));
+    const names = new Set(chosen.map(({ model }) => model.name));
+    for (const { model } of chosen)
+      for (const relation of model.relations)
+        if (!names.has(relation.target().name))
+          throw new ModelDefinitionError(model.name, `relation "${relation.name}": ${relation.target().name} is not served with it`);
+    const rules: RuleTree = mergeRuleTrees(
+      chosen.map(({ model, schema }): RuleTree => ({
+        ...modelRules(model.access, schema.operations, rowRules.get(model.name)),
+        // Structure only: every node inside is guarded by its own field rules.
+        [schema.connectionType]: { edges: isPublic, pageInfo: isPublic, totalCount: isPublic },
+        [schema.edgeType]: { cursor: isPublic, node: isPublic },
+      })),
+    );
+    return {
+      name: 'data',
+      resolvers: chosen.map(({ schema }) => schema.resolver),
+      rules,
+      wire: ({ dataSource }) => {
+        const store = new ModelStore(dataSource, rowRules);
+        return chosen.map(({ schema }) => new schema.resolver(store));
+      },
+      models: chosen.map(({ model }) => model.access),
+      entities: handles.map((handle) => handle.entity),
+    };
   };
 }

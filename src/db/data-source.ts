@@ -13,6 +13,8 @@ export interface Tables {
 export interface DataSourceOptions extends Tables {
   readonly url: string;
   readonly poolSize: number;
+  /** PostgreSQL's statement_timeout on every pooled connection (the server's); unset: none (migrations, tools). */
+  readonly statementTimeoutMs?: number;
 }
 
 /**
@@ -33,7 +35,8 @@ export function createDataSource(options: DataSourceOptions): DataSource {
     synchronize: false,
     migrationsRun: false,
     uuidExtension: 'pgcrypto',
-    extra: { max: options.poolSize, connectionTimeoutMillis: 5_000 },
+    // statement_timeout goes in the startup packet: it holds from a connection's first statement, on every connection of the pool.
+    extra: { max: options.poolSize, connectionTimeoutMillis: 5_000, statement_timeout: options.statementTimeoutMs },
     // Idle pooled connections die with the server; the pool replaces them, so this is not fatal.
     poolErrorHandler: () => undefined,
   });

@@ -84,11 +84,19 @@ export interface Database {
   close(): Promise<void>;
 }
 
+export interface OpenDatabaseOptions {
+  /** Apply pending migrations first (as the migration role, see `migrateDatabase`). */
+  readonly migrate: boolean;
+  readonly tables: Tables;
+  /** The server's: BASTION_DB_STATEMENT_TIMEOUT_MS on every pooled connection. CLI commands (operator work) run without. */
+  readonly statementTimeoutMs?: number;
+}
+
 /**
  * Connects to DATABASE_URL, or starts the embedded PostgreSQL in the data folder when it is unset,
  * and optionally applies pending migrations.
  */
-export async function openDatabase(config: Config, logger: Logger, options: { migrate: boolean; tables: Tables }): Promise<Database> {
+export async function openDatabase(config: Config, logger: Logger, options: OpenDatabaseOptions): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   if (url === undefined) {
@@ -96,7 +104,18 @@ export async function openDatabase(config: Config, logger: Logger, options: { mi
     await embedded.ensureDatabase(EMBEDDED_DATABASE);
     url = embedded.urlFor(EMBEDDED_DATABASE);
   }
-  const dataSource = createDataSource({ url, poolSize: config.databasePoolSize, ...options.tables });
+  try {
+    if (options.migrate) await migrateDatabase(config, url, logger);
+  } catch (error) {
+    await embedded?.stop().catch(() => undefined);
+    throw error;
+  }
+  const dataSource = createDataSource({
+    url,
+    poolSize: config.databasePoolSize,
+    statementTimeoutMs: options.statementTimeoutMs,
+    ...options.tables,
+  });
   try {
     await dataSource.initialize();
   } catch (error) {
@@ -107,13 +126,45 @@ export async function openDatabase(config: Config, logger: Logger, options: { mi
     if (dataSource.isInitialized) await dataSource.destroy();
     await embedded?.stop();
   };
-  try {
-    if (options.migrate) await runMigrations(dataSource, logger);
-  } catch (error) {
-    await close().catch(() => undefined);
-    throw error;
-  }
   return { dataSource, url, embedded, close };
+}
+
+/**
+ * Applies pending migrations on a connection of their own, without the server's statement timeout
+ * (a migration may rewrite a large table): as BASTION_MIGRATION_DATABASE_URL's role when it is set,
+ * which then grants DATABASE_URL's role what the server needs (`grantRuntimePrivileges`); else as
+ * `url` (DATABASE_URL's, or the embedded server's). Returns the migrations applied.
+ */
+export async function migrateDatabase(config: Config, url: string, logger: Logger): Promise<number> {
+  const migrationUrl = config.migrationDatabaseUrl ?? url;
+  const dataSource = createDataSource({ url: migrationUrl, poolSize: 1, entities: [] });
+  try {
+    await dataSource.initialize();
+  } catch (error) {
+    throw new DatabaseUnavailableError(migrationUrl, error);
+  }
+  try {
+    const applied = await runMigrations(dataSource, logger);
+    if (config.migrationDatabaseUrl !== undefined) await grantRuntimePrivileges(dataSource, runtimeRoleOf(url), logger);
+    return applied;
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+/** The role a connection URL signs in as (its user@). */
+export function runtimeRoleOf(url: string): string {
+  return decodeURIComponent(new URL(url).username);
+}
+
+/**
+ * Grants the server's role exactly what it needs, as the schema's owner: the latest migration's
+ * `bastion_grant_runtime_privileges` holds the list (DML on the tables, audit events append-only),
+ * so tables a later migration adds are granted at the same `bastion migrate`.
+ */
+export async function grantRuntimePrivileges(dataSource: DataSource, role: string, logger: Logger): Promise<void> {
+  await dataSource.query('SELECT bastion_grant_runtime_privileges($1)', [role]);
+  logger.info({ role }, 'runtime role granted its privileges');
 }
 
 export async function runMigrations(dataSource: DataSource, logger: Logger): Promise<number> {

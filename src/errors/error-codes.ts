@@ -17,6 +17,10 @@ export const ERROR_CODES = {
   CONFLICT: { httpStatus: 200, meaning: 'The change collides with existing data.' },
   INTERNAL_SERVER_ERROR: { httpStatus: 500, meaning: 'Something failed on the server; quote the X-Request-Id response header.' },
   SERVICE_UNAVAILABLE: { httpStatus: 503, meaning: 'A dependency (the database) is down; retry with backoff.' },
+  TIMEOUT: {
+    httpStatus: 504,
+    meaning: 'The request ran past its time limit and was stopped; retry later, or ask for less (a smaller page).',
+  },
   // Apollo Server's request-level codes, kept as they are because every Apollo client knows them.
   BAD_REQUEST: { httpStatus: 400, meaning: 'The HTTP request is not a GraphQL request (body, JSON or headers).' },
   GRAPHQL_PARSE_FAILED: { httpStatus: 400, meaning: 'The query is not valid GraphQL syntax.' },

@@ -2,8 +2,8 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Context } from '../context';
 import type { Logger } from '../logging';
-import { ERROR_CODES } from './error-codes';
-import { isDependencyFailure, isPublicError } from './format-error';
+import { ERROR_CODES, ErrorCode } from './error-codes';
+import { isDependencyFailure, isPublicError, isTimeoutFailure } from './format-error';
 
 /**
  * Logs, with the request id, the original of every error that formatError masks, so the masked
@@ -11,7 +11,8 @@ import { isDependencyFailure, isPublicError } from './format-error';
  * (answered SERVICE_UNAVAILABLE) and has no data left (every root field null) gets that code's HTTP status (the error
  * reaches Apollo as a driver error, without the status an AppError would carry). One that still
  * has data keeps 200: mobile Apollo clients drop data on a non-2xx and retry the whole operation,
- * which would repeat the writes that did succeed.
+ * which would repeat the writes that did succeed. A statement cut by the statement timeout is
+ * handled alike, with TIMEOUT (504).
  */
 export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> {
   return {
@@ -21,13 +22,21 @@ export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> 
       else if (error.cause !== undefined) logger.warn({ err: error.cause }, 'request refused: a dependency is unavailable');
     },
     async requestDidStart() {
-      let dependencyFailed = false;
+      let stoppedWith: ErrorCode | undefined;
       return {
         async didEncounterErrors({ errors, contextValue, operationName }) {
           for (const error of errors) {
             if (isPublicError(error)) continue;
+            if (isTimeoutFailure(error)) {
+              stoppedWith ??= 'TIMEOUT';
+              contextValue.logger.warn(
+                { err: unwrapResolverError(error), path: error.path, operationName },
+                'request stopped: a statement ran past BASTION_DB_STATEMENT_TIMEOUT_MS',
+              );
+              continue;
+            }
             if (isDependencyFailure(error)) {
-              dependencyFailed = true;
+              stoppedWith = 'SERVICE_UNAVAILABLE';
               contextValue.logger.warn(
                 { err: unwrapResolverError(error), path: error.path, operationName },
                 'request refused: a dependency is unavailable',
@@ -41,11 +50,11 @@ export function errorLoggingPlugin(logger: Logger): ApolloServerPlugin<Context> 
           }
         },
         async willSendResponse({ response }) {
-          if (!dependencyFailed || response.body.kind !== 'single') return;
+          if (!stoppedWith || response.body.kind !== 'single') return;
           const data = response.body.singleResult.data;
           // Nothing came back (every root field null): the whole request failed, and may be retried as a whole.
           if (data == null || Object.values(data).every((value) => value === null))
-            response.http.status = ERROR_CODES.SERVICE_UNAVAILABLE.httpStatus;
+            response.http.status = ERROR_CODES[stoppedWith].httpStatus;
         },
       };
     },

@@ -1,10 +1,14 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { isDatabaseUnavailable } from '../db/database-unavailable';
+import { isStatementTimeout } from '../db/statement-timeout';
 import { SERVICE_UNAVAILABLE_MESSAGE, isAppError } from './app-error';
 import { ErrorCode, isErrorCode } from './error-codes';
 
 export const MASKED_MESSAGE = 'Internal server error';
+
+/** What a request that ran past a time limit (a statement's or the whole request's) is told. */
+export const TIMEOUT_MESSAGE = 'The request took too long and was stopped; retry later, or ask for less (a smaller page, fewer fields).';
 
 /**
  * graphql-js's hints ("Did you mean "title"?", "Did you mean the enum value "ASC"?"): a map of
@@ -77,6 +81,11 @@ export function isDependencyFailure(error: unknown): boolean {
   return !isPublicError(error) && isDatabaseUnavailable(unwrapResolverError(error));
 }
 
+/** A statement cancelled by BASTION_DB_STATEMENT_TIMEOUT_MS inside a resolver: answered TIMEOUT, not a masked 500. */
+export function isTimeoutFailure(error: unknown): boolean {
+  return !isPublicError(error) && isStatementTimeout(unwrapResolverError(error));
+}
+
 /**
  * Apollo's `formatError`: a client mistake that came without a code gets one; other public errors
  * lose only a stack trace; a dependency failure becomes SERVICE_UNAVAILABLE (the app retries with
@@ -92,6 +101,10 @@ export function formatClientError(formatted: GraphQLFormattedError, error: unkno
   if (isDependencyFailure(error)) {
     const code: ErrorCode = 'SERVICE_UNAVAILABLE';
     return { message: SERVICE_UNAVAILABLE_MESSAGE, ...path, extensions: { code } };
+  }
+  if (isTimeoutFailure(error)) {
+    const code: ErrorCode = 'TIMEOUT';
+    return { message: TIMEOUT_MESSAGE, ...path, extensions: { code } };
   }
   const code: ErrorCode = 'INTERNAL_SERVER_ERROR';
   return { message: MASKED_MESSAGE, ...path, extensions: { code } };

@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import type { Pool } from 'pg';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
+import { windowMetadata } from '../audit/aggregated-hits';
 import { defineFeature } from '../feature';
 import { registerFirewallCommands } from './firewall.cli';
 import { firewallGate } from './firewall.gate';
@@ -63,13 +64,7 @@ export const firewallFeature = defineFeature<keyof FirewallServices>()({
           action: window.kind,
           outcome: 'denied',
           targetType: 'network',
-          metadata: {
-            from: window.from.toISOString(),
-            to: window.to.toISOString(),
-            hits: window.hits,
-            subjects: window.subjects,
-            top: window.top.map((entry) => ({ subject: entry.subject, hits: entry.hits })),
-          },
+          metadata: windowMetadata(window),
         });
       }),
     rateLimitRedis: ({ config, logger }) => {

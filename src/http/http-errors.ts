@@ -16,6 +16,9 @@ export function sendError(
     .send(JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }));
 }
 
+/** Set on `res.locals` once the request deadline has answered (http/request-deadline.ts). */
+export const DEADLINE_ANSWERED = 'bastionDeadlineAnswered';
+
 export function notFound(req: Request, res: Response): void {
   sendError(res, 'NOT_FOUND', `No route for ${req.method} ${req.path}. The API is at /graphql.`);
 }
@@ -36,6 +39,11 @@ const CLIENT_FAILURES: Record<string, string> = {
  */
 export function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction): void {
   const { type, status } = error as { type?: string; status?: number };
+  // The deadline answered already; Apollo's late answer then fails to set its headers, which is expected.
+  if (res.headersSent && res.locals[DEADLINE_ANSWERED] === true) {
+    req.log.debug({ err: error }, 'late answer after the request deadline dropped');
+    return;
+  }
   if (typeof status === 'number' && status >= 400 && status < 500) {
     sendError(res, 'BAD_REQUEST', (type && CLIENT_FAILURES[type]) || 'The request is malformed.', status);
     return;

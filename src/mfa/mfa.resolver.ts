@@ -5,6 +5,7 @@ import { AuthPayload } from '../accounts/accounts.types';
 import type { AccountsService } from '../accounts/accounts.service';
 import { User } from '../accounts/user.entity';
 import type { Context } from '../context';
+import type { Viewer } from '../accounts/viewer';
 import { AppError } from '../errors';
 import type { MfaService } from './mfa.service';
 import {
@@ -28,6 +29,18 @@ export class MfaResolver {
     private readonly accounts: AccountsService,
   ) {}
 
+  /**
+   * Changing the second factor needs the password as well as the aal2 session and a code: a thief
+   * holding an unlocked phone has those two, not the password (ASVS 7.5.1). `before` (the step-up)
+   * comes first, so an aal1 session cannot use these mutations to try passwords.
+   */
+  private async proveOwner(context: Context, currentPassword: string, before: (viewer: Viewer) => Promise<void>): Promise<Viewer> {
+    const viewer = signedIn(context);
+    await before(viewer);
+    await this.accounts.provePassword(viewer, currentPassword, originOf(context));
+    return viewer;
+  }
+
   @Mutation(() => TotpEnrollment, {
     description: 'Starts adding an authenticator app. If one is already on, needs an aal2 session (MFA_REQUIRED otherwise).',
   })
@@ -40,19 +53,12 @@ export class MfaResolver {
 
   @Mutation(() => RecoveryCodes, {
     description:
-      'Confirms the new authenticator with its first code (plus the password the first time, or a code of the authenticator being replaced): ' +
+      'Confirms the new authenticator with its first code and the password (plus, when replacing one, a code of the old authenticator): ' +
       'two-factor authentication is on, this session becomes aal2, other sessions end, the owner is emailed. Returns 10 recovery codes, shown once.',
   })
   async confirmTotp(@Arg('input') input: ConfirmTotpInput, @Ctx() context: Context): Promise<RecoveryCodes> {
-    const viewer = signedIn(context);
-    // Turning 2FA on for the first time: the session alone is not proof enough (a stolen token could lock the owner out).
-    if (!(await this.mfa.hasVerifiedFactor(viewer.userId!))) {
-      if (!input.currentPassword)
-        throw new AppError('BAD_USER_INPUT', 'Enter your password (currentPassword) to turn on two-factor authentication.', {
-          details: { field: 'currentPassword' },
-        });
-      await this.accounts.provePassword(viewer, input.currentPassword, originOf(context));
-    }
+    // The first time, a stolen token alone must not lock the owner out behind an attacker's authenticator.
+    const viewer = await this.proveOwner(context, input.currentPassword, (caller) => this.mfa.requireStepUp(caller));
     return Object.assign(new RecoveryCodes(), {
       codes: await this.mfa.confirm(viewer, input.code, input.currentCode ?? undefined, originOf(context)),
     });
@@ -64,25 +70,25 @@ export class MfaResolver {
       'Wrong code: INVALID_MFA_CODE; five wrong codes or an expired challenge: UNAUTHENTICATED.',
   })
   async verifyMfa(@Arg('input') input: VerifyMfaInput, @Ctx() context: Context): Promise<AuthPayload> {
-    const tokens = await this.mfa.verify(input.mfaToken, input.code, originOf(context));
+    const tokens = await this.mfa.verify(input.mfaToken, input.code, originOf(context), context.viewer.sessionId);
     return payload(context, await this.accounts.signedInAs(tokens));
   }
 
   @Mutation(() => Boolean, {
-    description: 'Turns two-factor authentication off. Needs an aal2 session and a valid code; other sessions end.',
+    description: 'Turns two-factor authentication off. Needs an aal2 session, the password and a valid code; other sessions end.',
   })
   async disableTotp(@Arg('input') input: DisableTotpInput, @Ctx() context: Context): Promise<boolean> {
-    await this.mfa.disable(signedIn(context), input.code, originOf(context));
+    const viewer = await this.proveOwner(context, input.currentPassword, (caller) => this.mfa.requireFactorOn(caller));
+    await this.mfa.disable(viewer, input.code, originOf(context));
     return true;
   }
 
   @Mutation(() => RecoveryCodes, {
-    description: 'Replaces the recovery codes (the old ones stop working). Needs an aal2 session and a TOTP code.',
+    description: 'Replaces the recovery codes (the old ones stop working). Needs an aal2 session, the password and a TOTP code.',
   })
   async regenerateRecoveryCodes(@Arg('input') input: RegenerateRecoveryCodesInput, @Ctx() context: Context): Promise<RecoveryCodes> {
-    return Object.assign(new RecoveryCodes(), {
-      codes: await this.mfa.regenerateRecoveryCodes(signedIn(context), input.code, originOf(context)),
-    });
+    const viewer = await this.proveOwner(context, input.currentPassword, (caller) => this.mfa.requireFactorOn(caller));
+    return Object.assign(new RecoveryCodes(), { codes: await this.mfa.regenerateRecoveryCodes(viewer, input.code, originOf(context)) });
   }
 }
 

@@ -35,6 +35,8 @@ interface AcceptedCode {
   spend(manager: EntityManager): Promise<boolean>;
 }
 
+const factorNotOn = () => new AppError('BAD_USER_INPUT', 'Two-factor authentication is not on for this account.');
+
 const invalidCode = () =>
   new AppError(
     'INVALID_MFA_CODE',
@@ -47,6 +49,8 @@ const invalidCode = () =>
  * spend is one conditional UPDATE that only one transaction can win.
  */
 export class MfaService implements SecondFactor {
+  readonly enrollableMethods: readonly string[] = ['totp'];
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
@@ -90,6 +94,12 @@ export class MfaService implements SecondFactor {
     }
   }
 
+  /** Before a change to the factor: aal2, and a factor to change (else there is nothing to prove a password for). */
+  async requireFactorOn(viewer: Viewer): Promise<void> {
+    await this.requireStepUp(viewer);
+    if (!(await this.hasVerifiedFactor(viewer.userId!))) throw factorNotOn();
+  }
+
   /** The password step succeeded for an account with a factor: a short-lived challenge, not a session. */
   async createChallenge(manager: EntityManager, userId: string): Promise<Challenge> {
     const mfaToken = newOpaqueToken();
@@ -98,8 +108,8 @@ export class MfaService implements SecondFactor {
     return { mfaToken, expiresAt, methods: [...MFA_METHODS] };
   }
 
-  /** Redeems a challenge with a TOTP or recovery code: an aal2 session. */
-  async verify(mfaToken: string, code: string, origin: RequestOrigin): Promise<IssuedTokens> {
+  /** Redeems a challenge with a TOTP or recovery code: an aal2 session, replacing the bearer's (`replacing`, ASVS 7.2.4). */
+  async verify(mfaToken: string, code: string, origin: RequestOrigin, replacing: string | null = null): Promise<IssuedTokens> {
     const now = this.clock.now();
     const challenge = await this.dataSource.getRepository(MfaChallengeRecord).findOneBy({ tokenHash: hashToken(mfaToken) });
     const ended = () => new AppError('UNAUTHENTICATED', 'This sign-in attempt expired or ended: sign in with your password again.');
@@ -129,7 +139,7 @@ export class MfaService implements SecondFactor {
         return 'invalid' as const;
       }
       await manager.update(MfaChallengeRecord, { id: locked.id }, { endedAt: now });
-      const opened = await this.sessions.open(manager, locked.userId, { aal: 2, amr: ['pwd', accepted.method] }, origin);
+      const opened = await this.sessions.open(manager, locked.userId, { aal: 2, amr: ['pwd', accepted.method] }, origin, replacing);
       if (accepted.method === 'recovery_code') {
         await this.notifyOwner(
           manager,
@@ -144,6 +154,7 @@ export class MfaService implements SecondFactor {
         actorId: locked.userId,
         targetType: 'session',
         targetId: opened.sessionId,
+        metadata: opened.replacedSessionId ? { replacedSessionId: opened.replacedSessionId } : {},
         ...origin,
       });
       return opened;
@@ -173,7 +184,7 @@ export class MfaService implements SecondFactor {
    * Proves the new factor with a code: it becomes the account's factor, this session becomes
    * aal2, every other session ends, and ten fresh recovery codes are returned (shown once).
    * Replacing a working factor also needs a code of the current one (docs/security.md#mfa-9); the caller proves
-   * the password when the account has none yet. The owner is emailed either way.
+   * the password first (MfaResolver). The owner is emailed either way.
    */
   async confirm(viewer: Viewer, code: string, currentCode: string | undefined, origin: RequestOrigin): Promise<string[]> {
     const userId = viewer.userId!;
@@ -241,7 +252,7 @@ export class MfaService implements SecondFactor {
     await manager.update(MfaChallengeRecord, { userId, endedAt: IsNull() }, { endedAt: this.clock.now() });
   }
 
-  /** Removes the factor and its recovery codes (aal2 and a valid code needed); other sessions end. */
+  /** Removes the factor and its recovery codes (aal2, a valid code, and the password the caller proved); other sessions end. */
   async disable(viewer: Viewer, code: string, origin: RequestOrigin): Promise<void> {
     const userId = viewer.userId!;
     await this.requireStepUp(viewer);
@@ -292,7 +303,7 @@ export class MfaService implements SecondFactor {
     const userId = viewer.userId!;
     await this.requireStepUp(viewer);
     const factor = await this.dataSource.getRepository(MfaFactor).findOneBy({ userId, status: 'verified' });
-    if (!factor) throw new AppError('BAD_USER_INPUT', 'Two-factor authentication is not on for this account.');
+    if (!factor) throw factorNotOn();
     const attempt = await this.throttle.reserve(`mfa-${userId}`, origin.ipAddress);
     const accepted = await this.checkTotp(factor, code);
     // A wrong code must not cost ten argon2 hashes.

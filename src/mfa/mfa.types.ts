@@ -1,5 +1,6 @@
 import { IsOptional, IsString, MaxLength } from 'class-validator';
 import { Field, ID, InputType, ObjectType } from 'type-graphql';
+import { MAX_PASSWORD } from '../accounts/accounts.types';
 
 @ObjectType({ description: 'A new authenticator to add: show the QR code (or the secret), then confirm with a code.' })
 export class TotpEnrollment {
@@ -32,14 +33,10 @@ export class ConfirmTotpInput {
   @MaxLength(MAX_CODE)
   code!: string;
 
-  @Field(() => String, {
-    nullable: true,
-    description: 'The account password. Required when turning two-factor authentication on for the first time.',
-  })
-  @IsOptional()
+  @Field({ description: 'The account password: turning two-factor authentication on, or replacing the authenticator.' })
   @IsString()
-  @MaxLength(4096)
-  currentPassword?: string;
+  @MaxLength(MAX_PASSWORD)
+  currentPassword!: string;
 
   @Field(() => String, {
     nullable: true,
@@ -64,18 +61,28 @@ export class VerifyMfaInput {
   code!: string;
 }
 
-@InputType({ description: 'Turning two-factor authentication off needs a code.' })
+@InputType({ description: 'Turning two-factor authentication off needs the password and a code.' })
 export class DisableTotpInput {
   @Field({ description: 'A 6-digit TOTP code, or an unused recovery code.' })
   @IsString()
   @MaxLength(MAX_CODE)
   code!: string;
+
+  @Field({ description: 'The account password (a wrong one: INVALID_CREDENTIALS, counted like a failed sign-in).' })
+  @IsString()
+  @MaxLength(MAX_PASSWORD)
+  currentPassword!: string;
 }
 
-@InputType({ description: 'New recovery codes need a TOTP code.' })
+@InputType({ description: 'New recovery codes need the password and a TOTP code.' })
 export class RegenerateRecoveryCodesInput {
   @Field({ description: 'The 6-digit code the authenticator shows now.' })
   @IsString()
   @MaxLength(MAX_CODE)
   code!: string;
+
+  @Field({ description: 'The account password (a wrong one: INVALID_CREDENTIALS, counted like a failed sign-in).' })
+  @IsString()
+  @MaxLength(MAX_PASSWORD)
+  currentPassword!: string;
 }

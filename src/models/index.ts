@@ -1,6 +1,9 @@
-import { dataFeature } from '../data/data.feature';
+import type { Config } from '../config';
+import { dataFeatures } from '../data/data.feature';
 import type { ModelHandle } from '../data/define-model';
+import type { Feature } from '../feature';
 import { commentModel } from './comment.model';
+import { MODELS_SETTINGS } from './models.settings';
 import { postModel } from './post.model';
 import { profileModel } from './profile.model';
 
@@ -11,5 +14,23 @@ import { profileModel } from './profile.model';
  */
 export const MODELS: readonly ModelHandle[] = [profileModel, postModel, commentModel];
 
-/** The app's models as a generated data API. Built once: type-graphql's metadata is global. */
-export const modelsFeature = dataFeature(MODELS);
+/**
+ * The sample models among them: served only with BASTION_SAMPLE_MODELS (on in development and
+ * tests, off in production), since a production API should offer nothing nobody asked for.
+ */
+export const SAMPLE_MODELS: readonly ModelHandle[] = [profileModel, postModel, commentModel];
+
+// Generated once for both variants: type-graphql's metadata is global.
+const serving = dataFeatures(MODELS);
+const withSettings = (feature: Feature): Feature => ({ ...feature, settings: MODELS_SETTINGS });
+
+/** Every model, the samples included: the development configuration, which schema/schema.graphql shows. */
+export const modelsFeature = withSettings(serving(MODELS));
+
+/** The app's own models alone: what a server with BASTION_SAMPLE_MODELS off serves. */
+const withoutSamples = withSettings(serving(MODELS.filter((model) => !SAMPLE_MODELS.includes(model))));
+
+/** The models feature a process with this configuration runs. */
+export function modelsFeatureFor(config: Pick<Config, 'sampleModels'>): Feature {
+  return config.sampleModels ? modelsFeature : withoutSamples;
+}

@@ -4,6 +4,7 @@ import type { AuditMetadata } from '../audit/audit-event.entity';
 import { AuditChainPosition, verifyAuditChainSince } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
+import { databaseHostOf, databaseTlsProblem, isLocalDatabase, unverifiedConnection } from '../db/database-tls';
 import type { BackupOptions } from '../backup/backup.service';
 import type { KeyService } from '../crypto/key.service';
 import type { Keyring } from '../crypto/keyring';
@@ -133,6 +134,22 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
           ),
   },
   {
+    id: 'encryption.database_transport',
+    measure: 'encryption',
+    run: async (context) => {
+      const url = context.config.databaseUrl;
+      if (url === undefined) return pass('The embedded PostgreSQL, on 127.0.0.1 only.');
+      if (isLocalDatabase(url)) return pass(`PostgreSQL on this machine (${databaseHostOf(url)}).`);
+      return databaseTlsProblem(url) === null
+        ? pass(`TLS to ${databaseHostOf(url)} with the certificate and host name checked (sslmode=verify-full).`)
+        : failInProduction(
+            context,
+            `DATABASE_URL ${unverifiedConnection(url)}: whoever is on the network path can read and change the traffic.`,
+            'Add sslmode=verify-full to DATABASE_URL, or set BASTION_DATABASE_CA_FILE to the CA that signed the server certificate.',
+          );
+    },
+  },
+  {
     id: 'access_control.schema_coverage',
     measure: 'access_control',
     run: async (context) => {
@@ -179,9 +196,15 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
       context.config.mfaRequiredFor === 'all'
         ? pass('Every signed-in role needs a session confirmed with the second factor.')
         : warn(
-            `Second factor required for: ` +
-              `${context.config.mfaRequiredFor === 'admin' ? 'the admin role (and roles marked requireMfa)' : 'roles marked requireMfa only'}.`,
-            'Set BASTION_MFA_REQUIRED_FOR=all when every user can be asked to enroll TOTP (ASVS 6.3.3; docs/security.md#dev-4).',
+            'Second factor required for: ' +
+              (context.config.mfaRequiredFor === 'admin'
+                ? 'the admin role (and roles marked requireMfa). '
+                : 'roles marked requireMfa only. ') +
+              (context.config.mfaRelaxedReason
+                ? `Relaxed because: ${context.config.mfaRelaxedReason}`
+                : 'No reason is recorded (BASTION_MFA_RELAXED_REASON).'),
+            'Set BASTION_MFA_REQUIRED_FOR=all (the production default) when every user can be asked to enroll TOTP, ' +
+              'or record why not in BASTION_MFA_RELAXED_REASON (ASVS 6.3.3; docs/security.md#dev-4).',
           ),
   },
   {
@@ -240,6 +263,44 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
             'Introspection is open to everyone.',
             'Set BASTION_INTROSPECTION=admins (the default outside development).',
           ),
+  },
+  {
+    id: 'access_control.sample_models',
+    measure: 'access_control',
+    run: async (context) =>
+      !context.config.sampleModels
+        ? pass('The sample models (Profile, Post, Comment) are not served.')
+        : context.config.nodeEnv === 'production'
+          ? warn(
+              'The sample models Profile, Post and Comment are served in production, with their default grants.',
+              'Set BASTION_SAMPLE_MODELS=false unless the app uses them as they are (anyone may read published posts and public profiles).',
+            )
+          : pass('The sample models are served (the default outside production).'),
+  },
+  {
+    id: 'access_control.database_role',
+    measure: 'access_control',
+    run: async (context) => {
+      const [role] = await context.dataSource.query<{ name: string; superuser: boolean; owned: number; auditWritable: boolean }[]>(
+        `SELECT current_user AS name, r.rolsuper AS superuser,
+                (SELECT count(*)::int FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user) AS owned,
+                has_table_privilege('public.audit_events', 'UPDATE')
+                  OR has_table_privilege('public.audit_events', 'DELETE') AS "auditWritable"
+           FROM pg_roles r WHERE r.rolname = current_user`,
+      );
+      const findings = [
+        role.superuser ? `is a superuser` : null,
+        role.owned > 0 ? `owns ${role.owned} of the tables (it may change the schema and grant itself anything)` : null,
+        role.auditWritable ? 'may UPDATE or DELETE audit events' : null,
+      ].filter((finding): finding is string => finding !== null);
+      return findings.length === 0
+        ? pass(`The server's role ${role.name} owns no table and may only append to the audit log.`)
+        : warn(
+            `The server's database role ${role.name} ${findings.join(', ')}.`,
+            'Run migrations as the schema owner (BASTION_MIGRATION_DATABASE_URL) and the server as a plain role (DATABASE_URL) ' +
+              'with BASTION_MIGRATE_ON_START=false; bastion migrate grants it what it needs (docs/deploy.md, "The database").',
+          );
+    },
   },
   {
     id: 'firewall.rate_limits',

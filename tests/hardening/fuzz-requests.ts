@@ -27,7 +27,7 @@ export type Headers = [string, string][];
  * the user, an IP rule on 127.0.0.1): sent anonymously, where they are refused, so the rest of the
  * run keeps exercising signed-in paths. The attack suite covers them with a token.
  */
-const ENDS_THE_RUN_FIELDS = /\b(signOut|signOutEverywhere|deleteAccount|setUserStatus|unassignRole)\b/;
+const ENDS_THE_RUN_FIELDS = /\b(signOut|signOutEverywhere|deleteAccount|setUserStatus|adminRevokeSessions|unassignRole)\b/;
 /** An IP rule is harmless unless it could cover the fuzzer's own address (loopback, or everything). */
 const COVERS_LOOPBACK = /127\.|::1|0\.0\.0\.0|::\/|\/0\b|::ffff|::"/;
 

@@ -37,10 +37,10 @@ async function contentsOf(url: string, options: { auditBelow?: string } = {}): P
   });
 }
 
-/** The names of this release's last two migrations, newest first (an archive's schema version is a migration name). */
-const LATEST_MIGRATIONS = MIGRATIONS.slice(-2)
-  .reverse()
-  .map((migration) => new (migration as new () => { name: string })().name);
+/** This release's migrations' names, newest first (an archive's schema version is a migration name). */
+const NEWEST_FIRST = MIGRATIONS.map((migration) => new (migration as new () => { name: string })().name).reverse();
+/** The migrations from the backups catalogue's on, newest first: undone, they leave a schema without it. */
+const SINCE_BACKUPS = NEWEST_FIRST.slice(0, NEWEST_FIRST.findIndex((name) => name.startsWith('Backups')) + 1);
 
 describe('backup archives', () => {
   let server: TestServer;
@@ -91,7 +91,7 @@ describe('backup archives', () => {
 
     it('restores every row of every table into a new database, encrypted columns still encrypted', async () => {
       const { backup, file } = await freshBackup();
-      expect(backup).toMatchObject({ status: BackupStatus.COMPLETE, keyId: 'k1', schemaVersion: LATEST_MIGRATIONS[0] });
+      expect(backup).toMatchObject({ status: BackupStatus.COMPLETE, keyId: 'k1', schemaVersion: NEWEST_FIRST[0] });
       expect(backup.tables).toBeGreaterThanOrEqual(18);
       expect(fs.statSync(file).mode & 0o777).toBe(0o600);
       expect(fs.readFileSync(file).subarray(0, 8)).toEqual(ARCHIVE_MAGIC);
@@ -283,11 +283,10 @@ describe('backup archives', () => {
       const fresh = await createTestDatabase({ migrated: false });
       const current = await createTestDatabase();
       try {
-        // A database two migrations behind this release (before the backups catalogue).
+        // A database from before the backups catalogue.
         const source = createDataSource({ url: old.url, poolSize: 1, ...appTables() });
         await source.initialize();
-        await source.undoLastMigration();
-        await source.undoLastMigration();
+        for (const _name of SINCE_BACKUPS) await source.undoLastMigration();
         const [{ name: version }] = await source.query('SELECT name FROM migrations ORDER BY id DESC LIMIT 1');
         await source.query("INSERT INTO firewall_rules (cidr, action, note) VALUES ('192.0.2.0/24', 'deny', 'from the old schema')");
         await source.destroy();
@@ -307,7 +306,7 @@ describe('backup archives', () => {
         expect(up.migrated).toHaveLength(up.migrated.filter((step) => step.startsWith('up ')).length);
         expect(up.migrated[up.migrated.length - 1]).toBe(`up ${version}`);
         const down = await restoreArchive({ file: service.fileOf(backup), keyring: testKeyring(), targetUrl: current.url, replace: true });
-        expect(down.migrated).toEqual(LATEST_MIGRATIONS.map((name) => `down ${name}`));
+        expect(down.migrated).toEqual(SINCE_BACKUPS.map((name) => `down ${name}`));
         for (const url of [fresh.url, current.url]) {
           const state = await withAdminClient(url, (client) =>
             client.query(

@@ -316,12 +316,22 @@ describe('GraphQL limits (hardened graphql-armor, token and cost limits)', () =>
       `{ ${Array.from({ length: 101 }, (_unused, index) => `t${index}: __typename`).join(' ')} }`,
       '101 __typename aliases',
     );
-    await expectRefused(`{ __typename ${'@skip(if: false) '.repeat(6)} }`, '6 directives');
     await expectRefused(`{ serverInfo { ${'name '.repeat(1200)} } }`, '1200 tokens');
     await expectRefused('{ posts(first: 100) { edges { node { comments(first: 100) { body } } } } }', 'cost 100 × 100');
     // Within every limit: served.
     const fine = await makeClient(server).request('{ posts(first: 100) { edges { node { title author { displayName } commentCount } } } }');
     expect(fine.status).toBe(200);
+  });
+
+  it('refuses a sixth directive by its own limit, where no standard rule would', async () => {
+    // Each directive valid and used once per field: graphql-js's own rules (unknown directives, one
+    // @skip per location) find nothing here, so only BASTION_GRAPHQL_MAX_DIRECTIVES can refuse it.
+    const fields = (count: number) =>
+      Array.from({ length: count }, (_unused, index) => `f${index}: __typename @skip(if: false) @include(if: true)`).join(' ');
+    const refused = await expectRefused(`{ ${fields(3)} }`, '6 directives');
+    expect(refused.body.errors?.map((error) => error.message)).toEqual([expect.stringMatching(/too many directives/)]);
+    const withinLimit = await makeClient(server).request(`{ ${fields(2)} last: __typename @include(if: true) }`);
+    expect({ status: withinLimit.status, errors: withinLimit.body.errors }).toEqual({ status: 200, errors: undefined });
   });
 
   it("cannot be fooled: fragment fan-out, a negative first, the library's node limit", async () => {

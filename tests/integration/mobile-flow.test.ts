@@ -16,7 +16,8 @@ describe('examples/mobile-flow.ts, end to end', () => {
   const codes: string[] = [];
 
   beforeAll(async () => {
-    server = await startTestServer();
+    // The production default: the new account must enrol a second factor before anything else.
+    server = await startTestServer({ config: { mfaRequiredFor: 'all' } });
     result = await runMobileFlow({
       url: server.url,
       email,
@@ -41,6 +42,7 @@ describe('examples/mobile-flow.ts, end to end', () => {
   it('signs up, then enrolls and confirms TOTP with one code per step', () => {
     expect(result.userId).toMatch(/^[0-9a-f-]{36}$/);
     expect(result.signUp.accessToken.split('.')).toHaveLength(3);
+    expect(logged[0]).toBe('sign-up answered MfaEnrollmentRequired');
     expect(result.enrollment.otpauthUri).toMatch(new RegExp(`^otpauth://totp/[^:]+:${encodeURIComponent(email)}\\?secret=[A-Z2-7]{32}&`));
     expect(result.recoveryCodes).toHaveLength(10);
     expect(new Set(result.recoveryCodes).size).toBe(10);
@@ -98,7 +100,7 @@ describe('examples/mobile-flow.ts, end to end', () => {
     expect(result.refreshed.accessToken).not.toBe(result.signedIn.accessToken);
     expect(result.refreshed.refreshToken).not.toBe(result.signedIn.refreshToken);
     expect(result.meAfterRefresh).toBe(result.userId);
-    expect(logged).toHaveLength(10);
+    expect(logged).toHaveLength(11);
   });
 
   // Last: reusing the spent refresh token ends the session.

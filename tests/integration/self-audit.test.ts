@@ -83,6 +83,7 @@ describe('the self-audit', () => {
       ['access_control.password_length', { passwordMinLength: 15 }, { passwordMinLength: 12 }, 'WARN'],
       ['access_control.token_lifetimes', {}, { accessTokenTtlSeconds: 3600 }, 'FAIL'],
       ['access_control.introspection', { introspection: 'admins' }, { ...production, introspection: 'everyone' }, 'FAIL'],
+      ['access_control.sample_models', { ...production, sampleModels: false }, { ...production, sampleModels: true }, 'WARN'],
       ['firewall.rate_limits', { rateLimitsEnabled: true }, { rateLimitsEnabled: false }, 'FAIL'],
       ['firewall.graphql_limits', {}, { graphqlMaxDepth: 40 }, 'WARN'],
       [

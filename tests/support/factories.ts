@@ -60,10 +60,11 @@ export interface TestAccount {
 
 const AUTH_PAYLOAD = 'accessToken refreshToken accessTokenExpiresAt user { id email emailVerified roles mfaEnabled createdAt }';
 
-export const SIGN_UP = `mutation SignUp($input: SignUpInput!) { signUp(input: $input) { ${AUTH_PAYLOAD} } }`;
-export const SIGN_IN =
-  `mutation SignIn($input: SignInInput!) { signIn(input: $input) { __typename ... on AuthPayload { ${AUTH_PAYLOAD} } ` +
-  '... on MfaChallenge { mfaToken expiresAt methods } } }';
+// Both carry the session's tokens; MfaEnrollmentRequired (BASTION_MFA_REQUIRED_FOR) also says what to enrol.
+const SESSION_ANSWERS = `__typename ... on AuthPayload { ${AUTH_PAYLOAD} } ... on MfaEnrollmentRequired { ${AUTH_PAYLOAD} methods }`;
+export const SIGN_UP = `mutation SignUp($input: SignUpInput!) { signUp(input: $input) { ${SESSION_ANSWERS} } }`;
+const CHALLENGE = '... on MfaChallenge { mfaToken expiresAt methods }';
+export const SIGN_IN = `mutation SignIn($input: SignInInput!) { signIn(input: $input) { ${SESSION_ANSWERS} ${CHALLENGE} } }`;
 export const REFRESH = `mutation Refresh($input: RefreshSessionInput!) { refreshSession(input: $input) { ${AUTH_PAYLOAD} } }`;
 
 let accounts = 0;

@@ -4,6 +4,7 @@ const TOO_SHORT_15 = 'Use at least 15 characters.';
 const TOO_LONG = 'Use at most 1024 bytes.';
 const CONTROL = 'The password contains a control character (a line break, tab or similar); leave it out.';
 const TOO_COMMON = 'This password is too common; choose another.';
+const BREACHED = 'This password appears in lists of breached passwords; choose another.';
 const CONTEXT_WORD = "Don't use your email address or the app's name in your password.";
 const PATTERN = 'This password follows a pattern that is easy to guess (repeats, sequences, keyboard rows or dates); choose another.';
 
@@ -76,24 +77,43 @@ describe('PasswordPolicy', () => {
     });
   });
 
-  describe('blocklists (ASVS 6.2.4, 6.2.11)', () => {
-    it('rejects password123456 for being common, not for its length', () => {
-      expect(shortPolicy.check('password123456')).toBe(TOO_COMMON);
+  describe('blocklists (ASVS 6.2.4, 6.2.11, 6.2.12)', () => {
+    it('rejects password123456 as breached, not for its length', () => {
+      expect(shortPolicy.check('password123456')).toBe(BREACHED);
     });
 
-    it('applies NFKC before the dictionary, so full-width letters do not slip through', () => {
-      expect(shortPolicy.check('ｐａｓｓｗｏｒｄ１２３４５６')).toBe(TOO_COMMON);
+    it('refuses breached passwords however they are stretched past the length rule', () => {
+      // All three scored 3 or more with zxcvbn alone, and were accepted before the breached-password filter.
+      for (const password of ['Password1234567!', 'correcthorsebatterystaple', 'Summer2024!Summer']) {
+        expect({ password, reason: policy.check(password) }).toEqual({ password, reason: BREACHED });
+      }
+    });
+
+    it('accepts passphrases and random passwords that no list holds', () => {
+      for (const password of ['sunflower-meadow-kettle-42', 'purplemonkeydishwasher', 'violet-harbor-3fa9c0d1e2b4', STRONG_15]) {
+        expect({ password, reason: policy.check(password) }).toEqual({ password, reason: null });
+      }
+    });
+
+    it('applies NFKC before the lists, so full-width letters do not slip through', () => {
+      expect(shortPolicy.check('ｐａｓｓｗｏｒｄ１２３４５６')).toBe(BREACHED);
+    });
+
+    it('still rejects dictionary words that no breach list holds, with their own reason', () => {
+      expect(policy.check('elephantgiraffe')).toBe(TOO_COMMON);
     });
 
     it('rejects easily guessed patterns with a reason that names them', () => {
-      expect(policy.check('aaaaaaaaaaaaaaaa')).toBe(PATTERN);
+      // Not 'aaaaaaaaaaaaaaaa': that one is in the breached lists, which answer first.
+      expect(policy.check('kdkdkdkdkdkdkdkd')).toBe(PATTERN);
     });
 
     it('rejects the app name as a context word: Bastion2025!', () => {
       expect(shortPolicy.check('Bastion2025!')).toBe(CONTEXT_WORD);
       expect(shortPolicy.check('my-BASTION-vault-Q7#')).toBe(CONTEXT_WORD);
-      // Without the context word, zxcvbn alone scores the same password 3 and lets it through.
-      expect(new PasswordPolicy({ minLength: 8, contextWords: [] }).check('Bastion2025!')).toBeNull();
+      // An app name no breach list holds: without it as a context word, nothing else refuses the password.
+      expect(new PasswordPolicy({ minLength: 8, contextWords: ['Quorvane'] }).check('Quorvane2025!')).toBe(CONTEXT_WORD);
+      expect(new PasswordPolicy({ minLength: 8, contextWords: [] }).check('Quorvane2025!')).toBeNull();
     });
 
     it('rejects the email local part when it is passed as a user word', () => {

@@ -8,7 +8,7 @@ const KEY_A = Buffer.alloc(32, 1).toString('base64');
 const KEY_B = Buffer.alloc(32, 2).toString('base64');
 const PRODUCTION = {
   NODE_ENV: 'production',
-  DATABASE_URL: 'postgres://u:p@db:5432/app',
+  DATABASE_URL: 'postgres://u:p@db:5432/app?sslmode=verify-full',
   BASTION_ENCRYPTION_KEYS: `k1:${KEY_A}`,
   BASTION_BLIND_INDEX_KEY: KEY_B,
   SMTP_URL: 'smtps://bastion:pw@mail.example.com:465',
@@ -54,6 +54,8 @@ describe('loadConfig', () => {
       logPretty: false,
       corsOrigins: [],
       trustProxy: [],
+      // A release step migrates, as the schema's owner; the server's role cannot (docs/deploy.md).
+      migrateOnStart: false,
     });
   });
 
