@@ -19,7 +19,7 @@ describe('cross-instance notifications on real PostgreSQL', () => {
   /** An instance of the listener, as one server process would hold it; stopped after each test. */
   const instance = (options: Partial<NotificationsOptions> = {}) => {
     const notifications = new Notifications({
-      url: database.url,
+      url: listenerUrl(),
       logger: createLogger({ level: 'info', pretty: false, destination: logs }),
       ...options,
     });
@@ -46,7 +46,16 @@ describe('cross-instance notifications on real PostgreSQL', () => {
     withAdminClient(testDatabaseServer().adminUrl, (client) =>
       client.query(`ALTER DATABASE ${client.escapeIdentifier(database.name)} WITH ALLOW_CONNECTIONS ${allowed}`),
     );
-  const password = () => decodeURIComponent(new URL(database.url).password);
+  /**
+   * The listener's URL, always with a password, so "the logs never hold it" can fail: a server with
+   * trust auth (a password-less TEST_DATABASE_URL) ignores the one added here.
+   */
+  const listenerUrl = () => {
+    const url = new URL(database.url);
+    if (url.password === '') url.password = 'listener-secret-7f3a91';
+    return url.toString();
+  };
+  const password = () => decodeURIComponent(new URL(listenerUrl()).password);
 
   beforeAll(async () => {
     database = await createTestDatabase();
