@@ -43,6 +43,37 @@ export interface ReencryptResult {
 
 export type ReencryptProgress = (progress: { table: string; column: string; done: number; total: number }) => void;
 
+/** A row as a batch rewrite reads it: its key, the encrypted value, and the column it may write. */
+interface RowToRewrite {
+  readonly id: string;
+  readonly value: string | null;
+  readonly target: string | null;
+}
+
+/** One column rewritten in batches (`KeyService.rewriteInBatches`). */
+interface ColumnRewrite {
+  readonly table: string;
+  readonly primaryKey: string;
+  /** The encrypted column read (and named when a value is unreadable). */
+  readonly column: string;
+  /** The column written: the same one (re-encryption) or its blind index. */
+  readonly target: string;
+  /** The progress bar's total. */
+  readonly total: number;
+  /** Read only rows whose `column` is set. */
+  readonly onlyNotNull: boolean;
+  /** What progress counts: the rows rewritten (the total counts those to do) or every row read. */
+  readonly progressCounts: 'rewritten' | 'read';
+  /** The value to write, or null to leave the row; throws DecryptionFailedError when no key opens it. */
+  readonly rewrite: (row: RowToRewrite) => string | null;
+}
+
+function batchSizeOf(options: { batchSize?: number }): number {
+  const batchSize = options.batchSize ?? 500;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('batch size must be a whole number above 0');
+  return batchSize;
+}
+
 /** A blind-index rotation asked for without a next key to rotate to. */
 export class NoBlindIndexRotationError extends Error {
   constructor() {
@@ -178,8 +209,7 @@ export class KeyService {
    * locked while rewritten. Keys left with no rows are then marked retired.
    */
   async reencrypt(options: { batchSize?: number; onProgress?: ReencryptProgress } = {}): Promise<ReencryptResult> {
-    const batchSize = options.batchSize ?? 500;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('batch size must be a whole number above 0');
+    const batchSize = batchSizeOf(options);
     // The key about to be written with must be on record before the first value uses it.
     await this.assertKeyringCoversData();
     const current = this.keyring.currentKid;
@@ -190,44 +220,24 @@ export class KeyService {
         `SELECT count(*) AS total FROM ${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL AND split_part(${quote(info.column)}, '.', 2) <> $1`,
         [current],
       );
-      let done = 0;
-      options.onProgress?.({ table: info.table, column: info.column, done, total: Number(total) });
-      let after: unknown = null;
-      for (;;) {
-        const batch = await this.dataSource.transaction(async (manager) => {
-          // Keyset pagination on the primary key (its own type, so its index serves every batch).
-          const pk = quote(info.primaryKey);
-          const rows: { id: string; value: string | null }[] = await manager.query(
-            `SELECT ${pk} AS id, ${quote(info.column)} AS value FROM ${quote(info.table)}
-             ${after === null ? '' : `WHERE ${pk} > $2`} ORDER BY ${pk} LIMIT $1 FOR UPDATE`,
-            after === null ? [batchSize] : [batchSize, after],
-          );
-          let changed = 0;
-          for (const row of rows) {
-            if (row.value === null || row.value.startsWith(`v1.${current}.`)) continue;
-            let plaintext: Buffer;
-            try {
-              plaintext = open(this.keyring, row.value, info.domain);
-            } catch (error) {
-              if (!(error instanceof DecryptionFailedError)) throw error;
-              unreadable.push({ table: info.table, column: info.column, id: String(row.id) });
-              continue;
-            }
-            const reencrypted = seal(this.keyring, plaintext, info.domain);
-            await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.column)} = $1 WHERE ${quote(info.primaryKey)} = $2`, [
-              reencrypted,
-              row.id,
-            ]);
-            changed += 1;
-          }
-          return { rows, changed };
-        });
-        if (batch.rows.length === 0) break;
-        after = batch.rows[batch.rows.length - 1].id;
-        done += batch.changed;
-        rewritten += batch.changed;
-        options.onProgress?.({ table: info.table, column: info.column, done, total: Number(total) });
-      }
+      rewritten += await this.rewriteInBatches(
+        {
+          table: info.table,
+          primaryKey: info.primaryKey,
+          column: info.column,
+          target: info.column,
+          total: Number(total),
+          onlyNotNull: false,
+          progressCounts: 'rewritten',
+          rewrite: (row) =>
+            row.value === null || row.value.startsWith(`v1.${current}.`)
+              ? null
+              : seal(this.keyring, open(this.keyring, row.value, info.domain), info.domain),
+        },
+        batchSize,
+        unreadable,
+        options.onProgress,
+      );
     }
     await this.retireUnusedKeys();
     await this.audit?.append(this.dataSource.manager, {
@@ -249,48 +259,32 @@ export class KeyService {
    */
   async rotateBlindIndexes(options: { batchSize?: number; onProgress?: ReencryptProgress } = {}): Promise<ReencryptResult> {
     if (!this.keyring.rotatingBlindIndexes) throw new NoBlindIndexRotationError();
-    const batchSize = options.batchSize ?? 500;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('batch size must be a whole number above 0');
+    const batchSize = batchSizeOf(options);
     let rewritten = 0;
     const unreadable: UnreadableValue[] = [];
     for (const info of blindIndexedColumns(this.dataSource)) {
       const [{ total }]: { total: string }[] = await this.dataSource.query(
         `SELECT count(*) AS total FROM ${quote(info.table)} WHERE ${quote(info.column)} IS NOT NULL`,
       );
-      let done = 0;
-      options.onProgress?.({ table: info.table, column: info.indexColumn, done, total: Number(total) });
-      let after: unknown = null;
-      for (;;) {
-        const pk = quote(info.primaryKey);
-        const batch = await this.dataSource.transaction(async (manager) => {
-          const rows: { id: string; value: string; index: string }[] = await manager.query(
-            `SELECT ${pk} AS id, ${quote(info.column)} AS value, ${quote(info.indexColumn)} AS index FROM ${quote(info.table)}
-             WHERE ${quote(info.column)} IS NOT NULL ${after === null ? '' : `AND ${pk} > $2`} ORDER BY ${pk} LIMIT $1 FOR UPDATE`,
-            after === null ? [batchSize] : [batchSize, after],
-          );
-          let changed = 0;
-          for (const row of rows) {
-            let value: unknown;
-            try {
-              value = info.property.transformer.from(row.value);
-            } catch (error) {
-              if (!(error instanceof DecryptionFailedError)) throw error;
-              unreadable.push({ table: info.table, column: info.column, id: String(row.id) });
-              continue;
-            }
+      rewritten += await this.rewriteInBatches(
+        {
+          table: info.table,
+          primaryKey: info.primaryKey,
+          column: info.column,
+          target: info.indexColumn,
+          total: Number(total),
+          onlyNotNull: true,
+          progressCounts: 'read',
+          rewrite: (row) => {
+            const value = info.property.transformer.from(row.value);
             const index = computeBlindIndex(this.keyring, info.property.transformer.domain, String(value), info.property.normalize);
-            if (index === row.index) continue;
-            await manager.query(`UPDATE ${quote(info.table)} SET ${quote(info.indexColumn)} = $1 WHERE ${pk} = $2`, [index, row.id]);
-            changed += 1;
-          }
-          return { rows, changed };
-        });
-        if (batch.rows.length === 0) break;
-        after = batch.rows[batch.rows.length - 1].id;
-        done += batch.rows.length;
-        rewritten += batch.changed;
-        options.onProgress?.({ table: info.table, column: info.indexColumn, done, total: Number(total) });
-      }
+            return index === row.target ? null : index;
+          },
+        },
+        batchSize,
+        unreadable,
+        options.onProgress,
+      );
     }
     await this.audit?.append(this.dataSource.manager, {
       action: 'blind_indexes_rotated',
@@ -299,6 +293,57 @@ export class KeyService {
       metadata: { rewritten, unreadable: unreadable.length },
     });
     return { rewritten, unreadable };
+  }
+
+  /**
+   * Walks one table by primary key in batches (keyset pagination on the key's own type, so its
+   * index serves every batch), one transaction per batch, rows locked while rewritten; writes
+   * `target` where `rewrite` returns a value. A value no key opens is reported in `unreadable`
+   * and left. Returns how many rows were written.
+   */
+  private async rewriteInBatches(
+    walk: ColumnRewrite,
+    batchSize: number,
+    unreadable: UnreadableValue[],
+    onProgress: ReencryptProgress | undefined,
+  ): Promise<number> {
+    const [table, pk, column, target] = [quote(walk.table), quote(walk.primaryKey), quote(walk.column), quote(walk.target)];
+    const report = (done: number) => onProgress?.({ table: walk.table, column: walk.target, done, total: walk.total });
+    let done = 0;
+    let written = 0;
+    let after: unknown = null;
+    report(done);
+    for (;;) {
+      const conditions = [...(walk.onlyNotNull ? [`${column} IS NOT NULL`] : []), ...(after === null ? [] : [`${pk} > $2`])];
+      const batch = await this.dataSource.transaction(async (manager) => {
+        const rows: RowToRewrite[] = await manager.query(
+          `SELECT ${pk} AS id, ${column} AS value, ${target} AS target FROM ${table}
+           ${conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`} ORDER BY ${pk} LIMIT $1 FOR UPDATE`,
+          after === null ? [batchSize] : [batchSize, after],
+        );
+        let changed = 0;
+        for (const row of rows) {
+          let replacement: string | null;
+          try {
+            replacement = walk.rewrite(row);
+          } catch (error) {
+            if (!(error instanceof DecryptionFailedError)) throw error;
+            unreadable.push({ table: walk.table, column: walk.column, id: String(row.id) });
+            continue;
+          }
+          if (replacement === null) continue;
+          await manager.query(`UPDATE ${table} SET ${target} = $1 WHERE ${pk} = $2`, [replacement, row.id]);
+          changed += 1;
+        }
+        return { rows, changed };
+      });
+      if (batch.rows.length === 0) break;
+      after = batch.rows[batch.rows.length - 1].id;
+      done += walk.progressCounts === 'rewritten' ? batch.changed : batch.rows.length;
+      written += batch.changed;
+      report(done);
+    }
+    return written;
   }
 
   /** Accepts the loss of every value under `kid`: the keyring may drop it. */
