@@ -19,6 +19,7 @@ const MAY_IMPORT = {
   firewall: ['access', 'accounts', 'audit'],
   data: ['access', 'accounts', 'crypto'],
   models: ['crypto', 'data'],
+  realtime: ['access', 'accounts', 'crypto', 'data', 'firewall'],
   backup: ['access', 'audit', 'crypto'],
   'self-audit': ['access', 'audit', 'backup', 'crypto'],
 };

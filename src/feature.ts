@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin, PersistedQueryOptions } from '@apollo/server';
 import type { Command } from 'commander';
 import type { Request, RequestHandler } from 'express';
-import type { GraphQLSchema, ValidationRule } from 'graphql';
+import type { DocumentNode, GraphQLSchema, OperationDefinitionNode, ValidationRule } from 'graphql';
 import type { DataSource } from 'typeorm';
 import type { Clock } from './clock';
 import type { Config, SettingsTable } from './config';
@@ -59,12 +59,38 @@ export interface HttpParts {
   readonly afterBody?: readonly RequestHandler[];
 }
 
-/** What a feature adds to Apollo Server. */
+/** An operation about to run, once its document is parsed, validated and its operation chosen. */
+export interface ResolvedOperation {
+  readonly source: string;
+  readonly document: DocumentNode;
+  readonly operation: OperationDefinitionNode | undefined;
+  readonly operationName: string | null | undefined;
+  readonly variables: Record<string, unknown> | undefined;
+}
+
+/** A check every operation passes before it runs, over HTTP and over WebSocket alike: it throws an AppError to refuse one. */
+export type OperationCheck = (operation: ResolvedOperation, context: Context) => void;
+
+/** What a feature adds to Apollo Server (and, for its rules and checks, to subscriptions over WebSocket). */
 export interface GraphQLParts {
   readonly plugins?: readonly ApolloServerPlugin<Context>[];
   readonly validationRules?: readonly ValidationRule[];
+  readonly operationChecks?: readonly OperationCheck[];
   /** Apollo's persisted-query cache, when one feature keeps its own (preloaded documents); Apollo's default otherwise. */
   readonly persistedQueries?: NonNullable<PersistedQueryOptions['cache']>;
+}
+
+/** What the server lends a feature that serves connections upgraded from HTTP (WebSocket subscriptions). */
+export interface UpgradeParts {
+  readonly httpServer: import('node:http').Server;
+  readonly schema: GraphQLSchema;
+  /** Every feature's validation rules and operation checks, as HTTP requests pass them. */
+  readonly validationRules: readonly ValidationRule[];
+  readonly operationChecks: readonly OperationCheck[];
+  /** The client's address of an upgrade request, through TRUST_PROXY as for HTTP. */
+  readonly clientIp: (request: import('node:http').IncomingMessage) => string;
+  /** A Context built exactly as for an HTTP request with these headers from this address (the features' context steps). */
+  readonly contextFor: (headers: Readonly<Record<string, string | undefined>>, clientIp: string) => Promise<Context>;
 }
 
 /** What the CLI lends a feature's commands. Results go to stdout (`say`), logs to stderr. */
@@ -123,6 +149,8 @@ export interface Feature<N extends ServiceName = ServiceName, P extends ServiceN
   readonly context?: (services: ServicesFor<N | P>) => ContextStep;
   readonly http?: (services: ServicesFor<N | P>) => HttpParts;
   readonly graphql?: (services: ServicesFor<N | P>, schema: GraphQLSchema) => GraphQLParts;
+  /** Its upgrade handling on the HTTP server (WebSockets); the Apollo plugins it returns drain them at shutdown. */
+  readonly upgrades?: (services: ServicesFor<N | P>, parts: UpgradeParts) => GraphQLParts;
   /** Its `bastion` subcommands. */
   readonly commands?: (program: Command, tools: CommandTools<ServicesFor<N | P>>) => void;
 }

@@ -9,6 +9,7 @@ import { firewallFeature } from './firewall/firewall.feature';
 import { mailFeature } from './mail/mail.feature';
 import { mfaFeature } from './mfa/mfa.feature';
 import { modelsFeature, modelsFeatureFor } from './models';
+import { realtimeFeature } from './realtime/realtime.feature';
 import { selfAuditFeature } from './self-audit/self-audit.feature';
 import { systemFeature } from './system/system.feature';
 
@@ -29,6 +30,7 @@ export const FEATURES: readonly Feature[] = [
   accessFeature,
   firewallFeature,
   modelsFeature,
+  realtimeFeature,
   backupFeature,
   selfAuditFeature,
 ];

@@ -43,6 +43,16 @@ export async function buildGraphQLSchema(features: readonly Feature[], instances
     resolvers,
     container: new InstanceContainer(new Map(instances.map((instance) => [instance.constructor, instance]))),
     validate: { forbidUnknownValues: true },
+    // type-graphql insists on a PubSub once a schema has subscriptions, though each of Bastion's brings its own
+    // subscribe (the realtime feature's per-subscriber delivery): one that nothing may use.
+    pubSub: {
+      publish: () => {
+        throw new Error('Bastion publishes changes through the realtime feature, not type-graphql');
+      },
+      subscribe: () => {
+        throw new Error('Bastion subscriptions bring their own subscribe');
+      },
+    },
   });
   describeRootTypes(schema);
   return schema;

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -14,10 +15,11 @@ import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import helmet from 'helmet';
 import type { Clock } from './clock';
+import type { Logger } from './logging';
 import type { Context } from './context';
 import { formatClientError } from './errors';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
-import type { ContextStep, Feature, GraphQLParts, HttpParts } from './feature';
+import type { ContextStep, Feature, GraphQLParts, HttpParts, OperationCheck, UpgradeParts } from './feature';
 import { CompiledExecutor, ExecutorComparisonHook, comparingExecutors, executorGateway } from './graphql/executor';
 import { RequestLoaders } from './graphql/request-loaders';
 import { proxyTrust, resolveClientIp } from './http/client-ip';
@@ -93,6 +95,33 @@ export function contextStepsOf(features: readonly Feature[], servicesFor: (featu
   return features.flatMap((feature) => (feature.context ? [feature.context(servicesFor(feature))] : []));
 }
 
+/** An upgrade request as the context steps read a request: its headers (the token from connection_init), address, id and logger. */
+function upgradeRequest(headers: Readonly<Record<string, string | undefined>>, clientIp: string, logger: Logger): express.Request {
+  const requestId = randomUUID();
+  let log: Logger | undefined;
+  return {
+    requestId,
+    clientIp,
+    get log() {
+      return (log ??= logger.child({ requestId }));
+    },
+    get: (name: string) => headers[name.toLowerCase()],
+  } as unknown as express.Request;
+}
+
+/** Runs the features' operation checks (cost, allowlist) once Apollo has resolved the operation. */
+function operationChecksPlugin(checks: readonly OperationCheck[]): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ source, document, operation, operationName, request, contextValue }) {
+          for (const check of checks) check({ source, document, operation, operationName, variables: request.variables }, contextValue);
+        },
+      };
+    },
+  };
+}
+
 /** Builds express + Apollo Server from the features. Used by `bastion serve` and by tests. */
 export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const { running, features } = deps;
@@ -113,6 +142,16 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const app = express();
   const httpServer = createHttpServer(config, app);
   const trust = proxyTrust(config.trustProxy, config.tlsCertFile !== undefined);
+  const contextOf = graphqlContext(running.services.clock, contextStepsOf(features, viewOf));
+  const upgradeParts: UpgradeParts = {
+    httpServer,
+    schema,
+    validationRules: graphqlParts.flatMap((parts) => parts.validationRules ?? []),
+    operationChecks: graphqlParts.flatMap((parts) => parts.operationChecks ?? []),
+    clientIp: (request) => trust.clientIp(request as express.Request),
+    contextFor: (headers, clientIp) => contextOf({ req: upgradeRequest(headers, clientIp, logger) }),
+  };
+  graphqlParts.push(...features.flatMap((feature) => (feature.upgrades ? [feature.upgrades(viewOf(feature), upgradeParts)] : [])));
   const compiled = new CompiledExecutor(schema);
   const apollo = new ApolloServer<Context>({
     // Apollo's supported hook for its executor: compiled queries (see CompiledExecutor).
@@ -142,6 +181,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
       config.sandbox
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),
+      operationChecksPlugin(graphqlParts.flatMap((parts) => parts.operationChecks ?? [])),
       ...graphqlParts.flatMap((parts) => parts.plugins ?? []),
       errorLoggingPlugin(logger),
       // Bastion sends no cache hints (every response is no-store); the plugin would wrap every field resolver for nothing.
@@ -182,7 +222,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     ...httpParts.flatMap((parts) => parts.beforeBody ?? []),
     express.json({ limit: config.bodyLimitBytes }),
     ...httpParts.flatMap((parts) => parts.afterBody ?? []),
-    expressMiddleware(apollo, { context: graphqlContext(running.services.clock, contextStepsOf(features, viewOf)) }),
+    expressMiddleware(apollo, { context: contextOf }),
   );
   app.use(notFound);
   app.use(errorHandler);

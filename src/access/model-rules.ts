@@ -8,6 +8,8 @@ import { Decision, RowProjection, syncRule } from '../shield/rules';
 export interface ModelOperations {
   readonly query?: Readonly<Record<string, 'read'>>;
   readonly mutation?: Readonly<Record<string, Exclude<Action, 'read'>>>;
+  /** Checked when a subscription starts; each change it delivers is decided per row and field like a query's. */
+  readonly subscription?: Readonly<Record<string, 'read'>>;
 }
 
 /** A relation field of a model: the viewer needs a READ grant on the related model. */
@@ -119,6 +121,7 @@ export function modelRules(
   for (const [section, fields] of [
     ['Query', operations.query],
     ['Mutation', operations.mutation],
+    ['Subscription', operations.subscription],
   ] as const) {
     for (const [field, action] of Object.entries(fields ?? {})) (tree[section] ??= {})[field] = canAct(action);
   }

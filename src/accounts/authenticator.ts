@@ -1,7 +1,7 @@
 import { ANONYMOUS, Viewer } from './viewer';
 import { AppError, serviceUnavailable } from '../errors';
 import { AccessTokenError, AccessTokens } from './access-tokens';
-import type { SessionCache } from './session-cache';
+import type { LiveSession, SessionCache } from './session-cache';
 import type { TokenFailures } from './token-failures';
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
@@ -59,15 +59,19 @@ export class Authenticator {
       this.failures.rejected('access_token', 'revoked_session', ipAddress);
       throw unauthenticated('This session has ended: sign in again.');
     }
-    // Roles and assurance come from the session, never from the token's informational claims.
-    return {
-      userId: session.userId,
-      sessionId: session.sessionId,
-      roles: ['user', ...session.roles.filter((role) => role !== 'user')],
-      aal: session.aal,
-      amr: session.amr,
-    };
+    return viewerOf(session);
   }
+}
+
+/** The viewer a live session stands for: roles and assurance come from the session, never from a token's informational claims. */
+export function viewerOf(session: LiveSession): Viewer {
+  return {
+    userId: session.userId,
+    sessionId: session.sessionId,
+    roles: ['user', ...session.roles.filter((role) => role !== 'user')],
+    aal: session.aal,
+    amr: session.amr,
+  };
 }
 
 function unauthenticated(message: string): AppError {

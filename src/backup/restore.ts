@@ -146,6 +146,8 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     }
     const names = preamble.tables.map((table) => table.name);
     await queryRunner.startTransaction();
+    // Restored rows are not changes anyone subscribed to: the realtime triggers stay quiet (Realtime migration).
+    await queryRunner.query("SELECT set_config('bastion.record_changes', 'off', true)");
     if (options.replace) {
       // A backup of this database running now would archive tables half-emptied by the TRUNCATE below.
       await queryRunner.query(`SET LOCAL lock_timeout = ${LOCK_WAIT_MS}`);

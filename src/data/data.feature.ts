@@ -8,6 +8,15 @@ import { ModelDefinition, ModelDefinitionError, ModelHandle, resolveModel } from
 import { generateModelSchema } from './model-schema';
 import { ModelStore } from './model-store';
 
+declare module '../feature' {
+  // Every declaration of Feature names the same type parameters, used or not.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- see above
+  interface Feature<N, P> {
+    /** The data API's models as it serves them (the realtime feature follows the subscribed ones). */
+    readonly dataModels?: readonly ModelDefinition[];
+  }
+}
+
 /** Each relation's rule: a READ grant on the target, and for a many-to-one its key readable in this row. */
 function relationRules(model: ModelDefinition): Record<string, RelationRule> {
   const rules: Record<string, RelationRule> = {};
@@ -95,6 +104,8 @@ export function dataFeatures(
         // Structure only: every node inside is guarded by its own field rules.
         [schema.connectionType]: { edges: isPublic, pageInfo: isPublic, totalCount: isPublic },
         [schema.edgeType]: { cursor: isPublic, node: isPublic },
+        // The change reached this subscriber because it may read the row; the node's fields are decided like a query's.
+        ...(schema.changeType ? { [schema.changeType]: { kind: isPublic, id: isPublic, node: isPublic } } : {}),
       })),
     );
     return {
@@ -106,6 +117,7 @@ export function dataFeatures(
         return chosen.map(({ schema }) => new schema.resolver(store));
       },
       models: chosen.map(({ model }) => model.access),
+      dataModels: chosen.map(({ model }) => model),
       entities: handles.map((handle) => handle.entity),
     };
   };

@@ -75,6 +75,11 @@ export interface DefineModelOptions<T> {
   readonly relations?: Readonly<Record<string, RelationOptions>>;
   /** The list field's name; default the lowerCamel English plural of the type name. */
   readonly plural?: string;
+  /**
+   * Live updates: a `<singular>Changed(where)` subscription. The table needs the change trigger
+   * in a migration (README "Realtime"); the server refuses to start without it.
+   */
+  readonly subscriptions?: boolean;
 }
 
 /** A registered model, before the schema is built (other models it names may not be loaded yet). */
@@ -138,6 +143,10 @@ export interface ModelDefinition {
   readonly fields: readonly ModelField[];
   readonly relations: readonly ModelRelation[];
   readonly access: ModelAccessSpec;
+  /** Serves `<singular>Changed`; its change trigger keeps `changeColumns` of a row's state before each change. */
+  readonly subscriptions: boolean;
+  /** The columns a change must remember of the row before it: the owner, the named filters' and the filterable fields' (and blind indexes). */
+  readonly changeColumns: readonly string[];
 }
 
 export class ModelDefinitionError extends Error {
@@ -263,6 +272,13 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
   });
 
   const singular = name[0].toLowerCase() + name.slice(1);
+  const remembered = new Set<string>();
+  for (const candidate of fields) {
+    const placesRow =
+      candidate === ownerField || candidate.filterable || Object.values(filters).some((filter) => Object.hasOwn(filter, candidate.name));
+    if (!placesRow) continue;
+    remembered.add(candidate.encrypted ? candidate.blindIndexColumn! : candidate.column);
+  }
   const readableFields = [
     ...fields.map((candidate) => candidate.name),
     ...relations.flatMap((relation) => [relation.name, ...(relation.count ? [relation.count.name] : [])]),
@@ -277,6 +293,8 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     ownerField,
     fields,
     relations,
+    subscriptions: options.subscriptions === true,
+    changeColumns: [...remembered],
     access: {
       name,
       ownerField: ownerField?.name ?? null,

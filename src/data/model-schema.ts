@@ -17,11 +17,13 @@ import {
   Query,
   Resolver,
   Root,
+  Subscription,
   registerEnumType,
 } from 'type-graphql';
 import type { Context } from '../context';
 import type { ModelDefinition, ModelField, ModelRelation } from './define-model';
-import { filterTypeOf } from './filters';
+import { WhereInput, filterTypeOf } from './filters';
+import { LiveChange, followChanges } from './live-changes';
 import type { ListArgs, ModelStore } from './model-store';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs, PageInfo } from '../graphql/pagination';
 
@@ -36,14 +38,33 @@ registerEnumType(SortDirectionValue, {
   valuesConfig: { ASC: { description: 'Smallest, earliest or A first.' }, DESC: { description: 'Largest, latest or Z first.' } },
 });
 
+export enum ChangeKindValue {
+  CREATED = 'CREATED',
+  UPDATED = 'UPDATED',
+  DELETED = 'DELETED',
+}
+
+registerEnumType(ChangeKindValue, {
+  name: 'ChangeKind',
+  description: 'What happened to a row, as you see it.',
+  valuesConfig: {
+    CREATED: { description: 'Created, or changed so that you now see it (it entered your scope or your where).' },
+    UPDATED: { description: 'Changed, and you saw it before and still do.' },
+    DELETED: { description: 'Deleted, or changed so that you no longer see it; node is null.' },
+  },
+});
+
 /** The GraphQL types and the resolver class generated for one model. */
 export interface GeneratedModel {
   readonly resolver: new (store: ModelStore) => object;
   readonly connectionType: string;
   readonly edgeType: string;
+  /** The change type of its subscription (`PostChange`), when it has one. */
+  readonly changeType: string | null;
   readonly operations: {
     readonly query: Record<string, 'read'>;
     readonly mutation: Record<string, 'create' | 'update' | 'delete'>;
+    readonly subscription: Record<string, 'read'>;
   };
 }
 
@@ -162,6 +183,7 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
   const operations = {
     query: { [model.plural]: 'read' as const, [model.singular]: 'read' as const },
     mutation: { [`create${name}`]: 'create' as const, [`update${name}`]: 'update' as const, [`delete${name}`]: 'delete' as const },
+    subscription: model.subscriptions ? { [`${model.singular}Changed`]: 'read' as const } : {},
   };
 
   const generated = namedClass(`${name}Resolver`, StoreResolver);
@@ -222,14 +244,56 @@ export function generateModelSchema(model: ModelDefinition, maxPageSize = MAX_PA
     [Arg('id', () => ID, { description: `The ${name}'s id.` }), Ctx()],
   );
   for (const relation of model.relations) addRelation(generated, model, relation);
+  if (model.subscriptions) addSubscription(generated, model, whereType);
   Resolver(() => model.entity)(generated);
 
   return {
     resolver: generated,
     connectionType: `${name}Connection`,
     edgeType: `${name}Edge`,
+    changeType: model.subscriptions ? `${name}Change` : null,
     operations,
   };
+}
+
+/**
+ * `<singular>Changed(where)`: every change of a row the subscriber may read, decided per
+ * subscriber when the change is heard (LiveChanges), then answered like a query's row.
+ */
+function addSubscription(generated: { prototype: object }, model: ModelDefinition, whereType: Function | null): void {
+  const { name } = model;
+  const changeType = namedClass(`${name}Change`);
+  Field(() => ChangeKindValue, { description: 'What happened, as you see it.' })(changeType.prototype, 'kind');
+  Field(() => ID, { description: `The ${name}'s id.` })(changeType.prototype, 'id');
+  Field(() => model.entity, { nullable: true, description: `The ${name} as it is now; null when DELETED.` })(changeType.prototype, 'node');
+  ObjectType(`${name}Change`, { description: `A change of a ${name} you may read.` })(changeType);
+
+  const params: ParameterDecoratorFunction[] = [Root(), Ctx(), Info()];
+  if (whereType) {
+    const args = namedClass(`${name}ChangedArgs`);
+    Field(() => whereType, { nullable: true, description: `Only ${model.plural} that match, as in the list query.` })(
+      args.prototype,
+      'where',
+    );
+    ValidateNested()(args.prototype, 'where');
+    ArgsType()(args);
+    params.push(Args(() => args));
+  }
+
+  defineMethod(
+    generated,
+    `${model.singular}Changed`,
+    function (this: StoreResolver, change: LiveChange, context: Context, info: GraphQLResolveInfo) {
+      return this.store.changed(model, context, change, info);
+    },
+    Subscription(() => changeType, {
+      description:
+        `Changes of ${model.plural} you may read (over WebSocket, graphql-transport-ws): created, updated, deleted, ` +
+        'or entering and leaving what you may see.',
+      subscribe: ({ args, context }) => followChanges(model, context as Context, (args as { where?: WhereInput | null }).where),
+    }),
+    params,
+  );
 }
 
 /**

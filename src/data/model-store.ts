@@ -13,6 +13,9 @@ import { Keyset, SortDirection, SortKey } from '../db/keyset';
 import { ModelRowRules, ReadPlan, RowSource, RowValues, fieldOf, valuesOf } from './model-reader';
 import { MAX_PAGE_SIZE } from '../graphql/pagination';
 import { EVERYTHING, Selection, Wanted, selectionOf } from './selection';
+import type { LiveChange } from './live-changes';
+
+const NOTHING: Wanted = { fields: new Map() };
 
 /** The alias every generated query uses for the model's table. */
 const ROW = 'm';
@@ -175,6 +178,19 @@ export class ModelStore {
       await this.findScoped(manager, model, scope.rows, id, true);
       await manager.delete(model.entity, { id });
     });
+  }
+
+  /**
+   * A change delivered to a subscriber (LiveChanges decided it may see it), answered as a query's
+   * row would be: each field decided by the subscriber's read scope as it is now; relations loaded
+   * for it, batched per delivery.
+   */
+  changed(model: ModelDefinition, context: Context, change: LiveChange, info: Info): { kind: string; id: string; node: object | null } {
+    if (change.row === null) return { kind: change.kind, id: change.id, node: null };
+    const plan = this.plan(model, context.access.scope(model.access, 'read'), selectionOf(info).fields.get('node') ?? NOTHING, context, {
+      join: false,
+    });
+    return { kind: change.kind, id: change.id, node: plan.project(change.row, [], false) };
   }
 
   /** A one-to-many relation's first rows per parent (one statement for the page), in the target's default order. */

@@ -12,7 +12,7 @@ import { FirewallService } from './firewall.service';
 import { FIREWALL_SETTINGS } from './firewall.settings';
 import { errorCapPlugin } from '../errors';
 import {
-  costLimitPlugin,
+  costLimit,
   documentLimitGate,
   documentLimitRules,
   knownOperationTypeRule,
@@ -20,7 +20,7 @@ import {
   variableDepthGate,
 } from './graphql-limits';
 import { HitLog } from './hit-log';
-import { loadOperationAllowlist, manifestQueryCache, operationAllowlistPlugin } from './operation-allowlist';
+import { loadOperationAllowlist, manifestQueryCache, operationAllowlist } from './operation-allowlist';
 import { RateLimitCounter } from './rate-limit.entity';
 import { RateLimits, rateLimitGate, rateLimitPlugin } from './rate-limits';
 
@@ -139,12 +139,11 @@ export const firewallFeature = defineFeature<keyof FirewallServices>()({
     return {
       validationRules: [knownOperationTypeRule, ...documentLimitRules(config)],
       plugins: [
-        costLimitPlugin(schema, config.graphqlMaxCost),
         // With the limits, what keeps a response from being a page of errors (graphql-cop's overloading checks).
         errorCapPlugin(),
         ...(rateLimits ? [rateLimitPlugin(rateLimits)] : []),
-        ...(allowlist ? [operationAllowlistPlugin(allowlist)] : []),
       ],
+      operationChecks: [costLimit(schema, config.graphqlMaxCost), ...(allowlist ? [operationAllowlist(allowlist)] : [])],
       // The manifest's operations may be sent by id alone from the first request (persisted queries).
       ...(allowlist ? { persistedQueries: manifestQueryCache(allowlist) } : {}),
     };

@@ -1,4 +1,3 @@
-import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { NextFunction, Request, Response } from 'express';
 import {
@@ -20,7 +19,7 @@ import {
 import { getVariableValues } from 'graphql/execution/values';
 import { ComplexityEstimatorArgs, getComplexity } from 'graphql-query-complexity';
 import type { Config } from '../config';
-import type { Context } from '../context';
+import type { OperationCheck } from '../feature';
 import { AppError } from '../errors';
 import { sendError } from '../http/http-errors';
 
@@ -257,7 +256,7 @@ function exceedsTokens(query: string, maxTokens: number): boolean {
  * `first` multiplies its children by it (a connection's edges, a relation list), any other list
  * by UNBOUNDED_LIST_ITEMS. So `posts(first: 100) { … comments(first: 100) }` costs what it reads.
  */
-export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloServerPlugin<Context> {
+export function costLimit(schema: GraphQLSchema, maxCost: number): OperationCheck {
   const estimator = ({ type: parent, field, args, childComplexity }: ComplexityEstimatorArgs): number => {
     // Introspection is for admins only (the gate refuses everyone else before execution); the standard query would cost ~50,000.
     if (field.name.startsWith('__')) return 1;
@@ -307,14 +306,8 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
     }
     return cost;
   };
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ document, request, operation, operationName }) {
-          const cost = costOf(document, operation, operationName, request.variables);
-          if (cost !== 'variables-refused' && cost > maxCost) throw tooMuch('expensive');
-        },
-      };
-    },
+  return ({ document, operation, operationName, variables }) => {
+    const cost = costOf(document, operation, operationName, variables);
+    if (cost !== 'variables-refused' && cost > maxCost) throw tooMuch('expensive');
   };
 }

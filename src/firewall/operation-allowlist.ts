@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import type { ApolloServerPlugin, PersistedQueryOptions } from '@apollo/server';
+import type { PersistedQueryOptions } from '@apollo/server';
 import { ADMIN_ROLE } from '../accounts/roles';
-import type { Context } from '../context';
+import type { OperationCheck } from '../feature';
 import { AppError } from '../errors';
 
 /** An Apollo persisted-query manifest (what `generate-persisted-query-manifest` writes for a mobile build). */
@@ -88,20 +88,14 @@ export function manifestQueryCache(allowlist: OperationAllowlist): NonNullable<P
  * Production apps may run only the operations their build shipped (docs/security.md#gql-12): a
  * request's document must hash to a manifest entry. Admins (Sandbox) are exempt.
  */
-export function operationAllowlistPlugin(allowlist: OperationAllowlist): ApolloServerPlugin<Context> {
+export function operationAllowlist(allowlist: OperationAllowlist): OperationCheck {
   const allowed = allowlist.ids;
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ source, contextValue }) {
-          if (contextValue.access.actsAs(ADMIN_ROLE)) return;
-          if (allowed.has(operationId(source))) return;
-          contextValue.logger.info({ operationId: operationId(source) }, 'operation not in the allowlist');
-          throw new AppError('FORBIDDEN', 'This operation is not one this app was built with (operation allowlist).', {
-            stopsRequest: true,
-          });
-        },
-      };
-    },
+  return ({ source }, context) => {
+    if (context.access.actsAs(ADMIN_ROLE)) return;
+    if (allowed.has(operationId(source))) return;
+    context.logger.info({ operationId: operationId(source) }, 'operation not in the allowlist');
+    throw new AppError('FORBIDDEN', 'This operation is not one this app was built with (operation allowlist).', {
+      stopsRequest: true,
+    });
   };
 }

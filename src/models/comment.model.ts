@@ -41,6 +41,7 @@ export const commentModel = defineModel(Comment, {
   writable: ['postId', 'body'],
   filterable: ['postId', 'authorId', 'createdAt'],
   sortable: ['createdAt'],
+  subscriptions: true,
   relations: {
     post: { kind: 'one', model: () => Post, by: 'postId', description: 'The post it is on (null if you may not read it).' },
     author: { kind: 'one', model: () => Profile, by: 'authorId', to: 'userId', description: "The author's profile." },

@@ -47,6 +47,7 @@ export const postModel = defineModel(Post, {
   filterable: ['authorId', 'title', 'published', 'createdAt'],
   sortable: ['createdAt', 'updatedAt', 'title'],
   filters: { published: { published: true } },
+  subscriptions: true,
   relations: {
     author: {
       kind: 'one',

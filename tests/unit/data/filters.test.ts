@@ -50,6 +50,8 @@ const MODEL: ModelDefinition = {
   singular: 'filterVault',
   plural: 'filterVaults',
   ownerField: null,
+  subscriptions: false,
+  changeColumns: [],
   fields: [
     field('id', 'id', { nullable: false }),
     field('title', 'string', { column: 'title_text' }),

@@ -1,0 +1,43 @@
+import { AppError } from '../errors';
+import type { Context } from '../context';
+import type { ModelDefinition } from './define-model';
+import type { WhereInput } from './filters';
+import type { RowValues } from './model-reader';
+
+/** What happened to a row, as one subscriber sees it (a row that leaves what it may see is DELETED for it). */
+export type ChangeKind = 'CREATED' | 'UPDATED' | 'DELETED';
+
+/** One change delivered to one subscriber: the row as it is now (null when DELETED for it). */
+export interface LiveChange {
+  readonly kind: ChangeKind;
+  readonly id: string;
+  readonly row: RowValues | null;
+}
+
+/**
+ * The changes of a model's rows, as the realtime feature delivers them to one subscription: only
+ * rows the subscriber may read and its `where` matches, decided at each change with its rights at
+ * that moment. The data API generates the subscription fields; the realtime feature provides this.
+ */
+export interface LiveChanges {
+  /** From now until the iterator is returned. Throws (an AppError) when the subscription is refused. */
+  follow(model: ModelDefinition, context: Context, where: WhereInput | null | undefined): AsyncIterableIterator<LiveChange>;
+}
+
+declare module '../context' {
+  interface Context {
+    /** Set on a WebSocket connection's context by the realtime feature: where subscriptions follow changes. */
+    readonly liveChanges?: LiveChanges;
+  }
+}
+
+/** A subscription's event stream; refused where nothing delivers changes (a subscription over HTTP never gets here: Apollo refuses it). */
+export function followChanges(
+  model: ModelDefinition,
+  context: Context,
+  where: WhereInput | null | undefined,
+): AsyncIterableIterator<LiveChange> {
+  if (!context.liveChanges)
+    throw new AppError('BAD_REQUEST', 'Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql.');
+  return context.liveChanges.follow(model, context, where);
+}

@@ -1,0 +1,104 @@
+import { AdminNetworks } from '../access/admin-networks';
+import { SESSION_CHANNEL } from '../accounts/session-cache';
+import type { ModelDefinition } from '../data/define-model';
+import { defineFeature } from '../feature';
+import { ChangeListener } from './change-listener';
+import { RealtimeEvent } from './realtime-event.entity';
+import { REALTIME_SETTINGS } from './realtime.settings';
+import { SocketServer } from './socket-server';
+import { SubscriptionHub } from './subscription-hub';
+import { checkChangeTriggers } from './change-triggers';
+
+/** The services this feature provides. */
+export interface RealtimeServices {
+  /** This instance's subscriptions and the per-subscriber decisions. */
+  readonly subscriptionHub: SubscriptionHub;
+  /** Hears every instance's committed changes and reads each changed row once. */
+  readonly changeListener: ChangeListener;
+}
+
+declare module '../feature' {
+  interface Services extends RealtimeServices {}
+}
+
+/** Change events are kept this long (a delivery reads an event's earlier state once, within milliseconds). */
+const EVENTS_KEPT_MS = 60 * 60 * 1000;
+
+const subscribedModels = (features: readonly { dataModels?: readonly ModelDefinition[] }[]) =>
+  features.flatMap((feature) => feature.dataModels ?? []).filter((model) => model.subscriptions);
+
+/**
+ * Live updates: GraphQL subscriptions over WebSocket on /graphql, each change of a subscribed
+ * model read once per instance and decided per subscriber with its rights at that moment.
+ */
+export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
+  name: 'realtime',
+  settings: REALTIME_SETTINGS,
+  entities: [RealtimeEvent],
+  needs: ['sessionCache', 'policy', 'firewall', 'hits'],
+  provides: {
+    subscriptionHub: ({ config }) => new SubscriptionHub(config.wsMaxSubscriptions),
+    changeListener: ({ dataSource, features, subscriptionHub, logger, notifications }) =>
+      new ChangeListener(dataSource, subscribedModels(features), subscriptionHub, logger, notifications),
+  },
+  start: async ({ dataSource, features }) => {
+    await checkChangeTriggers(dataSource, subscribedModels(features));
+  },
+  maintenance: ({ clock }) => ({
+    realtimeEvents: async (manager) =>
+      (
+        await manager
+          .createQueryBuilder()
+          .delete()
+          .from(RealtimeEvent)
+          .where('created_at < :cutoff', { cutoff: new Date(clock.now().getTime() - EVENTS_KEPT_MS) })
+          .execute()
+      ).affected ?? 0,
+  }),
+  upgrades: (services, parts) => {
+    const { config, logger, notifications, subscriptionHub } = services;
+    const sockets = new SocketServer(
+      parts,
+      subscriptionHub,
+      {
+        sessionCache: services.sessionCache,
+        policy: services.policy,
+        firewall: services.firewall,
+        hits: services.hits,
+        clock: services.clock,
+        adminNetworks: new AdminNetworks(config.adminAllowedCidrs),
+      },
+      {
+        corsOrigins: config.corsOrigins,
+        maxTokens: config.graphqlMaxTokens,
+        maxSocketsPerAddress: config.wsMaxSocketsPerAddress,
+        maxSocketsPerAccount: config.wsMaxSocketsPerAccount,
+        maxMessagesPerSecond: config.wsMaxMessagesPerSecond,
+        maxMessageBytes: config.wsMaxMessageBytes,
+        maxBufferedBytes: config.wsMaxBufferedBytes,
+        initTimeoutMs: config.wsInitTimeoutMs,
+      },
+      logger,
+    );
+    // A sign-out, a revocation or a suspension closes the session's sockets when it is heard, not at the next change.
+    const recheck = (payload: string) => {
+      const [kind, id] = payload.split(':');
+      for (const connection of sockets.connections()) {
+        if ((kind === 'session' && connection.sessionId !== id) || (kind === 'user' && connection.userId !== id)) continue;
+        void connection.refresh();
+      }
+    };
+    const unsubscribe = notifications.subscribe(SESSION_CHANNEL, recheck);
+    const plugin = sockets.plugin();
+    return {
+      plugins: [
+        plugin,
+        {
+          serverWillStart: async () => ({
+            drainServer: async () => unsubscribe(),
+          }),
+        },
+      ],
+    };
+  },
+});

@@ -1,0 +1,299 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ApolloServerPlugin } from '@apollo/server';
+import { DocumentNode, ExecutionArgs, GraphQLError, OperationTypeNode, getOperationAST, parse, specifiedRules, validate } from 'graphql';
+import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws';
+import { decodeJwt } from 'jose';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Context } from '../context';
+import { AppError, formatClientError } from '../errors';
+import type { UpgradeParts } from '../feature';
+import { FirewallAction } from '../firewall/firewall-rule.entity';
+import type { Logger } from '../logging';
+import { CLOSE, CloseReason, ConnectionServices, LiveConnection } from './live-connection';
+import type { SubscriptionHub } from './subscription-hub';
+
+export interface SocketLimits {
+  readonly corsOrigins: readonly string[];
+  readonly maxTokens: number;
+  readonly maxSocketsPerAddress: number;
+  readonly maxSocketsPerAccount: number;
+  readonly maxMessagesPerSecond: number;
+  readonly maxMessageBytes: number;
+  readonly maxBufferedBytes: number;
+  readonly initTimeoutMs: number;
+}
+
+/** A socket that neither answers a ping nor sends anything for this long is gone (a phone that lost its network). */
+const PING_INTERVAL_MS = 30_000;
+/** How long a close handshake may take before the socket is cut (a client that does not read never answers it). */
+const CLOSE_GRACE_MS = 2_000;
+
+interface SocketExtra {
+  readonly socket: WebSocket;
+  readonly clientIp: string;
+  readonly userAgent: string | null;
+  connection?: LiveConnection;
+}
+
+/**
+ * GraphQL over WebSocket (graphql-transport-ws, graphql-ws's own protocol server) on the HTTP
+ * server's /graphql: the upgrade passes the firewall (IP rules), the Origin check (CORS_ORIGINS;
+ * native apps send no Origin) and the per-address limit; connection_init authenticates as an HTTP
+ * request does; each subscribe passes the same validation rules, limits and operation checks as
+ * HTTP, and only subscriptions run here (queries and mutations go over HTTP, so every rate limit
+ * has one path). Errors are masked by the same formatError.
+ */
+export class SocketServer {
+  private readonly sockets = new WebSocketServer({ noServer: true, maxPayload: this.limits.maxMessageBytes, perMessageDeflate: false });
+  private readonly perAddress = new Map<string, number>();
+  private readonly perAccount = new Map<string, number>();
+  private readonly open = new Set<LiveConnection>();
+  private readonly knownDocuments = new Map<string, DocumentNode>();
+  private pingTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  constructor(
+    private readonly parts: UpgradeParts,
+    private readonly hub: SubscriptionHub,
+    private readonly services: Omit<ConnectionServices, 'liveChanges'>,
+    private readonly limits: SocketLimits,
+    private readonly logger: Logger,
+  ) {
+    parts.httpServer.on(
+      'upgrade',
+      (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void this.upgrade(request, socket, head),
+    );
+    this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS).unref();
+  }
+
+  /** Open authenticated connections (for re-checks when a session change is heard). */
+  connections(): readonly LiveConnection[] {
+    return [...this.open];
+  }
+
+  /** Closes every socket (1001: reconnect elsewhere) and stops taking new ones: Apollo's drain at shutdown. */
+  plugin(): ApolloServerPlugin<Context> {
+    return {
+      serverWillStart: async () => ({
+        drainServer: async () => {
+          this.stopping = true;
+          clearInterval(this.pingTimer);
+          for (const socket of this.sockets.clients) socket.close(CLOSE.goingAway.code, CLOSE.goingAway.reason);
+          await new Promise<void>((resolve) => this.sockets.close(() => resolve()));
+          for (const socket of this.sockets.clients) socket.terminate();
+        },
+      }),
+    };
+  }
+
+  private async upgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const refuse = (status: number, text: string) => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    try {
+      if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') return refuse(404, 'Not Found');
+      if (this.stopping) return refuse(503, 'Service Unavailable');
+      const clientIp = this.parts.clientIp(request);
+      const verdict = await this.services.firewall.check(clientIp);
+      if (verdict.action !== FirewallAction.ALLOW) {
+        this.services.hits.record('ip_blocked', clientIp, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: 'websocket' });
+        return refuse(403, 'Forbidden');
+      }
+      // Cross-site WebSocket hijacking: a browser page of another site sends its Origin; native apps send none.
+      const origin = request.headers.origin;
+      if (origin !== undefined && !this.limits.corsOrigins.includes(origin)) {
+        this.logger.info({ ip: clientIp }, 'websocket: upgrade from an origin not in CORS_ORIGINS refused');
+        return refuse(403, 'Forbidden');
+      }
+      if ((this.perAddress.get(clientIp) ?? 0) >= this.limits.maxSocketsPerAddress) {
+        this.services.hits.record('rate_limited', clientIp, { limit: 'websocket_sockets_per_address' });
+        return refuse(429, 'Too Many Requests');
+      }
+      this.sockets.handleUpgrade(request, socket, head, (webSocket) => this.opened(webSocket, clientIp, request));
+    } catch (error) {
+      this.logger.error({ err: error }, 'websocket: upgrade failed');
+      refuse(500, 'Internal Server Error');
+    }
+  }
+
+  private opened(socket: WebSocket, clientIp: string, request: http.IncomingMessage): void {
+    this.count(this.perAddress, clientIp, +1);
+    const extra: SocketExtra = { socket, clientIp, userAgent: request.headers['user-agent']?.slice(0, 512) ?? null };
+    let messages = 0;
+    let windowStart = Date.now();
+    let alive = true;
+    socket.on('pong', () => (alive = true));
+    (socket as WebSocket & { isAlive?: () => boolean; markPinged?: () => void }).isAlive = () => alive;
+    (socket as WebSocket & { markPinged?: () => void }).markPinged = () => (alive = false);
+    const closed = this.protocol.opened(
+      {
+        protocol: socket.protocol,
+        send: (data) => {
+          if (socket.readyState !== WebSocket.OPEN) return;
+          if (socket.bufferedAmount > this.limits.maxBufferedBytes) {
+            this.close(socket, CLOSE.slowConsumer);
+            return;
+          }
+          socket.send(data);
+        },
+        close: (code, reason) => socket.close(code, reason),
+        onMessage: (handle) => {
+          socket.on('message', (data, isBinary) => {
+            // A fixed one-second window: enough against a flood, and it needs no timer.
+            const now = Date.now();
+            if (now - windowStart >= 1_000) {
+              windowStart = now;
+              messages = 0;
+            }
+            messages += 1;
+            if (messages > this.limits.maxMessagesPerSecond) {
+              this.close(socket, CLOSE.tooMany);
+              return;
+            }
+            if (isBinary) {
+              socket.close(CloseCode.BadRequest, 'Messages must be text');
+              return;
+            }
+            handle(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8')).catch((error: unknown) => {
+              this.logger.warn({ err: error }, 'websocket: a message could not be handled');
+              socket.close(CloseCode.InternalServerError, 'Internal server error');
+            });
+          });
+        },
+      },
+      extra,
+    );
+    socket.once('close', (code, reason) => {
+      this.count(this.perAddress, clientIp, -1);
+      const connection = extra.connection;
+      if (connection) {
+        this.open.delete(connection);
+        connection.end(CLOSE.goingAway);
+        this.hub.closed(connection);
+        if (connection.userId) this.count(this.perAccount, connection.userId, -1);
+      }
+      void closed(code, reason.toString());
+    });
+    socket.on('error', (error) => this.logger.info({ err: error }, 'websocket: socket error'));
+  }
+
+  private readonly protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
+    schema: this.parts.schema,
+    connectionInitWaitTimeout: this.limits.initTimeoutMs,
+    onConnect: async (ctx) => {
+      const authorization = typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : undefined;
+      const { socket, clientIp, userAgent } = ctx.extra;
+      let context: Context;
+      try {
+        context = await this.parts.contextFor({ authorization, 'user-agent': userAgent ?? undefined }, clientIp);
+      } catch (error) {
+        const code = error instanceof AppError ? error.code : 'INTERNAL_SERVER_ERROR';
+        if (code !== 'UNAUTHENTICATED') this.logger.warn({ err: error }, 'websocket: connection_init failed');
+        this.close(socket, code === 'SERVICE_UNAVAILABLE' || code === 'INTERNAL_SERVER_ERROR' ? CLOSE.goingAway : CLOSE.forbidden);
+        return false;
+      }
+      if ((context as Context & { accessTokenExpired?: boolean }).accessTokenExpired) {
+        this.close(socket, CLOSE.tokenExpired);
+        return false;
+      }
+      const userId = context.viewer.userId;
+      if (userId !== null && (this.perAccount.get(userId) ?? 0) >= this.limits.maxSocketsPerAccount) {
+        this.services.hits.record('rate_limited', clientIp, { limit: 'websocket_sockets_per_account' });
+        this.close(socket, CLOSE.tooMany);
+        return false;
+      }
+      const expiresAt = authorization ? (decodeJwt(authorization.replace(/^Bearer\s+/, '')).exp ?? 0) * 1000 : null;
+      const connection = new LiveConnection(context, expiresAt, { ...this.services, liveChanges: this.hub }, (reason) =>
+        this.close(socket, reason),
+      );
+      ctx.extra.connection = connection;
+      this.open.add(connection);
+      if (userId !== null) this.count(this.perAccount, userId, +1);
+      return true;
+    },
+    onSubscribe: async (ctx, _id, payload) => {
+      const connection = ctx.extra.connection!;
+      if (!(await connection.refresh())) return [new GraphQLError('The connection is closing.')];
+      const refusal = (error: unknown): readonly GraphQLError[] => [toGraphQLError(error)];
+      const document = this.parsed(payload.query);
+      if (document instanceof GraphQLError) return [document];
+      const errors = validate(this.parts.schema, document, [...specifiedRules, ...this.parts.validationRules], { maxErrors: 1 });
+      if (errors.length > 0) return errors.map((error) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
+      const operation = getOperationAST(document, payload.operationName);
+      if (!operation) return [new AppError('OPERATION_RESOLUTION_FAILURE', 'operationName does not name an operation in the document.')];
+      if (operation.operation !== OperationTypeNode.SUBSCRIPTION)
+        return [new AppError('BAD_REQUEST', 'Only subscriptions run over WebSocket: send queries and mutations over HTTP POST /graphql.')];
+      const variables = payload.variables ?? undefined;
+      try {
+        for (const check of this.parts.operationChecks)
+          check({ source: payload.query, document, operation, operationName: payload.operationName, variables }, connection.context);
+      } catch (error) {
+        return refusal(error);
+      }
+      const args: ExecutionArgs = {
+        schema: this.parts.schema,
+        document,
+        operationName: payload.operationName,
+        variableValues: variables,
+        contextValue: connection.context,
+      };
+      return args;
+    },
+    onNext: (_ctx, _id, _payload, _args, result) => ({
+      ...result,
+      ...(result.errors ? { errors: result.errors.map((error) => formatClientError(error.toJSON(), error)) } : {}),
+    }),
+    onError: (_ctx, _id, _payload, errors) => errors.map((error) => formatClientError(error.toJSON(), error)),
+  });
+
+  /** A document parsed within the token limit (known ones kept: an app subscribes with the same few). */
+  private parsed(query: string): DocumentNode | GraphQLError {
+    const known = this.knownDocuments.get(query);
+    if (known) return known;
+    let document: DocumentNode;
+    try {
+      document = parse(query, { noLocation: true, maxTokens: this.limits.maxTokens });
+    } catch (error) {
+      return withCode(error as GraphQLError, 'GRAPHQL_PARSE_FAILED');
+    }
+    if (this.knownDocuments.size >= 500) this.knownDocuments.clear();
+    this.knownDocuments.set(query, document);
+    return document;
+  }
+
+  private close(socket: WebSocket, reason: CloseReason): void {
+    if (socket.readyState === WebSocket.CLOSED) return;
+    socket.close(reason.code, reason.reason);
+    // A client that does not read never completes the close handshake.
+    setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  private ping(): void {
+    for (const socket of this.sockets.clients) {
+      const probe = socket as WebSocket & { isAlive?: () => boolean; markPinged?: () => void };
+      if (probe.isAlive && !probe.isAlive()) {
+        socket.terminate();
+        continue;
+      }
+      probe.markPinged?.();
+      socket.ping();
+    }
+  }
+
+  private count(counts: Map<string, number>, key: string, delta: number): void {
+    const next = (counts.get(key) ?? 0) + delta;
+    if (next <= 0) counts.delete(key);
+    else counts.set(key, next);
+  }
+}
+
+function withCode(error: GraphQLError, code: string): GraphQLError {
+  return new GraphQLError(error.message, { extensions: { ...error.extensions, code } });
+}
+
+function toGraphQLError(error: unknown): GraphQLError {
+  return error instanceof GraphQLError ? error : new GraphQLError('Unexpected error', { originalError: error as Error });
+}
+
+export { GRAPHQL_TRANSPORT_WS_PROTOCOL };

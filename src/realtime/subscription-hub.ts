@@ -1,0 +1,176 @@
+import type { RowScope } from '../access/model-access';
+import type { Context } from '../context';
+import type { ModelDefinition } from '../data/define-model';
+import type { WhereInput } from '../data/filters';
+import type { ChangeKind, LiveChange, LiveChanges } from '../data/live-changes';
+import type { RowValues } from '../data/model-reader';
+import { rowMatchesWhere } from '../data/row-match';
+import { AppError } from '../errors';
+import { accessDenied } from '../shield/shield';
+import { CLOSE, LiveConnection } from './live-connection';
+
+/** A row's change as this instance heard it: the row before (only the columns that place it; null when it did not exist) and now (null when gone). */
+export interface HeardChange {
+  readonly id: string;
+  readonly before: RowValues | null;
+  readonly after: RowValues | null;
+}
+
+/** Changes waiting for a subscriber that has not taken them yet; past this the socket is closed (1013): it does not keep up. */
+const MAX_PENDING_PER_SUBSCRIPTION = 256;
+
+/** One subscription: its connection, model and where, and the changes waiting for graphql-ws to take them. */
+class Subscription implements AsyncIterableIterator<LiveChange> {
+  private readonly pending: LiveChange[] = [];
+  private waiting: ((result: IteratorResult<LiveChange>) => void) | null = null;
+  private done = false;
+
+  constructor(
+    readonly connection: LiveConnection,
+    readonly model: ModelDefinition,
+    readonly where: WhereInput | null | undefined,
+    private readonly onEnd: (subscription: Subscription) => void,
+  ) {}
+
+  push(change: LiveChange): void {
+    if (this.done) return;
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = null;
+      resolve({ value: change, done: false });
+      return;
+    }
+    if (this.pending.length >= MAX_PENDING_PER_SUBSCRIPTION) {
+      this.connection.end(CLOSE.slowConsumer);
+      return;
+    }
+    this.pending.push(change);
+  }
+
+  next(): Promise<IteratorResult<LiveChange>> {
+    if (this.pending.length > 0) return Promise.resolve({ value: this.pending.shift()!, done: false });
+    if (this.done) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  return(): Promise<IteratorResult<LiveChange>> {
+    if (!this.done) {
+      this.done = true;
+      this.pending.length = 0;
+      this.waiting?.({ value: undefined, done: true });
+      this.waiting = null;
+      this.onEnd(this);
+    }
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  throw(): Promise<IteratorResult<LiveChange>> {
+    return this.return();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+/**
+ * The subscriptions of this instance and the decision, per subscriber, of what each change means
+ * to it: the same row scope and named filters the list query compiles to SQL (RowScope.matches),
+ * the same `where` (rowMatchesWhere, conditions only on fields it may read), decided in memory on
+ * the row read once per change, with the subscriber's rights at that moment. A row it may not read
+ * before nor after the change is never mentioned to it: no event, no id.
+ */
+export class SubscriptionHub implements LiveChanges {
+  private readonly byModel = new Map<string, Set<Subscription>>();
+  private readonly connectionsOf = new Map<LiveConnection, Set<Subscription>>();
+
+  constructor(private readonly maxSubscriptionsPerConnection: number) {}
+
+  /** Models someone on this instance follows: changes of others are not even read. */
+  isFollowed(model: string): boolean {
+    return (this.byModel.get(model)?.size ?? 0) > 0;
+  }
+
+  follow(model: ModelDefinition, context: Context, where: WhereInput | null | undefined): AsyncIterableIterator<LiveChange> {
+    const connection = connectionOf(context);
+    const allowed = context.access.check(model.name, 'read');
+    if (allowed instanceof AppError) throw allowed;
+    if (!allowed) throw accessDenied(context, `Subscription.${model.singular}Changed`);
+    // Checks the where's limits now (nesting, condition count, NUL), so a bad one is refused at subscribe, not at the first change.
+    rowMatchesWhere(model, where, {});
+    if (connection.subscriptions >= this.maxSubscriptionsPerConnection)
+      throw new AppError('RATE_LIMITED', `A socket may run at most ${this.maxSubscriptionsPerConnection} subscriptions at once.`);
+    connection.subscriptions += 1;
+    const subscription = new Subscription(connection, model, where, (ended) => this.forget(ended));
+    let ofModel = this.byModel.get(model.name);
+    if (!ofModel) this.byModel.set(model.name, (ofModel = new Set()));
+    ofModel.add(subscription);
+    let ofConnection = this.connectionsOf.get(connection);
+    if (!ofConnection) this.connectionsOf.set(connection, (ofConnection = new Set()));
+    ofConnection.add(subscription);
+    return subscription;
+  }
+
+  /** Every open connection with a subscription (for re-checks when a session or the firewall changes). */
+  connections(): LiveConnection[] {
+    return [...this.connectionsOf.keys()];
+  }
+
+  /** Ends a closed connection's subscriptions. */
+  closed(connection: LiveConnection): void {
+    for (const subscription of [...(this.connectionsOf.get(connection) ?? [])]) void subscription.return();
+  }
+
+  /**
+   * Delivers a batch of one model's changes, in commit order: each connection following the model
+   * is brought up to date once, then each of its subscriptions is told what each change means to it.
+   */
+  async deliver(model: ModelDefinition, changes: readonly HeardChange[]): Promise<void> {
+    const subscriptions = [...(this.byModel.get(model.name) ?? [])];
+    const connections = new Set(subscriptions.map((subscription) => subscription.connection));
+    const open = new Set<LiveConnection>();
+    await Promise.all(
+      [...connections].map(async (connection) => {
+        if (await connection.refresh()) open.add(connection);
+      }),
+    );
+    for (const subscription of subscriptions) {
+      if (!open.has(subscription.connection)) continue;
+      const scope = subscription.connection.context.access.scope(model.access, 'read').rows;
+      for (const change of changes) {
+        const kind = kindFor(model, scope, subscription.where, change);
+        if (kind) subscription.push({ kind, id: change.id, row: kind === 'DELETED' ? null : change.after });
+      }
+    }
+  }
+
+  private forget(subscription: Subscription): void {
+    this.byModel.get(subscription.model.name)?.delete(subscription);
+    const ofConnection = this.connectionsOf.get(subscription.connection);
+    ofConnection?.delete(subscription);
+    if (ofConnection?.size === 0) this.connectionsOf.delete(subscription.connection);
+    subscription.connection.subscriptions -= 1;
+  }
+}
+
+/** What a change means to one subscriber: did it see the row before, does it see it now. */
+function kindFor(model: ModelDefinition, scope: RowScope, where: WhereInput | null | undefined, change: HeardChange): ChangeKind | null {
+  const sawBefore = change.before !== null && sees(model, scope, where, change.before);
+  const seesNow = change.after !== null && sees(model, scope, where, change.after);
+  if (seesNow) return sawBefore ? 'UPDATED' : 'CREATED';
+  return sawBefore ? 'DELETED' : null;
+}
+
+function sees(model: ModelDefinition, scope: RowScope, where: WhereInput | null | undefined, row: RowValues): boolean {
+  if (!scope.matches(row)) return false;
+  if (!where) return true;
+  // As the list query: a condition holds only where the viewer may read its field.
+  return rowMatchesWhere(model, where, row, (field) => scope.showing(field)?.matches(row) ?? true);
+}
+
+/** Subscriptions run on a socket's context only (the realtime feature builds it). */
+function connectionOf(context: Context): LiveConnection {
+  const connection = (context as Context & { readonly connection?: LiveConnection }).connection;
+  if (!connection) throw new Error('a subscription needs a WebSocket connection context');
+  return connection;
+}
