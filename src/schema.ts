@@ -73,11 +73,15 @@ function describeRootTypes(schema: GraphQLSchema): void {
   const descriptions = {
     Query: 'Reads. Every field is checked by the permission layer; fields a viewer may not use fail with UNAUTHENTICATED or FORBIDDEN.',
     Mutation: 'Changes. Each runs in one transaction: it happens completely or not at all.',
+    Subscription:
+      'Live changes, over WebSocket (graphql-transport-ws) at /graphql only. Each change is decided for you with your rights at that moment.',
   };
   const query = schema.getQueryType();
   const mutation = schema.getMutationType();
+  const subscription = schema.getSubscriptionType();
   if (query) query.description ??= descriptions.Query;
   if (mutation) mutation.description ??= descriptions.Mutation;
+  if (subscription) subscription.description ??= descriptions.Subscription;
 }
 
 const SDL_HEADER = `# Bastion GraphQL API. Generated from the code by \`npx bastion schema emit\`; do not edit.

@@ -13,11 +13,12 @@ import {
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
+import { OperationTypeNode } from 'graphql';
 import helmet from 'helmet';
 import type { Clock } from './clock';
 import type { Logger } from './logging';
 import type { Context } from './context';
-import { formatClientError } from './errors';
+import { AppError, formatClientError } from './errors';
 import { errorLoggingPlugin } from './errors/error-logging.plugin';
 import type { ContextStep, Feature, GraphQLParts, HttpParts, OperationCheck, UpgradeParts } from './feature';
 import { CompiledExecutor, ExecutorComparisonHook, comparingExecutors, executorGateway } from './graphql/executor';
@@ -109,12 +110,19 @@ function upgradeRequest(headers: Readonly<Record<string, string | undefined>>, c
   } as unknown as express.Request;
 }
 
-/** Runs the features' operation checks (cost, allowlist) once Apollo has resolved the operation. */
+/**
+ * Runs the features' operation checks (cost, allowlist) once Apollo has resolved the operation.
+ * A subscription is refused over HTTP: graphql-js would run its root field as a query's.
+ */
 function operationChecksPlugin(checks: readonly OperationCheck[]): ApolloServerPlugin<Context> {
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ source, document, operation, operationName, request, contextValue }) {
+          if (operation?.operation === OperationTypeNode.SUBSCRIPTION)
+            throw new AppError('BAD_REQUEST', 'Subscriptions run over WebSocket (graphql-transport-ws) at /graphql, not over HTTP.', {
+              stopsRequest: true,
+            });
           for (const check of checks) check({ source, document, operation, operationName, variables: request.variables }, contextValue);
         },
       };

@@ -8,6 +8,7 @@ import { CRYPTO_SETTINGS } from './crypto/crypto.settings';
 import { FIREWALL_SETTINGS } from './firewall/firewall.settings';
 import { MAIL_SETTINGS } from './mail/mail.settings';
 import { MODELS_SETTINGS } from './models/models.settings';
+import { REALTIME_SETTINGS } from './realtime/realtime.settings';
 import { SELF_AUDIT_SETTINGS } from './self-audit/self-audit.settings';
 
 /**
@@ -25,6 +26,7 @@ export const SETTINGS_TABLES: readonly SettingsTable[] = [
   ACCESS_SETTINGS,
   FIREWALL_SETTINGS,
   MODELS_SETTINGS,
+  REALTIME_SETTINGS,
   BACKUP_SETTINGS,
   SELF_AUDIT_SETTINGS,
 ];

@@ -4,7 +4,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { DocumentNode, ExecutionArgs, GraphQLError, OperationTypeNode, getOperationAST, parse, specifiedRules, validate } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws';
 import { decodeJwt } from 'jose';
-import { WebSocket, WebSocketServer } from 'ws';
+import { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Context } from '../context';
 import { AppError, formatClientError } from '../errors';
 import type { UpgradeParts } from '../feature';
@@ -155,7 +155,7 @@ export class SocketServer {
               socket.close(CloseCode.BadRequest, 'Messages must be text');
               return;
             }
-            handle(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8')).catch((error: unknown) => {
+            handle(textOf(data)).catch((error: unknown) => {
               this.logger.warn({ err: error }, 'websocket: a message could not be handled');
               socket.close(CloseCode.InternalServerError, 'Internal server error');
             });
@@ -286,6 +286,12 @@ export class SocketServer {
     if (next <= 0) counts.delete(key);
     else counts.set(key, next);
   }
+}
+
+/** A text frame's content (ws hands it over as one buffer, fragments, or an ArrayBuffer). */
+function textOf(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  return Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
 }
 
 function withCode(error: GraphQLError, code: string): GraphQLError {

@@ -53,6 +53,12 @@ const CHAIN_FULL_VERIFY_MAX_AGE_DAYS = 7;
 /** A self-audit older than this is stale. */
 const SELF_AUDIT_MAX_AGE_DAYS = 7;
 
+/** Apollo Studio and Sandbox (studio.apollographql.com, sandbox.embed.apollographql.com): pages anyone can load a token into. */
+function isApolloStudioOrigin(origin: string): boolean {
+  const host = new URL(origin).hostname;
+  return host === 'apollographql.com' || host.endsWith('.apollographql.com');
+}
+
 /** A check's finding, and what it asks the run's audit event to record for the next run. */
 type CheckOutcome = Omit<SecurityCheck, 'id' | 'measure'> & { readonly record?: AuditMetadata };
 type Check = (context: CheckContext) => Promise<CheckOutcome>;
@@ -351,6 +357,39 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
       return wide.length === 0
         ? pass(`CORS allows ${context.config.corsOrigins.length === 0 ? 'no browser origin' : context.config.corsOrigins.join(', ')}.`)
         : failInProduction(context, `CORS allows ${wide.join(', ')}.`, 'List only the https origins of your admin tools in CORS_ORIGINS.');
+    },
+  },
+  {
+    id: 'firewall.websocket_policy',
+    measure: 'firewall',
+    run: async ({ config }) => {
+      const origins = config.corsOrigins;
+      const limits =
+        `${config.wsMaxSocketsPerAddress} sockets per address and ${config.wsMaxSocketsPerAccount} per account on each instance, ` +
+        `${config.wsMaxSubscriptions} subscriptions and ${config.wsMaxMessagesPerSecond} messages/s per socket, ` +
+        `messages ≤ ${config.wsMaxMessageBytes} bytes, ≤ ${config.wsMaxBufferedBytes} bytes waiting to be read, ` +
+        `connection_init within ${config.wsInitTimeoutMs} ms`;
+      const allowed =
+        origins.length === 0
+          ? 'WebSocket upgrades that send an Origin are refused (CORS_ORIGINS is empty); native apps send none'
+          : `WebSocket upgrades that send an Origin are accepted from the ${origins.length} CORS_ORIGINS origin(s) only; native apps send none`;
+      if (config.nodeEnv !== 'production') return pass(`${allowed}. Limits: ${limits}.`);
+      const plain = origins.filter((origin) => !origin.startsWith('https://'));
+      const apollo = origins.filter((origin) => isApolloStudioOrigin(origin));
+      if (plain.length === 0 && apollo.length === 0) return pass(`${allowed}. Limits: ${limits}.`);
+      const findings = [
+        plain.length > 0 ? `not https: ${plain.join(', ')} (a network attacker can act as that page)` : null,
+        apollo.length > 0
+          ? `Apollo Studio/Sandbox: ${apollo.join(', ')} (third-party pages: whatever runs there may open sockets to this server from your admins' browsers)`
+          : null,
+      ].filter((finding): finding is string => finding !== null);
+      return warn(
+        `${allowed}. In production, allowed origins that are ${findings.join('; ')}. CORS_ORIGINS cannot hold a wildcard ` +
+          '(the setting refuses *), so each of these was listed by name. Limits: ' +
+          `${limits}.`,
+        'Keep in CORS_ORIGINS only the https origins of your own admin tools; explore a production server from Sandbox only ' +
+          'through a staging copy, or add its origin for the session and remove it after.',
+      );
     },
   },
   {

@@ -1,5 +1,5 @@
 import { TestServer, startTestServer } from '../support/test-server';
-import { makeUser } from '../support/factories';
+import { codesOf, makeClient, makeUser } from '../support/factories';
 import { liveClient } from '../support/live-client';
 import { eventually } from '../support/eventually';
 
@@ -26,4 +26,9 @@ test('an author hears their own post created', async () => {
   const [first] = await changes.next(1);
   expect(first).toEqual({ data: { postChanged: { kind: 'CREATED', id, node: { id, title: 'Hello', authorId: alice.id } } } });
   await live.dispose();
+});
+
+test('a subscription sent over HTTP is refused with a code, and runs nothing', async () => {
+  const response = await makeClient(server).request('subscription { postChanged { id } }');
+  expect({ status: response.status, codes: codesOf(response) }).toEqual({ status: 400, codes: ['BAD_REQUEST'] });
 });
