@@ -10,7 +10,9 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * whose values before an update or delete are kept with the event (the owner, the named filters'
  * columns, the filterable ones): what an instance needs to tell who could read the row before the
  * change, without putting row data in the notification. A restore sets `bastion.record_changes`
- * to off for its transaction: restored rows are not changes anyone subscribed to.
+ * to off for its transaction: restored rows are not changes anyone subscribed to. `tx` names the
+ * writing transaction: with Redis as the transport, the writer finds its transaction's events by
+ * it just before COMMIT and publishes them after.
  */
 export class Realtime1796900000000 implements MigrationInterface {
   name = 'Realtime1796900000000';
@@ -19,9 +21,11 @@ export class Realtime1796900000000 implements MigrationInterface {
     await queryRunner.query(
       `CREATE TABLE "realtime_events" ("id" BIGSERIAL NOT NULL, "model" text NOT NULL, "row_id" uuid NOT NULL, ` +
         `"kind" text NOT NULL, "before" jsonb, "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), ` +
+        `"tx" bigint NOT NULL DEFAULT txid_current(), ` +
         `CONSTRAINT "PK_realtime_events" PRIMARY KEY ("id"))`,
     );
     await queryRunner.query(`CREATE INDEX "IDX_realtime_events_created_at" ON "realtime_events" ("created_at") `);
+    await queryRunner.query(`CREATE INDEX "IDX_realtime_events_tx" ON "realtime_events" ("tx") `);
     await queryRunner.query(`
       CREATE FUNCTION bastion_record_change() RETURNS trigger
       LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
@@ -43,7 +47,7 @@ export class Realtime1796900000000 implements MigrationInterface {
         INSERT INTO realtime_events (model, row_id, kind, before)
           VALUES (TG_ARGV[0], changed_id, CASE TG_OP WHEN 'INSERT' THEN 'CREATED' WHEN 'UPDATE' THEN 'UPDATED' ELSE 'DELETED' END, kept)
           RETURNING id INTO event_id;
-        PERFORM pg_notify('bastion_changes', event_id || ':' || left(TG_OP, 1) || ':' || TG_ARGV[0] || ':' || changed_id);
+        PERFORM pg_notify('bastion_changes', event_id || ':' || CASE TG_OP WHEN 'INSERT' THEN 'C' WHEN 'UPDATE' THEN 'U' ELSE 'D' END || ':' || TG_ARGV[0] || ':' || changed_id);
         RETURN NULL;
       END
       $$`);

@@ -85,7 +85,8 @@ const specs = {
   redisUrl: spec<string | undefined>({
     env: 'REDIS_URL',
     description:
-      'Redis for the rate-limit counters (redis://host:6379). Unset: they live in PostgreSQL, shared by every instance all the same.',
+      'Redis for the rate-limit counters and the realtime change events (redis://host:6379). Unset: counters live in PostgreSQL ' +
+      'and changes travel by PostgreSQL NOTIFY, shared by every instance all the same.',
     fallback: () => undefined,
     defaultText: 'unset (PostgreSQL)',
     parse: redisUrl,

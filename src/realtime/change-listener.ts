@@ -6,17 +6,20 @@ import type { RowValues } from '../data/model-reader';
 import type { Logger } from '../logging';
 import type { HeardChange, SubscriptionHub } from './subscription-hub';
 
-/** The channel the change triggers notify on (the Realtime migration): `<event id>:<I|U|D>:<Model>:<row id>`, ids only. */
+/** The channel the change triggers notify on (the Realtime migration): `<event id>:<C|U|D>:<Model>:<row id>`, ids only. */
 export const CHANGES_CHANNEL = 'bastion_changes';
 
 interface Heard {
   readonly eventId: string;
-  readonly operation: 'I' | 'U' | 'D';
+  readonly operation: 'C' | 'U' | 'D';
   readonly model: string;
   readonly rowId: string;
 }
 
-const PAYLOAD = /^(\d+):([IUD]):([A-Za-z][A-Za-z0-9_]*):([0-9a-f-]{36})$/;
+const PAYLOAD = /^(\d+):([CUD]):([A-Za-z][A-Za-z0-9_]*):([0-9a-f-]{36})$/;
+
+/** Rows whose last event id is remembered (for the order check); past it the memory starts over. */
+const MAX_REMEMBERED_ROWS = 100_000;
 
 /**
  * Hears every committed change of a subscribed model (every instance hears every one), and, when
@@ -29,6 +32,7 @@ const PAYLOAD = /^(\d+):([IUD]):([A-Za-z][A-Za-z0-9_]*):([0-9a-f-]{36})$/;
 export class ChangeListener {
   private readonly models: ReadonlyMap<string, ModelDefinition>;
   private pending: Heard[] = [];
+  private readonly lastEventOf = new Map<string, number>();
   private scheduled = false;
   private processing: Promise<void> = Promise.resolve();
   /** Row reads, for the bench's one-read-per-change check. */
@@ -39,10 +43,11 @@ export class ChangeListener {
     models: readonly ModelDefinition[],
     private readonly hub: SubscriptionHub,
     private readonly logger: Logger,
-    notifications: Notifications,
+    /** PostgreSQL NOTIFY, or null when the changes come from Redis (`hear` is then called with each message). */
+    notifications: Notifications | null,
   ) {
     this.models = new Map(models.filter((model) => model.subscriptions).map((model) => [model.name, model]));
-    notifications.subscribe(CHANGES_CHANNEL, (payload) => this.heard(payload));
+    notifications?.subscribe(CHANGES_CHANNEL, (payload) => this.hear(payload));
   }
 
   /** Resolves once every change heard so far has been delivered (tests and shutdown). */
@@ -51,7 +56,8 @@ export class ChangeListener {
     await this.processing;
   }
 
-  private heard(payload: string): void {
+  /** One change's notification payload. */
+  hear(payload: string): void {
     const match = PAYLOAD.exec(payload);
     if (!match) {
       this.logger.warn({ channel: CHANGES_CHANNEL }, 'realtime: a change notification this version does not read; ignored');
@@ -59,6 +65,13 @@ export class ChangeListener {
     }
     const [, eventId, operation, model, rowId] = match;
     if (!this.models.has(model) || !this.hub.isFollowed(model)) return;
+    // Through Redis, two writers' commits of one row may arrive swapped; the later event (the ids of
+    // one row grow in commit order: each writer waited for the other's row lock) already reads the row as it is now.
+    const id = Number(eventId);
+    const last = this.lastEventOf.get(rowId);
+    if (last !== undefined && id <= last) return;
+    if (this.lastEventOf.size >= MAX_REMEMBERED_ROWS) this.lastEventOf.clear();
+    this.lastEventOf.set(rowId, id);
     this.pending.push({ eventId, operation: operation as Heard['operation'], model, rowId });
     if (this.scheduled) return;
     this.scheduled = true;
@@ -74,7 +87,7 @@ export class ChangeListener {
   }
 
   private async process(batch: readonly Heard[]): Promise<void> {
-    const earlier = batch.filter((heard) => heard.operation !== 'I').map((heard) => heard.eventId);
+    const earlier = batch.filter((heard) => heard.operation !== 'C').map((heard) => heard.eventId);
     const befores = new Map<string, Record<string, unknown> | null>();
     if (earlier.length > 0) {
       const rows = await this.dataSource.query<{ id: string; before: Record<string, unknown> | null }[]>(
@@ -99,7 +112,7 @@ export class ChangeListener {
       const changes = new Map<string, HeardChange>();
       for (const heard of heardChanges) {
         if (changes.has(heard.rowId)) continue;
-        const before = heard.operation === 'I' ? null : placementOf(model, befores.get(heard.eventId) ?? {});
+        const before = heard.operation === 'C' ? null : placementOf(model, befores.get(heard.eventId) ?? {});
         changes.set(heard.rowId, { id: heard.rowId, before, after: now.get(heard.rowId) ?? null });
       }
       await this.hub.deliver(model, [...changes.values()]);

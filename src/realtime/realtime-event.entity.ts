@@ -26,4 +26,9 @@ export class RealtimeEvent {
   @Index('IDX_realtime_events_created_at')
   @CreateDateColumn({ type: 'timestamptz' })
   createdAt!: Date;
+
+  /** The writing transaction (txid_current()): how a writer publishing to Redis finds its own events before COMMIT. */
+  @Index('IDX_realtime_events_tx')
+  @Column({ type: 'bigint', default: () => 'txid_current()' })
+  tx!: string;
 }

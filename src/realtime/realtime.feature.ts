@@ -8,6 +8,7 @@ import { REALTIME_SETTINGS } from './realtime.settings';
 import { SocketServer } from './socket-server';
 import { SubscriptionHub } from './subscription-hub';
 import { checkChangeTriggers } from './change-triggers';
+import { RedisChangePublisher, RedisChanges, changesChannel } from './redis-changes';
 
 /** The services this feature provides. */
 export interface RealtimeServices {
@@ -15,6 +16,8 @@ export interface RealtimeServices {
   readonly subscriptionHub: SubscriptionHub;
   /** Hears every instance's committed changes and reads each changed row once. */
   readonly changeListener: ChangeListener;
+  /** The change events' Redis pub/sub when REDIS_URL is set; null: PostgreSQL NOTIFY. */
+  readonly redisChanges: RedisChanges | null;
 }
 
 declare module '../feature' {
@@ -35,14 +38,20 @@ export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
   name: 'realtime',
   settings: REALTIME_SETTINGS,
   entities: [RealtimeEvent],
+  subscribers: [RedisChangePublisher],
   needs: ['sessionCache', 'policy', 'firewall', 'hits'],
   provides: {
     subscriptionHub: ({ config }) => new SubscriptionHub(config.wsMaxSubscriptions),
-    changeListener: ({ dataSource, features, subscriptionHub, logger, notifications }) =>
-      new ChangeListener(dataSource, subscribedModels(features), subscriptionHub, logger, notifications),
+    changeListener: ({ dataSource, features, subscriptionHub, logger, notifications, redisChanges }) =>
+      new ChangeListener(dataSource, subscribedModels(features), subscriptionHub, logger, redisChanges ? null : notifications),
+    redisChanges: ({ config, dataSource, databaseUrl, logger }) =>
+      config.redisUrl ? new RedisChanges(config.redisUrl, changesChannel(databaseUrl), dataSource, logger) : null,
   },
-  start: async ({ dataSource, features }) => {
+  start: async ({ dataSource, features, redisChanges, changeListener }) => {
     await checkChangeTriggers(dataSource, subscribedModels(features));
+    if (!redisChanges) return;
+    await redisChanges.start((payload) => changeListener.hear(payload));
+    return () => redisChanges.stop();
   },
   maintenance: ({ clock }) => ({
     realtimeEvents: async (manager) =>
