@@ -19,8 +19,22 @@ export function rowMatchesWhere(
   row: Readonly<Record<string, unknown>>,
   readable: (field: string) => boolean = () => true,
 ): boolean {
-  // A where the SQL refuses (too deep, too many conditions, a NUL character) is refused here with the same error, whatever the row.
+  checkWhere(model, where);
+  return matchesCheckedWhere(model, where, row, readable);
+}
+
+/** Refuses a where the SQL refuses (too deep, too many conditions, a NUL character), with the same error. */
+export function checkWhere(model: ModelDefinition, where: WhereInput | null | undefined): void {
   whereSql(model, 'm', where, new SqlParameters());
+}
+
+/** rowMatchesWhere for a where already checked (a subscription's, checked once when it starts, decided at every change). */
+export function matchesCheckedWhere(
+  model: ModelDefinition,
+  where: WhereInput | null | undefined,
+  row: Readonly<Record<string, unknown>>,
+  readable: (field: string) => boolean = () => true,
+): boolean {
   // With no NOT in the SQL, a condition that is NULL there (a comparison with a NULL column) decides as false: booleans suffice.
   const holds = (node: WhereInput): boolean =>
     model.fields.every((field) => {
@@ -66,9 +80,9 @@ function conditionHolds(
     case 'gte':
       return compare(field, stored, value) >= 0;
     case 'contains':
-      return folded(String(stored)).includes(folded(String(value)));
+      return folded(stored as string).includes(folded(String(value)));
     case 'startsWith':
-      return folded(String(stored)).indexOf(folded(String(value))) === 0;
+      return folded(stored as string).indexOf(folded(String(value))) === 0;
     default:
       // whereSql has already refused it.
       throw new Error(`unknown filter operator ${operator}`);

@@ -24,6 +24,8 @@ export const CLOSE = {
   slowConsumer: { code: 1013, reason: 'Try again later: messages were not read' },
   /** The server is shutting down: reconnect (to another instance). */
   goingAway: { code: 1001, reason: 'Server shutting down' },
+  /** This instance may have missed changes (its listening connection was lost): reconnect and refetch. */
+  changesMissed: { code: 1012, reason: 'Changes may have been missed: reconnect and refetch' },
 } as const;
 
 export type CloseReason = (typeof CLOSE)[keyof typeof CLOSE];
@@ -95,7 +97,7 @@ export class LiveConnection {
     if (this.tokenExpiresAt !== null && this.services.clock.now().getTime() >= this.tokenExpiresAt) return this.end(CLOSE.tokenExpired);
     const address = this.context.ipAddress ?? '';
     const verdict = await this.services.firewall.check(address);
-    if (verdict.action !== FirewallAction.ALLOW && false) {
+    if (verdict.action !== FirewallAction.ALLOW) {
       this.services.hits.record('ip_blocked', address, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: 'websocket' });
       return this.end(CLOSE.forbidden);
     }

@@ -47,10 +47,13 @@ export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
     redisChanges: ({ config, dataSource, databaseUrl, logger }) =>
       config.redisUrl ? new RedisChanges(config.redisUrl, changesChannel(databaseUrl), dataSource, logger) : null,
   },
-  start: async ({ dataSource, features, redisChanges, changeListener }) => {
+  start: async ({ dataSource, features, redisChanges, changeListener, subscriptionHub }) => {
     await checkChangeTriggers(dataSource, subscribedModels(features));
     if (!redisChanges) return;
-    await redisChanges.start((payload) => changeListener.hear(payload));
+    await redisChanges.start(
+      (payload) => changeListener.hear(payload),
+      () => subscriptionHub.changesMissed(),
+    );
     return () => redisChanges.stop();
   },
   maintenance: ({ clock }) => ({
@@ -98,13 +101,18 @@ export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
       }
     };
     const unsubscribe = notifications.subscribe(SESSION_CHANNEL, recheck);
+    // Changes sent while the listening connection was away are lost: the apps reconnect and refetch.
+    const stopMissed = config.redisUrl ? () => undefined : notifications.onMissed(() => subscriptionHub.changesMissed());
     const plugin = sockets.plugin();
     return {
       plugins: [
         plugin,
         {
           serverWillStart: async () => ({
-            drainServer: async () => unsubscribe(),
+            drainServer: async () => {
+              unsubscribe();
+              stopMissed();
+            },
           }),
         },
       ],

@@ -77,10 +77,14 @@ export class RedisChanges {
       );
   }
 
-  /** Connects both, listens, and makes this process's commits publish their changes. */
-  async start(onPayload: (payload: string) => void): Promise<void> {
+  /**
+   * Connects both, listens, and makes this process's commits publish their changes. Redis keeps
+   * nothing for a listener that is away: `onMissed` runs each time the listener is back.
+   */
+  async start(onPayload: (payload: string) => void, onMissed: () => void): Promise<void> {
     await Promise.all([this.publisher.connect(), this.listener.connect()]);
     this.listener.on('message', (_channel: string, payload: string) => onPayload(payload));
+    this.listener.on('ready', onMissed);
     await this.listener.subscribe(this.channel);
     PUBLISHERS.set(this.dataSource, (payloads) => {
       // Each commit's events in one round trip, in order.

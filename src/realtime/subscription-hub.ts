@@ -4,7 +4,7 @@ import type { ModelDefinition } from '../data/define-model';
 import type { WhereInput } from '../data/filters';
 import type { ChangeKind, LiveChange, LiveChanges } from '../data/live-changes';
 import type { RowValues } from '../data/model-reader';
-import { rowMatchesWhere } from '../data/row-match';
+import { checkWhere, matchesCheckedWhere } from '../data/row-match';
 import { AppError } from '../errors';
 import { accessDenied } from '../shield/shield';
 import { CLOSE, LiveConnection } from './live-connection';
@@ -96,8 +96,8 @@ export class SubscriptionHub implements LiveChanges {
     const allowed = context.access.check(model.name, 'read');
     if (allowed instanceof AppError) throw allowed;
     if (!allowed) throw accessDenied(context, `Subscription.${model.singular}Changed`);
-    // Checks the where's limits now (nesting, condition count, NUL), so a bad one is refused at subscribe, not at the first change.
-    rowMatchesWhere(model, where, {});
+    // The where's limits (nesting, condition count, NUL) are checked now: a bad one is refused at subscribe, not at the first change.
+    checkWhere(model, where);
     if (connection.subscriptions >= this.maxSubscriptionsPerConnection)
       throw new AppError('RATE_LIMITED', `A socket may run at most ${this.maxSubscriptionsPerConnection} subscriptions at once.`);
     connection.subscriptions += 1;
@@ -114,6 +114,11 @@ export class SubscriptionHub implements LiveChanges {
   /** Every open connection with a subscription (for re-checks when a session or the firewall changes). */
   connections(): LiveConnection[] {
     return [...this.connectionsOf.keys()];
+  }
+
+  /** Changes may have been missed (the listener was away): every following connection is closed (1012), its app refetches. */
+  changesMissed(): void {
+    for (const connection of this.connections()) connection.end(CLOSE.changesMissed);
   }
 
   /** Ends a closed connection's subscriptions. */
@@ -165,7 +170,7 @@ function sees(model: ModelDefinition, scope: RowScope, where: WhereInput | null 
   if (!scope.matches(row)) return false;
   if (!where) return true;
   // As the list query: a condition holds only where the viewer may read its field.
-  return rowMatchesWhere(model, where, row, (field) => scope.showing(field)?.matches(row) ?? true);
+  return matchesCheckedWhere(model, where, row, (field) => scope.showing(field)?.matches(row) ?? true);
 }
 
 /** Subscriptions run on a socket's context only (the realtime feature builds it). */

@@ -92,6 +92,12 @@ describe('the self-audit', () => {
         { ...production, corsOrigins: ['http://admin.example.com'] },
         'FAIL',
       ],
+      [
+        'firewall.websocket_policy',
+        { ...production, corsOrigins: ['https://admin.example.com'] },
+        { ...production, corsOrigins: ['https://studio.apollographql.com'] },
+        'WARN',
+      ],
       ['firewall.admin_network', { adminAllowedCidrs: ['10.0.0.0/8'] }, { adminAllowedCidrs: [] }, 'WARN'],
     ];
     for (const [id, passing, failing, expected] of cases) {
