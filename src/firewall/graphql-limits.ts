@@ -219,12 +219,17 @@ export function variableDepthGate() {
         // Not JSON: Apollo reports it.
       }
     }
-    if (nestsDeeperThan(variables, MAX_VARIABLE_DEPTH)) {
+    if (variablesTooDeep(variables)) {
       sendError(res, 'BAD_USER_INPUT', 'The variables are nested too deeply.');
       return;
     }
     next();
   };
+}
+
+/** Variables nested deeper than MAX_VARIABLE_DEPTH: refused with BAD_USER_INPUT before graphql-js walks them (HTTP and WebSocket). */
+export function variablesTooDeep(variables: unknown): boolean {
+  return nestsDeeperThan(variables, MAX_VARIABLE_DEPTH);
 }
 
 /** Walks with its own stack: a recursive walk would overflow on exactly the input it is looking for. */

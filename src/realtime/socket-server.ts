@@ -1,7 +1,17 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ApolloServerPlugin } from '@apollo/server';
-import { DocumentNode, ExecutionArgs, GraphQLError, OperationTypeNode, getOperationAST, parse, specifiedRules, validate } from 'graphql';
+import {
+  DocumentNode,
+  ExecutionArgs,
+  GraphQLError,
+  OperationTypeNode,
+  getOperationAST,
+  getVariableValues,
+  parse,
+  specifiedRules,
+  validate,
+} from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws';
 import { decodeJwt } from 'jose';
 import { RawData, WebSocket, WebSocketServer } from 'ws';
@@ -9,6 +19,7 @@ import type { Context } from '../context';
 import { AppError, formatClientError } from '../errors';
 import type { UpgradeParts } from '../feature';
 import { FirewallAction } from '../firewall/firewall-rule.entity';
+import { variablesTooDeep } from '../firewall/graphql-limits';
 import type { Logger } from '../logging';
 import { CLOSE, CloseReason, ConnectionServices, LiveConnection } from './live-connection';
 import type { SubscriptionHub } from './subscription-hub';
@@ -142,7 +153,8 @@ export class SocketServer {
           }
           socket.send(data);
         },
-        close: (code, reason) => socket.close(code, reason),
+        // graphql-ws puts the client's subscription id in some reasons; a close reason may hold 123 bytes (ws throws past them).
+        close: (code, reason) => socket.close(code, closeReason(reason)),
         onMessage: (handle) => {
           socket.on('message', (data, isBinary) => {
             // A fixed one-second window: enough against a flood, and it needs no timer.
@@ -161,6 +173,11 @@ export class SocketServer {
               return;
             }
             handle(textOf(data)).catch((error: unknown) => {
+              // A message type only the server sends (next, error, connection_ack…): graphql-ws throws; the client's mistake.
+              if (error instanceof Error && /^Unexpected message of type .* received$/.test(error.message)) {
+                socket.close(CloseCode.BadRequest, 'Invalid message received');
+                return;
+              }
               this.logger.warn({ err: error }, 'websocket: a message could not be handled');
               socket.close(CloseCode.InternalServerError, 'Internal server error');
             });
@@ -230,12 +247,16 @@ export class SocketServer {
       if (operation.operation !== OperationTypeNode.SUBSCRIPTION)
         return [new AppError('BAD_REQUEST', 'Only subscriptions run over WebSocket: send queries and mutations over HTTP POST /graphql.')];
       const variables = payload.variables ?? undefined;
+      if (variablesTooDeep(variables)) return [new AppError('BAD_USER_INPUT', 'The variables are nested too deeply.')];
       try {
         for (const check of this.parts.operationChecks)
           check({ source: payload.query, document, operation, operationName: payload.operationName, variables }, connection.context);
       } catch (error) {
         return refusal(error);
       }
+      // Coerced here, as Apollo does over HTTP (BAD_USER_INPUT): graphql-js's own errors carry no code and would be masked.
+      const coerced = getVariableValues(this.parts.schema, operation.variableDefinitions ?? [], variables ?? {}, { maxErrors: 50 });
+      if (coerced.errors) return coerced.errors.map((error) => withCode(error, 'BAD_USER_INPUT'));
       const args: ExecutionArgs = {
         schema: this.parts.schema,
         document,
@@ -291,6 +312,14 @@ export class SocketServer {
     if (next <= 0) counts.delete(key);
     else counts.set(key, next);
   }
+}
+
+/** A close reason cut to the 123 bytes a close frame may carry, on a character boundary. */
+function closeReason(reason: string | undefined): string | undefined {
+  if (reason === undefined || Buffer.byteLength(reason) <= 123) return reason;
+  let cut = reason.slice(0, 120);
+  while (Buffer.byteLength(`${cut}…`) > 123) cut = cut.slice(0, -1);
+  return `${cut}…`;
 }
 
 /** A text frame's content (ws hands it over as one buffer, fragments, or an ArrayBuffer). */

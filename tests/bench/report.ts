@@ -19,7 +19,7 @@ function measurementCells(m: Measurement): string[] {
 }
 
 /** `textColumns`: how many leading columns are names rather than numbers; `trailingText`: other columns of names. */
-function formatColumns(
+export function formatColumns(
   headers: readonly string[],
   cells: readonly (readonly string[])[],
   textColumns = 1,

@@ -43,6 +43,7 @@ import {
   formatCost,
   formatTable,
 } from './report';
+import { formatRealtime, runRealtimeBench } from './realtime-bench';
 import { BenchRequest, BenchTarget, SCENARIOS, Scenario, withBearer } from './scenarios';
 import { SignInBenchResult, runSignInBench } from './sign-in-bench';
 
@@ -74,7 +75,7 @@ function orderedScenarios(scenarios: readonly Scenario[]): Scenario[] {
 }
 
 /** The sections of the run; BENCH_SECTIONS=reads,encryption runs only those (all by default). */
-const SECTIONS = ['reads', 'permission', 'firewall', 'sign-ins', 'audit', 'encryption', 'backups'] as const;
+const SECTIONS = ['reads', 'permission', 'firewall', 'sign-ins', 'audit', 'encryption', 'realtime', 'backups'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function chosenSections(): ReadonlySet<Section> {
@@ -329,6 +330,31 @@ async function main(signal: AbortSignal): Promise<number> {
             measured: 'encrypted',
           }),
         );
+      }
+    }
+    if (!signal.aborted && sections.has('realtime')) {
+      process.stderr.write('running realtime…\n');
+      // Its own Bastion: every bench client comes from 127.0.0.1, and a thousand sockets need limits per address and account to match.
+      const live = await startBastion(
+        benchConfig({ ...RATE_LIMITS_OFF, wsMaxSocketsPerAddress: 10_000, wsMaxSocketsPerAccount: 100 }),
+        bastionDeps,
+      );
+      teardown.add(() => live.stop());
+      const liveOrigin = loopbackOrigin(live);
+      const postsLean = scenarios.find((scenario) => scenario.name === 'posts-lean')!;
+      const realtime = await runRealtimeBench({
+        bastion: live,
+        origin: liveOrigin,
+        readerId: benchUser.id,
+        measurePostsLean: (accessToken) => warmedUpMeasure(liveOrigin, withBearer(postsLean.request, accessToken)),
+        sustainedSeconds: positiveInteger('BENCH_REALTIME_SECONDS', 30),
+        signal,
+      });
+      if (realtime) {
+        const { lines, problems } = formatRealtime(realtime);
+        say();
+        for (const line of lines) say(line);
+        if (problems.length > 0) exitCode = 1;
       }
     }
     // Last: its own database and Bastion, and the longest single operations of the run.
