@@ -1,18 +1,20 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * Live updates: every committed change of a subscribed model's row becomes a row of
- * `realtime_events` and a NOTIFY on `bastion_changes` carrying ids only, written by a trigger, so
- * no path can change a row unheard (the data API, a cascade from a deleted account or post, an
- * operator's SQL). PostgreSQL delivers the NOTIFY when the transaction commits, in commit order.
+ * Live updates: every committed change of a subscribed model's rows becomes rows of
+ * `realtime_events` and a NOTIFY on `bastion_changes` naming only the transaction and the model,
+ * written by statement-level triggers, so no path can change a row unheard (the data API, a cascade
+ * from a deleted account or post, an operator's SQL) and a bulk statement costs one INSERT of events
+ * and one notification, not one per row. PostgreSQL delivers the NOTIFY when the transaction
+ * commits, in commit order, once per transaction and model.
  *
- * `bastion_record_change(model, column…)`: the trigger's arguments name the model and the columns
+ * `bastion_record_changes(model, column…)`: the trigger's arguments name the model and the columns
  * whose values before an update or delete are kept with the event (the owner, the named filters'
  * columns, the filterable ones): what an instance needs to tell who could read the row before the
  * change, without putting row data in the notification. A restore sets `bastion.record_changes`
  * to off for its transaction: restored rows are not changes anyone subscribed to. `tx` names the
- * writing transaction: with Redis as the transport, the writer finds its transaction's events by
- * it just before COMMIT and publishes them after.
+ * writing transaction: the listeners read a transaction's events by it (and with Redis as the
+ * transport, the writer finds its own just before COMMIT).
  */
 export class Realtime1796900000000 implements MigrationInterface {
   name = 'Realtime1796900000000';
@@ -27,44 +29,48 @@ export class Realtime1796900000000 implements MigrationInterface {
     await queryRunner.query(`CREATE INDEX "IDX_realtime_events_created_at" ON "realtime_events" ("created_at") `);
     await queryRunner.query(`CREATE INDEX "IDX_realtime_events_tx" ON "realtime_events" ("tx") `);
     await queryRunner.query(`
-      CREATE FUNCTION bastion_record_change() RETURNS trigger
+      CREATE FUNCTION bastion_record_changes() RETURNS trigger
       LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
       DECLARE
-        event_id bigint;
-        changed_id uuid;
-        kept jsonb;
+        kept text[] := TG_ARGV[1:TG_NARGS - 1];
+        recorded integer;
       BEGIN
         IF current_setting('bastion.record_changes', true) = 'off' THEN
           RETURN NULL;
         END IF;
         IF TG_OP = 'INSERT' THEN
-          changed_id := NEW.id;
+          INSERT INTO realtime_events (model, row_id, kind) SELECT TG_ARGV[0], id, 'CREATED' FROM new_rows;
         ELSE
-          changed_id := OLD.id;
-          SELECT COALESCE(jsonb_object_agg(key, value), '{}'::jsonb) INTO kept
-            FROM jsonb_each(to_jsonb(OLD)) WHERE key = ANY (TG_ARGV[1:TG_NARGS - 1]);
+          INSERT INTO realtime_events (model, row_id, kind, before)
+            SELECT TG_ARGV[0], earlier.id, CASE TG_OP WHEN 'UPDATE' THEN 'UPDATED' ELSE 'DELETED' END,
+                   (SELECT COALESCE(jsonb_object_agg(key, value), '{}'::jsonb) FROM jsonb_each(to_jsonb(earlier)) WHERE key = ANY (kept))
+              FROM old_rows earlier;
         END IF;
-        INSERT INTO realtime_events (model, row_id, kind, before)
-          VALUES (TG_ARGV[0], changed_id, CASE TG_OP WHEN 'INSERT' THEN 'CREATED' WHEN 'UPDATE' THEN 'UPDATED' ELSE 'DELETED' END, kept)
-          RETURNING id INTO event_id;
-        PERFORM pg_notify('bastion_changes', event_id || ':' || CASE TG_OP WHEN 'INSERT' THEN 'C' WHEN 'UPDATE' THEN 'U' ELSE 'D' END || ':' || TG_ARGV[0] || ':' || changed_id);
+        GET DIAGNOSTICS recorded = ROW_COUNT;
+        -- One notification per transaction and model: PostgreSQL folds a transaction's identical payloads.
+        IF recorded > 0 THEN
+          PERFORM pg_notify('bastion_changes', txid_current() || ':' || TG_ARGV[0]);
+        END IF;
         RETURN NULL;
       END
       $$`);
-    await queryRunner.query(
-      `CREATE TRIGGER "posts_changes" AFTER INSERT OR UPDATE OR DELETE ON "posts" FOR EACH ROW ` +
-        `EXECUTE FUNCTION bastion_record_change('Post', 'author_id', 'published', 'title', 'created_at')`,
-    );
-    await queryRunner.query(
-      `CREATE TRIGGER "comments_changes" AFTER INSERT OR UPDATE OR DELETE ON "comments" FOR EACH ROW ` +
-        `EXECUTE FUNCTION bastion_record_change('Comment', 'author_id', 'post_id', 'created_at')`,
-    );
+    for (const statement of [...changeTriggers('posts', "'Post', 'author_id', 'published', 'title', 'created_at'"), ...changeTriggers('comments', "'Comment', 'author_id', 'post_id', 'created_at'")])
+      await queryRunner.query(statement);
   }
 
   public async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query('DROP TRIGGER "comments_changes" ON "comments"');
-    await queryRunner.query('DROP TRIGGER "posts_changes" ON "posts"');
-    await queryRunner.query('DROP FUNCTION bastion_record_change()');
+    for (const table of ['comments', 'posts'])
+      for (const suffix of ['created', 'updated', 'deleted']) await queryRunner.query(`DROP TRIGGER "${table}_${suffix}" ON "${table}"`);
+    await queryRunner.query('DROP FUNCTION bastion_record_changes()');
     await queryRunner.query('DROP TABLE "realtime_events"');
   }
+}
+
+/** A table's three change triggers (statement-level: one INSERT of events per statement, however many rows it touched). */
+function changeTriggers(table: string, args: string): string[] {
+  return [
+    `CREATE TRIGGER "${table}_created" AFTER INSERT ON "${table}" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bastion_record_changes(${args})`,
+    `CREATE TRIGGER "${table}_updated" AFTER UPDATE ON "${table}" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bastion_record_changes(${args})`,
+    `CREATE TRIGGER "${table}_deleted" AFTER DELETE ON "${table}" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bastion_record_changes(${args})`,
+  ];
 }

@@ -6,36 +6,46 @@ import type { RowValues } from '../data/model-reader';
 import type { Logger } from '../logging';
 import type { HeardChange, SubscriptionHub } from './subscription-hub';
 
-/** The channel the change triggers notify on (the Realtime migration): `<event id>:<C|U|D>:<Model>:<row id>`, ids only. */
+/** The channel the change triggers notify on (the Realtime migration): `<transaction id>:<Model>`, ids only. */
 export const CHANGES_CHANNEL = 'bastion_changes';
 
-interface Heard {
-  readonly eventId: string;
-  readonly operation: 'C' | 'U' | 'D';
-  readonly model: string;
-  readonly rowId: string;
-}
+const PAYLOAD = /^(\d{1,20}):([A-Za-z][A-Za-z0-9_]{0,62})$/;
 
-const PAYLOAD = /^(\d+):([CUD]):([A-Za-z][A-Za-z0-9_]*):([0-9a-f-]{36})$/;
+/** Most events one batch reads; past it the followers are closed (1012) and refetch: a bulk change is cheaper re-read than replayed. */
+const MAX_EVENTS_PER_BATCH = 10_000;
 
 /** Rows whose last event id is remembered (for the order check); past it the memory starts over. */
 const MAX_REMEMBERED_ROWS = 100_000;
 
+interface Heard {
+  readonly tx: string;
+  readonly model: string;
+}
+
+interface EventRow {
+  readonly id: string;
+  readonly model: string;
+  readonly kind: 'CREATED' | 'UPDATED' | 'DELETED';
+  readonly rowId: string;
+  readonly before: Record<string, unknown> | null;
+}
+
 /**
- * Hears every committed change of a subscribed model (every instance hears every one), and, when
- * someone on this instance follows the model, reads each changed row once (whatever the number of
- * subscribers) and hands the batch to the hub. Notifications that arrive together are one batch:
- * one statement for their rows' earlier states, one per model for the rows. Batches are handled one
- * after the other, so one subscriber sees one row's changes in commit order (the order PostgreSQL
- * delivers the notifications in).
+ * Hears every committed transaction that changed a subscribed model (every instance hears every
+ * one) and, when someone on this instance follows the model, reads the transaction's events and
+ * each changed row once, whatever the number of subscribers, then hands them to the hub.
+ * Notifications that arrive while a batch is being delivered form the next batch, so a backlog is
+ * read in a few large batches rather than many small ones. Batches are delivered one after the
+ * other, so a subscriber sees one row's changes in commit order (the order PostgreSQL delivers
+ * the notifications in).
  */
 export class ChangeListener {
   private readonly models: ReadonlyMap<string, ModelDefinition>;
   private pending: Heard[] = [];
+  private draining = false;
+  private drained: Promise<void> = Promise.resolve();
   private readonly lastEventOf = new Map<string, number>();
-  private scheduled = false;
-  private processing: Promise<void> = Promise.resolve();
-  /** Row reads, for the bench's one-read-per-change check. */
+  /** Row reads (one per model per batch), for the bench's one-read-per-change check. */
   rowReads = 0;
 
   constructor(
@@ -50,70 +60,85 @@ export class ChangeListener {
     notifications?.subscribe(CHANGES_CHANNEL, (payload) => this.hear(payload));
   }
 
-  /** Resolves once every change heard so far has been delivered (tests and shutdown). */
-  async settled(): Promise<void> {
-    while (this.scheduled || this.pending.length > 0) await new Promise((resolve) => setImmediate(resolve));
-    await this.processing;
-  }
-
-  /** One change's notification payload. */
+  /** One notification: a transaction changed rows of a model. */
   hear(payload: string): void {
     const match = PAYLOAD.exec(payload);
     if (!match) {
       this.logger.warn({ channel: CHANGES_CHANNEL }, 'realtime: a change notification this version does not read; ignored');
       return;
     }
-    const [, eventId, operation, model, rowId] = match;
+    const [, tx, model] = match;
     if (!this.models.has(model) || !this.hub.isFollowed(model)) return;
-    // Through Redis, two writers' commits of one row may arrive swapped; the later event (the ids of
-    // one row grow in commit order: each writer waited for the other's row lock) already reads the row as it is now.
-    const id = Number(eventId);
-    const last = this.lastEventOf.get(rowId);
-    if (last !== undefined && id <= last) return;
-    if (this.lastEventOf.size >= MAX_REMEMBERED_ROWS) this.lastEventOf.clear();
-    this.lastEventOf.set(rowId, id);
-    this.pending.push({ eventId, operation: operation as Heard['operation'], model, rowId });
-    if (this.scheduled) return;
-    this.scheduled = true;
-    // What arrived in the same turn of the event loop is one batch.
-    setImmediate(() => {
-      this.scheduled = false;
-      const batch = this.pending;
-      this.pending = [];
-      this.processing = this.processing
-        .then(() => this.process(batch))
-        .catch((error: unknown) => this.logger.error({ err: error }, 'realtime: a batch of changes could not be delivered'));
-    });
+    this.pending.push({ tx, model });
+    if (!this.draining) {
+      this.draining = true;
+      // What arrives in the same turn of the event loop joins the first batch.
+      this.drained = new Promise((resolve) => setImmediate(() => void this.drain().then(resolve)));
+    }
+  }
+
+  /** Resolves once every change heard so far has been delivered (tests, the bench). */
+  async settled(): Promise<void> {
+    while (this.draining) await this.drained;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        try {
+          await this.process(batch);
+        } catch (error) {
+          this.logger.error({ err: error }, 'realtime: a batch of changes could not be delivered; its followers reconnect and refetch');
+          this.hub.changesMissed();
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
   }
 
   private async process(batch: readonly Heard[]): Promise<void> {
-    const earlier = batch.filter((heard) => heard.operation !== 'C').map((heard) => heard.eventId);
-    const befores = new Map<string, Record<string, unknown> | null>();
-    if (earlier.length > 0) {
-      const rows = await this.dataSource.query<{ id: string; before: Record<string, unknown> | null }[]>(
-        'SELECT id::text AS id, before FROM realtime_events WHERE id = ANY($1::bigint[])',
-        [earlier],
+    const events = (await this.dataSource.query(
+      `SELECT id::text AS id, model, kind, row_id::text AS "rowId", before FROM realtime_events
+        WHERE tx = ANY($1::bigint[]) AND model = ANY($2::text[]) ORDER BY id LIMIT ${MAX_EVENTS_PER_BATCH + 1}`,
+      [[...new Set(batch.map((heard) => heard.tx))], [...new Set(batch.map((heard) => heard.model))]],
+    )) as EventRow[];
+    if (events.length > MAX_EVENTS_PER_BATCH) {
+      this.logger.info(
+        { events: events.length },
+        'realtime: too many changes at once to deliver one by one; followers reconnect and refetch',
       );
-      for (const row of rows) befores.set(row.id, row.before);
+      this.hub.changesMissed();
+      return;
     }
-    const byModel = new Map<string, Heard[]>();
-    for (const heard of batch) {
-      const list = byModel.get(heard.model);
-      if (list) list.push(heard);
-      else byModel.set(heard.model, [heard]);
+    const byModel = new Map<string, EventRow[]>();
+    for (const event of events) {
+      // Through Redis, two writers' commits of one row may arrive swapped; the later event (a row's
+      // event ids grow in commit order: each writer waited for the other's row lock) already reads the row as it is now.
+      const id = Number(event.id);
+      const last = this.lastEventOf.get(event.rowId);
+      if (last !== undefined && id <= last) continue;
+      if (this.lastEventOf.size >= MAX_REMEMBERED_ROWS) this.lastEventOf.clear();
+      this.lastEventOf.set(event.rowId, id);
+      const list = byModel.get(event.model);
+      if (list) list.push(event);
+      else byModel.set(event.model, [event]);
     }
-    for (const [name, heardChanges] of byModel) {
-      const model = this.models.get(name)!;
-      const ids = [...new Set(heardChanges.map((heard) => heard.rowId))];
+    for (const [name, modelEvents] of byModel) {
+      const model = this.models.get(name);
+      if (!model || !this.hub.isFollowed(name)) continue;
+      const ids = [...new Set(modelEvents.map((event) => event.rowId))];
       this.rowReads += 1;
       const rows = (await this.dataSource.getRepository(model.entity).findBy({ id: In(ids) })) as RowValues[];
       const now = new Map(rows.map((row) => [row.id as string, row]));
       // A row changed twice in one batch is one change: from its state before the first to its state now.
       const changes = new Map<string, HeardChange>();
-      for (const heard of heardChanges) {
-        if (changes.has(heard.rowId)) continue;
-        const before = heard.operation === 'C' ? null : placementOf(model, befores.get(heard.eventId) ?? {});
-        changes.set(heard.rowId, { id: heard.rowId, before, after: now.get(heard.rowId) ?? null });
+      for (const event of modelEvents) {
+        if (changes.has(event.rowId)) continue;
+        const before = event.kind === 'CREATED' ? null : placementOf(model, event.before ?? {});
+        changes.set(event.rowId, { id: event.rowId, before, after: now.get(event.rowId) ?? null });
       }
       await this.hub.deliver(model, [...changes.values()]);
     }

@@ -1,34 +1,50 @@
 import type { DataSource } from 'typeorm';
 import type { ModelDefinition } from '../data/define-model';
 
-/** The statement that makes a model's change trigger: what its migration must hold. */
-export function changeTriggerSql(model: ModelDefinition): string {
+/** pg_trigger.tgtype's event bits. */
+const EVENTS = [
+  { bit: 1 << 2, name: 'created', event: 'INSERT', table: 'NEW TABLE AS new_rows' },
+  { bit: 1 << 4, name: 'updated', event: 'UPDATE', table: 'OLD TABLE AS old_rows' },
+  { bit: 1 << 3, name: 'deleted', event: 'DELETE', table: 'OLD TABLE AS old_rows' },
+] as const;
+
+/** The statements that make a model's change triggers: what its migration must hold (README "Realtime"). */
+export function changeTriggerSql(model: ModelDefinition): string[] {
   const args = [model.name, ...model.changeColumns].map((arg) => `'${arg}'`).join(', ');
-  return (
-    `CREATE TRIGGER "${model.table}_changes" AFTER INSERT OR UPDATE OR DELETE ON "${model.table}" ` +
-    `FOR EACH ROW EXECUTE FUNCTION bastion_record_change(${args})`
+  return EVENTS.map(
+    ({ name, event, table }) =>
+      `CREATE TRIGGER "${model.table}_${name}" AFTER ${event} ON "${model.table}" REFERENCING ${table} ` +
+      `FOR EACH STATEMENT EXECUTE FUNCTION bastion_record_changes(${args})`,
   );
 }
 
 /**
- * A subscribed model whose table has no change trigger (or one that keeps too few columns to
+ * A subscribed model whose table lacks a change trigger (or has one that keeps too few columns to
  * place a row) would deliver nothing, or decide on missing values: the server refuses to start,
- * naming the statement its migration needs.
+ * naming the statements its migration needs.
  */
 export async function checkChangeTriggers(dataSource: DataSource, models: readonly ModelDefinition[]): Promise<void> {
   if (models.length === 0) return;
-  const triggers = await dataSource.query<{ table: string; args: string }[]>(
-    `SELECT c.relname AS table, encode(t.tgargs, 'escape') AS args
+  const triggers = (await dataSource.query(
+    `SELECT c.relname AS table, t.tgtype AS type, encode(t.tgargs, 'escape') AS args
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
-      WHERE p.proname = 'bastion_record_change' AND NOT t.tgisinternal`,
-  );
+      WHERE p.proname = 'bastion_record_changes' AND NOT t.tgisinternal`,
+  )) as { table: string; type: number; args: string }[];
   const problems = models.flatMap((model) => {
-    const found = triggers.find((trigger) => trigger.table === model.table);
-    // tgargs: each argument followed by a NUL byte (shown as \000 by encode(…, 'escape')).
-    const args = found ? found.args.split('\\000').filter((arg) => arg !== '') : [];
-    const complete = args[0] === model.name && model.changeColumns.every((column) => args.slice(1).includes(column));
-    return complete ? [] : [`${model.name}: add to a migration: ${changeTriggerSql(model)}`];
+    const complete = EVENTS.every(({ bit }) =>
+      triggers.some((trigger) => {
+        // tgargs: each argument followed by a NUL byte (shown as \000 by encode(…, 'escape')).
+        const args = trigger.args.split('\\000').filter((arg) => arg !== '');
+        return (
+          trigger.table === model.table &&
+          (trigger.type & bit) !== 0 &&
+          args[0] === model.name &&
+          model.changeColumns.every((column) => args.slice(1).includes(column))
+        );
+      }),
+    );
+    return complete ? [] : [`${model.name}: add to a migration:\n    ${changeTriggerSql(model).join(';\n    ')}`];
   });
   if (problems.length > 0)
-    throw new Error(`Models with subscriptions need their change trigger (README "Realtime"):\n  ${problems.join('\n  ')}`);
+    throw new Error(`Models with subscriptions need their change triggers (README "Realtime"):\n  ${problems.join('\n  ')}`);
 }

@@ -27,9 +27,10 @@ function depthOf(runner: QueryRunner): number {
 }
 
 /**
- * With Redis as the transport, the writer publishes its transaction's change events itself: just
- * before COMMIT it reads the events its transaction's triggers wrote (by `tx`, indexed), and once
- * the COMMIT succeeded it publishes them. A rolled-back transaction publishes nothing. Only writes
+ * With Redis as the transport, the writer publishes its transaction's changes itself: just before
+ * COMMIT it asks which models its transaction's triggers recorded events for (by `tx`, indexed),
+ * and once the COMMIT succeeded it publishes `<transaction>:<model>` for each, as the trigger's
+ * NOTIFY would. A rolled-back transaction publishes nothing. Only writes
  * made through this process's TypeORM transactions are published (the data API, account deletion's
  * cascades); a change made by other means is heard only through PostgreSQL NOTIFY.
  */
@@ -37,11 +38,10 @@ function depthOf(runner: QueryRunner): number {
 export class RedisChangePublisher implements EntitySubscriberInterface {
   async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
     if (!PUBLISHERS.has(event.connection) || depthOf(event.queryRunner) > 1) return;
-    const events = (await event.queryRunner.query(
-      `SELECT id || ':' || left(kind, 1) || ':' || model || ':' || row_id AS payload
-         FROM realtime_events WHERE tx = txid_current_if_assigned() ORDER BY id`,
-    )) as { payload: string }[];
-    if (events.length > 0) (event.queryRunner.data as WithPending)[PENDING] = events.map((row) => row.payload);
+    const changed = (await event.queryRunner.query(
+      `SELECT DISTINCT tx::text AS tx, model FROM realtime_events WHERE tx = txid_current_if_assigned()`,
+    )) as { tx: string; model: string }[];
+    if (changed.length > 0) (event.queryRunner.data as WithPending)[PENDING] = changed.map(({ tx, model }) => `${tx}:${model}`);
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {

@@ -32,3 +32,29 @@ test('a subscription sent over HTTP is refused with a code, and runs nothing', a
   const response = await makeClient(server).request('subscription { postChanged { id } }');
   expect({ status: response.status, codes: codesOf(response) }).toEqual({ status: 400, codes: ['BAD_REQUEST'] });
 });
+
+test("a post's deletion reaches its comments' subscribers as DELETED (a cascade, heard through the trigger)", async () => {
+  const alice = await makeUser(server);
+  const bob = await makeUser(server);
+  const created = await alice.client.request<{ createPost: { id: string } }>(
+    'mutation { createPost(input: { title: "Thread", published: true }) { id } }',
+  );
+  const postId = created.body.data!.createPost.id;
+  const comment = await bob.client.request<{ createComment: { id: string } }>(
+    'mutation($postId: ID!) { createComment(input: { postId: $postId, body: "First" }) { id } }',
+    { postId },
+  );
+  const commentId = comment.body.data!.createComment.id;
+  const live = liveClient(server, bob.accessToken);
+  await live.connected;
+  const changes = live.subscribe(
+    'subscription($postId: ID!) { commentChanged(where: { postId: { eq: $postId } }) { kind id node { body } } }',
+    {
+      postId,
+    },
+  );
+  await eventually(() => server.bastion.services.subscriptionHub.isFollowed('Comment'));
+  await alice.client.request('mutation($id: ID!) { deletePost(id: $id) }', { id: postId });
+  expect((await changes.next(1))[0]).toEqual({ data: { commentChanged: { kind: 'DELETED', id: commentId, node: null } } });
+  await live.dispose();
+});
