@@ -100,11 +100,11 @@ export class ChangeListener {
   }
 
   private async process(batch: readonly Heard[]): Promise<void> {
-    const events = (await this.dataSource.query(
+    const events = await this.dataSource.query<EventRow[]>(
       `SELECT id::text AS id, model, kind, row_id::text AS "rowId", before FROM realtime_events
         WHERE tx = ANY($1::bigint[]) AND model = ANY($2::text[]) ORDER BY id LIMIT ${MAX_EVENTS_PER_BATCH + 1}`,
       [[...new Set(batch.map((heard) => heard.tx))], [...new Set(batch.map((heard) => heard.model))]],
-    )) as EventRow[];
+    );
     if (events.length > MAX_EVENTS_PER_BATCH) {
       this.logger.info(
         { events: events.length },

@@ -25,11 +25,11 @@ export function changeTriggerSql(model: ModelDefinition): string[] {
  */
 export async function checkChangeTriggers(dataSource: DataSource, models: readonly ModelDefinition[]): Promise<void> {
   if (models.length === 0) return;
-  const triggers = (await dataSource.query(
+  const triggers = await dataSource.query<{ table: string; type: number; args: string }[]>(
     `SELECT c.relname AS table, t.tgtype AS type, encode(t.tgargs, 'escape') AS args
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
       WHERE p.proname = 'bastion_record_changes' AND NOT t.tgisinternal`,
-  )) as { table: string; type: number; args: string }[];
+  );
   const problems = models.flatMap((model) => {
     const complete = EVENTS.every(({ bit }) =>
       triggers.some((trigger) => {
