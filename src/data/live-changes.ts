@@ -3,6 +3,7 @@ import type { Context } from '../context';
 import type { ModelDefinition } from './define-model';
 import type { WhereInput } from './filters';
 import type { RowValues } from './model-reader';
+import type { Wanted } from './selection';
 
 /** What happened to a row, as one subscriber sees it (a row that leaves what it may see is DELETED for it). */
 export type ChangeKind = 'CREATED' | 'UPDATED' | 'DELETED';
@@ -12,6 +13,12 @@ export interface LiveChange {
   readonly kind: ChangeKind;
   readonly id: string;
   readonly row: RowValues | null;
+  /**
+   * Subscribers whose deliveries of this change carry the same key would be answered the same
+   * (same row, same field mask, same roles; the same account too where the selection follows a
+   * relation): the server executes the subscription once for all of them.
+   */
+  readonly sharedAs: string;
 }
 
 /**
@@ -21,7 +28,7 @@ export interface LiveChange {
  */
 export interface LiveChanges {
   /** From now until the iterator is returned. Throws (an AppError) when the subscription is refused. */
-  follow(model: ModelDefinition, context: Context, where: WhereInput | null | undefined): AsyncIterableIterator<LiveChange>;
+  follow(model: ModelDefinition, context: Context, where: WhereInput | null | undefined, node: Wanted): AsyncIterableIterator<LiveChange>;
 }
 
 declare module '../context' {
@@ -36,8 +43,9 @@ export function followChanges(
   model: ModelDefinition,
   context: Context,
   where: WhereInput | null | undefined,
+  node: Wanted,
 ): AsyncIterableIterator<LiveChange> {
   if (!context.liveChanges)
     throw new AppError('BAD_REQUEST', 'Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql.');
-  return context.liveChanges.follow(model, context, where);
+  return context.liveChanges.follow(model, context, where, node);
 }

@@ -24,6 +24,7 @@ import type { Context } from '../context';
 import type { ModelDefinition, ModelField, ModelRelation } from './define-model';
 import { WhereInput, filterTypeOf } from './filters';
 import { LiveChange, followChanges } from './live-changes';
+import { selectionOf } from './selection';
 import type { ListArgs, ModelStore } from './model-store';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs, PageInfo } from '../graphql/pagination';
 
@@ -290,7 +291,13 @@ function addSubscription(generated: { prototype: object }, model: ModelDefinitio
       description:
         `Changes of ${model.plural} you may read (over WebSocket, graphql-transport-ws): created, updated, deleted, ` +
         'or entering and leaving what you may see.',
-      subscribe: ({ args, context }) => followChanges(model, context as Context, (args as { where?: WhereInput | null }).where),
+      subscribe: ({ args, context, info }) =>
+        followChanges(
+          model,
+          context as Context,
+          (args as { where?: WhereInput | null }).where,
+          selectionOf(info).fields.get('node') ?? { fields: new Map() },
+        ),
     }),
     params,
   );

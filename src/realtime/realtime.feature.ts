@@ -7,6 +7,7 @@ import { RealtimeEvent } from './realtime-event.entity';
 import { REALTIME_SETTINGS } from './realtime.settings';
 import { SocketServer } from './socket-server';
 import { SubscriptionHub } from './subscription-hub';
+import { subscriptionsOverWebSocketOnly } from './subscription-gate';
 import { checkChangeTriggers } from './change-triggers';
 import { RedisChangePublisher, RedisChanges, changesChannel } from './redis-changes';
 
@@ -67,6 +68,7 @@ export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
           .execute()
       ).affected ?? 0,
   }),
+  http: ({ config }) => ({ afterBody: [subscriptionsOverWebSocketOnly(config.graphqlMaxTokens)] }),
   upgrades: (services, parts) => {
     const { config, logger, notifications, subscriptionHub } = services;
     const sockets = new SocketServer(

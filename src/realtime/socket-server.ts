@@ -22,6 +22,7 @@ import { FirewallAction } from '../firewall/firewall-rule.entity';
 import { variablesTooDeep } from '../firewall/graphql-limits';
 import type { Logger } from '../logging';
 import { CLOSE, CloseReason, ConnectionServices, LiveConnection } from './live-connection';
+import { SharedExecution } from './shared-execution';
 import type { SubscriptionHub } from './subscription-hub';
 
 export interface SocketLimits {
@@ -200,8 +201,11 @@ export class SocketServer {
     socket.on('error', (error) => this.logger.info({ err: error }, 'websocket: socket error'));
   }
 
+  private readonly shared = new SharedExecution();
+
   private readonly protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
     schema: this.parts.schema,
+    subscribe: (args) => this.shared.subscribe(args),
     connectionInitWaitTimeout: this.limits.initTimeoutMs,
     onConnect: async (ctx) => {
       const authorization = typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : undefined;
@@ -240,7 +244,14 @@ export class SocketServer {
       const refusal = (error: unknown): readonly GraphQLError[] => [toGraphQLError(error)];
       const document = this.parsed(payload.query);
       if (document instanceof GraphQLError) return [document];
-      const errors = validate(this.parts.schema, document, [...specifiedRules, ...this.parts.validationRules], { maxErrors: 1 });
+      let errors: readonly GraphQLError[];
+      try {
+        errors = validate(this.parts.schema, document, [...specifiedRules, ...this.parts.validationRules], { maxErrors: 1 });
+      } catch (error) {
+        // graphql-js 16's single-root-field rule evaluates @include/@skip without variables, and throws on a required one.
+        if (!(error instanceof GraphQLError)) throw error;
+        errors = [error];
+      }
       if (errors.length > 0) return errors.map((error) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
       const operation = getOperationAST(document, payload.operationName);
       if (!operation) return [new AppError('OPERATION_RESOLUTION_FAILURE', 'operationName does not name an operation in the document.')];

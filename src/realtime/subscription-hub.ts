@@ -1,9 +1,11 @@
-import type { RowScope } from '../access/model-access';
+import type { AccessView } from '../access/access-view';
+import { ALL_FIELDS, FieldMask, RowScope, withheldFrom } from '../access/model-access';
 import type { Context } from '../context';
 import type { ModelDefinition } from '../data/define-model';
 import type { WhereInput } from '../data/filters';
 import type { ChangeKind, LiveChange, LiveChanges } from '../data/live-changes';
 import type { RowValues } from '../data/model-reader';
+import { Wanted, wants } from '../data/selection';
 import { checkWhere, matchesCheckedWhere } from '../data/row-match';
 import { AppError } from '../errors';
 import { accessDenied } from '../shield/shield';
@@ -29,6 +31,7 @@ class Subscription implements AsyncIterableIterator<LiveChange> {
     readonly connection: LiveConnection,
     readonly model: ModelDefinition,
     readonly where: WhereInput | null | undefined,
+    readonly followsRelation: boolean,
     private readonly onEnd: (subscription: Subscription) => void,
   ) {}
 
@@ -83,6 +86,8 @@ class Subscription implements AsyncIterableIterator<LiveChange> {
 export class SubscriptionHub implements LiveChanges {
   private readonly byModel = new Map<string, Set<Subscription>>();
   private readonly connectionsOf = new Map<LiveConnection, Set<Subscription>>();
+  /** Numbers the batches, so a delivery's `sharedAs` never matches one of another batch. */
+  private batches = 0;
 
   constructor(private readonly maxSubscriptionsPerConnection: number) {}
 
@@ -91,7 +96,7 @@ export class SubscriptionHub implements LiveChanges {
     return (this.byModel.get(model)?.size ?? 0) > 0;
   }
 
-  follow(model: ModelDefinition, context: Context, where: WhereInput | null | undefined): AsyncIterableIterator<LiveChange> {
+  follow(model: ModelDefinition, context: Context, where: WhereInput | null | undefined, node: Wanted): AsyncIterableIterator<LiveChange> {
     const connection = connectionOf(context);
     const allowed = context.access.check(model.name, 'read');
     if (allowed instanceof AppError) throw allowed;
@@ -101,7 +106,11 @@ export class SubscriptionHub implements LiveChanges {
     if (connection.subscriptions >= this.maxSubscriptionsPerConnection)
       throw new AppError('RATE_LIMITED', `A socket may run at most ${this.maxSubscriptionsPerConnection} subscriptions at once.`);
     connection.subscriptions += 1;
-    const subscription = new Subscription(connection, model, where, (ended) => this.forget(ended));
+    // A selection that follows a relation reads rows in the viewer's own scope: its answers are the account's own.
+    const followsRelation = model.relations.some(
+      (relation) => wants(node, relation.name) || (relation.count !== null && wants(node, relation.count.name)),
+    );
+    const subscription = new Subscription(connection, model, where, followsRelation, (ended) => this.forget(ended));
     let ofModel = this.byModel.get(model.name);
     if (!ofModel) this.byModel.set(model.name, (ofModel = new Set()));
     ofModel.add(subscription);
@@ -139,12 +148,18 @@ export class SubscriptionHub implements LiveChanges {
         if (await connection.refresh()) open.add(connection);
       }),
     );
+    this.batches += 1;
     for (const subscription of subscriptions) {
       if (!open.has(subscription.connection)) continue;
-      const scope = subscription.connection.context.access.scope(model.access, 'read').rows;
+      const access = subscription.connection.context.access as AccessView;
+      const scope = access.scope(model.access, 'read');
       for (const change of changes) {
-        const kind = kindFor(model, scope, subscription.where, change);
-        if (kind) subscription.push({ kind, id: change.id, row: kind === 'DELETED' ? null : change.after });
+        const kind = kindFor(model, scope.rows, subscription.where, change);
+        if (!kind) continue;
+        const row = kind === 'DELETED' ? null : change.after;
+        const shows = row === null ? '' : maskKey(scope.maskOf(row));
+        const answer = `${shows}|${viewerKey(access)}|${subscription.followsRelation ? access.viewer.userId : ''}`;
+        subscription.push({ kind, id: change.id, row, sharedAs: `${this.batches}|${change.id}|${kind}|${answer}` });
       }
     }
   }
@@ -156,6 +171,25 @@ export class SubscriptionHub implements LiveChanges {
     if (ofConnection?.size === 0) this.connectionsOf.delete(subscription.connection);
     subscription.connection.subscriptions -= 1;
   }
+}
+
+const POLICY_IDS = new WeakMap<object, number>();
+let policies = 0;
+
+/** What a row's answer depends on besides its values: the fields it shows, and those a role held back for want of MFA would. */
+function maskKey(mask: FieldMask): string {
+  if (mask === ALL_FIELDS) return 'all';
+  const withheld = withheldFrom(mask);
+  const fields = (set: ReadonlySet<string>) => [...set].sort().join(',');
+  return `${fields(mask)}/${withheld === undefined ? '' : withheld === ALL_FIELDS ? 'all' : fields(withheld)}`;
+}
+
+/** Whose rules decide the rest (relations' grants, the root field's rule, UNAUTHENTICATED or FORBIDDEN): the policy and the roles in force. */
+function viewerKey(access: AccessView): string {
+  let policy = POLICY_IDS.get(access.policy);
+  if (policy === undefined) POLICY_IDS.set(access.policy, (policy = policies += 1));
+  const roles = (set: ReadonlySet<string>) => [...set].sort().join(',');
+  return `${policy}|${access.viewer.userId === null ? 'anonymous' : 'signed-in'}|${roles(access.rolesInForce)}|${roles(access.rolesHeldBack)}`;
 }
 
 /** What a change means to one subscriber: did it see the row before, does it see it now. */

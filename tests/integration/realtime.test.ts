@@ -58,3 +58,16 @@ test("a post's deletion reaches its comments' subscribers as DELETED (a cascade,
   expect((await changes.next(1))[0]).toEqual({ data: { commentChanged: { kind: 'DELETED', id: commentId, node: null } } });
   await live.dispose();
 });
+
+test('a subscription whose root field hangs on a required variable is refused with a code, over HTTP and over WebSocket', async () => {
+  // graphql-js 16's single-root-field validation evaluates @include without variables and throws.
+  const document = 'subscription($v: Boolean!) { postChanged @include(if: $v) { id } }';
+  const overHttp = await makeClient(server).request(document, { v: true });
+  expect({ status: overHttp.status, codes: codesOf(overHttp) }).toEqual({ status: 400, codes: ['BAD_REQUEST'] });
+  const live = liveClient(server);
+  await live.connected;
+  const refused = live.subscribe(document, { v: true });
+  const [answer] = await refused.next(1);
+  expect(answer.errors?.map((error) => error.extensions?.code)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+  await live.dispose();
+});
