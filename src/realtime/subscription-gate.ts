@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { Kind, parse } from 'graphql';
+import { Kind, OperationTypeNode, parse } from 'graphql';
 import { sendError } from '../http/http-errors';
 
 /** A document that cannot hold a subscription operation is not parsed here. */
@@ -27,7 +27,7 @@ export function subscriptionsOverWebSocketOnly(maxTokens: number) {
 function subscribes(query: string, maxTokens: number): boolean {
   try {
     return parse(query, { noLocation: true, maxTokens }).definitions.some(
-      (definition) => definition.kind === Kind.OPERATION_DEFINITION && definition.operation === 'subscription',
+      (definition) => definition.kind === Kind.OPERATION_DEFINITION && definition.operation === OperationTypeNode.SUBSCRIPTION,
     );
   } catch {
     // Not GraphQL (or over the token limit): Apollo and the firewall's gates answer it.
