@@ -16,7 +16,7 @@ import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws
 import { decodeJwt } from 'jose';
 import { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Context } from '../context';
-import { AppError, formatClientError } from '../errors';
+import { AppError, formatClientError, isPublicError } from '../errors';
 import type { UpgradeParts } from '../feature';
 import { FirewallAction } from '../firewall/firewall-rule.entity';
 import { variablesTooDeep } from '../firewall/graphql-limits';
@@ -277,12 +277,23 @@ export class SocketServer {
       };
       return args;
     },
-    onNext: (_ctx, _id, _payload, _args, result) => ({
+    onNext: (ctx, _id, payload, _args, result) => ({
       ...result,
-      ...(result.errors ? { errors: result.errors.map((error) => formatClientError(error.toJSON(), error)) } : {}),
+      ...(result.errors ? { errors: this.masked(result.errors, ctx.extra.connection, payload.operationName) } : {}),
     }),
-    onError: (_ctx, _id, _payload, errors) => errors.map((error) => formatClientError(error.toJSON(), error)),
+    onError: (ctx, _id, payload, errors) => this.masked(errors, ctx.extra.connection, payload.operationName),
   });
+
+  /** Errors as a client may see them (formatError, as over HTTP); the original of every masked one is logged, with the connection's request id. */
+  private masked(errors: readonly GraphQLError[], connection: LiveConnection | undefined, operationName: string | null | undefined) {
+    for (const error of errors)
+      if (!isPublicError(error))
+        (connection?.context.logger ?? this.logger).error(
+          { err: error.originalError ?? error, path: error.path, operationName },
+          'unexpected error in a subscription (masked for the client)',
+        );
+    return errors.map((error) => formatClientError(error.toJSON(), error));
+  }
 
   /** A document parsed within the token limit (known ones kept: an app subscribes with the same few). */
   private parsed(query: string): DocumentNode | GraphQLError {

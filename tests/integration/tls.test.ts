@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
+import WebSocket from 'ws';
 import { TestServer, startTestServer } from '../support/test-server';
 
 interface HttpsResult {
@@ -53,6 +54,17 @@ describe('HTTPS with a certificate configured', () => {
     server = await startTestServer({ config: { tlsCertFile: certFile, tlsKeyFile: keyFile } });
   });
   afterAll(() => server.close());
+
+  it('serves subscriptions over wss:// on the same port, with the certificate', async () => {
+    const socket = new WebSocket(server.url.replace(/^https/, 'wss'), 'graphql-transport-ws', { ca: cert });
+    const acknowledged = await new Promise<string>((resolve, reject) => {
+      socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: {} })));
+      socket.once('message', (data: Buffer) => resolve((JSON.parse(data.toString('utf8')) as { type: string }).type));
+      socket.once('error', reject);
+    });
+    socket.close();
+    expect(acknowledged).toBe('connection_ack');
+  });
 
   it('serves GraphQL over HTTPS with HSTS', async () => {
     expect(server.url).toMatch(/^https:\/\//);
