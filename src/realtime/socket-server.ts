@@ -63,6 +63,8 @@ export class SocketServer {
   private readonly open = new Set<LiveConnection>();
   private readonly knownDocuments = new Map<string, DocumentNode>();
   private pingTimer: NodeJS.Timeout | undefined;
+  /** Sockets pinged and not heard from since. */
+  private readonly unanswered = new WeakSet<WebSocket>();
   private stopping = false;
 
   constructor(
@@ -139,10 +141,7 @@ export class SocketServer {
     const extra: SocketExtra = { socket, clientIp, userAgent: request.headers['user-agent']?.slice(0, 512) ?? null };
     let messages = 0;
     let windowStart = Date.now();
-    let alive = true;
-    socket.on('pong', () => (alive = true));
-    (socket as WebSocket & { isAlive?: () => boolean; markPinged?: () => void }).isAlive = () => alive;
-    (socket as WebSocket & { markPinged?: () => void }).markPinged = () => (alive = false);
+    socket.on('pong', () => this.unanswered.delete(socket));
     const closed = this.protocol.opened(
       {
         protocol: socket.protocol,
@@ -317,16 +316,20 @@ export class SocketServer {
     setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
   }
 
+  /**
+   * Every 30 s: a socket that left the last ping unanswered is cut; every connection is checked
+   * again, so an idle one whose access token expired is closed (4401) without waiting for a change.
+   */
   private ping(): void {
     for (const socket of this.sockets.clients) {
-      const probe = socket as WebSocket & { isAlive?: () => boolean; markPinged?: () => void };
-      if (probe.isAlive && !probe.isAlive()) {
+      if (this.unanswered.has(socket)) {
         socket.terminate();
         continue;
       }
-      probe.markPinged?.();
+      this.unanswered.add(socket);
       socket.ping();
     }
+    for (const connection of this.open) void connection.refresh();
   }
 
   private count(counts: Map<string, number>, key: string, delta: number): void {
