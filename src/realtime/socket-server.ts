@@ -86,11 +86,6 @@ export class SocketServer {
     return [...this.open];
   }
 
-  /** Ends every authenticated connection, e.g. when changes may have been missed (1012: the app reconnects and refetches). */
-  closeAll(reason: CloseReason): void {
-    for (const connection of this.open) connection.end(reason);
-  }
-
   /** Closes every socket (1001: reconnect elsewhere) and stops taking new ones: Apollo's drain at shutdown. */
   plugin(): ApolloServerPlugin<Context> {
     return {
