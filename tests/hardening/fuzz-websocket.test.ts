@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { eventually } from '../support/eventually';
 import { TestAccount, makeUser } from '../support/factories';
+import { inParallel } from '../support/leaks';
 import { liveClient } from '../support/live-client';
 import { TestServer, startTestServer } from '../support/test-server';
 import { corpusOperations, loadContractSchema } from './fuzz-documents';
@@ -46,18 +47,6 @@ function report(findings: readonly Finding[], context: WsFuzzContext): string[] 
       `${count} × ${signature}\n  e.g. ${example.where}: ${example.problems.join('; ')}\n${describeScript(example.script, context)}\n` +
       `  got: ${example.outcome.texts.map((message) => message.slice(0, 300)).join(' | ')}; closed ${JSON.stringify(example.outcome.closedByServer)}`,
   );
-}
-
-async function inParallel<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next;
-      next += 1;
-      await work(items[index], index);
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
 }
 
 describe('fuzzing the WebSocket surface', () => {

@@ -14,7 +14,8 @@ import WebSocket from 'ws';
 import { FuzzIds, literal } from './fuzz-documents';
 import { mutateDocument } from './fuzz-mutations';
 import { Draw, UNICODE_EDGES, dateTime, hostileInt, hostileString, prototypeKeys, wrongValue } from './fuzz-values';
-import { WsClosed, errorsOf, leaksIn, rawSocket } from '../support/raw-socket';
+import { leaksIn } from '../support/leaks';
+import { WsClosed, errorsOf, rawSocket } from '../support/raw-socket';
 
 /**
  * The fuzzer's WebSocket mode: scripts of graphql-transport-ws messages on real sockets to

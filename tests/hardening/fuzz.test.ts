@@ -1,6 +1,7 @@
 import http from 'node:http';
 import fc from 'fast-check';
 import { TestAccount, makeClient, makeUser } from '../support/factories';
+import { inParallel, leaksIn } from '../support/leaks';
 import { TestServer, startTestServer } from '../support/test-server';
 import { schemaNames } from './fuzz-mutations';
 import { corpusOperations, loadContractSchema } from './fuzz-documents';
@@ -47,29 +48,6 @@ function fuzzRequests(context: FuzzContext): fc.Arbitrary<FuzzRequest> {
   );
 }
 
-/**
- * What must never reach a client: stack frames, source paths, SQL and driver messages, JS error
- * names, schema hints (GQL-2). A match the request itself contains is an echo, not a leak.
- */
-const LEAKS = [
-  /\bat [\w$.<>]+ \(/,
-  /\.[jt]s:\d+/,
-  /node_modules/,
-  /\bSELECT\b/,
-  /INSERT INTO/,
-  /\bUPDATE "?\w+"? SET\b/,
-  /DELETE FROM/,
-  /syntax error at or near/,
-  /QueryFailedError|EntityNotFound|TypeORMError/,
-  /violates (?:unique|foreign key|not-null|check) constraint/,
-  /invalid input syntax for|invalid byte sequence|out of range for type/,
-  /\bstacktrace\b/,
-  /\b(?:TypeError|RangeError|ReferenceError|SyntaxError: Unexpected token)\b/,
-  /Maximum call stack/,
-  /Did you mean/,
-  /\/(?:work|home|usr\/src|app)\/\w/,
-];
-
 function problemsOf(request: FuzzRequest, response: FuzzResponse, bodyLimitBytes: number): string[] {
   const problems: string[] = [];
   const overLimit = !request.raw && request.body !== undefined && request.body.length > bodyLimitBytes;
@@ -81,11 +59,7 @@ function problemsOf(request: FuzzRequest, response: FuzzResponse, bodyLimitBytes
   const echoed =
     `${request.path} ${request.headers.map(([name, value]) => `${name}: ${value}`).join('\n')} ` +
     `${sent?.toString('utf8') ?? ''} ${sent?.toString('latin1') ?? ''}`;
-  for (const leak of LEAKS) {
-    const match = leak.exec(response.body);
-    if (match && !echoed.includes(match[0]))
-      problems.push(`leak ${leak}: …${response.body.slice(Math.max(0, match.index - 60), match.index + 80)}…`);
-  }
+  for (const leak of leaksIn(response.body, echoed)) problems.push(`leak ${leak}`);
   // Refused with a 4xx however it is labelled (BASTION_BODY_LIMIT); a compressed body is measured inflated, by the server.
   const compressed = request.headers.some(([name]) => name.toLowerCase() === 'content-encoding');
   if (overLimit && !compressed && !(response.status >= 400 && response.status < 500))
@@ -128,19 +102,6 @@ function report(findings: readonly Finding[]): string[] {
     ([signature, { count, example }]) =>
       `${count} × ${signature}\n  e.g. ${example.where}: ${example.problems.join('; ')}\n${describeRequest(example.request)}\n  answer: ${example.body}`,
   );
-}
-
-/** Runs `work` over `items` with at most `limit` in flight. */
-async function inParallel<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next;
-      next += 1;
-      await work(items[index], index);
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
 }
 
 describe('fuzzing the HTTP surface (issue 11, part 1)', () => {

@@ -4,7 +4,8 @@ import { FirewallAction } from '../../src/firewall/firewall-rule.entity';
 import { eventually } from '../support/eventually';
 import { TestAccount, makeUser } from '../support/factories';
 import { liveClient } from '../support/live-client';
-import { RawSocket, RawSocketOptions, errorsOf, leaksIn, rawSocket } from '../support/raw-socket';
+import { leaksIn } from '../support/leaks';
+import { RawSocket, RawSocketOptions, errorsOf, rawSocket } from '../support/raw-socket';
 import { TestServer, startTestServer } from '../support/test-server';
 
 /**

@@ -140,33 +140,3 @@ export function errorsOf(message: WsMessage): { message: string; extensions?: { 
   const errors = (message.payload as { errors?: unknown } | undefined)?.errors;
   return Array.isArray(errors) ? (errors as never) : [];
 }
-
-/** What must never reach a client (as the HTTP fuzzer's list): stack frames, source paths, SQL and driver messages. */
-export const LEAKS: readonly RegExp[] = [
-  /\bat [\w$.<>]+ \(/,
-  /\.[jt]s:\d+/,
-  /node_modules/,
-  /\bSELECT\b/,
-  /INSERT INTO/,
-  /\bUPDATE "?\w+"? SET\b/,
-  /DELETE FROM/,
-  /syntax error at or near/,
-  /QueryFailedError|EntityNotFound|TypeORMError/,
-  /violates (?:unique|foreign key|not-null|check) constraint/,
-  /invalid input syntax for|invalid byte sequence|out of range for type/,
-  /\bstacktrace\b/,
-  /\b(?:TypeError|RangeError|ReferenceError|SyntaxError: Unexpected token)\b/,
-  /Maximum call stack/,
-  /Did you mean/,
-  /\/(?:work|home|usr\/src|app)\/\w/,
-];
-
-/** The leaks in `text` that `sent` (what the client itself sent) does not explain. */
-export function leaksIn(text: string, sent = ''): string[] {
-  const found: string[] = [];
-  for (const leak of LEAKS) {
-    const match = leak.exec(text);
-    if (match && !sent.includes(match[0])) found.push(`${leak}: …${text.slice(Math.max(0, match.index - 60), match.index + 80)}…`);
-  }
-  return found;
-}
