@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { eventually } from '../support/eventually';
 import { TestAccount, makeUser } from '../support/factories';
+import { seedFuzzRows } from './support/fuzz-rows';
 import { inParallel } from '../support/leaks';
 import { liveClient } from '../support/live-client';
 import { TestServer, startTestServer } from '../support/test-server';
@@ -63,21 +64,7 @@ describe('fuzzing the WebSocket surface', () => {
     server.clock.advance((server.config.accessTokenTtlSeconds + 60) * 1000);
     user = await makeUser(server);
     admin = await makeUser(server, { roles: ['admin'] });
-    const ids = { userIds: [user.id, admin.id], postIds: [] as string[], commentIds: [] as string[], profileIds: [] as string[] };
-    for (const account of [user, admin]) {
-      const created = await account.client.request<{ createProfile: { id: string }; createPost: { id: string }; draft: { id: string } }>(
-        'mutation { createProfile(input: { displayName: "Fuzz", phone: "+447700900123" }) { id } ' +
-          'createPost(input: { title: "fuzz", body: "text", published: true }) { id } draft: createPost(input: { title: "draft" }) { id } }',
-      );
-      const { createProfile, createPost, draft } = created.body.data!;
-      const comment = await account.client.request<{ createComment: { id: string } }>(
-        'mutation($postId: ID!) { createComment(input: { postId: $postId, body: "first" }) { id } }',
-        { postId: createPost.id },
-      );
-      ids.profileIds.push(createProfile.id);
-      ids.postIds.push(createPost.id, draft.id);
-      ids.commentIds.push(comment.body.data!.createComment.id);
-    }
+    const ids = await seedFuzzRows([user, admin]);
     const [header, payload, signature] = user.accessToken.split('.');
     const schema = loadContractSchema();
     context = {

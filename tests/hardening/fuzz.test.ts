@@ -1,6 +1,7 @@
 import http from 'node:http';
 import fc from 'fast-check';
 import { TestAccount, makeClient, makeUser } from '../support/factories';
+import { seedFuzzRows } from './support/fuzz-rows';
 import { inParallel, leaksIn } from '../support/leaks';
 import { TestServer, startTestServer } from '../support/test-server';
 import { schemaNames } from './fuzz-mutations';
@@ -116,21 +117,7 @@ describe('fuzzing the HTTP surface (issue 11, part 1)', () => {
     server = await startTestServer({ config: { trustProxy: ['127.0.0.1/32', '::1/128'] } });
     user = await makeUser(server);
     admin = await makeUser(server, { roles: ['admin'] });
-    const ids = { userIds: [user.id, admin.id], postIds: [] as string[], commentIds: [] as string[], profileIds: [] as string[] };
-    for (const account of [user, admin]) {
-      const created = await account.client.request<{ createProfile: { id: string }; createPost: { id: string }; draft: { id: string } }>(
-        'mutation { createProfile(input: { displayName: "Fuzz", phone: "+447700900123" }) { id } ' +
-          'createPost(input: { title: "fuzz", body: "text", published: true }) { id } draft: createPost(input: { title: "draft" }) { id } }',
-      );
-      const { createProfile, createPost, draft } = created.body.data!;
-      const comment = await account.client.request<{ createComment: { id: string } }>(
-        'mutation($postId: ID!) { createComment(input: { postId: $postId, body: "first" }) { id } }',
-        { postId: createPost.id },
-      );
-      ids.profileIds.push(createProfile.id);
-      ids.postIds.push(createPost.id, draft.id);
-      ids.commentIds.push(comment.body.data!.createComment.id);
-    }
+    const ids = await seedFuzzRows([user, admin]);
     const schema = loadContractSchema();
     context = {
       schema,
