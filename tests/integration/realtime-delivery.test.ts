@@ -3,13 +3,11 @@ import { CLI_ACTOR } from '../../src/audit/actor';
 import { FirewallAction } from '../../src/firewall/firewall-rule.entity';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
-import { configWith } from '../../src/settings';
 import { eventually } from '../support/eventually';
 import { GraphQLClient, TestAccount, makeUser } from '../support/factories';
 import { LiveClient, Received, liveClient } from '../support/live-client';
 import { LogCollector } from '../support/log-collector';
-import { TEST_KEY_SETTINGS } from '../support/test-keys';
-import { TestServer, startTestServer } from '../support/test-server';
+import { TestServer, secondInstanceConfig, startTestServer } from '../support/test-server';
 
 /**
  * Realtime delivery across two instances on one database: every mutation goes to A over HTTP,
@@ -61,16 +59,7 @@ afterAll(() => jest.restoreAllMocks());
 
 beforeAll(async () => {
   a = await startTestServer({ config: { trustProxy: TRUSTED_LOOPBACK } });
-  const config = configWith({
-    databaseUrl: a.database.url,
-    port: 0,
-    host: '127.0.0.1',
-    migrateOnStart: false,
-    databasePoolSize: 4,
-    rateLimitsEnabled: false,
-    trustProxy: TRUSTED_LOOPBACK,
-    ...TEST_KEY_SETTINGS,
-  });
+  const config = secondInstanceConfig(a, { trustProxy: TRUSTED_LOOPBACK });
   b = await startBastion(config, { logger: createLogger({ level: 'debug', pretty: false, destination: bLogs }), clock: a.clock });
   admin = await makeUser(a, { roles: ['admin'] });
 });

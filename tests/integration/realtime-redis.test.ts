@@ -1,12 +1,10 @@
-import { configWith } from '../../src/settings';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { eventually } from '../support/eventually';
 import { makeUser } from '../support/factories';
 import { LogCollector } from '../support/log-collector';
 import { liveClient } from '../support/live-client';
-import { TestServer, startTestServer } from '../support/test-server';
-import { TEST_KEY_SETTINGS } from '../support/test-keys';
+import { TestServer, secondInstanceConfig, startTestServer } from '../support/test-server';
 
 /**
  * With REDIS_URL set, change events travel over Redis pub/sub instead of PostgreSQL NOTIFY: the
@@ -26,16 +24,7 @@ describe('realtime over Redis', () => {
 
   beforeAll(async () => {
     a = await startTestServer({ config: { redisUrl } });
-    const config = configWith({
-      databaseUrl: a.database.url,
-      port: 0,
-      host: '127.0.0.1',
-      migrateOnStart: false,
-      databasePoolSize: 4,
-      redisUrl,
-      rateLimitsEnabled: false,
-      ...TEST_KEY_SETTINGS,
-    });
+    const config = secondInstanceConfig(a, { redisUrl });
     b = await startBastion(config, {
       logger: createLogger({ level: 'warn', pretty: false, destination: new LogCollector() }),
       clock: a.clock,

@@ -110,3 +110,20 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     },
   };
 }
+
+/**
+ * The configuration of a second instance on a test server's database (scale-out tests): the
+ * server's own test settings, no migrations (the first ran them), rate limits off unless given.
+ */
+export function secondInstanceConfig(server: Pick<TestServer, 'database'>, overrides: Partial<Config> = {}): Config {
+  return configWith({
+    databaseUrl: server.database.url,
+    port: 0,
+    host: '127.0.0.1',
+    migrateOnStart: false,
+    databasePoolSize: 4,
+    rateLimitsEnabled: false,
+    ...TEST_KEY_SETTINGS,
+    ...overrides,
+  });
+}
