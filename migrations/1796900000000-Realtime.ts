@@ -33,12 +33,23 @@ export class Realtime1796900000000 implements MigrationInterface {
       LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
       DECLARE
         kept text[] := TG_ARGV[1:TG_NARGS - 1];
-        recorded integer;
+        changed bigint;
       BEGIN
         IF current_setting('bastion.record_changes', true) = 'off' THEN
           RETURN NULL;
         END IF;
         IF TG_OP = 'INSERT' THEN
+          SELECT count(*) INTO changed FROM new_rows;
+        ELSE
+          SELECT count(*) INTO changed FROM old_rows;
+        END IF;
+        IF changed = 0 THEN
+          RETURN NULL;
+        END IF;
+        IF changed > 10000 THEN
+          -- More rows than a listener delivers one by one (a bulk load): one marker, and its followers refetch (1012).
+          INSERT INTO realtime_events (model, row_id, kind) VALUES (TG_ARGV[0], '00000000-0000-0000-0000-000000000000', 'BULK');
+        ELSIF TG_OP = 'INSERT' THEN
           INSERT INTO realtime_events (model, row_id, kind) SELECT TG_ARGV[0], id, 'CREATED' FROM new_rows;
         ELSE
           INSERT INTO realtime_events (model, row_id, kind, before)
@@ -46,11 +57,8 @@ export class Realtime1796900000000 implements MigrationInterface {
                    (SELECT COALESCE(jsonb_object_agg(key, value), '{}'::jsonb) FROM jsonb_each(to_jsonb(earlier)) WHERE key = ANY (kept))
               FROM old_rows earlier;
         END IF;
-        GET DIAGNOSTICS recorded = ROW_COUNT;
         -- One notification per transaction and model: PostgreSQL folds a transaction's identical payloads.
-        IF recorded > 0 THEN
-          PERFORM pg_notify('bastion_changes', txid_current() || ':' || TG_ARGV[0]);
-        END IF;
+        PERFORM pg_notify('bastion_changes', txid_current() || ':' || TG_ARGV[0]);
         RETURN NULL;
       END
       $$`);

@@ -189,8 +189,9 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
       config.sandbox
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),
-      operationChecksPlugin(graphqlParts.flatMap((parts) => parts.operationChecks ?? [])),
       ...graphqlParts.flatMap((parts) => parts.plugins ?? []),
+      // After the features' own (an expired token is answered TOKEN_EXPIRED before any allowlist decides).
+      operationChecksPlugin(graphqlParts.flatMap((parts) => parts.operationChecks ?? [])),
       errorLoggingPlugin(logger),
       // Bastion sends no cache hints (every response is no-store); the plugin would wrap every field resolver for nothing.
       ApolloServerPluginCacheControlDisabled(),

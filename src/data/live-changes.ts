@@ -19,6 +19,8 @@ export interface LiveChange {
    * relation): the server executes the subscription once for all of them.
    */
   readonly sharedAs: string;
+  /** The subscriber's rights as this change was decided with them: it is answered with the same. */
+  readonly context: Context;
 }
 
 /**

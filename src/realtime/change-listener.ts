@@ -25,7 +25,8 @@ interface Heard {
 interface EventRow {
   readonly id: string;
   readonly model: string;
-  readonly kind: 'CREATED' | 'UPDATED' | 'DELETED';
+  /** BULK: one statement changed more rows than are delivered one by one (the trigger kept no rows). */
+  readonly kind: 'CREATED' | 'UPDATED' | 'DELETED' | 'BULK';
   readonly rowId: string;
   readonly before: Record<string, unknown> | null;
 }
@@ -45,6 +46,13 @@ export class ChangeListener {
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private readonly lastEventOf = new Map<string, number>();
+  /**
+   * Each followed row's placement as its last delivery read it. The next change is decided from it
+   * rather than from the event's own before-image: a row read "now" may already show a later
+   * transaction, whose event then arrives with that state as its "before"; deciding from what
+   * subscribers were last told keeps CREATED, UPDATED and DELETED consistent across batches.
+   */
+  private readonly deliveredAs = new Map<string, Map<string, RowValues | null>>();
   /** Row reads (one per model per batch), for the bench's one-read-per-change check. */
   rowReads = 0;
 
@@ -68,13 +76,24 @@ export class ChangeListener {
       return;
     }
     const [, tx, model] = match;
-    if (!this.models.has(model) || !this.hub.isFollowed(model)) return;
+    if (!this.models.has(model)) return;
+    if (!this.hub.isFollowed(model)) {
+      // Its changes are not read while nobody follows it: what was delivered before says nothing any more.
+      this.deliveredAs.delete(model);
+      return;
+    }
     this.pending.push({ tx, model });
     if (!this.draining) {
       this.draining = true;
       // What arrives in the same turn of the event loop joins the first batch.
       this.drained = new Promise((resolve) => setImmediate(() => void this.drain().then(resolve)));
     }
+  }
+
+  /** Changes may have been missed (the listening connection was away, a restore): every follower refetches, and what they were told is forgotten. */
+  missed(): void {
+    this.deliveredAs.clear();
+    this.hub.changesMissed();
   }
 
   /** Resolves once every change heard so far has been delivered (tests, the bench). */
@@ -91,7 +110,7 @@ export class ChangeListener {
           await this.process(batch);
         } catch (error) {
           this.logger.error({ err: error }, 'realtime: a batch of changes could not be delivered; its followers reconnect and refetch');
-          this.hub.changesMissed();
+          this.missed();
         }
       }
     } finally {
@@ -110,11 +129,14 @@ export class ChangeListener {
         { events: events.length },
         'realtime: too many changes at once to deliver one by one; followers reconnect and refetch',
       );
-      this.hub.changesMissed();
+      this.missed();
       return;
     }
     const byModel = new Map<string, EventRow[]>();
+    const bulk = new Set(events.filter((event) => event.kind === 'BULK').map((event) => event.model));
+    for (const model of bulk) this.hub.changedInBulk(model);
     for (const event of events) {
+      if (bulk.has(event.model)) continue;
       // Through Redis, two writers' commits of one row may arrive swapped; the later event (a row's
       // event ids grow in commit order: each writer waited for the other's row lock) already reads the row as it is now.
       const id = Number(event.id);
@@ -133,16 +155,40 @@ export class ChangeListener {
       this.rowReads += 1;
       const rows = (await this.dataSource.getRepository(model.entity).findBy({ id: In(ids) })) as RowValues[];
       const now = new Map(rows.map((row) => [row.id as string, row]));
+      let delivered = this.deliveredAs.get(name);
+      if (!delivered || delivered.size >= MAX_REMEMBERED_ROWS)
+        this.deliveredAs.set(name, (delivered = new Map<string, RowValues | null>()));
       // A row changed twice in one batch is one change: from its state before the first to its state now.
       const changes = new Map<string, HeardChange>();
       for (const event of modelEvents) {
         if (changes.has(event.rowId)) continue;
-        const before = event.kind === 'CREATED' ? null : placementOf(model, event.before ?? {});
-        changes.set(event.rowId, { id: event.rowId, before, after: now.get(event.rowId) ?? null });
+        const before =
+          event.kind === 'CREATED'
+            ? null
+            : delivered.has(event.rowId)
+              ? delivered.get(event.rowId)!
+              : placementOf(model, event.before ?? {});
+        const after = now.get(event.rowId) ?? null;
+        changes.set(event.rowId, { id: event.rowId, before, after });
+        delivered.set(event.rowId, after === null ? null : placementOfRow(model, after));
       }
       await this.hub.deliver(model, [...changes.values()]);
     }
   }
+}
+
+/** The values that place a row (what the trigger keeps of a row's earlier state), from the row as read. */
+function placementOfRow(model: ModelDefinition, row: RowValues): RowValues {
+  const values: RowValues = {};
+  const indexes = blindIndexedProperties(model.entity);
+  for (const field of model.fields) {
+    if (field.encrypted) {
+      const index = indexes.find((candidate) => candidate.property === field.name);
+      if (index && field.blindIndexColumn && model.changeColumns.includes(field.blindIndexColumn))
+        values[index.indexProperty] = row[index.indexProperty];
+    } else if (model.changeColumns.includes(field.column)) values[field.name] = row[field.name];
+  }
+  return values;
 }
 
 /** A row's earlier state as the trigger kept it (column names, JSON values) as the field values a decision reads. */

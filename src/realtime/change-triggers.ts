@@ -28,7 +28,7 @@ export async function checkChangeTriggers(dataSource: DataSource, models: readon
   const triggers = await dataSource.query<{ table: string; type: number; args: string }[]>(
     `SELECT c.relname AS table, t.tgtype AS type, encode(t.tgargs, 'escape') AS args
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
-      WHERE p.proname = 'bastion_record_changes' AND NOT t.tgisinternal`,
+      WHERE p.proname = 'bastion_record_changes' AND NOT t.tgisinternal AND t.tgenabled <> 'D'`,
   );
   const problems = models.flatMap((model) => {
     const complete = EVENTS.every(({ bit }) =>

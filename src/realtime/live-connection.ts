@@ -11,6 +11,7 @@ import type { FirewallService } from '../firewall/firewall.service';
 import type { HitLog } from '../firewall/hit-log';
 import { RequestLoaders } from '../graphql/request-loaders';
 import type { LiveChanges } from '../data/live-changes';
+import type { Logger } from '../logging';
 
 /** Why the server closes a socket, as WebSocket close codes (README "Realtime" tells an app what to do on each). */
 export const CLOSE = {
@@ -26,6 +27,8 @@ export const CLOSE = {
   goingAway: { code: 1001, reason: 'Server shutting down' },
   /** This instance may have missed changes (its listening connection was lost): reconnect and refetch. */
   changesMissed: { code: 1012, reason: 'Changes may have been missed: reconnect and refetch' },
+  /** The connection's rights could not be checked again (the database is away): reconnect later. */
+  unavailable: { code: 1011, reason: 'Server unavailable: reconnect later' },
 } as const;
 
 export type CloseReason = (typeof CLOSE)[keyof typeof CLOSE];
@@ -43,81 +46,66 @@ export interface ConnectionServices {
 
 /**
  * One authenticated WebSocket: who it serves now. Authenticated once at connection_init exactly as
- * an HTTP request is; then, at every change it may be told about (and whenever a session change is
- * heard), re-derived from the session cache and the policy in force: a role or grant change applies
- * to the next change delivered, a revoked session, a suspended account or a blocked network
- * closes the socket with 4403, an expired access token with 4401.
+ * an HTTP request is; then, at every change it may be told about (every 30 s as well, and whenever
+ * a session change is heard), re-derived from the session cache and the policy in force: a role or
+ * grant change applies to the next change delivered, a revoked session, a suspended account or a
+ * blocked network closes the socket with 4403, an expired access token with 4401.
  */
 export class LiveConnection {
-  /** The context every subscription of this socket executes with: the connection's current viewer and rights. */
+  /**
+   * The context a subscription starts with: it reads the connection's rights as they are at each
+   * moment. A change is executed with `rights`, the snapshot it was decided with.
+   */
   readonly context: Context;
   subscriptions = 0;
   private session: LiveSession | null = null;
-  private currentViewer: Viewer;
-  private currentAccess: AccessView;
-  private currentLoaders = new RequestLoaders();
+  private current: Context;
   private closed = false;
 
   constructor(
-    initial: Context,
+    private readonly initial: Context,
     private readonly tokenExpiresAt: number | null,
     private readonly services: ConnectionServices,
     private readonly closeSocket: (reason: CloseReason) => void,
+    private readonly logger: Logger,
   ) {
-    this.currentViewer = initial.viewer;
-    this.currentAccess = initial.access as AccessView;
+    this.current = this.snapshot(initial.viewer, initial.access as AccessView);
     this.context = Object.create(initial, {
-      viewer: { get: () => this.currentViewer },
-      access: { get: () => this.currentAccess },
-      loaders: { get: () => this.currentLoaders },
+      viewer: { get: () => this.current.viewer },
+      access: { get: () => this.current.access },
+      loaders: { get: () => this.current.loaders },
       liveChanges: { value: services.liveChanges },
       connection: { value: this },
     }) as Context;
   }
 
+  /** The viewer and rights as the last refresh found them, fixed: what a change decided now is executed with. */
+  get rights(): Context {
+    return this.current;
+  }
+
   get userId(): string | null {
-    return this.currentViewer.userId;
+    return this.current.viewer.userId;
   }
 
   get sessionId(): string | null {
-    return this.currentViewer.sessionId;
-  }
-
-  get isOpen(): boolean {
-    return !this.closed;
+    return this.current.viewer.sessionId;
   }
 
   /**
    * Brings the viewer and its rights up to date (cheap when nothing changed: the session cache
-   * and the policy hand back the same objects). Returns false, having closed the socket, when it
-   * may not stay open. Fresh loaders: a delivery must not see another's cached rows.
+   * and the policy hand back the same objects), with fresh loaders (a delivery must not see
+   * another's cached rows). Returns false, having closed the socket, when it may not stay open,
+   * or when its rights cannot be checked now (the database is away: 1011, the app reconnects).
    */
   async refresh(): Promise<boolean> {
     if (this.closed) return false;
-    if (this.tokenExpiresAt !== null && this.services.clock.now().getTime() >= this.tokenExpiresAt) return this.end(CLOSE.tokenExpired);
-    const address = this.context.ipAddress ?? '';
-    const verdict = await this.services.firewall.check(address);
-    if (verdict.action !== FirewallAction.ALLOW) {
-      this.services.hits.record('ip_blocked', address, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: 'websocket' });
-      return this.end(CLOSE.forbidden);
+    try {
+      return await this.recheck();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'websocket: the connection could not be checked again; closed');
+      return this.end(CLOSE.unavailable);
     }
-    const sessionId = this.currentViewer.sessionId;
-    let viewer = this.currentViewer;
-    if (sessionId !== null) {
-      const session = await this.services.sessionCache.get(sessionId);
-      if (!session || session.userId !== this.currentViewer.userId) return this.end(CLOSE.forbidden);
-      if (session !== this.session) {
-        this.session = session;
-        viewer = viewerOf(session);
-      }
-    }
-    const policy = await this.services.policy.current();
-    if (viewer !== this.currentViewer || policy !== this.currentAccess.policy) {
-      this.currentViewer = viewer;
-      this.currentAccess = new AccessView(policy, viewer, { adminNetwork: this.services.adminNetworks.allows(this.context.ipAddress) });
-    }
-    this.currentLoaders = new RequestLoaders();
-    return !this.closed;
   }
 
   /** Closes the socket (once). */
@@ -127,5 +115,44 @@ export class LiveConnection {
       this.closeSocket(reason);
     }
     return false;
+  }
+
+  private async recheck(): Promise<boolean> {
+    if (this.tokenExpiresAt !== null && this.services.clock.now().getTime() >= this.tokenExpiresAt) return this.end(CLOSE.tokenExpired);
+    const address = this.initial.ipAddress ?? '';
+    const verdict = await this.services.firewall.check(address);
+    if (verdict.action !== FirewallAction.ALLOW) {
+      this.services.hits.record('ip_blocked', address, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: 'websocket' });
+      return this.end(CLOSE.forbidden);
+    }
+    let viewer = this.current.viewer;
+    if (viewer.sessionId !== null) {
+      const session = await this.services.sessionCache.get(viewer.sessionId);
+      if (!session || session.userId !== viewer.userId) return this.end(CLOSE.forbidden);
+      if (session !== this.session) {
+        this.session = session;
+        viewer = viewerOf(session);
+      }
+    }
+    const policy = await this.services.policy.current();
+    const access = this.current.access as AccessView;
+    this.current =
+      viewer !== this.current.viewer || policy !== access.policy
+        ? this.snapshot(
+            viewer,
+            new AccessView(policy, viewer, { adminNetwork: this.services.adminNetworks.allows(this.initial.ipAddress) }),
+          )
+        : this.snapshot(viewer, access);
+    return !this.closed;
+  }
+
+  private snapshot(viewer: Viewer, access: AccessView): Context {
+    return Object.create(this.initial, {
+      viewer: { value: viewer },
+      access: { value: access },
+      loaders: { value: new RequestLoaders() },
+      liveChanges: { value: this.services.liveChanges },
+      connection: { value: this },
+    }) as Context;
   }
 }

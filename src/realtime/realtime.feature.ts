@@ -48,12 +48,12 @@ export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
     redisChanges: ({ config, dataSource, databaseUrl, logger }) =>
       config.redisUrl ? new RedisChanges(config.redisUrl, changesChannel(databaseUrl), dataSource, logger) : null,
   },
-  start: async ({ dataSource, features, redisChanges, changeListener, subscriptionHub }) => {
+  start: async ({ dataSource, features, redisChanges, changeListener }) => {
     await checkChangeTriggers(dataSource, subscribedModels(features));
     if (!redisChanges) return;
     await redisChanges.start(
       (payload) => changeListener.hear(payload),
-      () => subscriptionHub.changesMissed(),
+      () => changeListener.missed(),
     );
     return () => redisChanges.stop();
   },
@@ -70,7 +70,7 @@ export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
   }),
   http: ({ config }) => ({ afterBody: [subscriptionsOverWebSocketOnly(config.graphqlMaxTokens)] }),
   upgrades: (services, parts) => {
-    const { config, logger, notifications, subscriptionHub } = services;
+    const { config, logger, notifications, subscriptionHub, changeListener } = services;
     const sockets = new SocketServer(
       parts,
       subscriptionHub,
@@ -103,8 +103,8 @@ export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
       }
     };
     const unsubscribe = notifications.subscribe(SESSION_CHANNEL, recheck);
-    // Changes sent while the listening connection was away are lost: the apps reconnect and refetch.
-    const stopMissed = config.redisUrl ? () => undefined : notifications.onMissed(() => subscriptionHub.changesMissed());
+    // Changes sent while the listening connection was away are lost, and a restore replaced every row: the apps reconnect and refetch.
+    const stopMissed = notifications.onMissed(() => changeListener.missed());
     const plugin = sockets.plugin();
     return {
       plugins: [

@@ -90,7 +90,11 @@ export class RedisChanges {
       // Each commit's events in one round trip, in order.
       const pipeline = this.publisher.pipeline();
       for (const payload of payloads) pipeline.publish(this.channel, payload);
-      pipeline.exec().catch((error: unknown) => this.logger.warn({ err: error }, 'redis: change events could not be published'));
+      pipeline
+        .exec()
+        .catch((error: unknown) =>
+          this.logger.error({ err: error }, 'redis: change events could not be published; subscribers on every instance miss them'),
+        );
     });
   }
 

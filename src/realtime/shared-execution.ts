@@ -37,7 +37,8 @@ export class SharedExecution {
     const key = `${change.sharedAs}|${documentKey}`;
     let answer = this.answers.get(key);
     if (!answer) {
-      answer = Promise.resolve(execute({ ...args, rootValue: change }));
+      // With the rights the change was decided with, not the connection's latest: the key describes those.
+      answer = Promise.resolve(execute({ ...args, rootValue: change, contextValue: change.context }));
       if (this.answers.size >= MAX_SHARED_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
       this.answers.set(key, answer);
     }

@@ -1,28 +1,19 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ApolloServerPlugin } from '@apollo/server';
-import {
-  DocumentNode,
-  ExecutionArgs,
-  GraphQLError,
-  OperationTypeNode,
-  getOperationAST,
-  getVariableValues,
-  parse,
-  specifiedRules,
-  validate,
-} from 'graphql';
-import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws';
+import type { GraphQLError } from 'graphql';
+import { CloseCode, makeServer } from 'graphql-ws';
 import { decodeJwt } from 'jose';
 import { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Context } from '../context';
 import { AppError, formatClientError, isPublicError } from '../errors';
 import type { UpgradeParts } from '../feature';
 import { FirewallAction } from '../firewall/firewall-rule.entity';
-import { variablesTooDeep } from '../firewall/graphql-limits';
+import { addressBucket } from '../net/ip';
 import type { Logger } from '../logging';
 import { CLOSE, CloseReason, ConnectionServices, LiveConnection } from './live-connection';
 import { SharedExecution } from './shared-execution';
+import { SubscribeRequests } from './subscribe-requests';
 import type { SubscriptionHub } from './subscription-hub';
 
 export interface SocketLimits {
@@ -61,7 +52,6 @@ export class SocketServer {
   private readonly perAddress = new Map<string, number>();
   private readonly perAccount = new Map<string, number>();
   private readonly open = new Set<LiveConnection>();
-  private readonly knownDocuments = new Map<string, DocumentNode>();
   private pingTimer: NodeJS.Timeout | undefined;
   /** Sockets pinged and not heard from since. */
   private readonly unanswered = new WeakSet<WebSocket>();
@@ -93,9 +83,9 @@ export class SocketServer {
         drainServer: async () => {
           this.stopping = true;
           clearInterval(this.pingTimer);
-          for (const socket of this.sockets.clients) socket.close(CLOSE.goingAway.code, CLOSE.goingAway.reason);
+          // Each is cut CLOSE_GRACE_MS after its close frame, so a client that does not read cannot hold the shutdown.
+          for (const socket of this.sockets.clients) this.close(socket, CLOSE.goingAway);
           await new Promise<void>((resolve) => this.sockets.close(() => resolve()));
-          for (const socket of this.sockets.clients) socket.terminate();
         },
       }),
     };
@@ -105,10 +95,24 @@ export class SocketServer {
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
+    // The address's slot is taken before anything is awaited, so concurrent upgrades cannot all pass the count;
+    // it is given back when the socket ends, however it ends (refused, a failed handshake, closed later).
+    let bucket: string | null = null;
+    socket.once('close', () => {
+      if (bucket !== null) this.count(this.perAddress, bucket, -1);
+    });
     try {
       if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') return refuse(404, 'Not Found');
       if (this.stopping) return refuse(503, 'Service Unavailable');
       const clientIp = this.parts.clientIp(request);
+      // IPv6 by /64, as the HTTP rate limits count: one subscriber's network, not one of its 2^64 addresses.
+      const address = addressBucket(clientIp);
+      if ((this.perAddress.get(address) ?? 0) >= this.limits.maxSocketsPerAddress) {
+        this.services.hits.record('rate_limited', clientIp, { limit: 'websocket_sockets_per_address' });
+        return refuse(429, 'Too Many Requests');
+      }
+      bucket = address;
+      this.count(this.perAddress, bucket, +1);
       const verdict = await this.services.firewall.check(clientIp);
       if (verdict.action !== FirewallAction.ALLOW) {
         this.services.hits.record('ip_blocked', clientIp, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: 'websocket' });
@@ -120,10 +124,6 @@ export class SocketServer {
         this.logger.info({ ip: clientIp }, 'websocket: upgrade from an origin not in CORS_ORIGINS refused');
         return refuse(403, 'Forbidden');
       }
-      if ((this.perAddress.get(clientIp) ?? 0) >= this.limits.maxSocketsPerAddress) {
-        this.services.hits.record('rate_limited', clientIp, { limit: 'websocket_sockets_per_address' });
-        return refuse(429, 'Too Many Requests');
-      }
       this.sockets.handleUpgrade(request, socket, head, (webSocket) => this.opened(webSocket, clientIp, request));
     } catch (error) {
       this.logger.error({ err: error }, 'websocket: upgrade failed');
@@ -132,7 +132,6 @@ export class SocketServer {
   }
 
   private opened(socket: WebSocket, clientIp: string, request: http.IncomingMessage): void {
-    this.count(this.perAddress, clientIp, +1);
     const extra: SocketExtra = { socket, clientIp, userAgent: request.headers['user-agent']?.slice(0, 512) ?? null };
     let messages = 0;
     let windowStart = Date.now();
@@ -182,7 +181,6 @@ export class SocketServer {
       extra,
     );
     socket.once('close', (code, reason) => {
-      this.count(this.perAddress, clientIp, -1);
       const connection = extra.connection;
       if (connection) {
         this.open.delete(connection);
@@ -196,6 +194,8 @@ export class SocketServer {
   }
 
   private readonly shared = new SharedExecution();
+  private readonly requests = new SubscribeRequests(this.parts, this.limits.maxTokens);
+  private readonly logged = new WeakSet<GraphQLError>();
 
   private readonly protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
     schema: this.parts.schema,
@@ -213,7 +213,7 @@ export class SocketServer {
         this.close(socket, code === 'SERVICE_UNAVAILABLE' || code === 'INTERNAL_SERVER_ERROR' ? CLOSE.goingAway : CLOSE.forbidden);
         return false;
       }
-      if ((context as Context & { accessTokenExpired?: boolean }).accessTokenExpired) {
+      if (context.accessTokenExpired) {
         this.close(socket, CLOSE.tokenExpired);
         return false;
       }
@@ -224,8 +224,14 @@ export class SocketServer {
         return false;
       }
       const expiresAt = authorization ? (decodeJwt(authorization.replace(/^Bearer\s+/, '')).exp ?? 0) * 1000 : null;
-      const connection = new LiveConnection(context, expiresAt, { ...this.services, liveChanges: this.hub }, (reason) =>
-        this.close(socket, reason),
+      // The client may have gone while its token was checked: nothing to register then.
+      if (socket.readyState !== WebSocket.OPEN) return false;
+      const connection = new LiveConnection(
+        context,
+        expiresAt,
+        { ...this.services, liveChanges: this.hub },
+        (reason) => this.close(socket, reason),
+        context.logger,
       );
       ctx.extra.connection = connection;
       this.open.add(connection);
@@ -234,42 +240,8 @@ export class SocketServer {
     },
     onSubscribe: async (ctx, _id, payload) => {
       const connection = ctx.extra.connection!;
-      if (!(await connection.refresh())) return [new GraphQLError('The connection is closing.')];
-      const refusal = (error: unknown): readonly GraphQLError[] => [toGraphQLError(error)];
-      const document = this.parsed(payload.query);
-      if (document instanceof GraphQLError) return [document];
-      let errors: readonly GraphQLError[];
-      try {
-        errors = validate(this.parts.schema, document, [...specifiedRules, ...this.parts.validationRules], { maxErrors: 1 });
-      } catch (error) {
-        // graphql-js 16's single-root-field rule evaluates @include/@skip without variables, and throws on a required one.
-        if (!(error instanceof GraphQLError)) throw error;
-        errors = [error];
-      }
-      if (errors.length > 0) return errors.map((error) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
-      const operation = getOperationAST(document, payload.operationName);
-      if (!operation) return [new AppError('OPERATION_RESOLUTION_FAILURE', 'operationName does not name an operation in the document.')];
-      if (operation.operation !== OperationTypeNode.SUBSCRIPTION)
-        return [new AppError('BAD_REQUEST', 'Only subscriptions run over WebSocket: send queries and mutations over HTTP POST /graphql.')];
-      const variables = payload.variables ?? undefined;
-      if (variablesTooDeep(variables)) return [new AppError('BAD_USER_INPUT', 'The variables are nested too deeply.')];
-      try {
-        for (const check of this.parts.operationChecks)
-          check({ source: payload.query, document, operation, operationName: payload.operationName, variables }, connection.context);
-      } catch (error) {
-        return refusal(error);
-      }
-      // Coerced here, as Apollo does over HTTP (BAD_USER_INPUT): graphql-js's own errors carry no code and would be masked.
-      const coerced = getVariableValues(this.parts.schema, operation.variableDefinitions ?? [], variables ?? {}, { maxErrors: 50 });
-      if (coerced.errors) return coerced.errors.map((error) => withCode(error, 'BAD_USER_INPUT'));
-      const args: ExecutionArgs = {
-        schema: this.parts.schema,
-        document,
-        operationName: payload.operationName,
-        variableValues: variables,
-        contextValue: connection.context,
-      };
-      return args;
+      if (!(await connection.refresh())) return [new AppError('SERVICE_UNAVAILABLE', 'This connection is closing: reconnect.')];
+      return this.requests.prepare(payload, connection.context);
     },
     onNext: (ctx, _id, payload, _args, result) => ({
       ...result,
@@ -280,28 +252,16 @@ export class SocketServer {
 
   /** Errors as a client may see them (formatError, as over HTTP); the original of every masked one is logged, with the connection's request id. */
   private masked(errors: readonly GraphQLError[], connection: LiveConnection | undefined, operationName: string | null | undefined) {
-    for (const error of errors)
-      if (!isPublicError(error))
-        (connection?.context.logger ?? this.logger).error(
-          { err: error.originalError ?? error, path: error.path, operationName },
-          'unexpected error in a subscription (masked for the client)',
-        );
-    return errors.map((error) => formatClientError(error.toJSON(), error));
-  }
-
-  /** A document parsed within the token limit (known ones kept: an app subscribes with the same few). */
-  private parsed(query: string): DocumentNode | GraphQLError {
-    const known = this.knownDocuments.get(query);
-    if (known) return known;
-    let document: DocumentNode;
-    try {
-      document = parse(query, { noLocation: true, maxTokens: this.limits.maxTokens });
-    } catch (error) {
-      return withCode(error as GraphQLError, 'GRAPHQL_PARSE_FAILED');
+    for (const error of errors) {
+      // An answer shared by many subscribers carries the same error objects: logged once.
+      if (isPublicError(error) || this.logged.has(error)) continue;
+      this.logged.add(error);
+      (connection?.context.logger ?? this.logger).error(
+        { err: error.originalError ?? error, path: error.path, operationName },
+        'unexpected error in a subscription (masked for the client)',
+      );
     }
-    if (this.knownDocuments.size >= 500) this.knownDocuments.clear();
-    this.knownDocuments.set(query, document);
-    return document;
+    return errors.map((error) => formatClientError(error.toJSON(), error));
   }
 
   private close(socket: WebSocket, reason: CloseReason): void {
@@ -347,13 +307,3 @@ function textOf(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8');
   return Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
 }
-
-function withCode(error: GraphQLError, code: string): GraphQLError {
-  return new GraphQLError(error.message, { extensions: { ...error.extensions, code } });
-}
-
-function toGraphQLError(error: unknown): GraphQLError {
-  return error instanceof GraphQLError ? error : new GraphQLError('Unexpected error', { originalError: error as Error });
-}
-
-export { GRAPHQL_TRANSPORT_WS_PROTOCOL };

@@ -18,8 +18,12 @@ export interface HeardChange {
   readonly after: RowValues | null;
 }
 
-/** Changes waiting for a subscriber that has not taken them yet; past this the socket is closed (1013): it does not keep up. */
-const MAX_PENDING_PER_SUBSCRIPTION = 256;
+/**
+ * Changes waiting for graphql-ws to execute and send; past this the socket is closed (1013). One
+ * batch holds at most this many (ChangeListener's cap), so a large batch alone never closes a
+ * subscriber; a client that does not read is closed earlier, by the socket's buffer limit.
+ */
+const MAX_PENDING_PER_SUBSCRIPTION = 10_000;
 
 /** One subscription: its connection, model and where, and the changes waiting for graphql-ws to take them. */
 class Subscription implements AsyncIterableIterator<LiveChange> {
@@ -130,6 +134,11 @@ export class SubscriptionHub implements LiveChanges {
     for (const connection of this.connections()) connection.end(CLOSE.changesMissed);
   }
 
+  /** A model's rows changed in bulk (too many to deliver one by one): the connections following it are closed (1012) and refetch. */
+  changedInBulk(model: string): void {
+    for (const subscription of [...(this.byModel.get(model) ?? [])]) subscription.connection.end(CLOSE.changesMissed);
+  }
+
   /** Ends a closed connection's subscriptions. */
   closed(connection: LiveConnection): void {
     for (const subscription of [...(this.connectionsOf.get(connection) ?? [])]) void subscription.return();
@@ -151,7 +160,8 @@ export class SubscriptionHub implements LiveChanges {
     this.batches += 1;
     for (const subscription of subscriptions) {
       if (!open.has(subscription.connection)) continue;
-      const access = subscription.connection.context.access as AccessView;
+      const rights = subscription.connection.rights;
+      const access = rights.access as AccessView;
       const scope = access.scope(model.access, 'read');
       for (const change of changes) {
         const kind = kindFor(model, scope.rows, subscription.where, change);
@@ -159,7 +169,7 @@ export class SubscriptionHub implements LiveChanges {
         const row = kind === 'DELETED' ? null : change.after;
         const shows = row === null ? '' : maskKey(scope.maskOf(row));
         const answer = `${shows}|${viewerKey(access)}|${subscription.followsRelation ? access.viewer.userId : ''}`;
-        subscription.push({ kind, id: change.id, row, sharedAs: `${this.batches}|${change.id}|${kind}|${answer}` });
+        subscription.push({ kind, id: change.id, row, sharedAs: `${this.batches}|${change.id}|${kind}|${answer}`, context: rights });
       }
     }
   }

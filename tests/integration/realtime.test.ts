@@ -71,3 +71,20 @@ test('a subscription whose root field hangs on a required variable is refused wi
   expect(answer.errors?.map((error) => error.extensions?.code)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
   await live.dispose();
 });
+
+test('a statement changing more than 10,000 rows closes its followers with 1012 (refetch) instead of 10,001 deliveries', async () => {
+  const alice = await makeUser(server);
+  const live = liveClient(server, alice.accessToken);
+  await live.connected;
+  live.subscribe('subscription { postChanged { kind id } }');
+  await eventually(() => server.bastion.services.subscriptionHub.isFollowed('Post'));
+  await server.bastion.database.dataSource.query(
+    `INSERT INTO posts (author_id, title) SELECT $1, 'bulk ' || n FROM generate_series(1, 10001) AS n`,
+    [alice.id],
+  );
+  expect(await live.closed).toBe(1012);
+  const [{ kinds }] = await server.bastion.database.dataSource.query<{ kinds: string[] }[]>(
+    `SELECT array_agg(DISTINCT kind) AS kinds FROM realtime_events WHERE model = 'Post' AND created_at >= now() - interval '1 minute' AND row_id = '00000000-0000-0000-0000-000000000000'`,
+  );
+  expect(kinds).toEqual(['BULK']);
+});
