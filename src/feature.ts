@@ -89,6 +89,8 @@ export interface UpgradeParts {
   readonly operationChecks: readonly OperationCheck[];
   /** The client's address of an upgrade request, through TRUST_PROXY as for HTTP. */
   readonly clientIp: (request: import('node:http').IncomingMessage) => string;
+  /** Whether it came over TLS: our own, or a trusted proxy's (X-Forwarded-Proto). */
+  readonly isSecure: (request: import('node:http').IncomingMessage) => boolean;
   /** A Context built exactly as for an HTTP request with these headers from this address (the features' context steps). */
   readonly contextFor: (headers: Readonly<Record<string, string | undefined>>, clientIp: string) => Promise<Context>;
 }

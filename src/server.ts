@@ -157,6 +157,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     validationRules: graphqlParts.flatMap((parts) => parts.validationRules ?? []),
     operationChecks: graphqlParts.flatMap((parts) => parts.operationChecks ?? []),
     clientIp: (request) => trust.clientIp(request as express.Request),
+    isSecure: (request) => trust.isSecure(request as express.Request),
     contextFor: (headers, clientIp) => contextOf({ req: upgradeRequest(headers, clientIp, logger) }),
   };
   graphqlParts.push(...features.flatMap((feature) => (feature.upgrades ? [feature.upgrades(viewOf(feature), upgradeParts)] : [])));

@@ -83,6 +83,7 @@ export const realtimeFeature = defineFeature<keyof RealtimeServices>()({
         adminNetworks: new AdminNetworks(config.adminAllowedCidrs),
       },
       {
+        requireTls: config.wsRequireTls,
         corsOrigins: config.corsOrigins,
         maxTokens: config.graphqlMaxTokens,
         maxSocketsPerAddress: config.wsMaxSocketsPerAddress,

@@ -1,7 +1,16 @@
 import type { SettingValues, SettingsTable } from '../config';
-import { integer, spec } from '../config/settings';
+import { boolean, integer, spec } from '../config/settings';
 
 const specs = {
+  wsRequireTls: spec<boolean>({
+    env: 'BASTION_WS_REQUIRE_TLS',
+    description:
+      'Accept WebSockets only over TLS (wss://): our own certificate, or a TRUST_PROXY proxy that says X-Forwarded-Proto: https. ' +
+      'A plain ws:// upgrade gets HTTP 426.',
+    fallback: (nodeEnv) => nodeEnv === 'production',
+    defaultText: 'true in production; false otherwise',
+    parse: boolean,
+  }),
   wsMaxSocketsPerAddress: spec<number>({
     env: 'BASTION_WS_MAX_SOCKETS_PER_ADDRESS',
     description: 'Open WebSockets one client address may hold on one instance; the next upgrade gets HTTP 429.',

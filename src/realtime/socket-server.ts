@@ -17,6 +17,8 @@ import { SubscribeRequests } from './subscribe-requests';
 import type { SubscriptionHub } from './subscription-hub';
 
 export interface SocketLimits {
+  /** wss:// only (ASVS 4.4.1): a plain upgrade is refused with 426. */
+  readonly requireTls: boolean;
   readonly corsOrigins: readonly string[];
   readonly maxTokens: number;
   readonly maxSocketsPerAddress: number;
@@ -104,6 +106,7 @@ export class SocketServer {
     try {
       if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') return refuse(404, 'Not Found');
       if (this.stopping) return refuse(503, 'Service Unavailable');
+      if (this.limits.requireTls && !this.parts.isSecure(request)) return refuse(426, 'Upgrade Required');
       const clientIp = this.parts.clientIp(request);
       // IPv6 by /64, as the HTTP rate limits count: one subscriber's network, not one of its 2^64 addresses.
       const address = addressBucket(clientIp);

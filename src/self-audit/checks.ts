@@ -374,6 +374,11 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
           ? 'WebSocket upgrades that send an Origin are refused (CORS_ORIGINS is empty); native apps send none'
           : `WebSocket upgrades that send an Origin are accepted from the ${origins.length} CORS_ORIGINS origin(s) only; native apps send none`;
       if (config.nodeEnv !== 'production') return pass(`${allowed}. Limits: ${limits}.`);
+      if (!config.wsRequireTls)
+        return warn(
+          `${allowed}, but plain ws:// upgrades are accepted in production (BASTION_WS_REQUIRE_TLS=false): tokens and data can travel unencrypted.`,
+          'Unset BASTION_WS_REQUIRE_TLS (true in production), and serve TLS yourself or behind a TRUST_PROXY proxy that sets X-Forwarded-Proto.',
+        );
       const plain = origins.filter((origin) => !origin.startsWith('https://'));
       const apollo = origins.filter((origin) => isApolloStudioOrigin(origin));
       if (plain.length === 0 && apollo.length === 0) return pass(`${allowed}. Limits: ${limits}.`);

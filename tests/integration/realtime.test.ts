@@ -1,6 +1,7 @@
 import { TestServer, startTestServer } from '../support/test-server';
 import { codesOf, makeClient, makeUser } from '../support/factories';
 import { liveClient } from '../support/live-client';
+import WebSocket from 'ws';
 import { eventually } from '../support/eventually';
 
 let server: TestServer;
@@ -87,4 +88,29 @@ test('a statement changing more than 10,000 rows closes its followers with 1012 
     `SELECT array_agg(DISTINCT kind) AS kinds FROM realtime_events WHERE model = 'Post' AND created_at >= now() - interval '1 minute' AND row_id = '00000000-0000-0000-0000-000000000000'`,
   );
   expect(kinds).toEqual(['BULK']);
+});
+
+describe('with BASTION_WS_REQUIRE_TLS (the production default)', () => {
+  let strict: TestServer;
+  beforeAll(async () => {
+    strict = await startTestServer({ config: { wsRequireTls: true, trustProxy: ['127.0.0.1', '::1'] } });
+  });
+  afterAll(() => strict.close());
+
+  /** The HTTP status of the upgrade (101 when it became a WebSocket). */
+  const upgradeStatus = (headers: Record<string, string>) =>
+    new Promise<number>((resolve, reject) => {
+      const socket = new WebSocket(strict.url.replace(/^http/, 'ws'), 'graphql-transport-ws', { headers });
+      socket.once('upgrade', (response) => {
+        resolve(response.statusCode ?? 0);
+        socket.close();
+      });
+      socket.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
+      socket.once('error', (error) => (error.message.startsWith('Unexpected server response') ? undefined : reject(error)));
+    });
+
+  test('a plain ws:// upgrade is refused with 426; one a trusted TLS proxy forwards is accepted', async () => {
+    expect(await upgradeStatus({})).toBe(426);
+    expect(await upgradeStatus({ 'x-forwarded-proto': 'https' })).toBe(101);
+  });
 });

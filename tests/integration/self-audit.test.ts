@@ -94,8 +94,8 @@ describe('the self-audit', () => {
       ],
       [
         'firewall.websocket_policy',
-        { ...production, corsOrigins: ['https://admin.example.com'] },
-        { ...production, corsOrigins: ['https://studio.apollographql.com'] },
+        { ...production, wsRequireTls: true, corsOrigins: ['https://admin.example.com'] },
+        { ...production, wsRequireTls: true, corsOrigins: ['https://studio.apollographql.com'] },
         'WARN',
       ],
       ['firewall.admin_network', { adminAllowedCidrs: ['10.0.0.0/8'] }, { adminAllowedCidrs: [] }, 'WARN'],

@@ -4,8 +4,17 @@ import { CHECKS, CheckContext } from '../../../src/self-audit/checks';
 
 describe('self-audit firewall.websocket_policy', () => {
   // The check reads the configuration only (the realtime feature's settings through Config, not its code).
+  // configWith starts from this process's (test) defaults: a production configuration requires wss:// unless told otherwise.
   const run = (config: Partial<Config>) =>
-    CHECKS.find((check) => check.id === 'firewall.websocket_policy')!.run({ config: configWith(config) } as CheckContext);
+    CHECKS.find((check) => check.id === 'firewall.websocket_policy')!.run({
+      config: configWith({ ...(config.nodeEnv === 'production' ? { wsRequireTls: true } : {}), ...config }),
+    } as CheckContext);
+
+  it('warns in production when plain ws:// upgrades are accepted', async () => {
+    const finding = await run({ nodeEnv: 'production', corsOrigins: [], wsRequireTls: false });
+    expect(finding.status).toBe('WARN');
+    expect(finding.detail).toContain('BASTION_WS_REQUIRE_TLS=false');
+  });
 
   it('passes with the allowed origins counted and every WebSocket limit in force', async () => {
     const finding = await run({
