@@ -85,7 +85,8 @@ test('a statement changing more than 10,000 rows closes its followers with 1012 
   );
   expect(await live.closed).toBe(1012);
   const [{ kinds }] = await server.bastion.database.dataSource.query<{ kinds: string[] }[]>(
-    `SELECT array_agg(DISTINCT kind) AS kinds FROM realtime_events WHERE model = 'Post' AND created_at >= now() - interval '1 minute' AND row_id = '00000000-0000-0000-0000-000000000000'`,
+    `SELECT array_agg(DISTINCT kind) AS kinds FROM realtime_events
+      WHERE model = 'Post' AND created_at >= now() - interval '1 minute' AND row_id = '00000000-0000-0000-0000-000000000000'`,
   );
   expect(kinds).toEqual(['BULK']);
 });
