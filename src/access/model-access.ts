@@ -96,6 +96,8 @@ interface ResolvedClause {
  */
 export class RowScope {
   private readonly masks = new Map<ClauseSet, FieldMask>();
+  /** `showing`'s answers, by field: asked per row and per change (realtime decides a where in memory for each). */
+  private readonly showingByField = new Map<string, RowScope | null>();
   /** The clauses a row is placed in: those in force, then the held-back ones (`matching`'s numbering). */
   private readonly placed: readonly ResolvedClause[];
 
@@ -200,10 +202,15 @@ export class RowScope {
   /** The rows in scope whose `field` the viewer may read (the clauses that show it); null when that is every row in scope. */
   showing(field: string): RowScope | null {
     if (field === ID_FIELD) return null;
-    const showing = this.clauses.filter((clause) => clause.fields === null || clause.fields.has(field));
-    // Every clause shows it, or one that covers every row does: readable wherever the scope reaches.
-    if (showing.length === this.clauses.length || showing.some((clause) => !clause.own && clause.conditions.length === 0)) return null;
-    return new RowScope(this.spec, showing, this.viewerId);
+    let scope = this.showingByField.get(field);
+    if (scope === undefined) {
+      const showing = this.clauses.filter((clause) => clause.fields === null || clause.fields.has(field));
+      // Every clause shows it, or one that covers every row does: readable wherever the scope reaches.
+      const everywhere = showing.length === this.clauses.length || showing.some((clause) => !clause.own && clause.conditions.length === 0);
+      scope = everywhere ? null : new RowScope(this.spec, showing, this.viewerId);
+      this.showingByField.set(field, scope);
+    }
+    return scope;
   }
 
   /** The fields a model's policy reads from a row to place it: the owner and the named filters' fields (held-back clauses' too). */

@@ -25,8 +25,12 @@ declare module '../feature' {
   interface Services extends RealtimeServices {}
 }
 
-/** Change events are kept this long (a delivery reads an event's earlier state once, within milliseconds). */
-const EVENTS_KEPT_MS = 60 * 60 * 1000;
+/**
+ * Change events are kept this long: a delivery reads an event once, within milliseconds of its
+ * commit. Short, since `before` holds the placing columns' values (a deleted post's title, too);
+ * the hourly maintenance job removes them, so none outlives an hour and ten minutes.
+ */
+const EVENTS_KEPT_MS = 10 * 60 * 1000;
 
 const subscribedModels = (features: readonly { dataModels?: readonly ModelDefinition[] }[]) =>
   features.flatMap((feature) => feature.dataModels ?? []).filter((model) => model.subscriptions);
