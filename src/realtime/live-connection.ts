@@ -108,6 +108,12 @@ export class LiveConnection {
     }
   }
 
+  /** Closes the socket with 4401 once its access token has expired (the idle check: no I/O). */
+  expireIfDue(): void {
+    if (!this.closed && this.tokenExpiresAt !== null && this.services.clock.now().getTime() >= this.tokenExpiresAt)
+      this.end(CLOSE.tokenExpired);
+  }
+
   /** Closes the socket (once). */
   end(reason: CloseReason): false {
     if (!this.closed) {
@@ -118,7 +124,8 @@ export class LiveConnection {
   }
 
   private async recheck(): Promise<boolean> {
-    if (this.tokenExpiresAt !== null && this.services.clock.now().getTime() >= this.tokenExpiresAt) return this.end(CLOSE.tokenExpired);
+    this.expireIfDue();
+    if (this.closed) return false;
     const address = this.initial.ipAddress ?? '';
     const verdict = await this.services.firewall.check(address);
     if (verdict.action !== FirewallAction.ALLOW) {
