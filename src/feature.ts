@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import type { ApolloServerPlugin, PersistedQueryOptions } from '@apollo/server';
 import type { Command } from 'commander';
 import type { Request, RequestHandler } from 'express';
@@ -82,15 +83,15 @@ export interface GraphQLParts {
 
 /** What the server lends a feature that serves connections upgraded from HTTP (WebSocket subscriptions). */
 export interface UpgradeParts {
-  readonly httpServer: import('node:http').Server;
+  readonly httpServer: http.Server;
   readonly schema: GraphQLSchema;
   /** Every feature's validation rules and operation checks, as HTTP requests pass them. */
   readonly validationRules: readonly ValidationRule[];
   readonly operationChecks: readonly OperationCheck[];
   /** The client's address of an upgrade request, through TRUST_PROXY as for HTTP. */
-  readonly clientIp: (request: import('node:http').IncomingMessage) => string;
+  readonly clientIp: (request: http.IncomingMessage) => string;
   /** Whether it came over TLS: our own, or a trusted proxy's (X-Forwarded-Proto). */
-  readonly isSecure: (request: import('node:http').IncomingMessage) => boolean;
+  readonly isSecure: (request: http.IncomingMessage) => boolean;
   /** A Context built exactly as for an HTTP request with these headers from this address (the features' context steps). */
   readonly contextFor: (headers: Readonly<Record<string, string | undefined>>, clientIp: string) => Promise<Context>;
 }

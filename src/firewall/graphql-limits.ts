@@ -155,9 +155,9 @@ function firstBrokenLimit(query: string, rules: readonly ValidationRule[], maxTo
 }
 
 /**
- * Refuses an operation type the schema has no root for (Bastion has no subscriptions). graphql-js
- * 16 validates `subscription { … }` all the same and fails only in execute, with an uncoded error
- * that became a masked INTERNAL_SERVER_ERROR; graphql 17 has this rule built in.
+ * Refuses an operation type the schema has no root for (subscriptions, where no model has them).
+ * graphql-js 16 validates such an operation all the same and fails only in execute, with an
+ * uncoded error that became a masked INTERNAL_SERVER_ERROR; graphql 17 has this rule built in.
  */
 export const knownOperationTypeRule: ValidationRule = (context) => ({
   OperationDefinition(node) {
