@@ -115,3 +115,32 @@ describe('with BASTION_WS_REQUIRE_TLS (the production default)', () => {
     expect(await upgradeStatus({ 'x-forwarded-proto': 'https' })).toBe(101);
   });
 });
+
+test('a lost LISTEN connection closes followers with 1012 once it is back: changes sent meanwhile are lost, the app refetches', async () => {
+  const alice = await makeUser(server);
+  const live = liveClient(server, alice.accessToken);
+  await live.connected;
+  live.subscribe('subscription { postChanged { kind id } }');
+  await eventually(() => server.bastion.services.subscriptionHub.isFollowed('Post'));
+  const [{ terminated }] = await server.bastion.database.dataSource.query<{ terminated: number }[]>(
+    'SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS terminated FROM pg_stat_activity ' +
+      "WHERE application_name LIKE 'bastion-listen-%' AND datname = current_database()",
+  );
+  expect(terminated).toBe(1);
+  expect(await live.closed).toBe(1012);
+});
+
+test('shutdown closes every socket with 1001 (reconnect to another instance)', async () => {
+  const closing = await startTestServer();
+  try {
+    const live = liveClient(closing);
+    await live.connected;
+    live.subscribe('subscription { postChanged { kind id } }');
+    await eventually(() => closing.bastion.services.subscriptionHub.isFollowed('Post'));
+    const stopped = closing.bastion.stop();
+    expect(await live.closed).toBe(1001);
+    await stopped;
+  } finally {
+    await closing.close();
+  }
+});
