@@ -163,13 +163,14 @@ export class SubscriptionHub implements LiveChanges {
       const rights = subscription.connection.rights;
       const access = rights.access as AccessView;
       const scope = access.scope(model.access, 'read');
+      const answeredAs = `${viewerKey(access)}|${subscription.followsRelation ? access.viewer.userId : ''}`;
       for (const change of changes) {
         const kind = kindFor(model, scope.rows, subscription.where, change);
         if (!kind) continue;
         const row = kind === 'DELETED' ? null : change.after;
         const shows = row === null ? '' : maskKey(scope.maskOf(row));
-        const answer = `${shows}|${viewerKey(access)}|${subscription.followsRelation ? access.viewer.userId : ''}`;
-        subscription.push({ kind, id: change.id, row, sharedAs: `${this.batches}|${change.id}|${kind}|${answer}`, context: rights });
+        const sharedAs = `${this.batches}|${change.id}|${kind}|${shows}|${answeredAs}`;
+        subscription.push({ kind, id: change.id, row, sharedAs, context: rights });
       }
     }
   }
