@@ -1,5 +1,11 @@
 import {
   DocumentNode,
+  FragmentDefinitionNode,
+  GraphQLIncludeDirective,
+  GraphQLSkipDirective,
+  Kind,
+  SelectionSetNode,
+  getDirectiveValues,
   ExecutionArgs,
   GraphQLError,
   OperationTypeNode,
@@ -62,6 +68,9 @@ export class SubscribeRequests {
     // Coerced here, as Apollo does over HTTP (BAD_USER_INPUT): graphql-js's own errors carry no code and would be masked.
     const coerced = getVariableValues(this.parts.schema, operation.variableDefinitions ?? [], variables, { maxErrors: 50 });
     if (coerced.errors) return coerced.errors.map((error) => withCode(error, 'BAD_USER_INPUT'));
+    // graphql-js 16 fails with a TypeError on a subscription whose only field @skip/@include leaves out.
+    if (!selectsAField(operation.selectionSet, document, coerced.coerced))
+      return [new AppError('BAD_USER_INPUT', 'This subscription selects no field once @skip and @include apply: it must select one.')];
     return { schema: this.parts.schema, document, operationName: payload.operationName, variableValues: variables, contextValue: context };
   }
 
@@ -86,4 +95,20 @@ function withCode(error: GraphQLError, code: string): GraphQLError {
 
 function toGraphQLError(error: unknown): GraphQLError {
   return error instanceof GraphQLError ? error : new GraphQLError('Unexpected error', { originalError: error as Error });
+}
+
+/** Does a root selection keep at least one field, with these variables (fragments followed)? */
+function selectsAField(selectionSet: SelectionSetNode, document: DocumentNode, variables: Record<string, unknown>): boolean {
+  return selectionSet.selections.some((selection) => {
+    const skipped = getDirectiveValues(GraphQLSkipDirective, selection, variables)?.if === true;
+    const included = getDirectiveValues(GraphQLIncludeDirective, selection, variables)?.if !== false;
+    if (skipped || !included) return false;
+    if (selection.kind === Kind.FIELD) return true;
+    if (selection.kind === Kind.INLINE_FRAGMENT) return selectsAField(selection.selectionSet, document, variables);
+    const fragment = document.definitions.find(
+      (definition): definition is FragmentDefinitionNode =>
+        definition.kind === Kind.FRAGMENT_DEFINITION && definition.name.value === selection.name.value,
+    );
+    return fragment !== undefined && selectsAField(fragment.selectionSet, document, variables);
+  });
 }

@@ -73,6 +73,15 @@ test('a subscription whose root field hangs on a required variable is refused wi
   await live.dispose();
 });
 
+test('a subscription whose only field @include leaves out is refused with BAD_USER_INPUT (graphql-js 16 would throw)', async () => {
+  const live = liveClient(server);
+  await live.connected;
+  const refused = live.subscribe('subscription { postChanged @include(if: false) { id } }');
+  const [answer] = await refused.next(1);
+  expect(answer.errors?.map((error) => error.extensions?.code)).toEqual(['BAD_USER_INPUT']);
+  await live.dispose();
+});
+
 test('a statement changing more than 10,000 rows closes its followers with 1012 (refetch) instead of 10,001 deliveries', async () => {
   const alice = await makeUser(server);
   const live = liveClient(server, alice.accessToken);
