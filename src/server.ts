@@ -151,11 +151,13 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   const httpServer = createHttpServer(config, app);
   const trust = proxyTrust(config.trustProxy, config.tlsCertFile !== undefined);
   const contextOf = graphqlContext(running.services.clock, contextStepsOf(features, viewOf));
+  const validationRules = graphqlParts.flatMap((parts) => parts.validationRules ?? []);
+  const operationChecks = graphqlParts.flatMap((parts) => parts.operationChecks ?? []);
   const upgradeParts: UpgradeParts = {
     httpServer,
     schema,
-    validationRules: graphqlParts.flatMap((parts) => parts.validationRules ?? []),
-    operationChecks: graphqlParts.flatMap((parts) => parts.operationChecks ?? []),
+    validationRules,
+    operationChecks,
     clientIp: (request) => trust.clientIp(request as express.Request),
     isSecure: (request) => trust.isSecure(request as express.Request),
     contextFor: (headers, clientIp) => contextOf({ req: upgradeRequest(headers, clientIp, logger) }),
@@ -170,7 +172,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     ),
     // Compact JSON: the same response, without Apollo's default two-space indentation (a third of a list's bytes).
     stringifyResult: (value) => JSON.stringify(value),
-    validationRules: graphqlParts.flatMap((parts) => parts.validationRules ?? []),
+    validationRules,
     // Automatic persisted queries: Apollo's in-memory cache, unless a feature keeps its own.
     persistedQueries: persistedQueryCaches.length > 0 ? { cache: persistedQueryCaches[0] } : undefined,
     logger,
@@ -192,7 +194,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
         : ApolloServerPluginLandingPageDisabled(),
       ...graphqlParts.flatMap((parts) => parts.plugins ?? []),
       // After the features' own (an expired token is answered TOKEN_EXPIRED before any allowlist decides).
-      operationChecksPlugin(graphqlParts.flatMap((parts) => parts.operationChecks ?? [])),
+      operationChecksPlugin(operationChecks),
       errorLoggingPlugin(logger),
       // Bastion sends no cache hints (every response is no-store); the plugin would wrap every field resolver for nothing.
       ApolloServerPluginCacheControlDisabled(),

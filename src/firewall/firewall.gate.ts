@@ -11,15 +11,21 @@ import type { HitLog } from './hit-log';
 export function firewallGate(firewall: FirewallService, hits: HitLog) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
-      const verdict = await firewall.check(req.clientIp);
-      if (verdict.action === FirewallAction.ALLOW) {
+      if (!(await isBlocked(firewall, hits, req.clientIp, req.path))) {
         next();
         return;
       }
-      hits.record('ip_blocked', req.clientIp, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: req.path });
       sendError(res, 'IP_BLOCKED', 'Requests from your network are not allowed.');
     } catch (error) {
       next(error);
     }
   };
+}
+
+/** Do the IP rules deny this address? A denial is counted as an `ip_blocked` hit on `path` (an HTTP path, or `websocket`). */
+export async function isBlocked(firewall: FirewallService, hits: HitLog, address: string, path: string): Promise<boolean> {
+  const verdict = await firewall.check(address);
+  if (verdict.action === FirewallAction.ALLOW) return false;
+  hits.record('ip_blocked', address, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path });
+  return true;
 }

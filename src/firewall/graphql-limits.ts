@@ -177,7 +177,7 @@ function urlParameter(req: Request, name: string): string | undefined {
 }
 
 /** The document and variables Apollo will execute, from a POST body or a GET URL. */
-function requestParts(req: Request): { query: unknown; variables: unknown } {
+export function requestParts(req: Request): { query: unknown; variables: unknown } {
   if (req.method === 'GET') return { query: urlParameter(req, 'query'), variables: urlParameter(req, 'variables') };
   const body = req.body as { query?: unknown; variables?: unknown } | undefined;
   return { query: body?.query, variables: body?.variables };

@@ -42,6 +42,7 @@ interface EventRow {
  */
 export class ChangeListener {
   private readonly models: ReadonlyMap<string, ModelDefinition>;
+  private readonly placingFields: ReadonlyMap<string, readonly PlacingField[]>;
   private pending: Heard[] = [];
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
@@ -65,6 +66,7 @@ export class ChangeListener {
     notifications: Notifications | null,
   ) {
     this.models = new Map(models.filter((model) => model.subscriptions).map((model) => [model.name, model]));
+    this.placingFields = new Map([...this.models.values()].map((model) => [model.name, placingFieldsOf(model)]));
     notifications?.subscribe(CHANGES_CHANNEL, (payload) => this.hear(payload));
   }
 
@@ -155,6 +157,7 @@ export class ChangeListener {
       this.rowReads += 1;
       const rows = (await this.dataSource.getRepository(model.entity).findBy({ id: In(ids) })) as RowValues[];
       const now = new Map(rows.map((row) => [row.id as string, row]));
+      const placing = this.placingFields.get(name)!;
       let delivered = this.deliveredAs.get(name);
       if (!delivered || delivered.size >= MAX_REMEMBERED_ROWS)
         this.deliveredAs.set(name, (delivered = new Map<string, RowValues | null>()));
@@ -167,44 +170,50 @@ export class ChangeListener {
             ? null
             : delivered.has(event.rowId)
               ? delivered.get(event.rowId)!
-              : placementOf(model, event.before ?? {});
+              : placementOf(placing, event.before ?? {});
         const after = now.get(event.rowId) ?? null;
         changes.set(event.rowId, { id: event.rowId, before, after });
-        delivered.set(event.rowId, after === null ? null : placementOfRow(model, after));
+        delivered.set(event.rowId, after === null ? null : placementOfRow(placing, after));
       }
       await this.hub.deliver(model, [...changes.values()]);
     }
   }
 }
 
-/** The values that place a row (what the trigger keeps of a row's earlier state), from the row as read. */
-function placementOfRow(model: ModelDefinition, row: RowValues): RowValues {
-  const values: RowValues = {};
-  const indexes = blindIndexedProperties(model.entity);
-  for (const field of model.fields) {
-    if (field.encrypted) {
-      const index = indexes.find((candidate) => candidate.property === field.name);
-      if (index && field.blindIndexColumn && model.changeColumns.includes(field.blindIndexColumn))
-        values[index.indexProperty] = row[index.indexProperty];
-    } else if (model.changeColumns.includes(field.column)) values[field.name] = row[field.name];
-  }
-  return values;
+/** A field that places a row: its property on the row as read, its key in what the trigger kept, whether it is an instant. */
+interface PlacingField {
+  readonly property: string;
+  readonly column: string;
+  readonly instant: boolean;
 }
 
-/** A row's earlier state as the trigger kept it (column names, JSON values) as the field values a decision reads. */
-function placementOf(model: ModelDefinition, kept: Record<string, unknown>): RowValues {
-  const values: RowValues = {};
+/** The fields whose values the trigger keeps (model.changeColumns); an encrypted one by its blind index. */
+function placingFieldsOf(model: ModelDefinition): PlacingField[] {
   const indexes = blindIndexedProperties(model.entity);
-  for (const field of model.fields) {
-    if (field.encrypted) {
-      const index = indexes.find((candidate) => candidate.property === field.name);
-      if (index && field.blindIndexColumn && Object.hasOwn(kept, field.blindIndexColumn))
-        values[index.indexProperty] = kept[field.blindIndexColumn];
-      continue;
-    }
+  return model.fields.flatMap((field): PlacingField[] => {
+    if (!field.encrypted)
+      return model.changeColumns.includes(field.column)
+        ? [{ property: field.name, column: field.column, instant: field.kind === 'datetime' }]
+        : [];
+    const index = indexes.find((candidate) => candidate.property === field.name);
+    return index && field.blindIndexColumn && model.changeColumns.includes(field.blindIndexColumn)
+      ? [{ property: index.indexProperty, column: field.blindIndexColumn, instant: false }]
+      : [];
+  });
+}
+
+/** The values that place a row, from the row as read. */
+function placementOfRow(fields: readonly PlacingField[], row: RowValues): RowValues {
+  return Object.fromEntries(fields.map((field) => [field.property, row[field.property]]));
+}
+
+/** A row's earlier state as the trigger kept it (column names, JSON values) as the values a decision reads. */
+function placementOf(fields: readonly PlacingField[], kept: Record<string, unknown>): RowValues {
+  const values: RowValues = {};
+  for (const field of fields) {
     if (!Object.hasOwn(kept, field.column)) continue;
     const value = kept[field.column];
-    values[field.name] = field.kind === 'datetime' && typeof value === 'string' ? new Date(value) : value;
+    values[field.property] = field.instant && typeof value === 'string' ? new Date(value) : value;
   }
   return values;
 }

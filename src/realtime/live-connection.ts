@@ -6,12 +6,11 @@ import type { LiveSession, SessionCache } from '../accounts/session-cache';
 import type { Viewer } from '../accounts/viewer';
 import type { Clock } from '../clock';
 import type { Context } from '../context';
-import { FirewallAction } from '../firewall/firewall-rule.entity';
+import { isBlocked } from '../firewall/firewall.gate';
 import type { FirewallService } from '../firewall/firewall.service';
 import type { HitLog } from '../firewall/hit-log';
 import { RequestLoaders } from '../graphql/request-loaders';
 import type { LiveChanges } from '../data/live-changes';
-import type { Logger } from '../logging';
 
 /** Why the server closes a socket, as WebSocket close codes (README "Realtime" tells an app what to do on each). */
 export const CLOSE = {
@@ -52,11 +51,6 @@ export interface ConnectionServices {
  * blocked network closes the socket with 4403, an expired access token with 4401.
  */
 export class LiveConnection {
-  /**
-   * The context a subscription starts with: it reads the connection's rights as they are at each
-   * moment. A change is executed with `rights`, the snapshot it was decided with.
-   */
-  readonly context: Context;
   subscriptions = 0;
   private session: LiveSession | null = null;
   private current: Context;
@@ -67,19 +61,14 @@ export class LiveConnection {
     private readonly tokenExpiresAt: number | null,
     private readonly services: ConnectionServices,
     private readonly closeSocket: (reason: CloseReason) => void,
-    private readonly logger: Logger,
   ) {
     this.current = this.snapshot(initial.viewer, initial.access as AccessView);
-    this.context = Object.create(initial, {
-      viewer: { get: () => this.current.viewer },
-      access: { get: () => this.current.access },
-      loaders: { get: () => this.current.loaders },
-      liveChanges: { value: services.liveChanges },
-      connection: { value: this },
-    }) as Context;
   }
 
-  /** The viewer and rights as the last refresh found them, fixed: what a change decided now is executed with. */
+  /**
+   * The viewer and rights as the last refresh found them, fixed: a subscription starts with them,
+   * and a change decided now is executed with them.
+   */
   get rights(): Context {
     return this.current;
   }
@@ -103,7 +92,7 @@ export class LiveConnection {
     try {
       return await this.recheck();
     } catch (error) {
-      this.logger.warn({ err: error }, 'websocket: the connection could not be checked again; closed');
+      this.initial.logger.warn({ err: error }, 'websocket: the connection could not be checked again; closed');
       return this.end(CLOSE.unavailable);
     }
   }
@@ -126,12 +115,8 @@ export class LiveConnection {
   private async recheck(): Promise<boolean> {
     this.expireIfDue();
     if (this.closed) return false;
-    const address = this.initial.ipAddress ?? '';
-    const verdict = await this.services.firewall.check(address);
-    if (verdict.action !== FirewallAction.ALLOW) {
-      this.services.hits.record('ip_blocked', address, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: 'websocket' });
+    if (await isBlocked(this.services.firewall, this.services.hits, this.initial.ipAddress ?? '', 'websocket'))
       return this.end(CLOSE.forbidden);
-    }
     let viewer = this.current.viewer;
     if (viewer.sessionId !== null) {
       const session = await this.services.sessionCache.get(viewer.sessionId);

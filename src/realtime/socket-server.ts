@@ -8,7 +8,7 @@ import { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Context } from '../context';
 import { AppError, formatClientError, isPublicError } from '../errors';
 import type { UpgradeParts } from '../feature';
-import { FirewallAction } from '../firewall/firewall-rule.entity';
+import { isBlocked } from '../firewall/firewall.gate';
 import { addressBucket } from '../net/ip';
 import type { Logger } from '../logging';
 import { CLOSE, CloseReason, ConnectionServices, LiveConnection } from './live-connection';
@@ -116,11 +116,7 @@ export class SocketServer {
       }
       bucket = address;
       this.count(this.perAddress, bucket, +1);
-      const verdict = await this.services.firewall.check(clientIp);
-      if (verdict.action !== FirewallAction.ALLOW) {
-        this.services.hits.record('ip_blocked', clientIp, { rule: verdict.rule?.id ?? 'FIREWALL_DEFAULT', path: 'websocket' });
-        return refuse(403, 'Forbidden');
-      }
+      if (await isBlocked(this.services.firewall, this.services.hits, clientIp, 'websocket')) return refuse(403, 'Forbidden');
       // Cross-site WebSocket hijacking: a browser page of another site sends its Origin; native apps send none.
       const origin = request.headers.origin;
       if (origin !== undefined && !this.limits.corsOrigins.includes(origin)) {
@@ -229,12 +225,8 @@ export class SocketServer {
       const expiresAt = authorization ? (decodeJwt(authorization.replace(/^Bearer\s+/, '')).exp ?? 0) * 1000 : null;
       // The client may have gone while its token was checked: nothing to register then.
       if (socket.readyState !== WebSocket.OPEN) return false;
-      const connection = new LiveConnection(
-        context,
-        expiresAt,
-        { ...this.services, liveChanges: this.hub },
-        (reason) => this.close(socket, reason),
-        context.logger,
+      const connection = new LiveConnection(context, expiresAt, { ...this.services, liveChanges: this.hub }, (reason) =>
+        this.close(socket, reason),
       );
       ctx.extra.connection = connection;
       this.open.add(connection);
@@ -244,7 +236,7 @@ export class SocketServer {
     onSubscribe: async (ctx, _id, payload) => {
       const connection = ctx.extra.connection!;
       if (!(await connection.refresh())) return [new AppError('SERVICE_UNAVAILABLE', 'This connection is closing: reconnect.')];
-      return this.requests.prepare(payload, connection.context);
+      return this.requests.prepare(payload, connection.rights);
     },
     onNext: (ctx, _id, payload, _args, result) => ({
       ...result,
@@ -259,7 +251,7 @@ export class SocketServer {
       // An answer shared by many subscribers carries the same error objects: logged once.
       if (isPublicError(error) || this.logged.has(error)) continue;
       this.logged.add(error);
-      (connection?.context.logger ?? this.logger).error(
+      (connection?.rights.logger ?? this.logger).error(
         { err: error.originalError ?? error, path: error.path, operationName },
         'unexpected error in a subscription (masked for the client)',
       );

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { Kind, OperationTypeNode, parse } from 'graphql';
+import { requestParts } from '../firewall/graphql-limits';
 import { sendError } from '../http/http-errors';
 
 /** A document that cannot hold a subscription operation is not parsed here. */
@@ -12,10 +13,7 @@ const MAY_SUBSCRIBE = /\bsubscription\b/;
  */
 export function subscriptionsOverWebSocketOnly(maxTokens: number) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const query =
-      req.method === 'GET'
-        ? new URLSearchParams(req.originalUrl.split('?')[1] ?? '').get('query')
-        : (req.body as { query?: unknown })?.query;
+    const { query } = requestParts(req);
     if (typeof query === 'string' && MAY_SUBSCRIBE.test(query) && subscribes(query, maxTokens)) {
       sendError(res, 'BAD_REQUEST', 'Subscriptions run over WebSocket (graphql-transport-ws) at /graphql, not over HTTP.');
       return;
