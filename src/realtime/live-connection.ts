@@ -9,6 +9,7 @@ import type { Context } from '../context';
 import { isBlocked } from '../firewall/firewall.gate';
 import type { FirewallService } from '../firewall/firewall.service';
 import type { HitLog } from '../firewall/hit-log';
+import { FreshCall } from '../db/fresh-call';
 import { RequestLoaders } from '../graphql/request-loaders';
 import type { LiveChanges } from '../data/live-changes';
 
@@ -52,7 +53,15 @@ export interface ConnectionServices {
  */
 export class LiveConnection {
   subscriptions = 0;
+  /**
+   * Re-checks are asked for concurrently (a delivery, a session notification, a subscribe): one runs
+   * at a time, and each caller waits for one that started after it asked. Two interleaved would let
+   * the one that read the older session write last: a role change could be lost until the next.
+   */
+  private readonly rechecks = new FreshCall(() => this.recheck());
   private session: LiveSession | null = null;
+  /** The viewer of `session`, set with it. */
+  private viewer: Viewer;
   private current: Context;
   private closed = false;
 
@@ -62,6 +71,7 @@ export class LiveConnection {
     private readonly services: ConnectionServices,
     private readonly closeSocket: (reason: CloseReason) => void,
   ) {
+    this.viewer = initial.viewer;
     this.current = this.snapshot(initial.viewer, initial.access as AccessView);
   }
 
@@ -89,12 +99,8 @@ export class LiveConnection {
    */
   async refresh(): Promise<boolean> {
     if (this.closed) return false;
-    try {
-      return await this.recheck();
-    } catch (error) {
-      this.initial.logger.warn({ err: error }, 'websocket: the connection could not be checked again; closed');
-      return this.end(CLOSE.unavailable);
-    }
+    await this.rechecks.run();
+    return !this.closed;
   }
 
   /** Closes the socket with 4401 once its access token has expired (the idle check: no I/O). */
@@ -104,38 +110,46 @@ export class LiveConnection {
   }
 
   /** Closes the socket (once). */
-  end(reason: CloseReason): false {
-    if (!this.closed) {
-      this.closed = true;
-      this.closeSocket(reason);
-    }
-    return false;
+  end(reason: CloseReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeSocket(reason);
   }
 
-  private async recheck(): Promise<boolean> {
+  /** One re-check; a failure to reach the database closes the socket (1011). */
+  private async recheck(): Promise<void> {
+    try {
+      await this.rederive();
+    } catch (error) {
+      this.initial.logger.warn({ err: error }, 'websocket: the connection could not be checked again; closed');
+      this.end(CLOSE.unavailable);
+    }
+  }
+
+  private async rederive(): Promise<void> {
     this.expireIfDue();
-    if (this.closed) return false;
-    if (await isBlocked(this.services.firewall, this.services.hits, this.initial.ipAddress ?? '', 'websocket'))
-      return this.end(CLOSE.forbidden);
-    let viewer = this.current.viewer;
-    if (viewer.sessionId !== null) {
-      const session = await this.services.sessionCache.get(viewer.sessionId);
-      if (!session || session.userId !== viewer.userId) return this.end(CLOSE.forbidden);
+    if (this.closed) return;
+    if (await isBlocked(this.services.firewall, this.services.hits, this.initial.ipAddress ?? '', 'websocket')) {
+      this.end(CLOSE.forbidden);
+      return;
+    }
+    if (this.viewer.sessionId !== null) {
+      const session = await this.services.sessionCache.get(this.viewer.sessionId);
+      if (!session || session.userId !== this.viewer.userId) {
+        this.end(CLOSE.forbidden);
+        return;
+      }
       if (session !== this.session) {
         this.session = session;
-        viewer = viewerOf(session);
+        this.viewer = viewerOf(session);
       }
     }
+    const viewer = this.viewer;
     const policy = await this.services.policy.current();
-    const access = this.current.access as AccessView;
-    this.current =
-      viewer !== this.current.viewer || policy !== access.policy
-        ? this.snapshot(
-            viewer,
-            new AccessView(policy, viewer, { adminNetwork: this.services.adminNetworks.allows(this.initial.ipAddress) }),
-          )
-        : this.snapshot(viewer, access);
-    return !this.closed;
+    let access = this.current.access as AccessView;
+    if (access.viewer !== viewer || access.policy !== policy)
+      access = new AccessView(policy, viewer, { adminNetwork: this.services.adminNetworks.allows(this.initial.ipAddress) });
+    this.current = this.snapshot(viewer, access);
   }
 
   private snapshot(viewer: Viewer, access: AccessView): Context {
