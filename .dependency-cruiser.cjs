@@ -20,6 +20,7 @@ const MAY_IMPORT = {
   data: ['access', 'accounts', 'crypto'],
   models: ['crypto', 'data'],
   realtime: ['access', 'accounts', 'crypto', 'data', 'firewall'],
+  files: ['access', 'accounts', 'audit', 'crypto', 'data', 'firewall'],
   backup: ['access', 'audit', 'crypto'],
   'self-audit': ['access', 'audit', 'backup', 'crypto'],
 };

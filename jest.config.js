@@ -4,7 +4,7 @@ module.exports = {
   roots: ['<rootDir>/tests'],
   testMatch: ['**/*.test.ts'],
   transform: {
-    '^.+\\.(t|j)s$': [
+    '^.+\\.(t|j|mj)s$': [
       '@swc/jest',
       {
         jsc: {
@@ -16,8 +16,8 @@ module.exports = {
       },
     ],
   },
-  // jose and otplib's @scure/@noble dependencies ship ESM only: jest must transform them too.
-  transformIgnorePatterns: ['/node_modules/(?!(jose|otplib|@otplib|@scure|@noble)/)'],
+  // jose, otplib's @scure/@noble dependencies, @tus/server and srvx ship ESM only: jest must transform them too.
+  transformIgnorePatterns: ['/node_modules/(?!(jose|otplib|@otplib|@scure|@noble|@tus|srvx)/)'],
   setupFiles: ['reflect-metadata'],
   globalSetup: '<rootDir>/tests/support/global-setup.ts',
   globalTeardown: '<rootDir>/tests/support/global-teardown.ts',

@@ -54,6 +54,8 @@ export interface HttpParts {
   readonly gates?: readonly RequestHandler[];
   /** GET routes of its own, by path (the JWKS). */
   readonly routes?: Readonly<Record<string, RequestHandler>>;
+  /** Routes of its own for every method, by path prefix (file uploads and downloads), after the gates and security headers. */
+  readonly mounts?: Readonly<Record<string, readonly RequestHandler[]>>;
   /** /graphql requests before the body is read (rate limits). */
   readonly beforeBody?: readonly RequestHandler[];
   /** /graphql requests once the JSON body is parsed, before Apollo (document size limits). */

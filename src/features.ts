@@ -5,6 +5,7 @@ import { backupFeature } from './backup/backup.feature';
 import type { Config } from './config';
 import { cryptoFeature } from './crypto/crypto.feature';
 import type { Feature } from './feature';
+import { filesFeatures } from './files/files.feature';
 import { firewallFeature } from './firewall/firewall.feature';
 import { mailFeature } from './mail/mail.feature';
 import { mfaFeature } from './mfa/mfa.feature';
@@ -12,6 +13,10 @@ import { modelsFeature, modelsFeatureFor } from './models';
 import { realtimeFeature } from './realtime/realtime.feature';
 import { selfAuditFeature } from './self-audit/self-audit.feature';
 import { systemFeature } from './system/system.feature';
+
+// The files feature of every model (generated once: type-graphql's metadata is global), and of the served ones.
+const filesServing = filesFeatures(modelsFeature.dataModels ?? []);
+const filesFeature = filesServing(modelsFeature.dataModels ?? []);
 
 /**
  * Every feature Bastion runs, each a folder of its own. The order is the order of each request's
@@ -31,6 +36,7 @@ export const FEATURES: readonly Feature[] = [
   firewallFeature,
   modelsFeature,
   realtimeFeature,
+  filesFeature,
   backupFeature,
   selfAuditFeature,
 ];
@@ -38,5 +44,6 @@ export const FEATURES: readonly Feature[] = [
 /** The features a process with this configuration runs: without the sample models unless BASTION_SAMPLE_MODELS is on. */
 export function featuresFor(config: Pick<Config, 'sampleModels'>): readonly Feature[] {
   const models = modelsFeatureFor(config);
-  return FEATURES.map((feature) => (feature === modelsFeature ? models : feature));
+  const files = filesServing(models.dataModels ?? []);
+  return FEATURES.map((feature) => (feature === modelsFeature ? models : feature === filesFeature ? files : feature));
 }

@@ -226,6 +226,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
   // Security headers for an API (HSTS is ours above, no CSP: responses are JSON, and the Sandbox page loads Apollo's scripts).
   app.use(helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false, strictTransportSecurity: false }));
   for (const parts of httpParts) for (const [route, handler] of Object.entries(parts.routes ?? {})) app.get(route, handler);
+  for (const parts of httpParts) for (const [path, handlers] of Object.entries(parts.mounts ?? {})) app.use(path, ...handlers);
   app.use(
     '/graphql',
     requestDeadline(config.requestTimeoutMs),

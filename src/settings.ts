@@ -5,6 +5,7 @@ import { AUDIT_SETTINGS } from './audit/audit.settings';
 import { BACKUP_SETTINGS } from './backup/backup.settings';
 import { PLATFORM_SETTINGS } from './config/platform.settings';
 import { CRYPTO_SETTINGS } from './crypto/crypto.settings';
+import { FILES_SETTINGS } from './files/files.settings';
 import { FIREWALL_SETTINGS } from './firewall/firewall.settings';
 import { MAIL_SETTINGS } from './mail/mail.settings';
 import { MODELS_SETTINGS } from './models/models.settings';
@@ -27,6 +28,7 @@ export const SETTINGS_TABLES: readonly SettingsTable[] = [
   FIREWALL_SETTINGS,
   MODELS_SETTINGS,
   REALTIME_SETTINGS,
+  FILES_SETTINGS,
   BACKUP_SETTINGS,
   SELF_AUDIT_SETTINGS,
 ];

@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Transform, TransformCallback } from 'node:stream';
 import { KEY_BYTES, TAG_BYTES } from '../crypto/aes-gcm';
 import { KID_PATTERN, Keyring } from '../crypto/keyring';
+import { STREAM_MAX_CHUNKS, STREAM_NONCE_PREFIX_BYTES, openStreamChunk, sealStreamChunk } from '../crypto/stream-cipher';
 import { BackupError, archiveDamaged } from './backup-errors';
 
 /** 0x89 first, as PNG does: a transfer that strips the 8th bit, or a text file, fails at once. */
@@ -10,10 +11,8 @@ export const ARCHIVE_FORMAT_VERSION = 1;
 /** Plaintext bytes per encrypted chunk: memory stays at a few chunks whatever the database size. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 const SALT_BYTES = 32;
-const NONCE_PREFIX_BYTES = 7;
+const NONCE_PREFIX_BYTES = STREAM_NONCE_PREFIX_BYTES;
 const KEY_CHECK_BYTES = 16;
-/** The counter is 32 bits: 2^32 chunks of 64 KiB (256 TiB) per archive. */
-const MAX_CHUNKS = 2 ** 32;
 /** The longest header: magic, version, kid length, a 32-character kid, salt, prefix, chunk size, key check. */
 export const MAX_HEADER_BYTES = ARCHIVE_MAGIC.length + 2 + 32 + SALT_BYTES + NONCE_PREFIX_BYTES + 4 + KEY_CHECK_BYTES;
 
@@ -97,15 +96,6 @@ export function archiveKey(keyring: Keyring, header: ArchiveHeader): Buffer {
   return keys.encryption;
 }
 
-/** Nonce = 7-byte random prefix ‖ 32-bit chunk counter ‖ final-chunk flag (the STREAM construction). */
-function chunkNonce(prefix: Buffer, counter: number, final: boolean): Buffer {
-  const nonce = Buffer.alloc(12);
-  prefix.copy(nonce, 0);
-  nonce.writeUInt32BE(counter, NONCE_PREFIX_BYTES);
-  nonce[11] = final ? 1 : 0;
-  return nonce;
-}
-
 /** Holds incoming buffers and hands out exact-size pieces without copying more than once. */
 class ByteQueue {
   private parts: Buffer[] = [];
@@ -183,13 +173,14 @@ export class ArchiveEncryptor extends UnitTransform {
   }
 
   protected process(plaintext: Buffer, final: boolean): Buffer {
-    if (this.counter >= MAX_CHUNKS) throw new Error('archive too large for one key (2^32 chunks)');
-    const cipher = createCipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.counter, final), {
-      authTagLength: TAG_BYTES,
-    });
-    cipher.setAAD(this.header.bytes);
+    // 2^32 chunks of 64 KiB (256 TiB) per archive.
+    if (this.counter >= STREAM_MAX_CHUNKS) throw new Error('archive too large for one key (2^32 chunks)');
+    const sealed = sealStreamChunk(
+      { key: this.key, noncePrefix: this.header.noncePrefix, counter: this.counter, final, additionalData: this.header.bytes },
+      plaintext,
+    );
     this.counter += 1;
-    return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    return sealed;
   }
 }
 
@@ -204,21 +195,16 @@ export class ArchiveDecryptor extends UnitTransform {
 
   protected process(sealed: Buffer, final: boolean): Buffer {
     if (sealed.length < TAG_BYTES) throw archiveDamaged('it ends early (truncated)');
-    const decipher = createDecipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.counter, final), {
-      authTagLength: TAG_BYTES,
-    });
-    decipher.setAAD(this.header.bytes);
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    const plaintext = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES));
-    try {
-      decipher.final();
-    } catch {
+    const plaintext = openStreamChunk(
+      { key: this.key, noncePrefix: this.header.noncePrefix, counter: this.counter, final, additionalData: this.header.bytes },
+      sealed,
+    );
+    if (!plaintext)
       throw archiveDamaged(
         final
           ? `its last chunk (${this.counter}) does not authenticate: the archive is truncated, extended or was modified`
           : `chunk ${this.counter} does not authenticate: bytes were changed, removed or reordered`,
       );
-    }
     this.counter += 1;
     return plaintext;
   }

@@ -68,6 +68,7 @@ async function resolveArchive(
 
 async function withAdminClient<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: databaseUrlFor(url, 'postgres') });
+  client.on('error', () => undefined); // surfaces through the query that meets it
   await client.connect();
   try {
     return await work(client);

@@ -73,13 +73,13 @@ export function nonEmpty(raw: string): string {
   return raw.trim();
 }
 
-const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 * 1024 };
+const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 * 1024, gb: 1024 * 1024 * 1024 };
 
-/** A size in b, kb or mb. */
+/** A size in b, kb, mb or gb. */
 export function byteSize(min: number, max: number) {
   return (raw: string): number => {
-    const match = /^(\d+)\s*(b|kb|mb)?$/i.exec(raw.trim());
-    if (!match) throw new SettingProblem(`must be a size such as 100kb or 1mb (got ${quote(raw)})`);
+    const match = /^(\d+)\s*(b|kb|mb|gb)?$/i.exec(raw.trim());
+    if (!match) throw new SettingProblem(`must be a size such as 100kb, 1mb or 2gb (got ${quote(raw)})`);
     const value = Number(match[1]) * BYTE_UNITS[(match[2] ?? 'b').toLowerCase()];
     if (value < min || value > max) {
       throw new SettingProblem(`must be between ${min} and ${max} bytes (got ${value})`);

@@ -23,6 +23,8 @@ export interface KeyringMaterial {
 const ENCRYPTION_DOMAIN = 'bastion/v1/column-encryption/';
 const BLIND_INDEX_DOMAIN = 'bastion/v1/blind-index/';
 const BACKUP_ARCHIVE_DOMAIN = 'bastion/v1/backup-archive/';
+const FILE_CONTENT_DOMAIN = 'bastion/v1/file-content/';
+const FILE_URL_DOMAIN = 'bastion/v1/file-url';
 const AUDIT_CHAIN_DOMAIN = 'bastion/v1/audit-chain';
 
 /**
@@ -110,6 +112,21 @@ export class Keyring {
       encryption: Buffer.from(hkdfSync('sha256', dataKey, salt, `${BACKUP_ARCHIVE_DOMAIN}encryption`, KEY_BYTES)),
       check: Buffer.from(hkdfSync('sha256', dataKey, salt, `${BACKUP_ARCHIVE_DOMAIN}key-check`, 16)),
     };
+  }
+
+  /**
+   * The key of one stored file content: derived from data key `kid` with the content's random
+   * salt, so every file (and every variant) has a key of its own.
+   */
+  fileContentKey(kid: string, salt: Buffer): Buffer | undefined {
+    const dataKey = this.material.keys.get(kid);
+    return dataKey && Buffer.from(hkdfSync('sha256', dataKey, salt, `${FILE_CONTENT_DOMAIN}encryption`, KEY_BYTES));
+  }
+
+  /** The HMAC key of signed file URLs under data key `kid`; undefined for an unknown kid. */
+  fileUrlKey(kid: string): Buffer | undefined {
+    const dataKey = this.material.keys.get(kid);
+    return dataKey && this.derive(`f:${kid}`, dataKey, FILE_URL_DOMAIN);
   }
 
   private derive(cacheKey: string, root: Buffer, info: string): Buffer {

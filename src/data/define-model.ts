@@ -54,6 +54,22 @@ export interface ManyRelationOptions {
 
 export type RelationOptions = OneRelationOptions | ManyRelationOptions;
 
+/** A file field: one file (`Profile.avatar: File`) or several (`Post.attachments: [File!]`), served by the files feature. */
+export interface FileFieldOptions {
+  readonly description: string;
+  /** Several files in this field, up to `maxFiles` (default 10); one otherwise (a new upload replaces it). */
+  readonly multiple?: boolean;
+  readonly maxFiles?: number;
+  /** The largest file, in bytes. */
+  readonly maxBytes: number;
+  /** The content types allowed, as read from the bytes (`image/jpeg`, `application/pdf`…). */
+  readonly types: readonly string[];
+  /** Keep images' metadata (EXIF, GPS…); stripped by default. */
+  readonly keepMetadata?: boolean;
+  /** Smaller renditions made of images when they arrive (`THUMB_256`, `MEDIUM_1024`). */
+  readonly variants?: readonly string[];
+}
+
 export interface DefineModelOptions<T> {
   /** The property holding the owner's user id (a uuid column); omit for rows nobody owns. */
   readonly owner?: keyof T & string;
@@ -73,6 +89,8 @@ export interface DefineModelOptions<T> {
   /** Fields clients may set on create and update. Never the id, the owner or timestamps. */
   readonly writable: readonly (keyof T & string)[];
   readonly relations?: Readonly<Record<string, RelationOptions>>;
+  /** File fields (README "Files"); the table needs the files trigger in a migration, which the server checks at start. */
+  readonly files?: Readonly<Record<string, FileFieldOptions>>;
   /** The list field's name; default the lowerCamel English plural of the type name. */
   readonly plural?: string;
   /**
@@ -131,6 +149,15 @@ export interface ModelRelation {
   readonly count: { readonly name: string; readonly description: string } | null;
 }
 
+/** A file field, resolved. */
+export interface ModelFileField extends FileFieldOptions {
+  readonly name: string;
+  readonly multiple: boolean;
+  readonly maxFiles: number;
+  readonly keepMetadata: boolean;
+  readonly variants: readonly string[];
+}
+
 /** Everything the data API generates from, checked once when the schema is built. */
 export interface ModelDefinition {
   readonly entity: new () => object;
@@ -142,6 +169,7 @@ export interface ModelDefinition {
   readonly ownerField: ModelField | null;
   readonly fields: readonly ModelField[];
   readonly relations: readonly ModelRelation[];
+  readonly files: readonly ModelFileField[];
   readonly access: ModelAccessSpec;
   /** Serves `<singular>Changed`; its change trigger keeps `changeColumns` of a row's state before each change. */
   readonly subscriptions: boolean;
@@ -271,6 +299,24 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     };
   });
 
+  const files = Object.entries(options.files ?? {}).map(([fileName, file]): ModelFileField => {
+    if (field(fileName) || relations.some((relation) => relation.name === fileName || relation.count?.name === fileName))
+      fail(`file field "${fileName}" has the name of a field or relation`);
+    if (!Number.isSafeInteger(file.maxBytes) || file.maxBytes < 1 || file.maxBytes > 2 ** 31 - 1)
+      fail(`file field "${fileName}": maxBytes must be a whole number of bytes from 1 to 2147483647 (2 GiB)`);
+    if (file.types.length === 0) fail(`file field "${fileName}": name at least one content type`);
+    const maxFiles = file.multiple ? (file.maxFiles ?? 10) : 1;
+    if (!Number.isSafeInteger(maxFiles) || maxFiles < 1) fail(`file field "${fileName}": maxFiles must be a positive integer`);
+    return {
+      ...file,
+      name: fileName,
+      multiple: file.multiple === true,
+      maxFiles,
+      keepMetadata: file.keepMetadata === true,
+      variants: [...(file.variants ?? [])],
+    };
+  });
+
   const singular = name[0].toLowerCase() + name.slice(1);
   const remembered = new Set<string>();
   for (const candidate of fields) {
@@ -282,6 +328,7 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
   const readableFields = [
     ...fields.map((candidate) => candidate.name),
     ...relations.flatMap((relation) => [relation.name, ...(relation.count ? [relation.count.name] : [])]),
+    ...files.map((file) => file.name),
   ];
   return {
     entity: entity,
@@ -293,13 +340,15 @@ export function resolveModel(handle: ModelHandle, byEntity: (entity: Function) =
     ownerField,
     fields,
     relations,
+    files,
     subscriptions: options.subscriptions === true,
     changeColumns: [...remembered],
     access: {
       name,
       ownerField: ownerField?.name ?? null,
       readableFields,
-      writableFields: [...options.writable],
+      // A file field is written by its uploads: attaching or removing one needs update on the row and write on the field.
+      writableFields: [...options.writable, ...files.map((file) => file.name)],
       filters,
       defaults: options.defaults,
     },

@@ -26,6 +26,7 @@ import { WhereInput, filterTypeOf } from './filters';
 import { LiveChange, followChanges } from './live-changes';
 import { selectionOf } from './selection';
 import type { ListArgs, ModelStore } from './model-store';
+import { ParameterDecoratorFunction, defineMethod, namedClass } from '../graphql/generated-classes';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs, PageInfo } from '../graphql/pagination';
 
 export enum SortDirectionValue {
@@ -69,19 +70,6 @@ export interface GeneratedModel {
   };
 }
 
-/** A class made at run time; decorators are applied to its prototype. */
-interface DynamicClass {
-  new (): object;
-  readonly prototype: object;
-}
-
-/** A class with a given name, so type-graphql and stack traces show it. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a mixin base must take any arguments (TS2545)
-function namedClass(name: string, base?: new (...args: any[]) => object): DynamicClass {
-  const holder = { [name]: base ? class extends base {} : class {} };
-  return holder[name];
-}
-
 function scalarOf(field: ModelField): GraphQLScalarType | DateConstructor {
   if (field.encrypted) return GraphQLString;
   return { id: GraphQLID, string: GraphQLString, int: GraphQLInt, float: GraphQLFloat, boolean: GraphQLBoolean, datetime: Date }[
@@ -95,22 +83,6 @@ const MAX_BRANCHES = 20;
 /** The base of every generated resolver: the store its methods call. */
 class StoreResolver {
   constructor(readonly store: ModelStore) {}
-}
-
-type MethodDecoratorFunction = (target: object, key: string, descriptor: PropertyDescriptor) => void;
-type ParameterDecoratorFunction = (target: object, key: string, index: number) => void;
-
-/** Adds a method to a generated class and decorates it as `@method name(@params[0] a, @params[1] b)` would. */
-function defineMethod(
-  target: { prototype: object },
-  name: string,
-  implementation: Function,
-  method: MethodDecorator,
-  params: ParameterDecoratorFunction[],
-): void {
-  Object.defineProperty(target.prototype, name, { value: implementation, writable: true, configurable: true });
-  (method as MethodDecoratorFunction)(target.prototype, name, Object.getOwnPropertyDescriptor(target.prototype, name)!);
-  params.forEach((param, index) => param(target.prototype, name, index));
 }
 
 const upperSnake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();

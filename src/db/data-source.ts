@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { Client, ClientConfig } from 'pg';
 import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
 import { AfterCommitSubscriber } from './after-commit';
@@ -15,6 +16,20 @@ export interface DataSourceOptions extends Tables {
   readonly poolSize: number;
   /** PostgreSQL's statement_timeout on every pooled connection (the server's); unset: none (migrations, tools). */
   readonly statementTimeoutMs?: number;
+}
+
+/**
+ * A pooled connection that always hears its 'error' event. pg-pool takes its own listener off a
+ * client as it hands it out, and the caller adds one only after its callback returns; when the
+ * server ends the connection in that moment (a shutdown's FATAL read in the same packet as the
+ * ReadyForQuery), the event would find no listener and crash the process. The error still reaches
+ * the query that meets it, the pool's idle handler and TypeORM's.
+ */
+class ListeningClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
 }
 
 /**
@@ -36,7 +51,12 @@ export function createDataSource(options: DataSourceOptions): DataSource {
     migrationsRun: false,
     uuidExtension: 'pgcrypto',
     // statement_timeout goes in the startup packet: it holds from a connection's first statement, on every connection of the pool.
-    extra: { max: options.poolSize, connectionTimeoutMillis: 5_000, statement_timeout: options.statementTimeoutMs },
+    extra: {
+      max: options.poolSize,
+      connectionTimeoutMillis: 5_000,
+      statement_timeout: options.statementTimeoutMs,
+      Client: ListeningClient,
+    },
     // Idle pooled connections die with the server; the pool replaces them, so this is not fatal.
     poolErrorHandler: () => undefined,
   });

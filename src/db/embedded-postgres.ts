@@ -119,6 +119,7 @@ export class EmbeddedPostgres {
 
   async ensureDatabase(database: string): Promise<void> {
     const client = new Client({ connectionString: this.urlFor('postgres') });
+    client.on('error', () => undefined); // surfaces through the query that meets it
     await client.connect();
     try {
       const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);

@@ -15,6 +15,15 @@ export const ERROR_CODES = {
   IP_BLOCKED: { httpStatus: 403, meaning: 'Requests from this network are not allowed.' },
   NOT_FOUND: { httpStatus: 404, meaning: 'No such object, or not yours (the two look the same).' },
   CONFLICT: { httpStatus: 200, meaning: 'The change collides with existing data.' },
+  QUOTA_EXCEEDED: {
+    httpStatus: 413,
+    meaning: "The account's file storage, or the field's number of files, would be exceeded: remove files first.",
+  },
+  FILE_REJECTED: {
+    httpStatus: 422,
+    meaning:
+      'An uploaded file was refused and nothing was kept: extensions.reason says why (TYPE_NOT_ALLOWED, TOO_LARGE, PIXEL_LIMIT, UNDECODABLE).',
+  },
   INTERNAL_SERVER_ERROR: { httpStatus: 500, meaning: 'Something failed on the server; quote the X-Request-Id response header.' },
   SERVICE_UNAVAILABLE: { httpStatus: 503, meaning: 'A dependency (the database) is down; retry with backoff.' },
   TIMEOUT: {

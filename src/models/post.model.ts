@@ -48,6 +48,16 @@ export const postModel = defineModel(Post, {
   sortable: ['createdAt', 'updatedAt', 'title'],
   filters: { published: { published: true } },
   subscriptions: true,
+  files: {
+    attachments: {
+      description: 'Photos and documents attached to the post (up to 10): images re-encoded without their metadata, PDFs, audio.',
+      multiple: true,
+      maxFiles: 10,
+      maxBytes: 25 * 1024 * 1024,
+      types: ['image/jpeg', 'image/png', 'image/webp', 'application/pdf', 'audio/mp4', 'audio/mpeg'],
+      variants: ['THUMB_256', 'MEDIUM_1024'],
+    },
+  },
   relations: {
     author: {
       kind: 'one',

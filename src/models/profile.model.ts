@@ -61,13 +61,22 @@ export class Profile {
   updatedAt!: Date;
 }
 
-const PUBLIC_FIELDS = ['id', 'userId', 'displayName', 'bio', 'avatarUrl', 'createdAt', 'updatedAt'];
+const PUBLIC_FIELDS = ['id', 'userId', 'displayName', 'bio', 'avatarUrl', 'avatar', 'createdAt', 'updatedAt'];
 
 export const profileModel = defineModel(Profile, {
   owner: 'userId',
   writable: ['displayName', 'bio', 'avatarUrl', 'phone', 'birthDate'],
   filterable: ['userId', 'displayName', 'phone'],
   sortable: ['createdAt', 'displayName'],
+  files: {
+    avatar: {
+      description:
+        'The profile picture, public like the name: JPEG, PNG or WebP up to 5 MB, re-encoded without its metadata (GPS included).',
+      maxBytes: 5 * 1024 * 1024,
+      types: ['image/jpeg', 'image/png', 'image/webp'],
+      variants: ['THUMB_256'],
+    },
+  },
   defaults: [
     { role: 'anonymous', action: 'read', scope: 'all', fields: PUBLIC_FIELDS },
     { role: 'user', action: 'read', scope: 'own' },

@@ -65,6 +65,7 @@ const MODEL: ModelDefinition = {
     field('email', 'string', { encrypted: true, blindIndexColumn: 'email_index' }),
   ],
   relations: [],
+  files: [],
   access: { name: 'FilterVault', ownerField: null, readableFields: [], writableFields: [], filters: {}, defaults: [] },
 };
 

@@ -1,0 +1,202 @@
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { Server as TusServer } from '@tus/server';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { sendError } from '../http/http-errors';
+import type { Logger } from '../logging';
+import type { Clock } from '../clock';
+import type { FileRefusals } from './file-refusals';
+import type { FileUrls } from './file-urls';
+import { FilesService, ORIGINAL } from './files.service';
+import { BastionTusStore, tusRequest } from './tus-store';
+import { UploadRefusal } from './upload-refusal';
+import type { UploadsService } from './uploads.service';
+
+export const UPLOADS_PATH = '/files/uploads';
+
+export interface UploadRouteOptions {
+  readonly maxUploadsPerAccount: number;
+  readonly maxUploadsPerAddress: number;
+  /** Whether a browser page from this origin may use the route (CORS_ORIGINS); apps send no Origin. */
+  readonly allowsOrigin: (origin: string) => boolean;
+}
+
+/** Requests in flight per key, for the concurrency limits (per instance). */
+class InFlight {
+  private readonly counts = new Map<string, number>();
+
+  enter(key: string, limit: number): boolean {
+    const count = this.counts.get(key) ?? 0;
+    if (count >= limit) return false;
+    this.counts.set(key, count + 1);
+    return true;
+  }
+
+  leave(key: string): void {
+    const count = (this.counts.get(key) ?? 1) - 1;
+    if (count <= 0) this.counts.delete(key);
+    else this.counts.set(key, count);
+  }
+}
+
+/**
+ * The tus endpoint: `/files/uploads/<token>`, the URL startUpload returns, is both where the app
+ * creates the upload (POST, the tus creation extension) and where it sends the bytes (PATCH),
+ * asks for the offset to resume from (HEAD) and gives up (DELETE). The token names the upload
+ * and is signed: a forged or altered one is 404 before any lookup, as is an expired upload.
+ */
+export function uploadRoute(
+  uploads: UploadsService,
+  urls: FileUrls,
+  refusals: FileRefusals,
+  logger: Logger,
+  options: UploadRouteOptions,
+): RequestHandler {
+  const tus = new TusServer({
+    path: UPLOADS_PATH,
+    datastore: new BastionTusStore(uploads),
+    // The URL the app was given is the upload's URL too: Location sends its path back (relative, as RFC 9110 allows;
+    // tus clients resolve it against the URL they posted to, which also holds behind a TLS proxy).
+    namingFunction: (req) => tokenOf(req.url).uploadId ?? Promise.reject(new UploadRefusal('NOT_FOUND', 'No such upload.')),
+    getFileIdFromRequest: (_req, lastPath) => (lastPath ? (urls.uploadIdOf(lastPath) ?? undefined) : undefined),
+    generateUrl: (req) => new URL(req.url).pathname,
+    allowedOrigins: (origin) => options.allowsOrigin(origin),
+    disableTerminationForFinishedUploads: true,
+    onResponseError: (_req, error) => {
+      if (error instanceof UploadRefusal || !(error instanceof Error)) return undefined;
+      logger.error({ err: error }, 'files: an upload request failed');
+      return {
+        status_code: 500,
+        body: JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] }),
+      };
+    },
+  });
+  const tokenOf = (url: string) => {
+    const token = new URL(url, 'http://localhost').pathname.split('/').pop() ?? '';
+    return { uploadId: urls.uploadIdOf(token) };
+  };
+  const inFlight = new InFlight();
+
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      if (req.method === 'OPTIONS') {
+        await tus.handle(req, res);
+        return;
+      }
+      const { uploadId } = tokenOf(req.originalUrl);
+      const upload = uploadId ? await uploads.find(uploadId) : null;
+      if (!upload) {
+        if (!uploadId) refusals.refused('upload_url', req.clientIp);
+        sendError(res, 'NOT_FOUND', 'No such upload: it expired, finished, or the URL is wrong. Start a new one with startUpload.');
+        return;
+      }
+      const address = `address:${req.clientIp}`;
+      const account = `account:${upload.userId}`;
+      if (!inFlight.enter(address, options.maxUploadsPerAddress)) return tooMany(res);
+      if (!inFlight.enter(account, options.maxUploadsPerAccount)) {
+        inFlight.leave(address);
+        return tooMany(res);
+      }
+      try {
+        res.setHeader('Upload-Expires', upload.expiresAt.toUTCString());
+        res.setHeader('Cache-Control', 'no-store');
+        // express strips the mount path from req.url; @tus/server reads the upload's URL from it.
+        req.url = req.originalUrl;
+        await tusRequest.run({ clientIp: req.clientIp }, () => tus.handle(req, res));
+      } finally {
+        inFlight.leave(address);
+        inFlight.leave(account);
+      }
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+function tooMany(res: Response): void {
+  res.setHeader('Retry-After', '1');
+  sendError(res, 'RATE_LIMITED', 'Too many uploads at once from this account or network: wait for one to finish.', undefined, {
+    retryAfterSeconds: 1,
+  });
+}
+
+/** An HTTP byte range, `bytes=a-b`, `bytes=a-` or `bytes=-n`; one range only (several get the whole file). */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const match = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return undefined;
+  if (match[1] === '') {
+    const suffix = Number(match[2]);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(match[1]);
+  const end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+  if (start >= size || end < start) return 'unsatisfiable';
+  return { start, end };
+}
+
+/**
+ * `GET /files/<id>/<variant>?expires&kid&sig`: a file's bytes by signed URL, no bearer token
+ * needed. An expired or altered URL is 403 and says nothing about the file. Range requests,
+ * ETag (the content's SHA-256) and If-None-Match; `private` caching for as long as the URL lives;
+ * anything but an image is sent as an attachment, under a CSP that lets nothing run.
+ */
+export function downloadRoute(files: FilesService, refusals: FileRefusals, clock: Clock, logger: Logger): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      const match = /^\/([0-9a-f-]{36})\/([a-z0-9_]{1,32})$/.exec(req.path);
+      const fileId = match?.[1] ?? '';
+      const variant = (match?.[2] ?? '').toUpperCase();
+      const refusal = match ? files.urls.checkDownload(fileId, variant, req.query) : 'invalid';
+      if (refusal) {
+        refusals.refused('download_url', req.clientIp);
+        sendError(res, 'FORBIDDEN', 'This file link is not valid: it expired or was changed. Ask the API for a new one.');
+        return;
+      }
+      const download = await files.download(fileId, variant === ORIGINAL ? ORIGINAL : variant);
+      if (!download) {
+        sendError(res, 'NOT_FOUND', 'This file was removed.');
+        return;
+      }
+      const { content, contentType, sha256 } = download;
+      const etag = `"${sha256}"`;
+      const expiresInSeconds = Math.max(0, Number(req.query.expires) - Math.floor(clock.now().getTime() / 1000));
+      res.setHeader('ETag', etag);
+      res.setHeader('Cache-Control', `private, max-age=${expiresInSeconds}`);
+      res.setHeader('Accept-Ranges', 'bytes');
+      res.setHeader('Content-Type', contentType);
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
+      res.setHeader('Content-Disposition', contentType.startsWith('image/') ? 'inline' : 'attachment');
+      if (req.get('if-none-match') === etag) {
+        res.status(304).end();
+        return;
+      }
+      const ifRange = req.get('if-range');
+      const range = ifRange === undefined || ifRange === etag ? parseRange(req.get('range'), content.byteSize) : undefined;
+      if (range === 'unsatisfiable') {
+        res.setHeader('Content-Range', `bytes */${content.byteSize}`);
+        sendError(res, 'BAD_REQUEST', 'The requested range is outside the file.', 416);
+        return;
+      }
+      if (range) {
+        res.status(206);
+        res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${content.byteSize}`);
+        res.setHeader('Content-Length', String(range.end - range.start + 1));
+      } else {
+        res.setHeader('Content-Length', String(content.byteSize));
+      }
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      await pipeline(Readable.from(files.read(content, range)), res).catch((error: unknown) => {
+        // Headers are out: a failure now (a damaged chunk, a lost store) can only cut the response.
+        if (!res.destroyed) logger.error({ err: error, fileId }, 'files: a download failed midway');
+        res.destroy();
+      });
+    } catch (error) {
+      next(error);
+    }
+  };
+}

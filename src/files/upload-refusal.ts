@@ -1,0 +1,34 @@
+import type { ErrorCode, PublicDetails } from '../errors';
+import { ERROR_CODES } from '../errors';
+
+/**
+ * A refusal on the upload route, in the shape @tus/server answers with (`status_code`, `body`),
+ * the body GraphQL-shaped like every other error Bastion sends, so an app parses one format.
+ */
+export class UploadRefusal extends Error {
+  readonly status_code: number;
+  readonly body: string;
+
+  /** FILE_REJECTED's reason. */
+  readonly reason: string | undefined;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    details: PublicDetails = {},
+    status: number = ERROR_CODES[code].httpStatus,
+  ) {
+    super(message);
+    this.name = 'UploadRefusal';
+    this.status_code = status;
+    this.body = JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] });
+    this.reason = typeof details.reason === 'string' ? details.reason : undefined;
+  }
+}
+
+/** The reasons FILE_REJECTED gives in `extensions.reason`. */
+export type RejectionReason = 'TYPE_NOT_ALLOWED' | 'TOO_LARGE' | 'PIXEL_LIMIT' | 'UNDECODABLE';
+
+export function fileRejected(reason: RejectionReason, message: string): UploadRefusal {
+  return new UploadRefusal('FILE_REJECTED', message, { reason });
+}

@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+import { TestAccount, makeUser } from '../support/factories';
+import { photoWithGps, startUpload, tusCreate, tusHead, tusPatch, tusUpload } from '../support/files';
+import { TestServer, startTestServer } from '../support/test-server';
+
+const PROFILE_FILES =
+  'query($id: ID!) { profile(id: $id) { id avatar { id contentType byteSize sha256 url thumb: url(variant: THUMB_256) } } }';
+
+let server: TestServer;
+let alice: TestAccount;
+let profileId: string;
+
+async function createProfile(account: TestAccount): Promise<string> {
+  const { body } = await account.client.request<{ createProfile: { id: string } }>(
+    'mutation($input: CreateProfileInput!) { createProfile(input: $input) { id } }',
+    { input: { displayName: 'Alice' } },
+  );
+  if (!body.data) throw new Error(JSON.stringify(body.errors));
+  return body.data.createProfile.id;
+}
+
+beforeAll(async () => {
+  server = await startTestServer();
+  alice = await makeUser(server);
+  profileId = await createProfile(alice);
+});
+afterAll(() => server?.close());
+
+describe('an avatar uploaded over tus', () => {
+  it('is re-encoded without its GPS metadata, attached, and served by a signed URL', async () => {
+    const photo = await photoWithGps(640, 480);
+    expect((await sharp(photo).metadata()).exif).toBeDefined();
+    const started = await startUpload(alice.client, 'startProfileAvatarUpload', profileId, photo, 'image/jpeg');
+    expect(started.errors).toBeUndefined();
+    const created = await tusCreate(started.url!, photo.length);
+    expect(created.status).toBe(201);
+    expect(new URL(created.headers.get('location')!, started.url).href).toBe(started.url);
+    expect(created.headers.get('upload-expires')).toBeTruthy();
+    const patched = await tusPatch(started.url!, 0, photo);
+    expect({ status: patched.status, offset: patched.offset, body: patched.body }).toEqual({ status: 204, offset: photo.length, body: '' });
+
+    const { body } = await alice.client.request<{
+      profile: { avatar: { contentType: string; sha256: string; byteSize: number; url: string; thumb: string } };
+    }>(PROFILE_FILES, { id: profileId });
+    const avatar = body.data!.profile.avatar;
+    expect(avatar.contentType).toBe('image/jpeg');
+    const download = await fetch(avatar.url);
+    expect(download.status).toBe(200);
+    const bytes = Buffer.from(await download.arrayBuffer());
+    expect(bytes.length).toBe(avatar.byteSize);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(avatar.sha256);
+    expect(download.headers.get('etag')).toBe(`"${avatar.sha256}"`);
+    const metadata = await sharp(bytes).metadata();
+    expect({ exif: metadata.exif, width: metadata.width, height: metadata.height }).toEqual({ exif: undefined, width: 640, height: 480 });
+    expect(bytes.includes(Buffer.from('WGS-84-HOME'))).toBe(false);
+    const thumb = await fetch(avatar.thumb);
+    expect((await sharp(Buffer.from(await thumb.arrayBuffer())).metadata()).width).toBe(256);
+  });
+
+  it('resumes after a cut: HEAD gives the offset kept, and the rest completes the file', async () => {
+    const photo = await photoWithGps(1600, 1200);
+    const started = await startUpload(alice.client, 'startProfileAvatarUpload', profileId, photo, 'image/jpeg');
+    expect((await tusCreate(started.url!, photo.length)).status).toBe(201);
+    const firstPart = Math.floor(photo.length / 3);
+    expect((await tusPatch(started.url!, 0, photo.subarray(0, firstPart))).offset).toBe(firstPart);
+    expect((await tusHead(started.url!)).offset).toBe(firstPart);
+    const done = await tusPatch(started.url!, firstPart, photo.subarray(firstPart));
+    expect(done.status).toBe(204);
+    const { body } = await alice.client.request<{ profile: { avatar: { byteSize: number } } }>(PROFILE_FILES, { id: profileId });
+    expect(body.data!.profile.avatar).not.toBeNull();
+  });
+
+  it('refuses an HTML page claimed as an image and keeps nothing', async () => {
+    const page = Buffer.from('<!doctype html><html><script>alert(1)</script></html>');
+    const before = await server.bastion.database.dataSource.query('SELECT count(*)::int AS n FROM file_contents');
+    const started = await startUpload(alice.client, 'startProfileAvatarUpload', profileId, page, 'image/png');
+    const answer = await tusUpload(started.url!, page);
+    expect(answer.status).toBe(422);
+    expect(JSON.parse(answer.body).errors[0].extensions).toEqual({ code: 'FILE_REJECTED', reason: 'TYPE_NOT_ALLOWED' });
+    const after = await server.bastion.database.dataSource.query('SELECT count(*)::int AS n FROM file_contents');
+    expect(after[0].n).toBe(before[0].n);
+    expect((await tusHead(started.url!)).status).toBe(404);
+  });
+});
