@@ -21,8 +21,8 @@ const MAY_IMPORT = {
   models: ['crypto', 'data'],
   realtime: ['access', 'accounts', 'crypto', 'data', 'firewall'],
   files: ['access', 'accounts', 'audit', 'crypto', 'data', 'firewall'],
-  backup: ['access', 'audit', 'crypto'],
-  'self-audit': ['access', 'audit', 'backup', 'crypto'],
+  backup: ['access', 'audit', 'crypto', 'files'],
+  'self-audit': ['access', 'audit', 'backup', 'crypto', 'files'],
 };
 
 const FEATURES = Object.keys(MAY_IMPORT);

@@ -298,6 +298,11 @@ export const FEATURE_COMMANDS: readonly FeatureCommand[] = [
     load: () => [lazy<typeof import('./firewall/firewall.cli')>('./firewall/firewall.cli').registerFirewallCommands],
   },
   {
+    name: 'files',
+    description: 'Stored files: migrate between stores (PostgreSQL, S3)',
+    load: () => [lazy<typeof import('./files/files.cli')>('./files/files.cli').registerFilesCommands],
+  },
+  {
     name: 'backup',
     description: 'Encrypted, verified backups: create, list, verify, restore, prune',
     load: () => [lazy<typeof import('./backup/backup.cli')>('./backup/backup.cli').registerBackupCommands],

@@ -5,7 +5,7 @@ import { backupFeature } from './backup/backup.feature';
 import type { Config } from './config';
 import { cryptoFeature } from './crypto/crypto.feature';
 import type { Feature } from './feature';
-import { filesFeatures } from './files/files.feature';
+import { fileFieldsFeatures, filesFeature } from './files/files.feature';
 import { firewallFeature } from './firewall/firewall.feature';
 import { mailFeature } from './mail/mail.feature';
 import { mfaFeature } from './mfa/mfa.feature';
@@ -14,9 +14,9 @@ import { realtimeFeature } from './realtime/realtime.feature';
 import { selfAuditFeature } from './self-audit/self-audit.feature';
 import { systemFeature } from './system/system.feature';
 
-// The files feature of every model (generated once: type-graphql's metadata is global), and of the served ones.
-const filesServing = filesFeatures(modelsFeature.dataModels ?? []);
-const filesFeature = filesServing(modelsFeature.dataModels ?? []);
+// The GraphQL of every model's file fields (generated once: type-graphql's metadata is global), and of the served ones.
+const fileFieldsServing = fileFieldsFeatures(modelsFeature.dataModels ?? []);
+const fileFieldsFeature = fileFieldsServing(modelsFeature.dataModels ?? []);
 
 /**
  * Every feature Bastion runs, each a folder of its own. The order is the order of each request's
@@ -37,6 +37,7 @@ export const FEATURES: readonly Feature[] = [
   modelsFeature,
   realtimeFeature,
   filesFeature,
+  fileFieldsFeature,
   backupFeature,
   selfAuditFeature,
 ];
@@ -44,6 +45,6 @@ export const FEATURES: readonly Feature[] = [
 /** The features a process with this configuration runs: without the sample models unless BASTION_SAMPLE_MODELS is on. */
 export function featuresFor(config: Pick<Config, 'sampleModels'>): readonly Feature[] {
   const models = modelsFeatureFor(config);
-  const files = filesServing(models.dataModels ?? []);
-  return FEATURES.map((feature) => (feature === modelsFeature ? models : feature === filesFeature ? files : feature));
+  const fileFields = fileFieldsServing(models.dataModels ?? []);
+  return FEATURES.map((feature) => (feature === modelsFeature ? models : feature === fileFieldsFeature ? fileFields : feature));
 }

@@ -1,5 +1,6 @@
 import { Length, Max, Min } from 'class-validator';
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Resolver, Root, registerEnumType } from 'type-graphql';
+import { isAuthenticated } from '../accounts/viewer';
 import type { Context } from '../context';
 import type { ModelDefinition, ModelFileField } from '../data/define-model';
 import { defineMethod, namedClass } from '../graphql/generated-classes';
@@ -180,7 +181,7 @@ export function filesRules(generated: readonly GeneratedFiles[]): RuleTree {
     }),
   );
   return {
-    Mutation: { ...mutations, removeFile: syncRule('isSignedIn:removeFile', (_parent, _args, context) => context.viewer.userId !== null) },
+    Mutation: { ...mutations, removeFile: isAuthenticated },
     File: {
       id: isReadableFile,
       contentType: isReadableFile,

@@ -73,22 +73,6 @@ export class UploadsService {
     const { model, field } = entry;
     if (!Number.isSafeInteger(input.byteSize) || input.byteSize < 0)
       throw new AppError('BAD_USER_INPUT', 'byteSize must be the file size in bytes.', { details: { field: 'byteSize' } });
-    if (input.byteSize > field.maxBytes) {
-      this.refusals.refused('size', context.ipAddress);
-      throw new AppError(
-        'BAD_USER_INPUT',
-        `${model.name}.${field.name} takes files up to ${field.maxBytes} bytes; this one is ${input.byteSize}.`,
-        {
-          details: { field: 'byteSize', maxBytes: field.maxBytes },
-        },
-      );
-    }
-    if (!field.types.includes(input.contentType)) {
-      this.refusals.refused('type', context.ipAddress);
-      throw new AppError('BAD_USER_INPUT', `${model.name}.${field.name} takes ${field.types.join(', ')}.`, {
-        details: { field: 'contentType' },
-      });
-    }
     const scope = context.access.scope(model.access, 'update');
     const clauses = scope.writableClauses([field.name]);
     const expiresAt = new Date(this.clock.now().getTime() + this.limits.uploadTtlMs);
@@ -96,6 +80,8 @@ export class UploadsService {
       const where = scope.where({ id: input.rowId }, clauses);
       const row = where && (await manager.findOne(model.entity, { where, select: { id: true } }));
       if (!row) throw new AppError('NOT_FOUND', `No ${model.name} with this id that you may change.`, { details: { field: 'rowId' } });
+      // The rights first (FORBIDDEN, NOT_FOUND), as an update does; then what is declared of the file.
+      this.checkDeclared(context, entry, input);
       await this.reserve(manager, context, entry, input, userId);
       const content = await this.contents.create(manager, input.byteSize);
       return manager.save(
@@ -115,6 +101,26 @@ export class UploadsService {
       );
     });
     return { id: upload.id, path: `/files/uploads/${this.urls.uploadToken(upload.id)}`, expiresAt };
+  }
+
+  /** The declared size and type against the field's limits (the bytes are checked again as they arrive). */
+  private checkDeclared(context: Context, { model, field }: Pick<FileField, 'model' | 'field'>, input: StartUploadInput): void {
+    if (input.byteSize > field.maxBytes) {
+      this.refusals.refused('size', context.ipAddress);
+      throw new AppError(
+        'BAD_USER_INPUT',
+        `${model.name}.${field.name} takes files up to ${field.maxBytes} bytes; this one is ${input.byteSize}.`,
+        {
+          details: { field: 'byteSize', maxBytes: field.maxBytes },
+        },
+      );
+    }
+    if (!field.types.includes(input.contentType)) {
+      this.refusals.refused('type', context.ipAddress);
+      throw new AppError('BAD_USER_INPUT', `${model.name}.${field.name} takes ${field.types.join(', ')}.`, {
+        details: { field: 'contentType' },
+      });
+    }
   }
 
   /**
@@ -211,7 +217,10 @@ export class UploadsService {
 
   /** Uploads past their expiry, deleted with what they stored; returns how many. */
   async deleteExpired(manager: EntityManager): Promise<number> {
-    const expired: { id: string }[] = await manager.query('DELETE FROM uploads WHERE expires_at <= $1 RETURNING id', [this.clock.now()]);
+    // TypeORM answers a DELETE on PostgreSQL with [rows, affected count].
+    const [expired]: [{ id: string }[], number] = await manager.query('DELETE FROM uploads WHERE expires_at <= $1 RETURNING id', [
+      this.clock.now(),
+    ]);
     for (const { id } of expired) this.receiver.forget(id);
     return expired.length;
   }
@@ -292,8 +301,15 @@ export class UploadsService {
       const locked: unknown[] = await manager.query('SELECT 1 FROM uploads WHERE id = $1 FOR UPDATE', [upload.id]);
       if (row.length === 0 || locked.length === 0)
         throw new UploadRefusal('NOT_FOUND', 'The row this upload was for, or the upload itself, is gone.');
-      if (!entry.field.multiple)
+      if (!entry.field.multiple) {
+        // Two uploads for the field finishing at once would each delete the file it had and keep its own: one at a time,
+        // so the second's delete (a statement after the first's commit) sees, and removes, the first's file.
+        await manager.query("SELECT pg_advisory_xact_lock(hashtextextended('bastion.files.field:' || $1 || ':' || $2, 0))", [
+          upload.rowId,
+          entry.field.name,
+        ]);
         await manager.delete(StoredFile, { tableName: entry.model.table, rowId: upload.rowId, field: entry.field.name });
+      }
       const file = await manager.save(
         manager.create(StoredFile, {
           tableName: entry.model.table,

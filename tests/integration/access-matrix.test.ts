@@ -16,6 +16,7 @@ import {
 import { FEATURES } from '../../src/features';
 import { buildGraphQLSchema } from '../../src/schema';
 import { GraphQLClient, GraphQLResponse, SIGN_IN, TestAccount, makeClient, makeUser } from '../support/factories';
+import { startUpload, tusUpload } from '../support/files';
 import { MEMOS_TABLE_SQL, memoFeature } from '../support/memo-model';
 import { TestServer, startTestServer } from '../support/test-server';
 import { totpCode } from '../../src/mfa/totp';
@@ -35,6 +36,8 @@ const ENDS_OWN_SESSION = new Set(['Mutation.signOut', 'Mutation.signOutEverywher
 /** Deletes run after the rest, children before parents (deleting a post cascades to its comments). */
 const DELETES = ['Mutation.deleteComment', 'Mutation.deletePost', 'Mutation.deleteProfile', 'Mutation.deleteMemo'];
 const DENIALS = new Set(['UNAUTHENTICATED', 'FORBIDDEN', 'MFA_REQUIRED']);
+/** A small PDF: the victim's post's attachment, which no one else may remove. */
+const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
 
 interface PolicyGrant {
   role: string;
@@ -52,6 +55,8 @@ interface Victim {
   profileId: string;
   postId: string;
   commentId: string;
+  /** An attachment of the victim's post. */
+  fileId: string;
 }
 
 interface Expectation {
@@ -100,7 +105,19 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
       'mutation($postId: ID!) { createComment(input: { postId: $postId, body: "victim comment" }) { id } }',
       { postId: owned.body.data!.createPost.id },
     );
+    const started = await startUpload(
+      victimAccount.client,
+      'startPostAttachmentsUpload',
+      owned.body.data!.createPost.id,
+      PDF,
+      'application/pdf',
+    );
+    expect((await tusUpload(started.url!, PDF)).status).toBe(204);
+    const [file] = await server.bastion.database.dataSource.query('SELECT id FROM files WHERE row_id = $1', [
+      owned.body.data!.createPost.id,
+    ]);
     victim = {
+      fileId: file.id,
       account: victimAccount,
       memoId: created.body.data!.createMemo.id,
       sessionId: session.id,
@@ -156,7 +173,9 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
     // Whatever BASTION_MFA_REQUIRED_FOR says: the admin role in force, on an aal2 session.
     if (ruleName === 'isAdminOnAal2')
       return inForce.includes('admin') && kind === 'adminAal2' ? { allowed: true } : denialFor(kind, held.includes('admin'));
-    const modelRule = /^can(Read|Create|Update|Delete):(\w+)$/.exec(ruleName);
+    // Starting an upload writes a file field: an update of the row, which must be in scope.
+    const uploadRule = /^canStartUpload:(\w+)$/.exec(ruleName);
+    const modelRule = uploadRule ? [ruleName, 'Update', uploadRule[1]] : /^can(Read|Create|Update|Delete):(\w+)$/.exec(ruleName);
     if (!modelRule) throw new Error(`the matrix does not know rule ${ruleName}: teach it what the policy says for it`);
     const [action, model] = [modelRule[1].toUpperCase(), modelRule[2]];
     const applicable = (roles: string[]) =>
@@ -167,7 +186,7 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
     let inForceGrants = applicable(inForce);
     if (inForceGrants.length === 0) return denialFor(kind, applicable(held).length > 0);
     const input = variables.input as Record<string, unknown> | undefined;
-    if (input && (action === 'CREATE' || action === 'UPDATE')) {
+    if (input && !uploadRule && (action === 'CREATE' || action === 'UPDATE')) {
       inForceGrants = inForceGrants.filter(
         (grant) => grant.fields === null || Object.keys(input).every((name) => grant.fields!.includes(name)),
       );
@@ -208,6 +227,9 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
       'Query.comment.id': victim.commentId,
       'Mutation.updateComment.id': victim.commentId,
       'Mutation.deleteComment.id': victim.commentId,
+      'Mutation.startProfileAvatarUpload.id': victim.profileId,
+      'Mutation.startPostAttachmentsUpload.id': victim.postId,
+      'Mutation.removeFile.id': victim.fileId,
     };
     if (!ids[path]) throw new Error(`${path} takes an id: add the victim's id for it to the IDOR map`);
     return ids[path];
@@ -296,7 +318,11 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
     const [post] = await dataSource.query('SELECT title, body, published FROM posts WHERE id = $1', [victim.postId]);
     const [comment] = await dataSource.query('SELECT body FROM comments WHERE id = $1', [victim.commentId]);
     const [{ comments }] = await dataSource.query('SELECT count(*)::int AS comments FROM comments WHERE post_id = $1', [victim.postId]);
-    return { memo, user, roles, session, profile, post, comment, comments };
+    const files = await dataSource.query(
+      'SELECT f.id, f.sha256 FROM files f WHERE f.row_id = ANY($1::uuid[]) UNION ALL SELECT u.id, u.field FROM uploads u WHERE u.row_id = ANY($1::uuid[]) ORDER BY 1',
+      [[victim.profileId, victim.postId]],
+    );
+    return { memo, user, roles, session, profile, post, comment, comments, files };
   }
 
   it("allows and denies exactly as the policy says, and no other user's data changes", async () => {

@@ -118,3 +118,24 @@ describe('openDatabase', () => {
     expect(error.message).not.toContain('s3cret');
   });
 });
+
+describe('pooled connections', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  // pg-pool takes its own listener off a client as it hands it out; a FATAL from a server shutting
+  // down, read in that moment, would otherwise be an unheard 'error' event and crash the process.
+  it('always hear their error event, even just handed out', async () => {
+    const pool = (server.bastion.database.dataSource.driver as unknown as { master: import('pg').Pool }).master;
+    const client = await pool.connect();
+    try {
+      expect(client.listenerCount('error')).toBeGreaterThan(0);
+      expect(() => client.emit('error', new Error('terminating connection due to administrator command'))).not.toThrow();
+    } finally {
+      client.release(true);
+    }
+  });
+});

@@ -1,0 +1,157 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import type { DataSource } from 'typeorm';
+import type { Config } from '../config';
+import { activeKeyring } from '../crypto/active-keyring';
+import type { CommandTools } from '../feature';
+import { ProgressBar } from '../progress-bar';
+import type { ChunkStore } from './chunk-store';
+import { Contents, SealedContent, Stores } from './content-io';
+import { PostgresChunkStore } from './postgres-chunk-store';
+import { S3ChunkStore } from './s3-chunk-store';
+import { StorageTarget, StorageUrlError, describeStorage, parseStorageUrl } from './storage-url';
+
+/** The services the files commands use. */
+type FilesCommandServices = { readonly fileContents: Contents; readonly dataSource: DataSource; readonly config: Config };
+
+/** Contents listed per query while migrating: each is then moved on its own. */
+const MIGRATE_BATCH = 100;
+
+const MB = 1024 * 1024;
+const megabytes = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
+
+/** Attached to a file or a variant, and not an upload still arriving (its chunks are still being written where it started). */
+const ATTACHED = `(EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id) OR EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id))
+  AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)`;
+
+function storeOption(raw: string): StorageTarget {
+  try {
+    return parseStorageUrl(raw);
+  } catch (error) {
+    if (error instanceof StorageUrlError) throw new InvalidArgumentError(error.message.replace(/^Invalid STORAGE_URL: /, ''));
+    throw error;
+  }
+}
+
+function sameTarget(a: StorageTarget, b: StorageTarget): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** `bastion files …`: moving contents between stores. */
+export function registerFilesCommands(program: Command, cli: CommandTools<FilesCommandServices>): void {
+  const files = program.command('files').description('Stored files: migrate between stores (PostgreSQL, S3)');
+
+  files
+    .command('migrate')
+    .description(
+      'Move every stored file (and its variants) to another store, sealed chunks copied as they are, with a progress bar. ' +
+        'Resumable: run it again after an interruption and it moves what is left. Then set STORAGE_URL to the same store everywhere',
+    )
+    .requiredOption(
+      '--to <store>',
+      '`postgres`, or an s3:// URL written as STORAGE_URL takes it (credentials from the AWS chain)',
+      storeOption,
+    )
+    .action((options: { to: StorageTarget }) =>
+      cli.withServices(async ({ fileContents, dataSource, config }) => {
+        const to = options.to;
+        const configured = config.storage;
+        if (to.kind === 's3' && configured.kind === 's3' && !sameTarget(to, configured))
+          cli.fail(
+            `STORAGE_URL names another bucket or prefix (${describeStorage(configured)}): contents record only that they are in S3, ` +
+              'so moving them between buckets is a copy of the bucket (aws s3 sync) and a change of STORAGE_URL, not this command',
+          );
+        // The target as configured when it is the configured store; otherwise one of its own, closed afterwards.
+        const ownTarget: ChunkStore | undefined =
+          fileContents.stores.current.kind === to.kind
+            ? undefined
+            : to.kind === 's3'
+              ? new S3ChunkStore(to)
+              : new PostgresChunkStore(dataSource);
+        const target = ownTarget ?? fileContents.stores.current;
+        try {
+          await migrate(
+            cli,
+            dataSource,
+            new Stores(
+              target,
+              fileContents.stores.all.filter((store) => store.kind !== to.kind),
+            ),
+            to,
+          );
+        } finally {
+          await ownTarget?.close();
+        }
+        if (!sameTarget(to, configured))
+          cli.say(
+            `now set STORAGE_URL to ${to.kind === 'postgres' ? 'postgres' : 'that s3:// URL'} on every instance, so that new files go there too`,
+          );
+      }),
+    );
+}
+
+async function migrate(cli: CommandTools<unknown>, dataSource: DataSource, stores: Stores, to: StorageTarget): Promise<void> {
+  const target = stores.current;
+  // A target that cannot be written and read back fails here, naming why, before any content moves.
+  await target.probe();
+  const from = await dataSource.query<{ store: string; contents: number; bytes: string }[]>(
+    `SELECT c.store, count(*)::int AS contents, sum(c.byte_size)::text AS bytes FROM file_contents c
+      WHERE c.store <> $1 AND ${ATTACHED} GROUP BY c.store ORDER BY c.store`,
+    [target.kind],
+  );
+  const unreachable = from.filter((row) => !stores.all.some((store) => store.kind === row.store));
+  if (unreachable.length > 0)
+    cli.fail(
+      `${unreachable.map((row) => `${row.contents} file contents are in the "${row.store}" store`).join(', ')}, which STORAGE_URL does not name: ` +
+        'set STORAGE_URL to the store they are in, then run this again',
+    );
+  const contents = new Contents(dataSource, stores, activeKeyring);
+  const total = from.reduce((sum, row) => sum + row.contents, 0);
+  const totalBytes = from.reduce((sum, row) => sum + Number(row.bytes), 0);
+  const bar = new ProgressBar('migrating');
+  const startedAt = Date.now();
+  let done = 0;
+  let moved = 0;
+  let movedBytes = 0;
+  let after = '00000000-0000-0000-0000-000000000000';
+  try {
+    for (;;) {
+      const batch = await dataSource.query<{ id: string; store: string; byte_size: string; chunk_bytes: number }[]>(
+        `SELECT c.id, c.store, c.byte_size::text, c.chunk_bytes FROM file_contents c
+          WHERE c.store <> $1 AND c.id > $2 AND ${ATTACHED} ORDER BY c.id LIMIT $3`,
+        [target.kind, after, MIGRATE_BATCH],
+      );
+      if (batch.length === 0) break;
+      for (const row of batch) {
+        const content: SealedContent = { id: row.id, store: row.store, byteSize: Number(row.byte_size), chunkBytes: row.chunk_bytes };
+        if (await contents.move(content, target.kind)) {
+          moved += 1;
+          movedBytes += content.byteSize;
+        }
+        // Files attached meanwhile add to the count: the total follows so the bar never passes 100 %.
+        done += 1;
+        const seconds = Math.max((Date.now() - startedAt) / 1000, 0.001);
+        bar.update(
+          done,
+          Math.max(total, done),
+          `${megabytes(movedBytes)} of ${megabytes(totalBytes)}, ${(movedBytes / MB / seconds).toFixed(1)} MB/s`,
+        );
+      }
+      after = batch[batch.length - 1].id;
+    }
+  } finally {
+    bar.abandon();
+  }
+  const [{ uploads }] = await dataSource.query<{ uploads: number }[]>(
+    'SELECT count(*)::int AS uploads FROM file_contents c WHERE c.store <> $1 AND EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)',
+    [target.kind],
+  );
+  cli.say(
+    moved === 0
+      ? `nothing to move: every stored file is in ${describeStorage(to)}`
+      : `moved ${moved} file content${moved === 1 ? '' : 's'} (${megabytes(movedBytes)}) to ${describeStorage(to)}`,
+  );
+  if (uploads > 0)
+    cli.say(
+      `${uploads} upload${uploads === 1 ? '' : 's'} in progress stay where ${uploads === 1 ? 'it' : 'they'} started: run this again once they finish`,
+    );
+}
