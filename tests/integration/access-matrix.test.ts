@@ -319,7 +319,8 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
     const [comment] = await dataSource.query('SELECT body FROM comments WHERE id = $1', [victim.commentId]);
     const [{ comments }] = await dataSource.query('SELECT count(*)::int AS comments FROM comments WHERE post_id = $1', [victim.postId]);
     const files = await dataSource.query(
-      'SELECT f.id, f.sha256 FROM files f WHERE f.row_id = ANY($1::uuid[]) UNION ALL SELECT u.id, u.field FROM uploads u WHERE u.row_id = ANY($1::uuid[]) ORDER BY 1',
+      'SELECT f.id, f.sha256 FROM files f WHERE f.row_id = ANY($1::uuid[]) ' +
+        'UNION ALL SELECT u.id, u.field FROM uploads u WHERE u.row_id = ANY($1::uuid[]) ORDER BY 1',
       [[victim.profileId, victim.postId]],
     );
     return { memo, user, roles, session, profile, post, comment, comments, files };
