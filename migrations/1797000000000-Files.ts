@@ -22,7 +22,9 @@ export class Files1797000000000 implements MigrationInterface {
     await queryRunner.query(`CREATE TABLE "files" ("id" uuid NOT NULL DEFAULT gen_random_uuid(), "table_name" text NOT NULL, "row_id" uuid NOT NULL, "field" text NOT NULL, "content_id" uuid NOT NULL, "uploaded_by" uuid NOT NULL, "content_type" text NOT NULL, "byte_size" bigint NOT NULL, "sha256" text NOT NULL, "created_at" TIMESTAMP(3) WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_6c16b9093a142e0e7613b04a3d9" PRIMARY KEY ("id"))`);
     await queryRunner.query(`CREATE INDEX "IDX_63c92c51cd7fd95c2d79d709b6" ON "files"  ("uploaded_by") `);
     await queryRunner.query(`CREATE INDEX "IDX_7efdf9f525c2b2027a39a5f5df" ON "files"  ("table_name", "row_id", "field") `);
+    await queryRunner.query(`CREATE INDEX "IDX_5de96b2ae80d6c2de3b388f827" ON "files"  ("content_id") `);
     await queryRunner.query(`CREATE TABLE "file_variants" ("file_id" uuid NOT NULL, "variant" text NOT NULL, "content_id" uuid NOT NULL, "content_type" text NOT NULL, "byte_size" bigint NOT NULL, "sha256" text NOT NULL, CONSTRAINT "PK_0c161d5c0c0cbc6a3891998ff01" PRIMARY KEY ("file_id", "variant"))`);
+    await queryRunner.query(`CREATE INDEX "IDX_191fb13a7eead6628abdde6587" ON "file_variants"  ("content_id") `);
     await queryRunner.query(`CREATE TABLE "uploads" ("id" uuid NOT NULL DEFAULT gen_random_uuid(), "table_name" text NOT NULL, "row_id" uuid NOT NULL, "field" text NOT NULL, "user_id" uuid NOT NULL, "byte_size" bigint NOT NULL, "declared_type" text NOT NULL, "content_id" uuid NOT NULL, "received_bytes" bigint NOT NULL DEFAULT '0', "tail" text, "created_by_client_at" TIMESTAMP WITH TIME ZONE, "expires_at" TIMESTAMP WITH TIME ZONE NOT NULL, "created_at" TIMESTAMP(3) WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_d1781d1eedd7459314f60f39bd3" PRIMARY KEY ("id"))`);
     await queryRunner.query(`CREATE INDEX "IDX_0155aad3e213584b446bf14a85" ON "uploads"  ("user_id") `);
     await queryRunner.query(`CREATE INDEX "IDX_a6df6dd01709506c9a21c318f2" ON "uploads"  ("expires_at") `);
@@ -91,9 +93,11 @@ export class Files1797000000000 implements MigrationInterface {
     await queryRunner.query(`DROP INDEX "public"."IDX_a6df6dd01709506c9a21c318f2"`);
     await queryRunner.query(`DROP INDEX "public"."IDX_0155aad3e213584b446bf14a85"`);
     await queryRunner.query(`DROP TABLE "uploads"`);
+    await queryRunner.query(`DROP INDEX "public"."IDX_191fb13a7eead6628abdde6587"`);
     await queryRunner.query(`DROP TABLE "file_variants"`);
     await queryRunner.query(`DROP INDEX "public"."IDX_7efdf9f525c2b2027a39a5f5df"`);
     await queryRunner.query(`DROP INDEX "public"."IDX_63c92c51cd7fd95c2d79d709b6"`);
+    await queryRunner.query(`DROP INDEX "public"."IDX_5de96b2ae80d6c2de3b388f827"`);
     await queryRunner.query(`DROP TABLE "files"`);
     await queryRunner.query(`DROP TABLE "file_deletions"`);
     await queryRunner.query(`DROP TABLE "file_chunks"`);

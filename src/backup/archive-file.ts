@@ -19,7 +19,10 @@ import {
   ArchiveManifest,
   ArchivePreamble,
   ArchiveTable,
+  ArchivedContent,
+  FileChunksSummary,
   RecordType,
+  RecordTypeCode,
   TableSummary,
   encodeJsonRecord,
   encodeRecord,
@@ -70,6 +73,9 @@ export class ArchiveWriter {
   private readonly hash = createHash('sha256');
   private table: TableDigest | undefined;
   private readonly summaries: TableSummary[] = [];
+  /** Set when the preamble announces file chunks. */
+  private fileChunks: FileChunksDigest | undefined;
+  private content: { readonly announced: ArchivedContent; written: number } | undefined;
   /** Rows and COPY bytes written so far, all tables (for progress). */
   rows = 0;
   bytes = 0;
@@ -105,6 +111,7 @@ export class ArchiveWriter {
   }
 
   async preamble(preamble: ArchivePreamble): Promise<void> {
+    if (preamble.fileChunks) this.fileChunks = new FileChunksDigest();
     await this.write(encodeJsonRecord(RecordType.PREAMBLE, preamble));
   }
 
@@ -127,10 +134,32 @@ export class ArchiveWriter {
     }
   }
 
+  /** A file content's sealed chunks follow, after the last table (`chunk`, `announced.chunks` times). */
+  async startContent(announced: ArchivedContent): Promise<void> {
+    if (!this.fileChunks) throw new Error('file chunks the preamble did not announce');
+    this.endTable();
+    this.endContent();
+    const payload = Buffer.from(JSON.stringify(announced), 'utf8');
+    this.fileChunks.update(RecordType.CONTENT, payload);
+    this.content = { announced, written: 0 };
+    await this.write(encodeRecord(RecordType.CONTENT, payload));
+  }
+
+  /** The current content's next sealed chunk as its store holds it; null: it vanished from the store (see FileChunksSummary). */
+  async chunk(sealed: Buffer | null): Promise<void> {
+    const content = this.content;
+    if (!content || content.written >= content.announced.chunks) throw new Error('a chunk outside its content');
+    const payload = sealed ?? Buffer.alloc(0);
+    this.fileChunks!.update(RecordType.CHUNK, payload);
+    content.written += 1;
+    await this.write(encodeRecord(RecordType.CHUNK, payload));
+  }
+
   /** Closes the stream with the manifest, and makes the file durable under its final name. */
   async finish(): Promise<WrittenArchive & { manifest: ArchiveManifest }> {
     this.endTable();
-    const manifest: ArchiveManifest = { tables: this.summaries };
+    this.endContent();
+    const manifest: ArchiveManifest = { tables: this.summaries, ...(this.fileChunks ? { fileChunks: this.fileChunks.summary() } : {}) };
     await this.write(encodeJsonRecord(RecordType.MANIFEST, manifest));
     this.deflate.end();
     await this.done;
@@ -156,6 +185,14 @@ export class ArchiveWriter {
     if (!this.table) return;
     this.summaries.push(this.table.summary());
     this.table = undefined;
+  }
+
+  private endContent(): void {
+    const content = this.content;
+    if (!content) return;
+    if (content.written !== content.announced.chunks)
+      throw new Error(`content ${content.announced.id}: ${content.written} of ${content.announced.chunks} chunks written`);
+    this.content = undefined;
   }
 
   private async write(bytes: Buffer): Promise<void> {
@@ -199,6 +236,42 @@ export class TableDigest {
     return { name: this.table.name, rows: this.rows, bytes: this.bytes, sha256: this.hash.digest('hex') };
   }
 }
+
+/**
+ * The file chunks section as it streams by: its counts and the SHA-256 of its records (framing
+ * included), summarised alike when writing and reading, so the two compare.
+ */
+export class FileChunksDigest {
+  private contents = 0;
+  private chunks = 0;
+  private bytes = 0;
+  private vanished = 0;
+  private currentVanished = false;
+  private readonly hash = createHash('sha256');
+
+  update(type: RecordTypeCode, payload: Buffer): void {
+    const head = Buffer.alloc(5);
+    head[0] = type;
+    head.writeUInt32BE(payload.length, 1);
+    this.hash.update(head).update(payload);
+    if (type === RecordType.CONTENT) {
+      this.contents += 1;
+      this.currentVanished = false;
+    } else if (payload.length > 0) {
+      this.chunks += 1;
+      this.bytes += payload.length;
+    } else if (!this.currentVanished) {
+      this.vanished += 1;
+      this.currentVanished = true;
+    }
+  }
+
+  summary(): FileChunksSummary {
+    return { contents: this.contents, chunks: this.chunks, bytes: this.bytes, vanished: this.vanished, sha256: this.hash.digest('hex') };
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A rename is durable only once the folder holding it is synced (POSIX). */
 export async function syncFolder(folder: string): Promise<void> {
@@ -244,6 +317,11 @@ export interface ArchiveVisitor {
   data?(chunk: Buffer, table: ArchiveTable): Promise<void> | void;
   /** The table's rows have all been seen; they are checked against the manifest at the end. */
   endTable?(table: ArchiveTable, summary: TableSummary): Promise<void> | void;
+  /** A file content's chunks follow (after every table). */
+  startContent?(content: ArchivedContent): Promise<void> | void;
+  /** Its chunk `index`, sealed as its store held it; null when it had vanished from the store before the backup read it. */
+  chunk?(sealed: Buffer | null, content: ArchivedContent, index: number): Promise<void> | void;
+  endContent?(content: ArchivedContent): Promise<void> | void;
   /**
    * After each chunk of rows is handled (for progress): archive bytes read so far, and rows seen so
    * far in all tables, counted as the table digests count them (one COPY line is one row).
@@ -275,6 +353,16 @@ export async function readArchive(
   const seen: TableSummary[] = [];
   let current: TableDigest | undefined;
   let rowsOfEndedTables = 0;
+  const fileChunks = new FileChunksDigest();
+  let content: { readonly announced: ArchivedContent; index: number } | undefined;
+  let lastContentId = '';
+  const endContent = async () => {
+    if (!content) return;
+    const { announced, index } = content;
+    if (index !== announced.chunks) throw archiveDamaged(`file content ${announced.id} has ${index} of its ${announced.chunks} chunks`);
+    content = undefined;
+    await visitor.endContent?.(announced);
+  };
   const endTable = async () => {
     if (!current) return;
     const summary = current.summary();
@@ -297,6 +385,7 @@ export async function readArchive(
           break;
         case RecordType.TABLE: {
           if (!preamble) throw archiveDamaged('a table comes before the preamble');
+          if (lastContentId !== '') throw archiveDamaged('a table follows the file chunks');
           await endTable();
           const announced = parseJsonRecord<ArchiveTable>(record, 'table record');
           const table = preamble.tables[seen.length];
@@ -312,9 +401,44 @@ export async function readArchive(
           await visitor.data?.(record.payload, current.table);
           visitor.progress?.(bytesRead, sizeBytes, rowsOfEndedTables + current.rows);
           break;
+        case RecordType.CONTENT: {
+          if (!preamble) throw archiveDamaged('a file content comes before the preamble');
+          if (!preamble.fileChunks) throw archiveDamaged('it holds file chunks its preamble does not announce');
+          await endTable();
+          if (seen.length !== preamble.tables.length) throw archiveDamaged('file chunks come before the last table');
+          await endContent();
+          const announced = parseJsonRecord<ArchivedContent>(record, 'file content record');
+          if (
+            typeof announced.id !== 'string' ||
+            !UUID.test(announced.id) ||
+            !Number.isSafeInteger(announced.chunks) ||
+            announced.chunks < 1
+          )
+            throw archiveDamaged('a file content record is malformed');
+          // In id order, as written: each content is there once.
+          if (announced.id <= lastContentId) throw archiveDamaged(`file content ${announced.id} is out of order`);
+          lastContentId = announced.id;
+          fileChunks.update(RecordType.CONTENT, record.payload);
+          content = { announced: { id: announced.id, chunks: announced.chunks }, index: 0 };
+          await visitor.startContent?.(content.announced);
+          break;
+        }
+        case RecordType.CHUNK: {
+          if (!content) throw archiveDamaged('a file chunk comes before its content');
+          const { announced } = content;
+          if (content.index >= announced.chunks)
+            throw archiveDamaged(`file content ${announced.id} has more than its ${announced.chunks} chunks`);
+          fileChunks.update(RecordType.CHUNK, record.payload);
+          const index = content.index;
+          content.index += 1;
+          await visitor.chunk?.(record.payload.length === 0 ? null : record.payload, announced, index);
+          visitor.progress?.(bytesRead, sizeBytes, rowsOfEndedTables);
+          break;
+        }
         case RecordType.MANIFEST:
           if (!preamble) throw archiveDamaged('the manifest comes before the preamble');
           await endTable();
+          await endContent();
           manifest = parseJsonRecord<ArchiveManifest>(record, 'manifest');
           break;
       }
@@ -327,7 +451,27 @@ export async function readArchive(
   }
   if (!preamble || !manifest) throw archiveDamaged('it ends before its manifest');
   compareWithManifest(preamble, manifest, seen);
+  compareFileChunks(preamble, manifest, fileChunks.summary());
   return { preamble, manifest, sizeBytes };
+}
+
+function compareFileChunks(preamble: ArchivePreamble, manifest: ArchiveManifest, actual: FileChunksSummary): void {
+  const expected = manifest.fileChunks;
+  if (!preamble.fileChunks) {
+    if (expected) throw archiveDamaged('its manifest accounts for file chunks its preamble does not announce');
+    return;
+  }
+  if (!expected) throw archiveDamaged('its manifest does not account for its file chunks');
+  if (
+    expected.contents !== actual.contents ||
+    expected.chunks !== actual.chunks ||
+    expected.vanished !== actual.vanished ||
+    expected.sha256 !== actual.sha256
+  )
+    throw archiveDamaged(
+      `its file chunks hold ${actual.contents} contents in ${actual.chunks} chunks (SHA-256 ${actual.sha256.slice(0, 12)}…), ` +
+        `the manifest says ${expected.contents} in ${expected.chunks} (${expected.sha256?.slice(0, 12)}…)`,
+    );
 }
 
 function compareWithManifest(preamble: ArchivePreamble, manifest: ArchiveManifest, seen: readonly TableSummary[]): void {

@@ -3,13 +3,16 @@ import { archiveDamaged } from './backup-errors';
 
 /**
  * The records inside the compressed stream: type (1 byte) ‖ length (uint32 BE) ‖ payload.
- * An archive is: one PREAMBLE, then per table a TABLE record and its DATA records, then one
- * MANIFEST, then nothing.
+ * An archive is: one PREAMBLE, then per table a TABLE record and its DATA records, then (when the
+ * preamble announces `fileChunks`) per file content kept outside PostgreSQL a CONTENT record and
+ * its CHUNK records, then one MANIFEST, then nothing.
  */
 export const RecordType = {
   PREAMBLE: 0x48, // H: schema version and table list (JSON)
   TABLE: 0x54, // T: a table starts (JSON: name, columns)
   DATA: 0x44, // D: COPY text bytes of the current table
+  CONTENT: 0x43, // C: a file content's chunks start (JSON: id, chunks)
+  CHUNK: 0x4b, // K: one sealed chunk of the current content, as its store holds it; empty: it vanished (see FileChunksSummary)
   MANIFEST: 0x4d, // M: row counts and SHA-256 of every table (JSON)
 } as const;
 export type RecordTypeCode = (typeof RecordType)[keyof typeof RecordType];
@@ -37,6 +40,33 @@ export interface ArchivePreamble {
   readonly tables: readonly ArchiveTable[];
   /** Tables deliberately left out, with why. */
   readonly excluded: Readonly<Record<string, string>>;
+  /**
+   * The sealed chunks of the file contents kept outside PostgreSQL (an S3 store) that the
+   * snapshot's files and variants name follow the tables; absent in archives written before files
+   * could live elsewhere. Contents in PostgreSQL travel in the file_chunks table.
+   */
+  readonly fileChunks?: true;
+}
+
+/** One file content in the archive's file chunks: its id (file_contents.id) and how many chunks follow. */
+export interface ArchivedContent {
+  readonly id: string;
+  readonly chunks: number;
+}
+
+/** What the file chunks section holds, counted as it is written (and read). */
+export interface FileChunksSummary {
+  readonly contents: number;
+  readonly chunks: number;
+  /** Bytes of sealed chunks. */
+  readonly bytes: number;
+  /**
+   * Contents deleted after the snapshot and removed from their store before the backup read them
+   * (a file removed, re-encrypted or moved while it ran): their rows are archived, not their bytes.
+   */
+  readonly vanished: number;
+  /** SHA-256 (hex) of the section's records, framing included, in order. */
+  readonly sha256: string;
 }
 
 export interface TableSummary {
@@ -51,15 +81,23 @@ export interface TableSummary {
 /** What closes the stream: known only once every row has been written. */
 export interface ArchiveManifest {
   readonly tables: readonly TableSummary[];
+  /** Present exactly when the preamble announces file chunks. */
+  readonly fileChunks?: FileChunksSummary;
 }
 
 /** Preamble and manifest together, per table: what the catalogue keeps of an archive. */
-export interface ArchiveContents extends Omit<ArchivePreamble, 'tables'> {
+export interface ArchiveContents extends Omit<ArchivePreamble, 'tables' | 'fileChunks'> {
   readonly tables: readonly (ArchiveTable & TableSummary)[];
+  readonly fileChunks?: FileChunksSummary;
 }
 
 export function describeContents(preamble: ArchivePreamble, manifest: ArchiveManifest): ArchiveContents {
-  return { ...preamble, tables: preamble.tables.map((table, index) => ({ ...table, ...manifest.tables[index] })) };
+  const { fileChunks: announced, ...rest } = preamble;
+  return {
+    ...rest,
+    tables: preamble.tables.map((table, index) => ({ ...table, ...manifest.tables[index] })),
+    ...(announced && manifest.fileChunks ? { fileChunks: manifest.fileChunks } : {}),
+  };
 }
 
 export function encodeRecord(type: RecordTypeCode, payload: Buffer): Buffer {

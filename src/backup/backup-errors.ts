@@ -10,7 +10,9 @@ export type BackupFailure =
   | 'IN_PROGRESS'
   | 'TARGET_NOT_EMPTY'
   | 'NOT_FOUND'
-  | 'FILE_MISSING';
+  | 'FILE_MISSING'
+  /** The store of file contents (S3) could not be read or written, or lost a chunk still in use. */
+  | 'FILE_STORE';
 
 /**
  * An expected failure of a backup, verification or restore (a bad archive, a wrong key, a busy

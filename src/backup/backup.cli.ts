@@ -3,16 +3,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { Command } from 'commander';
+import type { DataSource } from 'typeorm';
 import { Actor, CLI_ACTOR } from '../audit/actor';
 import { AuditLog } from '../audit/audit-log';
 import { type Clock, systemClock } from '../clock';
+import type { Config } from '../config';
 import { activeKeyring } from '../crypto/active-keyring';
 import { Database, databaseNameOf, databaseUrlFor, describeUrl, dropDatabase, tableExists } from '../db/database';
+import type { ChunkStore } from '../files/chunk-store';
+import { PostgresChunkStore } from '../files/postgres-chunk-store';
+import { S3ChunkStore } from '../files/s3-chunk-store';
+import { describeStorage } from '../files/storage-url';
 import { ProgressBar } from '../progress-bar';
 import type { CommandTools } from '../feature';
 import { BackupError } from './backup-errors';
 import { Backup, BackupStatus } from './backup.entity';
 import { ARCHIVE_EXTENSION, BackupService, backupOptionsOf } from './backup.service';
+import { storingSink } from './file-chunks';
 import { type RestoreProgress, restoreArchive } from './restore';
 
 /** The services the backup commands use. */
@@ -117,7 +124,22 @@ function printBackup(say: (line: string) => void, backup: Backup): void {
     say(
       `  ${backup.tables} tables, ${backup.rows} rows, ${megabytes(backup.sizeBytes)} at schema ${backup.schemaVersion}, key ${backup.keyId}`,
     );
+  const fileChunks = backup.manifest?.fileChunks;
+  if (fileChunks && fileChunks.contents > 0)
+    say(
+      `  file contents from the object store: ${fileChunks.contents} (${megabytes(fileChunks.bytes)} of sealed chunks)` +
+        (fileChunks.vanished > 0 ? `, ${fileChunks.vanished} deleted while it ran (their bytes are not in it)` : ''),
+    );
   if (backup.verification) say(`  verification: ${backup.verification}`);
+}
+
+/** The store a restore puts an archive's file chunks in: the one this configuration serves files from (STORAGE_URL). */
+function restoringStore(config: Config): { make: (target: DataSource) => ChunkStore; close: () => Promise<void> } {
+  let made: ChunkStore | undefined;
+  return {
+    make: (target) => (made = config.storage.kind === 's3' ? new S3ChunkStore(config.storage) : new PostgresChunkStore(target)),
+    close: async () => made?.close(),
+  };
 }
 
 /**
@@ -147,16 +169,27 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
       cli.withServices(async ({ backups }) => {
         const startedAt = Date.now();
         const bar = new ProgressBar('backup');
+        const contentsBar = new ProgressBar('backup file contents');
+        let contentsSeen = false;
         // Rows, out of the snapshot's exact count; the last chunk is left to finish(), which prints the summary.
         const created = await backups
           .create(CLI_ACTOR, 'cli', {
-            onProgress: ({ rows, bytes, totalRows }) => {
+            onProgress: ({ rows, bytes, totalRows, fileContents }) => {
               if (rows < totalRows) bar.update(rows, totalRows, `${megabytes(bytes)}, ${rateSince(startedAt, bytes)}`);
+              // After the tables, contents read from the object store: a bar of their own, once the rows' bar is done.
+              if (fileContents && fileContents.total > 0) {
+                if (!contentsSeen) bar.finish(rows, `${megabytes(bytes)} of table data, ${rateSince(startedAt, bytes)}`);
+                contentsSeen = true;
+                contentsBar.update(fileContents.done, fileContents.total);
+              }
             },
           })
-          .finally(() => bar.abandon());
+          .finally(() => {
+            bar.abandon();
+            contentsBar.abandon();
+          });
         const tableBytes = created.manifest?.tables.reduce((sum, table) => sum + table.bytes, 0) ?? 0;
-        bar.finish(created.rows, `${megabytes(tableBytes)} of table data, ${rateSince(startedAt, tableBytes)}`);
+        if (!contentsSeen) bar.finish(created.rows, `${megabytes(tableBytes)} of table data, ${rateSince(startedAt, tableBytes)}`);
         printBackup(cli.say, created);
         cli.say(`  file: ${backups.fileOf(created)}`);
         if (created.copyError)
@@ -233,6 +266,7 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
     .action((reference: string, options: { to?: string; yes?: boolean }) =>
       cli.withDatabase(async (database, _logger, config) => {
         const keyring = activeKeyring();
+        const store = restoringStore(config);
         const folder = config.backupDir ?? path.join(config.dataDir, 'backups');
         const { file, id, sha256 } = await resolveArchive(reference, database, folder);
         let targetUrl: string;
@@ -260,6 +294,7 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
             targetUrl,
             replace: Boolean(options.yes),
             expect: id ? { backupId: id, sha256 } : undefined,
+            fileChunks: (target, manager) => storingSink(store.make(target), manager),
             onProgress: (progress) => {
               if (progress.phase === 'loading' && lastChecked) finishRows(bars.checking, lastChecked, startedAt);
               lastChecked = progress.phase === 'checking' ? progress : undefined;
@@ -294,6 +329,13 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
             `restored ${result.tables} tables and ${result.rows} rows at schema ` +
               `${result.schemaVersion} into ${describeUrl(targetUrl)}${migrated ? ` (${migrated})` : ''}`,
           );
+          if (result.fileChunks && result.fileChunks.contents > 0) {
+            const { contents, chunks, vanished } = result.fileChunks;
+            cli.say(
+              `put back ${contents} file content(s) (${chunks} sealed chunks) into ${describeStorage(config.storage)}` +
+                (vanished > 0 ? `; ${vanished} had been deleted while the backup ran: their files are restored without their bytes` : ''),
+            );
+          }
           if (targetUrl !== database.url) {
             cli.say(`point DATABASE_URL at that database to serve it; \`bastion migrate\` brings it to this release's schema`);
             await recordInSource(database, CLI_ACTOR, { id, file, targetUrl, result });
@@ -305,6 +347,8 @@ export function registerBackupCommands(program: Command, cli: CommandTools<Backu
           bars.loading.abandon();
           if (created) await withAdminClient(targetUrl, (client) => dropDatabase(client, databaseNameOf(targetUrl))).catch(() => undefined);
           throw error;
+        } finally {
+          await store.close();
         }
       }),
     );

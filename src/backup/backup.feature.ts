@@ -22,10 +22,10 @@ export const backupFeature = defineFeature<keyof BackupServices>()({
   name: 'backup',
   settings: BACKUP_SETTINGS,
   entities: [Backup],
-  needs: ['audit', 'keyring'],
+  needs: ['audit', 'keyring', 'fileContents'],
   provides: {
-    backups: ({ dataSource, databaseUrl, keyring, clock, audit, logger, config }) =>
-      new BackupService(dataSource, databaseUrl, keyring, clock, audit, logger, backupOptionsOf(config, keyring)),
+    backups: ({ dataSource, databaseUrl, keyring, clock, audit, logger, config, fileContents }) =>
+      new BackupService(dataSource, databaseUrl, keyring, clock, audit, logger, backupOptionsOf(config, keyring), fileContents),
   },
   start:
     async ({ backups }) =>

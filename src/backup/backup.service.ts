@@ -9,11 +9,13 @@ import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
 import type { Keyring } from '../crypto/keyring';
+import type { Contents } from '../files/content-io';
 import { BASTION_VERSION } from '../project';
 import type { Logger } from '../logging';
 import { ArchiveWriter, partialNameOf, syncFolder } from './archive-file';
 import { ArchivePreamble, describeContents } from './archive-records';
 import { BackupError, failureText, throwIfInterrupted } from './backup-errors';
+import { countArchivedContents, writeFileChunks } from './file-chunks';
 import { Backup, BackupStatus, RESTORABLE } from './backup.entity';
 import { RetentionPolicy, prunable } from './retention';
 import { BACKUP_LOCK_KEY, LOCK_WAIT_MS, LockedConnection, VERIFY_LOCK_KEY } from './locked-connection';
@@ -50,6 +52,8 @@ export interface BackupProgress {
   readonly bytes: number;
   /** Rows in all tables of the snapshot, counted before the first COPY: `rows` ends exactly there. */
   readonly totalRows: number;
+  /** After the tables: file contents kept outside PostgreSQL whose chunks are archived so far, out of the snapshot's. */
+  readonly fileContents?: { readonly done: number; readonly total: number };
 }
 
 /** Watches a backup being written: progress, and a pause before each table (tests write rows there). */
@@ -87,6 +91,8 @@ export class BackupService {
     private readonly audit: AuditLog,
     private readonly logger: Logger,
     readonly options: BackupOptions,
+    /** Where file contents are kept: those outside PostgreSQL are read from there into the archive. */
+    private readonly fileContents?: Contents,
   ) {}
 
   fileOf(backup: Pick<Backup, 'fileName'>): string {
@@ -208,6 +214,9 @@ export class BackupService {
       // Counted in the snapshot, only when someone watches: the planner's estimate (reltuples) is
       // -1 for a table never analysed, which made a bar jump from 98 % (49/50) to 100 % (141/141).
       const snapshotRows = observe.onProgress ? await countRows(client, tables) : 0;
+      // Every archive of a schema with files has the section, empty when every content is in PostgreSQL (file_chunks holds those).
+      const fileChunks = ['file_contents', 'files', 'file_variants'].every((name) => tables.some((table) => table.name === name));
+      const snapshotContents = observe.onProgress && fileChunks ? await countArchivedContents(client) : 0;
       const preamble: ArchivePreamble = {
         format: 1,
         backupId: backup.id,
@@ -217,6 +226,7 @@ export class BackupService {
         migrations,
         tables,
         excluded: EXCLUDED_TABLES,
+        ...(fileChunks ? { fileChunks: true as const } : {}),
       };
       await writer.preamble(preamble);
       for (const table of tables) {
@@ -227,6 +237,18 @@ export class BackupService {
           await writer.data(chunk);
           observe.onProgress?.({ table: table.name, rows: writer.rows, bytes: writer.bytes, totalRows: snapshotRows });
         }
+      }
+      if (fileChunks) {
+        const tablesDone = { table: 'file_contents', rows: writer.rows, bytes: writer.bytes, totalRows: snapshotRows };
+        observe.onProgress?.({ ...tablesDone, fileContents: { done: 0, total: snapshotContents } });
+        await writeFileChunks({
+          client,
+          writer,
+          contents: this.fileContents,
+          live: this.dataSource,
+          signal,
+          onContent: (done) => observe.onProgress?.({ ...tablesDone, fileContents: { done, total: snapshotContents } }),
+        });
       }
       await client.query('COMMIT');
       const written = await writer.finish();
@@ -258,6 +280,7 @@ export class BackupService {
             tables: tables.length,
             rows: totalRows,
             kid: this.options.keyId,
+            ...(written.manifest.fileChunks ? { fileContents: written.manifest.fileChunks.contents } : {}),
           },
           ...actor,
         });

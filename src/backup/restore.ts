@@ -9,9 +9,11 @@ import type { Keyring } from '../crypto/keyring';
 import { createDataSource } from '../db/data-source';
 import { tableExists } from '../db/database';
 import { notifyEverythingChanged } from '../db/notifications';
+import { PostgresChunkStore } from '../files/postgres-chunk-store';
 import { ArchiveVisitor, readArchive } from './archive-file';
-import type { ArchiveManifest, ArchivePreamble } from './archive-records';
+import type { ArchiveManifest, ArchivePreamble, FileChunksSummary } from './archive-records';
 import { BackupError, archiveDamaged, throwIfInterrupted } from './backup-errors';
+import { FileChunkSinkFactory, storingSink } from './file-chunks';
 import { BACKUP_LOCK_KEY, LOCK_WAIT_MS } from './locked-connection';
 import {
   copyTableIn,
@@ -52,6 +54,12 @@ export interface RestoreOptions {
   readonly signal?: AbortSignal;
   /** Skip the authentication pass (the target is a scratch database that is dropped on failure). */
   readonly trustArchive?: boolean;
+  /**
+   * Where the file chunks the archive carries go (contents that were kept outside PostgreSQL):
+   * the restoring configuration's store. By default the target's file_chunks table, the contents
+   * then recorded as in PostgreSQL.
+   */
+  readonly fileChunks?: FileChunkSinkFactory;
 }
 
 export interface RestoreResult {
@@ -63,6 +71,8 @@ export interface RestoreResult {
   /** The archive's tables, row counts and checksums, as authenticated while loading. */
   readonly preamble: ArchivePreamble;
   readonly manifest: ArchiveManifest;
+  /** The file chunks put back (absent for an archive without them). */
+  readonly fileChunks?: FileChunksSummary;
 }
 
 /** TypeORM creates its migrations table in a protected method; a restore needs it inside its own transaction. */
@@ -164,6 +174,10 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     const setAside = await setAsideConstraints(client, names);
     await truncateTables(client, names);
 
+    const sink = (options.fileChunks ?? ((database, manager) => storingSink(new PostgresChunkStore(database), manager)))(
+      target,
+      queryRunner.manager,
+    );
     let rows = 0;
     let input: Writable | undefined;
     // Heard from the moment the COPY starts: an error emitted with nobody listening would end the process.
@@ -187,6 +201,12 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
         input = undefined;
         rows += summary.rows;
       },
+      startContent: (content) => sink.startContent(content),
+      chunk: (sealed, content, index) => {
+        throwIfInterrupted(options.signal);
+        return sink.chunk(sealed, content, index);
+      },
+      endContent: (content) => sink.endContent(content),
       progress: (bytesRead, sizeBytes, rowsRead) =>
         options.onProgress?.({ phase: 'loading', bytesRead, sizeBytes, rows: rowsRead, totalRows }),
     };
@@ -210,6 +230,7 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
       migrated,
       preamble,
       manifest,
+      ...(manifest.fileChunks ? { fileChunks: manifest.fileChunks } : {}),
     };
     await options.beforeCommit?.(queryRunner.manager, result);
     // Caches of sessions, roles and IP rules on every running instance describe the data just replaced.

@@ -10,6 +10,7 @@ import { BackupError, failureText, throwIfInterrupted } from './backup-errors';
 import type { Backup } from './backup.entity';
 import { RestoreProgress, fileSha256, restoreArchive } from './restore';
 import { copyTableOut, prepareCopySession } from './table-copy';
+import { FileContentsCheck } from './verify-files';
 
 export interface VerificationOutcome {
   readonly ok: boolean;
@@ -41,8 +42,10 @@ async function summarize(client: Client, table: ArchiveTable, signal?: AbortSign
 
 /**
  * Proves an archive restorable: the file is the one written (SHA-256), it restores into a
- * scratch database on the same server, and every table read back from there has the manifest's
- * row count and checksum. The scratch database is dropped whatever happens. `client` holds the
+ * scratch database on the same server, every table read back from there has the manifest's
+ * row count and checksum, and every file content its files name decrypts to its recorded SHA-256
+ * (those in file_chunks read back; those the archive carries for an object store as they stream
+ * by, never stored). The scratch database is dropped whatever happens. `client` holds the
  * verification lock, so scratch databases left by a killed verification are dropped first.
  */
 export async function verifyArchive(input: {
@@ -82,6 +85,7 @@ export async function verifyArchive(input: {
   }
   try {
     const scratchUrl = databaseUrlFor(input.databaseUrl, scratch);
+    const files = new FileContentsCheck(input.keyring);
     let restored;
     try {
       restored = await restoreArchive({
@@ -93,6 +97,8 @@ export async function verifyArchive(input: {
         signal: input.signal,
         onProgress: input.onProgress,
         totalRows: backup.rows,
+        fileChunks: (_target, manager) => files.sink(manager),
+        beforeCommit: (manager) => files.findUnarchived(manager),
       });
     } catch (error) {
       if (error instanceof BackupError) return { ok: false, text: `restoring failed: ${error.message}` };
@@ -116,9 +122,14 @@ export async function verifyArchive(input: {
     }
     if (differences.length > 0)
       return { ok: false, text: `${differences.length} table(s) differ after restoring: ${differences.join('; ')}` };
+    await files.checkRestored(scratchUrl, input.signal);
+    const contents = files.describe();
+    if (!contents.ok) return { ok: false, text: `restored ${restored.tables} tables and ${restored.rows} rows, but ${contents.text}` };
     return {
       ok: true,
-      text: `restored ${restored.tables} tables and ${restored.rows} rows into a scratch database; every table's row count and SHA-256 match the manifest`,
+      text:
+        `restored ${restored.tables} tables and ${restored.rows} rows into a scratch database; every table's row count and SHA-256 match the manifest` +
+        (contents.text ? `; ${contents.text}` : ''),
     };
   } finally {
     await dropDatabase(client, scratch).catch((error: unknown) =>

@@ -27,6 +27,13 @@ export interface KeyStatus {
   readonly currentKid: string;
   readonly keys: readonly { kid: string; inKeyring: boolean; retiredAt: Date | null }[];
   readonly columns: readonly ColumnKeyCounts[];
+  /** Data outside the columns (file contents), items per key id. */
+  readonly keyedData: readonly KeyedDataCounts[];
+}
+
+export interface KeyedDataCounts {
+  readonly label: string;
+  readonly byKid: Readonly<Record<string, number>>;
 }
 
 /** A value that no key of the keyring opens (a forgotten key, or tampering): skipped, reported. */
@@ -39,9 +46,44 @@ export interface UnreadableValue {
 export interface ReencryptResult {
   readonly rewritten: number;
   readonly unreadable: readonly UnreadableValue[];
+  /** What was left on an old key on purpose, said for the operator (uploads still arriving); absent when nothing was. */
+  readonly left?: readonly string[];
 }
 
-export type ReencryptProgress = (progress: { table: string; column: string; done: number; total: number }) => void;
+/** `label`: what a progress bar is named when it is not a column (file contents). */
+export type ReencryptProgress = (progress: { table: string; column: string; done: number; total: number; label?: string }) => void;
+
+/** The brand of a KeyedData service. */
+export const KEYED_DATA = Symbol.for('bastion.keyed-data');
+
+/**
+ * Data a feature keeps under the data keys outside encrypted columns (the files feature's
+ * contents): it counts and re-encrypts its own, and KeyService counts it in, so `keys status`
+ * shows it, `keys reencrypt` rewrites it, and a key it still uses is never marked retired. Crypto
+ * cannot know the features above it: a feature contributes by providing a service that is one
+ * (`isKeyedData` finds them among the services).
+ */
+export interface KeyedData {
+  readonly [KEYED_DATA]: true;
+  /** What it is, for status lines and progress bars ("file contents"). */
+  readonly label: string;
+  /** Items per key id; any count keeps that key in use. */
+  countByKid(): Promise<Record<string, number>>;
+  /**
+   * Rewrites every item not on `currentKid` under it. Resumable and safe to kill: an item is on
+   * the old key or the new one, never half. `onProgress`: items done out of the total to do.
+   */
+  reencrypt(currentKid: string, onProgress: (done: number, total: number) => void): Promise<ReencryptResult>;
+}
+
+export function isKeyedData(value: unknown): value is KeyedData {
+  return typeof value === 'object' && value !== null && (value as Partial<KeyedData>)[KEYED_DATA] === true;
+}
+
+/** The KeyedData among a process's services (getters are read once each; services are built by then). */
+export function keyedDataIn(services: object): KeyedData[] {
+  return Object.values(services).filter(isKeyedData);
+}
 
 /** A row as a batch rewrite reads it: its key, the encrypted value, and the column it may write. */
 interface RowToRewrite {
@@ -156,6 +198,8 @@ export class KeyService {
     private readonly clock: Clock,
     /** Re-encryptions and forgotten keys are security events (the CLI passes the log). */
     private readonly audit?: AuditLog,
+    /** Data under the keys outside the columns, as the features that keep it provide it. */
+    private readonly keyedData: readonly KeyedData[] = [],
   ) {}
 
   /**
@@ -199,7 +243,9 @@ export class KeyService {
         .filter((kid) => !known.has(kid))
         .map((kid) => ({ kid, inKeyring: true, retiredAt: null })),
     ];
-    return { currentKid: this.keyring.currentKid, keys, columns };
+    const keyedData: KeyedDataCounts[] = [];
+    for (const data of this.keyedData) keyedData.push({ label: data.label, byKid: await data.countByKid() });
+    return { currentKid: this.keyring.currentKid, keys, columns, keyedData };
   }
 
   /**
@@ -239,6 +285,15 @@ export class KeyService {
         options.onProgress,
       );
     }
+    const left: string[] = [];
+    for (const data of this.keyedData) {
+      const done = await data.reencrypt(current, (count, total) =>
+        options.onProgress?.({ table: data.label, column: '', done: count, total, label: data.label }),
+      );
+      rewritten += done.rewritten;
+      unreadable.push(...done.unreadable);
+      left.push(...(done.left ?? []));
+    }
     await this.retireUnusedKeys();
     await this.audit?.append(this.dataSource.manager, {
       action: 'keys_reencrypted',
@@ -247,7 +302,7 @@ export class KeyService {
       targetId: this.keyring.currentKid,
       metadata: { rewritten, unreadable: unreadable.length },
     });
-    return { rewritten, unreadable };
+    return { rewritten, unreadable, ...(left.length > 0 ? { left } : {}) };
   }
 
   /**
@@ -363,8 +418,11 @@ export class KeyService {
   }
 
   private async retireUnusedKeys(): Promise<void> {
-    const { columns } = await this.status();
-    const used = new Set(columns.flatMap((column) => Object.keys(column.rowsByKid)));
+    const { columns, keyedData } = await this.status();
+    const used = new Set([
+      ...columns.flatMap((column) => Object.keys(column.rowsByKid)),
+      ...keyedData.flatMap((data) => Object.keys(data.byKid)),
+    ]);
     const records = this.dataSource.getRepository(EncryptionKeyRecord);
     for (const record of await records.findBy({ retiredAt: IsNull() })) {
       if (record.kid !== this.keyring.currentKid && !used.has(record.kid))

@@ -21,8 +21,7 @@ export const ERROR_CODES = {
   },
   FILE_REJECTED: {
     httpStatus: 422,
-    meaning:
-      'An uploaded file was refused and nothing was kept: extensions.reason says why (TYPE_NOT_ALLOWED, TOO_LARGE, PIXEL_LIMIT, UNDECODABLE).',
+    meaning: 'An uploaded file was refused and nothing was kept: extensions.reason says why (TYPE_NOT_ALLOWED, PIXEL_LIMIT, UNDECODABLE).',
   },
   INTERNAL_SERVER_ERROR: { httpStatus: 500, meaning: 'Something failed on the server; quote the X-Request-Id response header.' },
   SERVICE_UNAVAILABLE: { httpStatus: 503, meaning: 'A dependency (the database) is down; retry with backoff.' },

@@ -2,7 +2,10 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { Server as TusServer } from '@tus/server';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { ErrorCode } from '../errors';
 import { sendError } from '../http/http-errors';
+import { LOGGED_PATH } from '../http/request-id';
+import { addressBucket } from '../net/ip';
 import type { Logger } from '../logging';
 import type { Clock } from '../clock';
 import type { FileRefusals } from './file-refusals';
@@ -11,8 +14,11 @@ import { FilesService, ORIGINAL } from './files.service';
 import { BastionTusStore, tusRequest } from './tus-store';
 import { UploadRefusal } from './upload-refusal';
 import type { UploadsService } from './uploads.service';
+import type { Upload } from './upload.entity';
 
 export const UPLOADS_PATH = '/files/uploads';
+
+const sizeExceeded = new UploadRefusal('BAD_REQUEST', 'More bytes were sent than the byteSize given to startUpload.', {}, 413);
 
 export interface UploadRouteOptions {
   readonly maxUploadsPerAccount: number;
@@ -63,7 +69,12 @@ export function uploadRoute(
     allowedOrigins: (origin) => options.allowsOrigin(origin),
     disableTerminationForFinishedUploads: true,
     onResponseError: (_req, error) => {
-      if (error instanceof UploadRefusal || !(error instanceof Error)) return undefined;
+      if (error instanceof UploadRefusal) return undefined;
+      // More bytes than the upload's size: @tus/server refuses them by Content-Length (a plain object), or, for a streamed
+      // body, by counting (StreamLimiter's MaxFileExceededError, an Error): both are the client's, 413 with our error shape.
+      if ((error as { status_code?: unknown }).status_code === 413) return { status_code: 413, body: sizeExceeded.body };
+      // @tus/server's own protocol refusals (a wrong offset, a missing header): the same status, in our error shape.
+      if (!(error instanceof Error)) return tusRefusal(error);
       logger.error({ err: error }, 'files: an upload request failed');
       return {
         status_code: 500,
@@ -84,13 +95,16 @@ export function uploadRoute(
         return;
       }
       const { uploadId } = tokenOf(req.originalUrl);
+      // The token is a credential for this upload: the request line logs the upload's id instead.
+      res.locals[LOGGED_PATH] = `${UPLOADS_PATH}/${uploadId ?? '(invalid)'}`;
       const upload = uploadId ? await uploads.find(uploadId) : null;
       if (!upload) {
         if (!uploadId) refusals.refused('upload_url', req.clientIp);
         sendError(res, 'NOT_FOUND', 'No such upload: it expired, finished, or the URL is wrong. Start a new one with startUpload.');
         return;
       }
-      const address = `address:${req.clientIp}`;
+      // IPv6 by /64, as the rate limits count: one subscriber's network, not one of its 2^64 addresses.
+      const address = `address:${addressBucket(req.clientIp)}`;
       const account = `account:${upload.userId}`;
       if (!inFlight.enter(address, options.maxUploadsPerAddress)) return tooMany(res);
       if (!inFlight.enter(account, options.maxUploadsPerAccount)) {
@@ -100,6 +114,10 @@ export function uploadRoute(
       try {
         res.setHeader('Upload-Expires', upload.expiresAt.toUTCString());
         res.setHeader('Cache-Control', 'no-store');
+        if (req.method === 'PUT') {
+          await putWhole(uploads, upload, req, res);
+          return;
+        }
         // express strips the mount path from req.url; @tus/server reads the upload's URL from it.
         req.url = req.originalUrl;
         await tusRequest.run({ clientIp: req.clientIp }, () => tus.handle(req, res));
@@ -111,6 +129,39 @@ export function uploadRoute(
       next(error);
     }
   };
+}
+
+/**
+ * A small file in one request, outside the tus protocol: `PUT` the whole file to the upload's URL
+ * (Content-Length the byteSize declared). It is the creation and the bytes at once; a body cut
+ * short stays resumable with tus (HEAD, then PATCH).
+ */
+async function putWhole(uploads: UploadsService, upload: Upload, req: Request, res: Response): Promise<void> {
+  const sendRefusal = (refusal: UploadRefusal) =>
+    res.status(refusal.status_code).type('application/json; charset=utf-8').send(refusal.body);
+  const length = Number(req.get('content-length'));
+  if (!Number.isSafeInteger(length) || length !== upload.byteSize) {
+    sendError(res, 'BAD_REQUEST', `PUT the whole file: Content-Length must be ${upload.byteSize}, the byteSize given to startUpload.`, 400);
+    return;
+  }
+  try {
+    await uploads.createdByClient(upload.id, length);
+    const received = await uploads.receive(upload.id, 0, req, req.clientIp);
+    if (received === length) res.status(204).end();
+    else sendError(res, 'BAD_REQUEST', `The body ended at byte ${received} of ${length}: resume with HEAD and PATCH (tus).`, 400);
+  } catch (error) {
+    if (!(error instanceof UploadRefusal)) throw error;
+    sendRefusal(error);
+  }
+}
+
+/** The catalogue code of a status @tus/server answers with. */
+const TUS_STATUS_CODES: Readonly<Record<number, ErrorCode>> = { 404: 'NOT_FOUND', 409: 'CONFLICT', 410: 'NOT_FOUND' };
+
+function tusRefusal(error: { status_code: number; body: string }): { status_code: number; body: string } {
+  const code = TUS_STATUS_CODES[error.status_code] ?? 'BAD_REQUEST';
+  const message = error.body.trim() || 'The tus request was refused.';
+  return { status_code: error.status_code, body: new UploadRefusal(code, message, {}, error.status_code).body };
 }
 
 function tooMany(res: Response): void {
@@ -144,6 +195,11 @@ export function parseRange(header: string | undefined, size: number): { start: n
 export function downloadRoute(files: FilesService, refusals: FileRefusals, clock: Clock, logger: Logger): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('Allow', 'GET, HEAD');
+        sendError(res, 'BAD_REQUEST', 'File URLs are read with GET.', 405);
+        return;
+      }
       const match = /^\/([0-9a-f-]{36})\/([a-z0-9_]{1,32})$/.exec(req.path);
       const fileId = match?.[1] ?? '';
       const variant = (match?.[2] ?? '').toUpperCase();
@@ -190,7 +246,8 @@ export function downloadRoute(files: FilesService, refusals: FileRefusals, clock
         res.end();
         return;
       }
-      await pipeline(Readable.from(files.read(content, range)), res).catch((error: unknown) => {
+      // One chunk buffered at a time: memory stays flat whatever the file's size and the client's speed.
+      await pipeline(Readable.from(files.read(content, range), { highWaterMark: 1 }), res).catch((error: unknown) => {
         // Headers are out: a failure now (a damaged chunk, a lost store) can only cut the response.
         if (!res.destroyed) logger.error({ err: error, fileId }, 'files: a download failed midway');
         res.destroy();

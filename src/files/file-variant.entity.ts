@@ -1,4 +1,4 @@
-import { Column, Entity, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
 import { FileContent, bigintAsNumber } from './file-content.entity';
 import { StoredFile } from './stored-file.entity';
 
@@ -15,6 +15,7 @@ export class FileVariant {
   @JoinColumn({ name: 'file_id' })
   file?: StoredFile;
 
+  @Index()
   @Column({ type: 'uuid' })
   contentId!: string;
 

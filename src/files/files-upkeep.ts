@@ -37,15 +37,15 @@ export async function checkFileTriggers(dataSource: DataSource, tables: readonly
  * it): deleted after an hour, their chunks with them (or queued, for an object store).
  */
 export async function pruneOrphanContents(manager: EntityManager, clock: Clock): Promise<number> {
-  const deleted: unknown[] = await manager.query(
+  // TypeORM answers a DELETE with [rows, count].
+  const [, deleted]: [unknown, number] = await manager.query(
     `DELETE FROM file_contents c WHERE c.created_at < $1
         AND NOT EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id)
         AND NOT EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id)
-        AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)
-      RETURNING c.id`,
+        AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)`,
     [new Date(clock.now().getTime() - ORPHAN_GRACE_MS)],
   );
-  return deleted.length;
+  return deleted;
 }
 
 /** Chunks of deleted contents in an object store: removed there, then their queue rows (a crash between repeats a delete, which is harmless). */

@@ -1,10 +1,10 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import type { DataSource } from 'typeorm';
 import type { Config } from '../config';
 import { activeKeyring } from '../crypto/active-keyring';
 import type { CommandTools } from '../feature';
 import { ProgressBar } from '../progress-bar';
-import type { ChunkStore } from './chunk-store';
+import { ChunkMissingError, ChunkStore } from './chunk-store';
 import { Contents, SealedContent, Stores } from './content-io';
 import { PostgresChunkStore } from './postgres-chunk-store';
 import { S3ChunkStore } from './s3-chunk-store';
@@ -23,11 +23,15 @@ const megabytes = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
 const ATTACHED = `(EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id) OR EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id))
   AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)`;
 
-function storeOption(raw: string): StorageTarget {
+/**
+ * Parsed in the action, not as commander's option parser: commander quotes a refused argument in
+ * its error, and a mistyped URL may hold a secret. parseStorageUrl's messages never repeat it.
+ */
+function storeOption(raw: string, fail: (message: string) => never): StorageTarget {
   try {
     return parseStorageUrl(raw);
   } catch (error) {
-    if (error instanceof StorageUrlError) throw new InvalidArgumentError(error.message.replace(/^Invalid STORAGE_URL: /, ''));
+    if (error instanceof StorageUrlError) fail(`--to: ${error.message.replace(/^Invalid STORAGE_URL: /, '')}`);
     throw error;
   }
 }
@@ -46,14 +50,10 @@ export function registerFilesCommands(program: Command, cli: CommandTools<FilesC
       'Move every stored file (and its variants) to another store, sealed chunks copied as they are, with a progress bar. ' +
         'Resumable: run it again after an interruption and it moves what is left. Then set STORAGE_URL to the same store everywhere',
     )
-    .requiredOption(
-      '--to <store>',
-      '`postgres`, or an s3:// URL written as STORAGE_URL takes it (credentials from the AWS chain)',
-      storeOption,
-    )
-    .action((options: { to: StorageTarget }) =>
-      cli.withServices(async ({ fileContents, dataSource, config }) => {
-        const to = options.to;
+    .requiredOption('--to <store>', '`postgres`, or an s3:// URL written as STORAGE_URL takes it (credentials from the AWS chain)')
+    .action((options: { to: string }) => {
+      const to = storeOption(options.to, cli.fail);
+      return cli.withServices(async ({ fileContents, dataSource, config }) => {
         const configured = config.storage;
         if (to.kind === 's3' && configured.kind === 's3' && !sameTarget(to, configured))
           cli.fail(
@@ -67,17 +67,9 @@ export function registerFilesCommands(program: Command, cli: CommandTools<FilesC
             : to.kind === 's3'
               ? new S3ChunkStore(to)
               : new PostgresChunkStore(dataSource);
-        const target = ownTarget ?? fileContents.stores.current;
+        const sources = fileContents.stores.all.filter((store) => store.kind !== to.kind);
         try {
-          await migrate(
-            cli,
-            dataSource,
-            new Stores(
-              target,
-              fileContents.stores.all.filter((store) => store.kind !== to.kind),
-            ),
-            to,
-          );
+          await migrate(cli, dataSource, new Stores(ownTarget ?? fileContents.stores.current, sources), to);
         } finally {
           await ownTarget?.close();
         }
@@ -85,8 +77,8 @@ export function registerFilesCommands(program: Command, cli: CommandTools<FilesC
           cli.say(
             `now set STORAGE_URL to ${to.kind === 'postgres' ? 'postgres' : 'that s3:// URL'} on every instance, so that new files go there too`,
           );
-      }),
-    );
+      });
+    });
 }
 
 async function migrate(cli: CommandTools<unknown>, dataSource: DataSource, stores: Stores, to: StorageTarget): Promise<void> {
@@ -112,6 +104,8 @@ async function migrate(cli: CommandTools<unknown>, dataSource: DataSource, store
   let done = 0;
   let moved = 0;
   let movedBytes = 0;
+  /** Contents with a chunk missing from their store: left where they are, and named at the end. */
+  const damaged: string[] = [];
   let after = '00000000-0000-0000-0000-000000000000';
   try {
     for (;;) {
@@ -123,9 +117,15 @@ async function migrate(cli: CommandTools<unknown>, dataSource: DataSource, store
       if (batch.length === 0) break;
       for (const row of batch) {
         const content: SealedContent = { id: row.id, store: row.store, byteSize: Number(row.byte_size), chunkBytes: row.chunk_bytes };
-        if (await contents.move(content, target.kind)) {
-          moved += 1;
-          movedBytes += content.byteSize;
+        try {
+          if (await contents.move(content, target.kind)) {
+            moved += 1;
+            movedBytes += content.byteSize;
+          }
+        } catch (error) {
+          // One damaged content should not hold up the rest; a store that fails (unreachable, refusing) stops the run.
+          if (!(error instanceof ChunkMissingError)) throw error;
+          damaged.push(content.id);
         }
         // Files attached meanwhile add to the count: the total follows so the bar never passes 100 %.
         done += 1;
@@ -146,12 +146,19 @@ async function migrate(cli: CommandTools<unknown>, dataSource: DataSource, store
     [target.kind],
   );
   cli.say(
-    moved === 0
+    moved === 0 && damaged.length === 0
       ? `nothing to move: every stored file is in ${describeStorage(to)}`
       : `moved ${moved} file content${moved === 1 ? '' : 's'} (${megabytes(movedBytes)}) to ${describeStorage(to)}`,
   );
   if (uploads > 0)
     cli.say(
-      `${uploads} upload${uploads === 1 ? '' : 's'} in progress stay where ${uploads === 1 ? 'it' : 'they'} started: run this again once they finish`,
+      `${uploads} upload${uploads === 1 ? ' in progress stays where it' : 's in progress stay where they'} started: run this again once they finish`,
     );
+  if (damaged.length > 0) {
+    for (const id of damaged.slice(0, 20)) cli.say(`  not moved: content ${id} has a chunk missing from its store`);
+    cli.fail(
+      `${damaged.length} file content(s) have chunks missing from their store and were left there (their files cannot be downloaded): ` +
+        'recover the chunks, or delete those files, then run this again',
+    );
+  }
 }

@@ -3,6 +3,7 @@ import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectTyp
 import { isAuthenticated } from '../accounts/viewer';
 import type { Context } from '../context';
 import type { ModelDefinition, ModelFileField } from '../data/define-model';
+import { valuesOf } from '../data/model-reader';
 import { defineMethod, namedClass } from '../graphql/generated-classes';
 import { type RuleTree } from '../shield/shield';
 import { isPublic, syncRule } from '../shield/rules';
@@ -113,8 +114,9 @@ export function generateFileFields(model: ModelDefinition): GeneratedFiles {
     defineMethod(
       generated,
       field.name,
-      async function (this: FilesFieldResolver, row: { id: string }, context: Context) {
-        const files = await this.files.filesOf(context, model, field, row.id, context.filesBaseUrl ?? '');
+      async function (this: FilesFieldResolver, row: object, context: Context) {
+        // The row's stored values: its id is always read, selected or not.
+        const files = await this.files.filesOf(context, model, field, String(valuesOf(row).id), context.filesBaseUrl ?? '');
         return field.multiple ? files : (files[files.length - 1] ?? null);
       },
       FieldResolver(() => (field.multiple ? [FileView] : FileView), { nullable: true, description: field.description }),

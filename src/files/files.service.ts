@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { In } from 'typeorm';
 import type { Context } from '../context';
+import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
 import type { ModelDefinition, ModelFileField } from '../data/define-model';
 import type { Contents } from './content-io';
@@ -82,6 +83,7 @@ export class FilesService {
 
   /** Removes a file: the viewer needs update on its row and write on its field, as for attaching one. */
   async remove(context: Context, fileId: string): Promise<void> {
+    if (!isUuid(fileId)) throw notFound();
     await this.dataSource.transaction(async (manager: EntityManager) => {
       const file = await manager.findOne(StoredFile, { where: { id: fileId }, lock: { mode: 'pessimistic_write' } });
       const entry = file && this.fields.of(file.tableName, file.field);

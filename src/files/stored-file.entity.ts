@@ -22,6 +22,8 @@ export class StoredFile {
   @Column({ type: 'text' })
   field!: string;
 
+  /** Indexed: the delete triggers and key rotation find a content's file by it. */
+  @Index()
   @Column({ type: 'uuid' })
   contentId!: string;
 

@@ -39,9 +39,12 @@ export class BastionTusStore extends DataStore {
     await this.uploads.discard(id);
   }
 
-  /** Non-zero, so @tus/server announces the expiration extension; the route sets Upload-Expires from the upload itself. */
+  /**
+   * Zero: @tus/server would judge expiry by the wall clock against a creation date it stamps
+   * itself. The upload's own expires_at decides (`find`), and the route sends it as Upload-Expires.
+   */
   override getExpiration(): number {
-    return 1;
+    return 0;
   }
 
   /** The maintenance job deletes expired uploads (with the clock every test can freeze). */

@@ -5,6 +5,7 @@ import type { Keyring } from '../crypto/keyring';
 import { open, seal } from '../crypto/envelope';
 import type { Contents } from './content-io';
 import { FileContent } from './file-content.entity';
+import { PostgresChunkStore } from './postgres-chunk-store';
 import { Upload } from './upload.entity';
 import { UploadRefusal } from './upload-refusal';
 
@@ -68,46 +69,70 @@ export class UploadReceiver {
       pendingBytes = rest.length;
       return taken;
     };
-    const claimChunk = async (plaintext: Buffer): Promise<void> => {
-      if (chunkIndex === 0) checkHead(plaintext);
-      const sealed = cipher.seal(chunkIndex, plaintext);
-      const end = chunkIndex * content.chunkBytes + plaintext.length;
-      await this.dataSource.transaction(async (manager) => {
-        const [, moved]: [unknown, number] = await manager.query(
-          'UPDATE uploads SET received_bytes = $3, tail = NULL WHERE id = $1 AND received_bytes = $2',
-          [uploadId, persisted, end],
-        );
-        if (moved !== 1)
-          throw new UploadRefusal('CONFLICT', 'Another request is writing this upload: send HEAD for its offset, then resume.', {}, 409);
-        // The row stays locked until the chunk is written: a second writer waits, then finds the offset moved.
-        await store.put(content.id, chunkIndex, sealed, manager);
-      });
+    const conflict = () =>
+      new UploadRefusal('CONFLICT', 'Another request is writing this upload: send HEAD for its offset, then resume.', {}, 409);
+    /** Claims one chunk, after the one before it: the offset moves from exactly where it stands. */
+    const claim = async (index: number, plaintext: Buffer, sealed: Buffer): Promise<void> => {
+      const end = index * content.chunkBytes + plaintext.length;
+      if (store instanceof PostgresChunkStore) {
+        // One round trip: the claim and the chunk in one statement.
+        if (!(await store.putClaimingUpload({ uploadId, from: persisted, to: end }, content.id, index, sealed))) throw conflict();
+      } else {
+        await this.dataSource.transaction(async (manager) => {
+          const [, moved]: [unknown, number] = await manager.query(
+            'UPDATE uploads SET received_bytes = $3, tail = NULL WHERE id = $1 AND received_bytes = $2',
+            [uploadId, persisted, end],
+          );
+          if (moved !== 1) throw conflict();
+          // The row stays locked until the chunk is in the store: a second writer waits, then finds the offset moved.
+          await store.put(content.id, index, sealed, manager);
+        });
+      }
       hash?.update(plaintext);
       persisted = end;
-      chunkIndex += 1;
+      chunkIndex = index + 1;
+    };
+
+    // Two stages: while one chunk is written, the next arrives and is sealed. `cut` counts the
+    // chunks taken from the body, `chunkIndex` those written; a write starts once the one before it
+    // is done, so chunks are claimed in order.
+    let cut = chunkIndex;
+    let writing: Promise<void> | undefined;
+    let writeFailed = false;
+    const cutChunk = async (bytes: number): Promise<void> => {
+      const index = cut;
+      const plaintext = take(bytes);
+      cut += 1;
+      if (index === 0) checkHead(plaintext);
+      const sealed = cipher.seal(index, plaintext);
+      await writing;
+      writing = claim(index, plaintext, sealed);
+      writing.catch(() => (writeFailed = true));
     };
 
     // Errors of the body are the client's (a cut connection): what arrived is kept and the client
-    // resumes from it. Errors of our own (the database, the store, a refusal) are raised after that.
+    // resumes from it. Errors of our own (the database, the store, a refusal) are raised after the
+    // write under way ends, and then nothing past the last written chunk is kept.
     let ours: Error | undefined;
-    let bodyFailed = false;
     const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    let bodyEnded = false;
     for (;;) {
       let next: IteratorResult<Buffer>;
       try {
         next = await chunks.next();
       } catch {
-        bodyFailed = true;
         break;
       }
-      if (next.done) break;
+      if (next.done) {
+        bodyEnded = true;
+        break;
+      }
       pending.push(next.value);
       pendingBytes += next.value.length;
       try {
-        if (chunkIndex * content.chunkBytes + pendingBytes > content.byteSize)
+        if (cut * content.chunkBytes + pendingBytes > content.byteSize)
           throw new UploadRefusal('BAD_REQUEST', `The upload is ${content.byteSize} bytes; more were sent.`, {}, 413);
-        while (chunkIndex < cipher.chunkCount && pendingBytes >= cipher.plainLengthOf(chunkIndex))
-          await claimChunk(take(cipher.plainLengthOf(chunkIndex)));
+        while (cut < cipher.chunkCount && pendingBytes >= cipher.plainLengthOf(cut)) await cutChunk(cipher.plainLengthOf(cut));
       } catch (error) {
         ours = error as Error;
         break;
@@ -115,14 +140,16 @@ export class UploadReceiver {
     }
     try {
       // An empty file, or one whose last chunk is short: it is complete once every byte is here.
-      if (ours === undefined && !bodyFailed && chunkIndex === cipher.chunkCount - 1 && pendingBytes === cipher.plainLengthOf(chunkIndex))
-        await claimChunk(take(pendingBytes));
+      if (ours === undefined && bodyEnded && cut === cipher.chunkCount - 1 && pendingBytes === cipher.plainLengthOf(cut))
+        await cutChunk(pendingBytes);
+      await writing;
     } catch (error) {
-      ours = error as Error;
+      ours ??= error as Error;
     }
     if (ours instanceof UploadRefusal && ours.code === 'FILE_REJECTED') throw ours;
-    const received = chunkIndex * content.chunkBytes + pendingBytes;
-    if (chunkIndex < cipher.chunkCount && received !== persisted) await this.keepTail(uploadId, persisted, received, take(pendingBytes));
+    const received = cut * content.chunkBytes + pendingBytes;
+    if (ours === undefined && !writeFailed && cut < cipher.chunkCount && received !== persisted)
+      await this.keepTail(uploadId, persisted, received, take(pendingBytes));
     if (ours instanceof Error) throw ours;
 
     this.remember(uploadId, hash, chunkIndex);
@@ -130,7 +157,7 @@ export class UploadReceiver {
     const sha256 = done && hash ? hash.digest('hex') : undefined;
     if (done) this.hashes.delete(uploadId);
     return {
-      upload: Object.assign(upload, { receivedBytes: done ? content.byteSize : received }),
+      upload: Object.assign(upload, { receivedBytes: done ? content.byteSize : writeFailed ? persisted : received }),
       content,
       sha256,
     };

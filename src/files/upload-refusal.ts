@@ -27,7 +27,7 @@ export class UploadRefusal extends Error {
 }
 
 /** The reasons FILE_REJECTED gives in `extensions.reason`. */
-export type RejectionReason = 'TYPE_NOT_ALLOWED' | 'TOO_LARGE' | 'PIXEL_LIMIT' | 'UNDECODABLE';
+export type RejectionReason = 'TYPE_NOT_ALLOWED' | 'PIXEL_LIMIT' | 'UNDECODABLE';
 
 export function fileRejected(reason: RejectionReason, message: string): UploadRefusal {
   return new UploadRefusal('FILE_REJECTED', message, { reason });

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { type DataSource, type EntityManager, IsNull } from 'typeorm';
 import type { Clock } from '../clock';
 import type { Context } from '../context';
+import { isUuid } from '../db/uuid';
 import { AppError } from '../errors';
 import type { Logger } from '../logging';
 import type { Contents } from './content-io';
@@ -77,7 +78,8 @@ export class UploadsService {
     const clauses = scope.writableClauses([field.name]);
     const expiresAt = new Date(this.clock.now().getTime() + this.limits.uploadTtlMs);
     const upload = await this.dataSource.transaction(async (manager) => {
-      const where = scope.where({ id: input.rowId }, clauses);
+      // Not a uuid: no row has it (and PostgreSQL would refuse the comparison).
+      const where = isUuid(input.rowId) ? scope.where({ id: input.rowId }, clauses) : null;
       const row = where && (await manager.findOne(model.entity, { where, select: { id: true } }));
       if (!row) throw new AppError('NOT_FOUND', `No ${model.name} with this id that you may change.`, { details: { field: 'rowId' } });
       // The rights first (FORBIDDEN, NOT_FOUND), as an update does; then what is declared of the file.
@@ -234,11 +236,8 @@ export class UploadsService {
   /** The type is read from the bytes: one the field does not take is refused at the first chunk. */
   private checkType(entry: FileField, head: Buffer): void {
     const sniffed = sniffContentType(head);
-    if (sniffed && entry.field.types.includes(sniffed.mime)) {
-      if (sniffed.image && !canDecode(sniffed.mime) && !entry.field.keepMetadata)
-        throw fileRejected('TYPE_NOT_ALLOWED', `${sniffed.mime} images cannot be processed on this server: send JPEG, PNG or WebP.`);
-      return;
-    }
+    // An image type this server cannot decode (HEIC) is only ever listed with keepMetadata (checked at start): stored as sent.
+    if (sniffed && entry.field.types.includes(sniffed.mime)) return;
     throw fileRejected(
       'TYPE_NOT_ALLOWED',
       `${entry.model.name}.${entry.field.name} takes ${entry.field.types.join(', ')}; this file's bytes are ${sniffed?.mime ?? 'of no type it takes'}.`,

@@ -26,6 +26,9 @@ Object.defineProperty(express.request, 'log', {
   },
 });
 
+/** Where a route puts the path the request line logs, when the real one holds a secret. */
+export const LOGGED_PATH = 'bastionLoggedPath';
+
 /** Accepts or generates `X-Request-Id`, echoes it, and logs one line per finished request. */
 export function requestIds(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -37,11 +40,12 @@ export function requestIds(logger: Logger) {
     res.on('finish', () => {
       if (!logger.isLevelEnabled('info')) return;
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      // The path only: a query string may carry a GraphQL GET query and its variables.
+      // The path only: a query string may carry a GraphQL GET query and its variables. A route whose
+      // path is a capability (an upload URL) names what to log instead, in res.locals[LOGGED_PATH].
       req.log.info(
         {
           method: req.method,
-          path: req.originalUrl.split('?')[0],
+          path: (res.locals[LOGGED_PATH] as string | undefined) ?? req.originalUrl.split('?')[0],
           ip: req.clientIp,
           status: res.statusCode,
           durationMs: Math.round(durationMs * 10) / 10,

@@ -39,7 +39,7 @@ export interface CheckContext {
   readonly chainFullVerifyMaxEvents?: number;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+export const DAY_MS = 24 * 60 * 60 * 1000;
 /** A current signing key older than this should be rotated. */
 const SIGNING_KEY_MAX_AGE_DAYS = 180;
 /** A newest backup older than this misses a daily schedule (with an hour's slack). */
@@ -60,18 +60,27 @@ function isApolloStudioOrigin(origin: string): boolean {
 }
 
 /** A check's finding, and what it asks the run's audit event to record for the next run. */
-type CheckOutcome = Omit<SecurityCheck, 'id' | 'measure'> & { readonly record?: AuditMetadata };
-type Check = (context: CheckContext) => Promise<CheckOutcome>;
+export type CheckOutcome = Omit<SecurityCheck, 'id' | 'measure'> & { readonly record?: AuditMetadata };
 
-const pass = (detail: string) => ({ status: 'PASS' as const, detail, remedy: null });
-const warn = (detail: string, remedy: string) => ({ status: 'WARN' as const, detail, remedy });
-const fail = (detail: string, remedy: string) => ({ status: 'FAIL' as const, detail, remedy });
+/** A check of one measure, run on the context it reads (a feature's checks may need more than CheckContext). */
+export interface CheckDefinition<C extends CheckContext = CheckContext> {
+  readonly id: string;
+  readonly measure: Measure;
+  readonly run: (context: C) => Promise<CheckOutcome>;
+}
+
+export const pass = (detail: string) => ({ status: 'PASS' as const, detail, remedy: null });
+export const warn = (detail: string, remedy: string) => ({ status: 'WARN' as const, detail, remedy });
+export const fail = (detail: string, remedy: string) => ({ status: 'FAIL' as const, detail, remedy });
 /** In production a problem fails; elsewhere it warns (a development machine is allowed its shortcuts). */
 const failInProduction = (context: CheckContext, detail: string, remedy: string) =>
   context.config.nodeEnv === 'production' ? fail(detail, remedy) : warn(detail, remedy);
 
-/** Every check, by measure, in report order. */
-export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
+/**
+ * The checks of the configuration, the keys and the platform's tables, by measure, in report
+ * order; the files feature's are in files-checks.ts, and the report merges both by measure.
+ */
+export const CHECKS: readonly CheckDefinition[] = [
   {
     id: 'encryption.keys_configured',
     measure: 'encryption',
@@ -89,11 +98,15 @@ export const CHECKS: readonly { id: string; measure: Measure; run: Check }[] = [
     measure: 'encryption',
     run: async (context) => {
       const status = await context.keys.status();
-      const stale = status.columns.flatMap((column) =>
-        Object.entries(column.rowsByKid)
-          .filter(([kid, rows]) => kid !== status.currentKid && rows > 0)
-          .map(([kid, rows]) => `${column.table}.${column.column}: ${rows} on ${kid}`),
-      );
+      const onOlderKeys = (label: string, byKid: Readonly<Record<string, number>>) =>
+        Object.entries(byKid)
+          .filter(([kid, count]) => kid !== status.currentKid && count > 0)
+          .map(([kid, count]) => `${label}: ${count} on ${kid}`);
+      // Columns, and what features keep under the keys besides (file contents).
+      const stale = [
+        ...status.columns.flatMap((column) => onOlderKeys(`${column.table}.${column.column}`, column.rowsByKid)),
+        ...status.keyedData.flatMap((data) => onOlderKeys(data.label, data.byKid)),
+      ];
       return stale.length === 0
         ? pass(`Every encrypted value is on the current key ${status.currentKid}.`)
         : warn(

@@ -24,10 +24,12 @@ declare module '../feature' {
 export const selfAuditFeature = defineFeature<keyof SelfAuditServices>()({
   name: 'self-audit',
   settings: SELF_AUDIT_SETTINGS,
-  needs: ['audit', 'keyring', 'backups'],
+  needs: ['audit', 'keyring', 'backups', 'fileContents', 'fileKeys'],
   provides: {
-    selfAudit: ({ dataSource, clock, audit, logger, config, keyring, backups, features }) =>
-      new SelfAudit(dataSource, clock, audit, logger, config, keyring, backups.options, () => unruledFieldsOf(features)),
+    selfAudit: ({ dataSource, clock, audit, logger, config, keyring, backups, fileContents, fileKeys, features }) =>
+      new SelfAudit(dataSource, clock, audit, logger, config, keyring, backups.options, fileContents, [fileKeys], () =>
+        unruledFieldsOf(features),
+      ),
   },
   // The scheduled run belongs to servers, not to CLI commands that build the same services.
   schedule: ({ selfAudit, config }) => (config.auditSchedule ? selfAudit.schedule(config.auditSchedule) : () => undefined),

@@ -25,6 +25,7 @@ import {
   probeFirewallTwins,
   runFirewallBench,
 } from './firewall-bench';
+import { BENCH_FILES_FEATURES, FILES_BASTION_SETTINGS, fileMegabytes, formatFiles, prepareBenchFiles, runFilesBench } from './files-bench';
 import { startFloorServer } from './floor-server';
 import { SIGN_IN_CONCURRENCY, Teardown, benchConfigFor, benchDatabaseUrl, benchPoolSize, loopbackOrigin, positiveInteger } from './harness';
 import { Measurement, combined, countStatements, measure, probe } from './measure';
@@ -75,7 +76,7 @@ function orderedScenarios(scenarios: readonly Scenario[]): Scenario[] {
 }
 
 /** The sections of the run; BENCH_SECTIONS=reads,encryption runs only those (all by default). */
-const SECTIONS = ['reads', 'permission', 'firewall', 'sign-ins', 'audit', 'encryption', 'realtime', 'backups'] as const;
+const SECTIONS = ['reads', 'permission', 'firewall', 'sign-ins', 'audit', 'encryption', 'realtime', 'files', 'backups'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function chosenSections(): ReadonlySet<Section> {
@@ -352,6 +353,33 @@ async function main(signal: AbortSignal): Promise<number> {
       });
       if (realtime) {
         const { lines, problems } = formatRealtime(realtime);
+        say();
+        for (const line of lines) say(line);
+        if (problems.length > 0) exitCode = 1;
+      }
+    }
+    if (!signal.aborted && sections.has('files')) {
+      const megabytes = fileMegabytes('BENCH_FILES_MB', 100);
+      const bigMegabytes = fileMegabytes('BENCH_FILES_BIG_MB', 1024);
+      process.stderr.write(`running files (${megabytes} MB, ${bigMegabytes} MB)…\n`);
+      // Its own Bastion: its only model is the bench's (a file field of up to 2 GiB), whose table and files trigger must exist before it starts.
+      await prepareBenchFiles(databaseUrl);
+      const filesBastion = await startBastion(benchConfig({ ...RATE_LIMITS_OFF, ...FILES_BASTION_SETTINGS }), {
+        logger,
+        clock: systemClock,
+        extraFeatures: BENCH_FILES_FEATURES,
+      });
+      teardown.add(() => filesBastion.stop());
+      const files = await runFilesBench({
+        origin: loopbackOrigin(filesBastion),
+        databaseUrl,
+        megabytes,
+        bigMegabytes,
+        teardown,
+        signal,
+      });
+      if (files) {
+        const { lines, problems } = formatFiles(files);
         say();
         for (const line of lines) say(line);
         if (problems.length > 0) exitCode = 1;

@@ -13,7 +13,8 @@ import { startS3Server, TestS3Server } from '../support/s3-server';
 import { createTestDatabase, TestDatabase } from '../support/test-database';
 
 /** PostgresChunkStore's chunks per statement (CHUNKS_PER_READ, not exported). */
-const POSTGRES_CHUNKS_PER_READ = 4;
+/** The PostgreSQL store reads one chunk per statement, the next one asked for while the reader has the current one. */
+const POSTGRES_CHUNKS_AHEAD = 1;
 
 /** What the store asked its backend for, counted outside the store. */
 class ReadMeter {
@@ -98,9 +99,8 @@ async function postgresHarness(): Promise<Harness> {
   await dataSource.initialize();
   const reads = new ReadMeter();
   const query = (sql: string, parameters?: unknown[]) => {
-    if (!sql.startsWith('SELECT chunk_index')) return dataSource.query(sql, parameters);
-    const [, from, to] = parameters as [string, number, number];
-    return reads.measure(to - from + 1, () => dataSource.query(sql, parameters));
+    if (!sql.startsWith('SELECT data FROM file_chunks')) return dataSource.query(sql, parameters);
+    return reads.measure(1, () => dataSource.query(sql, parameters));
   };
   // The data source itself but for query(), which counts the chunk reads.
   const metered = new Proxy(dataSource, {
@@ -113,7 +113,7 @@ async function postgresHarness(): Promise<Harness> {
   return {
     store: new PostgresChunkStore(metered),
     reads,
-    chunksAhead: POSTGRES_CHUNKS_PER_READ,
+    chunksAhead: POSTGRES_CHUNKS_AHEAD,
     requestsInFlight: { min: 1, max: 1 },
     newContent: async () => {
       const id = randomUUID();

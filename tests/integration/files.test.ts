@@ -82,4 +82,48 @@ describe('an avatar uploaded over tus', () => {
     expect(after[0].n).toBe(before[0].n);
     expect((await tusHead(started.url!)).status).toBe(404);
   });
+
+  it('takes a small file in the creation request (tus creation-with-upload) or in one PUT', async () => {
+    const photo = await photoWithGps(200, 100);
+    const started = await startUpload(alice.client, 'startProfileAvatarUpload', profileId, photo, 'image/jpeg');
+    const created = await fetch(started.url!, {
+      method: 'POST',
+      headers: {
+        'tus-resumable': '1.0.0',
+        'upload-length': String(photo.length),
+        'content-type': 'application/offset+octet-stream',
+      },
+      body: photo,
+    });
+    expect({ status: created.status, offset: created.headers.get('upload-offset') }).toEqual({ status: 201, offset: String(photo.length) });
+    const put = await startUpload(alice.client, 'startProfileAvatarUpload', profileId, photo, 'image/jpeg');
+    const whole = await fetch(put.url!, { method: 'PUT', body: photo });
+    expect(whole.status).toBe(204);
+    const { body } = await alice.client.request<{ profile: { avatar: { id: string } } }>(PROFILE_FILES, { id: profileId });
+    const [{ id }] = await server.bastion.database.dataSource.query('SELECT id FROM files WHERE row_id = $1', [profileId]);
+    expect(body.data!.profile.avatar.id).toBe(id);
+    // The upload is done: its URL names nothing any more.
+    expect((await fetch(put.url!, { method: 'PUT', body: photo })).status).toBe(404);
+  });
+
+  it('sends Upload-Expires from the upload itself, and answers a wrong-length PUT with 400', async () => {
+    const photo = await photoWithGps(64, 64);
+    const started = await startUpload(alice.client, 'startProfileAvatarUpload', profileId, photo, 'image/jpeg');
+    const [upload] = await server.bastion.database.dataSource.query('SELECT expires_at FROM uploads ORDER BY created_at DESC LIMIT 1');
+    const created = await tusCreate(started.url!, photo.length);
+    expect(created.headers.get('upload-expires')).toBe(new Date(upload.expires_at).toUTCString());
+    const patched = await tusPatch(started.url!, 0, photo.subarray(0, 10));
+    expect(patched.headers.get('upload-expires')).toBe(new Date(upload.expires_at).toUTCString());
+    const other = await startUpload(alice.client, 'startProfileAvatarUpload', profileId, photo, 'image/jpeg');
+    const short = await fetch(other.url!, { method: 'PUT', body: photo.subarray(1) });
+    expect(short.status).toBe(400);
+    expect(((await short.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code).toBe('BAD_REQUEST');
+  });
+
+  it('answers an id that is not a uuid with NOT_FOUND, never a database error', async () => {
+    const removed = await alice.client.request('mutation { removeFile(id: "__proto__") }');
+    expect(removed.body.errors?.map((error) => error.extensions?.code)).toEqual(['NOT_FOUND']);
+    const started = await startUpload(alice.client, 'startProfileAvatarUpload', 'not-a-uuid', { length: 10 }, 'image/jpeg');
+    expect(started.errors?.map((error) => error.extensions?.code)).toEqual(['NOT_FOUND']);
+  });
 });

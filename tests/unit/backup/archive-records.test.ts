@@ -52,8 +52,8 @@ describe('archive records', () => {
       );
     });
 
-    it('uses the type bytes H, T, D and M', () => {
-      expect(RecordType).toEqual({ PREAMBLE: 0x48, TABLE: 0x54, DATA: 0x44, MANIFEST: 0x4d });
+    it('uses the type bytes H, T, D, C, K and M', () => {
+      expect(RecordType).toEqual({ PREAMBLE: 0x48, TABLE: 0x54, DATA: 0x44, CONTENT: 0x43, CHUNK: 0x4b, MANIFEST: 0x4d });
     });
 
     it('refuses a payload over MAX_RECORD_BYTES, and takes one of exactly that size', () => {
