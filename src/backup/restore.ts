@@ -222,6 +222,10 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
     }
     await restoreConstraints(client, setAside);
     await resetSequences(client, names);
+    // Uploads under way when the backup was taken are not resumed: their clients have moved on, and
+    // a resumed one could seal a chunk position its store already holds. Deleting them deletes what
+    // they stored (the files trigger).
+    if (names.includes('uploads')) await queryRunner.query('DELETE FROM uploads');
     await assertKeysAvailable(queryRunner, keyring);
     const result: RestoreResult = {
       schemaVersion: preamble.schemaVersion,

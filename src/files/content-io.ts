@@ -168,6 +168,9 @@ export class Contents {
     const from = this.stores.of(content.store);
     const target = this.stores.of(to);
     const chunkCount = chunkCountOf(content.byteSize, content.chunkBytes);
+    // A deletion still queued for the target (a move away from it whose removal has not run yet)
+    // would remove the chunks about to be copied there: cancelled first, waiting for a prune under way.
+    if (to !== 'postgres') await this.dataSource.query('DELETE FROM file_deletions WHERE content_id = $1 AND store = $2', [content.id, to]);
     let index = 0;
     try {
       for await (const sealed of this.readSealed(content)) await target.put(content.id, index++, sealed);
@@ -232,6 +235,10 @@ export class Contents {
       if (content.sha256 !== null && replacement.sha256 !== content.sha256)
         throw new ContentDamagedError(content.id, source.chunkCount - 1);
       swapped = await this.dataSource.transaction(async (manager) => {
+        // The files naming it first, then the content: the order a removal or a replace locks them in
+        // (a file row, then its content through the trigger), so the two never deadlock.
+        await manager.query('SELECT 1 FROM files WHERE content_id = $1 FOR UPDATE', [content.id]);
+        await manager.query('SELECT 1 FROM file_variants WHERE content_id = $1 FOR UPDATE', [content.id]);
         const [old] = await manager.query<unknown[]>(
           'SELECT 1 FROM file_contents c WHERE c.id = $1 AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id) FOR UPDATE',
           [content.id],

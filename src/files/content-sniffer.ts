@@ -18,6 +18,29 @@ export interface SniffedType {
  */
 export const SNIFF_BYTES = 4096;
 
+/**
+ * The types a file field may take: those the bytes can prove, markup aside. SVG, HTML and XML are
+ * recognised only so that a refusal can name them: served, they could run in a browser.
+ */
+export const STORABLE_TYPES: ReadonlySet<string> = new Set([
+  'image/jpeg',
+  'image/png',
+  'image/gif',
+  'image/webp',
+  'image/avif',
+  'image/heic',
+  'application/pdf',
+  'application/zip',
+  'application/gzip',
+  'audio/mpeg',
+  'audio/aac',
+  'audio/mp4',
+  'audio/wav',
+  'audio/ogg',
+  'video/mp4',
+  'video/quicktime',
+]);
+
 /** The type the leading bytes prove, or undefined when they prove none we know. */
 export function sniffContentType(head: Buffer): SniffedType | undefined {
   const window = head.subarray(0, SNIFF_BYTES);

@@ -4,7 +4,6 @@ import { Server as TusServer } from '@tus/server';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ErrorCode } from '../errors';
 import { sendError } from '../http/http-errors';
-import { LOGGED_PATH } from '../http/request-id';
 import { addressBucket } from '../net/ip';
 import type { Logger } from '../logging';
 import type { Clock } from '../clock';
@@ -95,8 +94,6 @@ export function uploadRoute(
         return;
       }
       const { uploadId } = tokenOf(req.originalUrl);
-      // The token is a credential for this upload: the request line logs the upload's id instead.
-      res.locals[LOGGED_PATH] = `${UPLOADS_PATH}/${uploadId ?? '(invalid)'}`;
       const upload = uploadId ? await uploads.find(uploadId) : null;
       if (!upload) {
         if (!uploadId) refusals.refused('upload_url', req.clientIp);
@@ -118,6 +115,9 @@ export function uploadRoute(
           await putWhole(uploads, upload, req, res);
           return;
         }
+        // A HEAD reports the offset: an upload with every byte in is attached first (its completion
+        // may have failed before), and then reported complete, as it is.
+        if (req.method === 'HEAD' && (await finishing(uploads, upload, req, res))) return;
         // express strips the mount path from req.url; @tus/server reads the upload's URL from it.
         req.url = req.originalUrl;
         await tusRequest.run({ clientIp: req.clientIp }, () => tus.handle(req, res));
@@ -155,11 +155,27 @@ async function putWhole(uploads: UploadsService, upload: Upload, req: Request, r
   }
 }
 
+/** Attaches a complete upload before a HEAD reports it; true when it answered. */
+async function finishing(uploads: UploadsService, upload: Upload, req: Request, res: Response): Promise<boolean> {
+  try {
+    if (!(await uploads.finish(upload.id, req.clientIp))) return false;
+  } catch (error) {
+    if (!(error instanceof UploadRefusal)) throw error;
+    res.status(error.status_code).type('application/json; charset=utf-8').send(error.body);
+    return true;
+  }
+  res.setHeader('Tus-Resumable', '1.0.0');
+  res.setHeader('Upload-Offset', String(upload.byteSize));
+  res.setHeader('Upload-Length', String(upload.byteSize));
+  res.status(200).end();
+  return true;
+}
+
 /** The catalogue code of a status @tus/server answers with. */
 const TUS_STATUS_CODES: Readonly<Record<number, ErrorCode>> = { 404: 'NOT_FOUND', 409: 'CONFLICT', 410: 'NOT_FOUND' };
 
 function tusRefusal(error: { status_code: number; body: string }): { status_code: number; body: string } {
-  const code = TUS_STATUS_CODES[error.status_code] ?? 'BAD_REQUEST';
+  const code = error.status_code >= 500 ? 'INTERNAL_SERVER_ERROR' : (TUS_STATUS_CODES[error.status_code] ?? 'BAD_REQUEST');
   const message = error.body.trim() || 'The tus request was refused.';
   return { status_code: error.status_code, body: new UploadRefusal(code, message, {}, error.status_code).body };
 }

@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../clock';
+import type { Logger } from '../logging';
 import type { Stores } from './content-io';
 
 /** A content no file, variant or upload names, younger than this, may still be on its way to being attached. */
@@ -49,16 +50,30 @@ export async function pruneOrphanContents(manager: EntityManager, clock: Clock):
 }
 
 /** Chunks of deleted contents in an object store: removed there, then their queue rows (a crash between repeats a delete, which is harmless). */
-export async function pruneStoreDeletions(manager: EntityManager, stores: Stores): Promise<number> {
+export async function pruneStoreDeletions(manager: EntityManager, stores: Stores, logger: Logger): Promise<number> {
   const queued: { content_id: string; store: string; chunk_count: number }[] = await manager.query(
     'SELECT content_id, store, chunk_count FROM file_deletions ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED',
     [DELETIONS_PER_RUN],
   );
   const done: string[] = [];
+  // Each store on its own: one that fails, or is not configured here, keeps its rows queued for the
+  // next run (the self-audit reports them), and must not roll back the rest of the maintenance job.
   for (const kind of new Set(queued.map((row) => row.store))) {
     const batch = queued.filter((row) => row.store === kind);
-    await stores.of(kind).remove(batch.map((row) => ({ contentId: row.content_id, chunkCount: row.chunk_count })));
-    done.push(...batch.map((row) => row.content_id));
+    const store = stores.all.find((candidate) => candidate.kind === kind);
+    if (!store) {
+      logger.warn({ store: kind, contents: batch.length }, 'files: deletions queued for a store this instance is not configured for');
+      continue;
+    }
+    try {
+      await store.remove(batch.map((row) => ({ contentId: row.content_id, chunkCount: row.chunk_count })));
+      done.push(...batch.map((row) => row.content_id));
+    } catch (error) {
+      logger.warn(
+        { err: error, store: kind, contents: batch.length },
+        'files: removing deleted contents from the store failed; retried next run',
+      );
+    }
   }
   if (done.length > 0) await manager.query('DELETE FROM file_deletions WHERE content_id = ANY($1::uuid[])', [done]);
   return done.length;

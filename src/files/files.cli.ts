@@ -48,13 +48,21 @@ export function registerFilesCommands(program: Command, cli: CommandTools<FilesC
     .command('migrate')
     .description(
       'Move every stored file (and its variants) to another store, sealed chunks copied as they are, with a progress bar. ' +
-        'Resumable: run it again after an interruption and it moves what is left. Then set STORAGE_URL to the same store everywhere',
+        'Resumable: run it again after an interruption and it moves what is left. To S3: set STORAGE_URL to the bucket ' +
+        'everywhere first; back to PostgreSQL: move, then set STORAGE_URL=postgres',
     )
     .requiredOption('--to <store>', '`postgres`, or an s3:// URL written as STORAGE_URL takes it (credentials from the AWS chain)')
     .action((options: { to: string }) => {
       const to = storeOption(options.to, cli.fail);
       return cli.withServices(async ({ fileContents, dataSource, config }) => {
         const configured = config.storage;
+        // Servers read a content from STORAGE_URL's store, or from PostgreSQL: one moved to a bucket they
+        // are not told of would be unreadable. So the bucket comes first, everywhere; then the move.
+        if (to.kind === 's3' && configured.kind === 'postgres')
+          cli.fail(
+            'set STORAGE_URL to this s3:// URL on every instance first (new files go there, the others stay readable from ' +
+              'PostgreSQL meanwhile), and here, then run this again',
+          );
         if (to.kind === 's3' && configured.kind === 's3' && !sameTarget(to, configured))
           cli.fail(
             `STORAGE_URL names another bucket or prefix (${describeStorage(configured)}): contents record only that they are in S3, ` +

@@ -20,6 +20,7 @@ import { FileResolver, GeneratedFiles, VARIANT_NAMES, filesRules, generateFileFi
 import { FilesService } from './files.service';
 import { FILES_SETTINGS } from './files.settings';
 import { checkFileTriggers, pruneOrphanContents, pruneStoreDeletions } from './files-upkeep';
+import { STORABLE_TYPES } from './content-sniffer';
 import { canDecode } from './image-processor';
 import { PostgresChunkStore } from './postgres-chunk-store';
 import { S3ChunkStore } from './s3-chunk-store';
@@ -54,12 +55,17 @@ function checkFileFields(models: readonly ModelDefinition[]): void {
       const where = `Model ${model.name}: file field "${field.name}"`;
       for (const variant of field.variants)
         if (!VARIANT_NAMES.includes(variant)) throw new Error(`${where}: unknown variant "${variant}" (${VARIANT_NAMES.join(', ')})`);
-      for (const type of field.types)
-        if (type.startsWith('image/') && type !== 'image/svg+xml' && !canDecode(type) && !field.keepMetadata)
+      for (const type of field.types) {
+        if (!STORABLE_TYPES.has(type))
+          throw new Error(
+            `${where}: "${type}" is not a type this server can tell from the bytes, or is markup (${[...STORABLE_TYPES].join(', ')})`,
+          );
+        if (type.startsWith('image/') && !canDecode(type) && !field.keepMetadata)
           throw new Error(
             `${where}: ${type} cannot be re-encoded by this server's image library (so its metadata could not be stripped): ` +
               'remove it, or set keepMetadata: true to store such images as uploaded',
           );
+      }
     }
 }
 
@@ -120,10 +126,10 @@ export const filesFeature = defineFeature<keyof FilesServices>()({
       await Promise.all(fileContents.stores.all.map((store) => store.close()));
     };
   },
-  maintenance: ({ uploads, fileContents, clock }) => ({
+  maintenance: ({ uploads, fileContents, clock, logger }) => ({
     expiredUploads: (manager) => uploads.deleteExpired(manager),
     orphanFileContents: (manager) => pruneOrphanContents(manager, clock),
-    storeDeletions: (manager) => pruneStoreDeletions(manager, fileContents.stores),
+    storeDeletions: (manager) => pruneStoreDeletions(manager, fileContents.stores, logger),
   }),
   context: ({ config }) => {
     const trust = proxyTrust(config.trustProxy, config.tlsCertFile !== undefined);

@@ -67,14 +67,15 @@ export class FilesService {
   async download(fileId: string, variant: string): Promise<Download | null> {
     const file = await this.dataSource.manager.findOneBy(StoredFile, { id: fileId });
     if (!file) return null;
+    // A content replaced or removed between the two reads (key rotation, a replace): gone, as the file would be.
     if (variant === ORIGINAL) {
-      const content = await this.dataSource.manager.findOneByOrFail(FileContent, { id: file.contentId });
-      return { file, content, contentType: file.contentType, sha256: file.sha256 };
+      const content = await this.dataSource.manager.findOneBy(FileContent, { id: file.contentId });
+      return content && { file, content, contentType: file.contentType, sha256: file.sha256 };
     }
     const rendition = await this.dataSource.manager.findOneBy(FileVariant, { fileId, variant });
     if (!rendition) return null;
-    const content = await this.dataSource.manager.findOneByOrFail(FileContent, { id: rendition.contentId });
-    return { file, content, contentType: rendition.contentType, sha256: rendition.sha256 };
+    const content = await this.dataSource.manager.findOneBy(FileContent, { id: rendition.contentId });
+    return content && { file, content, contentType: rendition.contentType, sha256: rendition.sha256 };
   }
 
   read(content: FileContent, range?: { start: number; end: number }): AsyncIterable<Buffer> {

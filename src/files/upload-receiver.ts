@@ -53,7 +53,8 @@ export class UploadReceiver {
     const cipher = this.contents.cipherOf(content);
     const store = this.contents.stores.of(content.store);
     const tail = upload.tail === null ? Buffer.alloc(0) : open(this.keyring(), upload.tail, TAIL_DOMAIN);
-    let chunkIndex = (offset - tail.length) / content.chunkBytes;
+    // Every byte in (a completion that failed, asked again): nothing to cut, the upload is complete.
+    let chunkIndex = offset === content.byteSize ? cipher.chunkCount : (offset - tail.length) / content.chunkBytes;
     let pending: Buffer[] = tail.length > 0 ? [tail] : [];
     let pendingBytes = tail.length;
     let persisted = offset;
@@ -78,15 +79,26 @@ export class UploadReceiver {
         // One round trip: the claim and the chunk in one statement.
         if (!(await store.putClaimingUpload({ uploadId, from: persisted, to: end }, content.id, index, sealed))) throw conflict();
       } else {
-        await this.dataSource.transaction(async (manager) => {
-          const [, moved]: [unknown, number] = await manager.query(
-            'UPDATE uploads SET received_bytes = $3, tail = NULL WHERE id = $1 AND received_bytes = $2',
-            [uploadId, persisted, end],
-          );
-          if (moved !== 1) throw conflict();
-          // The row stays locked until the chunk is in the store: a second writer waits, then finds the offset moved.
-          await store.put(content.id, index, sealed, manager);
-        });
+        let sent = false;
+        try {
+          await this.dataSource.transaction(async (manager) => {
+            const [, moved]: [unknown, number] = await manager.query(
+              'UPDATE uploads SET received_bytes = $3, tail = NULL WHERE id = $1 AND received_bytes = $2',
+              [uploadId, persisted, end],
+            );
+            if (moved !== 1) throw conflict();
+            // The row stays locked until the chunk is in the store: a second writer waits, then finds the offset moved.
+            sent = true;
+            await store.put(content.id, index, sealed, manager);
+          });
+        } catch (error) {
+          if (!sent) throw error;
+          // The object may be in the bucket while its claim rolled back (a PUT that timed out after
+          // landing, a failed COMMIT): this position must never be sealed again with other bytes (one
+          // nonce, two plaintexts). The upload ends here; the app starts a new one.
+          await this.dataSource.manager.delete(Upload, { id: uploadId }).catch(() => undefined);
+          throw new UploadRefusal('NOT_FOUND', 'Storing this upload failed and it was discarded: start a new upload.');
+        }
       }
       hash?.update(plaintext);
       persisted = end;

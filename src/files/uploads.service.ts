@@ -197,11 +197,31 @@ export class UploadsService {
     const upload = await this.find(uploadId);
     if (!upload) throw new UploadRefusal('NOT_FOUND', 'This upload does not exist any more: start a new one.');
     const entry = this.entryOf(upload);
-    try {
+    return this.refusing(uploadId, clientIp, async () => {
       const received = await this.receiver.receive(uploadId, offset, body, (head) => this.checkType(entry, head));
       if (received.upload.receivedBytes === received.content.byteSize)
         await this.complete(entry, received.upload, received.content, received.sha256);
       return received.upload.receivedBytes;
+    });
+  }
+
+  /**
+   * Attaches an upload whose every byte arrived but whose completion failed (the process stopped
+   * while re-encoding, the database was away): asked before its offset is reported, so a client
+   * never hears "all bytes in" of a file that is not on its row. True when it attached it now.
+   */
+  async finish(uploadId: string, clientIp: string | null): Promise<boolean> {
+    const upload = await this.find(uploadId);
+    if (!upload || upload.receivedBytes !== upload.byteSize || upload.createdByClientAt === null) return false;
+    const content = await this.dataSource.manager.findOneByOrFail(FileContent, { id: upload.contentId });
+    await this.refusing(uploadId, clientIp, () => this.complete(this.entryOf(upload), upload, content, undefined));
+    return true;
+  }
+
+  /** A refused file is counted, and its upload deleted with what it stored. */
+  private async refusing<T>(uploadId: string, clientIp: string | null, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
     } catch (error) {
       if (error instanceof UploadRefusal && error.code === 'FILE_REJECTED') {
         this.refusals.refused(error.reason === 'TYPE_NOT_ALLOWED' ? 'type' : 'image', clientIp);

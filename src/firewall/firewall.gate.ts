@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { sendError } from '../http/http-errors';
+import { loggablePath } from '../http/request-id';
 import { FirewallAction } from './firewall-rule.entity';
 import type { FirewallService } from './firewall.service';
 import type { HitLog } from './hit-log';
@@ -11,7 +12,7 @@ import type { HitLog } from './hit-log';
 export function firewallGate(firewall: FirewallService, hits: HitLog) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
-      if (!(await isBlocked(firewall, hits, req.clientIp, req.path))) {
+      if (!(await isBlocked(firewall, hits, req.clientIp, loggablePath(req.path)))) {
         next();
         return;
       }

@@ -26,8 +26,19 @@ Object.defineProperty(express.request, 'log', {
   },
 });
 
-/** Where a route puts the path the request line logs, when the real one holds a secret. */
-export const LOGGED_PATH = 'bastionLoggedPath';
+/** A path segment longer than this is opaque (a capability token, as in an upload's URL): logged cut. */
+const LONGEST_LOGGED_SEGMENT = 64;
+
+/**
+ * A request path as logs may show it: a segment longer than 64 characters keeps its first 36 (an
+ * id) and loses the rest, so a URL that is itself a credential (an upload's token) never reaches a log.
+ */
+export function loggablePath(path: string): string {
+  return path
+    .split('/')
+    .map((segment) => (segment.length > LONGEST_LOGGED_SEGMENT ? `${segment.slice(0, 36)}…` : segment))
+    .join('/');
+}
 
 /** Accepts or generates `X-Request-Id`, echoes it, and logs one line per finished request. */
 export function requestIds(logger: Logger) {
@@ -40,12 +51,11 @@ export function requestIds(logger: Logger) {
     res.on('finish', () => {
       if (!logger.isLevelEnabled('info')) return;
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      // The path only: a query string may carry a GraphQL GET query and its variables. A route whose
-      // path is a capability (an upload URL) names what to log instead, in res.locals[LOGGED_PATH].
+      // The path only: a query string may carry a GraphQL GET query and its variables (or a file URL's signature).
       req.log.info(
         {
           method: req.method,
-          path: (res.locals[LOGGED_PATH] as string | undefined) ?? req.originalUrl.split('?')[0],
+          path: loggablePath(req.originalUrl.split('?')[0]),
           ip: req.clientIp,
           status: res.statusCode,
           durationMs: Math.round(durationMs * 10) / 10,

@@ -215,7 +215,7 @@ describe('bastion files migrate, keys and backup with files, through the CLI', (
     expect(await whereContentsAre()).toEqual({ postgres: 8, s3: 0, misplaced: [] });
     // The fifth chunk written to the bucket is never answered: the contents before it are moved, the rest not.
     proxy.stallAfter('PUT', `/${PREFIX}contents/`, 4);
-    await killWhenStalled(['files', 'migrate', '--to', s3Url(proxy.endpoint)], {});
+    await killWhenStalled(['files', 'migrate', '--to', s3Url(proxy.endpoint)], { STORAGE_URL: s3Url(proxy.endpoint) });
     const midway = await whereContentsAre();
     expect(midway.misplaced.filter((entry) => entry.endsWith('(s3)'))).toEqual([]);
     // The content it was copying when killed has chunks in both stores: still in PostgreSQL, whole there, rewritten by the rerun.
@@ -228,12 +228,12 @@ describe('bastion files migrate, keys and backup with files, through the CLI', (
 
   it('migrate --to s3, run again, moves what is left with a progress bar, and a third run has nothing to move', async () => {
     const [{ left }] = await query<{ left: number }[]>("SELECT count(*)::int AS left FROM file_contents WHERE store = 'postgres'");
-    const moved = await cli(['files', 'migrate', '--to', s3Url(s3.endpoint)]);
+    const moved = await cli(['files', 'migrate', '--to', s3Url(s3.endpoint)], { STORAGE_URL: s3Url(s3.endpoint) });
     expect(moved.code).toBe(0);
     expect(moved.stdout).toMatch(
       new RegExp(`^moved ${left} file contents \\([\\d.]+ MB\\) to s3://${s3.bucket} \\(.*key prefix "${PREFIX}".*\\)\\n`),
     );
-    expect(moved.stdout).toContain('now set STORAGE_URL to that s3:// URL on every instance, so that new files go there too\n');
+    expect(moved.stdout).not.toContain('now set STORAGE_URL');
     expect(moved.stdout).not.toMatch(/\[[#-]{24}\]/);
     expect(moved.stderr).toMatch(new RegExp(`^migrating \\[#{24}\\] 100% \\(${left}/${left}\\) `, 'm'));
     expect(await whereContentsAre()).toEqual({ postgres: 0, s3: 8, misplaced: [] });
@@ -246,6 +246,10 @@ describe('bastion files migrate, keys and backup with files, through the CLI', (
   });
 
   it('refuses a bucket other than STORAGE_URL names, and a bad --to, each in one line', async () => {
+    // Servers on STORAGE_URL=postgres could not read contents moved to a bucket they are not told of.
+    const first = await cli(['files', 'migrate', '--to', s3Url(s3.endpoint)]);
+    expect(first.code).toBe(1);
+    expect(first.stderr).toMatch(/^bastion: set STORAGE_URL to this s3:\/\/ URL on every instance first .*\n$/);
     const other = await cli(['files', 'migrate', '--to', s3Url(s3.endpoint, 'elsewhere/')], { STORAGE_URL: s3Url(s3.endpoint) });
     expect(other).toMatchObject({ code: 1, stdout: '' });
     expect(other.stderr).toMatch(/^bastion: STORAGE_URL names another bucket or prefix \(s3:\/\/.*\): .*aws s3 sync.*\n$/);
@@ -348,7 +352,7 @@ describe('bastion files migrate, keys and backup with files, through the CLI', (
     ]);
     await query('DELETE FROM file_chunks WHERE content_id = $1 AND chunk_index = 1', [damaged.id]);
     try {
-      const result = await cli(['files', 'migrate', '--to', s3Url(s3.endpoint)]);
+      const result = await cli(['files', 'migrate', '--to', s3Url(s3.endpoint)], { STORAGE_URL: s3Url(s3.endpoint) });
       expect(result.code).toBe(1);
       expect(result.stdout).toMatch(/^moved 7 file contents \([\d.]+ MB\) to s3:\/\//);
       expect(result.stdout).toContain(`  not moved: content ${damaged.id} has a chunk missing from its store\n`);

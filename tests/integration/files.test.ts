@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Client } from 'pg';
 import sharp from 'sharp';
 import { TestAccount, makeUser } from '../support/factories';
 import { photoWithGps, startUpload, tusCreate, tusHead, tusPatch, tusUpload } from '../support/files';
@@ -56,6 +57,11 @@ describe('an avatar uploaded over tus', () => {
     expect(bytes.includes(Buffer.from('WGS-84-HOME'))).toBe(false);
     const thumb = await fetch(avatar.thumb);
     expect((await sharp(Buffer.from(await thumb.arrayBuffer())).metadata()).width).toBe(256);
+    // The upload URL is a credential, the download URL's query a signature: neither is logged.
+    const logged = JSON.stringify(server.logs.lines);
+    expect(logged).not.toContain(started.url!.split('.').pop()!);
+    expect(logged).not.toContain(new URL(avatar.url).searchParams.get('sig')!);
+    expect(logged).toContain(`/files/uploads/${started.url!.split('/').pop()!.slice(0, 36)}…`);
   });
 
   it('resumes after a cut: HEAD gives the offset kept, and the rest completes the file', async () => {
@@ -125,5 +131,40 @@ describe('an avatar uploaded over tus', () => {
     expect(removed.body.errors?.map((error) => error.extensions?.code)).toEqual(['NOT_FOUND']);
     const started = await startUpload(alice.client, 'startProfileAvatarUpload', 'not-a-uuid', { length: 10 }, 'image/jpeg');
     expect(started.errors?.map((error) => error.extensions?.code)).toEqual(['NOT_FOUND']);
+  });
+});
+
+describe('an upload whose completion failed', () => {
+  let slow: TestServer;
+  beforeAll(async () => {
+    // A short statement timeout: the attach waits on a row lock the test holds, and fails.
+    slow = await startTestServer({ config: { databaseStatementTimeoutMs: 1000 } });
+  });
+  afterAll(() => slow?.close());
+
+  it('is attached when the app asks for its offset, and reported complete', async () => {
+    const owner = await makeUser(slow);
+    const profile = await createProfile(owner);
+    const photo = await photoWithGps(120, 80);
+    const started = await startUpload(owner.client, 'startProfileAvatarUpload', profile, photo, 'image/jpeg');
+    expect((await tusCreate(started.url!, photo.length)).status).toBe(201);
+    const blocker = new Client({ connectionString: slow.database.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM profiles WHERE id = $1 FOR UPDATE', [profile]);
+      const failed = await tusPatch(started.url!, 0, photo);
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    const [upload] = await slow.bastion.database.dataSource.query('SELECT received_bytes FROM uploads WHERE row_id = $1', [profile]);
+    expect(Number(upload.received_bytes)).toBe(photo.length);
+    const head = await tusHead(started.url!);
+    expect({ status: head.status, offset: head.offset }).toEqual({ status: 200, offset: photo.length });
+    const attached = await slow.bastion.database.dataSource.query('SELECT count(*)::int AS n FROM files WHERE row_id = $1', [profile]);
+    expect(attached[0].n).toBe(1);
+    expect(await slow.bastion.database.dataSource.query('SELECT id FROM uploads WHERE row_id = $1', [profile])).toEqual([]);
   });
 });

@@ -280,7 +280,7 @@ describe('the self-audit of files in an S3 store', () => {
       expect(unreadable.remedy).toContain('backups.file_store_reachable');
     } finally {
       await dataSource().query('DELETE FROM file_contents WHERE id = $1', [stored.id]);
-      await pruneStoreDeletions(dataSource().manager, contents.stores);
+      await pruneStoreDeletions(dataSource().manager, contents.stores, server.logger);
     }
   });
 
@@ -299,7 +299,7 @@ describe('the self-audit of files in an S3 store', () => {
     );
     expect(stuck.remedy).toContain('backups.file_store_reachable');
 
-    expect(await pruneStoreDeletions(dataSource().manager, contents.stores)).toBe(1);
+    expect(await pruneStoreDeletions(dataSource().manager, contents.stores, server.logger)).toBe(1);
     expect((await check('backups.file_contents_consistent', { fileContents: contents })).status).toBe('PASS');
     const read = async () => {
       for await (const chunk of contents.stores.current.read(stored.id, 0, 0)) void chunk;
