@@ -18,6 +18,10 @@ import {
   tusUpload,
   UploadMutation,
   zipBomb,
+  FileJson,
+  attachmentsOf,
+  avatarOf,
+  makeOwner,
 } from '../support/files';
 import { TestServer, startTestServer } from '../support/test-server';
 
@@ -31,16 +35,6 @@ import { TestServer, startTestServer } from '../support/test-server';
 const MIB = 1024 * 1024;
 /** Small enough that a few starts overrun it, large enough for an avatar at its 5 MiB limit. */
 const QUOTA = 6 * MIB;
-const FILE_FIELDS = 'id contentType byteSize sha256 url thumb: url(variant: THUMB_256)';
-
-interface FileJson {
-  id: string;
-  contentType: string;
-  byteSize: number;
-  sha256: string;
-  url: string;
-  thumb: string | null;
-}
 
 let server: TestServer;
 
@@ -50,36 +44,7 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 
 /** A new account with a profile and a post: each test spends a quota of its own. */
-async function owner(): Promise<{ account: TestAccount; profileId: string; postId: string }> {
-  const account = await makeUser(server);
-  const profile = await account.client.request<{ createProfile: { id: string } }>(
-    'mutation($input: CreateProfileInput!) { createProfile(input: $input) { id } }',
-    { input: { displayName: 'Mallory' } },
-  );
-  const post = await account.client.request<{ createPost: { id: string } }>(
-    'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }',
-    { input: { title: 'post', published: true } },
-  );
-  return { account, profileId: profile.body.data!.createProfile.id, postId: post.body.data!.createPost.id };
-}
-
-async function avatarOf(account: TestAccount, profileId: string): Promise<FileJson | null> {
-  const { body } = await account.client.request<{ profile: { avatar: FileJson | null } }>(
-    `query($id: ID!) { profile(id: $id) { id avatar { ${FILE_FIELDS} } } }`,
-    { id: profileId },
-  );
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data!.profile.avatar;
-}
-
-async function attachmentsOf(account: TestAccount, postId: string): Promise<FileJson[]> {
-  const { body } = await account.client.request<{ post: { attachments: FileJson[] } }>(
-    `query($id: ID!) { post(id: $id) { id attachments { ${FILE_FIELDS} } } }`,
-    { id: postId },
-  );
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data!.post.attachments;
-}
+const owner = () => makeOwner(server, 'Mallory');
 
 /**
  * Runs `attempt` and checks what a refusal must leave: the files tables as they were before it

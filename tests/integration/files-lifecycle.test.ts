@@ -3,7 +3,7 @@ import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { runMaintenance } from '../../src/maintenance';
 import { eventually } from '../support/eventually';
-import { TestAccount, makeUser } from '../support/factories';
+import { makeUser } from '../support/factories';
 import {
   contentIdsOfRow,
   contentsLeft,
@@ -17,6 +17,10 @@ import {
   tusHead,
   tusPatch,
   uploadFile,
+  FileJson,
+  attachmentsOf,
+  avatarOf,
+  makeOwner,
 } from '../support/files';
 import { LogCollector } from '../support/log-collector';
 import { TestServer, secondInstanceConfig, startTestServer } from '../support/test-server';
@@ -28,16 +32,6 @@ import { TestServer, secondInstanceConfig, startTestServer } from '../support/te
 
 const KIB = 1024;
 const CHUNK = 512 * KIB;
-const FILE_FIELDS = 'id contentType byteSize sha256 url thumb: url(variant: THUMB_256)';
-
-interface FileJson {
-  id: string;
-  contentType: string;
-  byteSize: number;
-  sha256: string;
-  url: string;
-  thumb: string | null;
-}
 
 let server: TestServer;
 
@@ -46,36 +40,7 @@ beforeAll(async () => {
 });
 afterAll(() => server?.close());
 
-async function owner(): Promise<{ account: TestAccount; profileId: string; postId: string }> {
-  const account = await makeUser(server);
-  const profile = await account.client.request<{ createProfile: { id: string } }>(
-    'mutation($input: CreateProfileInput!) { createProfile(input: $input) { id } }',
-    { input: { displayName: 'Owner' } },
-  );
-  const post = await account.client.request<{ createPost: { id: string } }>(
-    'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }',
-    { input: { title: 'post', published: true } },
-  );
-  return { account, profileId: profile.body.data!.createProfile.id, postId: post.body.data!.createPost.id };
-}
-
-async function avatarOf(account: TestAccount, profileId: string): Promise<FileJson | null> {
-  const { body } = await account.client.request<{ profile: { avatar: FileJson | null } }>(
-    `query($id: ID!) { profile(id: $id) { id avatar { ${FILE_FIELDS} } } }`,
-    { id: profileId },
-  );
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data!.profile.avatar;
-}
-
-async function attachmentsOf(account: TestAccount, postId: string): Promise<FileJson[]> {
-  const { body } = await account.client.request<{ post: { attachments: FileJson[] } }>(
-    `query($id: ID!) { post(id: $id) { id attachments { ${FILE_FIELDS} } } }`,
-    { id: postId },
-  );
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data!.post.attachments;
-}
+const owner = () => makeOwner(server, 'Owner');
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 

@@ -2,7 +2,7 @@ import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/clien
 import { s3ClientConfig } from '../../src/files/s3-chunk-store';
 import { parseStorageUrl, S3StorageTarget } from '../../src/files/storage-url';
 import { runMaintenance } from '../../src/maintenance';
-import { TestAccount, makeUser } from '../support/factories';
+import { TestAccount } from '../support/factories';
 import {
   UploadMutation,
   contentIdsOfRow,
@@ -16,6 +16,9 @@ import {
   tusPatch,
   tusUpload,
   uploadFile,
+  attachmentsOf,
+  avatarOf,
+  makeOwner,
 } from '../support/files';
 import { startS3Server, TestS3Server } from '../support/s3-server';
 import { TestServer, startTestServer } from '../support/test-server';
@@ -28,16 +31,6 @@ import { TestServer, startTestServer } from '../support/test-server';
 
 const CHUNK = 512 * 1024;
 const PREFIX = 'bastion/';
-const FILE_FIELDS = 'id contentType byteSize sha256 url thumb: url(variant: THUMB_256)';
-
-interface FileJson {
-  id: string;
-  contentType: string;
-  byteSize: number;
-  sha256: string;
-  url: string;
-  thumb: string | null;
-}
 
 let s3: TestS3Server;
 let server: TestServer;
@@ -85,36 +78,7 @@ async function objectsByContent(): Promise<Map<string, number[]>> {
   return byContent;
 }
 
-async function owner(): Promise<{ account: TestAccount; profileId: string; postId: string }> {
-  const account = await makeUser(server);
-  const profile = await account.client.request<{ createProfile: { id: string } }>(
-    'mutation($input: CreateProfileInput!) { createProfile(input: $input) { id } }',
-    { input: { displayName: 'S3 user' } },
-  );
-  const post = await account.client.request<{ createPost: { id: string } }>(
-    'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }',
-    { input: { title: 'post', published: true } },
-  );
-  return { account, profileId: profile.body.data!.createProfile.id, postId: post.body.data!.createPost.id };
-}
-
-async function avatarOf(account: TestAccount, profileId: string): Promise<FileJson | null> {
-  const { body } = await account.client.request<{ profile: { avatar: FileJson | null } }>(
-    `query($id: ID!) { profile(id: $id) { id avatar { ${FILE_FIELDS} } } }`,
-    { id: profileId },
-  );
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data!.profile.avatar;
-}
-
-async function attachmentsOf(account: TestAccount, postId: string): Promise<FileJson[]> {
-  const { body } = await account.client.request<{ post: { attachments: FileJson[] } }>(
-    `query($id: ID!) { post(id: $id) { id attachments { ${FILE_FIELDS} } } }`,
-    { id: postId },
-  );
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data!.post.attachments;
-}
+const owner = () => makeOwner(server, 'S3 user');
 
 /** Uploads a whole file; returns the content its bytes arrived in (for an image, replaced by the re-encoded one, then deleted). */
 async function uploadNamingRaw(account: TestAccount, mutation: UploadMutation, id: string, bytes: Buffer, type: string): Promise<string> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { crc32, deflateRawSync, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import type { GraphQLClient } from './factories';
+import { FactoryServer, GraphQLClient, TestAccount, makeUser } from './factories';
 
 /** A phone photo: a JPEG carrying GPS coordinates and the camera in its EXIF. */
 export async function photoWithGps(width = 320, height = 240): Promise<Buffer> {
@@ -247,4 +247,53 @@ export async function refusalsAudited(
       "WHERE action = 'file_refused' GROUP BY 1",
   )) as { reason: string; hits: number }[];
   return Object.fromEntries(rows.map((row) => [row.reason, row.hits])) as Record<string, number>;
+}
+
+/** A file as the tests read it, through a file field. */
+export interface FileJson {
+  id: string;
+  contentType: string;
+  byteSize: number;
+  sha256: string;
+  url: string;
+  thumb: string | null;
+}
+
+const FILE_FIELDS = 'id contentType byteSize sha256 url thumb: url(variant: THUMB_256)';
+
+/** A signed-in user with a profile and a published post, made through the API: a row for each sample file field. */
+export async function makeOwner(
+  server: FactoryServer,
+  displayName: string,
+): Promise<{ account: TestAccount; profileId: string; postId: string }> {
+  const account = await makeUser(server);
+  const profile = await account.client.request<{ createProfile: { id: string } }>(
+    'mutation($input: CreateProfileInput!) { createProfile(input: $input) { id } }',
+    { input: { displayName } },
+  );
+  const post = await account.client.request<{ createPost: { id: string } }>(
+    'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }',
+    { input: { title: 'post', published: true } },
+  );
+  return { account, profileId: profile.body.data!.createProfile.id, postId: post.body.data!.createPost.id };
+}
+
+/** A profile's avatar as its viewer reads it. */
+export async function avatarOf(account: TestAccount, profileId: string): Promise<FileJson | null> {
+  const { body } = await account.client.request<{ profile: { avatar: FileJson | null } }>(
+    `query($id: ID!) { profile(id: $id) { id avatar { ${FILE_FIELDS} } } }`,
+    { id: profileId },
+  );
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data!.profile.avatar;
+}
+
+/** A post's attachments as its viewer reads them. */
+export async function attachmentsOf(account: TestAccount, postId: string): Promise<FileJson[]> {
+  const { body } = await account.client.request<{ post: { attachments: FileJson[] } }>(
+    `query($id: ID!) { post(id: $id) { id attachments { ${FILE_FIELDS} } } }`,
+    { id: postId },
+  );
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data!.post.attachments;
 }
