@@ -1,6 +1,8 @@
 import http from 'node:http';
-import { Pool, type QueryResult } from 'pg';
+import { Pool } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { FILE_CHUNK_BYTES } from '../../src/files/content-cipher';
+import { firstBinaryCopyField } from '../../src/files/postgres-chunk-store';
 import { closeAtOnce, listenOnLoopback } from './loopback';
 
 /**
@@ -12,9 +14,9 @@ import { closeAtOnce, listenOnLoopback } from './loopback';
  * - PUT /chunks/<uuid>: the request body, cut into FILE_CHUNK_BYTES pieces as it arrives (the
  *   receiver's way), one INSERT each in a transaction of its own (so a commit per chunk, as the
  *   store's claim transaction has); 204 with the bytes stored in X-Stored-Bytes.
- * - GET /chunks/<uuid>: the rows back in order, FLOOR_CHUNKS_PER_READ per SELECT (as the
- *   PostgreSQL store reads), the next SELECT under way while the last one's rows are written to
- *   the response as they are, waiting for the socket to drain: two batches in memory at most.
+ * - GET /chunks/<uuid>: the rows back in order, one per binary COPY (as the PostgreSQL store
+ *   reads), the next COPY under way while the last chunk is written to the response, waiting for
+ *   the socket to drain: two chunks in memory at most.
  */
 export interface FilesFloor {
   /** Origin, e.g. http://127.0.0.1:54321 */
@@ -26,8 +28,6 @@ export interface FilesFloor {
 }
 
 const FLOOR_TABLE = 'bench_files_floor_chunks';
-/** As the PostgreSQL store (src/files/postgres-chunk-store.ts) reads: four chunks per statement. */
-const FLOOR_CHUNKS_PER_READ = 4;
 const UUID = /^\/chunks\/([0-9a-f-]{36})$/;
 
 /**
@@ -89,28 +89,38 @@ export async function startFilesFloor(options: { readonly databaseUrl: string })
     res.end();
   };
 
-  const select = (contentId: string, from: number): Promise<QueryResult<{ data: Buffer }>> =>
-    pool.query<{ data: Buffer }>(
-      `SELECT data FROM ${FLOOR_TABLE} WHERE content_id = $1 AND chunk_index BETWEEN $2 AND $3 ORDER BY chunk_index`,
-      [contentId, from, from + FLOOR_CHUNKS_PER_READ - 1],
-    );
+  // As the PostgreSQL store reads: one chunk per binary COPY (bytea as itself, not as hex text).
+  const copyChunk = async (contentId: string, index: number): Promise<Buffer | undefined> => {
+    const client = await pool.connect();
+    try {
+      const stream = client.query(
+        copyTo(
+          `COPY (SELECT data FROM ${FLOOR_TABLE} WHERE content_id = '${contentId}' AND chunk_index = ${index}) TO STDOUT (FORMAT binary)`,
+        ),
+      );
+      const parts: Buffer[] = [];
+      for await (const part of stream as AsyncIterable<Buffer>) parts.push(part);
+      return firstBinaryCopyField(Buffer.concat(parts));
+    } finally {
+      client.release();
+    }
+  };
 
-  // The next statement is under way while the rows of the last one are written: Bastion's download
-  // reads ahead too (its stream buffers chunks), and a floor that waited would flatter it.
+  // The next chunk is under way while the last one is written: Bastion's download reads ahead too,
+  // and a floor that waited would flatter it.
   const read = async (contentId: string, res: http.ServerResponse): Promise<void> => {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
-    let next: Promise<QueryResult<{ data: Buffer }>> | undefined = select(contentId, 0);
+    let next: Promise<Buffer | undefined> | undefined = copyChunk(contentId, 0);
     try {
-      for (let from = 0; next; from += FLOOR_CHUNKS_PER_READ) {
-        const rows: { data: Buffer }[] = (await next).rows;
-        next = rows.length === FLOOR_CHUNKS_PER_READ ? select(contentId, from + FLOOR_CHUNKS_PER_READ) : undefined;
-        for (const row of rows) {
-          if (res.destroyed) return;
-          if (!res.write(row.data)) await drained(res);
-        }
+      for (let index = 0; next; index += 1) {
+        const data: Buffer | undefined = await next;
+        next = data ? copyChunk(contentId, index + 1) : undefined;
+        if (!data) break;
+        if (res.destroyed) return;
+        if (!res.write(data)) await drained(res);
       }
     } finally {
-      // A client gone midway leaves a statement in flight: its outcome no longer matters.
+      // A client gone midway leaves a COPY in flight: its outcome no longer matters.
       void next?.catch(() => undefined);
     }
     res.end();

@@ -98,10 +98,12 @@ async function postgresHarness(): Promise<Harness> {
   const dataSource = createDataSource({ url: database.url, poolSize: 4, entities: [] });
   await dataSource.initialize();
   const reads = new ReadMeter();
-  const query = (sql: string, parameters?: unknown[]) => {
-    if (!sql.startsWith('SELECT data FROM file_chunks')) return dataSource.query(sql, parameters);
-    return reads.measure(1, () => dataSource.query(sql, parameters));
-  };
+  // The store reads each chunk by a COPY on a connection of its own from the pool: one connection asked for, one chunk.
+  // (TypeORM and pool.query ask with a callback: those pass through unmetered.)
+  const pool = (dataSource.driver as unknown as { master: { connect: (...args: unknown[]) => Promise<unknown> } }).master;
+  const connect = pool.connect.bind(pool);
+  pool.connect = (...args: unknown[]) => (args.length > 0 ? connect(...args) : reads.measure(1, () => connect()));
+  const query = (sql: string, parameters?: unknown[]) => dataSource.query(sql, parameters);
   // The data source itself but for query(), which counts the chunk reads.
   const metered = new Proxy(dataSource, {
     get: (target, property) => {
