@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { scratchPrefix } from '../../src/backup/verify';
 import { BackupSchedule } from '../../src/backup/backup-schedule';
 import { BackupStatus } from '../../src/backup/backup.entity';
 import { BackupOptions, BackupService } from '../../src/backup/backup.service';
@@ -87,9 +88,10 @@ describe('backups through the admin API', () => {
       verification: expect.stringMatching(/^restored \d+ tables and \d+ rows .* match the manifest$/),
     });
     expect(await auditActions(backup.id)).toEqual(['backup_created', 'backup_verified']);
-    // The scratch database is gone.
+    // This database's scratch database is gone (other suites' verifications may run meanwhile, with names of their own).
     const [{ scratch }] = await server.bastion.database.dataSource.query(
-      "SELECT count(*)::int AS scratch FROM pg_database WHERE datname LIKE 'bastion\\_verify\\_%'",
+      'SELECT count(*)::int AS scratch FROM pg_database WHERE starts_with(datname, $1)',
+      [scratchPrefix(server.database.url)],
     );
     expect(scratch).toBe(0);
   });
