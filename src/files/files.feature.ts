@@ -112,6 +112,8 @@ export const filesFeature = defineFeature<keyof FilesServices>()({
           accountQuotaBytes: config.filesAccountQuotaBytes,
           uploadTtlMs: config.filesUploadTtlHours * 60 * 60 * 1000,
           maxImagePixels: config.filesMaxImagePixels,
+          // Half the pool at most: the rest stays for requests while a slow bucket holds these.
+          storeWrites: Math.max(1, Math.floor(config.databasePoolSize / 2)),
         },
         logger,
         activeKeyring,

@@ -6,6 +6,7 @@ import { open, seal } from '../crypto/envelope';
 import type { Contents } from './content-io';
 import { FileContent } from './file-content.entity';
 import { PostgresChunkStore } from './postgres-chunk-store';
+import type { StoreWrites } from './store-writes';
 import { Upload } from './upload.entity';
 import { UploadRefusal } from './upload-refusal';
 
@@ -37,6 +38,7 @@ export class UploadReceiver {
     private readonly dataSource: DataSource,
     private readonly contents: Contents,
     private readonly keyring: () => Keyring,
+    private readonly storeWrites: StoreWrites,
   ) {}
 
   /**
@@ -81,16 +83,18 @@ export class UploadReceiver {
       } else {
         let sent = false;
         try {
-          await this.dataSource.transaction(async (manager) => {
-            const [, moved]: [unknown, number] = await manager.query(
-              'UPDATE uploads SET received_bytes = $3, tail = NULL WHERE id = $1 AND received_bytes = $2',
-              [uploadId, persisted, end],
-            );
-            if (moved !== 1) throw conflict();
-            // The row stays locked until the chunk is in the store: a second writer waits, then finds the offset moved.
-            sent = true;
-            await store.put(content.id, index, sealed, manager);
-          });
+          await this.storeWrites.run(() =>
+            this.dataSource.transaction(async (manager) => {
+              const [, moved]: [unknown, number] = await manager.query(
+                'UPDATE uploads SET received_bytes = $3, tail = NULL WHERE id = $1 AND received_bytes = $2',
+                [uploadId, persisted, end],
+              );
+              if (moved !== 1) throw conflict();
+              // The row stays locked until the chunk is in the store: a second writer waits, then finds the offset moved.
+              sent = true;
+              await store.put(content.id, index, sealed, manager);
+            }),
+          );
         } catch (error) {
           if (!sent) throw error;
           // The object may be in the bucket while its claim rolled back (a PUT that timed out after

@@ -14,6 +14,7 @@ import type { FileUrls } from './file-urls';
 import { FileVariant } from './file-variant.entity';
 import { ImageRejectedError, canDecode, makeVariant, reencodeImage } from './image-processor';
 import { StoredFile } from './stored-file.entity';
+import { StoreWrites } from './store-writes';
 import { UploadReceiver } from './upload-receiver';
 import { UploadRefusal, fileRejected } from './upload-refusal';
 import { Upload } from './upload.entity';
@@ -25,6 +26,8 @@ export interface UploadLimits {
   readonly uploadTtlMs: number;
   /** Largest image, in pixels, that is decoded at all (decompression bombs). */
   readonly maxImagePixels: number;
+  /** Chunk writes to an object store at once (each holds a pooled connection while its PUT runs). */
+  readonly storeWrites: number;
 }
 
 export interface StartUploadInput {
@@ -65,7 +68,7 @@ export class UploadsService {
     private readonly logger: Logger,
     keyring: ConstructorParameters<typeof UploadReceiver>[2],
   ) {
-    this.receiver = new UploadReceiver(dataSource, contents, keyring);
+    this.receiver = new UploadReceiver(dataSource, contents, keyring, new StoreWrites(limits.storeWrites));
   }
 
   async start(context: Context, entry: Pick<FileField, 'model' | 'field'>, input: StartUploadInput): Promise<StartedUpload> {
