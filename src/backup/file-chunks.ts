@@ -7,14 +7,14 @@ import { S3StoreError } from '../files/s3-chunk-store';
 import type { ArchiveWriter } from './archive-file';
 import type { ArchivedContent } from './archive-records';
 import { BackupError, throwIfInterrupted } from './backup-errors';
+import { NAMED_BY_A_FILE } from '../files/content-references';
 
 /**
  * The contents an archive carries the chunks of: those kept outside PostgreSQL (the file_chunks
  * table carries the others) that a file or a variant names. An upload still arriving is left: its
  * chunks are still being written, and it expires within a day.
  */
-const ARCHIVED_CONTENTS = `c.store <> 'postgres'
-  AND (EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id) OR EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id))`;
+const ARCHIVED_CONTENTS = `c.store <> 'postgres' AND ${NAMED_BY_A_FILE}`;
 
 /** Contents fetched per round trip from the snapshot's cursor. */
 const CONTENTS_PER_FETCH = 200;

@@ -11,14 +11,12 @@ import { PostgresChunkStore } from '../files/postgres-chunk-store';
 import type { ArchivedContent } from './archive-records';
 import { throwIfInterrupted } from './backup-errors';
 import type { FileChunkSink } from './file-chunks';
+import { NAMED_BY_A_FILE } from '../files/content-references';
 
 /** Damaged contents named in the verification's text, at most. */
 const NAMED_PROBLEMS = 5;
 /** Contents listed per query when reading back those restored into file_chunks. */
 const CONTENTS_PER_QUERY = 200;
-
-/** Named by a file or a variant (an upload still arriving has neither its SHA-256 nor all its chunks). */
-const ATTACHED = `(EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id) OR EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id))`;
 
 /** The contents the archive's file chunks held, in the restoring session (gone with its transaction). */
 const ARCHIVED_TABLE = 'pg_temp.bastion_verified_contents';
@@ -161,7 +159,7 @@ export class FileContentsCheck {
     if (!(await tableExists(manager, 'file_contents'))) return;
     await this.ensureArchivedTable(manager);
     const missing = await manager.query<{ id: string }[]>(
-      `SELECT c.id FROM file_contents c WHERE c.store <> 'postgres' AND ${ATTACHED}
+      `SELECT c.id FROM file_contents c WHERE c.store <> 'postgres' AND ${NAMED_BY_A_FILE}
           AND NOT EXISTS (SELECT 1 FROM ${ARCHIVED_TABLE} a WHERE a.id = c.id) ORDER BY c.id`,
     );
     for (const { id } of missing)
@@ -184,7 +182,7 @@ export class FileContentsCheck {
           `SELECT c.id, c.store, c.kid, c.salt, c.nonce_prefix, c.chunk_bytes, c.byte_size::text AS byte_size,
                   COALESCE(c.sha256, (SELECT f.sha256 FROM files f WHERE f.content_id = c.id LIMIT 1),
                            (SELECT v.sha256 FROM file_variants v WHERE v.content_id = c.id LIMIT 1)) AS sha256
-             FROM file_contents c WHERE c.store = 'postgres' AND ${ATTACHED} AND c.id > $1 ORDER BY c.id LIMIT $2`,
+             FROM file_contents c WHERE c.store = 'postgres' AND ${NAMED_BY_A_FILE} AND c.id > $1 ORDER BY c.id LIMIT $2`,
           [after, CONTENTS_PER_QUERY],
         );
         if (rows.length === 0) break;

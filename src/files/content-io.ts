@@ -12,6 +12,7 @@ import {
   chunkCountOf,
   newContentKeying,
 } from './content-cipher';
+import { SETTLED, STILL_ARRIVING, UNREFERENCED } from './content-references';
 import { FileContent } from './file-content.entity';
 
 /** The stores contents can be in: new contents go to `current`; a migration between stores reads from either. */
@@ -239,10 +240,9 @@ export class Contents {
         // (a file row, then its content through the trigger), so the two never deadlock.
         await manager.query('SELECT 1 FROM files WHERE content_id = $1 FOR UPDATE', [content.id]);
         await manager.query('SELECT 1 FROM file_variants WHERE content_id = $1 FOR UPDATE', [content.id]);
-        const [old] = await manager.query<unknown[]>(
-          'SELECT 1 FROM file_contents c WHERE c.id = $1 AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id) FOR UPDATE',
-          [content.id],
-        );
+        const [old] = await manager.query<unknown[]>(`SELECT 1 FROM file_contents c WHERE c.id = $1 AND NOT ${STILL_ARRIVING} FOR UPDATE`, [
+          content.id,
+        ]);
         if (!old) return false;
         await manager.update(FileContent, { id: replacement.id }, { sha256: replacement.sha256 });
         await manager.query('UPDATE files SET content_id = $1 WHERE content_id = $2', [replacement.id, content.id]);
@@ -260,10 +260,6 @@ export class Contents {
 
 /** Contents re-encrypted per batch read: each is a few queries and its chunks, so the batch only bounds the listing. */
 const REENCRYPT_BATCH = 100;
-
-/** Named by a file or a variant, and by no upload still arriving (its chunks are still being written). */
-const ATTACHED = `(EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id) OR EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id))
-  AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)`;
 
 /** A content none of these errors can be fixed by retrying: it is reported, and the rest go on. */
 function isUnreadable(error: unknown): boolean {
@@ -301,7 +297,7 @@ export class ContentKeys implements KeyedData {
     if (this.contents.currentKid !== currentKid)
       throw new Error(`file contents are written under key "${this.contents.currentKid}", not "${currentKid}": one keyring must be active`);
     const [{ total }] = await this.dataSource.query<{ total: number }[]>(
-      `SELECT count(*)::int AS total FROM file_contents c WHERE c.kid <> $1 AND ${ATTACHED}`,
+      `SELECT count(*)::int AS total FROM file_contents c WHERE c.kid <> $1 AND ${SETTLED}`,
       [currentKid],
     );
     let done = 0;
@@ -313,7 +309,7 @@ export class ContentKeys implements KeyedData {
       const batch = await this.dataSource
         .getRepository(FileContent)
         .createQueryBuilder('c')
-        .where(`c.kid <> :currentKid AND c.id > :after AND ${ATTACHED}`, { currentKid, after })
+        .where(`c.kid <> :currentKid AND c.id > :after AND ${SETTLED}`, { currentKid, after })
         .orderBy('c.id')
         .limit(REENCRYPT_BATCH)
         .getMany();
@@ -332,11 +328,8 @@ export class ContentKeys implements KeyedData {
     }
     const [{ uploads, orphans }] = await this.dataSource.query<{ uploads: number; orphans: number }[]>(
       `SELECT
-         (SELECT count(*)::int FROM file_contents c WHERE c.kid <> $1 AND EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)) AS uploads,
-         (SELECT count(*)::int FROM file_contents c WHERE c.kid <> $1
-             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id)
-             AND NOT EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id)
-             AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)) AS orphans`,
+         (SELECT count(*)::int FROM file_contents c WHERE c.kid <> $1 AND ${STILL_ARRIVING}) AS uploads,
+         (SELECT count(*)::int FROM file_contents c WHERE c.kid <> $1 AND ${UNREFERENCED}) AS orphans`,
       [currentKid],
     );
     const left: string[] = [];

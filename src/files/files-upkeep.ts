@@ -2,6 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../clock';
 import type { Logger } from '../logging';
 import type { Stores } from './content-io';
+import { UNREFERENCED } from './content-references';
 
 /** A content no file, variant or upload names, younger than this, may still be on its way to being attached. */
 const ORPHAN_GRACE_MS = 60 * 60 * 1000;
@@ -41,9 +42,7 @@ export async function pruneOrphanContents(manager: EntityManager, clock: Clock):
   // TypeORM answers a DELETE with [rows, count].
   const [, deleted]: [unknown, number] = await manager.query(
     `DELETE FROM file_contents c WHERE c.created_at < $1
-        AND NOT EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id)
-        AND NOT EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id)
-        AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)`,
+        AND ${UNREFERENCED}`,
     [new Date(clock.now().getTime() - ORPHAN_GRACE_MS)],
   );
   return deleted;

@@ -8,6 +8,7 @@ import { ChunkMissingError, ChunkStore } from './chunk-store';
 import { Contents, SealedContent, Stores } from './content-io';
 import { PostgresChunkStore } from './postgres-chunk-store';
 import { S3ChunkStore } from './s3-chunk-store';
+import { SETTLED, STILL_ARRIVING } from './content-references';
 import { StorageTarget, StorageUrlError, describeStorage, parseStorageUrl } from './storage-url';
 
 /** The services the files commands use. */
@@ -18,10 +19,6 @@ const MIGRATE_BATCH = 100;
 
 const MB = 1024 * 1024;
 const megabytes = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
-
-/** Attached to a file or a variant, and not an upload still arriving (its chunks are still being written where it started). */
-const ATTACHED = `(EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id) OR EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id))
-  AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)`;
 
 /**
  * Parsed in the action, not as commander's option parser: commander quotes a refused argument in
@@ -95,7 +92,7 @@ async function migrate(cli: CommandTools<unknown>, dataSource: DataSource, store
   await target.probe();
   const from = await dataSource.query<{ store: string; contents: number; bytes: string }[]>(
     `SELECT c.store, count(*)::int AS contents, sum(c.byte_size)::text AS bytes FROM file_contents c
-      WHERE c.store <> $1 AND ${ATTACHED} GROUP BY c.store ORDER BY c.store`,
+      WHERE c.store <> $1 AND ${SETTLED} GROUP BY c.store ORDER BY c.store`,
     [target.kind],
   );
   const unreachable = from.filter((row) => !stores.all.some((store) => store.kind === row.store));
@@ -119,7 +116,7 @@ async function migrate(cli: CommandTools<unknown>, dataSource: DataSource, store
     for (;;) {
       const batch = await dataSource.query<{ id: string; store: string; byte_size: string; chunk_bytes: number }[]>(
         `SELECT c.id, c.store, c.byte_size::text, c.chunk_bytes FROM file_contents c
-          WHERE c.store <> $1 AND c.id > $2 AND ${ATTACHED} ORDER BY c.id LIMIT $3`,
+          WHERE c.store <> $1 AND c.id > $2 AND ${SETTLED} ORDER BY c.id LIMIT $3`,
         [target.kind, after, MIGRATE_BATCH],
       );
       if (batch.length === 0) break;
@@ -150,7 +147,7 @@ async function migrate(cli: CommandTools<unknown>, dataSource: DataSource, store
     bar.abandon();
   }
   const [{ uploads }] = await dataSource.query<{ uploads: number }[]>(
-    'SELECT count(*)::int AS uploads FROM file_contents c WHERE c.store <> $1 AND EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)',
+    `SELECT count(*)::int AS uploads FROM file_contents c WHERE c.store <> $1 AND ${STILL_ARRIVING}`,
     [target.kind],
   );
   cli.say(

@@ -3,6 +3,7 @@ import { ChunkMissingError } from '../files/chunk-store';
 import type { Contents } from '../files/content-io';
 import { ContentDamagedError } from '../files/content-cipher';
 import { FileContent } from '../files/file-content.entity';
+import { UNREFERENCED } from '../files/content-references';
 import { CheckContext, CheckDefinition, CheckOutcome, DAY_MS, fail, pass, warn } from './checks';
 
 /** What the files checks read besides the platform's context: the contents' stores and their encryption. */
@@ -207,10 +208,7 @@ export const FILE_CHECKS: readonly CheckDefinition<FileCheckContext>[] = [
       const configured: string[] = fileContents.stores.all.map((store) => store.kind);
       const [{ orphans, headless, incomplete }] = await dataSource.query<{ orphans: number; headless: number; incomplete: number }[]>(
         `SELECT
-           (SELECT count(*)::int FROM file_contents c WHERE c.created_at < $1
-               AND NOT EXISTS (SELECT 1 FROM files f WHERE f.content_id = c.id)
-               AND NOT EXISTS (SELECT 1 FROM file_variants v WHERE v.content_id = c.id)
-               AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.content_id = c.id)) AS orphans,
+           (SELECT count(*)::int FROM file_contents c WHERE c.created_at < $1 AND ${UNREFERENCED}) AS orphans,
            (SELECT count(*)::int FROM files f WHERE NOT EXISTS (SELECT 1 FROM file_contents c WHERE c.id = f.content_id))
              + (SELECT count(*)::int FROM file_variants v WHERE NOT EXISTS (SELECT 1 FROM file_contents c WHERE c.id = v.content_id))
              AS headless,
