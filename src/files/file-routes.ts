@@ -5,6 +5,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ErrorCode } from '../errors';
 import { sendError } from '../http/http-errors';
 import { addressBucket } from '../net/ip';
+import { KeyedCounts } from '../net/keyed-counts';
 import type { Logger } from '../logging';
 import type { Clock } from '../clock';
 import type { FileRefusals } from './file-refusals';
@@ -24,24 +25,6 @@ export interface UploadRouteOptions {
   readonly maxUploadsPerAddress: number;
   /** Whether a browser page from this origin may use the route (CORS_ORIGINS); apps send no Origin. */
   readonly allowsOrigin: (origin: string) => boolean;
-}
-
-/** Requests in flight per key, for the concurrency limits (per instance). */
-class InFlight {
-  private readonly counts = new Map<string, number>();
-
-  enter(key: string, limit: number): boolean {
-    const count = this.counts.get(key) ?? 0;
-    if (count >= limit) return false;
-    this.counts.set(key, count + 1);
-    return true;
-  }
-
-  leave(key: string): void {
-    const count = (this.counts.get(key) ?? 1) - 1;
-    if (count <= 0) this.counts.delete(key);
-    else this.counts.set(key, count);
-  }
 }
 
 /**
@@ -85,7 +68,8 @@ export function uploadRoute(
     const token = new URL(url, 'http://localhost').pathname.split('/').pop() ?? '';
     return { uploadId: urls.uploadIdOf(token) };
   };
-  const inFlight = new InFlight();
+  // Upload requests in flight, per address and per account (per instance).
+  const inFlight = new KeyedCounts();
 
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
@@ -103,9 +87,9 @@ export function uploadRoute(
       // IPv6 by /64, as the rate limits count: one subscriber's network, not one of its 2^64 addresses.
       const address = `address:${addressBucket(req.clientIp)}`;
       const account = `account:${upload.userId}`;
-      if (!inFlight.enter(address, options.maxUploadsPerAddress)) return tooMany(res);
-      if (!inFlight.enter(account, options.maxUploadsPerAccount)) {
-        inFlight.leave(address);
+      if (!inFlight.take(address, options.maxUploadsPerAddress)) return tooMany(res);
+      if (!inFlight.take(account, options.maxUploadsPerAccount)) {
+        inFlight.add(address, -1);
         return tooMany(res);
       }
       try {
@@ -122,8 +106,8 @@ export function uploadRoute(
         req.url = req.originalUrl;
         await tusRequest.run({ clientIp: req.clientIp }, () => tus.handle(req, res));
       } finally {
-        inFlight.leave(address);
-        inFlight.leave(account);
+        inFlight.add(address, -1);
+        inFlight.add(account, -1);
       }
     } catch (error) {
       next(error);

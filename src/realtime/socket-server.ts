@@ -10,6 +10,7 @@ import { AppError, formatClientError, isPublicError } from '../errors';
 import type { UpgradeParts } from '../feature';
 import { isBlocked } from '../firewall/firewall.gate';
 import { addressBucket } from '../net/ip';
+import { KeyedCounts } from '../net/keyed-counts';
 import type { Logger } from '../logging';
 import { CLOSE, CloseReason, ConnectionServices, LiveConnection } from './live-connection';
 import { SharedExecution } from './shared-execution';
@@ -51,8 +52,8 @@ interface SocketExtra {
  */
 export class SocketServer {
   private readonly sockets = new WebSocketServer({ noServer: true, maxPayload: this.limits.maxMessageBytes, perMessageDeflate: false });
-  private readonly perAddress = new Map<string, number>();
-  private readonly perAccount = new Map<string, number>();
+  private readonly perAddress = new KeyedCounts();
+  private readonly perAccount = new KeyedCounts();
   private readonly open = new Set<LiveConnection>();
   private pingTimer: NodeJS.Timeout | undefined;
   /** Sockets pinged and not heard from since. */
@@ -101,7 +102,7 @@ export class SocketServer {
     // it is given back when the socket ends, however it ends (refused, a failed handshake, closed later).
     let bucket: string | null = null;
     socket.once('close', () => {
-      if (bucket !== null) this.count(this.perAddress, bucket, -1);
+      if (bucket !== null) this.perAddress.add(bucket, -1);
     });
     try {
       if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') return refuse(404, 'Not Found');
@@ -110,12 +111,12 @@ export class SocketServer {
       const clientIp = this.parts.clientIp(request);
       // IPv6 by /64, as the HTTP rate limits count: one subscriber's network, not one of its 2^64 addresses.
       const address = addressBucket(clientIp);
-      if ((this.perAddress.get(address) ?? 0) >= this.limits.maxSocketsPerAddress) {
+      if (this.perAddress.of(address) >= this.limits.maxSocketsPerAddress) {
         this.services.hits.record('rate_limited', clientIp, { limit: 'websocket_sockets_per_address' });
         return refuse(429, 'Too Many Requests');
       }
       bucket = address;
-      this.count(this.perAddress, bucket, +1);
+      this.perAddress.add(bucket, +1);
       if (await isBlocked(this.services.firewall, this.services.hits, clientIp, 'websocket')) return refuse(403, 'Forbidden');
       // Cross-site WebSocket hijacking: a browser page of another site sends its Origin; native apps send none.
       const origin = request.headers.origin;
@@ -185,7 +186,7 @@ export class SocketServer {
         this.open.delete(connection);
         connection.end(CLOSE.goingAway);
         this.hub.closed(connection);
-        if (connection.userId) this.count(this.perAccount, connection.userId, -1);
+        if (connection.userId) this.perAccount.add(connection.userId, -1);
       }
       void closed(code, reason.toString());
     });
@@ -217,7 +218,7 @@ export class SocketServer {
         return false;
       }
       const userId = context.viewer.userId;
-      if (userId !== null && (this.perAccount.get(userId) ?? 0) >= this.limits.maxSocketsPerAccount) {
+      if (userId !== null && this.perAccount.of(userId) >= this.limits.maxSocketsPerAccount) {
         this.services.hits.record('rate_limited', clientIp, { limit: 'websocket_sockets_per_account' });
         this.close(socket, CLOSE.tooMany);
         return false;
@@ -230,7 +231,7 @@ export class SocketServer {
       );
       ctx.extra.connection = connection;
       this.open.add(connection);
-      if (userId !== null) this.count(this.perAccount, userId, +1);
+      if (userId !== null) this.perAccount.add(userId, +1);
       return true;
     },
     onSubscribe: async (ctx, _id, payload) => {
@@ -282,12 +283,6 @@ export class SocketServer {
       socket.ping();
     }
     for (const connection of this.open) connection.expireIfDue();
-  }
-
-  private count(counts: Map<string, number>, key: string, delta: number): void {
-    const next = (counts.get(key) ?? 0) + delta;
-    if (next <= 0) counts.delete(key);
-    else counts.set(key, next);
   }
 }
 
