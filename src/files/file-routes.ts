@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { Server as TusServer } from '@tus/server';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ErrorCode } from '../errors';
-import { sendError } from '../http/http-errors';
+import { errorBody, sendError } from '../http/http-errors';
 import { addressBucket } from '../net/ip';
 import { KeyedCounts } from '../net/keyed-counts';
 import type { Logger } from '../logging';
@@ -60,7 +60,7 @@ export function uploadRoute(
       logger.error({ err: error }, 'files: an upload request failed');
       return {
         status_code: 500,
-        body: JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] }),
+        body: errorBody('INTERNAL_SERVER_ERROR', 'Unexpected error.'),
       };
     },
   });
@@ -121,8 +121,6 @@ export function uploadRoute(
  * short stays resumable with tus (HEAD, then PATCH).
  */
 async function putWhole(uploads: UploadsService, upload: Upload, req: Request, res: Response): Promise<void> {
-  const sendRefusal = (refusal: UploadRefusal) =>
-    res.status(refusal.status_code).type('application/json; charset=utf-8').send(refusal.body);
   const length = Number(req.get('content-length'));
   if (!Number.isSafeInteger(length) || length !== upload.byteSize) {
     sendError(res, 'BAD_REQUEST', `PUT the whole file: Content-Length must be ${upload.byteSize}, the byteSize given to startUpload.`, 400);
@@ -135,7 +133,7 @@ async function putWhole(uploads: UploadsService, upload: Upload, req: Request, r
     else sendError(res, 'BAD_REQUEST', `The body ended at byte ${received} of ${length}: resume with HEAD and PATCH (tus).`, 400);
   } catch (error) {
     if (!(error instanceof UploadRefusal)) throw error;
-    sendRefusal(error);
+    sendRefusal(res, error);
   }
 }
 
@@ -145,7 +143,7 @@ async function finishing(uploads: UploadsService, upload: Upload, req: Request, 
     if (!(await uploads.finish(upload.id, req.clientIp))) return false;
   } catch (error) {
     if (!(error instanceof UploadRefusal)) throw error;
-    res.status(error.status_code).type('application/json; charset=utf-8').send(error.body);
+    sendRefusal(res, error);
     return true;
   }
   res.setHeader('Tus-Resumable', '1.0.0');
@@ -162,6 +160,10 @@ function tusRefusal(error: { status_code: number; body: string }): { status_code
   const code = error.status_code >= 500 ? 'INTERNAL_SERVER_ERROR' : (TUS_STATUS_CODES[error.status_code] ?? 'BAD_REQUEST');
   const message = error.body.trim() || 'The tus request was refused.';
   return { status_code: error.status_code, body: new UploadRefusal(code, message, {}, error.status_code).body };
+}
+
+function sendRefusal(res: Response, refusal: UploadRefusal): void {
+  sendError(res, refusal.code, refusal.message, refusal.status_code, refusal.details);
 }
 
 function tooMany(res: Response): void {

@@ -1,5 +1,6 @@
 import type { ErrorCode, PublicDetails } from '../errors';
 import { ERROR_CODES } from '../errors';
+import { errorBody } from '../http/http-errors';
 
 /**
  * A refusal on the upload route, in the shape @tus/server answers with (`status_code`, `body`),
@@ -8,6 +9,7 @@ import { ERROR_CODES } from '../errors';
 export class UploadRefusal extends Error {
   readonly status_code: number;
   readonly body: string;
+  readonly details: PublicDetails;
 
   /** FILE_REJECTED's reason. */
   readonly reason: string | undefined;
@@ -21,7 +23,8 @@ export class UploadRefusal extends Error {
     super(message);
     this.name = 'UploadRefusal';
     this.status_code = status;
-    this.body = JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] });
+    this.body = errorBody(code, message, details);
+    this.details = details;
     this.reason = typeof details.reason === 'string' ? details.reason : undefined;
   }
 }

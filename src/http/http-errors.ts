@@ -3,6 +3,11 @@ import { isDatabaseUnavailable } from '../db/database-unavailable';
 import { ERROR_CODES, ErrorCode, PublicDetails, SERVICE_UNAVAILABLE_MESSAGE } from '../errors';
 
 /** A GraphQL-shaped error body, so clients parse every failure the same way; `details` join the code in extensions. */
+export function errorBody(code: ErrorCode, message: string, details: PublicDetails = {}): string {
+  return JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] });
+}
+
+/** Answers with an error body (errorBody) and the catalogue's status for its code, or `status`. */
 export function sendError(
   res: Response,
   code: ErrorCode,
@@ -13,7 +18,7 @@ export function sendError(
   res
     .status(status)
     .type('application/json; charset=utf-8')
-    .send(JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }));
+    .send(errorBody(code, message, details));
 }
 
 /** Set on `res.locals` once the request deadline has answered (http/request-deadline.ts). */
