@@ -1,9 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../clock';
-import type { Keyring } from '../crypto/keyring';
+import { KID_PATTERN, Keyring } from '../crypto/keyring';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const KID = /^[A-Za-z0-9_-]{1,32}$/;
 const MAC = /^[A-Za-z0-9_-]{43}$/;
 
 /** Why a signed download URL was refused (the client sees only 403 either way). */
@@ -35,7 +34,7 @@ export class FileUrls {
   /** The upload a token names, when its MAC holds. */
   uploadIdOf(token: string): string | undefined {
     const [uploadId, kid, mac, ...rest] = token.split('.');
-    if (rest.length > 0 || !UUID.test(uploadId ?? '') || !KID.test(kid ?? '') || !MAC.test(mac ?? '')) return undefined;
+    if (rest.length > 0 || !UUID.test(uploadId ?? '') || !KID_PATTERN.test(kid ?? '') || !MAC.test(mac ?? '')) return undefined;
     return this.verified(kid, `upload\n${uploadId}`, mac) ? uploadId : undefined;
   }
 
@@ -55,7 +54,7 @@ export class FileUrls {
   /** Checks a download URL's query for a file's variant. */
   checkDownload(fileId: string, variant: string, query: Readonly<Record<string, unknown>>): UrlRefusal | undefined {
     const { expires, kid, sig } = query;
-    if (typeof expires !== 'string' || !/^\d{1,12}$/.test(expires) || typeof kid !== 'string' || !KID.test(kid)) return 'invalid';
+    if (typeof expires !== 'string' || !/^\d{1,12}$/.test(expires) || typeof kid !== 'string' || !KID_PATTERN.test(kid)) return 'invalid';
     if (typeof sig !== 'string' || !MAC.test(sig) || !UUID.test(fileId)) return 'invalid';
     if (!this.verified(kid, downloadMessage(fileId, variant, Number(expires)), sig)) return 'invalid';
     return Number(expires) * 1000 <= this.clock.now().getTime() ? 'expired' : undefined;
