@@ -1,5 +1,6 @@
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { bigintAsNumber } from '../db/bigint-column';
 import type { ArchiveContents } from './archive-records';
 
 export enum BackupStatus {
@@ -24,8 +25,6 @@ registerEnumType(BackupStatus, {
     VERIFY_FAILED: { description: 'The last verification failed; verification says what differed.' },
   },
 });
-
-const bigintAsNumber = { to: (value: number) => value, from: (value: string | null) => (value === null ? 0 : Number(value)) };
 
 /** The catalogue: one row per archive, what it holds, and how its last verification went. */
 @ObjectType({ description: 'An encrypted, compressed archive of every table, taken from one consistent snapshot.' })

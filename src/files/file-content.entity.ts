@@ -1,7 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
-
-/** bigint, read as a number: file sizes stay far below 2^53. */
-export const bigintAsNumber = { to: (value: number) => value, from: (value: string) => Number(value) };
+import { bigintAsNumber } from '../db/bigint-column';
 
 /**
  * The encrypted bytes of one stored file or variant (or of an upload in progress), as chunks in a

@@ -1,5 +1,6 @@
 import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
-import { FileContent, bigintAsNumber } from './file-content.entity';
+import { bigintAsNumber } from '../db/bigint-column';
+import { FileContent } from './file-content.entity';
 import { StoredFile } from './stored-file.entity';
 
 /** A smaller rendition of an image file (THUMB_256…), made once when the upload completes. */

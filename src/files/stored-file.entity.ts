@@ -1,6 +1,7 @@
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
 import { User } from '../accounts/user.entity';
-import { FileContent, bigintAsNumber } from './file-content.entity';
+import { bigintAsNumber } from '../db/bigint-column';
+import { FileContent } from './file-content.entity';
 
 /**
  * A file attached to a field of a model's row (`profiles`, row, `avatar`). Deleting the row

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
 import { User } from '../accounts/user.entity';
-import { bigintAsNumber } from './file-content.entity';
+import { bigintAsNumber } from '../db/bigint-column';
 
 /**
  * An upload for a field of a row, from `startUpload` until its last byte arrives and the file is
