@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { S3ChunkStore, s3ClientConfig } from '../../src/files/s3-chunk-store';
 import { S3StorageTarget, parseStorageUrl } from '../../src/files/storage-url';
 import { RunningBastion, startBastion } from '../../src/main';
 import { TestAccount, makeUser } from '../support/factories';
-import { pdfOf, photoWithGps, pngImage, uploadFile } from '../support/files';
+import { pdfOf, photoWithGps, pngImage, servedDigests, uploadFile } from '../support/files';
 import { TestS3Server, startS3Server } from '../support/s3-server';
 import { TestDatabase, createTestDatabase } from '../support/test-database';
 import { testKeyring } from '../support/test-keys';
@@ -28,7 +28,6 @@ import { TestServer, secondInstanceConfig, startTestServer } from '../support/te
  */
 
 const ACTOR = { actorId: null, ipAddress: null, userAgent: 'test', requestId: null };
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** Every file and variant a database holds, with the content behind it. */
 interface Served {
@@ -43,24 +42,6 @@ async function servedOf(bastion: RunningBastion): Promise<Served[]> {
     `SELECT f.id AS "fileId", 'ORIGINAL' AS variant, f.content_id AS "contentId", f.sha256 FROM files f
      UNION ALL SELECT v.file_id, v.variant, v.content_id, v.sha256 FROM file_variants v ORDER BY 1, 2`,
   );
-}
-
-/** The bytes a server sends for a file's variant, by signed URL as an app fetches them. */
-async function download(bastion: RunningBastion, fileId: string, variant: string): Promise<{ status: number; bytes: Buffer }> {
-  const origin = new URL(bastion.url).origin;
-  const query = bastion.services.files.urls.downloadQuery(fileId, variant);
-  const response = await fetch(`${origin}/files/${fileId}/${variant.toLowerCase()}?${query}`);
-  return { status: response.status, bytes: Buffer.from(await response.arrayBuffer()) };
-}
-
-/** SHA-256 of every file and variant as a server serves them, by "fileId variant". */
-async function servedDigests(bastion: RunningBastion): Promise<Record<string, string>> {
-  const digests: Record<string, string> = {};
-  for (const { fileId, variant } of await servedOf(bastion)) {
-    const { status, bytes } = await download(bastion, fileId, variant);
-    digests[`${fileId} ${variant}`] = status === 200 ? sha256(bytes) : `HTTP ${status}`;
-  }
-  return digests;
 }
 
 /** A profile with an avatar (and its thumbnail), a post with two PDFs of several chunks and a PNG (and its two variants). */

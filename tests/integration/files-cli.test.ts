@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
@@ -9,7 +8,7 @@ import { RunningBastion, startBastion } from '../../src/main';
 import { CLI_PATH, cliEnvAgainst, runCliAgainst } from '../support/cli';
 import { eventually } from '../support/eventually';
 import { makeUser } from '../support/factories';
-import { pdfOf, photoWithGps, pngImage, uploadFile } from '../support/files';
+import { pdfOf, photoWithGps, pngImage, servedDigests, uploadFile } from '../support/files';
 import { TestS3Server, startS3Server } from '../support/s3-server';
 import { TestDatabase, createTestDatabase } from '../support/test-database';
 import { TestServer, secondInstanceConfig, startTestServer } from '../support/test-server';
@@ -22,7 +21,6 @@ import { TestServer, secondInstanceConfig, startTestServer } from '../support/te
  */
 
 const PREFIX = 'm/';
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** A proxy in front of the S3 server that, once told, holds every request past the first `allowed` that matches, unanswered. */
 interface StallingProxy {
@@ -99,22 +97,6 @@ describe('bastion files migrate, keys and backup with files, through the CLI', (
       token = page.NextContinuationToken;
     } while (token);
     return keys.sort();
-  }
-
-  /** SHA-256 of every file and variant as `bastion` serves them by signed URL. */
-  async function servedDigests(bastion: RunningBastion): Promise<Record<string, string>> {
-    const served = await query<{ fileId: string; variant: string }[]>(
-      `SELECT f.id AS "fileId", 'ORIGINAL' AS variant FROM files f UNION ALL SELECT v.file_id, v.variant FROM file_variants v ORDER BY 1, 2`,
-    );
-    const origin = new URL(bastion.url).origin;
-    const digests: Record<string, string> = {};
-    for (const { fileId, variant } of served) {
-      const signed = bastion.services.files.urls.downloadQuery(fileId, variant);
-      const response = await fetch(`${origin}/files/${fileId}/${variant.toLowerCase()}?${signed}`);
-      const bytes = Buffer.from(await response.arrayBuffer());
-      digests[`${fileId} ${variant}`] = response.status === 200 ? sha256(bytes) : `HTTP ${response.status}`;
-    }
-    return digests;
   }
 
   /** Each content's store, and whether that store holds all its chunks and the other none. */

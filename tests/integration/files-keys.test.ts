@@ -6,9 +6,8 @@ import type { Keyring } from '../../src/crypto/keyring';
 import type { ChunkStore } from '../../src/files/chunk-store';
 import { ContentKeys, Contents, Stores } from '../../src/files/content-io';
 import { PostgresChunkStore } from '../../src/files/postgres-chunk-store';
-import type { RunningBastion } from '../../src/main';
 import { TestAccount, makeUser } from '../support/factories';
-import { pdfOf, photoWithGps, pngImage, startUpload, tusCreate, tusPatch, uploadFile } from '../support/files';
+import { pdfOf, photoWithGps, pngImage, servedDigests, startUpload, tusCreate, tusPatch, uploadFile } from '../support/files';
 import { testKeyring } from '../support/test-keys';
 import { TestServer, startTestServer } from '../support/test-server';
 
@@ -20,21 +19,6 @@ import { TestServer, startTestServer } from '../support/test-server';
  */
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-
-async function servedDigests(bastion: RunningBastion): Promise<Record<string, string>> {
-  const served = await bastion.database.dataSource.query<{ fileId: string; variant: string }[]>(
-    `SELECT f.id AS "fileId", 'ORIGINAL' AS variant FROM files f UNION ALL SELECT v.file_id, v.variant FROM file_variants v ORDER BY 1, 2`,
-  );
-  const origin = new URL(bastion.url).origin;
-  const digests: Record<string, string> = {};
-  for (const { fileId, variant } of served) {
-    const query = bastion.services.files.urls.downloadQuery(fileId, variant);
-    const response = await fetch(`${origin}/files/${fileId}/${variant.toLowerCase()}?${query}`);
-    const bytes = Buffer.from(await response.arrayBuffer());
-    digests[`${fileId} ${variant}`] = response.status === 200 ? sha256(bytes) : `HTTP ${response.status}`;
-  }
-  return digests;
-}
 
 /** The PostgreSQL store, but the first write of a second chunk fails: a process dying in the middle of a content. */
 class DyingStore implements ChunkStore {

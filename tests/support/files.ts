@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { crc32, deflateRawSync, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
+import type { RunningBastion } from '../../src/main';
 import { FactoryServer, GraphQLClient, TestAccount, makeUser } from './factories';
 
 /** A phone photo: a JPEG carrying GPS coordinates and the camera in its EXIF. */
@@ -296,4 +297,21 @@ export async function attachmentsOf(account: TestAccount, postId: string): Promi
   );
   if (body.errors) throw new Error(JSON.stringify(body.errors));
   return body.data!.post.attachments;
+}
+
+/** SHA-256 of every file and variant as a server serves them by signed URL, by "fileId variant" (or the HTTP status it gave). */
+export async function servedDigests(bastion: RunningBastion): Promise<Record<string, string>> {
+  const served = await bastion.database.dataSource.query<{ fileId: string; variant: string }[]>(
+    `SELECT f.id AS "fileId", 'ORIGINAL' AS variant FROM files f UNION ALL SELECT v.file_id, v.variant FROM file_variants v ORDER BY 1, 2`,
+  );
+  const origin = new URL(bastion.url).origin;
+  const digests: Record<string, string> = {};
+  for (const { fileId, variant } of served) {
+    const query = bastion.services.files.urls.downloadQuery(fileId, variant);
+    const response = await fetch(`${origin}/files/${fileId}/${variant.toLowerCase()}?${query}`);
+    const bytes = Buffer.from(await response.arrayBuffer());
+    digests[`${fileId} ${variant}`] =
+      response.status === 200 ? createHash('sha256').update(bytes).digest('hex') : `HTTP ${response.status}`;
+  }
+  return digests;
 }
