@@ -3,7 +3,7 @@ import { isAdmin } from './guards';
 
 /** Roles and grants are admin business, down to every field of their types. */
 export const accessRules: RuleTree = {
-  Query: { roles: isAdmin, permissionMatrix: isAdmin, users: isAdmin },
+  Query: { roles: isAdmin, permissionMatrix: isAdmin, users: isAdmin, userSessions: isAdmin },
   Mutation: {
     createRole: isAdmin,
     deleteRole: isAdmin,

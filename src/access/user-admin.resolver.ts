@@ -3,9 +3,10 @@ import type { Context } from '../context';
 import { actorOf } from '../audit/actor';
 import { SetUserStatusInput, UserConnection, UsersArgs } from './user-admin.types';
 import type { UserDirectory } from '../accounts/user-directory.service';
+import { Session } from '../accounts/session.entity';
 import { User } from '../accounts/user.entity';
 
-/** Finding and suspending users and ending their sessions, for admins (every field is ruled isAdmin). */
+/** Finding and suspending users, listing and ending their sessions, for admins (every field is ruled isAdmin). */
 @Resolver()
 export class UserAdminResolver {
   constructor(private readonly directory: UserDirectory) {}
@@ -18,6 +19,15 @@ export class UserAdminResolver {
       pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.users.at(-1)?.cursor ?? null },
       totalCount: page.totalCount,
     };
+  }
+
+  @Query(() => [Session], {
+    description:
+      "A user's live sessions (devices), most recently used first, as mySessions shows them to that user (current is " +
+      'true only for your own); end one with adminRevokeSessions. NOT_FOUND for an unknown user.',
+  })
+  userSessions(@Arg('userId', () => ID, { description: "The user's id." }) userId: string): Promise<Session[]> {
+    return this.directory.sessionsOf(userId);
   }
 
   @Mutation(() => User, {

@@ -16,10 +16,14 @@ export const isOwnAccountOrAdmin = syncRule<User>(
     user.id === context.viewer.userId || context.signedInDuringRequest.has(user.id) || context.access.checkRole(ADMIN_ROLE),
 );
 
-/** The Session object belongs to the viewer. */
-const isOwnSession = syncRule<Session>(
-  'isOwnSession',
-  (session, _args, context) => context.viewer.userId !== null && session.userId === context.viewer.userId,
+/**
+ * The Session object belongs to the viewer (mySessions), or the viewer acts as admin (userSessions;
+ * MFA_REQUIRED when admin needs aal2). One rule, for the reasons of isOwnAccountOrAdmin.
+ */
+const isOwnSessionOrAdmin = syncRule<Session>(
+  'isOwnSessionOrAdmin',
+  (session, _args, context) =>
+    (context.viewer.userId !== null && session.userId === context.viewer.userId) || context.access.checkRole(ADMIN_ROLE),
 );
 
 export const accountsRules: RuleTree = {
@@ -57,12 +61,12 @@ export const accountsRules: RuleTree = {
     createdAt: isOwnAccountOrAdmin,
   },
   Session: {
-    id: isOwnSession,
-    current: isOwnSession,
-    createdAt: isOwnSession,
-    lastUsedAt: isOwnSession,
-    ipAddress: isOwnSession,
-    userAgent: isOwnSession,
-    aal: isOwnSession,
+    id: isOwnSessionOrAdmin,
+    current: isOwnSessionOrAdmin,
+    createdAt: isOwnSessionOrAdmin,
+    lastUsedAt: isOwnSessionOrAdmin,
+    ipAddress: isOwnSessionOrAdmin,
+    userAgent: isOwnSessionOrAdmin,
+    aal: isOwnSessionOrAdmin,
   },
 };

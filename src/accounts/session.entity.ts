@@ -9,7 +9,7 @@ export type AuthenticationMethod = 'pwd' | 'totp' | 'recovery_code';
 @Entity('sessions')
 @Index(['userId', 'revokedAt'])
 export class Session {
-  @Field(() => ID, { description: 'Session id; pass it to revokeSession.' })
+  @Field(() => ID, { description: 'Session id; pass it to revokeSession (an admin: to adminRevokeSessions).' })
   @PrimaryGeneratedColumn('uuid')
   id!: string;
 

@@ -74,6 +74,13 @@ export class UserDirectory {
     };
   }
 
+  /** A user's live sessions (devices), most recently used first, as mySessions lists them; NOT_FOUND for an unknown user. */
+  async sessionsOf(userId: string): Promise<Session[]> {
+    if (!isUuid(userId) || !(await this.dataSource.getRepository(User).existsBy({ id: userId })))
+      throw new AppError('NOT_FOUND', 'No user with this id.');
+    return this.sessions.list(userId);
+  }
+
   async find(userId: string): Promise<User> {
     const user = isUuid(userId) ? await this.dataSource.getRepository(User).findOneBy({ id: userId }) : null;
     if (!user) throw new AppError('NOT_FOUND', 'No user with this id.');

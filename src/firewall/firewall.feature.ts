@@ -9,7 +9,7 @@ import { FirewallRule } from './firewall-rule.entity';
 import { FirewallResolver } from './firewall.resolver';
 import { firewallRules } from './firewall.rules';
 import { FirewallService } from './firewall.service';
-import { FIREWALL_SETTINGS } from './firewall.settings';
+import { FIREWALL_SETTINGS, rateLimitsInForce } from './firewall.settings';
 import { errorCapPlugin } from '../errors';
 import {
   costLimit,
@@ -123,7 +123,14 @@ export const firewallFeature = defineFeature<keyof FirewallServices>()({
   }),
   resolvers: [FirewallResolver],
   rules: firewallRules,
-  wire: ({ firewall }) => [new FirewallResolver(firewall)],
+  wire: ({ firewall, config }) => [
+    new FirewallResolver(firewall, {
+      enabled: config.rateLimitsEnabled,
+      // Where rateLimitRedis above puts the counters (or would, with the limits off).
+      store: config.redisUrl ? 'redis' : 'postgres',
+      limits: rateLimitsInForce(config),
+    }),
+  ],
   http: ({ firewall, hits, rateLimits, config }) => ({
     gates: [firewallGate(firewall, hits)],
     beforeBody: rateLimits ? [rateLimitGate(rateLimits)] : [],

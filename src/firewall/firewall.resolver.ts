@@ -3,16 +3,24 @@ import { actorOf } from '../audit/actor';
 import type { Context } from '../context';
 import { FirewallRule } from './firewall-rule.entity';
 import type { FirewallService } from './firewall.service';
-import { AddFirewallRuleInput } from './firewall.types';
+import { AddFirewallRuleInput, RateLimitSettings } from './firewall.types';
 
-/** IP rules, for admins (every field is ruled isAdmin). */
+/** IP rules and the rate limits in force, for admins (every field is ruled isAdmin). */
 @Resolver()
 export class FirewallResolver {
-  constructor(private readonly firewall: FirewallService) {}
+  constructor(
+    private readonly firewall: FirewallService,
+    private readonly rateLimitSettings: RateLimitSettings,
+  ) {}
 
   @Query(() => [FirewallRule], { description: 'Every IP rule, expired ones included, newest first.' })
   firewallRules(): Promise<FirewallRule[]> {
     return this.firewall.list();
+  }
+
+  @Query(() => RateLimitSettings, { description: 'The rate limits this server runs with (its configuration), for display.' })
+  rateLimits(): RateLimitSettings {
+    return this.rateLimitSettings;
   }
 
   @Mutation(() => FirewallRule, {

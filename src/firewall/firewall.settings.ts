@@ -1,5 +1,5 @@
-import type { SettingValues, SettingsTable } from '../config';
-import { SettingProblem, boolean, integer, oneOf, quote, readableFile, spec } from '../config/settings';
+import type { Config, SettingValues, SettingsTable } from '../config';
+import { SettingProblem, SettingSpec, boolean, integer, oneOf, quote, readableFile, spec } from '../config/settings';
 
 export const FIREWALL_ACTIONS = ['allow', 'deny'] as const;
 export type FirewallDefault = (typeof FIREWALL_ACTIONS)[number];
@@ -150,6 +150,46 @@ const specs = {
     parse: rateLimit,
   }),
 };
+
+/** The settings that hold a rate limit (points/seconds). */
+type RateLimitKey = { [K in keyof typeof specs]: (typeof specs)[K] extends SettingSpec<RateLimit> ? K : never }[keyof typeof specs];
+
+/**
+ * Every rate limit, by a stable snake_case name, in the order a request meets them: per address,
+ * per account, then the stricter per-operation buckets. A new BASTION_RATE_LIMIT_* bucket is
+ * listed here too (tests/unit/firewall/rate-limit-settings.test.ts checks it).
+ */
+const RATE_LIMIT_BUCKETS: readonly { readonly name: string; readonly key: RateLimitKey }[] = [
+  { name: 'per_ip', key: 'rateLimitPerIp' },
+  { name: 'per_user', key: 'rateLimitPerUser' },
+  { name: 'sign_in', key: 'rateLimitSignIn' },
+  { name: 'sign_up', key: 'rateLimitSignUp' },
+  { name: 'verify_mfa', key: 'rateLimitVerifyMfa' },
+  { name: 'password_reset', key: 'rateLimitPasswordReset' },
+];
+
+/** One rate limit as a configuration reads it: the `rateLimits` query's entries. */
+export interface RateLimitInForce {
+  /** Stable snake_case name, e.g. per_ip, sign_in. */
+  readonly name: string;
+  /** What it counts, per what (its setting's description, without how the value is written). */
+  readonly description: string;
+  readonly limit: number;
+  readonly windowSeconds: number;
+  /** The environment variable that sets it. */
+  readonly setting: string;
+}
+
+/** The rate limits of a configuration (enforced or not: BASTION_RATE_LIMITS says). */
+export function rateLimitsInForce(config: Config): RateLimitInForce[] {
+  return RATE_LIMIT_BUCKETS.map(({ name, key }) => ({
+    name,
+    description: specs[key].description.replace(', as points/seconds.', '.'),
+    limit: config[key].points,
+    windowSeconds: config[key].seconds,
+    setting: specs[key].env,
+  }));
+}
 
 declare module '../config/config' {
   interface Config extends SettingValues<typeof specs> {}

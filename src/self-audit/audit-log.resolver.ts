@@ -1,5 +1,5 @@
 import { Args, Query, Resolver } from 'type-graphql';
-import { AuditEventConnection, AuditEventType, AuditEventsArgs, AuditLogVerification } from './audit-log.types';
+import { AuditChainHead, AuditEventConnection, AuditEventType, AuditEventsArgs, AuditLogVerification } from './audit-log.types';
 import type { AuditReader } from '../audit/audit-reader';
 
 /** The audit log, for admins (every field is ruled isAdmin). */
@@ -21,5 +21,14 @@ export class AuditResolver {
   })
   verifyAuditLog(): Promise<AuditLogVerification> {
     return this.reader.verify();
+  }
+
+  @Query(() => AuditChainHead, {
+    nullable: true,
+    description:
+      "The newest event's id, hash and time, to anchor elsewhere (as `bastion audit log head` prints it); null while the log is empty.",
+  })
+  auditLogHead(): Promise<AuditChainHead | null> {
+    return this.reader.head();
   }
 }

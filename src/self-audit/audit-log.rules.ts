@@ -3,7 +3,7 @@ import type { RuleTree } from '../shield/shield';
 
 /** The audit log is admin business, down to every field. */
 export const auditRules: RuleTree = {
-  Query: { auditEvents: isAdmin, verifyAuditLog: isAdmin },
+  Query: { auditEvents: isAdmin, verifyAuditLog: isAdmin, auditLogHead: isAdmin },
   AuditEvent: {
     id: isAdmin,
     at: isAdmin,
@@ -20,4 +20,5 @@ export const auditRules: RuleTree = {
   AuditEventEdge: { cursor: isAdmin, node: isAdmin },
   AuditEventConnection: { edges: isAdmin, pageInfo: isAdmin },
   AuditLogVerification: { ok: isAdmin, checked: isAdmin, firstBrokenId: isAdmin },
+  AuditChainHead: { id: isAdmin, hash: isAdmin, at: isAdmin },
 };

@@ -122,3 +122,19 @@ export class AuditLogVerification {
   })
   firstBrokenId!: string | null;
 }
+
+@ObjectType({
+  description:
+    "The newest event of the audit log: the position to anchor outside this database (a ticket, another system's log), " +
+    'as `bastion audit log head` prints it. `bastion audit log verify --head id:hash` later proves the log still holds it unchanged.',
+})
+export class AuditChainHead {
+  @Field(() => ID, { description: "The event's position in the chain (AuditEvent.id)." })
+  id!: string;
+
+  @Field({ description: "The event's keyed chain hash (hex), which covers every event before it." })
+  hash!: string;
+
+  @Field({ description: 'When it happened (UTC).' })
+  at!: Date;
+}

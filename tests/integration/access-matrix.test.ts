@@ -215,6 +215,7 @@ describe("permission matrix: every operation × every kind of viewer, with anoth
       'Mutation.setUserStatus.input.userId': victim.account.id,
       'Mutation.adminRevokeSessions.userId': victim.account.id,
       'Mutation.adminRevokeSessions.sessionId': victim.sessionId,
+      'Query.userSessions.userId': victim.account.id,
       'Query.profile.id': victim.profileId,
       'Mutation.updateProfile.id': victim.profileId,
       'Mutation.deleteProfile.id': victim.profileId,
