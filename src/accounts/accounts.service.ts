@@ -426,9 +426,17 @@ export class AccountsService {
     });
   }
 
+  /**
+   * The link in an email. To a web page (http/https: Bastion's own account pages, or the app's
+   * universal link) the token travels in the fragment, which browsers never send to a server, so
+   * no access log, proxy or Referer carries it. To an app's own scheme (myapp://auth) it stays in
+   * the query, as apps read it.
+   */
   private link(action: string, token: string): string {
     const url = new URL(`${this.options.publicUrl}/${action}`);
-    url.searchParams.set('token', token);
+    const params = new URLSearchParams({ token });
+    if (url.protocol === 'http:' || url.protocol === 'https:') url.hash = params.toString();
+    else url.search = params.toString();
     return url.toString();
   }
 

@@ -494,7 +494,7 @@ describe('account status and verified-email policy', () => {
       extensions: { code: 'FORBIDDEN' },
     });
     const verificationMails = () =>
-      server.logs.lines.filter((line) => line.mailTo === email && String(line.mailText).includes('/verify-email?token='));
+      server.logs.lines.filter((line) => line.mailTo === email && String(line.mailText).includes('/verify-email#token='));
     await eventually(() => verificationMails().length === 2);
     expect(await emailedToken(server, email, 'verify-email')).not.toBe(first);
     await makeClient(server).request('mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) }', { input: { token: first } });

@@ -128,7 +128,8 @@ export async function emailedToken(server: TestServer, to: string, action: 'rese
   let token: string | undefined;
   await eventually(() => {
     const mails = server.logs.lines.filter(
-      (line) => line.mailTo === to && typeof line.mailText === 'string' && line.mailText.includes(`/${action}?token=`),
+      // `#token=` to a web page, `?token=` to an app's own scheme.
+      (line) => line.mailTo === to && typeof line.mailText === 'string' && new RegExp(`/${action}[?#]token=`).test(line.mailText),
     );
     const last = mails[mails.length - 1];
     token = last ? /token=([A-Za-z0-9_-]+)/.exec(last.mailText as string)?.[1] : undefined;
