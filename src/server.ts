@@ -190,7 +190,7 @@ export async function createServer(deps: ServerDeps): Promise<BastionServer> {
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       config.sandbox
-        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        ? ApolloServerPluginLandingPageLocalDefault({ embed: { runTelemetry: config.sandboxTelemetry }, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),
       ...graphqlParts.flatMap((parts) => parts.plugins ?? []),
       // After the features' own (an expired token is answered TOKEN_EXPIRED before any allowlist decides).

@@ -110,9 +110,18 @@ const specs = {
   }),
   sandbox: spec<boolean>({
     env: 'BASTION_SANDBOX',
-    description: 'Serve the Apollo Sandbox landing page on GET /graphql from a browser.',
+    description:
+      "Serve the Apollo Sandbox landing page on GET /graphql from a browser. It loads from Apollo's CDN, so it needs internet; " +
+      'the console at /console does not.',
     fallback: (nodeEnv) => !isProduction(nodeEnv),
     defaultText: 'true; false in production',
+    parse: boolean,
+  }),
+  sandboxTelemetry: spec<boolean>({
+    env: 'BASTION_SANDBOX_TELEMETRY',
+    description: "Let the Apollo Sandbox landing page send Apollo its usage telemetry (Apollo's own default is on).",
+    fallback: () => false,
+    defaultText: 'false',
     parse: boolean,
   }),
   corsOrigins: spec<readonly string[]>({
