@@ -22,7 +22,8 @@ const MAY_IMPORT = {
   realtime: ['access', 'accounts', 'crypto', 'data', 'firewall'],
   files: ['access', 'accounts', 'audit', 'crypto', 'data', 'firewall'],
   backup: ['access', 'audit', 'crypto', 'files'],
-  'self-audit': ['access', 'audit', 'backup', 'crypto', 'files'],
+  console: ['access'],
+  'self-audit': ['access', 'audit', 'backup', 'console', 'crypto', 'files'],
 };
 
 const FEATURES = Object.keys(MAY_IMPORT);
@@ -74,6 +75,20 @@ module.exports = {
       comment: 'Only the entry points use the list of features; a feature that imported it would depend on every other.',
       from: { path: '^src/', pathNot: '^src/(features|settings|main|cli)\\.ts$' },
       to: { path: '^src/(features|settings|main|cli)\\.ts$' },
+    },
+    {
+      name: 'console-app-is-browser-code',
+      severity: 'error',
+      comment: 'The console app runs in the browser and talks to the server only through the public GraphQL API.',
+      from: { path: '^src/console/app/' },
+      to: { path: '^src/', pathNot: '^src/console/app/' },
+    },
+    {
+      name: 'server-does-not-import-console-app',
+      severity: 'error',
+      comment: 'The console app is bundled for the browser (bin/build-console.js); the server serves the built files.',
+      from: { path: '^src/', pathNot: '^src/console/app/' },
+      to: { path: '^src/console/app/' },
     },
     {
       name: 'no-unknown-folder',

@@ -26,7 +26,8 @@ COPY migrations/ migrations/
 COPY tests/bench/ tests/bench/
 # bin/build-if-changed.js is the build script (`npm run build`).
 COPY bin/ bin/
-# postinstall applies patches/; the root "prepare" script compiles dist/.
+# postinstall applies patches/; the root "prepare" script compiles dist/ and bundles the console
+# (dist/console: the runtime stage needs none of the front-end packages).
 RUN --mount=type=cache,target=/root/.npm npm ci
 
 FROM node:22-bookworm-slim AS runtime

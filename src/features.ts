@@ -2,6 +2,7 @@ import { accessFeature } from './access/access.feature';
 import { accountsFeature } from './accounts/accounts.feature';
 import { auditFeature } from './audit/audit.feature';
 import { backupFeature } from './backup/backup.feature';
+import { consoleFeature } from './console/console.feature';
 import type { Config } from './config';
 import { cryptoFeature } from './crypto/crypto.feature';
 import type { Feature } from './feature';
@@ -40,6 +41,7 @@ export const FEATURES: readonly Feature[] = [
   fileFieldsFeature,
   backupFeature,
   selfAuditFeature,
+  consoleFeature,
 ];
 
 /** The features a process with this configuration runs: without the sample models unless BASTION_SAMPLE_MODELS is on. */

@@ -3,6 +3,7 @@ import { ACCESS_SETTINGS } from './access/access.settings';
 import { ACCOUNTS_SETTINGS } from './accounts/accounts.settings';
 import { AUDIT_SETTINGS } from './audit/audit.settings';
 import { BACKUP_SETTINGS } from './backup/backup.settings';
+import { CONSOLE_SETTINGS } from './console/console.settings';
 import { PLATFORM_SETTINGS } from './config/platform.settings';
 import { CRYPTO_SETTINGS } from './crypto/crypto.settings';
 import { FILES_SETTINGS } from './files/files.settings';
@@ -31,6 +32,7 @@ export const SETTINGS_TABLES: readonly SettingsTable[] = [
   FILES_SETTINGS,
   BACKUP_SETTINGS,
   SELF_AUDIT_SETTINGS,
+  CONSOLE_SETTINGS,
 ];
 
 /** Every setting by key (the README's configuration table documents each). */

@@ -1,4 +1,7 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { DataSource } from 'typeorm';
+import { CONSOLE_BUILD_DIR } from '../console/console-pages';
 import { fallbackDenies } from '../shield/coverage';
 import type { AuditMetadata } from '../audit/audit-event.entity';
 import { AuditChainPosition, verifyAuditChainSince } from '../audit/audit-log';
@@ -417,6 +420,26 @@ export const CHECKS: readonly CheckDefinition[] = [
       context.config.adminAllowedCidrs.length > 0
         ? pass(`The admin role works only from ${context.config.adminAllowedCidrs.join(', ')}.`)
         : warn('The admin role works from any network.', 'Set ADMIN_ALLOWED_CIDRS to your office or VPN networks.'),
+  },
+  {
+    id: 'firewall.console',
+    measure: 'firewall',
+    run: async ({ config }) => {
+      if (!config.console) return pass('The console and the account pages are off (BASTION_CONSOLE=false).');
+      if (!fs.existsSync(path.join(CONSOLE_BUILD_DIR, 'index.html')))
+        return warn(
+          'BASTION_CONSOLE is on but the console is not built (dist/console): /console answers 503.',
+          'Run `npm run build` (the Docker image builds it), or set BASTION_CONSOLE=false.',
+        );
+      const served =
+        'The console is served at /console under a strict Content-Security-Policy (no inline script or style, no eval, no framing)';
+      if (config.adminAllowedCidrs.length > 0) return pass(`${served}, only to ${config.adminAllowedCidrs.join(', ')}.`);
+      return (config.nodeEnv === 'production' ? warn : (detail: string) => pass(`${detail} (development: any network).`))(
+        `${served}, to every network the IP rules let in`,
+        'Set ADMIN_ALLOWED_CIDRS to your office or VPN networks (the console and the admin role then work only from there), ' +
+          'or BASTION_CONSOLE=false and administer with the CLI.',
+      );
+    },
   },
   {
     id: 'backups.schedule_configured',

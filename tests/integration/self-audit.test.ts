@@ -99,12 +99,15 @@ describe('the self-audit', () => {
         'WARN',
       ],
       ['firewall.admin_network', { adminAllowedCidrs: ['10.0.0.0/8'] }, { adminAllowedCidrs: [] }, 'WARN'],
+      ['firewall.console', { ...production, console: true, adminAllowedCidrs: ['10.0.0.0/8'] }, { ...production, console: true }, 'WARN'],
     ];
     for (const [id, passing, failing, expected] of cases) {
       expect({ id, status: (await check(id, passing)).status }).toEqual({ id, status: 'PASS' });
       const finding = await check(id, failing);
       expect({ id, status: finding.status, remedy: typeof finding.remedy }).toEqual({ id, status: expected, remedy: 'string' });
     }
+    expect((await check('firewall.console', { ...production, console: false })).detail).toMatch(/off \(BASTION_CONSOLE=false\)/);
+    expect((await check('firewall.console', { console: true })).detail).toMatch(/development: any network/);
     expect((await check('encryption.keys_configured')).status).toBe('PASS');
     expect((await check('encryption.keys_configured', production, { developmentKeys: true })).status).toBe('FAIL');
     expect((await check('access_control.schema_coverage', {}, { unruledFields: async () => ['Query.leak'] })).status).toBe('FAIL');
