@@ -1,0 +1,109 @@
+import { useState } from 'preact/hooks';
+import type { Session } from '../session';
+import { ErrorText, formOf, secretOf, textOf } from '../ui';
+
+interface Enrollment {
+  readonly qrCodeSvg: string;
+  readonly secret: string;
+}
+
+const ENROLL = 'mutation ConsoleEnrollTotp { enrollTotp { qrCodeSvg secret } }';
+const CONFIRM = 'mutation ConsoleConfirmTotp($input: ConfirmTotpInput!) { confirmTotp(input: $input) { codes } }';
+
+/** The QR code as an image (never markup in the page): an SVG in an <img> runs nothing. */
+function qrImage(svg: string): string {
+  return `data:image/svg+xml;base64,${btoa(svg)}`;
+}
+
+/**
+ * Turns on two-factor authentication for the signed-in admin: scan the code, confirm with the
+ * first code and the password, write down the recovery codes. The session then counts as
+ * confirmed with the second factor (aal2), as the API makes it.
+ */
+export function EnrollFactor(props: { readonly session: Session; readonly onDone: () => void }) {
+  const [enrollment, setEnrollment] = useState<Enrollment | null>(null);
+  const [codes, setCodes] = useState<readonly string[] | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+
+  const attempt = async (work: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await work();
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (codes)
+    return (
+      <div class="enroll">
+        <p>
+          Two-factor authentication is on. Keep these recovery codes somewhere safe: each signs in once instead of a code, and they are
+          shown only now.
+        </p>
+        <ul class="recovery-codes">
+          {codes.map((code) => (
+            <li>
+              <code>{code}</code>
+            </li>
+          ))}
+        </ul>
+        <button type="button" class="primary" onClick={props.onDone}>
+          I have saved them
+        </button>
+      </div>
+    );
+  if (!enrollment)
+    return (
+      <div class="enroll">
+        <button
+          type="button"
+          class="primary"
+          disabled={busy}
+          onClick={() => void attempt(async () => setEnrollment((await props.session.run<{ enrollTotp: Enrollment }>(ENROLL)).enrollTotp))}
+        >
+          Turn on two-factor authentication
+        </button>
+        <ErrorText error={error} />
+      </div>
+    );
+  return (
+    <form
+      class="enroll"
+      aria-label="Confirm the authenticator"
+      onSubmit={(event) => {
+        event.preventDefault();
+        const form = formOf(event);
+        void attempt(async () => {
+          const { confirmTotp } = await props.session.run<{ confirmTotp: { codes: string[] } }>(CONFIRM, {
+            input: { code: textOf(form, 'code'), currentPassword: secretOf(form, 'password') },
+          });
+          await props.session.renew();
+          setCodes(confirmTotp.codes);
+        });
+      }}
+    >
+      <p>Scan this code with an authenticator app, or type the key by hand.</p>
+      <img class="qr" src={qrImage(enrollment.qrCodeSvg)} alt="QR code of the authenticator key" width={180} height={180} />
+      <p>
+        Key: <code class="secret">{enrollment.secret}</code>
+      </p>
+      <label>
+        Code shown by the app
+        <input name="code" autocomplete="one-time-code" inputMode="numeric" required />
+      </label>
+      <label>
+        Your password
+        <input name="password" type="password" autocomplete="current-password" required />
+      </label>
+      <button type="submit" class="primary" disabled={busy}>
+        Confirm
+      </button>
+      <ErrorText error={error} />
+    </form>
+  );
+}

@@ -1,0 +1,136 @@
+import { ApiError, request } from './api';
+
+/**
+ * The signed-in session, in memory only: never localStorage, sessionStorage or a cookie. Closing
+ * or reloading the tab loses it, and the page asks the server to end the session as it goes.
+ */
+
+export interface Tokens {
+  readonly accessToken: string;
+  readonly accessTokenExpiresAt: string;
+  readonly refreshToken: string;
+}
+
+/** What the access token says about its holder (the server decides; the console only shows). */
+export interface Claims {
+  readonly sub: string;
+  readonly roles: readonly string[];
+  readonly aal: number;
+  readonly iat: number;
+  readonly exp: number;
+}
+
+const TOKENS = 'accessToken accessTokenExpiresAt refreshToken';
+const REFRESH = `mutation ConsoleRefresh($input: RefreshSessionInput!) { refreshSession(input: $input) { ${TOKENS} } }`;
+const SIGN_OUT = 'mutation ConsoleSignOut { signOut }';
+
+/** Refresh this long before the access token expires. */
+const REFRESH_MARGIN_MS = 60_000;
+
+function claimsOf(token: string): Claims {
+  const payload = token.split('.')[1] ?? '';
+  const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/'));
+  const claims = JSON.parse(json) as Partial<Claims>;
+  return { sub: claims.sub ?? '', roles: claims.roles ?? [], aal: claims.aal ?? 1, iat: claims.iat ?? 0, exp: claims.exp ?? 0 };
+}
+
+export class Session {
+  private tokens!: Tokens;
+  /** When the access token expires by this browser's clock: its lifetime (exp − iat) from when it arrived, whatever the clocks' skew. */
+  private expiresAt = 0;
+  private refreshing: Promise<void> | null = null;
+  private ended = false;
+
+  constructor(
+    tokens: Tokens,
+    private readonly onEnd: (reason: string) => void,
+  ) {
+    this.keep(tokens);
+    // Leaving the page ends the session on the server: the tokens live only in this page's memory.
+    addEventListener('pagehide', this.endOnLeave);
+  }
+
+  get claims(): Claims {
+    return claimsOf(this.tokens.accessToken);
+  }
+
+  get isAdmin(): boolean {
+    return this.claims.roles.includes('admin');
+  }
+
+  /** The access token, refreshed first when it is about to expire. */
+  async accessToken(): Promise<string> {
+    if (this.expiresAt - Date.now() < REFRESH_MARGIN_MS) await this.refresh();
+    return this.tokens.accessToken;
+  }
+
+  /** Runs an operation as this session; a session the server has ended sends the console back to sign-in. */
+  async run<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+    try {
+      return await request<T>(query, variables, await this.accessToken());
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      // Expired early (a clock ahead of ours): refresh once and try again.
+      if (error.code === 'TOKEN_EXPIRED') {
+        await this.refresh();
+        return request<T>(query, variables, this.tokens.accessToken);
+      }
+      if (error.code === 'UNAUTHENTICATED') this.end(error.message);
+      throw error;
+    }
+  }
+
+  /** Signs out on the server, then forgets the tokens. */
+  async signOut(): Promise<void> {
+    try {
+      await request(SIGN_OUT, {}, this.tokens.accessToken);
+    } finally {
+      this.end('Signed out.');
+    }
+  }
+
+  /** Fresh tokens now: after the session's assurance changed (a factor confirmed), so the token says so. */
+  renew(): Promise<void> {
+    return this.refresh();
+  }
+
+  private refresh(): Promise<void> {
+    this.refreshing ??= request<{ refreshSession: Tokens }>(REFRESH, { input: { refreshToken: this.tokens.refreshToken } })
+      .then(({ refreshSession }) => {
+        this.keep(refreshSession);
+      })
+      .catch((error: unknown) => {
+        this.end(error instanceof ApiError ? error.message : 'The session ended.');
+        throw error;
+      })
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  private keep(tokens: Tokens): void {
+    this.tokens = tokens;
+    const { iat, exp } = claimsOf(tokens.accessToken);
+    this.expiresAt = Date.now() + (exp - iat) * 1000;
+  }
+
+  private readonly endOnLeave = (): void => {
+    if (this.ended) return;
+    // keepalive lets the request outlive the page; it carries the token in a header, as every request does.
+    void fetch('/graphql', {
+      method: 'POST',
+      keepalive: true,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.tokens.accessToken}` },
+      body: JSON.stringify({ query: SIGN_OUT }),
+    }).catch(() => undefined);
+    this.ended = true;
+  };
+
+  private end(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    removeEventListener('pagehide', this.endOnLeave);
+    this.onEnd(reason);
+  }
+}
