@@ -40,8 +40,8 @@ function navigate(event: MouseEvent, path: string, go: (path: string) => void): 
 
 function Shell({ session }: { readonly session: Session }) {
   const [path, setPath] = useState(currentPath);
-  // The session's claims change when it is renewed (a factor confirmed): render again then.
-  const [, setRenewals] = useState(0);
+  // Turning the factor on shows recovery codes once: the notice stays until they are saved, whatever the token says by then.
+  const [enrolling, setEnrolling] = useState(false);
   useEffect(() => {
     const onPop = () => setPath(currentPath());
     addEventListener('popstate', onPop);
@@ -66,18 +66,18 @@ function Shell({ session }: { readonly session: Session }) {
             {candidate.title}
           </a>
         ))}
-        <button type="button" class="plain sign-out" onClick={() => void session.signOut()}>
+        <button type="button" class="plain sign-out" onClick={() => void session.signOut().catch(() => undefined)}>
           Sign out
         </button>
       </nav>
       <main>
-        {aal < 2 ? (
+        {aal < 2 || enrolling ? (
           <div class="notice" role="status">
             <p>
               This session is not confirmed with a second factor. Where the server requires one of admins (BASTION_MFA_REQUIRED_FOR), it
               refuses their actions without it (MFA_REQUIRED); every admin should have one.
             </p>
-            <EnrollFactor session={session} onDone={() => setRenewals((count) => count + 1)} />
+            <EnrollFactor session={session} onConfirmed={() => setEnrolling(true)} onDone={() => setEnrolling(false)} />
           </div>
         ) : null}
         <Current session={session} />
@@ -97,7 +97,7 @@ function Console() {
     });
     // The console is for admins: any other account is signed out again at once and sees nothing more.
     if (!next.isAdmin) {
-      await next.signOut();
+      await next.signOut().catch(() => undefined);
       setNotice('This account is not an administrator: the console is for accounts with the admin role.');
       return;
     }
@@ -107,5 +107,10 @@ function Console() {
 
   return session ? <Shell session={session} /> : <SignIn onSignedIn={signedIn} notice={notice} />;
 }
+
+// A page restored from the back-forward cache holds a session it already ended as it left: start again.
+addEventListener('pageshow', (event) => {
+  if (event.persisted) location.reload();
+});
 
 render(<Console />, document.getElementById('console')!);

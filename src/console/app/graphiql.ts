@@ -32,8 +32,6 @@ class MemoryStorage implements Storage {
   }
 }
 
-const storage = new MemoryStorage();
-
 const DEFAULT_QUERY = `# The GraphQL API, as this admin session sees it. Documentation: the book icon.
 query Me {
   me { id email roles mfaEnabled }
@@ -41,21 +39,22 @@ query Me {
 }
 `;
 
-/** Mounts the explorer into `element`; the function returned unmounts it. */
-export function mountExplorer(element: HTMLElement, accessToken: () => Promise<string>): () => void {
-  const fetcher: Fetcher = async (params: FetcherParams) => {
-    const response = await fetch('/graphql', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${await accessToken()}` },
-      body: JSON.stringify(params),
-      credentials: 'omit',
-      cache: 'no-store',
-    });
-    return (await response.json()) as Awaited<ReturnType<Fetcher>>;
-  };
+/**
+ * Mounts the explorer into `element`, its requests sent by `send` (the session's, which adds and
+ * refreshes the token); the function returned unmounts it. Each mount keeps its own memory, so a
+ * later session in the same tab starts with none of this one's tabs or history.
+ */
+export function mountExplorer(element: HTMLElement, send: (body: FetcherParams) => Promise<unknown>): () => void {
+  const fetcher: Fetcher = async (params: FetcherParams) => (await send(params)) as Awaited<ReturnType<Fetcher>>;
   const root = createRoot(element);
   root.render(
-    createElement(GraphiQL, { fetcher, storage, defaultQuery: DEFAULT_QUERY, shouldPersistHeaders: false, isHeadersEditorEnabled: false }),
+    createElement(GraphiQL, {
+      fetcher,
+      storage: new MemoryStorage(),
+      defaultQuery: DEFAULT_QUERY,
+      shouldPersistHeaders: false,
+      isHeadersEditorEnabled: false,
+    }),
   );
   return () => root.unmount();
 }

@@ -20,7 +20,13 @@ function qrImage(svg: string): string {
  * first code and the password, write down the recovery codes. The session then counts as
  * confirmed with the second factor (aal2), as the API makes it.
  */
-export function EnrollFactor(props: { readonly session: Session; readonly onDone: () => void }) {
+export function EnrollFactor(props: {
+  readonly session: Session;
+  /** The factor is on: the codes are about to show (the session's token may say aal2 from now on). */
+  readonly onConfirmed: () => void;
+  /** The codes were saved. */
+  readonly onDone: () => void;
+}) {
   const [enrollment, setEnrollment] = useState<Enrollment | null>(null);
   const [codes, setCodes] = useState<readonly string[] | null>(null);
   const [busy, setBusy] = useState(false);
@@ -82,8 +88,11 @@ export function EnrollFactor(props: { readonly session: Session; readonly onDone
           const { confirmTotp } = await props.session.run<{ confirmTotp: { codes: string[] } }>(CONFIRM, {
             input: { code: textOf(form, 'code'), currentPassword: secretOf(form, 'password') },
           });
-          await props.session.renew();
+          // The codes first: they are shown once, and must be even if the renewal below fails.
+          props.onConfirmed();
           setCodes(confirmTotp.codes);
+          // A token that says aal2 (the server already counts the session as confirmed); a failure here changes nothing.
+          await props.session.renew().catch(() => undefined);
         });
       }}
     >

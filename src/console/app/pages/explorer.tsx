@@ -10,7 +10,7 @@ export function Explorer({ session }: PageProps) {
     let current = true;
     import('../graphiql').then(
       ({ mountExplorer }) => {
-        if (current && host.current) unmount = mountExplorer(host.current, () => session.accessToken());
+        if (current && host.current) unmount = mountExplorer(host.current, (body) => session.send(body));
       },
       (failure: unknown) => setError(failure),
     );

@@ -1,18 +1,17 @@
 import { useState } from 'preact/hooks';
 import { request } from '../api';
-import type { Tokens } from '../session';
+import { TOKEN_FIELDS, type Tokens } from '../session';
 import { ErrorText, formOf, secretOf, textOf } from '../ui';
 
-const TOKENS = 'accessToken accessTokenExpiresAt refreshToken';
 const SIGN_IN = `mutation ConsoleSignIn($input: SignInInput!) {
   signIn(input: $input) {
     __typename
-    ... on AuthPayload { ${TOKENS} }
+    ... on AuthPayload { ${TOKEN_FIELDS} }
     ... on MfaChallenge { mfaToken expiresAt }
-    ... on MfaEnrollmentRequired { ${TOKENS} }
+    ... on MfaEnrollmentRequired { ${TOKEN_FIELDS} }
   }
 }`;
-const VERIFY_MFA = `mutation ConsoleVerifyMfa($input: VerifyMfaInput!) { verifyMfa(input: $input) { ${TOKENS} } }`;
+const VERIFY_MFA = `mutation ConsoleVerifyMfa($input: VerifyMfaInput!) { verifyMfa(input: $input) { ${TOKEN_FIELDS} } }`;
 
 type SignInResult =
   | ({ readonly __typename: 'AuthPayload' } & Tokens)
