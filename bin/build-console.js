@@ -67,7 +67,6 @@ function entryOutputs(metafile, entry, base) {
   return { script: url(script), style: output.cssBundle ? url(output.cssBundle) : null };
 }
 
-/** A page with no inline script or style: everything it runs comes from a file under the policy's 'self'. */
 /** Copies the icon into a page's assets under a hashed name; returns its URL path. */
 function icon(folder, base) {
   const bytes = fs.readFileSync(path.join(app, 'icon.svg'));
@@ -77,6 +76,7 @@ function icon(folder, base) {
   return `${base}/${name}`;
 }
 
+/** A page with no inline script or style: everything it runs comes from a file under the policy's 'self'. */
 function html({ title, script, style, mount, iconUrl }) {
   return [
     '<!doctype html>',
@@ -115,14 +115,20 @@ async function main() {
   // The console: code splitting, so the explorer (GraphiQL and React) loads only when opened.
   const consoleAssets = path.join(out, 'assets');
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-console-fonts-'));
-  const consoleBuild = await esbuild.build({
-    ...common,
-    entryPoints: [consoleEntry],
-    splitting: true,
-    outdir: consoleAssets,
-    plugins: [fontsAsFiles(scratch)],
-  });
-  fs.rmSync(scratch, { recursive: true, force: true });
+  let consoleBuild;
+  try {
+    consoleBuild = await esbuild.build({
+      ...common,
+      entryPoints: [consoleEntry],
+      splitting: true,
+      outdir: consoleAssets,
+      plugins: [fontsAsFiles(scratch)],
+      // GraphiQL's dialogs lock scrolling with a <style> element the policy refuses: the same API, on an adopted stylesheet.
+      alias: { 'react-style-singleton': path.join(app, 'adopted-style-singleton.ts') },
+    });
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
   const consolePage = entryOutputs(consoleBuild.metafile, consoleEntry, '/console/assets');
   writeAtomically(
     path.join(out, 'index.html'),

@@ -31,7 +31,7 @@ export const PAGE_POLICY = [
 ].join('; ');
 
 /** A year: every asset's name holds its content's hash, so a new build is a new URL. */
-const ASSET_MAX_AGE_MS = 365 * 24 * 60 * 60 * 1000;
+const ASSET_MAX_AGE_SECONDS = 365 * 24 * 60 * 60;
 
 /** The headers of every page and asset: the policy, no framing, no referrer (account pages carry a token in their URL). */
 function pageHeaders(_req: Request, res: Response, next: NextFunction): void {
@@ -42,30 +42,39 @@ function pageHeaders(_req: Request, res: Response, next: NextFunction): void {
   next();
 }
 
-/** A built page, read once; a missing build answers 503 with what to run. */
+/**
+ * A built page, read at each request (a few hundred bytes, for admins and email links): a rebuild
+ * is served at once, without a restart. Missing, it answers 503 with what to run.
+ */
 function htmlPage(file: string): RequestHandler {
-  const html = fs.existsSync(file) ? fs.readFileSync(file) : null;
   return (req, res, next) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
-    if (!html) return sendError(res, 'SERVICE_UNAVAILABLE', 'The console is not built: run `npm run build`.');
-    // The HTML names the current assets: never cached, so a new build is picked up at once.
     res.setHeader('Cache-Control', 'no-store');
-    res.type('html').send(html);
+    fs.readFile(file, (error, html) => {
+      if (error) sendError(res, 'SERVICE_UNAVAILABLE', 'The console is not built: run `npm run build`.');
+      else res.type('html').send(html);
+    });
   };
 }
 
-/** Hashed assets from one folder: long cache, immutable; an unknown name is 404, never a page. */
-function assets(folder: string): RequestHandler[] {
+/**
+ * Hashed assets from one folder: cached a year, immutable (`private` ones only by the browser, so
+ * a shared cache never hands them to a network the gate refuses); an unknown name is 404 and not
+ * cached (during a rolling deploy it may exist on the next instance), never a page.
+ */
+function assets(folder: string, cache: 'public' | 'private'): RequestHandler[] {
   return [
     express.static(folder, {
       index: false,
       redirect: false,
       dotfiles: 'deny',
-      immutable: true,
-      maxAge: ASSET_MAX_AGE_MS,
       lastModified: false,
+      setHeaders: (res) => res.setHeader('Cache-Control', `${cache}, max-age=${ASSET_MAX_AGE_SECONDS}, immutable`),
     }),
-    (req, res) => sendError(res, 'NOT_FOUND', `No such file: ${req.path}. Assets are named by the build; reload the page.`),
+    (req, res) => {
+      res.setHeader('Cache-Control', 'no-store');
+      sendError(res, 'NOT_FOUND', `No such file: ${req.path}. Assets are named by the build; reload the page.`);
+    },
   ];
 }
 
@@ -76,10 +85,11 @@ function assets(folder: string): RequestHandler[] {
 export function consoleMounts(buildDir: string, admitted: (req: Request) => boolean): Record<string, RequestHandler[]> {
   const gate: RequestHandler = (req, res, next) => {
     if (admitted(req)) return next();
+    res.setHeader('Cache-Control', 'no-store');
     sendError(res, 'FORBIDDEN', 'The console is not available from this network (ADMIN_ALLOWED_CIDRS).');
   };
   return {
-    [`${CONSOLE_PATH}/assets`]: [gate, pageHeaders, ...assets(path.join(buildDir, 'assets'))],
+    [`${CONSOLE_PATH}/assets`]: [gate, pageHeaders, ...assets(path.join(buildDir, 'assets'), 'private')],
     [CONSOLE_PATH]: [gate, pageHeaders, htmlPage(path.join(buildDir, 'index.html'))],
   };
 }
@@ -88,6 +98,6 @@ export function consoleMounts(buildDir: string, admitted: (req: Request) => bool
 export function accountRoutes(buildDir: string): { readonly page: RequestHandler[]; readonly assets: RequestHandler[] } {
   return {
     page: [pageHeaders, htmlPage(path.join(buildDir, 'account.html'))],
-    assets: [pageHeaders, ...assets(path.join(buildDir, 'account'))],
+    assets: [pageHeaders, ...assets(path.join(buildDir, 'account'), 'public')],
   };
 }

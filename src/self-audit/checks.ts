@@ -434,8 +434,9 @@ export const CHECKS: readonly CheckDefinition[] = [
       const served =
         'The console is served at /console under a strict Content-Security-Policy (no inline script or style, no eval, no framing)';
       if (config.adminAllowedCidrs.length > 0) return pass(`${served}, only to ${config.adminAllowedCidrs.join(', ')}.`);
-      return (config.nodeEnv === 'production' ? warn : (detail: string) => pass(`${detail} (development: any network).`))(
-        `${served}, to every network the IP rules let in`,
+      if (config.nodeEnv !== 'production') return pass(`${served}, to any network (development).`);
+      return warn(
+        `${served}, to every network the IP rules let in.`,
         'Set ADMIN_ALLOWED_CIDRS to your office or VPN networks (the console and the admin role then work only from there), ' +
           'or BASTION_CONSOLE=false and administer with the CLI.',
       );

@@ -107,7 +107,7 @@ describe('the self-audit', () => {
       expect({ id, status: finding.status, remedy: typeof finding.remedy }).toEqual({ id, status: expected, remedy: 'string' });
     }
     expect((await check('firewall.console', { ...production, console: false })).detail).toMatch(/off \(BASTION_CONSOLE=false\)/);
-    expect((await check('firewall.console', { console: true })).detail).toMatch(/development: any network/);
+    expect((await check('firewall.console', { console: true })).detail).toMatch(/to any network \(development\)/);
     expect((await check('encryption.keys_configured')).status).toBe('PASS');
     expect((await check('encryption.keys_configured', production, { developmentKeys: true })).status).toBe('FAIL');
     expect((await check('access_control.schema_coverage', {}, { unruledFields: async () => ['Query.leak'] })).status).toBe('FAIL');
