@@ -1,23 +1,18 @@
 import type { Browser } from 'playwright-core';
-import { describeInBrowser, foreignRequests, launchBrowser, openPage, screenshot, signInToConsole } from '../support/browser';
+import { describeInBrowser, withServerAndBrowser, foreignRequests, openPage, screenshot, signInToConsole } from '../support/browser';
 import { totpCode } from '../../src/mfa/totp';
 import { eventually } from '../support/eventually';
 import { TestAccount, makeUser } from '../support/factories';
-import { TestServer, startTestServer } from '../support/test-server';
+import type { TestServer } from '../support/test-server';
 
 describeInBrowser('console: sign-in, overview, explorer', () => {
   let server: TestServer;
   let browser: Browser;
   let admin: TestAccount;
 
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startTestServer(), launchBrowser()]);
+  withServerAndBrowser({}, async (started) => {
+    ({ server, browser } = started);
     admin = await makeUser(server, { roles: ['admin'], mfa: true });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
   });
 
   it('signs an admin in with the second factor and runs the self-audit on demand', async () => {
@@ -60,6 +55,26 @@ describeInBrowser('console: sign-in, overview, explorer', () => {
     await page.reload();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     await eventually(async () => (await liveSessions(server, admin.id)) === before - 1);
+    expect(foreignRequests(recorded, server)).toEqual([]);
+    expect(recorded.problems).toEqual([]);
+    await recorded.close();
+  });
+
+  it('keeps its token fresh while idle, so leaving still ends the session after the token’s lifetime', async () => {
+    const recorded = await openPage(browser, server, '/console/', { fakeClock: true });
+    await signInToConsole(recorded, server, admin);
+    const { page } = recorded;
+    await page.getByRole('navigation', { name: 'Console' }).waitFor();
+    const before = await liveSessions(server, admin.id);
+    // Sixteen idle minutes, on both clocks: the first access token (15 min) has expired by the server's.
+    server.clock.advance(16 * 60_000);
+    const refreshed = page.waitForResponse((response) => response.request().postData()?.includes('ConsoleRefresh') ?? false);
+    await page.clock.fastForward('16:00');
+    expect((await (await refreshed).json()).errors).toBeUndefined();
+    await page.reload();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await eventually(async () => (await liveSessions(server, admin.id)) === before - 1);
+    expect(recorded.problems).toEqual([]);
     await recorded.close();
   });
 
@@ -76,6 +91,11 @@ describeInBrowser('console: sign-in, overview, explorer', () => {
       return (await page.locator('.result-window').innerText()).includes(admin.email);
     });
     await screenshot(recorded, 'explorer');
+    // Its dialogs too stay within the policy.
+    await page.getByRole('button', { name: 'Open settings dialog' }).click();
+    await page.getByRole('dialog').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
     expect(foreignRequests(recorded, server)).toEqual([]);
     expect(recorded.problems).toEqual([]);
     await recorded.close();
@@ -106,13 +126,8 @@ describeInBrowser('console: an admin without a second factor', () => {
   let server: TestServer;
   let browser: Browser;
 
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startTestServer({ config: { mfaRequiredFor: 'admin' } }), launchBrowser()]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
+  withServerAndBrowser({ config: { mfaRequiredFor: 'admin' } }, (started) => {
+    ({ server, browser } = started);
   });
 
   it('is refused admin actions until it turns the factor on in the console, then works at aal2', async () => {

@@ -5,7 +5,7 @@ import { type Browser, type BrowserContext, type Page, chromium } from 'playwrig
 import { totpCode } from '../../src/mfa/totp';
 import { PROJECT_ROOT } from '../../src/project';
 import type { TestAccount } from './factories';
-import type { TestServer } from './test-server';
+import { TestServer, TestServerOptions, startTestServer } from './test-server';
 
 /**
  * Browser tests drive the Debian `chromium` package through playwright-core (never a Playwright
@@ -63,7 +63,16 @@ export interface RecordedPage {
   close(): Promise<void>;
 }
 
-export async function openPage(browser: Browser, server: Pick<TestServer, 'origin'>, path: string): Promise<RecordedPage> {
+/**
+ * Opens `path` on the server in a fresh browser context, recording it. `fakeClock`: the page's
+ * clock and timers are Playwright's, moved only by `page.clock` (an idle hour in no time).
+ */
+export async function openPage(
+  browser: Browser,
+  server: Pick<TestServer, 'origin'>,
+  path: string,
+  options: { readonly fakeClock?: boolean } = {},
+): Promise<RecordedPage> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: server.origin });
   const page = await context.newPage();
   const requests: string[] = [];
@@ -75,6 +84,7 @@ export async function openPage(browser: Browser, server: Pick<TestServer, 'origi
   page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
   // Destructive actions ask first: the tests say yes.
   page.on('dialog', (dialog) => void dialog.accept());
+  if (options.fakeClock) await page.clock.install();
   await page.goto(path);
   return { page, context, requests, problems, close: () => context.close() };
 }
@@ -93,9 +103,11 @@ export async function signInToConsole(recorded: RecordedPage, server: Pick<TestS
   if (account.totpSecret) {
     const code = await totpCode({ secret: account.totpSecret, now: server.clock.now() });
     await page.getByLabel(/Code from your authenticator app/).fill(code);
-    // The code's time step is spent: the next sign-in in the same test needs the next one.
-    server.clock.advance(30_000);
     await page.getByRole('button', { name: 'Confirm' }).click();
+    // Answered (the console, or the notice that sends a non-admin back): the code's time step is spent,
+    // so the next sign-in of the same account needs the next step's code.
+    await page.getByRole('navigation', { name: 'Console' }).or(page.locator('.notice, [role=alert]')).first().waitFor();
+    server.clock.advance(30_000);
   }
 }
 
@@ -106,4 +118,38 @@ export async function screenshot(recorded: RecordedPage, name: string): Promise<
   if (process.env.CONSOLE_SCREENSHOTS !== '1') return;
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   await recorded.page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: false });
+}
+
+export interface Started {
+  readonly server: TestServer;
+  readonly browser: Browser;
+}
+
+/**
+ * A suite's server and browser: both started before its tests (`ready` then gets them, to keep
+ * them and make accounts), both closed after. A browser that fails to start does not leave the server running.
+ */
+export function withServerAndBrowser(options: TestServerOptions, ready: (started: Started) => void | Promise<void>): void {
+  let started: Started | undefined;
+  beforeAll(async () => {
+    const [server, browser] = await Promise.allSettled([startTestServer(options), launchBrowser()]);
+    if (server.status === 'rejected' || browser.status === 'rejected') {
+      if (server.status === 'fulfilled') await server.value.close();
+      if (browser.status === 'fulfilled') await browser.value.close();
+      throw server.status === 'rejected' ? server.reason : (browser as PromiseRejectedResult).reason;
+    }
+    started = { server: server.value, browser: browser.value };
+    await ready(started);
+  });
+  afterAll(async () => {
+    await started?.browser.close();
+    await started?.server.close();
+  });
+}
+
+/** A page's test ends clean: nothing left for another origin, no CSP violation, no console error; then the page closes. */
+export async function finish(recorded: RecordedPage, server: Pick<TestServer, 'origin'>): Promise<void> {
+  expect(foreignRequests(recorded, server)).toEqual([]);
+  expect(recorded.problems).toEqual([]);
+  await recorded.close();
 }

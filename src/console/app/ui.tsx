@@ -30,10 +30,18 @@ export interface Loaded<T> {
   readonly reload: () => void;
 }
 
-/** Runs `load` now and whenever `reload` is called or `key` changes; keeps the last answer while the next one comes. */
+/**
+ * Runs `load` now and whenever `reload` is called or `key` changes. A reload keeps the last answer
+ * while the next one comes (a refresh does not flash); a new key drops it at once, so an answer to
+ * other conditions (a search, a page) is never shown as if it were this key's.
+ */
 export function useLoad<T>(load: () => Promise<T>, key: string = ''): Loaded<T> {
-  const [data, setData] = useState<T | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  // The last answer, with the key it answers.
+  const [answer, setAnswer] = useState<{ readonly key: string; readonly data: T | null; readonly error: unknown }>({
+    key,
+    data: null,
+    error: null,
+  });
   const [loading, setLoading] = useState(true);
   const [round, setRound] = useState(0);
   useEffect(() => {
@@ -42,13 +50,12 @@ export function useLoad<T>(load: () => Promise<T>, key: string = ''): Loaded<T> 
     load().then(
       (value) => {
         if (!current) return;
-        setData(value);
-        setError(null);
+        setAnswer({ key, data: value, error: null });
         setLoading(false);
       },
       (failure: unknown) => {
         if (!current) return;
-        setError(failure);
+        setAnswer((last) => ({ key, data: last.key === key ? last.data : null, error: failure }));
         setLoading(false);
       },
     );
@@ -58,7 +65,8 @@ export function useLoad<T>(load: () => Promise<T>, key: string = ''): Loaded<T> 
     // `load` is a new closure each render: `key` and `round` say when to run it.
   }, [key, round]);
   const reload = useCallback(() => setRound((value) => value + 1), []);
-  return { data, error, loading, reload };
+  const answered = answer.key === key;
+  return { data: answered ? answer.data : null, error: answered ? answer.error : null, loading: loading || !answered, reload };
 }
 
 /** A button that runs an action, shows it is busy, and shows its error beside it; `done` follows a success. */
@@ -158,4 +166,43 @@ export function localToIso(value: string): string | undefined {
   if (!value) return undefined;
   const moment = new Date(value);
   return Number.isNaN(moment.getTime()) ? undefined : moment.toISOString();
+}
+
+/** A table's head: one header cell per column; `actions` adds a last column for buttons, named for screen readers only. */
+export function Columns(props: { readonly names: readonly string[]; readonly actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {props.names.map((name) => (
+          <th>{name}</th>
+        ))}
+        {props.actions ? (
+          <th>
+            <span class="visually-hidden">Actions</span>
+          </th>
+        ) : null}
+      </tr>
+    </thead>
+  );
+}
+
+/** Where a list walked by cursors stands: `after` is the page's cursor (null: the first), `page` counts from 1. */
+export interface CursorPages {
+  readonly after: string | null;
+  readonly page: number;
+  /** To the page after the one shown, given its pageInfo.endCursor. */
+  readonly next: (endCursor: string) => void;
+  readonly previous: () => void;
+  /** Back to the first page (new conditions). */
+  readonly reset: () => void;
+}
+
+/** The cursors of the pages walked so far, as a stack: "Previous page" goes back the way it came. */
+export function useCursorPages(): CursorPages {
+  const [cursors, setCursors] = useState<readonly (string | null)[]>([null]);
+  // A second click before the page changed asks for the same page: it is not stacked twice.
+  const next = useCallback((endCursor: string) => setCursors((all) => (all[all.length - 1] === endCursor ? all : [...all, endCursor])), []);
+  const previous = useCallback(() => setCursors((all) => (all.length > 1 ? all.slice(0, -1) : all)), []);
+  const reset = useCallback(() => setCursors((all) => (all.length === 1 ? all : [null])), []);
+  return { after: cursors[cursors.length - 1], page: cursors.length, next, previous, reset };
 }

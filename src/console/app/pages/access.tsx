@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ActionButton, ErrorText, Page, PageProps, textOf, useLoad, useSubmit } from '../ui';
+import { ActionButton, Columns, ErrorText, Page, PageProps, textOf, useLoad, useSubmit } from '../ui';
 import type { Session } from '../session';
 
 type Action = 'READ' | 'CREATE' | 'UPDATE' | 'DELETE';
@@ -84,18 +84,7 @@ function GrantTable(props: {
   return (
     <table class="grants">
       <caption>{props.model}</caption>
-      <thead>
-        <tr>
-          <th>Role</th>
-          <th>Action</th>
-          <th>Scope</th>
-          <th>Fields</th>
-          <th>Filter</th>
-          <th>
-            <span class="visually-hidden">Actions</span>
-          </th>
-        </tr>
-      </thead>
+      <Columns names={['Role', 'Action', 'Scope', 'Fields', 'Filter']} actions />
       <tbody>
         {props.grants.map((grant) => (
           <tr>
@@ -161,13 +150,14 @@ function GrantForm(props: {
       </label>
       <label>
         Model
-        <select name="model" required>
-          <option value="">Choose a model</option>
-          {props.models.map((model) => (
-            <option value={model}>{model}</option>
-          ))}
-        </select>
+        <input name="model" required list="grant-models" autocomplete="off" aria-describedby="grant-model-hint" />
       </label>
+      {/* The models with grants, to pick from; any other model can be typed (one without grants yet). */}
+      <datalist id="grant-models">
+        {props.models.map((model) => (
+          <option value={model} />
+        ))}
+      </datalist>
       <label>
         Action
         <select name="action">
@@ -194,6 +184,9 @@ function GrantForm(props: {
       <button type="submit" class="primary" disabled={submit.busy}>
         {submit.busy ? 'Grant…' : 'Grant'}
       </button>
+      <p class="hint" id="grant-model-hint">
+        Model: its GraphQL type name, e.g. Post. The list offers the models that hold grants; type any other one.
+      </p>
       <p class="hint" id="grant-fields-hint">
         Fields: comma-separated field names (readable ones for READ, writable ones for CREATE and UPDATE); leave empty for every field, and
         always for DELETE.
@@ -214,17 +207,7 @@ function GrantForm(props: {
 function RoleTable(props: { readonly session: Session; readonly roles: readonly Role[]; readonly onDeleted: () => void }) {
   return (
     <table class="roles" aria-label="Roles">
-      <thead>
-        <tr>
-          <th>Name</th>
-          <th>Description</th>
-          <th>Built-in</th>
-          <th>Requires MFA</th>
-          <th>
-            <span class="visually-hidden">Actions</span>
-          </th>
-        </tr>
-      </thead>
+      <Columns names={['Name', 'Description', 'Built-in', 'Requires MFA']} actions />
       <tbody>
         {props.roles.map((role) => (
           <tr>

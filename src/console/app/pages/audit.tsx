@@ -1,5 +1,18 @@
 import { useState } from 'preact/hooks';
-import { ActionButton, ErrorText, Page, PageProps, Status, localToIso, useLoad, when } from '../ui';
+import {
+  ActionButton,
+  Columns,
+  ErrorText,
+  Page,
+  PageProps,
+  Status,
+  formOf,
+  localToIso,
+  textOf,
+  useCursorPages,
+  useLoad,
+  when,
+} from '../ui';
 
 interface AuditEvent {
   readonly id: string;
@@ -54,17 +67,14 @@ const OUTCOMES = ['success', 'failure', 'denied'];
 
 /** The filter form's fields, without the empty ones. */
 function filterOf(fields: FormData): AuditEventFilter {
-  const text = (name: string) => {
-    const value = fields.get(name);
-    return (typeof value === 'string' && value.trim()) || undefined;
-  };
+  const text = (name: string) => textOf(fields, name) || undefined;
   const filter: AuditEventFilter = {
     action: text('action'),
     actorId: text('actorId'),
     targetId: text('targetId'),
     outcome: text('outcome'),
-    from: localToIso(text('from') ?? ''),
-    to: localToIso(text('to') ?? ''),
+    from: localToIso(textOf(fields, 'from')),
+    to: localToIso(textOf(fields, 'to')),
   };
   return Object.fromEntries(Object.entries(filter).filter(([, value]) => value !== undefined));
 }
@@ -88,9 +98,8 @@ export function Audit({ session }: PageProps) {
 function Events({ session }: PageProps) {
   const [filter, setFilter] = useState<AuditEventFilter>({});
   const [first, setFirst] = useState(PAGE_SIZES[0]);
-  /** The `after` cursor of each page shown so far: the last one is the current page's. */
-  const [cursors, setCursors] = useState<readonly (string | null)[]>([null]);
-  const after = cursors[cursors.length - 1];
+  const pages = useCursorPages();
+  const { after } = pages;
   const events = useLoad(
     () =>
       session
@@ -101,17 +110,17 @@ function Events({ session }: PageProps) {
 
   const apply = (event: Event) => {
     event.preventDefault();
-    const fields = new FormData(event.currentTarget as HTMLFormElement);
+    const fields = formOf(event);
     setFilter(filterOf(fields));
-    setFirst(Number(fields.get('first')) || PAGE_SIZES[0]);
-    setCursors([null]);
+    setFirst(Number(textOf(fields, 'first')) || PAGE_SIZES[0]);
+    pages.reset();
     // The same filter again still asks again: newer events may have come.
     events.reload();
   };
   const clear = () => {
     setFilter({});
     setFirst(PAGE_SIZES[0]);
-    setCursors([null]);
+    pages.reset();
   };
   const page = events.data;
 
@@ -167,20 +176,15 @@ function Events({ session }: PageProps) {
       {page && page.edges.length === 0 ? <p>No events match.</p> : null}
       {page && page.edges.length > 0 ? <EventTable events={page.edges.map((edge) => edge.node)} /> : null}
       <nav class="pager" aria-label="Pages of events">
-        <button
-          type="button"
-          class="plain"
-          disabled={cursors.length < 2 || events.loading}
-          onClick={() => setCursors(cursors.slice(0, -1))}
-        >
+        <button type="button" class="plain" disabled={pages.page === 1 || events.loading} onClick={pages.previous}>
           Previous page
         </button>
-        <span>Page {cursors.length}</span>
+        <span>Page {pages.page}</span>
         <button
           type="button"
           class="plain"
           disabled={!page?.pageInfo.hasNextPage || !page.pageInfo.endCursor || events.loading}
-          onClick={() => page?.pageInfo.endCursor && setCursors([...cursors, page.pageInfo.endCursor])}
+          onClick={() => page?.pageInfo.endCursor && pages.next(page.pageInfo.endCursor)}
         >
           Next page
         </button>
@@ -193,18 +197,7 @@ function EventTable({ events }: { readonly events: readonly AuditEvent[] }) {
   return (
     <div class="table-scroll">
       <table class="audit-events" aria-labelledby="audit-events">
-        <thead>
-          <tr>
-            <th>#</th>
-            <th>Time</th>
-            <th>Action</th>
-            <th>Outcome</th>
-            <th>Actor</th>
-            <th>Target</th>
-            <th>IP address</th>
-            <th>Details</th>
-          </tr>
-        </thead>
+        <Columns names={['#', 'Time', 'Action', 'Outcome', 'Actor', 'Target', 'IP address', 'Details']} />
         <tbody>
           {events.map((event) => (
             <tr key={event.id}>

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ActionButton, ErrorText, Page, PageProps, Status, useLoad, when } from '../ui';
+import { ActionButton, Columns, ErrorText, Page, PageProps, Status, useLoad, when } from '../ui';
 
 type BackupStatus = 'CREATING' | 'COMPLETE' | 'FAILED' | 'VERIFIED' | 'VERIFY_FAILED';
 
@@ -117,21 +117,7 @@ function BackupTable(props: {
   return (
     <div class="table-scroll">
       <table class="backups" aria-label="Backups">
-        <thead>
-          <tr>
-            <th>Created</th>
-            <th>Status</th>
-            <th>Id</th>
-            <th>Size</th>
-            <th>Tables</th>
-            <th>Rows</th>
-            <th>Key</th>
-            <th>Verified</th>
-            <th>Verification</th>
-            <th>Error</th>
-            <th>Check</th>
-          </tr>
-        </thead>
+        <Columns names={['Created', 'Status', 'Id', 'Size', 'Tables', 'Rows', 'Key', 'Verified', 'Verification', 'Error', 'Check']} />
         <tbody>
           {props.backups.map((backup) => (
             <tr key={backup.id}>

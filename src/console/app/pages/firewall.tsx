@@ -1,6 +1,6 @@
 import { useRef, useState } from 'preact/hooks';
 import { ApiError } from '../api';
-import { ActionButton, ErrorText, Page, PageProps, Status, localToIso, textOf, useLoad, when } from '../ui';
+import { ActionButton, Columns, ErrorText, Page, PageProps, Status, localToIso, textOf, useLoad, useSubmit, when } from '../ui';
 
 type RuleAction = 'ALLOW' | 'DENY';
 
@@ -69,9 +69,33 @@ const RECENT_BLOCKS = `query ConsoleRecentBlocks {
   limited: auditEvents(first: 20, filter: { action: "rate_limited" }) { ${HIT_FIELDS} }
 }`;
 
-/** The server refuses a change that would block the caller's own address until it is confirmed (confirmLockout). */
+/**
+ * The server refuses a change that would block the caller's own address until it is confirmed: BAD_USER_INPUT
+ * naming the argument confirmLockout as its field (src/firewall/firewall.service.ts, refuseLockout).
+ */
 function isLockout(error: unknown): boolean {
-  return error instanceof ApiError && error.code === 'BAD_USER_INPUT' && error.message.includes('confirmLockout');
+  return error instanceof ApiError && error.code === 'BAD_USER_INPUT' && error.details.field === 'confirmLockout';
+}
+
+interface NewRule {
+  readonly cidr: string;
+  readonly action: RuleAction;
+  readonly note: string | null;
+  readonly expiresAt: string | null;
+}
+
+const INCOMPLETE_EXPIRY = 'Enter a complete date and time, or leave Expires empty.';
+
+/**
+ * The rule the form describes. An expiry the browser cannot read (part of a date typed: badInput, and an empty value)
+ * or that no Date can hold is refused, never taken for "never expires".
+ */
+function ruleOf(fields: FormData, form: HTMLFormElement): NewRule {
+  const expiresInput = form.elements.namedItem('expiresAt') as HTMLInputElement;
+  const expires = textOf(fields, 'expiresAt');
+  const expiresAt = localToIso(expires) ?? null;
+  if (expiresInput.validity.badInput || (expires && !expiresAt)) throw new Error(INCOMPLETE_EXPIRY);
+  return { cidr: textOf(fields, 'cidr'), action: textOf(fields, 'action') as RuleAction, note: textOf(fields, 'note') || null, expiresAt };
 }
 
 /** IP rules, the rate limits in force, and the blocks of the last windows. */
@@ -101,16 +125,7 @@ function Rules({ session }: PageProps) {
       {rules.data && rules.data.firewallRules.length === 0 ? <p>No IP rules: FIREWALL_DEFAULT decides for every address.</p> : null}
       {rules.data && rules.data.firewallRules.length > 0 ? (
         <table aria-labelledby="firewall-rules">
-          <thead>
-            <tr>
-              <th>Network</th>
-              <th>Action</th>
-              <th>Note</th>
-              <th>Expires</th>
-              <th>Added</th>
-              <th>Change</th>
-            </tr>
-          </thead>
+          <Columns names={['Network', 'Action', 'Note', 'Expires', 'Added', 'Change']} />
           <tbody>
             {rules.data.firewallRules.map((rule) => (
               <RuleRow key={rule.id} session={session} rule={rule} now={now} removed={rules.reload} />
@@ -178,53 +193,45 @@ function RemoveRule(props: { readonly session: PageProps['session']; readonly ru
 function AddRule(props: { readonly session: PageProps['session']; readonly added: () => void }) {
   const form = useRef<HTMLFormElement>(null);
   const [expires, setExpires] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const [lockout, setLockout] = useState(false);
+  // The rule the server refused as a lockout, with its answer: "Add anyway" sends exactly that rule, confirmed.
+  const [refused, setRefused] = useState<{ readonly rule: NewRule; readonly error: unknown } | null>(null);
+  // The browser itself blocks a submission with part of a date typed (badInput): it is said here in words too.
+  const [incomplete, setIncomplete] = useState(false);
 
-  const add = async (confirmLockout: boolean) => {
-    if (!form.current) return;
-    const fields = new FormData(form.current);
-    const input = {
-      cidr: textOf(fields, 'cidr'),
-      action: textOf(fields, 'action') as RuleAction,
-      note: textOf(fields, 'note') || null,
-      expiresAt: localToIso(expires) ?? null,
-      confirmLockout,
-    };
-    setBusy(true);
-    setError(null);
+  const add = async (rule: NewRule, confirmLockout: boolean) => {
+    await props.session.run<{ addFirewallRule: { id: string } }>(ADD_RULE, { input: { ...rule, confirmLockout } });
+    form.current?.reset();
+    setExpires('');
+    setRefused(null);
+    props.added();
+  };
+  const submit = useSubmit(async (fields, element) => {
+    setRefused(null);
+    setIncomplete(false);
+    const rule = ruleOf(fields, element);
     try {
-      await props.session.run<{ addFirewallRule: { id: string } }>(ADD_RULE, { input });
-      form.current.reset();
-      setExpires('');
-      setLockout(false);
-      props.added();
+      await add(rule, false);
     } catch (failure) {
-      setError(failure);
-      setLockout(isLockout(failure));
-    } finally {
-      setBusy(false);
+      if (!isLockout(failure)) throw failure;
+      setRefused({ rule, error: failure });
     }
-  };
-
-  // Any change to the form withdraws an earlier confirmation offer: "Add anyway" adds what was refused, nothing else.
-  const changed = () => {
-    if (!lockout) return;
-    setLockout(false);
-    setError(null);
-  };
+  });
 
   return (
     <form
       ref={form}
       class="inline"
       aria-label="Add rule"
-      onInput={changed}
-      onSubmit={(event) => {
-        event.preventDefault();
-        void add(false);
+      // Any change to the form withdraws an earlier confirmation offer: "Add anyway" adds what was refused, nothing else.
+      onInput={() => {
+        setRefused(null);
+        setIncomplete(false);
       }}
+      onInvalidCapture={(event) => {
+        const input = event.target as HTMLInputElement;
+        if (input.name === 'expiresAt' && input.validity.badInput) setIncomplete(true);
+      }}
+      onSubmit={submit.onSubmit}
     >
       <label>
         Address or network
@@ -246,15 +253,17 @@ function AddRule(props: { readonly session: PageProps['session']; readonly added
         <input name="expiresAt" type="datetime-local" value={expires} onInput={(event) => setExpires(event.currentTarget.value)} />
       </label>
       {expires && localToIso(expires) ? <span class="hint">That is {when(localToIso(expires))}.</span> : null}
-      <button type="submit" class="primary" disabled={busy}>
-        {busy ? 'Add rule…' : 'Add rule'}
+      <button type="submit" class="primary" disabled={submit.busy}>
+        {submit.busy ? 'Add rule…' : 'Add rule'}
       </button>
-      {lockout ? (
-        <button type="button" class="danger" disabled={busy} onClick={() => void add(true)}>
-          Add anyway
-        </button>
+      <ErrorText error={submit.error} />
+      {incomplete ? <ErrorText error={new Error(INCOMPLETE_EXPIRY)} /> : null}
+      {refused ? (
+        <>
+          <ErrorText error={refused.error} />
+          <ActionButton label="Add anyway" kind="danger" run={() => add(refused.rule, true)} />
+        </>
       ) : null}
-      <ErrorText error={error} />
     </form>
   );
 }
@@ -280,14 +289,7 @@ function RateLimits({ session }: PageProps) {
               : `Not enforced: BASTION_RATE_LIMITS is off, so none of these limits applies (the counters would live in ${storeName(data.store)}).`}
           </p>
           <table aria-labelledby="rate-limits">
-            <thead>
-              <tr>
-                <th>Limit</th>
-                <th>What it counts</th>
-                <th>Allows</th>
-                <th>Setting</th>
-              </tr>
-            </thead>
+            <Columns names={['Limit', 'What it counts', 'Allows', 'Setting']} />
             <tbody>
               {data.limits.map((limit) => (
                 <tr key={limit.name}>
@@ -344,15 +346,7 @@ function RecentBlocks({ session }: PageProps) {
       {recent.data && recent.data.length === 0 ? <p>No blocked requests recorded.</p> : null}
       {recent.data && recent.data.length > 0 ? (
         <table aria-labelledby="recent-blocks">
-          <thead>
-            <tr>
-              <th>Recorded</th>
-              <th>Why</th>
-              <th>Requests</th>
-              <th>Sources</th>
-              <th>Busiest sources</th>
-            </tr>
-          </thead>
+          <Columns names={['Recorded', 'Why', 'Requests', 'Sources', 'Busiest sources']} />
           <tbody>
             {recent.data.map((event) => (
               <tr key={event.id}>

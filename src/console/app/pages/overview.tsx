@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ActionButton, ErrorText, Page, PageProps, Status, useLoad, when } from '../ui';
+import { ActionButton, Columns, ErrorText, Page, PageProps, Status, useLoad, when } from '../ui';
 
 interface Check {
   readonly id: string;
@@ -78,14 +78,7 @@ export function Overview({ session }: PageProps) {
           {measures.map((measure) => (
             <table class="checks">
               <caption>{MEASURES[measure] ?? measure}</caption>
-              <thead>
-                <tr>
-                  <th>Check</th>
-                  <th>Status</th>
-                  <th>Detail</th>
-                  <th>Remedy</th>
-                </tr>
-              </thead>
+              <Columns names={['Check', 'Status', 'Detail', 'Remedy']} />
               <tbody>
                 {report.checks
                   .filter((check) => check.measure === measure)

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ActionButton, ErrorText, Page, PageProps, Status, formOf, textOf, useLoad, when } from '../ui';
+import { ActionButton, Columns, ErrorText, Page, PageProps, Status, formOf, textOf, useCursorPages, useLoad, useSubmit, when } from '../ui';
 import type { Session } from '../session';
 
 interface User {
@@ -25,6 +25,8 @@ interface DeviceSession {
   readonly createdAt: string;
   readonly lastUsedAt: string;
   readonly aal: number;
+  /** The session this console signs its requests with. */
+  readonly current: boolean;
 }
 
 interface Filter {
@@ -41,7 +43,7 @@ const USERS = `query ConsoleUsers($first: Int!, $after: String, $filter: UserFil
 }`;
 const ROLE_NAMES = 'query ConsoleRoleNames { roles { name } }';
 const USER_SESSIONS = `query ConsoleUserSessions($userId: ID!) {
-  userSessions(userId: $userId) { id userAgent ipAddress createdAt lastUsedAt aal }
+  userSessions(userId: $userId) { id userAgent ipAddress createdAt lastUsedAt aal current }
 }`;
 const SET_STATUS = `mutation ConsoleSetUserStatus($input: SetUserStatusInput!) { setUserStatus(input: $input) { ${USER_FIELDS} } }`;
 const ASSIGN_ROLE = `mutation ConsoleAssignRole($input: AssignRoleInput!) { assignRole(input: $input) { ${USER_FIELDS} } }`;
@@ -58,10 +60,9 @@ const IMPLICIT_ROLES = ['anonymous', 'user'];
 /** Accounts: find them, page through them, and manage one (status, roles, sessions) in a panel below the list. */
 export function Users({ session }: PageProps) {
   const [filter, setFilter] = useState<Filter>({});
-  // The cursors of the pages walked so far: the last one is the page shown (null: the first).
-  const [cursors, setCursors] = useState<readonly (string | null)[]>([null]);
+  const pages = useCursorPages();
   const [selected, setSelected] = useState<User | null>(null);
-  const after = cursors[cursors.length - 1];
+  const { after } = pages;
   const list = useLoad(
     () => session.run<{ users: UserPage }>(USERS, { first: PAGE_SIZE, after, filter }).then(({ users }) => users),
     JSON.stringify([filter, after]),
@@ -71,7 +72,7 @@ export function Users({ session }: PageProps) {
   // Searching again reads the list again, even with the same conditions.
   const search = (next: Filter) => {
     setFilter(next);
-    setCursors([null]);
+    pages.reset();
     list.reload();
   };
   const changed = (user: User) => {
@@ -95,9 +96,9 @@ export function Users({ session }: PageProps) {
           self={session.claims.sub}
           selectedId={selected?.id ?? null}
           onManage={(user) => setSelected(user)}
-          first={cursors.length === 1}
-          onPrevious={() => setCursors(cursors.slice(0, -1))}
-          onNext={(cursor) => setCursors([...cursors, cursor])}
+          first={pages.page === 1}
+          onPrevious={pages.previous}
+          onNext={pages.next}
         />
       ) : list.loading ? (
         <p>Loading…</p>
@@ -119,7 +120,7 @@ export function Users({ session }: PageProps) {
 function SearchForm(props: { readonly roles: readonly string[]; readonly onSearch: (filter: Filter) => void }) {
   const submit = (event: Event) => {
     event.preventDefault();
-    const form = new FormData(event.currentTarget as HTMLFormElement);
+    const form = formOf(event);
     const value = (name: string) => textOf(form, name) || undefined;
     props.onSearch({ email: value('email'), role: value('role'), status: value('status') });
   };
@@ -176,19 +177,7 @@ function UserTable(props: {
         {page.totalCount === 1 ? '1 user' : `${page.totalCount} users`} in all
       </p>
       <table class="users" aria-label="Users">
-        <thead>
-          <tr>
-            <th>Email</th>
-            <th>Status</th>
-            <th>Roles</th>
-            <th>MFA</th>
-            <th>Email verified</th>
-            <th>Created</th>
-            <th>
-              <span class="visually-hidden">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <Columns names={['Email', 'Status', 'Roles', 'MFA', 'Email verified', 'Created']} actions />
         <tbody>
           {page.edges.length === 0 ? (
             <tr>
@@ -281,26 +270,15 @@ function UserRoles(props: {
   readonly onChange: (user: User) => void;
 }) {
   const { session, user } = props;
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   const held = user.roles.filter((role) => !IMPLICIT_ROLES.includes(role));
   const assignable = props.roles.filter((role) => !IMPLICIT_ROLES.includes(role) && !user.roles.includes(role));
 
-  const assign = async (event: Event) => {
-    event.preventDefault();
-    const role = textOf(formOf(event), 'role');
+  const assign = useSubmit(async (form) => {
+    const role = textOf(form, 'role');
     if (!role) return;
-    setBusy(true);
-    setError(null);
-    try {
-      const { assignRole } = await session.run<{ assignRole: User }>(ASSIGN_ROLE, { input: { userId: user.id, role } });
-      props.onChange(assignRole);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+    const { assignRole } = await session.run<{ assignRole: User }>(ASSIGN_ROLE, { input: { userId: user.id, role } });
+    props.onChange(assignRole);
+  });
   const unassign = async (role: string) => {
     const { unassignRole } = await session.run<{ unassignRole: User }>(UNASSIGN_ROLE, { input: { userId: user.id, role } });
     props.onChange(unassignRole);
@@ -319,7 +297,7 @@ function UserRoles(props: {
           </li>
         ))}
       </ul>
-      <form class="inline" aria-label="Assign a role" onSubmit={(event) => void assign(event)}>
+      <form class="inline" aria-label="Assign a role" onSubmit={assign.onSubmit}>
         <label>
           Role to assign
           <select name="role" required>
@@ -329,11 +307,11 @@ function UserRoles(props: {
             ))}
           </select>
         </label>
-        <button type="submit" class="primary" disabled={busy || assignable.length === 0}>
-          {busy ? 'Assign role…' : 'Assign role'}
+        <button type="submit" class="primary" disabled={assign.busy || assignable.length === 0}>
+          {assign.busy ? 'Assign role…' : 'Assign role'}
         </button>
       </form>
-      <ErrorText error={error} />
+      <ErrorText error={assign.error} />
     </>
   );
 }
@@ -344,26 +322,20 @@ function UserSessions({ session, user }: { readonly session: Session; readonly u
     () => session.run<{ userSessions: DeviceSession[] }>(USER_SESSIONS, { userId: user.id }).then((data) => data.userSessions),
     `${user.id}:${user.status}`,
   );
-  const revoke = (sessionId: string | null) =>
-    session.run<{ adminRevokeSessions: number }>(REVOKE_SESSIONS, { userId: user.id, sessionId });
   const list = sessions.data ?? [];
+  // Ending the console's own session signs it out: it says so before, not after.
+  const ownIncluded = list.some((device) => device.current);
+  const revoke = async (sessionId: string | null, endsConsole: boolean) => {
+    await session.run<{ adminRevokeSessions: number }>(REVOKE_SESSIONS, { userId: user.id, sessionId });
+    // The console's own session ended on the server: back to sign-in at once, before a request with the dead token.
+    if (endsConsole) session.endHere('This console’s session was revoked: sign in again.');
+  };
   return (
     <>
       <h3>Sessions</h3>
       <ErrorText error={sessions.error} />
       <table class="sessions" aria-label={`Live sessions of ${user.email}`}>
-        <thead>
-          <tr>
-            <th>Device (user agent)</th>
-            <th>IP address</th>
-            <th>Signed in</th>
-            <th>Last used</th>
-            <th>Assurance</th>
-            <th>
-              <span class="visually-hidden">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <Columns names={['Device (user agent)', 'IP address', 'Signed in', 'Last used', 'Assurance']} actions />
         <tbody>
           {sessions.data && list.length === 0 ? (
             <tr>
@@ -372,7 +344,10 @@ function UserSessions({ session, user }: { readonly session: Session; readonly u
           ) : null}
           {list.map((device) => (
             <tr>
-              <td>{device.userAgent ?? 'unknown'}</td>
+              <td>
+                {device.userAgent ?? 'unknown'}
+                {device.current ? ' (this console)' : ''}
+              </td>
               <td>{device.ipAddress ?? '—'}</td>
               <td>{when(device.createdAt)}</td>
               <td>{when(device.lastUsedAt)}</td>
@@ -381,9 +356,13 @@ function UserSessions({ session, user }: { readonly session: Session; readonly u
                 <ActionButton
                   label="Revoke"
                   kind="danger"
-                  confirm="End this session? That device is signed out at its next request."
-                  run={() => revoke(device.id)}
-                  done={sessions.reload}
+                  confirm={
+                    device.current
+                      ? 'End this session? It is the one this console is using: the console signs out at once.'
+                      : 'End this session? That device is signed out at its next request.'
+                  }
+                  run={() => revoke(device.id, device.current)}
+                  done={device.current ? undefined : sessions.reload}
                 />
               </td>
             </tr>
@@ -394,9 +373,13 @@ function UserSessions({ session, user }: { readonly session: Session; readonly u
         <ActionButton
           label="Revoke all"
           kind="danger"
-          confirm={`End every session of ${user.email}? Each device is signed out at its next request.`}
-          run={() => revoke(null)}
-          done={sessions.reload}
+          confirm={
+            ownIncluded
+              ? `End every session of ${user.email}, this console's included? Each device is signed out at its next request, and the console at once.`
+              : `End every session of ${user.email}? Each device is signed out at its next request.`
+          }
+          run={() => revoke(null, ownIncluded)}
+          done={ownIncluded ? undefined : sessions.reload}
         />
       ) : null}
     </>
