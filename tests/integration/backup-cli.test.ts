@@ -320,11 +320,14 @@ describe('bastion backup on a large table', () => {
   let author: string;
   const dataSource = () => server.bastion.database.dataSource;
   const postCount = async () => Number((await dataSource().query('SELECT count(*)::int AS posts FROM posts'))[0].posts);
-  const fillPosts = (count: number) =>
-    dataSource().query(
-      "INSERT INTO posts (author_id, title, body) SELECT $1, 'bulk ' || n, repeat(md5(n::text), 6) FROM generate_series(1, $2) AS n",
-      [author, count],
-    );
+  /** Adds `count` posts, 50,000 a statement: each well within the pool's statement timeout, however busy the machine. */
+  const fillPosts = async (count: number) => {
+    for (let done = 0; done < count; done += 50_000)
+      await dataSource().query(
+        "INSERT INTO posts (author_id, title, body) SELECT $1, 'bulk ' || n, repeat(md5(n::text), 6) FROM generate_series($2, $3) AS n",
+        [author, done + 1, Math.min(count, done + 50_000)],
+      );
+  };
 
   beforeAll(async () => {
     server = await startTestServer();
