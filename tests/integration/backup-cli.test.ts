@@ -324,7 +324,7 @@ describe('bastion backup on a large table', () => {
   const fillPosts = async (count: number) => {
     for (let done = 0; done < count; done += 50_000)
       await dataSource().query(
-        "INSERT INTO posts (author_id, title, body) SELECT $1, 'bulk ' || n, repeat(md5(n::text), 6) FROM generate_series($2, $3) AS n",
+        "INSERT INTO posts (author_id, title, body) SELECT $1, 'bulk ' || n, repeat(md5(n::text), 6) FROM generate_series($2::int, $3::int) AS n",
         [author, done + 1, Math.min(count, done + 50_000)],
       );
   };
