@@ -27,6 +27,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import sharp from 'sharp';
+import { graphql, signUp } from './graphql-over-http';
 
 export interface FilesFlowOptions {
   /** The GraphQL endpoint, e.g. http://localhost:4000/graphql. */
@@ -92,13 +93,6 @@ export interface FilesFlowResult {
   readonly extended: number;
 }
 
-const AUTH_PAYLOAD = 'accessToken user { id }';
-const SIGN_UP = `mutation SignUp($input: SignUpInput!) {
-  signUp(input: $input) {
-    __typename
-    ... on AuthPayload { ${AUTH_PAYLOAD} }
-  }
-}`;
 const CREATE_PROFILE = 'mutation CreateProfile($input: CreateProfileInput!) { createProfile(input: $input) { id } }';
 // The upload mutation is generated per model and file field: start<Model><Field>Upload.
 const START_AVATAR_UPLOAD = `mutation StartAvatarUpload($profileId: ID!, $input: StartUploadInput!) {
@@ -111,47 +105,6 @@ const PROFILE_WITH_AVATAR = `query ProfileWithAvatar($id: ID!) {
     avatar { id contentType byteSize sha256 url thumb: url(variant: THUMB_256) }
   }
 }`;
-
-interface GraphQLAnswer<TData> {
-  data?: TData | null;
-  errors?: { message: string; extensions?: { code?: string } }[];
-}
-
-/** One JSON POST to /graphql; any error fails the step (every field asked for here is one the caller may read). */
-async function graphql<TData>(
-  url: string,
-  operation: string,
-  query: string,
-  variables: Record<string, unknown>,
-  accessToken?: string,
-): Promise<TData> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json',
-      ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}),
-    },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as GraphQLAnswer<TData>;
-  const [first] = body.errors ?? [];
-  if (first) throw new Error(`${operation} failed with ${first.extensions?.code ?? 'UNKNOWN'}: ${first.message}`);
-  if (body.data == null) throw new Error(`${operation}: HTTP ${response.status} with neither data nor errors`);
-  return body.data;
-}
-
-async function signUp(url: string, who: { email: string; password: string }): Promise<{ accessToken: string; id: string }> {
-  const { signUp: answer } = await graphql<{ signUp: { __typename: string; accessToken?: string; user?: { id: string } } }>(
-    url,
-    'signUp',
-    SIGN_UP,
-    { input: who },
-  );
-  if (answer.__typename !== 'AuthPayload' || !answer.accessToken || !answer.user)
-    throw new Error(`signUp answered ${answer.__typename}: this server requires a second factor first (see examples/mobile-flow.ts)`);
-  return { accessToken: answer.accessToken, id: answer.user.id };
-}
 
 /**
  * The tus requests. The upload URL needs no bearer token: it names one upload and carries a

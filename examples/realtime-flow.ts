@@ -25,6 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { GraphQLAnswer, graphql, signUp } from './graphql-over-http';
 
 export interface RealtimeFlowOptions {
   /** The GraphQL endpoint, e.g. http://localhost:4000/graphql; the WebSocket URL is the same with ws(s)://. */
@@ -81,13 +82,6 @@ export interface RealtimeFlowResult {
   readonly draftTitles: readonly string[];
 }
 
-const AUTH_PAYLOAD = 'accessToken user { id }';
-const SIGN_UP = `mutation SignUp($input: SignUpInput!) {
-  signUp(input: $input) {
-    __typename
-    ... on AuthPayload { ${AUTH_PAYLOAD} }
-  }
-}`;
 const CREATE_POST = 'mutation CreatePost($input: CreatePostInput!) { createPost(input: $input) { id } }';
 const UPDATE_POST = 'mutation UpdatePost($id: ID!, $input: UpdatePostInput!) { updatePost(id: $id, input: $input) { id title published } }';
 const CREATE_COMMENT = 'mutation CreateComment($input: CreateCommentInput!) { createComment(input: $input) { id } }';
@@ -98,35 +92,6 @@ const COMMENTS_OF_POST = `subscription CommentsOfPost($postId: ID!) {
 const POSTS_OF_AUTHOR = `subscription PostsOfAuthor($authorId: ID!) {
   postChanged(where: { authorId: { eq: $authorId } }) { kind id node { id title published } }
 }`;
-
-interface GraphQLAnswer<TData> {
-  data?: TData | null;
-  errors?: { message: string; extensions?: { code?: string } }[];
-}
-
-/** One JSON POST to /graphql; any error fails the step (every field asked for here is one the caller may read). */
-async function graphql<TData>(
-  url: string,
-  operation: string,
-  query: string,
-  variables: Record<string, unknown>,
-  accessToken?: string,
-): Promise<TData> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json',
-      ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}),
-    },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as GraphQLAnswer<TData>;
-  const [first] = body.errors ?? [];
-  if (first) throw new Error(`${operation} failed with ${first.extensions?.code ?? 'UNKNOWN'}: ${first.message}`);
-  if (body.data == null) throw new Error(`${operation}: HTTP ${response.status} with neither data nor errors`);
-  return body.data;
-}
 
 /**
  * A subscription's messages in arrival order, and a way to wait for the next ones. An app would
@@ -212,18 +177,6 @@ function socket(url: string, accessToken?: string): Client {
     retryAttempts: 0,
     lazy: false,
   });
-}
-
-async function signUp(url: string, who: { email: string; password: string }): Promise<{ accessToken: string; id: string }> {
-  const { signUp: answer } = await graphql<{ signUp: { __typename: string; accessToken?: string; user?: { id: string } } }>(
-    url,
-    'signUp',
-    SIGN_UP,
-    { input: who },
-  );
-  if (answer.__typename !== 'AuthPayload' || !answer.accessToken || !answer.user)
-    throw new Error(`signUp answered ${answer.__typename}: this server requires a second factor first (see examples/mobile-flow.ts)`);
-  return { accessToken: answer.accessToken, id: answer.user.id };
 }
 
 export async function runRealtimeFlow(options: RealtimeFlowOptions): Promise<RealtimeFlowResult> {
