@@ -80,6 +80,26 @@ function serveDatabase(server: TestServer, database: TestDatabase, storage = par
   return startBastion(secondInstanceConfig({ database }, { storage }), { logger: server.logger, clock: server.clock });
 }
 
+/**
+ * A content whose recorded SHA-256 no longer matches (a variant's, put back after): a new backup's
+ * verification decrypts it, and fails naming it.
+ */
+async function expectVerifyToCatchAWrongSha256(server: TestServer): Promise<void> {
+  const backups = server.bastion.services.backups;
+  const query = <T>(sql: string, parameters?: unknown[]) => server.bastion.database.dataSource.query<T>(sql, parameters);
+  const [thumb] = await query<{ id: string; sha256: string }[]>(
+    'SELECT c.id, c.sha256 FROM file_contents c JOIN file_variants v ON v.content_id = c.id ORDER BY c.id LIMIT 1',
+  );
+  await query('UPDATE file_contents SET sha256 = $1 WHERE id = $2', ['0'.repeat(64), thumb.id]);
+  try {
+    const wrong = await backups.verify((await backups.create(ACTOR, 'api')).id, ACTOR);
+    expect(wrong.status).toBe(BackupStatus.VERIFY_FAILED);
+    expect(wrong.verification).toMatch(new RegExp(`content ${thumb.id}: its decrypted bytes differ from its recorded SHA-256$`));
+  } finally {
+    await query('UPDATE file_contents SET sha256 = $1 WHERE id = $2', [thumb.sha256, thumb.id]);
+  }
+}
+
 describe('backups of files in the PostgreSQL store', () => {
   let server: TestServer;
   let original: Record<string, string>;
@@ -162,17 +182,7 @@ describe('backups of files in the PostgreSQL store', () => {
   });
 
   it('verify fails when a content decrypts, but not to its recorded SHA-256', async () => {
-    const [thumb] = await query<{ id: string; sha256: string }[]>(
-      'SELECT c.id, c.sha256 FROM file_contents c JOIN file_variants v ON v.content_id = c.id ORDER BY c.id LIMIT 1',
-    );
-    await query('UPDATE file_contents SET sha256 = $1 WHERE id = $2', ['0'.repeat(64), thumb.id]);
-    try {
-      const wrong = await backups().verify((await backups().create(ACTOR, 'api')).id, ACTOR);
-      expect(wrong.status).toBe(BackupStatus.VERIFY_FAILED);
-      expect(wrong.verification).toMatch(new RegExp(`content ${thumb.id}: its decrypted bytes differ from its recorded SHA-256$`));
-    } finally {
-      await query('UPDATE file_contents SET sha256 = $1 WHERE id = $2', [thumb.sha256, thumb.id]);
-    }
+    await expectVerifyToCatchAWrongSha256(server);
   });
 });
 
@@ -347,17 +357,7 @@ describe('backups of files in an S3 store', () => {
   });
 
   it('verify fails when an archived content decrypts, but not to its recorded SHA-256', async () => {
-    const [thumb] = await query<{ id: string; sha256: string }[]>(
-      'SELECT c.id, c.sha256 FROM file_contents c JOIN file_variants v ON v.content_id = c.id ORDER BY c.id LIMIT 1',
-    );
-    await query('UPDATE file_contents SET sha256 = $1 WHERE id = $2', ['0'.repeat(64), thumb.id]);
-    try {
-      const wrong = await backups().verify((await backups().create(ACTOR, 'api')).id, ACTOR);
-      expect(wrong.status).toBe(BackupStatus.VERIFY_FAILED);
-      expect(wrong.verification).toMatch(new RegExp(`content ${thumb.id}: its decrypted bytes differ from its recorded SHA-256$`));
-    } finally {
-      await query('UPDATE file_contents SET sha256 = $1 WHERE id = $2', [thumb.sha256, thumb.id]);
-    }
+    await expectVerifyToCatchAWrongSha256(server);
   });
 
   it('reads an archive written before file chunks were archived; verify says which contents it lacks', async () => {
