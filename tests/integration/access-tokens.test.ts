@@ -19,7 +19,7 @@ import { SigningKeysService } from '../../src/accounts/signing-keys.service';
 import { FrozenClock } from '../../src/clock';
 import { installKeyring } from '../../src/crypto/active-keyring';
 import { createDataSource } from '../../src/db/data-source';
-import { eventually } from '../support/eventually';
+import { lockWaiters } from '../support/eventually';
 import { TestDatabase, createTestDatabase } from '../support/test-database';
 import { testKeyring } from '../support/test-keys';
 
@@ -384,12 +384,7 @@ describe('access tokens and signing keys on real PostgreSQL', () => {
       await gate.startTransaction();
       await gate.query('LOCK TABLE signing_keys IN ACCESS EXCLUSIVE MODE');
       const running = Promise.allSettled(racers.map((racer) => racer()));
-      await eventually(async () => {
-        const [{ count }] = await dataSource.query(
-          "SELECT count(*) AS count FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        );
-        return Number(count) === racers.length;
-      });
+      await lockWaiters(dataSource, racers.length);
       await gate.rollbackTransaction();
       const outcomes = await running;
       return outcomes.map((outcome) => {

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { eventually } from '../support/eventually';
+import { lockWaiters } from '../support/eventually';
 import { TestAccount, codesOf, makeUser } from '../support/factories';
 import {
   FileRowCounts,
@@ -308,12 +308,7 @@ describe('quota', () => {
         [account.id, admin.id],
       );
       racing = Promise.all([start(account), start(admin)]);
-      await eventually(async () => {
-        const [{ waiting }] = await db.query(
-          "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        );
-        return waiting === 2;
-      });
+      await lockWaiters(db, 2);
       await runner.commitTransaction();
     } finally {
       await runner.release();

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createLogger } from '../../src/logging';
 import { RunningBastion, startBastion } from '../../src/main';
 import { runMaintenance } from '../../src/maintenance';
-import { eventually } from '../support/eventually';
+import { lockWaiters } from '../support/eventually';
 import { makeUser } from '../support/factories';
 import {
   contentIdsOfRow,
@@ -220,12 +220,7 @@ describe('replacing, removing, deleting', () => {
       await runner.startTransaction();
       await runner.query('SELECT 1 FROM profiles WHERE id = $1 FOR UPDATE', [profileId]);
       finishing = Promise.all(urls.map((url, index) => tusPatch(url, 0, images[index])));
-      await eventually(async () => {
-        const [{ waiting }] = await db.query(
-          "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        );
-        return waiting === 2;
-      });
+      await lockWaiters(db, 2);
       await runner.commitTransaction();
     } finally {
       await runner.release();
@@ -377,12 +372,7 @@ describe('two instances on one database', () => {
         tusPatch(started.url!, 0, versions[0].subarray(0, part)),
         tusPatch(onSecond(started.url!), 0, versions[1].subarray(0, part)),
       ]);
-      await eventually(async () => {
-        const [{ waiting }] = await db.query(
-          "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        );
-        return waiting === 2;
-      });
+      await lockWaiters(db, 2);
       await runner.commitTransaction();
     } finally {
       await runner.release();
