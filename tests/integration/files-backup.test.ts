@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Client } from 'pg';
 import { ArchiveWriter, readArchive } from '../../src/backup/archive-file';
 import { BackupError } from '../../src/backup/backup-errors';
@@ -15,7 +15,7 @@ import { S3StorageTarget, parseStorageUrl } from '../../src/files/storage-url';
 import { RunningBastion, startBastion } from '../../src/main';
 import { TestAccount, makeUser } from '../support/factories';
 import { pdfOf, photoWithGps, pngImage, servedDigests, uploadFile } from '../support/files';
-import { TestS3Server, startS3Server } from '../support/s3-server';
+import { TestS3Server, keysUnder, startS3Server } from '../support/s3-server';
 import { TestDatabase, createTestDatabase } from '../support/test-database';
 import { testKeyring } from '../support/test-keys';
 import { TestServer, secondInstanceConfig, startTestServer } from '../support/test-server';
@@ -198,16 +198,7 @@ describe('backups of files in an S3 store', () => {
   const query = <T>(sql: string, parameters?: unknown[]) => server.bastion.database.dataSource.query<T>(sql, parameters);
   const target = (prefix: string) => parseStorageUrl(`s3://${s3.bucket}?endpoint=${s3.endpoint}&prefix=${prefix}`) as S3StorageTarget;
 
-  async function keysUnder(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await bucket.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, ContinuationToken: token }));
-      keys.push(...(page.Contents ?? []).map((object) => object.Key!));
-      token = page.NextContinuationToken;
-    } while (token);
-    return keys.sort();
-  }
+  const keysOf = (prefix: string): Promise<string[]> => keysUnder(bucket, s3.bucket, prefix);
 
   async function objectOf(key: string): Promise<Buffer> {
     const answer = await bucket.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
@@ -250,7 +241,7 @@ describe('backups of files in an S3 store', () => {
     expect(Object.keys(original)).toHaveLength(7);
     expect(await layoutOf(server.bastion)).toEqual({ contents: 7, chunks: 10 });
     expect(await query('SELECT count(*)::int AS n FROM file_chunks')).toEqual([{ n: 0 }]);
-    const objects = await keysUnder('live/contents/');
+    const objects = await keysOf('live/contents/');
     expect(objects).toHaveLength(10);
     backup = await backups().create(ACTOR, 'api');
     expect(backup.status).toBe(BackupStatus.COMPLETE);
@@ -302,8 +293,8 @@ describe('backups of files in an S3 store', () => {
     } finally {
       await store.close();
     }
-    expect((await keysUnder('restored/contents/')).map((key) => key.slice('restored/'.length))).toEqual(
-      (await keysUnder('live/contents/')).map((key) => key.slice('live/'.length)),
+    expect((await keysOf('restored/contents/')).map((key) => key.slice('restored/'.length))).toEqual(
+      (await keysOf('live/contents/')).map((key) => key.slice('live/'.length)),
     );
     const copy = await serveDatabase(server, restored, target('restored/'));
     try {
@@ -438,7 +429,7 @@ describe('backups of files in an S3 store', () => {
         expect(await server.bastion.maintenanceTasks.storeDeletions(server.bastion.database.dataSource.manager)).toBe(3);
       },
     });
-    for (const contentId of doomed) expect(await keysUnder(`live/contents/${contentId}/`)).toEqual([]);
+    for (const contentId of doomed) expect(await keysOf(`live/contents/${contentId}/`)).toEqual([]);
     expect(during.manifest?.fileChunks).toMatchObject({ contents: 7, vanished: 3 });
     const verified = await backups().verify(during.id, ACTOR);
     expect(verified.status).toBe(BackupStatus.VERIFIED);

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
 import { ChunkMissingError, ChunkStore } from '../../src/files/chunk-store';
 import { PostgresChunkStore } from '../../src/files/postgres-chunk-store';
 import { READ_AHEAD, S3ChunkStore, s3ClientConfig, S3StoreError } from '../../src/files/s3-chunk-store';
@@ -9,7 +9,7 @@ import { parseStorageUrl, S3StorageTarget } from '../../src/files/storage-url';
 import { createDataSource } from '../../src/db/data-source';
 import { eventually } from '../support/eventually';
 import { inParallel } from '../support/leaks';
-import { startS3Server, TestS3Server } from '../support/s3-server';
+import { keysUnder, startS3Server, TestS3Server } from '../support/s3-server';
 import { createTestDatabase, TestDatabase } from '../support/test-database';
 
 /** PostgresChunkStore's chunks per statement (CHUNKS_PER_READ, not exported). */
@@ -161,14 +161,7 @@ async function s3Harness(): Promise<Harness> {
 
 /** The keys under `prefix`, without it. */
 async function listKeys(client: S3Client, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let ContinuationToken: string | undefined;
-  do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, ContinuationToken }));
-    for (const object of page.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key.slice(prefix.length));
-    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (ContinuationToken !== undefined);
-  return keys;
+  return (await keysUnder(client, s3.bucket, prefix)).map((key) => key.slice(prefix.length));
 }
 
 async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer[]> {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
 import { s3ClientConfig } from '../../src/files/s3-chunk-store';
 import { S3StorageTarget, parseStorageUrl } from '../../src/files/storage-url';
 import { RunningBastion, startBastion } from '../../src/main';
@@ -9,7 +9,7 @@ import { CLI_PATH, cliEnvAgainst, runCliAgainst } from '../support/cli';
 import { eventually } from '../support/eventually';
 import { makeUser } from '../support/factories';
 import { pdfOf, photoWithGps, pngImage, servedDigests, uploadFile } from '../support/files';
-import { TestS3Server, startS3Server } from '../support/s3-server';
+import { TestS3Server, keysUnder, startS3Server } from '../support/s3-server';
 import { TestDatabase, createTestDatabase } from '../support/test-database';
 import { TestServer, secondInstanceConfig, startTestServer } from '../support/test-server';
 
@@ -88,16 +88,7 @@ describe('bastion files migrate, keys and backup with files, through the CLI', (
   const cli = (args: string[], env: Record<string, string> = {}) =>
     runCliAgainst(server, args, { ...awsEnv(), ...quiet, BACKUP_DIR: server.config.backupDir!, ...env });
 
-  async function objectKeys(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await bucket.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, ContinuationToken: token }));
-      keys.push(...(page.Contents ?? []).map((object) => object.Key!));
-      token = page.NextContinuationToken;
-    } while (token);
-    return keys.sort();
-  }
+  const objectKeys = (prefix: string): Promise<string[]> => keysUnder(bucket, s3.bucket, prefix);
 
   /** Each content's store, and whether that store holds all its chunks and the other none. */
   async function whereContentsAre(): Promise<{ postgres: number; s3: number; misplaced: string[] }> {

@@ -1,4 +1,4 @@
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { s3ClientConfig } from '../../src/files/s3-chunk-store';
 import { parseStorageUrl, S3StorageTarget } from '../../src/files/storage-url';
 import { runMaintenance } from '../../src/maintenance';
@@ -20,7 +20,7 @@ import {
   avatarOf,
   makeOwner,
 } from '../support/files';
-import { startS3Server, TestS3Server } from '../support/s3-server';
+import { keysUnder, startS3Server, TestS3Server } from '../support/s3-server';
 import { TestServer, startTestServer } from '../support/test-server';
 
 /**
@@ -63,18 +63,13 @@ afterAll(async () => {
 /** The chunk objects in the bucket, by content id. */
 async function objectsByContent(): Promise<Map<string, number[]>> {
   const byContent = new Map<string, number[]>();
-  let token: string | undefined;
-  do {
-    const page = await bucket.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${PREFIX}contents/`, ContinuationToken: token }));
-    for (const object of page.Contents ?? []) {
-      const [contentId, index] = object.Key!.slice(`${PREFIX}contents/`.length).split('/');
-      byContent.set(
-        contentId,
-        [...(byContent.get(contentId) ?? []), Number(index)].sort((a, b) => a - b),
-      );
-    }
-    token = page.NextContinuationToken;
-  } while (token);
+  for (const key of await keysUnder(bucket, s3.bucket, `${PREFIX}contents/`)) {
+    const [contentId, index] = key.slice(`${PREFIX}contents/`.length).split('/');
+    byContent.set(
+      contentId,
+      [...(byContent.get(contentId) ?? []), Number(index)].sort((a, b) => a - b),
+    );
+  }
   return byContent;
 }
 

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 
 /**
  * An S3-compatible server on loopback for tests: s3rver 3.7.1, a Koa app keeping objects in a
@@ -67,4 +68,16 @@ export async function startS3Server(bucket = 'bastion-test'): Promise<TestS3Serv
       }
     },
   };
+}
+
+/** Every key under `prefix` in `bucket`, whole and sorted, read page by page. */
+export async function keysUnder(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const object of page.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token !== undefined);
+  return keys.sort();
 }
