@@ -2,7 +2,7 @@ import './account.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { request } from './api';
-import { ErrorText, formOf, secretOf } from './ui';
+import { ErrorText, secretOf, useSubmit } from './ui';
 
 /**
  * The pages behind the links in Bastion's emails, when BASTION_PUBLIC_URL is this server:
@@ -48,26 +48,16 @@ function VerifyEmail() {
 }
 
 function ResetPassword() {
-  const [state, setState] = useState<'form' | 'working' | 'done'>('form');
-  const [error, setError] = useState<unknown>(TOKEN ? null : new Error(MISSING));
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    const form = formOf(event);
+  const [done, setDone] = useState(false);
+  const submit = useSubmit(async (form) => {
     const newPassword = secretOf(form, 'password');
-    if (newPassword !== secretOf(form, 'repeat')) return setError(new Error('The two passwords differ: type the same one twice.'));
-    setState('working');
-    setError(null);
-    try {
-      await request('mutation AccountResetPassword($input: ResetPasswordInput!) { resetPassword(input: $input) }', {
-        input: { token: TOKEN, newPassword },
-      });
-      setState('done');
-    } catch (failure) {
-      setError(failure);
-      setState('form');
-    }
-  };
-  if (state === 'done')
+    if (newPassword !== secretOf(form, 'repeat')) throw new Error('The two passwords differ: type the same one twice.');
+    await request('mutation AccountResetPassword($input: ResetPasswordInput!) { resetPassword(input: $input) }', {
+      input: { token: TOKEN, newPassword },
+    });
+    setDone(true);
+  });
+  if (done)
     return (
       <main class="account">
         <h1>Password changed</h1>
@@ -76,7 +66,7 @@ function ResetPassword() {
     );
   return (
     <main class="account">
-      <form onSubmit={(event) => void submit(event)} aria-label="Choose a new password">
+      <form onSubmit={submit.onSubmit} aria-label="Choose a new password">
         <h1>Choose a new password</h1>
         <p>A long passphrase of several words you can remember is best.</p>
         <label>
@@ -87,10 +77,10 @@ function ResetPassword() {
           The same again
           <input name="repeat" type="password" autocomplete="new-password" required disabled={!TOKEN} />
         </label>
-        <button type="submit" class="primary" disabled={!TOKEN || state === 'working'}>
-          {state === 'working' ? 'Changing…' : 'Change password'}
+        <button type="submit" class="primary" disabled={!TOKEN || submit.busy}>
+          {submit.busy ? 'Changing…' : 'Change password'}
         </button>
-        <ErrorText error={error} />
+        <ErrorText error={TOKEN ? submit.error : new Error(MISSING)} />
       </form>
     </main>
   );

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import type { Session } from '../session';
-import { ErrorText, formOf, secretOf, textOf } from '../ui';
+import { ActionButton, ErrorText, secretOf, textOf, useSubmit } from '../ui';
 
 interface Enrollment {
   readonly qrCodeSvg: string;
@@ -29,20 +29,16 @@ export function EnrollFactor(props: {
 }) {
   const [enrollment, setEnrollment] = useState<Enrollment | null>(null);
   const [codes, setCodes] = useState<readonly string[] | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-
-  const attempt = async (work: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await work();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const confirm = useSubmit(async (form) => {
+    const { confirmTotp } = await props.session.run<{ confirmTotp: { codes: string[] } }>(CONFIRM, {
+      input: { code: textOf(form, 'code'), currentPassword: secretOf(form, 'password') },
+    });
+    // The codes first: they are shown once, and must be even if the renewal below fails.
+    props.onConfirmed();
+    setCodes(confirmTotp.codes);
+    // A token that says aal2 (the server already counts the session as confirmed); a failure here changes nothing.
+    await props.session.renew().catch(() => undefined);
+  });
 
   if (codes)
     return (
@@ -66,36 +62,15 @@ export function EnrollFactor(props: {
   if (!enrollment)
     return (
       <div class="enroll">
-        <button
-          type="button"
-          class="primary"
-          disabled={busy}
-          onClick={() => void attempt(async () => setEnrollment((await props.session.run<{ enrollTotp: Enrollment }>(ENROLL)).enrollTotp))}
-        >
-          Turn on two-factor authentication
-        </button>
-        <ErrorText error={error} />
+        <ActionButton
+          label="Turn on two-factor authentication"
+          kind="primary"
+          run={async () => setEnrollment((await props.session.run<{ enrollTotp: Enrollment }>(ENROLL)).enrollTotp)}
+        />
       </div>
     );
   return (
-    <form
-      class="enroll"
-      aria-label="Confirm the authenticator"
-      onSubmit={(event) => {
-        event.preventDefault();
-        const form = formOf(event);
-        void attempt(async () => {
-          const { confirmTotp } = await props.session.run<{ confirmTotp: { codes: string[] } }>(CONFIRM, {
-            input: { code: textOf(form, 'code'), currentPassword: secretOf(form, 'password') },
-          });
-          // The codes first: they are shown once, and must be even if the renewal below fails.
-          props.onConfirmed();
-          setCodes(confirmTotp.codes);
-          // A token that says aal2 (the server already counts the session as confirmed); a failure here changes nothing.
-          await props.session.renew().catch(() => undefined);
-        });
-      }}
-    >
+    <form class="enroll" aria-label="Confirm the authenticator" onSubmit={confirm.onSubmit}>
       <p>Scan this code with an authenticator app, or type the key by hand.</p>
       <img class="qr" src={qrImage(enrollment.qrCodeSvg)} alt="QR code of the authenticator key" width={180} height={180} />
       <p>
@@ -109,10 +84,10 @@ export function EnrollFactor(props: {
         Your password
         <input name="password" type="password" autocomplete="current-password" required />
       </label>
-      <button type="submit" class="primary" disabled={busy}>
+      <button type="submit" class="primary" disabled={confirm.busy}>
         Confirm
       </button>
-      <ErrorText error={error} />
+      <ErrorText error={confirm.error} />
     </form>
   );
 }

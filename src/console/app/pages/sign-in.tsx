@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { request } from '../api';
 import { TOKEN_FIELDS, type Tokens } from '../session';
-import { ErrorText, formOf, secretOf, textOf } from '../ui';
+import { ErrorText, secretOf, textOf, useSubmit } from '../ui';
 
 const SIGN_IN = `mutation ConsoleSignIn($input: SignInInput!) {
   signIn(input: $input) {
@@ -24,36 +24,23 @@ type SignInResult =
  */
 export function SignIn(props: { readonly onSignedIn: (tokens: Tokens) => Promise<void>; readonly notice: string | null }) {
   const [mfaToken, setMfaToken] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    const form = formOf(event);
-    setBusy(true);
-    setError(null);
-    try {
-      if (mfaToken) {
-        const { verifyMfa } = await request<{ verifyMfa: Tokens }>(VERIFY_MFA, { input: { mfaToken, code: textOf(form, 'code') } });
-        await props.onSignedIn(verifyMfa);
-        return;
-      }
-      const { signIn } = await request<{ signIn: SignInResult }>(SIGN_IN, {
-        input: { email: textOf(form, 'email'), password: secretOf(form, 'password') },
-      });
-      // A session that must enrol a factor first is still a session: the console offers the enrolment.
-      if (signIn.__typename === 'MfaChallenge') setMfaToken(signIn.mfaToken);
-      else await props.onSignedIn(signIn);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
+  const submit = useSubmit(async (form) => {
+    if (mfaToken) {
+      const { verifyMfa } = await request<{ verifyMfa: Tokens }>(VERIFY_MFA, { input: { mfaToken, code: textOf(form, 'code') } });
+      await props.onSignedIn(verifyMfa);
+      return;
     }
-  };
+    const { signIn } = await request<{ signIn: SignInResult }>(SIGN_IN, {
+      input: { email: textOf(form, 'email'), password: secretOf(form, 'password') },
+    });
+    // A session that must enrol a factor first is still a session: the console offers the enrolment.
+    if (signIn.__typename === 'MfaChallenge') setMfaToken(signIn.mfaToken);
+    else await props.onSignedIn(signIn);
+  });
 
   return (
     <main class="sign-in">
-      <form onSubmit={(event) => void submit(event)} aria-label="Sign in">
+      <form onSubmit={submit.onSubmit} aria-label="Sign in">
         <h1>Bastion console</h1>
         {props.notice ? <p class="notice">{props.notice}</p> : null}
         {mfaToken ? (
@@ -73,10 +60,10 @@ export function SignIn(props: { readonly onSignedIn: (tokens: Tokens) => Promise
             </label>
           </>
         )}
-        <button type="submit" class="primary" disabled={busy}>
+        <button type="submit" class="primary" disabled={submit.busy}>
           {mfaToken ? 'Confirm' : 'Sign in'}
         </button>
-        <ErrorText error={error} />
+        <ErrorText error={submit.error} />
       </form>
     </main>
   );
