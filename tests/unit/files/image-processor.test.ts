@@ -1,7 +1,7 @@
 import sharp from 'sharp';
-import { crc32, deflateSync } from 'node:zlib';
 import { sniffContentType } from '../../../src/files/content-sniffer';
 import { ImageRejectedError, VARIANT_SIZES, canDecode, makeVariant, reencodeImage } from '../../../src/files/image-processor';
+import { PNG_SIGNATURE, pngChunk, pngDeclaring } from '../../support/files';
 
 const MAX_PIXELS = 50_000_000;
 const STRIP = { keepMetadata: false, maxPixels: MAX_PIXELS };
@@ -61,32 +61,6 @@ async function jpegWithPrivateMetadata(): Promise<Buffer> {
 }
 
 const PRIVATE_STRINGS = ['SecretCam', 'Model-X', 'SECRET-DATUM', 'XMP-SECRET-AUTHOR', 'SECRET-COMMENT', 'IPTC-SECRET-CAPTION'];
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const typeAndData = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(typeAndData));
-  return Buffer.concat([length, typeAndData, crc]);
-}
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** A valid PNG header declaring width × height RGB pixels, followed by a few bytes of pixel data. */
-function pngDeclaring(width: number, height: number): Buffer {
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // bit depth
-  header[9] = 2; // truecolour
-  return Buffer.concat([
-    PNG_SIGNATURE,
-    pngChunk('IHDR', header),
-    pngChunk('IDAT', deflateSync(Buffer.alloc(1024))),
-    pngChunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 /** Inserts a tEXt chunk after IHDR (the signature is 8 bytes, IHDR 25). */
 function withPngText(png: Buffer, keyword: string, text: string): Buffer {
