@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Client } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Actor } from '../../src/audit/actor';
 import { Backup, BackupStatus } from '../../src/backup/backup.entity';
@@ -12,6 +11,7 @@ import { prepareCopySession } from '../../src/backup/table-copy';
 import { databaseUrlFor, dropDatabase as dropDatabaseOn } from '../../src/db/database';
 import type { Config } from '../../src/config';
 import type { RunningBastion } from '../../src/main';
+import { withClient } from './harness';
 
 /**
  * What backups cost: `services.backups.create`, `verify`, and `restoreArchive` into an empty
@@ -131,20 +131,9 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; timing: Bac
   return { value, timing: { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 } };
 }
 
-/** Runs `work` against a client of its own on `url`, closed afterwards. */
-async function withClient<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url, application_name: 'bastion-bench-backup' });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 /** Drops (whatever an interrupted run left) and creates `database` on the server of `adminUrl`. */
 async function freshDatabase(adminUrl: string, database: string): Promise<string> {
-  await withClient(adminUrl, async (admin) => {
+  await withClient(adminUrl, 'bastion-bench-backup', async (admin) => {
     await dropDatabaseOn(admin, database);
     await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
   });
@@ -152,7 +141,7 @@ async function freshDatabase(adminUrl: string, database: string): Promise<string
 }
 
 async function dropDatabase(adminUrl: string, database: string): Promise<void> {
-  await withClient(adminUrl, (admin) => dropDatabaseOn(admin, database));
+  await withClient(adminUrl, 'bastion-bench-backup', (admin) => dropDatabaseOn(admin, database));
 }
 
 /** One author (signed up through the service, as any user is), then the posts in one INSERT. */
@@ -186,7 +175,7 @@ async function seedPosts(bastion: RunningBastion): Promise<void> {
 
 /** The floor: the posts' COPY text, in the archive's session settings, read and dropped. */
 async function copyPostsOut(sourceUrl: string): Promise<{ bytes: number; timing: BackupTiming }> {
-  return withClient(sourceUrl, async (client) => {
+  return withClient(sourceUrl, 'bastion-bench-backup', async (client) => {
     await prepareCopySession(client);
     const { value: bytes, timing } = await timed(async () => {
       let read = 0;

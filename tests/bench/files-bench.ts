@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import sharp from 'sharp';
 import { Field, ID, ObjectType } from 'type-graphql';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
@@ -19,6 +19,7 @@ import { startFilesFloor, type FilesFloor } from './files-floor';
 import { formatColumns } from './report';
 import { BenchUser, createBenchUser, graphql } from './sign-in-bench';
 import { percentile } from './statistics';
+import { withClient } from './harness';
 
 /**
  * Files (src/files), on a Bastion of its own whose only data model is BenchFile (a file field
@@ -127,19 +128,8 @@ const BENCH_FILES_SQL = [
   'DELETE FROM bench_files',
 ];
 
-/** Runs `work` against a client of its own, without the server pool's statement timeout (deleting a 1 GB file's rows takes a while). */
-async function withClient<T>(databaseUrl: string, work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: databaseUrl, application_name: 'bastion-bench-files' });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 export async function prepareBenchFiles(databaseUrl: string): Promise<void> {
-  await withClient(databaseUrl, async (client) => {
+  await withClient(databaseUrl, 'bastion-bench-files', async (client) => {
     for (const statement of BENCH_FILES_SQL) await client.query(statement);
   });
 }
@@ -355,7 +345,7 @@ class FilesClient {
 
   /** A statement of the bench's own, on a connection without the server pool's statement timeout. */
   sql<T>(work: (client: Client) => Promise<T>): Promise<T> {
-    return withClient(this.databaseUrl, work);
+    return withClient(this.databaseUrl, 'bastion-bench-files', work);
   }
 
   /** Deletes rows (the files trigger deletes their files, contents and chunks), out of the timings. */

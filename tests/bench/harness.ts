@@ -91,3 +91,17 @@ export function benchConfigFor(databaseUrl: string, poolSize: number): (override
 export function loopbackOrigin(bastion: RunningBastion): string {
   return `http://127.0.0.1:${(bastion.server.httpServer.address() as AddressInfo).port}`;
 }
+
+/**
+ * Runs `work` on a connection of its own to `url`, closed afterwards: without the server pool's
+ * statement timeout (bulk loads, large deletes, CREATE/DROP DATABASE), named in pg_stat_activity.
+ */
+export async function withClient<T>(url: string, applicationName: string, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url, application_name: applicationName });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
